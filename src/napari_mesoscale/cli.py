@@ -1,0 +1,50 @@
+"""Command line: ``napari-mesoscale demo | segment | connect | fit | evaluate``.
+
+Each subcommand lives in the module that owns its science; that module provides
+``configure(parser)`` to declare its arguments and ``run(args) -> int`` to execute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("napari_mesoscale.pipeline", "Run the whole pipeline on the bundled sample data."),
+    "segment": ("napari_mesoscale.segment.cli", "Detect point sources in a movie or EM volume."),
+    "connect": ("napari_mesoscale.connectome.cli", "Build a connectome from tables."),
+    "fit": ("napari_mesoscale.model.cli", "Fit the mesoscale model to activity."),
+    "evaluate": ("napari_mesoscale.evaluate.cli", "Score predictions against a recording."),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="napari-mesoscale", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            sub_parser.set_defaults(_module=None)
+            continue
+        module.configure(sub_parser)
+        sub_parser.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args._module is None:
+        parser.error(f"'{args.command}' is not available in this installation.")
+    try:
+        return int(args._module.run(args) or 0)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"napari-mesoscale {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
