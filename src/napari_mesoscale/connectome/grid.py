@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.spatial import cKDTree
+
+from napari_mesoscale.connectome._util import report
 
 
 @dataclass(frozen=True)
@@ -121,9 +126,225 @@ def receptive_field_grid(
         for i, j in zip(orphans, np.atleast_1d(nearest), strict=True):
             lists[i] = [int(j)]
 
-    l_max = max(len(fields) for fields in lists)
+    lengths = np.fromiter((len(fields) for fields in lists), dtype=np.int64, count=len(lists))
+    flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=lengths.sum())
+    rows = np.repeat(np.arange(len(lists)), lengths)
+    order = np.lexsort((flat, rows))  # fields sorted within each neuron
+    starts = np.cumsum(lengths) - lengths
+    columns = np.arange(flat.size) - np.repeat(starts, lengths)
+    l_max = int(lengths.max())
     candidates = np.full((positions.shape[0], l_max), -1, dtype=np.int64)
-    for i, fields in enumerate(lists):
-        candidates[i, : len(fields)] = sorted(fields)
+    candidates[rows, columns] = flat[order]
     mask = candidates >= 0
     return Grid(centers, float(diameter), stride, candidates, mask)
+
+
+# -- points per field and the subgraph enclosed by each field ---------------------------------
+
+
+def _regular_lattice(grid: Grid) -> tuple[np.ndarray, np.ndarray] | None:
+    """(offset, counts) when ``grid.centers`` is the ij-ordered lattice this module builds."""
+    centers = np.asarray(grid.centers, dtype=float)
+    axes = [np.unique(centers[:, k]) for k in range(3)]
+    counts = np.array([a.size for a in axes])
+    if counts.prod() != centers.shape[0]:
+        return None
+    offset = np.array([a[0] for a in axes])
+    expected = np.stack(
+        np.meshgrid(*[offset[k] + grid.stride * np.arange(counts[k]) for k in range(3)],
+                    indexing="ij"),
+        axis=-1,
+    ).reshape(-1, 3)
+    if not np.allclose(expected, centers, atol=1e-6 * max(grid.stride, 1.0)):
+        return None
+    return offset, counts
+
+
+def field_members(
+    grid: Grid,
+    points: np.ndarray,
+    *,
+    chunk: int = 200_000,
+    callback: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which points lie inside each receptive field (the sphere of ``grid.diameter``).
+
+    Vectorised lattice arithmetic: each point is compared only with the few lattice centres
+    within one radius along every axis, in chunks of ``chunk`` points, so ten million synapse
+    points take seconds and bounded memory. Grids whose centres are not a regular lattice fall
+    back to a k-d tree.
+
+    Parameters
+    ----------
+    grid : Grid
+    points : ndarray, shape (M, 3)
+        Points in µm, (z, y, x).
+    chunk : int
+        Points processed at a time.
+    callback : callable, optional
+        Progress callback; returning False cancels.
+
+    Returns
+    -------
+    offsets : ndarray of int64, shape (L + 1,)
+    indices : ndarray of int32 or int64
+        ``indices[offsets[j]:offsets[j + 1]]`` are the (sorted) rows of the points in field j.
+    """
+    points = np.asarray(points, dtype=float)
+    if points.ndim != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must have shape (M, 3) in µm (z, y, x); got {points.shape}.")
+    if not np.all(np.isfinite(points)):
+        bad = np.flatnonzero(~np.isfinite(points).all(axis=1))
+        raise ValueError(f"points contain NaN or inf at rows {bad[:10].tolist()}.")
+    n_fields = grid.n_fields
+    m = points.shape[0]
+    radius = grid.diameter / 2
+    limit = (radius * (1 + 1e-9)) ** 2
+    index_dtype = np.int32 if m < 2**31 - 1 else np.int64
+    lattice = _regular_lattice(grid)
+    field_parts: list[np.ndarray] = []
+    point_parts: list[np.ndarray] = []
+    if lattice is None:
+        tree = cKDTree(points)
+        lists = tree.query_ball_point(np.asarray(grid.centers), r=radius * (1 + 1e-9))
+        lengths = np.array([len(x) for x in lists], dtype=np.int64)
+        flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64)
+        field_parts.append(np.repeat(np.arange(n_fields), lengths))
+        point_parts.append(flat)
+    else:
+        offset, counts = lattice
+        stride = grid.stride
+        span = int(np.floor(2 * radius / stride)) + 2
+        steps = np.stack(
+            np.meshgrid(*[np.arange(span)] * 3, indexing="ij"), axis=-1
+        ).reshape(-1, 3)
+        for start in range(0, m, chunk):
+            stop = min(start + chunk, m)
+            block = points[start:stop]
+            low = np.ceil((block - radius - offset) / stride - 1e-9).astype(np.int64)
+            for step in steps:
+                k = low + step
+                valid = np.all((k >= 0) & (k < counts), axis=1)
+                d2 = np.sum((block - (offset + k * stride)) ** 2, axis=1)
+                inside = valid & (d2 <= limit)
+                if inside.any():
+                    rows = np.flatnonzero(inside)
+                    kk = k[rows]
+                    field_parts.append(((kk[:, 0] * counts[1] + kk[:, 1]) * counts[2] + kk[:, 2]))
+                    point_parts.append((rows + start).astype(index_dtype))
+            report(callback, stop / m, f"field membership: {stop}/{m} points")
+    fields = np.concatenate(field_parts) if field_parts else np.zeros(0, np.int64)
+    members = np.concatenate(point_parts) if point_parts else np.zeros(0, index_dtype)
+    # counting sort by field; points stay in increasing order inside each field
+    matrix = sp.csr_matrix(
+        (np.ones(fields.size, dtype=np.int8), (fields, members)), shape=(n_fields, max(m, 1))
+    )
+    matrix.sort_indices()
+    return matrix.indptr.astype(np.int64), matrix.indices.astype(index_dtype, copy=False)
+
+
+@dataclass(frozen=True)
+class FieldSubgraphs:
+    """The subgraph enclosed by every receptive field, stored as CSR-like offsets.
+
+    Attributes
+    ----------
+    grid : Grid
+    neuron_offsets, neuron_indices : ndarray
+        Neurons (connectome rows) whose soma lies in field j:
+        ``neuron_indices[neuron_offsets[j]:neuron_offsets[j + 1]]`` (the grid's candidates).
+    synapse_offsets, synapse_indices : ndarray
+        Synapses (synapse-table rows) whose position lies in field j.
+    pre_index, post_index : ndarray
+        The connectome's synapse partners (rows), to read edges of the enclosed synapses.
+    """
+
+    grid: Grid
+    neuron_offsets: np.ndarray
+    neuron_indices: np.ndarray
+    synapse_offsets: np.ndarray
+    synapse_indices: np.ndarray
+    pre_index: np.ndarray
+    post_index: np.ndarray
+
+    def neurons(self, field: int) -> np.ndarray:
+        """Rows of the neurons whose soma lies inside ``field``."""
+        self._check(field)
+        return self.neuron_indices[self.neuron_offsets[field] : self.neuron_offsets[field + 1]]
+
+    def synapses(self, field: int) -> np.ndarray:
+        """Rows of the synapses whose position lies inside ``field``."""
+        self._check(field)
+        return self.synapse_indices[self.synapse_offsets[field] : self.synapse_offsets[field + 1]]
+
+    def edges(self, field: int) -> np.ndarray:
+        """(K, 2) pre/post neuron rows of the synapses inside ``field`` (one row per synapse)."""
+        rows = self.synapses(field)
+        return np.stack([self.pre_index[rows], self.post_index[rows]], axis=1)
+
+    def partners(self, field: int) -> np.ndarray:
+        """Neurons of the enclosed subgraph: somata inside the field plus partners of its
+        synapses (the paper's "synapses and their pre- and post-synaptic neurons")."""
+        edges = self.edges(field)
+        return np.union1d(self.neurons(field), edges.ravel())
+
+    def neuron_counts(self) -> np.ndarray:
+        return np.diff(self.neuron_offsets)
+
+    def synapse_counts(self) -> np.ndarray:
+        return np.diff(self.synapse_offsets)
+
+    def _check(self, field: int) -> None:
+        if not 0 <= int(field) < self.grid.n_fields:
+            raise ValueError(f"field {field} out of range: the grid has {self.grid.n_fields}.")
+
+
+def enclosed_subgraphs(
+    connectome: Any,
+    grid: Grid,
+    *,
+    callback: Any = None,
+) -> FieldSubgraphs:
+    """The subgraph enclosed by each receptive field of ``grid`` (neurons and synapses inside).
+
+    Parameters
+    ----------
+    connectome : Connectome
+        Its neurons must be the positions the grid was built on.
+    grid : Grid
+        From :func:`receptive_field_grid` on ``connectome.positions``.
+    callback : callable, optional
+        Progress callback; returning False cancels.
+
+    Returns
+    -------
+    FieldSubgraphs
+    """
+    if grid.n_neurons != connectome.n_neurons:
+        raise ValueError(
+            f"grid was built for {grid.n_neurons} neurons but the connectome has "
+            f"{connectome.n_neurons}; build it with receptive_field_grid(connectome.positions, …)."
+        )
+    rows, cols = np.nonzero(grid.mask)
+    fields = grid.candidates[rows, cols]
+    neuron_matrix = sp.csr_matrix(
+        (np.ones(fields.size, dtype=np.int8), (fields, rows)),
+        shape=(grid.n_fields, grid.n_neurons),
+    )
+    neuron_matrix.sort_indices()
+    if connectome.n_synapses:
+        synapse_offsets, synapse_indices = field_members(
+            grid, connectome.synapse_positions, callback=callback
+        )
+    else:
+        synapse_offsets = np.zeros(grid.n_fields + 1, dtype=np.int64)
+        synapse_indices = np.zeros(0, dtype=np.int32)
+    return FieldSubgraphs(
+        grid=grid,
+        neuron_offsets=neuron_matrix.indptr.astype(np.int64),
+        neuron_indices=neuron_matrix.indices.astype(np.int64),
+        synapse_offsets=synapse_offsets,
+        synapse_indices=synapse_indices,
+        pre_index=connectome.pre_index,
+        post_index=connectome.post_index,
+    )

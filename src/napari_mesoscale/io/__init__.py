@@ -1,1 +1,27 @@
-"""Subpackage of napari-mesoscale."""
+"""Readers and writers: TIFF, Zarr / OME-Zarr (lazy), CSV / Parquet tables, result bundles."""
+
+from napari_mesoscale.io.atomic import atomic_path
+from napari_mesoscale.io.bundle import ResultsBundle, is_bundle, load_bundle, save_bundle
+from napari_mesoscale.io.tables import read_table, write_table
+from napari_mesoscale.io.volumes import (
+    Volume,
+    check_voxel_size,
+    read_volume,
+    write_ome_zarr,
+    write_tiff,
+)
+
+__all__ = [
+    "ResultsBundle",
+    "Volume",
+    "atomic_path",
+    "check_voxel_size",
+    "is_bundle",
+    "load_bundle",
+    "read_table",
+    "read_volume",
+    "save_bundle",
+    "write_ome_zarr",
+    "write_table",
+    "write_tiff",
+]

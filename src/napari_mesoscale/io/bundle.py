@@ -1,0 +1,166 @@
+"""Results bundle: one versioned folder holding a run's tables, arrays, volumes and parameters.
+
+Layout of ``<name>.mesoscale/``::
+
+    bundle.json          format name, version, package version, metadata, contents
+    tables/<name>.parquet
+    arrays/<name>.npy
+    volumes/<name>.zarr  OME-Zarr, with voxel size (and frame rate for movies)
+    files/<name>/...     opaque attachments (e.g. a fitted model's own save folder)
+
+The whole folder is written beside its destination and renamed into place, so an existing
+bundle is either replaced completely or left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from napari_mesoscale.io.atomic import atomic_path
+from napari_mesoscale.io.volumes import Volume, read_volume, write_ome_zarr
+
+BUNDLE_FORMAT = "napari-mesoscale-bundle"
+BUNDLE_VERSION = 1
+BUNDLE_SUFFIX = ".mesoscale"
+
+
+@dataclass
+class ResultsBundle:
+    """Tables, arrays, volumes and metadata of one run, saved and loaded as a unit.
+
+    Attributes
+    ----------
+    tables : dict of str to pandas.DataFrame
+        E.g. ``"point_sources"``, ``"neurons"``, ``"synapses"``, ``"domains"``.
+    arrays : dict of str to numpy.ndarray
+        E.g. ``"traces"`` (N, T), ``"predicted"`` (T, N).
+    volumes : dict of str to Volume
+        Label volumes and movies with their voxel size.
+    metadata : dict
+        JSON-serialisable parameters of the run (seed, versions, settings).
+    files : dict of str to path
+        Folders or files copied into the bundle as they are.
+    """
+
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    volumes: dict[str, Volume] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the bundle folder atomically; returns its path (suffix ``.mesoscale`` added)."""
+        return save_bundle(path, self)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, lazy: bool = True) -> ResultsBundle:
+        """Read a bundle written by :meth:`save`."""
+        return load_bundle(path, lazy=lazy)
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not name or not all(ch.isalnum() or ch in "_-." for ch in name) or name.startswith("."):
+        raise ValueError(f"{kind} name {name!r} must use letters, digits, '_', '-' or '.'.")
+
+
+def save_bundle(path: str | os.PathLike, bundle: ResultsBundle) -> Path:
+    """Write ``bundle`` to ``path`` (a folder ending in ``.mesoscale``), atomically."""
+    from napari_mesoscale import __version__
+
+    path = Path(path)
+    if not path.name.endswith(BUNDLE_SUFFIX):
+        path = path.with_name(path.name + BUNDLE_SUFFIX)
+    contents: dict[str, Any] = {"tables": [], "arrays": [], "volumes": [], "files": []}
+    with atomic_path(path, directory=True) as folder:
+        for name, table in bundle.tables.items():
+            _check_name("table", name)
+            (folder / "tables").mkdir(exist_ok=True)
+            table.to_parquet(folder / "tables" / f"{name}.parquet", index=False)
+            contents["tables"].append(name)
+        for name, array in bundle.arrays.items():
+            _check_name("array", name)
+            (folder / "arrays").mkdir(exist_ok=True)
+            np.save(folder / "arrays" / f"{name}.npy", np.asarray(array), allow_pickle=False)
+            contents["arrays"].append(name)
+        for name, volume in bundle.volumes.items():
+            _check_name("volume", name)
+            (folder / "volumes").mkdir(exist_ok=True)
+            write_ome_zarr(
+                folder / "volumes" / f"{name}.zarr",
+                volume.data,
+                voxel_size=volume.voxel_size or (1.0, 1.0, 1.0),
+                axes=volume.axes,
+                frame_rate=volume.frame_rate,
+            )
+            contents["volumes"].append(name)
+        for name, source in bundle.files.items():
+            _check_name("file", name)
+            source = Path(source)
+            destination = folder / "files" / name
+            destination.parent.mkdir(exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, destination)
+            else:
+                destination.mkdir()
+                shutil.copy2(source, destination / source.name)
+            contents["files"].append(name)
+        header = {
+            "format": BUNDLE_FORMAT,
+            "version": BUNDLE_VERSION,
+            "package_version": __version__,
+            "contents": contents,
+            "metadata": bundle.metadata,
+        }
+        (folder / "bundle.json").write_text(json.dumps(header, indent=2, sort_keys=True))
+    return path
+
+
+def is_bundle(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a folder holding a napari-mesoscale ``bundle.json``."""
+    header = Path(path) / "bundle.json"
+    if not header.is_file():
+        return False
+    try:
+        return json.loads(header.read_text()).get("format") == BUNDLE_FORMAT
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def load_bundle(path: str | os.PathLike, *, lazy: bool = True) -> ResultsBundle:
+    """Read a results bundle; volumes stay lazy (dask) unless ``lazy=False``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    ValueError
+        When it is not a bundle, or one written by a newer version of the format.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No such results bundle: {path}")
+    if not is_bundle(path):
+        raise ValueError(f"{path} is not a napari-mesoscale results bundle (no valid bundle.json).")
+    header = json.loads((path / "bundle.json").read_text())
+    if int(header["version"]) > BUNDLE_VERSION:
+        raise ValueError(
+            f"{path.name} was written with bundle format version {header['version']}; this "
+            f"napari-mesoscale reads up to version {BUNDLE_VERSION}. Upgrade the package."
+        )
+    contents = header["contents"]
+    return ResultsBundle(
+        tables={n: pd.read_parquet(path / "tables" / f"{n}.parquet") for n in contents["tables"]},
+        arrays={n: np.load(path / "arrays" / f"{n}.npy") for n in contents["arrays"]},
+        volumes={n: read_volume(path / "volumes" / f"{n}.zarr", lazy=lazy)
+                 for n in contents["volumes"]},
+        metadata=header.get("metadata", {}),
+        files={n: path / "files" / n for n in contents.get("files", [])},
+    )

@@ -1,0 +1,344 @@
+"""Image volumes and movies: TIFF (with voxel sizes), Zarr and OME-Zarr, read lazily.
+
+Axes are named with the letters T, C, Z, Y, X. Voxel sizes are in µm, in (z, y, x) order,
+and frame rates in Hz. Large files are returned as dask arrays backed by the file, so that
+nothing loads a whole movie until a computation asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from napari_mesoscale.io.atomic import atomic_path
+
+VOLUME_SUFFIXES = (".tif", ".tiff", ".zarr", ".npy")
+_EAGER_LIMIT_BYTES = 256 * 2**20
+
+
+@dataclass
+class Volume:
+    """An image array with its physical metadata.
+
+    Attributes
+    ----------
+    data : numpy.ndarray or dask.array.Array
+        The pixels, axes as in ``axes``.
+    axes : str
+        One letter per dimension, e.g. ``"TZYX"`` or ``"ZYX"``.
+    voxel_size : tuple of float or None
+        (z, y, x) voxel size in µm, or None when the file does not say.
+    frame_rate : float or None
+        Frames per second for movies, when known.
+    metadata : dict
+        Anything else found in the file.
+    """
+
+    data: Any
+    axes: str
+    voxel_size: tuple[float, float, float] | None = None
+    frame_rate: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scale(self) -> tuple[float, ...]:
+        """Per-axis scale for a napari layer (µm for space, seconds for time)."""
+        spatial = dict(zip("ZYX", self.voxel_size or (1.0, 1.0, 1.0), strict=True))
+        time_step = 1.0 / self.frame_rate if self.frame_rate else 1.0
+        return tuple(spatial.get(axis, time_step if axis == "T" else 1.0) for axis in self.axes)
+
+
+def check_voxel_size(voxel_size: Any, ndim: int = 3) -> tuple[float, ...]:
+    """Validate a voxel size: ``ndim`` positive finite numbers in µm, (z, y, x) order.
+
+    Raises
+    ------
+    ValueError
+        With a message saying what was given and what is expected.
+    """
+    if voxel_size is None:
+        raise ValueError(f"voxel_size is required: {ndim} numbers in µm, (z, y, x) order.")
+    values = np.atleast_1d(np.asarray(voxel_size, dtype=float))
+    if values.ndim != 1 or values.size != ndim:
+        raise ValueError(
+            f"voxel_size must have {ndim} values in µm ({', '.join('zyx'[-ndim:])}); "
+            f"got {list(values.ravel())}."
+        )
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise ValueError(f"voxel_size values must be positive and finite µm; got {list(values)}.")
+    return tuple(float(v) for v in values)
+
+
+def _check_axes(axes: str, ndim: int) -> str:
+    axes = axes.upper()
+    if len(axes) != ndim or set(axes) - set("TCZYX") or len(set(axes)) != len(axes):
+        raise ValueError(
+            f"axes {axes!r} do not describe an array with {ndim} dimensions; "
+            "use one distinct letter of T, C, Z, Y, X per dimension, e.g. 'TZYX'."
+        )
+    return axes
+
+
+# -- reading --------------------------------------------------------------------------------
+def read_volume(path: str | os.PathLike, *, lazy: bool | None = None) -> Volume:
+    """Read a TIFF, Zarr / OME-Zarr or ``.npy`` volume with its voxel size.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.tif``/``.tiff`` (OME-TIFF or ImageJ hyperstack metadata understood), a ``.zarr``
+        folder (plain array or OME-Zarr multiscale image; the full-resolution level is read),
+        or ``.npy`` (memory-mapped).
+    lazy : bool, optional
+        Return a dask array backed by the file. By default files larger than 256 MB are
+        read lazily and smaller ones loaded.
+
+    Returns
+    -------
+    Volume
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No such file or folder: {path}")
+    name = path.name.lower()
+    if name.endswith((".tif", ".tiff")):
+        return _read_tiff(path, lazy)
+    if name.endswith(".zarr") or (path / ".zattrs").exists() or (path / "zarr.json").exists():
+        return _read_zarr(path, lazy)
+    if name.endswith(".npy"):
+        data = np.load(path, mmap_mode="r")
+        axes = "TZYX"[-data.ndim :] if data.ndim <= 4 else None
+        if axes is None:
+            raise ValueError(f"{path.name}: {data.ndim}-D arrays are not supported (2-D to 4-D).")
+        return Volume(da.from_array(data) if lazy else np.asarray(data), axes)
+    raise ValueError(
+        f"Unknown volume format: {path.name}. Supported: {', '.join(VOLUME_SUFFIXES)} "
+        "(TIFF, Zarr / OME-Zarr, NumPy)."
+    )
+
+
+def _read_tiff(path: Path, lazy: bool | None) -> Volume:
+    import tifffile
+    import zarr
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        axes = series.axes.upper().replace("Q", "T").replace("I", "T").replace("S", "C")
+        nbytes = int(np.prod(series.shape)) * series.dtype.itemsize
+        voxel_size, frame_rate, metadata = _tiff_physical_metadata(tif)
+        if lazy or (lazy is None and nbytes > _EAGER_LIMIT_BYTES):
+            store = tif.aszarr()
+            data = da.from_zarr(zarr.open(store, mode="r"))
+        else:
+            data = series.asarray()
+    return Volume(data, axes, voxel_size, frame_rate, metadata)
+
+
+def _tiff_physical_metadata(tif: Any) -> tuple[Any, Any, dict[str, Any]]:
+    import tifffile
+
+    if tif.is_ome and tif.ome_metadata:
+        ome = tifffile.xml2dict(tif.ome_metadata)["OME"]
+        image = ome["Image"][0] if isinstance(ome["Image"], list) else ome["Image"]
+        pixels = image["Pixels"]
+        sizes = [pixels.get(f"PhysicalSize{axis}") for axis in "ZYX"]
+        voxel_size = tuple(float(s) for s in sizes) if all(sizes) else None
+        increment = pixels.get("TimeIncrement")
+        frame_rate = 1.0 / float(increment) if increment else None
+        return voxel_size, frame_rate, _json_description(image.get("Description"))
+    if tif.is_imagej and tif.imagej_metadata:
+        meta = dict(tif.imagej_metadata)
+        page = tif.pages[0]
+        x_res = page.tags.get("XResolution")
+        y_res = page.tags.get("YResolution")
+        spacing = meta.get("spacing")
+        voxel_size = None
+        if x_res and y_res and spacing:
+            x = x_res.value[1] / x_res.value[0]
+            y = y_res.value[1] / y_res.value[0]
+            voxel_size = (float(spacing), float(y), float(x))
+        interval = meta.get("finterval")
+        return voxel_size, (1.0 / interval if interval else None), meta
+    return None, None, {}
+
+
+def _json_description(description: Any) -> dict[str, Any]:
+    if not isinstance(description, str):
+        return {}
+    try:
+        value = json.loads(description)
+    except json.JSONDecodeError:
+        return {"description": description}
+    return value if isinstance(value, dict) else {"description": value}
+
+
+def _read_zarr(path: Path, lazy: bool | None) -> Volume:
+    import zarr
+
+    node = zarr.open(str(path), mode="r")
+    voxel_size = frame_rate = None
+    axes = None
+    metadata: dict[str, Any] = {}
+    if isinstance(node, zarr.Group):
+        attributes = dict(node.attrs)
+        ome = attributes.get("ome", attributes)
+        multiscales = ome.get("multiscales")
+        if not multiscales:
+            raise ValueError(
+                f"{path.name} is a Zarr group without OME-Zarr 'multiscales' metadata; "
+                "open the array inside it (path/to/group.zarr/<array>) instead."
+            )
+        image = multiscales[0]
+        axes = "".join(a if isinstance(a, str) else a["name"] for a in image["axes"]).upper()
+        level = image["datasets"][0]
+        array = node[level["path"]]
+        scale = _ome_scale(level, image)
+        if scale is not None:
+            per_axis = dict(zip(axes, scale, strict=True))
+            if all(axis in per_axis for axis in "ZYX"):
+                voxel_size = tuple(float(per_axis[axis]) for axis in "ZYX")
+            if per_axis.get("T"):
+                frame_rate = 1.0 / float(per_axis["T"])
+        metadata = {k: v for k, v in attributes.items() if k not in ("multiscales", "ome")}
+    else:
+        array = node
+        attributes = dict(node.attrs)
+        if "voxel_size" in attributes:
+            voxel_size = tuple(float(v) for v in attributes["voxel_size"])
+        frame_rate = attributes.get("frame_rate")
+        axes = attributes.get("axes")
+        metadata = attributes
+    axes = _check_axes(axes or "TZYX"[-array.ndim :], array.ndim)
+    nbytes = int(np.prod(array.shape)) * np.dtype(array.dtype).itemsize
+    if lazy or (lazy is None and nbytes > _EAGER_LIMIT_BYTES):
+        data = da.from_zarr(array)
+    else:
+        data = array[...]
+    return Volume(data, axes, voxel_size, frame_rate, metadata)
+
+
+def _ome_scale(level: dict[str, Any], image: dict[str, Any]) -> list[float] | None:
+    scale = None
+    for transforms in (level.get("coordinateTransformations"),
+                       image.get("coordinateTransformations")):
+        for transform in transforms or []:
+            if transform.get("type") == "scale":
+                values = [float(v) for v in transform["scale"]]
+                scale = values if scale is None else [a * b for a, b in zip(scale, values,
+                                                                              strict=True)]
+    return scale
+
+
+# -- writing --------------------------------------------------------------------------------
+def write_tiff(
+    path: str | os.PathLike,
+    data: Any,
+    *,
+    voxel_size: Any,
+    axes: str = "ZYX",
+    frame_rate: float | None = None,
+    metadata: dict[str, Any] | None = None,
+    uuid: str | None = None,
+    compression: str | None = "zlib",
+) -> Path:
+    """Write an OME-TIFF with physical voxel sizes (µm) and frame interval, atomically.
+
+    ``metadata`` (JSON-serialisable) is stored as an OME XML annotation and comes back in
+    :attr:`Volume.metadata`. Pass ``uuid`` for byte-identical files across runs. Dask arrays
+    are written plane by plane, never loaded whole.
+    """
+    import tifffile
+
+    voxel_size = check_voxel_size(voxel_size)
+    axes = _check_axes(axes, np.ndim(data))
+    ome: dict[str, Any] = {
+        "axes": axes,
+        "PhysicalSizeZ": voxel_size[0],
+        "PhysicalSizeY": voxel_size[1],
+        "PhysicalSizeX": voxel_size[2],
+        "PhysicalSizeZUnit": "µm",
+        "PhysicalSizeYUnit": "µm",
+        "PhysicalSizeXUnit": "µm",
+        "Creator": "napari-mesoscale",
+    }
+    if uuid is not None:
+        ome["UUID"] = uuid
+    if frame_rate:
+        ome["TimeIncrement"] = 1.0 / float(frame_rate)
+        ome["TimeIncrementUnit"] = "s"
+    if metadata:
+        ome["Description"] = json.dumps(metadata, sort_keys=True)
+    path = Path(path)
+    with atomic_path(path) as temporary:
+        planes = _iter_planes(data)
+        tifffile.imwrite(
+            temporary,
+            planes,
+            shape=tuple(int(s) for s in np.shape(data)),
+            dtype=np.dtype(data.dtype),
+            ome=True,
+            metadata=ome,
+            compression=compression,
+            photometric="minisblack",
+        )
+    return path
+
+
+def _iter_planes(data: Any):
+    shape = np.shape(data)
+    leading = shape[:-2]
+    for index in np.ndindex(*leading):
+        yield np.asarray(data[index])
+
+
+def write_ome_zarr(
+    path: str | os.PathLike,
+    data: Any,
+    *,
+    voxel_size: Any,
+    axes: str = "ZYX",
+    frame_rate: float | None = None,
+    chunks: tuple[int, ...] | None = None,
+) -> Path:
+    """Write a single-scale OME-Zarr (v0.4 layout) image, chunk by chunk and atomically."""
+    import zarr
+
+    voxel_size = check_voxel_size(voxel_size)
+    axes = _check_axes(axes, np.ndim(data))
+    per_axis = {"Z": voxel_size[0], "Y": voxel_size[1], "X": voxel_size[2]}
+    if frame_rate:
+        per_axis["T"] = 1.0 / float(frame_rate)
+    scale = [per_axis.get(axis, 1.0) for axis in axes]
+    kinds = {"T": ("time", "second"), "C": ("channel", None)}
+    axes_meta = []
+    for axis in axes:
+        kind, unit = kinds.get(axis, ("space", "micrometer"))
+        entry = {"name": axis.lower(), "type": kind}
+        if unit:
+            entry["unit"] = unit
+        axes_meta.append(entry)
+    if chunks is None:
+        chunks = tuple(1 if axis in "TC" else min(s, 256) for axis, s in zip(axes, np.shape(data),
+                                                                             strict=True))
+    source = data if isinstance(data, da.Array) else da.from_array(np.asarray(data), chunks=chunks)
+    path = Path(path)
+    with atomic_path(path, directory=True) as temporary:
+        root = zarr.open_group(str(temporary), mode="w", zarr_format=2)
+        root.attrs["multiscales"] = [
+            {
+                "version": "0.4",
+                "axes": axes_meta,
+                "datasets": [
+                    {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+                ],
+            }
+        ]
+        target = root.create_array("0", shape=source.shape, chunks=chunks, dtype=source.dtype)
+        da.store(source.rechunk(chunks), target, lock=False)
+    return path

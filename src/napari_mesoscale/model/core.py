@@ -1,0 +1,250 @@
+"""The mesoscale network: candidates, basis filters, local interfaces, assignment, drive, context.
+
+Everything is vectorised over neurons, candidate locations and filters: a step is a handful of
+batched tensor operations (gathers, ``index_add_`` scatters and einsums), never a Python loop
+over neurons, locations or filters. See DESIGN.md section 4 for the mathematics.
+
+Shapes used below: ``T`` frames in a batch, ``N`` neurons, ``Lm`` candidate fields per neuron
+(padded), ``B`` filters, ``L`` fields in the grid, ``E`` drive edges (pre -> post), ``S``
+stimulus channels, ``F`` input features per (neuron, location, filter) evaluation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from napari_mesoscale.model.network import ACTIVATIONS, BasisBank
+
+#: Names of the per-evaluation input features, in order (stimulus channels follow).
+FEATURES: tuple[str, ...] = (
+    "self",
+    "drive",
+    "drive_rectified",
+    "context",
+    "context_rectified",
+    "rel_z",
+    "rel_y",
+    "rel_x",
+)
+
+
+class MesoscaleNet(nn.Module):
+    """Parameters and forward pass of the mesoscale model.
+
+    Parameters
+    ----------
+    candidates : LongTensor (N, Lm)
+        Candidate field of each neuron, padded with -1.
+    relpos : Tensor (N, Lm, 3)
+        Relative position (p_i - mu_j) / d of each neuron in each candidate field.
+    n_fields : int
+        Number of fields L in the grid.
+    edges : LongTensor (2, E)
+        Drive edges, row 0 presynaptic, row 1 postsynaptic (connectome or local gather).
+    n_filters, n_stimulus, hidden, depth, activations
+        Shape of the basis bank.
+    logits_init : Tensor (N, Lm, B), optional
+        Initial assignment logits (padding entries are ignored).
+    edge_weight_init : Tensor (E,), optional
+        Initial drive weights.
+    shared_field_logits : bool
+        Add a logit per (field, filter) shared by every neuron of the field (spatially
+        coherent domains).
+    generator : torch.Generator, optional
+        Source of randomness for the initialisation.
+    """
+
+    def __init__(
+        self,
+        candidates: torch.Tensor,
+        relpos: torch.Tensor,
+        n_fields: int,
+        edges: torch.Tensor,
+        *,
+        n_filters: int = 4,
+        n_stimulus: int = 0,
+        hidden: int = 8,
+        depth: int = 2,
+        activations: tuple[str, ...] = ACTIVATIONS,
+        logits_init: torch.Tensor | None = None,
+        edge_weight_init: torch.Tensor | None = None,
+        shared_field_logits: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        n, lm = candidates.shape
+        b = n_filters
+        self.n_neurons, self.n_fields, self.n_filters, self.n_stimulus = n, n_fields, b, n_stimulus
+        self.n_features = len(FEATURES) + n_stimulus
+        mask = candidates >= 0
+        self.register_buffer("cmask", mask)
+        self.register_buffer("cand", candidates.clamp(min=0).long())
+        self.register_buffer("relpos", relpos.float())
+        self.register_buffer("pre", edges[0].long())
+        self.register_buffer("post", edges[1].long())
+        # flat index of every (neuron, slot, filter) into the L*B table of domains
+        q = self.cand[:, :, None] * b + torch.arange(b)[None, None, :]
+        self.register_buffer("pair_index", q)
+
+        if logits_init is None:
+            logits_init = 0.01 * torch.randn(n, lm, b, generator=generator)
+        self.logits = nn.Parameter(logits_init.float().clone())
+        self.shared_field_logits = bool(shared_field_logits)
+        if self.shared_field_logits:
+            self.field_logits = nn.Parameter(torch.zeros(n_fields, b))
+        else:
+            self.register_buffer("field_logits", torch.zeros(n_fields, b))
+        e = edges.shape[1]
+        if edge_weight_init is None:
+            edge_weight_init = torch.zeros(e)
+        self.edge_weight = nn.Parameter(edge_weight_init.float().clone())
+        f = self.n_features
+        self.pre_gain = nn.Parameter(torch.zeros(n_fields, b, f))  # gain = 1 + pre_gain
+        self.pre_offset = nn.Parameter(torch.zeros(n_fields, b, f))
+        self.post_gain = nn.Parameter(torch.zeros(n_fields, b))
+        self.post_offset = nn.Parameter(torch.zeros(n_fields, b))
+        self.bank = BasisBank(b, f, hidden, depth, activations, generator=generator)
+
+    # ------------------------------------------------------------------ assignment
+    def assignment_logits(self) -> torch.Tensor:
+        """Masked logits (N, Lm, B); padding slots are -inf."""
+        a = self.logits + self.field_logits[self.cand]
+        return a.masked_fill(~self.cmask[:, :, None], float("-inf"))
+
+    def assignment(self, tau: float = 1.0, mode: str = "soft") -> torch.Tensor:
+        """Assignment weights pi (N, Lm, B) that sum to one per neuron.
+
+        ``mode`` is ``"soft"`` (softmax at temperature ``tau``), ``"hard"`` (one-hot argmax) or
+        ``"straight_through"`` (one-hot forward, softmax gradient backward).
+        """
+        a = self.assignment_logits()
+        n = a.shape[0]
+        soft = torch.softmax(a.reshape(n, -1) / tau, dim=-1).reshape(a.shape)
+        if mode == "soft":
+            return soft
+        hard = torch.zeros_like(soft).reshape(n, -1)
+        hard.scatter_(1, a.reshape(n, -1).argmax(-1, keepdim=True), 1.0)
+        hard = hard.reshape(a.shape)
+        if mode == "hard":
+            return hard
+        if mode == "straight_through":
+            return hard + soft - soft.detach()
+        raise ValueError(f"unknown assignment mode {mode!r}")
+
+    def choice(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Hard choice per neuron: slot (N,), field (N,), filter (N,)."""
+        with torch.no_grad():
+            a = self.assignment_logits()
+            n, lm, b = a.shape
+            flat = a.reshape(n, -1).argmax(-1)
+            slot, filt = flat // b, flat % b
+            field = self.cand[torch.arange(n), slot]
+        return slot, field, filt
+
+    # ------------------------------------------------------------------ forward
+    def drive(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Synaptic (or local gather) drive on existing edges only: (T, N) twice."""
+        zp = z[:, self.pre]
+        w = self.edge_weight
+        lin = torch.zeros_like(z).index_add_(1, self.post, zp * w)
+        rect = torch.zeros_like(z).index_add_(1, self.post, torch.relu(zp) * w)
+        return lin, rect
+
+    def context(self, z: torch.Tensor, pi: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Assignment-weighted mean of (z, relu z) over each domain, gathered back (T,N,Lm,B,2)."""
+        t = z.shape[0]
+        lb = self.n_fields * self.n_filters
+        flat_q = q.reshape(-1)
+        wts = pi.reshape(-1)
+        den = torch.zeros(lb, dtype=z.dtype, device=z.device).index_add_(0, flat_q, wts)
+        phi = torch.stack([z, torch.relu(z)], dim=-1)  # (T, N, 2)
+        contrib = phi[:, :, None, None, :] * pi[None, :, :, :, None]  # (T, N, Lm, B, 2)
+        num = torch.zeros(t, lb, 2, dtype=z.dtype, device=z.device)
+        num.index_add_(1, flat_q, contrib.reshape(t, -1, 2))
+        ctx = num / (den[None, :, None] + 1e-6)
+        return ctx[:, q]  # (T, N, Lm, B, 2)
+
+    def evaluate(
+        self,
+        z: torch.Tensor,
+        u: torch.Tensor | None,
+        pi: torch.Tensor,
+        slots: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs of every candidate pair and the assignment-weighted prediction.
+
+        Parameters
+        ----------
+        z : Tensor (T, N)
+            Normalised state at t.
+        u : Tensor (T, S) or None
+            Stimulus at t.
+        pi : Tensor (N, Lm, B)
+            Assignment weights (or (N, 1, B) when ``slots`` restricts to one slot per neuron).
+        slots : LongTensor (N,), optional
+            Evaluate only this slot of every neuron (hard prediction; cheaper).
+
+        Returns
+        -------
+        out : Tensor (T, N, Lm', B)
+            Prediction of z at t+1 by every evaluated pair.
+        pred : Tensor (T, N)
+            Assignment-weighted prediction.
+        """
+        t, n = z.shape
+        if slots is None:
+            cand, relpos, q = self.cand, self.relpos, self.pair_index
+        else:
+            ar = torch.arange(n, device=z.device)
+            cand = self.cand[ar, slots][:, None]
+            relpos = self.relpos[ar, slots][:, None]
+            q = self.pair_index[ar, slots][:, None]
+        lm, b = cand.shape[1], self.n_filters
+        d_lin, d_rect = self.drive(z)
+        ctx = self.context(z, pi, q)
+        neuron = torch.stack([z, d_lin, d_rect], dim=-1)  # (T, N, 3)
+        parts = [
+            neuron[:, :, None, None, :].expand(t, n, lm, b, 3),
+            ctx,
+            relpos[None, :, :, None, :].expand(t, n, lm, b, 3),
+        ]
+        if self.n_stimulus:
+            if u is None:
+                raise ValueError("this model was fitted with a stimulus; pass stimulus=")
+            parts.append(u[:, None, None, None, :].expand(t, n, lm, b, self.n_stimulus))
+        f = torch.cat(parts, dim=-1)  # (T, N, Lm, B, F)
+        bidx = torch.arange(b, device=z.device)[None, None, :]
+        gain = 1.0 + self.pre_gain[cand[:, :, None], bidx]  # (N, Lm, B, F)
+        off = self.pre_offset[cand[:, :, None], bidx]
+        out = self.bank(f * gain + off)  # (T, N, Lm, B)
+        out = out * (1.0 + self.post_gain[cand[:, :, None], bidx]) + self.post_offset[
+            cand[:, :, None], bidx
+        ]
+        pred = (out * pi).sum(dim=(-1, -2))
+        return out, pred
+
+    def predict_hard(self, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
+        """One-step prediction with each neuron in its single chosen pair: (T, N)."""
+        slot, _, filt = self.choice()
+        n = z.shape[1]
+        pi = torch.zeros(n, 1, self.n_filters, dtype=z.dtype, device=z.device)
+        pi[torch.arange(n), 0, filt] = 1.0
+        _, pred = self.evaluate(z, u, pi, slots=slot)
+        return pred
+
+    # ------------------------------------------------------------------ penalties
+    def interface_penalty(self) -> torch.Tensor:
+        """Mean squared distance of the local interfaces from identity."""
+        return (
+            self.pre_gain.pow(2).mean()
+            + self.pre_offset.pow(2).mean()
+            + self.post_gain.pow(2).mean()
+            + self.post_offset.pow(2).mean()
+        )
+
+    def n_trainable(self) -> int:
+        """Number of trainable scalars (padding logits excluded)."""
+        total = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        pad = int((~self.cmask).sum()) * self.n_filters
+        return int(total - pad)

@@ -1,0 +1,95 @@
+"""Conversion of core results into napari layer-data tuples (no Qt needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from napari_mesoscale.io.volumes import Volume
+
+LayerDataTuple = tuple[Any, dict[str, Any], str]
+
+# Motif colours: one hue per motif family, reused by every layer that shows motifs.
+MOTIF_COLORS = np.array(
+    [
+        [0.90, 0.30, 0.25, 1.0],
+        [0.25, 0.60, 0.90, 1.0],
+        [0.35, 0.80, 0.35, 1.0],
+        [0.95, 0.75, 0.20, 1.0],
+        [0.70, 0.40, 0.85, 1.0],
+        [0.30, 0.85, 0.80, 1.0],
+        [0.95, 0.50, 0.75, 1.0],
+        [0.60, 0.60, 0.60, 1.0],
+    ]
+)
+
+
+def layer_scale(voxel_size: Any, ndim: int) -> tuple[float, ...]:
+    """napari ``scale`` for an array whose last three axes are (z, y, x) in µm.
+
+    Leading axes (time, channel) keep a scale of 1, so the time slider counts frames.
+    """
+    spatial = tuple(float(v) for v in (voxel_size if voxel_size is not None else (1, 1, 1)))
+    return (1.0,) * (ndim - len(spatial)) + spatial[-min(ndim, len(spatial)) :]
+
+
+def volume_layer(
+    volume: Volume, name: str, *, layer_type: str = "image", **kwargs: Any
+) -> LayerDataTuple:
+    """An Image or Labels layer tuple for ``volume`` with its physical scale."""
+    metadata = {
+        "voxel_size_um": volume.voxel_size,
+        "frame_rate_hz": volume.frame_rate,
+        "axes": volume.axes,
+        **volume.metadata,
+    }
+    attributes = {
+        "name": name,
+        "scale": layer_scale(volume.voxel_size, volume.data.ndim),
+        "metadata": metadata,
+        **kwargs,
+    }
+    return volume.data, attributes, layer_type
+
+
+def points_layer(
+    positions: np.ndarray,
+    name: str,
+    *,
+    features: pd.DataFrame | None = None,
+    size: float = 6.0,
+    color_by: str | None = None,
+    **kwargs: Any,
+) -> LayerDataTuple:
+    """A Points layer tuple; ``positions`` in µm (z, y, x), so ``scale`` stays 1."""
+    attributes: dict[str, Any] = {"name": name, "size": size, **kwargs}
+    if features is not None:
+        attributes["features"] = features.reset_index(drop=True)
+    if color_by is not None and features is not None and color_by in features:
+        codes = pd.Series(features[color_by]).astype("category").cat.codes.to_numpy()
+        attributes["face_color"] = MOTIF_COLORS[codes % len(MOTIF_COLORS)]
+    return np.asarray(positions, dtype=float), attributes, "points"
+
+
+def edge_vectors_layer(
+    start: np.ndarray,
+    end: np.ndarray,
+    name: str,
+    *,
+    features: pd.DataFrame | None = None,
+    **kwargs: Any,
+) -> LayerDataTuple:
+    """A Vectors layer tuple of edges from ``start`` to ``end`` (µm, (E, 3) each).
+
+    Vectors stay interactive with tens of thousands of edges, where a Shapes layer of paths
+    would not.
+    """
+    start = np.asarray(start, dtype=float)
+    vectors = np.stack([start, np.asarray(end, dtype=float) - start], axis=1)
+    attributes: dict[str, Any] = {"name": name, "edge_width": 0.5, "vector_style": "line",
+                                  **kwargs}
+    if features is not None:
+        attributes["features"] = features.reset_index(drop=True)
+    return vectors, attributes, "vectors"

@@ -1,0 +1,91 @@
+"""npe2 readers: result bundles and volumes (TIFF, OME-Zarr) with their voxel sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_mesoscale.io import is_bundle, load_bundle, read_volume
+from napari_mesoscale.napari._layers import LayerDataTuple, points_layer, volume_layer
+
+_LABEL_HINTS = ("label", "somata", "roi", "domain", "motif", "mask")
+
+
+def get_bundle_reader(path: str | list[str]) -> Callable[[Any], list[LayerDataTuple]] | None:
+    """Return a reader for a ``.mesoscale`` results bundle, or None for other paths."""
+    if isinstance(path, list) or not is_bundle(path):
+        return None
+    return read_bundle_layers
+
+
+def get_volume_reader(path: str | list[str]) -> Callable[[Any], list[LayerDataTuple]] | None:
+    """Return a reader for TIFF or OME-Zarr volumes, or None for other paths."""
+    paths = path if isinstance(path, list) else [path]
+    if not all(str(p).lower().rstrip("/").endswith((".tif", ".tiff", ".zarr")) for p in paths):
+        return None
+    if any(is_bundle(p) for p in paths):
+        return None
+    return read_volume_layers
+
+
+def read_volume_layers(path: str | list[str]) -> list[LayerDataTuple]:
+    """Read each volume as an Image (or Labels, for integer label volumes) with its scale."""
+    paths = path if isinstance(path, list) else [path]
+    layers = []
+    for item in paths:
+        volume = read_volume(item)
+        name = Path(str(item).rstrip("/")).name.split(".")[0]
+        layers.append(volume_layer(volume, name, layer_type=_guess_layer_type(name, volume.data)))
+    return layers
+
+
+def _guess_layer_type(name: str, data: Any) -> str:
+    is_integer = np.issubdtype(np.dtype(data.dtype), np.integer)
+    if is_integer and any(hint in name.lower() for hint in _LABEL_HINTS):
+        return "labels"
+    return "image"
+
+
+def read_bundle_layers(path: str) -> list[LayerDataTuple]:
+    """Restore the layers saved in a results bundle.
+
+    The bundle's ``metadata["layers"]`` (written by the plugin's writer) lists each layer
+    with its type, source and display settings; bundles without it get one layer per
+    volume and per table with z, y, x columns.
+    """
+    bundle = load_bundle(path)
+    specs = bundle.metadata.get("layers")
+    if specs is None:
+        specs = _default_specs(bundle)
+    layers: list[LayerDataTuple] = []
+    for spec in specs:
+        kind, source = spec["source"].split("/", 1)
+        kwargs = dict(spec.get("kwargs", {}))
+        if kind == "volumes":
+            volume = bundle.volumes[source]
+            layers.append(volume_layer(volume, spec["name"], layer_type=spec["type"], **kwargs))
+        elif kind == "tables":
+            table = bundle.tables[source]
+            features = table.drop(columns=["z", "y", "x"])
+            layers.append(
+                points_layer(table[["z", "y", "x"]].to_numpy(), spec["name"], features=features,
+                             **kwargs)
+            )
+        elif kind == "arrays":
+            data = bundle.arrays[source]
+            layers.append((data, {"name": spec["name"], **kwargs}, spec["type"]))
+    return layers
+
+
+def _default_specs(bundle: Any) -> list[dict[str, Any]]:
+    specs = []
+    for name, volume in bundle.volumes.items():
+        layer_type = _guess_layer_type(name, volume.data)
+        specs.append({"name": name, "type": layer_type, "source": f"volumes/{name}"})
+    for name, table in bundle.tables.items():
+        if {"z", "y", "x"} <= set(table.columns):
+            specs.append({"name": name, "type": "points", "source": f"tables/{name}"})
+    return specs

@@ -1,0 +1,210 @@
+"""Run one core call in a worker thread, with a progress bar, a cancel button and clear errors.
+
+Every widget of the plugin is a :class:`CoreTaskWidget`: a magicgui ``Container`` with the
+widget's own parameter controls followed by *Run*, *Cancel*, a progress bar and a status line.
+A subclass implements three things:
+
+``prepare() -> CoreCall``
+    Read the controls, validate them (raise ``ValueError`` with a message that says what to
+    fix), and return the core function, its keyword arguments and the equivalent one line of
+    Python. Runs in the GUI thread, so it may read layers.
+``on_result(result)``
+    Turn the core result into layers (GUI thread).
+``on_progress(info)`` (optional)
+    React to a progress dictionary, e.g. to update a live loss plot (GUI thread).
+
+The core function must accept ``callback=``: it is called from the worker thread with a
+dictionary holding at least ``fraction`` (0..1) and optionally ``message`` and any other
+figures. The callback raises :class:`TaskCancelled` once *Cancel* was pressed, so a core loop
+that calls it at every step stops at once; cores may also stop when the callback returns False.
+
+After a run, the result objects are pushed into napari's console under short names
+(``CoreCall.console_names``) together with ``last_call``, the one-line Python equivalent, so
+that what was clicked can be repeated from a script.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
+
+if TYPE_CHECKING:
+    import napari
+
+
+class TaskCancelled(Exception):
+    """Raised inside the worker when the user pressed Cancel."""
+
+
+@dataclass
+class CoreCall:
+    """One call of a core function, as prepared by a widget.
+
+    Attributes
+    ----------
+    function : callable
+        The core function; it must accept a ``callback`` keyword.
+    kwargs : dict
+        Keyword arguments for ``function`` (without ``callback``).
+    python : str
+        The same call as one line of Python, shown to the user and pushed to the console.
+    console_names : dict
+        Extra objects to push into napari's console after the run (name -> object).
+    result_name : str
+        Name under which the result is pushed into the console.
+    """
+
+    function: Callable[..., Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    python: str = ""
+    console_names: dict[str, Any] = field(default_factory=dict)
+    result_name: str = "result"
+
+
+class _ProgressRelay(QObject):
+    """Carries progress dictionaries from the worker thread to the GUI thread."""
+
+    progress = Signal(object)
+
+
+class CoreTaskWidget(Container):
+    """A widget that runs one core call in a worker (see the module docstring)."""
+
+    run_text = "Run"
+
+    def __init__(self, viewer: napari.viewer.Viewer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._viewer = viewer
+        self._worker = None
+        self._relay = _ProgressRelay()
+        self._relay.progress.connect(self._handle_progress)
+        self._run_button = PushButton(text=self.run_text)
+        self._cancel_button = PushButton(text="Cancel", enabled=False)
+        self._progress_bar = ProgressBar(value=0, min=0, max=1000, visible=False)
+        self._status = Label(value="")
+        self._run_button.changed.connect(self.start)
+        self._cancel_button.changed.connect(self.cancel)
+        self.last_result: Any = None
+        self.last_error: str | None = None
+        self.last_call: str = ""
+
+    def add_controls(self, *controls: Any) -> None:
+        """Append parameter controls, then the run/cancel/progress/status row."""
+        self.extend(controls)
+        self.extend([self._run_button, self._cancel_button, self._progress_bar, self._status])
+
+    # -- to be implemented by subclasses -------------------------------------------------
+    def prepare(self) -> CoreCall:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_result(self, result: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_progress(self, info: dict[str, Any]) -> None:
+        """Hook for subclasses: called in the GUI thread with each progress dictionary."""
+
+    # -- running -------------------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        return self._worker is not None
+
+    def start(self) -> None:
+        """Validate the controls and start the core call in a worker thread."""
+        if self.is_running:
+            return
+        try:
+            call = self.prepare()
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            self._fail(str(error))
+            return
+        self.last_call = call.python
+        self.last_error = None
+        worker_box: list[Any] = []
+
+        def callback(info: dict[str, Any] | None = None) -> bool:
+            if worker_box and worker_box[0].abort_requested:
+                raise TaskCancelled
+            if info:
+                self._relay.progress.emit(dict(info))
+            return True
+
+        worker = create_worker(
+            call.function,
+            **call.kwargs,
+            callback=callback,
+            _start_thread=False,
+            _ignore_errors=True,
+        )
+        worker_box.append(worker)
+        worker.returned.connect(lambda result: self._finish(result, call))
+        worker.errored.connect(self._handle_error)
+        worker.finished.connect(self._reset)
+        self._worker = worker
+        self._set_running(True)
+        self._status.value = "Running…"
+        worker.start()
+
+    def cancel(self) -> None:
+        """Ask the running core call to stop at its next step."""
+        if self._worker is not None:
+            self._status.value = "Cancelling…"
+            self._worker.quit()
+
+    def _set_running(self, running: bool) -> None:
+        self._run_button.enabled = not running
+        self._cancel_button.enabled = running
+        self._progress_bar.visible = running
+        if running:
+            self._progress_bar.value = 0
+
+    def _handle_progress(self, info: dict[str, Any]) -> None:
+        fraction = info.get("fraction")
+        if fraction is not None:
+            self._progress_bar.value = int(1000 * min(max(float(fraction), 0.0), 1.0))
+        if info.get("message"):
+            self._status.value = str(info["message"])
+        self.on_progress(info)
+
+    def _finish(self, result: Any, call: CoreCall) -> None:
+        self.last_result = result
+        try:
+            self.on_result(result)
+        except Exception as error:  # a failure building layers must reach the user too
+            self._fail(f"Could not show the result: {error}")
+            traceback.print_exc()
+            return
+        self._status.value = "Done."
+        names = {call.result_name: result, "last_call": call.python, **call.console_names}
+        try:
+            self._viewer.update_console(names)
+        except Exception:  # noqa: BLE001 - the console is optional (headless viewers)
+            pass
+        if call.python:
+            show_info(f"napari-mesoscale: done. Python equivalent: {call.python}")
+
+    def _handle_error(self, error: BaseException) -> None:
+        if isinstance(error, TaskCancelled):
+            self._status.value = "Cancelled: nothing was changed."
+            self.last_error = "cancelled"
+            show_info("napari-mesoscale: run cancelled; no layers were changed.")
+            return
+        message = str(error) or type(error).__name__
+        if not isinstance(error, ValueError | FileNotFoundError | MemoryError):
+            message = f"{type(error).__name__}: {message}"
+        self._fail(message)
+
+    def _fail(self, message: str) -> None:
+        self.last_error = message
+        self._status.value = f"Error: {message}"
+        show_error(f"napari-mesoscale: {message}")
+
+    def _reset(self) -> None:
+        self._worker = None
+        self._set_running(False)
