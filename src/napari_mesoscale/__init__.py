@@ -30,7 +30,24 @@ _PUBLIC_API: dict[str, str] = {
     "baselines": "napari_mesoscale.baselines",
 }
 
-__all__ = ["__version__", *_PUBLIC_API]
+__all__ = [
+    "Connectome",
+    "Grid",
+    "MesoscaleFit",
+    "PointSources",
+    "Registration",
+    "ToyBrain",
+    "__version__",
+    "baselines",
+    "detect_point_sources",
+    "detect_somata_em",
+    "evaluate_forecast",
+    "fit_mesoscale",
+    "make_toy_brain",
+    "receptive_field_grid",
+    "register_point_sources",
+    "transmission_response_graphs",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysers only
     from napari_mesoscale import baselines

@@ -151,8 +151,9 @@ def _regular_lattice(grid: Grid) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     offset = np.array([a[0] for a in axes])
     expected = np.stack(
-        np.meshgrid(*[offset[k] + grid.stride * np.arange(counts[k]) for k in range(3)],
-                    indexing="ij"),
+        np.meshgrid(
+            *[offset[k] + grid.stride * np.arange(counts[k]) for k in range(3)], indexing="ij"
+        ),
         axis=-1,
     ).reshape(-1, 3)
     if not np.allclose(expected, centers, atol=1e-6 * max(grid.stride, 1.0)):
@@ -215,9 +216,7 @@ def field_members(
         offset, counts = lattice
         stride = grid.stride
         span = int(np.floor(2 * radius / stride)) + 2
-        steps = np.stack(
-            np.meshgrid(*[np.arange(span)] * 3, indexing="ij"), axis=-1
-        ).reshape(-1, 3)
+        steps = np.stack(np.meshgrid(*[np.arange(span)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
         for start in range(0, m, chunk):
             stop = min(start + chunk, m)
             block = points[start:stop]
@@ -230,7 +229,7 @@ def field_members(
                 if inside.any():
                     rows = np.flatnonzero(inside)
                     kk = k[rows]
-                    field_parts.append(((kk[:, 0] * counts[1] + kk[:, 1]) * counts[2] + kk[:, 2]))
+                    field_parts.append((kk[:, 0] * counts[1] + kk[:, 1]) * counts[2] + kk[:, 2])
                     point_parts.append((rows + start).astype(index_dtype))
             report(callback, stop / m, f"field membership: {stop}/{m} points")
     fields = np.concatenate(field_parts) if field_parts else np.zeros(0, np.int64)

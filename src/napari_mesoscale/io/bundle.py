@@ -159,8 +159,9 @@ def load_bundle(path: str | os.PathLike, *, lazy: bool = True) -> ResultsBundle:
     return ResultsBundle(
         tables={n: pd.read_parquet(path / "tables" / f"{n}.parquet") for n in contents["tables"]},
         arrays={n: np.load(path / "arrays" / f"{n}.npy") for n in contents["arrays"]},
-        volumes={n: read_volume(path / "volumes" / f"{n}.zarr", lazy=lazy)
-                 for n in contents["volumes"]},
+        volumes={
+            n: read_volume(path / "volumes" / f"{n}.zarr", lazy=lazy) for n in contents["volumes"]
+        },
         metadata=header.get("metadata", {}),
         files={n: path / "files" / n for n in contents.get("files", [])},
     )

@@ -46,13 +46,6 @@ class Volume:
     frame_rate: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def scale(self) -> tuple[float, ...]:
-        """Per-axis scale for a napari layer (µm for space, seconds for time)."""
-        spatial = dict(zip("ZYX", self.voxel_size or (1.0, 1.0, 1.0), strict=True))
-        time_step = 1.0 / self.frame_rate if self.frame_rate else 1.0
-        return tuple(spatial.get(axis, time_step if axis == "T" else 1.0) for axis in self.axes)
-
 
 def check_voxel_size(voxel_size: Any, ndim: int = 3) -> tuple[float, ...]:
     """Validate a voxel size: ``ndim`` positive finite numbers in µm, (z, y, x) order.
@@ -225,13 +218,16 @@ def _read_zarr(path: Path, lazy: bool | None) -> Volume:
 
 def _ome_scale(level: dict[str, Any], image: dict[str, Any]) -> list[float] | None:
     scale = None
-    for transforms in (level.get("coordinateTransformations"),
-                       image.get("coordinateTransformations")):
+    for transforms in (
+        level.get("coordinateTransformations"),
+        image.get("coordinateTransformations"),
+    ):
         for transform in transforms or []:
             if transform.get("type") == "scale":
                 values = [float(v) for v in transform["scale"]]
-                scale = values if scale is None else [a * b for a, b in zip(scale, values,
-                                                                              strict=True)]
+                scale = (
+                    values if scale is None else [a * b for a, b in zip(scale, values, strict=True)]
+                )
     return scale
 
 
@@ -324,8 +320,9 @@ def write_ome_zarr(
             entry["unit"] = unit
         axes_meta.append(entry)
     if chunks is None:
-        chunks = tuple(1 if axis in "TC" else min(s, 256) for axis, s in zip(axes, np.shape(data),
-                                                                             strict=True))
+        chunks = tuple(
+            1 if axis in "TC" else min(s, 256) for axis, s in zip(axes, np.shape(data), strict=True)
+        )
     source = data if isinstance(data, da.Array) else da.from_array(np.asarray(data), chunks=chunks)
     path = Path(path)
     with atomic_path(path, directory=True) as temporary:

@@ -88,8 +88,7 @@ def edge_vectors_layer(
     """
     start = np.asarray(start, dtype=float)
     vectors = np.stack([start, np.asarray(end, dtype=float) - start], axis=1)
-    attributes: dict[str, Any] = {"name": name, "edge_width": 0.5, "vector_style": "line",
-                                  **kwargs}
+    attributes: dict[str, Any] = {"name": name, "edge_width": 0.5, "vector_style": "line", **kwargs}
     if features is not None:
         attributes["features"] = features.reset_index(drop=True)
     return vectors, attributes, "vectors"

@@ -71,8 +71,9 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
             table = bundle.tables[source]
             features = table.drop(columns=["z", "y", "x"])
             layers.append(
-                points_layer(table[["z", "y", "x"]].to_numpy(), spec["name"], features=features,
-                             **kwargs)
+                points_layer(
+                    table[["z", "y", "x"]].to_numpy(), spec["name"], features=features, **kwargs
+                )
             )
         elif kind == "arrays":
             data = bundle.arrays[source]

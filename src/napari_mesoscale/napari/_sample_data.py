@@ -1,4 +1,4 @@
-"""File ▸ Open Sample ▸ napari-mesoscale: the bundled toy brain (made by scripts/make_sample_data.py)."""
+"""File ▸ Open Sample ▸ napari-mesoscale: the toy brain of scripts/make_sample_data.py."""
 
 from __future__ import annotations
 
@@ -65,20 +65,36 @@ def connectome_sample() -> list[LayerDataTuple]:
     somata = read_volume(sample_path("somata"))
     positions = neurons[["z", "y", "x"]].to_numpy()
     features = neurons.drop(columns=["z", "y", "x"])
-    neuron_layer = points_layer(positions, "neurons (truth)", features=features, size=8.0,
-                                color_by="motif" if "motif" in features else None)
+    neuron_layer = points_layer(
+        positions,
+        "neurons (truth)",
+        features=features,
+        size=8.0,
+        color_by="motif" if "motif" in features else None,
+    )
     synapse_layer = points_layer(
-        synapses[["z", "y", "x"]].to_numpy(), "synapses", size=1.5,
-        features=synapses.drop(columns=["z", "y", "x"]), face_color="white", visible=False,
+        synapses[["z", "y", "x"]].to_numpy(),
+        "synapses",
+        size=1.5,
+        features=synapses.drop(columns=["z", "y", "x"]),
+        face_color="white",
+        visible=False,
     )
     index = {neuron_id: row for row, neuron_id in enumerate(neurons["id"].to_numpy())}
     pairs = synapses.groupby(["pre", "post"]).size().reset_index(name="synapses")
     pre = pairs["pre"].map(index).to_numpy()
     post = pairs["post"].map(index).to_numpy()
-    edges = edge_vectors_layer(positions[pre], positions[post], "connections",
-                               features=pairs, edge_color="#8888ff", opacity=0.5)
-    somata_layer = volume_layer(somata, "somata (truth)", layer_type="labels", opacity=0.4,
-                                visible=False)
+    edges = edge_vectors_layer(
+        positions[pre],
+        positions[post],
+        "connections",
+        features=pairs,
+        edge_color="#8888ff",
+        opacity=0.5,
+    )
+    somata_layer = volume_layer(
+        somata, "somata (truth)", layer_type="labels", opacity=0.4, visible=False
+    )
     return [somata_layer, edges, synapse_layer, neuron_layer]
 
 

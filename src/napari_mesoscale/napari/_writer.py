@@ -38,6 +38,11 @@ def write_labels_tiff(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         raise ValueError(f"Labels must be 3D (z, y, x) or 4D (t, z, y, x); got {ndim}D.")
     scale = tuple(meta.get("scale", (1.0,) * ndim))
     axes = "ZYX" if ndim == 3 else "TZYX"
-    write_tiff(path, np.asarray(data), voxel_size=scale[-3:], axes=axes,
-               metadata={"name": meta.get("name", "labels")})
+    write_tiff(
+        path,
+        np.asarray(data),
+        voxel_size=scale[-3:],
+        axes=axes,
+        metadata={"name": meta.get("name", "labels")},
+    )
     return [path]

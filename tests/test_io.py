@@ -1,0 +1,188 @@
+"""I/O round trips and bad input for volumes, tables and results bundles."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pytest
+
+from napari_mesoscale.io import (
+    ResultsBundle,
+    Volume,
+    check_voxel_size,
+    load_bundle,
+    read_table,
+    read_volume,
+    write_ome_zarr,
+    write_table,
+    write_tiff,
+)
+
+
+@pytest.fixture
+def movie() -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 4000, size=(6, 5, 12, 14), dtype=np.uint16)
+
+
+def test_tiff_round_trip_keeps_voxel_size_frame_rate_and_metadata(tmp_path, movie):
+    path = write_tiff(
+        tmp_path / "m.ome.tif",
+        movie,
+        voxel_size=(2.5, 0.8, 0.7),
+        axes="TZYX",
+        frame_rate=4.0,
+        metadata={"seed": 3},
+    )
+    volume = read_volume(path)
+    assert volume.axes == "TZYX"
+    assert volume.voxel_size == (2.5, 0.8, 0.7)
+    assert volume.frame_rate == pytest.approx(4.0)
+    assert volume.metadata == {"seed": 3}
+    np.testing.assert_array_equal(volume.data, movie)
+
+
+def test_tiff_is_lazy_on_request_and_identical(tmp_path, movie):
+    path = write_tiff(tmp_path / "m.tif", movie, voxel_size=(2, 1, 1), axes="TZYX")
+    volume = read_volume(path, lazy=True)
+    assert isinstance(volume.data, da.Array)
+    np.testing.assert_array_equal(volume.data[2].compute(), movie[2])
+
+
+def test_tiff_with_same_uuid_is_byte_identical(tmp_path, movie):
+    a = write_tiff(tmp_path / "a.tif", movie, voxel_size=(1, 1, 1), axes="TZYX", uuid="fixed")
+    b = write_tiff(tmp_path / "b.tif", movie, voxel_size=(1, 1, 1), axes="TZYX", uuid="fixed")
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_tiff_writes_dask_arrays_without_loading_them(tmp_path, movie):
+    lazy = da.from_array(movie, chunks=(1, 5, 12, 14))
+    path = write_tiff(tmp_path / "lazy.tif", lazy, voxel_size=(2, 1, 1), axes="TZYX")
+    np.testing.assert_array_equal(read_volume(path).data, movie)
+
+
+def test_ome_zarr_round_trip_is_lazy(tmp_path, movie):
+    path = write_ome_zarr(
+        tmp_path / "m.zarr", movie, voxel_size=(3, 1, 1), axes="TZYX", frame_rate=2.0
+    )
+    volume = read_volume(path, lazy=True)
+    assert isinstance(volume.data, da.Array)
+    assert volume.data.chunks[0] == (1,) * movie.shape[0]
+    assert volume.voxel_size == (3.0, 1.0, 1.0)
+    assert volume.frame_rate == pytest.approx(2.0)
+    np.testing.assert_array_equal(volume.data.compute(), movie)
+
+
+def test_plain_zarr_array_reads_with_its_attributes(tmp_path, movie):
+    import zarr
+
+    array = zarr.open_array(
+        str(tmp_path / "plain.zarr"),
+        mode="w",
+        shape=movie.shape,
+        dtype=movie.dtype,
+        chunks=(1, 5, 12, 14),
+    )
+    array[...] = movie
+    array.attrs["voxel_size"] = [2, 1, 1]
+    volume = read_volume(tmp_path / "plain.zarr", lazy=True)
+    assert volume.axes == "TZYX" and volume.voxel_size == (2.0, 1.0, 1.0)
+    np.testing.assert_array_equal(volume.data.compute(), movie)
+
+
+def test_layer_scale_is_micrometres_in_space_and_frames_in_time():
+    from napari_mesoscale.napari._layers import volume_layer
+
+    volume = Volume(np.zeros((2, 3, 4, 5)), "TZYX", (2.0, 0.5, 0.5), frame_rate=10.0)
+    _, attributes, layer_type = volume_layer(volume, "movie")
+    assert layer_type == "image"
+    assert attributes["scale"] == (1.0, 2.0, 0.5, 0.5)
+    assert attributes["metadata"]["frame_rate_hz"] == 10.0
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_table_round_trip(tmp_path, suffix):
+    table = pd.DataFrame(
+        {
+            "id": [1, 2, 3],
+            "z": [0.5, 1.0, 2.0],
+            "y": [1.0, 2, 3],
+            "x": [3.0, 2, 1],
+            "type": ["a", "b", "a"],
+        }
+    )
+    path = write_table(table, tmp_path / f"neurons{suffix}")
+    pd.testing.assert_frame_equal(read_table(path, required=["id", "z"]), table)
+
+
+def test_bundle_round_trip_and_atomic_replacement(tmp_path, movie):
+    labels = (movie[0] > 2000).astype(np.int32)
+    bundle = ResultsBundle(
+        tables={"neurons": pd.DataFrame({"z": [1.0], "y": [2.0], "x": [3.0], "motif": [2]})},
+        arrays={"traces": np.arange(12.0).reshape(3, 4)},
+        volumes={"roi_labels": Volume(labels, "ZYX", (2.0, 1.0, 1.0))},
+        metadata={"seed": 7, "n_filters": 4},
+    )
+    path = bundle.save(tmp_path / "run")
+    assert path.name == "run.mesoscale"
+    restored = load_bundle(path)
+    pd.testing.assert_frame_equal(restored.tables["neurons"], bundle.tables["neurons"])
+    np.testing.assert_array_equal(restored.arrays["traces"], bundle.arrays["traces"])
+    np.testing.assert_array_equal(restored.volumes["roi_labels"].data.compute(), labels)
+    assert restored.volumes["roi_labels"].voxel_size == (2.0, 1.0, 1.0)
+    assert restored.metadata == {"seed": 7, "n_filters": 4}
+
+    bundle.metadata["seed"] = 8
+    bundle.save(path)
+    assert load_bundle(path).metadata["seed"] == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.mesoscale"]
+
+
+def test_failed_bundle_write_leaves_the_old_bundle(tmp_path):
+    path = ResultsBundle(metadata={"version": "old"}).save(tmp_path / "run")
+    broken = ResultsBundle(tables={"bad name!": pd.DataFrame({"a": [1]})})
+    with pytest.raises(ValueError, match="bad name"):
+        broken.save(path)
+    assert load_bundle(path).metadata == {"version": "old"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.mesoscale"]
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No such file"):
+        read_volume(tmp_path / "absent.tif")
+    with pytest.raises(FileNotFoundError, match="No such table"):
+        read_table(tmp_path / "absent.csv")
+    with pytest.raises(FileNotFoundError, match="No such results bundle"):
+        load_bundle(tmp_path / "absent.mesoscale")
+
+
+def test_unknown_formats_are_refused_with_the_supported_list(tmp_path):
+    (tmp_path / "movie.avi").write_bytes(b"RIFF")
+    with pytest.raises(ValueError, match="Unknown volume format.*TIFF"):
+        read_volume(tmp_path / "movie.avi")
+    (tmp_path / "neurons.xlsx").write_bytes(b"PK")
+    with pytest.raises(ValueError, match="Unknown table format"):
+        read_table(tmp_path / "neurons.xlsx")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ValueError, match="not a napari-mesoscale results bundle"):
+        load_bundle(tmp_path / "folder")
+
+
+def test_missing_columns_are_named(tmp_path):
+    path = write_table(pd.DataFrame({"id": [1], "z": [0.0]}), tmp_path / "n.csv")
+    with pytest.raises(ValueError, match=r"lacks the column\(s\) \['y', 'x'\]"):
+        read_table(path, required=["id", "z", "y", "x"])
+
+
+@pytest.mark.parametrize("bad", [(1.0, 1.0), (1, 1, 1, 1), (1.0, -1.0, 1.0), (np.nan, 1, 1), None])
+def test_wrong_voxel_size_is_refused(bad):
+    with pytest.raises(ValueError, match="voxel_size"):
+        check_voxel_size(bad)
+
+
+def test_wrong_dimensions_are_refused(tmp_path, movie):
+    with pytest.raises(ValueError, match="axes 'ZYX' do not describe an array with 4"):
+        write_tiff(tmp_path / "m.tif", movie, voxel_size=(1, 1, 1), axes="ZYX")
+    with pytest.raises(ValueError, match="voxel_size must have 3 values"):
+        write_ome_zarr(tmp_path / "m.zarr", movie, voxel_size=(1, 1), axes="TZYX")
