@@ -186,8 +186,10 @@ class Connectome:
         if unknown.size:
             unknown_ids = np.unique(
                 np.concatenate(
-                    [pre_values[unknown][pre_index[unknown] < 0],
-                     post_values[unknown][post_index[unknown] < 0]]
+                    [
+                        pre_values[unknown][pre_index[unknown] < 0],
+                        post_values[unknown][post_index[unknown] < 0],
+                    ]
                 )
             )
             raise ValueError(
@@ -212,9 +214,7 @@ class Connectome:
             weight = synapses["weight"].to_numpy(dtype=np.float64, na_value=np.nan)
             bad = np.flatnonzero(~np.isfinite(weight))
             if bad.size:
-                raise ValueError(
-                    f"synapses table has NaN or infinite weights in {rows_text(bad)}."
-                )
+                raise ValueError(f"synapses table has NaN or infinite weights in {rows_text(bad)}.")
         elif value == "weight":
             raise ValueError("value='weight' needs a 'weight' column in the synapses table.")
 
@@ -292,6 +292,7 @@ class Connectome:
         tolerance: float | None = None,
         min_overlap: int = 1,
         search_radius: float | None = None,
+        drop_unassigned: bool = False,
         callback: Any = None,
     ) -> Connectome:
         """Build a connectome from a label volume (one label per neuron segment).
@@ -320,6 +321,8 @@ class Connectome:
         search_radius : float, optional
             µm around a synapse point searched for a segment when the point lies in background;
             default ``tolerance`` (or one voxel).
+        drop_unassigned : bool
+            Drop synapse points that lie on no segment instead of refusing them.
         callback : callable, optional
             Progress callback (a dict with ``fraction``, ``message``); returning False cancels.
 
@@ -337,6 +340,7 @@ class Connectome:
             tolerance=tolerance,
             min_overlap=min_overlap,
             search_radius=search_radius,
+            drop_unassigned=drop_unassigned,
             callback=callback,
         )
 
