@@ -590,7 +590,10 @@ def make_toy_brain(
     self_coef[i] = cfg["int_self"]
     gain[np.flatnonzero(i), ch[i]] = cfg["int_gain"] * jitter[i]
     i = code == WTA
-    psi = rng_dyn.uniform(0, 2 * np.pi, size=n)
+    # preferred directions spread evenly around the circle within each wta instance
+    inst_size_new = np.bincount(instance, minlength=m)
+    psi = 2 * np.pi * (local_new + rng_dyn.uniform(-0.3, 0.3, size=n)) / inst_size_new[instance]
+    psi += rng_dyn.uniform(0, 2 * np.pi, size=m)[instance]
     self_coef[i] = cfg["wta_self"]
     bias[i] = cfg["wta_bias"]
     gain[i, 2] = cfg["wta_gain"] * np.cos(psi[i])
@@ -736,7 +739,10 @@ def make_toy_brain(
                 f"{MAX_EM_VOXELS:,} is not rendered. Pass em=False or a coarser em_voxel_size."
             )
         rng_em = np.random.default_rng([seed, 5])
+        # nucleus centre offset from the soma centre by at most 0.2 r
         nuc = rng_em.normal(0, 0.08, size=(n, 3)) * diameters[:, None]
+        lim = 0.1 * diameters[:, None]
+        nuc *= np.minimum(1.0, lim / np.maximum(np.linalg.norm(nuc, axis=1, keepdims=True), 1e-9))
         syn_xyz = synapses[["z", "y", "x"]].to_numpy()
         brain.em, brain.em_labels = render_em(
             rng_em, positions, diameters, nuc, syn_xyz, ev, em_shape
