@@ -192,3 +192,84 @@ def test_callback_progress_and_cancel():
     assert len(seen) == 5 and seen[-1]["fraction"] == pytest.approx(1.0)
     with pytest.raises(EvaluationCancelled):
         linear_predictivity(truth, trials, callback=lambda info: False)
+
+
+# -- the napari widget ------------------------------------------------------------------------
+
+
+def test_score_predictions_table():
+    from napari_mesoscale.evaluate.predictivity import score_predictions
+
+    truth, rng = _population(300, 30)
+    recorded = np.concatenate(list(_trials(truth, 1.0, 6, rng)))  # 6 consecutive repeats
+    predicted = np.tile(truth, (6, 1))
+    table = score_predictions(predicted, recorded, n_repeats=6, n_splits=20, n_eigenvectors=4)
+    assert list(table.columns[:4]) == ["predictivity", "raw", "reliability", "reliable"]
+    assert {"eig_0", "eig_3"} <= set(table.columns) and len(table) == 30
+    assert np.median(table["predictivity"]) == pytest.approx(1.0, abs=0.05)
+    # one recording only: no correction possible, predictivity is the raw correlation
+    single = score_predictions(truth, recorded[:300])
+    np.testing.assert_allclose(single["predictivity"], single["raw"])
+    assert single["reliability"].isna().all()
+    # one-step forecasts stored at the time they were made: lag 1 aligns them
+    shifted = np.tile(np.roll(truth, -1, axis=0), (6, 1))
+    noisy = np.concatenate(list(_trials(truth, 0.1, 6, rng)))
+    aligned = score_predictions(shifted, noisy, n_repeats=6, lag=1)
+    assert np.median(aligned["raw"]) > 0.99
+    with pytest.raises(ValueError, match="neurons"):
+        score_predictions(truth[:, :5], recorded)
+
+
+@pytest.mark.viewer
+def test_score_widget_paints_points(make_napari_viewer, qtbot):
+    from napari_mesoscale.napari._score_widget import ScorePredictionsWidget, color_points_by
+
+    viewer = make_napari_viewer()
+    truth, rng = _population(150, 40)
+    noise = np.r_[np.full(20, 0.5), np.full(20, 3.0)]
+    trials = truth[None] + noise * rng.standard_normal((8, *truth.shape))
+    predicted = truth.copy()
+    predicted[:, 30:] = rng.standard_normal((150, 10))  # ten neurons badly predicted
+    positions = rng.uniform(0, 100, size=(40, 3))
+    layer = viewer.add_points(positions, name="cells", metadata={"trials": trials})
+    viewer.add_points(positions, name="model", metadata={"predicted": predicted})
+    widget = ScorePredictionsWidget(viewer)
+    widget._points.value = "cells"
+    widget._pred_layer.value = "model"
+    widget._n_splits.value = 20
+    widget._n_eig.value = 16
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
+    assert widget.last_error is None, widget.last_error
+    scores = layer.features["predictivity"].to_numpy()
+    assert np.median(scores[:30]) == pytest.approx(1.0, abs=0.1)
+    assert np.all(np.abs(scores[30:]) < 0.4)
+    assert {f"eig_{k}" for k in range(16)} <= set(layer.features.columns)
+    colors = np.asarray(layer.face_color)
+    assert not np.allclose(colors[0], colors[-1])  # painted by score
+    assert "score_predictions(" in widget.last_call
+    # colour by an eigenvector instead
+    widget._color_by.value = "eig_1"
+    assert layer.metadata["colored_by"]["column"] == "eig_1"
+    assert color_points_by(layer, "eig_2")[0] < color_points_by(layer, "eig_2")[1]
+
+
+@pytest.mark.viewer
+def test_score_widget_reports_missing_traces(make_napari_viewer):
+    from napari_mesoscale.napari._score_widget import ScorePredictionsWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_points(np.zeros((5, 3)), name="bare")
+    widget = ScorePredictionsWidget(viewer)
+    widget.start()
+    assert not widget.is_running
+    assert "metadata" in widget.last_error
+
+
+@pytest.mark.viewer
+def test_score_widget_opens_from_the_plugin_menu(make_napari_viewer):
+    from napari_mesoscale.napari._score_widget import ScorePredictionsWidget
+
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mesoscale", "Score predictions")
+    assert isinstance(widget, ScorePredictionsWidget)

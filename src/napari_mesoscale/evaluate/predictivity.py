@@ -78,6 +78,7 @@ __all__ = [
     "pearson_columns",
     "rdm",
     "rsa",
+    "score_predictions",
     "spearman_brown",
     "split_half_reliability",
     "summarize_scores",
@@ -855,3 +856,135 @@ def noise_corrected_rsa(
         estimator=estimator,
         details={"n_splits": n_splits, "method": method, "metric": metric, "seed": seed},
     )
+
+
+# -- one call for the napari widget and scripts ----------------------------------------------
+
+
+def _to_trials(data: np.ndarray, n_repeats: int, name: str) -> np.ndarray:
+    arr = np.asarray(data, dtype=np.float64)
+    if arr.ndim == 2:
+        if n_repeats > 1:
+            length = arr.shape[0] // n_repeats
+            if length < 3:
+                raise ValueError(
+                    f"{name} has {arr.shape[0]} time points: too few for {n_repeats} repeats."
+                )
+            arr = arr[: length * n_repeats].reshape(n_repeats, length, arr.shape[1])
+        else:
+            arr = arr[None]
+    elif arr.ndim != 3:
+        raise ValueError(
+            f"{name} must be (T, N) activity or (n_trials, T, N) trials; got shape {arr.shape}."
+        )
+    return arr
+
+
+def score_predictions(
+    predicted: Any,
+    recorded: Any,
+    *,
+    n_repeats: int = 1,
+    lag: int = 0,
+    n_splits: int = 50,
+    estimator: Estimator = "half",
+    reliability_threshold: float | None = None,
+    n_eigenvectors: int = 0,
+    seed: int = 0,
+    callback: Callable[[dict], Any] | None = None,
+) -> pd.DataFrame:
+    """Per-neuron scores of predicted against recorded activity, as a table (one row/neuron).
+
+    Parameters
+    ----------
+    predicted : array (T, N) or (n_trials, T, N)
+        Predicted activity (per trial if 3-D).
+    recorded : array (T, N) or (n_trials, T, N)
+        Recorded activity: repeated trials, or one recording.
+    n_repeats : int
+        For 2-D inputs: the recording holds this many consecutive repeats of the same stimulus
+        sequence; it is cut into (n_repeats, T // n_repeats, N) trials (and so are 2-D
+        predictions of the same length). With 1 repeat no noise correction is possible and
+        ``predictivity`` is the raw correlation.
+    lag : int
+        Row t of ``predicted`` predicts row t + lag of ``recorded`` (1 for one-step forecasts
+        stored at the time they were made; 0 when already aligned).
+    n_splits, estimator, reliability_threshold, seed
+        See :func:`noise_corrected_predictivity`.
+    n_eigenvectors : int
+        Also add columns ``eig_0 ..`` of correlation-eigenvector features of the recording
+        (see :func:`napari_mesoscale.evaluate.localisation.correlation_eigenfeatures`), so that
+        points can be coloured by any eigenvector.
+    callback : callable, optional
+        Progress callback; returning False stops with :class:`EvaluationCancelled`.
+
+    Returns
+    -------
+    DataFrame
+        ``predictivity`` (noise-corrected when trials allow, else raw), ``raw``,
+        ``reliability`` (SB-corrected split-half; NaN for one trial), ``reliable`` and the
+        ``eig_k`` columns when asked.
+    """
+    if lag < 0:
+        raise ValueError(f"lag must be >= 0; got {lag}.")
+    if n_repeats < 1:
+        raise ValueError(f"n_repeats must be >= 1; got {n_repeats}.")
+    rec = _to_trials(recorded, n_repeats, "recorded")
+    pred = np.asarray(predicted, dtype=np.float64)
+    if pred.ndim == 2 and n_repeats > 1:
+        pred = _to_trials(pred, n_repeats, "predicted")
+    if pred.ndim not in (2, 3):
+        raise ValueError(f"predicted must be (T, N) or (n_trials, T, N); got {pred.shape}.")
+    if pred.shape[-1] != rec.shape[-1]:
+        raise ValueError(
+            f"predicted has {pred.shape[-1]} neurons but recorded has {rec.shape[-1]}; they "
+            "must describe the same point sources in the same order."
+        )
+    if pred.shape[-2] != rec.shape[-2]:
+        raise ValueError(
+            f"predicted has {pred.shape[-2]} time points per trial but recorded has "
+            f"{rec.shape[-2]}."
+        )
+    if lag:
+        rec = rec[:, lag:]
+        pred = pred[..., :-lag, :]
+    if rec.shape[0] >= 2:
+        res = noise_corrected_predictivity(
+            pred,
+            rec,
+            n_splits=n_splits,
+            estimator=estimator,
+            reliability_threshold=reliability_threshold,
+            seed=seed,
+            callback=callback,
+        )
+        table = pd.DataFrame(
+            {
+                "predictivity": res.corrected,
+                "raw": res.raw,
+                "reliability": res.reliability,
+                "reliable": res.reliable,
+            }
+        )
+    else:
+        p = _as_model(pred, rec.shape[1], "predicted", rec.shape[2])
+        if not np.all(np.isfinite(rec)):
+            raise ValueError("recorded contains NaN or infinite values.")
+        raw = pearson_columns(p.mean(0), rec[0])
+        table = pd.DataFrame(
+            {
+                "predictivity": raw,
+                "raw": raw,
+                "reliability": np.full(raw.size, np.nan),
+                "reliable": np.isfinite(raw),
+            }
+        )
+        _report(callback, 0.9, "raw correlation (one trial: no noise correction)")
+    if n_eigenvectors:
+        from napari_mesoscale.evaluate.localisation import eigenvector_features_frame
+
+        activity = rec.reshape(-1, rec.shape[2])
+        eig = eigenvector_features_frame(activity, n_eigenvectors, seed=seed)
+        table = pd.concat([table, eig], axis=1)
+    _report(callback, 1.0, "scores done")
+    return table

@@ -1,0 +1,245 @@
+"""The "Score predictions" widget: per-neuron noise-corrected predictivity painted on points.
+
+Where the arrays come from
+--------------------------
+Recorded activity is read from the ``metadata`` of a Points layer of point sources, under the
+first of these keys that is present (or the key chosen in the widget):
+
+``trials``   (n_trials, T, N)  repeated recordings of the same stimulus sequence
+``activity`` (T, N)            one recording (cut into repeats with "repeats in recording")
+``dff``      (N, T)            dF/F traces (transposed here)
+``traces``   (N, T)            raw traces (transposed here)
+
+Predictions are read from a Points layer's ``metadata`` (``predicted``, ``prediction`` or
+``forecast``: (T, N) or (n_trials, T, N)), which may be the same layer, or from a ``.npy`` file.
+
+The scoring runs :func:`napari_mesoscale.evaluate.predictivity.score_predictions` in a worker;
+the result lands in ``layer.features`` (``predictivity``, ``raw``, ``reliability``,
+``reliable`` and, when asked, ``eig_0 .. eig_{k-1}`` correlation-eigenvector features) and the
+points are coloured by the column chosen in "colour by" (any eigenvector too).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import napari
+import numpy as np
+import pandas as pd
+from magicgui.widgets import ComboBox, FileEdit, FloatSpinBox, SpinBox
+
+from napari_mesoscale.evaluate.predictivity import score_predictions
+from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+
+RECORDED_KEYS = ("trials", "activity", "dff", "traces")
+PREDICTED_KEYS = ("predicted", "prediction", "forecast")
+_TRANSPOSED = ("dff", "traces")
+_NONE = "(none)"
+_AUTO = "auto"
+
+
+def _metadata_array(layer: Any, key: str, keys: tuple[str, ...]) -> tuple[np.ndarray, str]:
+    meta = getattr(layer, "metadata", {}) or {}
+    candidates = keys if key == _AUTO else (key,)
+    for k in candidates:
+        if k in meta and meta[k] is not None:
+            arr = np.asarray(meta[k])
+            if k in _TRANSPOSED and arr.ndim == 2:
+                arr = arr.T
+            return arr, k
+    raise ValueError(
+        f"layer {layer.name!r} holds no {' / '.join(candidates)} array in its metadata; put "
+        f"activity there (e.g. layer.metadata['activity'] = activity  # (T, N)) or choose "
+        "another layer."
+    )
+
+
+def color_points_by(
+    layer: napari.layers.Points, column: str, *, colormap: str = "viridis"
+) -> tuple[float, float]:
+    """Colour a Points layer by a numeric ``features`` column; NaN values are painted grey.
+
+    Returns the (low, high) values mapped to the ends of the colormap (2nd and 98th
+    percentiles of the finite values).
+    """
+    from napari.utils.colormaps import ensure_colormap
+
+    if column not in layer.features:
+        raise ValueError(f"layer {layer.name!r} has no features column {column!r}.")
+    values = pd.to_numeric(layer.features[column], errors="coerce").to_numpy(dtype=float)
+    finite = np.isfinite(values)
+    if not finite.any():
+        layer.face_color = "gray"
+        return (np.nan, np.nan)
+    low, high = np.percentile(values[finite], [2, 98])
+    if high <= low:
+        high = low + 1e-12
+    scaled = np.clip((np.where(finite, values, low) - low) / (high - low), 0, 1)
+    colors = ensure_colormap(colormap).map(scaled)
+    colors[~finite] = [0.5, 0.5, 0.5, 1.0]
+    layer.face_color = colors
+    layer.metadata["colored_by"] = {"column": column, "limits": (float(low), float(high))}
+    return float(low), float(high)
+
+
+class ScorePredictionsWidget(CoreTaskWidget):
+    """Score predicted against recorded activity per neuron and paint it onto point sources."""
+
+    run_text = "Score predictions"
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(viewer)
+        self._points = ComboBox(label="point sources", choices=self._points_names)
+        self._recorded_key = ComboBox(
+            label="recorded key", choices=(_AUTO, *RECORDED_KEYS), value=_AUTO
+        )
+        self._pred_layer = ComboBox(label="predictions layer", choices=self._pred_names)
+        self._pred_file = FileEdit(label="or predictions .npy", mode="r", filter="*.npy")
+        self._n_repeats = SpinBox(label="repeats in recording", value=1, min=1, max=10_000)
+        self._lag = SpinBox(label="lag (frames)", value=0, min=0, max=1000)
+        self._n_splits = SpinBox(label="split halves", value=50, min=2, max=2000)
+        self._estimator = ComboBox(
+            label="estimator", choices=("half", "full", "thesis"), value="half"
+        )
+        self._threshold = FloatSpinBox(
+            label="reliability threshold", value=0.0, min=0.0, max=1.0, step=0.05
+        )
+        self._n_eig = SpinBox(label="eigenvector features", value=16, min=0, max=64)
+        self._color_by = ComboBox(label="colour by", choices=self._color_choices)
+        self._color_by.changed.connect(self._recolor)
+        self.add_controls(
+            self._points,
+            self._recorded_key,
+            self._pred_layer,
+            self._pred_file,
+            self._n_repeats,
+            self._lag,
+            self._n_splits,
+            self._estimator,
+            self._threshold,
+            self._n_eig,
+            self._color_by,
+        )
+        viewer.layers.events.inserted.connect(self._refresh)
+        viewer.layers.events.removed.connect(self._refresh)
+        self._refresh()
+
+    # -- choices -------------------------------------------------------------------------
+    def _points_names(self, *_: Any) -> list[str]:
+        return [
+            layer.name for layer in self._viewer.layers if isinstance(layer, napari.layers.Points)
+        ]
+
+    def _pred_names(self, *_: Any) -> list[str]:
+        return [_NONE, *self._points_names()]
+
+    def _color_choices(self, *_: Any) -> list[str]:
+        names = ["predictivity", "raw", "reliability"]
+        layer = self._selected_points()
+        if layer is not None:
+            names += [c for c in layer.features.columns if str(c).startswith("eig_")]
+        return names
+
+    def _refresh(self, *_: Any) -> None:
+        for combo in (self._points, self._pred_layer, self._color_by):
+            combo.reset_choices()
+        if self._pred_layer.value in (None, _NONE) and self._points.value is not None:
+            layer = self._selected_points()
+            if layer is not None and any(k in layer.metadata for k in PREDICTED_KEYS):
+                self._pred_layer.value = layer.name
+
+    def _selected_points(self) -> napari.layers.Points | None:
+        name = self._points.value
+        if name is None or name not in self._viewer.layers:
+            return None
+        return self._viewer.layers[name]
+
+    # -- running -------------------------------------------------------------------------
+    def _predicted(self) -> tuple[np.ndarray, str]:
+        path = self._pred_file.value
+        if path is not None and str(path) not in ("", ".") and Path(path).is_file():
+            return np.load(path), f"np.load({str(path)!r})"
+        name = self._pred_layer.value
+        if name in (None, _NONE):
+            raise ValueError(
+                "choose a predictions layer (with metadata['predicted']) or a .npy file of "
+                "predicted activity (T, N)."
+            )
+        arr, key = _metadata_array(self._viewer.layers[name], _AUTO, PREDICTED_KEYS)
+        return arr, f"viewer.layers[{name!r}].metadata[{key!r}]"
+
+    def prepare(self) -> CoreCall:
+        layer = self._selected_points()
+        if layer is None:
+            raise ValueError("add a Points layer of point sources first.")
+        recorded, rec_key = _metadata_array(layer, self._recorded_key.value, RECORDED_KEYS)
+        predicted, pred_src = self._predicted()
+        n_points = len(layer.data)
+        if recorded.shape[-1] != n_points:
+            raise ValueError(
+                f"recorded activity has {recorded.shape[-1]} neurons but layer {layer.name!r} "
+                f"has {n_points} points; they must match one to one."
+            )
+        if predicted.shape[-1] != n_points:
+            raise ValueError(
+                f"predictions have {predicted.shape[-1]} neurons but layer {layer.name!r} has "
+                f"{n_points} points."
+            )
+        threshold = float(self._threshold.value) or None
+        kwargs = {
+            "predicted": predicted,
+            "recorded": recorded,
+            "n_repeats": int(self._n_repeats.value),
+            "lag": int(self._lag.value),
+            "n_splits": int(self._n_splits.value),
+            "estimator": self._estimator.value,
+            "reliability_threshold": threshold,
+            "n_eigenvectors": int(self._n_eig.value),
+        }
+        transpose = ".T" if rec_key in _TRANSPOSED else ""
+        python = (
+            "scores = score_predictions("
+            f"{pred_src}, viewer.layers[{layer.name!r}].metadata[{rec_key!r}]{transpose}, "
+            + ", ".join(
+                f"{k}={v!r}" for k, v in kwargs.items() if k not in ("predicted", "recorded")
+            )
+            + ")"
+        )
+        self._target = layer.name
+        return CoreCall(
+            function=score_predictions,
+            kwargs=kwargs,
+            python=python,
+            console_names={"score_predictions": score_predictions},
+            result_name="scores",
+        )
+
+    def on_result(self, result: pd.DataFrame) -> None:
+        layer = self._viewer.layers[self._target]
+        features = layer.features.copy()
+        if len(features) != len(result):
+            features = pd.DataFrame(index=range(len(result)))
+        features = features.drop(columns=[c for c in features.columns if str(c).startswith("eig_")])
+        for column in result.columns:
+            features[column] = result[column].to_numpy()
+        layer.features = features.reset_index(drop=True)
+        self._color_by.reset_choices()
+        if self._color_by.value not in result.columns:
+            self._color_by.value = "predictivity"
+        self._recolor()
+        reliable = result["reliable"].to_numpy(dtype=bool)
+        median = (
+            float(np.nanmedian(result["predictivity"].to_numpy()[reliable]))
+            if reliable.any()
+            else np.nan
+        )
+        self.last_summary = f"median predictivity {median:.3f} over {int(reliable.sum())} neurons"
+        layer.metadata["predictivity_summary"] = self.last_summary
+
+    def _recolor(self, *_: Any) -> None:
+        layer = self._selected_points()
+        column = self._color_by.value
+        if layer is None or column is None or column not in layer.features:
+            return
+        color_points_by(layer, column)
