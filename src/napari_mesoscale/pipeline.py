@@ -55,7 +55,7 @@ def run_demo(output: str | os.PathLike, *, show: bool = False) -> dict[str, Any]
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    viewer = napari.Viewer(show=show)
+    viewer = napari.Viewer(show=True)  # a hidden canvas renders black screenshots
     for data, attributes, layer_type in sample_layers():
         getattr(viewer, f"add_{layer_type}")(data, **attributes)
     viewer.dims.ndisplay = 3
