@@ -360,3 +360,18 @@ def test_label_synapses_need_points_or_ids():
     labels = np.ones((4, 4, 4), int)
     with pytest.raises(ValueError, match="pre_z, pre_y"):
         Connectome.from_labels(labels, pd.DataFrame({"z": [1.0]}), voxel_size=1.0)
+
+
+def test_sparse_huge_ids_and_out_of_range_ids():
+    neurons, synapses, pre, post = random_tables(n=50, m=300, seed=8)
+    big = neurons["id"].to_numpy() * 10**12  # 64-bit ids spread far apart: hash lookup
+    mapping = dict(zip(neurons["id"], big, strict=True))
+    huge = Connectome.from_tables(
+        neurons.assign(id=big),
+        synapses.assign(pre=synapses["pre"].map(mapping), post=synapses["post"].map(mapping)),
+    )
+    reference = Connectome.from_tables(neurons, synapses)
+    assert (huge.adjacency != reference.adjacency).nnz == 0
+    low = synapses.assign(pre=np.where(synapses.index == 0, -5, synapses["pre"]))
+    with pytest.raises(ValueError, match=r"\(\[-5\]\) in 1 row\(s\): \[0\]"):
+        Connectome.from_tables(neurons, low)

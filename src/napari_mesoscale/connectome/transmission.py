@@ -161,12 +161,13 @@ def detect_events(
         std = np.where(std > 0, std, np.inf)  # constant traces never cross
         cut = mean + threshold_arr * std
     else:
-        cut = np.broadcast_to(threshold_arr, (n,))
+        cut = np.broadcast_to(threshold_arr, (n,)).astype(np.float64)
     events = np.empty((t, n), dtype=bool)
     previous = np.zeros(n, dtype=bool)
     for start in range(0, t, chunk_frames):
         stop = min(start + chunk_frames, t)
-        active = np.asarray(activity[start:stop], dtype=np.float64) > cut
+        block = _float_block(activity, start, stop)
+        active = block > cut.astype(block.dtype)
         if onsets:
             shifted = np.vstack([previous[None], active[:-1]])
             previous = active[-1].copy()
@@ -188,23 +189,33 @@ def _check_activity(activity: Any) -> Any:
     return activity
 
 
+def _float_block(activity: Any, start: int, stop: int) -> np.ndarray:
+    """Frames ``start:stop`` as a float array (float32 kept), refusing NaN and inf."""
+    block = np.asarray(activity[start:stop])
+    if block.dtype not in (np.float32, np.float64):
+        block = block.astype(np.float64)
+    if not np.isfinite(block).all():
+        bad_t, bad_n = np.nonzero(~np.isfinite(block))
+        raise ValueError(
+            f"activity contains NaN or inf (first at frame {start + bad_t[0]}, neuron "
+            f"{bad_n[0]}); fill or drop those values first."
+        )
+    return block
+
+
 def _column_moments(activity: Any, chunk_frames: int) -> tuple[np.ndarray, np.ndarray]:
     t, n = activity.shape
     total = np.zeros(n)
     total_sq = np.zeros(n)
-    first = np.asarray(activity[: min(t, chunk_frames)], dtype=np.float64)
-    shift = first.mean(axis=0)  # shifted sums keep the variance accurate
+    shift = None  # shifted sums keep the variance accurate
     for start in range(0, t, chunk_frames):
-        block = np.asarray(activity[start : start + chunk_frames], dtype=np.float64)
-        if not np.all(np.isfinite(block)):
-            bad_t, bad_n = np.nonzero(~np.isfinite(block))
-            raise ValueError(
-                f"activity contains NaN or inf (first at frame {start + bad_t[0]}, neuron "
-                f"{bad_n[0]}); fill or drop those values first."
-            )
-        block = block - shift
-        total += block.sum(axis=0)
-        total_sq += (block**2).sum(axis=0)
+        block = _float_block(activity, start, start + chunk_frames)
+        if shift is None:
+            shift = block.mean(axis=0, dtype=np.float64)
+        deviation = block - shift.astype(block.dtype)
+        total += deviation.sum(axis=0, dtype=np.float64)
+        deviation *= deviation
+        total_sq += deviation.sum(axis=0, dtype=np.float64)
     mean = total / t
     var = np.maximum(total_sq / t - mean**2, 0.0)
     return mean + shift, np.sqrt(var)
@@ -311,26 +322,39 @@ def transmission_response_graphs(
     counts = np.zeros(n_edges, dtype=np.int64)
     opportunities = np.zeros(n_edges, dtype=np.int64)
     out_degree = np.diff(indptr)
+    pre_seen = np.zeros(n, dtype=bool)
     for b in range(n_bins):
         start, stop = b * bin_size, min((b + 1) * bin_size, t)
-        frames, active = np.nonzero(events[start:stop])
-        if active.size:
-            # edge ids of every (frame, active pre-neuron): ranges indptr[i] .. indptr[i+1]
+        hits: list[np.ndarray] = []
+        for frame in range(start, stop):
+            # one frame at a time keeps the gathers inside one row of `responded`
+            active = np.flatnonzero(events[frame])
+            if active.size == 0:
+                continue
+            pre_seen[active] = True
             lengths = out_degree[active]
             total = int(lengths.sum())
+            if total == 0:
+                continue
+            # edge ids of the active pre-neurons: ranges indptr[i] .. indptr[i + 1]
             first = np.repeat(indptr[active] - np.cumsum(lengths) + lengths, lengths)
             edge = first + np.arange(total, dtype=np.int64)
-            frame_of_edge = np.repeat(frames + start, lengths)
-            hit = responded[frame_of_edge, post[edge]]
-            bin_edges = np.unique(edge[hit]).astype(id_dtype)
-            pre_active = np.unique(active)
-            opportunity_edges = np.repeat(
-                indptr[pre_active] - np.cumsum(out_degree[pre_active]) + out_degree[pre_active],
-                out_degree[pre_active],
-            ) + np.arange(int(out_degree[pre_active].sum()), dtype=np.int64)
-            opportunities[opportunity_edges] += 1
+            hits.append(edge[responded[frame][post[edge]]])
+        if hits:
+            found = np.sort(np.concatenate(hits))
+            keep = np.ones(found.size, dtype=bool)
+            keep[1:] = found[1:] != found[:-1]
+            bin_edges = found[keep].astype(id_dtype)
         else:
             bin_edges = np.zeros(0, dtype=id_dtype)
+        pre_active = np.flatnonzero(pre_seen)
+        if pre_active.size:
+            pre_seen[pre_active] = False
+            degree = out_degree[pre_active]
+            opportunity_edges = np.repeat(
+                indptr[pre_active] - np.cumsum(degree) + degree, degree
+            ) + np.arange(int(degree.sum()), dtype=np.int64)
+            opportunities[opportunity_edges] += 1
         counts[bin_edges] += 1
         parts.append(bin_edges)
         offsets[b + 1] = offsets[b] + bin_edges.size
