@@ -29,6 +29,19 @@ FEATURES: tuple[str, ...] = (
 )
 
 
+def _route(a: torch.Tensor, tau: float, mode: str) -> torch.Tensor:
+    """Softmax / one-hot / straight-through over the last axis of logits ``a`` (-inf allowed)."""
+    soft = torch.softmax(a / tau, dim=-1)
+    if mode == "soft":
+        return soft
+    hard = torch.zeros_like(soft).scatter_(-1, a.argmax(-1, keepdim=True), 1.0)
+    if mode == "hard":
+        return hard
+    if mode == "straight_through":
+        return hard + soft - soft.detach()
+    raise ValueError(f"unknown assignment mode {mode!r}")
+
+
 class MesoscaleNet(nn.Module):
     """Parameters and forward pass of the mesoscale model.
 
@@ -83,9 +96,6 @@ class MesoscaleNet(nn.Module):
         self.register_buffer("relpos", relpos.float())
         self.register_buffer("pre", edges[0].long())
         self.register_buffer("post", edges[1].long())
-        # flat index of every (neuron, slot, filter) into the L*B table of domains
-        q = self.cand[:, :, None] * b + torch.arange(b)[None, None, :]
-        self.register_buffer("pair_index", q)
 
         if logits_init is None:
             logits_init = 0.01 * torch.randn(n, lm, b, generator=generator)
@@ -113,24 +123,35 @@ class MesoscaleNet(nn.Module):
         return a.masked_fill(~self.cmask[:, :, None], float("-inf"))
 
     def assignment(self, tau: float = 1.0, mode: str = "soft") -> torch.Tensor:
-        """Assignment weights pi (N, Lm, B) that sum to one per neuron.
+        """Assignment weights pi (N, Lm, B) over all candidate pairs, summing to one per neuron.
 
         ``mode`` is ``"soft"`` (softmax at temperature ``tau``), ``"hard"`` (one-hot argmax) or
         ``"straight_through"`` (one-hot forward, softmax gradient backward).
         """
         a = self.assignment_logits()
         n = a.shape[0]
-        soft = torch.softmax(a.reshape(n, -1) / tau, dim=-1).reshape(a.shape)
-        if mode == "soft":
-            return soft
-        hard = torch.zeros_like(soft).reshape(n, -1)
-        hard.scatter_(1, a.reshape(n, -1).argmax(-1, keepdim=True), 1.0)
-        hard = hard.reshape(a.shape)
-        if mode == "hard":
-            return hard
-        if mode == "straight_through":
-            return hard + soft - soft.detach()
-        raise ValueError(f"unknown assignment mode {mode!r}")
+        return _route(a.reshape(n, -1), tau, mode).reshape(a.shape)
+
+    def routed(
+        self, tau: float = 1.0, mode: str = "soft", routing: str = "all"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pairs to evaluate and their weights.
+
+        ``routing="all"`` evaluates every candidate pair: slots (N, Lm, B), pi (N, Lm, B).
+        ``routing="best_slot"`` evaluates, for every filter, only the neuron's best field for
+        that filter (slots (N, 1, B)); the softmax runs over these B pairs. ``mode="hard"``
+        with best-slot routing puts all weight on the single chosen pair.
+        """
+        a = self.assignment_logits()
+        n, lm, b = a.shape
+        if routing == "all":
+            slots = torch.arange(lm, device=a.device)[None, :, None].expand(n, lm, b)
+            return slots, _route(a.reshape(n, -1), tau, mode).reshape(a.shape)
+        if routing != "best_slot":
+            raise ValueError(f"routing must be 'all' or 'best_slot'; got {routing!r}")
+        slots = a.detach().argmax(dim=1, keepdim=True)  # (N, 1, B)
+        best = a.gather(1, slots)  # (N, 1, B)
+        return slots, _route(best.reshape(n, b), tau, mode).reshape(n, 1, b)
 
     def choice(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Hard choice per neuron: slot (N,), field (N,), filter (N,)."""
@@ -139,7 +160,7 @@ class MesoscaleNet(nn.Module):
             n, lm, b = a.shape
             flat = a.reshape(n, -1).argmax(-1)
             slot, filt = flat // b, flat % b
-            field = self.cand[torch.arange(n), slot]
+            field = self.cand[torch.arange(n, device=a.device), slot]
         return slot, field, filt
 
     # ------------------------------------------------------------------ forward
@@ -152,27 +173,28 @@ class MesoscaleNet(nn.Module):
         return lin, rect
 
     def context(self, z: torch.Tensor, pi: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        """Assignment-weighted mean of (z, relu z) over each domain, gathered back (T,N,Lm,B,2)."""
+        """Assignment-weighted mean of (z, relu z) over each domain, gathered back (T,N,K,B,2)."""
         t = z.shape[0]
         lb = self.n_fields * self.n_filters
         flat_q = q.reshape(-1)
-        wts = pi.reshape(-1)
-        den = torch.zeros(lb, dtype=z.dtype, device=z.device).index_add_(0, flat_q, wts)
+        den = torch.zeros(lb, dtype=z.dtype, device=z.device).index_add_(
+            0, flat_q, pi.reshape(-1).to(z.dtype)
+        )
         phi = torch.stack([z, torch.relu(z)], dim=-1)  # (T, N, 2)
-        contrib = phi[:, :, None, None, :] * pi[None, :, :, :, None]  # (T, N, Lm, B, 2)
-        num = torch.zeros(t, lb, 2, dtype=z.dtype, device=z.device)
+        contrib = phi[:, :, None, None, :] * pi[None, :, :, :, None]  # (T, N, K, B, 2)
+        num = torch.zeros(t, lb, 2, dtype=contrib.dtype, device=z.device)
         num.index_add_(1, flat_q, contrib.reshape(t, -1, 2))
         ctx = num / (den[None, :, None] + 1e-6)
-        return ctx[:, q]  # (T, N, Lm, B, 2)
+        return ctx[:, q]  # (T, N, K, B, 2)
 
     def evaluate(
         self,
         z: torch.Tensor,
         u: torch.Tensor | None,
         pi: torch.Tensor,
-        slots: torch.Tensor | None = None,
+        slots: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Outputs of every candidate pair and the assignment-weighted prediction.
+        """Outputs of the evaluated candidate pairs and the assignment-weighted prediction.
 
         Parameters
         ----------
@@ -180,57 +202,52 @@ class MesoscaleNet(nn.Module):
             Normalised state at t.
         u : Tensor (T, S) or None
             Stimulus at t.
-        pi : Tensor (N, Lm, B)
-            Assignment weights (or (N, 1, B) when ``slots`` restricts to one slot per neuron).
-        slots : LongTensor (N,), optional
-            Evaluate only this slot of every neuron (hard prediction; cheaper).
+        pi : Tensor (N, K, B)
+            Weights of the evaluated pairs (from :meth:`routed`).
+        slots : LongTensor (N, K, B)
+            Candidate slot of every evaluated pair (filter = last axis).
 
         Returns
         -------
-        out : Tensor (T, N, Lm', B)
+        out : Tensor (T, N, K, B)
             Prediction of z at t+1 by every evaluated pair.
         pred : Tensor (T, N)
             Assignment-weighted prediction.
         """
         t, n = z.shape
-        if slots is None:
-            cand, relpos, q = self.cand, self.relpos, self.pair_index
-        else:
-            ar = torch.arange(n, device=z.device)
-            cand = self.cand[ar, slots][:, None]
-            relpos = self.relpos[ar, slots][:, None]
-            q = self.pair_index[ar, slots][:, None]
-        lm, b = cand.shape[1], self.n_filters
+        k, b = slots.shape[1], self.n_filters
+        bidx = torch.arange(b, device=z.device)[None, None, :]
+        cand = self.cand.gather(1, slots.reshape(n, -1)).reshape(n, k, b)
+        relpos = self.relpos[torch.arange(n, device=z.device)[:, None, None], slots]
+        q = cand * b + bidx
         d_lin, d_rect = self.drive(z)
         ctx = self.context(z, pi, q)
         neuron = torch.stack([z, d_lin, d_rect], dim=-1)  # (T, N, 3)
         parts = [
-            neuron[:, :, None, None, :].expand(t, n, lm, b, 3),
+            neuron[:, :, None, None, :].expand(t, n, k, b, 3),
             ctx,
-            relpos[None, :, :, None, :].expand(t, n, lm, b, 3),
+            relpos[None].expand(t, n, k, b, 3),
         ]
         if self.n_stimulus:
             if u is None:
                 raise ValueError("this model was fitted with a stimulus; pass stimulus=")
-            parts.append(u[:, None, None, None, :].expand(t, n, lm, b, self.n_stimulus))
-        f = torch.cat(parts, dim=-1)  # (T, N, Lm, B, F)
-        bidx = torch.arange(b, device=z.device)[None, None, :]
-        gain = 1.0 + self.pre_gain[cand[:, :, None], bidx]  # (N, Lm, B, F)
-        off = self.pre_offset[cand[:, :, None], bidx]
-        out = self.bank(f * gain + off)  # (T, N, Lm, B)
-        out = out * (1.0 + self.post_gain[cand[:, :, None], bidx]) + self.post_offset[
-            cand[:, :, None], bidx
-        ]
+            parts.append(u[:, None, None, None, :].expand(t, n, k, b, self.n_stimulus))
+        f = torch.cat(parts, dim=-1)  # (T, N, K, B, F)
+        gain = 1.0 + self.pre_gain[cand, bidx]  # (N, K, B, F)
+        off = self.pre_offset[cand, bidx]
+        out = self.bank(f * gain + off)  # (T, N, K, B)
+        out = out * (1.0 + self.post_gain[cand, bidx]) + self.post_offset[cand, bidx]
         pred = (out * pi).sum(dim=(-1, -2))
         return out, pred
 
     def predict_hard(self, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
         """One-step prediction with each neuron in its single chosen pair: (T, N)."""
         slot, _, filt = self.choice()
-        n = z.shape[1]
-        pi = torch.zeros(n, 1, self.n_filters, dtype=z.dtype, device=z.device)
-        pi[torch.arange(n), 0, filt] = 1.0
-        _, pred = self.evaluate(z, u, pi, slots=slot)
+        n, b = z.shape[1], self.n_filters
+        slots = slot[:, None, None].expand(n, 1, b)
+        pi = torch.zeros(n, 1, b, dtype=z.dtype, device=z.device)
+        pi[torch.arange(n, device=z.device), 0, filt] = 1.0
+        _, pred = self.evaluate(z, u, pi, slots)
         return pred
 
     # ------------------------------------------------------------------ penalties

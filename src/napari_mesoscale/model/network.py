@@ -135,17 +135,28 @@ class BasisBank(nn.Module):
         h = torch.einsum("...bf,bfh->...bh", features, self.w_in) + self.c_in
         if self.depth:
             g = self.gates()
+            names = self.activations
             for layer in range(self.depth):
-                a = torch.einsum("...bh,bhk->...bk", h, self.w_layers[:, layer]) + self.c_layers[
-                    :, layer
-                ]
+                a = torch.einsum("...bh,bhk->...bk", h, self.w_layers[:, layer])
+                a = a + self.c_layers[:, layer]
                 mix = g["activation"][:, layer]  # (B, A)
-                act = sum(
-                    mix[:, k, None] * _apply_activation(name, a)
-                    for k, name in enumerate(self.activations)
-                )
+                act = None
+                r = None
+                for k, name in enumerate(names):
+                    wk = mix[:, k, None]
+                    if name in ("relu", "divnorm") and r is None:
+                        r = torch.relu(a)
+                    if name == "relu":
+                        term = wk * r
+                    elif name == "divnorm":
+                        term = wk * r / (1.0 + r.mean(dim=-1, keepdim=True))
+                    elif name == "logistic":
+                        term = wk * (torch.sigmoid(a) - 0.5)
+                    else:
+                        term = wk * torch.tanh(a)
+                    act = term if act is None else act + term
                 s = g["layer"][:, layer, None]
-                h = s * (g["unit"][:, layer] * act) + (1.0 - s) * h
+                h = (s * g["unit"][:, layer]) * act + (1.0 - s) * h
         return (h * self.w_out).sum(-1) + self.c_out
 
     def describe(self) -> list[dict]:

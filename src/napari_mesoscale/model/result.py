@@ -1,0 +1,405 @@
+"""``MesoscaleFit``: the fitted model, its domains and motifs, prediction, save and load."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from napari_mesoscale.model.config import ModelConfig
+from napari_mesoscale.model.core import MesoscaleNet
+
+FORMAT = "napari-mesoscale-fit"
+FORMAT_VERSION = 1
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages a fit depends on (written beside every saved fit)."""
+    import scipy
+    import sklearn
+
+    try:
+        from napari_mesoscale import __version__ as ours
+    except Exception:  # pragma: no cover
+        ours = "unknown"
+    return {
+        "napari_mesoscale": ours,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pd.__version__,
+        "torch": torch.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+
+
+@torch.no_grad()
+def _pair_errors(
+    net: MesoscaleNet,
+    z: torch.Tensor,
+    m: torch.Tensor,
+    u: torch.Tensor | None,
+    t0: int,
+    t1: int,
+    chunk: int = 32,
+) -> torch.Tensor:
+    """Mean one-step squared error of every candidate pair (N, Lm, B) over frames t0..t1.
+
+    The domain context is computed with the current hard assignment.
+    """
+    slots, pi = net.routed(mode="hard", routing="all")
+    n, lm, b = pi.shape
+    num = torch.zeros(n, lm, b)
+    den = torch.zeros(n)
+    for s in range(t0, t1 - 1, chunk):
+        e = min(t1 - 1, s + chunk)
+        out, _ = net.evaluate(z[s:e], None if u is None else u[s:e], pi, slots)
+        mk = m[s + 1 : e + 1] * m[s:e]
+        num += (((out - z[s + 1 : e + 1, :, None, None]) ** 2) * mk[..., None, None]).sum(0)
+        den += mk.sum(0)
+    err = num / den.clamp(min=1)[:, None, None]
+    return err.masked_fill(~net.cmask[:, :, None], float("inf"))
+
+
+class MesoscaleFit:
+    """A fitted mesoscale model.
+
+    Attributes
+    ----------
+    domain_labels : ndarray of int64 (N,)
+        Functional domain of every neuron (a (field, filter) pair, numbered 0..D-1).
+    motif_labels : ndarray of int64 (N,)
+        Motif (basis filter) of every neuron.
+    field_labels : ndarray of int64 (N,)
+        Receptive field (grid location) of every neuron's domain.
+    confidence : ndarray (N,)
+        1 - (error with the chosen motif) / (error with the best other motif), on the
+        validation block, in [0, 1]; 0 means another motif explains the neuron as well.
+    domains : pandas.DataFrame
+        One row per domain: domain, field, motif, size, centre (µm) and local loss (test
+        one-step MSE of its members, normalised units).
+    filters : pandas.DataFrame
+        One row per filter: usage (neurons), complexity and learned configuration.
+    history : pandas.DataFrame
+        Loss curves, one row per epoch.
+    scores : dict
+        Held-out one-step MSE (normalised units) on validation and test blocks.
+    config : ModelConfig
+    stopped : str
+        ``"completed"``, ``"early_stopping"`` or ``"cancelled"``.
+    """
+
+    def __init__(self, payload: dict) -> None:
+        self._p = payload
+        self.config = ModelConfig.from_dict(payload["config"])
+        self.seed = int(payload["seed"])
+        self.domain_labels = np.asarray(payload["domain_labels"], dtype=np.int64)
+        self.motif_labels = np.asarray(payload["motif_labels"], dtype=np.int64)
+        self.field_labels = np.asarray(payload["field_labels"], dtype=np.int64)
+        self.confidence = np.asarray(payload["confidence"], dtype=float)
+        self.domains = pd.DataFrame(payload["domains"])
+        self.filters = pd.DataFrame(payload["filters"])
+        self.history = pd.DataFrame(payload["history"])
+        self.scores = dict(payload["scores"])
+        self.blocks = {k: tuple(v) for k, v in payload["blocks"].items()}
+        self.stopped = payload["stopped"]
+        self.versions = dict(payload["versions"])
+        self.n_params = int(payload["n_params"])
+        self.init_groups = (
+            None if payload.get("init_groups") is None else np.asarray(payload["init_groups"])
+        )
+        self._net: MesoscaleNet | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def _from_training(
+        cls,
+        *,
+        net: MesoscaleNet,
+        config: ModelConfig,
+        seed: int,
+        z: np.ndarray,
+        finite: np.ndarray,
+        u: np.ndarray | None,
+        blocks: dict,
+        mean: np.ndarray,
+        std: np.ndarray,
+        stim_mean: np.ndarray | None,
+        stim_std: np.ndarray | None,
+        positions: np.ndarray,
+        grid: Any,
+        edges: np.ndarray,
+        edge_weight_struct: np.ndarray | None,
+        init_groups: np.ndarray | None,
+        history: list[dict],
+        stopped: str,
+        versions: dict,
+        device: str,
+    ) -> MesoscaleFit:
+        net.eval()
+        zt = torch.as_tensor(z)
+        mt = torch.as_tensor(finite, dtype=zt.dtype)
+        ut = None if u is None else torch.as_tensor(u)
+        tr0, tr1 = blocks["train"]
+        v0, v1 = blocks["val"]
+        te0, te1 = blocks["test"]
+        if config.final_reassign:
+            err = _pair_errors(net, zt, mt, ut, tr0, tr1)
+            n = err.shape[0]
+            flat = err.reshape(n, -1).argmin(-1)
+            with torch.no_grad():
+                onehot = torch.zeros_like(net.logits).reshape(n, -1)
+                onehot[torch.arange(n), flat] = 10.0
+                net.logits.copy_(onehot.reshape(net.logits.shape))
+                net.field_logits.zero_()
+        slot, field, filt = net.choice()
+        field, filt = field.numpy(), filt.numpy()
+        n = z.shape[1]
+        pair = field.astype(np.int64) * config.n_filters + filt
+        _, domain = np.unique(pair, return_inverse=True)
+
+        # confidence from the per-motif errors on the validation block (train if none)
+        c0, c1 = (v0, v1) if v1 - v0 >= 2 else (tr0, tr1)
+        err = _pair_errors(net, zt, mt, ut, c0, c1)  # (N, Lm, B)
+        per_motif = err.min(dim=1).values.numpy()  # (N, B)
+        chosen = per_motif[np.arange(n), filt]
+        if config.n_filters > 1:
+            others = per_motif.copy()
+            others[np.arange(n), filt] = np.inf
+            second = others.min(axis=1)
+            conf = np.clip(1.0 - chosen / np.maximum(second, 1e-12), 0.0, 1.0)
+            conf = np.where(np.isfinite(conf), conf, 0.0)
+        else:
+            conf = np.ones(n)
+
+        # held-out hard one-step errors per neuron (normalised units)
+        def block_err(a: int, b: int) -> tuple[np.ndarray, float]:
+            if b - a < 2:
+                return np.full(n, np.nan), float("nan")
+            with torch.no_grad():
+                pred = net.predict_hard(zt[a : b - 1], None if ut is None else ut[a : b - 1])
+            mk = (mt[a + 1 : b] * mt[a : b - 1]).numpy()
+            sq = ((pred.numpy() - z[a + 1 : b]) ** 2) * mk
+            per = sq.sum(0) / np.maximum(mk.sum(0), 1)
+            return per, float(sq.sum() / max(mk.sum(), 1))
+
+        per_test, test_mse = block_err(te0, te1)
+        _, val_mse = block_err(v0, v1)
+        local = per_test if np.isfinite(per_test).any() else block_err(v0, v1)[0]
+
+        rows = []
+        for d in np.unique(domain):  # one row per domain (table assembly, not the model step)
+            members = domain == d
+            i0 = int(np.flatnonzero(members)[0])
+            c = positions[members].mean(0)
+            rows.append(
+                {
+                    "domain": int(d),
+                    "field": int(field[i0]),
+                    "motif": int(filt[i0]),
+                    "size": int(members.sum()),
+                    "center_z": float(c[0]),
+                    "center_y": float(c[1]),
+                    "center_x": float(c[2]),
+                    "local_loss": float(np.nanmean(local[members])),
+                    "confidence": float(conf[members].mean()),
+                }
+            )
+        desc = net.bank.describe()
+        usage = np.bincount(filt, minlength=config.n_filters)
+        filters = {
+            "filter": [d_["filter"] for d_ in desc],
+            "usage": usage.tolist(),
+            "complexity": [d_["complexity"] for d_ in desc],
+            "layers": [json.dumps(d_["layers"]) for d_ in desc],
+        }
+        payload = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": config.to_dict(),
+            "seed": int(seed),
+            "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
+            "net_args": {
+                "n_fields": int(grid.n_fields),
+                "n_stimulus": int(net.n_stimulus),
+            },
+            "candidates": np.asarray(grid.candidates).tolist(),
+            "centers": np.asarray(grid.centers).tolist(),
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+            "stim_mean": None if stim_mean is None else stim_mean.tolist(),
+            "stim_std": None if stim_std is None else stim_std.tolist(),
+            "positions": positions.tolist(),
+            "domain_labels": domain.tolist(),
+            "motif_labels": filt.tolist(),
+            "field_labels": field.tolist(),
+            "confidence": conf.tolist(),
+            "domains": pd.DataFrame(rows).to_dict(orient="list"),
+            "filters": filters,
+            "history": pd.DataFrame(history).to_dict(orient="list"),
+            "scores": {"val_mse": val_mse, "test_mse": test_mse},
+            "blocks": {k: list(v) for k, v in blocks.items()},
+            "stopped": stopped,
+            "versions": versions,
+            "n_params": net.n_trainable(),
+            "init_groups": None if init_groups is None else np.asarray(init_groups).tolist(),
+            "device": device,
+            "n_edges": int(edges.shape[1]),
+            "uses_connectome": edge_weight_struct is not None,
+        }
+        fit = cls(payload)
+        fit._net = net
+        return fit
+
+    # ------------------------------------------------------------------ the network
+    @property
+    def n_neurons(self) -> int:
+        return int(self.motif_labels.shape[0])
+
+    @property
+    def net(self) -> MesoscaleNet:
+        """The trained torch module (CPU), rebuilt from the saved state when loaded."""
+        if self._net is None:
+            st = self._p["state"]
+            cfg = self.config
+            net = MesoscaleNet(
+                st["cand"].clone().masked_fill(~st["cmask"], -1),
+                st["relpos"],
+                self._p["net_args"]["n_fields"],
+                torch.stack([st["pre"], st["post"]]),
+                n_filters=cfg.n_filters,
+                n_stimulus=self._p["net_args"]["n_stimulus"],
+                hidden=cfg.hidden,
+                depth=cfg.depth,
+                activations=tuple(cfg.activations),
+                shared_field_logits=cfg.shared_field_logits,
+            )
+            net.load_state_dict(st)
+            net.eval()
+            self._net = net
+        return self._net
+
+    # ------------------------------------------------------------------ prediction
+    def _normalise(self, activity: Any, stimulus: Any) -> tuple[torch.Tensor, Any]:
+        x = np.asarray(activity, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_neurons:
+            raise ValueError(
+                f"activity must be (T, {self.n_neurons}) like the fitted recording; got {x.shape}"
+            )
+        mean, std = np.asarray(self._p["mean"]), np.asarray(self._p["std"])
+        z = np.where(np.isfinite(x), (x - mean) / std, 0.0).astype(np.float32)
+        u = None
+        if self._p["stim_mean"] is not None:
+            if stimulus is None:
+                raise ValueError("this model was fitted with a stimulus; pass stimulus=(T, S)")
+            s = np.asarray(stimulus, dtype=np.float64)
+            s = s[:, None] if s.ndim == 1 else s
+            if s.shape[0] != x.shape[0]:
+                raise ValueError(f"stimulus has {s.shape[0]} frames, activity {x.shape[0]}")
+            u = torch.as_tensor(
+                ((s - np.asarray(self._p["stim_mean"])) / np.asarray(self._p["stim_std"])).astype(
+                    np.float32
+                )
+            )
+        return torch.as_tensor(z), u
+
+    @torch.no_grad()
+    def predict(
+        self, activity: Any, steps: int = 1, stimulus: Any = None, chunk: int = 256
+    ) -> np.ndarray:
+        """Predict activity ``steps`` frames ahead (one-step or free-running).
+
+        Parameters
+        ----------
+        activity : array_like (T, N)
+            Recorded activity (NaN allowed: enters as the neuron's mean).
+        steps : int
+            Horizon k. Row t of the result is predicted from row t-k of ``activity`` by running
+            the model freely for k steps (k = 1 is the one-step prediction).
+        stimulus : array_like (T, S), optional
+            Required when the model was fitted with a stimulus.
+
+        Returns
+        -------
+        ndarray (T, N)
+            Predictions aligned with ``activity``, in its units; the first ``steps`` rows are
+            NaN (nothing to predict them from).
+        """
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1; got {steps}")
+        z, u = self._normalise(activity, stimulus)
+        t = z.shape[0]
+        out = np.full((t, self.n_neurons), np.nan)
+        net = self.net
+        for s in range(0, max(0, t - steps), chunk):
+            e = min(t - steps, s + chunk)
+            state = z[s:e]
+            for k in range(steps):
+                state = net.predict_hard(state, None if u is None else u[s + k : e + k])
+            out[s + steps : e + steps] = state.numpy()
+        mean, std = np.asarray(self._p["mean"]), np.asarray(self._p["std"])
+        return out * std + mean
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fit to ``path`` (a ``.pt`` file) atomically, with a JSON sidecar.
+
+        The sidecar ``<path>.json`` holds the format version, parameters, seed, package
+        versions, scores and the per-domain table, readable without torch.
+        """
+        path = Path(path)
+        if path.suffix == "":
+            path = path.with_suffix(".pt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(self._p, tmp)
+        os.replace(tmp, path)
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "config": self._p["config"],
+            "seed": self.seed,
+            "versions": self.versions,
+            "scores": self.scores,
+            "stopped": self.stopped,
+            "n_params": self.n_params,
+            "n_neurons": self.n_neurons,
+            "n_domains": int(self.domains.shape[0]),
+            "device": self._p.get("device"),
+        }
+        side = path.with_suffix(path.suffix + ".json")
+        tmpj = side.with_name(f".{side.name}.{os.getpid()}.tmp")
+        tmpj.write_text(json.dumps(meta, indent=2, default=float))
+        os.replace(tmpj, side)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> MesoscaleFit:
+        """Read a fit written by :meth:`save`."""
+        path = Path(path)
+        if not path.exists() and path.with_suffix(".pt").exists():
+            path = path.with_suffix(".pt")
+        if not path.exists():
+            raise FileNotFoundError(f"no saved fit at {path}")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a napari-mesoscale fit")
+        if int(payload.get("format_version", 0)) > FORMAT_VERSION:
+            raise ValueError(
+                f"{path} was written by a newer napari-mesoscale (format "
+                f"{payload['format_version']} > {FORMAT_VERSION}); upgrade to read it."
+            )
+        return cls(payload)
+
+    def __repr__(self) -> str:
+        return (
+            f"MesoscaleFit(N={self.n_neurons}, filters={self.config.n_filters}, "
+            f"domains={self.domains.shape[0]}, test_mse={self.scores.get('test_mse'):.4g}, "
+            f"stopped={self.stopped!r})"
+        )
