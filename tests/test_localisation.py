@@ -105,6 +105,11 @@ def test_localise_clusters_one_to_one_beats_chance():
     assert res.accuracy(labels.iloc[test]) > 0.95  # chance is 1/6
     # the one-to-one assignment fills every slot exactly once
     assert sorted(res.slot_index) == list(range(test.size))
+    # several activity arrays (e.g. responses to several stimulus sets): features concatenated
+    both = localise_neurons(
+        [activity, activity[::-1]], labels.iloc[train], train, test, n_estimators=20
+    )
+    assert both.features.shape == (activity.shape[1], 2 * 18)
     free = localise_neurons(activity, labels.iloc[train], train, test, n_estimators=50)
     assert not free.one_to_one and free.accuracy(labels.iloc[test], ["kind"]) > 0.95
 

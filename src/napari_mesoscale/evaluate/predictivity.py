@@ -497,8 +497,6 @@ def noise_corrected_predictivity(
     p = _as_model(predicted, x.shape[1], "predicted", x.shape[2])
     if n_splits < 1:
         raise ValueError(f"n_splits must be >= 1; got {n_splits}.")
-    if p.shape[0] not in (1, x.shape[0]) and p.shape[0] < 2:
-        raise ValueError("per-trial predictions need at least 2 trials.")
     rng = np.random.default_rng(seed)
     n = x.shape[2]
     num, drel, mrel = _Accumulator(n), _Accumulator(n), _Accumulator(n)
