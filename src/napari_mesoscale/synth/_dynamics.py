@@ -58,47 +58,97 @@ class Dynamics:
     noise_std: float
 
     def __post_init__(self) -> None:
-        self.idx = {c: np.flatnonzero(self.code == c) for c in (OSC, INT, WTA, CHAIN)}
+        # internally neurons are sorted by motif code, so each type is a contiguous slice
+        self.perm = np.argsort(self.code, kind="stable")
+        counts = np.bincount(self.code, minlength=4)
+        edges = np.concatenate([[0], np.cumsum(counts)])
+        self.sl = {c: slice(int(edges[c]), int(edges[c + 1])) for c in (OSC, INT, WTA, CHAIN)}
+        p = self.perm
+        self._set_dtype(np.float64)
+        w = self.sl[WTA]
+        # signed drive for everyone, split drives only for the wta rows
+        self._w_signed = (self.wt_exc - self.wt_inh)[p][:, p].tocsr()
+        self._exc_wta = self.wt_exc[p[w]][:, p].tocsr()
+        self._inh_wta = self.wt_inh[p[w]][:, p].tocsr()
+        self._mats = {np.dtype(np.float64): (self._w_signed, self._exc_wta, self._inh_wta)}
+
+    def _set_dtype(self, dtype) -> None:
+        p = self.perm
+        self._rest = self.rest[p].astype(dtype)
+        self._self = self.self_coef[p].astype(dtype)
+        self._bias = self.bias[p].astype(dtype)
+        self._gain_t = np.ascontiguousarray(self.gain[p].T).astype(dtype)
+
+    def _matrices(self, dtype) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
+        dtype = np.dtype(dtype)
+        if dtype not in self._mats:
+            self._mats[dtype] = tuple(m.astype(dtype) for m in self._mats[np.dtype(np.float64)])
+        return self._mats[dtype]
+
+    def _phi(self, x: np.ndarray) -> np.ndarray:
+        """φ(x) in sorted order: x - rest, and x² for winner-take-all neurons."""
+        d = x - self._rest
+        w = self.sl[WTA]
+        d[..., w] = x[..., w] * x[..., w]
+        return d
+
+    @staticmethod
+    def _spmv(m: sp.csr_matrix, v: np.ndarray) -> np.ndarray:
+        return m @ v if v.ndim == 1 else (m @ v.T).T
+
+    def _stimulus_drive(self, u: np.ndarray) -> np.ndarray:
+        """G u + b in sorted order (a loop over the few channels beats a BLAS call here)."""
+        if u.ndim == 2:
+            return u @ self._gain_t + self._bias
+        s = self._bias.copy()
+        for k in range(len(u)):
+            if u[k] != 0:
+                s += u[k] * self._gain_t[k]
+        return s
+
+    def _map_sorted(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """F in sorted order; x (N,) or (B, N), u (S,) or (B, S); computed in x's dtype."""
+        if self._rest.dtype != x.dtype:
+            self._set_dtype(x.dtype)
+        w_signed, exc_wta, inh_wta = self._matrices(x.dtype)
+        d = x - self._rest
+        phi = self._phi(x)
+        h = self._spmv(w_signed, phi)
+        s = self._stimulus_drive(u.astype(x.dtype))
+        f = np.empty_like(x)
+        i = self.sl[OSC]
+        a = x.dtype.type(self.osc_amp)
+        arg = self._self[i] * d[..., i] + h[..., i] + s[..., i]
+        f[..., i] = self._rest[i] + a * np.tanh(arg / a)
+        i = self.sl[INT]
+        f[..., i] = self._rest[i] + self._self[i] * d[..., i] + h[..., i] + s[..., i]
+        i = self.sl[WTA]
+        if i.stop > i.start:
+            hp = self._spmv(exc_wta, phi)
+            hn = self._spmv(inh_wta, phi)
+            e = np.maximum(s[..., i] + self._self[i] * x[..., i] + hp, 0)
+            e2 = e * e
+            g = x.dtype.type(self.wta_rate)
+            sig2 = x.dtype.type(self.wta_sigma**2)
+            f[..., i] = (1 - g) * x[..., i] + g * e2 / (sig2 + e2 + hn)
+        i = self.sl[CHAIN]
+        f[..., i] = expit(x.dtype.type(self.chain_beta) * (h[..., i] + s[..., i]))
+        return f
 
     def presynaptic_output(self, x: np.ndarray) -> np.ndarray:
         """φ(x): what each neuron transmits. x - rest, and x² for winner-take-all neurons."""
-        d = x - self.rest
-        i = self.idx[WTA]
-        if len(i):
-            d[..., i] = x[..., i] * x[..., i]
-        return d
+        x = np.asarray(x, dtype=np.float64)
+        out = np.empty_like(x)
+        out[..., self.perm] = self._phi(x[..., self.perm])
+        return out
 
     def mean_map(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
         """F(x_t, u_t): the noiseless next state. ``x`` (N,) or (B, N), ``u`` (S,) or (B, S)."""
         x = np.asarray(x, dtype=np.float64)
         u = np.asarray(u, dtype=np.float64)
-        single = x.ndim == 1
-        if single:
-            x, u = x[None], u[None]
-        d = x - self.rest
-        phi = self.presynaptic_output(x)
-        hp = (self.wt_exc @ phi.T).T
-        hn = (self.wt_inh @ phi.T).T
-        s = u @ self.gain.T + self.bias
-        f = np.empty_like(x)
-        i = self.idx[OSC]
-        if len(i):
-            a = self.osc_amp
-            arg = self.self_coef[i] * d[:, i] + hp[:, i] - hn[:, i] + s[:, i]
-            f[:, i] = self.rest[i] + a * np.tanh(arg / a)
-        i = self.idx[INT]
-        if len(i):
-            f[:, i] = self.rest[i] + self.self_coef[i] * d[:, i] + hp[:, i] - hn[:, i] + s[:, i]
-        i = self.idx[WTA]
-        if len(i):
-            e = np.maximum(s[:, i] + self.self_coef[i] * x[:, i] + hp[:, i], 0.0)
-            e2 = e * e
-            g = self.wta_rate
-            f[:, i] = (1 - g) * x[:, i] + g * e2 / (self.wta_sigma**2 + e2 + hn[:, i])
-        i = self.idx[CHAIN]
-        if len(i):
-            f[:, i] = expit(self.chain_beta * (hp[:, i] - hn[:, i] + s[:, i]))
-        return f[0] if single else f
+        out = np.empty_like(x)
+        out[..., self.perm] = self._map_sorted(x[..., self.perm], u)
+        return out
 
     def expected_next(self, x: np.ndarray, u: np.ndarray) -> np.ndarray:
         """E[x_{t+1} | x_t, u_t] = E[max(0, F + σε)]: the best possible one-step prediction."""
@@ -126,16 +176,19 @@ def simulate(
     t_total, n = stimulus.shape[0], len(x0)
     t_out = t_total - burn_in
     out = np.empty((t_out, n), dtype=np.float32)
-    x = x0.astype(np.float64)
+    perm = dyn.perm
+    # simulated in float32: the stored activity is exactly the state the map was applied to
+    x = x0[perm].astype(np.float32)
+    stim = np.asarray(stimulus, dtype=np.float32)
+    sigma = np.float32(dyn.noise_std)
     for t in range(t_total):
         if t >= burn_in:
-            out[t - burn_in] = x
+            out[t - burn_in, perm] = x
         if t == t_total - 1:
             break
-        noise = rng.standard_normal(n) * dyn.noise_std
-        x = np.maximum(dyn.mean_map(x, stimulus[t]) + noise, 0.0)
-        # the stored state is float32: keep simulating from exactly what is stored
-        x = x.astype(np.float32).astype(np.float64)
+        x = dyn._map_sorted(x, stim[t])
+        x += rng.standard_normal(n, dtype=np.float32) * sigma
+        np.maximum(x, 0, out=x)
         if callback is not None and t % 50 == 0:
             if callback({"stage": "simulate", "step": t, "total": t_total}) is False:
                 raise InterruptedError("toy brain simulation cancelled")
@@ -158,12 +211,19 @@ def spikes_to_calcium(
     dt = 1.0 / frame_rate
     tt = np.linspace(0, 10 * tau_decay, 4000)
     peak = (np.exp(-tt / tau_decay) - np.exp(-tt / tau_rise)).max()
-    s = spikes.astype(np.float32)
-    out = np.zeros(s.shape, dtype=np.float32)
-    for tau, sgn in ((tau_decay, 1.0), (tau_rise, -1.0)):
-        g = np.exp(-dt / tau)
-        # y[t] = g y[t-1] + s[t] e^{-dt/(2 tau)}  ->  kernel exp(-(n+0.5) dt / tau)
-        y = lfilter([np.exp(-0.5 * dt / tau)], [1.0, -g], s, axis=0)
-        out += np.float32(sgn) * y.astype(np.float32)
+    t_n = spikes.shape[0]
+    out = np.empty(spikes.shape, dtype=np.float32)
+    gd, gr = np.float32(np.exp(-dt / tau_decay)), np.float32(np.exp(-dt / tau_rise))
+    hd, hr = np.float32(np.exp(-0.5 * dt / tau_decay)), np.float32(np.exp(-0.5 * dt / tau_rise))
+    # y[t] = g y[t-1] + h s[t] gives the kernel h g^n = exp(-(n + 1/2) dt / tau)
+    yd = np.zeros(spikes.shape[1:], dtype=np.float32)
+    yr = np.zeros(spikes.shape[1:], dtype=np.float32)
+    for t in range(t_n):
+        st = spikes[t].astype(np.float32)
+        yd *= gd
+        yd += hd * st
+        yr *= gr
+        yr += hr * st
+        np.subtract(yd, yr, out=out[t])
     out *= np.float32(amplitude / peak)
     return out

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist
 
 #: packing fraction used to size an instance's ball from its number of members
 _PACKING = 0.3
@@ -87,18 +89,24 @@ def place_instances(
     radii = instance_radius(sizes, min_dist)
     centres = np.empty((m, 3))
     span = hi - lo
+    tree, n_tree, rebuild = None, 0, 256
     for k in range(m):
         r = radii[k]
         # keep the instance ball inside the box where the box is wide enough, else centre it
         c_lo = np.where(span > 2 * r, lo + r, lo + span / 2)
         c_hi = np.where(span > 2 * r, hi - r, lo + span / 2)
         cand = c_lo + rng.random((n_candidates, 3)) * (c_hi - c_lo)
-        if k == 0:
-            centres[0] = cand[0]
-            continue
-        d = np.sqrt(((cand[:, None, :] - centres[None, :k, :]) ** 2).sum(-1))
-        gap = (d - radii[None, :k] - r).min(axis=1)
+        gap = np.full(n_candidates, np.inf)
+        if tree is not None:
+            dd, ii = tree.query(cand, k=min(4, n_tree))
+            dd, ii = dd.reshape(n_candidates, -1), ii.reshape(n_candidates, -1)
+            gap = (dd - radii[ii] - r).min(axis=1)
+        if k > n_tree:
+            d = np.sqrt(((cand[:, None, :] - centres[None, n_tree:k, :]) ** 2).sum(-1))
+            gap = np.minimum(gap, (d - radii[None, n_tree:k] - r).min(axis=1))
         centres[k] = cand[int(np.argmax(gap))]
+        if k + 1 - n_tree >= rebuild:
+            tree, n_tree = cKDTree(centres[: k + 1]), k + 1
     return centres, radii
 
 
@@ -122,16 +130,17 @@ def place_somata(
     placed: list[np.ndarray] = []
     extent = np.zeros(m)  # largest distance of a placed soma from its instance centre
     d2min = min_dist * min_dist
+    tree = cKDTree(centres)
     for k in range(m):
         n = int(sizes[k])
         accepted = np.empty((0, 3))
         r = radii[k]
         for _attempt in range(12):
             # somata of instances placed so far that can come within min_dist of this ball
-            dc = np.sqrt(((centres[:k] - centres[k]) ** 2).sum(-1))
-            near = np.flatnonzero(dc < r + extent[:k] + min_dist)
-            existing = np.concatenate([placed[j] for j in near]) if len(near) else np.empty((0, 3))
-            n_cand = 6 * n + 24
+            near = tree.query_ball_point(centres[k], r + extent.max() + min_dist)
+            near = [j for j in near if j < k]
+            existing = np.concatenate([placed[j] for j in near]) if near else np.empty((0, 3))
+            n_cand = 4 * n + 16
             # uniform in a ball of radius r
             v = rng.standard_normal((n_cand, 3))
             v /= np.linalg.norm(v, axis=1, keepdims=True)
@@ -139,19 +148,17 @@ def place_somata(
             cand = cand[np.all((cand >= lo) & (cand <= hi), axis=1)]
             ref = np.concatenate([existing, accepted])
             if len(ref) and len(cand):
-                dd = ((cand[:, None, :] - ref[None, :, :]) ** 2).sum(-1)
-                cand = cand[dd.min(axis=1) >= d2min]
+                cand = cand[cdist(cand, ref, "sqeuclidean").min(axis=1) >= d2min]
             if len(cand):
                 cand = cand[np.argsort(((cand - centres[k]) ** 2).sum(-1))]
-                pair = ((cand[:, None, :] - cand[None, :, :]) ** 2).sum(-1) < d2min
+                pair = cdist(cand, cand, "sqeuclidean") < d2min
                 alive = np.ones(len(cand), dtype=bool)
                 take = []
                 need = n - len(accepted)
                 while need > 0:
-                    idx = np.flatnonzero(alive)
-                    if len(idx) == 0:
+                    i = int(np.argmax(alive))
+                    if not alive[i]:
                         break
-                    i = idx[0]
                     take.append(i)
                     alive &= ~pair[i]
                     need -= 1

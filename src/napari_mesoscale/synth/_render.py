@@ -13,31 +13,46 @@ CAMERA_OFFSET = 100.0
 _NEURON_BATCH = 1024
 
 
-def _patch_offsets(half: np.ndarray) -> np.ndarray:
-    """All integer offsets (K, 3) in the box [-half, half]."""
-    rz, ry, rx = (np.arange(-h, h + 1) for h in half)
-    g = np.stack(np.meshgrid(rz, ry, rx, indexing="ij"), axis=-1)
-    return g.reshape(-1, 3)
+def _outer(a: np.ndarray, b: np.ndarray, c: np.ndarray, op=np.add) -> np.ndarray:
+    """(B, na), (B, nb), (B, nc) -> (B, na*nb*nc) combining every triple with ``op``."""
+    out = op(op(a[:, :, None, None], b[:, None, :, None]), c[:, None, None, :])
+    return out.reshape(len(a), -1)
 
 
 def _iter_patches(positions, voxel_size, shape, extent_um, batch=_NEURON_BATCH):
-    """Yield (neuron ids, flat voxel index, diff µm (B, K, 3), valid mask) per batch of neurons.
+    """Yield (ids, flat, valid, (dz, dy, dx)) for the voxel box around each point, per batch.
 
+    ``flat`` (B, K) are flat voxel indices into ``shape`` (clipped where ``valid`` is False),
+    ``dz, dy, dx`` (B, n_axis) the µm offsets of the box's voxel centres from the point along
+    each axis (the box is separable, so per-voxel quantities are outer sums of these).
     Voxel index i has its centre at ``i * voxel_size`` µm (napari's convention for ``scale``).
     """
     vs = np.asarray(voxel_size, dtype=float)
-    shape = np.asarray(shape)
-    half = np.ceil(np.asarray(extent_um) / vs).astype(int)
-    offs = _patch_offsets(half)
+    shp = np.asarray(shape, dtype=np.int64)
+    half = np.ceil(np.asarray(extent_um, dtype=float) / vs).astype(int)
+    strides = np.array([shp[1] * shp[2], shp[2], 1], dtype=np.int64)
     for b0 in range(0, len(positions), batch):
         ids = np.arange(b0, min(b0 + batch, len(positions)))
-        c = np.rint(positions[ids] / vs).astype(np.int64)
-        vox = c[:, None, :] + offs[None, :, :]
-        valid = np.all((vox >= 0) & (vox < shape), axis=-1)
-        diff = vox * vs - positions[ids][:, None, :]
-        voxc = np.clip(vox, 0, shape - 1)
-        flat = np.ravel_multi_index((voxc[..., 0], voxc[..., 1], voxc[..., 2]), tuple(shape))
-        yield ids, flat, diff, valid
+        pos = positions[ids]
+        c = np.rint(pos / vs).astype(np.int64)
+        diffs, valids, flats = [], [], []
+        for a in range(3):
+            off = np.arange(-half[a], half[a] + 1)
+            vox = c[:, a, None] + off[None, :]
+            valids.append((vox >= 0) & (vox < shp[a]))
+            diffs.append((vox * vs[a] - pos[:, a, None]).astype(np.float32))
+            flats.append(np.clip(vox, 0, shp[a] - 1) * strides[a])
+        flat = _outer(*flats)
+        valid = _outer(*valids, op=np.logical_and)
+        yield ids, flat, valid, diffs
+
+
+def _dist2(diffs, centre_offset=None) -> np.ndarray:
+    """Squared distance (B, K) from per-axis offsets, optionally from a shifted centre (B, 3)."""
+    if centre_offset is None:
+        return _outer(*(d * d for d in diffs))
+    sq = [(d - centre_offset[:, a, None].astype(np.float32)) ** 2 for a, d in enumerate(diffs)]
+    return _outer(*sq)
 
 
 def soma_profiles(
@@ -59,17 +74,21 @@ def soma_profiles(
     v = int(np.prod(shape))
     labels = np.zeros(v, dtype=np.int32)
     rows, cols, vals = [], [], []
-    for ids, flat, diff, valid in _iter_patches(positions, voxel_size, shape, rmax + 3.0 * sig):
-        dist = np.sqrt((diff**2).sum(-1))
-        unit = diff / np.maximum(dist, 1e-9)[..., None]
-        s_dir = np.sqrt(((unit * sig) ** 2).sum(-1))
-        r = (diameters[ids] / 2)[:, None]
-        val = 0.5 * erfc((dist - r) / (np.sqrt(2.0) * s_dir))
+    sig2 = (sig**2).astype(np.float32)
+    for ids, flat, valid, diffs in _iter_patches(positions, voxel_size, shape, rmax + 3.0 * sig):
+        d2 = _dist2(diffs)
+        dist = np.sqrt(d2)
+        # PSF variance along the direction to the voxel: Σ_a u_a² σ_a²
+        s2 = _outer(*(d * d * sig2[a] for a, d in enumerate(diffs)))
+        tiny = d2 < 1e-12
+        s2 = np.where(tiny, sig2.mean(), s2 / np.where(tiny, 1.0, d2))
+        r = (diameters[ids] / 2).astype(np.float32)[:, None]
+        val = 0.5 * erfc((dist - r) / np.sqrt(2.0 * s2))
         keep = valid & (val > threshold)
         rows.append(flat[keep])
         cols.append(np.broadcast_to(ids[:, None], flat.shape)[keep])
         vals.append(val[keep].astype(np.float32))
-        inside = valid & (dist <= r)
+        inside = valid & (d2 <= r * r)
         labels[flat[inside]] = np.broadcast_to(ids[:, None] + 1, flat.shape)[inside]
     p = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
@@ -88,9 +107,9 @@ def soma_labels_only(positions: np.ndarray, diameters: np.ndarray, voxel_size, s
     if len(positions) == 0:
         return labels.reshape(tuple(shape))
     rmax = diameters.max() / 2
-    for ids, flat, diff, valid in _iter_patches(positions, voxel_size, shape, np.full(3, rmax)):
-        r = (diameters[ids] / 2)[:, None]
-        inside = valid & ((diff**2).sum(-1) <= r * r)
+    for ids, flat, valid, diffs in _iter_patches(positions, voxel_size, shape, np.full(3, rmax)):
+        r = (diameters[ids] / 2).astype(np.float32)[:, None]
+        inside = valid & (_dist2(diffs) <= r * r)
         labels[flat[inside]] = np.broadcast_to(ids[:, None] + 1, flat.shape)[inside]
     return labels.reshape(tuple(int(s) for s in shape))
 
@@ -212,10 +231,10 @@ def render_em(
     labels = np.zeros(v, dtype=np.int32)
     rmax = diameters.max() / 2
     membrane = 0.25  # µm, half width of the dark membrane
-    for ids, flat, diff, valid in _iter_patches(positions, ev, shape, rmax + 4 * membrane):
-        dist = np.sqrt((diff**2).sum(-1))
-        r = (diameters[ids] / 2)[:, None]
-        nd = np.sqrt(((diff - nucleus_offset[ids][:, None, :]) ** 2).sum(-1))
+    for ids, flat, valid, diffs in _iter_patches(positions, ev, shape, rmax + 4 * membrane, 256):
+        dist = np.sqrt(_dist2(diffs))
+        r = (diameters[ids] / 2).astype(np.float32)[:, None]
+        nd = np.sqrt(_dist2(diffs, nucleus_offset[ids]))
         rn = 0.5 * r
         inside = valid & (dist <= r)
         near = valid & (dist <= r + 4 * membrane)
@@ -230,8 +249,8 @@ def render_em(
     if len(synapse_xyz):
         sig = 0.3
         acc = np.zeros(v, dtype=np.float64)
-        for _ids, flat, diff, valid in _iter_patches(synapse_xyz, ev, shape, 2.5 * sig, 8192):
-            g = np.exp(-0.5 * (diff**2).sum(-1) / sig**2) * valid
+        for _ids, flat, valid, diffs in _iter_patches(synapse_xyz, ev, shape, 2.5 * sig, 8192):
+            g = np.exp(-0.5 * _dist2(diffs) / sig**2) * valid
             acc += np.bincount(flat.reshape(-1), weights=g.reshape(-1), minlength=v)
         vol -= (110.0 * np.minimum(acc, 1.0)).astype(np.float32)
     vol = ndimage.gaussian_filter(vol.reshape(shape), 0.5)
