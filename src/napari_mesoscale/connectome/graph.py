@@ -107,6 +107,15 @@ def _id_lookup(ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     return pd.Index(ids).get_indexer(values).astype(np.int64)
 
 
+def _signed_weight(weight: pd.Series, sign: np.ndarray) -> np.ndarray:
+    """Synapse weights with their sign: a column holding any negative value is taken as signed
+    already; a non-negative column is multiplied by the synapse signs."""
+    values = weight.to_numpy(dtype=np.float64)
+    if values.size and values.min() < 0:
+        return values
+    return values * sign
+
+
 class Connectome:
     """Neurons, synapses and the sparse adjacency pre→post.
 
@@ -122,7 +131,8 @@ class Connectome:
     synapses : DataFrame
         One row per synapse: ``pre``, ``post`` (neuron ids) and ``z, y, x`` (µm); optional
         ``weight`` and ``sign``. Without ``z, y, x`` columns the synapse is placed halfway between
-        its two somata.
+        its two somata. A ``weight`` column with negative values is taken as signed already;
+        non-negative weights are given the synapse's sign.
     value : {"count", "weight"}
         What the adjacency holds: the number of synapses i→j (the multigraph collapsed to counts,
         the default), or the sum of their ``weight`` column.
@@ -247,7 +257,7 @@ class Connectome:
         if value == "count":
             data = syn_sign.astype(np.float32)
         else:
-            data = (synapses["weight"].to_numpy(dtype=np.float64) * syn_sign).astype(np.float32)
+            data = _signed_weight(synapses["weight"], syn_sign).astype(np.float32)
         adjacency = sp.csr_matrix((data, (pre_index, post_index)), shape=(n, n))
         adjacency.sum_duplicates()
         adjacency.sort_indices()
@@ -443,11 +453,14 @@ class Connectome:
 
     @cached_property
     def weights(self) -> sp.csr_matrix:
-        """Signed summed synapse ``weight`` per pre→post pair (the adjacency if no weights)."""
+        """Signed summed synapse ``weight`` per pre→post pair (the adjacency if no weights).
+
+        A weight column with negative values is used as it is (already signed); otherwise each
+        weight is multiplied by its synapse's sign."""
         if "weight" not in self.synapses.columns or self.value == "weight":
             return self.adjacency
         n = self.n_neurons
-        data = self.synapses["weight"].to_numpy(dtype=np.float64) * self.synapse_sign
+        data = _signed_weight(self.synapses["weight"], self.synapse_sign)
         matrix = sp.csr_matrix(
             (data.astype(np.float32), (self.pre_index, self.post_index)), shape=(n, n)
         )

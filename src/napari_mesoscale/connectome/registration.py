@@ -161,6 +161,69 @@ def _moment_starts(moving: np.ndarray, fixed: np.ndarray, transform: str) -> lis
     return starts
 
 
+def _normaliser(points: np.ndarray, transform: str) -> tuple[np.ndarray, np.ndarray]:
+    """(centre, matrix N) so that N (x - centre) has unit covariance (affine) or unit rms radius
+    (rigid, similarity): in that space the two clouds differ by a rotation (or reflection)."""
+    centre = points.mean(axis=0)
+    centred = points - centre
+    if transform == "affine":
+        values, vectors = np.linalg.eigh(np.cov(centred.T))
+        values = np.maximum(values, 1e-12 * max(values.max(), 1e-12))
+        return centre, vectors @ np.diag(values**-0.5) @ vectors.T
+    radius = np.sqrt((centred**2).sum(axis=1).mean()) or 1.0
+    return centre, np.eye(3) / radius
+
+
+def _rotation_starts(
+    moving: np.ndarray,
+    fixed: np.ndarray,
+    transform: str,
+    *,
+    n_rotations: int = 1024,
+    keep: int = 8,
+    max_points: int = 1500,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """Initial transforms from a search over rotations of the normalised clouds.
+
+    Both clouds are normalised (whitened for affine, centred and scaled otherwise) so that they
+    differ by an orthogonal matrix. ``n_rotations`` random rotations (plus their reflections for
+    affine) are screened by a smooth overlap score, exp(-d²/2σ²) summed over moving points with
+    σ the fixed cells' normalised spacing; the ``keep`` best become ICP starts.
+    """
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(seed)
+    centre_m, norm_m = _normaliser(moving, transform)
+    centre_f, norm_f = _normaliser(fixed, transform)
+    a = (moving - centre_m) @ norm_m.T
+    b = (fixed - centre_f) @ norm_f.T
+    if a.shape[0] > max_points:
+        a = a[rng.choice(a.shape[0], max_points, replace=False)]
+    tree = cKDTree(b)
+    spacing, _ = tree.query(b[: min(b.shape[0], 2000)], k=2)
+    sigma = float(np.median(spacing[:, 1])) or 1.0
+    rotations = Rotation.random(n_rotations, random_state=seed).as_matrix()
+    rotations = np.concatenate([np.eye(3)[None], rotations])
+    if transform == "affine":
+        rotations = np.concatenate([rotations, rotations * np.array([1.0, 1.0, -1.0])])
+    scores = np.empty(rotations.shape[0])
+    for k, rotation in enumerate(rotations):
+        distance, _ = tree.query(a @ rotation.T, distance_upper_bound=3 * sigma)
+        distance = distance[np.isfinite(distance)]
+        scores[k] = np.exp(-(distance**2) / (2 * sigma**2)).sum()
+    best = np.argsort(scores)[::-1][:keep]
+    inverse_f = np.linalg.inv(norm_f)
+    starts = []
+    for k in best:
+        linear = inverse_f @ rotations[k] @ norm_m
+        matrix = np.eye(4)
+        matrix[:3, :3] = linear
+        matrix[:3, 3] = centre_f - linear @ centre_m
+        starts.append(matrix)
+    return starts
+
+
 def _mutual_pairs(
     points: np.ndarray, fixed: np.ndarray, fixed_tree: cKDTree
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -333,7 +396,9 @@ def register_point_sources(
             )
         starts = [fit_transform(source, target, transform)]
     else:
-        starts = _moment_starts(moving, fixed, transform)
+        starts = _moment_starts(moving, fixed, transform) + _rotation_starts(
+            moving, fixed, transform
+        )
     best: tuple[np.ndarray, int, float] | None = None
     for k, start in enumerate(starts):
         result = _icp(moving, fixed, fixed_tree, start, transform, max_distance, n_iter)
