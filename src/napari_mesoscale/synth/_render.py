@@ -114,14 +114,29 @@ def soma_labels_only(positions: np.ndarray, diameters: np.ndarray, voxel_size, s
     return labels.reshape(tuple(int(s) for s in shape))
 
 
+def upsample_linear(a: np.ndarray, shape) -> np.ndarray:
+    """Linear interpolation of a 3D grid spanning the same box onto ``shape`` (float32)."""
+    out = a.astype(np.float32)
+    for axis, n_out in enumerate(shape):
+        n_in = out.shape[axis]
+        pos = np.linspace(0, n_in - 1, n_out) if n_out > 1 else np.zeros(1)
+        i0 = np.minimum(pos.astype(np.int64), max(n_in - 2, 0))
+        w = (pos - i0).astype(np.float32)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        sh = [1, 1, 1]
+        sh[axis] = n_out
+        w = w.reshape(sh)
+        out = np.take(out, i0, axis=axis) * (1 - w) + np.take(out, i1, axis=axis) * w
+    return out
+
+
 def smooth_field(rng: np.random.Generator, shape, coarse: int, lo: float, hi: float) -> np.ndarray:
-    """A smooth random field (float32) in [lo, hi]: coarse noise, blurred, trilinear upsampling."""
-    cshape = tuple(max(2, int(np.ceil(s / coarse)) + 2) for s in shape)
+    """A smooth random field (float32) in [lo, hi]: coarse noise, blurred, linear upsampling."""
+    cshape = tuple(max(2, int(np.ceil(s / coarse)) + 1) for s in shape)
     g = ndimage.gaussian_filter(rng.standard_normal(cshape), 1.0)
-    zoom = [(s + 2 * coarse) / c for s, c in zip(shape, cshape, strict=True)]
-    up = ndimage.zoom(g, zoom, order=1)
-    up = up[coarse : coarse + shape[0], coarse : coarse + shape[1], coarse : coarse + shape[2]]
-    up = (up - up.min()) / max(float(np.ptp(up)), 1e-12)
+    up = upsample_linear(g, shape)
+    mn, mx = float(up.min()), float(up.max())
+    up = (up - mn) / max(mx - mn, 1e-12)
     return (lo + (hi - lo) * up).astype(np.float32)
 
 
@@ -219,14 +234,17 @@ def render_em(
     shape = tuple(int(s) for s in em_shape)
     ev = np.asarray(em_voxel_size, dtype=float)
     v = int(np.prod(shape))
-    vol = 150.0 + 18.0 * (smooth_field(rng, shape, 8, -1.0, 1.0))
-    # thin dark lines: zero crossings of band-passed noise
+    vol = 150.0 + 18.0 * smooth_field(rng, shape, 8, -1.0, 1.0)
+    # thin dark lines: zero crossings of band-passed noise made at half resolution
     cshape = tuple(max(4, s // 2) for s in shape)
     n1 = ndimage.gaussian_filter(rng.standard_normal(cshape).astype(np.float32), 2.0)
     n1 /= max(float(n1.std()), 1e-9)
-    n1 = ndimage.zoom(n1, [s / c for s, c in zip(shape, cshape, strict=True)], order=1)
+    n1 = upsample_linear(n1, shape)
     vol -= 55.0 * np.exp(-((n1 / 0.18) ** 2))
-    vol += 10.0 * ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 0.8)
+    del n1
+    # fine grain, also from half resolution
+    fine = ndimage.gaussian_filter(rng.standard_normal(cshape).astype(np.float32), 0.5)
+    vol += 25.0 * upsample_linear(fine, shape)
     vol = vol.astype(np.float32).reshape(-1)
     labels = np.zeros(v, dtype=np.int32)
     rmax = diameters.max() / 2
@@ -253,7 +271,7 @@ def render_em(
             g = np.exp(-0.5 * _dist2(diffs) / sig**2) * valid
             acc += np.bincount(flat.reshape(-1), weights=g.reshape(-1), minlength=v)
         vol -= (110.0 * np.minimum(acc, 1.0)).astype(np.float32)
-    vol = ndimage.gaussian_filter(vol.reshape(shape), 0.5)
-    vol += 6.0 * rng.standard_normal(shape).astype(np.float32)
+    vol = vol.reshape(shape)
+    vol += 7.0 * rng.standard_normal(shape, dtype=np.float32)
     em = np.clip(np.rint(vol), 0, 255).astype(np.uint8)
     return em, labels.reshape(shape)

@@ -627,9 +627,9 @@ def make_toy_brain(
     t0 = time.perf_counter()
     # spikes drawn in blocks of frames (same numbers as one call: the generator fills in order)
     spikes = np.empty(activity.shape, dtype=np.int32)
-    for t0 in range(0, t_frames, 64):
-        lam = activity[t0 : t0 + 64].astype(np.float64) * (rmax_hz / fr)
-        spikes[t0 : t0 + 64] = rng_dyn.poisson(lam)
+    for f0 in range(0, t_frames, 64):
+        lam = activity[f0 : f0 + 64].astype(np.float64) * (rmax_hz / fr)
+        spikes[f0 : f0 + 64] = rng_dyn.poisson(lam)
     calcium = spikes_to_calcium(spikes, fr, t_rise, t_decay, cfg["calcium_amplitude"])
     timings["spikes_calcium"] = time.perf_counter() - t0
 
