@@ -153,6 +153,28 @@ def test_rsa_and_its_noise_correction():
     assert noise_corrected_rsa(other, trials, n_splits=20).corrected == pytest.approx(1, abs=0.07)
 
 
+def test_toy_brain_ideal_forecast_scores_one_and_beats_persistence():
+    from napari_mesoscale.synth import make_toy_brain
+    from napari_mesoscale.synth._dynamics import simulate
+
+    brain = make_toy_brain(160, n_frames=300, render=None, em=False, seed=2)
+    trials = np.stack(
+        [
+            simulate(brain.dynamics, brain.stimulus, brain.activity[0], np.random.default_rng(k), 0)
+            for k in range(6)
+        ]
+    ).astype(np.float64)
+    ideal = np.stack([brain.one_step(trial) for trial in trials])[:, :-1]  # predicts t + 1
+    target = trials[:, 1:]
+    best = noise_corrected_predictivity(ideal, target, n_splits=20, reliability_threshold=0.3)
+    persistence = noise_corrected_predictivity(
+        trials[:, :-1], target, n_splits=20, reliability_threshold=0.3
+    )
+    assert best.reliable.sum() > 80
+    assert best.median == pytest.approx(1.0, abs=0.05)
+    assert persistence.median < best.median - 0.05
+
+
 @pytest.mark.parametrize(
     ("trials", "match"),
     [
