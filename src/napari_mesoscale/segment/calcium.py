@@ -1,0 +1,860 @@
+"""Point sources from calcium movies: summary images, 3D detection, ROIs, traces, dF/F.
+
+The movie is read in slabs of frames, so a dask array larger than memory is never loaded
+whole: one pass computes the summary images, a second pass extracts the traces.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from napari_mesoscale.io import check_voxel_size
+from napari_mesoscale.segment.deconvolve import deconvolve_traces
+from napari_mesoscale.segment.sources import PointSources, empty_features, report
+
+#: bytes of float32 data per slab of frames read at a time
+SLAB_BYTES = 64 * 2**20
+
+#: lowest detection threshold (noise units) considered by threshold="auto"
+AUTO_FLOOR = 7.0
+
+#: ratio of the two Gaussians of the difference-of-Gaussians detector
+DOG_RATIO = 1.6
+
+
+# -- input checks -----------------------------------------------------------------------
+def _check_movie(movie: Any, voxel_size: Any) -> tuple[Any, tuple[float, float, float], bool]:
+    """Validate ``movie`` and ``voxel_size``; return a (T, Z, Y, X) view, 3 voxel sizes, 2D?"""
+    shape = getattr(movie, "shape", None)
+    if shape is None:
+        movie = np.asarray(movie)
+        shape = movie.shape
+    ndim = len(shape)
+    if ndim not in (3, 4):
+        raise ValueError(
+            f"movie must be (T, Z, Y, X) for volumes or (T, Y, X) for a single plane; got "
+            f"{ndim} dimensions with shape {tuple(shape)}. Put time first and drop channel axes "
+            "(e.g. movie[:, 0])."
+        )
+    dtype = np.dtype(getattr(movie, "dtype", np.float32))
+    if not (np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.bool_)):
+        raise ValueError(f"movie must hold numbers; got dtype {dtype}.")
+    if np.issubdtype(dtype, np.complexfloating):
+        raise ValueError("movie must be real-valued; got a complex array.")
+    is_plane = ndim == 3
+    if is_plane:
+        n_given = (
+            len(np.atleast_1d(np.asarray(voxel_size, dtype=float))) if voxel_size is not None else 0
+        )
+        vs = check_voxel_size(voxel_size, ndim=3 if n_given == 3 else 2)
+        vs3 = (vs[0], vs[1], vs[2]) if len(vs) == 3 else (1.0, vs[0], vs[1])
+        movie = movie[:, None]
+    else:
+        vs3 = check_voxel_size(voxel_size, ndim=3)
+    return movie, vs3, is_plane
+
+
+def _check_diameter(cell_diameter: float, vs3: tuple[float, ...], is_plane: bool) -> float:
+    try:
+        d = float(cell_diameter)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"cell_diameter must be a number in µm; got {cell_diameter!r}.") from error
+    finest = min(vs3[1:]) if is_plane else min(vs3)
+    if not np.isfinite(d) or d <= 0:
+        raise ValueError(f"cell_diameter must be a positive number of µm; got {cell_diameter}.")
+    if d < finest:
+        raise ValueError(
+            f"cell_diameter {d} µm is smaller than one voxel ({finest} µm): cells cannot be "
+            "resolved. Check that cell_diameter and voxel_size are both in µm."
+        )
+    if d < 3 * finest:
+        warnings.warn(
+            f"cell_diameter {d} µm spans fewer than 3 voxels ({finest} µm); detection will be "
+            "unreliable.",
+            stacklevel=3,
+        )
+    return d
+
+
+# -- reading the movie in slabs -------------------------------------------------------------
+def _is_dask(array: Any) -> bool:
+    return hasattr(array, "dask") and hasattr(array, "compute")
+
+
+def time_slabs(movie: Any, slab_frames: int | None = None) -> list[tuple[int, int]]:
+    """Frame ranges ``[(t0, t1), ...]`` covering the movie, aligned to dask chunks if any."""
+    n_frames = int(movie.shape[0])
+    voxels = int(np.prod(movie.shape[1:])) if len(movie.shape) > 1 else 1
+    if slab_frames is None:
+        slab_frames = max(1, SLAB_BYTES // max(4 * voxels, 1))
+    slab_frames = max(1, int(slab_frames))
+    if _is_dask(movie):
+        bounds = np.cumsum((0, *movie.chunks[0]))
+        slabs, t0 = [], 0
+        for t1 in bounds[1:]:
+            if t1 - t0 >= slab_frames or t1 == n_frames:
+                slabs.append((int(t0), int(t1)))
+                t0 = int(t1)
+        return slabs
+    return [(t0, min(t0 + slab_frames, n_frames)) for t0 in range(0, n_frames, slab_frames)]
+
+
+def _read_slab(movie: Any, t0: int, t1: int) -> np.ndarray:
+    block = movie[t0:t1]
+    if _is_dask(block):
+        block = block.compute()
+    return np.asarray(block)
+
+
+def _check_finite(block: np.ndarray, t0: int) -> None:
+    if np.issubdtype(block.dtype, np.floating) and not np.isfinite(block).all():
+        bad = int(np.argwhere(~np.isfinite(block).reshape(len(block), -1).all(axis=1))[0, 0])
+        raise ValueError(
+            f"movie contains NaN or infinite values (first in frame {t0 + bad}). Replace them "
+            "first, e.g. np.nan_to_num(movie, nan=np.nanmedian(movie))."
+        )
+
+
+# -- summary images ----------------------------------------------------------------------
+def summary_images(
+    movie: Any,
+    *,
+    bin_frames: int | None = None,
+    slab_frames: int | None = None,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
+    progress_span: tuple[float, float] = (0.0, 1.0),
+) -> dict[str, np.ndarray]:
+    """Mean, maximum, standard deviation and local correlation images, in one pass over time.
+
+    Parameters
+    ----------
+    movie : array_like or dask.array.Array
+        (T, Z, Y, X) movie (a (T, Y, X) plane is treated as Z = 1). Read in slabs of frames.
+    bin_frames : int, optional
+        The correlation image is computed on sums of ``bin_frames`` consecutive frames, which
+        keeps calcium transients (slower than a few frames) and cuts the cost; by default
+        ``min(4, T // 100)`` (at least 1).
+    slab_frames : int, optional
+        Frames per slab; by default about 64 MiB of float32 per slab (dask: whole chunks).
+    callback : callable, optional
+        Progress callback (see :func:`detect_point_sources`).
+
+    Returns
+    -------
+    dict
+        ``mean``, ``max``, ``std`` (over single frames) and ``correlation`` (float32, spatial
+        shape). The local correlation image is, for each voxel, the mean temporal Pearson
+        correlation with its face neighbours (2 per axis); it is high in active cells and near
+        0 in pure noise.
+    """
+    if movie.ndim == 3:
+        movie = movie[:, None]
+    n_frames = int(movie.shape[0])
+    spatial = tuple(int(s) for s in movie.shape[1:])
+    n_voxels = int(np.prod(spatial))
+    if bin_frames is None:
+        bin_frames = max(1, min(4, n_frames // 100))
+    bin_frames = max(1, int(bin_frames))
+    axes = [a for a in range(3) if spatial[a] > 1]
+    s1 = np.zeros(n_voxels, dtype=np.float64)
+    s2 = np.zeros(n_voxels, dtype=np.float64)
+    b1 = np.zeros(spatial, dtype=np.float64)
+    b2 = np.zeros(spatial, dtype=np.float64)
+    n_bins = 0
+    vmax = None
+    cross = {a: np.zeros(_shortened(spatial, a), dtype=np.float64) for a in axes}
+    reference = None
+    carry = np.zeros((0, n_voxels), dtype=np.float32)
+    slabs = time_slabs(movie, slab_frames)
+    lo, hi = progress_span
+    for k, (t0, t1) in enumerate(slabs):
+        block = _read_slab(movie, t0, t1)
+        _check_finite(block, t0)
+        flat = block.reshape(t1 - t0, n_voxels)
+        slab_max = flat.max(axis=0)
+        vmax = slab_max if vmax is None else np.maximum(vmax, slab_max)
+        if reference is None:
+            reference = flat.mean(axis=0, dtype=np.float64).astype(np.float32)
+        x = np.empty(flat.shape, dtype=np.float32)
+        np.subtract(flat, reference, out=x, dtype=np.float32)
+        del block, flat
+        s1 += x.sum(axis=0)
+        buffer = np.square(x)
+        s2 += buffer.sum(axis=0)
+        del buffer
+        # correlation statistics on binned frames (a remainder carries to the next slab)
+        if bin_frames > 1 or len(carry):
+            x = np.concatenate([carry, x]) if len(carry) else x
+            n_full = (len(x) // bin_frames) * bin_frames
+            last = k == len(slabs) - 1
+            carry = x[n_full:].copy() if not last else np.zeros((0, n_voxels), np.float32)
+            if last and n_full < len(x):  # a short final bin, scaled to the same length
+                tail = x[n_full:].sum(axis=0, keepdims=True) * (bin_frames / (len(x) - n_full))
+                xb = x[:n_full].reshape(-1, bin_frames, n_voxels).sum(axis=1)
+                xb = np.concatenate([xb, tail.astype(np.float32)])
+            else:
+                xb = x[:n_full].reshape(-1, bin_frames, n_voxels).sum(axis=1)
+        else:
+            xb = x
+        del x
+        if len(xb):
+            xb = xb.reshape(-1, *spatial)
+            n_bins += len(xb)
+            b1 += xb.sum(axis=0)
+            b2 += np.square(xb).sum(axis=0)
+            for a in axes:
+                lo_slice = _axis_slice(a + 1, slice(0, -1))
+                hi_slice = _axis_slice(a + 1, slice(1, None))
+                cross[a] += np.multiply(xb[lo_slice], xb[hi_slice]).sum(axis=0)
+        del xb
+        report(
+            callback,
+            lo + (hi - lo) * (k + 1) / len(slabs),
+            f"summary images: frames {t1}/{n_frames}",
+        )
+    mean_shift = s1 / n_frames
+    std = np.sqrt(np.maximum(s2 / n_frames - mean_shift**2, 0.0))
+    bmean = b1 / max(n_bins, 1)
+    bstd = np.sqrt(np.maximum(b2 / max(n_bins, 1) - bmean**2, 0.0))
+    corr_sum = np.zeros(spatial, dtype=np.float64)
+    corr_count = np.zeros(spatial, dtype=np.float64)
+    for a in axes:
+        lo_slice = _axis_slice(a, slice(0, -1))
+        hi_slice = _axis_slice(a, slice(1, None))
+        cov = cross[a] / max(n_bins, 1) - bmean[lo_slice] * bmean[hi_slice]
+        denom = bstd[lo_slice] * bstd[hi_slice]
+        ok = denom > 1e-12 * max(float(bstd.max()), 1e-300) ** 2
+        r = np.zeros_like(cov)
+        np.divide(cov, denom, out=r, where=ok)
+        r = np.clip(r, -1.0, 1.0)
+        corr_sum[lo_slice] += r
+        corr_sum[hi_slice] += r
+        corr_count[lo_slice] += 1
+        corr_count[hi_slice] += 1
+    correlation = corr_sum / np.maximum(corr_count, 1)
+    ref = reference if reference is not None else np.zeros(n_voxels, np.float32)
+    if vmax is None:
+        vmax = np.zeros(n_voxels, np.float32)
+    return {
+        "mean": (mean_shift + ref).astype(np.float32).reshape(spatial),
+        "max": vmax.astype(np.float32).reshape(spatial),
+        "std": std.astype(np.float32).reshape(spatial),
+        "correlation": correlation.astype(np.float32),
+    }
+
+
+def _shortened(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    out = list(shape)
+    out[axis] -= 1
+    return tuple(out)
+
+
+def _axis_slice(axis: int, sl: slice) -> tuple[slice, ...]:
+    return (slice(None),) * axis + (sl,)
+
+
+# -- detection ---------------------------------------------------------------------------
+def _dog_noise_gain(sigma: np.ndarray, ratio: float) -> float:
+    """L2 norm of the discrete difference-of-Gaussians kernel (white-noise gain)."""
+    aa = ab = bb = 1.0
+    for s in sigma:
+        if s <= 0:
+            continue
+        half = int(math.ceil(4 * ratio * s)) + 1
+        delta = np.zeros(2 * half + 1)
+        delta[half] = 1.0
+        ka = ndimage.gaussian_filter1d(delta, s, mode="constant")
+        kb = ndimage.gaussian_filter1d(delta, ratio * s, mode="constant")
+        aa *= float(ka @ ka)
+        ab *= float(ka @ kb)
+        bb *= float(kb @ kb)
+    return math.sqrt(max(aa - 2 * ab + bb, 1e-12))
+
+
+def blob_response(
+    image: np.ndarray,
+    *,
+    voxel_size: tuple[float, float, float],
+    cell_diameter: float,
+    scales: tuple[float, ...] = (0.8,),
+    noise: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scale-space difference-of-Gaussians response to bright cell-sized blobs.
+
+    Gaussian widths are set in µm (``scale * radius / sqrt(ndim)``, the width at which the
+    Laplacian of Gaussian responds most to a ball of that radius) and converted to voxels
+    per axis, so anisotropic voxels are honoured. Each scale's response is divided by the
+    response of the filter to white noise of standard deviation ``noise``, so the result is
+    a z-score; the maximum over scales is returned with the index of the winning scale.
+    """
+    vs = np.asarray(voxel_size, dtype=float)
+    n_dims = int(np.sum(np.asarray(image.shape) > 1))
+    radius = cell_diameter / 2.0
+    best = None
+    best_scale = None
+    image = image.astype(np.float32, copy=False)
+    for k, scale in enumerate(scales):
+        sigma_um = scale * radius / math.sqrt(max(n_dims, 1))
+        sigma = np.where(np.asarray(image.shape) > 1, sigma_um / vs, 0.0)
+        narrow = ndimage.gaussian_filter(image, sigma, mode="reflect")
+        wide = ndimage.gaussian_filter(image, DOG_RATIO * sigma, mode="reflect")
+        narrow -= wide
+        narrow /= np.float32(_dog_noise_gain(sigma, DOG_RATIO) * noise)
+        if best is None:
+            best = narrow
+            best_scale = np.zeros(image.shape, dtype=np.int8)
+        else:
+            better = narrow > best
+            best[better] = narrow[better]
+            best_scale[better] = k
+        del wide
+    return best, best_scale
+
+
+def _ellipsoid_offsets(radius_um: float, voxel_size: np.ndarray, shape: tuple[int, ...]):
+    half = np.floor(radius_um / voxel_size + 1e-9).astype(int)
+    half = np.where(np.asarray(shape) > 1, half, 0)
+    grids = np.meshgrid(*(np.arange(-h, h + 1) for h in half), indexing="ij")
+    offsets = np.stack([g.ravel() for g in grids], axis=1)
+    dist = np.sqrt(((offsets * voxel_size) ** 2).sum(axis=1))
+    keep = dist <= radius_um + 1e-9
+    return offsets[keep], dist[keep]
+
+
+def find_peaks(
+    response: np.ndarray,
+    *,
+    voxel_size: tuple[float, float, float],
+    min_distance: float,
+    threshold: float,
+) -> np.ndarray:
+    """Local maxima of ``response`` above ``threshold``, at least ``min_distance`` µm apart.
+
+    Candidates are maxima within a box of half-width ``min_distance / 2``; then greedy
+    non-maximum suppression in µm keeps the strongest of any closer pair. Returns (K, 3)
+    integer voxel indices sorted by decreasing response.
+    """
+    vs = np.asarray(voxel_size, dtype=float)
+    half = np.floor(0.5 * min_distance / vs).astype(int)
+    size = tuple(int(2 * h + 1) if s > 1 else 1 for h, s in zip(half, response.shape, strict=True))
+    local_max = ndimage.maximum_filter(response, size=size, mode="nearest")
+    peaks = np.argwhere((response >= local_max) & (response > threshold))
+    if len(peaks) == 0:
+        return peaks.reshape(0, 3)
+    values = response[tuple(peaks.T)]
+    order = np.argsort(-values, kind="stable")
+    peaks = peaks[order]
+    tree = cKDTree(peaks * vs)
+    alive = np.ones(len(peaks), dtype=bool)
+    for i in range(len(peaks)):
+        if not alive[i]:
+            continue
+        for j in tree.query_ball_point(peaks[i] * vs, r=min_distance - 1e-9):
+            if j > i:
+                alive[j] = False
+    return peaks[alive]
+
+
+def _refine(response: np.ndarray, peaks: np.ndarray) -> np.ndarray:
+    """Sub-voxel peak positions by a parabola through each peak and its axis neighbours."""
+    refined = peaks.astype(float)
+    shape = np.asarray(response.shape)
+    for axis in range(3):
+        if shape[axis] < 3:
+            continue
+        lo = peaks.copy()
+        hi = peaks.copy()
+        lo[:, axis] = np.maximum(peaks[:, axis] - 1, 0)
+        hi[:, axis] = np.minimum(peaks[:, axis] + 1, shape[axis] - 1)
+        f0 = response[tuple(peaks.T)]
+        fm = response[tuple(lo.T)]
+        fp = response[tuple(hi.T)]
+        curvature = fm - 2 * f0 + fp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delta = np.where(curvature < 0, 0.5 * (fm - fp) / curvature, 0.0)
+        refined[:, axis] += np.clip(np.nan_to_num(delta), -0.5, 0.5)
+    return refined
+
+
+def auto_threshold(values: np.ndarray, *, floor: float, separation: float = 2.0) -> float:
+    """Threshold between background peaks and cells, from the peak responses themselves.
+
+    Otsu's method on ``log10`` of the responses above ``floor``; the split is used only if
+    the two classes are well separated (Ashman's D >= ``separation``), else ``floor``.
+    """
+    from skimage.filters import threshold_otsu
+
+    values = np.asarray(values, dtype=float)
+    values = values[values > floor]
+    if len(values) < 4:
+        return float(floor)
+    logs = np.log10(values)
+    if np.ptp(logs) <= 0:
+        return float(floor)
+    split = threshold_otsu(logs)
+    low, high = logs[logs <= split], logs[logs > split]
+    if len(low) < 2 or len(high) < 2:
+        return float(floor)
+    spread = math.sqrt(low.var() + high.var())
+    ashman = math.sqrt(2.0) * (high.mean() - low.mean()) / max(spread, 1e-12)
+    if ashman < separation:
+        return float(floor)
+    # the middle of the empty gap around Otsu's split
+    gap_lo, gap_hi = low.max(), high.min()
+    return float(max(floor, 10 ** (0.5 * (gap_lo + gap_hi))))
+
+
+# -- ROIs and neuropil -------------------------------------------------------------------
+def _patches(centres: np.ndarray, offsets: np.ndarray, shape: tuple[int, ...], batch: int = 512):
+    """Yield (ids, flat indices, valid) of ``offsets`` around rounded ``centres``."""
+    shape_arr = np.asarray(shape)
+    for b0 in range(0, len(centres), batch):
+        ids = np.arange(b0, min(b0 + batch, len(centres)))
+        vox = centres[ids][:, None, :] + offsets[None, :, :]
+        valid = np.all((vox >= 0) & (vox < shape_arr), axis=-1)
+        vox = np.clip(vox, 0, shape_arr - 1)
+        flat = np.ravel_multi_index((vox[..., 0], vox[..., 1], vox[..., 2]), shape)
+        yield ids, flat, valid
+
+
+def roi_masks(
+    centres: np.ndarray,
+    detection_image: np.ndarray,
+    *,
+    voxel_size: tuple[float, float, float],
+    roi_radius: float,
+    neuropil_radii: tuple[float, float],
+    max_neuropil_voxels: int = 400,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """ROI labels by seeded watershed within ``roi_radius``, and neuropil annuli.
+
+    The watershed runs on the negated ``detection_image`` from one seed per centre, restricted
+    to voxels within ``roi_radius`` µm of a centre where the image is positive. Voxels within
+    ``roi_radius`` of two or more centres are claimed by two cells and left out. The neuropil
+    of a cell is the annulus ``neuropil_radii`` (inner, outer) µm around its centre, minus all
+    voxels within the inner radius of any cell (at most ``max_neuropil_voxels``, drawn at
+    random with a fixed seed).
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        (Z, Y, X) int32, label ``i + 1`` for centre ``i``.
+    neuropil : list of numpy.ndarray
+        Flat voxel indices of each cell's annulus.
+    """
+    from skimage.segmentation import watershed
+
+    shape = detection_image.shape
+    vs = np.asarray(voxel_size, dtype=float)
+    n_voxels = int(np.prod(shape))
+    seeds = np.clip(np.rint(centres).astype(np.int64), 0, np.asarray(shape) - 1)
+    claims = np.zeros(n_voxels, dtype=np.int16)
+    offsets, _ = _ellipsoid_offsets(roi_radius, vs, shape)
+    for _ids, flat, valid in _patches(seeds, offsets, shape):
+        np.add.at(claims, flat[valid], 1)
+    inner_offsets, _ = _ellipsoid_offsets(neuropil_radii[0], vs, shape)
+    occupied = np.zeros(n_voxels, dtype=bool)
+    for _ids, flat, valid in _patches(seeds, inner_offsets, shape):
+        occupied[flat[valid]] = True
+    markers = np.zeros(shape, dtype=np.int32)
+    markers[tuple(seeds.T)] = np.arange(1, len(seeds) + 1, dtype=np.int32)
+    mask = (claims.reshape(shape) >= 1) & (detection_image > 0)
+    mask[tuple(seeds.T)] = True
+    labels = watershed(-detection_image, markers=markers, mask=mask).astype(np.int32)
+    labels.reshape(-1)[claims >= 2] = 0
+    outer_offsets, outer_dist = _ellipsoid_offsets(neuropil_radii[1], vs, shape)
+    ring = outer_dist > neuropil_radii[0]
+    outer_offsets = outer_offsets[ring]
+    neuropil: list[np.ndarray] = []
+    rng = np.random.default_rng(0)
+    for _ids, flat, valid in _patches(seeds, outer_offsets, shape):
+        for row, ok in zip(flat, valid, strict=True):
+            voxels = row[ok]
+            voxels = voxels[~occupied[voxels]]
+            if len(voxels) > max_neuropil_voxels:  # a random subset estimates the mean well
+                voxels = np.sort(rng.choice(voxels, max_neuropil_voxels, replace=False))
+            neuropil.append(voxels)
+    return labels, neuropil
+
+
+def extract_traces(
+    movie: Any,
+    labels: np.ndarray,
+    neuropil: list[np.ndarray] | None = None,
+    *,
+    slab_frames: int | None = None,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
+    progress_span: tuple[float, float] = (0.0, 1.0),
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean fluorescence per frame of each ROI (label i + 1) and of each neuropil annulus.
+
+    Only the voxels of ROIs and annuli are gathered from each slab of frames, so the
+    cost is one read of the movie plus a sparse product.
+
+    Returns
+    -------
+    traces : numpy.ndarray
+        (N, T) float32 ROI means (NaN for an empty ROI).
+    neuropil_traces : numpy.ndarray or None
+        (N, T) float32 annulus means (NaN for an empty annulus), or None without annuli.
+    """
+    if movie.ndim == labels.ndim + 1 and movie.ndim == 3:
+        movie = movie[:, None]
+        labels = labels[None]
+    n_frames = int(movie.shape[0])
+    flat_labels = labels.reshape(-1)
+    n_cells = int(flat_labels.max()) if flat_labels.size else 0
+    roi_voxels = np.flatnonzero(flat_labels)
+    roi_ids = flat_labels[roi_voxels].astype(np.int64) - 1
+    pieces = [roi_voxels]
+    if neuropil is not None:
+        pieces.extend(neuropil)
+    gather = np.unique(np.concatenate(pieces)) if pieces else np.zeros(0, np.int64)
+    column = np.searchsorted(gather, roi_voxels)
+    roi_matrix = _mean_matrix(roi_ids, column, n_cells, len(gather))
+    np_matrix = None
+    if neuropil is not None:
+        ids = np.concatenate([np.full(len(v), i, np.int64) for i, v in enumerate(neuropil)])
+        cols = np.searchsorted(gather, np.concatenate(neuropil)) if len(ids) else ids
+        np_matrix = _mean_matrix(ids, cols, len(neuropil), len(gather))
+    traces = np.zeros((n_cells, n_frames), dtype=np.float32)
+    np_traces = None if np_matrix is None else np.zeros((np_matrix.shape[0], n_frames), np.float32)
+    slabs = time_slabs(movie, slab_frames)
+    lo, hi = progress_span
+    for k, (t0, t1) in enumerate(slabs):
+        block = _read_slab(movie, t0, t1).reshape(t1 - t0, -1)
+        sub = block[:, gather].astype(np.float32)
+        del block
+        _check_finite(sub, t0)
+        traces[:, t0:t1] = roi_matrix @ sub.T
+        if np_matrix is not None:
+            np_traces[:, t0:t1] = np_matrix @ sub.T
+        report(callback, lo + (hi - lo) * (k + 1) / len(slabs), f"traces: frames {t1}/{n_frames}")
+    traces[_empty_rows(roi_matrix)] = np.nan
+    if np_traces is not None:
+        np_traces[_empty_rows(np_matrix)] = np.nan
+    return traces, np_traces
+
+
+def _mean_matrix(rows: np.ndarray, cols: np.ndarray, n_rows: int, n_cols: int) -> sp.csr_matrix:
+    counts = np.bincount(rows, minlength=n_rows).astype(np.float64)
+    weights = 1.0 / np.maximum(counts[rows], 1.0)
+    return sp.csr_matrix(
+        (weights.astype(np.float32), (rows, cols)), shape=(n_rows, n_cols), dtype=np.float32
+    )
+
+
+def _empty_rows(matrix: sp.csr_matrix) -> np.ndarray:
+    return np.diff(matrix.indptr) == 0
+
+
+# -- dF/F ----------------------------------------------------------------------------------
+def running_percentile(traces: np.ndarray, window: int, percentile: float = 8.0) -> np.ndarray:
+    """Running ``percentile`` of each row over ``window`` frames (a slow baseline).
+
+    Evaluated every ``window // 4`` frames on a centred window and interpolated linearly in
+    between, which is accurate for a baseline that changes slowly compared with ``window``.
+    """
+    traces = np.asarray(traces, dtype=np.float64)
+    n, t = traces.shape
+    if t == 0 or n == 0:
+        return traces.copy()
+    window = int(min(max(window, 3), t))
+    step = max(1, window // 4)
+    centres = np.arange(0, t, step)
+    if centres[-1] != t - 1:
+        centres = np.append(centres, t - 1)
+    half = window // 2
+    padded = np.pad(traces, ((0, 0), (half, half)), mode="reflect" if t > half else "edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1, axis=1)[:, centres]
+    finite = np.isfinite(traces).all(axis=1)
+    values = np.full((n, len(centres)), np.nan)
+    if finite.any():
+        values[finite] = np.percentile(windows[finite], percentile, axis=-1)
+    if not finite.all():
+        values[~finite] = np.nanpercentile(windows[~finite], percentile, axis=-1)
+    out = np.empty_like(traces)
+    frames = np.arange(t)
+    for i in range(n):
+        out[i] = np.interp(frames, centres, values[i])
+    return out
+
+
+def compute_dff(
+    traces: np.ndarray,
+    neuropil: np.ndarray | None,
+    *,
+    neuropil_coefficient: float = 0.7,
+    baseline_window: int = 150,
+    baseline_percentile: float = 8.0,
+) -> np.ndarray:
+    """dF/F of neuropil-corrected traces: ``F = roi - c * neuropil``, ``(F - F0) / F0``.
+
+    ``F0`` is the running percentile of ``F``; where it falls below 10 % of the ROI's raw
+    baseline (strong neuropil) the raw baseline fraction is used, so dF/F stays finite.
+    """
+    traces = np.asarray(traces, dtype=np.float64)
+    corrected = traces.copy()
+    if neuropil is not None and neuropil_coefficient:
+        np_fill = np.where(np.isfinite(neuropil), neuropil, 0.0)
+        corrected = traces - neuropil_coefficient * np_fill
+        # keep the neuropil's mean level so that F stays on the ROI's scale
+        corrected += neuropil_coefficient * np.nanmedian(np_fill, axis=1, keepdims=True)
+    f0 = running_percentile(corrected, baseline_window, baseline_percentile)
+    raw_f0 = np.nanmedian(traces, axis=1, keepdims=True)
+    floor = 0.1 * np.abs(raw_f0) + 1e-6
+    f0 = np.maximum(f0, floor)
+    return ((corrected - f0) / f0).astype(np.float32)
+
+
+def _noise_sd(x: np.ndarray) -> np.ndarray:
+    """Robust per-row noise level from frame-to-frame differences."""
+    if x.shape[1] < 2:
+        return np.full(x.shape[0], np.nan)
+    diff = np.diff(x, axis=1)
+    return (
+        1.4826
+        * np.nanmedian(np.abs(diff - np.nanmedian(diff, axis=1, keepdims=True)), axis=1)
+        / math.sqrt(2)
+    )
+
+
+# -- the whole pipeline ----------------------------------------------------------------------
+def detect_point_sources(
+    movie: Any,
+    *,
+    voxel_size: Any,
+    cell_diameter: float = 8.0,
+    frame_rate: float | None = None,
+    threshold: float | str = "auto",
+    min_distance: float | None = None,
+    scales: tuple[float, ...] = (0.8,),
+    roi_radius: float | None = None,
+    neuropil_radii: tuple[float, float] | None = None,
+    neuropil_coefficient: float = 0.7,
+    baseline_window: float = 30.0,
+    baseline_percentile: float = 8.0,
+    deconvolve: bool = False,
+    tau: float = 1.0,
+    slab_frames: int | None = None,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
+) -> PointSources:
+    """Find cells in a calcium movie and extract their traces.
+
+    Parameters
+    ----------
+    movie : array_like or dask.array.Array
+        (T, Z, Y, X) volumes over time or (T, Y, X) planes. Dask arrays are read slab by slab
+        (twice: summary images, then traces) and never loaded whole.
+    voxel_size : sequence of float
+        Voxel size in µm, (z, y, x); (y, x) or (z, y, x) for a plane.
+    cell_diameter : float
+        Typical soma diameter in µm.
+    frame_rate : float, optional
+        Frames per second; sets the baseline window and deconvolution time scale. Without it
+        the baseline window is a quarter of the movie.
+    threshold : float or "auto"
+        Detection threshold as a z-score of the blob response over the shot noise of the
+        mean image (noise estimated from the median temporal standard deviation). ``"auto"``
+        places it in the gap between the two modes of the peak responses (background texture
+        vs cells, split by Otsu's method on log responses) when they are well separated, and
+        never below ``AUTO_FLOOR`` noise units.
+    min_distance : float, optional
+        Smallest centre-to-centre distance in µm (default ``0.5 * cell_diameter``).
+    scales : tuple of float
+        Blob sizes tried, as multiples of the Gaussian width matched to ``cell_diameter``.
+        One scale of 0.8 separates touching cells best on the toy brain; several scales
+        help when cell sizes vary a lot but favour the larger ones in dense tissue.
+    roi_radius : float, optional
+        Largest distance (µm) of an ROI voxel from its centre (default ``cell_diameter / 2``).
+    neuropil_radii : (float, float), optional
+        Inner and outer radius (µm) of the neuropil annulus (default ``0.75 d, 1.5 d``).
+    neuropil_coefficient : float
+        Fraction of the neuropil trace subtracted from the ROI trace.
+    baseline_window : float
+        Running-percentile window in seconds (needs ``frame_rate``).
+    baseline_percentile : float
+        Percentile used as the baseline F0.
+    deconvolve : bool
+        Also estimate non-negative event rates (AR(1) OASIS) into ``.rates``.
+    tau : float
+        Indicator decay time (s) for deconvolution.
+    slab_frames : int, optional
+        Frames per slab (default: about 64 MiB; dask arrays keep their own chunks).
+    callback : callable, optional
+        Called with ``{"fraction": 0..1, "message": str}``; returning False (or raising)
+        stops the run.
+
+    Returns
+    -------
+    PointSources
+        Positions (µm), ROI labels, raw traces, neuropil traces, dF/F, optional rates,
+        features (id, size, brightness, snr) and the summary images.
+
+    Raises
+    ------
+    ValueError
+        Wrong number of dimensions, a voxel size of the wrong length, non-positive values,
+        a cell diameter below one voxel, or NaN / infinite values in the movie.
+    """
+    movie4, vs3, is_plane = _check_movie(movie, voxel_size)
+    d = _check_diameter(cell_diameter, vs3, is_plane)
+    out_vs = vs3[1:] if is_plane and len(np.atleast_1d(voxel_size)) == 2 else vs3
+    spatial = tuple(int(s) for s in movie4.shape[1:])
+    out_shape = spatial[1:] if is_plane else spatial
+    n_frames = int(movie4.shape[0])
+    min_distance = 0.5 * d if min_distance is None else float(min_distance)
+    roi_radius = 0.5 * d if roi_radius is None else float(roi_radius)
+    if neuropil_radii is None:
+        neuropil_radii = (0.75 * d, 1.5 * d)
+    inner, outer = (float(r) for r in neuropil_radii)
+    if not 0 < inner < outer:
+        raise ValueError(
+            f"neuropil_radii must be (inner, outer) with 0 < inner < outer; got {neuropil_radii}."
+        )
+    if frame_rate is not None and not frame_rate > 0:
+        raise ValueError(f"frame_rate must be positive (frames per second); got {frame_rate}.")
+    parameters = {
+        "voxel_size": list(out_vs),
+        "cell_diameter": d,
+        "frame_rate": frame_rate,
+        "threshold": threshold,
+        "min_distance": min_distance,
+        "scales": list(scales),
+        "roi_radius": roi_radius,
+        "neuropil_radii": [inner, outer],
+        "neuropil_coefficient": neuropil_coefficient,
+        "baseline_window": baseline_window,
+        "baseline_percentile": baseline_percentile,
+        "deconvolve": deconvolve,
+        "tau": tau,
+    }
+
+    def empty(reason: str, images: dict[str, np.ndarray] | None = None) -> PointSources:
+        warnings.warn(f"No point sources: {reason}", stacklevel=3)
+        report(callback, 1.0, f"no point sources: {reason}")
+        images = images or {}
+        return PointSources(
+            positions=np.zeros((0, 3)),
+            labels=np.zeros(out_shape, dtype=np.int32),
+            voxel_size=tuple(out_vs),
+            features=empty_features(),
+            traces=np.zeros((0, n_frames), np.float32),
+            neuropil=np.zeros((0, n_frames), np.float32),
+            dff=np.zeros((0, n_frames), np.float32),
+            rates=np.zeros((0, n_frames), np.float32) if deconvolve else None,
+            summary_images={k: v.reshape(out_shape) for k, v in images.items()},
+            parameters=parameters,
+        )
+
+    if int(np.prod(movie4.shape)) == 0:
+        return empty(f"the movie is empty (shape {tuple(movie.shape)}).")
+    report(callback, 0.0, "summary images")
+    images = summary_images(
+        movie4, slab_frames=slab_frames, callback=callback, progress_span=(0.0, 0.45)
+    )
+    std = images["std"]
+    if not np.any(std > 0):
+        return empty(
+            "the movie does not change over time (constant), so no cell is active.", images
+        )
+    noise = float(np.median(std[std > 0])) / math.sqrt(n_frames)
+    report(callback, 0.46, "detecting cells")
+    response, _ = blob_response(
+        images["mean"], voxel_size=vs3, cell_diameter=d, scales=tuple(scales), noise=noise
+    )
+    if isinstance(threshold, str):
+        if threshold != "auto":
+            raise ValueError(f"threshold must be a number or 'auto'; got {threshold!r}.")
+        candidates = find_peaks(
+            response, voxel_size=vs3, min_distance=min_distance, threshold=AUTO_FLOOR
+        )
+        used_threshold = auto_threshold(response[tuple(candidates.T)], floor=AUTO_FLOOR)
+        peaks = candidates[response[tuple(candidates.T)] > used_threshold]
+    else:
+        used_threshold = float(threshold)
+        peaks = find_peaks(
+            response, voxel_size=vs3, min_distance=min_distance, threshold=used_threshold
+        )
+    parameters["threshold_used"] = used_threshold
+    if len(peaks) == 0:
+        return empty(
+            f"no cell-sized object above the threshold ({threshold} noise units); lower "
+            "`threshold` or check cell_diameter and voxel_size.",
+            images,
+        )
+    centres = _refine(response, peaks)
+    report(callback, 0.52, f"{len(centres)} cells: growing ROIs")
+    labels, annuli = roi_masks(
+        centres, response, voxel_size=vs3, roi_radius=roi_radius, neuropil_radii=(inner, outer)
+    )
+    sizes = np.bincount(labels.reshape(-1), minlength=len(centres) + 1)[1:]
+    keep = sizes > 0
+    if not np.all(keep):  # a source whose every voxel was claimed twice has no trace
+        remap = np.zeros(len(centres) + 1, dtype=np.int32)
+        remap[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+        labels = remap[labels]
+        centres, peaks, sizes = centres[keep], peaks[keep], sizes[keep]
+        annuli = [a for a, k in zip(annuli, keep, strict=True) if k]
+    report(callback, 0.55, f"{len(centres)} cells: extracting traces")
+    traces, np_traces = extract_traces(
+        movie4,
+        labels,
+        annuli,
+        slab_frames=slab_frames,
+        callback=callback,
+        progress_span=(0.55, 0.95),
+    )
+    window = int(round(baseline_window * frame_rate)) if frame_rate else max(n_frames // 4, 10)
+    dff = compute_dff(
+        traces,
+        np_traces,
+        neuropil_coefficient=neuropil_coefficient,
+        baseline_window=window,
+        baseline_percentile=baseline_percentile,
+    )
+    rates = None
+    if deconvolve:
+        report(callback, 0.96, "deconvolving")
+        rates = deconvolve_traces(dff, frame_rate=frame_rate or 1.0, tau=tau).astype(np.float32)
+    flat_labels = labels.reshape(-1)
+    brightness = ndimage.mean(
+        images["mean"].reshape(-1), flat_labels, index=np.arange(1, len(centres) + 1)
+    )
+    noise_sd = _noise_sd(dff.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = np.nanpercentile(dff, 99, axis=1) / noise_sd
+    features = pd.DataFrame(
+        {
+            "id": np.arange(1, len(centres) + 1, dtype=np.int64),
+            "size": sizes.astype(np.int64),
+            "brightness": np.asarray(brightness, dtype=float),
+            "snr": np.nan_to_num(snr.astype(float), nan=0.0, posinf=0.0),
+            "response": response[tuple(peaks.T)].astype(float),
+        }
+    )
+    positions = centres * np.asarray(vs3)
+    if is_plane:
+        positions[:, 0] = 0.0
+    report(callback, 1.0, f"{len(centres)} point sources")
+    return PointSources(
+        positions=positions,
+        labels=labels.reshape(out_shape),
+        voxel_size=tuple(out_vs),
+        features=features,
+        traces=traces,
+        neuropil=np_traces,
+        dff=dff,
+        rates=rates,
+        summary_images={k: v.reshape(out_shape) for k, v in images.items()},
+        parameters=parameters,
+    )

@@ -1,0 +1,293 @@
+"""Calcium point-source detection against the toy brain's ground truth, and bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from napari_mesoscale.segment import (
+    DetectionCancelled,
+    PointSources,
+    detect_point_sources,
+    match_points,
+    oasis_ar1,
+    running_percentile,
+    summary_images,
+)
+from napari_mesoscale.synth import make_toy_brain
+
+
+@pytest.fixture(scope="module")
+def brain():
+    return make_toy_brain(
+        60, n_frames=150, shape=(24, 64, 64), em=False, snr=3.0, seed=0, render="eager"
+    )
+
+
+@pytest.fixture(scope="module")
+def sources(brain):
+    return detect_point_sources(
+        brain.movie, voxel_size=brain.voxel_size, cell_diameter=8.0, frame_rate=brain.frame_rate
+    )
+
+
+def _trace_correlations(sources, brain, match):
+    return np.array(
+        [
+            np.corrcoef(sources.dff[i], brain.calcium[:, j])[0, 1]
+            for i, j in zip(match.detected_index, match.truth_index, strict=True)
+        ]
+    )
+
+
+def test_detection_matches_truth(brain, sources):
+    match = match_points(sources.positions, brain.positions, max_distance=4.0)
+    assert match.f1 >= 0.95, match.scores()
+    # centres in µm, sub-voxel accurate
+    assert np.median(match.distances) < 1.0
+    corr = _trace_correlations(sources, brain, match)
+    assert np.median(corr) >= 0.9
+
+
+def test_result_layout(brain, sources):
+    n, t = len(sources), brain.movie.shape[0]
+    assert sources.positions.shape == (n, 3)
+    assert sources.labels.shape == brain.movie.shape[1:]
+    assert sources.labels.max() == n
+    assert sources.traces.shape == sources.dff.shape == sources.neuropil.shape == (n, t)
+    assert sources.voxel_size == tuple(brain.voxel_size)
+    assert list(sources.features.columns[:4]) == ["id", "size", "brightness", "snr"]
+    assert np.array_equal(sources.features["id"], np.arange(1, n + 1))
+    sizes = np.bincount(sources.labels.ravel(), minlength=n + 1)[1:]
+    assert np.array_equal(sizes, sources.features["size"])
+    # every ROI holds its own centre's voxel: labels and positions agree
+    centre_voxels = np.rint(sources.positions / np.array(brain.voxel_size)).astype(int)
+    centre_voxels = np.clip(centre_voxels, 0, np.array(sources.labels.shape) - 1)
+    assert np.mean(sources.labels[tuple(centre_voxels.T)] == np.arange(1, n + 1)) > 0.95
+    # ROIs lie inside true somata (or their blurred rim) far more than outside
+    inside = (brain.soma_labels[sources.labels > 0] > 0).mean()
+    assert inside > 0.8
+    assert set(sources.summary_images) == {"mean", "max", "std", "correlation"}
+    table = sources.to_table()
+    assert list(table.columns[-3:]) == ["z_um", "y_um", "x_um"]
+    assert np.allclose(table[["z_um", "y_um", "x_um"]].to_numpy(), sources.positions)
+    assert sources.activity.shape == (t, n)
+
+
+def test_correlation_image_highlights_active_cells(brain, sources):
+    corr = sources.summary_images["correlation"]
+    inside = brain.soma_labels > 0
+    assert corr[inside].mean() > 3 * abs(corr[~inside].mean())
+    mean = sources.summary_images["mean"]
+    movie = brain.movie.astype(np.float64)
+    assert np.allclose(mean, movie.mean(axis=0), rtol=1e-5, atol=1e-3)
+    assert np.allclose(sources.summary_images["std"], movie.std(axis=0), rtol=1e-3, atol=1e-2)
+    assert np.array_equal(sources.summary_images["max"], movie.max(axis=0))
+
+
+def test_dask_movie_matches_numpy(brain, sources):
+    lazy = da.from_array(brain.movie, chunks=(16, -1, -1, -1))
+    result = detect_point_sources(
+        lazy, voxel_size=brain.voxel_size, cell_diameter=8.0, frame_rate=brain.frame_rate
+    )
+    assert np.allclose(result.positions, sources.positions)
+    assert np.allclose(result.traces, sources.traces, rtol=1e-5)
+
+
+class _GuardedMovie:
+    """An array-like that refuses to hand out more than ``limit`` frames at once."""
+
+    def __init__(self, data: np.ndarray, limit: int) -> None:
+        self._data = data
+        self.limit = limit
+        self.shape = data.shape
+        self.ndim = data.ndim
+        self.dtype = data.dtype
+        self.reads = 0
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, _ = key.indices(self.shape[0])
+            assert stop - start <= self.limit, "the whole movie was requested"
+            self.reads += 1
+            return self._data[key]
+        raise AssertionError(f"unexpected index {key!r}")
+
+
+def test_movie_is_read_in_slabs(brain, sources):
+    guarded = _GuardedMovie(brain.movie, limit=20)
+    result = detect_point_sources(
+        guarded,
+        voxel_size=brain.voxel_size,
+        cell_diameter=8.0,
+        frame_rate=brain.frame_rate,
+        slab_frames=20,
+    )
+    assert guarded.reads == 2 * int(np.ceil(brain.movie.shape[0] / 20))  # two passes
+    assert np.allclose(result.positions, sources.positions)
+
+
+def test_single_plane_movie(brain):
+    z = 12
+    plane = brain.movie[:, z]
+    result = detect_point_sources(
+        plane, voxel_size=brain.voxel_size[1:], cell_diameter=8.0, frame_rate=brain.frame_rate
+    )
+    assert result.labels.shape == plane.shape[1:]
+    assert result.voxel_size == tuple(brain.voxel_size[1:])
+    assert np.all(result.positions[:, 0] == 0)
+    # somata whose centre lies in this plane are all found
+    z_um = z * brain.voxel_size[0]
+    in_plane = np.abs(brain.positions[:, 0] - z_um) < 2.0
+    assert in_plane.sum() >= 3
+    match = match_points(result.positions[:, 1:], brain.positions[in_plane, 1:], 4.0)
+    assert match.recall >= 0.9
+
+
+def test_deconvolution_finds_events():
+    rng = np.random.default_rng(1)
+    t, g = 400, 0.85
+    spikes = (rng.random(t) < 0.03) * rng.uniform(0.5, 1.5, t)
+    calcium = np.zeros(t)
+    for i in range(t):
+        calcium[i] = (g * calcium[i - 1] if i else 0.0) + spikes[i]
+    noisy = calcium + 0.05 * rng.standard_normal(t)
+    c, s = oasis_ar1(noisy, g, lam=0.1)
+    assert np.all(s >= 0)
+    assert np.corrcoef(c, calcium)[0, 1] > 0.95
+    assert np.corrcoef(s, spikes)[0, 1] > 0.7
+
+
+def test_deconvolve_option(brain):
+    result = detect_point_sources(
+        brain.movie[:60],
+        voxel_size=brain.voxel_size,
+        cell_diameter=8.0,
+        frame_rate=brain.frame_rate,
+        deconvolve=True,
+    )
+    assert result.rates is not None and result.rates.shape == result.dff.shape
+    assert np.all(result.rates >= 0)
+
+
+def test_running_percentile_follows_slow_baseline():
+    t = np.arange(600)
+    baseline = 100 + 20 * np.sin(2 * np.pi * t / 2000)
+    rng = np.random.default_rng(0)
+    events = np.zeros(600)
+    events[rng.choice(600, 10, replace=False)] = 50
+    trace = baseline + np.convolve(events, np.exp(-np.arange(20) / 4))[:600]
+    estimate = running_percentile(trace[None], window=100, percentile=8)[0]
+    assert np.max(np.abs(estimate - baseline)) < 4
+
+
+def test_progress_and_cancel(brain):
+    seen = []
+    detect_point_sources(
+        brain.movie[:40], voxel_size=brain.voxel_size, cell_diameter=8.0, callback=seen.append
+    )
+    fractions = [info["fraction"] for info in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert all("message" in info for info in seen)
+    with pytest.raises(DetectionCancelled):
+        detect_point_sources(
+            brain.movie[:40],
+            voxel_size=brain.voxel_size,
+            cell_diameter=8.0,
+            callback=lambda info: info["fraction"] < 0.2,
+        )
+
+
+def test_save_and_load(tmp_path, sources):
+    path = sources.save(tmp_path / "cells")
+    loaded = PointSources.load(path)
+    assert np.allclose(loaded.positions, sources.positions)
+    assert np.array_equal(loaded.labels, sources.labels)
+    assert np.allclose(loaded.dff, sources.dff)
+    assert loaded.voxel_size == sources.voxel_size
+    assert list(loaded.features.columns) == list(sources.features.columns)
+    assert set(loaded.summary_images) == set(sources.summary_images)
+
+
+def test_match_points_is_one_to_one():
+    truth = np.array([[0.0, 0, 0], [0, 0, 10]])
+    detected = np.array([[0.0, 0, 1], [0, 0, -1], [0, 0, 9.5], [0, 0, 30]])
+    match = match_points(detected, truth, max_distance=2.0)
+    assert match.n_matched == 2
+    assert match.precision == 0.5 and match.recall == 1.0
+    assert np.isclose(match.f1, 2 * 2 / 6)
+    assert match_points(np.zeros((0, 3)), truth, 2.0).f1 == 0.0
+
+
+# -- bad input -------------------------------------------------------------------------------
+def test_wrong_dimensions():
+    with pytest.raises(ValueError, match="dimensions"):
+        detect_point_sources(np.zeros((10, 10)), voxel_size=(1, 1), cell_diameter=4.0)
+    with pytest.raises(ValueError, match="dimensions"):
+        detect_point_sources(np.zeros((2, 3, 4, 5, 6)), voxel_size=(1, 1, 1), cell_diameter=4.0)
+
+
+def test_wrong_voxel_size(brain):
+    with pytest.raises(ValueError, match="voxel_size"):
+        detect_point_sources(brain.movie[:5], voxel_size=(1.0, 1.0), cell_diameter=8.0)
+    with pytest.raises(ValueError, match="voxel_size"):
+        detect_point_sources(brain.movie[:5], voxel_size=(2.0, -1.0, 1.0), cell_diameter=8.0)
+
+
+def test_cell_diameter_below_one_voxel(brain):
+    with pytest.raises(ValueError, match="smaller than one voxel"):
+        detect_point_sources(brain.movie[:5], voxel_size=brain.voxel_size, cell_diameter=0.5)
+    with pytest.raises(ValueError, match="cell_diameter"):
+        detect_point_sources(brain.movie[:5], voxel_size=brain.voxel_size, cell_diameter=-3)
+
+
+def test_nan_in_movie(brain):
+    movie = brain.movie[:30].astype(np.float32)
+    movie[12, 3, 4, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN.*frame 12"):
+        detect_point_sources(movie, voxel_size=brain.voxel_size, cell_diameter=8.0)
+
+
+def test_constant_movie_gives_no_sources():
+    movie = np.full((20, 8, 32, 32), 100, dtype=np.uint16)
+    with pytest.warns(UserWarning, match="constant"):
+        result = detect_point_sources(movie, voxel_size=(2, 1, 1), cell_diameter=6.0)
+    assert len(result) == 0
+    assert result.positions.shape == (0, 3)
+    assert result.dff.shape == (0, 20)
+    assert result.labels.shape == (8, 32, 32) and result.labels.max() == 0
+    assert len(result.to_table()) == 0
+
+
+def test_empty_movie_gives_no_sources():
+    with pytest.warns(UserWarning, match="empty"):
+        result = detect_point_sources(
+            np.zeros((0, 8, 32, 32), np.uint16), voxel_size=(2, 1, 1), cell_diameter=6.0
+        )
+    assert len(result) == 0
+
+
+def test_pure_noise_gives_few_sources():
+    rng = np.random.default_rng(0)
+    movie = rng.poisson(100, size=(60, 8, 48, 48)).astype(np.uint16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = detect_point_sources(movie, voxel_size=(2, 1, 1), cell_diameter=6.0)
+    assert len(result) == 0
+
+
+def test_bad_threshold(brain):
+    with pytest.raises(ValueError, match="threshold"):
+        detect_point_sources(
+            brain.movie[:10], voxel_size=brain.voxel_size, cell_diameter=8.0, threshold="high"
+        )
+
+
+def test_summary_images_of_plane():
+    movie = np.random.default_rng(0).normal(size=(50, 16, 16)).astype(np.float32)
+    images = summary_images(movie)
+    assert images["mean"].shape == (1, 16, 16)
+    assert np.abs(images["correlation"]).mean() < 0.2
