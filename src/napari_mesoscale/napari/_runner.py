@@ -78,6 +78,9 @@ class CoreTaskWidget(Container):
     """A widget that runs one core call in a worker (see the module docstring)."""
 
     run_text = "Run"
+    #: Raised in the worker when Cancel is pressed. A core that catches its own exception
+    #: type and returns a partial result (e.g. training) can be given that type here.
+    cancel_exception: type[BaseException] = TaskCancelled
 
     def __init__(self, viewer: napari.viewer.Viewer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -130,7 +133,7 @@ class CoreTaskWidget(Container):
 
         def callback(info: dict[str, Any] | None = None) -> bool:
             if worker_box and worker_box[0].abort_requested:
-                raise TaskCancelled
+                raise self.cancel_exception("cancelled by the user")
             if info:
                 self._relay.progress.emit(dict(info))
             return True
@@ -165,7 +168,7 @@ class CoreTaskWidget(Container):
             self._progress_bar.value = 0
 
     def _handle_progress(self, info: dict[str, Any]) -> None:
-        fraction = info.get("fraction")
+        fraction = _fraction_done(info)
         if fraction is not None:
             self._progress_bar.value = int(1000 * min(max(float(fraction), 0.0), 1.0))
         if info.get("message"):
@@ -190,7 +193,7 @@ class CoreTaskWidget(Container):
             show_info(f"napari-mesoscale: done. Python equivalent: {call.python}")
 
     def _handle_error(self, error: BaseException) -> None:
-        if isinstance(error, TaskCancelled):
+        if isinstance(error, TaskCancelled | self.cancel_exception):
             self._status.value = "Cancelled: nothing was changed."
             self.last_error = "cancelled"
             show_info("napari-mesoscale: run cancelled; no layers were changed.")
@@ -208,3 +211,13 @@ class CoreTaskWidget(Container):
     def _reset(self) -> None:
         self._worker = None
         self._set_running(False)
+
+
+def _fraction_done(info: dict[str, Any]) -> float | None:
+    """Progress as a fraction from ``fraction``, or ``step/steps``, or ``epoch/epochs``."""
+    if info.get("fraction") is not None:
+        return float(info["fraction"])
+    for done, total in (("step", "steps"), ("epoch", "epochs")):
+        if info.get(done) is not None and info.get(total):
+            return float(info[done]) / float(info[total])
+    return None
