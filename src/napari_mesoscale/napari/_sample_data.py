@@ -6,6 +6,7 @@ from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from napari_mesoscale.io import read_table, read_volume
 from napari_mesoscale.napari._layers import (
@@ -59,7 +60,11 @@ def em_sample() -> list[LayerDataTuple]:
 
 
 def connectome_sample() -> list[LayerDataTuple]:
-    """Neurons (coloured by motif), synapses, connections and true somata of the toy brain."""
+    """Neurons (coloured by motif), synapses, connections and true somata of the toy brain.
+
+    The neurons layer's ``metadata`` holds the true ``activity`` (T, N), the ``stimulus`` and
+    the ``adjacency`` (synapse counts, pre → post), so the model can be fitted to it directly.
+    """
     neurons = read_table(sample_path("neurons"), required=["id", "z", "y", "x"])
     synapses = read_table(sample_path("synapses"), required=["pre", "post", "z", "y", "x"])
     somata = read_volume(sample_path("somata"))
@@ -72,6 +77,17 @@ def connectome_sample() -> list[LayerDataTuple]:
         size=8.0,
         color_by="motif" if "motif" in features else None,
     )
+    index = {neuron_id: row for row, neuron_id in enumerate(neurons["id"].to_numpy())}
+    pairs = synapses.groupby(["pre", "post"]).size().reset_index(name="synapses")
+    pre = pairs["pre"].map(index).to_numpy()
+    post = pairs["post"].map(index).to_numpy()
+    neuron_layer[1]["metadata"] = {
+        "activity": np.load(sample_path("activity")),
+        "stimulus": np.load(sample_path("stimulus")),
+        "adjacency": sp.csr_matrix(
+            (pairs["synapses"].to_numpy(), (pre, post)), shape=(len(neurons), len(neurons))
+        ),
+    }
     synapse_layer = points_layer(
         synapses[["z", "y", "x"]].to_numpy(),
         "synapses",
@@ -80,10 +96,6 @@ def connectome_sample() -> list[LayerDataTuple]:
         face_color="white",
         visible=False,
     )
-    index = {neuron_id: row for row, neuron_id in enumerate(neurons["id"].to_numpy())}
-    pairs = synapses.groupby(["pre", "post"]).size().reset_index(name="synapses")
-    pre = pairs["pre"].map(index).to_numpy()
-    post = pairs["post"].map(index).to_numpy()
     edges = edge_vectors_layer(
         positions[pre],
         positions[post],

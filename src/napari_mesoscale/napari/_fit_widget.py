@@ -1,0 +1,320 @@
+"""The "Fit mesoscale model" widget: fit from the viewer, see domains and predicted activity.
+
+Inputs are read from layers:
+
+- a Points layer of cells (µm world coordinates) whose ``metadata`` holds the activity:
+  ``activity`` (T, N), or ``dff`` (N, T), or a ``point_sources`` object with ``.dff``;
+- optionally ROI masks: a Labels layer (label i + 1 = cell i) or ``metadata['point_sources']``;
+- optionally a connectome: ``metadata['connectome']`` (a Connectome) or ``metadata['adjacency']``
+  (sparse N × N) of a Points layer; a connectome of other neurons is registered first;
+- optionally a stimulus: ``metadata['stimulus']`` (T,) or (T, S) of any layer.
+
+The fit runs :func:`napari_mesoscale.workflow.fit_and_score` in a worker. Results: the
+cells coloured by motif with confidence as opacity (``features``: domain, motif, confidence),
+functional domains and motifs as Labels, predicted activity and residual as (T, Z, Y, X) images
+painted into the ROIs, a domain table whose rows select their cells, a trace dock (recorded vs
+predicted and baselines for the selected cell, following the time slider) and live loss curves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import napari
+import numpy as np
+import pandas as pd
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    SpinBox,
+)
+from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
+
+from napari_mesoscale.napari._overlays import activity_layers, domain_layers, motif_point_colors
+from napari_mesoscale.napari._plots import LossPlot, TracePlot
+from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+
+_NONE = "(none)"
+
+
+def available_devices() -> list[str]:
+    """Devices torch can use here, ``auto`` first (e.g. ``["auto (cpu)", "cpu"]``)."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.insert(0, "cuda")
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        found.insert(0, "mps")
+    return [f"auto ({found[0]})", *found]
+
+
+def layer_positions(layer: Any) -> np.ndarray:
+    """World coordinates (µm) of a Points layer's last three axes."""
+    data = np.asarray(layer.data, dtype=float)
+    world = data * np.asarray(layer.scale) + np.asarray(layer.translate)
+    return world[:, -3:]
+
+
+def layer_activity(layer: Any) -> np.ndarray:
+    """(T, N) activity stored with a Points layer (see the module docstring)."""
+    meta = layer.metadata or {}
+    if meta.get("activity") is not None:
+        return np.asarray(meta["activity"], dtype=float)
+    if meta.get("dff") is not None:
+        return np.asarray(meta["dff"], dtype=float).T
+    sources = meta.get("point_sources")
+    if sources is not None and getattr(sources, "dff", None) is not None:
+        return np.asarray(sources.dff, dtype=float).T
+    raise ValueError(
+        f"Layer {layer.name!r} carries no activity. Detect point sources first (their layer "
+        "holds the traces), or set layer.metadata['activity'] = activity  # (T, N)."
+    )
+
+
+class FitWidget(CoreTaskWidget):
+    """Fit the mesoscale model to the activity of a layer of cells."""
+
+    run_text = "Fit"
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        from napari_mesoscale.model import FitCancelled
+
+        super().__init__(napari_viewer)
+        self.cancel_exception = FitCancelled
+        self.cells = ComboBox(label="cells (Points)", choices=self._points_layers)
+        self.rois = ComboBox(label="ROI masks (Labels)", choices=self._labels_layers)
+        self.connectome = ComboBox(label="connectome", choices=self._connectome_layers)
+        self.stimulus = ComboBox(label="stimulus", choices=self._stimulus_layers)
+        self.n_filters = SpinBox(label="basis filters", value=4, min=1, max=32)
+        self.rf_diameter = FloatSpinBox(label="field diameter (µm, 0 = auto)", value=0.0,
+                                        min=0.0, max=10_000.0, step=5.0)
+        self.epochs = SpinBox(label="epochs", value=60, min=1, max=100_000)
+        self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
+        self.device = ComboBox(label="device", choices=available_devices())
+        self.checkpoints = FileEdit(label="checkpoint folder", mode="d", value="")
+        self.resume = CheckBox(label="resume from checkpoint", value=False)
+        self.summary = Label(value="")
+        self.add_controls(self.cells, self.rois, self.connectome, self.stimulus, self.n_filters,
+                          self.rf_diameter, self.epochs, self.seed, self.device,
+                          self.checkpoints, self.resume)
+        self.append(self.summary)
+        self.loss_plot = LossPlot()
+        self.trace_plot = TracePlot()
+        self.domain_table = QTableWidget()
+        self.domain_table.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.domain_table.itemSelectionChanged.connect(self._select_domain_cells)
+        self.report = None
+        self._inputs: dict[str, Any] = {}
+        self._docks_added = False
+        napari_viewer.layers.events.inserted.connect(self.reset_choices)
+        napari_viewer.layers.events.removed.connect(self.reset_choices)
+        napari_viewer.dims.events.current_step.connect(self._follow_time)
+
+    # -- layer choices --------------------------------------------------------------------
+    def _layers_of(self, kind: str) -> list[str]:
+        return [layer.name for layer in self._viewer.layers if layer._type_string == kind]
+
+    def _points_layers(self, _widget: Any = None) -> list[str]:
+        return self._layers_of("points")
+
+    def _labels_layers(self, _widget: Any = None) -> list[str]:
+        return [_NONE, *self._layers_of("labels")]
+
+    def _connectome_layers(self, _widget: Any = None) -> list[str]:
+        return [_NONE, *(layer.name for layer in self._viewer.layers
+                         if {"connectome", "adjacency"} & set(layer.metadata or {}))]
+
+    def _stimulus_layers(self, _widget: Any = None) -> list[str]:
+        return [_NONE, *(layer.name for layer in self._viewer.layers
+                         if (layer.metadata or {}).get("stimulus") is not None)]
+
+    # -- running --------------------------------------------------------------------------
+    def prepare(self) -> CoreCall:
+        from napari_mesoscale.workflow import fit_and_score
+
+        if not self.cells.value:
+            raise ValueError("Choose a Points layer of cells (detect point sources first).")
+        layer = self._viewer.layers[self.cells.value]
+        activity = layer_activity(layer)
+        positions = layer_positions(layer)
+        if activity.ndim != 2 or activity.shape[1] != positions.shape[0]:
+            raise ValueError(
+                f"Layer {layer.name!r} has {positions.shape[0]} cells but its activity has shape "
+                f"{activity.shape}; expected (T, {positions.shape[0]})."
+            )
+        if activity.shape[0] < 20:
+            raise ValueError(f"Only {activity.shape[0]} frames: the fit needs at least 20.")
+        kwargs: dict[str, Any] = {
+            "n_filters": self.n_filters.value,
+            "epochs": self.epochs.value,
+            "seed": self.seed.value,
+            "device": self.device.value.split(" ")[0],
+            "rf_diameter": self.rf_diameter.value or None,
+        }
+        connectome = self._chosen_connectome()
+        stimulus = self._chosen_stimulus()
+        checkpoint = str(self.checkpoints.value or "")
+        if checkpoint not in ("", "."):
+            kwargs["checkpoint_dir"] = checkpoint
+            kwargs["resume"] = bool(self.resume.value)
+        elif self.resume.value:
+            raise ValueError("Choose the checkpoint folder to resume from.")
+        self._inputs = {"layer": layer, "activity": activity, "rois": self._chosen_rois(layer)}
+        options = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        python = (
+            "report = napari_mesoscale.workflow.fit_and_score(activity, positions"
+            + (", connectome=connectome" if connectome is not None else "")
+            + (", stimulus=stimulus" if stimulus is not None else "")
+            + f", {options})"
+        )
+        self.loss_plot.clear()
+        self._add_docks()
+        return CoreCall(
+            fit_and_score,
+            {"activity": activity, "positions": positions, "connectome": connectome,
+             "stimulus": stimulus, **kwargs},
+            python=python,
+            console_names={"activity": activity, "positions": positions,
+                           "connectome": connectome, "stimulus": stimulus},
+            result_name="report",
+        )
+
+    def _chosen_connectome(self) -> Any:
+        if self.connectome.value in (None, _NONE):
+            return None
+        meta = self._viewer.layers[self.connectome.value].metadata
+        return meta.get("connectome", meta.get("adjacency"))
+
+    def _chosen_stimulus(self) -> np.ndarray | None:
+        if self.stimulus.value in (None, _NONE):
+            return None
+        return np.asarray(self._viewer.layers[self.stimulus.value].metadata["stimulus"])
+
+    def _chosen_rois(self, layer: Any) -> tuple[np.ndarray, tuple[float, ...]] | None:
+        if self.rois.value not in (None, _NONE):
+            labels = self._viewer.layers[self.rois.value]
+            return np.asarray(labels.data), tuple(float(s) for s in labels.scale[-3:])
+        sources = (layer.metadata or {}).get("point_sources")
+        if sources is not None and getattr(sources, "labels", None) is not None:
+            return np.asarray(sources.labels), tuple(sources.voxel_size)
+        return None
+
+    def on_progress(self, info: dict[str, Any]) -> None:
+        self.loss_plot.add(info)
+
+    # -- results --------------------------------------------------------------------------
+    def on_result(self, report: Any) -> None:
+        self.report = report
+        fit = report.fit
+        layer = self._inputs["layer"]
+        features = layer.features.copy() if len(layer.features) == len(fit.domain_labels) \
+            else pd.DataFrame(index=range(len(fit.domain_labels)))
+        features["domain"] = fit.domain_labels
+        features["motif"] = fit.motif_labels
+        features["confidence"] = fit.confidence
+        layer.features = features.reset_index(drop=True)
+        layer.face_color = motif_point_colors(fit.motif_labels, fit.confidence)
+        layer.metadata["predicted"] = report.predicted
+        layer.metadata["fit"] = fit
+        rois = self._inputs["rois"]
+        if rois is not None:
+            labels, voxel_size = rois
+            for data, attributes, kind in [
+                *domain_layers(labels, voxel_size, fit.domain_labels, fit.motif_labels,
+                               domain_table=fit.domains),
+                *activity_layers(labels, voxel_size, report.activity, report.predicted),
+            ]:
+                self._add_or_replace(data, attributes, kind)
+        self._fill_domain_table(fit.domains)
+        layer.selected_data.events.items_changed.connect(self._show_selected_trace)
+        self._show_trace(0)
+        best = report.scores.sort_values("mse").iloc[0]["model"]
+        if fit.stopped == "cancelled":
+            stopped = "cancelled (partial fit shown; resume from the checkpoint to continue)"
+        else:
+            stopped = fit.stopped
+        self.summary.value = (
+            f"{len(np.unique(fit.domain_labels))} domains, "
+            f"{len(np.unique(fit.motif_labels))} motifs; best held-out one-step: {best}; {stopped}"
+        )
+
+    def _add_or_replace(self, data: Any, attributes: dict[str, Any], kind: str) -> None:
+        name = attributes["name"]
+        if name in self._viewer.layers:
+            self._viewer.layers.remove(name)
+        getattr(self._viewer, f"add_{kind}")(data, **attributes)
+
+    def _add_docks(self) -> None:
+        if self._docks_added:
+            return
+        window = self._viewer.window
+        window.add_dock_widget(self.loss_plot, name="Loss curves", area="bottom")
+        window.add_dock_widget(self.trace_plot, name="Traces: recorded vs predicted",
+                               area="bottom")
+        window.add_dock_widget(self.domain_table, name="Functional domains", area="right")
+        self._docks_added = True
+
+    def _fill_domain_table(self, domains: pd.DataFrame) -> None:
+        columns = [c for c in ("domain", "motif", "size", "local_loss") if c in domains]
+        columns += [c for c in domains.columns if c not in columns and c != "centre"][:3]
+        self.domain_table.clear()
+        self.domain_table.setColumnCount(len(columns))
+        self.domain_table.setRowCount(len(domains))
+        self.domain_table.setHorizontalHeaderLabels(columns)
+        for row, record in enumerate(domains[columns].itertuples(index=False)):
+            for column, value in enumerate(record):
+                text = f"{value:.4g}" if isinstance(value, float) else str(value)
+                self.domain_table.setItem(row, column, QTableWidgetItem(text))
+
+    def _select_domain_cells(self) -> None:
+        if self.report is None:
+            return
+        rows = sorted({index.row() for index in self.domain_table.selectedIndexes()})
+        if not rows:
+            return
+        chosen = self.report.fit.domains.iloc[rows]["domain"].to_numpy()
+        cells = np.flatnonzero(np.isin(self.report.fit.domain_labels, chosen))
+        layer = self._inputs["layer"]
+        layer.selected_data = set(cells.tolist())
+        if len(cells):
+            self._show_trace(int(cells[0]))
+
+    def select_domain_row(self, row: int) -> None:
+        """Select a row of the domain table (as a click would)."""
+        self.domain_table.selectRow(row)
+
+    def _show_selected_trace(self, _event: Any = None) -> None:
+        selected = sorted(self._inputs["layer"].selected_data)
+        if selected:
+            self._show_trace(selected[0])
+
+    def _show_trace(self, cell: int) -> None:
+        report = self.report
+        predictions = {"mesoscale model": report.predicted, **report.baselines}
+        fit = report.fit
+        title = (f"cell {cell}: domain {fit.domain_labels[cell]}, motif {fit.motif_labels[cell]}, "
+                 f"confidence {fit.confidence[cell]:.2f}")
+        self.trace_plot.show_cell(cell, report.activity, predictions,
+                                  frame=self._current_frame(), title=title)
+
+    def _current_frame(self) -> int:
+        steps = self._viewer.dims.current_step
+        return int(steps[0]) if self._viewer.dims.ndim >= 4 else 0
+
+    def _follow_time(self, _event: Any = None) -> None:
+        if self.report is not None:
+            self.trace_plot.mark_frame(self._current_frame())
+
+    def save_plots(self, folder: str | Path) -> list[Path]:
+        """Export the loss and trace plots as PNG into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        paths = [folder / "loss_curves.png", folder / "traces.png"]
+        self.loss_plot.save(str(paths[0]))
+        self.trace_plot.save(str(paths[1]))
+        return paths

@@ -1,0 +1,342 @@
+"""The whole job in one core call: detect → connectome → register → fit → evaluate.
+
+Plain numpy / pandas / torch (no Qt): the napari demo, the CLI and scripts call
+:func:`run_pipeline` and turn its :class:`PipelineResult` into layers or files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from napari_mesoscale.io import ResultsBundle, Volume
+
+
+@dataclass
+class PipelineResult:
+    """Everything one run of :func:`run_pipeline` produced.
+
+    Attributes
+    ----------
+    point_sources : PointSources
+        Cells found in the calcium movie, with ROI labels and traces.
+    connectome : Connectome
+        The structural graph built from the neuron and synapse tables.
+    registration : Registration
+        Transform and one-to-one matches, point source (moving) → connectome neuron (fixed).
+    fit : MesoscaleFit
+        The fitted mesoscale model over the point sources.
+    activity : ndarray (T, N)
+        The activity the model was fitted to (dF/F of the point sources).
+    predicted : ndarray (T, N)
+        One-step predictions (row 0 is NaN).
+    baselines : dict of str to ndarray (T, N)
+        One-step predictions of the baselines, for the trace plot.
+    scores : pandas.DataFrame
+        Held-out one-step error of the model and of every baseline, side by side.
+    summary : dict
+        Headline figures (counts, F1 and ARI where ground truth is given).
+    """
+
+    point_sources: Any
+    connectome: Any
+    registration: Any
+    fit: Any
+    activity: np.ndarray
+    predicted: np.ndarray
+    baselines: dict[str, np.ndarray] = field(default_factory=dict)
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_bundle(self) -> ResultsBundle:
+        """The run as a results bundle (tables, arrays, ROI volume and the fitted model)."""
+        sources = self.point_sources
+        table = sources.to_table()
+        table["domain"] = self.fit.domain_labels
+        table["motif"] = self.fit.motif_labels
+        table["confidence"] = self.fit.confidence
+        matches = pd.DataFrame(self.registration.matches, columns=["point_source", "neuron_row"])
+        return ResultsBundle(
+            tables={
+                "point_sources": table,
+                "neurons": self.connectome.neurons,
+                "synapses": self.connectome.synapses,
+                "domains": self.fit.domains,
+                "matches": matches,
+                "scores": self.scores,
+            },
+            arrays={
+                "activity": self.activity,
+                "predicted": self.predicted,
+                **{f"baseline_{name}": values for name, values in self.baselines.items()},
+            },
+            volumes={"roi_labels": Volume(sources.labels, "ZYX", tuple(sources.voxel_size))},
+            metadata={"summary": _jsonable(self.summary)},
+        )
+
+
+def _stage(callback: Callable[[dict], Any] | None, start: float, end: float, label: str):
+    """A callback that maps a stage's own 0..1 progress onto [start, end] of the whole run."""
+    if callback is None:
+        return None
+
+    def relay(info: dict[str, Any] | None = None) -> Any:
+        info = dict(info or {})
+        own = info.get("fraction")
+        if own is None and info.get("epochs"):
+            own = float(info.get("epoch", 0)) / float(info["epochs"])
+        info["fraction"] = start + (end - start) * float(own or 0.0)
+        info["message"] = f"{label}: {info['message']}" if info.get("message") else label
+        return callback(info)
+
+    relay({"fraction": 0.0})
+    return relay
+
+
+def restrict_adjacency(adjacency: sp.csr_matrix, matches: np.ndarray, n_sources: int):
+    """Connectome edges among point sources: edge a → b where a's and b's neurons connect."""
+    neuron_of = np.full(n_sources, -1, dtype=np.int64)
+    neuron_of[matches[:, 0]] = matches[:, 1]
+    matched = np.flatnonzero(neuron_of >= 0)
+    sub = adjacency[neuron_of[matched]][:, neuron_of[matched]].tocoo()
+    return sp.csr_matrix(
+        (sub.data, (matched[sub.row], matched[sub.col])), shape=(n_sources, n_sources)
+    )
+
+
+@dataclass
+class FitReport:
+    """A fitted model with its predictions and scores against the baselines.
+
+    Attributes
+    ----------
+    fit : MesoscaleFit
+    activity : ndarray (T, N)
+        The activity the model was fitted to.
+    predicted : ndarray (T, N)
+        One-step predictions (row 0 is NaN).
+    baselines : dict of str to ndarray (T, N)
+        One-step predictions of each baseline.
+    scores : pandas.DataFrame
+        Held-out (test block) one-step error of the model and every baseline.
+    registration : Registration or None
+        Matching of the cells to connectome neurons, when a connectome of other neurons
+        was given.
+    """
+
+    fit: Any
+    activity: np.ndarray
+    predicted: np.ndarray
+    baselines: dict[str, np.ndarray]
+    scores: pd.DataFrame
+    registration: Any = None
+
+
+def connectome_adjacency(connectome: Any, positions: np.ndarray, callback: Any = None):
+    """Adjacency among the cells at ``positions``: direct, or through registration.
+
+    A sparse matrix or a Connectome of the same N neurons is used as it is; a Connectome of
+    other neurons is first registered to the cells and restricted to the matched pairs.
+    """
+    if connectome is None:
+        return None, None
+    if sp.issparse(connectome):
+        return sp.csr_matrix(connectome), None
+    n = positions.shape[0]
+    if connectome.n_neurons == n and np.allclose(connectome.positions, positions, atol=1e-6):
+        return connectome.adjacency, None
+    from napari_mesoscale.connectome import register_point_sources
+
+    registration = register_point_sources(positions, connectome.positions, callback=callback)
+    return restrict_adjacency(connectome.adjacency, registration.matches, n), registration
+
+
+def fit_and_score(
+    activity: Any,
+    positions: Any,
+    *,
+    connectome: Any = None,
+    stimulus: Any = None,
+    callback: Callable[[dict], Any] | None = None,
+    **fit_kwargs: Any,
+) -> FitReport:
+    """Fit the mesoscale model and score it against every baseline on held-out time.
+
+    Parameters
+    ----------
+    activity : array_like (T, N)
+    positions : array_like (N, 3), µm
+    connectome : Connectome or sparse (N, N), optional
+        A Connectome of other neurons is registered to the cells first.
+    stimulus : array_like (T,) or (T, S), optional
+    callback : callable, optional
+        Progress dictionaries; returning False or raising ``FitCancelled`` stops training.
+    **fit_kwargs
+        Passed to :func:`napari_mesoscale.fit_mesoscale` (``n_filters``, ``epochs``, ...).
+
+    Returns
+    -------
+    FitReport
+    """
+    from napari_mesoscale.model import fit_mesoscale
+
+    activity = np.asarray(activity, dtype=float)
+    positions = np.asarray(positions, dtype=float)
+    adjacency, registration = connectome_adjacency(connectome, positions)
+    fit = fit_mesoscale(activity, positions, connectome=adjacency, stimulus=stimulus,
+                        callback=callback, **fit_kwargs)
+    predicted = fit.predict(activity, stimulus=stimulus)
+    baselines, scores = score_against_baselines(fit, activity, predicted)
+    return FitReport(fit, activity, predicted, baselines, scores, registration)
+
+
+def run_pipeline(
+    movie: Any,
+    *,
+    voxel_size: Any,
+    neurons: pd.DataFrame,
+    synapses: pd.DataFrame,
+    frame_rate: float | None = None,
+    stimulus: np.ndarray | None = None,
+    cell_diameter: float = 8.0,
+    n_filters: int = 4,
+    epochs: int = 40,
+    rf_diameter: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    callback: Callable[[dict], Any] | None = None,
+    **fit_options: Any,
+) -> PipelineResult:
+    """Detect cells, build the connectome, register, fit the mesoscale model and score it.
+
+    Parameters
+    ----------
+    movie : array_like or dask array, (T, Z, Y, X)
+        Calcium movie.
+    voxel_size : sequence of 3 floats
+        Movie voxel size in µm, (z, y, x).
+    neurons, synapses : pandas.DataFrame
+        Connectome tables (see :meth:`Connectome.from_tables`), positions in µm.
+    frame_rate : float, optional
+        Frames per second of the movie.
+    stimulus : ndarray (T,) or (T, S), optional
+        Stimulus given to the model.
+    cell_diameter : float
+        Soma diameter in µm for detection.
+    n_filters, epochs, rf_diameter, seed, device, fit_options
+        Passed to :func:`fit_mesoscale`.
+    callback : callable, optional
+        Progress dictionaries (``fraction`` over the whole run, ``message``).
+
+    Returns
+    -------
+    PipelineResult
+    """
+    from napari_mesoscale.connectome import Connectome
+    from napari_mesoscale.segment import detect_point_sources
+
+    sources = detect_point_sources(
+        movie, voxel_size=voxel_size, cell_diameter=cell_diameter, frame_rate=frame_rate,
+        callback=_stage(callback, 0.0, 0.3, "detecting cells"),
+    )
+    if sources.n_sources < 2:
+        raise ValueError(
+            f"Only {sources.n_sources} cell(s) were found in the movie; check the voxel size "
+            "and the cell diameter, or lower the detection threshold."
+        )
+    connectome = Connectome.from_tables(neurons, synapses)
+    _report(callback, 0.32, "registering cells to the connectome")
+    activity = np.asarray(sources.dff, dtype=float).T
+    report = fit_and_score(
+        activity, sources.positions, connectome=connectome, stimulus=stimulus,
+        n_filters=n_filters, epochs=epochs, rf_diameter=rf_diameter, seed=seed, device=device,
+        callback=_stage(callback, 0.35, 0.97, "fitting"), **fit_options,
+    )
+    registration = report.registration
+    summary = _summary(sources, registration, report.fit, report.scores)
+    summary.update(_truth_scores(sources, registration, report.fit, neurons))
+    _report(callback, 1.0, "done")
+    return PipelineResult(sources, connectome, registration, report.fit, activity,
+                          report.predicted, report.baselines, report.scores, summary)
+
+
+def _report(callback: Callable[[dict], Any] | None, fraction: float, message: str) -> None:
+    if callback is not None:
+        callback({"fraction": fraction, "message": message})
+
+
+def score_against_baselines(fit: Any, activity: np.ndarray, predicted: np.ndarray):
+    """One-step predictions of the baselines and held-out MSE of model and baselines.
+
+    Baselines are fitted on the model's own training block and scored on its test block.
+    """
+    from napari_mesoscale import baselines as baseline_module
+    from napari_mesoscale.evaluate import evaluate_forecast
+
+    train = slice(*fit.blocks["train"])
+    test = slice(*fit.blocks["test"])
+    predictions = {"mesoscale model": predicted}
+    for name, model in baseline_module.default_baselines().items():
+        model.fit(activity[train])
+        predictions[name] = model.predict(activity, steps=1)
+    rows = []
+    for name, values in predictions.items():
+        metrics = evaluate_forecast(values[test], activity[test], horizons=(1,))
+        rows.append({"model": name, **_first_row(metrics)})
+    scores = pd.DataFrame(rows)
+    reference = scores.loc[scores["model"] == "mesoscale model", "mse"].iloc[0]
+    scores["mse_ratio_to_model"] = scores["mse"] / reference
+    return {k: v for k, v in predictions.items() if k != "mesoscale model"}, scores
+
+
+def _first_row(metrics: Any) -> dict[str, float]:
+    if isinstance(metrics, pd.DataFrame):
+        return {k: float(v) for k, v in metrics.iloc[0].items() if k != "horizon"}
+    return {k: float(v) for k, v in dict(metrics).items()}
+
+
+def _summary(sources: Any, registration: Any, fit: Any, scores: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "point_sources": int(sources.n_sources),
+        "matched_to_connectome": int(len(registration.matches)),
+        "median_match_residual_um": float(np.median(registration.residuals))
+        if len(registration.residuals) else None,
+        "domains": int(len(np.unique(fit.domain_labels))),
+        "motifs_used": int(len(np.unique(fit.motif_labels))),
+        "fit_stopped": fit.stopped,
+        "test_one_step": scores.to_dict(orient="records"),
+    }
+
+
+def _truth_scores(sources: Any, registration: Any, fit: Any, neurons: pd.DataFrame):
+    """Detection F1 and motif / domain ARI where the tables carry ground truth."""
+    from sklearn.metrics import adjusted_rand_score
+
+    truth: dict[str, Any] = {}
+    if not {"motif", "instance"} <= set(neurons.columns) or len(registration.matches) < 2:
+        return truth
+    detected, neuron_rows = registration.matches[:, 0], registration.matches[:, 1]
+    n_true = len(neurons)
+    precision = len(detected) / max(sources.n_sources, 1)
+    recall = len(detected) / max(n_true, 1)
+    truth["detection_f1_vs_connectome"] = 2 * precision * recall / max(precision + recall, 1e-12)
+    truth["motif_ari"] = float(adjusted_rand_score(
+        neurons["motif"].to_numpy()[neuron_rows], fit.motif_labels[detected]))
+    truth["domain_ari"] = float(adjusted_rand_score(
+        neurons["instance"].to_numpy()[neuron_rows], fit.domain_labels[detected]))
+    return truth
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
