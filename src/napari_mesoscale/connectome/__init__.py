@@ -1,6 +1,7 @@
 """Connectome, spatial index, receptive-field grid, transmission-response graphs, registration."""
 
 from napari_mesoscale.connectome._util import ConnectomeCancelled
+from napari_mesoscale.connectome.build import ConnectomeBuild, build_connectome
 from napari_mesoscale.connectome.features import neighbourhood_size, node_features
 from napari_mesoscale.connectome.graph import Connectome
 from napari_mesoscale.connectome.grid import (
@@ -24,12 +25,14 @@ from napari_mesoscale.connectome.transmission import (
 
 __all__ = [
     "Connectome",
+    "ConnectomeBuild",
     "ConnectomeCancelled",
     "FieldSubgraphs",
     "Grid",
     "Registration",
     "TransmissionResponseGraphs",
     "assign_one_to_one",
+    "build_connectome",
     "detect_events",
     "enclosed_subgraphs",
     "field_members",

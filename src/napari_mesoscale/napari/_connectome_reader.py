@@ -1,0 +1,92 @@
+"""npe2 reader for neuron and synapse tables (CSV, TSV or Parquet, positions in µm).
+
+A table with ``id, z, y, x`` columns opens as a Points layer of neurons, one with
+``pre, post, z, y, x`` as a Points layer of synapses; every other column becomes a feature.
+Other tables are left to other readers (the reader returns None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from napari_mesoscale.napari._layers import LayerDataTuple, points_layer
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+NEURON_COLUMNS = {"id", "z", "y", "x"}
+SYNAPSE_COLUMNS = {"pre", "post", "z", "y", "x"}
+
+
+def _columns(path: Path) -> list[str]:
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    return list(pd.read_csv(path, nrows=0, sep="\t" if suffix == ".tsv" else ",").columns)
+
+
+def table_kind(path: str | Path) -> str | None:
+    """ "neurons", "synapses" or None, from a table's column names (read cheaply)."""
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES or not path.is_file():
+        return None
+    try:
+        columns = set(_columns(path))
+    except Exception:  # noqa: BLE001 - an unreadable file is not ours to open
+        return None
+    if SYNAPSE_COLUMNS <= columns:
+        return "synapses"
+    if NEURON_COLUMNS <= columns:
+        return "neurons"
+    return None
+
+
+def get_table_reader(path: str | list[str]) -> Callable[[Any], list[LayerDataTuple]] | None:
+    """Return a reader for neuron / synapse tables, or None for other files."""
+    paths = path if isinstance(path, list) else [path]
+    if not paths or any(table_kind(p) is None for p in paths):
+        return None
+    return read_tables
+
+
+def read_tables(path: str | list[str]) -> list[LayerDataTuple]:
+    """Neuron tables as Points (size 6 µm), synapse tables as small Points; µm, scale 1."""
+    from napari_mesoscale.connectome._util import read_table
+
+    paths = path if isinstance(path, list) else [path]
+    layers = []
+    for item in paths:
+        kind = table_kind(item)
+        table = read_table(Path(item), kind or "table")
+        positions = table[["z", "y", "x"]].to_numpy(dtype=float)
+        features = table.drop(columns=["z", "y", "x"])
+        name = Path(item).name.split(".")[0]
+        if kind == "neurons":
+            color_by = next((c for c in ("motif", "type") if c in features.columns), None)
+            layers.append(
+                points_layer(
+                    positions,
+                    name,
+                    features=features,
+                    size=6.0,
+                    color_by=color_by,
+                    metadata={"units": "µm"},
+                )
+            )
+        else:
+            layers.append(
+                points_layer(
+                    positions,
+                    name,
+                    features=features,
+                    size=1.5,
+                    face_color="white",
+                    opacity=0.6,
+                    metadata={"units": "µm"},
+                )
+            )
+    return layers

@@ -1,0 +1,233 @@
+"""The "Build connectome" widget: tables (or a Points layer) → connectome layers.
+
+It runs :func:`napari_mesoscale.connectome.build_connectome` in a worker and adds:
+
+- ``neurons``: Points with node features (degree, weighted degree, information flow,
+  neighbourhood size, type, motif, …), coloured by motif or type when known;
+- ``synapses``: small Points (subsampled beyond a limit, the count in the name);
+- ``edges``: Vectors of the strongest k out-edges per neuron (subsampled, counts in the name
+  and ``metadata``), orange excitatory, blue inhibitory;
+- ``receptive fields``: the grid centres as Points of the field diameter, hidden by default;
+- ``transmission``: the transmission-response graphs as (K, 2, 4) Vectors with a time axis in
+  frames, so the edges that transmitted follow the time slider.
+
+Neurons come from table files or from a Points layer (its data in world µm, ``features`` with
+an ``id`` column if present, and ``metadata['activity']`` (T, N) if present). Synapses come
+from a table file or a Points layer whose ``features`` hold ``pre`` and ``post``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import napari
+import numpy as np
+import pandas as pd
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, SpinBox
+
+from napari_mesoscale.connectome.build import build_connectome
+from napari_mesoscale.napari._connectome_layers import connectome_layers
+from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+
+_FILES = "table files"
+_LAYER = "Points layer"
+_NONE = "(none)"
+
+
+def _path(value: Any) -> Path | None:
+    if value in (None, ""):
+        return None
+    path = Path(value)
+    return None if str(path) in ("", ".") else path
+
+
+def points_to_table(layer: napari.layers.Points) -> pd.DataFrame:
+    """A table (z, y, x in world µm + the layer's features) from a 3D Points layer."""
+    data = np.asarray(layer.data, dtype=float)
+    if data.ndim != 2 or data.shape[1] < 3:
+        raise ValueError(f"layer {layer.name!r} must hold 3D points (z, y, x); got {data.shape}.")
+    try:  # the layer's full data-to-world transform (scale, translate, rotate, affine)
+        world = np.asarray(layer._data_to_world(data), dtype=float)
+    except Exception:  # noqa: BLE001 - fall back on scale and translate
+        world = data * np.asarray(layer.scale) + np.asarray(layer.translate)
+    world = world[:, -3:]
+    table = layer.features.reset_index(drop=True).copy()
+    table["z"], table["y"], table["x"] = world[:, 0], world[:, 1], world[:, 2]
+    return table
+
+
+class ConnectomeWidget(CoreTaskWidget):
+    """Build a connectome from tables or a Points layer and show it as layers."""
+
+    run_text = "Build connectome"
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(viewer)
+        self._source = ComboBox(label="neurons from", choices=(_FILES, _LAYER), value=_FILES)
+        self._neurons_file = FileEdit(
+            label="neurons table", mode="r", filter="*.csv *.parquet *.pq *.tsv"
+        )
+        self._synapses_file = FileEdit(
+            label="synapses table", mode="r", filter="*.csv *.parquet *.pq *.tsv"
+        )
+        self._neurons_layer = ComboBox(label="neurons layer", choices=self._points_names)
+        self._synapses_layer = ComboBox(label="synapses layer", choices=self._synapse_choices)
+        self._activity_file = FileEdit(
+            label="activity (T, N)", mode="r", filter="*.npy *.csv *.parquet"
+        )
+        self._per_neuron = SpinBox(label="edges per neuron", value=3, min=1, max=100)
+        self._max_edges = SpinBox(label="max edges shown", value=20_000, min=100, max=1_000_000)
+        self._diameter = FloatSpinBox(
+            label="field diameter (µm, 0 = none)", value=50.0, min=0.0, max=1e5, step=5.0
+        )
+        self._hops = SpinBox(label="neighbourhood hops", value=2, min=0, max=4)
+        self._bin_size = SpinBox(label="TRG bin (frames)", value=10, min=1, max=100_000)
+        self._delay = SpinBox(label="TRG delay (frames)", value=3, min=1, max=100_000)
+        self._threshold = FloatSpinBox(
+            label="event threshold (z)", value=2.0, min=-100.0, max=100.0, step=0.5
+        )
+        self._per_bin = SpinBox(label="TRG edges per bin shown", value=2_000, min=10, max=10**6)
+        self._view_3d = CheckBox(label="switch to 3D view", value=True)
+        self._added: list[Any] = []
+        self._source.changed.connect(self._update_visibility)
+        self.add_controls(
+            self._source,
+            self._neurons_file,
+            self._synapses_file,
+            self._neurons_layer,
+            self._synapses_layer,
+            self._activity_file,
+            self._per_neuron,
+            self._max_edges,
+            self._diameter,
+            self._hops,
+            self._bin_size,
+            self._delay,
+            self._threshold,
+            self._per_bin,
+            self._view_3d,
+        )
+        viewer.layers.events.inserted.connect(self._refresh)
+        viewer.layers.events.removed.connect(self._refresh)
+        self._update_visibility()
+
+    # -- choices -------------------------------------------------------------------------
+    def _points_names(self, *_: Any) -> list[str]:
+        return [
+            layer.name for layer in self._viewer.layers if isinstance(layer, napari.layers.Points)
+        ]
+
+    def _synapse_choices(self, *_: Any) -> list[str]:
+        return [_NONE, *self._points_names()]
+
+    def _refresh(self, *_: Any) -> None:
+        self._neurons_layer.reset_choices()
+        self._synapses_layer.reset_choices()
+
+    def _update_visibility(self, *_: Any) -> None:
+        from_files = self._source.value == _FILES
+        self._neurons_file.visible = from_files
+        self._synapses_file.visible = from_files
+        self._neurons_layer.visible = not from_files
+        self._synapses_layer.visible = not from_files
+
+    # -- running -------------------------------------------------------------------------
+    def prepare(self) -> CoreCall:
+        activity = None
+        python_activity = ""
+        activity_path = _path(self._activity_file.value)
+        if activity_path is not None:
+            if not activity_path.is_file():
+                raise FileNotFoundError(f"activity file not found: {activity_path}")
+            from napari_mesoscale.connectome.cli import read_activity
+
+            activity = read_activity(activity_path)
+            python_activity = f", activity=read_activity({str(activity_path)!r})"
+        if self._source.value == _FILES:
+            neurons_path = _path(self._neurons_file.value)
+            if neurons_path is None or not neurons_path.is_file():
+                raise ValueError("choose a neurons table (CSV or Parquet with id, z, y, x in µm).")
+            synapses_path = _path(self._synapses_file.value)
+            if synapses_path is not None and not synapses_path.is_file():
+                raise FileNotFoundError(f"synapses table not found: {synapses_path}")
+            neurons: Any = neurons_path
+            synapses: Any = synapses_path
+            python_tables = f"{str(neurons_path)!r}, " + (
+                f"{str(synapses_path)!r}" if synapses_path else "None"
+            )
+            names = {}
+        else:
+            name = self._neurons_layer.value
+            if name is None:
+                raise ValueError("add a Points layer of neurons (3D, µm) or choose table files.")
+            layer = self._viewer.layers[name]
+            neurons = points_to_table(layer)
+            if "id" not in neurons.columns:
+                neurons.insert(0, "id", np.arange(len(neurons)))
+            if activity is None and layer.metadata.get("activity") is not None:
+                activity = np.asarray(layer.metadata["activity"])
+                python_activity = f", activity=viewer.layers[{name!r}].metadata['activity']"
+            synapses = None
+            python_synapses = "None"
+            synapse_name = self._synapses_layer.value
+            if synapse_name not in (None, _NONE):
+                synapse_layer = self._viewer.layers[synapse_name]
+                synapses = points_to_table(synapse_layer)
+                missing = [c for c in ("pre", "post") if c not in synapses.columns]
+                if missing:
+                    raise ValueError(
+                        f"synapses layer {synapse_name!r} needs 'pre' and 'post' columns in its "
+                        f"features (neuron ids); it lacks {missing}."
+                    )
+                python_synapses = "synapse_table"
+            python_tables = f"neuron_table, {python_synapses}"
+            names = {"neuron_table": neurons, "synapse_table": synapses}
+        kwargs = {
+            "neurons": neurons,
+            "synapses": synapses,
+            "activity": activity,
+            "grid_diameter": float(self._diameter.value) or None,
+            "hops": int(self._hops.value),
+            "bin_size": int(self._bin_size.value),
+            "delay": int(self._delay.value),
+            "threshold": float(self._threshold.value),
+        }
+        python = (
+            f"build = build_connectome({python_tables}{python_activity}, "
+            f"grid_diameter={kwargs['grid_diameter']}, hops={kwargs['hops']}, "
+            f"bin_size={kwargs['bin_size']}, delay={kwargs['delay']}, "
+            f"threshold={kwargs['threshold']})"
+        )
+        return CoreCall(
+            function=build_connectome,
+            kwargs=kwargs,
+            python=python,
+            console_names=names,
+            result_name="build",
+        )
+
+    def on_result(self, result: Any) -> None:
+        layers = connectome_layers(
+            result,
+            per_neuron=int(self._per_neuron.value),
+            max_edges=int(self._max_edges.value),
+            max_per_bin=int(self._per_bin.value),
+        )
+        for layer in self._added:  # a new run replaces the layers of the previous one
+            if layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+        self._added = []
+        for data, attributes, layer_type in layers:
+            name = attributes.get("name")
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            self._added.append(getattr(self._viewer, f"add_{layer_type}")(data, **attributes))
+        if self._view_3d.value:
+            self._viewer.dims.ndisplay = 3
+        try:
+            self._viewer.update_console(
+                {"connectome": result.connectome, "node_features": result.features}
+            )
+        except Exception:  # noqa: BLE001 - the console is optional (headless viewers)
+            pass
