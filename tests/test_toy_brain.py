@@ -412,3 +412,32 @@ def test_subset_of_motifs_and_callback() -> None:
             em=False,
             callback=lambda p: p["stage"] != "dynamics",
         )
+
+
+def test_auto_render_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import napari_mesoscale.synth.toy_brain as tbm
+
+    kw = dict(n_frames=6, shape=(20, 64, 64), em=False, seed=2)
+    monkeypatch.setattr(tbm, "EAGER_MOVIE_BYTES", 1000)
+    lazy = make_toy_brain(30, **kw)
+    assert lazy.params["render_mode"] == "lazy" and hasattr(lazy.movie, "dask")
+    assert lazy.movie.chunks[0][0] >= 1
+    monkeypatch.setattr(tbm, "AUTO_NO_MOVIE_NEURONS", 20)
+    none = make_toy_brain(30, **kw)
+    assert none.movie is None and none.params["render_mode"] is None
+    # asked for explicitly, the movie is still made
+    assert make_toy_brain(30, render="lazy", **kw).movie is not None
+    eager = make_toy_brain(30, render="eager", **kw)
+    assert np.array_equal(lazy.movie.compute(), eager.movie)
+
+
+def test_lazy_soma_labels_match_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    import napari_mesoscale.synth.toy_brain as tbm
+
+    kw = dict(n_frames=4, shape=(40, 64, 64), render=None, em=False, seed=4)
+    eager = make_toy_brain(50, **kw)
+    monkeypatch.setattr(tbm, "EAGER_LABEL_VOXELS", 1000)
+    lazy = make_toy_brain(50, **kw)
+    assert not isinstance(lazy.soma_labels, np.ndarray)
+    assert len(lazy.soma_labels.chunks[0]) >= 1
+    assert np.array_equal(lazy.soma_labels.compute(), eager.soma_labels)

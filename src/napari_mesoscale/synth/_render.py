@@ -172,10 +172,11 @@ class MovieRenderer:
     def frame_expected(self, frames: np.ndarray) -> np.ndarray:
         """Mean photon count λ (k, V) float32 of ``frames`` (no noise)."""
         frames = np.asarray(frames, dtype=np.int64)
-        b = (self.baseline[:, None] * (1.0 + self.calcium[frames].T)).astype(np.float32)
-        img = np.ascontiguousarray((self.p @ b).T)
+        b = self.baseline[:, None] * (1.0 + self.calcium[frames].T.astype(np.float32))
+        img = self.p @ b.astype(np.float32)
+        img = img[:, 0][None] if img.shape[1] == 1 else np.ascontiguousarray(img.T)
         img += self.background[None, :]
-        img *= (self.k * self.drift[frames])[:, None]
+        img *= (self.k * self.drift[frames])[:, None].astype(np.float32)
         return img
 
     def render(self, frames) -> np.ndarray:
@@ -183,17 +184,20 @@ class MovieRenderer:
         frames = np.asarray(frames, dtype=np.int64).reshape(-1)
         out = np.empty((len(frames), *self.shape), dtype=np.uint16)
         v = int(np.prod(self.shape))
-        step = max(1, int(2**24 // max(v, 1)))
+        step = max(1, int(2**23 // max(v, 1)))
+        offset = np.float32(CAMERA_OFFSET)
         for j0 in range(0, len(frames), step):
             fr = frames[j0 : j0 + step]
             lam = self.frame_expected(fr)
             for j, t in enumerate(fr):
                 rng = np.random.default_rng([self.seed, 0xCA, int(t)])
-                z = rng.standard_normal(v, dtype=np.float32)
-                img = lam[j] + np.sqrt(lam[j]) * z + np.float32(CAMERA_OFFSET)
+                img = rng.standard_normal(v, dtype=np.float32)
+                img *= np.sqrt(lam[j])
+                img += lam[j]
+                img += offset
                 np.rint(img, out=img)
                 np.clip(img, 0, 65535, out=img)
-                out[j0 + j] = img.reshape(self.shape)
+                out[j0 + j].reshape(-1)[:] = img
         return out
 
     def lazy(self, frames=None, chunk: int | None = None):
