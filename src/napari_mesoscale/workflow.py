@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,31 +54,71 @@ class PipelineResult:
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     summary: dict[str, Any] = field(default_factory=dict)
 
-    def to_bundle(self) -> ResultsBundle:
-        """The run as a results bundle (tables, arrays, ROI volume and the fitted model)."""
+    def to_bundle(self, model_folder: Any = None) -> ResultsBundle:
+        """The run as a results bundle whose ``metadata["layers"]`` restores every layer.
+
+        Parameters
+        ----------
+        model_folder : path, optional
+            A scratch folder; when given, the fitted model is saved there and attached, so
+            that ``MesoscaleFit.load(bundle.files["model"] / "model.pt")`` restores it.
+        """
         sources = self.point_sources
-        table = sources.to_table()
-        table["domain"] = self.fit.domain_labels
-        table["motif"] = self.fit.motif_labels
-        table["confidence"] = self.fit.confidence
+        fit = self.fit
+        table = pd.DataFrame(np.asarray(sources.positions, dtype=float), columns=["z", "y", "x"])
+        features = sources.features.reset_index(drop=True)
+        table = pd.concat([table, features.drop(columns=[c for c in ("z", "y", "x")
+                                                          if c in features])], axis=1)
+        table["domain"] = fit.domain_labels
+        table["motif"] = fit.motif_labels
+        table["confidence"] = fit.confidence
         matches = pd.DataFrame(self.registration.matches, columns=["point_source", "neuron_row"])
+        voxel_size = tuple(float(v) for v in sources.voxel_size)
+        neuron_table = self.connectome.neurons.copy()
+        files = {}
+        if model_folder is not None:
+            fit.save(Path(model_folder) / "model.pt")
+            files["model"] = Path(model_folder)
         return ResultsBundle(
             tables={
                 "point_sources": table,
-                "neurons": self.connectome.neurons,
+                "connectome_neurons": neuron_table,
                 "synapses": self.connectome.synapses,
-                "domains": self.fit.domains,
+                "domains": fit.domains.drop(columns=[c for c in fit.domains.columns
+                                                      if fit.domains[c].dtype == object]),
                 "matches": matches,
                 "scores": self.scores,
             },
             arrays={
                 "activity": self.activity,
                 "predicted": self.predicted,
-                **{f"baseline_{name}": values for name, values in self.baselines.items()},
+                **{f"baseline_{_slug(name)}": values for name, values in self.baselines.items()},
             },
-            volumes={"roi_labels": Volume(sources.labels, "ZYX", tuple(sources.voxel_size))},
-            metadata={"summary": _jsonable(self.summary)},
+            volumes={"roi_labels": Volume(np.asarray(sources.labels), "ZYX", voxel_size)},
+            metadata={"summary": _jsonable(self.summary), "layers": RESULT_LAYERS},
+            files=files,
         )
+
+
+#: How a pipeline bundle's contents become napari layers (read by the bundle reader).
+RESULT_LAYERS: list[dict[str, Any]] = [
+    {"name": "ROI masks", "type": "labels", "source": "volumes/roi_labels",
+     "kwargs": {"opacity": 0.3, "visible": False}},
+    {"name": "functional domains", "type": "labels", "source": "paint/domain",
+     "rois": "roi_labels", "table": "point_sources"},
+    {"name": "motifs", "type": "labels", "source": "paint/motif",
+     "rois": "roi_labels", "table": "point_sources", "kwargs": {"visible": False}},
+    {"name": "predicted activity", "type": "image", "source": "paint/predicted",
+     "rois": "roi_labels", "recorded": "activity"},
+    {"name": "point sources", "type": "points", "source": "tables/point_sources",
+     "kwargs": {"size": 6.0, "color_by": "motif"}},
+    {"name": "connectome neurons", "type": "points", "source": "tables/connectome_neurons",
+     "kwargs": {"size": 4.0, "visible": False}},
+]
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
 
 
 def _stage(callback: Callable[[dict], Any] | None, start: float, end: float, label: str):

@@ -78,7 +78,29 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
         elif kind == "arrays":
             data = bundle.arrays[source]
             layers.append((data, {"name": spec["name"], **kwargs}, spec["type"]))
+        elif kind == "paint":
+            layers.extend(_painted_layers(bundle, spec, source))
     return layers
+
+
+def _painted_layers(bundle: Any, spec: dict[str, Any], what: str) -> list[LayerDataTuple]:
+    """Layers painted into the bundle's ROI masks: domains, motifs or predicted activity."""
+    from napari_mesoscale.napari._overlays import activity_layers, domain_layers
+
+    rois = bundle.volumes[spec["rois"]]
+    labels = np.asarray(rois.data)
+    if what in ("domain", "motif"):
+        table = bundle.tables[spec["table"]]
+        domain, motif = domain_layers(labels, rois.voxel_size, table["domain"].to_numpy(),
+                                      table["motif"].to_numpy())
+        chosen = domain if what == "domain" else motif
+        chosen[1].update(spec.get("kwargs", {}))
+        return [chosen]
+    recorded = bundle.arrays[spec["recorded"]]
+    predicted, _residual = activity_layers(labels, rois.voxel_size, recorded,
+                                           bundle.arrays[what])
+    predicted[1].update(spec.get("kwargs", {}))
+    return [predicted]
 
 
 def _default_specs(bundle: Any) -> list[dict[str, Any]]:

@@ -46,3 +46,93 @@ def write_labels_tiff(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         metadata={"name": meta.get("name", "labels")},
     )
     return [path]
+
+
+_KEPT_ATTRIBUTES = ("opacity", "visible", "blending", "size", "edge_width", "contrast_limits")
+
+
+def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
+    """Write every given layer into one results bundle; opening it restores them.
+
+    Images and labels become OME-Zarr volumes with the layer's voxel size, points a table in
+    µm with their features, vectors an array; arrays in a Points layer's ``metadata``
+    (activity, predictions, stimulus) are kept beside it.
+    """
+    from napari_mesoscale.io import ResultsBundle, Volume
+
+    bundle = ResultsBundle(metadata={"layers": []})
+    used: set[str] = set()
+    for data, meta, layer_type in layer_data:
+        key = _unique_key(meta.get("name", layer_type), used)
+        spec: dict[str, Any] = {"name": meta.get("name", key), "type": layer_type,
+                                "kwargs": _display_attributes(meta)}
+        if layer_type in ("image", "labels"):
+            ndim = np.ndim(data)
+            if ndim < 3:
+                raise ValueError(f"Layer {spec['name']!r} is {ndim}D; bundles hold 3D or 4D data.")
+            scale = tuple(float(s) for s in meta.get("scale", (1.0,) * ndim))
+            axes = "TZYX"[-ndim:] if ndim <= 4 else None
+            if axes is None:
+                raise ValueError(f"Layer {spec['name']!r} has {ndim} dimensions; at most 4.")
+            bundle.volumes[key] = Volume(data, axes, scale[-3:])
+            spec["source"] = f"volumes/{key}"
+        elif layer_type == "points":
+            write_points = np.asarray(data, dtype=float)
+            scale = np.asarray(meta.get("scale", np.ones(write_points.shape[1])), dtype=float)
+            world = write_points * scale + np.asarray(meta.get("translate", 0.0))
+            table = pd.DataFrame(world[:, -3:], columns=["z", "y", "x"])
+            features = meta.get("features")
+            if features is not None and len(features) == len(table):
+                simple = pd.DataFrame(features).reset_index(drop=True)
+                simple = simple[[c for c in simple.columns
+                                 if c not in ("z", "y", "x") and simple[c].dtype != object]]
+                table = pd.concat([table, simple], axis=1)
+            bundle.tables[key] = table
+            spec["source"] = f"tables/{key}"
+            spec["kwargs"]["face_color"] = np.asarray(meta.get("face_color", "white")).tolist()
+            spec["metadata_arrays"] = {}
+            for name, value in (meta.get("metadata") or {}).items():
+                if isinstance(value, np.ndarray) and value.dtype != object:
+                    bundle.arrays[f"{key}.{name}"] = value
+                    spec["metadata_arrays"][name] = f"{key}.{name}"
+        elif layer_type == "vectors":
+            bundle.arrays[key] = np.asarray(data, dtype=float)
+            spec["source"] = f"arrays/{key}"
+        else:
+            continue
+        bundle.metadata["layers"].append(spec)
+    return [str(bundle.save(path))]
+
+
+def _unique_key(name: str, used: set[str]) -> str:
+    key = "".join(ch if ch.isalnum() else "_" for ch in name).strip("_") or "layer"
+    candidate, number = key, 1
+    while candidate in used:
+        number += 1
+        candidate = f"{key}_{number}"
+    used.add(candidate)
+    return candidate
+
+
+def _display_attributes(meta: dict[str, Any]) -> dict[str, Any]:
+    kept = {}
+    for name in _KEPT_ATTRIBUTES:
+        value = meta.get(name)
+        if value is None:
+            continue
+        if isinstance(value, np.ndarray):
+            if value.size != 1:
+                continue
+            value = value.item()
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, list | tuple):
+            value = [float(v) for v in value]
+        kept[name] = value if isinstance(value, bool | int | float | str | list) else str(value)
+    colormap = meta.get("colormap")
+    if isinstance(colormap, str):
+        kept["colormap"] = colormap
+    elif getattr(colormap, "name", None) and meta.get("colormap") is not None:
+        if not type(colormap).__name__.endswith("LabelColormap"):
+            kept["colormap"] = colormap.name
+    return kept
