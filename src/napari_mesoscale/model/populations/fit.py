@@ -332,7 +332,7 @@ def fit_mesoscopic(
             trace.append(float(loss.detach()))
             if callback is not None:
                 cur = {n: from_free(n, f).detach().numpy().copy() for n, f in free.items()}
-                msg = {"restart": r, "iteration": it, "n_iter": n_iter, "loss": float(loss)}
+                msg = {"restart": r, "iteration": it, "n_iter": n_iter, "loss": trace[-1]}
                 msg["values"] = cur
                 if callback(msg) is False:
                     stop_all = True

@@ -430,10 +430,12 @@ def _prepare_input(inp: Any, T: int, M: int, dt: float) -> np.ndarray:
         )
     if arr.shape[0] != T:
         # allow a coarser input grid (e.g. 1 ms) that divides the duration evenly
-        ratio = T / arr.shape[0]
-        k = int(round(ratio))
-        if k >= 1 and abs(ratio - k) < 1e-9:
-            arr = arr.repeat(k, axis=0)
+        rows = arr.shape[0]
+        k = int(round(T / rows))
+        if k >= 1 and abs(rows * k - T) < k:
+            arr = arr.repeat(k, axis=0)[:T]
+            if arr.shape[0] < T:  # the last coarse bin is held
+                arr = np.concatenate([arr, np.repeat(arr[-1:], T - arr.shape[0], axis=0)])
         else:
             raise ValueError(
                 f"input has {arr.shape[0]} time steps but the simulation has {T} steps of "
