@@ -437,7 +437,22 @@ def test_lazy_soma_labels_match_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     kw = dict(n_frames=4, shape=(40, 64, 64), render=None, em=False, seed=4)
     eager = make_toy_brain(50, **kw)
     monkeypatch.setattr(tbm, "EAGER_LABEL_VOXELS", 1000)
+    monkeypatch.setattr(tbm, "SLAB_VOXELS", 5 * 64 * 64)
     lazy = make_toy_brain(50, **kw)
     assert not isinstance(lazy.soma_labels, np.ndarray)
-    assert len(lazy.soma_labels.chunks[0]) >= 1
+    assert len(lazy.soma_labels.chunks[0]) == 8
     assert np.array_equal(lazy.soma_labels.compute(), eager.soma_labels)
+
+
+def test_lazy_em_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    import napari_mesoscale.synth.toy_brain as tbm
+
+    kw = dict(n_frames=4, shape=(20, 64, 64), render=None, em=True, seed=7)
+    eager = make_toy_brain(30, **kw)
+    monkeypatch.setattr(tbm, "EAGER_EM_VOXELS", 1000)
+    monkeypatch.setattr(tbm, "SLAB_VOXELS", 7 * 128 * 128)
+    lazy = make_toy_brain(30, **kw)
+    assert not isinstance(lazy.em, np.ndarray) and len(lazy.em.chunks[0]) > 3
+    assert np.array_equal(lazy.em.compute(), eager.em)
+    assert np.array_equal(lazy.em_labels.compute(), eager.em_labels)
+    assert np.array_equal(lazy.em[9:23].compute(), eager.em[9:23])

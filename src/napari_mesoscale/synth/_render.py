@@ -19,16 +19,18 @@ def _outer(a: np.ndarray, b: np.ndarray, c: np.ndarray, op=np.add) -> np.ndarray
     return out.reshape(len(a), -1)
 
 
-def _iter_patches(positions, voxel_size, shape, extent_um, batch=_NEURON_BATCH):
+def _iter_patches(positions, voxel_size, shape, extent_um, batch=_NEURON_BATCH, z0=0):
     """Yield (ids, flat, valid, (dz, dy, dx)) for the voxel box around each point, per batch.
 
     ``flat`` (B, K) are flat voxel indices into ``shape`` (clipped where ``valid`` is False),
     ``dz, dy, dx`` (B, n_axis) the µm offsets of the box's voxel centres from the point along
     each axis (the box is separable, so per-voxel quantities are outer sums of these).
     Voxel index i has its centre at ``i * voxel_size`` µm (napari's convention for ``scale``).
+    ``shape`` may be a z-slab starting at global z index ``z0`` (positions stay global).
     """
     vs = np.asarray(voxel_size, dtype=float)
     shp = np.asarray(shape, dtype=np.int64)
+    origin = np.array([z0, 0, 0], dtype=np.int64)
     half = np.ceil(np.asarray(extent_um, dtype=float) / vs).astype(int)
     strides = np.array([shp[1] * shp[2], shp[2], 1], dtype=np.int64)
     for b0 in range(0, len(positions), batch):
@@ -39,8 +41,9 @@ def _iter_patches(positions, voxel_size, shape, extent_um, batch=_NEURON_BATCH):
         for a in range(3):
             off = np.arange(-half[a], half[a] + 1)
             vox = c[:, a, None] + off[None, :]
-            valids.append((vox >= 0) & (vox < shp[a]))
             diffs.append((vox * vs[a] - pos[:, a, None]).astype(np.float32))
+            vox = vox - origin[a]
+            valids.append((vox >= 0) & (vox < shp[a]))
             flats.append(np.clip(vox, 0, shp[a] - 1) * strides[a])
         flat = _outer(*flats)
         valid = _outer(*valids, op=np.logical_and)
@@ -100,17 +103,25 @@ def soma_profiles(
     return p, labels.reshape(tuple(shape))
 
 
-def soma_labels_only(positions: np.ndarray, diameters: np.ndarray, voxel_size, shape) -> np.ndarray:
-    """Label volume (Z, Y, X) int32: neuron index + 1 at voxels whose centre is in the soma."""
+def soma_labels_only(
+    positions: np.ndarray, diameters: np.ndarray, voxel_size, shape, z0: int = 0, ids=None
+) -> np.ndarray:
+    """Label volume (Z, Y, X) int32: neuron index + 1 at voxels whose centre is in the soma.
+
+    With ``z0`` the volume is the z-slab of ``shape`` starting at global index ``z0``;
+    ``ids`` (optional) are the neuron indices of ``positions`` (default 0..n-1).
+    """
     v = int(np.prod(shape))
     labels = np.zeros(v, dtype=np.int32)
     if len(positions) == 0:
         return labels.reshape(tuple(shape))
     rmax = diameters.max() / 2
-    for ids, flat, valid, diffs in _iter_patches(positions, voxel_size, shape, np.full(3, rmax)):
-        r = (diameters[ids] / 2).astype(np.float32)[:, None]
+    gid = np.arange(len(positions)) if ids is None else np.asarray(ids)
+    patches = _iter_patches(positions, voxel_size, shape, np.full(3, rmax), z0=z0)
+    for idx, flat, valid, diffs in patches:
+        r = (diameters[idx] / 2).astype(np.float32)[:, None]
         inside = valid & (_dist2(diffs) <= r * r)
-        labels[flat[inside]] = np.broadcast_to(ids[:, None] + 1, flat.shape)[inside]
+        labels[flat[inside]] = np.broadcast_to(gid[idx][:, None] + 1, flat.shape)[inside]
     return labels.reshape(tuple(int(s) for s in shape))
 
 
@@ -220,62 +231,169 @@ class MovieRenderer:
         )
 
 
-def render_em(
-    rng: np.random.Generator,
-    positions: np.ndarray,
-    diameters: np.ndarray,
-    nucleus_offset: np.ndarray,
-    synapse_xyz: np.ndarray,
-    em_voxel_size,
-    em_shape,
-) -> tuple[np.ndarray, np.ndarray]:
-    """EM-like volume (uint8) and its soma labels (int32) at ``em_voxel_size``.
+def _kernel_norm(sigma: float) -> float:
+    """Standard deviation of unit white noise after scipy's 3D Gaussian filter of ``sigma``."""
+    radius = int(4.0 * sigma + 0.5)
+    x = np.arange(-radius, radius + 1)
+    w = np.exp(-0.5 * x * x / sigma**2)
+    w /= w.sum()
+    return float(np.sqrt((w * w).sum() ** 3))
 
-    Neuropil: textured grey with a net of thin dark membrane-like lines. Somata: bright-ish
-    cytoplasm, a dark plasma membrane at the soma radius, a darker nucleus with a dark
-    envelope. Synapses: dark puncta at the synapse positions. Then a slight blur and noise.
+
+def _interp(a: np.ndarray, coords) -> np.ndarray:
+    """Linear interpolation of ``a`` at fractional indices ``coords`` (one 1D array per axis)."""
+    out = a.astype(np.float32)
+    for axis, pos in enumerate(coords):
+        n_in = out.shape[axis]
+        i0 = np.clip(np.floor(pos).astype(np.int64), 0, max(n_in - 2, 0))
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        w = (pos - i0).astype(np.float32)
+        sh = [1, 1, 1]
+        sh[axis] = len(pos)
+        w = w.reshape(sh)
+        out = np.take(out, i0, axis=axis) * (1 - w) + np.take(out, i1, axis=axis) * w
+    return out
+
+
+class EMRenderer:
+    """Renders the EM-like volume slab by slab along z, identically for any slab split.
+
+    Neuropil: a smooth grey level, a net of thin dark membrane-like lines (zero crossings of
+    band-passed noise made at half resolution), fine grain. Somata: bright-ish cytoplasm, a dark
+    plasma membrane at the soma radius, a darker nucleus with a dark envelope. Synapses: dark
+    puncta. Then noise. Every random number comes from a generator seeded by (seed, z row), so
+    a slab only needs its own rows (plus a halo for the filters).
     """
-    shape = tuple(int(s) for s in em_shape)
-    ev = np.asarray(em_voxel_size, dtype=float)
-    v = int(np.prod(shape))
-    vol = 150.0 + 18.0 * smooth_field(rng, shape, 8, -1.0, 1.0)
-    # thin dark lines: zero crossings of band-passed noise made at half resolution
-    cshape = tuple(max(4, s // 2) for s in shape)
-    n1 = ndimage.gaussian_filter(rng.standard_normal(cshape).astype(np.float32), 2.0)
-    n1 /= max(float(n1.std()), 1e-9)
-    n1 = upsample_linear(n1, shape)
-    vol -= 55.0 * np.exp(-((n1 / 0.18) ** 2))
-    del n1
-    # fine grain, also from half resolution
-    fine = ndimage.gaussian_filter(rng.standard_normal(cshape).astype(np.float32), 0.5)
-    vol += 25.0 * upsample_linear(fine, shape)
-    vol = vol.astype(np.float32).reshape(-1)
-    labels = np.zeros(v, dtype=np.int32)
-    rmax = diameters.max() / 2
+
     membrane = 0.25  # µm, half width of the dark membrane
-    for ids, flat, valid, diffs in _iter_patches(positions, ev, shape, rmax + 4 * membrane, 256):
-        dist = np.sqrt(_dist2(diffs))
-        r = (diameters[ids] / 2).astype(np.float32)[:, None]
-        nd = np.sqrt(_dist2(diffs, nucleus_offset[ids]))
-        rn = 0.5 * r
-        inside = valid & (dist <= r)
-        near = valid & (dist <= r + 4 * membrane)
-        cur = vol[flat]
-        val = np.where(inside, 185.0 + 0.25 * (cur - 150.0), cur)
-        val = np.where(inside & (nd <= rn), 120.0 + 0.25 * (cur - 150.0), val)
-        val -= 70.0 * np.exp(-(((nd - rn) / (0.6 * membrane)) ** 2)) * inside
-        val -= 120.0 * np.exp(-(((dist - r) / membrane) ** 2))
-        vol[flat[near]] = val[near]
-        labels[flat[inside]] = np.broadcast_to(ids[:, None] + 1, flat.shape)[inside]
-    # synapse puncta
-    if len(synapse_xyz):
-        sig = 0.3
-        acc = np.zeros(v, dtype=np.float64)
-        for _ids, flat, valid, diffs in _iter_patches(synapse_xyz, ev, shape, 2.5 * sig, 8192):
-            g = np.exp(-0.5 * _dist2(diffs) / sig**2) * valid
-            acc += np.bincount(flat.reshape(-1), weights=g.reshape(-1), minlength=v)
-        vol -= (110.0 * np.minimum(acc, 1.0)).astype(np.float32)
-    vol = vol.reshape(shape)
-    vol += 7.0 * rng.standard_normal(shape, dtype=np.float32)
-    em = np.clip(np.rint(vol), 0, 255).astype(np.uint8)
-    return em, labels.reshape(shape)
+    puncta_sigma = 0.3  # µm
+
+    def __init__(
+        self, seed, positions, diameters, nucleus_offset, synapse_xyz, em_voxel_size, em_shape
+    ):
+        self.seed = int(seed)
+        self.positions = positions
+        self.diameters = diameters
+        self.nucleus_offset = nucleus_offset
+        self.synapse_xyz = synapse_xyz
+        self.ev = np.asarray(em_voxel_size, dtype=float)
+        self.shape = tuple(int(s) for s in em_shape)
+        rng = np.random.default_rng([self.seed, 0xE0])
+        cshape = tuple(max(2, int(np.ceil(s / 8)) + 1) for s in self.shape)
+        g = ndimage.gaussian_filter(rng.standard_normal(cshape), 1.0)
+        self._coarse = (2 * (g - g.min()) / max(float(np.ptp(g)), 1e-12) - 1).astype(np.float32)
+        self._half = tuple(max(4, s // 2) for s in self.shape)
+
+    def _coords(self, n_out: int, n_in: int) -> np.ndarray:
+        return np.linspace(0, n_in - 1, n_out) if n_out > 1 else np.zeros(1)
+
+    def _half_res_noise(self, tag: int, sigma: float, rows: np.ndarray) -> tuple[np.ndarray, int]:
+        """Band-passed half-resolution noise for half-res z rows ``rows`` (and their offset)."""
+        hz, hy, hx = self._half
+        halo = int(4.0 * sigma + 0.5)
+        a = max(0, int(rows.min()) - halo)
+        b = min(hz, int(rows.max()) + 1 + halo)
+        stack = np.stack(
+            [
+                np.random.default_rng([self.seed, tag, z]).standard_normal((hy, hx), np.float32)
+                for z in range(a, b)
+            ]
+        )
+        # a sub-stack that reaches a global edge reflects there exactly like the whole volume
+        filt = ndimage.gaussian_filter(stack, sigma)
+        return filt / np.float32(_kernel_norm(sigma)), a
+
+    def render(self, z0: int, z1: int) -> np.ndarray:
+        """EM slab for global z rows [z0, z1) as uint8 (z1 - z0, Y, X)."""
+        zz, yy, xx = self.shape
+        sh = (z1 - z0, yy, xx)
+        ev = self.ev
+        cz = self._coords(zz, self._coarse.shape[0])[z0:z1]
+        cy = self._coords(yy, self._coarse.shape[1])
+        cx = self._coords(xx, self._coarse.shape[2])
+        vol = 150.0 + 18.0 * _interp(self._coarse, (cz, cy, cx))
+        hz, hy, hx = self._half
+        hzc = self._coords(zz, hz)[z0:z1]
+        hyc, hxc = self._coords(yy, hy), self._coords(xx, hx)
+        rows = np.unique(np.r_[np.floor(hzc), np.minimum(np.floor(hzc) + 1, hz - 1)]).astype(int)
+        n1, a = self._half_res_noise(0xE1, 2.0, rows)
+        n1 = _interp(n1, (hzc - a, hyc, hxc))
+        vol -= 55.0 * np.exp(-((n1 / 0.18) ** 2))
+        del n1
+        fine, a = self._half_res_noise(0xE2, 0.5, rows)
+        vol += 25.0 * 0.5 * _interp(fine, (hzc - a, hyc, hxc))
+        del fine
+        vol = vol.astype(np.float32).reshape(-1)
+        # somata that reach into the slab
+        m = self.membrane
+        reach = self.diameters.max() / 2 + 4 * m
+        zc = self.positions[:, 0]
+        sel = np.flatnonzero(
+            (zc >= z0 * ev[0] - reach - ev[0]) & (zc <= z1 * ev[0] + reach + ev[0])
+        )
+        if len(sel):
+            pos, diam, nuc = self.positions[sel], self.diameters[sel], self.nucleus_offset[sel]
+            for ids, flat, valid, diffs in _iter_patches(pos, ev, sh, np.full(3, reach), 256, z0):
+                dist = np.sqrt(_dist2(diffs))
+                r = (diam[ids] / 2).astype(np.float32)[:, None]
+                nd = np.sqrt(_dist2(diffs, nuc[ids]))
+                rn = 0.5 * r
+                inside = valid & (dist <= r)
+                near = valid & (dist <= r + 4 * m)
+                cur = vol[flat]
+                val = np.where(inside, 185.0 + 0.25 * (cur - 150.0), cur)
+                val = np.where(inside & (nd <= rn), 120.0 + 0.25 * (cur - 150.0), val)
+                val -= 70.0 * np.exp(-(((nd - rn) / (0.6 * m)) ** 2)) * inside
+                val -= 120.0 * np.exp(-(((dist - r) / m) ** 2))
+                vol[flat[near]] = val[near]
+        # synapse puncta (accumulated over the voxels they touch only)
+        sig = self.puncta_sigma
+        syn = self.synapse_xyz
+        if len(syn):
+            sz = syn[:, 0]
+            ssel = syn[(sz >= z0 * ev[0] - 3 * sig - ev[0]) & (sz <= z1 * ev[0] + 3 * sig + ev[0])]
+            flats, weights = [], []
+            for _i, flat, valid, diffs in _iter_patches(
+                ssel, ev, sh, np.full(3, 2.5 * sig), 8192, z0
+            ):
+                g = np.exp(-0.5 * _dist2(diffs) / sig**2) * valid
+                flats.append(flat.reshape(-1))
+                weights.append(g.reshape(-1))
+            if flats:
+                uniq, inv = np.unique(np.concatenate(flats), return_inverse=True)
+                acc = np.bincount(inv, weights=np.concatenate(weights))
+                vol[uniq] -= (110.0 * np.minimum(acc, 1.0)).astype(np.float32)
+        vol = vol.reshape(sh)
+        for j, z in enumerate(range(z0, z1)):
+            rng = np.random.default_rng([self.seed, 0xE3, z])
+            vol[j] += 7.0 * rng.standard_normal((yy, xx), dtype=np.float32)
+        return np.clip(np.rint(vol), 0, 255).astype(np.uint8)
+
+    def labels(self, z0: int, z1: int) -> np.ndarray:
+        """EM soma labels for global z rows [z0, z1)."""
+        zc = self.positions[:, 0]
+        ev = self.ev
+        reach = self.diameters.max() / 2 + ev[0]
+        sel = np.flatnonzero((zc >= z0 * ev[0] - reach) & (zc <= z1 * ev[0] + reach))
+        sh = (z1 - z0, self.shape[1], self.shape[2])
+        return soma_labels_only(self.positions[sel], self.diameters[sel], ev, sh, z0=z0, ids=sel)
+
+
+def slab_array(func, shape, dtype, slab_voxels: int = 2**23):
+    """A dask array of ``shape`` whose z-slabs are ``func(z0, z1)``."""
+    import dask.array as da
+
+    zs = max(1, int(slab_voxels // max(1, shape[1] * shape[2])))
+    zchunks = tuple(min(zs, shape[0] - z) for z in range(0, shape[0], zs))
+    starts = np.concatenate([[0], np.cumsum(zchunks)[:-1]])
+
+    def block(block_id=None):
+        z0 = int(starts[block_id[0]])
+        return func(z0, z0 + zchunks[block_id[0]])
+
+    return da.map_blocks(
+        block,
+        chunks=(zchunks, (shape[1],), (shape[2],)),
+        dtype=dtype,
+        meta=np.empty((0, 0, 0), dtype=dtype),
+    )

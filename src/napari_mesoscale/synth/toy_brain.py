@@ -14,7 +14,14 @@ import scipy.sparse as sp
 
 from ._dynamics import STIMULUS_NAMES, Dynamics, make_stimulus, simulate, spikes_to_calcium
 from ._layout import draw_instance_sizes, place_instances, place_somata
-from ._render import MovieRenderer, render_em, smooth_field, soma_labels_only, soma_profiles
+from ._render import (
+    EMRenderer,
+    MovieRenderer,
+    slab_array,
+    smooth_field,
+    soma_labels_only,
+    soma_profiles,
+)
 from ._wiring import CHAIN, INT, OSC, WTA, build_wiring, synapse_table, to_sparse
 
 #: the motif types the toy brain knows, in their canonical order
@@ -33,8 +40,10 @@ EAGER_MOVIE_BYTES = 512 * 2**20
 AUTO_NO_MOVIE_NEURONS = 20000
 #: label volumes with more voxels than this stay lazy (dask)
 EAGER_LABEL_VOXELS = 2**27
-#: EM volumes with more voxels than this are refused (set em=False or coarser em_voxel_size)
-MAX_EM_VOXELS = 2**28
+#: EM volumes with more voxels than this stay lazy (dask, rendered slab by slab)
+EAGER_EM_VOXELS = 2**27
+#: voxels per z-slab of the lazy label and EM volumes
+SLAB_VOXELS = 2**23
 
 #: fixed constants of the dynamics (the knobs that matter are arguments of make_toy_brain)
 DYNAMICS_DEFAULTS: dict[str, float] = {
@@ -145,6 +154,7 @@ class ToyBrain:
     dynamics: Dynamics | None = None
     timings: dict = field(default_factory=dict)
     _renderer: MovieRenderer | None = None
+    _em_renderer: EMRenderer | None = None
     _render_inputs: dict | None = None
 
     # ------------------------------------------------------------------ sizes
@@ -729,55 +739,36 @@ def make_toy_brain(
     elif n_vox <= EAGER_LABEL_VOXELS:
         brain.soma_labels = soma_labels_only(positions, diameters, vs, shp)
     else:
-        brain.soma_labels = _lazy_labels(positions, diameters, vs, shp)
+        brain.soma_labels = slab_array(
+            lambda z0, z1: soma_labels_only(
+                positions, diameters, vs, (z1 - z0, shp[1], shp[2]), z0=z0
+            ),
+            shp,
+            np.int32,
+            SLAB_VOXELS,
+        )
     timings["movie"] = time.perf_counter() - t0
 
     if em:
         report("em")
         t0 = time.perf_counter()
         n_em = int(np.prod(em_shape))
-        if n_em > MAX_EM_VOXELS:
-            raise ValueError(
-                f"the EM volume would have {n_em:,} voxels ({em_shape}); more than "
-                f"{MAX_EM_VOXELS:,} is not rendered. Pass em=False or a coarser em_voxel_size."
-            )
         rng_em = np.random.default_rng([seed, 5])
         # nucleus centre offset from the soma centre by at most 0.2 r
         nuc = rng_em.normal(0, 0.08, size=(n, 3)) * diameters[:, None]
         lim = 0.1 * diameters[:, None]
         nuc *= np.minimum(1.0, lim / np.maximum(np.linalg.norm(nuc, axis=1, keepdims=True), 1e-9))
         syn_xyz = synapses[["z", "y", "x"]].to_numpy()
-        brain.em, brain.em_labels = render_em(
-            rng_em, positions, diameters, nuc, syn_xyz, ev, em_shape
-        )
+        em_r = EMRenderer(seed, positions, diameters, nuc, syn_xyz, ev, em_shape)
+        brain._em_renderer = em_r
+        if n_em <= EAGER_EM_VOXELS:
+            brain.em = em_r.render(0, em_shape[0])
+            brain.em_labels = em_r.labels(0, em_shape[0])
+        else:
+            brain.em = slab_array(em_r.render, em_shape, np.uint8, SLAB_VOXELS)
+            brain.em_labels = slab_array(em_r.labels, em_shape, np.int32, SLAB_VOXELS)
         timings["em"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     brain.timings = {k2: round(v, 4) for k2, v in timings.items()}
     report("done")
     return brain
-
-
-def _lazy_labels(positions, diameters, voxel_size, shape):
-    """Soma label volume as a dask array, computed slab by slab along z."""
-    import dask.array as da
-
-    vs = np.asarray(voxel_size)
-    zs = max(1, int(2**24 // (shape[1] * shape[2])))
-    rmax = diameters.max() / 2
-
-    def slab(block_id=None):
-        z0 = block_id[0] * zs
-        z1 = min(shape[0], z0 + zs)
-        zc = positions[:, 0] / vs[0]
-        sel = np.flatnonzero((zc >= z0 - rmax / vs[0] - 1) & (zc <= z1 + rmax / vs[0] + 1))
-        sub = positions[sel] - np.array([z0 * vs[0], 0.0, 0.0])
-        lab = soma_labels_only(sub, diameters[sel], vs, (z1 - z0, shape[1], shape[2]))
-        out = np.where(lab > 0, sel[np.maximum(lab - 1, 0)] + 1, 0).astype(np.int32)
-        return out
-
-    chunks = (
-        tuple(min(zs, shape[0] - z) for z in range(0, shape[0], zs)),
-        (shape[1],),
-        (shape[2],),
-    )
-    return da.map_blocks(slab, chunks=chunks, dtype=np.int32, meta=np.empty((0, 0, 0), np.int32))
