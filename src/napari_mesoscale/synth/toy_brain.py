@@ -118,6 +118,48 @@ class ToyBrain:
     Positions are µm in (z, y, x); activity-like matrices are (T, N). Neuron ``i`` is row ``i``
     of every per-neuron array and has label ``i + 1`` in the label volumes. See
     :func:`make_toy_brain` and the package docstring for how everything is generated.
+
+    Attributes
+    ----------
+    positions : ndarray (N, 3)
+        Soma centres in µm (z, y, x); voxel index = position / voxel_size.
+    motif, motif_names, instance, diameters : ndarray (N,), tuple, ndarray (N,), ndarray (N,)
+        Motif index into ``motif_names``, motif instance id (0..M-1), soma diameter (µm).
+    neurons : DataFrame
+        id, z, y, x, motif, motif_name, instance, sign (+1 excitatory / -1 inhibitory),
+        diameter, role ("E", "I", "integrator", "wta", "chain"), order (position in the
+        instance; for chains the position along the chain, the head being 0).
+    synapses : DataFrame
+        pre, post, z, y, x (µm), weight, sign: one row per synapse (a multigraph).
+    adjacency : csr_matrix (N, N)
+        pre -> post, sign(pre) x number of synapses.
+    weights : csr_matrix (N, N)
+        The coupling used by the dynamics (same sparsity and signs as ``adjacency``).
+    stimulus : ndarray (T, S) float32
+        The stimulus u_t, columns named by ``stimulus_names``.
+    activity : ndarray (T, N) float32
+        The dynamical state x_t (x_{t+1} = max(0, F(x_t, u_t) + noise)).
+    spikes : ndarray (T, N) int32
+    calcium : ndarray (T, N) float32
+        Clean dF/F.
+    frame_rate, voxel_size, shape, em_voxel_size, em_shape
+        Hz, µm (3,), voxels (3,), µm (3,), voxels (3,).
+    movie : ndarray | dask array | None
+        (T, Z, Y, X) uint16 calcium movie.
+    soma_labels : ndarray | dask array
+        (Z, Y, X) int32 label volume at ``voxel_size`` (neuron index + 1).
+    em, em_labels : ndarray | dask array | None
+        (Z, Y, X) uint8 EM-like volume and int32 labels at ``em_voxel_size``.
+    seed, params : int, dict
+        The seed and every argument (JSON-serialisable), with the dynamics constants.
+    stimulus_names, instance_motif, instance_centres, baseline, drift_trace, noise_std
+        Additions: stimulus column names, motif index of each instance (M,), instance
+        centres (M, 3) µm, resting movie brightness of each soma (N,), the movie's
+        multiplicative drift per frame (T,), the process-noise standard deviation.
+    dynamics : Dynamics
+        The ground-truth map (``dynamics.mean_map(x, u)``); see also :meth:`one_step`.
+    timings : dict
+        Seconds spent per stage.
     """
 
     positions: np.ndarray
