@@ -14,12 +14,12 @@ class ModelConfig:
     Architecture
     ------------
     n_filters : number of basis filters B (candidate motifs).
-    rf_diameter : receptive-field diameter in µm; ``None`` = 2.5 x the median distance to the
-        8th-nearest neuron.
+    rf_diameter : receptive-field diameter in µm, an upper bound on a domain's extent; ``None`` =
+        5 x the median distance to the 8th-nearest neuron.
     stride : grid stride in µm; ``None`` = rf_diameter / 2.
     hidden, depth, activations : shape of every configurable network.
     gather_radius : radius (µm) of the local gather used without a connectome, and of the
-        neighbourhood used to initialise the assignment; ``None`` = rf_diameter / 2.
+        neighbourhood used to initialise the assignment; ``None`` = rf_diameter / 4.
     max_neighbors : at most this many gather neighbours per neuron (O(N * max_neighbors)).
 
     Training
@@ -36,6 +36,9 @@ class ModelConfig:
         correlated neighbourhood) or ``"random"``.
     init_strength, location_strength : scale of the initial filter and field logits.
     smooth_features : smooth the dynamics features over correlated neighbours before k-means.
+    group_init : group neurons into communities of the neighbour graph weighted by lagged
+        activity correlation (Louvain, within one k-means group), give each community the
+        majority motif and one common field (unique per motif).
     shared_field_logits : add one logit per (field, filter) shared by the neurons of a field.
     freeze_assignment_epochs : epochs at the start in which only filters and interfaces learn.
     tau_start, tau_end, anneal_fraction : softmax temperature, annealed geometrically over
@@ -84,6 +87,7 @@ class ModelConfig:
     init_strength: float = 3.0
     location_strength: float = 3.0
     smooth_features: bool = True
+    group_init: bool = True
     shared_field_logits: bool = False
     freeze_assignment_epochs: int = 5
     tau_start: float = 1.0

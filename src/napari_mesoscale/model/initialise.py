@@ -165,31 +165,33 @@ def dynamics_features(
     *,
     smooth_pairs: np.ndarray | None = None,
     smooth_weights: np.ndarray | None = None,
+    max_lag: int = 10,
 ) -> np.ndarray:
     """Per-neuron description of its dynamics, standardised, shape (N, P).
 
-    Columns: ridge self coefficients (z, z^2, z^3), stimulus coefficients, summed and absolute
-    summed drive coefficients, fit R^2, autocorrelation at lags 1, 2, 3, 5, 8, skewness,
-    kurtosis, and the correlation with each stimulus channel at lags 0 and 1.
+    The features are invariant to the sign of a neuron's tuning (two neurons running the same
+    motif with opposite preferred stimuli look alike): autocorrelation at lags 1..``max_lag``,
+    absolute ridge stimulus coefficients and absolute lag-1 stimulus correlations, the ridge
+    self coefficients (z, z^2, z^3), summed absolute drive coefficient, fit R^2, skewness and
+    kurtosis. Measured on the default toy brain (seeds 0, 1): k-means ARI 0.90 / 1.00 with
+    these features against 0.60 / 0.69 with signed coefficients.
     """
     n = z.shape[1]
+    t = z.shape[0]
     post = edges[1]
-    wsum = np.bincount(post, weights=ridge["edge"], minlength=n)
     wabs = np.bincount(post, weights=np.abs(ridge["edge"]), minlength=n)
     cols = [
+        _autocorr(z, tuple(range(1, min(max_lag, t - 2) + 1))),
+        np.abs(ridge["stimulus"]),
         ridge["self"],
-        ridge["stimulus"],
-        wsum[:, None],
         wabs[:, None],
         ridge["r2"][:, None],
-        _autocorr(z, (1, 2, 3, 5, 8)),
         (z**3).mean(0)[:, None],
         (z**4).mean(0)[:, None] - 3.0,
     ]
     if stimulus is not None and stimulus.shape[1]:
         u = (stimulus - stimulus.mean(0)) / (stimulus.std(0) + 1e-9)
-        cols.append((u.T @ z / z.shape[0]).T)
-        cols.append((u[:-1].T @ z[1:] / (z.shape[0] - 1)).T)
+        cols.append(np.abs(u[:-1].T @ z[1:] / (t - 1)).T)
     feats = np.concatenate(cols, axis=1)
     feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-9)
     feats = np.clip(feats, -5, 5)
@@ -201,6 +203,105 @@ def dynamics_features(
         np.add.at(tot, smooth_pairs[1], w)
         feats = acc / tot[:, None]
     return feats
+
+
+def lagged_affinity(z: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """max(|corr lag 0|, |corr i->k lag 1|, |corr k->i lag 1|) for each pair (2, P)."""
+    if pairs.shape[1] == 0:
+        return np.zeros(0)
+    out = np.empty(pairs.shape[1])
+    step = max(1, 20_000_000 // max(1, z.shape[0]))
+    for start in range(0, pairs.shape[1], step):  # bounded memory over pairs
+        a = pairs[0, start : start + step]
+        b = pairs[1, start : start + step]
+        c0 = (z[:, a] * z[:, b]).mean(0)
+        c1 = (z[:-1, a] * z[1:, b]).mean(0)
+        c2 = (z[1:, a] * z[:-1, b]).mean(0)
+        out[start : start + step] = np.max(np.abs(np.stack([c0, c1, c2])), axis=0)
+    return out
+
+
+def group_neurons(n: int, pairs: np.ndarray, weights: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Communities of the weighted neighbour graph (Louvain), shape (N,) group id per neuron.
+
+    Uses networkx (a dependency of scikit-image); without it, connected components of the
+    pairs with weight above the median.
+    """
+    keep = weights > 0
+    a, b, w = pairs[0][keep], pairs[1][keep], weights[keep]
+    try:
+        import networkx as nx
+    except ImportError:  # pragma: no cover - networkx comes with scikit-image
+        nx = None
+    if nx is not None:
+        g = nx.Graph()
+        g.add_nodes_from(range(n))
+        g.add_weighted_edges_from(zip(a.tolist(), b.tolist(), w.tolist(), strict=True))
+        comms = nx.community.louvain_communities(g, weight="weight", seed=seed)
+        groups = np.zeros(n, dtype=np.int64)
+        sizes = [len(c) for c in comms]
+        members = np.fromiter((i for c in comms for i in c), dtype=np.int64, count=sum(sizes))
+        groups[members] = np.repeat(np.arange(len(comms)), sizes)
+        return groups
+    from scipy.sparse.csgraph import connected_components
+
+    strong = w > np.median(w) if w.size else w.astype(bool)
+    adj = sp.coo_matrix((np.ones(strong.sum()), (a[strong], b[strong])), shape=(n, n))
+    return connected_components(adj, directed=False)[1].astype(np.int64)
+
+
+def vote(groups: np.ndarray, labels: np.ndarray, n_labels: int) -> np.ndarray:
+    """Majority label of every group, broadcast back to its members (N,)."""
+    counts = np.zeros((groups.max() + 1, n_labels))
+    np.add.at(counts, (groups, labels), 1.0)
+    return counts.argmax(1)[groups]
+
+
+def pick_fields(
+    groups: np.ndarray,
+    group_label: np.ndarray,
+    candidates: np.ndarray,
+    mask: np.ndarray,
+    centers: np.ndarray,
+    positions: np.ndarray,
+    diameter: float,
+) -> np.ndarray:
+    """One field per group: the candidate field enclosing most members, nearest the group
+    centroid, never the same (field, label) as a larger group. Returns the slot (N,) of that
+    field among each neuron's candidates (members outside it keep their own nearest field).
+    """
+    n, lm = candidates.shape
+    ng = int(groups.max()) + 1
+    nf = centers.shape[0]
+    gi = np.broadcast_to(groups[:, None], (n, lm))[mask]
+    key = gi.astype(np.int64) * nf + candidates[mask]
+    uk, cnt = np.unique(key, return_counts=True)
+    g_of, f_of = uk // nf, uk % nf
+    size = np.bincount(groups, minlength=ng)
+    centroid = np.zeros((ng, 3))
+    np.add.at(centroid, groups, positions)
+    centroid /= np.maximum(size, 1)[:, None]
+    score = cnt / size[g_of] - 0.2 * np.linalg.norm(centers[f_of] - centroid[g_of], axis=1) / (
+        diameter
+    )
+    order = np.lexsort((-score, g_of))
+    g_sorted, f_sorted = g_of[order], f_of[order]
+    starts = np.searchsorted(g_sorted, np.arange(ng))
+    stops = np.searchsorted(g_sorted, np.arange(ng), side="right")
+    best = np.full(ng, -1, dtype=np.int64)
+    used: set[tuple[int, int]] = set()
+    for g in np.argsort(-size, kind="stable"):  # groups (not neurons), largest first
+        options = f_sorted[starts[g] : stops[g]]
+        if options.size == 0:
+            continue
+        chosen = next((f for f in options if (group_label[g], f) not in used), options[0])
+        best[g] = chosen
+        used.add((group_label[g], chosen))
+    field = best[groups]
+    has = (candidates == field[:, None]) & mask
+    dist = np.linalg.norm(centers[np.clip(candidates, 0, None)] - positions[:, None, :], axis=-1)
+    dist = np.where(mask, dist, np.inf)
+    return np.where(has.any(1), has.argmax(1), dist.argmin(1))
 
 
 def motif_init(features: np.ndarray, n_filters: int, seed: int = 0) -> np.ndarray:
