@@ -279,3 +279,51 @@ def test_micro_callback_cancels():
     sim = simulate_gif_network(p, 0.1, 2e-4, np.zeros(2), seed=0, callback=cb)
     assert sim.counts.shape[0] < 500 * 0.5
     assert calls and calls[-1] == sim.counts.shape[0]
+
+
+# ----------------------------------------------------------------------------- 3D ground truth
+def test_population_brain_layout_spikes_calcium_movie():
+    from napari_mesoscale.model.populations import make_population_brain
+
+    brain = make_population_brain(duration=1.0, burn_in=0.5, seed=0, frame_rate=20.0)
+    p = two_population_params()
+    n = int(p.N.sum())
+    assert brain.positions.shape == (n, 3)
+    extent = np.asarray(brain.shape) * np.asarray(brain.voxel_size)
+    assert np.all(brain.positions >= 0) and np.all(brain.positions <= extent)
+    # somata never overlap
+    from scipy.spatial import cKDTree
+
+    d, _ = cKDTree(brain.positions).query(brain.positions, k=2)
+    assert d[:, 1].min() >= 8.0 - 1e-9
+    # each population is one compact domain: every neuron is closer to its own centroid
+    cents = np.stack([brain.positions[brain.population == a].mean(0) for a in range(2)])
+    dist = np.linalg.norm(brain.positions[:, None, :] - cents[None], axis=2)
+    assert np.array_equal(dist.argmin(1), brain.population)
+    # spikes per frame agree with the simulation's counts after the burn-in
+    sim = brain.simulation
+    k0 = int(round(0.5 / sim.dt))
+    per = int(round(1 / (20.0 * sim.dt)))
+    c = sim.counts[k0 : k0 + brain.spikes.shape[0] * per]
+    assert np.array_equal(c.reshape(-1, per, 2).sum(1), brain.counts)
+    assert brain.spikes.sum() == brain.counts.sum() > 0
+    # calcium rises with spikes: neurons that spiked more have larger mean dF/F
+    tot = brain.spikes.sum(0)
+    mean_ca = brain.calcium.mean(0)
+    assert np.corrcoef(tot, mean_ca)[0, 1] > 0.8
+    assert np.all(mean_ca[tot == 0] == 0)
+    # the adjacency is the simulated connectivity with the population weights
+    A = brain.adjacency
+    coo = A.tocoo()
+    assert np.allclose(coo.data, p.w[brain.population[coo.col], brain.population[coo.row]])
+    signs = np.sign(np.asarray(A.sum(axis=1)).ravel())
+    assert np.all(signs[brain.population == 0] >= 0) and np.all(signs[brain.population == 1] <= 0)
+    frac = A.nnz / (n * n)
+    assert 0.04 < frac < 0.15
+    # a movie frame is brighter at somata than between them
+    mv = brain.movie([0, 1])
+    assert mv.shape == (2, *brain.shape) and mv.dtype == np.uint16
+    lab = brain.labels
+    assert mv[0][lab > 0].mean() > mv[0][lab == 0].mean() + 10
+    table = brain.neurons
+    assert set(table.population) == {"E", "I"} and len(table) == n

@@ -25,6 +25,7 @@ from napari_mesoscale.model.populations.microscopic import (
     sine_modulated_input,
     two_population_params,
 )
+from napari_mesoscale.model.populations.render import PopulationBrain, make_population_brain
 
 __all__ = [
     "GIFParams",
@@ -33,10 +34,12 @@ __all__ = [
     "MesoscopicFit",
     "MesoscopicModel",
     "MesoscopicSimulation",
+    "PopulationBrain",
     "fit_mesoscopic",
     "four_population_params",
     "history_length",
     "log_prior",
+    "make_population_brain",
     "ou_input",
     "simulate_gif_network",
     "sine_modulated_input",
