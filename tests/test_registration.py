@@ -155,3 +155,28 @@ def test_cancel():
     points = clustered_cells(0, n_clusters=5)
     with pytest.raises(ConnectomeCancelled):
         register_point_sources(points, points, callback=lambda info: False)
+
+
+def test_many_cells_compare_starts_on_a_subsample():
+    points = clustered_cells(5, n_clusters=120, per_cluster=15)  # 1,800 cells
+    matrix = known_affine(5)
+    moving, fixed, keep_moving, keep_fixed = split_with_missing(points, matrix, 5)
+    registration = register_point_sources(moving, fixed, max_search_points=400)
+    precision, recall = correct_fraction(registration, keep_moving, keep_fixed)
+    assert precision >= 0.95 and recall >= 0.9, (precision, recall)
+
+
+def test_landmarks_orient_a_featureless_square_block():
+    # uniform cells in a block with two equal sides: moments cannot orient it, landmarks can
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, [60.0, 170.0, 170.0], (3000, 3))
+    matrix = known_affine(1)
+    moving, fixed, keep_moving, keep_fixed = split_with_missing(points, matrix, 1, jitter=0.5)
+    shared = np.intersect1d(keep_moving, keep_fixed)
+    pick = shared[rng.choice(shared.size, 6, replace=False)]
+    landmarks = np.stack(
+        [np.searchsorted(keep_moving, pick), np.searchsorted(keep_fixed, pick)], axis=1
+    )
+    registration = register_point_sources(moving, fixed, landmarks=landmarks)
+    precision, recall = correct_fraction(registration, keep_moving, keep_fixed)
+    assert precision >= 0.95 and recall >= 0.9, (precision, recall)

@@ -181,7 +181,7 @@ def _rotation_starts(
     *,
     n_rotations: int = 1024,
     keep: int = 8,
-    max_points: int = 1500,
+    max_points: int = 600,
     seed: int = 0,
 ) -> list[np.ndarray]:
     """Initial transforms from a search over rotations of the normalised clouds.
@@ -235,6 +235,15 @@ def _mutual_pairs(
     return rows[mutual], nearest[mutual], distance[mutual]
 
 
+def _pairs(
+    points: np.ndarray, fixed: np.ndarray, fixed_tree: cKDTree, mutual: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if mutual:
+        return _mutual_pairs(points, fixed, fixed_tree)
+    distance, nearest = fixed_tree.query(points)
+    return np.arange(points.shape[0]), nearest, distance
+
+
 def _icp(
     moving: np.ndarray,
     fixed: np.ndarray,
@@ -243,13 +252,19 @@ def _icp(
     transform: str,
     max_distance: float,
     n_iter: int,
+    *,
+    mutual: bool = True,
 ) -> tuple[np.ndarray, int, float]:
-    """Trimmed mutual-nearest-neighbour ICP; returns (matrix, close pairs, their mean distance)."""
+    """Trimmed (mutual-)nearest-neighbour ICP; returns (matrix, close pairs, mean distance).
+
+    ``mutual=False`` pairs every moving point with its nearest fixed point (used on a subsample
+    of the moving cells, where mutual neighbours would be meaningless).
+    """
     matrix = start
     min_pairs = 4 if transform == "affine" else 3
     for _ in range(n_iter):
         points = _apply(matrix, moving)
-        rows, cols, distance = _mutual_pairs(points, fixed, fixed_tree)
+        rows, cols, distance = _pairs(points, fixed, fixed_tree, mutual)
         if rows.size < min_pairs:
             break
         cutoff = max(2.5 * float(np.median(distance)), max_distance)
@@ -262,7 +277,7 @@ def _icp(
         if change < 1e-6 * max(1.0, np.abs(matrix[:3, 3]).max()):
             break
     points = _apply(matrix, moving)
-    rows, cols, distance = _mutual_pairs(points, fixed, fixed_tree)
+    rows, cols, distance = _pairs(points, fixed, fixed_tree, mutual)
     close = distance <= max_distance
     mean = float(distance[close].mean()) if close.any() else float("inf")
     return matrix, int(close.sum()), mean
@@ -347,6 +362,7 @@ def register_point_sources(
     landmarks: Any = None,
     transform: str = "affine",
     n_iter: int = 60,
+    max_search_points: int = 2000,
     callback: Any = None,
 ) -> Registration:
     """Register two clouds of cell positions and match them one to one.
@@ -365,6 +381,9 @@ def register_point_sources(
     transform : {"affine", "similarity", "rigid"}
     n_iter : int
         Maximum ICP iterations per start.
+    max_search_points : int
+        Above this many moving cells, the initial alignments are compared on a random subsample
+        of this size (nearest-neighbour ICP) and only the best is refined on all cells.
     callback : callable, optional
         Progress callback; returning False cancels.
 
@@ -399,12 +418,29 @@ def register_point_sources(
         starts = _moment_starts(moving, fixed, transform) + _rotation_starts(
             moving, fixed, transform
         )
+    # with many cells the starts are compared on a subsample, then the best is refined on all
+    search = moving
+    if moving.shape[0] > max_search_points and len(starts) > 1:
+        rng = np.random.default_rng(0)
+        search = moving[rng.choice(moving.shape[0], max_search_points, replace=False)]
+    subsampled = search is not moving
     best: tuple[np.ndarray, int, float] | None = None
     for k, start in enumerate(starts):
-        result = _icp(moving, fixed, fixed_tree, start, transform, max_distance, n_iter)
+        result = _icp(
+            search,
+            fixed,
+            fixed_tree,
+            start,
+            transform,
+            max_distance,
+            min(n_iter, 25) if subsampled else n_iter,
+            mutual=not subsampled,
+        )
         if best is None or (result[1], -result[2]) > (best[1], -best[2]):
             best = result
         report(callback, 0.8 * (k + 1) / len(starts), f"registration: start {k + 1}/{len(starts)}")
+    if subsampled:
+        best = _icp(moving, fixed, fixed_tree, best[0], transform, max_distance, n_iter)
     matrix = best[0]
     matches, _ = assign_one_to_one(_apply(matrix, moving), fixed, max_distance)
     if matches.shape[0] >= minimum:
