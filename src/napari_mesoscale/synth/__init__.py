@@ -11,13 +11,13 @@ drawn uniformly, summing exactly to N); instances get the motif types round robi
 order. Instance centres are spread by best-candidate sampling; each instance's somata are
 drawn inside a ball of radius ``0.5 d (n / 0.3)^{1/3}`` (≈ 19 µm for 30 neurons of 8 µm) and
 accepted from the centre outwards so that no two somata anywhere are closer than the largest
-soma diameter. All soma centres are at least one radius plus max(1 µm, one voxel) inside the
-volume. Neuron ids and instance ids are randomly permuted (they carry no structure).
+soma diameter. Every soma lies at least 1 µm inside the volume. Neuron ids and instance ids
+are randomly permuted (they carry no structure).
 
 Wiring (pre → post)
 -------------------
-* oscillator: excitatory E (60 %) and inhibitory I cells; E→I and I→E with probability 0.7
-  (every cell gets at least one input of the other class);
+* oscillator: excitatory E (60 %) and inhibitory I cells; E→I, I→E and E→E with probability
+  0.7 (every cell gets at least one input of the other class);
 * integrator: excitatory, recurrent with probability 0.4;
 * wta: inhibitory cells, mutual inhibition with probability 0.8;
 * chain: excitatory, member k → member k+1 only (members ordered along an axis in space);
@@ -40,12 +40,17 @@ synaptic drives are
 
 with W = ``weights`` split into its positive (excitatory) and negative parts. Then
 
-* oscillator: F_i = r + A tanh((a (x_i − r) + h_i) / A), a = ρ cos θ, E←I and I←E weights
-  normalised to sum to ρ sin θ, θ = 2π f_osc / frame_rate (ρ = 1.15, A = 0.3, r = 0.4): the
-  mean field of an instance rotates by θ per frame, a limit cycle at ``osc_frequency``;
-* integrator: F_i = r + λ (x_i − r) + h_i + g u_pulse(t) with λ = 0.8 and recurrent weights
-  summing to κ = 0.16 (population leak 0.96, a 5 s time constant at 5 Hz), g = 0.2;
-* wta: e_i = [s_i + a_w x_i + h⁺_i]₊ with s_i = 0.6 cos(φ_t − ψ_i) (preferred direction ψ_i),
+* oscillator: F_i = r + A tanh((a (x_i − r) + h_i) / A) with θ = 2π f_osc / frame_rate,
+  ρ = exp(0.2226 θ) (1.15 at 0.5 Hz and 5 Hz), A = 0.3, r = 0.4, self term a = min(ρ cos θ,
+  0.9); E←E weights sum to b = 2(ρ cos θ − a), E←I to −c and I←E to +c (each normalised per
+  presynaptic class) with c = √(ρ² − (a + b) a), so that the E-I mean field [[a + b, −c],
+  [c, a]] rotates by θ per frame with gain ρ: a limit cycle at ``osc_frequency`` while each
+  cell's own deviation from its population decays (a < 1);
+* integrator: F_i = r + λ (x_i − r) + h_i + g u_pulse(t), r = 0.05, recurrent weights summing
+  to κ, λ + κ = exp(−1 / (5 s · frame_rate)) (0.96 at 5 Hz; λ = 5/6 of it), g = 0.2, pulses
+  at 0.25 Hz;
+* wta: e_i = [s_i + a_w x_i + h⁺_i]₊ with s_i = 0.6 cos(φ_t − ψ_i) (preferred directions ψ_i
+  spread evenly around the circle in each instance; φ_t jumps at 1.5 Hz),
   F_i = (1 − γ) x_i + γ e_i² / (σ_w² + e_i² + h⁻_i), a_w = 0.5, γ = 0.5, σ_w = 0.25;
 * chain: F_i = sigmoid(β (h_i + s_i)), β = 8, threshold 0.5 for members (weight 1 from the
   previous member), the head driven by a flicker channel (threshold 0.8): each member repeats

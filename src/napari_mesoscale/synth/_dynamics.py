@@ -22,8 +22,8 @@ def make_stimulus(rng: np.random.Generator, n_frames: int, cfg: dict) -> np.ndar
     """Stimulus (T, 6): two sparse pulse trains, a jumping direction (cos, sin), two flickers."""
     t = n_frames
     u = np.zeros((t, len(STIMULUS_NAMES)))
-    u[:, 0:2] = rng.random((t, 2)) < cfg["pulse_rate"]
-    jumps = rng.random(t) < cfg["dir_jump"]
+    u[:, 0:2] = rng.random((t, 2)) < cfg["pulse_prob"]
+    jumps = rng.random(t) < cfg["dir_jump_prob"]
     jumps[0] = True
     angles = rng.uniform(0, 2 * np.pi, size=t)
     phi = angles[np.maximum.accumulate(np.where(jumps, np.arange(t), 0))]

@@ -74,9 +74,9 @@ def build_wiring(
     is_e_pre = la < ne
     is_e_post = lb < ne
     keep = np.zeros(len(pre), dtype=bool)
-    # oscillator: E -> I and I -> E
+    # oscillator: E -> I, I -> E and E -> E
     osc = mt == OSC
-    keep |= osc & (is_e_pre != is_e_post) & (u < cfg["p_osc"])
+    keep |= osc & (is_e_pre | is_e_post) & (u < cfg["p_osc"])
     # integrator: random recurrent excitation
     keep |= (mt == INT) & (u < cfg["p_int"])
     # winner-take-all: dense mutual inhibition
@@ -132,9 +132,17 @@ def build_wiring(
     # dynamical weights
     w = np.zeros(len(pre))
     mt_post = motif_of[post]
-    # oscillator and integrator: in-degree-normalised (mean-field) coupling, ∝ synapse count
-    for code, gain in ((OSC, cfg["osc_coupling"]), (INT, cfg["int_coupling"])):
-        sel = within & (mt_post == code)
+    # oscillator and integrator: in-degree-normalised (mean-field) coupling, ∝ synapse count;
+    # oscillator inputs are normalised per presynaptic class (E->E, I->E, E->I)
+    osc_w = within & (mt_post == OSC)
+    exc_pre = sign[pre] > 0
+    exc_post = sign[post] > 0
+    for sel, gain in (
+        (osc_w & exc_pre & exc_post, cfg["osc_ee"]),
+        (osc_w & ~exc_pre, cfg["osc_coupling"]),
+        (osc_w & exc_pre & ~exc_post, cfg["osc_coupling"]),
+        (within & (mt_post == INT), cfg["int_coupling"]),
+    ):
         tot = np.bincount(post[sel], weights=count[sel], minlength=n)
         w[sel] = gain * count[sel] / tot[post[sel]]
     sel = within & (mt_post == WTA)

@@ -48,12 +48,14 @@ SLAB_VOXELS = 2**23
 #: fixed constants of the dynamics (the knobs that matter are arguments of make_toy_brain)
 DYNAMICS_DEFAULTS: dict[str, float] = {
     "osc_rest": 0.4,
-    "osc_radius": 1.15,  # ρ: per-frame gain of the E-I rotation (> 1: limit cycle by tanh)
+    # ρ = exp(g θ): gain of the E-I rotation per frame (> 1: a limit cycle bounded by tanh);
+    # g per radian keeps the growth per cycle, so the frequency holds at any frame rate
+    "osc_growth_per_radian": 0.2226,  # ρ = 1.15 at 0.5 Hz and 5 Hz
     "osc_amp": 0.3,  # A: tanh saturation of the oscillator
     "osc_exc_fraction": 0.6,
+    "osc_self_max": 0.9,
     "int_rest": 0.05,
-    "int_self": 0.8,  # λ_s
-    "int_coupling": 0.16,  # κ: recurrent excitation (population leak λ_s + κ = 0.96)
+    "int_tau_s": 5.0,  # population leak λ_s + κ = exp(-1 / (τ frame_rate)); λ_s = 5/6 of it
     "int_gain": 0.2,  # g: pulse gain
     "wta_self": 0.5,
     "wta_bias": 0.0,
@@ -74,8 +76,8 @@ DYNAMICS_DEFAULTS: dict[str, float] = {
     "inter_length": 20.0,  # µm, length scale of between-instance wiring
     "inter_degree": 1.5,  # mean between-instance out-degree
     "inter_weight": 0.01,  # coupling per synapse between instances (weak)
-    "pulse_rate": 0.05,
-    "dir_jump": 0.3,
+    "pulse_rate_hz": 0.25,  # pulse trains: events per second
+    "dir_jump_hz": 1.5,  # jumps of the direction stimulus per second
     "flicker_ar": 0.3,
     "burn_in": 100,
     "calcium_amplitude": 0.1,  # dF/F per spike at the kernel's peak
@@ -535,7 +537,7 @@ def make_toy_brain(
     diam = d_soma * rng_layout.uniform(0.9, 1.1, size=n)
     dmax = float(diam.max())
     extent = (np.asarray(shp) - 1) * vs
-    margin = dmax / 2 + max(1.0, float(vs.max()))
+    margin = dmax / 2 + 1.0  # every soma at least 1 µm inside the volume
     box_lo = np.full(3, margin)
     box_hi = extent - margin
     if np.any(box_hi <= box_lo):
@@ -588,9 +590,21 @@ def make_toy_brain(
     report("wiring")
     t0 = time.perf_counter()
     theta = 2 * np.pi * f_osc / fr
-    rho = cfg["osc_radius"]
-    cfg["osc_self"] = rho * np.cos(theta)
-    cfg["osc_coupling"] = rho * np.sin(theta)
+    rho = float(np.exp(cfg["osc_growth_per_radian"] * theta))
+    cfg["osc_radius"] = rho
+    # E-I population map [[A_E, -c], [c, a]] has eigenvalues ρ e^{±iθ}; every neuron's own
+    # deviation decays with its self term a = min(ρ cos θ, 0.9) < 1 (E->E recurrence b makes up
+    # the rest of the E population's diagonal A_E = a + b)
+    a_self = min(rho * np.cos(theta), cfg["osc_self_max"])
+    a_pop_e = 2 * rho * np.cos(theta) - a_self
+    cfg["osc_self"] = a_self
+    cfg["osc_ee"] = a_pop_e - a_self
+    cfg["osc_coupling"] = float(np.sqrt(rho**2 - a_pop_e * a_self))
+    lam_pop = float(np.exp(-1.0 / (cfg["int_tau_s"] * fr)))
+    cfg["int_self"] = lam_pop * 5.0 / 6.0
+    cfg["int_coupling"] = lam_pop / 6.0
+    cfg["pulse_prob"] = min(1.0, cfg["pulse_rate_hz"] / fr)
+    cfg["dir_jump_prob"] = min(1.0, cfg["dir_jump_hz"] / fr)
     rng_wire = np.random.default_rng([seed, 2])
     wiring = build_wiring(rng_wire, pos, starts, sizes, code_inst, n_exc, sign_sorted, inst_of, cfg)
     # global random relabelling of neurons and instances, so ids carry no structure
@@ -637,6 +651,14 @@ def make_toy_brain(
     i = code == OSC
     rest[i] = cfg["osc_rest"]
     self_coef[i] = cfg["osc_self"]
+    # an E cell without E->E input (a lone E cell) carries the E population's diagonal itself
+    has_ee = np.zeros(n, dtype=bool)
+    ee = (
+        (code[post] == OSC) & (sign[pre] > 0) & (sign[post] > 0) & (instance[pre] == instance[post])
+    )
+    has_ee[post[ee]] = True
+    lone_e = i & (sign > 0) & ~has_ee
+    self_coef[lone_e] = cfg["osc_self"] + cfg["osc_ee"]
     i = code == INT
     rest[i] = cfg["int_rest"]
     self_coef[i] = cfg["int_self"]
