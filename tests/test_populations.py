@@ -86,9 +86,9 @@ def test_mesoscopic_rates_close_to_microscopic():
 def test_uncoupled_renewal_rate_micro_equals_meso():
     """Without coupling and adaptation both models are the same renewal process."""
     p = two_population_params().copy(w=np.zeros((2, 2)), J_theta=np.zeros(2))
-    micro = simulate_gif_network(p, 2.0, 2e-4, np.zeros(2), seed=2, n_trials=2)
+    micro = simulate_gif_network(p, 1.5, 2e-4, np.zeros(2), seed=2, n_trials=2)
     meso = MesoscopicModel(p, 1e-3).simulate(np.zeros((3000, 2)), seed=2)
-    r_micro, r_meso = micro.rates(0.5), meso.rates(1.0)
+    r_micro, r_meso = micro.rates(0.3), meso.rates(1.0)
     assert np.all(np.abs(r_micro / r_meso - 1) < 0.05), (r_micro, r_meso)
 
 
@@ -174,7 +174,7 @@ def test_fit_recovers_four_weights_within_10_percent(meso_data):
         fit=("w",),
         K=K_FAST,
         n_restarts=2,
-        n_iter=30,
+        n_iter=20,
         lr=0.05,
         lr_final=0.005,
         polish_steps=3,
