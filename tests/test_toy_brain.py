@@ -456,3 +456,41 @@ def test_lazy_em_matches_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     assert np.array_equal(lazy.em.compute(), eager.em)
     assert np.array_equal(lazy.em_labels.compute(), eager.em_labels)
     assert np.array_equal(lazy.em[9:23].compute(), eager.em[9:23])
+
+
+def test_dynamics_use_the_weights_and_noise_level(brain: ToyBrain) -> None:
+    d = brain.dynamics
+    assert abs(d.wt_exc - d.wt_inh - brain.weights.T.tocsr()).max() < 1e-12
+    assert brain.params["noise_std"] == brain.noise_std == d.noise_std
+    # without process noise the next state is exactly the map of the current one
+    b = make_toy_brain(60, n_frames=50, shape=None, render=None, em=False, noise_std=0.0, seed=9)
+    pred = b.one_step()[:-1]
+    assert np.abs(pred - b.activity[1:]).max() < 1e-5
+    # the map depends on the partners' states: silencing presynaptic cells changes it
+    x = b.activity[10].astype(float).copy()
+    strength = np.abs(b.weights).sum(0).A1 * (b.neurons["role"] == "integrator").to_numpy()
+    post = int(np.argmax(strength))
+    pre = b.weights[:, post].nonzero()[0]
+    x2 = x.copy()
+    x2[pre] = 0.0
+    f1 = b.dynamics.mean_map(x, b.stimulus[10])[post]
+    f2 = b.dynamics.mean_map(x2, b.stimulus[10])[post]
+    assert abs(f1 - f2) > 1e-3
+
+
+def test_oscillator_frequency_holds_at_other_frame_rates() -> None:
+    for fr in (2.0, 10.0):
+        b = make_toy_brain(
+            120,
+            n_frames=800,
+            shape=None,
+            frame_rate=fr,
+            motif_types=("oscillator",),
+            render=None,
+            em=False,
+            seed=1,
+        )
+        x = b.activity.astype(float)
+        f = np.fft.rfftfreq(len(x), 1 / fr)
+        p = (np.abs(np.fft.rfft(x - x.mean(0), axis=0)) ** 2).mean(1)
+        assert abs(f[1:][np.argmax(p[1:])] - 0.5) < 0.1
