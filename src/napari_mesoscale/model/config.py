@@ -21,6 +21,8 @@ class ModelConfig:
     gather_radius : radius (µm) of the local gather used without a connectome, and of the
         neighbourhood used to initialise the assignment; ``None`` = rf_diameter / 4.
     max_neighbors : at most this many gather neighbours per neuron (O(N * max_neighbors)).
+    normalise : ``"global"`` (one mean and scale for the whole recording, so that a motif is
+        the same function for every neuron; default) or ``"neuron"`` (z-score every neuron).
 
     Training
     --------
@@ -73,6 +75,7 @@ class ModelConfig:
     activations: tuple[str, ...] = ACTIVATIONS
     gather_radius: float | None = None
     max_neighbors: int = 16
+    normalise: str = "global"
 
     epochs: int = 60
     batch_frames: int = 32

@@ -16,11 +16,15 @@ from torch import nn
 
 from napari_mesoscale.model.network import ACTIVATIONS, BasisBank
 
-#: Names of the per-evaluation input features, in order (stimulus channels follow).
+#: Names of the per-evaluation input features, in order. The stimulus enters through a learned
+#: per-neuron projection ("stimulus_drive" = G_i . u_t, like a synaptic weight per channel),
+#: shared by all filters so that it gives no filter an advantage.
 FEATURES: tuple[str, ...] = (
     "self",
     "drive",
     "drive_rectified",
+    "drive_squared",
+    "stimulus_drive",
     "context",
     "context_rectified",
     "rel_z",
@@ -82,6 +86,7 @@ class MesoscaleNet(nn.Module):
         activations: tuple[str, ...] = ACTIVATIONS,
         logits_init: torch.Tensor | None = None,
         edge_weight_init: torch.Tensor | None = None,
+        stim_weight_init: torch.Tensor | None = None,
         shared_field_logits: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -89,7 +94,7 @@ class MesoscaleNet(nn.Module):
         n, lm = candidates.shape
         b = n_filters
         self.n_neurons, self.n_fields, self.n_filters, self.n_stimulus = n, n_fields, b, n_stimulus
-        self.n_features = len(FEATURES) + n_stimulus
+        self.n_features = len(FEATURES)
         mask = candidates >= 0
         self.register_buffer("cmask", mask)
         self.register_buffer("cand", candidates.clamp(min=0).long())
@@ -105,6 +110,12 @@ class MesoscaleNet(nn.Module):
             self.field_logits = nn.Parameter(torch.zeros(n_fields, b))
         else:
             self.register_buffer("field_logits", torch.zeros(n_fields, b))
+        self.stim_weight = nn.Parameter(
+            torch.zeros(n, max(n_stimulus, 1))
+            if stim_weight_init is None
+            else stim_weight_init.float().clone()
+        )
+        self.neuron_bias = nn.Parameter(torch.zeros(n))
         e = edges.shape[1]
         if edge_weight_init is None:
             edge_weight_init = torch.zeros(e)
@@ -164,13 +175,18 @@ class MesoscaleNet(nn.Module):
         return slot, field, filt
 
     # ------------------------------------------------------------------ forward
-    def drive(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Synaptic (or local gather) drive on existing edges only: (T, N) twice."""
+    def drive(self, z: torch.Tensor) -> torch.Tensor:
+        """Synaptic (or local gather) drive on existing edges only: (T, N, 3).
+
+        Channels: sum_k w_ki x_k, sum_k w_ki relu(x_k), sum_k w_ki x_k^2 — one learned weight
+        per existing edge, shared by the three presynaptic nonlinearities.
+        """
         zp = z[:, self.pre]
         w = self.edge_weight
-        lin = torch.zeros_like(z).index_add_(1, self.post, zp * w)
-        rect = torch.zeros_like(z).index_add_(1, self.post, torch.relu(zp) * w)
-        return lin, rect
+        phi = torch.stack([zp, torch.relu(zp), zp * zp], dim=-1) * w[None, :, None]
+        return torch.zeros(*z.shape, 3, dtype=phi.dtype, device=z.device).index_add_(
+            1, self.post, phi
+        )
 
     def context(self, z: torch.Tensor, pi: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """Assignment-weighted mean of (z, relu z) over each domain, gathered back (T,N,K,B,2)."""
@@ -220,23 +236,26 @@ class MesoscaleNet(nn.Module):
         cand = self.cand.gather(1, slots.reshape(n, -1)).reshape(n, k, b)
         relpos = self.relpos[torch.arange(n, device=z.device)[:, None, None], slots]
         q = cand * b + bidx
-        d_lin, d_rect = self.drive(z)
-        ctx = self.context(z, pi, q)
-        neuron = torch.stack([z, d_lin, d_rect], dim=-1)  # (T, N, 3)
-        parts = [
-            neuron[:, :, None, None, :].expand(t, n, k, b, 3),
-            ctx,
-            relpos[None].expand(t, n, k, b, 3),
-        ]
+        drive = self.drive(z)
         if self.n_stimulus:
             if u is None:
                 raise ValueError("this model was fitted with a stimulus; pass stimulus=")
-            parts.append(u[:, None, None, None, :].expand(t, n, k, b, self.n_stimulus))
+            s_drive = u @ self.stim_weight.T  # (T, N)
+        else:
+            s_drive = torch.zeros_like(z)
+        ctx = self.context(z, pi, q)
+        neuron = torch.cat([z[..., None], drive, s_drive[..., None]], dim=-1)  # (T, N, 5)
+        parts = [
+            neuron[:, :, None, None, :].expand(t, n, k, b, 5),
+            ctx,
+            relpos[None].expand(t, n, k, b, 3),
+        ]
         f = torch.cat(parts, dim=-1)  # (T, N, K, B, F)
         gain = 1.0 + self.pre_gain[cand, bidx]  # (N, K, B, F)
         off = self.pre_offset[cand, bidx]
         out = self.bank(f * gain + off)  # (T, N, K, B)
         out = out * (1.0 + self.post_gain[cand, bidx]) + self.post_offset[cand, bidx]
+        out = out + self.neuron_bias[:, None, None]
         pred = (out * pi).sum(dim=(-1, -2))
         return out, pred
 

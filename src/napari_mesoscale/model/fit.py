@@ -371,10 +371,19 @@ def fit_mesoscale(
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(train, axis=0)
-        std = np.nanstd(train, axis=0)
-    std = np.where(std > 1e-12, std, 1.0)
+        mean_n = np.nanmean(train, axis=0)
+        std_n = np.nanstd(train, axis=0)
+    std_n = np.where(std_n > 1e-12, std_n, 1.0)
+    if cfg.normalise == "neuron":
+        mean, std = mean_n, std_n
+    elif cfg.normalise == "global":
+        g_std = float(np.nanstd(train))
+        mean = np.full(n, float(np.nanmean(train)))
+        std = np.full(n, g_std if g_std > 1e-12 else 1.0)
+    else:
+        raise ValueError(f"normalise must be 'global' or 'neuron'; got {cfg.normalise!r}")
     z = np.where(finite, (activity - mean) / std, 0.0)
+    zn = np.where(finite, (activity - mean_n) / std_n, 0.0)  # per-neuron, for features
     if stim is not None:
         s_mean, s_std = stim[tr0:tr1].mean(0), stim[tr0:tr1].std(0)
         s_std = np.where(s_std > 1e-12, s_std, 1.0)
@@ -403,9 +412,10 @@ def fit_mesoscale(
     )
 
     # ---------------------------------------------------------------- initialisation
-    ztr = z[tr0:tr1]
+    ztr = zn[tr0:tr1]
     utr = None if u_all is None else u_all[tr0:tr1]
     ridge = per_neuron_ridge(ztr, edges, utr)
+    ridge_model = ridge if cfg.normalise == "neuron" else per_neuron_ridge(z[tr0:tr1], edges, utr)
     corr = neighbour_correlation(ztr, spatial)
     pos_w = np.clip(corr, 0, None)
     gen = torch.Generator().manual_seed(int(seed))
@@ -455,7 +465,10 @@ def fit_mesoscale(
         depth=cfg.depth,
         activations=tuple(cfg.activations),
         logits_init=logits0,
-        edge_weight_init=torch.as_tensor(ridge["edge"], dtype=torch.float32),
+        edge_weight_init=torch.as_tensor(ridge_model["edge"], dtype=torch.float32),
+        stim_weight_init=None
+        if stim is None
+        else torch.as_tensor(ridge_model["stimulus"], dtype=torch.float32),
         shared_field_logits=cfg.shared_field_logits,
         generator=gen,
     )

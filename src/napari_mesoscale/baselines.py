@@ -1,0 +1,24 @@
+"""Forecast baselines (public module): persistence, mean, ridge VAR, connectome-linear, GRU.
+
+See :mod:`napari_mesoscale.model.baselines` for the common ``fit`` / ``predict`` interface.
+"""
+
+from napari_mesoscale.model.baselines import (
+    Baseline,
+    ConnectomeLinear,
+    GRUBaseline,
+    MeanBaseline,
+    Persistence,
+    RidgeVAR,
+    default_baselines,
+)
+
+__all__ = [
+    "Baseline",
+    "ConnectomeLinear",
+    "GRUBaseline",
+    "MeanBaseline",
+    "Persistence",
+    "RidgeVAR",
+    "default_baselines",
+]
