@@ -35,6 +35,8 @@ import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("csr", "kdtree", "grid", "field_subgraphs", "node_features", "trg", "registration")
+#: The stages the target (all under 60 s and 6 GiB) is about; registration is reported beside.
+TARGET_STAGES = ("csr", "kdtree", "grid", "field_subgraphs", "node_features", "trg")
 TARGET_SECONDS = 60.0
 TARGET_GIB = 6.0
 
@@ -204,14 +206,16 @@ def run_stage(stage: str, folder: Path, repeat: int, params: dict) -> dict:
     else:
         raise ValueError(f"unknown stage {stage!r}")
     setup_rss = _rss_gib()
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         work()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
     return {
         "seconds_median": float(np.median(times)),
         "seconds": [round(t, 4) for t in times],
+        "cpu_seconds_median": float(np.median(cpu)),
         "setup_rss_gib": round(setup_rss, 3),
         "peak_rss_gib": round(_rss_gib(), 3),
         **info,
@@ -275,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     params.update(seed=0, diameter=50.0, bin_size=10, delay=3, jitter=0.5)
     output = args.output or RESULTS / ("connectome_small.json" if args.small else "connectome.json")
     results: dict = {}
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="connectome-bench-") as tmp:
         folder = Path(tmp)
         results["generate"] = _spawn("generate", folder, 1, params)
@@ -283,18 +288,23 @@ def main(argv: list[str] | None = None) -> int:
             results[stage] = _spawn(stage, folder, repeat, params)
             r = results[stage]
             print(
-                f"{stage}: {r['seconds_median']:.2f} s, peak {r['peak_rss_gib']:.2f} GiB "
+                f"{stage}: {r['seconds_median']:.2f} s (cpu {r['cpu_seconds_median']:.2f} s), "
+                f"peak {r['peak_rss_gib']:.2f} GiB "
                 f"(inputs {r['setup_rss_gib']:.2f} GiB)",
                 flush=True,
             )
-    total = sum(results[s]["seconds_median"] for s in args.stages)
+    measured = [s for s in args.stages if s in TARGET_STAGES]
+    total = sum(results[s]["seconds_median"] for s in measured)
+    total_cpu = sum(results[s]["cpu_seconds_median"] for s in measured)
     peak = max(results[s]["peak_rss_gib"] for s in args.stages)
     report = {
         "benchmark": "connectome",
         "parameters": params,
         "repeat": repeat,
         "stages": results,
-        "total_seconds_of_stages": round(total, 3),
+        "target_stages": measured,
+        "total_seconds_of_target_stages": round(total, 3),
+        "total_cpu_seconds_of_target_stages": round(total_cpu, 3),
         "max_peak_rss_gib": peak,
         "targets": {"total_seconds": TARGET_SECONDS, "peak_gib": TARGET_GIB},
         "meets_targets": bool(total < TARGET_SECONDS and peak < TARGET_GIB),
@@ -303,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "numpy": np.__version__,
+            "load_average_at_start": load_at_start,
+            "note": "shared machine: wall-clock times grow with the load; CPU times less so",
         },
         "command": "python benchmarks/connectome.py" + (" --small" if args.small else ""),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -311,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     temporary = output.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(report, indent=2))
     os.replace(temporary, output)
-    print(f"total {total:.1f} s (target {TARGET_SECONDS:g}), peak {peak:.2f} GiB -> {output}")
+    print(
+        f"target stages: {total:.1f} s (cpu {total_cpu:.1f} s; target {TARGET_SECONDS:g} s), "
+        f"peak {peak:.2f} GiB -> {output}"
+    )
     return 0
 
 

@@ -262,6 +262,10 @@ def _icp(
     """
     matrix = start
     min_pairs = 4 if transform == "affine" else 3
+    low, high = moving.min(axis=0), moving.max(axis=0)
+    corners = np.array(
+        [[h[0], h[1], h[2]] for h in itertools.product(*zip(low, high, strict=True))]
+    )
     for _ in range(n_iter):
         points = _apply(matrix, moving)
         rows, cols, distance = _pairs(points, fixed, fixed_tree, mutual)
@@ -272,9 +276,10 @@ def _icp(
         if keep.sum() < min_pairs:
             break
         updated = fit_transform(moving[rows[keep]], fixed[cols[keep]], transform)
-        change = np.abs(updated - matrix).max()
+        # largest displacement of a cell caused by the update, in µm
+        change = float(np.abs(_apply(updated, corners) - _apply(matrix, corners)).max())
         matrix = updated
-        if change < 1e-6 * max(1.0, np.abs(matrix[:3, 3]).max()):
+        if change < 1e-3 * max_distance:
             break
     points = _apply(matrix, moving)
     rows, cols, distance = _pairs(points, fixed, fixed_tree, mutual)
