@@ -140,3 +140,17 @@ def test_bad_connectome_and_cancel():
         transmission_response_graphs(
             connectome, activity, bin_size=5, delay=2, callback=lambda info: False
         )
+
+
+def test_dask_activity_is_read_in_chunks_with_the_same_result():
+    import dask.array as da
+
+    connectome = small_connectome(seed=2)
+    activity = np.random.default_rng(3).normal(size=(300, connectome.n_neurons))
+    lazy = da.from_array(activity.astype(np.float32), chunks=(50, connectome.n_neurons))
+    eager = transmission_response_graphs(
+        connectome, activity.astype(np.float32), bin_size=7, delay=2
+    )
+    chunked = transmission_response_graphs(connectome, lazy, bin_size=7, delay=2)
+    np.testing.assert_array_equal(chunked.edge_ids, eager.edge_ids)
+    np.testing.assert_array_equal(chunked.offsets, eager.offsets)
