@@ -142,6 +142,8 @@ def test_synapses_without_positions_sit_between_somata_and_string_ids_work():
         (lambda n, s: (n.assign(sign=["maybe"] * len(n)), s), "not a sign"),
         (lambda n, s: (n, s.drop(columns="post")), r"synapses table lacks column\(s\) \['post'\]"),
         (lambda n, s: (n.assign(z=["deep"] * len(n)), s), "must be numbers in µm"),
+        (lambda n, s: (n, s.assign(pre="x" + s["pre"].astype(str))), "use the same id type"),
+        (lambda n, s: (n, s.assign(pre=s["pre"] + 0.5)), "not whole numbers"),
     ],
 )
 def test_bad_tables_are_refused_with_rows_named(change, message):

@@ -202,8 +202,15 @@ class Connectome:
                     raise ValueError(
                         f"synapses '{name}' ids are not whole numbers in {rows_text(bad)}."
                     )
-            pre_values = pre_values.astype(np.int64, copy=False)
-            post_values = post_values.astype(np.int64, copy=False)
+            try:
+                pre_values = pre_values.astype(np.int64, copy=False)
+                post_values = post_values.astype(np.int64, copy=False)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    "neuron ids are integers but the synapses' pre/post columns are not "
+                    f"(dtypes {synapses['pre'].dtype}, {synapses['post'].dtype}); use the same "
+                    "id type in both tables."
+                ) from None
         pre_index = _id_lookup(ids, pre_values)
         post_index = _id_lookup(ids, post_values)
         unknown = np.flatnonzero((pre_index < 0) | (post_index < 0))
