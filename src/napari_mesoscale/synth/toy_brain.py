@@ -39,7 +39,7 @@ EAGER_MOVIE_BYTES = 512 * 2**20
 #: from this many neurons on, render="auto" makes no movie
 AUTO_NO_MOVIE_NEURONS = 20000
 #: label volumes with more voxels than this stay lazy (dask)
-EAGER_LABEL_VOXELS = 2**27
+EAGER_LABEL_VOXELS = 2**26
 #: EM volumes with more voxels than this stay lazy (dask, rendered slab by slab)
 EAGER_EM_VOXELS = 2**27
 #: voxels per z-slab of the lazy label and EM volumes
