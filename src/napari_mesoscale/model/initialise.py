@@ -113,7 +113,8 @@ def per_neuron_ridge(
             cols += [np.broadcast_to(stimulus[:-1, k : k + 1], xi.shape) for k in range(s)]
         design = np.stack(cols, axis=-1)  # (T-1, m, 4+S)
         tab = table[sl]
-        pre = np.where(tmask[sl], edges[0][np.clip(tab, 0, None)], 0)
+        src = edges[0] if edges.shape[1] else np.zeros(1, dtype=np.int64)
+        pre = np.where(tmask[sl], src[np.clip(tab, 0, None)], 0)
         neigh = x0[:, pre] * tmask[sl][None]  # (T-1, m, kin)
         design = np.concatenate([design, neigh], axis=-1).astype(np.float64)
         gram = np.einsum("tmp,tmq->mpq", design, design)

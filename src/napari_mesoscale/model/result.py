@@ -28,7 +28,7 @@ def package_versions() -> dict[str, str]:
         from napari_mesoscale import __version__ as ours
     except Exception:  # pragma: no cover
         ours = "unknown"
-    return {
+    out = {
         "napari_mesoscale": ours,
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -37,6 +37,7 @@ def package_versions() -> dict[str, str]:
         "torch": torch.__version__,
         "scikit-learn": sklearn.__version__,
     }
+    return {k: str(v) for k, v in out.items()}
 
 
 @torch.no_grad()

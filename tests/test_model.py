@@ -1,0 +1,190 @@
+"""Tests of the mesoscale model on small toy brains (real numbers against ground truth)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from napari_mesoscale.evaluate import evaluate_forecast, recovery_scores
+from napari_mesoscale.model import FitCancelled, MesoscaleFit, ModelConfig, fit_mesoscale
+from napari_mesoscale.synth import make_toy_brain
+
+torch.set_num_threads(1)
+
+FAST = {"batch_frames": 32, "rollout": 2, "patience": 100}
+
+
+@pytest.fixture(scope="module")
+def brain():
+    return make_toy_brain(n_neurons=150, n_frames=400, render=None, em=False, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fitted(brain):
+    return fit_mesoscale(
+        brain.activity,
+        brain.positions,
+        connectome=brain.adjacency,
+        stimulus=brain.stimulus,
+        epochs=12,
+        seed=0,
+        **FAST,
+    )
+
+
+def _test_mse(pred, x, fit):
+    t0, t1 = fit.blocks["test"]
+    frames = slice(t0 + 1, t1)
+    return evaluate_forecast(pred, x, frames=frames)[1]["mse"]
+
+
+def test_fit_beats_persistence_and_recovers_motifs(brain, fitted):
+    x = brain.activity
+    pred = fitted.predict(x, stimulus=brain.stimulus)
+    assert pred.shape == x.shape
+    assert np.isnan(pred[0]).all() and np.isfinite(pred[1:]).all()
+    persistence = np.full_like(x, np.nan)
+    persistence[1:] = x[:-1]
+    mse_model = _test_mse(pred, x, fitted)
+    mse_persist = _test_mse(persistence, x, fitted)
+    assert mse_model < 0.5 * mse_persist
+    rec = recovery_scores(fitted, brain.motif, brain.instance)
+    assert rec["motif_ari"] > 0.7, rec
+    assert rec["domain_ari"] > 0.6, rec
+    # labels, confidence, tables
+    n = brain.n_neurons
+    assert fitted.domain_labels.shape == (n,) and fitted.motif_labels.shape == (n,)
+    assert fitted.confidence.shape == (n,)
+    assert np.all((fitted.confidence >= 0) & (fitted.confidence <= 1))
+    assert set(fitted.domains.columns) >= {"domain", "motif", "size", "local_loss"}
+    assert fitted.domains["size"].sum() == n
+    assert len(fitted.history) == 12 and "val_loss" in fitted.history
+    assert fitted.n_params < n * n  # fewer than a dense autoregression
+
+
+def test_free_running_prediction(brain, fitted):
+    x = brain.activity
+    p8 = fitted.predict(x, steps=8, stimulus=brain.stimulus)
+    assert np.isnan(p8[:8]).all() and np.isfinite(p8[8:]).all()
+    s = evaluate_forecast({1: fitted.predict(x, stimulus=brain.stimulus), 8: p8}, x)
+    assert s[8]["mse"] > s[1]["mse"]  # errors grow with the horizon
+    mean_mse = np.nanmean((x - x.mean(0)) ** 2)
+    assert s[8]["mse"] < 2 * mean_mse  # and stay bounded
+
+
+def test_save_load_round_trip(tmp_path, brain, fitted):
+    path = fitted.save(tmp_path / "fit.pt")
+    assert path.exists() and (tmp_path / "fit.pt.json").exists()
+    again = MesoscaleFit.load(path)
+    x = brain.activity[:60]
+    np.testing.assert_array_equal(
+        fitted.predict(x, stimulus=brain.stimulus[:60]),
+        again.predict(x, stimulus=brain.stimulus[:60]),
+    )
+    np.testing.assert_array_equal(fitted.domain_labels, again.domain_labels)
+    assert again.config == fitted.config
+    import json
+
+    meta = json.loads((tmp_path / "fit.pt.json").read_text())
+    assert meta["seed"] == 0 and "torch" in meta["versions"] and meta["format_version"] == 1
+
+
+def _small():
+    b = make_toy_brain(n_neurons=60, n_frames=160, render=None, em=False, seed=1)
+    return b
+
+
+def test_deterministic_on_cpu():
+    b = _small()
+    kw = dict(epochs=3, seed=5, device="cpu", **FAST)
+    f1 = fit_mesoscale(b.activity, b.positions, **kw)
+    f2 = fit_mesoscale(b.activity, b.positions, **kw)
+    np.testing.assert_array_equal(f1.predict(b.activity), f2.predict(b.activity))
+
+
+def test_resume_continues_from_checkpoint(tmp_path):
+    b = _small()
+    kw = dict(seed=2, device="cpu", **FAST)
+    full = fit_mesoscale(b.activity, b.positions, epochs=4, **kw)
+
+    def stop_after_two(info):
+        return not (info["stage"] == "epoch" and info["epoch"] == 1)
+
+    part = fit_mesoscale(
+        b.activity, b.positions, epochs=4, checkpoint_dir=tmp_path, callback=stop_after_two, **kw
+    )
+    assert part.stopped == "cancelled"
+    assert (tmp_path / "checkpoint.pt").exists()
+    resumed = fit_mesoscale(
+        b.activity, b.positions, epochs=4, checkpoint_dir=tmp_path, resume=True, **kw
+    )
+    assert len(resumed.history) == 4
+    np.testing.assert_allclose(
+        resumed.predict(b.activity)[1:], full.predict(b.activity)[1:], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_cancel_stops_cleanly():
+    b = _small()
+    calls = []
+
+    def cancel(info):
+        calls.append(info)
+        if info["step"] >= 1:
+            raise FitCancelled
+
+    fit = fit_mesoscale(b.activity, b.positions, epochs=50, callback=cancel, **FAST)
+    assert fit.stopped == "cancelled"
+    assert len(calls) == 2 and calls[0]["epoch"] == 0
+    assert {"prediction", "local", "entropy", "complexity", "interface"} <= set(calls[0]["losses"])
+    assert fit.domain_labels.shape == (60,)
+
+
+def test_nan_masked_and_connectome_forms():
+    b = _small()
+    x = b.activity.copy()
+    rng = np.random.default_rng(0)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    fit = fit_mesoscale(x, b.positions, connectome=sp.csr_matrix(b.adjacency), epochs=3, **FAST)
+    pred = fit.predict(x)
+    assert np.isfinite(pred[1:]).all()
+    assert np.isfinite(fit.scores["test_mse"])
+
+
+def test_bad_input():
+    b = _small()
+    x, pos = b.activity, b.positions
+    with pytest.raises(ValueError, match="positions has"):
+        fit_mesoscale(x, pos[:-1], epochs=1)
+    with pytest.raises(ValueError, match="too few time points"):
+        fit_mesoscale(x[:12], pos, epochs=1)
+    with pytest.raises(ValueError, match=r"\(T, N\)"):
+        fit_mesoscale(x[:, 0], pos, epochs=1)
+    bad = x.copy()
+    bad[:, 3] = np.nan
+    with pytest.raises(ValueError, match="fewer than 2 finite"):
+        fit_mesoscale(bad, pos, epochs=1)
+    bad = x.copy()
+    bad[5, 2] = np.inf
+    with pytest.raises(ValueError, match="inf"):
+        fit_mesoscale(bad, pos, epochs=1)
+    with pytest.raises(ValueError, match="connectome adjacency has shape"):
+        fit_mesoscale(x, pos, connectome=sp.eye(5, format="csr"), epochs=1)
+    with pytest.raises(ValueError, match="unknown model option"):
+        fit_mesoscale(x, pos, epochs=1, not_an_option=3)
+
+
+def test_grid_without_field_warns():
+    b = _small()
+    with pytest.warns(UserWarning, match="no receptive field"):
+        fit = fit_mesoscale(
+            b.activity, b.positions, rf_diameter=20.0, stride=30.0, epochs=1, **FAST
+        )
+    assert fit.field_labels.shape == (60,)
+
+
+def test_config_round_trip():
+    cfg = ModelConfig(n_filters=3, hidden=5)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
