@@ -233,6 +233,10 @@ def test_baseline_one_step_prediction_beats_persistence(meso_data):
     err_mean = np.mean((A[:4000].mean(0) - target)[500:] ** 2)
     assert np.isnan(pred[-1]).all()
     assert err_model < 0.6 * err_persist and err_model < err_mean
+    # several steps ahead: the model runs on its own expected counts
+    pred3 = base.predict(A[4000:4040], steps=3, input=I_ext[4000:4040])
+    assert pred3.shape == (40, 2) and np.isnan(pred3[-3:]).all()
+    assert np.all(np.isfinite(pred3[:-3])) and np.all(pred3[:-3] >= 0)
 
 
 # ----------------------------------------------------------------------------- validation
