@@ -505,8 +505,10 @@ class MesoscopicModel:
         th = thf_sa + th_base
         du = P["delta_u"][:, None, None]
         lam = P["c"][:, None, None] * torch.exp((u - th) / du) * active.T[:, None, :]
+        del u, th, h_sa, thf_sa  # free memory early (matters for long, no-grad passes)
         lam_prev = torch.cat([torch.zeros(M, R, 1, dtype=DTYPE), lam[:, :, :-1]], dim=-1)
         xx = 0.5 * dt * (lam + lam_prev)  # (M, R, K) -log survival per step
+        del lam, lam_prev
         Pl = -torch.expm1(-xx)
         Lc = -torch.cumsum(xx, dim=-1)  # log survival after ages 1..K  (= L_{a+1})
         L_start = torch.cat([torch.zeros(M, R, 1, dtype=DTYPE), Lc[:, :, :-1]], dim=-1)  # L_a
@@ -518,6 +520,7 @@ class MesoscopicModel:
         logP = torch.log(Pl.clamp_min(1e-200))
         term = logP - L_start + 2 * xx
         lc = torch.logcumsumexp(term, dim=-1)
+        del term, logP
         lc_excl = torch.cat([torch.full((M, R, 1), -math.inf, dtype=DTYPE), lc[:, :, :-1]], -1)
         v = n_coh[:, :, None] * torch.exp((2 * L_start + lc_excl).clamp_min(-600.0))
         v_out = n_coh * torch.exp((2 * Lc[:, :, -1] + lc[:, :, -1]).clamp_min(-600.0))
@@ -526,6 +529,7 @@ class MesoscopicModel:
         tidx = (torch.arange(R)[:, None] + torch.arange(1, K + 1)[None, :]).reshape(-1)
         stacked = torch.stack([Pl * m, m, Pl * v, v], dim=0).reshape(4 * M, R * K)
         sums = torch.zeros(4 * M, L, dtype=DTYPE).index_add(1, tidx, stacked)
+        del stacked, v, m, Pl
         sums = sums.reshape(4, M, L)[:, :, K : K + (t1 - t_init)]  # times t_init .. t1-1
         W, X, Y, Z = sums[0], sums[1], sums[2], sums[3]  # (M, nt)
         nt = t1 - t_init
