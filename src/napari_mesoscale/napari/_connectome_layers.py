@@ -67,7 +67,7 @@ def neuron_points(build: Any, *, size: float | None = None) -> LayerDataTuple:
 
 
 def synapse_points(
-    connectome: Any, *, max_points: int = 200_000, size: float = 1.5
+    connectome: Any, *, max_points: int = 200_000, size: float = 1.0
 ) -> LayerDataTuple:
     """Synapses as small Points (a random subsample beyond ``max_points``)."""
     total = connectome.n_synapses
@@ -82,7 +82,7 @@ def synapse_points(
         size=size,
         face_color="white",
         border_width=0,
-        opacity=0.6,
+        opacity=0.35,
         metadata={"n_synapses_total": total, "n_shown": int(rows.size), "units": "µm"},
     )
 
