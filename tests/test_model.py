@@ -51,8 +51,8 @@ def test_fit_beats_persistence_and_recovers_motifs(brain, fitted):
     mse_persist = _test_mse(persistence, x, fitted)
     assert mse_model < 0.5 * mse_persist
     rec = recovery_scores(fitted, brain.motif, brain.instance)
-    assert rec["motif_ari"] > 0.7, rec
-    assert rec["domain_ari"] > 0.6, rec
+    assert rec["motif_ari"] > 0.85, rec  # measured 1.00 (seed 3, 12 epochs)
+    assert rec["domain_ari"] > 0.8, rec  # measured 1.00
     # labels, confidence, tables
     n = brain.n_neurons
     assert fitted.domain_labels.shape == (n,) and fitted.motif_labels.shape == (n,)

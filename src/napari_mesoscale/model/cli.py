@@ -1,0 +1,167 @@
+"""``napari-mesoscale fit``: fit the mesoscale model from files and write the results.
+
+Writes into ``--output``: ``fit.pt`` (+ ``fit.pt.json``: parameters, seed, package versions),
+``neurons.csv`` (neuron, domain, motif, field, confidence), ``domains.csv``, ``filters.csv``,
+``history.csv`` and ``predicted.npy`` (one-step predictions, (T, N), first row NaN).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["configure", "read_matrix", "read_positions", "run"]
+
+
+def read_matrix(path: str | os.PathLike, what: str = "activity") -> np.ndarray:
+    """A (T, N) matrix from .npy, .csv or .parquet (columns = neurons; a ``time`` or
+    ``frame`` column is dropped)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.asarray(np.load(path), dtype=float)
+    if suffix in (".csv", ".parquet", ".pq"):
+        table = pd.read_parquet(path) if suffix != ".csv" else pd.read_csv(path)
+        table = table.drop(columns=[c for c in ("time", "frame", "t") if c in table.columns])
+        return table.to_numpy(dtype=float)
+    raise ValueError(f"{what} {path.name}: unknown file type; use .npy, .csv or .parquet.")
+
+
+def read_positions(path: str | os.PathLike) -> np.ndarray:
+    """(N, 3) positions in µm from .npy or a table with columns z, y, x."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        if not path.exists():
+            raise FileNotFoundError(f"positions file not found: {path}")
+        return np.asarray(np.load(path), dtype=float)
+    from napari_mesoscale.connectome._util import read_table
+
+    table = read_table(path, "positions")
+    missing = [c for c in ("z", "y", "x") if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"positions table {path.name} lacks columns {missing} (need z, y, x in µm)"
+        )
+    return table[["z", "y", "x"]].to_numpy(dtype=float)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Declare the arguments of ``napari-mesoscale fit``."""
+    parser.add_argument("activity", type=Path, help="activity (T, N): .npy, .csv or .parquet")
+    parser.add_argument(
+        "--positions",
+        type=Path,
+        help="positions (N, 3) µm: .npy or table with z, y, x (default: the --neurons table)",
+    )
+    parser.add_argument("--neurons", type=Path, help="neuron table (id, z, y, x) for a connectome")
+    parser.add_argument("--synapses", type=Path, help="synapse table (pre, post, z, y, x)")
+    parser.add_argument("--stimulus", type=Path, help="stimulus (T, S): .npy, .csv or .parquet")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    parser.add_argument("--n-filters", type=int, default=4)
+    parser.add_argument("--rf-diameter", type=float, default=None, help="field diameter, µm")
+    parser.add_argument("--stride", type=float, default=None, help="grid stride, µm")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="resume from output/checkpoints")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+class _Progress:
+    """Plain-text progress bar on stderr, one line rewritten per step."""
+
+    def __init__(self, stream: Any = sys.stderr) -> None:
+        self.stream, self.t0 = stream, time.perf_counter()
+
+    def __call__(self, info: dict) -> bool:
+        done = info["epoch"] + (info["step"] + 1) / max(info["steps"], 1)
+        frac = done / max(info["epochs"], 1)
+        bar = "#" * int(30 * frac)
+        val = info.get("val_loss")
+        val_txt = "" if val is None else f" val {val:.4g}"
+        loss = info["losses"].get("prediction", float("nan"))
+        elapsed = time.perf_counter() - self.t0
+        end = "\n" if info["stage"] == "epoch" and info["epoch"] + 1 == info["epochs"] else ""
+        self.stream.write(
+            f"\rfit [{bar:<30}] epoch {info['epoch'] + 1}/{info['epochs']} loss {loss:.4g}"
+            f"{val_txt} tau {info['tau']:.3f} {elapsed:.0f}s{end}"
+        )
+        self.stream.flush()
+        return True
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``napari-mesoscale fit``."""
+    from napari_mesoscale.model import fit_mesoscale
+
+    activity = read_matrix(args.activity, "activity")
+    connectome = None
+    if args.synapses is not None and args.neurons is None:
+        raise ValueError("--synapses needs --neurons (the neuron table with ids and positions)")
+    if args.neurons is not None:
+        from napari_mesoscale.connectome import Connectome
+
+        connectome = Connectome.from_tables(args.neurons, args.synapses)
+    if args.positions is not None:
+        positions = read_positions(args.positions)
+    elif args.neurons is not None:
+        positions = read_positions(args.neurons)
+    else:
+        raise ValueError("give --positions (or a --neurons table with z, y, x)")
+    stimulus = None if args.stimulus is None else read_matrix(args.stimulus, "stimulus")
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    fit = fit_mesoscale(
+        activity,
+        positions,
+        connectome=connectome,
+        stimulus=stimulus,
+        n_filters=args.n_filters,
+        rf_diameter=args.rf_diameter,
+        stride=args.stride,
+        epochs=args.epochs,
+        device=args.device,
+        seed=args.seed,
+        callback=None if args.quiet else _Progress(),
+        checkpoint_dir=out / "checkpoints",
+        resume=args.resume,
+    )
+    fit.save(out / "fit.pt")
+    table = pd.DataFrame(
+        {
+            "neuron": np.arange(fit.n_neurons),
+            "domain": fit.domain_labels,
+            "motif": fit.motif_labels,
+            "field": fit.field_labels,
+            "confidence": fit.confidence,
+        }
+    )
+    _write_csv(table, out / "neurons.csv")
+    _write_csv(fit.domains, out / "domains.csv")
+    _write_csv(fit.filters, out / "filters.csv")
+    _write_csv(fit.history, out / "history.csv")
+    pred = fit.predict(activity, stimulus=stimulus)
+    tmp = out / f".predicted.{os.getpid()}.npy"
+    np.save(tmp, pred)
+    os.replace(tmp, out / "predicted.npy")
+    if not args.quiet:
+        print(
+            f"{fit!r}\n{fit.domains.shape[0]} domains, test one-step MSE "
+            f"{fit.scores['test_mse']:.4g} (normalised units); results in {out}"
+        )
+    return 0
+
+
+def _write_csv(table: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    table.to_csv(tmp, index=False)
+    os.replace(tmp, path)

@@ -1,0 +1,78 @@
+"""``napari-mesoscale fit`` and ``napari-mesoscale evaluate`` end to end on files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import torch
+
+from napari_mesoscale.cli import main
+from napari_mesoscale.synth import make_toy_brain
+
+torch.set_num_threads(1)
+
+
+def test_fit_and_evaluate_cli(tmp_path, capsys):
+    b = make_toy_brain(n_neurons=60, n_frames=160, render=None, em=False, seed=2)
+    np.save(tmp_path / "activity.npy", b.activity)
+    pd.DataFrame(b.positions, columns=["z", "y", "x"]).to_csv(tmp_path / "pos.csv", index=False)
+    pd.DataFrame(b.stimulus).to_parquet(tmp_path / "stim.parquet")
+    out = tmp_path / "run"
+    rc = main(
+        [
+            "fit",
+            str(tmp_path / "activity.npy"),
+            "--positions",
+            str(tmp_path / "pos.csv"),
+            "--stimulus",
+            str(tmp_path / "stim.parquet"),
+            "-o",
+            str(out),
+            "--epochs",
+            "2",
+        ]
+    )
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err  # the progress bar
+    for name in ("fit.pt", "fit.pt.json", "neurons.csv", "domains.csv", "history.csv"):
+        assert (out / name).exists(), name
+    neurons = pd.read_csv(out / "neurons.csv")
+    assert len(neurons) == 60 and {"domain", "motif", "confidence"} <= set(neurons.columns)
+    pred = np.load(out / "predicted.npy")
+    assert pred.shape == b.activity.shape
+
+    truth = pd.DataFrame({"motif": b.motif, "instance": b.instance})
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    rc = main(
+        [
+            "evaluate",
+            str(tmp_path / "activity.npy"),
+            "--fit",
+            str(out / "fit.pt"),
+            "--stimulus",
+            str(tmp_path / "stim.parquet"),
+            "--horizons",
+            "3",
+            "--truth",
+            str(tmp_path / "truth.csv"),
+            "-o",
+            str(tmp_path / "scores"),
+        ]
+    )
+    assert rc == 0
+    scores = json.loads((tmp_path / "scores" / "scores.json").read_text())
+    assert [r["horizon"] for r in scores["forecast"]] == [1, 2, 3]
+    assert 0 <= scores["recovery"]["motif_ari"] <= 1
+
+
+def test_cli_bad_input(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.zeros((100, 5)))
+    np.save(tmp_path / "p.npy", np.zeros((4, 3)))
+    rc = main(["fit", str(tmp_path / "a.npy"), "--positions", str(tmp_path / "p.npy"), "-o", "x"])
+    assert rc == 2
+    assert "positions has 4 rows" in capsys.readouterr().err
+    rc = main(["fit", str(tmp_path / "missing.npy"), "--positions", "p.npy", "-o", "x"])
+    assert rc == 2
