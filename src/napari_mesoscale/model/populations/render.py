@@ -270,7 +270,7 @@ def make_population_brain(
     calcium_amplitude: float = 0.1,
     snr: float = 4.0,
     psf_sigma: tuple[float, float, float] = (1.5, 0.5, 0.5),
-    burn_in: float = 1.0,
+    burn_in: float = 2.0,
     seed: int = 0,
     callback: Callable[[dict], Any] | None = None,
 ) -> PopulationBrain:
