@@ -150,7 +150,9 @@ def test_widget_from_points_layer_and_bad_input(make_napari_viewer, qtbot, brain
     from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
 
     viewer = make_napari_viewer()
-    widget = ConnectomeWidget(viewer)
+    # opened through the plugin manifest, as the Plugins menu does
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mesoscale", "Build connectome")
+    assert isinstance(widget, ConnectomeWidget)
     widget.start()  # no neurons table chosen
     assert widget.last_error is not None and "neurons table" in widget.last_error
     features = brain.neurons.drop(columns=["z", "y", "x"])
