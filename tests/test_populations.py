@@ -331,3 +331,21 @@ def test_population_brain_layout_spikes_calcium_movie():
     assert mv[0][lab > 0].mean() > mv[0][lab == 0].mean() + 10
     table = brain.neurons
     assert set(table.population) == {"E", "I"} and len(table) == n
+
+
+@pytest.mark.parametrize("name", ["J_theta", "tau_m", "delta_u"])
+def test_gradient_other_parameters(meso_data, name):
+    """Autograd through the adaptation kernel / membrane / threshold softness is exact."""
+    p, model, I_ext, sim = meso_data
+    counts, I2 = sim.counts[:1500], I_ext[:1500]
+    base = getattr(p, name).astype(float) * 1.03
+    x = torch.tensor(base, requires_grad=True)
+    ll = model.log_likelihood(counts, I2, start=500, overrides={name: x})
+    ll.backward()
+    b2 = base.copy()
+    eps = 1e-6 * abs(b2[0])
+    b2[0] += eps
+    with torch.no_grad():
+        l2 = float(model.log_likelihood(counts, I2, start=500, overrides={name: torch.tensor(b2)}))
+    fd = (l2 - float(ll.detach())) / eps
+    assert abs(fd - float(x.grad[0])) < 1e-3 * max(1.0, abs(fd))
