@@ -96,3 +96,19 @@ def test_registration_of_toy_brain_cells_under_a_known_affine(seed):
     precision, recall = correct_fraction(registration, keep_moving, keep_fixed)
     assert precision >= 0.95, precision
     assert recall >= 0.9, recall
+
+
+def test_registration_of_detections_with_misses_and_false_positives(brain):
+    # detected point sources in the connectome's frame: 1.5 µm error, 15 % missed, 30 spurious
+    rng = np.random.default_rng(4)
+    n = brain.n_neurons
+    found = np.sort(rng.permutation(n)[: int(0.85 * n)])
+    detections = brain.positions[found] + rng.normal(0, 1.5, (found.size, 3))
+    spurious = rng.uniform(brain.positions.min(0), brain.positions.max(0), (30, 3))
+    registration = register_point_sources(np.concatenate([detections, spurious]), brain.positions)
+    matches = registration.matches
+    real = matches[:, 0] < found.size
+    correct = found[matches[real, 0]] == matches[real, 1]
+    assert correct.sum() / registration.n_matches >= 0.95
+    assert correct.sum() / found.size >= 0.9
+    np.testing.assert_allclose(registration.matrix[:3, :3], np.eye(3), atol=0.03)
