@@ -189,6 +189,47 @@ def eigen_scaling(quick: bool) -> list[dict]:
     return rows
 
 
+def big_sparse(n: int, n_frames: int) -> dict:
+    """Sparse eigenfeatures at one large N: seconds, traced peak memory and process peak RSS."""
+    import resource
+
+    rng = np.random.default_rng(0)
+    pos = np.sort(rng.uniform(0, 1, n))
+    centres = rng.uniform(0, 1, 2000)
+    activity = 0.5 * rng.standard_normal((n_frames, n)).astype(np.float32)
+    # each neuron listens to the latent sources near it (sparse reach, built in blocks)
+    latent = rng.standard_normal((n_frames, centres.size)).astype(np.float32)
+    nearest = np.clip(np.searchsorted(np.sort(centres), pos), 0, centres.size - 1)
+    order = np.argsort(centres)
+    for shift in (-1, 0, 1):
+        src = order[np.clip(nearest + shift, 0, centres.size - 1)]
+        activity += latent[:, src]
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    last = [time.perf_counter()]
+
+    def progress(info: dict) -> None:
+        if time.perf_counter() - last[0] > 30:
+            print(f"  {info['fraction']:.2f} {info['message']}", flush=True)
+            last[0] = time.perf_counter()
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    feats = correlation_eigenfeatures(activity, 16, method="sparse", callback=progress)
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return {
+        "n_neurons": n,
+        "n_frames": n_frames,
+        "sparse_s": seconds,
+        "traced_peak_mib": peak,
+        "input_mib": activity.nbytes / 2**20,
+        "process_peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "rss_before_gib": rss_before,
+        "features_finite": bool(np.isfinite(feats).all()),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one LeNet seed, smaller sizes")
@@ -198,7 +239,17 @@ def main() -> None:
         default=0,
         help="also fit the mesoscale model for this many epochs and report its assignment",
     )
+    parser.add_argument(
+        "--big", type=int, default=0, help="only time sparse eigenfeatures at this many neurons"
+    )
     args = parser.parse_args()
+    if args.big:
+        row = big_sparse(args.big, 200)
+        print(row)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        with atomic_path(RESULTS / "localisation_big.json") as tmp:
+            tmp.write_text(json.dumps(row, indent=2))
+        return
     import torch
 
     torch.set_num_threads(2)
