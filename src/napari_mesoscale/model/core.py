@@ -110,11 +110,11 @@ class MesoscaleNet(nn.Module):
             self.field_logits = nn.Parameter(torch.zeros(n_fields, b))
         else:
             self.register_buffer("field_logits", torch.zeros(n_fields, b))
-        self.stim_weight = nn.Parameter(
-            torch.zeros(n, max(n_stimulus, 1))
-            if stim_weight_init is None
-            else stim_weight_init.float().clone()
-        )
+        if n_stimulus:
+            init = torch.zeros(n, n_stimulus) if stim_weight_init is None else stim_weight_init
+            self.stim_weight = nn.Parameter(init.float().clone())
+        else:
+            self.register_buffer("stim_weight", torch.zeros(n, 1))
         self.neuron_bias = nn.Parameter(torch.zeros(n))
         e = edges.shape[1]
         if edge_weight_init is None:

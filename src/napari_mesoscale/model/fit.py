@@ -190,6 +190,8 @@ class _LossModule(nn.Module):
         cfg: ModelConfig,
         data_scale: float,
         balance_weight: float,
+        n_roll: int = 0,
+        roll_scale: float = 1.0,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         net = self.net
         # z, m: (K+1, Bt, N) windows (filled state, finite-mask); u: (K+1, Bt, S) or None
@@ -203,14 +205,17 @@ class _LossModule(nn.Module):
         terms = {"prediction": err_pred, "local": err_local}
         roll = torch.zeros((), device=z.device)
         k = z.shape[0] - 1
-        if k > 1 and cfg.lambda_rollout > 0:
-            nb = min(cfg.rollout_frames, z.shape[1])
+        nb = int(n_roll)
+        if k > 1 and cfg.lambda_rollout > 0 and nb > 0:
+            # the first n_roll frames of this rank's slice are its share of the global
+            # rollout frames; per-frame means are summed and scaled by roll_scale
             state = pred[:nb]
             for s in range(1, k):
                 _, state = net.evaluate(state, None if u is None else u[s, :nb], pi, slots)
                 ms = m[s + 1, :nb]
-                roll = roll + ((state - z[s + 1, :nb]) ** 2 * ms).sum() / ms.sum().clamp(min=1)
-            roll = roll / (k - 1)
+                per_frame = ((state - z[s + 1, :nb]) ** 2 * ms).sum(-1) / ms.sum(-1).clamp(min=1)
+                roll = roll + per_frame.sum()
+            roll = roll * roll_scale / (k - 1)
         terms["rollout"] = roll
         soft = net.assignment(tau, "soft")
         n = soft.shape[0]
@@ -227,11 +232,7 @@ class _LossModule(nn.Module):
             complexity=net.bank.complexity().sum(),
             interface=net.interface_penalty(),
         )
-        data = (
-            cfg.lambda_prediction * err_pred
-            + cfg.lambda_local * err_local
-            + cfg.lambda_rollout * roll
-        )
+        data = cfg.lambda_prediction * err_pred + cfg.lambda_local * err_local
         reg = (
             cfg.lambda_entropy * ent
             + cfg.lambda_sparsity * sparsity
@@ -239,7 +240,7 @@ class _LossModule(nn.Module):
             + cfg.lambda_complexity * terms["complexity"]
             + cfg.lambda_interface * terms["interface"]
         )
-        total = data * data_scale + reg
+        total = data * data_scale + cfg.lambda_rollout * roll + reg
         return total, terms
 
 
@@ -594,13 +595,19 @@ def _train(
             batch = perm[step * cfg.batch_frames : (step + 1) * cfg.batch_frames]
             local = batch[rank::world]
             scale = len(local) * world / len(batch)
+            # global rollout frames: the first rollout_frames positions of the global batch
+            n_roll_global = min(cfg.rollout_frames, len(batch))
+            n_roll = len(range(rank, n_roll_global, world))
+            roll_scale = world / max(n_roll_global, 1)
             idx = torch.as_tensor(local[None, :] + np.arange(k + 1)[:, None], device=dev)
             zb, mb = zt[idx], mt[idx]
             ub = None if ut is None else ut[idx]
             opt.zero_grad(set_to_none=True)
             try:
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-                    total, terms = module(zb, mb, ub, tau, mode, cfg, scale, bal_w)
+                    total, terms = module(
+                        zb, mb, ub, tau, mode, cfg, scale, bal_w, n_roll, roll_scale
+                    )
                 total.backward()
             except torch.OutOfMemoryError as error:  # pragma: no cover - needs a GPU
                 raise MemoryError(

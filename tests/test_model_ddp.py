@@ -1,0 +1,52 @@
+"""DistributedDataParallel under torchrun (gloo, 2 CPU processes) matches one process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import torch
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    from napari_mesoscale.model import fit_mesoscale
+    from napari_mesoscale.synth import make_toy_brain
+
+    b = make_toy_brain(n_neurons=60, n_frames=160, render=None, em=False, seed=1)
+    fit = fit_mesoscale(b.activity, b.positions, epochs=3, seed=4, device="cpu",
+                        batch_frames=32, rollout=2, patience=100)
+    rank = int(__import__("os").environ.get("RANK", "0"))
+    if rank == 0:
+        np.save(sys.argv[1], fit.predict(b.activity))
+    """
+)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one(tmp_path):
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    if not os.path.exists(torchrun):
+        pytest.skip("torchrun not found")
+    script = tmp_path / "ddp_fit.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = tmp_path / "one.npy"
+    two = tmp_path / "two.npy"
+    subprocess.run([sys.executable, str(script), str(one)], check=True, env=env, timeout=600)
+    subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", str(script), str(two)],
+        check=True,
+        env=env,
+        timeout=600,
+    )
+    a, b = np.load(one), np.load(two)
+    np.testing.assert_allclose(a[1:], b[1:], rtol=1e-3, atol=1e-4)
