@@ -77,6 +77,11 @@ def test_transmission_layer_caps_edges_per_bin(brain):
     sizes = np.minimum(build.transmission.sizes(), 3)
     assert data.shape[0] == sizes.sum()
     assert attrs["metadata"]["n_transmitting_total"] == build.transmission.edge_ids.size
+    capped, attrs, _ = transmission_vectors(
+        build.transmission, build.connectome, max_per_bin=3, max_total=2 * build.transmission.n_bins
+    )
+    assert capped.shape[0] == np.minimum(build.transmission.sizes(), 2).sum()
+    assert attrs["metadata"]["max_per_bin"] == 2
 
 
 def test_table_reader_recognises_neurons_and_synapses(brain, tmp_path):

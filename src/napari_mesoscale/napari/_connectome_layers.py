@@ -143,15 +143,17 @@ def grid_points(grid: Any) -> LayerDataTuple:
 
 
 def transmission_vectors(
-    transmission: Any, connectome: Any, *, max_per_bin: int = 2_000
+    transmission: Any, connectome: Any, *, max_per_bin: int = 2_000, max_total: int = 200_000
 ) -> LayerDataTuple:
     """Transmission-response graphs as a (K, 2, 4) Vectors layer over time.
 
     Each edge of bin b sits at time coordinate b; the layer's time ``scale`` is ``bin_size``
     frames and its ``translate`` (bin_size - 1) / 2, so the edges of bin b are shown on frames
     b·bin_size … (b+1)·bin_size - 1 of the time slider (napari shows vectors within half a data
-    unit of the slider). At most ``max_per_bin`` edges per bin are kept (random subsample).
+    unit of the slider). At most ``max_per_bin`` edges per bin are kept (random subsample),
+    fewer when ``n_bins × max_per_bin`` exceeds ``max_total``.
     """
+    max_per_bin = max(1, min(int(max_per_bin), int(max_total) // max(transmission.n_bins, 1)))
     positions = connectome.positions
     ids = connectome.ids
     rng = np.random.default_rng(0)
