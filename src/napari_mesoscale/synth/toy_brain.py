@@ -223,7 +223,7 @@ class ToyBrain:
         return (
             f"ToyBrain(n_neurons={self.n_neurons}, n_instances={self.n_instances}, "
             f"n_frames={self.n_frames}, n_synapses={len(self.synapses)}, shape={self.shape}, "
-            f"voxel_size={tuple(self.voxel_size)}, movie={kind}, "
+            f"voxel_size={tuple(float(v) for v in self.voxel_size)}, movie={kind}, "
             f"em={'none' if self.em is None else self.em_shape}, seed={self.seed})"
         )
 
