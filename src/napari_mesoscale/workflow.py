@@ -232,7 +232,8 @@ def fit_and_score(
     fit = fit_mesoscale(activity, positions, connectome=adjacency, stimulus=stimulus,
                         callback=callback, **fit_kwargs)
     predicted = fit.predict(activity, stimulus=stimulus)
-    baselines, scores = score_against_baselines(fit, activity, predicted)
+    baselines, scores = score_against_baselines(fit, activity, predicted, adjacency=adjacency,
+                                                stimulus=stimulus, seed=fit.seed)
     return FitReport(fit, activity, predicted, baselines, scores, registration)
 
 
@@ -311,34 +312,38 @@ def _report(callback: Callable[[dict], Any] | None, fraction: float, message: st
         callback({"fraction": fraction, "message": message})
 
 
-def score_against_baselines(fit: Any, activity: np.ndarray, predicted: np.ndarray):
-    """One-step predictions of the baselines and held-out MSE of model and baselines.
+def score_against_baselines(
+    fit: Any,
+    activity: np.ndarray,
+    predicted: np.ndarray,
+    *,
+    adjacency: Any = None,
+    stimulus: Any = None,
+    seed: int = 0,
+) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """One-step predictions of every baseline and held-out scores of model and baselines.
 
-    Baselines are fitted on the model's own training block and scored on its test block.
+    The baselines are fitted on the model's own training block and all are scored on its
+    test block, side by side; ``mse_ratio_to_model`` > 1 means the model is better.
     """
-    from napari_mesoscale import baselines as baseline_module
+    from napari_mesoscale.baselines import default_baselines
     from napari_mesoscale.evaluate import evaluate_forecast
 
     train = slice(*fit.blocks["train"])
     test = slice(*fit.blocks["test"])
     predictions = {"mesoscale model": predicted}
-    for name, model in baseline_module.default_baselines().items():
-        model.fit(activity[train])
-        predictions[name] = model.predict(activity, steps=1)
+    for name, model in default_baselines(adjacency, seed=seed).items():
+        model.fit(activity[train], stimulus=None if stimulus is None else stimulus[train])
+        predictions[name] = model.predict(activity, steps=1, stimulus=stimulus)
     rows = []
     for name, values in predictions.items():
-        metrics = evaluate_forecast(values[test], activity[test], horizons=(1,))
-        rows.append({"model": name, **_first_row(metrics)})
-    scores = pd.DataFrame(rows)
-    reference = scores.loc[scores["model"] == "mesoscale model", "mse"].iloc[0]
-    scores["mse_ratio_to_model"] = scores["mse"] / reference
-    return {k: v for k, v in predictions.items() if k != "mesoscale model"}, scores
-
-
-def _first_row(metrics: Any) -> dict[str, float]:
-    if isinstance(metrics, pd.DataFrame):
-        return {k: float(v) for k, v in metrics.iloc[0].items() if k != "horizon"}
-    return {k: float(v) for k, v in dict(metrics).items()}
+        scores = evaluate_forecast(values, activity, frames=test)[1]
+        rows.append({"model": name, **{k: float(v) for k, v in scores.items()
+                                       if k not in ("horizon", "n")}})
+    table = pd.DataFrame(rows)
+    reference = table.loc[table["model"] == "mesoscale model", "mse"].iloc[0]
+    table["mse_ratio_to_model"] = table["mse"] / reference
+    return {k: v for k, v in predictions.items() if k != "mesoscale model"}, table
 
 
 def _summary(sources: Any, registration: Any, fit: Any, scores: pd.DataFrame) -> dict[str, Any]:
