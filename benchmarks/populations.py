@@ -252,15 +252,15 @@ def baseline_section() -> dict:
     base = MesoscopicBaseline(
         p, fit=("w",), K=K_FAST, n_restarts=2, n_iter=40, lr=0.05, lr_final=0.005, polish_steps=3
     )
-    base.fit(A[:6000], input=I_ext[:6000])
-    pred = base.predict(A[6000:], steps=1, input=I_ext[6000:])
+    base.fit(A[:6000], stimulus=I_ext[:6000])
+    pred = base.predict(A[6000:], steps=1, stimulus=I_ext[6000:])[1:]
     tgt = A[6001:]
     sl = slice(300, None)
     mse = lambda x: float(np.mean((x[sl] - tgt[sl]) ** 2))  # noqa: E731
     out = {
         "setting": "train 6 s, test 4 s (first 0.3 s of test as burn-in), population rates in "
         "Hz at 1 ms",
-        "mse_mesoscopic": mse(pred[:-1]),
+        "mse_mesoscopic": mse(pred),
         "mse_persistence": mse(A[6000:-1]),
         "mse_train_mean": mse(np.broadcast_to(A[:6000].mean(0), tgt.shape)),
         "mse_expected_at_truth": mse(sim.expected[6001:] / (p.N * 1e-3)),

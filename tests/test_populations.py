@@ -225,18 +225,19 @@ def test_baseline_one_step_prediction_beats_persistence(meso_data):
     base = MesoscopicBaseline(
         p, fit=("w",), K=K_FAST, n_restarts=1, n_iter=3, polish_steps=0, init="given"
     )
-    base.fit(A[:4000], input=I_ext[:4000])
-    pred = base.predict(A[4000:7000], steps=1, input=I_ext[4000:7000])
+    base.fit(A[:4000], stimulus=I_ext[:4000])
+    assert base.n_params == 4
+    pred = base.predict(A[4000:7000], steps=1, stimulus=I_ext[4000:7000])
     target = A[4001:7000]
-    err_model = np.mean((pred[:-1] - target)[500:] ** 2)
+    err_model = np.mean((pred[1:] - target)[500:] ** 2)
     err_persist = np.mean((A[4000:6999] - target)[500:] ** 2)
     err_mean = np.mean((A[:4000].mean(0) - target)[500:] ** 2)
-    assert np.isnan(pred[-1]).all()
+    assert np.isnan(pred[0]).all()
     assert err_model < 0.6 * err_persist and err_model < err_mean
     # several steps ahead: the model runs on its own expected counts
-    pred3 = base.predict(A[4000:4040], steps=3, input=I_ext[4000:4040])
-    assert pred3.shape == (40, 2) and np.isnan(pred3[-3:]).all()
-    assert np.all(np.isfinite(pred3[:-3])) and np.all(pred3[:-3] >= 0)
+    pred3 = base.predict(A[4000:4040], steps=3, stimulus=I_ext[4000:4040])
+    assert pred3.shape == (40, 2) and np.isnan(pred3[:3]).all()
+    assert np.all(np.isfinite(pred3[3:])) and np.all(pred3[3:] >= 0)
 
 
 # ----------------------------------------------------------------------------- validation

@@ -478,12 +478,15 @@ def _lgamma(x: np.ndarray) -> np.ndarray:
 class MesoscopicBaseline:
     """The mesoscopic model as a forecast baseline for population activity.
 
-    ``fit(activity_train)`` fits the chosen parameters by :func:`fit_mesoscopic`;
-    ``predict(activity, steps=1)`` returns, for each step ``t``, the model's expected
-    activity at ``t + steps`` given the recorded activity up to ``t`` (teacher forcing for
-    ``steps=1``; for more steps the model runs on from each point on its own expected
-    counts). Activities are population rates in Hz, shape (T, M); they are turned into
-    counts with the population sizes of ``params``.
+    Same interface as :mod:`napari_mesoscale.model.baselines`: ``fit(activity, *,
+    stimulus=None)`` fits the chosen parameters by :func:`fit_mesoscopic`;
+    ``predict(activity, steps=1, stimulus=None)`` returns (T, M) where row ``t`` is the
+    model's expected activity at ``t`` given the recorded activity up to ``t - steps`` (for
+    one step: the exact one-step expectation; for more, the model runs on from ``t - steps``
+    on its own expected counts, rounded to whole spikes; this costs one short simulation per
+    row). The first ``steps`` rows are NaN. Activities are population rates in Hz, shape
+    (T, M), turned into counts with the population sizes of ``params``; the stimulus is the
+    external input current (mA) per population.
 
     Parameters
     ----------
@@ -491,11 +494,11 @@ class MesoscopicBaseline:
         Template and initial values (default :func:`two_population_params`).
     dt : float
         Step (s).
-    input_train, input_test : array-like, optional
-        External input during the training and prediction recordings.
     **fit_kwargs
         Passed to :func:`fit_mesoscopic` (e.g. ``fit=("w",)``, ``n_iter``, ``K``).
     """
+
+    name = "mesoscopic"
 
     def __init__(self, params: GIFParams | None = None, dt: float = 1e-3, **fit_kwargs: Any):
         self.template = two_population_params() if params is None else params
@@ -503,31 +506,37 @@ class MesoscopicBaseline:
         self.fit_kwargs = fit_kwargs
         self.result: MesoscopicFit | None = None
 
+    @property
+    def n_params(self) -> int:
+        """Number of fitted scalars."""
+        if self.result is None:
+            return 0
+        return int(sum(np.asarray(getattr(self.result.params, n)).size for n in self.result.fitted))
+
     def _to_counts(self, activity: Any) -> np.ndarray:
         a = np.asarray(activity, dtype=np.float64)
         if a.ndim != 2 or a.shape[1] != self.template.M:
             raise ValueError(
                 f"activity must have shape (T, {self.template.M}) in Hz; got {a.shape}."
             )
+        if not np.all(np.isfinite(a)):
+            raise ValueError("activity contains NaN or infinite values.")
         return np.rint(a * self.template.N[None, :] * self.dt).astype(np.int64)
 
-    def fit(self, activity_train: Any, input: Any = None) -> MesoscopicBaseline:
+    def fit(self, activity: Any, *, stimulus: Any = None) -> MesoscopicBaseline:
         """Fit on a (T, M) population-activity recording (Hz)."""
-        counts = self._to_counts(activity_train)
+        counts = self._to_counts(activity)
         self.result = fit_mesoscopic(
-            counts, input, params=self.template, dt=self.dt, **self.fit_kwargs
+            counts, stimulus, params=self.template, dt=self.dt, **self.fit_kwargs
         )
         return self
 
-    def predict(self, activity: Any, steps: int = 1, input: Any = None) -> np.ndarray:
-        """Expected activity (Hz) ``steps`` ahead, row ``t`` predicting ``t + steps``.
-
-        The last ``steps`` rows have no target and hold NaN.
-        """
+    def predict(self, activity: Any, steps: int = 1, stimulus: Any = None) -> np.ndarray:
+        """Expected activity (Hz); row ``t`` predicted from rows up to ``t - steps``."""
         if self.result is None:
-            raise ValueError("call fit() before predict().")
+            raise RuntimeError("MesoscopicBaseline is not fitted; call .fit() first")
         if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}.")
+            raise ValueError(f"steps must be >= 1; got {steps}")
         counts = self._to_counts(activity)
         model = self.result.model
         T = counts.shape[0]
@@ -535,13 +544,13 @@ class MesoscopicBaseline:
         out = np.full((T, self.template.M), np.nan)
         if steps == 1:
             with torch.no_grad():
-                nbar = model.expected_counts(counts, input).numpy()
-            out[:-1] = nbar[1:] / (N * self.dt)
+                nbar = model.expected_counts(counts, stimulus).numpy()
+            out[1:] = nbar[1:] / (N * self.dt)
             return out
-        inp, _ = model._input_array(input, T)
-        for t in range(T - steps):
-            sim = _mean_rollout(model, counts[: t + 1], inp[: t + 1 + steps], steps)
-            out[t] = sim / (N * self.dt)
+        inp, _ = model._input_array(stimulus, T)
+        for t in range(steps, T):
+            nxt = _mean_rollout(model, counts[: t - steps + 1], inp[: t + 1], steps)
+            out[t] = nxt / (N * self.dt)
         return out
 
 
