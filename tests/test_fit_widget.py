@@ -1,0 +1,93 @@
+"""The "Fit mesoscale model" widget driven in a real viewer on the bundled sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_mesoscale.napari._fit_widget import FitWidget
+
+
+@pytest.fixture
+def sample_viewer(make_napari_viewer):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-mesoscale", "connectome")
+    viewer.layers["somata (truth)"].visible = True
+    return viewer
+
+
+def _run(widget, qtbot, timeout=240_000):
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=timeout)
+    assert widget.last_error is None, widget.last_error
+
+
+@pytest.mark.viewer
+def test_fit_widget_paints_domains_motifs_and_predictions(sample_viewer, qtbot, tmp_path):
+    viewer = sample_viewer
+    widget = FitWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.cells.value = "neurons (truth)"
+    widget.rois.value = "somata (truth)"
+    widget.connectome.value = "neurons (truth)"
+    widget.stimulus.value = "neurons (truth)"
+    widget.epochs.value = 4
+    _run(widget, qtbot)
+
+    cells = viewer.layers["neurons (truth)"]
+    fit = widget.report.fit
+    n = len(cells.data)
+    assert {"domain", "motif", "confidence"} <= set(cells.features.columns)
+    np.testing.assert_array_equal(cells.features["domain"], fit.domain_labels)
+    np.testing.assert_allclose(cells.face_color[:, 3], np.clip(fit.confidence, 0.15, 1.0))
+
+    somata = np.asarray(viewer.layers["somata (truth)"].data)
+    domains = np.asarray(viewer.layers["functional domains"].data)
+    inside = somata > 0
+    np.testing.assert_array_equal(domains[inside], fit.domain_labels[somata[inside] - 1] + 1)
+    assert (domains[~inside] == 0).all()
+    motifs = np.asarray(viewer.layers["motifs"].data)
+    np.testing.assert_array_equal(motifs[inside], fit.motif_labels[somata[inside] - 1] + 1)
+
+    predicted = viewer.layers["predicted activity"]
+    activity = cells.metadata["activity"]
+    assert predicted.data.shape == (activity.shape[0], *somata.shape)
+    assert tuple(predicted.scale[1:]) == tuple(viewer.layers["somata (truth)"].scale)
+    frame = 50
+    painted = np.asarray(predicted.data[frame])
+    cell = int(somata[inside][0]) - 1
+    assert painted[somata == cell + 1][0] == pytest.approx(widget.report.predicted[frame, cell],
+                                                           rel=1e-5)
+    residual = np.asarray(viewer.layers["residual"].data[frame])
+    assert residual[somata == cell + 1][0] == pytest.approx(
+        activity[frame, cell] - widget.report.predicted[frame, cell], rel=1e-4, abs=1e-6)
+
+    # the domain table selects the cells of a domain
+    assert widget.domain_table.rowCount() == len(fit.domains)
+    widget.select_domain_row(0)
+    chosen = fit.domains.iloc[0]["domain"]
+    assert cells.selected_data == set(np.flatnonzero(fit.domain_labels == chosen).tolist())
+    # the trace dock shows the selected cell and follows the time slider
+    assert widget.trace_plot.shown in cells.selected_data
+    viewer.dims.set_current_step(0, 120)
+    assert widget.trace_plot._marker.get_xdata()[0] == 120
+    assert len(widget.loss_plot.epochs) >= 1
+
+    shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].reshape(-1, 3)
+    assert shot.std() > 5
+    colours = {tuple(c) for c in np.unique(shot // 32, axis=0)}
+    assert len(colours) > 8, "the domain colours do not show"
+    paths = widget.save_plots(tmp_path)
+    assert all(p.stat().st_size > 1000 for p in paths)
+    assert n == activity.shape[1]
+
+
+@pytest.mark.viewer
+def test_fit_widget_refuses_layers_without_activity(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.add_points(np.random.default_rng(0).random((10, 3)) * 50, name="cells")
+    widget = FitWidget(viewer)
+    widget.cells.value = "cells"
+    widget.start()
+    assert not widget.is_running
+    assert "carries no activity" in widget.last_error
