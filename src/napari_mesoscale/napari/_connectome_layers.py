@@ -62,7 +62,7 @@ def neuron_points(build: Any, *, size: float | None = None) -> LayerDataTuple:
         features=features,
         size=size,
         color_by=color_by,
-        metadata={"n_neurons": connectome.n_neurons, "units": "µm"},
+        metadata={"n_neurons": connectome.n_neurons, "units": "µm", "connectome": connectome},
     )
 
 
