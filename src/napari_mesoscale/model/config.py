@@ -18,9 +18,11 @@ class ModelConfig:
         5 x the median distance to the 8th-nearest neuron.
     stride : grid stride in µm; ``None`` = rf_diameter / 2.
     hidden, depth, activations : shape of every configurable network.
-    gather_radius : radius (µm) of the local gather used without a connectome, and of the
-        neighbourhood used to initialise the assignment; ``None`` = rf_diameter / 4.
+    gather_radius : radius (µm) of the local gather used without a connectome; ``None`` =
+        rf_diameter / 2.
     max_neighbors : at most this many gather neighbours per neuron (O(N * max_neighbors)).
+    init_radius, init_neighbors : neighbourhood used to initialise the assignment (features
+        smoothing, communities); ``None`` = rf_diameter / 4, nearest 24.
     normalise : ``"global"`` (one mean and scale for the whole recording, so that a motif is
         the same function for every neuron; default) or ``"neuron"`` (z-score every neuron).
 
@@ -74,7 +76,9 @@ class ModelConfig:
     depth: int = 2
     activations: tuple[str, ...] = ACTIVATIONS
     gather_radius: float | None = None
-    max_neighbors: int = 16
+    max_neighbors: int = 32
+    init_radius: float | None = None
+    init_neighbors: int = 24
     normalise: str = "global"
 
     epochs: int = 60

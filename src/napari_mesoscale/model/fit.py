@@ -397,14 +397,15 @@ def fit_mesoscale(
     cfg = cfg.replace(rf_diameter=d)
     grid = receptive_field_grid(positions, diameter=d, stride=cfg.stride)
     cfg = cfg.replace(stride=float(grid.stride))
-    gather_r = float(cfg.gather_radius) if cfg.gather_radius else d / 4
-    spatial = local_edges(positions, gather_r, cfg.max_neighbors)
+    gather_r = float(cfg.gather_radius) if cfg.gather_radius else d / 2
+    init_r = float(cfg.init_radius) if cfg.init_radius else d / 4
+    spatial = local_edges(positions, init_r, cfg.init_neighbors)  # for the initialisation
     edge_weight_struct = None
     if connectome is not None:
         adj = _as_adjacency(connectome, n)
         edges, edge_weight_struct = connectome_edges(adj)
     else:
-        edges = spatial
+        edges = local_edges(positions, gather_r, cfg.max_neighbors)
     cand = grid.candidates
     relpos = np.where(
         grid.mask[..., None],

@@ -1,0 +1,309 @@
+"""Benchmark of the mesoscale model: accuracy against baselines, recovery, identifiability
+ablations and cost. Writes ``benchmarks/results/model.json``.
+
+Usage::
+
+    python benchmarks/model.py            # full run (tens of minutes on a shared 2-core CPU)
+    python benchmarks/model.py --quick    # a few minutes: fewer epochs, variants and sizes
+
+Accuracy: the default toy brain (300 neurons, 500 frames, seed 0); contiguous 70/15/15 split;
+every model scored on the same test frames (one-step and 8-step R², MSE; ratios of test MSE
+model / baseline measured side by side in this run). Recovery: ARI of motif labels vs the true
+motif types and of domain labels vs the true instances. Ablations: the identifiability remedies
+of DESIGN.md section 4, each a full fit with one choice changed. Cost: training step time for
+N = 1k, 10k (and 100k) neurons on synthetic data at the toy brain's density, each in its own
+process (peak RSS), and training neuron-steps per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results" / "model.json"
+
+
+def _setup_threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _score(pred: dict, x: np.ndarray, frames: slice) -> dict:
+    from napari_mesoscale.evaluate import evaluate_forecast
+
+    s = evaluate_forecast(pred, x, frames=frames)
+    out = {}
+    for h in pred:
+        r = s[h]
+        out[f"r2_{h}"] = r["r2"]
+        out[f"mse_{h}"] = r["mse"]
+        out[f"pearson_{h}"] = r["pearson_mean"]
+    return out
+
+
+def accuracy(seed: int, epochs: int, variants: dict, quick: bool) -> dict:
+    from napari_mesoscale.baselines import default_baselines
+    from napari_mesoscale.evaluate import forecast, recovery_scores
+    from napari_mesoscale.model import fit_mesoscale
+    from napari_mesoscale.synth import make_toy_brain
+
+    brain = make_toy_brain(render=None, em=False, seed=seed)
+    x, u = brain.activity, brain.stimulus
+    t = x.shape[0]
+    n_train = int(np.floor(0.7 * t))
+    test0 = n_train + int(np.floor(0.15 * t))
+    frames = slice(test0 + 1, t)  # targets inside the test block
+    horizons = [1, 8]
+    result: dict = {
+        "brain": {
+            "n_neurons": brain.n_neurons,
+            "n_frames": t,
+            "n_instances": brain.n_instances,
+            "seed": seed,
+            "n_synapse_pairs": int(brain.adjacency.nnz),
+        },
+        "test_frames": [frames.start, frames.stop],
+    }
+    # noise floor: the exact conditional mean of the toy dynamics
+    floor = np.full_like(x, np.nan)
+    floor[1:] = brain.one_step()[:-1]
+    result["noise_floor"] = _score({1: floor}, x, frames)
+
+    baselines = {}
+    for name, model in default_baselines(brain.adjacency, seed=seed).items():
+        t0 = time.perf_counter()
+        model.fit(x[:n_train], stimulus=u[:n_train])
+        sc = _score(forecast(model, x, horizons, u), x, frames)
+        sc.update(n_params=model.n_params, seconds=time.perf_counter() - t0)
+        baselines[name] = sc
+        print(f"baseline {name}: {sc}", flush=True)
+    result["baselines"] = baselines
+
+    runs = {}
+    for name, (use_connectome, options) in variants.items():
+        t0 = time.perf_counter()
+        fit = fit_mesoscale(
+            x,
+            brain.positions,
+            connectome=brain.adjacency if use_connectome else None,
+            stimulus=u,
+            epochs=epochs,
+            seed=seed,
+            **options,
+        )
+        seconds = time.perf_counter() - t0
+        sc = _score(forecast(fit, x, horizons, u), x, frames)
+        rec = recovery_scores(fit, brain.motif, brain.instance)
+        init_ari = None
+        if fit.init_groups is not None:
+            from sklearn.metrics import adjusted_rand_score
+
+            init_ari = float(adjusted_rand_score(brain.motif, fit.init_groups))
+        comparable = {
+            k: v for k, v in baselines.items() if use_connectome or k != "connectome_linear"
+        }
+        sc.update(
+            connectome=use_connectome,
+            options=options,
+            motif_ari=rec["motif_ari"],
+            domain_ari=rec["domain_ari"],
+            init_motif_ari=init_ari,
+            n_domains=rec["n_domains"],
+            n_params=fit.n_params,
+            seconds=seconds,
+            epochs_run=int(len(fit.history)),
+            stopped=fit.stopped,
+            mse_ratio_vs={k: sc["mse_1"] / v["mse_1"] for k, v in baselines.items()},
+            beats_every_baseline=bool(all(sc["mse_1"] < v["mse_1"] for v in comparable.values())),
+            fewer_params_than_ridge=bool(fit.n_params < baselines["ridge_var"]["n_params"]),
+            neuron_steps_per_s=float(
+                brain.n_neurons * (n_train - 3) * len(fit.history) / max(seconds, 1e-9)
+            ),
+        )
+        runs[name] = sc
+        print(
+            f"model {name}: motif ARI {rec['motif_ari']:.3f} domain ARI {rec['domain_ari']:.3f} "
+            f"mse1 {sc['mse_1']:.5f} r2_1 {sc['r2_1']:.3f} r2_8 {sc['r2_8']:.3f} "
+            f"({seconds:.0f}s)",
+            flush=True,
+        )
+    result["model"] = runs
+    return result
+
+
+def _cost_child(n: int, frames: int, steps: int, batch: int) -> dict:
+    """Runs in a subprocess: time `steps` training steps at N neurons."""
+    _setup_threads()
+    from napari_mesoscale.model import fit_mesoscale
+
+    rng = np.random.default_rng(0)
+    side = 128.0 * (n / 300.0) ** (1 / 3)  # the toy brain's density
+    pos = rng.uniform(0, side, (n, 3))
+    x = np.zeros((frames, n), dtype=np.float32)
+    for t in range(1, frames):
+        x[t] = 0.8 * x[t - 1] + rng.normal(0, 0.3, n).astype(np.float32)
+    stamps: list[float] = []
+
+    def cb(info: dict) -> bool:
+        if info["stage"] == "train":
+            stamps.append(time.perf_counter())
+        return len(stamps) < steps + 1
+
+    t0 = time.perf_counter()
+    fit_mesoscale(
+        x,
+        pos,
+        epochs=1,
+        init="random",
+        batch_frames=batch,
+        rollout=1,
+        split=(0.9, 0.05, 0.05),
+        callback=cb,
+        device="cpu",
+    )
+    total = time.perf_counter() - t0
+    step = float(np.median(np.diff(stamps))) if len(stamps) > 1 else float("nan")
+    return {
+        "n_neurons": n,
+        "batch_frames": batch,
+        "median_step_s": step,
+        "neuron_steps_per_s": n * batch / step,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "setup_and_steps_s": total,
+    }
+
+
+def cost(sizes: list[int], steps: int, batch: int) -> dict:
+    rows = []
+    for n in sizes:
+        frames = max(40, batch * (steps + 3) * 2)
+        cmd = [
+            sys.executable,
+            __file__,
+            "--cost-child",
+            str(n),
+            str(frames),
+            str(steps),
+            str(batch),
+        ]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3000)
+        if out.returncode != 0:
+            rows.append({"n_neurons": n, "error": out.stderr[-2000:]})
+            print(f"cost N={n}: failed\n{out.stderr[-2000:]}", flush=True)
+            continue
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"cost N={n}: {row}", flush=True)
+    ok = [r for r in rows if "median_step_s" in r]
+    growth = []
+    for a, b in zip(ok[:-1], ok[1:], strict=False):
+        growth.append(
+            {
+                "from": a["n_neurons"],
+                "to": b["n_neurons"],
+                "n_ratio": b["n_neurons"] / a["n_neurons"],
+                "step_time_ratio": b["median_step_s"] / a["median_step_s"],
+            }
+        )
+    return {"steps": rows, "growth": growth}
+
+
+def large_brain(n: int, frames: int, epochs: int, seed: int) -> dict:
+    """Wall time for a full fit of an n-neuron, `frames`-frame toy brain, with its accuracy."""
+    from napari_mesoscale.baselines import RidgeVAR
+    from napari_mesoscale.evaluate import forecast, recovery_scores
+    from napari_mesoscale.model import fit_mesoscale
+    from napari_mesoscale.synth import make_toy_brain
+
+    brain = make_toy_brain(
+        n_neurons=n, n_frames=frames, shape=None, render=None, em=False, seed=seed
+    )
+    x, u = brain.activity, brain.stimulus
+    t0 = time.perf_counter()
+    fit = fit_mesoscale(
+        x, brain.positions, connectome=brain.adjacency, stimulus=u, epochs=epochs, seed=seed
+    )
+    seconds = time.perf_counter() - t0
+    n_train = int(0.7 * frames)
+    test0 = n_train + int(0.15 * frames)
+    frames_sl = slice(test0 + 1, frames)
+    sc = _score(forecast(fit, x, [1, 8], u), x, frames_sl)
+    ridge = RidgeVAR().fit(x[:n_train], stimulus=u[:n_train])
+    rsc = _score(forecast(ridge, x, [1], u), x, frames_sl)
+    rec = recovery_scores(fit, brain.motif, brain.instance)
+    return {
+        "n_neurons": n,
+        "n_frames": frames,
+        "epochs": epochs,
+        "fit_seconds": seconds,
+        "under_10_min": seconds < 600,
+        **sc,
+        "ridge_mse_1": rsc["mse_1"],
+        "motif_ari": rec["motif_ari"],
+        "domain_ari": rec["domain_ari"],
+        "neuron_steps_per_s": float(n * (n_train - 3) * len(fit.history) / seconds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument("--cost-child", nargs=4, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.cost_child:
+        print(json.dumps(_cost_child(*args.cost_child)))
+        return
+    _setup_threads()
+    epochs = 15 if args.quick else 30
+    default = {}
+    variants = {
+        "default_connectome": (True, default),
+        "default_no_connectome": (False, default),
+    }
+    if not args.quick:
+        variants.update(
+            {
+                "random_init": (True, {"init": "random"}),
+                "dynamics_init_no_groups": (True, {"group_init": False}),
+                "shared_field_logits": (True, {"shared_field_logits": True}),
+                "no_usage_balance": (True, {"lambda_balance": 0.0}),
+                "strong_complexity": (True, {"lambda_complexity": 1.0}),
+                "routing_all_pairs": (True, {"routing": "all"}),
+                "final_reassign": (True, {"final_reassign": True}),
+                "no_local_loss": (True, {"lambda_local": 0.0}),
+            }
+        )
+    t0 = time.perf_counter()
+    result = {
+        "quick": args.quick,
+        "epochs": epochs,
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
+        "accuracy": accuracy(args.seed, epochs, variants, args.quick),
+    }
+    sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
+    result["cost"] = cost(sizes, steps=4, batch=8)
+    if not args.skip_large and not args.quick:
+        result["large_2000x2000"] = large_brain(2000, 2000, epochs=8, seed=args.seed)
+        print(f"large: {result['large_2000x2000']}", flush=True)
+    result["total_seconds"] = time.perf_counter() - t0
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_name(f".{RESULTS.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=float))
+    os.replace(tmp, RESULTS)
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
