@@ -293,7 +293,7 @@ def main() -> None:
         "accuracy": accuracy(args.seed, epochs, variants, args.quick),
     }
     sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
-    result["cost"] = cost(sizes, steps=4, batch=8)
+    result["cost"] = cost(sizes, steps=4, batch=2)
     if not args.skip_large and not args.quick:
         result["large_2000x2000"] = large_brain(2000, 2000, epochs=8, seed=args.seed)
         print(f"large: {result['large_2000x2000']}", flush=True)
