@@ -109,14 +109,17 @@ def run_demo(
                      colormap="gray", opacity=0.6)
     for data, attributes, layer_type in read_bundle_layers(str(bundle_path)):
         getattr(viewer, f"add_{layer_type}")(data, **attributes)
+    viewer.layers["predicted activity"].visible = False
+    viewer.layers["functional domains"].opacity = 0.5
     viewer.dims.ndisplay = 3
     viewer.dims.set_current_step(0, movie.data.shape[0] // 2)
-    viewer.camera.angles = (0, -30, 60)
     viewer.reset_view()
+    viewer.camera.angles = (-10, 25, 80)
+    viewer.window.resize(1400, 900)
     screenshot = output / "screenshot.png"
     with atomic_path(screenshot) as temporary:
         png = temporary.with_suffix(".png")
-        viewer.screenshot(str(png), canvas_only=True, flash=False)
+        viewer.screenshot(str(png), canvas_only=False, flash=False)
         os.replace(png, temporary)
     summary = {
         **result.summary,
