@@ -188,3 +188,15 @@ def test_grid_without_field_warns():
 def test_config_round_trip():
     cfg = ModelConfig(n_filters=3, hidden=5)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_out_of_memory_gives_clear_message(monkeypatch):
+    from napari_mesoscale.model.core import MesoscaleNet
+
+    def boom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    b = _small()
+    monkeypatch.setattr(MesoscaleNet, "evaluate", boom)
+    with pytest.raises(MemoryError, match="reduce batch_frames"):
+        fit_mesoscale(b.activity, b.positions, epochs=1, **FAST)

@@ -610,7 +610,7 @@ def _train(
                         zb, mb, ub, tau, mode, cfg, scale, bal_w, n_roll, roll_scale
                     )
                 total.backward()
-            except torch.OutOfMemoryError as error:  # pragma: no cover - needs a GPU
+            except torch.OutOfMemoryError as error:
                 raise MemoryError(
                     f"out of memory on {dev} with N={z.shape[1]} neurons, batch_frames="
                     f"{cfg.batch_frames}, n_filters={cfg.n_filters}, hidden={cfg.hidden}: reduce "
