@@ -11,19 +11,26 @@ from napari_mesoscale.segment.calcium import (
     summary_images,
 )
 from napari_mesoscale.segment.deconvolve import deconvolve_traces, oasis_ar1
+from napari_mesoscale.segment.em import detect_somata_em, label_table, somata_from_labels
 from napari_mesoscale.segment.matching import PointMatch, match_points
 from napari_mesoscale.segment.sources import DetectionCancelled, PointSources
+from napari_mesoscale.segment.unet import SomaDetector, train_soma_detector
 
 __all__ = [
     "DetectionCancelled",
     "PointMatch",
     "PointSources",
+    "SomaDetector",
     "compute_dff",
     "deconvolve_traces",
     "detect_point_sources",
+    "detect_somata_em",
     "extract_traces",
+    "label_table",
     "match_points",
     "oasis_ar1",
     "running_percentile",
+    "somata_from_labels",
     "summary_images",
+    "train_soma_detector",
 ]

@@ -1,0 +1,461 @@
+"""Widgets: "Detect point sources (calcium)", "Detect somata (EM)", "Train soma detector (EM)".
+
+Each collects layers and parameters (voxel size from the layer's ``scale``), runs one core call
+of :mod:`napari_mesoscale.segment` in a worker (progress, cancel) and adds the result as
+layers: a Points layer of centres in µm (``features``: id, size, brightness, snr) and a Labels
+layer of ROIs at the input's voxel size. The result object is pushed into napari's console
+(``sources``, ``somata``, ``detector``) with the one-line Python equivalent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, PushButton, SpinBox
+
+from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+
+_AUTO = "auto"
+
+#: the detector trained most recently in this session (used by "Detect somata (EM)")
+_LAST_DETECTOR: dict[str, Any] = {}
+
+
+def _layer_names(viewer: napari.viewer.Viewer, kind: type, ndims: tuple[int, ...]) -> list[str]:
+    return [
+        layer.name for layer in viewer.layers if isinstance(layer, kind) and layer.ndim in ndims
+    ]
+
+
+def _layer_data(layer: Any) -> Any:
+    data = layer.data
+    if getattr(layer, "multiscale", False):
+        data = data[0]
+    return data
+
+
+def _spatial(layer: Any, n: int) -> tuple[tuple[float, ...], np.ndarray]:
+    """Voxel size (µm) and translate of the last ``n`` axes of ``layer``."""
+    scale = tuple(float(s) for s in np.asarray(layer.scale)[-n:])
+    translate = np.asarray(layer.translate, dtype=float)[-n:]
+    return scale, translate
+
+
+def _path(value: Any) -> Path | None:
+    if value in (None, ""):
+        return None
+    path = Path(value)
+    return None if str(path) in ("", ".") else path
+
+
+class _LayerWidget(CoreTaskWidget):
+    """Keeps layer pickers in step with the viewer's layers."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(viewer)
+        self._pickers: list[ComboBox] = []
+        self._added: list[Any] = []
+        viewer.layers.events.inserted.connect(self._refresh)
+        viewer.layers.events.removed.connect(self._refresh)
+
+    def _refresh(self, *_: Any) -> None:
+        for picker in self._pickers:
+            picker.reset_choices()
+
+    def _replace_layers(self, layers: list[tuple[Any, dict[str, Any], str]]) -> list[Any]:
+        for layer in self._added:  # a new run replaces the layers of the previous one
+            if layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+        self._added = []
+        for data, attributes, layer_type in layers:
+            name = attributes.get("name")
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            self._added.append(getattr(self._viewer, f"add_{layer_type}")(data, **attributes))
+        return self._added
+
+
+def source_layers(
+    sources: Any, *, name: str, translate: np.ndarray | None = None, plane: bool = False
+) -> list[tuple[Any, dict[str, Any], str]]:
+    """Points (µm, features) and Labels (voxel-size scale) layer tuples of point sources."""
+    from napari_mesoscale.napari._layers import points_layer
+
+    positions = np.asarray(sources.positions, dtype=float).reshape(-1, 3)
+    ndim = 2 if plane else 3
+    shift = np.zeros(ndim) if translate is None else np.asarray(translate, dtype=float)[-ndim:]
+    coords = (positions[:, 1:] if plane else positions) + shift
+    features = sources.features.reset_index(drop=True)
+    diameter = float(
+        sources.parameters.get("cell_diameter", sources.parameters.get("soma_diameter", 8.0))
+    )
+    metadata: dict[str, Any] = {"voxel_size_um": tuple(sources.voxel_size)}
+    if sources.dff is not None:
+        metadata["activity"] = sources.activity  # (T, N), read by the connectome and fit widgets
+        metadata["frame_rate_hz"] = sources.parameters.get("frame_rate")
+    points = points_layer(
+        coords,
+        f"{name} points",
+        features=features,
+        size=0.6 * diameter,
+        face_color="transparent",
+        border_color="yellow",
+        metadata=metadata,
+    )
+    labels = (
+        sources.labels,
+        {
+            "name": f"{name} ROIs",
+            "scale": tuple(sources.voxel_size)[-ndim:],
+            "translate": tuple(shift),
+            "opacity": 0.4,
+            "features": features,
+        },
+        "labels",
+    )
+    return [labels, points]
+
+
+# -- calcium ----------------------------------------------------------------------------------
+class DetectPointSourcesWidget(_LayerWidget):
+    """Detect point sources (calcium): cells, ROIs and dF/F traces from a (T, [Z,] Y, X) movie."""
+
+    run_text = "Detect point sources"
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(viewer)
+        self._movie = ComboBox(label="movie (T, Z, Y, X)", choices=self._movie_choices)
+        self._diameter = FloatSpinBox(
+            label="cell diameter (µm)", value=8.0, min=0.1, max=1000.0, step=0.5
+        )
+        self._frame_rate = FloatSpinBox(
+            label="frame rate (Hz, 0 = from layer)", value=0.0, min=0.0, max=10_000.0, step=0.5
+        )
+        self._threshold = FloatSpinBox(
+            label="threshold (noise units, 0 = auto)", value=0.0, min=0.0, max=1e6, step=1.0
+        )
+        self._neuropil = FloatSpinBox(
+            label="neuropil coefficient", value=0.7, min=0.0, max=1.5, step=0.05
+        )
+        self._window = FloatSpinBox(
+            label="baseline window (s)", value=30.0, min=0.1, max=1e5, step=5.0
+        )
+        self._deconvolve = CheckBox(label="deconvolve (AR(1) event rates)", value=False)
+        self._tau = FloatSpinBox(
+            label="indicator decay τ (s)", value=1.0, min=0.01, max=100.0, step=0.1
+        )
+        self._trace_dock = CheckBox(label="show trace plot", value=True)
+        self._pickers = [self._movie]
+        self._plot = None
+        self.add_controls(
+            self._movie,
+            self._diameter,
+            self._frame_rate,
+            self._threshold,
+            self._neuropil,
+            self._window,
+            self._deconvolve,
+            self._tau,
+            self._trace_dock,
+        )
+
+    def _movie_choices(self, *_: Any) -> list[str]:
+        return _layer_names(self._viewer, napari.layers.Image, (3, 4))
+
+    def prepare(self) -> CoreCall:
+        from napari_mesoscale.segment import detect_point_sources
+
+        name = self._movie.value
+        if name is None:
+            raise ValueError("add a calcium movie: an Image layer (T, Z, Y, X) or (T, Y, X).")
+        layer = self._viewer.layers[name]
+        data = _layer_data(layer)
+        plane = data.ndim == 3
+        voxel_size, translate = _spatial(layer, 2 if plane else 3)
+        frame_rate = float(self._frame_rate.value) or layer.metadata.get("frame_rate_hz")
+        threshold: float | str = float(self._threshold.value) or _AUTO
+        kwargs = {
+            "voxel_size": voxel_size,
+            "cell_diameter": float(self._diameter.value),
+            "frame_rate": float(frame_rate) if frame_rate else None,
+            "threshold": threshold,
+            "neuropil_coefficient": float(self._neuropil.value),
+            "baseline_window": float(self._window.value),
+            "deconvolve": bool(self._deconvolve.value),
+            "tau": float(self._tau.value),
+        }
+        self._context = {"translate": translate, "plane": plane, "name": name}
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        return CoreCall(
+            function=detect_point_sources,
+            kwargs={"movie": data, **kwargs},
+            python=f"sources = detect_point_sources(viewer.layers[{name!r}].data, {args})",
+            result_name="sources",
+        )
+
+    def on_result(self, result: Any) -> None:
+        context = self._context
+        layers = self._replace_layers(
+            source_layers(
+                result, name=context["name"], translate=context["translate"], plane=context["plane"]
+            )
+        )
+        self._status.value = f"{len(result)} point sources."
+        if self._trace_dock.value and len(result):
+            self.show_traces(layers[-1], result)
+
+    def show_traces(self, points: Any, result: Any) -> Any:
+        """Dock a plot of the dF/F of the selected points (follows the selection)."""
+        from napari_mesoscale.napari._trace_plot import TracePlot
+
+        if self._plot is None:
+            self._plot = TracePlot()
+            try:
+                self._viewer.window.add_dock_widget(
+                    self._plot, name="point-source traces", area="bottom"
+                )
+            except Exception:  # noqa: BLE001 - headless viewers without a window
+                pass
+        self._plot.follow(points, result.dff, frame_rate=result.parameters.get("frame_rate"))
+        return self._plot
+
+
+# -- EM ---------------------------------------------------------------------------------------
+_CLASSICAL = "classical (contrast)"
+_UNET = "U-Net (trained detector)"
+_FROM_LABELS = "from a labels layer"
+
+
+class DetectSomataWidget(_LayerWidget):
+    """Detect somata (EM): classical pipeline, trained U-Net, or an existing segmentation."""
+
+    run_text = "Detect somata"
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(viewer)
+        self._method = ComboBox(
+            label="method", choices=(_CLASSICAL, _UNET, _FROM_LABELS), value=_CLASSICAL
+        )
+        self._volume = ComboBox(label="EM volume", choices=self._volume_choices)
+        self._labels = ComboBox(label="segmentation", choices=self._labels_choices)
+        self._diameter = FloatSpinBox(
+            label="soma diameter (µm)", value=8.0, min=0.1, max=1000.0, step=0.5
+        )
+        self._resolution = FloatSpinBox(
+            label="working voxel (µm)", value=1.0, min=0.01, max=100.0, step=0.25
+        )
+        self._threshold = FloatSpinBox(
+            label="contrast threshold (0 = auto)", value=0.0, min=0.0, max=1e6
+        )
+        self._detector_file = FileEdit(
+            label="detector file (empty = last trained)", mode="r", filter="*.pt"
+        )
+        self._pickers = [self._volume, self._labels]
+        self._method.changed.connect(self._update_visibility)
+        self.add_controls(
+            self._method,
+            self._volume,
+            self._labels,
+            self._diameter,
+            self._resolution,
+            self._threshold,
+            self._detector_file,
+        )
+        self._update_visibility()
+
+    def _volume_choices(self, *_: Any) -> list[str]:
+        return _layer_names(self._viewer, napari.layers.Image, (3,))
+
+    def _labels_choices(self, *_: Any) -> list[str]:
+        return _layer_names(self._viewer, napari.layers.Labels, (3,))
+
+    def _update_visibility(self, *_: Any) -> None:
+        method = self._method.value
+        self._volume.visible = method != _FROM_LABELS
+        self._labels.visible = method == _FROM_LABELS
+        self._threshold.visible = method == _CLASSICAL
+        self._resolution.visible = method == _CLASSICAL
+        self._detector_file.visible = method == _UNET
+
+    def prepare(self) -> CoreCall:
+        from napari_mesoscale.segment import SomaDetector, detect_somata_em, somata_from_labels
+
+        method = self._method.value
+        diameter = float(self._diameter.value)
+        if method == _FROM_LABELS:
+            name = self._labels.value
+            if name is None:
+                raise ValueError("add a Labels layer (Z, Y, X) holding a segmentation.")
+            layer = self._viewer.layers[name]
+            voxel_size, translate = _spatial(layer, 3)
+            self._context = {"name": name, "translate": translate}
+            return CoreCall(
+                function=somata_from_labels,
+                kwargs={
+                    "labels": _layer_data(layer),
+                    "voxel_size": voxel_size,
+                    "soma_diameter": diameter,
+                },
+                python=(
+                    f"somata = somata_from_labels(viewer.layers[{name!r}].data, "
+                    f"voxel_size={voxel_size!r}, soma_diameter={diameter!r})"
+                ),
+                result_name="somata",
+            )
+        name = self._volume.value
+        if name is None:
+            raise ValueError("add an EM volume: a 3D Image layer (Z, Y, X).")
+        layer = self._viewer.layers[name]
+        voxel_size, translate = _spatial(layer, 3)
+        kwargs: dict[str, Any] = {"voxel_size": voxel_size, "soma_diameter": diameter}
+        python_detector = ""
+        names: dict[str, Any] = {}
+        if method == _UNET:
+            path = _path(self._detector_file.value)
+            if path is not None:
+                if not path.is_file():
+                    raise FileNotFoundError(f"detector file not found: {path}")
+                detector = SomaDetector.load(path)
+                python_detector = f", detector=SomaDetector.load({str(path)!r})"
+            elif "detector" in _LAST_DETECTOR:
+                detector = _LAST_DETECTOR["detector"]
+                python_detector = ", detector=detector"
+                names["detector"] = detector
+            else:
+                raise ValueError(
+                    "no soma detector yet: train one with 'Train soma detector (EM)' or choose a "
+                    "saved detector file."
+                )
+            kwargs["detector"] = detector
+            kwargs["resolution"] = detector.resolution
+        else:
+            kwargs["resolution"] = float(self._resolution.value)
+            kwargs["threshold"] = float(self._threshold.value) or _AUTO
+        self._context = {"name": name, "translate": translate}
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "detector")
+        return CoreCall(
+            function=detect_somata_em,
+            kwargs={"volume": _layer_data(layer), **kwargs},
+            python=(
+                f"somata = detect_somata_em(viewer.layers[{name!r}].data, {args}{python_detector})"
+            ),
+            console_names=names,
+            result_name="somata",
+        )
+
+    def on_result(self, result: Any) -> None:
+        context = self._context
+        self._replace_layers(
+            source_layers(result, name=f"{context['name']} somata", translate=context["translate"])
+        )
+        self._status.value = f"{len(result)} somata."
+
+
+class TrainSomaDetectorWidget(_LayerWidget):
+    """Train soma detector (EM): a small 3D U-Net from painted somata (2) and background (1)."""
+
+    run_text = "Train"
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(viewer)
+        self._volume = ComboBox(label="EM volume", choices=self._volume_choices)
+        self._annotations = ComboBox(
+            label="annotations (1 bg, 2 soma)", choices=self._labels_choices
+        )
+        self._new_annotations = PushButton(text="New annotation layer for the EM volume")
+        self._epochs = SpinBox(label="epochs", value=20, min=1, max=10_000)
+        self._steps = SpinBox(label="steps per epoch", value=10, min=1, max=10_000)
+        self._resolution = FloatSpinBox(
+            label="working voxel (µm)", value=1.0, min=0.01, max=100.0, step=0.25
+        )
+        self._device = ComboBox(
+            label="device", choices=("auto", "cpu", "cuda", "mps"), value="auto"
+        )
+        self._save = FileEdit(label="save detector to (optional)", mode="w", filter="*.pt")
+        self._pickers = [self._volume, self._annotations]
+        self.losses: list[float] = []
+        self._save_path: Path | None = None
+        self._new_annotations.changed.connect(self.add_annotation_layer)
+        self.add_controls(
+            self._volume,
+            self._annotations,
+            self._new_annotations,
+            self._epochs,
+            self._steps,
+            self._resolution,
+            self._device,
+            self._save,
+        )
+
+    def _volume_choices(self, *_: Any) -> list[str]:
+        return _layer_names(self._viewer, napari.layers.Image, (3,))
+
+    def _labels_choices(self, *_: Any) -> list[str]:
+        return _layer_names(self._viewer, napari.layers.Labels, (3,))
+
+    def add_annotation_layer(self, *_: Any) -> Any:
+        """Add an empty Labels layer over the chosen EM volume to paint 1 (bg) and 2 (soma)."""
+        name = self._volume.value
+        if name is None:
+            self._fail("add an EM volume first.")
+            return None
+        layer = self._viewer.layers[name]
+        annotations = self._viewer.add_labels(
+            np.zeros(_layer_data(layer).shape, dtype=np.uint8),
+            name=f"{name} annotations",
+            scale=layer.scale,
+            translate=layer.translate,
+        )
+        annotations.selected_label = 2
+        self._annotations.value = annotations.name
+        return annotations
+
+    def prepare(self) -> CoreCall:
+        from napari_mesoscale.segment import train_soma_detector
+
+        name, ann_name = self._volume.value, self._annotations.value
+        if name is None:
+            raise ValueError("add an EM volume: a 3D Image layer (Z, Y, X).")
+        if ann_name is None:
+            raise ValueError(
+                "add an annotation Labels layer: paint somata with 2, background with 1."
+            )
+        layer, ann = self._viewer.layers[name], self._viewer.layers[ann_name]
+        voxel_size, _ = _spatial(layer, 3)
+        kwargs = {
+            "voxel_size": voxel_size,
+            "epochs": int(self._epochs.value),
+            "steps_per_epoch": int(self._steps.value),
+            "resolution": float(self._resolution.value),
+            "device": self._device.value,
+        }
+        self._save_path = _path(self._save.value)
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        return CoreCall(
+            function=train_soma_detector,
+            kwargs={"volume": _layer_data(layer), "annotations": np.asarray(ann.data), **kwargs},
+            python=(
+                f"detector = train_soma_detector(viewer.layers[{name!r}].data, "
+                f"viewer.layers[{ann_name!r}].data, {args})"
+            ),
+            result_name="detector",
+        )
+
+    def on_progress(self, info: dict[str, Any]) -> None:
+        if "loss" in info:
+            self.losses.append(float(info["loss"]))
+
+    def start(self) -> None:
+        self.losses: list[float] = []
+        super().start()
+
+    def on_result(self, result: Any) -> None:
+        _LAST_DETECTOR["detector"] = result
+        message = f"trained: loss {result.history[-1]['loss']:.4f}"
+        if self._save_path is not None:
+            result.save(self._save_path)
+            message += f", saved to {self._save_path}"
+        self._status.value = message + ". Use 'Detect somata (EM)' with the U-Net method."

@@ -1,0 +1,451 @@
+"""A small trainable 3D U-Net that tells soma voxels from background in EM volumes.
+
+The user paints a few somata (label 2) and some background (label 1) in a sparse annotation
+volume (0 = unlabelled); :func:`train_soma_detector` trains on random patches around the
+painted voxels with a cross-entropy that ignores unlabelled voxels, and
+:meth:`SomaDetector.predict` runs block by block with overlap over volumes of any size.
+:func:`~napari_mesoscale.segment.em.detect_somata_em` with ``detector=`` turns the
+probability into somata (distance transform, watershed, size filter).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_mesoscale.io import atomic_path
+from napari_mesoscale.segment.em import (
+    check_em_volume,
+    downsample,
+    downsample_factors,
+    upsample_labels,
+)
+from napari_mesoscale.segment.sources import report
+
+UNLABELLED, BACKGROUND, SOMA = 0, 1, 2
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is available (then ``"mps"``), else ``"cpu"``."""
+    torch = _torch()
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def build_unet(base_channels: int = 8, depth: int = 2):
+    """A small 3D U-Net: ``depth`` poolings, ``base_channels`` doubled per level, 2 classes."""
+    torch = _torch()
+    nn = torch.nn
+
+    def block(cin: int, cout: int):
+        return nn.Sequential(
+            nn.Conv3d(cin, cout, 3, padding=1),
+            nn.BatchNorm3d(cout),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv3d(cout, cout, 3, padding=1),
+            nn.BatchNorm3d(cout),
+            nn.LeakyReLU(0.1, inplace=True),
+        )
+
+    class UNet3D(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            chans = [base_channels * 2**i for i in range(depth + 1)]
+            self.down = nn.ModuleList()
+            cin = 1
+            for c in chans:
+                self.down.append(block(cin, c))
+                cin = c
+            self.up = nn.ModuleList()
+            self.merge = nn.ModuleList()
+            for c_hi, c_lo in zip(chans[::-1][:-1], chans[::-1][1:], strict=True):
+                self.up.append(nn.ConvTranspose3d(c_hi, c_lo, 2, stride=2))
+                self.merge.append(block(2 * c_lo, c_lo))
+            self.head = nn.Conv3d(chans[0], 2, 1)
+            self.pool = nn.MaxPool3d(2)
+
+        def forward(self, x):
+            skips = []
+            for i, layer in enumerate(self.down):
+                x = layer(x)
+                if i < len(self.down) - 1:
+                    skips.append(x)
+                    x = self.pool(x)
+            for up, merge, skip in zip(self.up, self.merge, skips[::-1], strict=True):
+                x = up(x)
+                x = merge(torch.cat([x, skip], dim=1))
+            return self.head(x)
+
+    return UNet3D()
+
+
+def _normalise(image: np.ndarray, centre: float, scale: float) -> np.ndarray:
+    return ((image - centre) / scale).astype(np.float32)
+
+
+def _robust_stats(image: np.ndarray) -> tuple[float, float]:
+    sample = image.reshape(-1)
+    if sample.size > 2_000_000:
+        sample = sample[:: sample.size // 2_000_000]
+    centre = float(np.median(sample))
+    scale = float(1.4826 * np.median(np.abs(sample - centre)))
+    return centre, max(scale, 1e-6)
+
+
+@dataclass
+class SomaDetector:
+    """A trained soma U-Net with the settings needed to apply it.
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+        The network (2 output classes: background, soma).
+    voxel_size : tuple of float
+        Voxel size (µm) of the training volume.
+    resolution : float
+        Working voxel size (µm) the network runs at.
+    config : dict
+        Architecture (``base_channels``, ``depth``) and patch size.
+    history : list of dict
+        Loss (and accuracy on painted voxels) per epoch.
+    device : str
+        Where the model runs.
+    """
+
+    model: Any
+    voxel_size: tuple[float, float, float]
+    resolution: float
+    config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    device: str = "cpu"
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** int(self.config.get("depth", 2))
+
+    def working_grid(self, voxel_size: Any) -> tuple[np.ndarray, tuple[float, float, float]]:
+        """Integer downsampling factors and working voxel size for an input voxel size."""
+        factors = downsample_factors(tuple(voxel_size), self.resolution)
+        return factors, tuple(float(v) for v in np.asarray(voxel_size) * factors)
+
+    def predict(
+        self,
+        volume: Any,
+        *,
+        voxel_size: Any = None,
+        full_resolution: bool = False,
+        block: int = 64,
+        callback: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> np.ndarray:
+        """Soma probability (float32) of ``volume``, block by block with overlap.
+
+        Parameters
+        ----------
+        volume : array_like or dask.array.Array
+            (Z, Y, X) EM volume; dask arrays are downsampled block by block.
+        voxel_size : sequence of float, optional
+            Its voxel size in µm (default: the training voxel size).
+        full_resolution : bool
+            Return the probability on the input grid (nearest upsampling) instead of the
+            working grid (``working_grid(voxel_size)[1]`` µm per voxel).
+        block : int
+            Edge of the blocks (working voxels) the network sees at once.
+        """
+        voxel_size = self.voxel_size if voxel_size is None else voxel_size
+        volume, vs = check_em_volume(volume, voxel_size)
+        factors, _ = self.working_grid(vs)
+        image = downsample(volume, factors)
+        probability = self.predict_working(image, block=block, callback=callback)
+        if full_resolution:
+            return upsample_labels(probability, factors, tuple(volume.shape))
+        return probability
+
+    def predict_working(
+        self,
+        image: np.ndarray,
+        *,
+        block: int = 64,
+        callback: Callable[[dict[str, Any]], Any] | None = None,
+        progress_span: tuple[float, float] = (0.0, 1.0),
+    ) -> np.ndarray:
+        """Soma probability of an image already on the working grid."""
+        torch = _torch()
+        centre, scale = _robust_stats(image)
+        x = _normalise(image, centre, scale)
+        m = self.multiple
+        margin = max(m, int(self.config.get("margin", 16)))
+        block = max(int(block), 2 * margin + m)
+        shape = np.asarray(x.shape)
+        core = block - 2 * margin
+        starts = [list(range(0, int(s), core)) for s in shape]
+        out = np.zeros(x.shape, dtype=np.float32)
+        total = int(np.prod([len(s) for s in starts]))
+        done = 0
+        lo, hi = progress_span
+        self.model.eval()
+        with torch.no_grad():
+            for z0 in starts[0]:
+                for y0 in starts[1]:
+                    for x0 in starts[2]:
+                        c0 = np.array([z0, y0, x0])
+                        c1 = np.minimum(c0 + core, shape)
+                        r0 = np.maximum(c0 - margin, 0)
+                        r1 = np.minimum(c1 + margin, shape)
+                        patch = x[r0[0] : r1[0], r0[1] : r1[1], r0[2] : r1[2]]
+                        size = np.asarray(patch.shape)
+                        padded = ((size + m - 1) // m) * m
+                        pad = [(0, int(p - s)) for p, s in zip(padded, size, strict=True)]
+                        patch = np.pad(patch, pad, mode="reflect" if min(size) > 1 else "edge")
+                        tensor = torch.from_numpy(np.ascontiguousarray(patch))[None, None]
+                        logits = self.model(tensor.to(self.device))
+                        prob = torch.softmax(logits, dim=1)[0, 1].float().cpu().numpy()
+                        a = c0 - r0
+                        b = a + (c1 - c0)
+                        out[c0[0] : c1[0], c0[1] : c1[1], c0[2] : c1[2]] = prob[
+                            a[0] : b[0], a[1] : b[1], a[2] : b[2]
+                        ]
+                        done += 1
+                        report(
+                            callback, lo + (hi - lo) * done / total, f"U-Net block {done}/{total}"
+                        )
+        return out
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save weights and settings to one file (``torch.save``), written atomically."""
+        torch = _torch()
+        state = {
+            "format": "napari-mesoscale-soma-detector",
+            "version": 1,
+            "state_dict": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "voxel_size": list(self.voxel_size),
+            "resolution": self.resolution,
+            "config": self.config,
+            "history": self.history,
+        }
+        target = Path(path)
+        with atomic_path(target) as tmp:
+            torch.save(state, tmp)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str = "auto") -> SomaDetector:
+        """Load a detector written by :meth:`save`."""
+        torch = _torch()
+        state = torch.load(Path(path), map_location="cpu", weights_only=False)
+        if not isinstance(state, dict) or state.get("format") != "napari-mesoscale-soma-detector":
+            raise ValueError(f"{path} is not a saved soma detector.")
+        config = dict(state["config"])
+        model = build_unet(config.get("base_channels", 8), config.get("depth", 2))
+        model.load_state_dict(state["state_dict"])
+        dev = resolve_device(device)
+        model.to(dev)
+        return cls(
+            model=model,
+            voxel_size=tuple(state["voxel_size"]),
+            resolution=float(state["resolution"]),
+            config=config,
+            history=list(state.get("history", [])),
+            device=dev,
+        )
+
+
+def _downsample_annotations(
+    annotations: np.ndarray, factors: np.ndarray, shape: tuple
+) -> np.ndarray:
+    """Per working voxel: soma if any painted soma voxel, else background if any, else 0."""
+    out = np.zeros(shape, dtype=np.int8)
+    crop = annotations[: shape[0] * factors[0], : shape[1] * factors[1], : shape[2] * factors[2]]
+    blocks = crop.reshape(shape[0], factors[0], shape[1], factors[1], shape[2], factors[2])
+    top = blocks.max(axis=(1, 3, 5))
+    out[top == BACKGROUND] = BACKGROUND
+    out[top == SOMA] = SOMA
+    return out
+
+
+def train_soma_detector(
+    volume: Any,
+    annotations: Any,
+    *,
+    voxel_size: Any,
+    epochs: int = 30,
+    steps_per_epoch: int = 16,
+    batch_size: int = 4,
+    patch_size: int = 32,
+    resolution: float = 1.0,
+    base_channels: int = 8,
+    depth: int = 2,
+    learning_rate: float = 3e-3,
+    device: str = "auto",
+    seed: int = 0,
+    detector: SomaDetector | None = None,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
+) -> SomaDetector:
+    """Train a small 3D U-Net from sparse painted annotations.
+
+    Parameters
+    ----------
+    volume : array_like
+        (Z, Y, X) EM volume.
+    annotations : array_like
+        Integer volume of the same shape: 0 unlabelled, 1 background, 2 soma (a napari
+        Labels layer painted with those values).
+    voxel_size : sequence of float
+        Voxel size in µm (z, y, x).
+    epochs, steps_per_epoch, batch_size : int
+        Training length: ``epochs * steps_per_epoch`` steps of ``batch_size`` patches.
+    patch_size : int
+        Edge of the training patches in working voxels (a multiple of ``2**depth``).
+    resolution : float
+        Working voxel size (µm), as in :func:`detect_somata_em`.
+    base_channels, depth : int
+        Network width and number of poolings (the default net has ~90k weights).
+    learning_rate : float
+        Adam learning rate.
+    device : str
+        ``"auto"`` (GPU when present), ``"cpu"``, ``"cuda"``...
+    seed : int
+        Seed for weights and patch sampling.
+    detector : SomaDetector, optional
+        Continue training this detector instead of a fresh network.
+    callback : callable, optional
+        Called after every epoch with ``fraction``, ``message``, ``epoch`` and ``loss``;
+        returning False stops.
+
+    Returns
+    -------
+    SomaDetector
+        With ``history`` holding the loss per epoch.
+    """
+    torch = _torch()
+    volume, vs = check_em_volume(volume, voxel_size)
+    annotations = np.asarray(
+        annotations.compute() if hasattr(annotations, "compute") else annotations
+    )
+    if annotations.shape != tuple(volume.shape):
+        raise ValueError(
+            f"annotations must have the volume's shape {tuple(volume.shape)}; got "
+            f"{annotations.shape}. Paint them in a Labels layer over the EM volume."
+        )
+    if not np.issubdtype(annotations.dtype, np.integer):
+        raise ValueError(f"annotations must be integers (0, 1, 2); got dtype {annotations.dtype}.")
+    values = np.unique(annotations)
+    if np.any((values < 0) | (values > SOMA)):
+        raise ValueError(
+            f"annotations may only hold 0 (unlabelled), 1 (background) and 2 (soma); got "
+            f"values {values.tolist()}."
+        )
+    if SOMA not in values or BACKGROUND not in values:
+        raise ValueError(
+            "annotations need both painted somata (label 2) and painted background (label 1)."
+        )
+    if epochs < 1 or steps_per_epoch < 1 or batch_size < 1:
+        raise ValueError("epochs, steps_per_epoch and batch_size must be at least 1.")
+    multiple = 2**depth
+    patch = max(multiple, int(math.ceil(patch_size / multiple)) * multiple)
+    factors = downsample_factors(vs, resolution)
+    image = downsample(volume, factors)
+    target = _downsample_annotations(annotations, factors, image.shape)
+    centre, scale = _robust_stats(image)
+    x = _normalise(image, centre, scale)
+    # pad so that every patch fits
+    pad = [(0, max(0, patch - s)) for s in x.shape]
+    x = np.pad(x, pad, mode="reflect" if min(x.shape) > 1 else "edge")
+    target = np.pad(target, pad, mode="constant")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dev = resolve_device(device)
+    if detector is None:
+        model = build_unet(base_channels, depth)
+        config = {"base_channels": base_channels, "depth": depth, "patch_size": patch, "margin": 16}
+    else:
+        model, config = detector.model, dict(detector.config)
+    model.to(dev)
+    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    soma_idx = np.argwhere(target == SOMA)
+    bg_idx = np.argwhere(target == BACKGROUND)
+    shape = np.asarray(x.shape)
+    # soma and background voxels are weighted equally, whatever was painted more
+    n_soma, n_bg = len(soma_idx), len(bg_idx)
+    weight = torch.tensor(
+        [0.5 * (n_soma + n_bg) / n_bg, 0.5 * (n_soma + n_bg) / n_soma],
+        dtype=torch.float32,
+        device=dev,
+    )
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight, ignore_index=-1)
+    history: list[dict[str, float]] = list(detector.history) if detector is not None else []
+    start_time = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        losses, correct, counted = [], 0, 0
+        for _step in range(steps_per_epoch):
+            xs, ys = [], []
+            for _b in range(batch_size):
+                pool = soma_idx if rng.random() < 0.5 else bg_idx
+                centre_voxel = pool[rng.integers(len(pool))]
+                jitter = rng.integers(-patch // 4, patch // 4 + 1, size=3)
+                lo = np.clip(centre_voxel + jitter - patch // 2, 0, shape - patch)
+                sl = tuple(slice(int(a), int(a) + patch) for a in lo)
+                xp, yp = x[sl], target[sl].astype(np.int64) - 1  # -1 = unlabelled
+                # augmentation: flips on every axis, transposition of y and x
+                for axis in range(3):
+                    if rng.random() < 0.5:
+                        xp, yp = np.flip(xp, axis), np.flip(yp, axis)
+                if rng.random() < 0.5:
+                    xp, yp = xp.transpose(0, 2, 1), yp.transpose(0, 2, 1)
+                xp = xp * rng.uniform(0.9, 1.1) + rng.normal(0, 0.1)
+                xs.append(np.ascontiguousarray(xp, dtype=np.float32))
+                ys.append(np.ascontiguousarray(yp))
+            xb = torch.from_numpy(np.stack(xs))[:, None].to(dev)
+            yb = torch.from_numpy(np.stack(ys)).to(dev)
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            losses.append(float(loss.detach().cpu()))
+            with torch.no_grad():
+                valid = yb >= 0
+                correct += int((logits.argmax(1)[valid] == yb[valid]).sum().cpu())
+                counted += int(valid.sum().cpu())
+        record = {
+            "epoch": len(history) + 1,
+            "loss": float(np.mean(losses)),
+            "accuracy": correct / max(counted, 1),
+            "seconds": time.perf_counter() - start_time,
+        }
+        history.append(record)
+        report(
+            callback,
+            (epoch + 1) / epochs,
+            f"epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}",
+            epoch=epoch + 1,
+            loss=record["loss"],
+            accuracy=record["accuracy"],
+        )
+    model.eval()
+    return SomaDetector(
+        model=model,
+        voxel_size=tuple(vs),
+        resolution=float(resolution),
+        config=config,
+        history=history,
+        device=dev,
+    )
