@@ -238,8 +238,16 @@ def test_score_predictions_table():
     noisy = np.concatenate(list(_trials(truth, 0.1, 6, rng)))
     aligned = score_predictions(shifted, noisy, n_repeats=6, lag=1)
     assert np.median(aligned["raw"]) > 0.99
+    # a forecast's first row is NaN (nothing to predict it from): that time point is left out
+    forecast = predicted.copy()
+    forecast[0] = np.nan
+    with_nan = score_predictions(forecast, recorded, n_repeats=6, n_splits=20)
+    assert np.isfinite(with_nan["predictivity"]).all()
+    assert np.median(with_nan["predictivity"]) == pytest.approx(1.0, abs=0.05)
     with pytest.raises(ValueError, match="neurons"):
         score_predictions(truth[:, :5], recorded)
+    with pytest.raises(ValueError, match="finite"):
+        score_predictions(np.full_like(truth, np.nan), recorded[:300])
 
 
 @pytest.mark.viewer
@@ -295,3 +303,29 @@ def test_score_widget_opens_from_the_plugin_menu(make_napari_viewer):
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-mesoscale", "Score predictions")
     assert isinstance(widget, ScorePredictionsWidget)
+
+
+@pytest.mark.viewer
+def test_score_widget_reads_a_fitted_layer(make_napari_viewer, qtbot):
+    """The fit widget's convention: metadata['activity'] (T, N) and ['predicted'], first row NaN."""
+    from napari_mesoscale.napari._score_widget import ScorePredictionsWidget
+
+    viewer = make_napari_viewer()
+    truth, rng = _population(240, 12)
+    activity = truth + 0.3 * rng.standard_normal(truth.shape)
+    predicted = truth.copy()
+    predicted[0] = np.nan
+    layer = viewer.add_points(
+        rng.uniform(0, 50, (12, 3)),
+        name="cells",
+        metadata={"activity": activity, "predicted": predicted},
+    )
+    widget = ScorePredictionsWidget(viewer)
+    assert widget._pred_layer.value == "cells"  # picked because it holds predictions
+    widget._n_eig.value = 0
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
+    assert widget.last_error is None, widget.last_error
+    raw = np.array([np.corrcoef(truth[1:, k], activity[1:, k])[0, 1] for k in range(12)])
+    np.testing.assert_allclose(layer.features["predictivity"], raw, rtol=1e-9)
+    assert layer.features["reliability"].isna().all()  # one recording: no noise correction

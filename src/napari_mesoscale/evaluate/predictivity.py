@@ -906,7 +906,9 @@ def score_predictions(
         ``predictivity`` is the raw correlation.
     lag : int
         Row t of ``predicted`` predicts row t + lag of ``recorded`` (1 for one-step forecasts
-        stored at the time they were made; 0 when already aligned).
+        stored at the time they were made; 0 when already aligned, as ``MesoscaleFit.predict``
+        returns them). Time points where any prediction or recording is NaN (a forecast's
+        first rows) are left out.
     n_splits, estimator, reliability_threshold, seed
         See :func:`noise_corrected_predictivity`.
     n_eigenvectors : int
@@ -946,6 +948,18 @@ def score_predictions(
     if lag:
         rec = rec[:, lag:]
         pred = pred[..., :-lag, :]
+    # time points without a prediction (a k-step forecast's first k rows are NaN) are left out
+    rec_ok = np.isfinite(rec).all(axis=(0, 2))
+    pred_ok = np.isfinite(pred.reshape(-1, *pred.shape[-2:])).all(axis=(0, 2))
+    bad = ~(rec_ok & pred_ok)
+    if bad.any():
+        if (~bad).sum() < 3:
+            raise ValueError(
+                f"only {(~bad).sum()} time points have finite predicted and recorded values; "
+                "at least 3 are needed (check for NaN in the inputs)."
+            )
+        rec = rec[:, ~bad]
+        pred = pred[..., ~bad, :]
     if rec.shape[0] >= 2:
         res = noise_corrected_predictivity(
             pred,
