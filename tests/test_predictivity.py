@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from napari_mesoscale.evaluate.predictivity import (
@@ -329,3 +330,39 @@ def test_score_widget_reads_a_fitted_layer(make_napari_viewer, qtbot):
     raw = np.array([np.corrcoef(truth[1:, k], activity[1:, k])[0, 1] for k in range(12)])
     np.testing.assert_allclose(layer.features["predictivity"], raw, rtol=1e-9)
     assert layer.features["reliability"].isna().all()  # one recording: no noise correction
+
+
+@pytest.mark.viewer
+def test_score_widget_eigenvectors_only_and_domain_summary(make_napari_viewer, qtbot):
+    from napari_mesoscale.napari._score_widget import ScorePredictionsWidget
+
+    viewer = make_napari_viewer()
+    truth, rng = _population(200, 30)
+    trials = _trials(truth, 1.0, 6, rng)
+    layer = viewer.add_points(
+        rng.uniform(0, 50, (30, 3)),
+        name="cells",
+        metadata={"trials": trials},
+        features=pd.DataFrame({"domain": np.repeat([3, 7], 15)}),
+    )
+    widget = ScorePredictionsWidget(viewer)
+    assert widget._pred_layer.value in (None, "(none)")
+    widget._n_eig.value = 8
+    widget.start()  # no predictions: eigenvector features only
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
+    assert widget.last_error is None, widget.last_error
+    assert [c for c in layer.features.columns if c.startswith("eig_")] == [
+        f"eig_{k}" for k in range(8)
+    ]
+    assert "eigenvector_features_frame(" in widget.last_call
+    assert layer.metadata["colored_by"]["column"] == "eig_0"
+    # now with predictions: per-domain summary kept beside the per-neuron scores
+    viewer.add_points(layer.data, name="model", metadata={"predicted": truth})
+    widget._pred_layer.reset_choices()
+    widget._pred_layer.value = "model"
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
+    assert widget.last_error is None, widget.last_error
+    table = layer.metadata["predictivity_by_domain"]
+    assert set(table["group"]) == {"all", 3, 7}
+    assert table["median"].to_numpy() == pytest.approx(1.0, abs=0.05)

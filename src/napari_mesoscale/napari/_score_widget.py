@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 from magicgui.widgets import ComboBox, FileEdit, FloatSpinBox, SpinBox
 
-from napari_mesoscale.evaluate.predictivity import score_predictions
+from napari_mesoscale.evaluate.localisation import eigenvector_features_frame
+from napari_mesoscale.evaluate.predictivity import score_predictions, summarize_scores
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 
 RECORDED_KEYS = ("trials", "activity", "dff", "traces")
@@ -156,6 +157,11 @@ class ScorePredictionsWidget(CoreTaskWidget):
         return self._viewer.layers[name]
 
     # -- running -------------------------------------------------------------------------
+    def _has_predictions(self) -> bool:
+        path = self._pred_file.value
+        file_given = path is not None and str(path) not in ("", ".") and Path(path).is_file()
+        return file_given or self._pred_layer.value not in (None, _NONE)
+
     def _predicted(self) -> tuple[np.ndarray, str]:
         path = self._pred_file.value
         if path is not None and str(path) not in ("", ".") and Path(path).is_file():
@@ -164,23 +170,43 @@ class ScorePredictionsWidget(CoreTaskWidget):
         if name in (None, _NONE):
             raise ValueError(
                 "choose a predictions layer (with metadata['predicted']) or a .npy file of "
-                "predicted activity (T, N)."
+                "predicted activity (T, N); or, to colour by eigenvectors only, set "
+                "'eigenvector features' above 0."
             )
         arr, key = _metadata_array(self._viewer.layers[name], _AUTO, PREDICTED_KEYS)
         return arr, f"viewer.layers[{name!r}].metadata[{key!r}]"
+
+    def _eigenvectors_only(self, layer: Any, recorded: np.ndarray, rec_key: str) -> CoreCall:
+        activity = recorded.reshape(-1, recorded.shape[-1])  # trials are concatenated in time
+        n_eig = int(self._n_eig.value)
+        source = f"viewer.layers[{layer.name!r}].metadata[{rec_key!r}]"
+        if rec_key in _TRANSPOSED:
+            source += ".T"
+        elif recorded.ndim == 3:
+            source += f".reshape(-1, {recorded.shape[-1]})"
+        self._target = layer.name
+        return CoreCall(
+            function=eigenvector_features_frame,
+            kwargs={"activity": activity, "n_eigenvectors": n_eig},
+            python=f"eig = eigenvector_features_frame({source}, n_eigenvectors={n_eig})",
+            console_names={"eigenvector_features_frame": eigenvector_features_frame},
+            result_name="eig",
+        )
 
     def prepare(self) -> CoreCall:
         layer = self._selected_points()
         if layer is None:
             raise ValueError("add a Points layer of point sources first.")
         recorded, rec_key = _metadata_array(layer, self._recorded_key.value, RECORDED_KEYS)
-        predicted, pred_src = self._predicted()
         n_points = len(layer.data)
         if recorded.shape[-1] != n_points:
             raise ValueError(
                 f"recorded activity has {recorded.shape[-1]} neurons but layer {layer.name!r} "
                 f"has {n_points} points; they must match one to one."
             )
+        if not self._has_predictions() and int(self._n_eig.value) > 0:
+            return self._eigenvectors_only(layer, recorded, rec_key)
+        predicted, pred_src = self._predicted()
         if predicted.shape[-1] != n_points:
             raise ValueError(
                 f"predictions have {predicted.shape[-1]} neurons but layer {layer.name!r} has "
@@ -225,9 +251,17 @@ class ScorePredictionsWidget(CoreTaskWidget):
             features[column] = result[column].to_numpy()
         layer.features = features.reset_index(drop=True)
         self._color_by.reset_choices()
+        scored = "predictivity" in result.columns
         if self._color_by.value not in result.columns:
-            self._color_by.value = "predictivity"
+            self._color_by.value = "predictivity" if scored else result.columns[0]
         self._recolor()
+        if not scored:  # eigenvector features only
+            self.last_summary = f"{result.shape[1]} eigenvector features added"
+            return
+        if "domain" in features.columns:
+            layer.metadata["predictivity_by_domain"] = summarize_scores(
+                result["predictivity"], features["domain"], mask=result["reliable"]
+            )
         reliable = result["reliable"].to_numpy(dtype=bool)
         median = (
             float(np.nanmedian(result["predictivity"].to_numpy()[reliable]))
