@@ -16,7 +16,11 @@ Predictions are read from a Points layer's ``metadata`` (``predicted``, ``predic
 The scoring runs :func:`napari_mesoscale.evaluate.predictivity.score_predictions` in a worker;
 the result lands in ``layer.features`` (``predictivity``, ``raw``, ``reliability``,
 ``reliable`` and, when asked, ``eig_0 .. eig_{k-1}`` correlation-eigenvector features) and the
-points are coloured by the column chosen in "colour by" (any eigenvector too).
+points are coloured by the column chosen in "colour by" (any eigenvector too). With no
+predictions chosen and "eigenvector features" above 0, the widget only adds the ``eig_k``
+columns (:func:`napari_mesoscale.evaluate.localisation.eigenvector_features_frame`) so that the
+points can be coloured by any eigenvector. When the layer's features hold a ``domain`` column,
+the median ± s.e.m. per domain is kept in ``layer.metadata['predictivity_by_domain']``.
 """
 
 from __future__ import annotations
