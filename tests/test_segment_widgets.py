@@ -1,0 +1,140 @@
+"""Detection widgets in a real viewer: layers, scale, features, console, trace dock, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_mesoscale.segment import match_points
+from napari_mesoscale.synth import make_toy_brain
+
+pytestmark = pytest.mark.viewer
+
+
+@pytest.fixture(scope="module")
+def brain():
+    return make_toy_brain(
+        50, n_frames=100, shape=(24, 64, 64), em=True, snr=3.0, seed=0, render="eager"
+    )
+
+
+def test_calcium_widget_adds_points_labels_and_traces(make_napari_viewer, qtbot, brain):
+    from napari_mesoscale.napari._detect_widgets import DetectPointSourcesWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(
+        brain.movie,
+        name="movie",
+        scale=(1.0, *brain.voxel_size),
+        metadata={"frame_rate_hz": brain.frame_rate},
+    )
+    # opened through the plugin manifest, as the Plugins menu does
+    _, widget = viewer.window.add_plugin_dock_widget(
+        "napari-mesoscale", "Detect point sources (calcium)"
+    )
+    assert isinstance(widget, DetectPointSourcesWidget)
+    widget._diameter.value = 8.0
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=120_000)
+    assert widget.last_error is None, widget.last_error
+    result = widget.last_result
+    points = viewer.layers["movie points"]
+    labels = viewer.layers["movie ROIs"]
+    np.testing.assert_allclose(points.data, result.positions)
+    np.testing.assert_allclose(points.scale, 1.0)
+    np.testing.assert_allclose(labels.scale, brain.voxel_size)
+    assert list(points.features.columns[:4]) == ["id", "size", "brightness", "snr"]
+    assert points.metadata["activity"].shape == (brain.movie.shape[0], len(result))
+    match = match_points(points.data, brain.positions, 4.0)
+    assert match.f1 >= 0.9
+    assert "detect_point_sources(" in widget.last_call
+    # the trace dock follows the selection
+    plot = widget._plot
+    assert plot is not None
+    points.selected_data = {2}
+    qtbot.waitUntil(lambda: plot.shown == [2], timeout=5_000)
+    line = plot.axes.get_lines()[0]
+    np.testing.assert_allclose(line.get_ydata(), result.dff[2])
+    # a second run replaces the layers
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=120_000)
+    assert len(viewer.layers) == 3
+
+
+def test_calcium_widget_reports_bad_input(make_napari_viewer, qtbot):
+    from napari_mesoscale.napari._detect_widgets import DetectPointSourcesWidget
+
+    viewer = make_napari_viewer()
+    widget = DetectPointSourcesWidget(viewer)
+    widget.start()
+    assert widget.last_error is not None and "calcium movie" in widget.last_error
+    viewer.add_image(np.zeros((5, 8, 16, 16), np.float32), name="flat", scale=(1, 2, 1, 1))
+    widget._movie.value = "flat"
+    widget._diameter.value = 0.5  # below one voxel
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=30_000)
+    assert "smaller than one voxel" in widget.last_error
+
+
+def test_em_widgets_classical_training_and_unet(make_napari_viewer, qtbot, brain):
+    import torch
+
+    torch.set_num_threads(1)
+    from napari_mesoscale.napari._detect_widgets import (
+        DetectSomataWidget,
+        TrainSomaDetectorWidget,
+    )
+
+    viewer = make_napari_viewer()
+    em = viewer.add_image(brain.em, name="em", scale=brain.em_voxel_size)
+    detect = DetectSomataWidget(viewer)
+    detect._volume.value = "em"
+    detect.start()
+    qtbot.waitUntil(lambda: not detect.is_running, timeout=60_000)
+    assert detect.last_error is None, detect.last_error
+    points = viewer.layers["em somata points"]
+    assert match_points(points.data, brain.positions, 4.0).f1 >= 0.9
+    np.testing.assert_allclose(viewer.layers["em somata ROIs"].scale, brain.em_voxel_size)
+
+    # U-Net without a trained detector: a clear message
+    detect._method.value = "U-Net (trained detector)"
+    detect.start()
+    assert detect.last_error is not None and "train one" in detect.last_error
+
+    train = TrainSomaDetectorWidget(viewer)
+    train._volume.value = "em"
+    annotations = train.add_annotation_layer()
+    np.testing.assert_allclose(annotations.scale, em.scale)
+    ids = np.unique(brain.em_labels[brain.em_labels > 0])[:3]
+    data = np.zeros(brain.em.shape, np.uint8)
+    data[np.isin(brain.em_labels, ids)] = 2
+    far = ndimage.distance_transform_edt(brain.em_labels == 0) > 6
+    data[:, :20, :20][far[:, :20, :20]] = 1
+    annotations.data = data
+    train._epochs.value = 2
+    train._steps.value = 1
+    train.start()
+    qtbot.waitUntil(lambda: not train.is_running, timeout=120_000)
+    assert train.last_error is None, train.last_error
+    assert len(train.losses) == 2
+    assert "train_soma_detector(" in train.last_call
+    detect.start()  # now the U-Net method finds the trained detector
+    qtbot.waitUntil(lambda: not detect.is_running, timeout=120_000)
+    assert detect.last_error is None, detect.last_error
+    assert detect.last_result.parameters["method"] == "unet"
+
+
+def test_somata_from_labels_widget(make_napari_viewer, qtbot, brain):
+    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_labels(brain.em_labels, name="segmentation", scale=brain.em_voxel_size)
+    widget = DetectSomataWidget(viewer)
+    widget._method.value = "from a labels layer"
+    widget._labels.value = "segmentation"
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
+    assert widget.last_error is None, widget.last_error
+    points = viewer.layers["segmentation somata points"]
+    assert match_points(points.data, brain.positions, 2.0).f1 >= 0.95
