@@ -291,3 +291,15 @@ def test_summary_images_of_plane():
     images = summary_images(movie)
     assert images["mean"].shape == (1, 16, 16)
     assert np.abs(images["correlation"]).mean() < 0.2
+
+
+def test_auto_threshold_splits_only_two_populations():
+    from napari_mesoscale.segment.calcium import auto_threshold
+
+    rng = np.random.default_rng(0)
+    cells = 10 ** rng.normal(2.3, 0.2, 300)  # one population of cells
+    assert auto_threshold(cells, floor=7.0) == 7.0
+    texture = 10 ** rng.normal(1.0, 0.15, 300)  # background peaks, a decade lower
+    both = np.concatenate([cells, texture])
+    threshold = auto_threshold(both, floor=7.0)
+    assert texture.max() < threshold < cells.min()

@@ -385,11 +385,16 @@ def _refine(response: np.ndarray, peaks: np.ndarray) -> np.ndarray:
     return refined
 
 
-def auto_threshold(values: np.ndarray, *, floor: float, separation: float = 2.0) -> float:
+def auto_threshold(
+    values: np.ndarray, *, floor: float, separation: float = 3.5, min_gap: float = 0.3
+) -> float:
     """Threshold between background peaks and cells, from the peak responses themselves.
 
-    Otsu's method on ``log10`` of the responses above ``floor``; the split is used only if
-    the two classes are well separated (Ashman's D >= ``separation``), else ``floor``.
+    Otsu's method splits ``log10`` of the responses above ``floor`` in two. The split is used
+    only when the two classes are truly two populations: an empty gap of at least ``min_gap``
+    decades between them, or Ashman's D of at least ``separation`` (Otsu's split of a single
+    Gaussian gives D ~ 2.7, so a lower bar would cut one population of cells in two).
+    Otherwise the threshold is ``floor``.
     """
     from skimage.filters import threshold_otsu
 
@@ -404,12 +409,12 @@ def auto_threshold(values: np.ndarray, *, floor: float, separation: float = 2.0)
     low, high = logs[logs <= split], logs[logs > split]
     if len(low) < 2 or len(high) < 2:
         return float(floor)
+    gap_lo, gap_hi = low.max(), high.min()
     spread = math.sqrt(low.var() + high.var())
     ashman = math.sqrt(2.0) * (high.mean() - low.mean()) / max(spread, 1e-12)
-    if ashman < separation:
+    if gap_hi - gap_lo < min_gap and ashman < separation:
         return float(floor)
     # the middle of the empty gap around Otsu's split
-    gap_lo, gap_hi = low.max(), high.min()
     return float(max(floor, 10 ** (0.5 * (gap_lo + gap_hi))))
 
 
