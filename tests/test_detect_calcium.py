@@ -303,3 +303,39 @@ def test_auto_threshold_splits_only_two_populations():
     both = np.concatenate([cells, texture])
     threshold = auto_threshold(both, floor=7.0)
     assert texture.max() < threshold < cells.min()
+
+
+def test_segment_command_line(tmp_path, brain, sources, capsys):
+    import json
+
+    from napari_mesoscale.cli import main
+    from napari_mesoscale.io import read_table, write_tiff
+
+    movie_path = write_tiff(
+        tmp_path / "movie.ome.tif",
+        brain.movie,
+        voxel_size=brain.voxel_size,
+        axes="TZYX",
+        frame_rate=brain.frame_rate,
+    )
+    code = main(
+        [
+            "segment",
+            str(movie_path),
+            "--out",
+            str(tmp_path / "cells"),
+            "--csv",
+            str(tmp_path / "cells.csv"),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["n_sources"] == len(sources)
+    table = read_table(tmp_path / "cells.csv")
+    assert np.allclose(table[["z_um", "y_um", "x_um"]].to_numpy(), sources.positions)
+    loaded = PointSources.load(summary["bundle"])
+    assert np.allclose(loaded.dff, sources.dff, atol=1e-5)
+    # bad input reaches the user as a clear error, not a traceback
+    assert main(["segment", str(movie_path), "--cell-diameter", "0.1", "--quiet"]) == 2
+    assert "smaller than one voxel" in capsys.readouterr().err
