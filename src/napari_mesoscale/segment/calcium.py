@@ -22,7 +22,7 @@ from napari_mesoscale.segment.deconvolve import deconvolve_traces
 from napari_mesoscale.segment.sources import PointSources, empty_features, report
 
 #: bytes of float32 data per slab of frames read at a time
-SLAB_BYTES = 64 * 2**20
+SLAB_BYTES = 256 * 2**20
 
 #: lowest detection threshold (noise units) considered by threshold="auto"
 AUTO_FLOOR = 7.0
@@ -144,7 +144,7 @@ def summary_images(
         keeps calcium transients (slower than a few frames) and cuts the cost; by default
         ``min(4, T // 100)`` (at least 1).
     slab_frames : int, optional
-        Frames per slab; by default about 64 MiB of float32 per slab (dask: whole chunks).
+        Frames per slab; by default about 256 MiB of float32 per slab (dask: whole chunks).
     callback : callable, optional
         Progress callback (see :func:`detect_point_sources`).
 
@@ -182,47 +182,43 @@ def summary_images(
         flat = block.reshape(t1 - t0, n_voxels)
         slab_max = flat.max(axis=0)
         vmax = slab_max if vmax is None else np.maximum(vmax, slab_max)
-        if reference is None:
-            reference = flat.mean(axis=0, dtype=np.float64).astype(np.float32)
-        x = np.empty(flat.shape, dtype=np.float32)
-        np.subtract(flat, reference, out=x, dtype=np.float32)
+        x = flat.astype(np.float32)
         del block, flat
+        if reference is None:
+            reference = x.mean(axis=0)
+        # raw moments in float32 per slab (few frames), accumulated in float64
         s1 += x.sum(axis=0)
-        buffer = np.square(x)
-        s2 += buffer.sum(axis=0)
-        del buffer
+        s2 += np.einsum("ij,ij->j", x, x)
         # correlation statistics on binned frames (a remainder carries to the next slab)
         if bin_frames > 1 or len(carry):
             x = np.concatenate([carry, x]) if len(carry) else x
             n_full = (len(x) // bin_frames) * bin_frames
             last = k == len(slabs) - 1
             carry = x[n_full:].copy() if not last else np.zeros((0, n_voxels), np.float32)
-            if last and n_full < len(x):  # a short final bin, scaled to the same length
-                tail = x[n_full:].sum(axis=0, keepdims=True) * (bin_frames / (len(x) - n_full))
-                xb = x[:n_full].reshape(-1, bin_frames, n_voxels).sum(axis=1)
-                xb = np.concatenate([xb, tail.astype(np.float32)])
-            else:
-                xb = x[:n_full].reshape(-1, bin_frames, n_voxels).sum(axis=1)
+            xb = x[:n_full].reshape(-1, bin_frames, n_voxels).mean(axis=1)
+            if last and n_full < len(x):  # a short final bin
+                xb = np.concatenate([xb, x[n_full:].mean(axis=0, keepdims=True)])
         else:
-            xb = x
+            xb = x  # moments of x are taken: it may be centred in place
         del x
         if len(xb):
+            xb -= reference  # centred, so that products stay small (float32 accuracy)
             xb = xb.reshape(-1, *spatial)
             n_bins += len(xb)
             b1 += xb.sum(axis=0)
-            b2 += np.square(xb).sum(axis=0)
+            b2 += np.einsum("i...,i...->...", xb, xb)
             for a in axes:
                 lo_slice = _axis_slice(a + 1, slice(0, -1))
                 hi_slice = _axis_slice(a + 1, slice(1, None))
-                cross[a] += np.multiply(xb[lo_slice], xb[hi_slice]).sum(axis=0)
+                cross[a] += np.einsum("i...,i...->...", xb[lo_slice], xb[hi_slice])
         del xb
         report(
             callback,
             lo + (hi - lo) * (k + 1) / len(slabs),
             f"summary images: frames {t1}/{n_frames}",
         )
-    mean_shift = s1 / n_frames
-    std = np.sqrt(np.maximum(s2 / n_frames - mean_shift**2, 0.0))
+    mean = s1 / n_frames
+    std = np.sqrt(np.maximum(s2 / n_frames - mean**2, 0.0))
     bmean = b1 / max(n_bins, 1)
     bstd = np.sqrt(np.maximum(b2 / max(n_bins, 1) - bmean**2, 0.0))
     corr_sum = np.zeros(spatial, dtype=np.float64)
@@ -241,11 +237,10 @@ def summary_images(
         corr_count[lo_slice] += 1
         corr_count[hi_slice] += 1
     correlation = corr_sum / np.maximum(corr_count, 1)
-    ref = reference if reference is not None else np.zeros(n_voxels, np.float32)
     if vmax is None:
         vmax = np.zeros(n_voxels, np.float32)
     return {
-        "mean": (mean_shift + ref).astype(np.float32).reshape(spatial),
+        "mean": mean.astype(np.float32).reshape(spatial),
         "max": vmax.astype(np.float32).reshape(spatial),
         "std": std.astype(np.float32).reshape(spatial),
         "correlation": correlation.astype(np.float32),
@@ -694,7 +689,7 @@ def detect_point_sources(
     tau : float
         Indicator decay time (s) for deconvolution.
     slab_frames : int, optional
-        Frames per slab (default: about 64 MiB; dask arrays keep their own chunks).
+        Frames per slab (default: about 256 MiB; dask arrays keep their own chunks).
     callback : callable, optional
         Called with ``{"fraction": 0..1, "message": str}``; returning False (or raising)
         stops the run.
