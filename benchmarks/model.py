@@ -185,7 +185,7 @@ def _cost_child(n: int, frames: int, steps: int, batch: int) -> dict:
 def cost(sizes: list[int], steps: int, batch: int) -> dict:
     rows = []
     for n in sizes:
-        frames = max(40, batch * (steps + 3) * 2)
+        frames = max(100, batch * (steps + 3) * 2)
         cmd = [
             sys.executable,
             __file__,
@@ -260,12 +260,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-large", action="store_true")
+    parser.add_argument(
+        "--cost-only", action="store_true", help="re-measure cost, update the existing JSON"
+    )
     parser.add_argument("--cost-child", nargs=4, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cost_child:
         print(json.dumps(_cost_child(*args.cost_child)))
         return
     _setup_threads()
+    if args.cost_only:
+        result = json.loads(RESULTS.read_text())
+        sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
+        result["cost"] = cost(sizes, steps=4, batch=2)
+        tmp = RESULTS.with_name(f".{RESULTS.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(result, indent=2, default=float))
+        os.replace(tmp, RESULTS)
+        print(f"updated cost in {RESULTS}")
+        return
     epochs = 15 if args.quick else 30
     default = {}
     variants = {
