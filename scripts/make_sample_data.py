@@ -24,10 +24,10 @@ from napari_mesoscale.synth import make_toy_brain
 SAMPLE_PARAMETERS = {
     "n_neurons": 100,
     "n_frames": 200,
-    "shape": (16, 48, 48),
-    "voxel_size": (4.0, 2.5, 2.5),
+    "shape": (20, 48, 48),
+    "voxel_size": (3.0, 1.5, 1.5),
     "frame_rate": 5.0,
-    "em_voxel_size": (2.0, 1.25, 1.25),
+    "em_voxel_size": (1.5, 0.75, 0.75),
 }
 
 
