@@ -177,16 +177,21 @@ def calcium_speed(n_frames, shape, n_neurons, repeats, seed, workdir: Path) -> d
 
 
 def _paint(brain, n_somata: int, seed: int) -> np.ndarray:
-    """Sparse annotations a user could paint: whole somata (2) and background blobs (1)."""
+    """Sparse annotations a user could paint: whole somata (2), a background outline around
+    each of them and background blobs in the neuropil (1)."""
     rng = np.random.default_rng(seed)
     labels = brain.em_labels
     ids = rng.choice(np.unique(labels[labels > 0]), n_somata, replace=False)
     annotations = np.zeros(labels.shape, dtype=np.uint8)
-    annotations[np.isin(labels, ids)] = 2
+    painted = np.isin(labels, ids)
+    annotations[painted] = 2
+    # the user outlines each painted soma with background just outside its membrane
+    outside = ndimage.distance_transform_edt(~painted, sampling=brain.em_voxel_size)
+    annotations[(outside > 0.5) & (outside <= 1.5) & (labels == 0)] = 1
     far = ndimage.distance_transform_edt(labels == 0, sampling=brain.em_voxel_size) > 1.5
     candidates = np.argwhere(far)
     half = np.maximum(1, np.round(1.5 / np.asarray(brain.em_voxel_size))).astype(int)
-    for c in candidates[rng.choice(len(candidates), 40, replace=False)]:
+    for c in candidates[rng.choice(len(candidates), 80, replace=False)]:
         sl = tuple(slice(max(0, a - h), a + h + 1) for a, h in zip(c, half, strict=True))
         block = annotations[sl]
         block[(block == 0) & far[sl]] = 1
@@ -269,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         snrs, densities = (0.5, 1.0, 2.0, 5.0), (300, 800)
         accuracy = calcium_accuracy(snrs, densities, 300, (64, 128, 128), args.seed)
         speed = calcium_speed(500, (64, 256, 256), 1200, args.repeats, args.seed, args.workdir)
-        em = em_accuracy(300, (64, 128, 128), 15, 10, args.seed)
+        em = em_accuracy(300, (64, 128, 128), 20, 10, args.seed)
     default_snr = 5.0
     low_snr = min(snrs)
     at_default = [r for r in accuracy if r["snr"] == default_snr]

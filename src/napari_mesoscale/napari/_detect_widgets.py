@@ -250,6 +250,9 @@ class DetectSomataWidget(_LayerWidget):
         self._threshold = FloatSpinBox(
             label="contrast threshold (0 = auto)", value=0.0, min=0.0, max=1e6
         )
+        self._probability = FloatSpinBox(
+            label="soma probability threshold", value=0.7, min=0.01, max=0.99, step=0.05
+        )
         self._detector_file = FileEdit(
             label="detector file (empty = last trained)", mode="r", filter="*.pt"
         )
@@ -262,6 +265,7 @@ class DetectSomataWidget(_LayerWidget):
             self._diameter,
             self._resolution,
             self._threshold,
+            self._probability,
             self._detector_file,
         )
         self._update_visibility()
@@ -279,6 +283,7 @@ class DetectSomataWidget(_LayerWidget):
         self._threshold.visible = method == _CLASSICAL
         self._resolution.visible = method == _CLASSICAL
         self._detector_file.visible = method == _UNET
+        self._probability.visible = method == _UNET
 
     def prepare(self) -> CoreCall:
         from napari_mesoscale.segment import SomaDetector, detect_somata_em, somata_from_labels
@@ -331,6 +336,7 @@ class DetectSomataWidget(_LayerWidget):
                 )
             kwargs["detector"] = detector
             kwargs["resolution"] = detector.resolution
+            kwargs["probability_threshold"] = float(self._probability.value)
         else:
             kwargs["resolution"] = float(self._resolution.value)
             kwargs["threshold"] = float(self._threshold.value) or _AUTO

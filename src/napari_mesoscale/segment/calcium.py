@@ -597,10 +597,14 @@ def compute_dff(
     baseline_window: int = 150,
     baseline_percentile: float = 8.0,
 ) -> np.ndarray:
-    """dF/F of neuropil-corrected traces: ``F = roi - c * neuropil``, ``(F - F0) / F0``.
+    """dF/F of neuropil-corrected traces.
 
-    ``F0`` is the running percentile of ``F``; where it falls below 10 % of the ROI's raw
-    baseline (strong neuropil) the raw baseline fraction is used, so dF/F stays finite.
+    ``F = roi - c * (neuropil - median(neuropil))``: the neuropil's fluctuations are removed
+    with coefficient ``c`` while its median level is kept, so ``F`` stays on the ROI's own
+    scale (subtracting the level too would leave ``F0`` near zero whenever the neuropil is
+    as bright as the cell). ``F0`` is the running ``baseline_percentile`` of ``F`` over
+    ``baseline_window`` frames, floored at 10 % of the ROI's median raw fluorescence, and
+    dF/F is ``(F - F0) / F0``.
     """
     traces = np.asarray(traces, dtype=np.float64)
     corrected = traces.copy()
@@ -656,7 +660,8 @@ def detect_point_sources(
         (T, Z, Y, X) volumes over time or (T, Y, X) planes. Dask arrays are read slab by slab
         (twice: summary images, then traces) and never loaded whole.
     voxel_size : sequence of float
-        Voxel size in µm, (z, y, x); (y, x) or (z, y, x) for a plane.
+        Voxel size in µm, (z, y, x); (y, x) or (z, y, x) for a plane (the result of a plane
+        keeps (y, x)).
     cell_diameter : float
         Typical soma diameter in µm.
     frame_rate : float, optional
@@ -708,7 +713,7 @@ def detect_point_sources(
     """
     movie4, vs3, is_plane = _check_movie(movie, voxel_size)
     d = _check_diameter(cell_diameter, vs3, is_plane)
-    out_vs = vs3[1:] if is_plane and len(np.atleast_1d(voxel_size)) == 2 else vs3
+    out_vs = vs3[1:] if is_plane else vs3
     spatial = tuple(int(s) for s in movie4.shape[1:])
     out_shape = spatial[1:] if is_plane else spatial
     n_frames = int(movie4.shape[0])

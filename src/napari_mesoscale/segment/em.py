@@ -244,7 +244,7 @@ def detect_somata_em(
     resolution: float = 1.0,
     threshold: float | str = "auto",
     detector: SomaDetector | None = None,
-    probability_threshold: float = 0.5,
+    probability_threshold: float = 0.7,
     size_range: tuple[float, float] = (0.5, 1.6),
     opening_radius: float | None = None,
     full_resolution_labels: bool = True,
@@ -269,6 +269,9 @@ def detect_somata_em(
     detector : SomaDetector, optional
         A trained U-Net (:func:`train_soma_detector`); its soma probability, thresholded at
         ``probability_threshold``, replaces the contrast threshold.
+    probability_threshold : float
+        Soma probability above which a voxel belongs to a soma (U-Net path). 0.7 keeps the
+        confident core and drops the uncertain rim that would join touching somata.
     size_range : (float, float)
         Kept bodies have an equivalent diameter between these multiples of ``soma_diameter``.
     opening_radius : float, optional
