@@ -181,3 +181,30 @@ def test_training_bad_annotations(brain):
     ann[0, 0, 0] = 5
     with pytest.raises(ValueError, match="only hold"):
         train_soma_detector(brain.em, ann, voxel_size=brain.em_voxel_size, epochs=1)
+
+
+def test_training_stops_at_once_when_cancelled(brain):
+    from napari_mesoscale.segment import DetectionCancelled
+
+    crop = (slice(0, 24), slice(0, 64), slice(0, 64))
+    ann = _annotations(brain)[crop]
+    seen = []
+
+    def callback(info):
+        seen.append(info)
+        return False
+
+    with pytest.raises(DetectionCancelled):
+        train_soma_detector(
+            brain.em[crop],
+            ann,
+            voxel_size=brain.em_voxel_size,
+            epochs=50,
+            steps_per_epoch=10,
+            batch_size=1,
+            patch_size=16,
+            base_channels=2,
+            device="cpu",
+            callback=callback,
+        )
+    assert len(seen) == 1  # stopped after the first step, not the first epoch

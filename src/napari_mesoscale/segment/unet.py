@@ -326,8 +326,8 @@ def train_soma_detector(
     detector : SomaDetector, optional
         Continue training this detector instead of a fresh network.
     callback : callable, optional
-        Called after every epoch with ``fraction``, ``message``, ``epoch`` and ``loss``;
-        returning False stops.
+        Called after every step with ``fraction`` and ``message``, and after every epoch also
+        with ``epoch``, ``loss`` and ``accuracy``; returning False (or raising) stops.
 
     Returns
     -------
@@ -399,7 +399,7 @@ def train_soma_detector(
     for epoch in range(epochs):
         model.train()
         losses, correct, counted = [], 0, 0
-        for _step in range(steps_per_epoch):
+        for step in range(steps_per_epoch):
             xs, ys = [], []
             for _b in range(batch_size):
                 pool = soma_idx if rng.random() < 0.5 else bg_idx
@@ -426,6 +426,12 @@ def train_soma_detector(
             optimiser.step()
             scheduler.step()
             losses.append(float(loss.detach().cpu()))
+            # every step, so that Cancel acts within one step
+            report(
+                callback,
+                (epoch * steps_per_epoch + step + 1) / (epochs * steps_per_epoch),
+                f"epoch {epoch + 1}/{epochs}, step {step + 1}/{steps_per_epoch}",
+            )
             with torch.no_grad():
                 valid = yb >= 0
                 correct += int((logits.argmax(1)[valid] == yb[valid]).sum().cpu())
