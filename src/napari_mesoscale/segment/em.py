@@ -426,8 +426,7 @@ def somata_from_labels(
     -------
     PointSources
         Somata only, relabelled 1..N; ``features`` keeps the original ``label`` and the
-        measures. ``parameters["all_labels"]`` is not stored; use :func:`label_table` for
-        every label.
+        measures. :func:`label_table` gives the measures of every label.
     """
     labels = np.asarray(labels.compute() if _is_dask(labels) else labels)
     if labels.ndim != 3:
