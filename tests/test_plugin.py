@@ -93,11 +93,17 @@ def test_bundle_reader_restores_layers(make_napari_viewer, tmp_path):
     bundle = ResultsBundle(
         tables={"cells": pd.DataFrame({"z": [2.0], "y": [1.5], "x": [2.0], "motif": [1]})},
         volumes={"domains": Volume(labels, "ZYX", (2.0, 0.5, 0.5))},
-        metadata={"layers": [
-            {"name": "domains", "type": "labels", "source": "volumes/domains"},
-            {"name": "cells", "type": "points", "source": "tables/cells",
-             "kwargs": {"size": 3.0}},
-        ]},
+        metadata={
+            "layers": [
+                {"name": "domains", "type": "labels", "source": "volumes/domains"},
+                {
+                    "name": "cells",
+                    "type": "points",
+                    "source": "tables/cells",
+                    "kwargs": {"size": 3.0},
+                },
+            ]
+        },
     )
     path = bundle.save(tmp_path / "run")
     viewer = make_napari_viewer(show=True)
@@ -112,8 +118,9 @@ def test_writers_save_points_in_micrometres_and_labels_with_voxel_size(
     make_napari_viewer, tmp_path
 ):
     viewer = make_napari_viewer(show=True)
-    points = viewer.add_points(np.array([[1.0, 2.0, 3.0]]), scale=(2.0, 1.0, 1.0),
-                               features=pd.DataFrame({"snr": [4.5]}))
+    points = viewer.add_points(
+        np.array([[1.0, 2.0, 3.0]]), scale=(2.0, 1.0, 1.0), features=pd.DataFrame({"snr": [4.5]})
+    )
     csv = tmp_path / "cells.csv"
     points.save(str(csv), plugin="napari-mesoscale")
     table = read_table(csv)
@@ -126,3 +133,27 @@ def test_writers_save_points_in_micrometres_and_labels_with_voxel_size(
     volume = read_volume(tif)
     assert volume.voxel_size == (4.0, 1.0, 1.0)
     np.testing.assert_array_equal(volume.data, labels.data)
+
+
+@pytest.mark.viewer
+def test_saving_all_layers_as_a_bundle_restores_them(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "connectome")
+    viewer.open_sample("napari-mesoscale", "calcium")
+    before = {layer.name: layer for layer in viewer.layers}
+    [path] = viewer.layers.save(str(tmp_path / "session.mesoscale"), plugin="napari-mesoscale")
+    restored = make_napari_viewer()
+    restored.open(path, plugin="napari-mesoscale")
+    assert [layer.name for layer in restored.layers] == list(before)
+    for name, layer in before.items():
+        again = restored.layers[name]
+        assert again._type_string == layer._type_string, name
+        np.testing.assert_allclose(again.scale, layer.scale, err_msg=name)
+        np.testing.assert_allclose(np.asarray(again.data), np.asarray(layer.data), err_msg=name)
+    cells = restored.layers["neurons (truth)"]
+    np.testing.assert_array_equal(
+        cells.features["motif"], before["neurons (truth)"].features["motif"]
+    )
+    np.testing.assert_allclose(
+        cells.metadata["activity"], before["neurons (truth)"].metadata["activity"]
+    )

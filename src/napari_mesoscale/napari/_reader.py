@@ -70,6 +70,11 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
         elif kind == "tables":
             table = bundle.tables[source]
             features = table.drop(columns=["z", "y", "x"])
+            if "face_color" in kwargs:
+                kwargs["face_color"] = np.asarray(kwargs["face_color"])
+            kwargs["metadata"] = {
+                name: bundle.arrays[key] for name, key in spec.get("metadata_arrays", {}).items()
+            }
             layers.append(
                 points_layer(
                     table[["z", "y", "x"]].to_numpy(), spec["name"], features=features, **kwargs
@@ -91,14 +96,14 @@ def _painted_layers(bundle: Any, spec: dict[str, Any], what: str) -> list[LayerD
     labels = np.asarray(rois.data)
     if what in ("domain", "motif"):
         table = bundle.tables[spec["table"]]
-        domain, motif = domain_layers(labels, rois.voxel_size, table["domain"].to_numpy(),
-                                      table["motif"].to_numpy())
+        domain, motif = domain_layers(
+            labels, rois.voxel_size, table["domain"].to_numpy(), table["motif"].to_numpy()
+        )
         chosen = domain if what == "domain" else motif
         chosen[1].update(spec.get("kwargs", {}))
         return [chosen]
     recorded = bundle.arrays[spec["recorded"]]
-    predicted, _residual = activity_layers(labels, rois.voxel_size, recorded,
-                                           bundle.arrays[what])
+    predicted, _residual = activity_layers(labels, rois.voxel_size, recorded, bundle.arrays[what])
     predicted[1].update(spec.get("kwargs", {}))
     return [predicted]
 
