@@ -14,8 +14,13 @@ drive. Only the kernel changes between rows:
   by the receptive field of the neuron's domain (nearest field, diameter 60 µm);
 * ``connectome, trainable`` / ``shuffled, trainable`` — kernel values trained, initialised
   from the connectome / the shuffle;
+* ``connectome support, from zero`` — trained from zero on the connectome's support (what the
+  support alone is worth, without the synapse counts as initial values);
 * ``learned`` — kernel values trained from zero on each neuron's in-degree nearest neighbours
-  in space (exactly as many trainable weights as the two rows above).
+  in space (exactly as many trainable weights as the three rows above); ``learned, 4x steps``
+  the same with four times the training steps (is it the budget or the support?);
+  ``learned, 3x support`` on three times as many nearest neighbours (NOT matched: about
+  twice the trainable parameters of the matched rows; is it the capacity?).
 
 Frozen rows have equal parameter counts among themselves, trainable rows too. Held-out
 one-step MSE and R² on the last 25 % of the frames; the noise floor is the toy brain's exact
@@ -60,7 +65,10 @@ ROWS = (
     ("connectome domain, frozen", "frozen"),
     ("connectome, trainable", "trainable"),
     ("shuffled, trainable", "trainable"),
+    ("connectome support, from zero", "learned"),
     ("learned", "learned"),
+    ("learned, 4x steps", "learned"),
+    ("learned, 3x support", "learned"),
 )
 
 
@@ -81,7 +89,12 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
         "connectome domain, frozen": domain,
         "connectome, trainable": conn,
         "shuffled, trainable": shuf,
+        "connectome support, from zero": conn,
         "learned": support,
+        "learned, 4x steps": support,
+        "learned, 3x support": nearest_support(
+            brain.positions, np.minimum(3 * np.diff(conn.indptr), n - 1)
+        ),
     }
     split = int(round((args.frames - 1) * 0.75))
     target = x[split + 1 :]
@@ -107,7 +120,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
             stimulus=u,
             n_filters=args.filters,
             hidden=args.hidden,
-            steps=args.steps,
+            steps=4 * args.steps if name.endswith("4x steps") else args.steps,
             lr=args.lr,
             batch_frames=args.batch,
             seed=seed,
@@ -152,6 +165,11 @@ def summarise(seeds: list[dict]) -> dict:
             "shuffled_over_connectome_frozen": ("connectome, frozen", "shuffled, frozen"),
             "shuffled_over_connectome_trainable": ("connectome, trainable", "shuffled, trainable"),
             "learned_over_connectome_trainable": ("connectome, trainable", "learned"),
+            "learned4x_over_connectome_trainable": ("connectome, trainable", "learned, 4x steps"),
+            "learned3x_support_over_connectome_trainable": (
+                "connectome, trainable",
+                "learned, 3x support",
+            ),
         }.items()
     }
     summary["ratios"] = {
@@ -164,14 +182,15 @@ def summarise(seeds: list[dict]) -> dict:
 
 def markdown(summary: dict, n_seeds: int) -> str:
     lines = [
-        f"| kernel | trainable params | held-out MSE (median of {n_seeds}) | R² (median, range) |",
+        f"| kernel | trainable params | held-out MSE, median of {n_seeds} (sd) "
+        "| R², median (range) |",
         "|---|---|---|---|",
     ]
     for name, _ in ROWS:
         r = summary[name]
         params = "/".join(str(p) for p in r["n_params"])
         lines.append(
-            f"| {name} | {params} | {r['test_mse_median']:.5f} ± {r['test_mse_sd']:.5f} | "
+            f"| {name} | {params} | {r['test_mse_median']:.5f} ({r['test_mse_sd']:.5f}) | "
             f"{r['test_r2_median']:.3f} ({r['test_r2_min']:.3f}–{r['test_r2_max']:.3f}) |"
         )
     floor = summary["noise_floor_mse_median"]
@@ -185,7 +204,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--neurons", type=int, default=300)
     parser.add_argument("--frames", type=int, default=1200)
-    parser.add_argument("--steps", type=int, default=250)
+    parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--filters", type=int, default=4)

@@ -398,7 +398,7 @@ def degree_preserving_shuffle(
 
     Returns
     -------
-    csr_matrix (N, N), same dtype as float64, same number of stored edges.
+    csr_matrix (N, N), float64, with the same number of stored edges.
     """
     if method not in ("swap", "configuration"):
         raise ValueError(f"method must be 'swap' or 'configuration'; got {method!r}.")
@@ -496,6 +496,7 @@ def perturb_graph(
     rng = _rng(seed)
     n = matrix.shape[0]
     pre, post, data = _edges(matrix)
+    original = data.copy()
     m = pre.size
     keep = rng.random(m) >= drop
     pre, post, data = pre[keep], post[keep], data[keep]
@@ -524,9 +525,8 @@ def perturb_graph(
             key = key[(a != b) & ~np.isin(key, existing) & ~np.isin(key, new)]
             key = pd.unique(key)[:need]
             new = np.concatenate([new, key])
-        weights = rng.choice(data if m and data.size else np.ones(1), size=n_add) if m else None
-        if weights is None:
-            weights = np.ones(n_add)
+        pool = original if original.size else np.ones(1)
+        weights = rng.choice(pool, size=n_add)
         pre = np.concatenate([pre, new // n])
         post = np.concatenate([post, new % n])
         data = np.concatenate([data, weights])

@@ -43,6 +43,7 @@ __all__ = [
     "filter_templates",
     "fit_kernel_forecaster",
     "kernel_edges",
+    "nearest_field",
     "nearest_support",
     "template_kernels",
 ]
@@ -621,7 +622,7 @@ def fit_kernel_forecaster(
         opt.step()
         losses.append(float(loss.detach()))
         if callback is not None and (step % 50 == 0 or step == steps - 1):
-            if callback({"step": step + 1, "steps": steps, "loss": float(loss)}) is False:
+            if callback({"step": step + 1, "steps": steps, "loss": losses[-1]}) is False:
                 break
     with torch.no_grad():
         pred = model(x[split:-1], None if u is None else u[split:-1]).numpy()
