@@ -31,16 +31,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo from parsed arguments."""
-    summary = run_demo(args.output, epochs=args.epochs, seed=args.seed, show=args.show,
-                       progress=_print_progress)
+    summary = run_demo(
+        args.output, epochs=args.epochs, seed=args.seed, show=args.show, progress=_print_progress
+    )
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def _print_progress(info: dict[str, Any]) -> None:
     message = info.get("message", "")
-    print(f"\r[{100 * float(info.get('fraction', 0)):5.1f}%] {message[:70]:<70}", end="",
-          flush=True)
+    print(
+        f"\r[{100 * float(info.get('fraction', 0)):5.1f}%] {message[:70]:<70}", end="", flush=True
+    )
     if float(info.get("fraction", 0)) >= 1:
         print()
 
@@ -105,8 +107,13 @@ def run_demo(
         bundle_path = result.to_bundle(model_folder=scratch).save(output / "results.mesoscale")
 
     viewer = napari.Viewer(show=True)  # a hidden canvas renders black screenshots
-    viewer.add_image(movie.data, name="calcium movie", scale=(1.0, *movie.voxel_size),
-                     colormap="gray", opacity=0.6)
+    viewer.add_image(
+        movie.data,
+        name="calcium movie",
+        scale=(1.0, *movie.voxel_size),
+        colormap="gray",
+        opacity=0.6,
+    )
     for data, attributes, layer_type in read_bundle_layers(str(bundle_path)):
         getattr(viewer, f"add_{layer_type}")(data, **attributes)
     viewer.layers["predicted activity"].visible = False

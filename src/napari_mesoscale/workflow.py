@@ -67,8 +67,9 @@ class PipelineResult:
         fit = self.fit
         table = pd.DataFrame(np.asarray(sources.positions, dtype=float), columns=["z", "y", "x"])
         features = sources.features.reset_index(drop=True)
-        table = pd.concat([table, features.drop(columns=[c for c in ("z", "y", "x")
-                                                          if c in features])], axis=1)
+        table = pd.concat(
+            [table, features.drop(columns=[c for c in ("z", "y", "x") if c in features])], axis=1
+        )
         table["domain"] = fit.domain_labels
         table["motif"] = fit.motif_labels
         table["confidence"] = fit.confidence
@@ -84,8 +85,9 @@ class PipelineResult:
                 "point_sources": table,
                 "connectome_neurons": neuron_table,
                 "synapses": self.connectome.synapses,
-                "domains": fit.domains.drop(columns=[c for c in fit.domains.columns
-                                                      if fit.domains[c].dtype == object]),
+                "domains": fit.domains.drop(
+                    columns=[c for c in fit.domains.columns if fit.domains[c].dtype == object]
+                ),
                 "matches": matches,
                 "scores": self.scores,
             },
@@ -102,18 +104,46 @@ class PipelineResult:
 
 #: How a pipeline bundle's contents become napari layers (read by the bundle reader).
 RESULT_LAYERS: list[dict[str, Any]] = [
-    {"name": "ROI masks", "type": "labels", "source": "volumes/roi_labels",
-     "kwargs": {"opacity": 0.3, "visible": False}},
-    {"name": "functional domains", "type": "labels", "source": "paint/domain",
-     "rois": "roi_labels", "table": "point_sources"},
-    {"name": "motifs", "type": "labels", "source": "paint/motif",
-     "rois": "roi_labels", "table": "point_sources", "kwargs": {"visible": False}},
-    {"name": "predicted activity", "type": "image", "source": "paint/predicted",
-     "rois": "roi_labels", "recorded": "activity"},
-    {"name": "point sources", "type": "points", "source": "tables/point_sources",
-     "kwargs": {"size": 6.0, "color_by": "motif"}},
-    {"name": "connectome neurons", "type": "points", "source": "tables/connectome_neurons",
-     "kwargs": {"size": 4.0, "visible": False}},
+    {
+        "name": "ROI masks",
+        "type": "labels",
+        "source": "volumes/roi_labels",
+        "kwargs": {"opacity": 0.3, "visible": False},
+    },
+    {
+        "name": "functional domains",
+        "type": "labels",
+        "source": "paint/domain",
+        "rois": "roi_labels",
+        "table": "point_sources",
+    },
+    {
+        "name": "motifs",
+        "type": "labels",
+        "source": "paint/motif",
+        "rois": "roi_labels",
+        "table": "point_sources",
+        "kwargs": {"visible": False},
+    },
+    {
+        "name": "predicted activity",
+        "type": "image",
+        "source": "paint/predicted",
+        "rois": "roi_labels",
+        "recorded": "activity",
+    },
+    {
+        "name": "point sources",
+        "type": "points",
+        "source": "tables/point_sources",
+        "kwargs": {"size": 6.0, "color_by": "motif"},
+    },
+    {
+        "name": "connectome neurons",
+        "type": "points",
+        "source": "tables/connectome_neurons",
+        "kwargs": {"size": 4.0, "visible": False},
+    },
 ]
 
 
@@ -229,11 +259,18 @@ def fit_and_score(
     activity = np.asarray(activity, dtype=float)
     positions = np.asarray(positions, dtype=float)
     adjacency, registration = connectome_adjacency(connectome, positions)
-    fit = fit_mesoscale(activity, positions, connectome=adjacency, stimulus=stimulus,
-                        callback=callback, **fit_kwargs)
+    fit = fit_mesoscale(
+        activity,
+        positions,
+        connectome=adjacency,
+        stimulus=stimulus,
+        callback=callback,
+        **fit_kwargs,
+    )
     predicted = fit.predict(activity, stimulus=stimulus)
-    baselines, scores = score_against_baselines(fit, activity, predicted, adjacency=adjacency,
-                                                stimulus=stimulus, seed=fit.seed)
+    baselines, scores = score_against_baselines(
+        fit, activity, predicted, adjacency=adjacency, stimulus=stimulus, seed=fit.seed
+    )
     return FitReport(fit, activity, predicted, baselines, scores, registration)
 
 
@@ -283,7 +320,10 @@ def run_pipeline(
     from napari_mesoscale.segment import detect_point_sources
 
     sources = detect_point_sources(
-        movie, voxel_size=voxel_size, cell_diameter=cell_diameter, frame_rate=frame_rate,
+        movie,
+        voxel_size=voxel_size,
+        cell_diameter=cell_diameter,
+        frame_rate=frame_rate,
         callback=_stage(callback, 0.0, 0.3, "detecting cells"),
     )
     if sources.n_sources < 2:
@@ -295,16 +335,33 @@ def run_pipeline(
     _report(callback, 0.32, "registering cells to the connectome")
     activity = np.asarray(sources.dff, dtype=float).T
     report = fit_and_score(
-        activity, sources.positions, connectome=connectome, stimulus=stimulus,
-        n_filters=n_filters, epochs=epochs, rf_diameter=rf_diameter, seed=seed, device=device,
-        callback=_stage(callback, 0.35, 0.97, "fitting"), **fit_options,
+        activity,
+        sources.positions,
+        connectome=connectome,
+        stimulus=stimulus,
+        n_filters=n_filters,
+        epochs=epochs,
+        rf_diameter=rf_diameter,
+        seed=seed,
+        device=device,
+        callback=_stage(callback, 0.35, 0.97, "fitting"),
+        **fit_options,
     )
     registration = report.registration
     summary = _summary(sources, registration, report.fit, report.scores)
     summary.update(_truth_scores(sources, registration, report.fit, neurons))
     _report(callback, 1.0, "done")
-    return PipelineResult(sources, connectome, registration, report.fit, activity,
-                          report.predicted, report.baselines, report.scores, summary)
+    return PipelineResult(
+        sources,
+        connectome,
+        registration,
+        report.fit,
+        activity,
+        report.predicted,
+        report.baselines,
+        report.scores,
+        summary,
+    )
 
 
 def _report(callback: Callable[[dict], Any] | None, fraction: float, message: str) -> None:
@@ -338,8 +395,9 @@ def score_against_baselines(
     rows = []
     for name, values in predictions.items():
         scores = evaluate_forecast(values, activity, frames=test)[1]
-        rows.append({"model": name, **{k: float(v) for k, v in scores.items()
-                                       if k not in ("horizon", "n")}})
+        rows.append(
+            {"model": name, **{k: float(v) for k, v in scores.items() if k not in ("horizon", "n")}}
+        )
     table = pd.DataFrame(rows)
     reference = table.loc[table["model"] == "mesoscale model", "mse"].iloc[0]
     table["mse_ratio_to_model"] = table["mse"] / reference
@@ -351,7 +409,8 @@ def _summary(sources: Any, registration: Any, fit: Any, scores: pd.DataFrame) ->
         "point_sources": int(sources.n_sources),
         "matched_to_connectome": int(len(registration.matches)),
         "median_match_residual_um": float(np.median(registration.residuals))
-        if len(registration.residuals) else None,
+        if len(registration.residuals)
+        else None,
         "domains": int(len(np.unique(fit.domain_labels))),
         "motifs_used": int(len(np.unique(fit.motif_labels))),
         "fit_stopped": fit.stopped,
@@ -371,10 +430,14 @@ def _truth_scores(sources: Any, registration: Any, fit: Any, neurons: pd.DataFra
     precision = len(detected) / max(sources.n_sources, 1)
     recall = len(detected) / max(n_true, 1)
     truth["detection_f1_vs_connectome"] = 2 * precision * recall / max(precision + recall, 1e-12)
-    truth["motif_ari"] = float(adjusted_rand_score(
-        neurons["motif"].to_numpy()[neuron_rows], fit.motif_labels[detected]))
-    truth["domain_ari"] = float(adjusted_rand_score(
-        neurons["instance"].to_numpy()[neuron_rows], fit.domain_labels[detected]))
+    truth["motif_ari"] = float(
+        adjusted_rand_score(neurons["motif"].to_numpy()[neuron_rows], fit.motif_labels[detected])
+    )
+    truth["domain_ari"] = float(
+        adjusted_rand_score(
+            neurons["instance"].to_numpy()[neuron_rows], fit.domain_labels[detected]
+        )
+    )
     return truth
 
 

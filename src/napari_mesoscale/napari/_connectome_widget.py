@@ -89,7 +89,6 @@ class ConnectomeWidget(CoreTaskWidget):
         )
         self._per_bin = SpinBox(label="TRG edges per bin shown", value=2_000, min=10, max=10**6)
         self._view_3d = CheckBox(label="switch to 3D view", value=True)
-        self._added: list[Any] = []
         self._source.changed.connect(self._update_visibility)
         self.add_controls(
             self._source,
@@ -214,15 +213,7 @@ class ConnectomeWidget(CoreTaskWidget):
             max_edges=int(self._max_edges.value),
             max_per_bin=int(self._per_bin.value),
         )
-        for layer in self._added:  # a new run replaces the layers of the previous one
-            if layer in self._viewer.layers:
-                self._viewer.layers.remove(layer)
-        self._added = []
-        for data, attributes, layer_type in layers:
-            name = attributes.get("name")
-            if name in self._viewer.layers:
-                self._viewer.layers.remove(name)
-            self._added.append(getattr(self._viewer, f"add_{layer_type}")(data, **attributes))
+        self.replace_layers(layers)
         if self._view_3d.value:
             self._viewer.dims.ndisplay = 3
         try:

@@ -57,25 +57,12 @@ class _LayerWidget(CoreTaskWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer)
         self._pickers: list[ComboBox] = []
-        self._added: list[Any] = []
         viewer.layers.events.inserted.connect(self._refresh)
         viewer.layers.events.removed.connect(self._refresh)
 
     def _refresh(self, *_: Any) -> None:
         for picker in self._pickers:
             picker.reset_choices()
-
-    def _replace_layers(self, layers: list[tuple[Any, dict[str, Any], str]]) -> list[Any]:
-        for layer in self._added:  # a new run replaces the layers of the previous one
-            if layer in self._viewer.layers:
-                self._viewer.layers.remove(layer)
-        self._added = []
-        for data, attributes, layer_type in layers:
-            name = attributes.get("name")
-            if name in self._viewer.layers:
-                self._viewer.layers.remove(name)
-            self._added.append(getattr(self._viewer, f"add_{layer_type}")(data, **attributes))
-        return self._added
 
 
 def source_layers(
@@ -198,7 +185,7 @@ class DetectPointSourcesWidget(_LayerWidget):
 
     def on_result(self, result: Any) -> None:
         context = self._context
-        layers = self._replace_layers(
+        layers = self.replace_layers(
             source_layers(
                 result, name=context["name"], translate=context["translate"], plane=context["plane"]
             )
@@ -354,7 +341,7 @@ class DetectSomataWidget(_LayerWidget):
 
     def on_result(self, result: Any) -> None:
         context = self._context
-        self._replace_layers(
+        self.replace_layers(
             source_layers(result, name=f"{context['name']} somata", translate=context["translate"])
         )
         self._status.value = f"{len(result)} somata."

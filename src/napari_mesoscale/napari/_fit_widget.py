@@ -91,17 +91,28 @@ class FitWidget(CoreTaskWidget):
         self.connectome = ComboBox(label="connectome", choices=self._connectome_layers)
         self.stimulus = ComboBox(label="stimulus", choices=self._stimulus_layers)
         self.n_filters = SpinBox(label="basis filters", value=4, min=1, max=32)
-        self.rf_diameter = FloatSpinBox(label="field diameter (µm, 0 = auto)", value=0.0,
-                                        min=0.0, max=10_000.0, step=5.0)
+        self.rf_diameter = FloatSpinBox(
+            label="field diameter (µm, 0 = auto)", value=0.0, min=0.0, max=10_000.0, step=5.0
+        )
         self.epochs = SpinBox(label="epochs", value=60, min=1, max=100_000)
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.device = ComboBox(label="device", choices=available_devices())
         self.checkpoints = FileEdit(label="checkpoint folder", mode="d", value="")
         self.resume = CheckBox(label="resume from checkpoint", value=False)
         self.summary = Label(value="")
-        self.add_controls(self.cells, self.rois, self.connectome, self.stimulus, self.n_filters,
-                          self.rf_diameter, self.epochs, self.seed, self.device,
-                          self.checkpoints, self.resume)
+        self.add_controls(
+            self.cells,
+            self.rois,
+            self.connectome,
+            self.stimulus,
+            self.n_filters,
+            self.rf_diameter,
+            self.epochs,
+            self.seed,
+            self.device,
+            self.checkpoints,
+            self.resume,
+        )
         self.append(self.summary)
         self.loss_plot = LossPlot()
         self.trace_plot = TracePlot()
@@ -126,12 +137,24 @@ class FitWidget(CoreTaskWidget):
         return [_NONE, *self._layers_of("labels")]
 
     def _connectome_layers(self, _widget: Any = None) -> list[str]:
-        return [_NONE, *(layer.name for layer in self._viewer.layers
-                         if {"connectome", "adjacency"} & set(layer.metadata or {}))]
+        return [
+            _NONE,
+            *(
+                layer.name
+                for layer in self._viewer.layers
+                if {"connectome", "adjacency"} & set(layer.metadata or {})
+            ),
+        ]
 
     def _stimulus_layers(self, _widget: Any = None) -> list[str]:
-        return [_NONE, *(layer.name for layer in self._viewer.layers
-                         if (layer.metadata or {}).get("stimulus") is not None)]
+        return [
+            _NONE,
+            *(
+                layer.name
+                for layer in self._viewer.layers
+                if (layer.metadata or {}).get("stimulus") is not None
+            ),
+        ]
 
     # -- running --------------------------------------------------------------------------
     def prepare(self) -> CoreCall:
@@ -176,11 +199,20 @@ class FitWidget(CoreTaskWidget):
         self._add_docks()
         return CoreCall(
             fit_and_score,
-            {"activity": activity, "positions": positions, "connectome": connectome,
-             "stimulus": stimulus, **kwargs},
+            {
+                "activity": activity,
+                "positions": positions,
+                "connectome": connectome,
+                "stimulus": stimulus,
+                **kwargs,
+            },
             python=python,
-            console_names={"activity": activity, "positions": positions,
-                           "connectome": connectome, "stimulus": stimulus},
+            console_names={
+                "activity": activity,
+                "positions": positions,
+                "connectome": connectome,
+                "stimulus": stimulus,
+            },
             result_name="report",
         )
 
@@ -212,8 +244,11 @@ class FitWidget(CoreTaskWidget):
         self.report = report
         fit = report.fit
         layer = self._inputs["layer"]
-        features = layer.features.copy() if len(layer.features) == len(fit.domain_labels) \
+        features = (
+            layer.features.copy()
+            if len(layer.features) == len(fit.domain_labels)
             else pd.DataFrame(index=range(len(fit.domain_labels)))
+        )
         features["domain"] = fit.domain_labels
         features["motif"] = fit.motif_labels
         features["confidence"] = fit.confidence
@@ -224,12 +259,18 @@ class FitWidget(CoreTaskWidget):
         rois = self._inputs["rois"]
         if rois is not None:
             labels, voxel_size = rois
-            for data, attributes, kind in [
-                *domain_layers(labels, voxel_size, fit.domain_labels, fit.motif_labels,
-                               domain_table=fit.domains),
-                *activity_layers(labels, voxel_size, report.activity, report.predicted),
-            ]:
-                self._add_or_replace(data, attributes, kind)
+            self.replace_layers(
+                [
+                    *domain_layers(
+                        labels,
+                        voxel_size,
+                        fit.domain_labels,
+                        fit.motif_labels,
+                        domain_table=fit.domains,
+                    ),
+                    *activity_layers(labels, voxel_size, report.activity, report.predicted),
+                ]
+            )
         self._fill_domain_table(fit.domains)
         layer.selected_data.events.items_changed.connect(self._show_selected_trace)
         self._show_trace(0)
@@ -243,19 +284,12 @@ class FitWidget(CoreTaskWidget):
             f"{len(np.unique(fit.motif_labels))} motifs; best held-out one-step: {best}; {stopped}"
         )
 
-    def _add_or_replace(self, data: Any, attributes: dict[str, Any], kind: str) -> None:
-        name = attributes["name"]
-        if name in self._viewer.layers:
-            self._viewer.layers.remove(name)
-        getattr(self._viewer, f"add_{kind}")(data, **attributes)
-
     def _add_docks(self) -> None:
         if self._docks_added:
             return
         window = self._viewer.window
         window.add_dock_widget(self.loss_plot, name="Loss curves", area="bottom")
-        window.add_dock_widget(self.trace_plot, name="Traces: recorded vs predicted",
-                               area="bottom")
+        window.add_dock_widget(self.trace_plot, name="Traces: recorded vs predicted", area="bottom")
         window.add_dock_widget(self.domain_table, name="Functional domains", area="right")
         self._docks_added = True
 
@@ -297,10 +331,13 @@ class FitWidget(CoreTaskWidget):
         report = self.report
         predictions = {"mesoscale model": report.predicted, **report.baselines}
         fit = report.fit
-        title = (f"cell {cell}: domain {fit.domain_labels[cell]}, motif {fit.motif_labels[cell]}, "
-                 f"confidence {fit.confidence[cell]:.2f}")
-        self.trace_plot.show_cell(cell, report.activity, predictions,
-                                  frame=self._current_frame(), title=title)
+        title = (
+            f"cell {cell}: domain {fit.domain_labels[cell]}, motif {fit.motif_labels[cell]}, "
+            f"confidence {fit.confidence[cell]:.2f}"
+        )
+        self.trace_plot.show_cell(
+            cell, report.activity, predictions, frame=self._current_frame(), title=title
+        )
 
     def _current_frame(self) -> int:
         steps = self._viewer.dims.current_step

@@ -75,14 +75,21 @@ class TracePlot(_PlotDock):
         self._marker = None
         self.shown: int | None = None
 
-    def show_cell(self, index: int, recorded: np.ndarray, predicted: dict[str, np.ndarray],
-                  frame: int | None = None, title: str = "") -> None:
+    def show_cell(
+        self,
+        index: int,
+        recorded: np.ndarray,
+        predicted: dict[str, np.ndarray],
+        frame: int | None = None,
+        title: str = "",
+    ) -> None:
         """Plot column ``index`` of (T, N) arrays: recorded and each named prediction."""
         self.axes.clear()
         self.shown = int(index)
         self.axes.plot(recorded[:, index], color="black", lw=1.2, label="recorded")
-        for (name, values), color in zip(predicted.items(), ("C3", "C0", "C2", "C1", "C4"),
-                                         strict=False):
+        for (name, values), color in zip(
+            predicted.items(), ("C3", "C0", "C2", "C1", "C4"), strict=False
+        ):
             width = 1.2 if name == "mesoscale model" else 0.8
             self.axes.plot(values[:, index], color=color, lw=width, label=name)
         self.axes.set_xlabel("frame")

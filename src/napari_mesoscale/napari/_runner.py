@@ -97,6 +97,7 @@ class CoreTaskWidget(Container):
         self.last_result: Any = None
         self.last_error: str | None = None
         self.last_call: str = ""
+        self._added: list[Any] = []
 
     def add_controls(self, *controls: Any) -> None:
         """Append parameter controls, then the run/cancel/progress/status row."""
@@ -112,6 +113,19 @@ class CoreTaskWidget(Container):
 
     def on_progress(self, info: dict[str, Any]) -> None:
         """Hook for subclasses: called in the GUI thread with each progress dictionary."""
+
+    def replace_layers(self, layers: list[tuple[Any, dict[str, Any], str]]) -> list[Any]:
+        """Add layer-data tuples, replacing the previous run's layers and same-named ones."""
+        for layer in self._added:
+            if layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+        self._added = []
+        for data, attributes, layer_type in layers:
+            name = attributes.get("name")
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            self._added.append(getattr(self._viewer, f"add_{layer_type}")(data, **attributes))
+        return self._added
 
     # -- running -------------------------------------------------------------------------
     @property

@@ -64,8 +64,11 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
     used: set[str] = set()
     for data, meta, layer_type in layer_data:
         key = _unique_key(meta.get("name", layer_type), used)
-        spec: dict[str, Any] = {"name": meta.get("name", key), "type": layer_type,
-                                "kwargs": _display_attributes(meta)}
+        spec: dict[str, Any] = {
+            "name": meta.get("name", key),
+            "type": layer_type,
+            "kwargs": _display_attributes(meta),
+        }
         if layer_type in ("image", "labels"):
             ndim = np.ndim(data)
             if ndim < 3:
@@ -84,8 +87,13 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
             features = meta.get("features")
             if features is not None and len(features) == len(table):
                 simple = pd.DataFrame(features).reset_index(drop=True)
-                simple = simple[[c for c in simple.columns
-                                 if c not in ("z", "y", "x") and simple[c].dtype != object]]
+                simple = simple[
+                    [
+                        c
+                        for c in simple.columns
+                        if c not in ("z", "y", "x") and simple[c].dtype != object
+                    ]
+                ]
                 table = pd.concat([table, simple], axis=1)
             bundle.tables[key] = table
             spec["source"] = f"tables/{key}"
