@@ -79,8 +79,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 class _Progress:
     """Plain-text progress bar on stderr, one line rewritten per step."""
 
-    def __init__(self, stream: Any = sys.stderr) -> None:
-        self.stream, self.t0 = stream, time.perf_counter()
+    def __init__(self, stream: Any = None) -> None:
+        # sys.stderr is looked up at run time: a stream bound at import may be closed since
+        self.stream, self.t0 = stream or sys.stderr, time.perf_counter()
 
     def __call__(self, info: dict) -> bool:
         done = info["epoch"] + (info["step"] + 1) / max(info["steps"], 1)
