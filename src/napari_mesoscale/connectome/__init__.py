@@ -4,6 +4,15 @@ from napari_mesoscale.connectome._util import ConnectomeCancelled
 from napari_mesoscale.connectome.build import ConnectomeBuild, build_connectome
 from napari_mesoscale.connectome.features import neighbourhood_size, node_features
 from napari_mesoscale.connectome.graph import Connectome
+from napari_mesoscale.connectome.graph_ops import (
+    condensation,
+    degree_preserving_shuffle,
+    graph_features,
+    longest_path_lengths,
+    node_type_labels,
+    perturb_graph,
+    smooth_graph,
+)
 from napari_mesoscale.connectome.grid import (
     FieldSubgraphs,
     Grid,
@@ -24,6 +33,13 @@ from napari_mesoscale.connectome.transmission import (
 )
 
 __all__ = [
+    "condensation",
+    "degree_preserving_shuffle",
+    "graph_features",
+    "longest_path_lengths",
+    "node_type_labels",
+    "perturb_graph",
+    "smooth_graph",
     "Connectome",
     "ConnectomeBuild",
     "ConnectomeCancelled",
