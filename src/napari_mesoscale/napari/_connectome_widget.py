@@ -28,6 +28,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, SpinBox
 
 from napari_mesoscale.connectome.build import build_connectome
 from napari_mesoscale.napari._connectome_layers import connectome_layers
+from napari_mesoscale.napari._layers import world_positions
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 
 _FILES = "table files"
@@ -44,14 +45,7 @@ def _path(value: Any) -> Path | None:
 
 def points_to_table(layer: napari.layers.Points) -> pd.DataFrame:
     """A table (z, y, x in world µm + the layer's features) from a 3D Points layer."""
-    data = np.asarray(layer.data, dtype=float)
-    if data.ndim != 2 or data.shape[1] < 3:
-        raise ValueError(f"layer {layer.name!r} must hold 3D points (z, y, x); got {data.shape}.")
-    try:  # the layer's full data-to-world transform (scale, translate, rotate, affine)
-        world = np.asarray(layer._data_to_world(data), dtype=float)
-    except Exception:  # noqa: BLE001 - fall back on scale and translate
-        world = data * np.asarray(layer.scale) + np.asarray(layer.translate)
-    world = world[:, -3:]
+    world = world_positions(layer)
     table = layer.features.reset_index(drop=True).copy()
     table["z"], table["y"], table["x"] = world[:, 0], world[:, 1], world[:, 2]
     return table

@@ -34,6 +34,7 @@ from magicgui.widgets import (
 )
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
+from napari_mesoscale.napari._layers import world_positions
 from napari_mesoscale.napari._overlays import activity_layers, domain_layers, motif_point_colors
 from napari_mesoscale.napari._plots import LossPlot, TracePlot
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
@@ -51,13 +52,6 @@ def available_devices() -> list[str]:
     elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         found.insert(0, "mps")
     return [f"auto ({found[0]})", *found]
-
-
-def layer_positions(layer: Any) -> np.ndarray:
-    """World coordinates (µm) of a Points layer's last three axes."""
-    data = np.asarray(layer.data, dtype=float)
-    world = data * np.asarray(layer.scale) + np.asarray(layer.translate)
-    return world[:, -3:]
 
 
 def layer_activity(layer: Any) -> np.ndarray:
@@ -164,7 +158,7 @@ class FitWidget(CoreTaskWidget):
             raise ValueError("Choose a Points layer of cells (detect point sources first).")
         layer = self._viewer.layers[self.cells.value]
         activity = layer_activity(layer)
-        positions = layer_positions(layer)
+        positions = world_positions(layer)
         if activity.ndim != 2 or activity.shape[1] != positions.shape[0]:
             raise ValueError(
                 f"Layer {layer.name!r} has {positions.shape[0]} cells but its activity has shape "

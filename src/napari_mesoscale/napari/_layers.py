@@ -92,3 +92,20 @@ def edge_vectors_layer(
     if features is not None:
         attributes["features"] = features.reset_index(drop=True)
     return vectors, attributes, "vectors"
+
+
+def world_positions(layer: Any) -> np.ndarray:
+    """World coordinates (µm) of a Points layer's last three axes.
+
+    Uses the layer's whole data-to-world transform (scale, translate, rotation, affine): it is
+    linear, so it is read off once from the origin and the unit vectors and applied to all
+    points together.
+    """
+    data = np.asarray(layer.data, dtype=float)
+    if data.ndim != 2 or data.shape[1] < 3:
+        raise ValueError(f"Layer {layer.name!r} must hold 3D points (z, y, x); got {data.shape}.")
+    ndim = data.shape[1]
+    origin = np.asarray(layer.data_to_world(np.zeros(ndim)), dtype=float)
+    axes = np.stack([np.asarray(layer.data_to_world(unit), dtype=float) - origin
+                     for unit in np.eye(ndim)])
+    return (data @ axes + origin)[:, -3:]
