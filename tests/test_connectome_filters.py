@@ -203,3 +203,43 @@ def test_callback_reports_and_cancels(brain) -> None:
     fit = fit_kernel_forecaster(brain.activity, conn, steps=500, callback=stop_early)
     assert [i["step"] for i in seen] == [1, 51] and len(fit.losses) == 51
     assert np.isfinite(fit.test_mse)
+
+
+def test_mesoscale_edges_from_connectome_kernels_beat_shuffle() -> None:
+    """fit_mesoscale(edge_init="connectome", freeze_edges=True): the drive weights are the
+    connectome kernels and stay so; the true wiring forecasts better than a degree-preserving
+    shuffle at the same parameter count (measured ratio 0.31-0.38 on seeds 0-2, 6 epochs)."""
+    from napari_mesoscale.evaluate import evaluate_forecast
+    from napari_mesoscale.model import fit_mesoscale
+
+    torch.set_num_threads(1)
+    small = make_toy_brain(150, n_frames=300, render=None, em=False, seed=0)
+    x, u = small.activity, small.stimulus
+    opts = {"epochs": 6, "seed": 0, "batch_frames": 32, "rollout": 2, "patience": 100}
+    opts.update(edge_init="connectome", freeze_edges=True)
+    fits, mse = {}, {}
+    shuffled = degree_preserving_shuffle(small.adjacency, seed=0)
+    for name, adj in (("true", small.adjacency), ("shuffled", shuffled)):
+        fit = fit_mesoscale(x, small.positions, connectome=adj, stimulus=u, **opts)
+        t0, t1 = fit.blocks["test"]
+        pred = fit.predict(x, stimulus=u)
+        mse[name] = evaluate_forecast(pred, x, frames=slice(t0 + 1, t1))[1]["mse"]
+        fits[name] = fit
+        # frozen weights = the kernel values, edge by edge (self-loops are not drive edges)
+        edges, values = kernel_edges(connectome_kernels(adj, orientation="in", normalise="l1"))
+        expected = {(p, q): v for p, q, v in zip(*edges, values, strict=True) if p != q}
+        net = fit.net
+        pairs = zip(net.pre.tolist(), net.post.tolist(), strict=True)
+        got = dict(zip(pairs, net.edge_weight.tolist(), strict=True))
+        assert got.keys() == expected.keys()
+        assert np.allclose([got[k] for k in expected], list(expected.values()), atol=1e-6)
+        # the frozen edge weights are not counted as trainable
+        pad = int((~net.cmask).sum()) * net.n_filters
+        total = sum(p.numel() for p in net.parameters()) - pad
+        assert fit.n_params == total - net.edge_weight.numel()
+    assert fits["true"].n_params == fits["shuffled"].n_params  # matched parameter counts
+    assert mse["true"] < 0.6 * mse["shuffled"], mse
+    with pytest.raises(ValueError, match="needs connectome"):
+        fit_mesoscale(x, small.positions, edge_init="connectome", **{"epochs": 1})
+    with pytest.raises(ValueError, match="edge_init must be"):
+        fit_mesoscale(x, small.positions, connectome=small.adjacency, edge_init="zeros")

@@ -21,6 +21,13 @@ class ModelConfig:
     gather_radius : radius (µm) of the local gather used without a connectome; ``None`` =
         rf_diameter / 2.
     max_neighbors : at most this many gather neighbours per neuron (O(N * max_neighbors)).
+    edge_init : initial drive weights: ``"ridge"`` (per-neuron ridge regression on the training
+        block; default) or ``"connectome"`` (the connectome kernels of seed 004: each neuron's
+        adjacency column, signed synapse counts, L1-normalised,
+        :func:`napari_mesoscale.model.connectome_filters.connectome_kernels`; needs
+        ``connectome=``).
+    freeze_edges : keep the drive weights at their initial values (not trained; they are then
+        not counted in ``n_params``).
     init_radius, init_neighbors : neighbourhood used to initialise the assignment (features
         smoothing, communities); ``None`` = rf_diameter / 4, nearest 24.
     normalise : ``"global"`` (one mean and scale for the whole recording, so that a motif is
@@ -77,6 +84,8 @@ class ModelConfig:
     activations: tuple[str, ...] = ACTIVATIONS
     gather_radius: float | None = None
     max_neighbors: int = 32
+    edge_init: str = "ridge"
+    freeze_edges: bool = False
     init_radius: float | None = None
     init_neighbors: int = 24
     normalise: str = "global"

@@ -355,6 +355,13 @@ def fit_mesoscale(
         raise ValueError(f"n_filters must be >= 1; got {cfg.n_filters}")
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be >= 1; got {cfg.epochs}")
+    if cfg.edge_init not in ("ridge", "connectome"):
+        raise ValueError(f"edge_init must be 'ridge' or 'connectome'; got {cfg.edge_init!r}")
+    if cfg.edge_init == "connectome" and connectome is None:
+        raise ValueError(
+            "edge_init='connectome' needs connectome= (the drive weights start from its "
+            "kernels); pass a connectome or use edge_init='ridge'."
+        )
     activity, positions, stim = validate_inputs(activity, positions, stimulus)
     n_frames, n = activity.shape
     blocks = split_blocks(n_frames, cfg.split, max(1, cfg.rollout))
@@ -401,9 +408,16 @@ def fit_mesoscale(
     init_r = float(cfg.init_radius) if cfg.init_radius else d / 4
     spatial = local_edges(positions, init_r, cfg.init_neighbors)  # for the initialisation
     edge_weight_struct = None
+    edge_kernel = None
     if connectome is not None:
         adj = _as_adjacency(connectome, n)
         edges, edge_weight_struct = connectome_edges(adj)
+        if cfg.edge_init == "connectome":
+            from napari_mesoscale.model.connectome_filters import connectome_kernels
+
+            # row i of the kernels = neuron i's presynaptic partners: value of edge (pre, post)
+            kern = connectome_kernels(adj, orientation="in", normalise="l1")
+            edge_kernel = np.asarray(kern[edges[1], edges[0]]).ravel()
     else:
         edges = local_edges(positions, gather_r, cfg.max_neighbors)
     cand = grid.candidates
@@ -467,13 +481,17 @@ def fit_mesoscale(
         depth=cfg.depth,
         activations=tuple(cfg.activations),
         logits_init=logits0,
-        edge_weight_init=torch.as_tensor(ridge_model["edge"], dtype=torch.float32),
+        edge_weight_init=torch.as_tensor(
+            ridge_model["edge"] if edge_kernel is None else edge_kernel, dtype=torch.float32
+        ),
         stim_weight_init=None
         if stim is None
         else torch.as_tensor(ridge_model["stimulus"], dtype=torch.float32),
         shared_field_logits=cfg.shared_field_logits,
         generator=gen,
     )
+    if cfg.freeze_edges:
+        net.edge_weight.requires_grad_(False)
 
     # ---------------------------------------------------------------- training
     dev = resolve_device(device)

@@ -1,0 +1,204 @@
+"""Ablation of connectome-derived drive filters on the mesoscale model itself (issue 8, seed 004).
+
+``fit_mesoscale`` is fitted on toy brains; only the drive edges and their initial weights change
+between rows:
+
+* ``connectome, ridge init`` — the true connectome's edges, weights initialised by the
+  per-neuron ridge fit and trained (the default behaviour with ``connectome=``);
+* ``shuffled, ridge init`` — the same on a degree-preserving shuffle of the adjacency;
+* ``connectome kernels, frozen`` — weights = the connectome kernels (each neuron's adjacency
+  column, signed synapse counts, L1-normalised; ``edge_init="connectome"``), not trained
+  (``freeze_edges=True``);
+* ``shuffled kernels, frozen`` — the same from the shuffle;
+* ``connectome kernels, trainable`` / ``shuffled kernels, trainable`` — kernels as initial
+  values, then trained;
+* ``learned (no connectome)`` — no connectome: local gather over the nearest neurons,
+  ridge-initialised and trained (fully learned filters).
+
+Shuffled rows have exactly the same number of edges (every in/out-degree is kept), hence the
+same trainable parameter count as the matching connectome rows; the learned row uses the local
+gather (its parameter count is reported, it is not matched). Held-out one-step MSE on the test
+block (``evaluate_forecast`` in data units), motif and domain ARI against the toy brain's truth,
+trainable parameters (``fit.n_params``) and the noise floor (the toy dynamics' exact conditional
+mean). Writes ``benchmarks/results/connectome_filters_mesoscale.json`` and prints a markdown
+table.
+
+    python benchmarks/connectome_filters_mesoscale.py             # 2 seeds, 20 epochs
+    python benchmarks/connectome_filters_mesoscale.py --seeds 0   # 1 seed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_mesoscale.connectome.graph_ops import degree_preserving_shuffle
+from napari_mesoscale.evaluate import evaluate_forecast, recovery_scores
+from napari_mesoscale.model import fit_mesoscale
+from napari_mesoscale.synth import make_toy_brain
+
+# name -> (graph, options); graph in {"true", "shuffled", None}
+ROWS: dict[str, tuple[str | None, dict]] = {
+    "connectome, ridge init": ("true", {}),
+    "shuffled, ridge init": ("shuffled", {}),
+    "connectome kernels, frozen": ("true", {"edge_init": "connectome", "freeze_edges": True}),
+    "shuffled kernels, frozen": ("shuffled", {"edge_init": "connectome", "freeze_edges": True}),
+    "connectome kernels, trainable": ("true", {"edge_init": "connectome"}),
+    "shuffled kernels, trainable": ("shuffled", {"edge_init": "connectome"}),
+    "learned (no connectome)": (None, {}),
+}
+
+
+def test_mse(fit, x: np.ndarray, u: np.ndarray) -> float:
+    t0, t1 = fit.blocks["test"]
+    pred = fit.predict(x, stimulus=u)
+    return float(evaluate_forecast(pred, x, frames=slice(t0 + 1, t1))[1]["mse"])
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> dict:
+    brain = make_toy_brain(args.neurons, n_frames=args.frames, render=None, em=False, seed=seed)
+    x, u = brain.activity, brain.stimulus
+    graphs = {
+        "true": brain.adjacency,
+        "shuffled": degree_preserving_shuffle(brain.adjacency, seed=seed),
+        None: None,
+    }
+    out: dict = {"seed": seed, "n_synapse_pairs": int(brain.adjacency.nnz), "rows": {}}
+    floor_pred = np.full_like(x, np.nan)
+    floor_pred[1:] = brain.one_step()[:-1]
+    for name, (graph, options) in ROWS.items():
+        if args.rows and name not in args.rows:
+            continue
+        t0 = time.perf_counter()
+        fit = fit_mesoscale(
+            x,
+            brain.positions,
+            connectome=graphs[graph],
+            stimulus=u,
+            epochs=args.epochs,
+            seed=seed,
+            **options,
+        )
+        seconds = time.perf_counter() - t0
+        rec = recovery_scores(fit, brain.motif, brain.instance)
+        row = {
+            "graph": graph,
+            "options": options,
+            "test_mse": test_mse(fit, x, u),
+            "test_mse_normalised": float(fit.scores["test_mse"]),
+            "motif_ari": float(rec["motif_ari"]),
+            "domain_ari": float(rec["domain_ari"]),
+            "n_params": int(fit.n_params),
+            "n_edges": int(fit._p["n_edges"]),
+            "seconds": seconds,
+            "epochs_run": int(len(fit.history)),
+        }
+        if "noise_floor_mse" not in out:
+            t_0, t_1 = fit.blocks["test"]
+            out["noise_floor_mse"] = float(
+                evaluate_forecast(floor_pred, x, frames=slice(t_0 + 1, t_1))[1]["mse"]
+            )
+        out["rows"][name] = row
+        print(
+            f"seed {seed} {name}: mse {row['test_mse']:.5f} motif ARI {row['motif_ari']:.3f} "
+            f"domain ARI {row['domain_ari']:.3f} params {row['n_params']} ({seconds:.0f} s)",
+            flush=True,
+        )
+    return out
+
+
+def summarise(seeds: list[dict]) -> dict:
+    names = [n for n in ROWS if all(n in s["rows"] for s in seeds)]
+    summary = {}
+    for name in names:
+        rows = [s["rows"][name] for s in seeds]
+        summary[name] = {
+            key: statistics.median(r[key] for r in rows)
+            for key in ("test_mse", "motif_ari", "domain_ari", "n_params", "seconds")
+        }
+        summary[name]["test_mse_per_seed"] = [r["test_mse"] for r in rows]
+    pairs = [
+        ("connectome, ridge init", "shuffled, ridge init"),
+        ("connectome kernels, frozen", "shuffled kernels, frozen"),
+        ("connectome kernels, trainable", "shuffled kernels, trainable"),
+    ]
+    ratios = {}
+    for a, b in pairs:
+        if a in names and b in names:
+            per = [s["rows"][a]["test_mse"] / s["rows"][b]["test_mse"] for s in seeds]
+            ratios[f"{a} / {b}"] = {"median": statistics.median(per), "per_seed": per}
+    return {"rows": summary, "mse_ratio_true_over_shuffled": ratios}
+
+
+def markdown(summary: dict, floor: float) -> str:
+    lines = [
+        "| drive filters | held-out 1-step MSE | motif ARI | domain ARI | trainable params |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in summary["rows"].items():
+        lines.append(
+            f"| {name} | {r['test_mse']:.5f} | {r['motif_ari']:.2f} | {r['domain_ari']:.2f} "
+            f"| {int(r['n_params'])} |"
+        )
+    lines.append(f"| noise floor (exact conditional mean) | {floor:.5f} | | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--neurons", type=int, default=300)
+    parser.add_argument("--frames", type=int, default=500)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rows", nargs="*", default=None, help="run only these rows")
+    parser.add_argument(
+        "--out",
+        default=str(Path(__file__).parent / "results" / "connectome_filters_mesoscale.json"),
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    t0 = time.perf_counter()
+    seeds = [run_seed(s, args) for s in args.seeds]
+    summary = summarise(seeds)
+    floor = statistics.median(s["noise_floor_mse"] for s in seeds)
+    result = {
+        "benchmark": "connectome_filters_mesoscale",
+        "settings": {
+            "seeds": args.seeds,
+            "neurons": args.neurons,
+            "frames": args.frames,
+            "epochs": args.epochs,
+            "threads": args.threads,
+            "split": "model default (0.7, 0.15, 0.15); test targets = test block frames 2..",
+            "stimulus": True,
+        },
+        "summary": summary,
+        "noise_floor_mse_median": floor,
+        "per_seed": seeds,
+        "total_seconds": time.perf_counter() - t0,
+        "machine": {"python": platform.python_version(), "torch": torch.__version__},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(result, fh, indent=2)
+    os.replace(tmp, out)
+    print(markdown(summary, floor))
+    for k, v in summary["mse_ratio_true_over_shuffled"].items():
+        print(f"MSE ratio {k}: median {v['median']:.3f} per seed {np.round(v['per_seed'], 3)}")
+    print(f"total {result['total_seconds']:.0f} s -> {out}")
+
+
+if __name__ == "__main__":
+    main()
