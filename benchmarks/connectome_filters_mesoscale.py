@@ -168,32 +168,35 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    seeds = [run_seed(s, args) for s in args.seeds]
-    summary = summarise(seeds)
-    floor = statistics.median(s["noise_floor_mse"] for s in seeds)
-    result = {
-        "benchmark": "connectome_filters_mesoscale",
-        "settings": {
-            "seeds": args.seeds,
-            "neurons": args.neurons,
-            "frames": args.frames,
-            "epochs": args.epochs,
-            "threads": args.threads,
-            "split": "model default (0.7, 0.15, 0.15); test targets = test block frames 2..",
-            "stimulus": True,
-        },
-        "summary": summary,
-        "noise_floor_mse_median": floor,
-        "per_seed": seeds,
-        "total_seconds": time.perf_counter() - t0,
-        "machine": {"python": platform.python_version(), "torch": torch.__version__},
-    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh, indent=2)
-    os.replace(tmp, out)
+    seeds: list[dict] = []
+    for s in args.seeds:  # the JSON is rewritten after every seed (partial runs are kept)
+        seeds.append(run_seed(s, args))
+        summary = summarise(seeds)
+        floor = statistics.median(r["noise_floor_mse"] for r in seeds)
+        result = {
+            "benchmark": "connectome_filters_mesoscale",
+            "settings": {
+                "seeds": args.seeds,
+                "seeds_done": [r["seed"] for r in seeds],
+                "neurons": args.neurons,
+                "frames": args.frames,
+                "epochs": args.epochs,
+                "threads": args.threads,
+                "split": "model default (0.7, 0.15, 0.15); targets = test block frames 2..",
+                "stimulus": True,
+            },
+            "summary": summary,
+            "noise_floor_mse_median": floor,
+            "per_seed": seeds,
+            "total_seconds": time.perf_counter() - t0,
+            "machine": {"python": platform.python_version(), "torch": torch.__version__},
+        }
+        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(result, fh, indent=2)
+        os.replace(tmp, out)
     print(markdown(summary, floor))
     for k, v in summary["mse_ratio_true_over_shuffled"].items():
         print(f"MSE ratio {k}: median {v['median']:.3f} per seed {np.round(v['per_seed'], 3)}")
