@@ -97,7 +97,7 @@ class PipelineResult:
                 **{f"baseline_{_slug(name)}": values for name, values in self.baselines.items()},
             },
             volumes={"roi_labels": Volume(np.asarray(sources.labels), "ZYX", voxel_size)},
-            metadata={"summary": _jsonable(self.summary), "layers": RESULT_LAYERS},
+            metadata={"summary": self.summary, "layers": RESULT_LAYERS},
             files=files,
         )
 
@@ -439,13 +439,3 @@ def _truth_scores(sources: Any, registration: Any, fit: Any, neurons: pd.DataFra
         )
     )
     return truth
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -66,6 +66,21 @@ class ResultsBundle:
         return load_bundle(path, lazy=lazy)
 
 
+def to_jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays made plain; anything else unknown as ``str``."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
 def _check_name(kind: str, name: str) -> None:
     if not name or not all(ch.isalnum() or ch in "_-." for ch in name) or name.startswith("."):
         raise ValueError(f"{kind} name {name!r} must use letters, digits, '_', '-' or '.'.")
@@ -117,7 +132,7 @@ def save_bundle(path: str | os.PathLike, bundle: ResultsBundle) -> Path:
             "version": BUNDLE_VERSION,
             "package_version": __version__,
             "contents": contents,
-            "metadata": bundle.metadata,
+            "metadata": to_jsonable(bundle.metadata),
         }
         (folder / "bundle.json").write_text(json.dumps(header, indent=2, sort_keys=True))
     return path

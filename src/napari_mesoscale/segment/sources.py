@@ -137,7 +137,7 @@ class PointSources:
             metadata={
                 "kind": "PointSources",
                 "voxel_size": [float(v) for v in self.voxel_size],
-                "parameters": _jsonable(self.parameters),
+                "parameters": self.parameters,
             },
         )
         return bundle.save(path)
@@ -167,17 +167,3 @@ class PointSources:
             },
             parameters=dict(bundle.metadata.get("parameters", {})),
         )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
