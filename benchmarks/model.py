@@ -5,6 +5,13 @@ Usage::
 
     python benchmarks/model.py            # full run (tens of minutes on a shared 2-core CPU)
     python benchmarks/model.py --quick    # a few minutes: fewer epochs, variants and sizes
+    python benchmarks/model.py --accuracy-only --seeds 0 1 2 3   # accuracy over several brains
+
+``--accuracy-only`` runs only the accuracy section (baselines and the two default fits, with and
+without connectome; ``--ablations`` adds the ablation variants) for every toy-brain seed in
+``--seeds`` and writes ``benchmarks/results/model_seeds.json`` after each seed: per-seed figures
+and a summary (median / min / max over seeds, per-seed ratios model / baseline, and whether every
+seed meets the issue's targets). It never touches ``model.json``.
 
 Accuracy: the default toy brain (300 neurons, 500 frames, seed 0); contiguous 70/15/15 split;
 every model scored on the same test frames (one-step and 8-step R², MSE; ratios of test MSE
@@ -29,12 +36,46 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results" / "model.json"
+SEEDS_RESULTS = RESULTS.with_name("model_seeds.json")
+DEFAULT_MODEL = "default_connectome"
+ABLATIONS = {
+    "random_init": (True, {"init": "random"}),
+    "dynamics_init_no_groups": (True, {"group_init": False}),
+    "shared_field_logits": (True, {"shared_field_logits": True}),
+    "no_usage_balance": (True, {"lambda_balance": 0.0}),
+    "strong_complexity": (True, {"lambda_complexity": 1.0}),
+    "routing_all_pairs": (True, {"routing": "all"}),
+    "final_reassign": (True, {"final_reassign": True}),
+    "no_local_loss": (True, {"lambda_local": 0.0}),
+}
+# issue 5's targets on the default toy brain
+TARGET_MOTIF_ARI = 0.9
+TARGET_DOMAIN_ARI = 0.8
 
 
 def _setup_threads() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    """Write ``obj`` to ``path`` atomically (temp file in the same folder, then replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
+    os.replace(tmp, path)
+
+
+def _variants(ablations: bool) -> dict:
+    """The default fits (with and without connectome), plus the ablations when asked."""
+    variants = {
+        DEFAULT_MODEL: (True, {}),
+        "default_no_connectome": (False, {}),
+    }
+    if ablations:
+        variants.update(ABLATIONS)
+    return variants
 
 
 def _score(pred: dict, x: np.ndarray, frames: slice) -> dict:
@@ -129,6 +170,7 @@ def accuracy(seed: int, epochs: int, variants: dict, quick: bool) -> dict:
                 brain.n_neurons * (n_train - 3) * len(fit.history) / max(seconds, 1e-9)
             ),
         )
+        sc["targets"] = _targets(sc)
         runs[name] = sc
         print(
             f"model {name}: motif ARI {rec['motif_ari']:.3f} domain ARI {rec['domain_ari']:.3f} "
@@ -137,6 +179,116 @@ def accuracy(seed: int, epochs: int, variants: dict, quick: bool) -> dict:
             flush=True,
         )
     result["model"] = runs
+    return result
+
+
+def _targets(run: dict) -> dict:
+    """Issue 5's targets for one fit scored by :func:`accuracy`."""
+    out = {
+        "motif_ari_ge_0.9": bool(run["motif_ari"] >= TARGET_MOTIF_ARI),
+        "domain_ari_ge_0.8": bool(run["domain_ari"] >= TARGET_DOMAIN_ARI),
+        "mse_below_every_baseline": run["beats_every_baseline"],
+        "fewer_params_than_ridge": run["fewer_params_than_ridge"],
+    }
+    out["all"] = bool(all(out.values()))
+    return out
+
+
+def _spread(values: list[float]) -> dict:
+    """Median, min and max of per-seed values."""
+    a = np.asarray(values, dtype=float)
+    return {"median": float(np.median(a)), "min": float(a.min()), "max": float(a.max())}
+
+
+MODEL_KEYS = ("mse_1", "r2_1", "mse_8", "r2_8", "motif_ari", "domain_ari", "init_motif_ari")
+BASELINE_KEYS = ("mse_1", "r2_1", "mse_8", "r2_8", "n_params")
+
+
+def seeds_summary(per_seed: list[dict]) -> dict:
+    """Summary over seeds of :func:`accuracy` results: median / min / max and per-seed targets."""
+    seeds = [r["brain"]["seed"] for r in per_seed]
+    models: dict = {}
+    for name in per_seed[0]["model"]:
+        runs = [r["model"][name] for r in per_seed if name in r["model"]]
+        if len(runs) != len(per_seed):
+            continue
+        row = {k: _spread([m[k] for m in runs]) for k in MODEL_KEYS if runs[0][k] is not None}
+        row["n_params"] = _spread([m["n_params"] for m in runs])
+        row["mse_ratio_vs"] = {
+            b: {
+                "per_seed": [m["mse_ratio_vs"][b] for m in runs],
+                **_spread([m["mse_ratio_vs"][b] for m in runs]),
+            }
+            for b in runs[0]["mse_ratio_vs"]
+        }
+        row["targets_per_seed"] = {str(s): m["targets"] for s, m in zip(seeds, runs, strict=True)}
+        row["every_seed_meets_targets"] = bool(all(m["targets"]["all"] for m in runs))
+        models[name] = row
+    baselines = {
+        b: {k: _spread([r["baselines"][b][k] for r in per_seed]) for k in BASELINE_KEYS}
+        for b in per_seed[0]["baselines"]
+    }
+    best = {
+        str(s): min(r["baselines"], key=lambda b, r=r: r["baselines"][b]["mse_1"])
+        for s, r in zip(seeds, per_seed, strict=True)
+    }
+    return {
+        "seeds": seeds,
+        "targets": {
+            "motif_ari": TARGET_MOTIF_ARI,
+            "domain_ari": TARGET_DOMAIN_ARI,
+            "model_mse_1": "below every baseline's (connectome_linear only when the model uses "
+            "the connectome)",
+            "n_params": "fewer than ridge_var",
+        },
+        "every_seed_meets_targets": models.get(DEFAULT_MODEL, {}).get("every_seed_meets_targets"),
+        "noise_floor_mse_1": _spread([r["noise_floor"]["mse_1"] for r in per_seed]),
+        "model": models,
+        "baselines": baselines,
+        "best_baseline_per_seed": best,
+    }
+
+
+def seeds_table(per_seed: list[dict]) -> str:
+    """Markdown table of the default model and the baselines, one row per seed."""
+    base = list(per_seed[0]["baselines"])
+    head = ["seed", "model MSE", "R² (1)", "R² (8)", "motif ARI", "domain ARI", "params"]
+    head += [f"{b} MSE" for b in base] + ["best baseline: its MSE / model MSE", "targets"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in per_seed:
+        m = r["model"][DEFAULT_MODEL]
+        best = min(base, key=lambda b, r=r: r["baselines"][b]["mse_1"])
+        cells = [str(r["brain"]["seed"]), f"{m['mse_1']:.5f}", f"{m['r2_1']:.3f}"]
+        cells += [f"{m['r2_8']:.3f}", f"{m['motif_ari']:.3f}", f"{m['domain_ari']:.3f}"]
+        cells += [f"{m['n_params']:,}"] + [f"{r['baselines'][b]['mse_1']:.5f}" for b in base]
+        cells += [f"{best} {1 / m['mse_ratio_vs'][best]:.2f}×"]
+        cells += [
+            "all met"
+            if m["targets"]["all"]
+            else "MISSED: " + ", ".join(k for k, v in m["targets"].items() if k != "all" and not v)
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def accuracy_over_seeds(seeds: list[int], epochs: int, ablations: bool, quick: bool) -> dict:
+    """Run :func:`accuracy` for each toy-brain seed; write ``model_seeds.json`` after each."""
+    t0 = time.perf_counter()
+    result: dict = {
+        "quick": quick,
+        "epochs": epochs,
+        "ablations": ablations,
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
+        "per_seed": [],
+    }
+    for seed in seeds:
+        print(f"--- seed {seed}", flush=True)
+        result["per_seed"].append(accuracy(seed, epochs, _variants(ablations), quick))
+        result["summary"] = seeds_summary(result["per_seed"])
+        result["total_seconds"] = time.perf_counter() - t0
+        _write_json(SEEDS_RESULTS, result)
+        print(f"wrote {SEEDS_RESULTS} ({len(result['per_seed'])} seeds)", flush=True)
+    print(seeds_table(result["per_seed"]), flush=True)
     return result
 
 
@@ -263,46 +415,42 @@ def main() -> None:
     parser.add_argument(
         "--cost-only", action="store_true", help="re-measure cost, update the existing JSON"
     )
+    parser.add_argument(
+        "--accuracy-only",
+        action="store_true",
+        help="only the accuracy section, for every seed in --seeds; writes model_seeds.json",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help="toy-brain seeds for --accuracy-only (default --seed)"
+    )
+    parser.add_argument(
+        "--ablations", action="store_true", help="with --accuracy-only: also the ablation variants"
+    )
     parser.add_argument("--cost-child", nargs=4, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cost_child:
         print(json.dumps(_cost_child(*args.cost_child)))
         return
+    if (args.seeds or args.ablations) and not args.accuracy_only:
+        parser.error("--seeds and --ablations go with --accuracy-only (the full run is one seed)")
     _setup_threads()
+    epochs = 15 if args.quick else 30
+    if args.accuracy_only:
+        accuracy_over_seeds(args.seeds or [args.seed], epochs, args.ablations, args.quick)
+        return
     if args.cost_only:
         result = json.loads(RESULTS.read_text())
         sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
         result["cost"] = cost(sizes, steps=4, batch=2)
-        tmp = RESULTS.with_name(f".{RESULTS.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(result, indent=2, default=float))
-        os.replace(tmp, RESULTS)
+        _write_json(RESULTS, result)
         print(f"updated cost in {RESULTS}")
         return
-    epochs = 15 if args.quick else 30
-    default = {}
-    variants = {
-        "default_connectome": (True, default),
-        "default_no_connectome": (False, default),
-    }
-    if not args.quick:
-        variants.update(
-            {
-                "random_init": (True, {"init": "random"}),
-                "dynamics_init_no_groups": (True, {"group_init": False}),
-                "shared_field_logits": (True, {"shared_field_logits": True}),
-                "no_usage_balance": (True, {"lambda_balance": 0.0}),
-                "strong_complexity": (True, {"lambda_complexity": 1.0}),
-                "routing_all_pairs": (True, {"routing": "all"}),
-                "final_reassign": (True, {"final_reassign": True}),
-                "no_local_loss": (True, {"lambda_local": 0.0}),
-            }
-        )
     t0 = time.perf_counter()
     result = {
         "quick": args.quick,
         "epochs": epochs,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
-        "accuracy": accuracy(args.seed, epochs, variants, args.quick),
+        "accuracy": accuracy(args.seed, epochs, _variants(not args.quick), args.quick),
     }
     sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
     result["cost"] = cost(sizes, steps=4, batch=2)
@@ -310,10 +458,7 @@ def main() -> None:
         result["large_2000x2000"] = large_brain(2000, 2000, epochs=8, seed=args.seed)
         print(f"large: {result['large_2000x2000']}", flush=True)
     result["total_seconds"] = time.perf_counter() - t0
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_name(f".{RESULTS.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=float))
-    os.replace(tmp, RESULTS)
+    _write_json(RESULTS, result)
     print(f"wrote {RESULTS}")
 
 
