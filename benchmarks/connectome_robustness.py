@@ -25,8 +25,9 @@ Each graph is used frozen (the kernel is fixed, a per-neuron gain is learned) an
 (the kernel values are trained from it; its trainable parameter count grows with the number of
 edges, reported). Reported per seed and as medians: held-out one-step MSE, its ratio to the
 unperturbed graph of the same seed and mode, the fraction of the true edges the graph keeps and
-of its edges that are spurious. Optionally (``--mesoscale``, on by default) a few of the graphs
-drive ``fit_mesoscale(edge_init="connectome")`` (trainable edges) on a 500-frame brain.
+of its edges that are spurious. With ``--mesoscale`` (the default) three of the graphs also
+drive ``fit_mesoscale(edge_init="connectome")`` (trainable edges, 20 epochs) on 500-frame brains
+of the first two seeds (those of ``connectome_filters_mesoscale.py``).
 Writes ``benchmarks/results/connectome_robustness.json`` after every seed and prints markdown.
 
     python benchmarks/connectome_robustness.py --threads 1        # 3 seeds, ~10 min
@@ -142,6 +143,9 @@ def run_seed(seed: int, names: list[str], args: argparse.Namespace) -> dict:
         kernels = connectome_kernels(graph, orientation="in", normalise="l1")
         out["rows"][name] = {}
         for mode in MODES:
+            if mode == "trainable" and kernels.nnz == 0:  # nothing to train: the frozen fit
+                out["rows"][name][mode] = {**out["rows"][name]["frozen"], "same_as": "frozen"}
+                continue
             t0 = time.perf_counter()
             fit = fit_kernel_forecaster(
                 x,
@@ -167,7 +171,7 @@ def run_seed(seed: int, names: list[str], args: argparse.Namespace) -> dict:
                 f"mse {row['test_mse']:.5f} params {row['n_params']} ({row['seconds']:.1f} s)",
                 flush=True,
             )
-    if args.mesoscale:
+    if args.mesoscale and seed in args.seeds[: args.mesoscale_seeds]:
         small = make_toy_brain(
             args.neurons, n_frames=args.mesoscale_frames, render=None, em=False, seed=seed
         )
@@ -222,10 +226,12 @@ def summarise(seeds: list[dict], names: list[str]) -> dict:
             )
         summary["conditions"][name] = entry
     for name in MESOSCALE:
-        if all(name in s["mesoscale"] for s in seeds) and seeds[0]["mesoscale"]:
-            entry = _ratios(seeds, lambda s, n: s["mesoscale"][n]["test_mse"], name)
+        done = [s for s in seeds if name in s["mesoscale"]]
+        if done:
+            entry = _ratios(done, lambda s, n: s["mesoscale"][n]["test_mse"], name)
+            entry["seeds"] = [s["seed"] for s in done]
             entry["n_params_median"] = statistics.median(
-                s["mesoscale"][name]["n_params"] for s in seeds
+                s["mesoscale"][name]["n_params"] for s in done
             )
             summary["mesoscale"][name] = entry
     for key in ("noise_floor_mse", "persistence_mse"):
@@ -256,7 +262,9 @@ def markdown(summary: dict, n_seeds: int) -> str:
     if summary["mesoscale"]:
         lines += [
             "",
-            "| graph → fit_mesoscale(edge_init='connectome') | MSE (× unperturbed) | params |",
+            "| graph → fit_mesoscale(edge_init='connectome'), seeds "
+            f"{next(iter(summary['mesoscale'].values()))['seeds']} "
+            "| MSE (× unperturbed) | trainable params |",
             "|---|---|---|",
         ]
         for name, r in summary["mesoscale"].items():
@@ -284,6 +292,7 @@ def main() -> None:
         default=True,
         help="also drive fit_mesoscale(edge_init='connectome') with a few graphs",
     )
+    parser.add_argument("--mesoscale-seeds", type=int, default=2, help="on the first N seeds")
     parser.add_argument("--mesoscale-frames", type=int, default=500)
     parser.add_argument("--mesoscale-epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
