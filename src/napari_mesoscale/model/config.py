@@ -18,6 +18,10 @@ class ModelConfig:
         5 x the median distance to the 8th-nearest neuron.
     stride : grid stride in µm; ``None`` = rf_diameter / 2.
     hidden, depth, activations : shape of every configurable network.
+    population_filters : how many of the ``n_filters`` filters (the last ones) are population
+        filters — the mesoscopic escape-rate model of seed 003 reduced to one step
+        (:mod:`napari_mesoscale.model.population_filter`) — for population-level domains whose
+        neurons are exchangeable members of one population. 0 = all configurable.
     gather_radius : radius (µm) of the local gather used without a connectome; ``None`` =
         rf_diameter / 2.
     max_neighbors : at most this many gather neighbours per neuron (O(N * max_neighbors)).
@@ -82,6 +86,7 @@ class ModelConfig:
     hidden: int = 8
     depth: int = 2
     activations: tuple[str, ...] = ACTIVATIONS
+    population_filters: int = 0
     gather_radius: float | None = None
     max_neighbors: int = 32
     edge_init: str = "ridge"

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from napari_mesoscale.model.network import ACTIVATIONS, BasisBank
+from napari_mesoscale.model.population_filter import MixedBank, PopulationBank
 
 #: Names of the per-evaluation input features, in order. The stimulus enters through a learned
 #: per-neuron projection ("stimulus_drive" = G_i . u_t, like a synaptic weight per channel),
@@ -32,6 +33,17 @@ FEATURES: tuple[str, ...] = (
     "rel_x",
 )
 
+#: Features a population filter sees: not the position inside the domain (members of a
+#: population are exchangeable) and not the squared drive.
+POPULATION_FEATURES: tuple[str, ...] = (
+    "self",
+    "drive",
+    "drive_rectified",
+    "stimulus_drive",
+    "context",
+    "context_rectified",
+)
+
 
 def _route(a: torch.Tensor, tau: float, mode: str) -> torch.Tensor:
     """Softmax / one-hot / straight-through over the last axis of logits ``a`` (-inf allowed)."""
@@ -44,6 +56,30 @@ def _route(a: torch.Tensor, tau: float, mode: str) -> torch.Tensor:
     if mode == "straight_through":
         return hard + soft - soft.detach()
     raise ValueError(f"unknown assignment mode {mode!r}")
+
+
+def _filter_bank(
+    n_filters: int,
+    population_filters: int,
+    hidden: int,
+    depth: int,
+    activations: tuple[str, ...],
+    generator: torch.Generator | None,
+) -> nn.Module:
+    """A BasisBank, or configurable and population filters side by side (a MixedBank)."""
+    if not 0 <= population_filters <= n_filters:
+        raise ValueError(
+            f"population_filters={population_filters} must lie between 0 and "
+            f"n_filters={n_filters} (it counts how many of the filters are population filters)."
+        )
+    f = len(FEATURES)
+    m = n_filters - population_filters
+    configurable = BasisBank(m, f, hidden, depth, activations, generator=generator) if m else None
+    if not population_filters:
+        return configurable
+    mask = [name in POPULATION_FEATURES for name in FEATURES]
+    population = PopulationBank(population_filters, f, mask, FEATURES.index("self"), generator)
+    return MixedBank(configurable, population)
 
 
 class MesoscaleNet(nn.Module):
@@ -61,6 +97,10 @@ class MesoscaleNet(nn.Module):
         Drive edges, row 0 presynaptic, row 1 postsynaptic (connectome or local gather).
     n_filters, n_stimulus, hidden, depth, activations
         Shape of the basis bank.
+    population_filters : int
+        How many of the ``n_filters`` filters (the last ones) are population filters
+        (:class:`~napari_mesoscale.model.population_filter.PopulationBank`) instead of
+        configurable networks.
     logits_init : Tensor (N, Lm, B), optional
         Initial assignment logits (padding entries are ignored).
     edge_weight_init : Tensor (E,), optional
@@ -88,6 +128,7 @@ class MesoscaleNet(nn.Module):
         edge_weight_init: torch.Tensor | None = None,
         stim_weight_init: torch.Tensor | None = None,
         shared_field_logits: bool = False,
+        population_filters: int = 0,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -95,6 +136,7 @@ class MesoscaleNet(nn.Module):
         b = n_filters
         self.n_neurons, self.n_fields, self.n_filters, self.n_stimulus = n, n_fields, b, n_stimulus
         self.n_features = len(FEATURES)
+        self.population_filters = int(population_filters)
         mask = candidates >= 0
         self.register_buffer("cmask", mask)
         self.register_buffer("cand", candidates.clamp(min=0).long())
@@ -125,7 +167,7 @@ class MesoscaleNet(nn.Module):
         self.pre_offset = nn.Parameter(torch.zeros(n_fields, b, f))
         self.post_gain = nn.Parameter(torch.zeros(n_fields, b))
         self.post_offset = nn.Parameter(torch.zeros(n_fields, b))
-        self.bank = BasisBank(b, f, hidden, depth, activations, generator=generator)
+        self.bank = _filter_bank(b, population_filters, hidden, depth, activations, generator)
 
     # ------------------------------------------------------------------ assignment
     def assignment_logits(self) -> torch.Tensor:

@@ -353,6 +353,11 @@ def fit_mesoscale(
     )
     if cfg.n_filters < 1:
         raise ValueError(f"n_filters must be >= 1; got {cfg.n_filters}")
+    if not 0 <= cfg.population_filters <= cfg.n_filters:
+        raise ValueError(
+            f"population_filters={cfg.population_filters} must lie between 0 and n_filters="
+            f"{cfg.n_filters}: it says how many of the filters are population filters."
+        )
     if cfg.epochs < 1:
         raise ValueError(f"epochs must be >= 1; got {cfg.epochs}")
     if cfg.edge_init not in ("ridge", "connectome"):
@@ -488,6 +493,7 @@ def fit_mesoscale(
         if stim is None
         else torch.as_tensor(ridge_model["stimulus"], dtype=torch.float32),
         shared_field_logits=cfg.shared_field_logits,
+        population_filters=cfg.population_filters,
         generator=gen,
     )
     if cfg.freeze_edges:

@@ -177,6 +177,11 @@ class BasisBank(nn.Module):
                         }
                     )
                 out.append(
-                    {"filter": b, "complexity": float(self.complexity()[b]), "layers": layers}
+                    {
+                        "filter": b,
+                        "type": "configurable",
+                        "complexity": float(self.complexity()[b]),
+                        "layers": layers,
+                    }
                 )
         return out

@@ -216,6 +216,7 @@ class MesoscaleFit:
         usage = np.bincount(filt, minlength=config.n_filters)
         filters = {
             "filter": [d_["filter"] for d_ in desc],
+            "type": [d_["type"] for d_ in desc],
             "usage": usage.tolist(),
             "complexity": [d_["complexity"] for d_ in desc],
             "layers": [json.dumps(d_["layers"]) for d_ in desc],
@@ -280,6 +281,7 @@ class MesoscaleFit:
                 depth=cfg.depth,
                 activations=tuple(cfg.activations),
                 shared_field_logits=cfg.shared_field_logits,
+                population_filters=cfg.population_filters,
             )
             net.load_state_dict(st)
             net.eval()
