@@ -50,3 +50,50 @@ def test_ddp_two_processes_match_one(tmp_path):
     )
     a, b = np.load(one), np.load(two)
     np.testing.assert_allclose(a[1:], b[1:], rtol=1e-3, atol=1e-4)
+
+
+CANCEL_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    import torch
+    torch.set_num_threads(1)
+    from napari_mesoscale.model import fit_mesoscale
+    from napari_mesoscale.synth import make_toy_brain
+
+    b = make_toy_brain(n_neurons=40, n_frames=120, render=None, em=False, seed=1)
+    seen = []
+
+    def cancel_in_second_epoch(info):
+        seen.append((info["epoch"], info["step"]))
+        return not (info["epoch"] == 1 and info["step"] == 0)
+
+    fit = fit_mesoscale(b.activity, b.positions, epochs=6, seed=4, device="cpu",
+                        batch_frames=16, rollout=2, callback=cancel_in_second_epoch)
+    rank = os.environ.get("RANK", "0")
+    with open(f"{sys.argv[1]}.{rank}", "w") as out:
+        out.write(f"{fit.stopped} {len(fit.history)} {len(seen)}")
+    """
+)
+
+
+def test_ddp_cancel_on_rank_zero_stops_every_rank(tmp_path):
+    """The callback runs on rank 0 only; a cancel there must not leave rank 1 waiting."""
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    if not os.path.exists(torchrun):
+        pytest.skip("torchrun not found")
+    script = tmp_path / "ddp_cancel.py"
+    script.write_text(CANCEL_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    stem = tmp_path / "stopped"
+    subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", str(script), str(stem)],
+        check=True,
+        env=env,
+        timeout=300,
+    )
+    for rank in ("0", "1"):
+        stopped, epochs_done, _ = (tmp_path / f"stopped.{rank}").read_text().split()
+        assert stopped == "cancelled"
+        assert int(epochs_done) == 1  # the first epoch completed, the second was cut
+    *_, calls = (tmp_path / "stopped.0").read_text().split()
+    assert int(calls) > 1

@@ -662,7 +662,9 @@ def _train(
                 }
                 if _call(callback, info) is False:
                     stopped = "cancelled"
-                    break
+            if _any_rank(stopped == "cancelled", world, dev):
+                stopped = "cancelled"
+                break
         if stopped == "cancelled":
             break
         val = _validation_loss(net, zt, mt, ut, v0, v1) if v1 > v0 else math.nan
@@ -711,13 +713,27 @@ def _train(
             }
             if _call(callback, info) is False:
                 stopped = "cancelled"
-                break
+        if _any_rank(stopped == "cancelled", world, dev):
+            stopped = "cancelled"
+            break
         if bad_epochs >= cfg.patience:
             stopped = "early_stopping"
             break
     if best_state is not None and stopped != "cancelled":
         net.load_state_dict(best_state)
     return {"stopped": stopped}
+
+
+def _any_rank(flag: bool, world: int, dev: torch.device) -> bool:
+    """Whether ``flag`` is set on any rank (the callback runs on rank 0 only; under DDP every
+    rank must stop at the same step, or the others wait forever in the next all-reduce)."""
+    if world <= 1:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=dev)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
 
 
 def _call(callback: Callable[[dict], Any], info: dict) -> Any:
