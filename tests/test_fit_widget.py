@@ -91,3 +91,25 @@ def test_fit_widget_refuses_layers_without_activity(make_napari_viewer):
     widget.start()
     assert not widget.is_running
     assert "carries no activity" in widget.last_error
+
+
+@pytest.mark.viewer
+def test_fit_widget_passes_population_filters_and_drive(sample_viewer):
+    viewer = sample_viewer
+    widget = FitWidget(viewer)
+    widget.cells.value = "neurons (truth)"
+    widget.n_filters.value = 5
+    widget.population_filters.value = 2
+    widget.drive.value = "connectome kernels, frozen"
+    widget.start()  # no connectome chosen: a clear message, nothing runs
+    assert not widget.is_running
+    assert "needs a connectome" in widget.last_error
+    widget.connectome.value = "neurons (truth)"
+    call = widget.prepare()
+    assert call.kwargs["population_filters"] == 2
+    assert call.kwargs["edge_init"] == "connectome" and call.kwargs["freeze_edges"] is True
+    assert "population_filters=2" in call.python and "freeze_edges=True" in call.python
+    widget.drive.value = "trained (ridge start)"
+    widget.population_filters.value = 0
+    call = widget.prepare()
+    assert not {"population_filters", "edge_init", "freeze_edges"} & set(call.kwargs)

@@ -42,6 +42,15 @@ from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 _NONE = "(none)"
 
 
+#: Drive options of the fit widget -> keyword arguments of fit_mesoscale.
+DRIVE_CHOICES: dict[str, dict[str, Any]] = {
+    "trained (ridge start)": {},
+    "connectome kernels, trained": {"edge_init": "connectome"},
+    "connectome kernels, frozen": {"edge_init": "connectome", "freeze_edges": True},
+}
+DEFAULT_DRIVE = "trained (ridge start)"
+
+
 def available_devices() -> list[str]:
     """Devices torch can use here, ``auto`` first (e.g. ``["auto (cpu)", "cpu"]``)."""
     import torch
@@ -85,6 +94,22 @@ class FitWidget(CoreTaskWidget):
         self.connectome = ComboBox(label="connectome", choices=self._connectome_layers)
         self.stimulus = ComboBox(label="stimulus", choices=self._stimulus_layers)
         self.n_filters = SpinBox(label="basis filters", value=4, min=1, max=32)
+        self.population_filters = SpinBox(
+            label="of which population filters",
+            value=0,
+            min=0,
+            max=32,
+            tooltip="Filters that are the mesoscopic escape-rate population model (seed 003), "
+            "for domains whose neurons are members of one population.",
+        )
+        self.drive = ComboBox(
+            label="connectome drive",
+            choices=list(DRIVE_CHOICES),
+            value=DEFAULT_DRIVE,
+            tooltip="Weights of the synaptic drive on the connectome's edges: trained from a "
+            "ridge start, or the connectome kernels (seed 004) trained or kept frozen (fewer "
+            "parameters; better on short recordings).",
+        )
         self.rf_diameter = FloatSpinBox(
             label="field diameter (µm, 0 = auto)", value=0.0, min=0.0, max=10_000.0, step=5.0
         )
@@ -100,6 +125,8 @@ class FitWidget(CoreTaskWidget):
             self.connectome,
             self.stimulus,
             self.n_filters,
+            self.population_filters,
+            self.drive,
             self.rf_diameter,
             self.epochs,
             self.seed,
@@ -174,6 +201,15 @@ class FitWidget(CoreTaskWidget):
             "rf_diameter": self.rf_diameter.value or None,
         }
         connectome = self._chosen_connectome()
+        if self.population_filters.value:
+            kwargs["population_filters"] = self.population_filters.value
+        if self.drive.value != DEFAULT_DRIVE:
+            if connectome is None:
+                raise ValueError(
+                    f"The connectome drive {self.drive.value!r} needs a connectome: choose a "
+                    f"connectome layer, or set the drive to {DEFAULT_DRIVE!r}."
+                )
+            kwargs.update(DRIVE_CHOICES[self.drive.value])
         stimulus = self._chosen_stimulus()
         checkpoint = str(self.checkpoints.value or "")
         if checkpoint not in ("", "."):
