@@ -18,6 +18,9 @@ Rows, all on the same contiguous test block (last 15 %):
 * ``configurable`` — ``n_filters=2``, the default configurable networks;
 * ``population`` — ``n_filters=2, population_filters=2``: both filters are the one-step
   escape-rate population model (:mod:`napari_mesoscale.model.population_filter`);
+* the same two with the connectome kernels frozen as drive weights (``edge_init="connectome",
+  freeze_edges=True``: 21k fewer trainable numbers), and the population row once more with the
+  assignment kept at its initialisation (``freeze_assignment_epochs=epochs``);
 * the baselines of :mod:`napari_mesoscale.baselines` (persistence, mean, ridge VAR,
   connectome-constrained linear);
 * ``oracle`` — a floor that knows the realised population activity of the next frame: per
@@ -50,6 +53,12 @@ ROWS = {
     "population": {"n_filters": 2, "population_filters": 2},
     "configurable, frozen kernels": {"n_filters": 2, **FROZEN_KERNELS},
     "population, frozen kernels": {"n_filters": 2, "population_filters": 2, **FROZEN_KERNELS},
+    "population, frozen kernels, assignment kept": {
+        "n_filters": 2,
+        "population_filters": 2,
+        **FROZEN_KERNELS,
+        "freeze_assignment_epochs": None,  # = epochs: the initial assignment is kept
+    },
 }
 BASELINES = ("persistence", "mean", "ridge_var", "connectome_linear")
 
@@ -141,7 +150,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
             epochs=args.epochs,
             seed=seed,
             rf_diameter=args.rf_diameter,
-            **options,
+            **{k: args.epochs if v is None else v for k, v in options.items()},
         )
         row = scores(fit.predict(x, stimulus=u), x, pop, test)
         bank = fit.net.bank
