@@ -76,3 +76,22 @@ def test_cli_bad_input(tmp_path, capsys):
     assert "positions has 4 rows" in capsys.readouterr().err
     rc = main(["fit", str(tmp_path / "missing.npy"), "--positions", "p.npy", "-o", "x"])
     assert rc == 2
+
+
+def test_fit_cli_population_filters_and_frozen_connectome_kernels(tmp_path):
+    b = make_toy_brain(n_neurons=60, n_frames=160, render=None, em=False, seed=2)
+    np.save(tmp_path / "activity.npy", b.activity)
+    b.neurons.to_csv(tmp_path / "neurons.csv", index=False)
+    b.synapses.to_csv(tmp_path / "synapses.csv", index=False)
+    out = tmp_path / "run"
+    args = ["fit", str(tmp_path / "activity.npy"), "--neurons", str(tmp_path / "neurons.csv")]
+    args += ["--synapses", str(tmp_path / "synapses.csv"), "-o", str(out), "--epochs", "2"]
+    args += ["--n-filters", "3", "--population-filters", "1", "--edge-init", "connectome"]
+    assert main([*args, "--freeze-edges", "--quiet"]) == 0
+    from napari_mesoscale.model import MesoscaleFit
+
+    fit = MesoscaleFit.load(out / "fit.pt")
+    assert list(fit.filters["type"]) == ["configurable", "configurable", "population"]
+    assert fit.config.edge_init == "connectome" and fit.config.freeze_edges
+    # frozen drive weights are not counted as trained parameters
+    assert fit.n_params == fit.net.n_trainable() - fit.net.edge_weight.numel()

@@ -67,6 +67,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stimulus", type=Path, help="stimulus (T, S): .npy, .csv or .parquet")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     parser.add_argument("--n-filters", type=int, default=4)
+    parser.add_argument(
+        "--population-filters",
+        type=int,
+        default=0,
+        help="how many of the filters are escape-rate population filters (seed 003)",
+    )
+    parser.add_argument(
+        "--edge-init",
+        choices=("ridge", "connectome"),
+        default="ridge",
+        help="drive weights start from ridge regression or the connectome kernels (seed 004)",
+    )
+    parser.add_argument(
+        "--freeze-edges", action="store_true", help="keep the drive weights at their start"
+    )
     parser.add_argument("--rf-diameter", type=float, default=None, help="field diameter, µm")
     parser.add_argument("--stride", type=float, default=None, help="grid stride, µm")
     parser.add_argument("--epochs", type=int, default=60)
@@ -127,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
         connectome=connectome,
         stimulus=stimulus,
         n_filters=args.n_filters,
+        population_filters=args.population_filters,
+        edge_init=args.edge_init,
+        freeze_edges=args.freeze_edges,
         rf_diameter=args.rf_diameter,
         stride=args.stride,
         epochs=args.epochs,
