@@ -23,8 +23,10 @@ Rows, all on the same contiguous test block (last 15 %):
   assignment kept at its initialisation (``freeze_assignment_epochs=epochs``);
 * the baselines of :mod:`napari_mesoscale.baselines` (persistence, mean, ridge VAR,
   connectome-constrained linear);
-* ``oracle`` — a floor that knows the realised population activity of the next frame: per
-  population, x(t+1) regressed on x(t) and A(t+1) (least squares on the test block itself).
+* ``oracle`` — a linear reference that knows the realised population activity of the next
+  frame: per population, x(t+1) regressed on x(t) and A(t+1) with shared coefficients (least
+  squares on all frames). It is not a bound: it has no neuron-specific terms, and the models
+  can beat it.
 
 Scores: neuron-level one-step MSE and R²; population-level R² of the domain means (the
 population activity each domain's filter is meant to forecast); ARI of the filter labels and
@@ -94,7 +96,7 @@ def scores(pred: np.ndarray, x: np.ndarray, population: np.ndarray, test: slice)
 
 
 def oracle_prediction(x: np.ndarray, population: np.ndarray) -> np.ndarray:
-    """x(t+1) from x(t) and the realised population activity A(t+1), per population (floor)."""
+    """x(t+1) from x(t) and the realised population activity A(t+1), per population."""
     pred = np.full_like(x, np.nan)
     for a in np.unique(population):
         xa = x[:, population == a]
