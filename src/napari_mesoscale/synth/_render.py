@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 from scipy import ndimage
@@ -158,6 +160,12 @@ class MovieRenderer:
     (1 + c_i,t)) and variance λ (shot noise, drawn as N(λ, λ) with its own seed per frame),
     rounded and clipped to uint16. ``k = snr² · (1 + mean background)`` photons per unit
     brightness, so that ``snr`` is the shot-noise SNR of a resting soma's brightest voxel.
+
+    Only the voxels some footprint touches (the non-empty rows of P) change from frame to
+    frame; the sparse product is taken over those rows alone and every other voxel's λ is
+    ``background · k · drift_t``. Each float32 operation is the one the plain formula makes
+    (P b summed row by row in the same order, then + background, then × k·drift_t), so the
+    frames are bit-identical to it.
     """
 
     def __init__(
@@ -171,7 +179,7 @@ class MovieRenderer:
         shape,
         seed: int,
     ) -> None:
-        self.p = footprints
+        self.p = footprints.tocsr()
         self.baseline = baseline.astype(np.float32)
         self.calcium = calcium
         self.background = background.reshape(-1).astype(np.float32)
@@ -179,36 +187,114 @@ class MovieRenderer:
         self.k = float(snr) ** 2 * (1.0 + float(self.background.mean()))
         self.shape = tuple(int(s) for s in shape)
         self.seed = int(seed)
+        # P without its empty rows: dropping empty rows leaves data and indices untouched,
+        # so each remaining row is summed exactly as in the full product
+        indptr = self.p.indptr
+        counts = np.diff(indptr)
+        self._rows = np.flatnonzero(counts > 0)
+        self._p_rows = sp.csr_matrix(
+            (self.p.data, self.p.indices, np.r_[indptr[:1], indptr[1:][counts > 0]]),
+            shape=(len(self._rows), self.p.shape[1]),
+        )
+        self._bg_rows = self.background[self._rows]
+
+    def _batch_parts(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(k, R) float32 P b over the non-empty rows and the (k,) float32 factors k·drift."""
+        b = self.baseline[:, None] * (1.0 + self.calcium[frames].T.astype(np.float32))
+        pb = self._p_rows @ b.astype(np.float32)
+        pb = pb[:, 0][None] if pb.shape[1] == 1 else np.ascontiguousarray(pb.T)
+        scale = (self.k * self.drift[frames]).astype(np.float32)
+        return pb, scale
+
+    def _fill_lambda(self, out: np.ndarray, pb_row: np.ndarray, scale: np.float32) -> None:
+        """λ of one frame into ``out`` (V,) float32: (background + P b) · k·drift_t."""
+        np.multiply(self.background, scale, out=out)
+        rows_val = self._bg_rows + pb_row
+        rows_val *= scale
+        out[self._rows] = rows_val
 
     def frame_expected(self, frames: np.ndarray) -> np.ndarray:
         """Mean photon count λ (k, V) float32 of ``frames`` (no noise)."""
-        frames = np.asarray(frames, dtype=np.int64)
-        b = self.baseline[:, None] * (1.0 + self.calcium[frames].T.astype(np.float32))
-        img = self.p @ b.astype(np.float32)
-        img = img[:, 0][None] if img.shape[1] == 1 else np.ascontiguousarray(img.T)
-        img += self.background[None, :]
-        img *= (self.k * self.drift[frames])[:, None].astype(np.float32)
+        frames = np.asarray(frames, dtype=np.int64).reshape(-1)
+        img = np.empty((len(frames), int(np.prod(self.shape))), dtype=np.float32)
+        if len(frames):
+            pb, scale = self._batch_parts(frames)
+            for j in range(len(frames)):
+                self._fill_lambda(img[j], pb[j], scale[j])
         return img
 
-    def render(self, frames) -> np.ndarray:
-        """Frames (k, Z, Y, X) uint16, identical whichever frames are rendered together."""
-        frames = np.asarray(frames, dtype=np.int64).reshape(-1)
-        out = np.empty((len(frames), *self.shape), dtype=np.uint16)
-        v = int(np.prod(self.shape))
-        step = max(1, int(2**23 // max(v, 1)))
+    def _step(self) -> int:
+        """Frames per sparse product: at most 8 (the (R, k) -> (k, R) transpose stays cheap)
+        and a (k, R) float32 block of 32 MB at most."""
+        return max(1, min(8, int(2**23 // max(len(self._rows), 1))))
+
+    def _render_batches(self, frames: np.ndarray, flat_out: np.ndarray, starts) -> None:
+        """Render the batches of ``_step()`` frames beginning at ``starts`` (an iterator, may
+        be shared between threads) into ``flat_out`` (k, V) uint16, reusing three buffers."""
+        v = flat_out.shape[1]
         offset = np.float32(CAMERA_OFFSET)
-        for j0 in range(0, len(frames), step):
+        lam = np.empty(v, dtype=np.float32)
+        img = np.empty(v, dtype=np.float32)
+        tmp = np.empty(v, dtype=np.float32)
+        step = self._step()
+        for j0 in starts:
             fr = frames[j0 : j0 + step]
-            lam = self.frame_expected(fr)
+            pb, scale = self._batch_parts(fr)
             for j, t in enumerate(fr):
+                self._fill_lambda(lam, pb[j], scale[j])
                 rng = np.random.default_rng([self.seed, 0xCA, int(t)])
-                img = rng.standard_normal(v, dtype=np.float32)
-                img *= np.sqrt(lam[j])
-                img += lam[j]
+                rng.standard_normal(dtype=np.float32, out=img)
+                np.sqrt(lam, out=tmp)
+                img *= tmp
+                img += lam
                 img += offset
                 np.rint(img, out=img)
                 np.clip(img, 0, 65535, out=img)
-                out[j0 + j].reshape(-1)[:] = img
+                flat_out[j0 + j] = img
+
+    def render(self, frames, workers: int | None = None) -> np.ndarray:
+        """Frames (k, Z, Y, X) uint16, identical whichever frames are rendered together.
+
+        Parameters
+        ----------
+        frames : array of int
+            Frame indices.
+        workers : int, optional
+            Threads rendering disjoint batches of frames (numpy's random draws and ufuncs
+            release the GIL); default ``min(2, os.cpu_count())``. The frames do not depend
+            on it: every frame has its own random generator.
+        """
+        frames = np.asarray(frames, dtype=np.int64).reshape(-1)
+        out = np.empty((len(frames), *self.shape), dtype=np.uint16)
+        flat_out = out.reshape(len(frames), int(np.prod(self.shape)))
+        if workers is None:
+            workers = min(2, os.cpu_count() or 1)
+        batches = range(0, len(frames), self._step())
+        workers = max(1, min(int(workers), len(batches)))
+        if workers == 1:
+            self._render_batches(frames, flat_out, iter(batches))
+            return out
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        # the threads take the next batch from one shared iterator (guarded by a lock), so
+        # a thread slowed by other load simply takes fewer batches
+        it, lock = iter(batches), threading.Lock()
+
+        def shared():
+            while True:
+                with lock:
+                    j0 = next(it, None)
+                if j0 is None:
+                    return
+                yield j0
+
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            futures = [
+                ex.submit(self._render_batches, frames, flat_out, shared()) for _ in range(workers)
+            ]
+            for f in futures:
+                f.result()
         return out
 
     def lazy(self, frames=None, chunk: int | None = None):
@@ -223,7 +309,7 @@ class MovieRenderer:
             chunk = int(max(1, min(16, (64 * 2**20) // max(frame_bytes, 1))))
         idx = da.from_array(frames, chunks=chunk)
         return idx.map_blocks(
-            lambda blk: self.render(blk),
+            lambda blk: self.render(blk, workers=1),
             new_axis=[1, 2, 3],
             chunks=(idx.chunks[0], *((s,) for s in self.shape)),
             dtype=np.uint16,
