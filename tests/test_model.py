@@ -200,3 +200,19 @@ def test_out_of_memory_gives_clear_message(monkeypatch):
     monkeypatch.setattr(MesoscaleNet, "evaluate", boom)
     with pytest.raises(MemoryError, match="reduce batch_frames"):
         fit_mesoscale(b.activity, b.positions, epochs=1, **FAST)
+
+
+def test_bfloat16_mixed_precision_trains_like_float32():
+    """The autocast path used on CUDA, run on CPU: no dtype clashes, the same accuracy."""
+    torch.set_num_threads(2)
+    b = make_toy_brain(n_neurons=80, n_frames=240, render=None, em=False, seed=3)
+    common = dict(connectome=b.adjacency, stimulus=b.stimulus, epochs=6, seed=0)
+    common.update(n_filters=4, population_filters=1)
+    fp32 = fit_mesoscale(b.activity, b.positions, precision="fp32", **common)
+    bf16 = fit_mesoscale(b.activity, b.positions, precision="bf16", **common)
+    assert bf16.config.precision == "bf16"
+    assert bf16.scores["test_mse"] == pytest.approx(fp32.scores["test_mse"], rel=0.05)
+    val = bf16.history["val_loss"]
+    assert val.iloc[-1] < 0.9 * val.iloc[0]  # it learns
+    with pytest.raises(ValueError, match="precision"):
+        fit_mesoscale(b.activity, b.positions, precision="fp16", epochs=1)

@@ -44,6 +44,8 @@ class ModelConfig:
     rollout_frames : frames of each batch that also run the free-running rollout.
     split : fractions of the recording used for training, validation and test (contiguous).
     patience : early stopping on the validation loss, counted once annealing has ended.
+    precision : ``"auto"`` (bfloat16 mixed precision on CUDA, float32 elsewhere), ``"bf16"``
+        (bfloat16 autocast on any device, CPU included) or ``"fp32"``.
 
     Assignment
     ----------
@@ -103,6 +105,7 @@ class ModelConfig:
     rollout_frames: int = 8
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     patience: int = 10
+    precision: str = "auto"
 
     init: str = "dynamics"
     init_strength: float = 3.0

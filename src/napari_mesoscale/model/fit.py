@@ -353,6 +353,8 @@ def fit_mesoscale(
     )
     if cfg.n_filters < 1:
         raise ValueError(f"n_filters must be >= 1; got {cfg.n_filters}")
+    if cfg.precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"precision must be 'auto', 'bf16' or 'fp32'; got {cfg.precision!r}")
     if not 0 <= cfg.population_filters <= cfg.n_filters:
         raise ValueError(
             f"population_filters={cfg.population_filters} must lie between 0 and n_filters="
@@ -584,7 +586,7 @@ def _train(
     opt = torch.optim.Adam(
         [{"params": other, "lr": cfg.lr}, {"params": assign_params, "lr": cfg.lr_assignment}]
     )
-    use_amp = dev.type == "cuda"
+    use_amp = cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")
     k = max(1, cfg.rollout)
     tr0, tr1 = blocks["train"]
     starts_all = np.arange(tr0, tr1 - k)
