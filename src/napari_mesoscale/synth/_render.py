@@ -230,21 +230,31 @@ class MovieRenderer:
 
     def _render_batches(self, frames: np.ndarray, flat_out: np.ndarray, starts) -> None:
         """Render the batches of ``_step()`` frames beginning at ``starts`` (an iterator, may
-        be shared between threads) into ``flat_out`` (k, V) uint16, reusing three buffers."""
+        be shared between threads) into ``flat_out`` (k, V) uint16, reusing three buffers:
+        ``lam`` (λ), ``tmp`` (√λ) and ``img`` (the noisy frame)."""
         v = flat_out.shape[1]
         offset = np.float32(CAMERA_OFFSET)
         lam = np.empty(v, dtype=np.float32)
         img = np.empty(v, dtype=np.float32)
         tmp = np.empty(v, dtype=np.float32)
         step = self._step()
+        rows, scale_done = self._rows, None
         for j0 in starts:
             fr = frames[j0 : j0 + step]
             pb, scale = self._batch_parts(fr)
             for j, t in enumerate(fr):
-                self._fill_lambda(lam, pb[j], scale[j])
+                # λ and √λ of the voxels no footprint touches only change with k·drift_t
+                # (never without drift): recompute them only when it changes
+                if scale_done is None or scale[j] != scale_done:
+                    np.multiply(self.background, scale[j], out=lam)
+                    np.sqrt(lam, out=tmp)
+                    scale_done = scale[j]
+                rows_val = self._bg_rows + pb[j]
+                rows_val *= scale[j]
+                lam[rows] = rows_val
+                tmp[rows] = np.sqrt(rows_val, out=rows_val)
                 rng = np.random.default_rng([self.seed, 0xCA, int(t)])
                 rng.standard_normal(dtype=np.float32, out=img)
-                np.sqrt(lam, out=tmp)
                 img *= tmp
                 img += lam
                 img += offset
