@@ -199,8 +199,8 @@ def markdown(summary: dict, n_seeds: int) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_forecaster_arguments(parser: argparse.ArgumentParser) -> None:
+    """Toy brains and forecaster settings shared with ``connectome_robustness.py``."""
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--neurons", type=int, default=300)
     parser.add_argument("--frames", type=int, default=1200)
@@ -209,6 +209,11 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.02)
     parser.add_argument("--filters", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=4)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_forecaster_arguments(parser)
     parser.add_argument("--field-diameter", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="one seed, 100 steps")

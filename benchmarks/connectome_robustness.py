@@ -61,6 +61,7 @@ from napari_mesoscale.model.connectome_filters import connectome_kernels, fit_ke
 from napari_mesoscale.synth import make_toy_brain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from connectome_filters import add_forecaster_arguments  # noqa: E402
 from connectome_filters_mesoscale import test_mse as mesoscale_test_mse  # noqa: E402
 
 Graph = Callable[[sp.csr_matrix, int], sp.csr_matrix]
@@ -277,14 +278,7 @@ def markdown(summary: dict, n_seeds: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--neurons", type=int, default=300)
-    parser.add_argument("--frames", type=int, default=1200)
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.02)
-    parser.add_argument("--filters", type=int, default=4)
-    parser.add_argument("--hidden", type=int, default=4)
+    add_forecaster_arguments(parser)
     parser.add_argument("--conditions", nargs="*", default=None, help="run only these graphs")
     parser.add_argument(
         "--mesoscale",

@@ -31,23 +31,26 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_ddp_two_processes_match_one(tmp_path):
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _torchrun_two(script, argument, timeout: int) -> None:
+    """Run ``script argument`` in two processes under torchrun (gloo on CPU)."""
     torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
     if not os.path.exists(torchrun):
         pytest.skip("torchrun not found")
+    command = [torchrun, "--standalone", "--nproc_per_node=2", str(script), str(argument)]
+    subprocess.run(command, check=True, env=ENV, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one(tmp_path):
     script = tmp_path / "ddp_fit.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     one = tmp_path / "one.npy"
     two = tmp_path / "two.npy"
-    subprocess.run([sys.executable, str(script), str(one)], check=True, env=env, timeout=600)
-    subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node=2", str(script), str(two)],
-        check=True,
-        env=env,
-        timeout=600,
-    )
+    subprocess.run([sys.executable, str(script), str(one)], check=True, env=ENV, timeout=600)
+    _torchrun_two(script, two, timeout=600)
     a, b = np.load(one), np.load(two)
     np.testing.assert_allclose(a[1:], b[1:], rtol=1e-3, atol=1e-4)
 
@@ -78,19 +81,9 @@ CANCEL_SCRIPT = textwrap.dedent(
 
 def test_ddp_cancel_on_rank_zero_stops_every_rank(tmp_path):
     """The callback runs on rank 0 only; a cancel there must not leave rank 1 waiting."""
-    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
-    if not os.path.exists(torchrun):
-        pytest.skip("torchrun not found")
     script = tmp_path / "ddp_cancel.py"
     script.write_text(CANCEL_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    stem = tmp_path / "stopped"
-    subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node=2", str(script), str(stem)],
-        check=True,
-        env=env,
-        timeout=300,
-    )
+    _torchrun_two(script, tmp_path / "stopped", timeout=300)
     for rank in ("0", "1"):
         stopped, epochs_done, _ = (tmp_path / f"stopped.{rank}").read_text().split()
         assert stopped == "cancelled"
