@@ -100,13 +100,12 @@ def test_fit_widget_passes_population_filters_and_drive(sample_viewer):
     widget.cells.value = "neurons (truth)"
     widget.n_filters.value = 5
     widget.population_filters.value = 2
-    widget.drive.value = "connectome kernels, frozen"
-    widget.start()  # no connectome chosen: a clear message, nothing runs
-    assert not widget.is_running
-    assert "needs a connectome" in widget.last_error
+    assert widget.drive.value == "connectome kernels, frozen"  # the pipeline's default
+    call = widget.prepare()  # no connectome chosen: the drive choice does not apply
+    assert call.kwargs["population_filters"] == 2
+    assert not {"edge_init", "freeze_edges"} & set(call.kwargs)
     widget.connectome.value = "neurons (truth)"
     call = widget.prepare()
-    assert call.kwargs["population_filters"] == 2
     assert call.kwargs["edge_init"] == "connectome" and call.kwargs["freeze_edges"] is True
     assert "population_filters=2" in call.python and "freeze_edges=True" in call.python
     widget.drive.value = "trained (ridge start)"
