@@ -13,6 +13,7 @@ from scipy.special import erfc
 CAMERA_OFFSET = 100.0
 
 _NEURON_BATCH = 1024
+_EM_SOMA_BATCH = 256
 
 
 def _outer(a: np.ndarray, b: np.ndarray, c: np.ndarray, op=np.add) -> np.ndarray:
@@ -359,6 +360,12 @@ class EMRenderer:
     plasma membrane at the soma radius, a darker nucleus with a dark envelope. Synapses: dark
     puncta. Then noise. Every random number comes from a generator seeded by (seed, z row), so
     a slab only needs its own rows (plus a halo for the filters).
+
+    Somata are painted in fixed batches (each batch reads the grey levels left by the previous
+    ones, so where two somata overlap the result depends on whether they share a batch); the
+    batches are those of the whole volume, so a slab paints the members of each batch that reach
+    it together. A slab draws the synapse puncta whose voxel box meets its rows, in their global
+    order, so the puncta sums add the same terms in the same order as for the whole volume.
     """
 
     membrane = 0.25  # µm, half width of the dark membrane
@@ -379,6 +386,30 @@ class EMRenderer:
         g = ndimage.gaussian_filter(rng.standard_normal(cshape), 1.0)
         self._coarse = (2 * (g - g.min()) / max(float(np.ptp(g)), 1e-12) - 1).astype(np.float32)
         self._half = tuple(max(4, s // 2) for s in self.shape)
+        # soma batches of the whole volume (-1: reaches no row at all)
+        self._soma_reach = (
+            float(self.diameters.max()) / 2 + 4 * self.membrane if len(self.diameters) else 0.0
+        )
+        whole = self._soma_candidates(0, self.shape[0])
+        self._soma_batch = np.full(len(self.positions), -1, dtype=np.int64)
+        self._soma_batch[whole] = np.arange(len(whole)) // _EM_SOMA_BATCH
+        # synapses the whole volume draws, and the z range of each one's voxel box
+        syn = np.asarray(self.synapse_xyz, dtype=float).reshape(-1, 3)
+        sig, ev0 = self.puncta_sigma, self.ev[0]
+        sz = syn[:, 0]
+        self._syn_whole = (sz >= -3 * sig - ev0) & (sz <= self.shape[0] * ev0 + 3 * sig + ev0)
+        # same arithmetic as _iter_patches(..., np.full(3, 2.5 * sig), ...)
+        c = np.rint(syn / self.ev)[:, 0].astype(np.int64)
+        half = int(np.ceil(np.full(3, 2.5 * sig) / self.ev).astype(int)[0])
+        self._syn_zlo, self._syn_zhi = c - half, c + half
+
+    def _soma_candidates(self, z0: int, z1: int) -> np.ndarray:
+        """Indices (ascending) of the somata that may paint global z rows [z0, z1)."""
+        if len(self.positions) == 0:
+            return np.zeros(0, dtype=np.int64)
+        ev0, reach = self.ev[0], self._soma_reach
+        zc = self.positions[:, 0]
+        return np.flatnonzero((zc >= z0 * ev0 - reach - ev0) & (zc <= z1 * ev0 + reach + ev0))
 
     def _coords(self, n_out: int, n_in: int) -> np.ndarray:
         return np.linspace(0, n_in - 1, n_out) if n_out > 1 else np.zeros(1)
@@ -420,16 +451,15 @@ class EMRenderer:
         vol += 25.0 * 0.5 * _interp(fine, (hzc - a, hyc, hxc))
         del fine
         vol = vol.astype(np.float32).reshape(-1)
-        # somata that reach into the slab
+        # somata that reach into the slab, painted in the whole volume's batches
         m = self.membrane
-        reach = self.diameters.max() / 2 + 4 * m
-        zc = self.positions[:, 0]
-        sel = np.flatnonzero(
-            (zc >= z0 * ev[0] - reach - ev[0]) & (zc <= z1 * ev[0] + reach + ev[0])
-        )
-        if len(sel):
-            pos, diam, nuc = self.positions[sel], self.diameters[sel], self.nucleus_offset[sel]
-            for ids, flat, valid, diffs in _iter_patches(pos, ev, sh, np.full(3, reach), 256, z0):
+        reach = self._soma_reach
+        sel = self._soma_candidates(z0, z1)
+        sel = sel[self._soma_batch[sel] >= 0]
+        for grp in np.split(sel, np.flatnonzero(np.diff(self._soma_batch[sel])) + 1):
+            pos, diam, nuc = self.positions[grp], self.diameters[grp], self.nucleus_offset[grp]
+            patches = _iter_patches(pos, ev, sh, np.full(3, reach), _EM_SOMA_BATCH, z0)
+            for ids, flat, valid, diffs in patches:
                 dist = np.sqrt(_dist2(diffs))
                 r = (diam[ids] / 2).astype(np.float32)[:, None]
                 nd = np.sqrt(_dist2(diffs, nuc[ids]))
@@ -446,8 +476,8 @@ class EMRenderer:
         sig = self.puncta_sigma
         syn = self.synapse_xyz
         if len(syn):
-            sz = syn[:, 0]
-            ssel = syn[(sz >= z0 * ev[0] - 3 * sig - ev[0]) & (sz <= z1 * ev[0] + 3 * sig + ev[0])]
+            # puncta whose voxel box meets the slab (the others add only zeros), in global order
+            ssel = syn[self._syn_whole & (self._syn_zhi >= z0) & (self._syn_zlo < z1)]
             flats, weights = [], []
             for _i, flat, valid, diffs in _iter_patches(
                 ssel, ev, sh, np.full(3, 2.5 * sig), 8192, z0
