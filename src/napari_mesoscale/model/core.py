@@ -136,7 +136,6 @@ class MesoscaleNet(nn.Module):
         b = n_filters
         self.n_neurons, self.n_fields, self.n_filters, self.n_stimulus = n, n_fields, b, n_stimulus
         self.n_features = len(FEATURES)
-        self.population_filters = int(population_filters)
         mask = candidates >= 0
         self.register_buffer("cmask", mask)
         self.register_buffer("cand", candidates.clamp(min=0).long())

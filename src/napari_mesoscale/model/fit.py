@@ -648,23 +648,21 @@ def _train(
                 if net.shared_field_logits:
                     net.field_logits.grad = None
             opt.step()
-            for key, val in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(val.detach())
+            losses = {key: float(val.detach()) for key, val in terms.items()}
+            for key, val in losses.items():
+                sums[key] = sums.get(key, 0.0) + val
             sums["total"] = sums.get("total", 0.0) + float(total.detach())
-            if callback is not None and rank == 0:
-                info = {
-                    "stage": "train",
-                    "epoch": epoch,
-                    "epochs": cfg.epochs,
-                    "step": step,
-                    "steps": steps,
-                    "losses": {key: float(val.detach()) for key, val in terms.items()},
-                    "val_loss": history[-1]["val_loss"] if history else None,
-                    "tau": tau,
-                }
-                if _call(callback, info) is False:
-                    stopped = "cancelled"
-            if _any_rank(stopped == "cancelled", world, dev):
+            info = {
+                "stage": "train",
+                "epoch": epoch,
+                "epochs": cfg.epochs,
+                "step": step,
+                "steps": steps,
+                "losses": losses,
+                "val_loss": history[-1]["val_loss"] if history else None,
+                "tau": tau,
+            }
+            if _stop_requested(callback, info, rank, world, dev):
                 stopped = "cancelled"
                 break
         if stopped == "cancelled":
@@ -702,20 +700,17 @@ def _train(
                 },
                 ckpt_path,
             )
-        if callback is not None and rank == 0:
-            info = {
-                "stage": "epoch",
-                "epoch": epoch,
-                "epochs": cfg.epochs,
-                "step": steps - 1,
-                "steps": steps,
-                "losses": {kk: v / steps for kk, v in sums.items()},
-                "val_loss": val,
-                "tau": tau,
-            }
-            if _call(callback, info) is False:
-                stopped = "cancelled"
-        if _any_rank(stopped == "cancelled", world, dev):
+        info = {
+            "stage": "epoch",
+            "epoch": epoch,
+            "epochs": cfg.epochs,
+            "step": steps - 1,
+            "steps": steps,
+            "losses": {kk: v / steps for kk, v in sums.items()},
+            "val_loss": val,
+            "tau": tau,
+        }
+        if _stop_requested(callback, info, rank, world, dev):
             stopped = "cancelled"
             break
         if bad_epochs >= cfg.patience:
@@ -726,14 +721,24 @@ def _train(
     return {"stopped": stopped}
 
 
-def _any_rank(flag: bool, world: int, dev: torch.device) -> bool:
-    """Whether ``flag`` is set on any rank (the callback runs on rank 0 only; under DDP every
-    rank must stop at the same step, or the others wait forever in the next all-reduce)."""
+def _stop_requested(
+    callback: Callable[[dict], Any] | None,
+    info: dict,
+    rank: int,
+    world: int,
+    dev: torch.device,
+) -> bool:
+    """Report progress (rank 0 only) and whether the callback asked to stop, agreed by all ranks.
+
+    Under DDP every rank must stop at the same step, or the others wait forever in the next
+    all-reduce.
+    """
+    stop = callback is not None and rank == 0 and _call(callback, info) is False
     if world <= 1:
-        return flag
+        return stop
     import torch.distributed as dist
 
-    t = torch.tensor([1.0 if flag else 0.0], device=dev)
+    t = torch.tensor([1.0 if stop else 0.0], device=dev)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
 
