@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _results import write_json
+
 RESULTS = Path(__file__).resolve().parent / "results"
 STAGES = ("csr", "kdtree", "grid", "field_subgraphs", "node_features", "trg", "registration")
 #: The stages the target (all under 60 s and 6 GiB) is about; registration is reported beside.
@@ -319,10 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/connectome.py" + (" --small" if args.small else ""),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = output.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(report, indent=2))
-    os.replace(temporary, output)
+    write_json(output, report)
     print(
         f"target stages: {total:.1f} s (cpu {total_cpu:.1f} s; target {TARGET_SECONDS:g} s), "
         f"peak {peak:.2f} GiB -> {output}"

@@ -34,12 +34,10 @@ table.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -47,6 +45,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from _results import write_json
 from napari_mesoscale.connectome import receptive_field_grid
 from napari_mesoscale.connectome.graph_ops import degree_preserving_shuffle
 from napari_mesoscale.model.connectome_filters import (
@@ -240,11 +239,7 @@ def main() -> None:
         "summary": summary,
         "seeds": seeds,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, delete=False, suffix=".tmp") as handle:
-        json.dump(result, handle, indent=2)
-    os.replace(handle.name, out)
+    out = write_json(args.out, result)
     print()
     print(markdown(summary, len(seeds)))
     print()

@@ -34,11 +34,8 @@ ARI against the toy brain's truth, trainable parameters (``fit.n_params``) and t
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from _results import write_json
 from napari_mesoscale.connectome.graph_ops import degree_preserving_shuffle
 from napari_mesoscale.evaluate import evaluate_forecast, recovery_scores
 from napari_mesoscale.model import ModelConfig, fit_mesoscale
@@ -247,10 +245,7 @@ def main() -> None:
             "total_seconds": time.perf_counter() - t0,
             "machine": {"python": platform.python_version(), "torch": torch.__version__},
         }
-        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(result, fh, indent=2)
-        os.replace(tmp, out)
+        write_json(out, result)
     print(markdown(summary, floor))
     for k, v in summary["mse_ratio_true_over_shuffled"].items():
         print(f"MSE ratio {k}: median {v['median']:.3f} per seed {np.round(v['per_seed'], 3)}")

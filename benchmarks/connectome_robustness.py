@@ -37,12 +37,10 @@ Writes ``benchmarks/results/connectome_robustness.json`` after every seed and pr
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +49,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from _results import write_json
 from napari_mesoscale.connectome.graph_ops import (
     degree_preserving_shuffle,
     perturb_graph,
@@ -324,10 +323,7 @@ def main() -> None:
             "summary": summary,
             "per_seed": seeds,
         }
-        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(result, handle, indent=2)
-        os.replace(tmp, out)
+        write_json(out, result)
     print()
     print(markdown(summary, len(seeds)))
     print(f"total {result['total_seconds']:.0f} s on {torch.get_num_threads()} threads -> {out}")

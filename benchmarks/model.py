@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _results import write_json
+
 RESULTS = Path(__file__).parent / "results" / "model.json"
 SEEDS_RESULTS = RESULTS.with_name("model_seeds.json")
 DEFAULT_MODEL = "default_connectome"
@@ -57,14 +59,6 @@ def _setup_threads() -> None:
     import torch
 
     torch.set_num_threads(1)
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    """Write ``obj`` to ``path`` atomically (temp file in the same folder, then replace)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)
 
 
 def _variants(ablations: bool) -> dict:
@@ -286,7 +280,7 @@ def accuracy_over_seeds(seeds: list[int], epochs: int, ablations: bool, quick: b
         result["per_seed"].append(accuracy(seed, epochs, _variants(ablations), quick))
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
-        _write_json(SEEDS_RESULTS, result)
+        write_json(SEEDS_RESULTS, result)
         print(f"wrote {SEEDS_RESULTS} ({len(result['per_seed'])} seeds)", flush=True)
     print(seeds_table(result["per_seed"]), flush=True)
     return result
@@ -442,7 +436,7 @@ def main() -> None:
         result = json.loads(RESULTS.read_text())
         sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
         result["cost"] = cost(sizes, steps=4, batch=2)
-        _write_json(RESULTS, result)
+        write_json(RESULTS, result)
         print(f"updated cost in {RESULTS}")
         return
     t0 = time.perf_counter()
@@ -458,7 +452,7 @@ def main() -> None:
         result["large_2000x2000"] = large_brain(2000, 2000, epochs=8, seed=args.seed)
         print(f"large: {result['large_2000x2000']}", flush=True)
     result["total_seconds"] = time.perf_counter() - t0
-    _write_json(RESULTS, result)
+    write_json(RESULTS, result)
     print(f"wrote {RESULTS}")
 
 

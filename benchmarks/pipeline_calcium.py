@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _results import write_json
 
 RESULTS = Path(__file__).parent / "results" / "pipeline_calcium.json"
 VARIANTS = {
@@ -48,13 +48,6 @@ def _sample_parameters() -> dict:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return dict(module.SAMPLE_PARAMETERS)
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)
 
 
 def run_movie(seed: int, frames: int, epochs: int) -> dict:
@@ -173,7 +166,7 @@ def main() -> None:
             result["movies"].append(run_movie(seed, frames, args.epochs))
             result["summary"] = summarise(result["movies"])
             result["seconds"] = time.perf_counter() - t0
-            _write_json(RESULTS, result)
+            write_json(RESULTS, result)
     print(markdown(result["summary"]))
 
 

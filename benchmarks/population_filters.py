@@ -38,13 +38,13 @@ per frame exp(-1 / (frame_rate tau_decay)).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _results import write_json
 
 RESULTS_DIR = Path(__file__).parent / "results"
 FRAME_RATE = 20.0
@@ -63,13 +63,6 @@ ROWS = {
     },
 }
 BASELINES = ("persistence", "mean", "ridge_var", "connectome_linear")
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)
 
 
 def frame_input(brain, burn_in: float) -> np.ndarray:
@@ -256,7 +249,7 @@ def main() -> None:
     for seed in args.seeds:
         result["seeds"].append(run_seed(seed, args))
         result["summary"] = summarise(result["seeds"])
-        _write_json(RESULTS_DIR / f"population_filters_{args.signal}.json", result)
+        write_json(RESULTS_DIR / f"population_filters_{args.signal}.json", result)
     print(markdown(result["summary"], decay))
 
 

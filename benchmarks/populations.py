@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from _results import write_json
 from napari_mesoscale.model.populations import (
     MesoscopicBaseline,
     MesoscopicModel,
@@ -42,14 +41,6 @@ from napari_mesoscale.model.populations import (
 )
 
 K_FAST = 100
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, default=lambda o: np.asarray(o).tolist())
-    os.replace(tmp, path)
 
 
 def rates_section(quick: bool) -> dict:
@@ -321,7 +312,7 @@ def _patch(section: str, path: Path) -> None:
     """Recompute one deterministic section and update it in an existing results file."""
     res = json.loads(path.read_text())
     res[section] = {"likelihood": likelihood_section}[section]()
-    _write_json(path, res)
+    write_json(path, res)
 
 
 def main() -> None:
@@ -352,7 +343,7 @@ def main() -> None:
         res["fit_micro_data"] = micro_fit_section()
     res["speed"] = speed_section()
     res["total_wall_s"] = time.perf_counter() - t_all
-    _write_json(Path(args.out), res)
+    write_json(Path(args.out), res)
     print(f"wrote {args.out} in {res['total_wall_s']:.0f} s")
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _results import write_json
+
 RESULTS = Path(__file__).parent / "results" / "precision.json"
 
 
@@ -93,10 +95,7 @@ def main() -> None:
         "runs": runs,
         "summary": summary,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_name(f".{RESULTS.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, RESULTS)
+    write_json(RESULTS, result)
     print(json.dumps(summary, indent=2))
 
 

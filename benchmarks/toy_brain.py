@@ -50,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _results import write_json
+
 RESULTS = Path(__file__).resolve().parent / "results"
 CASES = (
     "default",
@@ -346,9 +348,7 @@ def main() -> None:
         hashes = {h for c in eager if "error" not in results[c] for h in results[c]["movie_sha256"]}
         cmp["identical_movies"] = len(hashes) == 1
         doc["eager_render_comparison"] = cmp
-    tmp = RESULTS / (name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, RESULTS / name)
+    write_json(RESULTS / name, doc)
     print(f"wrote {RESULTS / name}")
 
 
