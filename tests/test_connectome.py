@@ -157,7 +157,7 @@ def test_bad_paths_and_objects(tmp_path):
     with pytest.raises(FileNotFoundError, match="neurons table not found"):
         Connectome.from_tables(tmp_path / "nope.csv")
     (tmp_path / "neurons.xlsx").write_text("x")
-    with pytest.raises(ValueError, match="unknown file type"):
+    with pytest.raises(ValueError, match="unknown table format"):
         Connectome.from_tables(tmp_path / "neurons.xlsx")
     with pytest.raises(ValueError, match="DataFrame or a path"):
         Connectome.from_tables(np.zeros((3, 4)))

@@ -1,14 +1,14 @@
 """napari-mesoscale: mesoscale models of neural tissue from calcium imaging and EM connectomes.
 
-The public API (DESIGN.md section 5) is re-exported here. Imports are lazy so that
-``import napari_mesoscale`` stays fast and does not pull in torch or napari until a
-name that needs them is used.
+The public API (``docs/architecture.md``, "Public API") is re-exported here from one table,
+``_PUBLIC_API`` (name → module). Imports are lazy so that ``import napari_mesoscale`` stays
+fast and does not pull in torch or napari until a name that needs them is used.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -48,57 +48,7 @@ _PUBLIC_API: dict[str, str] = {
     "fit_and_score": "napari_mesoscale.workflow",
 }
 
-__all__ = [
-    "Connectome",
-    "FitCancelled",
-    "ModelConfig",
-    "SomaDetector",
-    "TransmissionResponseGraphs",
-    "build_connectome",
-    "correlation_eigenfeatures",
-    "fit_and_score",
-    "fit_mesoscopic",
-    "linear_predictivity",
-    "localise_neurons",
-    "make_population_brain",
-    "match_points",
-    "node_features",
-    "noise_corrected_predictivity",
-    "run_pipeline",
-    "simulate_gif_network",
-    "somata_from_labels",
-    "train_soma_detector",
-    "Grid",
-    "MesoscaleFit",
-    "PointSources",
-    "Registration",
-    "ToyBrain",
-    "__version__",
-    "baselines",
-    "detect_point_sources",
-    "detect_somata_em",
-    "evaluate_forecast",
-    "fit_mesoscale",
-    "make_toy_brain",
-    "receptive_field_grid",
-    "register_point_sources",
-    "transmission_response_graphs",
-]
-
-if TYPE_CHECKING:  # pragma: no cover - for static analysers only
-    from napari_mesoscale import baselines
-    from napari_mesoscale.connectome import (
-        Connectome,
-        Grid,
-        Registration,
-        receptive_field_grid,
-        register_point_sources,
-        transmission_response_graphs,
-    )
-    from napari_mesoscale.evaluate import evaluate_forecast
-    from napari_mesoscale.model import MesoscaleFit, fit_mesoscale
-    from napari_mesoscale.segment import PointSources, detect_point_sources, detect_somata_em
-    from napari_mesoscale.synth import ToyBrain, make_toy_brain
+__all__ = sorted([*_PUBLIC_API, "__version__"])
 
 
 def __getattr__(name: str) -> Any:

@@ -116,7 +116,10 @@ class Params:
     @classmethod
     def describe(cls) -> str:
         """A Markdown table of every field: name, default, unit, range, help."""
-        rows = ["| parameter | default | unit | valid | meaning |", "| --- | --- | --- | --- | --- |"]
+        rows = [
+            "| parameter | default | unit | valid | meaning |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for name, spec in cls.specs().items():
             rows.append(
                 f"| `{name}` | `{cls.defaults()[name]!r}` | {spec.unit or ''} | "
@@ -207,7 +210,9 @@ class Params:
                 )
             elif typing.get_origin(kind) is tuple:
                 element = (typing.get_args(kind) or (float,))[0]
-                parser.add_argument(flag, dest=name, type=element, nargs="+", default=None, help=text)
+                parser.add_argument(
+                    flag, dest=name, type=element, nargs="+", default=None, help=text
+                )
             else:
                 python_type = kind if kind in (int, float, str) else str
                 parser.add_argument(

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 ProgressCallback = Callable[[dict[str, Any]], Any] | None
 
@@ -32,39 +29,3 @@ def rows_text(rows: np.ndarray, limit: int = 10) -> str:
     shown = rows[:limit].tolist()
     more = f" (and {rows.size - limit} more)" if rows.size > limit else ""
     return f"{rows.size} row(s): {shown}{more}"
-
-
-def read_table(table: Any, what: str) -> pd.DataFrame:
-    """Return ``table`` as a DataFrame; paths to CSV/TSV or Parquet files are read.
-
-    Raises
-    ------
-    FileNotFoundError
-        If a path does not exist.
-    ValueError
-        If the file type is unknown or the object is not a table.
-    """
-    if isinstance(table, pd.DataFrame):
-        return table
-    if isinstance(table, str | os.PathLike):
-        path = Path(table)
-        if not path.exists():
-            raise FileNotFoundError(f"{what} table not found: {path}")
-        suffix = "".join(path.suffixes[-2:]).lower() if path.suffix == ".gz" else path.suffix
-        suffix = suffix.lower()
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".csv.gz"):
-            return pd.read_csv(path)
-        if suffix in (".tsv", ".tsv.gz", ".txt"):
-            return pd.read_csv(path, sep="\t")
-        raise ValueError(
-            f"{what} table {path.name!r}: unknown file type {suffix!r}; "
-            "use a .csv, .tsv or .parquet file."
-        )
-    if isinstance(table, dict):
-        return pd.DataFrame(table)
-    raise ValueError(
-        f"{what} must be a pandas DataFrame or a path to a CSV/Parquet file; "
-        f"got {type(table).__name__}."
-    )

@@ -52,7 +52,7 @@ def read_activity(path: Path) -> np.ndarray:
     if suffix == ".npy":
         return np.load(path, mmap_mode="r")
     if suffix in (".csv", ".parquet", ".pq"):
-        from napari_mesoscale.connectome._util import read_table
+        from napari_mesoscale.io.tables import read_table
 
         return read_table(path, "activity").to_numpy(dtype=np.float32)
     raise ValueError(f"activity {path.name}: unknown file type; use .npy, .csv or .parquet.")

@@ -12,7 +12,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from napari_mesoscale.connectome._util import read_table, rows_text
+from napari_mesoscale.connectome._util import rows_text
+from napari_mesoscale.io.tables import read_table
 
 if TYPE_CHECKING:
     from napari_mesoscale.connectome.grid import Grid

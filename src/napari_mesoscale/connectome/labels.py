@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from napari_mesoscale.connectome._util import read_table, report, rows_text
+from napari_mesoscale.connectome._util import report, rows_text
+from napari_mesoscale.io.tables import read_table
 
 
 def _voxel_size(voxel_size: Any) -> np.ndarray:

@@ -31,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Execute ``napari-mesoscale evaluate``."""
     from napari_mesoscale.evaluate import evaluate_forecast, recovery_scores
-    from napari_mesoscale.model.cli import read_matrix
+    from napari_mesoscale.io.tables import read_matrix
 
     recorded = read_matrix(args.recorded, "recorded")
     fit = None
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if args.truth is not None:
         if fit is None:
             raise ValueError("--truth needs --fit (the labels come from the fit)")
-        from napari_mesoscale.connectome._util import read_table
+        from napari_mesoscale.io.tables import read_table
 
         truth = read_table(args.truth, "truth")
         for col in ("motif", "instance"):

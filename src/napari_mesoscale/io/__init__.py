@@ -2,7 +2,7 @@
 
 from napari_mesoscale.io.atomic import atomic_path
 from napari_mesoscale.io.bundle import ResultsBundle, is_bundle, load_bundle, save_bundle
-from napari_mesoscale.io.tables import read_table, write_table
+from napari_mesoscale.io.tables import read_matrix, read_positions, read_table, write_table
 from napari_mesoscale.io.volumes import (
     Volume,
     check_voxel_size,
@@ -18,6 +18,8 @@ __all__ = [
     "check_voxel_size",
     "is_bundle",
     "load_bundle",
+    "read_matrix",
+    "read_positions",
     "read_table",
     "read_volume",
     "save_bundle",

@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from napari_mesoscale.io.atomic import atomic_path
@@ -13,34 +14,90 @@ from napari_mesoscale.io.atomic import atomic_path
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
-def read_table(path: str | os.PathLike, *, required: Iterable[str] = ()) -> pd.DataFrame:
-    """Read a CSV or Parquet table and check that it has the ``required`` columns.
+def read_table(
+    table: pd.DataFrame | dict | str | os.PathLike,
+    what: str = "table",
+    *,
+    required: Iterable[str] = (),
+) -> pd.DataFrame:
+    """A table as a DataFrame: a DataFrame or dict as is, a path read as CSV, TSV or Parquet.
+
+    Parameters
+    ----------
+    table : DataFrame, dict or path
+        ``.csv``, ``.csv.gz``, ``.tsv``, ``.tsv.gz``, ``.txt`` (tab-separated) or ``.parquet``.
+    what : str
+        What the table is, for messages (``"neurons"``, ``"synapses"``…).
+    required : iterable of str
+        Columns that must be present.
 
     Raises
     ------
     FileNotFoundError
         When the file does not exist.
     ValueError
-        For an unknown format or missing columns (the message lists them).
+        For an unknown format, an object that is not a table, or missing columns (the message
+        lists them).
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No such table: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        table = pd.read_csv(path)
-    elif suffix in (".parquet", ".pq"):
-        table = pd.read_parquet(path)
+    if isinstance(table, pd.DataFrame):
+        frame, name = table, what
+    elif isinstance(table, dict):
+        frame, name = pd.DataFrame(table), what
+    elif isinstance(table, str | os.PathLike):
+        frame, name = _read_table_file(Path(table), what), Path(table).name
     else:
         raise ValueError(
-            f"Unknown table format: {path.name}. Use CSV (.csv) or Parquet (.parquet)."
+            f"{what} must be a pandas DataFrame or a path to a CSV/Parquet file; "
+            f"got {type(table).__name__}."
         )
-    missing = [column for column in required if column not in table.columns]
+    missing = [column for column in required if column not in frame.columns]
     if missing:
-        raise ValueError(
-            f"{path.name} lacks the column(s) {missing}; it has {list(table.columns)}."
-        )
-    return table
+        raise ValueError(f"{name} lacks the column(s) {missing}; it has {list(frame.columns)}.")
+    return frame
+
+
+def _read_table_file(path: Path, what: str) -> pd.DataFrame:
+    if not path.exists():
+        raise FileNotFoundError(f"{what} table not found: {path}")
+    suffix = "".join(path.suffixes[-2:]) if path.suffix.lower() == ".gz" else path.suffix
+    suffix = suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix in (".csv", ".csv.gz"):
+        return pd.read_csv(path)
+    if suffix in (".tsv", ".tsv.gz", ".txt"):
+        return pd.read_csv(path, sep="\t")
+    raise ValueError(
+        f"{what} table {path.name!r}: unknown table format {suffix!r}; "
+        "use a .csv, .tsv or .parquet file."
+    )
+
+
+def read_matrix(path: str | os.PathLike, what: str = "activity") -> np.ndarray:
+    """A (T, N) matrix from .npy, .csv or .parquet (columns = neurons; a ``time``, ``frame``
+    or ``t`` column is dropped)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.asarray(np.load(path), dtype=float)
+    if suffix in (".csv", ".parquet", ".pq"):
+        table = _read_table_file(path, what)
+        table = table.drop(columns=[c for c in ("time", "frame", "t") if c in table.columns])
+        return table.to_numpy(dtype=float)
+    raise ValueError(f"{what} {path.name}: unknown file type; use .npy, .csv or .parquet.")
+
+
+def read_positions(path: str | os.PathLike) -> np.ndarray:
+    """(N, 3) positions in µm (z, y, x) from .npy or a table with columns z, y, x."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        if not path.exists():
+            raise FileNotFoundError(f"positions file not found: {path}")
+        return np.asarray(np.load(path), dtype=float)
+    table = read_table(path, "positions", required=("z", "y", "x"))
+    return table[["z", "y", "x"]].to_numpy(dtype=float)
 
 
 def write_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:

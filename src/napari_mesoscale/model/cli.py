@@ -17,41 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["configure", "read_matrix", "read_positions", "run"]
+from napari_mesoscale.io.tables import read_matrix, read_positions
 
-
-def read_matrix(path: str | os.PathLike, what: str = "activity") -> np.ndarray:
-    """A (T, N) matrix from .npy, .csv or .parquet (columns = neurons; a ``time`` or
-    ``frame`` column is dropped)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".npy":
-        return np.asarray(np.load(path), dtype=float)
-    if suffix in (".csv", ".parquet", ".pq"):
-        table = pd.read_parquet(path) if suffix != ".csv" else pd.read_csv(path)
-        table = table.drop(columns=[c for c in ("time", "frame", "t") if c in table.columns])
-        return table.to_numpy(dtype=float)
-    raise ValueError(f"{what} {path.name}: unknown file type; use .npy, .csv or .parquet.")
-
-
-def read_positions(path: str | os.PathLike) -> np.ndarray:
-    """(N, 3) positions in µm from .npy or a table with columns z, y, x."""
-    path = Path(path)
-    if path.suffix.lower() == ".npy":
-        if not path.exists():
-            raise FileNotFoundError(f"positions file not found: {path}")
-        return np.asarray(np.load(path), dtype=float)
-    from napari_mesoscale.connectome._util import read_table
-
-    table = read_table(path, "positions")
-    missing = [c for c in ("z", "y", "x") if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"positions table {path.name} lacks columns {missing} (need z, y, x in µm)"
-        )
-    return table[["z", "y", "x"]].to_numpy(dtype=float)
+__all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

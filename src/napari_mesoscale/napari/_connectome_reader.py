@@ -55,7 +55,7 @@ def get_table_reader(path: str | list[str]) -> Callable[[Any], list[LayerDataTup
 
 def read_tables(path: str | list[str]) -> list[LayerDataTuple]:
     """Neuron tables as Points (size 6 µm), synapse tables as small Points; µm, scale 1."""
-    from napari_mesoscale.connectome._util import read_table
+    from napari_mesoscale.io.tables import read_table
 
     paths = path if isinstance(path, list) else [path]
     layers = []
