@@ -21,13 +21,15 @@ from typing import Any
 import numpy as np
 
 from napari_mesoscale.io import atomic_path
+from napari_mesoscale.progress import Progress
 from napari_mesoscale.segment.em import (
     check_em_volume,
     downsample,
     downsample_factors,
     upsample_labels,
 )
-from napari_mesoscale.segment.sources import report
+from napari_mesoscale.segment.params import SomaTrainingParams
+from napari_mesoscale.segment.sources import DetectionCancelled
 
 UNLABELLED, BACKGROUND, SOMA = 0, 1, 2
 
@@ -199,7 +201,7 @@ class SomaDetector:
         out = np.zeros(x.shape, dtype=np.float32)
         total = int(np.prod([len(s) for s in starts]))
         done = 0
-        lo, hi = progress_span
+        progress = Progress.wrap(callback, DetectionCancelled).stage(*progress_span)
         self.model.eval()
         with torch.no_grad():
             for z0 in starts[0]:
@@ -223,9 +225,7 @@ class SomaDetector:
                             a[0] : b[0], a[1] : b[1], a[2] : b[2]
                         ]
                         done += 1
-                        report(
-                            callback, lo + (hi - lo) * done / total, f"U-Net block {done}/{total}"
-                        )
+                        progress.report(done / total, f"U-Net block {done}/{total}")
         return out
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -285,17 +285,18 @@ def train_soma_detector(
     annotations: Any,
     *,
     voxel_size: Any,
-    epochs: int = 30,
-    steps_per_epoch: int = 16,
-    batch_size: int = 4,
-    patch_size: int = 32,
-    resolution: float = 1.0,
-    base_channels: int = 8,
-    depth: int = 2,
-    learning_rate: float = 3e-3,
-    device: str = "auto",
-    seed: int = 0,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+    batch_size: int | None = None,
+    patch_size: int | None = None,
+    resolution: float | None = None,
+    base_channels: int | None = None,
+    depth: int | None = None,
+    learning_rate: float | None = None,
+    device: str | None = None,
+    seed: int | None = None,
     detector: SomaDetector | None = None,
+    params: SomaTrainingParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
 ) -> SomaDetector:
     """Train a small 3D U-Net from sparse painted annotations.
@@ -325,6 +326,9 @@ def train_soma_detector(
         Seed for weights and patch sampling.
     detector : SomaDetector, optional
         Continue training this detector instead of a fresh network.
+    params : SomaTrainingParams, optional
+        The training settings at once (defaults, units, ranges); arguments left at ``None``
+        take their value from it, explicit ones override it.
     callback : callable, optional
         Called after every step with ``fraction`` and ``message``, and after every epoch also
         with ``epoch``, ``loss`` and ``accuracy``; returning False (or raising) stops.
@@ -334,6 +338,35 @@ def train_soma_detector(
     SomaDetector
         With ``history`` holding the loss per epoch.
     """
+    settings = (params or SomaTrainingParams()).merged(
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        batch_size=batch_size,
+        patch_size=patch_size,
+        resolution=resolution,
+        base_channels=base_channels,
+        depth=depth,
+        learning_rate=learning_rate,
+        device=device,
+        seed=seed,
+    )
+    epochs, steps_per_epoch, batch_size = (
+        settings.epochs,
+        settings.steps_per_epoch,
+        settings.batch_size,
+    )
+    patch_size, resolution, base_channels = (
+        settings.patch_size,
+        settings.resolution,
+        settings.base_channels,
+    )
+    depth, learning_rate, device, seed = (
+        settings.depth,
+        settings.learning_rate,
+        settings.device,
+        settings.seed,
+    )
+    progress = Progress.wrap(callback, DetectionCancelled)
     torch = _torch()
     volume, vs = check_em_volume(volume, voxel_size)
     annotations = np.asarray(
@@ -427,8 +460,7 @@ def train_soma_detector(
             scheduler.step()
             losses.append(float(loss.detach().cpu()))
             # every step, so that Cancel acts within one step
-            report(
-                callback,
+            progress.report(
                 (epoch * steps_per_epoch + step + 1) / (epochs * steps_per_epoch),
                 f"epoch {epoch + 1}/{epochs}, step {step + 1}/{steps_per_epoch}",
             )
@@ -443,8 +475,7 @@ def train_soma_detector(
             "seconds": time.perf_counter() - start_time,
         }
         history.append(record)
-        report(
-            callback,
+        progress.report(
             (epoch + 1) / epochs,
             f"epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}",
             epoch=epoch + 1,
