@@ -395,3 +395,28 @@ def test_baseline_window_old_names_convert(brain):
     with pytest.warns(DeprecationWarning, match="baseline_window"):
         frames = compute_dff(traces, None, baseline_window=20)
     assert np.array_equal(seconds, frames)
+
+
+def test_cli_defaults_and_old_flags_follow_the_dataclasses():
+    import argparse
+
+    from napari_mesoscale.segment import DetectionParams, SomaDetectionParams
+    from napari_mesoscale.segment.cli import configure
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    plain = parser.parse_args(["movie.tif"])
+    assert DetectionParams.from_namespace(plain) == DetectionParams()
+    assert SomaDetectionParams.from_namespace(plain) == SomaDetectionParams()
+    old = parser.parse_args(
+        ["m.tif", "--soma-diameter", "6", "--deconvolve", "--neuropil-coefficient", "0.5"]
+        + ["--resolution", "2", "--threshold", "auto", "--baseline-window-s", "20"]
+    )
+    calcium = DetectionParams.from_namespace(old)
+    assert (calcium.cell_diameter, calcium.deconvolve, calcium.neuropil_coefficient) == (
+        6.0,
+        True,
+        0.5,
+    )
+    assert calcium.baseline_window_s == 20.0
+    assert SomaDetectionParams.from_namespace(old).resolution == 2.0

@@ -690,10 +690,6 @@ def detect_point_sources(
 ) -> PointSources:
     """Find cells in a calcium movie and extract their traces.
 
-    Every parameter left at ``None`` takes its value from ``params`` (default:
-    :class:`~napari_mesoscale.segment.params.DetectionParams`, which documents defaults,
-    units and valid ranges).
-
     Parameters
     ----------
     movie : array_like or dask.array.Array
@@ -702,44 +698,17 @@ def detect_point_sources(
     voxel_size : sequence of float
         Voxel size in µm, (z, y, x); (y, x) or (z, y, x) for a plane (the result of a plane
         keeps (y, x)).
-    cell_diameter : float
-        Typical soma diameter in µm (default 8).
-    frame_rate : float, optional
-        Frames per second; sets the baseline window and deconvolution time scale. Without it
-        the baseline window is a quarter of the movie.
-    threshold : float or "auto"
-        Detection threshold as a z-score of the blob response over the shot noise of the
-        mean image (noise estimated from the median temporal standard deviation). ``"auto"``
-        places it in the gap between the two modes of the peak responses (background texture
-        vs cells, split by Otsu's method on log responses) when they are well separated, and
-        never below ``AUTO_FLOOR`` noise units.
-    min_distance : float, optional
-        Smallest centre-to-centre distance in µm (default ``0.5 * cell_diameter``).
-    scales : tuple of float
-        Blob sizes tried, as multiples of the Gaussian width matched to ``cell_diameter``.
-        One scale of 0.8 separates touching cells best on the toy brain; several scales
-        help when cell sizes vary a lot but favour the larger ones in dense tissue.
-    roi_radius : float, optional
-        Largest distance (µm) of an ROI voxel from its centre (default ``cell_diameter / 2``).
-    neuropil_radii : (float, float), optional
-        Inner and outer radius (µm) of the neuropil annulus (default ``0.75 d, 1.5 d``).
-    neuropil_coefficient : float
-        Fraction of the neuropil trace subtracted from the ROI trace (default 0.7).
-    baseline_window_s : float
-        Running-percentile window in seconds (needs ``frame_rate``; default 30).
-    baseline_percentile : float
-        Percentile used as the baseline F0 (default 8).
-    deconvolve : bool
-        Also estimate non-negative event rates (AR(1) OASIS) into ``.rates``.
-    tau : float
-        Indicator decay time (s) for deconvolution (default 1).
-    slab_frames : int, optional
-        Frames per slab (default: about 256 MiB; dask arrays keep their own chunks).
+    cell_diameter, frame_rate, threshold, min_distance, scales, roi_radius, neuropil_radii, \
+neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, slab_frames
+        The detection parameters: fields of
+        :class:`~napari_mesoscale.segment.params.DetectionParams`, which gives each one's
+        meaning, unit, default and valid range. ``None`` takes the value from ``params``.
     params : DetectionParams, optional
         All parameters at once; explicit keyword arguments override it.
     callback : callable, optional
         Progress callback (:mod:`napari_mesoscale.progress`): called with ``fraction``,
-        ``message`` and ``stage``; returning False (or raising) stops the run with
+        ``message`` and ``stage`` (summary images, detecting cells, growing ROIs, traces,
+        dF/F); returning False (or raising) stops the run with
         :class:`~napari_mesoscale.segment.DetectionCancelled`.
     baseline_window : float, optional
         Deprecated name of ``baseline_window_s`` (it was already in seconds).
@@ -754,7 +723,8 @@ def detect_point_sources(
     ------
     ValueError
         Wrong number of dimensions, a voxel size of the wrong length, non-positive values,
-        a cell diameter below one voxel, or NaN / infinite values in the movie.
+        a cell diameter below one voxel, a parameter out of its range, or NaN / infinite
+        values in the movie.
     """
     baseline_window_s = renamed_keyword(
         "baseline_window_s", baseline_window_s, "baseline_window", baseline_window

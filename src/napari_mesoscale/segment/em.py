@@ -266,27 +266,14 @@ def detect_somata_em(
         (Z, Y, X) EM intensities. Dask arrays are downsampled block by block.
     voxel_size : sequence of float
         Voxel size in µm, (z, y, x).
-    cell_diameter : float
-        Typical soma diameter in µm (default 8), as in :func:`detect_point_sources`.
-    resolution : float
-        Working voxel size in µm; each axis is block-averaged by an integer factor to at most
-        this size (default 1).
-    threshold : float or "auto"
-        Threshold of the soma contrast image (edge energy, intensity units); ``"auto"`` uses
-        Otsu's method. Ignored when a ``detector`` is given.
+    cell_diameter, resolution, threshold, probability_threshold, size_range, \
+opening_radius, full_resolution_labels
+        The detection parameters: fields of
+        :class:`~napari_mesoscale.segment.params.SomaDetectionParams`, which gives each
+        one's meaning, unit, default and valid range. ``None`` takes the value from ``params``.
     detector : SomaDetector, optional
         A trained U-Net (:func:`train_soma_detector`); its soma probability, thresholded at
         ``probability_threshold``, replaces the contrast threshold.
-    probability_threshold : float
-        Soma probability above which a voxel belongs to a soma (U-Net path; default 0.7). 0.7
-        keeps the confident core and drops the uncertain rim that would join touching somata.
-    size_range : (float, float)
-        Kept bodies have an equivalent diameter between these multiples of ``cell_diameter``.
-    opening_radius : float, optional
-        Radius (µm) of the morphological opening that cuts thin structures from the mask
-        (default: half the working voxel size, at least 0.5 µm).
-    full_resolution_labels : bool
-        Return labels on the input grid (True, the default) or on the working grid.
     params : SomaDetectionParams, optional
         All parameters at once; explicit keyword arguments override it.
     callback : callable, optional

@@ -23,7 +23,44 @@ __all__ = [
 
 @dataclass
 class DetectionParams(Params):
-    """Parameters of :func:`napari_mesoscale.segment.detect_point_sources` (calcium)."""
+    """Parameters of :func:`napari_mesoscale.segment.detect_point_sources` (calcium).
+
+    Attributes
+    ----------
+    cell_diameter : float
+        Typical soma diameter in µm.
+    frame_rate : float or None
+        Frames per second; sets the baseline window and deconvolution time scale. Without it
+        the baseline window is a quarter of the movie.
+    threshold : float or "auto"
+        Detection threshold as a z-score of the blob response over the shot noise of the
+        mean image (noise estimated from the median temporal standard deviation). ``"auto"``
+        places it in the gap between the two modes of the peak responses (background texture
+        vs cells, split by Otsu's method on log responses) when they are well separated, and
+        never below ``AUTO_FLOOR`` noise units.
+    min_distance : float or None
+        Smallest centre-to-centre distance in µm (None: ``0.5 * cell_diameter``).
+    scales : tuple of float
+        Blob sizes tried, as multiples of the Gaussian width matched to ``cell_diameter``.
+        One scale of 0.8 separates touching cells best on the toy brain; several scales
+        help when cell sizes vary a lot but favour the larger ones in dense tissue.
+    roi_radius : float or None
+        Largest distance (µm) of an ROI voxel from its centre (None: ``cell_diameter / 2``).
+    neuropil_radii : (float, float) or None
+        Inner and outer radius (µm) of the neuropil annulus (None: ``0.75 d, 1.5 d``).
+    neuropil_coefficient : float
+        Fraction of the neuropil trace subtracted from the ROI trace.
+    baseline_window_s : float
+        Running-percentile window of the baseline F0 in seconds (needs ``frame_rate``).
+    baseline_percentile : float
+        Percentile used as the baseline F0.
+    deconvolve : bool
+        Also estimate non-negative event rates (AR(1) OASIS) into ``PointSources.rates``.
+    tau : float
+        Indicator decay time (s) for deconvolution.
+    slab_frames : int or None
+        Frames per slab (None: about 256 MiB; dask arrays keep their own chunks).
+    """
 
     cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
     frame_rate: float | None = param(
@@ -83,7 +120,29 @@ class DetectionParams(Params):
 
 @dataclass
 class SomaDetectionParams(Params):
-    """Parameters of :func:`napari_mesoscale.segment.detect_somata_em` (EM)."""
+    """Parameters of :func:`napari_mesoscale.segment.detect_somata_em` (EM).
+
+    Attributes
+    ----------
+    cell_diameter : float
+        Typical soma diameter in µm, as in :class:`DetectionParams`.
+    resolution : float
+        Working voxel size in µm; each axis is block-averaged by an integer factor to at most
+        this size.
+    threshold : float or "auto"
+        Threshold of the soma contrast image (edge energy, intensity units); ``"auto"`` uses
+        Otsu's method. Ignored when a ``detector`` is given.
+    probability_threshold : float
+        Soma probability above which a voxel belongs to a soma (U-Net path). 0.7 keeps
+        the confident core and drops the uncertain rim that would join touching somata.
+    size_range : (float, float)
+        Kept bodies have an equivalent diameter between these multiples of ``cell_diameter``.
+    opening_radius : float, optional
+        Radius (µm) of the morphological opening that cuts thin structures from the mask
+        (default: half the working voxel size, at least 0.5 µm).
+    full_resolution_labels : bool
+        Return labels on the input grid (True) or on the working grid.
+    """
 
     cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
     resolution: float = param(

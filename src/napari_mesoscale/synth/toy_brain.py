@@ -370,7 +370,49 @@ def _scaled_shape(n: int, voxel_size, soma_diameter: float) -> tuple[int, int, i
 
 @dataclass
 class ToyBrainParams(Params):
-    """Every argument of :func:`make_toy_brain` except ``callback``, grouped by stage."""
+    """Every argument of :func:`make_toy_brain` except ``callback``, grouped by stage.
+
+    Attributes
+    ----------
+    n_neurons : int
+        Number of neurons N.
+    n_frames : int
+        Number of time points T (frames of the movie, rows of activity).
+    shape : (3,) ints or None
+        Calcium volume (Z, Y, X) in voxels. None scales the volume with ``n_neurons`` (and
+        ``soma_diameter``) at the default density of 300 neurons in 128 µm³.
+    voxel_size : (3,) floats
+        Calcium voxel size in µm (z, y, x).
+    frame_rate : float
+        Frames per second; the dynamics run at one step per frame.
+    motif_types : sequence of str
+        Motif types to use, any of :data:`MOTIF_NAMES`; instances are split evenly among them.
+    instance_size : (int, int)
+        Smallest and largest number of neurons in a motif instance (inclusive, smallest ≥ 2).
+    soma_diameter : float
+        Mean soma diameter in µm (each soma draws ±10 %).
+    snr : float
+        Shot-noise signal-to-noise ratio of a resting soma's brightest voxel in the movie.
+    drift : bool
+        Add a slow multiplicative brightness drift (bleaching and baseline wander) to the movie.
+    render : {"auto", "eager", "lazy", None}
+        The movie as numpy ("eager"), as a dask array rendered on demand ("lazy"), or not at
+        all (None). "auto": eager below 512 MB, lazy above, none from 20,000 neurons on.
+    em : bool
+        Render the EM-like volume and its labels at ``em_voxel_size``.
+    em_voxel_size : (3,) floats
+        EM voxel size in µm.
+    seed : int
+        Seed of everything; the same arguments give identical data.
+    osc_frequency : float
+        Oscillator frequency in Hz (must be below frame_rate / 2).
+    noise_std : float
+        Standard deviation σ of the per-step process noise of the dynamics.
+    max_rate : float
+        Firing rate in Hz at activity 1 (spikes ~ Poisson(max_rate · x / frame_rate)).
+    tau_rise, tau_decay : float
+        Rise and decay time constants (s) of the calcium indicator kernel.
+    """
 
     # layout
     n_neurons: int = param(300, "number of neurons N", minimum=1)
@@ -433,49 +475,13 @@ def make_toy_brain(
 ) -> ToyBrain:
     """Make a seeded ground-truth toy brain.
 
-    Every argument left out takes its value from ``params`` (default: :class:`ToyBrainParams`),
-    whose fields carry the defaults, units and help.
-
     Parameters
     ----------
-    n_neurons : int
-        Number of neurons N.
-    n_frames : int
-        Number of time points T (frames of the movie, rows of activity).
-    shape : (3,) ints or None
-        Calcium volume (Z, Y, X) in voxels. None scales the volume with ``n_neurons`` (and
-        ``soma_diameter``) at the default density of 300 neurons in 128 µm³.
-    voxel_size : (3,) floats
-        Calcium voxel size in µm (z, y, x).
-    frame_rate : float
-        Frames per second; the dynamics run at one step per frame.
-    motif_types : sequence of str
-        Motif types to use, any of :data:`MOTIF_NAMES`; instances are split evenly among them.
-    instance_size : (int, int)
-        Smallest and largest number of neurons in a motif instance (inclusive, smallest ≥ 2).
-    soma_diameter : float
-        Mean soma diameter in µm (each soma draws ±10 %).
-    snr : float
-        Shot-noise signal-to-noise ratio of a resting soma's brightest voxel in the movie.
-    drift : bool
-        Add a slow multiplicative brightness drift (bleaching and baseline wander) to the movie.
-    render : {"auto", "eager", "lazy", None}
-        The movie as numpy ("eager"), as a dask array rendered on demand ("lazy"), or not at
-        all (None). "auto": eager below 512 MB, lazy above, none from 20,000 neurons on.
-    em : bool
-        Render the EM-like volume and its labels at ``em_voxel_size``.
-    em_voxel_size : (3,) floats
-        EM voxel size in µm.
-    seed : int
-        Seed of everything; the same arguments give identical data.
-    osc_frequency : float
-        Oscillator frequency in Hz (must be below frame_rate / 2).
-    noise_std : float
-        Standard deviation σ of the per-step process noise of the dynamics.
-    max_rate : float
-        Firing rate in Hz at activity 1 (spikes ~ Poisson(max_rate · x / frame_rate)).
-    tau_rise, tau_decay : float
-        Rise and decay time constants (s) of the calcium indicator kernel.
+    n_neurons, n_frames, shape, voxel_size, frame_rate, motif_types, instance_size, \
+soma_diameter, snr, drift, render, em, em_voxel_size, seed, osc_frequency, noise_std, max_rate, \
+tau_rise, tau_decay
+        Fields of :class:`ToyBrainParams`, which gives each one's meaning, unit and default;
+        an argument left out takes its value from ``params``.
     params : ToyBrainParams, optional
         All of the above at once (explicit arguments override it).
     callback : callable, optional
