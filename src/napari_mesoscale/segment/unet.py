@@ -280,6 +280,34 @@ def _downsample_annotations(
     return out
 
 
+def _checked_annotations(annotations: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Painted annotations as an integer array of the volume's ``shape``, holding 0, 1 and 2."""
+    annotations = np.asarray(
+        annotations.compute() if hasattr(annotations, "compute") else annotations
+    )
+    if annotations.shape != shape:
+        raise ValueError(
+            f"annotations must have the volume's shape {shape}; got "
+            f"{annotations.shape}. Paint them in a Labels layer over the EM volume."
+        )
+    if not np.issubdtype(annotations.dtype, np.integer):
+        raise ValueError(f"annotations must be integers (0, 1, 2); got dtype {annotations.dtype}.")
+    values = np.unique(annotations)
+    if np.any((values < 0) | (values > SOMA)):
+        raise ValueError(
+            f"annotations may only hold 0 (unlabelled), 1 (background) and 2 (soma); got "
+            f"values {values.tolist()}."
+        )
+    if SOMA not in values or BACKGROUND not in values:
+        raise ValueError(
+            "annotations need both painted somata (label 2) and painted background (label 1)."
+        )
+    return annotations
+
+
+_TRAINING_FIELDS = frozenset(SomaTrainingParams.specs())
+
+
 def train_soma_detector(
     volume: Any,
     annotations: Any,
@@ -339,61 +367,17 @@ def train_soma_detector(
         With ``history`` holding the loss per epoch.
     """
     settings = (params or SomaTrainingParams()).merged(
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        batch_size=batch_size,
-        patch_size=patch_size,
-        resolution=resolution,
-        base_channels=base_channels,
-        depth=depth,
-        learning_rate=learning_rate,
-        device=device,
-        seed=seed,
-    )
-    epochs, steps_per_epoch, batch_size = (
-        settings.epochs,
-        settings.steps_per_epoch,
-        settings.batch_size,
-    )
-    patch_size, resolution, base_channels = (
-        settings.patch_size,
-        settings.resolution,
-        settings.base_channels,
-    )
-    depth, learning_rate, device, seed = (
-        settings.depth,
-        settings.learning_rate,
-        settings.device,
-        settings.seed,
+        **{k: v for k, v in locals().items() if k in _TRAINING_FIELDS}
     )
     progress = Progress.wrap(callback, DetectionCancelled)
     torch = _torch()
     volume, vs = check_em_volume(volume, voxel_size)
-    annotations = np.asarray(
-        annotations.compute() if hasattr(annotations, "compute") else annotations
-    )
-    if annotations.shape != tuple(volume.shape):
-        raise ValueError(
-            f"annotations must have the volume's shape {tuple(volume.shape)}; got "
-            f"{annotations.shape}. Paint them in a Labels layer over the EM volume."
-        )
-    if not np.issubdtype(annotations.dtype, np.integer):
-        raise ValueError(f"annotations must be integers (0, 1, 2); got dtype {annotations.dtype}.")
-    values = np.unique(annotations)
-    if np.any((values < 0) | (values > SOMA)):
-        raise ValueError(
-            f"annotations may only hold 0 (unlabelled), 1 (background) and 2 (soma); got "
-            f"values {values.tolist()}."
-        )
-    if SOMA not in values or BACKGROUND not in values:
-        raise ValueError(
-            "annotations need both painted somata (label 2) and painted background (label 1)."
-        )
-    if epochs < 1 or steps_per_epoch < 1 or batch_size < 1:
+    annotations = _checked_annotations(annotations, tuple(volume.shape))
+    if settings.epochs < 1 or settings.steps_per_epoch < 1 or settings.batch_size < 1:
         raise ValueError("epochs, steps_per_epoch and batch_size must be at least 1.")
-    multiple = 2**depth
-    patch = max(multiple, int(math.ceil(patch_size / multiple)) * multiple)
-    factors = downsample_factors(vs, resolution)
+    multiple = 2**settings.depth
+    patch = max(multiple, int(math.ceil(settings.patch_size / multiple)) * multiple)
+    factors = downsample_factors(vs, settings.resolution)
     image = downsample(volume, factors)
     target = _downsample_annotations(annotations, factors, image.shape)
     centre, scale = _robust_stats(image)
@@ -402,19 +386,26 @@ def train_soma_detector(
     pad = [(0, max(0, patch - s)) for s in x.shape]
     x = np.pad(x, pad, mode="reflect" if min(x.shape) > 1 else "edge")
     target = np.pad(target, pad, mode="constant")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    dev = resolve_device(device)
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    dev = resolve_device(settings.device)
     if detector is None:
-        model = build_unet(base_channels, depth)
-        config = {"base_channels": base_channels, "depth": depth, "patch_size": patch, "margin": 16}
+        model = build_unet(settings.base_channels, settings.depth)
+        config = {
+            "base_channels": settings.base_channels,
+            "depth": settings.depth,
+            "patch_size": patch,
+            "margin": 16,
+        }
     else:
         model, config = detector.model, dict(detector.config)
     model.to(dev)
-    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     # cosine decay to 10 % of the learning rate over the run steadies the last epochs
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimiser, T_max=epochs * steps_per_epoch, eta_min=0.1 * learning_rate
+        optimiser,
+        T_max=settings.epochs * settings.steps_per_epoch,
+        eta_min=0.1 * settings.learning_rate,
     )
     soma_idx = np.argwhere(target == SOMA)
     bg_idx = np.argwhere(target == BACKGROUND)
@@ -429,12 +420,12 @@ def train_soma_detector(
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight, ignore_index=-1)
     history: list[dict[str, float]] = list(detector.history) if detector is not None else []
     start_time = time.perf_counter()
-    for epoch in range(epochs):
+    for epoch in range(settings.epochs):
         model.train()
         losses, correct, counted = [], 0, 0
-        for step in range(steps_per_epoch):
+        for step in range(settings.steps_per_epoch):
             xs, ys = [], []
-            for _b in range(batch_size):
+            for _b in range(settings.batch_size):
                 pool = soma_idx if rng.random() < 0.5 else bg_idx
                 centre_voxel = pool[rng.integers(len(pool))]
                 jitter = rng.integers(-patch // 4, patch // 4 + 1, size=3)
@@ -461,8 +452,9 @@ def train_soma_detector(
             losses.append(float(loss.detach().cpu()))
             # every step, so that Cancel acts within one step
             progress.report(
-                (epoch * steps_per_epoch + step + 1) / (epochs * steps_per_epoch),
-                f"epoch {epoch + 1}/{epochs}, step {step + 1}/{steps_per_epoch}",
+                (epoch * settings.steps_per_epoch + step + 1)
+                / (settings.epochs * settings.steps_per_epoch),
+                f"epoch {epoch + 1}/{settings.epochs}, step {step + 1}/{settings.steps_per_epoch}",
             )
             with torch.no_grad():
                 valid = yb >= 0
@@ -476,8 +468,8 @@ def train_soma_detector(
         }
         history.append(record)
         progress.report(
-            (epoch + 1) / epochs,
-            f"epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}",
+            (epoch + 1) / settings.epochs,
+            f"epoch {epoch + 1}/{settings.epochs}: loss {record['loss']:.4f}",
             epoch=epoch + 1,
             loss=record["loss"],
             accuracy=record["accuracy"],
@@ -486,7 +478,7 @@ def train_soma_detector(
     return SomaDetector(
         model=model,
         voxel_size=tuple(vs),
-        resolution=float(resolution),
+        resolution=float(settings.resolution),
         config=config,
         history=history,
         device=dev,
