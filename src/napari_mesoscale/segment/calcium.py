@@ -667,6 +667,9 @@ def _noise_sd(x: np.ndarray) -> np.ndarray:
 
 
 # -- the whole pipeline ----------------------------------------------------------------------
+_DETECTION_FIELDS = frozenset(DetectionParams.specs())
+
+
 def detect_point_sources(
     movie: Any,
     *,
@@ -730,19 +733,7 @@ neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, s
         "baseline_window_s", baseline_window_s, "baseline_window", baseline_window
     )
     p = (params or DetectionParams()).merged(
-        cell_diameter=cell_diameter,
-        frame_rate=frame_rate,
-        threshold=threshold,
-        min_distance=min_distance,
-        scales=scales,
-        roi_radius=roi_radius,
-        neuropil_radii=neuropil_radii,
-        neuropil_coefficient=neuropil_coefficient,
-        baseline_window_s=baseline_window_s,
-        baseline_percentile=baseline_percentile,
-        deconvolve=deconvolve,
-        tau=tau,
-        slab_frames=slab_frames,
+        **{k: v for k, v in locals().items() if k in _DETECTION_FIELDS}
     )
     run = _prepare_run(movie, voxel_size, p)
     progress = Progress.wrap(callback, DetectionCancelled)

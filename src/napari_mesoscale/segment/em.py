@@ -238,6 +238,9 @@ def _sources_from_bodies(
 
 
 # -- from raw EM ------------------------------------------------------------------------------
+_SOMA_DETECTION_FIELDS = frozenset(SomaDetectionParams.specs())
+
+
 def detect_somata_em(
     volume: Any,
     *,
@@ -290,13 +293,7 @@ opening_radius, full_resolution_labels
     """
     cell_diameter = renamed_keyword("cell_diameter", cell_diameter, "soma_diameter", soma_diameter)
     p = (params or SomaDetectionParams()).merged(
-        cell_diameter=cell_diameter,
-        resolution=resolution,
-        threshold=threshold,
-        probability_threshold=probability_threshold,
-        size_range=size_range,
-        opening_radius=opening_radius,
-        full_resolution_labels=full_resolution_labels,
+        **{k: v for k, v in locals().items() if k in _SOMA_DETECTION_FIELDS}
     )
     run = _prepare_em_run(volume, voxel_size, p, detector)
     progress = Progress.wrap(callback, DetectionCancelled)
