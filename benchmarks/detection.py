@@ -68,7 +68,7 @@ def _measure(function, *args, **kwargs):
 def _trace_correlations(sources, brain, match) -> np.ndarray:
     values = []
     for i, j in zip(match.detected_index, match.truth_index, strict=True):
-        a, b = sources.dff[i], brain.calcium[:, j]
+        a, b = sources.dff[:, i], brain.calcium[:, j]
         if np.std(a) > 0 and np.std(b) > 0:
             values.append(float(np.corrcoef(a, b)[0, 1]))
     return np.asarray(values)

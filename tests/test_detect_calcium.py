@@ -37,7 +37,7 @@ def sources(brain):
 def _trace_correlations(sources, brain, match):
     return np.array(
         [
-            np.corrcoef(sources.dff[i], brain.calcium[:, j])[0, 1]
+            np.corrcoef(sources.dff[:, i], brain.calcium[:, j])[0, 1]
             for i, j in zip(match.detected_index, match.truth_index, strict=True)
         ]
     )
@@ -57,7 +57,7 @@ def test_result_layout(brain, sources):
     assert sources.positions.shape == (n, 3)
     assert sources.labels.shape == brain.movie.shape[1:]
     assert sources.labels.max() == n
-    assert sources.traces.shape == sources.dff.shape == sources.neuropil.shape == (n, t)
+    assert sources.traces.shape == sources.dff.shape == sources.neuropil.shape == (t, n)
     assert sources.voxel_size == tuple(brain.voxel_size)
     assert list(sources.features.columns[:4]) == ["id", "size", "brightness", "snr"]
     assert np.array_equal(sources.features["id"], np.arange(1, n + 1))
@@ -72,8 +72,8 @@ def test_result_layout(brain, sources):
     assert inside > 0.8
     assert set(sources.summary_images) == {"mean", "max", "std", "correlation"}
     table = sources.to_table()
-    assert list(table.columns[-3:]) == ["z_um", "y_um", "x_um"]
-    assert np.allclose(table[["z_um", "y_um", "x_um"]].to_numpy(), sources.positions)
+    assert list(table.columns[-3:]) == ["z", "y", "x"]
+    assert np.allclose(table[["z", "y", "x"]].to_numpy(), sources.positions)
     assert sources.activity.shape == (t, n)
 
 
@@ -257,7 +257,7 @@ def test_constant_movie_gives_no_sources():
         result = detect_point_sources(movie, voxel_size=(2, 1, 1), cell_diameter=6.0)
     assert len(result) == 0
     assert result.positions.shape == (0, 3)
-    assert result.dff.shape == (0, 20)
+    assert result.dff.shape == (20, 0)
     assert result.labels.shape == (8, 32, 32) and result.labels.max() == 0
     assert len(result.to_table()) == 0
 
@@ -309,7 +309,7 @@ def test_segment_command_line(tmp_path, brain, sources, capsys):
     import json
 
     from napari_mesoscale.cli import main
-    from napari_mesoscale.io import read_table, write_tiff
+    from napari_mesoscale.io import read_positions, read_table, write_tiff
 
     movie_path = write_tiff(
         tmp_path / "movie.ome.tif",
@@ -333,9 +333,90 @@ def test_segment_command_line(tmp_path, brain, sources, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["n_sources"] == len(sources)
     table = read_table(tmp_path / "cells.csv")
-    assert np.allclose(table[["z_um", "y_um", "x_um"]].to_numpy(), sources.positions)
+    assert np.allclose(table[["z", "y", "x"]].to_numpy(), sources.positions)
+    assert np.allclose(read_positions(tmp_path / "cells.csv"), sources.positions)
     loaded = PointSources.load(summary["bundle"])
     assert np.allclose(loaded.dff, sources.dff, atol=1e-5)
     # bad input reaches the user as a clear error, not a traceback
     assert main(["segment", str(movie_path), "--cell-diameter", "0.1", "--quiet"]) == 2
     assert "smaller than one voxel" in capsys.readouterr().err
+
+
+def test_old_bundles_with_source_major_series_load_time_first(tmp_path, sources):
+    from napari_mesoscale.io import load_bundle
+
+    path = sources.save(tmp_path / "cells")
+    bundle = load_bundle(path, lazy=False)
+    del bundle.metadata["time_first"]  # as written before (T, N) became the layout
+    for name in ("traces", "neuropil", "dff"):
+        bundle.arrays[name] = np.asarray(bundle.arrays[name]).T
+    old = bundle.save(tmp_path / "old")
+    loaded = PointSources.load(old)
+    assert np.allclose(loaded.dff, sources.dff) and np.allclose(loaded.traces, sources.traces)
+
+
+def test_read_positions_reads_old_um_columns(tmp_path, sources):
+    from napari_mesoscale.io import read_positions, write_table
+
+    table = sources.to_table().rename(columns={"z": "z_um", "y": "y_um", "x": "x_um"})
+    write_table(table, tmp_path / "old.csv")
+    assert np.allclose(read_positions(tmp_path / "old.csv"), sources.positions)
+
+
+def test_parameters_dataclass_gives_the_defaults(brain, sources):
+    from napari_mesoscale.segment import DetectionParams
+
+    movie = brain.movie[:60]
+    by_default = detect_point_sources(movie, voxel_size=brain.voxel_size, frame_rate=5.0)
+    by_params = detect_point_sources(
+        movie, voxel_size=brain.voxel_size, params=DetectionParams(frame_rate=5.0)
+    )
+    assert np.array_equal(by_default.dff, by_params.dff)
+    assert by_default.parameters["baseline_window_s"] == DetectionParams().baseline_window_s
+    with pytest.raises(ValueError, match="neuropil_coefficient"):
+        detect_point_sources(movie, voxel_size=brain.voxel_size, neuropil_coefficient=5.0)
+
+
+def test_baseline_window_old_names_convert(brain):
+    from napari_mesoscale.segment import compute_dff
+
+    movie = brain.movie[:60]
+    new = detect_point_sources(
+        movie, voxel_size=brain.voxel_size, frame_rate=5.0, baseline_window_s=4.0
+    )
+    with pytest.warns(DeprecationWarning, match="baseline_window"):
+        old = detect_point_sources(
+            movie, voxel_size=brain.voxel_size, frame_rate=5.0, baseline_window=4.0
+        )
+    assert np.array_equal(new.dff, old.dff)
+    # compute_dff's old window was in frames: 20 frames at 5 Hz are 4 s
+    traces = new.traces.T
+    seconds = compute_dff(traces, None, baseline_window_s=4.0, frame_rate=5.0)
+    with pytest.warns(DeprecationWarning, match="baseline_window"):
+        frames = compute_dff(traces, None, baseline_window=20)
+    assert np.array_equal(seconds, frames)
+
+
+def test_cli_defaults_and_old_flags_follow_the_dataclasses():
+    import argparse
+
+    from napari_mesoscale.segment import DetectionParams, SomaDetectionParams
+    from napari_mesoscale.segment.cli import configure
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    plain = parser.parse_args(["movie.tif"])
+    assert DetectionParams.from_namespace(plain) == DetectionParams()
+    assert SomaDetectionParams.from_namespace(plain) == SomaDetectionParams()
+    old = parser.parse_args(
+        ["m.tif", "--soma-diameter", "6", "--deconvolve", "--neuropil-coefficient", "0.5"]
+        + ["--resolution", "2", "--threshold", "auto", "--baseline-window-s", "20"]
+    )
+    calcium = DetectionParams.from_namespace(old)
+    assert (calcium.cell_diameter, calcium.deconvolve, calcium.neuropil_coefficient) == (
+        6.0,
+        True,
+        0.5,
+    )
+    assert calcium.baseline_window_s == 20.0
+    assert SomaDetectionParams.from_namespace(old).resolution == 2.0

@@ -23,7 +23,7 @@ def brain():
 
 
 def test_classical_pipeline_finds_somata(brain):
-    result = detect_somata_em(brain.em, voxel_size=brain.em_voxel_size, soma_diameter=8.0)
+    result = detect_somata_em(brain.em, voxel_size=brain.em_voxel_size, cell_diameter=8.0)
     match = match_points(result.positions, brain.positions, max_distance=4.0)
     assert match.f1 >= 0.9, match.scores()
     assert np.median(match.distances) < 1.5
@@ -56,7 +56,7 @@ def test_from_labels_tells_somata_from_fragments():
         labels[r2 <= 16] = i  # 8 µm somata
     labels[30:34, 5:75, 8:11] = 10  # a long neurite (70 voxels = 35 µm along y)
     labels[5:7, 70:72, 70:72] = 11  # a tiny fragment
-    result = somata_from_labels(labels, voxel_size=vs, soma_diameter=8.0)
+    result = somata_from_labels(labels, voxel_size=vs, cell_diameter=8.0)
     assert len(result) == 3
     assert sorted(result.features["label"]) == [1, 2, 3]
     truth = np.array(centres) * vs
@@ -154,11 +154,11 @@ def test_block_prediction_matches_one_block(brain):
 # -- bad input ------------------------------------------------------------------------------
 def test_em_bad_input(brain):
     with pytest.raises(ValueError, match="3D"):
-        detect_somata_em(brain.em[0], voxel_size=(0.5, 0.5), soma_diameter=8.0)
+        detect_somata_em(brain.em[0], voxel_size=(0.5, 0.5), cell_diameter=8.0)
     with pytest.raises(ValueError, match="voxel_size"):
         detect_somata_em(brain.em, voxel_size=(0.5, 0.5))
     with pytest.raises(ValueError, match="smaller than one voxel"):
-        detect_somata_em(brain.em, voxel_size=brain.em_voxel_size, soma_diameter=0.1)
+        detect_somata_em(brain.em, voxel_size=brain.em_voxel_size, cell_diameter=0.1)
     with pytest.raises(ValueError, match="NaN"):
         em = brain.em.astype(np.float32)
         em[3, 3, 3] = np.nan
@@ -208,3 +208,35 @@ def test_training_stops_at_once_when_cancelled(brain):
             callback=callback,
         )
     assert len(seen) == 1  # stopped after the first step, not the first epoch
+
+
+def test_soma_diameter_is_a_deprecated_alias_of_cell_diameter():
+    labels = np.zeros((20, 40, 40), np.int32)
+    labels[5:13, 10:26, 10:26] = 1
+    vs = (1.0, 0.5, 0.5)
+    new = somata_from_labels(labels, voxel_size=vs, cell_diameter=8.0)
+    with pytest.warns(DeprecationWarning, match="soma_diameter"):
+        old = somata_from_labels(labels, voxel_size=vs, soma_diameter=8.0)
+    assert np.allclose(new.positions, old.positions) and len(new) == 1
+    assert new.parameters["cell_diameter"] == 8.0
+    with pytest.warns(DeprecationWarning), pytest.raises(TypeError, match="not both"):
+        somata_from_labels(labels, voxel_size=vs, cell_diameter=6.0, soma_diameter=8.0)
+    with (
+        pytest.warns(DeprecationWarning, match="soma_diameter"),
+        pytest.raises(ValueError, match="smaller than one voxel"),
+    ):
+        detect_somata_em(np.zeros((8, 8, 8), np.uint8), voxel_size=vs, soma_diameter=0.1)
+
+
+def test_em_defaults_come_from_the_dataclass():
+    import inspect
+
+    from napari_mesoscale.segment import SomaDetectionParams, SomaTrainingParams
+
+    for function, params in (
+        (detect_somata_em, SomaDetectionParams),
+        (train_soma_detector, SomaTrainingParams),
+    ):
+        signature = inspect.signature(function).parameters
+        for name in params.specs():
+            assert signature[name].default is None, (function.__name__, name)

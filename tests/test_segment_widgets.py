@@ -55,7 +55,7 @@ def test_calcium_widget_adds_points_labels_and_traces(make_napari_viewer, qtbot,
     points.selected_data = {2}
     qtbot.waitUntil(lambda: plot.shown == [2], timeout=5_000)
     line = plot.axes.get_lines()[0]
-    np.testing.assert_allclose(line.get_ydata(), result.dff[2])
+    np.testing.assert_allclose(line.get_ydata(), result.dff[:, 2])
     # a second run replaces the layers
     widget.start()
     qtbot.waitUntil(lambda: not widget.is_running, timeout=120_000)
@@ -138,3 +138,46 @@ def test_somata_from_labels_widget(make_napari_viewer, qtbot, brain):
     assert widget.last_error is None, widget.last_error
     points = viewer.layers["segmentation somata points"]
     assert match_points(points.data, brain.positions, 2.0).f1 >= 0.95
+
+
+def test_widget_controls_default_to_the_parameter_dataclasses(make_napari_viewer):
+    from napari_mesoscale.napari._detect_widgets import (
+        DetectPointSourcesWidget,
+        DetectSomataWidget,
+        TrainSomaDetectorWidget,
+    )
+    from napari_mesoscale.segment import (
+        DetectionParams,
+        SomaDetectionParams,
+        SomaTrainingParams,
+    )
+
+    viewer = make_napari_viewer()
+    calcium, em, train = (
+        DetectPointSourcesWidget(viewer),
+        DetectSomataWidget(viewer),
+        TrainSomaDetectorWidget(viewer),
+    )
+    detection = DetectionParams()
+    assert calcium._diameter.value == detection.cell_diameter
+    assert calcium._neuropil.value == detection.neuropil_coefficient
+    assert calcium._window.value == detection.baseline_window_s
+    assert calcium._deconvolve.value == detection.deconvolve
+    assert calcium._tau.value == detection.tau
+    # 0 stands for "from the layer" / "auto", the dataclass's None / "auto"
+    assert calcium._frame_rate.value == 0 and detection.frame_rate is None
+    assert calcium._threshold.value == 0 and detection.threshold == "auto"
+    soma = SomaDetectionParams()
+    assert em._diameter.value == soma.cell_diameter
+    assert em._resolution.value == soma.resolution
+    assert em._probability.value == soma.probability_threshold
+    assert em._threshold.value == 0 and soma.threshold == "auto"
+    training = SomaTrainingParams()
+    assert train._epochs.value == training.epochs
+    assert train._steps.value == training.steps_per_epoch
+    assert train._resolution.value == training.resolution
+    assert train._device.value == training.device
+    # ranges come from the dataclass too
+    assert calcium._neuropil.max == DetectionParams.specs()["neuropil_coefficient"].maximum
+    # no detector is shared through module state: a fresh viewer's widget has none
+    assert em.trained_detector() is None

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from napari_mesoscale.synth import MOTIF_NAMES, ToyBrain, make_toy_brain
+from napari_mesoscale.progress import Cancelled
+from napari_mesoscale.synth import (
+    MOTIF_NAMES,
+    ToyBrain,
+    ToyBrainCancelled,
+    ToyBrainParams,
+    make_toy_brain,
+)
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +253,7 @@ def test_motifs_separable_by_ar_coefficients(brain: ToyBrain) -> None:
 
 
 def test_spikes_and_calcium(brain: ToyBrain) -> None:
-    from napari_mesoscale.synth._dynamics import calcium_kernel
+    from napari_mesoscale.synth.dynamics import calcium_kernel
 
     fr = brain.frame_rate
     rate = brain.spikes.mean(0) * fr
@@ -403,7 +410,7 @@ def test_subset_of_motifs_and_callback() -> None:
     assert b.motif_names == ("chain", "oscillator")
     assert set(b.neurons["motif_name"]) == {"chain", "oscillator"}
     assert "layout" in seen and seen[-1] == "done"
-    with pytest.raises(InterruptedError):
+    with pytest.raises(ToyBrainCancelled):
         make_toy_brain(
             40,
             n_frames=20,
@@ -412,6 +419,23 @@ def test_subset_of_motifs_and_callback() -> None:
             em=False,
             callback=lambda p: p["stage"] != "dynamics",
         )
+
+
+def test_params_dataclass_matches_keywords() -> None:
+    assert issubclass(ToyBrainCancelled, Cancelled) and issubclass(
+        ToyBrainCancelled, InterruptedError
+    )
+    kw = dict(n_frames=20, shape=(24, 64, 64), render=None, em=False, seed=3)
+    by_keyword = make_toy_brain(40, **kw)
+    by_params = make_toy_brain(params=ToyBrainParams(n_neurons=40, **kw))
+    mixed = make_toy_brain(
+        40, params=ToyBrainParams(seed=3), **{k: v for k, v in kw.items() if k != "seed"}
+    )
+    for other in (by_params, mixed):
+        np.testing.assert_array_equal(other.activity, by_keyword.activity)
+        np.testing.assert_array_equal(other.positions, by_keyword.positions)
+        assert other.params == by_keyword.params
+    assert ToyBrainParams().n_neurons == 300 and ToyBrainParams().shape == (64, 128, 128)
 
 
 def test_auto_render_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from napari_mesoscale.synth import make_toy_brain
-from napari_mesoscale.synth._render import CAMERA_OFFSET, MovieRenderer
+from napari_mesoscale.synth.render import CAMERA_OFFSET, MovieRenderer
 
 
 def _reference_frames(r: MovieRenderer, frames: np.ndarray) -> np.ndarray:

@@ -341,7 +341,7 @@ def run_pipeline(
         )
     connectome = Connectome.from_tables(neurons, synapses)
     _report(callback, 0.32, "registering cells to the connectome")
-    activity = np.asarray(sources.dff, dtype=float).T
+    activity = np.asarray(sources.dff, dtype=float)
     report = fit_and_score(
         activity,
         sources.positions,

@@ -90,13 +90,20 @@ def read_matrix(path: str | os.PathLike, what: str = "activity") -> np.ndarray:
 
 
 def read_positions(path: str | os.PathLike) -> np.ndarray:
-    """(N, 3) positions in µm (z, y, x) from .npy or a table with columns z, y, x."""
+    """(N, 3) positions in µm (z, y, x) from .npy or a table with columns z, y, x.
+
+    Tables written by older versions of ``napari-mesoscale segment`` name the columns
+    ``z_um, y_um, x_um``; they are read too.
+    """
     path = Path(path)
     if path.suffix.lower() == ".npy":
         if not path.exists():
             raise FileNotFoundError(f"positions file not found: {path}")
         return np.asarray(np.load(path), dtype=float)
-    table = read_table(path, "positions", required=("z", "y", "x"))
+    table = read_table(path, "positions")
+    if not {"z", "y", "x"} <= set(table.columns) and {"z_um", "y_um", "x_um"} <= set(table.columns):
+        table = table.rename(columns={"z_um": "z", "y_um": "y", "x_um": "x"})
+    table = read_table(table, "positions", required=("z", "y", "x"))
     return table[["z", "y", "x"]].to_numpy(dtype=float)
 
 

@@ -47,6 +47,11 @@ class Volume:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def is_lazy(array: Any) -> bool:
+    """Whether ``array`` is a lazy (dask-like) array: it has a task graph and ``compute()``."""
+    return hasattr(array, "dask") and hasattr(array, "compute")
+
+
 def check_voxel_size(voxel_size: Any, ndim: int = 3) -> tuple[float, ...]:
     """Validate a voxel size: ``ndim`` positive finite numbers in µm, (z, y, x) order.
 

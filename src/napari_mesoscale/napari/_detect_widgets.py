@@ -9,19 +9,35 @@ layer of ROIs at the input's voxel size. The result object is pushed into napari
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, PushButton, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton, Widget, create_widget
 
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+from napari_mesoscale.params import Params
+from napari_mesoscale.segment.params import (
+    DetectionParams,
+    SomaDetectionParams,
+    SomaTrainingParams,
+)
 
 _AUTO = "auto"
 
-#: the detector trained most recently in this session (used by "Detect somata (EM)")
-_LAST_DETECTOR: dict[str, Any] = {}
+
+def _control(params: type[Params], name: str, **extra: Any) -> Widget:
+    """A magicgui control for field ``name`` of ``params`` (its default, range, unit, help)."""
+    return create_widget(**params.widget_options(name, **extra))
+
+
+def _zero_means_none(params: type[Params], name: str, label: str, maximum: float) -> Widget:
+    """A float control for an optional field (``None`` / ``"auto"``), shown as 0."""
+    return _control(
+        params, name, value=0.0, annotation=float, label=label, options={"max": maximum}
+    )
 
 
 def _layer_names(viewer: napari.viewer.Viewer, kind: type, ndims: tuple[int, ...]) -> list[str]:
@@ -115,25 +131,21 @@ class DetectPointSourcesWidget(_LayerWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer)
         self._movie = ComboBox(label="movie (T, Z, Y, X)", choices=self._movie_choices)
-        self._diameter = FloatSpinBox(
-            label="cell diameter (µm)", value=8.0, min=0.1, max=1000.0, step=0.5
+        self._diameter = _control(DetectionParams, "cell_diameter", options={"max": 1000.0})
+        self._frame_rate = _zero_means_none(
+            DetectionParams, "frame_rate", "frame rate (Hz, 0 = from layer)", 10_000.0
         )
-        self._frame_rate = FloatSpinBox(
-            label="frame rate (Hz, 0 = from layer)", value=0.0, min=0.0, max=10_000.0, step=0.5
+        self._threshold = _zero_means_none(
+            DetectionParams, "threshold", "threshold (noise units, 0 = auto)", 1e6
         )
-        self._threshold = FloatSpinBox(
-            label="threshold (noise units, 0 = auto)", value=0.0, min=0.0, max=1e6, step=1.0
+        self._neuropil = _control(DetectionParams, "neuropil_coefficient")
+        self._window = _control(
+            DetectionParams, "baseline_window_s", label="baseline window (s)", options={"max": 1e5}
         )
-        self._neuropil = FloatSpinBox(
-            label="neuropil coefficient", value=0.7, min=0.0, max=1.5, step=0.05
+        self._deconvolve = _control(
+            DetectionParams, "deconvolve", label="deconvolve (AR(1) event rates)"
         )
-        self._window = FloatSpinBox(
-            label="baseline window (s)", value=30.0, min=0.1, max=1e5, step=5.0
-        )
-        self._deconvolve = CheckBox(label="deconvolve (AR(1) event rates)", value=False)
-        self._tau = FloatSpinBox(
-            label="indicator decay τ (s)", value=1.0, min=0.01, max=100.0, step=0.1
-        )
+        self._tau = _control(DetectionParams, "tau", label="indicator decay τ (s)")
         self._trace_dock = CheckBox(label="show trace plot", value=True)
         self._pickers = [self._movie]
         self._plot = None
@@ -170,7 +182,7 @@ class DetectPointSourcesWidget(_LayerWidget):
             "frame_rate": float(frame_rate) if frame_rate else None,
             "threshold": threshold,
             "neuropil_coefficient": float(self._neuropil.value),
-            "baseline_window": float(self._window.value),
+            "baseline_window_s": float(self._window.value),
             "deconvolve": bool(self._deconvolve.value),
             "tau": float(self._tau.value),
         }
@@ -206,7 +218,7 @@ class DetectPointSourcesWidget(_LayerWidget):
                 )
             except Exception:  # noqa: BLE001 - headless viewers without a window
                 pass
-        self._plot.follow(points, result.dff, frame_rate=result.parameters.get("frame_rate"))
+        self._plot.follow(points, result.dff.T, frame_rate=result.parameters.get("frame_rate"))
         return self._plot
 
 
@@ -228,18 +240,16 @@ class DetectSomataWidget(_LayerWidget):
         )
         self._volume = ComboBox(label="EM volume", choices=self._volume_choices)
         self._labels = ComboBox(label="segmentation", choices=self._labels_choices)
-        self._diameter = FloatSpinBox(
-            label="soma diameter (µm)", value=8.0, min=0.1, max=1000.0, step=0.5
+        self._diameter = _control(SomaDetectionParams, "cell_diameter", options={"max": 1000.0})
+        self._resolution = _control(SomaDetectionParams, "resolution")
+        self._threshold = _zero_means_none(
+            SomaDetectionParams, "threshold", "contrast threshold (0 = auto)", 1e6
         )
-        self._resolution = FloatSpinBox(
-            label="working voxel (µm)", value=1.0, min=0.01, max=100.0, step=0.25
+        self._probability = _control(
+            SomaDetectionParams, "probability_threshold", label="soma probability threshold"
         )
-        self._threshold = FloatSpinBox(
-            label="contrast threshold (0 = auto)", value=0.0, min=0.0, max=1e6
-        )
-        self._probability = FloatSpinBox(
-            label="soma probability threshold", value=0.7, min=0.01, max=0.99, step=0.05
-        )
+        #: the soma detector this widget uses when no file is given (see ``trained_detector``)
+        self.detector: Any = None
         self._detector_file = FileEdit(
             label="detector file (empty = last trained)", mode="r", filter="*.pt"
         )
@@ -289,11 +299,11 @@ class DetectSomataWidget(_LayerWidget):
                 kwargs={
                     "labels": _layer_data(layer),
                     "voxel_size": voxel_size,
-                    "soma_diameter": diameter,
+                    "cell_diameter": diameter,
                 },
                 python=(
                     f"somata = somata_from_labels(viewer.layers[{name!r}].data, "
-                    f"voxel_size={voxel_size!r}, soma_diameter={diameter!r})"
+                    f"voxel_size={voxel_size!r}, cell_diameter={diameter!r})"
                 ),
                 result_name="somata",
             )
@@ -302,7 +312,7 @@ class DetectSomataWidget(_LayerWidget):
             raise ValueError("add an EM volume: a 3D Image layer (Z, Y, X).")
         layer = self._viewer.layers[name]
         voxel_size, translate = _spatial(layer, 3)
-        kwargs: dict[str, Any] = {"voxel_size": voxel_size, "soma_diameter": diameter}
+        kwargs: dict[str, Any] = {"voxel_size": voxel_size, "cell_diameter": diameter}
         python_detector = ""
         names: dict[str, Any] = {}
         if method == _UNET:
@@ -312,8 +322,8 @@ class DetectSomataWidget(_LayerWidget):
                     raise FileNotFoundError(f"detector file not found: {path}")
                 detector = SomaDetector.load(path)
                 python_detector = f", detector=SomaDetector.load({str(path)!r})"
-            elif "detector" in _LAST_DETECTOR:
-                detector = _LAST_DETECTOR["detector"]
+            elif self.trained_detector() is not None:
+                detector = self.trained_detector()
                 python_detector = ", detector=detector"
                 names["detector"] = detector
             else:
@@ -339,6 +349,12 @@ class DetectSomataWidget(_LayerWidget):
             result_name="somata",
         )
 
+    def trained_detector(self) -> Any:
+        """This widget's ``detector``, else the latest one trained for the same viewer."""
+        if self.detector is not None:
+            return self.detector
+        return TrainSomaDetectorWidget.latest_detector(self._viewer)
+
     def on_result(self, result: Any) -> None:
         context = self._context
         self.replace_layers(
@@ -352,6 +368,9 @@ class TrainSomaDetectorWidget(_LayerWidget):
 
     run_text = "Train"
 
+    #: the training widgets alive, so that "Detect somata (EM)" finds their detectors
+    _instances: weakref.WeakSet[TrainSomaDetectorWidget] = weakref.WeakSet()
+
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer)
         self._volume = ComboBox(label="EM volume", choices=self._volume_choices)
@@ -359,18 +378,18 @@ class TrainSomaDetectorWidget(_LayerWidget):
             label="annotations (1 bg, 2 soma)", choices=self._labels_choices
         )
         self._new_annotations = PushButton(text="New annotation layer for the EM volume")
-        self._epochs = SpinBox(label="epochs", value=20, min=1, max=10_000)
-        self._steps = SpinBox(label="steps per epoch", value=10, min=1, max=10_000)
-        self._resolution = FloatSpinBox(
-            label="working voxel (µm)", value=1.0, min=0.01, max=100.0, step=0.25
-        )
-        self._device = ComboBox(
-            label="device", choices=("auto", "cpu", "cuda", "mps"), value="auto"
-        )
+        self._epochs = _control(SomaTrainingParams, "epochs")
+        self._steps = _control(SomaTrainingParams, "steps_per_epoch")
+        self._resolution = _control(SomaTrainingParams, "resolution")
+        self._device = _control(SomaTrainingParams, "device")
         self._save = FileEdit(label="save detector to (optional)", mode="w", filter="*.pt")
         self._pickers = [self._volume, self._annotations]
         self.losses: list[float] = []
         self._save_path: Path | None = None
+        #: the detector this widget trained last (None before the first training)
+        self.detector: Any = None
+        self._trained_count = 0
+        TrainSomaDetectorWidget._instances.add(self)
         self._new_annotations.changed.connect(self.add_annotation_layer)
         self.add_controls(
             self._volume,
@@ -445,8 +464,17 @@ class TrainSomaDetectorWidget(_LayerWidget):
         self.losses: list[float] = []
         super().start()
 
+    @classmethod
+    def latest_detector(cls, viewer: napari.viewer.Viewer) -> Any:
+        """The detector trained most recently by a training widget of ``viewer``, or None."""
+        trained = [w for w in cls._instances if w._viewer is viewer and w.detector is not None]
+        if not trained:
+            return None
+        return max(trained, key=lambda w: w._trained_count).detector
+
     def on_result(self, result: Any) -> None:
-        _LAST_DETECTOR["detector"] = result
+        self.detector = result
+        self._trained_count = max((w._trained_count for w in self._instances), default=0) + 1
         message = f"trained: loss {result.history[-1]['loss']:.4f}"
         if self._save_path is not None:
             result.save(self._save_path)

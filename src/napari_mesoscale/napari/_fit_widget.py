@@ -3,7 +3,7 @@
 Inputs are read from layers:
 
 - a Points layer of cells (µm world coordinates) whose ``metadata`` holds the activity:
-  ``activity`` (T, N), or ``dff`` (N, T), or a ``point_sources`` object with ``.dff``;
+  ``activity`` (T, N), or ``dff`` (T, N), or a ``point_sources`` object with ``.dff`` (T, N);
 - optionally ROI masks: a Labels layer (label i + 1 = cell i) or ``metadata['point_sources']``;
 - optionally a connectome: ``metadata['connectome']`` (a Connectome) or ``metadata['adjacency']``
   (sparse N × N) of a Points layer; a connectome of other neurons is registered first;
@@ -71,10 +71,10 @@ def layer_activity(layer: Any) -> np.ndarray:
     if meta.get("activity") is not None:
         return np.asarray(meta["activity"], dtype=float)
     if meta.get("dff") is not None:
-        return np.asarray(meta["dff"], dtype=float).T
+        return np.asarray(meta["dff"], dtype=float)
     sources = meta.get("point_sources")
     if sources is not None and getattr(sources, "dff", None) is not None:
-        return np.asarray(sources.dff, dtype=float).T
+        return np.asarray(sources.dff, dtype=float)
     raise ValueError(
         f"Layer {layer.name!r} carries no activity. Detect point sources first (their layer "
         "holds the traces), or set layer.metadata['activity'] = activity  # (T, N)."

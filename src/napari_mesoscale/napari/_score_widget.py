@@ -7,8 +7,8 @@ first of these keys that is present (or the key chosen in the widget):
 
 ``trials``   (n_trials, T, N)  repeated recordings of the same stimulus sequence
 ``activity`` (T, N)            one recording (cut into repeats with "repeats in recording")
-``dff``      (N, T)            dF/F traces (transposed here)
-``traces``   (N, T)            raw traces (transposed here)
+``dff``      (T, N)            dF/F traces (time first, like ``PointSources.dff``)
+``traces``   (T, N)            raw traces
 
 Predictions are read from a Points layer's ``metadata`` (``predicted``, ``prediction`` or
 ``forecast``: (T, N) or (n_trials, T, N)), which may be the same layer, or from a ``.npy`` file.
@@ -39,7 +39,6 @@ from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 
 RECORDED_KEYS = ("trials", "activity", "dff", "traces")
 PREDICTED_KEYS = ("predicted", "prediction", "forecast")
-_TRANSPOSED = ("dff", "traces")
 _NONE = "(none)"
 _AUTO = "auto"
 
@@ -49,10 +48,7 @@ def _metadata_array(layer: Any, key: str, keys: tuple[str, ...]) -> tuple[np.nda
     candidates = keys if key == _AUTO else (key,)
     for k in candidates:
         if k in meta and meta[k] is not None:
-            arr = np.asarray(meta[k])
-            if k in _TRANSPOSED and arr.ndim == 2:
-                arr = arr.T
-            return arr, k
+            return np.asarray(meta[k]), k  # every key holds time first: (T, N)
     raise ValueError(
         f"layer {layer.name!r} holds no {' / '.join(candidates)} array in its metadata; put "
         f"activity there (e.g. layer.metadata['activity'] = activity  # (T, N)) or choose "
@@ -184,9 +180,7 @@ class ScorePredictionsWidget(CoreTaskWidget):
         activity = recorded.reshape(-1, recorded.shape[-1])  # trials are concatenated in time
         n_eig = int(self._n_eig.value)
         source = f"viewer.layers[{layer.name!r}].metadata[{rec_key!r}]"
-        if rec_key in _TRANSPOSED:
-            source += ".T"
-        elif recorded.ndim == 3:
+        if recorded.ndim == 3:
             source += f".reshape(-1, {recorded.shape[-1]})"
         self._target = layer.name
         return CoreCall(
@@ -227,10 +221,9 @@ class ScorePredictionsWidget(CoreTaskWidget):
             "reliability_threshold": threshold,
             "n_eigenvectors": int(self._n_eig.value),
         }
-        transpose = ".T" if rec_key in _TRANSPOSED else ""
         python = (
             "scores = score_predictions("
-            f"{pred_src}, viewer.layers[{layer.name!r}].metadata[{rec_key!r}]{transpose}, "
+            f"{pred_src}, viewer.layers[{layer.name!r}].metadata[{rec_key!r}], "
             + ", ".join(
                 f"{k}={v!r}" for k, v in kwargs.items() if k not in ("predicted", "recorded")
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,11 @@ import scipy.sparse as sp
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from napari_mesoscale.io import check_voxel_size
+from napari_mesoscale.io import check_voxel_size, is_lazy
+from napari_mesoscale.progress import Progress
 from napari_mesoscale.segment.deconvolve import deconvolve_traces
-from napari_mesoscale.segment.sources import PointSources, empty_features, report
+from napari_mesoscale.segment.params import DetectionParams, renamed_keyword
+from napari_mesoscale.segment.sources import DetectionCancelled, PointSources, empty_features
 
 #: bytes of float32 data per slab of frames read at a time
 SLAB_BYTES = 256 * 2**20
@@ -86,10 +89,6 @@ def _check_diameter(cell_diameter: float, vs3: tuple[float, ...], is_plane: bool
 
 
 # -- reading the movie in slabs -------------------------------------------------------------
-def _is_dask(array: Any) -> bool:
-    return hasattr(array, "dask") and hasattr(array, "compute")
-
-
 def time_slabs(movie: Any, slab_frames: int | None = None) -> list[tuple[int, int]]:
     """Frame ranges ``[(t0, t1), ...]`` covering the movie, aligned to dask chunks if any."""
     n_frames = int(movie.shape[0])
@@ -97,7 +96,7 @@ def time_slabs(movie: Any, slab_frames: int | None = None) -> list[tuple[int, in
     if slab_frames is None:
         slab_frames = max(1, SLAB_BYTES // max(4 * voxels, 1))
     slab_frames = max(1, int(slab_frames))
-    if _is_dask(movie):
+    if is_lazy(movie):
         bounds = np.cumsum((0, *movie.chunks[0]))
         slabs, t0 = [], 0
         for t1 in bounds[1:]:
@@ -110,7 +109,7 @@ def time_slabs(movie: Any, slab_frames: int | None = None) -> list[tuple[int, in
 
 def _read_slab(movie: Any, t0: int, t1: int) -> np.ndarray:
     block = movie[t0:t1]
-    if _is_dask(block):
+    if is_lazy(block):
         block = block.compute()
     return np.asarray(block)
 
@@ -145,8 +144,11 @@ def summary_images(
         ``min(4, T // 100)`` (at least 1).
     slab_frames : int, optional
         Frames per slab; by default about 256 MiB of float32 per slab (dask: whole chunks).
-    callback : callable, optional
-        Progress callback (see :func:`detect_point_sources`).
+    callback : callable or Progress, optional
+        Progress callback (:mod:`napari_mesoscale.progress`), told after every slab.
+    progress_span : (float, float)
+        Deprecated: the part of the callback's 0..1 this call covers (pass
+        ``Progress.stage(start, end)`` as the callback instead).
 
     Returns
     -------
@@ -175,7 +177,7 @@ def summary_images(
     reference = None
     carry = np.zeros((0, n_voxels), dtype=np.float32)
     slabs = time_slabs(movie, slab_frames)
-    lo, hi = progress_span
+    progress = Progress.wrap(callback, DetectionCancelled).stage(*progress_span)
     for k, (t0, t1) in enumerate(slabs):
         block = _read_slab(movie, t0, t1)
         _check_finite(block, t0)
@@ -212,11 +214,7 @@ def summary_images(
                 hi_slice = _axis_slice(a + 1, slice(1, None))
                 cross[a] += np.einsum("i...,i...->...", xb[lo_slice], xb[hi_slice])
         del xb
-        report(
-            callback,
-            lo + (hi - lo) * (k + 1) / len(slabs),
-            f"summary images: frames {t1}/{n_frames}",
-        )
+        progress.report((k + 1) / len(slabs), f"frames {t1}/{n_frames}")
     mean = s1 / n_frames
     std = np.sqrt(np.maximum(s2 / n_frames - mean**2, 0.0))
     bmean = b1 / max(n_bins, 1)
@@ -529,7 +527,7 @@ def extract_traces(
     traces = np.zeros((n_cells, n_frames), dtype=np.float32)
     np_traces = None if np_matrix is None else np.zeros((np_matrix.shape[0], n_frames), np.float32)
     slabs = time_slabs(movie, slab_frames)
-    lo, hi = progress_span
+    progress = Progress.wrap(callback, DetectionCancelled).stage(*progress_span)
     for k, (t0, t1) in enumerate(slabs):
         block = _read_slab(movie, t0, t1).reshape(t1 - t0, -1)
         sub = block[:, gather].astype(np.float32)
@@ -538,7 +536,7 @@ def extract_traces(
         traces[:, t0:t1] = roi_matrix @ sub.T
         if np_matrix is not None:
             np_traces[:, t0:t1] = np_matrix @ sub.T
-        report(callback, lo + (hi - lo) * (k + 1) / len(slabs), f"traces: frames {t1}/{n_frames}")
+        progress.report((k + 1) / len(slabs), f"frames {t1}/{n_frames}")
     traces[_empty_rows(roi_matrix)] = np.nan
     if np_traces is not None:
         np_traces[_empty_rows(np_matrix)] = np.nan
@@ -594,30 +592,66 @@ def compute_dff(
     neuropil: np.ndarray | None,
     *,
     neuropil_coefficient: float = 0.7,
-    baseline_window: int = 150,
+    baseline_window_s: float | None = None,
+    frame_rate: float | None = None,
     baseline_percentile: float = 8.0,
+    baseline_window: int | None = None,
 ) -> np.ndarray:
-    """dF/F of neuropil-corrected traces.
+    """dF/F of neuropil-corrected traces (rows: sources, columns: frames).
 
     ``F = roi - c * (neuropil - median(neuropil))``: the neuropil's fluctuations are removed
     with coefficient ``c`` while its median level is kept, so ``F`` stays on the ROI's own
     scale (subtracting the level too would leave ``F0`` near zero whenever the neuropil is
     as bright as the cell). ``F0`` is the running ``baseline_percentile`` of ``F`` over
-    ``baseline_window`` frames, floored at 10 % of the ROI's median raw fluorescence, and
-    dF/F is ``(F - F0) / F0``.
+    ``baseline_window_s`` seconds at ``frame_rate`` (without a frame rate: a quarter of the
+    recording, at least 10 frames), floored at 10 % of the ROI's median raw fluorescence,
+    and dF/F is ``(F - F0) / F0``.
+
+    ``baseline_window`` (a number of frames) is the deprecated old name of the window.
     """
     traces = np.asarray(traces, dtype=np.float64)
+    window = baseline_window_frames(
+        traces.shape[1], baseline_window_s, frame_rate, old_frames=baseline_window
+    )
     corrected = traces.copy()
     if neuropil is not None and neuropil_coefficient:
         np_fill = np.where(np.isfinite(neuropil), neuropil, 0.0)
         corrected = traces - neuropil_coefficient * np_fill
         # keep the neuropil's mean level so that F stays on the ROI's scale
         corrected += neuropil_coefficient * np.nanmedian(np_fill, axis=1, keepdims=True)
-    f0 = running_percentile(corrected, baseline_window, baseline_percentile)
+    f0 = running_percentile(corrected, window, baseline_percentile)
     raw_f0 = np.nanmedian(traces, axis=1, keepdims=True)
     floor = 0.1 * np.abs(raw_f0) + 1e-6
     f0 = np.maximum(f0, floor)
     return ((corrected - f0) / f0).astype(np.float32)
+
+
+def baseline_window_frames(
+    n_frames: int,
+    baseline_window_s: float | None,
+    frame_rate: float | None,
+    *,
+    old_frames: int | None = None,
+) -> int:
+    """The baseline window in frames: ``baseline_window_s * frame_rate``.
+
+    Without a frame rate the window is a quarter of the recording (at least 10 frames).
+    ``old_frames`` is a window given in frames under the deprecated name ``baseline_window``.
+    """
+    if old_frames is not None:
+        warnings.warn(
+            "compute_dff(baseline_window=<frames>) is deprecated; give baseline_window_s= "
+            "(seconds) and frame_rate= instead.",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return int(old_frames)
+    if frame_rate:
+        seconds = (
+            DetectionParams().baseline_window_s if baseline_window_s is None else baseline_window_s
+        )
+        return int(round(float(seconds) * float(frame_rate)))
+    return max(n_frames // 4, 10)
 
 
 def _noise_sd(x: np.ndarray) -> np.ndarray:
@@ -633,24 +667,29 @@ def _noise_sd(x: np.ndarray) -> np.ndarray:
 
 
 # -- the whole pipeline ----------------------------------------------------------------------
+_DETECTION_FIELDS = frozenset(DetectionParams.specs())
+
+
 def detect_point_sources(
     movie: Any,
     *,
     voxel_size: Any,
-    cell_diameter: float = 8.0,
+    cell_diameter: float | None = None,
     frame_rate: float | None = None,
-    threshold: float | str = "auto",
+    threshold: float | str | None = None,
     min_distance: float | None = None,
-    scales: tuple[float, ...] = (0.8,),
+    scales: tuple[float, ...] | None = None,
     roi_radius: float | None = None,
     neuropil_radii: tuple[float, float] | None = None,
-    neuropil_coefficient: float = 0.7,
-    baseline_window: float = 30.0,
-    baseline_percentile: float = 8.0,
-    deconvolve: bool = False,
-    tau: float = 1.0,
+    neuropil_coefficient: float | None = None,
+    baseline_window_s: float | None = None,
+    baseline_percentile: float | None = None,
+    deconvolve: bool | None = None,
+    tau: float | None = None,
     slab_frames: int | None = None,
+    params: DetectionParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
+    baseline_window: float | None = None,
 ) -> PointSources:
     """Find cells in a calcium movie and extract their traces.
 
@@ -662,204 +701,254 @@ def detect_point_sources(
     voxel_size : sequence of float
         Voxel size in µm, (z, y, x); (y, x) or (z, y, x) for a plane (the result of a plane
         keeps (y, x)).
-    cell_diameter : float
-        Typical soma diameter in µm.
-    frame_rate : float, optional
-        Frames per second; sets the baseline window and deconvolution time scale. Without it
-        the baseline window is a quarter of the movie.
-    threshold : float or "auto"
-        Detection threshold as a z-score of the blob response over the shot noise of the
-        mean image (noise estimated from the median temporal standard deviation). ``"auto"``
-        places it in the gap between the two modes of the peak responses (background texture
-        vs cells, split by Otsu's method on log responses) when they are well separated, and
-        never below ``AUTO_FLOOR`` noise units.
-    min_distance : float, optional
-        Smallest centre-to-centre distance in µm (default ``0.5 * cell_diameter``).
-    scales : tuple of float
-        Blob sizes tried, as multiples of the Gaussian width matched to ``cell_diameter``.
-        One scale of 0.8 separates touching cells best on the toy brain; several scales
-        help when cell sizes vary a lot but favour the larger ones in dense tissue.
-    roi_radius : float, optional
-        Largest distance (µm) of an ROI voxel from its centre (default ``cell_diameter / 2``).
-    neuropil_radii : (float, float), optional
-        Inner and outer radius (µm) of the neuropil annulus (default ``0.75 d, 1.5 d``).
-    neuropil_coefficient : float
-        Fraction of the neuropil trace subtracted from the ROI trace.
-    baseline_window : float
-        Running-percentile window in seconds (needs ``frame_rate``).
-    baseline_percentile : float
-        Percentile used as the baseline F0.
-    deconvolve : bool
-        Also estimate non-negative event rates (AR(1) OASIS) into ``.rates``.
-    tau : float
-        Indicator decay time (s) for deconvolution.
-    slab_frames : int, optional
-        Frames per slab (default: about 256 MiB; dask arrays keep their own chunks).
+    cell_diameter, frame_rate, threshold, min_distance, scales, roi_radius, neuropil_radii, \
+neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, slab_frames
+        The detection parameters: fields of
+        :class:`~napari_mesoscale.segment.params.DetectionParams`, which gives each one's
+        meaning, unit, default and valid range. ``None`` takes the value from ``params``.
+    params : DetectionParams, optional
+        All parameters at once; explicit keyword arguments override it.
     callback : callable, optional
-        Called with ``{"fraction": 0..1, "message": str}``; returning False (or raising)
-        stops the run.
+        Progress callback (:mod:`napari_mesoscale.progress`): called with ``fraction``,
+        ``message`` and ``stage`` (summary images, detecting cells, growing ROIs, traces,
+        dF/F); returning False (or raising) stops the run with
+        :class:`~napari_mesoscale.segment.DetectionCancelled`.
+    baseline_window : float, optional
+        Deprecated name of ``baseline_window_s`` (it was already in seconds).
 
     Returns
     -------
     PointSources
-        Positions (µm), ROI labels, raw traces, neuropil traces, dF/F, optional rates,
-        features (id, size, brightness, snr) and the summary images.
+        Positions (µm), ROI labels, raw traces, neuropil traces, dF/F, optional rates (all
+        (T, N)), features (id, size, brightness, snr) and the summary images.
 
     Raises
     ------
     ValueError
         Wrong number of dimensions, a voxel size of the wrong length, non-positive values,
-        a cell diameter below one voxel, or NaN / infinite values in the movie.
+        a cell diameter below one voxel, a parameter out of its range, or NaN / infinite
+        values in the movie.
     """
+    baseline_window_s = renamed_keyword(
+        "baseline_window_s", baseline_window_s, "baseline_window", baseline_window
+    )
+    p = (params or DetectionParams()).merged(
+        **{k: v for k, v in locals().items() if k in _DETECTION_FIELDS}
+    )
+    run = _prepare_run(movie, voxel_size, p)
+    progress = Progress.wrap(callback, DetectionCancelled)
+    if int(np.prod(run.movie.shape)) == 0:
+        return _no_sources(run, progress, f"the movie is empty (shape {tuple(movie.shape)}).")
+    images = summary_images(
+        run.movie, slab_frames=p.slab_frames, callback=progress.stage(0.0, 0.45, "summary images")
+    )
+    cells = _find_cells(run, images, progress.stage(0.45, 0.52, "detecting cells"))
+    if isinstance(cells, str):
+        return _no_sources(run, progress, cells, images)
+    _grow_rois(run, cells, progress.stage(0.52, 0.55, "growing ROIs"))
+    traces, np_traces = extract_traces(
+        run.movie,
+        cells["labels"],
+        cells["annuli"],
+        slab_frames=p.slab_frames,
+        callback=progress.stage(0.55, 0.95, "traces"),
+    )
+    dff, rates = _dff_and_rates(run, traces, np_traces, progress.stage(0.95, 1.0, "dF/F"))
+    progress.report(1.0, f"{len(cells['centres'])} point sources")
+    return PointSources(
+        positions=_positions_um(run, cells["centres"]),
+        labels=cells["labels"].reshape(run.out_shape),
+        voxel_size=tuple(run.out_vs),
+        features=_source_features(images, cells, dff),
+        traces=traces.T,
+        neuropil=None if np_traces is None else np_traces.T,
+        dff=dff.T,
+        rates=None if rates is None else rates.T,
+        summary_images={k: v.reshape(run.out_shape) for k, v in images.items()},
+        parameters=run.record,
+    )
+
+
+@dataclass
+class _Run:
+    """The checked inputs of one :func:`detect_point_sources` run."""
+
+    movie: Any  # (T, Z, Y, X)
+    vs3: tuple[float, float, float]
+    is_plane: bool
+    params: DetectionParams
+    record: dict[str, Any]  # JSON-able parameters, stored with the result
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.movie.shape[0])
+
+    @property
+    def out_vs(self) -> tuple[float, ...]:
+        return self.vs3[1:] if self.is_plane else self.vs3
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        spatial = tuple(int(s) for s in self.movie.shape[1:])
+        return spatial[1:] if self.is_plane else spatial
+
+
+def _prepare_run(movie: Any, voxel_size: Any, p: DetectionParams) -> _Run:
+    """Check the movie and parameters; fill the defaults that depend on the cell diameter."""
     movie4, vs3, is_plane = _check_movie(movie, voxel_size)
-    d = _check_diameter(cell_diameter, vs3, is_plane)
-    out_vs = vs3[1:] if is_plane else vs3
-    spatial = tuple(int(s) for s in movie4.shape[1:])
-    out_shape = spatial[1:] if is_plane else spatial
-    n_frames = int(movie4.shape[0])
-    min_distance = 0.5 * d if min_distance is None else float(min_distance)
-    roi_radius = 0.5 * d if roi_radius is None else float(roi_radius)
-    if neuropil_radii is None:
-        neuropil_radii = (0.75 * d, 1.5 * d)
-    inner, outer = (float(r) for r in neuropil_radii)
+    d = _check_diameter(p.cell_diameter, vs3, is_plane)
+    radii = p.neuropil_radii if p.neuropil_radii is not None else (0.75 * d, 1.5 * d)
+    inner, outer = (float(r) for r in radii)
     if not 0 < inner < outer:
         raise ValueError(
-            f"neuropil_radii must be (inner, outer) with 0 < inner < outer; got {neuropil_radii}."
+            f"neuropil_radii must be (inner, outer) with 0 < inner < outer; got {radii}."
         )
-    if frame_rate is not None and not frame_rate > 0:
-        raise ValueError(f"frame_rate must be positive (frames per second); got {frame_rate}.")
-    parameters = {
-        "voxel_size": list(out_vs),
-        "cell_diameter": d,
-        "frame_rate": frame_rate,
-        "threshold": threshold,
-        "min_distance": min_distance,
-        "scales": list(scales),
-        "roi_radius": roi_radius,
-        "neuropil_radii": [inner, outer],
-        "neuropil_coefficient": neuropil_coefficient,
-        "baseline_window": baseline_window,
-        "baseline_percentile": baseline_percentile,
-        "deconvolve": deconvolve,
-        "tau": tau,
-    }
+    if p.frame_rate is not None and not p.frame_rate > 0:
+        raise ValueError(f"frame_rate must be positive (frames per second); got {p.frame_rate}.")
+    if isinstance(p.threshold, str) and p.threshold != "auto":
+        raise ValueError(f"threshold must be a number or 'auto'; got {p.threshold!r}.")
+    p = p.replace(
+        cell_diameter=d,
+        min_distance=0.5 * d if p.min_distance is None else float(p.min_distance),
+        roi_radius=0.5 * d if p.roi_radius is None else float(p.roi_radius),
+        neuropil_radii=(inner, outer),
+    ).validate()
+    record = {"voxel_size": list(vs3[1:] if is_plane else vs3), **p.to_dict()}
+    record.pop("slab_frames")
+    return _Run(movie4, vs3, is_plane, p, record)
 
-    def empty(reason: str, images: dict[str, np.ndarray] | None = None) -> PointSources:
-        warnings.warn(f"No point sources: {reason}", stacklevel=3)
-        report(callback, 1.0, f"no point sources: {reason}")
-        images = images or {}
-        return PointSources(
-            positions=np.zeros((0, 3)),
-            labels=np.zeros(out_shape, dtype=np.int32),
-            voxel_size=tuple(out_vs),
-            features=empty_features(),
-            traces=np.zeros((0, n_frames), np.float32),
-            neuropil=np.zeros((0, n_frames), np.float32),
-            dff=np.zeros((0, n_frames), np.float32),
-            rates=np.zeros((0, n_frames), np.float32) if deconvolve else None,
-            summary_images={k: v.reshape(out_shape) for k, v in images.items()},
-            parameters=parameters,
-        )
 
-    if int(np.prod(movie4.shape)) == 0:
-        return empty(f"the movie is empty (shape {tuple(movie.shape)}).")
-    report(callback, 0.0, "summary images")
-    images = summary_images(
-        movie4, slab_frames=slab_frames, callback=callback, progress_span=(0.0, 0.45)
+def _no_sources(
+    run: _Run, progress: Progress, reason: str, images: dict[str, np.ndarray] | None = None
+) -> PointSources:
+    warnings.warn(f"No point sources: {reason}", stacklevel=3)
+    progress.report(1.0, f"no point sources: {reason}")
+    empty_series = np.zeros((run.n_frames, 0), np.float32)
+    return PointSources(
+        positions=np.zeros((0, 3)),
+        labels=np.zeros(run.out_shape, dtype=np.int32),
+        voxel_size=tuple(run.out_vs),
+        features=empty_features(),
+        traces=empty_series,
+        neuropil=empty_series.copy(),
+        dff=empty_series.copy(),
+        rates=empty_series.copy() if run.params.deconvolve else None,
+        summary_images={k: v.reshape(run.out_shape) for k, v in (images or {}).items()},
+        parameters=run.record,
     )
+
+
+def _find_cells(
+    run: _Run, images: dict[str, np.ndarray], progress: Progress
+) -> dict[str, np.ndarray] | str:
+    """Candidate centres: peaks of the blob response above the threshold (or why none)."""
+    p = run.params
     std = images["std"]
     if not np.any(std > 0):
-        return empty(
-            "the movie does not change over time (constant), so no cell is active.", images
-        )
-    noise = float(np.median(std[std > 0])) / math.sqrt(n_frames)
-    report(callback, 0.46, "detecting cells")
+        return "the movie does not change over time (constant), so no cell is active."
+    progress.report(0.0)
+    noise = float(np.median(std[std > 0])) / math.sqrt(run.n_frames)
     response, _ = blob_response(
-        images["mean"], voxel_size=vs3, cell_diameter=d, scales=tuple(scales), noise=noise
+        images["mean"],
+        voxel_size=run.vs3,
+        cell_diameter=p.cell_diameter,
+        scales=tuple(p.scales),
+        noise=noise,
     )
-    if isinstance(threshold, str):
-        if threshold != "auto":
-            raise ValueError(f"threshold must be a number or 'auto'; got {threshold!r}.")
+    if isinstance(p.threshold, str):
         candidates = find_peaks(
-            response, voxel_size=vs3, min_distance=min_distance, threshold=AUTO_FLOOR
+            response, voxel_size=run.vs3, min_distance=p.min_distance, threshold=AUTO_FLOOR
         )
         used_threshold = auto_threshold(response[tuple(candidates.T)], floor=AUTO_FLOOR)
         peaks = candidates[response[tuple(candidates.T)] > used_threshold]
     else:
-        used_threshold = float(threshold)
+        used_threshold = float(p.threshold)
         peaks = find_peaks(
-            response, voxel_size=vs3, min_distance=min_distance, threshold=used_threshold
+            response, voxel_size=run.vs3, min_distance=p.min_distance, threshold=used_threshold
         )
-    parameters["threshold_used"] = used_threshold
+    run.record["threshold_used"] = used_threshold
     if len(peaks) == 0:
-        return empty(
-            f"no cell-sized object above the threshold ({threshold} noise units); lower "
-            "`threshold` or check cell_diameter and voxel_size.",
-            images,
+        return (
+            f"no cell-sized object above the threshold ({p.threshold} noise units); lower "
+            "`threshold` or check cell_diameter and voxel_size."
         )
-    centres = _refine(response, peaks)
-    report(callback, 0.52, f"{len(centres)} cells: growing ROIs")
+    progress.report(1.0, f"{len(peaks)} cells")
+    return {"response": response, "peaks": peaks, "centres": _refine(response, peaks)}
+
+
+def _grow_rois(run: _Run, cells: dict[str, Any], progress: Progress) -> None:
+    """Add ROI ``labels``, neuropil ``annuli`` and ROI ``sizes`` to ``cells``.
+
+    A source whose every voxel was claimed by closer sources has no trace: it is dropped.
+    """
+    p = run.params
+    progress.report(0.0, f"{len(cells['centres'])} cells")
     labels, annuli = roi_masks(
-        centres, response, voxel_size=vs3, roi_radius=roi_radius, neuropil_radii=(inner, outer)
+        cells["centres"],
+        cells["response"],
+        voxel_size=run.vs3,
+        roi_radius=p.roi_radius,
+        neuropil_radii=p.neuropil_radii,
     )
-    sizes = np.bincount(labels.reshape(-1), minlength=len(centres) + 1)[1:]
+    sizes = np.bincount(labels.reshape(-1), minlength=len(cells["centres"]) + 1)[1:]
     keep = sizes > 0
-    if not np.all(keep):  # a source whose every voxel was claimed twice has no trace
-        remap = np.zeros(len(centres) + 1, dtype=np.int32)
+    if not np.all(keep):
+        remap = np.zeros(len(keep) + 1, dtype=np.int32)
         remap[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
         labels = remap[labels]
-        centres, peaks, sizes = centres[keep], peaks[keep], sizes[keep]
+        cells["centres"], cells["peaks"] = cells["centres"][keep], cells["peaks"][keep]
+        sizes = sizes[keep]
         annuli = [a for a, k in zip(annuli, keep, strict=True) if k]
-    report(callback, 0.55, f"{len(centres)} cells: extracting traces")
-    traces, np_traces = extract_traces(
-        movie4,
-        labels,
-        annuli,
-        slab_frames=slab_frames,
-        callback=callback,
-        progress_span=(0.55, 0.95),
-    )
-    window = int(round(baseline_window * frame_rate)) if frame_rate else max(n_frames // 4, 10)
+    cells.update(labels=labels, annuli=annuli, sizes=sizes)
+    progress.report(1.0, f"{len(sizes)} ROIs")
+
+
+def _dff_and_rates(
+    run: _Run, traces: np.ndarray, np_traces: np.ndarray | None, progress: Progress
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(N, T) dF/F and, when asked, deconvolved event rates."""
+    p = run.params
+    progress.report(0.0)
     dff = compute_dff(
         traces,
         np_traces,
-        neuropil_coefficient=neuropil_coefficient,
-        baseline_window=window,
-        baseline_percentile=baseline_percentile,
+        neuropil_coefficient=p.neuropil_coefficient,
+        baseline_window_s=p.baseline_window_s,
+        frame_rate=p.frame_rate,
+        baseline_percentile=p.baseline_percentile,
     )
     rates = None
-    if deconvolve:
-        report(callback, 0.96, "deconvolving")
-        rates = deconvolve_traces(dff, frame_rate=frame_rate or 1.0, tau=tau).astype(np.float32)
-    flat_labels = labels.reshape(-1)
+    if p.deconvolve:
+        progress.report(0.2, "deconvolving")
+        rates = deconvolve_traces(dff, frame_rate=p.frame_rate or 1.0, tau=p.tau)
+        rates = rates.astype(np.float32)
+    return dff, rates
+
+
+def _source_features(
+    images: dict[str, np.ndarray], cells: dict[str, Any], dff: np.ndarray
+) -> pd.DataFrame:
+    """id, size, brightness (mean image in the ROI), snr (of the dF/F) and blob response."""
+    n_cells = len(cells["centres"])
     brightness = ndimage.mean(
-        images["mean"].reshape(-1), flat_labels, index=np.arange(1, len(centres) + 1)
+        images["mean"].reshape(-1), cells["labels"].reshape(-1), index=np.arange(1, n_cells + 1)
     )
     noise_sd = _noise_sd(dff.astype(np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = np.nanpercentile(dff, 99, axis=1) / noise_sd
-    features = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "id": np.arange(1, len(centres) + 1, dtype=np.int64),
-            "size": sizes.astype(np.int64),
+            "id": np.arange(1, n_cells + 1, dtype=np.int64),
+            "size": cells["sizes"].astype(np.int64),
             "brightness": np.asarray(brightness, dtype=float),
             "snr": np.nan_to_num(snr.astype(float), nan=0.0, posinf=0.0),
-            "response": response[tuple(peaks.T)].astype(float),
+            "response": cells["response"][tuple(cells["peaks"].T)].astype(float),
         }
     )
-    positions = centres * np.asarray(vs3)
-    if is_plane:
+
+
+def _positions_um(run: _Run, centres: np.ndarray) -> np.ndarray:
+    positions = centres * np.asarray(run.vs3)
+    if run.is_plane:
         positions[:, 0] = 0.0
-    report(callback, 1.0, f"{len(centres)} point sources")
-    return PointSources(
-        positions=positions,
-        labels=labels.reshape(out_shape),
-        voxel_size=tuple(out_vs),
-        features=features,
-        traces=traces,
-        neuropil=np_traces,
-        dff=dff,
-        rates=rates,
-        summary_images={k: v.reshape(out_shape) for k, v in images.items()},
-        parameters=parameters,
-    )
+    return positions

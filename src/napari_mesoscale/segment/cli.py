@@ -3,7 +3,7 @@
 Examples::
 
     napari-mesoscale segment movie.ome.tif --out cells.mesoscale --csv cells.csv
-    napari-mesoscale segment em.ome.tif --kind em --soma-diameter 8 --out somata.mesoscale
+    napari-mesoscale segment em.ome.tif --kind em --cell-diameter 8 --out somata.mesoscale
     napari-mesoscale segment seg.zarr --kind labels --voxel-size 0.04 0.008 0.008 --csv somata.csv
     napari-mesoscale segment em.zarr --kind em --detector somata.pt --out somata.mesoscale
 """
@@ -19,7 +19,13 @@ from typing import Any
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Declare the arguments of ``napari-mesoscale segment``."""
+    """Declare the arguments of ``napari-mesoscale segment``.
+
+    The detection options come from :class:`DetectionParams` (calcium) and
+    :class:`SomaDetectionParams` (EM), so their defaults and help are those of the core.
+    """
+    from napari_mesoscale.segment.params import DetectionParams, SomaDetectionParams
+
     parser.add_argument("input", type=Path, help="TIFF / OME-Zarr / .npy movie or volume")
     parser.add_argument(
         "--kind",
@@ -34,24 +40,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="UM",
         help="voxel size in µm, (z y x) or (y x) for a plane; default: from the file",
     )
+    shared = ("cell_diameter", "threshold")
+    diameter = DetectionParams.specs()["cell_diameter"]
     parser.add_argument(
         "--cell-diameter",
         "--soma-diameter",
         type=float,
-        default=8.0,
-        dest="diameter",
-        help="µm (default 8)",
+        dest="cell_diameter",
+        help=f"{diameter.help} [µm] (default: {DetectionParams().cell_diameter}; "
+        "--soma-diameter is its old name)",
+    )
+    parser.add_argument(
+        "--threshold",
+        help="detection threshold or 'auto' (calcium: noise units; EM: contrast) (default: auto)",
+    )
+    DetectionParams.add_arguments(
+        parser.add_argument_group("calcium detection"), exclude=(*shared, "frame_rate")
     )
     parser.add_argument("--frame-rate", type=float, help="Hz (calcium; default: from the file)")
-    parser.add_argument("--threshold", default="auto", help="detection threshold or 'auto'")
-    parser.add_argument("--neuropil-coefficient", type=float, default=0.7)
-    parser.add_argument("--deconvolve", action="store_true", help="also estimate event rates")
-    parser.add_argument("--resolution", type=float, default=1.0, help="EM working voxel (µm)")
+    SomaDetectionParams.add_arguments(parser.add_argument_group("EM detection"), exclude=shared)
     parser.add_argument("--detector", type=Path, help="a trained soma detector (.pt) for --kind em")
     parser.add_argument("--out", type=Path, help="results bundle folder (.mesoscale) to write")
-    parser.add_argument(
-        "--csv", type=Path, help="table of sources (id, features, z_um, y_um, x_um)"
-    )
+    parser.add_argument("--csv", type=Path, help="table of sources (id, features, z, y, x in µm)")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
 
 
@@ -68,10 +78,22 @@ def _progress(quiet: bool):
     return callback
 
 
+def _threshold(value: str | None) -> float | str | None:
+    """``--threshold``: a number, ``auto`` or not given (None: the default)."""
+    if value is None or value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError as error:
+        raise ValueError(f"--threshold must be a number or 'auto'; got {value!r}.") from error
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the detection, print a summary, write the bundle and/or CSV."""
     from napari_mesoscale.io import read_volume, write_table
     from napari_mesoscale.segment import (
+        DetectionParams,
+        SomaDetectionParams,
         SomaDetector,
         detect_point_sources,
         detect_somata_em,
@@ -85,43 +107,31 @@ def run(args: argparse.Namespace) -> int:
     if voxel_size is None:
         raise ValueError(f"{args.input} carries no voxel size; give it with --voxel-size (µm).")
     data = volume.data
-    threshold: Any = args.threshold
-    if threshold != "auto":
-        try:
-            threshold = float(threshold)
-        except ValueError as error:
-            raise ValueError(
-                f"--threshold must be a number or 'auto'; got {threshold!r}."
-            ) from error
+    args.threshold = _threshold(args.threshold)
     callback = _progress(args.quiet)
     start = time.perf_counter()
     if args.kind == "calcium":
         if data.ndim in (3, 4) and voxel_size is not None and len(voxel_size) > data.ndim - 1:
             voxel_size = tuple(voxel_size)[-(data.ndim - 1) :]
+        params = DetectionParams.from_namespace(args)
         result = detect_point_sources(
             data,
             voxel_size=voxel_size,
-            cell_diameter=args.diameter,
             frame_rate=args.frame_rate or volume.frame_rate,
-            threshold=threshold,
-            neuropil_coefficient=args.neuropil_coefficient,
-            deconvolve=args.deconvolve,
+            params=params,
             callback=callback,
         )
     elif args.kind == "em":
         detector = SomaDetector.load(args.detector) if args.detector else None
+        params = SomaDetectionParams.from_namespace(args)
+        if detector is not None:
+            params = params.replace(resolution=detector.resolution)
         result = detect_somata_em(
-            data,
-            voxel_size=voxel_size,
-            soma_diameter=args.diameter,
-            resolution=detector.resolution if detector else args.resolution,
-            threshold=threshold,
-            detector=detector,
-            callback=callback,
+            data, voxel_size=voxel_size, detector=detector, params=params, callback=callback
         )
     else:
         result = somata_from_labels(
-            data, voxel_size=voxel_size, soma_diameter=args.diameter, callback=callback
+            data, voxel_size=voxel_size, cell_diameter=args.cell_diameter, callback=callback
         )
     seconds = time.perf_counter() - start
     summary = {

@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from napari_mesoscale.io import check_voxel_size
-from napari_mesoscale.segment.calcium import _ellipsoid_offsets, _is_dask, find_peaks
-from napari_mesoscale.segment.sources import PointSources, empty_features, report
+from napari_mesoscale.io import check_voxel_size, is_lazy
+from napari_mesoscale.progress import Progress
+from napari_mesoscale.segment.calcium import _ellipsoid_offsets, find_peaks
+from napari_mesoscale.segment.params import SomaDetectionParams, renamed_keyword
+from napari_mesoscale.segment.sources import DetectionCancelled, PointSources, empty_features
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_mesoscale.segment.unet import SomaDetector
@@ -61,7 +63,7 @@ def downsample(volume: Any, factors: np.ndarray) -> np.ndarray:
     factors = tuple(int(f) for f in factors)
     crop = tuple(slice(0, (s // f) * f) for s, f in zip(volume.shape, factors, strict=True))
     cropped = volume[crop]
-    if _is_dask(cropped):
+    if is_lazy(cropped):
         import dask.array as da
 
         cropped = cropped.astype(np.float32)
@@ -113,7 +115,7 @@ def split_bodies(
     mask: np.ndarray,
     *,
     voxel_size: tuple[float, ...],
-    soma_diameter: float,
+    cell_diameter: float,
     min_distance: float | None = None,
     shrink: float = 0.0,
 ) -> np.ndarray:
@@ -128,9 +130,9 @@ def split_bodies(
     dist = ndimage.distance_transform_edt(mask, sampling=vs).astype(np.float32)
     if shrink > 0:
         mask = dist > shrink
-    min_distance = 0.5 * soma_diameter if min_distance is None else min_distance
+    min_distance = 0.5 * cell_diameter if min_distance is None else min_distance
     peaks = find_peaks(
-        dist, voxel_size=tuple(vs), min_distance=min_distance, threshold=0.2 * soma_diameter
+        dist, voxel_size=tuple(vs), min_distance=min_distance, threshold=0.2 * cell_diameter
     )
     markers = np.zeros(mask.shape, dtype=np.int32)
     if len(peaks):
@@ -149,9 +151,9 @@ def _label_measures(labels: np.ndarray, voxel_size: tuple[float, ...]) -> pd.Dat
             columns=[
                 "label",
                 "size",
-                "z_um",
-                "y_um",
-                "x_um",
+                "z",
+                "y",
+                "x",
                 "volume_um3",
                 "diameter_um",
                 "elongation",
@@ -185,9 +187,9 @@ def _label_measures(labels: np.ndarray, voxel_size: tuple[float, ...]) -> pd.Dat
         {
             "label": ids,
             "size": count.astype(np.int64),
-            "z_um": first[0],
-            "y_um": first[1],
-            "x_um": first[2],
+            "z": first[0],
+            "y": first[1],
+            "x": first[2],
             "volume_um3": volume,
             "diameter_um": (6.0 * volume / math.pi) ** (1.0 / 3.0),
             "elongation": np.sqrt(eig[:, -1] / eig[:, 0]),
@@ -226,7 +228,7 @@ def _sources_from_bodies(
         }
     )
     return PointSources(
-        positions=kept[["z_um", "y_um", "x_um"]].to_numpy(dtype=float).reshape(-1, 3),
+        positions=kept[["z", "y", "x"]].to_numpy(dtype=float).reshape(-1, 3),
         labels=relabelled,
         voxel_size=tuple(out_voxel_size),
         features=features,
@@ -236,21 +238,30 @@ def _sources_from_bodies(
 
 
 # -- from raw EM ------------------------------------------------------------------------------
+_SOMA_DETECTION_FIELDS = frozenset(SomaDetectionParams.specs())
+
+
 def detect_somata_em(
     volume: Any,
     *,
     voxel_size: Any,
-    soma_diameter: float = 8.0,
-    resolution: float = 1.0,
-    threshold: float | str = "auto",
+    cell_diameter: float | None = None,
+    resolution: float | None = None,
+    threshold: float | str | None = None,
     detector: SomaDetector | None = None,
-    probability_threshold: float = 0.7,
-    size_range: tuple[float, float] = (0.5, 1.6),
+    probability_threshold: float | None = None,
+    size_range: tuple[float, float] | None = None,
     opening_radius: float | None = None,
-    full_resolution_labels: bool = True,
+    full_resolution_labels: bool | None = None,
+    params: SomaDetectionParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
+    soma_diameter: float | None = None,
 ) -> PointSources:
     """Find somata in a raw EM volume.
+
+    Every parameter left at ``None`` takes its value from ``params`` (default:
+    :class:`~napari_mesoscale.segment.params.SomaDetectionParams`, which documents defaults,
+    units and valid ranges).
 
     Parameters
     ----------
@@ -258,29 +269,21 @@ def detect_somata_em(
         (Z, Y, X) EM intensities. Dask arrays are downsampled block by block.
     voxel_size : sequence of float
         Voxel size in µm, (z, y, x).
-    soma_diameter : float
-        Typical soma diameter in µm.
-    resolution : float
-        Working voxel size in µm; each axis is block-averaged by an integer factor to at most
-        this size.
-    threshold : float or "auto"
-        Threshold of the soma contrast image (edge energy, intensity units); ``"auto"`` uses
-        Otsu's method. Ignored when a ``detector`` is given.
+    cell_diameter, resolution, threshold, probability_threshold, size_range, \
+opening_radius, full_resolution_labels
+        The detection parameters: fields of
+        :class:`~napari_mesoscale.segment.params.SomaDetectionParams`, which gives each
+        one's meaning, unit, default and valid range. ``None`` takes the value from ``params``.
     detector : SomaDetector, optional
         A trained U-Net (:func:`train_soma_detector`); its soma probability, thresholded at
         ``probability_threshold``, replaces the contrast threshold.
-    probability_threshold : float
-        Soma probability above which a voxel belongs to a soma (U-Net path). 0.7 keeps the
-        confident core and drops the uncertain rim that would join touching somata.
-    size_range : (float, float)
-        Kept bodies have an equivalent diameter between these multiples of ``soma_diameter``.
-    opening_radius : float, optional
-        Radius (µm) of the morphological opening that cuts thin structures from the mask
-        (default: half the working voxel size, at least 0.5 µm).
-    full_resolution_labels : bool
-        Return labels on the input grid (True) or on the working grid.
+    params : SomaDetectionParams, optional
+        All parameters at once; explicit keyword arguments override it.
     callback : callable, optional
-        Progress callback ``{"fraction", "message"}``; returning False stops.
+        Progress callback (:mod:`napari_mesoscale.progress`); returning False stops the run
+        with :class:`~napari_mesoscale.segment.DetectionCancelled`.
+    soma_diameter : float, optional
+        Deprecated name of ``cell_diameter``.
 
     Returns
     -------
@@ -288,121 +291,174 @@ def detect_somata_em(
         Soma centres (µm), labels, features (id, size, brightness, snr = mean contrast over the
         background's median contrast, volume_um3, diameter_um, elongation); no traces.
     """
-    volume, vs = check_em_volume(volume, voxel_size)
-    d = float(soma_diameter)
-    if not np.isfinite(d) or d <= 0:
-        raise ValueError(f"soma_diameter must be a positive number of µm; got {soma_diameter}.")
-    if d < min(vs):
-        raise ValueError(
-            f"soma_diameter {d} µm is smaller than one voxel ({min(vs)} µm); check units (µm)."
-        )
-    lo_size, hi_size = (float(s) for s in size_range)
-    if not 0 <= lo_size < hi_size:
-        raise ValueError(f"size_range must be (low, high) with 0 <= low < high; got {size_range}.")
-    factors = downsample_factors(vs, resolution)
-    work_vs = tuple(float(v) for v in np.asarray(vs) * factors)
-    shape = tuple(int(s) for s in volume.shape)
-    parameters = {
-        "voxel_size": list(vs),
-        "soma_diameter": d,
-        "resolution": resolution,
-        "threshold": threshold,
-        "method": "unet" if detector is not None else "classical",
-        "probability_threshold": probability_threshold,
-        "size_range": [lo_size, hi_size],
-        "working_voxel_size": list(work_vs),
-    }
-    out_vs = vs if full_resolution_labels else work_vs
-
-    def empty(reason: str, images: dict[str, np.ndarray] | None = None) -> PointSources:
-        warnings.warn(f"No somata: {reason}", stacklevel=3)
-        report(callback, 1.0, f"no somata: {reason}")
-        out_shape = (
-            shape
-            if full_resolution_labels
-            else tuple(s // f for s, f in zip(shape, factors, strict=True))
-        )
-        return PointSources(
-            positions=np.zeros((0, 3)),
-            labels=np.zeros(out_shape, dtype=np.int32),
-            voxel_size=tuple(out_vs),
-            features=empty_features(),
-            summary_images=images or {},
-            parameters=parameters,
-        )
-
+    cell_diameter = renamed_keyword("cell_diameter", cell_diameter, "soma_diameter", soma_diameter)
+    p = (params or SomaDetectionParams()).merged(
+        **{k: v for k, v in locals().items() if k in _SOMA_DETECTION_FIELDS}
+    )
+    run = _prepare_em_run(volume, voxel_size, p, detector)
+    progress = Progress.wrap(callback, DetectionCancelled)
+    shape, factors = run["shape"], run["factors"]
     if int(np.prod(shape)) == 0 or any(s < f for s, f in zip(shape, factors, strict=True)):
-        return empty(f"the volume is empty or smaller than one working voxel (shape {shape}).")
-    report(callback, 0.0, "downsampling")
-    image = downsample(volume, factors)
+        reason = f"the volume is empty or smaller than one working voxel (shape {shape})."
+        return _no_somata(run, progress, reason)
+    progress.report(0.0, "downsampling")
+    image = downsample(run["volume"], factors)
     if not np.all(np.isfinite(image)):
         raise ValueError("EM volume contains NaN or infinite values; replace them first.")
     if float(image.max()) == float(image.min()):
-        return empty("the volume is constant.")
-    report(callback, 0.15, "soma contrast")
-    scale = max(1.0, 0.125 * d)
-    contrast = soma_contrast(image, work_vs, scale=scale)
+        return _no_somata(run, progress, "the volume is constant.")
+    mask, images = _soma_mask(run, image, detector, progress.stage(0.15, 0.65, "soma mask"))
+    progress.report(0.65, "opening, filling, distance transform")
+    bodies = _bodies(run, mask, detector is not None)
+    progress.report(0.85, "measuring bodies")
+    result = _measure_somata(run, image, bodies, images)
+    if result is None:
+        return _no_somata(run, progress, "no body of soma size above the threshold.", images)
+    progress.report(1.0, f"{len(result)} somata")
+    if len(result) == 0:
+        warnings.warn(
+            "No somata: no body of soma size; check cell_diameter and voxel_size.", stacklevel=2
+        )
+    return result
+
+
+def _prepare_em_run(
+    volume: Any, voxel_size: Any, p: SomaDetectionParams, detector: SomaDetector | None
+) -> dict[str, Any]:
+    """Check the inputs; the working grid and the JSON-able parameters of the run."""
+    volume, vs = check_em_volume(volume, voxel_size)
+    d = float(p.cell_diameter)
+    if not np.isfinite(d) or d <= 0:
+        raise ValueError(f"cell_diameter must be a positive number of µm; got {p.cell_diameter}.")
+    if d < min(vs):
+        raise ValueError(
+            f"cell_diameter {d} µm is smaller than one voxel ({min(vs)} µm); check units (µm)."
+        )
+    lo_size, hi_size = (float(s) for s in p.size_range)
+    if not 0 <= lo_size < hi_size:
+        raise ValueError(
+            f"size_range must be (low, high) with 0 <= low < high; got {p.size_range}."
+        )
+    if detector is None and isinstance(p.threshold, str) and p.threshold != "auto":
+        raise ValueError(f"threshold must be a number or 'auto'; got {p.threshold!r}.")
+    factors = downsample_factors(vs, p.resolution)
+    work_vs = tuple(float(v) for v in np.asarray(vs) * factors)
+    record = {
+        "voxel_size": list(vs),
+        "cell_diameter": d,
+        "resolution": p.resolution,
+        "threshold": p.threshold,
+        "method": "unet" if detector is not None else "classical",
+        "probability_threshold": p.probability_threshold,
+        "size_range": [lo_size, hi_size],
+        "working_voxel_size": list(work_vs),
+    }
+    return {
+        "volume": volume,
+        "voxel_size": vs,
+        "shape": tuple(int(s) for s in volume.shape),
+        "factors": factors,
+        "work_vs": work_vs,
+        "params": p.replace(cell_diameter=d, size_range=(lo_size, hi_size)),
+        "record": record,
+    }
+
+
+def _no_somata(
+    run: dict[str, Any],
+    progress: Progress,
+    reason: str,
+    images: dict[str, np.ndarray] | None = None,
+) -> PointSources:
+    warnings.warn(f"No somata: {reason}", stacklevel=3)
+    progress.report(1.0, f"no somata: {reason}")
+    full = run["params"].full_resolution_labels
+    shape, factors = run["shape"], run["factors"]
+    out_shape = shape if full else tuple(s // f for s, f in zip(shape, factors, strict=True))
+    return PointSources(
+        positions=np.zeros((0, 3)),
+        labels=np.zeros(out_shape, dtype=np.int32),
+        voxel_size=tuple(run["voxel_size"] if full else run["work_vs"]),
+        features=empty_features(),
+        summary_images=images or {},
+        parameters=run["record"],
+    )
+
+
+def _soma_mask(
+    run: dict[str, Any], image: np.ndarray, detector: SomaDetector | None, progress: Progress
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Soma voxels: contrast above a threshold, or U-Net probability above its threshold."""
+    p = run["params"]
+    progress.report(0.0, "soma contrast")
+    contrast = soma_contrast(image, run["work_vs"], scale=_contrast_scale(p))
     images: dict[str, np.ndarray] = {"contrast": contrast}
     if detector is not None:
-        report(callback, 0.2, "U-Net prediction")
-        probability = detector.predict_working(image, callback=callback, progress_span=(0.2, 0.6))
+        probability = detector.predict_working(image, callback=progress.stage(0.1, 0.9, "U-Net"))
         images["probability"] = probability
-        mask = probability > probability_threshold
-        used = probability_threshold
-    else:
-        if isinstance(threshold, str):
-            if threshold != "auto":
-                raise ValueError(f"threshold must be a number or 'auto'; got {threshold!r}.")
-            from skimage.filters import threshold_otsu
+        mask = probability > p.probability_threshold
+        used = p.probability_threshold
+    elif isinstance(p.threshold, str):
+        from skimage.filters import threshold_otsu
 
-            used = float(threshold_otsu(contrast))
-        else:
-            used = float(threshold)
+        used = float(threshold_otsu(contrast))
         mask = contrast > used
-    parameters["threshold_used"] = used
-    report(callback, 0.65, "opening, filling, distance transform")
-    radius = max(0.5, 0.5 * max(work_vs)) if opening_radius is None else float(opening_radius)
+    else:
+        used = float(p.threshold)
+        mask = contrast > used
+    run["record"]["threshold_used"] = used
+    return mask, images
+
+
+def _contrast_scale(p: SomaDetectionParams) -> float:
+    return max(1.0, 0.125 * p.cell_diameter)
+
+
+def _bodies(run: dict[str, Any], mask: np.ndarray, from_unet: bool) -> np.ndarray:
+    """Open, fill and split the mask into labelled bodies on the working grid."""
+    p, work_vs = run["params"], run["work_vs"]
+    radius = max(0.5, 0.5 * max(work_vs)) if p.opening_radius is None else float(p.opening_radius)
     if radius > 0:
         mask = ndimage.binary_opening(mask, _ball(radius, np.asarray(work_vs)))
     mask = ndimage.binary_fill_holes(mask)
     # the contrast spreads about one smoothing width beyond the membrane: trim that halo
-    halo = scale if detector is None else 0.0
-    bodies = split_bodies(mask, voxel_size=work_vs, soma_diameter=d, shrink=halo)
-    report(callback, 0.85, "measuring bodies")
+    halo = 0.0 if from_unet else _contrast_scale(p)
+    return split_bodies(mask, voxel_size=work_vs, cell_diameter=p.cell_diameter, shrink=halo)
+
+
+def _measure_somata(
+    run: dict[str, Any], image: np.ndarray, bodies: np.ndarray, images: dict[str, np.ndarray]
+) -> PointSources | None:
+    """Keep the bodies of soma size; None when there is no body at all."""
+    p, work_vs, factors = run["params"], run["work_vs"], run["factors"]
     measures = _label_measures(bodies, work_vs)
     if len(measures) == 0:
-        return empty("no body of soma size above the threshold.", images)
+        return None
     # working voxel i covers input voxels i*f .. i*f+f-1: its centre is shifted by (f-1)/2
-    offset = 0.5 * (factors - 1) * np.asarray(vs)
-    measures[["z_um", "y_um", "x_um"]] += offset
+    measures[["z", "y", "x"]] += 0.5 * (factors - 1) * np.asarray(run["voxel_size"])
+    d, (lo_size, hi_size) = p.cell_diameter, p.size_range
     keep = (measures["diameter_um"] >= lo_size * d) & (measures["diameter_um"] <= hi_size * d)
-    keep = keep.to_numpy()
     ids = measures["label"].to_numpy()
-    brightness = ndimage.mean(image, bodies, ids)
+    contrast = images["contrast"]
     background = float(np.median(contrast[bodies == 0])) if np.any(bodies == 0) else 1.0
     snr = np.asarray(ndimage.mean(contrast, bodies, ids)) / max(background, 1e-9)
+    full = p.full_resolution_labels
 
     def out_labels(lab: np.ndarray) -> np.ndarray:
-        return upsample_labels(lab, factors, shape) if full_resolution_labels else lab
+        return upsample_labels(lab, factors, run["shape"]) if full else lab
 
-    result = _sources_from_bodies(
+    return _sources_from_bodies(
         bodies,
         voxel_size=work_vs,
-        keep=keep,
+        keep=keep.to_numpy(),
         measures=measures,
-        brightness=np.asarray(brightness),
+        brightness=np.asarray(ndimage.mean(image, bodies, ids)),
         snr=snr,
         out_labels=out_labels,
-        out_voxel_size=out_vs,
-        parameters=parameters,
+        out_voxel_size=run["voxel_size"] if full else work_vs,
+        parameters=run["record"],
         summary_images=images,
     )
-    report(callback, 1.0, f"{len(result)} somata")
-    if len(result) == 0:
-        warnings.warn(
-            "No somata: no body of soma size; check soma_diameter and voxel_size.", stacklevel=2
-        )
-    return result
 
 
 # -- from an existing segmentation ---------------------------------------------------------------
@@ -410,17 +466,20 @@ def somata_from_labels(
     labels: Any,
     *,
     voxel_size: Any,
-    soma_diameter: float = 8.0,
+    cell_diameter: float | None = None,
     size_range: tuple[float, float] = (0.5, 2.0),
     max_elongation: float = 2.5,
     callback: Callable[[dict[str, Any]], Any] | None = None,
+    soma_diameter: float | None = None,
 ) -> PointSources:
     """Somata from a label volume (e.g. a connectomics segmentation).
 
     Every label is measured (centroid, volume, equivalent diameter, elongation = square
     root of the ratio of the largest to the smallest principal second moment). A label is a
-    soma if its equivalent diameter lies within ``size_range`` times ``soma_diameter`` and its
+    soma if its equivalent diameter lies within ``size_range`` times ``cell_diameter`` (µm,
+    default that of :class:`~napari_mesoscale.segment.params.SomaDetectionParams`) and its
     elongation is at most ``max_elongation``; neurite fragments are small or elongated.
+    ``soma_diameter`` is the deprecated name of ``cell_diameter``.
 
     Returns
     -------
@@ -428,16 +487,20 @@ def somata_from_labels(
         Somata only, relabelled 1..N; ``features`` keeps the original ``label`` and the
         measures. :func:`label_table` gives the measures of every label.
     """
-    labels = np.asarray(labels.compute() if _is_dask(labels) else labels)
+    labels = np.asarray(labels.compute() if is_lazy(labels) else labels)
     if labels.ndim != 3:
         raise ValueError(f"labels must be a 3D (Z, Y, X) volume; got shape {labels.shape}.")
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers; got dtype {labels.dtype}.")
     vs = check_voxel_size(voxel_size, ndim=3)
-    d = float(soma_diameter)
+    cell_diameter = renamed_keyword("cell_diameter", cell_diameter, "soma_diameter", soma_diameter)
+    if cell_diameter is None:
+        cell_diameter = SomaDetectionParams().cell_diameter
+    d = float(cell_diameter)
     if not d > 0:
-        raise ValueError(f"soma_diameter must be positive µm; got {soma_diameter}.")
-    report(callback, 0.0, "measuring labels")
+        raise ValueError(f"cell_diameter must be positive µm; got {cell_diameter}.")
+    progress = Progress.wrap(callback, DetectionCancelled)
+    progress.report(0.0, "measuring labels")
     table = label_table(labels, voxel_size=vs)
     table["is_soma"] = (
         (table["diameter_um"] >= size_range[0] * d)
@@ -460,15 +523,15 @@ def somata_from_labels(
             "elongation": somata["elongation"].to_numpy(),
         }
     )
-    report(callback, 1.0, f"{len(somata)} somata of {len(table)} labels")
+    progress.report(1.0, f"{len(somata)} somata of {len(table)} labels")
     return PointSources(
-        positions=somata[["z_um", "y_um", "x_um"]].to_numpy(dtype=float).reshape(-1, 3),
+        positions=somata[["z", "y", "x"]].to_numpy(dtype=float).reshape(-1, 3),
         labels=relabelled,
         voxel_size=vs,
         features=features,
         parameters={
             "voxel_size": list(vs),
-            "soma_diameter": d,
+            "cell_diameter": d,
             "size_range": list(size_range),
             "max_elongation": max_elongation,
             "n_labels": int(len(table)),

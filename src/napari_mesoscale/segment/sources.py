@@ -10,23 +10,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from napari_mesoscale.progress import Cancelled
+
 FEATURE_COLUMNS = ("id", "size", "brightness", "snr")
 
 
-class DetectionCancelled(RuntimeError):
-    """Raised by a core detection loop when its progress callback returned ``False``."""
+#: columns of the source positions (µm) in :meth:`PointSources.to_table`, as in the
+#: connectome's neuron tables (``io.read_positions`` also reads the older ``z_um, y_um, x_um``)
+POSITION_COLUMNS = ("z", "y", "x")
+
+#: bundle metadata marking time series stored (T, N); older bundles stored them (N, T)
+_TIME_FIRST = "time_first"
+_SERIES = ("traces", "neuropil", "dff", "rates")
 
 
-def report(callback: Any, fraction: float, message: str = "", **extra: Any) -> None:
-    """Call a progress ``callback`` with ``{"fraction", "message", ...}``; stop on ``False``.
-
-    The callback may also raise (e.g. napari's cancel flag); that propagates unchanged.
-    """
-    if callback is None:
-        return
-    info = {"fraction": float(min(max(fraction, 0.0), 1.0)), "message": message, **extra}
-    if callback(info) is False:
-        raise DetectionCancelled("detection cancelled by the progress callback")
+class DetectionCancelled(Cancelled, RuntimeError):
+    """A detection's progress callback asked it to stop (a :class:`~.progress.Cancelled`)."""
 
 
 def empty_features() -> pd.DataFrame:
@@ -58,13 +57,13 @@ class PointSources:
         One row per source: ``id`` (= label value), ``size`` (voxels), ``brightness`` (mean
         summary-image intensity in the ROI), ``snr``, and any detector-specific columns.
     traces : numpy.ndarray or None
-        (N, T) raw ROI mean fluorescence per frame (calcium only).
+        (T, N) raw ROI mean fluorescence per frame (calcium only); column ``i`` is source ``i``.
     neuropil : numpy.ndarray or None
-        (N, T) mean fluorescence of each ROI's surrounding annulus.
+        (T, N) mean fluorescence of each ROI's surrounding annulus.
     dff : numpy.ndarray or None
-        (N, T) neuropil-corrected dF/F.
+        (T, N) neuropil-corrected dF/F.
     rates : numpy.ndarray or None
-        (N, T) non-negative deconvolved event rates (AR(1), OASIS), if requested.
+        (T, N) non-negative deconvolved event rates (AR(1), OASIS), if requested.
     summary_images : dict
         Named (Z, Y, X) float32 images (``mean``, ``max``, ``std``, ``correlation`` for calcium;
         ``probability`` etc. for EM).
@@ -93,19 +92,19 @@ class PointSources:
 
     @property
     def activity(self) -> np.ndarray | None:
-        """dF/F as a (T, N) activity matrix (the layout the model expects), or None."""
-        return None if self.dff is None else np.ascontiguousarray(self.dff.T)
+        """dF/F as a contiguous (T, N) activity matrix (the layout the model expects), or None."""
+        return None if self.dff is None else np.ascontiguousarray(self.dff)
 
     def to_table(self) -> pd.DataFrame:
-        """One row per source: features plus ``z_um``, ``y_um``, ``x_um``."""
+        """One row per source: features plus its position ``z``, ``y``, ``x`` in µm."""
         table = self.features.reset_index(drop=True).copy()
         positions = np.asarray(self.positions, dtype=float).reshape(-1, 3)
-        for axis, name in enumerate(("z_um", "y_um", "x_um")):
+        for axis, name in enumerate(POSITION_COLUMNS):
             table[name] = positions[:, axis]
         return table
 
     def __repr__(self) -> str:
-        t = None if self.traces is None else self.traces.shape[1]
+        t = None if self.traces is None else self.traces.shape[0]
         return (
             f"PointSources(n={len(self)}, labels shape={tuple(self.labels.shape)}, "
             f"voxel_size={tuple(self.voxel_size)}, frames={t})"
@@ -117,7 +116,7 @@ class PointSources:
         from napari_mesoscale.io import ResultsBundle, Volume
 
         arrays = {"positions": np.asarray(self.positions, dtype=float)}
-        for name in ("traces", "neuropil", "dff", "rates"):
+        for name in _SERIES:
             value = getattr(self, name)
             if value is not None:
                 arrays[name] = np.asarray(value)
@@ -138,6 +137,7 @@ class PointSources:
                 "kind": "PointSources",
                 "voxel_size": [float(v) for v in self.voxel_size],
                 "parameters": self.parameters,
+                _TIME_FIRST: True,
             },
         )
         return bundle.save(path)
@@ -150,7 +150,11 @@ class PointSources:
         bundle = load_bundle(path, lazy=False)
         if bundle.metadata.get("kind") != "PointSources":
             raise ValueError(f"{path} is a results bundle but does not hold point sources.")
-        arrays = bundle.arrays
+        arrays = dict(bundle.arrays)
+        if not bundle.metadata.get(_TIME_FIRST, False):  # written (N, T) before
+            for name in _SERIES:
+                if arrays.get(name) is not None:
+                    arrays[name] = np.asarray(arrays[name]).T
         return cls(
             positions=np.asarray(arrays["positions"], dtype=float).reshape(-1, 3),
             labels=np.asarray(bundle.volumes["labels"].data),

@@ -21,13 +21,15 @@ from typing import Any
 import numpy as np
 
 from napari_mesoscale.io import atomic_path
+from napari_mesoscale.progress import Progress
 from napari_mesoscale.segment.em import (
     check_em_volume,
     downsample,
     downsample_factors,
     upsample_labels,
 )
-from napari_mesoscale.segment.sources import report
+from napari_mesoscale.segment.params import SomaTrainingParams
+from napari_mesoscale.segment.sources import DetectionCancelled
 
 UNLABELLED, BACKGROUND, SOMA = 0, 1, 2
 
@@ -199,7 +201,7 @@ class SomaDetector:
         out = np.zeros(x.shape, dtype=np.float32)
         total = int(np.prod([len(s) for s in starts]))
         done = 0
-        lo, hi = progress_span
+        progress = Progress.wrap(callback, DetectionCancelled).stage(*progress_span)
         self.model.eval()
         with torch.no_grad():
             for z0 in starts[0]:
@@ -223,9 +225,7 @@ class SomaDetector:
                             a[0] : b[0], a[1] : b[1], a[2] : b[2]
                         ]
                         done += 1
-                        report(
-                            callback, lo + (hi - lo) * done / total, f"U-Net block {done}/{total}"
-                        )
+                        progress.report(done / total, f"U-Net block {done}/{total}")
         return out
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -280,22 +280,51 @@ def _downsample_annotations(
     return out
 
 
+def _checked_annotations(annotations: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """Painted annotations as an integer array of the volume's ``shape``, holding 0, 1 and 2."""
+    annotations = np.asarray(
+        annotations.compute() if hasattr(annotations, "compute") else annotations
+    )
+    if annotations.shape != shape:
+        raise ValueError(
+            f"annotations must have the volume's shape {shape}; got "
+            f"{annotations.shape}. Paint them in a Labels layer over the EM volume."
+        )
+    if not np.issubdtype(annotations.dtype, np.integer):
+        raise ValueError(f"annotations must be integers (0, 1, 2); got dtype {annotations.dtype}.")
+    values = np.unique(annotations)
+    if np.any((values < 0) | (values > SOMA)):
+        raise ValueError(
+            f"annotations may only hold 0 (unlabelled), 1 (background) and 2 (soma); got "
+            f"values {values.tolist()}."
+        )
+    if SOMA not in values or BACKGROUND not in values:
+        raise ValueError(
+            "annotations need both painted somata (label 2) and painted background (label 1)."
+        )
+    return annotations
+
+
+_TRAINING_FIELDS = frozenset(SomaTrainingParams.specs())
+
+
 def train_soma_detector(
     volume: Any,
     annotations: Any,
     *,
     voxel_size: Any,
-    epochs: int = 30,
-    steps_per_epoch: int = 16,
-    batch_size: int = 4,
-    patch_size: int = 32,
-    resolution: float = 1.0,
-    base_channels: int = 8,
-    depth: int = 2,
-    learning_rate: float = 3e-3,
-    device: str = "auto",
-    seed: int = 0,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+    batch_size: int | None = None,
+    patch_size: int | None = None,
+    resolution: float | None = None,
+    base_channels: int | None = None,
+    depth: int | None = None,
+    learning_rate: float | None = None,
+    device: str | None = None,
+    seed: int | None = None,
     detector: SomaDetector | None = None,
+    params: SomaTrainingParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
 ) -> SomaDetector:
     """Train a small 3D U-Net from sparse painted annotations.
@@ -325,6 +354,9 @@ def train_soma_detector(
         Seed for weights and patch sampling.
     detector : SomaDetector, optional
         Continue training this detector instead of a fresh network.
+    params : SomaTrainingParams, optional
+        The training settings at once (defaults, units, ranges); arguments left at ``None``
+        take their value from it, explicit ones override it.
     callback : callable, optional
         Called after every step with ``fraction`` and ``message``, and after every epoch also
         with ``epoch``, ``loss`` and ``accuracy``; returning False (or raising) stops.
@@ -334,33 +366,18 @@ def train_soma_detector(
     SomaDetector
         With ``history`` holding the loss per epoch.
     """
+    settings = (params or SomaTrainingParams()).merged(
+        **{k: v for k, v in locals().items() if k in _TRAINING_FIELDS}
+    )
+    progress = Progress.wrap(callback, DetectionCancelled)
     torch = _torch()
     volume, vs = check_em_volume(volume, voxel_size)
-    annotations = np.asarray(
-        annotations.compute() if hasattr(annotations, "compute") else annotations
-    )
-    if annotations.shape != tuple(volume.shape):
-        raise ValueError(
-            f"annotations must have the volume's shape {tuple(volume.shape)}; got "
-            f"{annotations.shape}. Paint them in a Labels layer over the EM volume."
-        )
-    if not np.issubdtype(annotations.dtype, np.integer):
-        raise ValueError(f"annotations must be integers (0, 1, 2); got dtype {annotations.dtype}.")
-    values = np.unique(annotations)
-    if np.any((values < 0) | (values > SOMA)):
-        raise ValueError(
-            f"annotations may only hold 0 (unlabelled), 1 (background) and 2 (soma); got "
-            f"values {values.tolist()}."
-        )
-    if SOMA not in values or BACKGROUND not in values:
-        raise ValueError(
-            "annotations need both painted somata (label 2) and painted background (label 1)."
-        )
-    if epochs < 1 or steps_per_epoch < 1 or batch_size < 1:
+    annotations = _checked_annotations(annotations, tuple(volume.shape))
+    if settings.epochs < 1 or settings.steps_per_epoch < 1 or settings.batch_size < 1:
         raise ValueError("epochs, steps_per_epoch and batch_size must be at least 1.")
-    multiple = 2**depth
-    patch = max(multiple, int(math.ceil(patch_size / multiple)) * multiple)
-    factors = downsample_factors(vs, resolution)
+    multiple = 2**settings.depth
+    patch = max(multiple, int(math.ceil(settings.patch_size / multiple)) * multiple)
+    factors = downsample_factors(vs, settings.resolution)
     image = downsample(volume, factors)
     target = _downsample_annotations(annotations, factors, image.shape)
     centre, scale = _robust_stats(image)
@@ -369,19 +386,26 @@ def train_soma_detector(
     pad = [(0, max(0, patch - s)) for s in x.shape]
     x = np.pad(x, pad, mode="reflect" if min(x.shape) > 1 else "edge")
     target = np.pad(target, pad, mode="constant")
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    dev = resolve_device(device)
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    dev = resolve_device(settings.device)
     if detector is None:
-        model = build_unet(base_channels, depth)
-        config = {"base_channels": base_channels, "depth": depth, "patch_size": patch, "margin": 16}
+        model = build_unet(settings.base_channels, settings.depth)
+        config = {
+            "base_channels": settings.base_channels,
+            "depth": settings.depth,
+            "patch_size": patch,
+            "margin": 16,
+        }
     else:
         model, config = detector.model, dict(detector.config)
     model.to(dev)
-    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
     # cosine decay to 10 % of the learning rate over the run steadies the last epochs
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-        optimiser, T_max=epochs * steps_per_epoch, eta_min=0.1 * learning_rate
+        optimiser,
+        T_max=settings.epochs * settings.steps_per_epoch,
+        eta_min=0.1 * settings.learning_rate,
     )
     soma_idx = np.argwhere(target == SOMA)
     bg_idx = np.argwhere(target == BACKGROUND)
@@ -396,12 +420,12 @@ def train_soma_detector(
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight, ignore_index=-1)
     history: list[dict[str, float]] = list(detector.history) if detector is not None else []
     start_time = time.perf_counter()
-    for epoch in range(epochs):
+    for epoch in range(settings.epochs):
         model.train()
         losses, correct, counted = [], 0, 0
-        for step in range(steps_per_epoch):
+        for step in range(settings.steps_per_epoch):
             xs, ys = [], []
-            for _b in range(batch_size):
+            for _b in range(settings.batch_size):
                 pool = soma_idx if rng.random() < 0.5 else bg_idx
                 centre_voxel = pool[rng.integers(len(pool))]
                 jitter = rng.integers(-patch // 4, patch // 4 + 1, size=3)
@@ -427,10 +451,10 @@ def train_soma_detector(
             scheduler.step()
             losses.append(float(loss.detach().cpu()))
             # every step, so that Cancel acts within one step
-            report(
-                callback,
-                (epoch * steps_per_epoch + step + 1) / (epochs * steps_per_epoch),
-                f"epoch {epoch + 1}/{epochs}, step {step + 1}/{steps_per_epoch}",
+            progress.report(
+                (epoch * settings.steps_per_epoch + step + 1)
+                / (settings.epochs * settings.steps_per_epoch),
+                f"epoch {epoch + 1}/{settings.epochs}, step {step + 1}/{settings.steps_per_epoch}",
             )
             with torch.no_grad():
                 valid = yb >= 0
@@ -443,10 +467,9 @@ def train_soma_detector(
             "seconds": time.perf_counter() - start_time,
         }
         history.append(record)
-        report(
-            callback,
-            (epoch + 1) / epochs,
-            f"epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f}",
+        progress.report(
+            (epoch + 1) / settings.epochs,
+            f"epoch {epoch + 1}/{settings.epochs}: loss {record['loss']:.4f}",
             epoch=epoch + 1,
             loss=record["loss"],
             accuracy=record["accuracy"],
@@ -455,7 +478,7 @@ def train_soma_detector(
     return SomaDetector(
         model=model,
         voxel_size=tuple(vs),
-        resolution=float(resolution),
+        resolution=float(settings.resolution),
         config=config,
         history=history,
         device=dev,

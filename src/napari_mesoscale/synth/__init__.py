@@ -76,7 +76,19 @@ plasma membrane, a darker nucleus with a dark envelope, dark puncta at every syn
 blur and noise.
 """
 
-from ._dynamics import STIMULUS_NAMES
-from .toy_brain import MOTIF_NAMES, ToyBrain, make_toy_brain
+from .dynamics import STIMULUS_NAMES, ToyBrainCancelled, spikes_to_calcium
+from .render import MovieRenderer, smooth_field, soma_profiles
+from .toy_brain import MOTIF_NAMES, ToyBrain, ToyBrainParams, make_toy_brain
 
-__all__ = ["MOTIF_NAMES", "STIMULUS_NAMES", "ToyBrain", "make_toy_brain"]
+__all__ = [
+    "MOTIF_NAMES",
+    "STIMULUS_NAMES",
+    "MovieRenderer",
+    "ToyBrain",
+    "ToyBrainCancelled",
+    "ToyBrainParams",
+    "make_toy_brain",
+    "smooth_field",
+    "soma_profiles",
+    "spikes_to_calcium",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -12,9 +13,20 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ._dynamics import STIMULUS_NAMES, Dynamics, make_stimulus, simulate, spikes_to_calcium
+from napari_mesoscale.params import Params, param
+from napari_mesoscale.progress import Progress
+
 from ._layout import draw_instance_sizes, place_instances, place_somata
-from ._render import (
+from ._wiring import CHAIN, INT, OSC, WTA, build_wiring, synapse_table, to_sparse
+from .dynamics import (
+    STIMULUS_NAMES,
+    Dynamics,
+    ToyBrainCancelled,
+    make_stimulus,
+    simulate,
+    spikes_to_calcium,
+)
+from .render import (
     EMRenderer,
     MovieRenderer,
     slab_array,
@@ -22,7 +34,6 @@ from ._render import (
     soma_labels_only,
     soma_profiles,
 )
-from ._wiring import CHAIN, INT, OSC, WTA, build_wiring, synapse_table, to_sparse
 
 #: the motif types the toy brain knows, in their canonical order
 MOTIF_NAMES: tuple[str, ...] = ("oscillator", "integrator", "wta", "chain")
@@ -228,10 +239,6 @@ class ToyBrain:
         )
 
     # ------------------------------------------------------------------ tables
-    def neuron_table(self) -> pd.DataFrame:
-        """Alias of :attr:`neurons`."""
-        return self.neurons
-
     def synapse_table(self) -> pd.DataFrame:
         """Alias of :attr:`synapses`."""
         return self.synapses
@@ -361,32 +368,11 @@ def _scaled_shape(n: int, voxel_size, soma_diameter: float) -> tuple[int, int, i
     )
 
 
-def make_toy_brain(
-    n_neurons: int = 300,
-    *,
-    n_frames: int = 500,
-    shape: Sequence[int] | None = (64, 128, 128),
-    voxel_size: Sequence[float] = (2.0, 1.0, 1.0),
-    frame_rate: float = 5.0,
-    motif_types: Sequence[str] = ("oscillator", "integrator", "wta", "chain"),
-    instance_size: tuple[int, int] = (5, 30),
-    soma_diameter: float = 8.0,
-    snr: float = 5.0,
-    drift: bool = False,
-    render: str | None = "auto",
-    em: bool = True,
-    em_voxel_size: Sequence[float] = (1.0, 0.5, 0.5),
-    seed: int = 0,
-    osc_frequency: float = 0.5,
-    noise_std: float = 0.03,
-    max_rate: float = 20.0,
-    tau_rise: float = 0.1,
-    tau_decay: float = 0.8,
-    callback: Callable[[dict], Any] | None = None,
-) -> ToyBrain:
-    """Make a seeded ground-truth toy brain.
+@dataclass
+class ToyBrainParams(Params):
+    """Every argument of :func:`make_toy_brain` except ``callback``, grouped by stage.
 
-    Parameters
+    Attributes
     ----------
     n_neurons : int
         Number of neurons N.
@@ -426,9 +412,82 @@ def make_toy_brain(
         Firing rate in Hz at activity 1 (spikes ~ Poisson(max_rate · x / frame_rate)).
     tau_rise, tau_decay : float
         Rise and decay time constants (s) of the calcium indicator kernel.
+    """
+
+    # layout
+    n_neurons: int = param(300, "number of neurons N", minimum=1)
+    shape: tuple[int, int, int] | None = param(
+        _DEFAULT_SHAPE, "calcium volume (Z, Y, X); None scales it with n_neurons", unit="voxels"
+    )
+    voxel_size: tuple[float, float, float] = param(
+        _DEFAULT_VOXEL, "calcium voxel size (z, y, x)", unit="µm"
+    )
+    motif_types: tuple[str, ...] = param(MOTIF_NAMES, "motif types used")
+    instance_size: tuple[int, int] = param((5, 30), "smallest and largest motif instance")
+    soma_diameter: float = param(_DEFAULT_SOMA, "mean soma diameter (±10 %)", unit="µm")
+    seed: int = param(0, "seed of everything", minimum=0)
+    # dynamics
+    n_frames: int = param(500, "number of time points T", minimum=2)
+    frame_rate: float = param(5.0, "frames per second (one dynamics step per frame)", unit="Hz")
+    osc_frequency: float = param(0.5, "oscillator frequency", unit="Hz")
+    noise_std: float = param(0.03, "process noise σ of the dynamics", minimum=0.0)
+    max_rate: float = param(20.0, "firing rate at activity 1", unit="Hz")
+    tau_rise: float = param(0.1, "calcium indicator rise time", unit="s")
+    tau_decay: float = param(0.8, "calcium indicator decay time", unit="s")
+    # rendering
+    snr: float = param(5.0, "shot-noise SNR of a resting soma's brightest voxel")
+    drift: bool = param(False, "slow multiplicative brightness drift in the movie")
+    render: str | None = param(
+        "auto", "movie as numpy, dask or not at all", choices=("auto", "eager", "lazy", None)
+    )
+    em: bool = param(True, "render the EM-like volume and its labels")
+    em_voxel_size: tuple[float, float, float] = param(
+        (1.0, 0.5, 0.5), "EM voxel size (z, y, x)", unit="µm"
+    )
+
+
+_UNSET: Any = object()
+
+
+def make_toy_brain(
+    n_neurons: int = _UNSET,
+    *,
+    n_frames: int = _UNSET,
+    shape: Sequence[int] | None = _UNSET,
+    voxel_size: Sequence[float] = _UNSET,
+    frame_rate: float = _UNSET,
+    motif_types: Sequence[str] = _UNSET,
+    instance_size: tuple[int, int] = _UNSET,
+    soma_diameter: float = _UNSET,
+    snr: float = _UNSET,
+    drift: bool = _UNSET,
+    render: str | None = _UNSET,
+    em: bool = _UNSET,
+    em_voxel_size: Sequence[float] = _UNSET,
+    seed: int = _UNSET,
+    osc_frequency: float = _UNSET,
+    noise_std: float = _UNSET,
+    max_rate: float = _UNSET,
+    tau_rise: float = _UNSET,
+    tau_decay: float = _UNSET,
+    params: ToyBrainParams | None = None,
+    callback: Callable[[dict], Any] | None = None,
+) -> ToyBrain:
+    """Make a seeded ground-truth toy brain.
+
+    Parameters
+    ----------
+    n_neurons, n_frames, shape, voxel_size, frame_rate, motif_types, instance_size, \
+soma_diameter, snr, drift, render, em, em_voxel_size, seed, osc_frequency, noise_std, max_rate, \
+tau_rise, tau_decay
+        Fields of :class:`ToyBrainParams`, which gives each one's meaning, unit and default;
+        an argument left out takes its value from ``params``.
+    params : ToyBrainParams, optional
+        All of the above at once (explicit arguments override it).
     callback : callable, optional
-        Called with a progress dict at each stage; returning False cancels
-        (raises ``InterruptedError``).
+        Progress callback (:mod:`napari_mesoscale.progress`): called with ``fraction``,
+        ``message`` and ``stage`` (layout, wiring, dynamics, movie, em, done); returning
+        False cancels (raises :class:`ToyBrainCancelled`, an ``InterruptedError``).
 
     Returns
     -------
@@ -441,30 +500,58 @@ def make_toy_brain(
         unknown motif types, an instance_size that cannot partition n_neurons, a volume too
         small for the somata, ...).
     """
-    # ---------------------------------------------------------------- validation
-    n = _check_positive("n_neurons", n_neurons, integer=True)
-    t_frames = _check_positive("n_frames", n_frames, integer=True)
+    given = {k: v for k, v in locals().items() if v is not _UNSET and k in _PARAM_NAMES}
+    values = (params or ToyBrainParams()).to_dict()
+    values.update(given)
+    record = _checked_arguments(values)
+    progress = Progress.wrap(callback, ToyBrainCancelled)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    progress.stage(0.0, 0.05, "layout").report(0.0)
+    layout = _layout(record)
+    timings["layout"] = time.perf_counter() - t_start
+    t0 = time.perf_counter()
+    progress.stage(0.05, 0.1, "wiring").report(0.0)
+    wiring = _wiring(record, layout)
+    timings["wiring"] = time.perf_counter() - t0
+    brain = _dynamics(record, wiring, progress.stage(0.1, 0.5, "dynamics"), timings)
+    _render(brain, record, progress, timings)
+    timings["total"] = time.perf_counter() - t_start
+    brain.timings = {k2: round(v, 4) for k2, v in timings.items()}
+    progress.stage(1.0, 1.0, "done").report(1.0)
+    return brain
+
+
+_PARAM_NAMES = frozenset(f.name for f in dataclasses.fields(ToyBrainParams))
+
+
+# -- validation ---------------------------------------------------------------------------
+def _checked_arguments(values: dict[str, Any]) -> dict[str, Any]:
+    """Validate every argument; the JSON-able record stored as ``ToyBrain.params``."""
+    n = _check_positive("n_neurons", values["n_neurons"], integer=True)
+    t_frames = _check_positive("n_frames", values["n_frames"], integer=True)
     if t_frames < 2:
-        raise ValueError(f"n_frames must be at least 2; got {n_frames}")
-    vs = np.asarray(_check_triplet("voxel_size", voxel_size))
-    ev = np.asarray(_check_triplet("em_voxel_size", em_voxel_size))
-    fr = _check_positive("frame_rate", frame_rate)
-    d_soma = _check_positive("soma_diameter", soma_diameter)
-    snr_v = _check_positive("snr", snr)
-    f_osc = _check_positive("osc_frequency", osc_frequency)
+        raise ValueError(f"n_frames must be at least 2; got {values['n_frames']}")
+    vs = np.asarray(_check_triplet("voxel_size", values["voxel_size"]))
+    ev = np.asarray(_check_triplet("em_voxel_size", values["em_voxel_size"]))
+    fr = _check_positive("frame_rate", values["frame_rate"])
+    d_soma = _check_positive("soma_diameter", values["soma_diameter"])
+    snr_v = _check_positive("snr", values["snr"])
+    f_osc = _check_positive("osc_frequency", values["osc_frequency"])
     if f_osc >= fr / 2:
         raise ValueError(
             f"osc_frequency={f_osc} Hz must be below the Nyquist frequency frame_rate/2 = "
             f"{fr / 2} Hz; lower it or raise frame_rate."
         )
-    sigma = float(noise_std)
+    sigma = float(values["noise_std"])
     if not np.isfinite(sigma) or sigma < 0:
-        raise ValueError(f"noise_std must be >= 0; got {noise_std!r}")
-    rmax_hz = _check_positive("max_rate", max_rate)
-    t_rise = _check_positive("tau_rise", tau_rise)
-    t_decay = _check_positive("tau_decay", tau_decay)
+        raise ValueError(f"noise_std must be >= 0; got {values['noise_std']!r}")
+    rmax_hz = _check_positive("max_rate", values["max_rate"])
+    t_rise = _check_positive("tau_rise", values["tau_rise"])
+    t_decay = _check_positive("tau_decay", values["tau_decay"])
     if t_rise >= t_decay:
         raise ValueError(f"tau_rise ({t_rise}) must be smaller than tau_decay ({t_decay})")
+    shape = values["shape"]
     if shape is None:
         shp = _scaled_shape(n, vs, d_soma)
     else:
@@ -472,6 +559,38 @@ def make_toy_brain(
         if any(int(s) != s for s in shp_f):
             raise ValueError(f"shape must be 3 whole numbers of voxels; got {shape!r}")
         shp = tuple(int(s) for s in shp_f)
+    motif_types, (lo_n, hi_n) = _checked_motifs(values["motif_types"], values["instance_size"])
+    render, seed = values["render"], values["seed"]
+    if render not in ("auto", "eager", "lazy", None):
+        raise ValueError(f'render must be "auto", "eager", "lazy" or None; got {render!r}')
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    return {
+        "n_neurons": n,
+        "n_frames": t_frames,
+        "shape": list(shp),
+        "shape_argument": None if shape is None else list(shp),
+        "voxel_size": vs.tolist(),
+        "frame_rate": fr,
+        "motif_types": list(motif_types),
+        "instance_size": [lo_n, hi_n],
+        "soma_diameter": d_soma,
+        "snr": snr_v,
+        "drift": bool(values["drift"]),
+        "render": render,
+        "em": bool(values["em"]),
+        "em_voxel_size": ev.tolist(),
+        "seed": int(seed),
+        "osc_frequency": f_osc,
+        "noise_std": sigma,
+        "max_rate": rmax_hz,
+        "tau_rise": t_rise,
+        "tau_decay": t_decay,
+        "dynamics": dict(DYNAMICS_DEFAULTS),
+    }
+
+
+def _checked_motifs(motif_types: Any, instance_size: Any) -> tuple[tuple[str, ...], list[int]]:
     if isinstance(motif_types, str):
         motif_types = (motif_types,)
     motif_types = tuple(motif_types)
@@ -493,50 +612,15 @@ def make_toy_brain(
             f"instance_size=(min, max) needs 2 <= min <= max; got {instance_size!r} "
             "(a motif needs at least two neurons)"
         )
-    if render not in ("auto", "eager", "lazy", None):
-        raise ValueError(f'render must be "auto", "eager", "lazy" or None; got {render!r}')
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
-    seed = int(seed)
+    return motif_types, [lo_n, hi_n]
 
-    params = {
-        "n_neurons": n,
-        "n_frames": t_frames,
-        "shape": list(shp),
-        "shape_argument": None if shape is None else list(shp),
-        "voxel_size": vs.tolist(),
-        "frame_rate": fr,
-        "motif_types": list(motif_types),
-        "instance_size": [lo_n, hi_n],
-        "soma_diameter": d_soma,
-        "snr": snr_v,
-        "drift": bool(drift),
-        "render": render,
-        "em": bool(em),
-        "em_voxel_size": ev.tolist(),
-        "seed": seed,
-        "osc_frequency": f_osc,
-        "noise_std": sigma,
-        "max_rate": rmax_hz,
-        "tau_rise": t_rise,
-        "tau_decay": t_decay,
-        "dynamics": dict(DYNAMICS_DEFAULTS),
-    }
-    cfg = params["dynamics"]
 
-    def report(stage: str, **kw: Any) -> None:
-        if callback is not None and callback({"stage": stage, **kw}) is False:
-            raise InterruptedError(f"make_toy_brain cancelled at stage {stage!r}")
-
-    timings: dict[str, float] = {}
-    t_start = time.perf_counter()
-
-    # ---------------------------------------------------------------- layout
-    report("layout")
-    rng_layout = np.random.default_rng([seed, 1])
-    diam = d_soma * rng_layout.uniform(0.9, 1.1, size=n)
-    dmax = float(diam.max())
-    extent = (np.asarray(shp) - 1) * vs
+# -- layout: somata placed in motif instances ----------------------------------------------
+def _check_room(record: dict[str, Any], dmax: float) -> tuple[np.ndarray, np.ndarray]:
+    """The box soma centres may occupy; ``ValueError`` when the somata cannot fit."""
+    shp, vs, d_soma = record["shape"], record["voxel_size"], record["soma_diameter"]
+    n = record["n_neurons"]
+    extent = (np.asarray(shp) - 1) * np.asarray(vs)
     margin = dmax / 2 + 1.0  # every soma at least 1 µm inside the volume
     box_lo = np.full(3, margin)
     box_hi = extent - margin
@@ -552,12 +636,22 @@ def make_toy_brain(
             f"{n} somata of {d_soma} µm fill {fill:.0%} of the volume (at most 30% fits); "
             "use a larger shape, shape=None, a smaller soma_diameter or fewer neurons."
         )
-    sizes = draw_instance_sizes(rng_layout, n, lo_n, hi_n)
+    return box_lo, box_hi
+
+
+def _layout(record: dict[str, Any]) -> dict[str, Any]:
+    """Soma positions (sorted by instance), diameters, instance sizes, types and signs."""
+    n, seed = record["n_neurons"], record["seed"]
+    motif_types = record["motif_types"]
+    rng_layout = np.random.default_rng([seed, 1])
+    diam = record["soma_diameter"] * rng_layout.uniform(0.9, 1.1, size=n)
+    dmax = float(diam.max())
+    box_lo, box_hi = _check_room(record, dmax)
+    sizes = draw_instance_sizes(rng_layout, n, *record["instance_size"])
     sizes = np.sort(sizes)[::-1].copy()  # big instances first: they are hardest to place
     m = len(sizes)
-    k = len(motif_types)
     inst_code_list = np.array([_CODE[x] for x in motif_types])
-    inst_type = rng_layout.permutation(np.arange(m) % k)  # index into motif_types
+    inst_type = rng_layout.permutation(np.arange(m) % len(motif_types))  # into motif_types
     centres, radii = place_instances(rng_layout, sizes, box_lo, box_hi, dmax)
     pos = place_somata(rng_layout, sizes, centres, radii, box_lo, box_hi, dmax)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
@@ -571,24 +665,37 @@ def make_toy_brain(
     proj = ((pos - centres[inst_of]) * axis[inst_of]).sum(1)
     key = np.where(code_inst[inst_of] == CHAIN, proj, key)
     order = np.lexsort((key, inst_of))
-    pos = pos[order]
-    diam_sorted = diam  # diameters are i.i.d.: no need to reorder
-    timings["layout"] = time.perf_counter() - t_start
-
     n_exc = sizes.copy()
     osc_inst = code_inst == OSC
     n_exc[osc_inst] = np.clip(
-        np.rint(cfg["osc_exc_fraction"] * sizes[osc_inst]), 1, sizes[osc_inst] - 1
+        np.rint(record["dynamics"]["osc_exc_fraction"] * sizes[osc_inst]), 1, sizes[osc_inst] - 1
     ).astype(np.int64)
     code_n = code_inst[inst_of]
     is_exc_local = local < n_exc[inst_of]
     sign_sorted = np.ones(n, dtype=np.int64)
     sign_sorted[(code_n == OSC) & ~is_exc_local] = -1
     sign_sorted[code_n == WTA] = -1
+    return {
+        "rng": rng_layout,  # the relabelling in _wiring continues this stream
+        "pos": pos[order],
+        "diam": diam,  # diameters are i.i.d.: no need to reorder
+        "sizes": sizes,
+        "starts": starts,
+        "inst_of": inst_of,
+        "inst_type": inst_type,
+        "code_inst": code_inst,
+        "code_n": code_n,
+        "centres": centres,
+        "local": local,
+        "n_exc": n_exc,
+        "is_exc_local": is_exc_local,
+        "sign_sorted": sign_sorted,
+    }
 
-    # ---------------------------------------------------------------- wiring
-    report("wiring")
-    t0 = time.perf_counter()
+
+# -- wiring: synapses within and between instances -------------------------------------------
+def _derive_dynamics_constants(cfg: dict[str, Any], f_osc: float, fr: float) -> None:
+    """Constants of the dynamics that follow from the frame rate and oscillator frequency."""
     theta = 2 * np.pi * f_osc / fr
     rho = float(np.exp(cfg["osc_growth_per_radian"] * theta))
     cfg["osc_radius"] = rho
@@ -605,48 +712,71 @@ def make_toy_brain(
     cfg["int_coupling"] = lam_pop / 6.0
     cfg["pulse_prob"] = min(1.0, cfg["pulse_rate_hz"] / fr)
     cfg["dir_jump_prob"] = min(1.0, cfg["dir_jump_hz"] / fr)
+
+
+def _wiring(record: dict[str, Any], lay: dict[str, Any]) -> dict[str, Any]:
+    """Synapses, adjacency and weights, with neurons and instances relabelled at random."""
+    n, seed, cfg = record["n_neurons"], record["seed"], record["dynamics"]
+    _derive_dynamics_constants(cfg, record["osc_frequency"], record["frame_rate"])
     rng_wire = np.random.default_rng([seed, 2])
-    wiring = build_wiring(rng_wire, pos, starts, sizes, code_inst, n_exc, sign_sorted, inst_of, cfg)
+    pos, sizes, inst_of = lay["pos"], lay["sizes"], lay["inst_of"]
+    wiring = build_wiring(
+        rng_wire,
+        pos,
+        lay["starts"],
+        sizes,
+        lay["code_inst"],
+        lay["n_exc"],
+        lay["sign_sorted"],
+        inst_of,
+        cfg,
+    )
+    m = len(sizes)
     # global random relabelling of neurons and instances, so ids carry no structure
-    perm = rng_layout.permutation(n)  # new id -> old (sorted) index
+    perm = lay["rng"].permutation(n)  # new id -> old (sorted) index
     inv = np.empty(n, dtype=np.int64)
     inv[perm] = np.arange(n)
-    inst_perm = rng_layout.permutation(m)  # old instance -> new instance id
-    positions = pos[perm]
-    diameters = diam_sorted[perm]
-    sign = sign_sorted[perm]
-    instance = inst_perm[inst_of[perm]]
+    inst_perm = lay["rng"].permutation(m)  # old instance -> new instance id
+    positions, diameters, sign = pos[perm], lay["diam"][perm], lay["sign_sorted"][perm]
     inst_motif_new = np.empty(m, dtype=np.int64)
-    inst_motif_new[inst_perm] = inst_type
+    inst_motif_new[inst_perm] = lay["inst_type"]
     inst_centres_new = np.empty((m, 3))
-    inst_centres_new[inst_perm] = centres
-    motif = inst_type[inst_of[perm]].astype(np.int64)
-    code = code_n[perm]
-    local_new = local[perm]
-    exc_new = is_exc_local[perm]
-    pre = inv[wiring["pre"]]
-    post = inv[wiring["post"]]
-    adjacency = to_sparse(pre, post, (sign[pre] * wiring["count"]).astype(np.int64), n)
+    inst_centres_new[inst_perm] = lay["centres"]
+    pre, post = inv[wiring["pre"]], inv[wiring["post"]]
     weights = to_sparse(pre, post, wiring["weight"], n)
-    synapses = synapse_table(
-        rng_wire, positions, diameters, pre, post, wiring["count"], wiring["weight"], sign
-    )
-    timings["wiring"] = time.perf_counter() - t0
+    return {
+        "positions": positions,
+        "diameters": diameters,
+        "sign": sign,
+        "instance": inst_perm[inst_of[perm]],
+        "instance_motif": inst_motif_new,
+        "instance_centres": inst_centres_new,
+        "motif": lay["inst_type"][inst_of[perm]].astype(np.int64),
+        "code": lay["code_n"][perm],
+        "local": lay["local"][perm],
+        "exc": lay["is_exc_local"][perm],
+        "pre": pre,
+        "post": post,
+        "adjacency": to_sparse(pre, post, (sign[pre] * wiring["count"]).astype(np.int64), n),
+        "weights": weights,
+        "synapses": synapse_table(
+            rng_wire, positions, diameters, pre, post, wiring["count"], wiring["weight"], sign
+        ),
+        "n_instances": m,
+    }
 
-    # ---------------------------------------------------------------- dynamics
-    report("dynamics")
-    t0 = time.perf_counter()
-    rng_dyn = np.random.default_rng([seed, 3])
-    s_ch = len(STIMULUS_NAMES)
-    burn = int(cfg["burn_in"])
-    stim_all = make_stimulus(rng_dyn, t_frames + burn, cfg)
-    rest = np.zeros(n)
-    self_coef = np.zeros(n)
-    bias = np.zeros(n)
-    gain = np.zeros((n, s_ch))
+
+# -- dynamics: the ground-truth map, simulation, spikes and calcium ---------------------------
+def _cell_coefficients(
+    cfg: dict[str, Any], w: dict[str, Any], rng_dyn: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Rest level, self coupling, bias and stimulus gains of every neuron, by motif role."""
+    code, instance, sign, pre, post = w["code"], w["instance"], w["sign"], w["pre"], w["post"]
+    n, m = len(code), w["n_instances"]
+    rest, self_coef, bias = np.zeros(n), np.zeros(n), np.zeros(n)
+    gain = np.zeros((n, len(STIMULUS_NAMES)))
     # per-instance stimulus channel choice (integrators: a pulse train; chains: a flicker)
-    inst_channel = rng_dyn.integers(0, 2, size=m)
-    ch = inst_channel[instance]
+    ch = rng_dyn.integers(0, 2, size=m)[instance]
     jitter = rng_dyn.uniform(0.8, 1.2, size=n)
     i = code == OSC
     rest[i] = cfg["osc_rest"]
@@ -657,8 +787,7 @@ def make_toy_brain(
         (code[post] == OSC) & (sign[pre] > 0) & (sign[post] > 0) & (instance[pre] == instance[post])
     )
     has_ee[post[ee]] = True
-    lone_e = i & (sign > 0) & ~has_ee
-    self_coef[lone_e] = cfg["osc_self"] + cfg["osc_ee"]
+    self_coef[i & (sign > 0) & ~has_ee] = cfg["osc_self"] + cfg["osc_ee"]
     i = code == INT
     rest[i] = cfg["int_rest"]
     self_coef[i] = cfg["int_self"]
@@ -666,51 +795,65 @@ def make_toy_brain(
     i = code == WTA
     # preferred directions spread evenly around the circle within each wta instance
     inst_size_new = np.bincount(instance, minlength=m)
-    psi = 2 * np.pi * (local_new + rng_dyn.uniform(-0.3, 0.3, size=n)) / inst_size_new[instance]
+    psi = 2 * np.pi * (w["local"] + rng_dyn.uniform(-0.3, 0.3, size=n)) / inst_size_new[instance]
     psi += rng_dyn.uniform(0, 2 * np.pi, size=m)[instance]
     self_coef[i] = cfg["wta_self"]
     bias[i] = cfg["wta_bias"]
     gain[i, 2] = cfg["wta_gain"] * np.cos(psi[i])
     gain[i, 3] = cfg["wta_gain"] * np.sin(psi[i])
     i = code == CHAIN
-    head = i & (local_new == 0)
+    head = i & (w["local"] == 0)
     bias[i] = -cfg["chain_threshold"]
     bias[head] = -cfg["chain_head_threshold"]
     gain[np.flatnonzero(head), 4 + ch[head]] = cfg["chain_head_gain"] * jitter[head]
-    w_t = weights.T.tocsr()
-    exc_part = w_t.multiply(w_t > 0).tocsr()
-    inh_part = (-w_t.multiply(w_t < 0)).tocsr()
+    return {"rest": rest, "self_coef": self_coef, "bias": bias, "gain": gain}
+
+
+def _dynamics(
+    record: dict[str, Any], w: dict[str, Any], progress: Progress, timings: dict[str, float]
+) -> ToyBrain:
+    """Simulate the activity, draw spikes and calcium; the brain without movie or EM."""
+    t0 = time.perf_counter()
+    progress.report(0.0)
+    cfg, fr = record["dynamics"], record["frame_rate"]
+    rng_dyn = np.random.default_rng([record["seed"], 3])
+    burn = int(cfg["burn_in"])
+    stim_all = make_stimulus(rng_dyn, record["n_frames"] + burn, cfg)
+    coefficients = _cell_coefficients(cfg, w, rng_dyn)
+    w_t = w["weights"].T.tocsr()
     dyn = Dynamics(
-        code=code,
-        rest=rest,
-        self_coef=self_coef,
-        bias=bias,
-        gain=gain,
-        wt_exc=exc_part,
-        wt_inh=inh_part,
+        code=w["code"],
+        **coefficients,
+        wt_exc=w_t.multiply(w_t > 0).tocsr(),
+        wt_inh=(-w_t.multiply(w_t < 0)).tocsr(),
         osc_amp=cfg["osc_amp"],
         wta_sigma=cfg["wta_sigma"],
         wta_rate=cfg["wta_rate"],
         chain_beta=cfg["chain_beta"],
-        noise_std=sigma,
+        noise_std=record["noise_std"],
     )
-    x0 = rest + 0.05 * rng_dyn.random(n)
-    activity = simulate(dyn, stim_all, x0, rng_dyn, burn, callback=callback)
-    stimulus = stim_all[burn:].astype(np.float32)
+    x0 = coefficients["rest"] + 0.05 * rng_dyn.random(len(w["code"]))
+    activity = simulate(dyn, stim_all, x0, rng_dyn, burn, callback=progress.stage(0.0, 0.9))
     timings["simulate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     # spikes drawn in blocks of frames (same numbers as one call: the generator fills in order)
     spikes = np.empty(activity.shape, dtype=np.int32)
-    for f0 in range(0, t_frames, 64):
-        lam = activity[f0 : f0 + 64].astype(np.float64) * (rmax_hz / fr)
+    for f0 in range(0, record["n_frames"], 64):
+        lam = activity[f0 : f0 + 64].astype(np.float64) * (record["max_rate"] / fr)
         spikes[f0 : f0 + 64] = rng_dyn.poisson(lam)
-    calcium = spikes_to_calcium(spikes, fr, t_rise, t_decay, cfg["calcium_amplitude"])
+    calcium = spikes_to_calcium(
+        spikes, fr, record["tau_rise"], record["tau_decay"], cfg["calcium_amplitude"]
+    )
     timings["spikes_calcium"] = time.perf_counter() - t0
+    return _assemble(record, w, dyn, stim_all[burn:].astype(np.float32), activity, spikes, calcium)
 
-    # ---------------------------------------------------------------- tables
-    neurons = pd.DataFrame(
+
+def _neuron_table(record: dict[str, Any], w: dict[str, Any]) -> pd.DataFrame:
+    positions, code, motif = w["positions"], w["code"], w["motif"]
+    motif_types = record["motif_types"]
+    return pd.DataFrame(
         {
-            "id": np.arange(n, dtype=np.int64),
+            "id": np.arange(len(code), dtype=np.int64),
             "z": positions[:, 0],
             "y": positions[:, 1],
             "x": positions[:, 2],
@@ -718,28 +861,27 @@ def make_toy_brain(
             "motif_name": pd.Categorical(
                 np.asarray(motif_types, dtype=object)[motif], categories=list(motif_types)
             ),
-            "instance": instance.astype(np.int64),
-            "sign": sign.astype(np.int8),
-            "diameter": diameters,
+            "instance": w["instance"].astype(np.int64),
+            "sign": w["sign"].astype(np.int8),
+            "diameter": w["diameters"],
             "role": np.select(
-                [
-                    (code == OSC) & exc_new,
-                    code == OSC,
-                    code == INT,
-                    code == WTA,
-                ],
+                [(code == OSC) & w["exc"], code == OSC, code == INT, code == WTA],
                 ["E", "I", "integrator", "wta"],
                 default="chain",
             ),
-            "order": local_new.astype(np.int64),
+            "order": w["local"].astype(np.int64),
         }
     )
 
-    # ---------------------------------------------------------------- rendering set-up
-    rng_render = np.random.default_rng([seed, 4])
+
+def _assemble(record, w, dyn, stimulus, activity, spikes, calcium) -> ToyBrain:
+    """The :class:`ToyBrain` before rendering, with the per-soma movie brightness and drift."""
+    n, t_frames, fr = record["n_neurons"], record["n_frames"], record["frame_rate"]
+    shp, vs, ev = tuple(record["shape"]), np.asarray(record["voxel_size"]), record["em_voxel_size"]
+    rng_render = np.random.default_rng([record["seed"], 4])
     baseline = rng_render.uniform(0.6, 1.4, size=n)
     tt = np.arange(t_frames) / fr
-    if drift:
+    if record["drift"]:
         duration = t_frames / fr
         wander = 0.06 * np.sin(
             2 * np.pi * tt / max(duration, 1e-9) * 0.7 + rng_render.uniform(0, 6.3)
@@ -747,26 +889,19 @@ def make_toy_brain(
         drift_trace = np.exp(-tt / (3.0 * duration)) * (1.0 + wander)
     else:
         drift_trace = np.ones(t_frames)
-    movie_bytes = 2 * t_frames * int(np.prod(shp))
-    mode = render
-    if render == "auto":
-        if n >= AUTO_NO_MOVIE_NEURONS:
-            mode = None
-        else:
-            mode = "eager" if movie_bytes < EAGER_MOVIE_BYTES else "lazy"
     em_shape = tuple(int(max(1, round(s * v / e))) for s, v, e in zip(shp, vs, ev, strict=True))
-    params["render_mode"] = mode
-
-    brain = ToyBrain(
-        positions=positions,
-        motif=motif,
-        motif_names=tuple(motif_types),
-        instance=instance.astype(np.int64),
-        diameters=diameters,
-        neurons=neurons,
-        synapses=synapses,
-        adjacency=adjacency,
-        weights=weights,
+    record["render_mode"] = _render_mode(record)
+    cfg = record["dynamics"]
+    return ToyBrain(
+        positions=w["positions"],
+        motif=w["motif"],
+        motif_names=tuple(record["motif_types"]),
+        instance=w["instance"].astype(np.int64),
+        diameters=w["diameters"],
+        neurons=_neuron_table(record, w),
+        synapses=w["synapses"],
+        adjacency=w["adjacency"],
+        weights=w["weights"],
         stimulus=stimulus,
         activity=activity,
         spikes=spikes,
@@ -774,33 +909,51 @@ def make_toy_brain(
         frame_rate=fr,
         voxel_size=vs,
         shape=shp,
-        em_voxel_size=ev,
+        em_voxel_size=np.asarray(ev),
         em_shape=em_shape,
         movie=None,
         soma_labels=None,
         em=None,
         em_labels=None,
-        seed=seed,
-        params=params,
-        instance_motif=inst_motif_new,
-        instance_centres=inst_centres_new,
+        seed=record["seed"],
+        params=record,
+        instance_motif=w["instance_motif"],
+        instance_centres=w["instance_centres"],
         baseline=baseline,
         drift_trace=drift_trace,
-        noise_std=sigma,
+        noise_std=record["noise_std"],
         dynamics=dyn,
         _render_inputs={
             "psf_sigma": (cfg["psf_sigma_z"], cfg["psf_sigma_xy"], cfg["psf_sigma_xy"]),
-            "snr": snr_v,
+            "snr": record["snr"],
         },
     )
+
+
+# -- rendering: calcium movie, labels, EM -----------------------------------------------------
+def _render_mode(record: dict[str, Any]) -> str | None:
+    render = record["render"]
+    if render != "auto":
+        return render
+    if record["n_neurons"] >= AUTO_NO_MOVIE_NEURONS:
+        return None
+    movie_bytes = 2 * record["n_frames"] * int(np.prod(record["shape"]))
+    return "eager" if movie_bytes < EAGER_MOVIE_BYTES else "lazy"
+
+
+def _render(
+    brain: ToyBrain, record: dict[str, Any], progress: Progress, timings: dict[str, float]
+) -> None:
+    """Render the movie (or only the soma labels) and the EM volume, as ``record`` asks."""
     t0 = time.perf_counter()
-    n_vox = int(np.prod(shp))
+    mode, shp, vs = record["render_mode"], brain.shape, brain.voxel_size
+    positions, diameters = brain.positions, brain.diameters
     if mode is not None:
-        report("movie")
+        progress.stage(0.5, 0.8, "movie").report(0.0)
         brain._get_renderer()
         brain.soma_labels = brain._render_inputs.pop("labels")
         brain.movie = brain.render_frames() if mode == "eager" else brain.render_movie()
-    elif n_vox <= EAGER_LABEL_VOXELS:
+    elif int(np.prod(shp)) <= EAGER_LABEL_VOXELS:
         brain.soma_labels = soma_labels_only(positions, diameters, vs, shp)
     else:
         brain.soma_labels = slab_array(
@@ -812,27 +965,28 @@ def make_toy_brain(
             SLAB_VOXELS,
         )
     timings["movie"] = time.perf_counter() - t0
-
-    if em:
-        report("em")
+    if record["em"]:
+        progress.stage(0.8, 1.0, "em").report(0.0)
         t0 = time.perf_counter()
-        n_em = int(np.prod(em_shape))
-        rng_em = np.random.default_rng([seed, 5])
-        # nucleus centre offset from the soma centre by at most 0.2 r
-        nuc = rng_em.normal(0, 0.08, size=(n, 3)) * diameters[:, None]
-        lim = 0.1 * diameters[:, None]
-        nuc *= np.minimum(1.0, lim / np.maximum(np.linalg.norm(nuc, axis=1, keepdims=True), 1e-9))
-        syn_xyz = synapses[["z", "y", "x"]].to_numpy()
-        em_r = EMRenderer(seed, positions, diameters, nuc, syn_xyz, ev, em_shape)
-        brain._em_renderer = em_r
-        if n_em <= EAGER_EM_VOXELS:
-            brain.em = em_r.render(0, em_shape[0])
-            brain.em_labels = em_r.labels(0, em_shape[0])
-        else:
-            brain.em = slab_array(em_r.render, em_shape, np.uint8, SLAB_VOXELS)
-            brain.em_labels = slab_array(em_r.labels, em_shape, np.int32, SLAB_VOXELS)
+        _render_em(brain)
         timings["em"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - t_start
-    brain.timings = {k2: round(v, 4) for k2, v in timings.items()}
-    report("done")
-    return brain
+
+
+def _render_em(brain: ToyBrain) -> None:
+    em_shape, diameters = brain.em_shape, brain.diameters
+    rng_em = np.random.default_rng([brain.seed, 5])
+    # nucleus centre offset from the soma centre by at most 0.2 r
+    nuc = rng_em.normal(0, 0.08, size=(brain.n_neurons, 3)) * diameters[:, None]
+    lim = 0.1 * diameters[:, None]
+    nuc *= np.minimum(1.0, lim / np.maximum(np.linalg.norm(nuc, axis=1, keepdims=True), 1e-9))
+    syn_xyz = brain.synapses[["z", "y", "x"]].to_numpy()
+    em_r = EMRenderer(
+        brain.seed, brain.positions, diameters, nuc, syn_xyz, brain.em_voxel_size, em_shape
+    )
+    brain._em_renderer = em_r
+    if int(np.prod(em_shape)) <= EAGER_EM_VOXELS:
+        brain.em = em_r.render(0, em_shape[0])
+        brain.em_labels = em_r.labels(0, em_shape[0])
+    else:
+        brain.em = slab_array(em_r.render, em_shape, np.uint8, SLAB_VOXELS)
+        brain.em_labels = slab_array(em_r.labels, em_shape, np.int32, SLAB_VOXELS)

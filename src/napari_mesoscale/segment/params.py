@@ -1,0 +1,218 @@
+"""Parameters of calcium detection, EM soma detection and soma-detector training.
+
+Each dataclass is the single source of the defaults of its core function, of the options of
+``napari-mesoscale segment`` and of the controls of the detection widgets. The soma (cell)
+size is called ``cell_diameter`` (µm) in both calcium and EM detection.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from napari_mesoscale.params import Params, param
+
+__all__ = [
+    "DetectionParams",
+    "SomaDetectionParams",
+    "SomaTrainingParams",
+    "renamed_keyword",
+]
+
+
+@dataclass
+class DetectionParams(Params):
+    """Parameters of :func:`napari_mesoscale.segment.detect_point_sources` (calcium).
+
+    Attributes
+    ----------
+    cell_diameter : float
+        Typical soma diameter in µm.
+    frame_rate : float or None
+        Frames per second; sets the baseline window and deconvolution time scale. Without it
+        the baseline window is a quarter of the movie.
+    threshold : float or "auto"
+        Detection threshold as a z-score of the blob response over the shot noise of the
+        mean image (noise estimated from the median temporal standard deviation). ``"auto"``
+        places it in the gap between the two modes of the peak responses (background texture
+        vs cells, split by Otsu's method on log responses) when they are well separated, and
+        never below ``AUTO_FLOOR`` noise units.
+    min_distance : float or None
+        Smallest centre-to-centre distance in µm (None: ``0.5 * cell_diameter``).
+    scales : tuple of float
+        Blob sizes tried, as multiples of the Gaussian width matched to ``cell_diameter``.
+        One scale of 0.8 separates touching cells best on the toy brain; several scales
+        help when cell sizes vary a lot but favour the larger ones in dense tissue.
+    roi_radius : float or None
+        Largest distance (µm) of an ROI voxel from its centre (None: ``cell_diameter / 2``).
+    neuropil_radii : (float, float) or None
+        Inner and outer radius (µm) of the neuropil annulus (None: ``0.75 d, 1.5 d``).
+    neuropil_coefficient : float
+        Fraction of the neuropil trace subtracted from the ROI trace.
+    baseline_window_s : float
+        Running-percentile window of the baseline F0 in seconds (needs ``frame_rate``).
+    baseline_percentile : float
+        Percentile used as the baseline F0.
+    deconvolve : bool
+        Also estimate non-negative event rates (AR(1) OASIS) into ``PointSources.rates``.
+    tau : float
+        Indicator decay time (s) for deconvolution.
+    slab_frames : int or None
+        Frames per slab (None: about 256 MiB; dask arrays keep their own chunks).
+    """
+
+    cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
+    frame_rate: float | None = param(
+        None,
+        "frames per second (sets the baseline window and deconvolution)",
+        unit="Hz",
+        minimum=0.0,
+    )
+    threshold: float | str = param(
+        "auto", "detection threshold (z-score of the blob response) or 'auto'", unit="noise sd"
+    )
+    min_distance: float | None = param(
+        None,
+        "smallest centre-to-centre distance (default half the cell diameter)",
+        unit="µm",
+        minimum=0.0,
+        gui=False,
+    )
+    scales: tuple[float, ...] = param(
+        (0.8,), "blob sizes tried, in multiples of the width matched to the cell", gui=False
+    )
+    roi_radius: float | None = param(
+        None,
+        "largest distance of an ROI voxel from its centre (default d / 2)",
+        unit="µm",
+        minimum=0.0,
+        gui=False,
+    )
+    neuropil_radii: tuple[float, float] | None = param(
+        None,
+        "inner and outer radius of the neuropil annulus (default 0.75 d, 1.5 d)",
+        unit="µm",
+        gui=False,
+    )
+    neuropil_coefficient: float = param(
+        0.7, "fraction of the neuropil trace subtracted", minimum=0.0, maximum=1.5, step=0.05
+    )
+    baseline_window_s: float = param(
+        30.0, "running-percentile window of the baseline F0", unit="s", minimum=0.1, step=5.0
+    )
+    baseline_percentile: float = param(
+        8.0, "percentile used as the baseline F0", minimum=0.0, maximum=100.0, gui=False
+    )
+    deconvolve: bool = param(False, "also estimate event rates (AR(1), OASIS)")
+    tau: float = param(
+        1.0,
+        "indicator decay time for deconvolution",
+        unit="s",
+        minimum=0.01,
+        maximum=100.0,
+        step=0.1,
+    )
+    slab_frames: int | None = param(
+        None, "frames read per slab (default about 256 MiB)", minimum=1, gui=False
+    )
+
+
+@dataclass
+class SomaDetectionParams(Params):
+    """Parameters of :func:`napari_mesoscale.segment.detect_somata_em` (EM).
+
+    Attributes
+    ----------
+    cell_diameter : float
+        Typical soma diameter in µm, as in :class:`DetectionParams`.
+    resolution : float
+        Working voxel size in µm; each axis is block-averaged by an integer factor to at most
+        this size.
+    threshold : float or "auto"
+        Threshold of the soma contrast image (edge energy, intensity units); ``"auto"`` uses
+        Otsu's method. Ignored when a ``detector`` is given.
+    probability_threshold : float
+        Soma probability above which a voxel belongs to a soma (U-Net path). 0.7 keeps
+        the confident core and drops the uncertain rim that would join touching somata.
+    size_range : (float, float)
+        Kept bodies have an equivalent diameter between these multiples of ``cell_diameter``.
+    opening_radius : float, optional
+        Radius (µm) of the morphological opening that cuts thin structures from the mask
+        (default: half the working voxel size, at least 0.5 µm).
+    full_resolution_labels : bool
+        Return labels on the input grid (True) or on the working grid.
+    """
+
+    cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
+    resolution: float = param(
+        1.0,
+        "working voxel size (block-averaged)",
+        unit="µm",
+        minimum=0.01,
+        maximum=100.0,
+        step=0.25,
+        label="working voxel",
+    )
+    threshold: float | str = param("auto", "soma contrast threshold or 'auto' (Otsu)")
+    probability_threshold: float = param(
+        0.7, "soma probability threshold (U-Net path)", minimum=0.01, maximum=0.99, step=0.05
+    )
+    size_range: tuple[float, float] = param(
+        (0.5, 1.6), "kept equivalent diameters, in multiples of the cell diameter", gui=False
+    )
+    opening_radius: float | None = param(
+        None,
+        "radius of the opening that cuts thin structures",
+        unit="µm",
+        minimum=0.0,
+        gui=False,
+    )
+    full_resolution_labels: bool = param(
+        True, "labels on the input grid (else on the working grid)", gui=False
+    )
+
+
+@dataclass
+class SomaTrainingParams(Params):
+    """Training settings of :func:`napari_mesoscale.segment.train_soma_detector`."""
+
+    epochs: int = param(30, "training epochs", minimum=1, maximum=10_000)
+    steps_per_epoch: int = param(16, "optimiser steps per epoch", minimum=1, maximum=10_000)
+    batch_size: int = param(4, "patches per step", minimum=1, gui=False)
+    patch_size: int = param(
+        32, "patch edge on the working grid", unit="voxels", minimum=8, gui=False
+    )
+    resolution: float = param(
+        1.0,
+        "working voxel size",
+        unit="µm",
+        minimum=0.01,
+        maximum=100.0,
+        step=0.25,
+        label="working voxel",
+    )
+    base_channels: int = param(8, "channels of the first U-Net level", minimum=1, gui=False)
+    depth: int = param(2, "U-Net levels below the top", minimum=1, gui=False)
+    learning_rate: float = param(3e-3, "Adam learning rate", minimum=0.0, gui=False)
+    device: str = param("auto", "torch device", choices=("auto", "cpu", "cuda", "mps"))
+    seed: int = param(0, "seed of the weights and patch draws", minimum=0, gui=False)
+
+
+def renamed_keyword(
+    new_name: str, new_value: Any, old_name: str, old_value: Any, *, stacklevel: int = 3
+) -> Any:
+    """The value of a renamed keyword: ``new_value``, or ``old_value`` with a warning.
+
+    Giving both (with different values) is a ``TypeError``.
+    """
+    if old_value is None:
+        return new_value
+    warnings.warn(
+        f"{old_name}= is deprecated; use {new_name}= instead.",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+    if new_value is not None and new_value != old_value:
+        raise TypeError(f"give {new_name}= or its old name {old_name}=, not both.")
+    return old_value
