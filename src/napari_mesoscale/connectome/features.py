@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from napari_mesoscale.connectome._util import report
+from napari_mesoscale.connectome._util import ConnectomeCancelled
+from napari_mesoscale.progress import Progress
 
 if TYPE_CHECKING:
     from napari_mesoscale.connectome.graph import Connectome
@@ -51,6 +52,7 @@ def neighbourhood_size(
     -------
     ndarray of int64, shape (N,)
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     if int(hops) != hops or hops < 1:
         raise ValueError(f"hops must be a whole number ≥ 1; got {hops}.")
     hops = int(hops)
@@ -79,7 +81,7 @@ def neighbourhood_size(
             reach = reach @ reach_base
             reach.data[:] = 1.0
         sizes[start:stop] = np.diff(reach.indptr) - 1  # minus the node itself
-        report(callback, stop / n, f"neighbourhood sizes: {stop}/{n} neurons")
+        progress.report(stop / n, f"neighbourhood sizes: {stop}/{n} neurons")
     return sizes
 
 
@@ -111,6 +113,7 @@ def node_features(
         ``neighbourhood_<hops>`` (other nodes within ``hops`` undirected steps); and the neuron
         table's ``type``, ``sign``, ``motif``, ``motif_name``, ``instance`` columns if present.
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     from napari_mesoscale.connectome.graph import Connectome
 
     if isinstance(connectome, Connectome):
@@ -130,7 +133,7 @@ def node_features(
         )
     if int(hops) != hops or hops < 0:
         raise ValueError(f"hops must be a whole number ≥ 0; got {hops}.")
-    report(callback, 0.0, "node features: degrees")
+    progress.report(0.0, "node features: degrees")
     structure = _structure(adjacency)
     out_degree = np.diff(structure.indptr).astype(np.int64)
     in_degree = np.bincount(structure.indices, minlength=structure.shape[0]).astype(np.int64)
@@ -151,18 +154,13 @@ def node_features(
         "information_flow": flow,
     }
     if hops:
-
-        def scaled(info: dict[str, Any]) -> Any:
-            info = dict(info, fraction=0.1 + 0.9 * info["fraction"])
-            return callback(info) if callback is not None else None
-
         table[f"neighbourhood_{int(hops)}"] = neighbourhood_size(
-            adjacency, int(hops), callback=scaled if callback is not None else None
+            adjacency, int(hops), callback=progress.stage(0.1, 1.0)
         )
     frame = pd.DataFrame(table)
     if neurons is not None:
         for column in PASSTHROUGH_COLUMNS:
             if column in neurons.columns:
                 frame[column] = neurons[column].to_numpy()
-    report(callback, 1.0, "node features: done")
+    progress.report(1.0, "node features: done")
     return frame

@@ -25,7 +25,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
-from napari_mesoscale.connectome._util import report
+from napari_mesoscale.connectome._util import ConnectomeCancelled
+from napari_mesoscale.progress import Progress
 
 __all__ = [
     "condensation",
@@ -154,6 +155,7 @@ def longest_path_lengths(
     ndarray, shape (N,)
         int64 for unweighted lengths (≥ 1), float64 when ``weighted`` (≥ 0).
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     if count not in ("components", "neurons"):
         raise ValueError(f"count must be 'components' or 'neurons'; got {count!r}.")
     if direction not in ("out", "in"):
@@ -191,7 +193,7 @@ def longest_path_lengths(
         frontier = touched[remaining[touched] == 0]
         height[frontier] = node_value[frontier] + best[frontier]
         done += frontier.size
-        report(callback, done / n_comp, f"longest paths: {done}/{n_comp} components")
+        progress.report(done / n_comp, f"longest paths: {done}/{n_comp} components")
     if done != n_comp:  # pragma: no cover - a condensation is always acyclic
         raise RuntimeError("condensation graph is not acyclic")
     lengths = height[labels]
@@ -232,10 +234,15 @@ def graph_features(
 
     if isinstance(connectome, np.ndarray):
         connectome = sp.csr_matrix(_adjacency(connectome))
-    frame = node_features(connectome, hops=hops, callback=callback)
+    progress = Progress.wrap(callback, ConnectomeCancelled)
+    frame = node_features(connectome, hops=hops, callback=progress.stage(0.0, 0.7, "node features"))
     labels, _ = condensation(connectome)
-    frame["longest_path"] = longest_path_lengths(connectome)
-    frame["longest_path_in"] = longest_path_lengths(connectome, direction="in")
+    frame["longest_path"] = longest_path_lengths(
+        connectome, callback=progress.stage(0.7, 0.85, "downstream")
+    )
+    frame["longest_path_in"] = longest_path_lengths(
+        connectome, direction="in", callback=progress.stage(0.85, 1.0, "upstream")
+    )
     if weighted_path:
         frame["longest_path_weighted"] = longest_path_lengths(connectome, weighted=True)
     frame["scc"] = labels
@@ -327,6 +334,7 @@ def _swap_edges(
     ``post`` is permuted in place among edges; ``pre`` never changes, so every edge keeps its
     pre-synaptic node (and its weight). Returns the new ``post`` and the number of swaps done.
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     post = post.copy()
     m = pre.size
     if m < 2:
@@ -358,7 +366,7 @@ def _swap_edges(
             post[e1], post[e2] = d, b
             keys = np.sort(pre * n + post)
             done += e1.size
-        report(callback, done / n_swaps, f"edge swaps: {done}/{n_swaps}")
+        progress.report(done / n_swaps, f"edge swaps: {done}/{n_swaps}")
         if e1.size == 0 and rounds > 50 and done == 0:
             break  # no valid swap exists (e.g. a complete graph)
     return post, done
@@ -413,7 +421,15 @@ def degree_preserving_shuffle(
     if method == "configuration" and pre.size:
         post = post[rng.permutation(post.size)]
         post = _repair(pre, post, n, rng, allow_self_loops)
-    post, _ = _swap_edges(pre, post, n, int(n_swaps), rng, allow_self_loops, callback=callback)
+    post, _ = _swap_edges(
+        pre,
+        post,
+        n,
+        int(n_swaps),
+        rng,
+        allow_self_loops,
+        callback=Progress.wrap(callback, ConnectomeCancelled),
+    )
     out = sp.csr_matrix((data, (pre, post)), shape=matrix.shape)
     out.sort_indices()
     return out

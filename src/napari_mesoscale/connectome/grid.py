@@ -11,7 +11,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from napari_mesoscale.connectome._util import report
+from napari_mesoscale.connectome._util import ConnectomeCancelled
+from napari_mesoscale.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,7 @@ def field_members(
     indices : ndarray of int32 or int64
         ``indices[offsets[j]:offsets[j + 1]]`` are the (sorted) rows of the points in field j.
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     points = np.asarray(points, dtype=float)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"points must have shape (M, 3) in µm (z, y, x); got {points.shape}.")
@@ -252,7 +254,7 @@ def field_members(
                             (base[inside] + ks[2][l][rows]).astype(field_dtype, copy=False)
                         )
                         point_parts.append((rows + start).astype(index_dtype))
-            report(callback, stop / m, f"field membership: {stop}/{m} points")
+            progress.report(stop / m, f"field membership: {stop}/{m} points")
     fields = np.concatenate(field_parts) if field_parts else np.zeros(0, np.int64)
     members = np.concatenate(point_parts) if point_parts else np.zeros(0, index_dtype)
     # counting sort by field; points stay in increasing order inside each field
@@ -354,7 +356,9 @@ def enclosed_subgraphs(
     neuron_matrix.sort_indices()
     if connectome.n_synapses:
         synapse_offsets, synapse_indices = field_members(
-            grid, connectome.synapse_positions, callback=callback
+            grid,
+            connectome.synapse_positions,
+            callback=Progress.wrap(callback, ConnectomeCancelled),
         )
     else:
         synapse_offsets = np.zeros(grid.n_fields + 1, dtype=np.int64)

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from napari_mesoscale.connectome._util import report, rows_text
+from napari_mesoscale.connectome._util import ConnectomeCancelled, rows_text
 from napari_mesoscale.io.tables import read_table
+from napari_mesoscale.progress import Progress
 
 
 def _voxel_size(voxel_size: Any) -> np.ndarray:
@@ -136,6 +137,7 @@ def contact_edges(
     Returns a DataFrame with ``a < b`` (segment ids), ``overlap`` (voxels) and ``z, y, x``
     (µm, centroid of the shared voxels), one row per pair with overlap ≥ ``min_overlap``.
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     ids = np.unique(labels)
     ids = ids[ids != 0]
     empty = pd.DataFrame({"a": [], "b": [], "overlap": [], "z": [], "y": [], "x": []})
@@ -189,8 +191,7 @@ def contact_edges(
                         [np.bincount(inverse, weights=positions[:, k]) for k in range(3)], axis=1
                     )
                 )
-        report(
-            callback,
+        progress.report(
             min(1.0, (start + chunk) / max(coords.shape[0], 1)),
             f"contact edges: {min(start + chunk, coords.shape[0])}/{coords.shape[0]} voxels",
         )
@@ -232,6 +233,7 @@ def connectome_from_labels(
     callback: Any = None,
 ) -> Any:
     """Implementation of :meth:`Connectome.from_labels` (see there)."""
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     voxel_size = _voxel_size(voxel_size)
     labels = _check_labels(labels)
     if int(min_overlap) != min_overlap or min_overlap < 1:
@@ -242,7 +244,7 @@ def connectome_from_labels(
         raise ValueError(f"tolerance must be ≥ 0 µm; got {tolerance}.")
     if search_radius is None:
         search_radius = float(tolerance) if tolerance > 0 else float(voxel_size.max())
-    report(callback, 0.0, "segments: centroids")
+    progress.report(0.0, "segments: centroids")
     _, neurons = segment_table(labels, voxel_size)
 
     if synapses is None:
@@ -251,7 +253,7 @@ def connectome_from_labels(
             voxel_size,
             tolerance=float(tolerance),
             min_overlap=int(min_overlap),
-            callback=callback,
+            callback=progress.stage(0.0, 0.9, "contact edges"),
         )
         forward = pd.DataFrame(
             {

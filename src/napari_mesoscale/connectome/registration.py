@@ -22,7 +22,8 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from napari_mesoscale.connectome._util import report
+from napari_mesoscale.connectome._util import ConnectomeCancelled
+from napari_mesoscale.progress import Progress
 
 TRANSFORMS = ("affine", "similarity", "rigid")
 
@@ -397,6 +398,7 @@ def register_point_sources(
     Registration
         The moving→fixed matrix, the matches, their residuals (µm) and ``apply(points)``.
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     if transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of {TRANSFORMS}; got {transform!r}.")
     minimum = 4 if transform == "affine" else 3
@@ -443,7 +445,7 @@ def register_point_sources(
         )
         if best is None or (result[1], -result[2]) > (best[1], -best[2]):
             best = result
-        report(callback, 0.8 * (k + 1) / len(starts), f"registration: start {k + 1}/{len(starts)}")
+        progress.report(0.8 * (k + 1) / len(starts), f"registration: start {k + 1}/{len(starts)}")
     if subsampled:
         best = _icp(moving, fixed, fixed_tree, best[0], transform, max_distance, n_iter)
     matrix = best[0]
@@ -457,7 +459,7 @@ def register_point_sources(
             "give landmarks or a larger max_distance.",
             stacklevel=2,
         )
-    report(callback, 1.0, f"registration: {matches.shape[0]} matches")
+    progress.report(1.0, f"registration: {matches.shape[0]} matches")
     points = _apply(matrix, moving)
     residuals = (
         np.linalg.norm(points[matches[:, 0]] - fixed[matches[:, 1]], axis=1)
