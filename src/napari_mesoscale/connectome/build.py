@@ -100,10 +100,17 @@ def build_connectome(
     connectome = Connectome.from_tables(neurons, synapses, value=options.value)
     if activity is not None:
         activity = activity if hasattr(activity, "ndim") else np.asarray(activity)
-        if activity.ndim != 2 or activity.shape[1] != connectome.n_neurons:
+        n = connectome.n_neurons
+        if activity.ndim != 2:
             raise ValueError(
-                f"activity must be (T, N) with N = {connectome.n_neurons} neurons in table order; "
+                f"activity must be (T, N) with N = {n} neurons in table order; "
                 f"got shape {tuple(activity.shape)}."
+            )
+        if activity.shape[1] != n:
+            hint = " (it looks transposed: pass activity.T)" if activity.shape[0] == n else ""
+            raise ValueError(
+                f"activity has {activity.shape[1]} neuron columns but the connectome has {n} "
+                f"neurons{hint}; activity must be (T, N) in connectome row order."
             )
     features = node_features(
         connectome, hops=options.hops, callback=progress.stage(0.2, 0.5, "node features")

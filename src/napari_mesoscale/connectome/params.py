@@ -21,6 +21,7 @@ class ConnectomeParams(Params):
     value: str = param(
         "count",
         "adjacency entries: signed synapse counts or summed synapse weights",
+        label="adjacency values",
         choices=("count", "weight"),
     )
     hops: int = param(
