@@ -42,6 +42,23 @@ class ConnectomeBuild:
     transmission: TransmissionResponseGraphs | None = None
 
 
+def _checked_activity(activity: Any, n: int) -> Any:
+    """``activity`` as an array, after checking it is (T, N) (before any costly step)."""
+    activity = activity if hasattr(activity, "ndim") else np.asarray(activity)
+    if activity.ndim != 2:
+        raise ValueError(
+            f"activity must be (T, N) with N = {n} neurons in table order; "
+            f"got shape {tuple(activity.shape)}."
+        )
+    if activity.shape[1] != n:
+        hint = " (it looks transposed: pass activity.T)" if activity.shape[0] == n else ""
+        raise ValueError(
+            f"activity has {activity.shape[1]} neuron columns but the connectome has {n} "
+            f"neurons{hint}; activity must be (T, N) in connectome row order."
+        )
+    return activity
+
+
 def build_connectome(
     neurons: pd.DataFrame | str | os.PathLike,
     synapses: pd.DataFrame | str | os.PathLike | None = None,
@@ -99,22 +116,8 @@ def build_connectome(
     progress.report(0.0, "reading and validating tables")
     connectome = Connectome.from_tables(neurons, synapses, value=options.value)
     if activity is not None:
-        activity = activity if hasattr(activity, "ndim") else np.asarray(activity)
-        n = connectome.n_neurons
-        if activity.ndim != 2:
-            raise ValueError(
-                f"activity must be (T, N) with N = {n} neurons in table order; "
-                f"got shape {tuple(activity.shape)}."
-            )
-        if activity.shape[1] != n:
-            hint = " (it looks transposed: pass activity.T)" if activity.shape[0] == n else ""
-            raise ValueError(
-                f"activity has {activity.shape[1]} neuron columns but the connectome has {n} "
-                f"neurons{hint}; activity must be (T, N) in connectome row order."
-            )
-    features = node_features(
-        connectome, hops=options.hops, callback=progress.stage(0.2, 0.5, "node features")
-    )
+        activity = _checked_activity(activity, connectome.n_neurons)
+    features = node_features(connectome, hops=options.hops, callback=progress.stage(0.2, 0.5))
     grid = None
     if options.grid_diameter:
         progress.report(0.5, "receptive-field grid")
@@ -129,7 +132,7 @@ def build_connectome(
             bin_size=options.bin_size,
             delay=options.delay,
             threshold=options.threshold,
-            callback=progress.stage(0.6, 0.95, "transmission-response graphs"),
+            callback=progress.stage(0.6, 0.95),
         )
     progress.report(1.0, "done")
     return ConnectomeBuild(connectome, features, grid, transmission)

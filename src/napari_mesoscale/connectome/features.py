@@ -1,4 +1,4 @@
-"""Node features of a connectome graph (seed 004): degrees, information flow, neighbourhood size."""
+"""Node features of a connectome (Chu et al. 2022): degrees, information flow, neighbourhoods."""
 
 from __future__ import annotations
 

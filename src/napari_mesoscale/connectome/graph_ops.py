@@ -1,4 +1,4 @@
-"""Graph operations on a connectome for seed 004 (connectome-derived filters).
+"""Graph operations on a connectome for connectome-derived filters (Chu et al. 2022).
 
 * :func:`longest_path_lengths` — the patent's *path length* node feature: the longest path
   starting from each node, taken in the condensation DAG (strongly connected components
@@ -235,7 +235,7 @@ def graph_features(
     if isinstance(connectome, np.ndarray):
         connectome = sp.csr_matrix(_adjacency(connectome))
     progress = Progress.wrap(callback, ConnectomeCancelled)
-    frame = node_features(connectome, hops=hops, callback=progress.stage(0.0, 0.7, "node features"))
+    frame = node_features(connectome, hops=hops, callback=progress.stage(0.0, 0.7))
     labels, _ = condensation(connectome)
     frame["longest_path"] = longest_path_lengths(
         connectome, callback=progress.stage(0.7, 0.85, "downstream")

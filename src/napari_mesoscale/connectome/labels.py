@@ -1,4 +1,4 @@
-"""Connectomes from label volumes: synapse points on segments, or contact-based edges (seed 004).
+"""Connectomes from label volumes: synapses on segments, or contact edges (Chu et al. 2022).
 
 Contact edges: the tolerance region of a segment is the segment dilated by ``tolerance`` µm (an
 ellipsoidal structuring element in voxels, so anisotropic voxels are handled); two segments are
@@ -253,7 +253,7 @@ def connectome_from_labels(
             voxel_size,
             tolerance=float(tolerance),
             min_overlap=int(min_overlap),
-            callback=progress.stage(0.0, 0.9, "contact edges"),
+            callback=progress.stage(0.0, 0.9),
         )
         forward = pd.DataFrame(
             {

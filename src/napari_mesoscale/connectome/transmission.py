@@ -1,4 +1,4 @@
-"""Transmission-response graphs (seed 000, section 4.2).
+"""Transmission-response graphs: the edges of the connectome that carried activity, per time bin.
 
 The recording is cut into bins of ``bin_size`` frames. The graph of bin b keeps the connectome
 edge i→j when neuron i had an event at a frame t of the bin and neuron j had an event at a frame

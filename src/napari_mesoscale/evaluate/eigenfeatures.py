@@ -159,6 +159,21 @@ def _eig_sparse(
     return vecs[:, ::-1]
 
 
+def _auto_method(n: int) -> str:
+    """Dense up to _DENSE_MAX neurons, torch on a GPU up to _TORCH_MAX, sparse beyond."""
+    if n <= _DENSE_MAX:
+        return "dense"
+    if n <= _TORCH_MAX:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return "torch"
+        except ImportError:  # pragma: no cover - torch is a dependency
+            pass
+    return "sparse"
+
+
 def correlation_eigenfeatures(
     activity: Any,
     n_eigenvectors: int = 16,
@@ -221,15 +236,7 @@ def correlation_eigenfeatures(
     if method not in ("auto", "dense", "sparse", "torch"):
         raise ValueError(f"method must be 'auto', 'dense', 'sparse' or 'torch'; got {method!r}.")
     if method == "auto":
-        method = "dense" if n <= _DENSE_MAX else "sparse"
-        if n > _DENSE_MAX and n <= _TORCH_MAX:
-            try:
-                import torch
-
-                if torch.cuda.is_available():
-                    method = "torch"
-            except ImportError:  # pragma: no cover - torch is a dependency
-                pass
+        method = _auto_method(n)
     progress.report(0.0, f"eigenvectors ({method})")
     moments = _moments(x, n_moments)
     if method == "dense":

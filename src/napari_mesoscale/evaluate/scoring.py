@@ -95,6 +95,29 @@ def _raw_scores(pred: np.ndarray, rec: np.ndarray) -> pd.DataFrame:
     )
 
 
+def _noise_corrected_scores(
+    pred: np.ndarray, rec: np.ndarray, options: ScoringParams, progress: Progress
+) -> pd.DataFrame:
+    """Several trials: predictivity corrected by the split-half reliability (Nayebi 2022)."""
+    res = noise_corrected_predictivity(
+        pred,
+        rec,
+        n_splits=options.n_splits,
+        estimator=options.estimator,
+        reliability_threshold=options.reliability_threshold or None,
+        seed=options.seed,
+        callback=progress,
+    )
+    return pd.DataFrame(
+        {
+            "predictivity": res.corrected,
+            "raw": res.raw,
+            "reliability": res.reliability,
+            "reliable": res.reliable,
+        }
+    )
+
+
 def score_predictions(
     predicted: Any,
     recorded: Any,
@@ -163,23 +186,8 @@ def score_predictions(
     progress = Progress.wrap(callback, EvaluationCancelled)
     pred, rec = _aligned(predicted, recorded, options.n_repeats, options.lag)
     if rec.shape[0] >= 2:
-        res = noise_corrected_predictivity(
-            pred,
-            rec,
-            n_splits=options.n_splits,
-            estimator=options.estimator,
-            reliability_threshold=options.reliability_threshold or None,
-            seed=options.seed,
-            callback=progress.stage(0.0, 0.9, "noise-corrected predictivity"),
-        )
-        table = pd.DataFrame(
-            {
-                "predictivity": res.corrected,
-                "raw": res.raw,
-                "reliability": res.reliability,
-                "reliable": res.reliable,
-            }
-        )
+        stage = progress.stage(0.0, 0.9)
+        table = _noise_corrected_scores(pred, rec, options, stage)
     else:
         table = _raw_scores(pred, rec)
         progress.report(0.9, "raw correlation (one trial: no noise correction)")
@@ -190,7 +198,7 @@ def score_predictions(
             options.n_eigenvectors,
             seed=options.seed,
             max_neighbors=options.max_neighbors,
-            callback=progress.stage(0.9, 1.0, "eigenvector features"),
+            callback=progress.stage(0.9, 1.0),
         )
         table = pd.concat([table, eig], axis=1)
     progress.report(1.0, "scores done")

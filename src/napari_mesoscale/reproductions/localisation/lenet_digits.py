@@ -308,7 +308,7 @@ def run_reproduction(
         n_estimators=n_estimators,
         seed=seed,
         n_jobs=n_jobs,
-        progress=progress.stage(0.2, 1.0, "localisation"),
+        progress=progress.stage(0.2, 1.0),
     )
     return {
         "table": table,
