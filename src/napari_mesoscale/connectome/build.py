@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from napari_mesoscale.connectome._util import ConnectomeCancelled
@@ -16,6 +15,7 @@ from napari_mesoscale.connectome.grid import Grid, receptive_field_grid
 from napari_mesoscale.connectome.params import ConnectomeParams
 from napari_mesoscale.connectome.transmission import (
     TransmissionResponseGraphs,
+    checked_activity,
     transmission_response_graphs,
 )
 from napari_mesoscale.progress import Progress
@@ -40,23 +40,6 @@ class ConnectomeBuild:
     features: pd.DataFrame
     grid: Grid | None = None
     transmission: TransmissionResponseGraphs | None = None
-
-
-def _checked_activity(activity: Any, n: int) -> Any:
-    """``activity`` as an array, after checking it is (T, N) (before any costly step)."""
-    activity = activity if hasattr(activity, "ndim") else np.asarray(activity)
-    if activity.ndim != 2:
-        raise ValueError(
-            f"activity must be (T, N) with N = {n} neurons in table order; "
-            f"got shape {tuple(activity.shape)}."
-        )
-    if activity.shape[1] != n:
-        hint = " (it looks transposed: pass activity.T)" if activity.shape[0] == n else ""
-        raise ValueError(
-            f"activity has {activity.shape[1]} neuron columns but the connectome has {n} "
-            f"neurons{hint}; activity must be (T, N) in connectome row order."
-        )
-    return activity
 
 
 def build_connectome(
@@ -116,7 +99,7 @@ def build_connectome(
     progress.report(0.0, "reading and validating tables")
     connectome = Connectome.from_tables(neurons, synapses, value=options.value)
     if activity is not None:
-        activity = _checked_activity(activity, connectome.n_neurons)
+        activity = checked_activity(activity, connectome.n_neurons)
     features = node_features(connectome, hops=options.hops, callback=progress.stage(0.2, 0.5))
     grid = None
     if options.grid_diameter:

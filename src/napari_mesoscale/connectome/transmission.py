@@ -305,6 +305,32 @@ def _transmitting_edges(
     return edge_ids, offsets, counts, opportunities
 
 
+def checked_activity(activity: Any, n: int) -> Any:
+    """``activity`` as a (T, N) array for ``n`` neurons; errors say how to fix the shape."""
+    activity = _check_activity(activity)
+    if activity.shape[1] != n:
+        hint = " (it looks transposed: pass activity.T)" if activity.shape[0] == n else ""
+        raise ValueError(
+            f"activity has {activity.shape[1]} neuron columns but the connectome has {n} "
+            f"neurons{hint}; activity must be (T, N) in connectome row order."
+        )
+    return activity
+
+
+def _adjacency_and_ids(connectome: Any) -> tuple[sp.csr_matrix, np.ndarray]:
+    from napari_mesoscale.connectome.graph import Connectome
+
+    if isinstance(connectome, Connectome):
+        return connectome.adjacency, connectome.ids
+    if sp.issparse(connectome):
+        adjacency = sp.csr_matrix(connectome)
+        return adjacency, np.arange(adjacency.shape[0])
+    raise ValueError(
+        "transmission_response_graphs needs a Connectome or a sparse adjacency matrix; "
+        f"got {type(connectome).__name__}."
+    )
+
+
 def transmission_response_graphs(
     connectome: Connectome | sp.spmatrix,
     activity: Any,
@@ -352,34 +378,16 @@ def transmission_response_graphs(
     that transmit; the work per frame is proportional to the out-degree of the neurons that
     had an event, so sparse activity is fast.
     """
-    from napari_mesoscale.connectome.graph import Connectome
-
     progress = Progress.wrap(callback, ConnectomeCancelled)
     defaults = ConnectomeParams()
     bin_size = defaults.bin_size if bin_size is None else bin_size
     delay = defaults.delay if delay is None else delay
     threshold = defaults.threshold if threshold is None else threshold
-    if isinstance(connectome, Connectome):
-        adjacency = connectome.adjacency
-        ids = connectome.ids
-    elif sp.issparse(connectome):
-        adjacency = sp.csr_matrix(connectome)
-        ids = np.arange(adjacency.shape[0])
-    else:
-        raise ValueError(
-            "transmission_response_graphs needs a Connectome or a sparse adjacency matrix; "
-            f"got {type(connectome).__name__}."
-        )
+    adjacency, ids = _adjacency_and_ids(connectome)
     bin_size = _as_int(bin_size, "bin_size", 1)
     delay = _as_int(delay, "delay", 1)
-    activity = _check_activity(activity)
     n = adjacency.shape[0]
-    if activity.shape[1] != n:
-        hint = " (it looks transposed: pass activity.T)" if activity.shape[0] == n else ""
-        raise ValueError(
-            f"activity has {activity.shape[1]} neuron columns but the connectome has {n} "
-            f"neurons{hint}; activity must be (T, N) in connectome row order."
-        )
+    activity = checked_activity(activity, n)
     progress.report(0.0, "transmission-response graphs: detecting events")
     events = detect_events(activity, threshold=threshold, zscore=zscore, onsets=onsets)
     t = events.shape[0]
