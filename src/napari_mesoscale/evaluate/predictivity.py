@@ -61,6 +61,7 @@ Reliability thresholds use the Spearman–Brown-corrected full-trial reliability
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -410,59 +411,26 @@ def linear_predictivity(
     _check_choice(estimator, _ESTIMATORS, "estimator")
     x = _as_trials(trials)
     a = _as_model(source, x.shape[1], "source", None)
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction}.")
     n_stim = x.shape[1]
-    n_train = int(round(train_fraction * n_stim))
-    if n_train < 3 or n_stim - n_train < 3:
-        raise ValueError(
-            f"{n_stim} stimuli split {train_fraction:.2f}/{1 - train_fraction:.2f} leave fewer "
-            "than 3 stimuli on one side; use more stimuli or another train_fraction."
-        )
-    if n_train_test < 1 or n_splits < 1:
-        raise ValueError("n_train_test and n_splits must be >= 1.")
+    n_train = _train_size(n_stim, train_fraction, n_train_test, n_splits)
     rng = np.random.default_rng(seed)
     n = x.shape[2]
-    num, drel, mrel = _Accumulator(n), _Accumulator(n), _Accumulator(n)
-    raw_acc, full_acc = _Accumulator(n), _Accumulator(n)
-    total = n_train_test * (n_splits + 1)
-    step = 0
-    x_all = x.mean(0)
-    a_all = a.mean(0)
-
-    def fit_predict(a_fit: np.ndarray, y_fit: np.ndarray, tr, te) -> np.ndarray:
-        model = _make_mapping(mapping, alpha, n_components, tr.size, a.shape[2], n)
-        model.fit(a_fit[tr], y_fit[tr])
-        return np.asarray(model.predict(a_fit[te])).reshape(te.size, n)
-
-    for _ in range(n_train_test):
+    accs = {name: _Accumulator(n) for name in ("raw", "num", "data_rel", "model_rel")}
+    fit = functools.partial(_fit_predict, mapping, alpha, n_components, n)
+    x_all, a_all = x.mean(0), a.mean(0)
+    for k in range(n_train_test):
+        stage = progress.stage(k / n_train_test, (k + 1) / n_train_test)
         perm = rng.permutation(n_stim)
         tr, te = np.sort(perm[:n_train]), np.sort(perm[n_train:])
-        pred_all = fit_predict(a_all, x_all, tr, te)
-        r_all = pearson_columns(pred_all, x_all[te])
-        raw_acc.add(r_all)
-        full_acc.add(r_all)
-        step += 1
-        progress.report(step / total, f"{mapping} mapping")
-        data_splits = _split_indices(x.shape[0], n_splits, rng)
-        model_splits = _halves(a, rng, n_splits)
-        for (i1, i2), (j1, j2) in zip(data_splits, model_splits, strict=True):
-            s1, s2 = x[i1].mean(0), x[i2].mean(0)
-            a1, a2 = a[j1].mean(0), a[j2].mean(0)
-            # each half's mapping is fitted on that half of the target (and source) trials
-            p1 = fit_predict(a1, s1, tr, te)
-            p2 = fit_predict(a2, s2, tr, te)
-            num.add(0.5 * (pearson_columns(p1, s2[te]) + pearson_columns(p2, s1[te])))
-            drel.add(pearson_columns(s1[te], s2[te]))
-            mrel.add(pearson_columns(p1, p2))
-            step += 1
-            progress.report(step / total, f"{mapping} mapping")
+        accs["raw"].add(pearson_columns(fit(a_all, x_all, tr, te), x_all[te]))
+        stage.report(1 / (n_splits + 1), f"{mapping} mapping")
+        _add_half_splits(x, a, tr, te, fit, rng, n_splits, accs, stage, mapping)
     return _finish(
-        raw_acc.mean(),
-        num.mean(),
-        full_acc.mean(),
-        drel.mean(),
-        mrel.mean(),
+        accs["raw"].mean(),
+        accs["num"].mean(),
+        accs["raw"].mean(),
+        accs["data_rel"].mean(),
+        accs["model_rel"].mean(),
         estimator,
         reliability_threshold,
         {
@@ -475,6 +443,64 @@ def linear_predictivity(
             "seed": seed,
         },
     )
+
+
+def _train_size(n_stim: int, train_fraction: float, n_train_test: int, n_splits: int) -> int:
+    """Training stimuli per split; errors when either side would get fewer than 3."""
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction}.")
+    n_train = int(round(train_fraction * n_stim))
+    if n_train < 3 or n_stim - n_train < 3:
+        raise ValueError(
+            f"{n_stim} stimuli split {train_fraction:.2f}/{1 - train_fraction:.2f} leave fewer "
+            "than 3 stimuli on one side; use more stimuli or another train_fraction."
+        )
+    if n_train_test < 1 or n_splits < 1:
+        raise ValueError("n_train_test and n_splits must be >= 1.")
+    return n_train
+
+
+def _fit_predict(
+    mapping: str,
+    alpha: float,
+    n_components: int,
+    n: int,
+    a_fit: np.ndarray,
+    y_fit: np.ndarray,
+    tr: np.ndarray,
+    te: np.ndarray,
+) -> np.ndarray:
+    """Fit the mapping source → neurons on stimuli ``tr``; predict stimuli ``te``."""
+    model = _make_mapping(mapping, alpha, n_components, tr.size, a_fit.shape[1], n)
+    model.fit(a_fit[tr], y_fit[tr])
+    return np.asarray(model.predict(a_fit[te])).reshape(te.size, n)
+
+
+def _add_half_splits(
+    x: np.ndarray,
+    a: np.ndarray,
+    tr: np.ndarray,
+    te: np.ndarray,
+    fit: Callable[..., np.ndarray],
+    rng: np.random.Generator,
+    n_splits: int,
+    accs: dict[str, _Accumulator],
+    progress: Progress,
+    mapping: str,
+) -> None:
+    """Half-split numerator and reliabilities of one train/test split of the stimuli."""
+    data_splits = _split_indices(x.shape[0], n_splits, rng)
+    model_splits = _halves(a, rng, n_splits)
+    for k, ((i1, i2), (j1, j2)) in enumerate(zip(data_splits, model_splits, strict=True)):
+        s1, s2 = x[i1].mean(0), x[i2].mean(0)
+        a1, a2 = a[j1].mean(0), a[j2].mean(0)
+        # each half's mapping is fitted on that half of the target (and source) trials
+        p1 = fit(a1, s1, tr, te)
+        p2 = fit(a2, s2, tr, te)
+        accs["num"].add(0.5 * (pearson_columns(p1, s2[te]) + pearson_columns(p2, s1[te])))
+        accs["data_rel"].add(pearson_columns(s1[te], s2[te]))
+        accs["model_rel"].add(pearson_columns(p1, p2))
+        progress.report((k + 2) / (n_splits + 1), f"{mapping} mapping")
 
 
 # the RSA and the one-call scoring live in their own modules; their names stay importable here
