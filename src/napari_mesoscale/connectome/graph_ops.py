@@ -116,6 +116,15 @@ def condensation(adjacency: Any) -> tuple[np.ndarray, sp.csr_matrix]:
     return labels, dag
 
 
+def _component_values(labels: np.ndarray, n_comp: int, weighted: bool, count: str) -> np.ndarray:
+    """What a component adds to a path's length: nothing (weighted), its size, or 1."""
+    if weighted:
+        return np.zeros(n_comp)
+    if count == "neurons":
+        return np.bincount(labels, minlength=n_comp).astype(np.float64)
+    return np.ones(n_comp)
+
+
 def longest_path_lengths(
     adjacency: Any,
     *,
@@ -164,12 +173,7 @@ def longest_path_lengths(
     if direction == "in":
         dag = dag.T.tocsr()
     n_comp = dag.shape[0]
-    if weighted:
-        node_value = np.zeros(n_comp)
-    elif count == "neurons":
-        node_value = np.bincount(labels, minlength=n_comp).astype(np.float64)
-    else:
-        node_value = np.ones(n_comp)
+    node_value = _component_values(labels, n_comp, weighted, count)
     # height(c) = value(c) + max over successors s of (w(c, s) + height(s)), sinks first
     reverse = dag.T.tocsr()  # row s lists the predecessors c of s
     edge_w = reverse.data if weighted else np.zeros(reverse.nnz)
@@ -466,6 +470,22 @@ def _repair(
 
 
 # --------------------------------------------------------------------------------- perturbation
+def _new_edge_keys(
+    existing: np.ndarray, n: int, n_add: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n_add`` distinct keys ``pre * n + post`` of absent non-loop edges, drawn at random."""
+    new = np.zeros(0, dtype=np.int64)
+    while new.size < n_add:
+        need = n_add - new.size
+        a = rng.integers(0, n, size=2 * need + 16)
+        b = rng.integers(0, n, size=2 * need + 16)
+        key = a * n + b
+        key = key[(a != b) & ~np.isin(key, existing) & ~np.isin(key, new)]
+        key = pd.unique(key)[:need]
+        new = np.concatenate([new, key])
+    return new
+
+
 def perturb_graph(
     adjacency: Any,
     *,
@@ -531,16 +551,7 @@ def perturb_graph(
             raise ValueError(
                 f"cannot add {n_add} edges: only {free} node pairs are unconnected; lower add."
             )
-        existing = pre * n + post
-        new = np.zeros(0, dtype=np.int64)
-        while new.size < n_add:
-            need = n_add - new.size
-            a = rng.integers(0, n, size=2 * need + 16)
-            b = rng.integers(0, n, size=2 * need + 16)
-            key = a * n + b
-            key = key[(a != b) & ~np.isin(key, existing) & ~np.isin(key, new)]
-            key = pd.unique(key)[:need]
-            new = np.concatenate([new, key])
+        new = _new_edge_keys(pre * n + post, n, n_add, rng)
         pool = original if original.size else np.ones(1)
         weights = rng.choice(pool, size=n_add)
         pre = np.concatenate([pre, new // n])

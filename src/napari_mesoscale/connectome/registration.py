@@ -424,6 +424,28 @@ def _best_alignment(
     return best
 
 
+def _refined_matches(
+    moving: np.ndarray,
+    fixed: np.ndarray,
+    matrix: np.ndarray,
+    transform: str,
+    max_distance: float,
+    minimum: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Match one to one, refit the transform on the matches, match again."""
+    matches, _ = assign_one_to_one(_apply(matrix, moving), fixed, max_distance)
+    if matches.shape[0] >= minimum:
+        matrix = fit_transform(moving[matches[:, 0]], fixed[matches[:, 1]], transform)
+        matches, _ = assign_one_to_one(_apply(matrix, moving), fixed, max_distance)
+    else:
+        warnings.warn(
+            f"registration found only {matches.shape[0]} matches within {max_distance:g} µm; "
+            "give landmarks or a larger max_distance.",
+            stacklevel=3,
+        )
+    return matrix, matches
+
+
 def register_point_sources(
     moving: Any,
     fixed: Any,
@@ -482,17 +504,7 @@ def register_point_sources(
         max_search_points,
         progress.stage(0.0, 0.8),
     )
-    matrix = best[0]
-    matches, _ = assign_one_to_one(_apply(matrix, moving), fixed, max_distance)
-    if matches.shape[0] >= minimum:
-        matrix = fit_transform(moving[matches[:, 0]], fixed[matches[:, 1]], transform)
-        matches, _ = assign_one_to_one(_apply(matrix, moving), fixed, max_distance)
-    else:
-        warnings.warn(
-            f"registration found only {matches.shape[0]} matches within {max_distance:g} µm; "
-            "give landmarks or a larger max_distance.",
-            stacklevel=2,
-        )
+    matrix, matches = _refined_matches(moving, fixed, best[0], transform, max_distance, minimum)
     progress.report(1.0, f"registration: {matches.shape[0]} matches")
     points = _apply(matrix, moving)
     residuals = (

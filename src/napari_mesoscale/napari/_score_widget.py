@@ -13,7 +13,7 @@ first of these keys that is present (or the key chosen in the widget):
 Predictions are read from a Points layer's ``metadata`` (``predicted``, ``prediction`` or
 ``forecast``: (T, N) or (n_trials, T, N)), which may be the same layer, or from a ``.npy`` file.
 
-The scoring runs :func:`napari_mesoscale.evaluate.predictivity.score_predictions` in a worker;
+The scoring runs :func:`napari_mesoscale.evaluate.score_predictions` in a worker;
 the result lands in ``layer.features`` (``predictivity``, ``raw``, ``reliability``,
 ``reliable`` and, when asked, ``eig_0 .. eig_{k-1}`` correlation-eigenvector features) and the
 points are coloured by the column chosen in "colour by" (any eigenvector too). With no
