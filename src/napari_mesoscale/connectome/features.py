@@ -9,6 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from napari_mesoscale.connectome._util import ConnectomeCancelled
+from napari_mesoscale.connectome.params import ConnectomeParams
 from napari_mesoscale.progress import Progress
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def neighbourhood_size(
 def node_features(
     connectome: Connectome | sp.spmatrix,
     *,
-    hops: int = 2,
+    hops: int | None = None,
     callback: Any = None,
 ) -> pd.DataFrame:
     """Per-neuron graph features of a connectome.
@@ -98,8 +99,9 @@ def node_features(
     connectome : Connectome or sparse matrix
         A :class:`Connectome` (its ``type``, ``sign``, ``motif``… columns are carried over) or a
         bare (N, N) adjacency pre→post.
-    hops : int
-        Path-length bound of the neighbourhood size (0 skips it).
+    hops : int, optional
+        Path-length bound of the neighbourhood size (0 skips it); default
+        :attr:`ConnectomeParams.hops`.
     callback : callable, optional
         Progress callback; returning False cancels.
 
@@ -131,6 +133,8 @@ def node_features(
             "node_features needs a Connectome or a scipy.sparse adjacency matrix; "
             f"got {type(connectome).__name__}."
         )
+    if hops is None:
+        hops = ConnectomeParams().hops
     if int(hops) != hops or hops < 0:
         raise ValueError(f"hops must be a whole number ≥ 0; got {hops}.")
     progress.report(0.0, "node features: degrees")
