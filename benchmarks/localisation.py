@@ -36,9 +36,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from napari_mesoscale.evaluate._lenet_digits import markdown_table, run_reproduction
-from napari_mesoscale.evaluate.localisation import correlation_eigenfeatures, localise_neurons
+from napari_mesoscale.evaluate import correlation_eigenfeatures
 from napari_mesoscale.io.atomic import atomic_path
+from napari_mesoscale.reproductions.localisation import localise_neurons
+from napari_mesoscale.reproductions.localisation.lenet_digits import (
+    markdown_table,
+    run_reproduction,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETS = ("GAUSSIAN", "IMPULSE", "DIGITS", "CONCAT", "RANDOM")

@@ -217,6 +217,22 @@ def test_callback_false_cancels():
     assert seen and "fraction" in seen[0]
 
 
+def test_build_reports_rising_fractions_of_the_whole_job_and_cancels_as_cancelled():
+    from napari_mesoscale.connectome import build_connectome
+    from napari_mesoscale.progress import Cancelled
+
+    neurons, synapses, *_ = random_tables(n=80, m=240)
+    activity = np.random.default_rng(0).standard_normal((60, 80))
+    seen = []
+    build_connectome(neurons, synapses, activity=activity, grid_diameter=60.0, callback=seen.append)
+    fractions = [info["fraction"] for info in seen]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    assert any("neighbourhood sizes" in info["message"] for info in seen)
+    assert issubclass(ConnectomeCancelled, Cancelled)
+    with pytest.raises(Cancelled):
+        build_connectome(neurons, synapses, callback=lambda info: info["fraction"] < 0.3)
+
+
 # -- grid and enclosed subgraphs --------------------------------------------------------------
 
 

@@ -77,3 +77,19 @@ def test_connect_reports_bad_input(tmp_path, capsys):
     )
     assert status == 2
     assert "11 neuron columns" in capsys.readouterr().err
+
+
+def test_connect_options_default_to_the_connectome_params():
+    import argparse
+
+    from napari_mesoscale.connectome import ConnectomeParams
+    from napari_mesoscale.connectome.cli import configure
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    args = parser.parse_args(["--neurons", "n.csv", "--out", "o"])
+    assert ConnectomeParams.from_namespace(args) == ConnectomeParams()
+    args = parser.parse_args(
+        ["--neurons", "n.csv", "--out", "o", "--hops", "3", "--value", "weight"]
+    )
+    assert ConnectomeParams.from_namespace(args) == ConnectomeParams(hops=3, value="weight")

@@ -1,4 +1,4 @@
-"""Tests of connectome-derived filter kernels and the graph-kernel forecaster (seed 004)."""
+"""Tests of connectome-derived filter kernels and the graph-kernel forecaster (Chu et al. 2022)."""
 
 from __future__ import annotations
 

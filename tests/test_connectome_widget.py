@@ -186,3 +186,15 @@ def test_widget_from_points_layer_and_bad_input(make_napari_viewer, qtbot, brain
     widget._synapses_layer.value = "cells"  # no pre/post features
     widget.start()
     assert "needs 'pre' and 'post'" in widget.last_error
+
+
+@pytest.mark.viewer
+def test_widget_defaults_are_the_connectome_params(make_napari_viewer):
+    from napari_mesoscale.connectome import ConnectomeParams
+    from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
+
+    widget = ConnectomeWidget(make_napari_viewer())
+    defaults = ConnectomeParams.defaults()
+    defaults.pop("grid_stride")  # not a control: half the diameter unless given in code
+    assert widget.params() == defaults
+    assert widget._hops.max == ConnectomeParams.specs()["hops"].maximum

@@ -63,3 +63,46 @@ def test_recovery_scores():
         recovery_scores(np.zeros(6), motif, inst)
     with pytest.raises(ValueError, match="shape"):
         recovery_scores(np.zeros(6), motif[:3], inst, domain_labels=np.zeros(6))
+
+
+def test_evaluate_cli_options_default_to_the_scoring_params():
+    import argparse
+
+    from napari_mesoscale.evaluate import ScoringParams
+    from napari_mesoscale.evaluate.cli import configure
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    args = parser.parse_args(["rec.npy", "--predicted", "p.npy"])
+    assert ScoringParams.from_namespace(args) == ScoringParams()
+    args = parser.parse_args(["rec.npy", "--predicted", "p.npy", "--n-repeats", "4"])
+    assert ScoringParams.from_namespace(args) == ScoringParams(n_repeats=4)
+
+
+def test_evaluate_cli_writes_scores_and_per_neuron_predictivity(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from napari_mesoscale.cli import main
+
+    rng = np.random.default_rng(3)
+    truth = np.cumsum(rng.standard_normal((120, 4)), axis=0)
+    recorded = truth + 0.5 * rng.standard_normal(truth.shape)
+    np.save(tmp_path / "rec.npy", recorded)
+    np.save(tmp_path / "pred.npy", truth)
+    rc = main(
+        ["evaluate", str(tmp_path / "rec.npy"), "--predicted", str(tmp_path / "pred.npy")]
+        + ["-o", str(tmp_path / "out")]
+    )
+    assert rc == 0
+    scores = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert scores["scoring"]["n_repeats"] == 1
+    table = pd.read_csv(tmp_path / "out" / "predictivity.csv")
+    raw = [np.corrcoef(truth[:, k], recorded[:, k])[0, 1] for k in range(4)]
+    np.testing.assert_allclose(table["predictivity"], raw, rtol=1e-9)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "per_neuron.csv",
+        "predictivity.csv",
+        "scores.json",
+    ]

@@ -1,4 +1,4 @@
-"""Tests of connectome graph operations (seed 004): longest paths, types, shuffles, perturbation."""
+"""Connectome graph operations (Chu et al. 2022): longest paths, types, shuffles, perturbation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Response localisation (seed 001): eigenvector features, classifier bank, Hungarian assignment."""
+"""Localisation from activity (Dyer & Griffin 2022): eigenvectors, classifier bank, assignment."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from napari_mesoscale.evaluate.localisation import (
-    ClassifierBank,
+from napari_mesoscale.evaluate import (
     EvaluationCancelled,
-    assign_one_to_one,
     correlation_eigenfeatures,
     eigenvector_features_frame,
+)
+from napari_mesoscale.reproductions.localisation import (
+    ClassifierBank,
+    assign_one_to_one,
     layerwise_graph_error,
     localise_neurons,
 )
@@ -61,12 +63,12 @@ def test_sparse_chunked_eigenvectors_match_dense():
     dense = correlation_eigenfeatures(activity, 4, n_moments=0, method="dense")
     # keeping every entry, the chunked sparse path computes the same matrix
     full = correlation_eigenfeatures(
-        activity, 4, n_moments=0, method="sparse", n_neighbours=n, chunk_rows=17
+        activity, 4, n_moments=0, method="sparse", max_neighbors=n, chunk_rows=17
     )
     for k in range(4):
         assert abs(np.corrcoef(dense[:, k], full[:, k])[0, 1]) > 0.999
     # a k-nearest-neighbour sparsification keeps the leading structure
-    knn = correlation_eigenfeatures(activity, 4, n_moments=0, method="sparse", n_neighbours=40)
+    knn = correlation_eigenfeatures(activity, 4, n_moments=0, method="sparse", max_neighbors=40)
     assert abs(np.corrcoef(dense[:, 0], knn[:, 0])[0, 1]) > 0.95
     torch_feats = correlation_eigenfeatures(activity, 4, n_moments=0, method="torch", device="cpu")
     assert abs(np.corrcoef(dense[:, 1], torch_feats[:, 1])[0, 1]) > 0.99
@@ -193,7 +195,10 @@ def test_small_lenet_reproduction_orders_feature_sets():
     """~40 s: the shrunken reproduction (benchmarks/localisation.py runs the full one)."""
     import torch
 
-    from napari_mesoscale.evaluate._lenet_digits import run_reproduction, unit_graph
+    from napari_mesoscale.reproductions.localisation.lenet_digits import (
+        run_reproduction,
+        unit_graph,
+    )
 
     torch.set_num_threads(2)
     graph = unit_graph()
@@ -213,7 +218,11 @@ def test_small_lenet_reproduction_orders_feature_sets():
 def test_lenet_graph_and_units():
     from scipy.sparse.csgraph import shortest_path
 
-    from napari_mesoscale.evaluate._lenet_digits import checkerboard_split, unit_graph, unit_table
+    from napari_mesoscale.reproductions.localisation.lenet_digits import (
+        checkerboard_split,
+        unit_graph,
+        unit_table,
+    )
 
     units = unit_table()
     assert len(units) == 826
@@ -225,3 +234,18 @@ def test_lenet_graph_and_units():
     assert dist[0, 64] == 1 and dist[0, 825] == 6
     train, test = checkerboard_split(units)
     assert train.size + test.size == 826 and np.intersect1d(train, test).size == 0
+
+
+def test_old_names_stay_importable_and_warn():
+    import napari_mesoscale
+    from napari_mesoscale import evaluate
+    from napari_mesoscale.progress import Cancelled
+
+    assert evaluate.localise_neurons is localise_neurons
+    assert napari_mesoscale.localise_neurons is localise_neurons
+    assert issubclass(EvaluationCancelled, Cancelled)
+    activity, _, _ = _clustered_activity(n_clusters=3, size=10, n_frames=200)
+    new = correlation_eigenfeatures(activity, 3, n_moments=0, method="sparse", max_neighbors=12)
+    with pytest.warns(DeprecationWarning, match="max_neighbors"):
+        old = correlation_eigenfeatures(activity, 3, n_moments=0, method="sparse", n_neighbours=12)
+    np.testing.assert_array_equal(old, new)

@@ -366,3 +366,16 @@ def test_score_widget_eigenvectors_only_and_domain_summary(make_napari_viewer, q
     table = layer.metadata["predictivity_by_domain"]
     assert set(table["group"]) == {"all", 3, 7}
     assert table["median"].to_numpy() == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.viewer
+def test_score_widget_defaults_are_the_scoring_params(make_napari_viewer):
+    from napari_mesoscale.evaluate import ScoringParams
+    from napari_mesoscale.napari._score_widget import ScorePredictionsWidget
+
+    widget = ScorePredictionsWidget(make_napari_viewer())
+    defaults = ScoringParams.defaults()
+    for hidden in ("max_neighbors", "seed"):  # code-only options
+        defaults.pop(hidden)
+    assert widget.params() == defaults
+    assert widget._estimator.choices == ScoringParams.specs()["estimator"].choices

@@ -39,7 +39,7 @@ _PUBLIC_API: dict[str, str] = {
     "TransmissionResponseGraphs": "napari_mesoscale.connectome",
     "noise_corrected_predictivity": "napari_mesoscale.evaluate",
     "linear_predictivity": "napari_mesoscale.evaluate",
-    "localise_neurons": "napari_mesoscale.evaluate",
+    "localise_neurons": "napari_mesoscale.reproductions.localisation",
     "correlation_eigenfeatures": "napari_mesoscale.evaluate",
     "simulate_gif_network": "napari_mesoscale.model.populations",
     "fit_mesoscopic": "napari_mesoscale.model.populations",

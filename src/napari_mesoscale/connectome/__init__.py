@@ -20,6 +20,7 @@ from napari_mesoscale.connectome.grid import (
     field_members,
     receptive_field_grid,
 )
+from napari_mesoscale.connectome.params import ConnectomeParams
 from napari_mesoscale.connectome.registration import (
     Registration,
     assign_one_to_one,
@@ -43,6 +44,7 @@ __all__ = [
     "Connectome",
     "ConnectomeBuild",
     "ConnectomeCancelled",
+    "ConnectomeParams",
     "FieldSubgraphs",
     "Grid",
     "Registration",

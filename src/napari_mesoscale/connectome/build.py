@@ -6,17 +6,19 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from napari_mesoscale.connectome._util import report
+from napari_mesoscale.connectome._util import ConnectomeCancelled
 from napari_mesoscale.connectome.features import node_features
 from napari_mesoscale.connectome.graph import Connectome
 from napari_mesoscale.connectome.grid import Grid, receptive_field_grid
+from napari_mesoscale.connectome.params import ConnectomeParams
 from napari_mesoscale.connectome.transmission import (
     TransmissionResponseGraphs,
+    checked_activity,
     transmission_response_graphs,
 )
+from napari_mesoscale.progress import Progress
 
 
 @dataclass
@@ -40,16 +42,6 @@ class ConnectomeBuild:
     transmission: TransmissionResponseGraphs | None = None
 
 
-def _scaled(callback: Any, low: float, high: float) -> Any:
-    if callback is None:
-        return None
-
-    def inner(info: dict[str, Any]) -> Any:
-        return callback(dict(info, fraction=low + (high - low) * float(info.get("fraction", 0))))
-
-    return inner
-
-
 def build_connectome(
     neurons: pd.DataFrame | str | os.PathLike,
     synapses: pd.DataFrame | str | os.PathLike | None = None,
@@ -57,13 +49,18 @@ def build_connectome(
     activity: Any = None,
     grid_diameter: float | None = None,
     grid_stride: float | None = None,
-    hops: int = 2,
-    bin_size: int = 10,
-    delay: int = 3,
-    threshold: float = 2.0,
+    hops: int | None = None,
+    bin_size: int | None = None,
+    delay: int | None = None,
+    threshold: float | None = None,
+    value: str | None = None,
+    params: ConnectomeParams | None = None,
     callback: Any = None,
 ) -> ConnectomeBuild:
     """Connectome from tables, with node features, a receptive-field grid and TRGs.
+
+    Every option left ``None`` takes its value from ``params`` (default
+    :class:`ConnectomeParams`).
 
     Parameters
     ----------
@@ -72,10 +69,15 @@ def build_connectome(
     activity : array_like (T, N), optional
         Activity in connectome row order; gives transmission-response graphs.
     grid_diameter, grid_stride : float, optional
-        Receptive-field diameter and stride (µm); no grid when the diameter is None or 0.
-    hops : int
+        Receptive-field diameter and stride (µm); no grid when the diameter is 0.
+    hops : int, optional
         Neighbourhood size bound of the node features.
-    bin_size, delay, threshold : see :func:`transmission_response_graphs`.
+    bin_size, delay, threshold : optional
+        See :func:`transmission_response_graphs`.
+    value : {"count", "weight"}, optional
+        Adjacency entries (see :meth:`Connectome.from_tables`).
+    params : ConnectomeParams, optional
+        All of the above at once; explicit keywords override it.
     callback : callable, optional
         Progress callback (``fraction``, ``message``); returning False cancels.
 
@@ -83,32 +85,37 @@ def build_connectome(
     -------
     ConnectomeBuild
     """
-    report(callback, 0.0, "reading and validating tables")
-    connectome = Connectome.from_tables(neurons, synapses)
+    options = (params or ConnectomeParams()).merged(
+        grid_diameter=grid_diameter,
+        grid_stride=grid_stride,
+        hops=hops,
+        bin_size=bin_size,
+        delay=delay,
+        threshold=threshold,
+        value=value,
+    )
+    options.validate()
+    progress = Progress.wrap(callback, ConnectomeCancelled)
+    progress.report(0.0, "reading and validating tables")
+    connectome = Connectome.from_tables(neurons, synapses, value=options.value)
     if activity is not None:
-        activity = activity if hasattr(activity, "ndim") else np.asarray(activity)
-        if activity.ndim != 2 or activity.shape[1] != connectome.n_neurons:
-            raise ValueError(
-                f"activity must be (T, N) with N = {connectome.n_neurons} neurons in table order; "
-                f"got shape {tuple(activity.shape)}."
-            )
-    report(callback, 0.2, "node features")
-    features = node_features(connectome, hops=hops, callback=_scaled(callback, 0.2, 0.5))
+        activity = checked_activity(activity, connectome.n_neurons)
+    features = node_features(connectome, hops=options.hops, callback=progress.stage(0.2, 0.5))
     grid = None
-    if grid_diameter:
-        report(callback, 0.5, "receptive-field grid")
+    if options.grid_diameter:
+        progress.report(0.5, "receptive-field grid")
         grid = receptive_field_grid(
-            connectome.positions, diameter=grid_diameter, stride=grid_stride
+            connectome.positions, diameter=options.grid_diameter, stride=options.grid_stride
         )
     transmission = None
     if activity is not None:
         transmission = transmission_response_graphs(
             connectome,
             activity,
-            bin_size=bin_size,
-            delay=delay,
-            threshold=threshold,
-            callback=_scaled(callback, 0.6, 0.95),
+            bin_size=options.bin_size,
+            delay=options.delay,
+            threshold=options.threshold,
+            callback=progress.stage(0.6, 0.95),
         )
-    report(callback, 1.0, "done")
+    progress.report(1.0, "done")
     return ConnectomeBuild(connectome, features, grid, transmission)

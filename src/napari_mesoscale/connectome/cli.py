@@ -20,27 +20,23 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from napari_mesoscale.connectome.params import ConnectomeParams
+from napari_mesoscale.io import atomic_path, read_table, write_table
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Declare the arguments of ``napari-mesoscale connect``."""
+    """Declare the arguments of ``napari-mesoscale connect``.
+
+    The options of the build itself (``--value``, ``--hops``, ``--grid-diameter``, …) come
+    from :class:`~napari_mesoscale.connectome.params.ConnectomeParams`.
+    """
     parser.add_argument(
         "--neurons", required=True, help="neuron table: id, z, y, x (µm) [CSV/Parquet]"
     )
     parser.add_argument("--synapses", help="synapse table: pre, post, z, y, x (µm) [CSV/Parquet]")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument(
-        "--value",
-        choices=("count", "weight"),
-        default="count",
-        help="adjacency entries: signed synapse counts (default) or summed weights",
-    )
-    parser.add_argument("--hops", type=int, default=2, help="neighbourhood size within k hops")
-    parser.add_argument("--grid-diameter", type=float, help="receptive-field diameter (µm)")
-    parser.add_argument("--grid-stride", type=float, help="lattice stride (µm, default d/2)")
     parser.add_argument("--activity", type=Path, help="(T, N) activity: .npy, .csv or .parquet")
-    parser.add_argument("--bin-size", type=int, default=10, help="frames per TRG bin")
-    parser.add_argument("--delay", type=int, default=3, help="response delay (frames)")
-    parser.add_argument("--threshold", type=float, default=2.0, help="event z-score threshold")
+    ConnectomeParams.add_arguments(parser)
 
 
 def read_activity(path: Path) -> np.ndarray:
@@ -52,15 +48,11 @@ def read_activity(path: Path) -> np.ndarray:
     if suffix == ".npy":
         return np.load(path, mmap_mode="r")
     if suffix in (".csv", ".parquet", ".pq"):
-        from napari_mesoscale.io.tables import read_table
-
         return read_table(path, "activity").to_numpy(dtype=np.float32)
     raise ValueError(f"activity {path.name}: unknown file type; use .npy, .csv or .parquet.")
 
 
 def _save_npz(path: Path, **arrays: Any) -> None:
-    from napari_mesoscale.io.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
@@ -68,31 +60,24 @@ def _save_npz(path: Path, **arrays: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``napari-mesoscale connect``; returns the exit status."""
-    from napari_mesoscale.connectome import (
-        Connectome,
-        node_features,
-        receptive_field_grid,
-        transmission_response_graphs,
-    )
-    from napari_mesoscale.io.atomic import atomic_path
+    from napari_mesoscale.connectome import build_connectome
 
-    connectome = Connectome.from_tables(args.neurons, args.synapses, value=args.value)
+    options = ConnectomeParams.from_namespace(args).validate()
+    activity = read_activity(args.activity) if args.activity is not None else None
+    build = build_connectome(args.neurons, args.synapses, activity=activity, params=options)
+    connectome = build.connectome
     out = connectome.to_tables(args.out)
     with atomic_path(out / "adjacency.npz") as tmp:
         with open(tmp, "wb") as handle:
             sp.save_npz(handle, connectome.adjacency.tocsr())
-    features = node_features(connectome, hops=args.hops)
-    with atomic_path(out / "node_features.csv") as tmp:
-        features.to_csv(tmp, index=False)
+    write_table(build.features, out / "node_features.csv")
     summary: dict[str, Any] = {
         "neurons": connectome.n_neurons,
         "synapses": connectome.n_synapses,
         "edges": connectome.n_edges,
     }
-    if args.grid_diameter is not None:
-        grid = receptive_field_grid(
-            connectome.positions, diameter=args.grid_diameter, stride=args.grid_stride
-        )
+    if build.grid is not None:
+        grid = build.grid
         _save_npz(
             out / "grid.npz",
             centers=grid.centers,
@@ -101,15 +86,8 @@ def run(args: argparse.Namespace) -> int:
             stride=grid.stride,
         )
         summary["fields"] = grid.n_fields
-    if args.activity is not None:
-        activity = read_activity(args.activity)
-        result = transmission_response_graphs(
-            connectome,
-            activity,
-            bin_size=args.bin_size,
-            delay=args.delay,
-            threshold=args.threshold,
-        )
+    if build.transmission is not None:
+        result = build.transmission
         _save_npz(
             out / "transmission.npz",
             pre=result.pre,
@@ -121,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
             bin_size=result.bin_size,
             delay=result.delay,
         )
-        with atomic_path(out / "transmission_summary.csv") as tmp:
-            result.summary().to_csv(tmp, index=False)
+        write_table(result.summary(), out / "transmission_summary.csv")
         summary["bins"] = result.n_bins
         summary["transmitting_edges_total"] = int(result.edge_ids.size)
     print(json.dumps({"output": str(out), **summary}))

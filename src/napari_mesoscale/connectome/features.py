@@ -1,4 +1,4 @@
-"""Node features of a connectome graph (seed 004): degrees, information flow, neighbourhood size."""
+"""Node features of a connectome (Chu et al. 2022): degrees, information flow, neighbourhoods."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from napari_mesoscale.connectome._util import report
+from napari_mesoscale.connectome._util import ConnectomeCancelled
+from napari_mesoscale.connectome.params import ConnectomeParams
+from napari_mesoscale.progress import Progress
 
 if TYPE_CHECKING:
     from napari_mesoscale.connectome.graph import Connectome
@@ -51,6 +53,7 @@ def neighbourhood_size(
     -------
     ndarray of int64, shape (N,)
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     if int(hops) != hops or hops < 1:
         raise ValueError(f"hops must be a whole number ≥ 1; got {hops}.")
     hops = int(hops)
@@ -79,14 +82,14 @@ def neighbourhood_size(
             reach = reach @ reach_base
             reach.data[:] = 1.0
         sizes[start:stop] = np.diff(reach.indptr) - 1  # minus the node itself
-        report(callback, stop / n, f"neighbourhood sizes: {stop}/{n} neurons")
+        progress.report(stop / n, f"neighbourhood sizes: {stop}/{n} neurons")
     return sizes
 
 
 def node_features(
     connectome: Connectome | sp.spmatrix,
     *,
-    hops: int = 2,
+    hops: int | None = None,
     callback: Any = None,
 ) -> pd.DataFrame:
     """Per-neuron graph features of a connectome.
@@ -96,8 +99,9 @@ def node_features(
     connectome : Connectome or sparse matrix
         A :class:`Connectome` (its ``type``, ``sign``, ``motif``… columns are carried over) or a
         bare (N, N) adjacency pre→post.
-    hops : int
-        Path-length bound of the neighbourhood size (0 skips it).
+    hops : int, optional
+        Path-length bound of the neighbourhood size (0 skips it); default
+        :attr:`ConnectomeParams.hops`.
     callback : callable, optional
         Progress callback; returning False cancels.
 
@@ -111,6 +115,7 @@ def node_features(
         ``neighbourhood_<hops>`` (other nodes within ``hops`` undirected steps); and the neuron
         table's ``type``, ``sign``, ``motif``, ``motif_name``, ``instance`` columns if present.
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     from napari_mesoscale.connectome.graph import Connectome
 
     if isinstance(connectome, Connectome):
@@ -128,9 +133,11 @@ def node_features(
             "node_features needs a Connectome or a scipy.sparse adjacency matrix; "
             f"got {type(connectome).__name__}."
         )
+    if hops is None:
+        hops = ConnectomeParams().hops
     if int(hops) != hops or hops < 0:
         raise ValueError(f"hops must be a whole number ≥ 0; got {hops}.")
-    report(callback, 0.0, "node features: degrees")
+    progress.report(0.0, "node features: degrees")
     structure = _structure(adjacency)
     out_degree = np.diff(structure.indptr).astype(np.int64)
     in_degree = np.bincount(structure.indices, minlength=structure.shape[0]).astype(np.int64)
@@ -151,18 +158,13 @@ def node_features(
         "information_flow": flow,
     }
     if hops:
-
-        def scaled(info: dict[str, Any]) -> Any:
-            info = dict(info, fraction=0.1 + 0.9 * info["fraction"])
-            return callback(info) if callback is not None else None
-
         table[f"neighbourhood_{int(hops)}"] = neighbourhood_size(
-            adjacency, int(hops), callback=scaled if callback is not None else None
+            adjacency, int(hops), callback=progress.stage(0.1, 1.0)
         )
     frame = pd.DataFrame(table)
     if neurons is not None:
         for column in PASSTHROUGH_COLUMNS:
             if column in neurons.columns:
                 frame[column] = neurons[column].to_numpy()
-    report(callback, 1.0, "node features: done")
+    progress.report(1.0, "node features: done")
     return frame

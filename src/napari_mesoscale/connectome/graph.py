@@ -163,103 +163,11 @@ class Connectome:
     ) -> None:
         if value not in ("count", "weight"):
             raise ValueError(f"value must be 'count' or 'weight'; got {value!r}.")
-        neurons = read_table(neurons, "neurons")
-        _require_columns(neurons, NEURON_COLUMNS, "neurons")
-        if len(neurons) == 0:
-            raise ValueError("neurons table is empty: a connectome needs at least one neuron.")
-        neurons = neurons.reset_index(drop=True)
-        ids_series = neurons["id"]
-        if ids_series.isna().any():
-            bad = np.flatnonzero(ids_series.isna().to_numpy())
-            raise ValueError(f"neurons table has missing ids in {rows_text(bad)}.")
-        duplicated = np.flatnonzero(ids_series.duplicated(keep=False).to_numpy())
-        if duplicated.size:
-            dup_ids = ids_series.iloc[duplicated[:10]].tolist()
-            raise ValueError(
-                f"neurons table has duplicate ids {sorted(set(dup_ids))} in "
-                f"{rows_text(duplicated)}; every neuron needs its own id."
-            )
-        positions = _positions(neurons, "neurons")
-
-        if synapses is None:
-            synapses = pd.DataFrame({"pre": ids_series.iloc[:0], "post": ids_series.iloc[:0]})
-        synapses = read_table(synapses, "synapses")
-        _require_columns(synapses, ("pre", "post"), "synapses")
-        synapses = synapses.reset_index(drop=True)
-        for column in ("pre", "post"):
-            missing = np.flatnonzero(synapses[column].isna().to_numpy())
-            if missing.size:
-                raise ValueError(
-                    f"synapses table has missing '{column}' ids in {rows_text(missing)}."
-                )
-        ids = ids_series.to_numpy()
-        pre_values = synapses["pre"].to_numpy()
-        post_values = synapses["post"].to_numpy()
-        if np.issubdtype(ids.dtype, np.integer):
-            # ids read from CSV with gaps may come back as floats; compare as integers
-            for name, values in (("pre", pre_values), ("post", post_values)):
-                if np.issubdtype(values.dtype, np.floating) and np.any(values != np.round(values)):
-                    bad = np.flatnonzero(values != np.round(values))
-                    raise ValueError(
-                        f"synapses '{name}' ids are not whole numbers in {rows_text(bad)}."
-                    )
-            try:
-                pre_values = pre_values.astype(np.int64, copy=False)
-                post_values = post_values.astype(np.int64, copy=False)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    "neuron ids are integers but the synapses' pre/post columns are not "
-                    f"(dtypes {synapses['pre'].dtype}, {synapses['post'].dtype}); use the same "
-                    "id type in both tables."
-                ) from None
-        pre_index = _id_lookup(ids, pre_values)
-        post_index = _id_lookup(ids, post_values)
-        unknown = np.flatnonzero((pre_index < 0) | (post_index < 0))
-        if unknown.size:
-            unknown_ids = np.unique(
-                np.concatenate(
-                    [
-                        pre_values[unknown][pre_index[unknown] < 0],
-                        post_values[unknown][post_index[unknown] < 0],
-                    ]
-                )
-            )
-            raise ValueError(
-                f"synapses table refers to neuron ids that are not in the neurons table "
-                f"({unknown_ids[:10].tolist()}{' …' if unknown_ids.size > 10 else ''}) in "
-                f"{rows_text(unknown)}; add those neurons or drop those synapses."
-            )
-
-        present = [c for c in POSITION_COLUMNS if c in synapses.columns]
-        if present and len(present) < 3:
-            raise ValueError(
-                f"synapses table has only {present} of the position columns z, y, x; "
-                "give all three (µm) or none (synapses are then placed between the somata)."
-            )
-        if not present:
-            midpoint = (positions[pre_index] + positions[post_index]) / 2
-            synapses = synapses.assign(z=midpoint[:, 0], y=midpoint[:, 1], x=midpoint[:, 2])
-        if len(synapses):
-            _positions(synapses, "synapses")
-
-        if "weight" in synapses.columns:
-            weight = synapses["weight"].to_numpy(dtype=np.float64, na_value=np.nan)
-            bad = np.flatnonzero(~np.isfinite(weight))
-            if bad.size:
-                raise ValueError(f"synapses table has NaN or infinite weights in {rows_text(bad)}.")
-        elif value == "weight":
-            raise ValueError("value='weight' needs a 'weight' column in the synapses table.")
-
-        if "sign" in synapses.columns:
-            syn_sign = _sign_array(synapses["sign"], "synapses")
-            syn_sign = np.where(syn_sign == 0, 1, syn_sign).astype(np.int8)
-        elif "sign" in neurons.columns:
-            neuron_sign = _sign_array(neurons["sign"], "neurons")
-            syn_sign = np.where(neuron_sign == 0, 1, neuron_sign).astype(np.int8)[pre_index]
-        else:
-            syn_sign = np.ones(len(synapses), dtype=np.int8)
-        if "sign" in neurons.columns:
-            _sign_array(neurons["sign"], "neurons")  # validate even when synapses carry signs
+        neurons, positions = _checked_neurons(neurons)
+        synapses, pre_index, post_index = _synapse_indices(synapses, neurons["id"])
+        synapses = _placed_synapses(synapses, positions, pre_index, post_index)
+        _check_weights(synapses, value)
+        syn_sign = _synapse_signs(neurons, synapses, pre_index)
 
         n = len(neurons)
         if value == "count":
@@ -405,13 +313,12 @@ class Connectome:
         """
         import json
 
-        from napari_mesoscale.io.atomic import atomic_path
+        from napari_mesoscale.io import atomic_path, write_table
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for name, table in (("neurons", self.neurons), ("synapses", self.synapses)):
-            with atomic_path(folder / f"{name}.parquet") as tmp:
-                table.to_parquet(tmp, index=False)
+            write_table(table, folder / f"{name}.parquet")
         meta = {
             "value": self.value,
             "directed": self.directed,
@@ -514,3 +421,123 @@ class Connectome:
             f"Connectome({self.n_neurons} neurons, {self.n_synapses} synapses, "
             f"{self.n_edges} edges{'' if self.directed else ', undirected'})"
         )
+
+
+def _checked_neurons(neurons: Any) -> tuple[pd.DataFrame, np.ndarray]:
+    """The neuron table (validated, index reset) and its (N, 3) positions in µm."""
+    neurons = read_table(neurons, "neurons")
+    _require_columns(neurons, NEURON_COLUMNS, "neurons")
+    if len(neurons) == 0:
+        raise ValueError("neurons table is empty: a connectome needs at least one neuron.")
+    neurons = neurons.reset_index(drop=True)
+    ids_series = neurons["id"]
+    if ids_series.isna().any():
+        bad = np.flatnonzero(ids_series.isna().to_numpy())
+        raise ValueError(f"neurons table has missing ids in {rows_text(bad)}.")
+    duplicated = np.flatnonzero(ids_series.duplicated(keep=False).to_numpy())
+    if duplicated.size:
+        dup_ids = ids_series.iloc[duplicated[:10]].tolist()
+        raise ValueError(
+            f"neurons table has duplicate ids {sorted(set(dup_ids))} in "
+            f"{rows_text(duplicated)}; every neuron needs its own id."
+        )
+    positions = _positions(neurons, "neurons")
+    return neurons, positions
+
+
+def _synapse_indices(
+    synapses: Any, ids_series: pd.Series
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The synapse table (validated) and the neuron rows of its pre and post ids."""
+    if synapses is None:
+        synapses = pd.DataFrame({"pre": ids_series.iloc[:0], "post": ids_series.iloc[:0]})
+    synapses = read_table(synapses, "synapses")
+    _require_columns(synapses, ("pre", "post"), "synapses")
+    synapses = synapses.reset_index(drop=True)
+    for column in ("pre", "post"):
+        missing = np.flatnonzero(synapses[column].isna().to_numpy())
+        if missing.size:
+            raise ValueError(f"synapses table has missing '{column}' ids in {rows_text(missing)}.")
+    ids = ids_series.to_numpy()
+    pre_values = synapses["pre"].to_numpy()
+    post_values = synapses["post"].to_numpy()
+    if np.issubdtype(ids.dtype, np.integer):
+        # ids read from CSV with gaps may come back as floats; compare as integers
+        for name, values in (("pre", pre_values), ("post", post_values)):
+            if np.issubdtype(values.dtype, np.floating) and np.any(values != np.round(values)):
+                bad = np.flatnonzero(values != np.round(values))
+                raise ValueError(
+                    f"synapses '{name}' ids are not whole numbers in {rows_text(bad)}."
+                )
+        try:
+            pre_values = pre_values.astype(np.int64, copy=False)
+            post_values = post_values.astype(np.int64, copy=False)
+        except (TypeError, ValueError):
+            raise ValueError(
+                "neuron ids are integers but the synapses' pre/post columns are not "
+                f"(dtypes {synapses['pre'].dtype}, {synapses['post'].dtype}); use the same "
+                "id type in both tables."
+            ) from None
+    pre_index = _id_lookup(ids, pre_values)
+    post_index = _id_lookup(ids, post_values)
+    unknown = np.flatnonzero((pre_index < 0) | (post_index < 0))
+    if unknown.size:
+        unknown_ids = np.unique(
+            np.concatenate(
+                [
+                    pre_values[unknown][pre_index[unknown] < 0],
+                    post_values[unknown][post_index[unknown] < 0],
+                ]
+            )
+        )
+        raise ValueError(
+            f"synapses table refers to neuron ids that are not in the neurons table "
+            f"({unknown_ids[:10].tolist()}{' …' if unknown_ids.size > 10 else ''}) in "
+            f"{rows_text(unknown)}; add those neurons or drop those synapses."
+        )
+    return synapses, pre_index, post_index
+
+
+def _placed_synapses(
+    synapses: pd.DataFrame, positions: np.ndarray, pre_index: np.ndarray, post_index: np.ndarray
+) -> pd.DataFrame:
+    """Synapses with z, y, x: given, or half way between the two somata."""
+    present = [c for c in POSITION_COLUMNS if c in synapses.columns]
+    if present and len(present) < 3:
+        raise ValueError(
+            f"synapses table has only {present} of the position columns z, y, x; "
+            "give all three (µm) or none (synapses are then placed between the somata)."
+        )
+    if not present:
+        midpoint = (positions[pre_index] + positions[post_index]) / 2
+        synapses = synapses.assign(z=midpoint[:, 0], y=midpoint[:, 1], x=midpoint[:, 2])
+    if len(synapses):
+        _positions(synapses, "synapses")
+    return synapses
+
+
+def _check_weights(synapses: pd.DataFrame, value: str) -> None:
+    if "weight" in synapses.columns:
+        weight = synapses["weight"].to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.flatnonzero(~np.isfinite(weight))
+        if bad.size:
+            raise ValueError(f"synapses table has NaN or infinite weights in {rows_text(bad)}.")
+    elif value == "weight":
+        raise ValueError("value='weight' needs a 'weight' column in the synapses table.")
+
+
+def _synapse_signs(
+    neurons: pd.DataFrame, synapses: pd.DataFrame, pre_index: np.ndarray
+) -> np.ndarray:
+    """+1 / -1 per synapse: its own sign, else its pre-synaptic neuron's, else +1."""
+    if "sign" in synapses.columns:
+        syn_sign = _sign_array(synapses["sign"], "synapses")
+        syn_sign = np.where(syn_sign == 0, 1, syn_sign).astype(np.int8)
+    elif "sign" in neurons.columns:
+        neuron_sign = _sign_array(neurons["sign"], "neurons")
+        syn_sign = np.where(neuron_sign == 0, 1, neuron_sign).astype(np.int8)[pre_index]
+    else:
+        syn_sign = np.ones(len(synapses), dtype=np.int8)
+    if "sign" in neurons.columns:
+        _sign_array(neurons["sign"], "neurons")  # validate even when synapses carry signs
+    return syn_sign

@@ -1,4 +1,4 @@
-"""Graph operations on a connectome for seed 004 (connectome-derived filters).
+"""Graph operations on a connectome for connectome-derived filters (Chu et al. 2022).
 
 * :func:`longest_path_lengths` — the patent's *path length* node feature: the longest path
   starting from each node, taken in the condensation DAG (strongly connected components
@@ -25,7 +25,8 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
-from napari_mesoscale.connectome._util import report
+from napari_mesoscale.connectome._util import ConnectomeCancelled
+from napari_mesoscale.progress import Progress
 
 __all__ = [
     "condensation",
@@ -115,6 +116,15 @@ def condensation(adjacency: Any) -> tuple[np.ndarray, sp.csr_matrix]:
     return labels, dag
 
 
+def _component_values(labels: np.ndarray, n_comp: int, weighted: bool, count: str) -> np.ndarray:
+    """What a component adds to a path's length: nothing (weighted), its size, or 1."""
+    if weighted:
+        return np.zeros(n_comp)
+    if count == "neurons":
+        return np.bincount(labels, minlength=n_comp).astype(np.float64)
+    return np.ones(n_comp)
+
+
 def longest_path_lengths(
     adjacency: Any,
     *,
@@ -154,6 +164,7 @@ def longest_path_lengths(
     ndarray, shape (N,)
         int64 for unweighted lengths (≥ 1), float64 when ``weighted`` (≥ 0).
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     if count not in ("components", "neurons"):
         raise ValueError(f"count must be 'components' or 'neurons'; got {count!r}.")
     if direction not in ("out", "in"):
@@ -162,12 +173,7 @@ def longest_path_lengths(
     if direction == "in":
         dag = dag.T.tocsr()
     n_comp = dag.shape[0]
-    if weighted:
-        node_value = np.zeros(n_comp)
-    elif count == "neurons":
-        node_value = np.bincount(labels, minlength=n_comp).astype(np.float64)
-    else:
-        node_value = np.ones(n_comp)
+    node_value = _component_values(labels, n_comp, weighted, count)
     # height(c) = value(c) + max over successors s of (w(c, s) + height(s)), sinks first
     reverse = dag.T.tocsr()  # row s lists the predecessors c of s
     edge_w = reverse.data if weighted else np.zeros(reverse.nnz)
@@ -191,7 +197,7 @@ def longest_path_lengths(
         frontier = touched[remaining[touched] == 0]
         height[frontier] = node_value[frontier] + best[frontier]
         done += frontier.size
-        report(callback, done / n_comp, f"longest paths: {done}/{n_comp} components")
+        progress.report(done / n_comp, f"longest paths: {done}/{n_comp} components")
     if done != n_comp:  # pragma: no cover - a condensation is always acyclic
         raise RuntimeError("condensation graph is not acyclic")
     lengths = height[labels]
@@ -232,10 +238,15 @@ def graph_features(
 
     if isinstance(connectome, np.ndarray):
         connectome = sp.csr_matrix(_adjacency(connectome))
-    frame = node_features(connectome, hops=hops, callback=callback)
+    progress = Progress.wrap(callback, ConnectomeCancelled)
+    frame = node_features(connectome, hops=hops, callback=progress.stage(0.0, 0.7))
     labels, _ = condensation(connectome)
-    frame["longest_path"] = longest_path_lengths(connectome)
-    frame["longest_path_in"] = longest_path_lengths(connectome, direction="in")
+    frame["longest_path"] = longest_path_lengths(
+        connectome, callback=progress.stage(0.7, 0.85, "downstream")
+    )
+    frame["longest_path_in"] = longest_path_lengths(
+        connectome, direction="in", callback=progress.stage(0.85, 1.0, "upstream")
+    )
     if weighted_path:
         frame["longest_path_weighted"] = longest_path_lengths(connectome, weighted=True)
     frame["scc"] = labels
@@ -327,6 +338,7 @@ def _swap_edges(
     ``post`` is permuted in place among edges; ``pre`` never changes, so every edge keeps its
     pre-synaptic node (and its weight). Returns the new ``post`` and the number of swaps done.
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     post = post.copy()
     m = pre.size
     if m < 2:
@@ -358,7 +370,7 @@ def _swap_edges(
             post[e1], post[e2] = d, b
             keys = np.sort(pre * n + post)
             done += e1.size
-        report(callback, done / n_swaps, f"edge swaps: {done}/{n_swaps}")
+        progress.report(done / n_swaps, f"edge swaps: {done}/{n_swaps}")
         if e1.size == 0 and rounds > 50 and done == 0:
             break  # no valid swap exists (e.g. a complete graph)
     return post, done
@@ -413,7 +425,15 @@ def degree_preserving_shuffle(
     if method == "configuration" and pre.size:
         post = post[rng.permutation(post.size)]
         post = _repair(pre, post, n, rng, allow_self_loops)
-    post, _ = _swap_edges(pre, post, n, int(n_swaps), rng, allow_self_loops, callback=callback)
+    post, _ = _swap_edges(
+        pre,
+        post,
+        n,
+        int(n_swaps),
+        rng,
+        allow_self_loops,
+        callback=Progress.wrap(callback, ConnectomeCancelled),
+    )
     out = sp.csr_matrix((data, (pre, post)), shape=matrix.shape)
     out.sort_indices()
     return out
@@ -450,6 +470,22 @@ def _repair(
 
 
 # --------------------------------------------------------------------------------- perturbation
+def _new_edge_keys(
+    existing: np.ndarray, n: int, n_add: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n_add`` distinct keys ``pre * n + post`` of absent non-loop edges, drawn at random."""
+    new = np.zeros(0, dtype=np.int64)
+    while new.size < n_add:
+        need = n_add - new.size
+        a = rng.integers(0, n, size=2 * need + 16)
+        b = rng.integers(0, n, size=2 * need + 16)
+        key = a * n + b
+        key = key[(a != b) & ~np.isin(key, existing) & ~np.isin(key, new)]
+        key = pd.unique(key)[:need]
+        new = np.concatenate([new, key])
+    return new
+
+
 def perturb_graph(
     adjacency: Any,
     *,
@@ -515,16 +551,7 @@ def perturb_graph(
             raise ValueError(
                 f"cannot add {n_add} edges: only {free} node pairs are unconnected; lower add."
             )
-        existing = pre * n + post
-        new = np.zeros(0, dtype=np.int64)
-        while new.size < n_add:
-            need = n_add - new.size
-            a = rng.integers(0, n, size=2 * need + 16)
-            b = rng.integers(0, n, size=2 * need + 16)
-            key = a * n + b
-            key = key[(a != b) & ~np.isin(key, existing) & ~np.isin(key, new)]
-            key = pd.unique(key)[:need]
-            new = np.concatenate([new, key])
+        new = _new_edge_keys(pre * n + post, n, n_add, rng)
         pool = original if original.size else np.ones(1)
         weights = rng.choice(pool, size=n_add)
         pre = np.concatenate([pre, new // n])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from napari_mesoscale.connectome._util import report
+from napari_mesoscale.connectome._util import ConnectomeCancelled
+from napari_mesoscale.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,55 @@ def _regular_lattice(grid: Grid) -> tuple[np.ndarray, np.ndarray] | None:
     return offset, counts
 
 
+_SLACK = 1e-6  # lattice-index rounding slack (in strides)
+
+
+def _tree_members(grid: Grid, points: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """(field, point) pairs by a k-d tree, for grids whose centres are not a regular lattice."""
+    tree = cKDTree(points)
+    lists = tree.query_ball_point(np.asarray(grid.centers), r=radius * (1 + 1e-9))
+    lengths = np.array([len(x) for x in lists], dtype=np.int64)
+    flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64)
+    return np.repeat(np.arange(grid.n_fields), lengths), flat
+
+
+def _lattice_members(
+    block: np.ndarray,
+    offset: np.ndarray,
+    counts: np.ndarray,
+    stride: float,
+    radius: float,
+    span: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(field ids, block rows) of the points of ``block`` inside lattice fields, in parts."""
+    limit = (radius * (1 + 1e-9)) ** 2
+    steps = np.arange(span)
+    low = np.ceil((block - radius - offset) / stride - _SLACK).astype(np.int64)
+    # per axis: candidate lattice index and squared distance (inf outside the lattice),
+    # stored (span, C) so that every candidate column is contiguous; combinations
+    # are pruned axis by axis (measured faster than testing all span**3 at once)
+    ks, d2s = [], []
+    for axis in range(3):
+        k = low[:, axis] + steps[:, None]
+        d2 = (block[:, axis] - (offset[axis] + k * stride)) ** 2
+        d2[(k < 0) | (k >= counts[axis])] = np.inf
+        ks.append(k)
+        d2s.append(d2)
+    for i in range(span):
+        for j in range(span):
+            zy = d2s[0][i] + d2s[1][j]
+            rows_zy = np.flatnonzero(zy <= limit)
+            if rows_zy.size == 0:
+                continue
+            zy = zy[rows_zy]
+            base = (ks[0][i][rows_zy] * counts[1] + ks[1][j][rows_zy]) * counts[2]
+            for l in range(span):
+                inside = zy + d2s[2][l][rows_zy] <= limit
+                if inside.any():
+                    rows = rows_zy[inside]
+                    yield base[inside] + ks[2][l][rows], rows
+
+
 def field_members(
     grid: Grid,
     points: np.ndarray,
@@ -191,6 +242,7 @@ def field_members(
     indices : ndarray of int32 or int64
         ``indices[offsets[j]:offsets[j + 1]]`` are the (sorted) rows of the points in field j.
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     points = np.asarray(points, dtype=float)
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"points must have shape (M, 3) in µm (z, y, x); got {points.shape}.")
@@ -200,59 +252,28 @@ def field_members(
     n_fields = grid.n_fields
     m = points.shape[0]
     radius = grid.diameter / 2
-    limit = (radius * (1 + 1e-9)) ** 2
     index_dtype = np.int32 if m < 2**31 - 1 else np.int64
     lattice = _regular_lattice(grid)
     field_parts: list[np.ndarray] = []
     point_parts: list[np.ndarray] = []
     if lattice is None:
-        tree = cKDTree(points)
-        lists = tree.query_ball_point(np.asarray(grid.centers), r=radius * (1 + 1e-9))
-        lengths = np.array([len(x) for x in lists], dtype=np.int64)
-        flat = np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64)
-        field_parts.append(np.repeat(np.arange(n_fields), lengths))
-        point_parts.append(flat)
+        fields, members = _tree_members(grid, points, radius)
+        field_parts.append(fields)
+        point_parts.append(members)
     else:
         offset, counts = lattice
-        stride = grid.stride
         # lattice indices k with |p - centre_k| <= r along an axis: ceil(a) .. floor(a + 2r/s)
         # with a = (p - r - offset) / s; at most floor(2r/s) + 1 of them (slack for rounding)
-        slack = 1e-6
-        span = int(np.floor(2 * radius / stride + 2 * slack)) + 1
+        span = int(np.floor(2 * radius / grid.stride + 2 * _SLACK)) + 1
         field_dtype = np.int32 if n_fields < 2**31 - 1 else np.int64
-        steps = np.arange(span)
         for start in range(0, m, chunk):
             stop = min(start + chunk, m)
-            block = points[start:stop]
-            low = np.ceil((block - radius - offset) / stride - slack).astype(np.int64)
-            # per axis: candidate lattice index and squared distance (inf outside the lattice),
-            # stored (span, C) so that every candidate column is contiguous; combinations
-            # are pruned axis by axis (measured faster than testing all span**3 at once)
-            ks, d2s = [], []
-            for axis in range(3):
-                k = low[:, axis] + steps[:, None]
-                d2 = (block[:, axis] - (offset[axis] + k * stride)) ** 2
-                d2[(k < 0) | (k >= counts[axis])] = np.inf
-                ks.append(k)
-                d2s.append(d2)
-            for i in range(span):
-                for j in range(span):
-                    zy = d2s[0][i] + d2s[1][j]
-                    rows_zy = np.flatnonzero(zy <= limit)
-                    if rows_zy.size == 0:
-                        continue
-                    zy = zy[rows_zy]
-                    base = (ks[0][i][rows_zy] * counts[1] + ks[1][j][rows_zy]) * counts[2]
-                    for l in range(span):
-                        inside = zy + d2s[2][l][rows_zy] <= limit
-                        if not inside.any():
-                            continue
-                        rows = rows_zy[inside]
-                        field_parts.append(
-                            (base[inside] + ks[2][l][rows]).astype(field_dtype, copy=False)
-                        )
-                        point_parts.append((rows + start).astype(index_dtype))
-            report(callback, stop / m, f"field membership: {stop}/{m} points")
+            for fields, rows in _lattice_members(
+                points[start:stop], offset, counts, grid.stride, radius, span
+            ):
+                field_parts.append(fields.astype(field_dtype, copy=False))
+                point_parts.append((rows + start).astype(index_dtype))
+            progress.report(stop / m, f"field membership: {stop}/{m} points")
     fields = np.concatenate(field_parts) if field_parts else np.zeros(0, np.int64)
     members = np.concatenate(point_parts) if point_parts else np.zeros(0, index_dtype)
     # counting sort by field; points stay in increasing order inside each field
@@ -354,7 +375,9 @@ def enclosed_subgraphs(
     neuron_matrix.sort_indices()
     if connectome.n_synapses:
         synapse_offsets, synapse_indices = field_members(
-            grid, connectome.synapse_positions, callback=callback
+            grid,
+            connectome.synapse_positions,
+            callback=Progress.wrap(callback, ConnectomeCancelled),
         )
     else:
         synapse_offsets = np.zeros(grid.n_fields + 1, dtype=np.int64)

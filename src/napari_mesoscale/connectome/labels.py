@@ -1,4 +1,4 @@
-"""Connectomes from label volumes: synapse points on segments, or contact-based edges (seed 004).
+"""Connectomes from label volumes: synapses on segments, or contact edges (Chu et al. 2022).
 
 Contact edges: the tolerance region of a segment is the segment dilated by ``tolerance`` µm (an
 ellipsoidal structuring element in voxels, so anisotropic voxels are handled); two segments are
@@ -10,14 +10,16 @@ at, in chunks, by stacking the labels at every offset of the element.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
-from napari_mesoscale.connectome._util import report, rows_text
+from napari_mesoscale.connectome._util import ConnectomeCancelled, rows_text
 from napari_mesoscale.io.tables import read_table
+from napari_mesoscale.progress import Progress
 
 
 def _voxel_size(voxel_size: Any) -> np.ndarray:
@@ -122,6 +124,39 @@ def lookup_segments(
     return result
 
 
+def _block_pairs(
+    block: np.ndarray, padded: np.ndarray, offsets: np.ndarray, reach: np.ndarray, n_ids: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Segment pairs met in the neighbourhoods of ``block``'s voxels, in parts.
+
+    Each part holds the pair keys ``a * n_ids + b`` (a < b, compact ids), the number of voxels
+    of ``block`` whose neighbourhood holds both, and the sum of those voxels' coordinates.
+    """
+    shifted = block[:, None, :] + offsets[None] + reach  # (C, K, 3)
+    stack = padded[shifted[..., 0], shifted[..., 1], shifted[..., 2]]
+    stack = np.sort(stack, axis=1)[:, ::-1]  # descending, zeros last
+    duplicate = np.zeros_like(stack, dtype=bool)
+    duplicate[:, 1:] = stack[:, 1:] == stack[:, :-1]
+    stack = np.where(duplicate, 0, stack)
+    stack = np.sort(stack, axis=1)[:, ::-1]
+    distinct = (stack > 0).sum(axis=1)
+    k_max = int(distinct.max()) if distinct.size else 0
+    stack = stack[:, :k_max]
+    for p in range(k_max):
+        for q in range(p + 1, k_max):
+            both = stack[:, q] > 0
+            if not both.any():
+                continue
+            a = stack[both, q].astype(np.int64)  # smaller id
+            b = stack[both, p].astype(np.int64)
+            unique, inverse = np.unique(a * n_ids + b, return_inverse=True)
+            positions = block[both].astype(float)
+            sums = np.stack(
+                [np.bincount(inverse, weights=positions[:, k]) for k in range(3)], axis=1
+            )
+            yield unique, np.bincount(inverse), sums
+
+
 def contact_edges(
     labels: np.ndarray,
     voxel_size: np.ndarray,
@@ -136,6 +171,7 @@ def contact_edges(
     Returns a DataFrame with ``a < b`` (segment ids), ``overlap`` (voxels) and ``z, y, x``
     (µm, centroid of the shared voxels), one row per pair with overlap ≥ ``min_overlap``.
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     ids = np.unique(labels)
     ids = ids[ids != 0]
     empty = pd.DataFrame({"a": [], "b": [], "overlap": [], "z": [], "y": [], "x": []})
@@ -162,35 +198,11 @@ def contact_edges(
     n_ids = np.int64(ids.size + 1)
     for start in range(0, coords.shape[0], chunk):
         block = coords[start : start + chunk]
-        shifted = block[:, None, :] + offsets[None] + reach  # (C, K, 3)
-        stack = padded[shifted[..., 0], shifted[..., 1], shifted[..., 2]]
-        stack = np.sort(stack, axis=1)[:, ::-1]  # descending, zeros last
-        duplicate = np.zeros_like(stack, dtype=bool)
-        duplicate[:, 1:] = stack[:, 1:] == stack[:, :-1]
-        stack = np.where(duplicate, 0, stack)
-        stack = np.sort(stack, axis=1)[:, ::-1]
-        distinct = (stack > 0).sum(axis=1)
-        k_max = int(distinct.max()) if distinct.size else 0
-        stack = stack[:, :k_max]
-        for p in range(k_max):
-            for q in range(p + 1, k_max):
-                both = stack[:, q] > 0
-                if not both.any():
-                    continue
-                a = stack[both, q].astype(np.int64)  # smaller id
-                b = stack[both, p].astype(np.int64)
-                key = a * n_ids + b
-                unique, inverse = np.unique(key, return_inverse=True)
-                keys_parts.append(unique)
-                count_parts.append(np.bincount(inverse))
-                positions = block[both].astype(float)
-                sum_parts.append(
-                    np.stack(
-                        [np.bincount(inverse, weights=positions[:, k]) for k in range(3)], axis=1
-                    )
-                )
-        report(
-            callback,
+        for unique, counts, sums in _block_pairs(block, padded, offsets, reach, n_ids):
+            keys_parts.append(unique)
+            count_parts.append(counts)
+            sum_parts.append(sums)
+        progress.report(
             min(1.0, (start + chunk) / max(coords.shape[0], 1)),
             f"contact edges: {min(start + chunk, coords.shape[0])}/{coords.shape[0]} voxels",
         )
@@ -219,6 +231,63 @@ def contact_edges(
     )
 
 
+def _symmetric_contact_table(contacts: pd.DataFrame) -> pd.DataFrame:
+    """A synapse table with both directions of every contact, weighted by its overlap."""
+    forward = pd.DataFrame(
+        {
+            "pre": contacts["a"].to_numpy(),
+            "post": contacts["b"].to_numpy(),
+            "z": contacts["z"].to_numpy(),
+            "y": contacts["y"].to_numpy(),
+            "x": contacts["x"].to_numpy(),
+            "weight": contacts["overlap"].to_numpy(dtype=float),
+        }
+    )
+    backward = forward.rename(columns={"pre": "post", "post": "pre"})[forward.columns]
+    table = pd.concat([forward, backward], ignore_index=True)
+    table["pre"] = table["pre"].astype(np.int64)
+    table["post"] = table["post"].astype(np.int64)
+    return table
+
+
+def _synapses_on_segments(
+    synapses: pd.DataFrame,
+    labels: np.ndarray,
+    voxel_size: np.ndarray,
+    search_radius: float,
+    drop_unassigned: bool,
+) -> pd.DataFrame:
+    """Synapses given by a point on each side: pre and post are the segments under them."""
+    pre_cols = ["pre_z", "pre_y", "pre_x"]
+    post_cols = ["post_z", "post_y", "post_x"]
+    pre_points = synapses[pre_cols].to_numpy(dtype=float)
+    post_points = synapses[post_cols].to_numpy(dtype=float)
+    bad = np.flatnonzero(
+        ~(np.isfinite(pre_points).all(axis=1) & np.isfinite(post_points).all(axis=1))
+    )
+    if bad.size:
+        raise ValueError(f"synapses table has NaN positions in {rows_text(bad)}.")
+    pre = lookup_segments(labels, pre_points, voxel_size, search_radius)
+    post = lookup_segments(labels, post_points, voxel_size, search_radius)
+    unassigned = np.flatnonzero((pre == 0) | (post == 0))
+    if unassigned.size and not drop_unassigned:
+        raise ValueError(
+            f"{unassigned.size} synapse point(s) lie on no segment within {search_radius:g} µm "
+            f"({rows_text(unassigned)}); raise search_radius or pass drop_unassigned=True."
+        )
+    table = synapses.drop(columns=[c for c in ("pre", "post") if c in synapses.columns])
+    table = table.assign(
+        pre=pre.astype(np.int64),
+        post=post.astype(np.int64),
+        z=(pre_points[:, 0] + post_points[:, 0]) / 2,
+        y=(pre_points[:, 1] + post_points[:, 1]) / 2,
+        x=(pre_points[:, 2] + post_points[:, 2]) / 2,
+    )
+    if unassigned.size:
+        table = table.drop(index=unassigned).reset_index(drop=True)
+    return table
+
+
 def connectome_from_labels(
     cls: type,
     labels: Any,
@@ -232,6 +301,7 @@ def connectome_from_labels(
     callback: Any = None,
 ) -> Any:
     """Implementation of :meth:`Connectome.from_labels` (see there)."""
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     voxel_size = _voxel_size(voxel_size)
     labels = _check_labels(labels)
     if int(min_overlap) != min_overlap or min_overlap < 1:
@@ -242,7 +312,7 @@ def connectome_from_labels(
         raise ValueError(f"tolerance must be ≥ 0 µm; got {tolerance}.")
     if search_radius is None:
         search_radius = float(tolerance) if tolerance > 0 else float(voxel_size.max())
-    report(callback, 0.0, "segments: centroids")
+    progress.report(0.0, "segments: centroids")
     _, neurons = segment_table(labels, voxel_size)
 
     if synapses is None:
@@ -251,53 +321,16 @@ def connectome_from_labels(
             voxel_size,
             tolerance=float(tolerance),
             min_overlap=int(min_overlap),
-            callback=callback,
+            callback=progress.stage(0.0, 0.9),
         )
-        forward = pd.DataFrame(
-            {
-                "pre": contacts["a"].to_numpy(),
-                "post": contacts["b"].to_numpy(),
-                "z": contacts["z"].to_numpy(),
-                "y": contacts["y"].to_numpy(),
-                "x": contacts["x"].to_numpy(),
-                "weight": contacts["overlap"].to_numpy(dtype=float),
-            }
-        )
-        backward = forward.rename(columns={"pre": "post", "post": "pre"})[forward.columns]
-        table = pd.concat([forward, backward], ignore_index=True)
-        table["pre"] = table["pre"].astype(np.int64)
-        table["post"] = table["post"].astype(np.int64)
+        table = _symmetric_contact_table(contacts)
         return cls(neurons, table, value="weight", directed=False)
 
     synapses = read_table(synapses, "synapses").reset_index(drop=True)
     pre_cols = ["pre_z", "pre_y", "pre_x"]
     post_cols = ["post_z", "post_y", "post_x"]
     if all(c in synapses.columns for c in pre_cols + post_cols):
-        pre_points = synapses[pre_cols].to_numpy(dtype=float)
-        post_points = synapses[post_cols].to_numpy(dtype=float)
-        bad = np.flatnonzero(
-            ~(np.isfinite(pre_points).all(axis=1) & np.isfinite(post_points).all(axis=1))
-        )
-        if bad.size:
-            raise ValueError(f"synapses table has NaN positions in {rows_text(bad)}.")
-        pre = lookup_segments(labels, pre_points, voxel_size, search_radius)
-        post = lookup_segments(labels, post_points, voxel_size, search_radius)
-        unassigned = np.flatnonzero((pre == 0) | (post == 0))
-        if unassigned.size and not drop_unassigned:
-            raise ValueError(
-                f"{unassigned.size} synapse point(s) lie on no segment within {search_radius:g} µm "
-                f"({rows_text(unassigned)}); raise search_radius or pass drop_unassigned=True."
-            )
-        table = synapses.drop(columns=[c for c in ("pre", "post") if c in synapses.columns])
-        table = table.assign(
-            pre=pre.astype(np.int64),
-            post=post.astype(np.int64),
-            z=(pre_points[:, 0] + post_points[:, 0]) / 2,
-            y=(pre_points[:, 1] + post_points[:, 1]) / 2,
-            x=(pre_points[:, 2] + post_points[:, 2]) / 2,
-        )
-        if unassigned.size:
-            table = table.drop(index=unassigned).reset_index(drop=True)
+        table = _synapses_on_segments(synapses, labels, voxel_size, search_radius, drop_unassigned)
         return cls(neurons, table)
     if "pre" in synapses.columns and "post" in synapses.columns:
         return cls(neurons, synapses)

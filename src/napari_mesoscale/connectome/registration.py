@@ -22,7 +22,8 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from napari_mesoscale.connectome._util import report
+from napari_mesoscale.connectome._util import ConnectomeCancelled
+from napari_mesoscale.progress import Progress
 
 TRANSFORMS = ("affine", "similarity", "rigid")
 
@@ -359,6 +360,92 @@ def _landmark_pairs(landmarks: Any, moving: np.ndarray, fixed: np.ndarray) -> tu
     )
 
 
+def _match_distance(fixed_tree: cKDTree, fixed: np.ndarray, max_distance: float | None) -> float:
+    """The given match distance, or half the median nearest-neighbour spacing of ``fixed``."""
+    spacing_d, _ = fixed_tree.query(fixed, k=2)
+    spacing = float(np.median(spacing_d[:, 1]))
+    if max_distance is None:
+        max_distance = 0.5 * spacing if spacing > 0 else 1.0
+    if not (np.isfinite(max_distance) and max_distance > 0):
+        raise ValueError(f"max_distance must be a positive number of µm; got {max_distance}.")
+    return float(max_distance)
+
+
+def _initial_transforms(
+    moving: np.ndarray, fixed: np.ndarray, landmarks: Any, transform: str, minimum: int
+) -> list[np.ndarray]:
+    """Starting alignments: from landmarks, else from moments and rotations of the clouds."""
+    if landmarks is not None:
+        source, target = _landmark_pairs(landmarks, moving, fixed)
+        if source.shape[0] < minimum:
+            raise ValueError(
+                f"{transform} registration needs at least {minimum} landmark pairs; "
+                f"got {source.shape[0]}."
+            )
+        return [fit_transform(source, target, transform)]
+    return _moment_starts(moving, fixed, transform) + _rotation_starts(moving, fixed, transform)
+
+
+def _best_alignment(
+    moving: np.ndarray,
+    fixed: np.ndarray,
+    fixed_tree: cKDTree,
+    starts: list[np.ndarray],
+    transform: str,
+    max_distance: float,
+    n_iter: int,
+    max_search_points: int,
+    progress: Progress,
+) -> tuple[np.ndarray, int, float]:
+    """ICP from every start; the one with most matches (then least error) wins."""
+    # with many cells the starts are compared on a subsample, then the best is refined on all
+    search = moving
+    if moving.shape[0] > max_search_points and len(starts) > 1:
+        rng = np.random.default_rng(0)
+        search = moving[rng.choice(moving.shape[0], max_search_points, replace=False)]
+    subsampled = search is not moving
+    best: tuple[np.ndarray, int, float] | None = None
+    for k, start in enumerate(starts):
+        result = _icp(
+            search,
+            fixed,
+            fixed_tree,
+            start,
+            transform,
+            max_distance,
+            min(n_iter, 25) if subsampled else n_iter,
+            mutual=not subsampled,
+        )
+        if best is None or (result[1], -result[2]) > (best[1], -best[2]):
+            best = result
+        progress.report((k + 1) / len(starts), f"registration: start {k + 1}/{len(starts)}")
+    if subsampled:
+        best = _icp(moving, fixed, fixed_tree, best[0], transform, max_distance, n_iter)
+    return best
+
+
+def _refined_matches(
+    moving: np.ndarray,
+    fixed: np.ndarray,
+    matrix: np.ndarray,
+    transform: str,
+    max_distance: float,
+    minimum: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Match one to one, refit the transform on the matches, match again."""
+    matches, _ = assign_one_to_one(_apply(matrix, moving), fixed, max_distance)
+    if matches.shape[0] >= minimum:
+        matrix = fit_transform(moving[matches[:, 0]], fixed[matches[:, 1]], transform)
+        matches, _ = assign_one_to_one(_apply(matrix, moving), fixed, max_distance)
+    else:
+        warnings.warn(
+            f"registration found only {matches.shape[0]} matches within {max_distance:g} µm; "
+            "give landmarks or a larger max_distance.",
+            stacklevel=3,
+        )
+    return matrix, matches
+
+
 def register_point_sources(
     moving: Any,
     fixed: Any,
@@ -397,67 +484,28 @@ def register_point_sources(
     Registration
         The moving→fixed matrix, the matches, their residuals (µm) and ``apply(points)``.
     """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
     if transform not in TRANSFORMS:
         raise ValueError(f"transform must be one of {TRANSFORMS}; got {transform!r}.")
     minimum = 4 if transform == "affine" else 3
     moving = _as_points(moving, "moving", minimum)
     fixed = _as_points(fixed, "fixed", minimum)
     fixed_tree = cKDTree(fixed)
-    spacing_d, _ = fixed_tree.query(fixed, k=2)
-    spacing = float(np.median(spacing_d[:, 1]))
-    if max_distance is None:
-        max_distance = 0.5 * spacing if spacing > 0 else 1.0
-    if not (np.isfinite(max_distance) and max_distance > 0):
-        raise ValueError(f"max_distance must be a positive number of µm; got {max_distance}.")
-    max_distance = float(max_distance)
-
-    if landmarks is not None:
-        source, target = _landmark_pairs(landmarks, moving, fixed)
-        if source.shape[0] < minimum:
-            raise ValueError(
-                f"{transform} registration needs at least {minimum} landmark pairs; "
-                f"got {source.shape[0]}."
-            )
-        starts = [fit_transform(source, target, transform)]
-    else:
-        starts = _moment_starts(moving, fixed, transform) + _rotation_starts(
-            moving, fixed, transform
-        )
-    # with many cells the starts are compared on a subsample, then the best is refined on all
-    search = moving
-    if moving.shape[0] > max_search_points and len(starts) > 1:
-        rng = np.random.default_rng(0)
-        search = moving[rng.choice(moving.shape[0], max_search_points, replace=False)]
-    subsampled = search is not moving
-    best: tuple[np.ndarray, int, float] | None = None
-    for k, start in enumerate(starts):
-        result = _icp(
-            search,
-            fixed,
-            fixed_tree,
-            start,
-            transform,
-            max_distance,
-            min(n_iter, 25) if subsampled else n_iter,
-            mutual=not subsampled,
-        )
-        if best is None or (result[1], -result[2]) > (best[1], -best[2]):
-            best = result
-        report(callback, 0.8 * (k + 1) / len(starts), f"registration: start {k + 1}/{len(starts)}")
-    if subsampled:
-        best = _icp(moving, fixed, fixed_tree, best[0], transform, max_distance, n_iter)
-    matrix = best[0]
-    matches, _ = assign_one_to_one(_apply(matrix, moving), fixed, max_distance)
-    if matches.shape[0] >= minimum:
-        matrix = fit_transform(moving[matches[:, 0]], fixed[matches[:, 1]], transform)
-        matches, _ = assign_one_to_one(_apply(matrix, moving), fixed, max_distance)
-    else:
-        warnings.warn(
-            f"registration found only {matches.shape[0]} matches within {max_distance:g} µm; "
-            "give landmarks or a larger max_distance.",
-            stacklevel=2,
-        )
-    report(callback, 1.0, f"registration: {matches.shape[0]} matches")
+    max_distance = _match_distance(fixed_tree, fixed, max_distance)
+    starts = _initial_transforms(moving, fixed, landmarks, transform, minimum)
+    best = _best_alignment(
+        moving,
+        fixed,
+        fixed_tree,
+        starts,
+        transform,
+        max_distance,
+        n_iter,
+        max_search_points,
+        progress.stage(0.0, 0.8),
+    )
+    matrix, matches = _refined_matches(moving, fixed, best[0], transform, max_distance, minimum)
+    progress.report(1.0, f"registration: {matches.shape[0]} matches")
     points = _apply(matrix, moving)
     residuals = (
         np.linalg.norm(points[matches[:, 0]] - fixed[matches[:, 1]], axis=1)

@@ -1,4 +1,4 @@
-"""Transmission-response graphs (seed 000, section 4.2).
+"""Transmission-response graphs: the edges of the connectome that carried activity, per time bin.
 
 The recording is cut into bins of ``bin_size`` frames. The graph of bin b keeps the connectome
 edge i→j when neuron i had an event at a frame t of the bin and neuron j had an event at a frame
@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from napari_mesoscale.connectome._util import report
+from napari_mesoscale.connectome._util import ConnectomeCancelled
+from napari_mesoscale.connectome.params import ConnectomeParams
+from napari_mesoscale.progress import Progress
 
 if TYPE_CHECKING:
     from napari_mesoscale.connectome.graph import Connectome
@@ -235,86 +237,22 @@ def _responded(events: np.ndarray, delay: int) -> np.ndarray:
     return (cumulative[upper] - cumulative[np.arange(t) + 1]) > 0
 
 
-def transmission_response_graphs(
-    connectome: Connectome | sp.spmatrix,
-    activity: Any,
-    *,
+def _transmitting_edges(
+    events: np.ndarray,
+    responded: np.ndarray,
+    indptr: np.ndarray,
+    post: np.ndarray,
     bin_size: int,
-    delay: int,
-    threshold: float | np.ndarray = 2.0,
-    zscore: bool = True,
-    onsets: bool = True,
-    callback: Any = None,
-) -> TransmissionResponseGraphs:
-    """Transmission-response graphs of a connectome under recorded activity.
+    progress: Progress,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Edge ids that transmitted in each bin (with CSR-like offsets), counts and opportunities.
 
-    Parameters
-    ----------
-    connectome : Connectome or sparse matrix
-        The structural graph (its adjacency pre→post, N × N).
-    activity : array_like, shape (T, N)
-        Activity per frame and neuron (dF/F, rates, or a boolean event matrix); neuron columns
-        in connectome row order. A dask array is read in chunks of frames.
-    bin_size : int
-        Frames per graph (≥ 1).
-    delay : int
-        Frames after a pre-synaptic event within which the post-synaptic neuron must have an
-        event (≥ 1).
-    threshold : float or ndarray (N,)
-        Event threshold: a z-score (default 2) when ``zscore``, else in activity units.
-    zscore : bool
-        Threshold per-neuron z-scores (True) or raw activity (False).
-    onsets : bool
-        Count only the first frame of each supra-threshold run as an event (True), or every
-        supra-threshold frame.
-    callback : callable, optional
-        Progress callback (``fraction``, ``message``); returning False cancels.
-
-    Returns
-    -------
-    TransmissionResponseGraphs
-        Edge ids per bin (CSR-like offsets), per-edge transmission counts and frequencies.
-
-    Notes
-    -----
-    Memory is O(T·N) bits for the event matrix plus O(E) for the edge arrays plus the edges
-    that transmit; the work per frame is proportional to the out-degree of the neurons that
-    had an event, so sparse activity is fast.
+    An edge transmits in a bin when its pre-synaptic neuron has an event in a frame of the bin
+    and its post-synaptic neuron responded (``responded``) after that frame; an edge has an
+    opportunity in a bin when its pre-synaptic neuron had any event in it.
     """
-    from napari_mesoscale.connectome.graph import Connectome
-
-    if isinstance(connectome, Connectome):
-        adjacency = connectome.adjacency
-        ids = connectome.ids
-    elif sp.issparse(connectome):
-        adjacency = sp.csr_matrix(connectome)
-        ids = np.arange(adjacency.shape[0])
-    else:
-        raise ValueError(
-            "transmission_response_graphs needs a Connectome or a sparse adjacency matrix; "
-            f"got {type(connectome).__name__}."
-        )
-    bin_size = _as_int(bin_size, "bin_size", 1)
-    delay = _as_int(delay, "delay", 1)
-    activity = _check_activity(activity)
-    n = adjacency.shape[0]
-    if activity.shape[1] != n:
-        hint = " (it looks transposed: pass activity.T)" if activity.shape[0] == n else ""
-        raise ValueError(
-            f"activity has {activity.shape[1]} neuron columns but the connectome has {n} "
-            f"neurons{hint}; activity must be (T, N) in connectome row order."
-        )
-    report(callback, 0.0, "transmission-response graphs: detecting events")
-    events = detect_events(activity, threshold=threshold, zscore=zscore, onsets=onsets)
-    t = events.shape[0]
-    # responded[t, j]: neuron j has an event in frames t+1 .. t+delay
-    responded = _responded(events, delay)
-
-    indptr = adjacency.indptr.astype(np.int64)
-    indices = adjacency.indices
-    n_edges = int(adjacency.nnz)
-    pre = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
-    post = indices.astype(np.int64)
+    t, n = events.shape
+    n_edges = int(post.size)
     id_dtype = np.int32 if n_edges < 2**31 - 1 else np.int64
     n_bins = -(-t // bin_size)
     offsets = np.zeros(n_bins + 1, dtype=np.int64)
@@ -359,12 +297,109 @@ def transmission_response_graphs(
         parts.append(bin_edges)
         offsets[b + 1] = offsets[b] + bin_edges.size
         if b % 16 == 0 or b == n_bins - 1:
-            report(
-                callback,
+            progress.report(
                 (b + 1) / n_bins,
                 f"transmission-response graphs: bin {b + 1}/{n_bins}",
             )
     edge_ids = np.concatenate(parts) if parts else np.zeros(0, dtype=id_dtype)
+    return edge_ids, offsets, counts, opportunities
+
+
+def checked_activity(activity: Any, n: int) -> Any:
+    """``activity`` as a (T, N) array for ``n`` neurons; errors say how to fix the shape."""
+    activity = _check_activity(activity)
+    if activity.shape[1] != n:
+        hint = " (it looks transposed: pass activity.T)" if activity.shape[0] == n else ""
+        raise ValueError(
+            f"activity has {activity.shape[1]} neuron columns but the connectome has {n} "
+            f"neurons{hint}; activity must be (T, N) in connectome row order."
+        )
+    return activity
+
+
+def _adjacency_and_ids(connectome: Any) -> tuple[sp.csr_matrix, np.ndarray]:
+    from napari_mesoscale.connectome.graph import Connectome
+
+    if isinstance(connectome, Connectome):
+        return connectome.adjacency, connectome.ids
+    if sp.issparse(connectome):
+        adjacency = sp.csr_matrix(connectome)
+        return adjacency, np.arange(adjacency.shape[0])
+    raise ValueError(
+        "transmission_response_graphs needs a Connectome or a sparse adjacency matrix; "
+        f"got {type(connectome).__name__}."
+    )
+
+
+def transmission_response_graphs(
+    connectome: Connectome | sp.spmatrix,
+    activity: Any,
+    *,
+    bin_size: int | None = None,
+    delay: int | None = None,
+    threshold: float | np.ndarray | None = None,
+    zscore: bool = True,
+    onsets: bool = True,
+    callback: Any = None,
+) -> TransmissionResponseGraphs:
+    """Transmission-response graphs of a connectome under recorded activity.
+
+    Parameters
+    ----------
+    connectome : Connectome or sparse matrix
+        The structural graph (its adjacency pre→post, N × N).
+    activity : array_like, shape (T, N)
+        Activity per frame and neuron (dF/F, rates, or a boolean event matrix); neuron columns
+        in connectome row order. A dask array is read in chunks of frames.
+    bin_size : int, optional
+        Frames per graph (≥ 1); default :attr:`ConnectomeParams.bin_size`.
+    delay : int, optional
+        Frames after a pre-synaptic event within which the post-synaptic neuron must have an
+        event (≥ 1); default :attr:`ConnectomeParams.delay`.
+    threshold : float or ndarray (N,), optional
+        Event threshold: a z-score when ``zscore``, else in activity units; default
+        :attr:`ConnectomeParams.threshold`.
+    zscore : bool
+        Threshold per-neuron z-scores (True) or raw activity (False).
+    onsets : bool
+        Count only the first frame of each supra-threshold run as an event (True), or every
+        supra-threshold frame.
+    callback : callable, optional
+        Progress callback (``fraction``, ``message``); returning False cancels.
+
+    Returns
+    -------
+    TransmissionResponseGraphs
+        Edge ids per bin (CSR-like offsets), per-edge transmission counts and frequencies.
+
+    Notes
+    -----
+    Memory is O(T·N) bits for the event matrix plus O(E) for the edge arrays plus the edges
+    that transmit; the work per frame is proportional to the out-degree of the neurons that
+    had an event, so sparse activity is fast.
+    """
+    progress = Progress.wrap(callback, ConnectomeCancelled)
+    defaults = ConnectomeParams()
+    bin_size = defaults.bin_size if bin_size is None else bin_size
+    delay = defaults.delay if delay is None else delay
+    threshold = defaults.threshold if threshold is None else threshold
+    adjacency, ids = _adjacency_and_ids(connectome)
+    bin_size = _as_int(bin_size, "bin_size", 1)
+    delay = _as_int(delay, "delay", 1)
+    n = adjacency.shape[0]
+    activity = checked_activity(activity, n)
+    progress.report(0.0, "transmission-response graphs: detecting events")
+    events = detect_events(activity, threshold=threshold, zscore=zscore, onsets=onsets)
+    t = events.shape[0]
+    # responded[t, j]: neuron j has an event in frames t+1 .. t+delay
+    responded = _responded(events, delay)
+
+    indptr = adjacency.indptr.astype(np.int64)
+    pre = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+    post = adjacency.indices.astype(np.int64)
+    edge_ids, offsets, counts, opportunities = _transmitting_edges(
+        events, responded, indptr, post, bin_size, progress
+    )
     return TransmissionResponseGraphs(
         pre=pre,
         post=post,

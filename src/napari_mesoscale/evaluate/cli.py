@@ -1,13 +1,21 @@
-"""``napari-mesoscale evaluate``: score a fit (or saved predictions) against a recording."""
+"""``napari-mesoscale evaluate``: score a fit (or saved predictions) against a recording.
+
+Besides the forecast errors per horizon it scores the one-step (or given) predictions per
+neuron with :func:`~napari_mesoscale.evaluate.score_predictions`, whose options
+(``--n-repeats``, ``--n-splits``, ``--estimator``, …) come from :class:`ScoringParams`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from napari_mesoscale.evaluate.params import ScoringParams
+from napari_mesoscale.io import atomic_path, read_matrix, read_table, write_table
 
 __all__ = ["configure", "run"]
 
@@ -25,49 +33,65 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--truth", type=Path, help="table with per-neuron 'motif' and 'instance' for ARI scores"
     )
-    parser.add_argument("-o", "--output", type=Path, help="write scores.json and per_neuron.csv")
+    parser.add_argument(
+        "-o", "--output", type=Path, help="write scores.json, per_neuron.csv, predictivity.csv"
+    )
+    ScoringParams.add_arguments(parser, exclude=("n_eigenvectors", "max_neighbors"))
+
+
+def _predictions(args: argparse.Namespace, recorded: np.ndarray) -> tuple[Any, Any]:
+    """The predictions ({horizon: (T, N)} from a fit, or one (T, N) file) and the fit."""
+    if args.fit is None:
+        return read_matrix(args.predicted, "predicted"), None
+    from napari_mesoscale.model import MesoscaleFit
+
+    fit = MesoscaleFit.load(args.fit)
+    stim = None if args.stimulus is None else read_matrix(args.stimulus, "stimulus")
+    predicted = {
+        h: fit.predict(recorded, steps=h, stimulus=stim) for h in range(1, args.horizons + 1)
+    }
+    return predicted, fit
+
+
+def _recovery(args: argparse.Namespace, fit: Any) -> dict[str, Any]:
+    from napari_mesoscale.evaluate import recovery_scores
+
+    if fit is None:
+        raise ValueError("--truth needs --fit (the labels come from the fit)")
+    truth = read_table(args.truth, "truth")
+    for col in ("motif", "instance"):
+        if col not in truth.columns:
+            raise ValueError(f"truth table lacks column {col!r}")
+    rec = recovery_scores(fit, truth["motif"].to_numpy(), truth["instance"].to_numpy())
+    print(f"motif ARI {rec['motif_ari']:.3f}  domain ARI {rec['domain_ari']:.3f}")
+    return rec
 
 
 def run(args: argparse.Namespace) -> int:
     """Execute ``napari-mesoscale evaluate``."""
-    from napari_mesoscale.evaluate import evaluate_forecast, recovery_scores
-    from napari_mesoscale.io.tables import read_matrix
+    from napari_mesoscale.evaluate import evaluate_forecast, score_predictions
 
+    options = ScoringParams.from_namespace(args).validate()
     recorded = read_matrix(args.recorded, "recorded")
-    fit = None
-    if args.fit is not None:
-        from napari_mesoscale.model import MesoscaleFit
-
-        fit = MesoscaleFit.load(args.fit)
-        stim = None if args.stimulus is None else read_matrix(args.stimulus, "stimulus")
-        predicted = {
-            h: fit.predict(recorded, steps=h, stimulus=stim) for h in range(1, args.horizons + 1)
-        }
-    else:
-        predicted = read_matrix(args.predicted, "predicted")
+    predicted, fit = _predictions(args, recorded)
     frames = slice(args.start, args.stop)
     scores = evaluate_forecast(predicted, recorded, frames=frames)
     print(scores.summary.to_string(index=False))
-    result = {"forecast": scores.summary.to_dict(orient="records")}
+    result: dict[str, Any] = {"forecast": scores.summary.to_dict(orient="records")}
+    one_step = predicted[1] if isinstance(predicted, dict) else predicted
+    per_neuron = score_predictions(one_step[frames], recorded[frames], params=options)
+    reliable = per_neuron["reliable"].to_numpy(dtype=bool)
+    median = float(np.nanmedian(per_neuron["predictivity"][reliable])) if reliable.any() else None
+    print(f"median predictivity {median} over {int(reliable.sum())} neurons")
+    result["predictivity"] = {"median": median, "n_reliable": int(reliable.sum())}
+    result["scoring"] = options.to_dict()
     if args.truth is not None:
-        if fit is None:
-            raise ValueError("--truth needs --fit (the labels come from the fit)")
-        from napari_mesoscale.io.tables import read_table
-
-        truth = read_table(args.truth, "truth")
-        for col in ("motif", "instance"):
-            if col not in truth.columns:
-                raise ValueError(f"truth table lacks column {col!r}")
-        rec = recovery_scores(fit, truth["motif"].to_numpy(), truth["instance"].to_numpy())
-        print(f"motif ARI {rec['motif_ari']:.3f}  domain ARI {rec['domain_ari']:.3f}")
-        result["recovery"] = rec
+        result["recovery"] = _recovery(args, fit)
     if args.output is not None:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
-        tmp = out / f".scores.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(result, indent=2, default=float))
-        os.replace(tmp, out / "scores.json")
-        tmp = out / f".per_neuron.{os.getpid()}.tmp"
-        scores.per_neuron.to_csv(tmp, index=False)
-        os.replace(tmp, out / "per_neuron.csv")
+        with atomic_path(out / "scores.json") as tmp:
+            tmp.write_text(json.dumps(result, indent=2, default=float))
+        write_table(scores.per_neuron, out / "per_neuron.csv")
+        write_table(per_neuron, out / "predictivity.csv")
     return 0 if np.isfinite(scores.summary["mse"]).all() else 1

@@ -24,11 +24,13 @@ from typing import Any
 import napari
 import numpy as np
 import pandas as pd
-from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, SpinBox
 
 from napari_mesoscale.connectome.build import build_connectome
+from napari_mesoscale.connectome.params import ConnectomeParams
 from napari_mesoscale.napari._connectome_layers import connectome_layers
 from napari_mesoscale.napari._layers import world_positions
+from napari_mesoscale.napari._param_controls import param_control
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 
 _FILES = "table files"
@@ -72,15 +74,13 @@ class ConnectomeWidget(CoreTaskWidget):
         )
         self._per_neuron = SpinBox(label="edges per neuron", value=3, min=1, max=100)
         self._max_edges = SpinBox(label="max edges shown", value=20_000, min=100, max=1_000_000)
-        self._diameter = FloatSpinBox(
-            label="field diameter (µm, 0 = none)", value=50.0, min=0.0, max=1e5, step=5.0
-        )
-        self._hops = SpinBox(label="neighbourhood hops", value=2, min=0, max=4)
-        self._bin_size = SpinBox(label="TRG bin (frames)", value=10, min=1, max=100_000)
-        self._delay = SpinBox(label="TRG delay (frames)", value=3, min=1, max=100_000)
-        self._threshold = FloatSpinBox(
-            label="event threshold (z)", value=2.0, min=-100.0, max=100.0, step=0.5
-        )
+        # the build's own options: defaults, ranges and help from ConnectomeParams
+        self._value = param_control(ConnectomeParams, "value")
+        self._diameter = param_control(ConnectomeParams, "grid_diameter")
+        self._hops = param_control(ConnectomeParams, "hops")
+        self._bin_size = param_control(ConnectomeParams, "bin_size")
+        self._delay = param_control(ConnectomeParams, "delay")
+        self._threshold = param_control(ConnectomeParams, "threshold")
         self._per_bin = SpinBox(label="TRG edges per bin shown", value=2_000, min=10, max=10**6)
         self._view_3d = CheckBox(label="switch to 3D view", value=True)
         self._source.changed.connect(self._update_visibility)
@@ -93,6 +93,7 @@ class ConnectomeWidget(CoreTaskWidget):
             self._activity_file,
             self._per_neuron,
             self._max_edges,
+            self._value,
             self._diameter,
             self._hops,
             self._bin_size,
@@ -176,21 +177,12 @@ class ConnectomeWidget(CoreTaskWidget):
                 python_synapses = "synapse_table"
             python_tables = f"neuron_table, {python_synapses}"
             names = {"neuron_table": neurons, "synapse_table": synapses}
-        kwargs = {
-            "neurons": neurons,
-            "synapses": synapses,
-            "activity": activity,
-            "grid_diameter": float(self._diameter.value) or None,
-            "hops": int(self._hops.value),
-            "bin_size": int(self._bin_size.value),
-            "delay": int(self._delay.value),
-            "threshold": float(self._threshold.value),
-        }
+        options = self.params()
+        kwargs = {"neurons": neurons, "synapses": synapses, "activity": activity, **options}
         python = (
             f"build = build_connectome({python_tables}{python_activity}, "
-            f"grid_diameter={kwargs['grid_diameter']}, hops={kwargs['hops']}, "
-            f"bin_size={kwargs['bin_size']}, delay={kwargs['delay']}, "
-            f"threshold={kwargs['threshold']})"
+            + ", ".join(f"{k}={v!r}" for k, v in options.items())
+            + ")"
         )
         return CoreCall(
             function=build_connectome,
@@ -199,6 +191,20 @@ class ConnectomeWidget(CoreTaskWidget):
             console_names=names,
             result_name="build",
         )
+
+    def params(self) -> dict[str, Any]:
+        """The build options chosen in the controls (validated against ConnectomeParams)."""
+        options = ConnectomeParams().replace(
+            value=self._value.value,
+            grid_diameter=float(self._diameter.value),
+            hops=int(self._hops.value),
+            bin_size=int(self._bin_size.value),
+            delay=int(self._delay.value),
+            threshold=float(self._threshold.value),
+        )
+        values = options.validate().to_dict()
+        values.pop("grid_stride")
+        return values
 
     def on_result(self, result: Any) -> None:
         layers = connectome_layers(

@@ -13,12 +13,12 @@ first of these keys that is present (or the key chosen in the widget):
 Predictions are read from a Points layer's ``metadata`` (``predicted``, ``prediction`` or
 ``forecast``: (T, N) or (n_trials, T, N)), which may be the same layer, or from a ``.npy`` file.
 
-The scoring runs :func:`napari_mesoscale.evaluate.predictivity.score_predictions` in a worker;
+The scoring runs :func:`napari_mesoscale.evaluate.score_predictions` in a worker;
 the result lands in ``layer.features`` (``predictivity``, ``raw``, ``reliability``,
 ``reliable`` and, when asked, ``eig_0 .. eig_{k-1}`` correlation-eigenvector features) and the
 points are coloured by the column chosen in "colour by" (any eigenvector too). With no
 predictions chosen and "eigenvector features" above 0, the widget only adds the ``eig_k``
-columns (:func:`napari_mesoscale.evaluate.localisation.eigenvector_features_frame`) so that the
+columns (:func:`napari_mesoscale.evaluate.eigenvector_features_frame`) so that the
 points can be coloured by any eigenvector. When the layer's features hold a ``domain`` column,
 the median ± s.e.m. per domain is kept in ``layer.metadata['predictivity_by_domain']``.
 """
@@ -31,10 +31,15 @@ from typing import Any
 import napari
 import numpy as np
 import pandas as pd
-from magicgui.widgets import ComboBox, FileEdit, FloatSpinBox, SpinBox
+from magicgui.widgets import ComboBox, FileEdit
 
-from napari_mesoscale.evaluate.localisation import eigenvector_features_frame
-from napari_mesoscale.evaluate.predictivity import score_predictions, summarize_scores
+from napari_mesoscale.evaluate import (
+    ScoringParams,
+    eigenvector_features_frame,
+    score_predictions,
+    summarize_scores,
+)
+from napari_mesoscale.napari._param_controls import param_control
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 
 RECORDED_KEYS = ("trials", "activity", "dff", "traces")
@@ -97,16 +102,13 @@ class ScorePredictionsWidget(CoreTaskWidget):
         )
         self._pred_layer = ComboBox(label="predictions layer", choices=self._pred_names)
         self._pred_file = FileEdit(label="or predictions .npy", mode="r", filter="*.npy")
-        self._n_repeats = SpinBox(label="repeats in recording", value=1, min=1, max=10_000)
-        self._lag = SpinBox(label="lag (frames)", value=0, min=0, max=1000)
-        self._n_splits = SpinBox(label="split halves", value=50, min=2, max=2000)
-        self._estimator = ComboBox(
-            label="estimator", choices=("half", "full", "thesis"), value="half"
-        )
-        self._threshold = FloatSpinBox(
-            label="reliability threshold", value=0.0, min=0.0, max=1.0, step=0.05
-        )
-        self._n_eig = SpinBox(label="eigenvector features", value=16, min=0, max=64)
+        # the scoring options: defaults, ranges and help from ScoringParams
+        self._n_repeats = param_control(ScoringParams, "n_repeats")
+        self._lag = param_control(ScoringParams, "lag")
+        self._n_splits = param_control(ScoringParams, "n_splits")
+        self._estimator = param_control(ScoringParams, "estimator")
+        self._threshold = param_control(ScoringParams, "reliability_threshold")
+        self._n_eig = param_control(ScoringParams, "n_eigenvectors")
         self._color_by = ComboBox(label="colour by", choices=self._color_choices)
         self._color_by.changed.connect(self._recolor)
         self.add_controls(
@@ -210,17 +212,7 @@ class ScorePredictionsWidget(CoreTaskWidget):
                 f"predictions have {predicted.shape[-1]} neurons but layer {layer.name!r} has "
                 f"{n_points} points."
             )
-        threshold = float(self._threshold.value) or None
-        kwargs = {
-            "predicted": predicted,
-            "recorded": recorded,
-            "n_repeats": int(self._n_repeats.value),
-            "lag": int(self._lag.value),
-            "n_splits": int(self._n_splits.value),
-            "estimator": self._estimator.value,
-            "reliability_threshold": threshold,
-            "n_eigenvectors": int(self._n_eig.value),
-        }
+        kwargs = {"predicted": predicted, "recorded": recorded, **self.params()}
         python = (
             "scores = score_predictions("
             f"{pred_src}, viewer.layers[{layer.name!r}].metadata[{rec_key!r}], "
@@ -237,6 +229,21 @@ class ScorePredictionsWidget(CoreTaskWidget):
             console_names={"score_predictions": score_predictions},
             result_name="scores",
         )
+
+    def params(self) -> dict[str, Any]:
+        """The scoring options chosen in the controls (validated against ScoringParams)."""
+        options = ScoringParams().replace(
+            n_repeats=int(self._n_repeats.value),
+            lag=int(self._lag.value),
+            n_splits=int(self._n_splits.value),
+            estimator=self._estimator.value,
+            reliability_threshold=float(self._threshold.value),
+            n_eigenvectors=int(self._n_eig.value),
+        )
+        values = options.validate().to_dict()
+        for hidden in ("max_neighbors", "seed"):  # not controls: the defaults apply
+            values.pop(hidden)
+        return values
 
     def on_result(self, result: pd.DataFrame) -> None:
         layer = self._viewer.layers[self._target]

@@ -1,9 +1,9 @@
-"""Locating neurons from their activity (seed 001, Dyer & Griffin 2022).
+"""Locating neurons from their activity, after Dyer & Griffin 2022.
 
 Three steps, each usable on its own:
 
-1. :func:`correlation_eigenfeatures` — per-neuron features: the first moments of each neuron's
-   activity (mean, standard deviation, ...) and its entries in the leading eigenvectors of the
+1. :func:`napari_mesoscale.evaluate.correlation_eigenfeatures` — per-neuron features: the first
+   moments of each neuron's activity and its entries in the leading eigenvectors of the
    *absolute* correlation matrix of activity (16 by default, the paper's optimum).
 2. :class:`ClassifierBank` — random forests over *factorised* labels: one classifier for the
    top-level label (a layer; a motif) trained on a class-balanced resample, and one per
@@ -15,259 +15,28 @@ Three steps, each usable on its own:
 :func:`localise_neurons` chains them (a supervised baseline: half the neurons labelled, the rest
 assigned), and :func:`layerwise_graph_error` scores an assignment by the root-mean-square graph
 distance between true and assigned locations, per layer, with the random-assignment baseline.
-
-How the eigenvectors are computed (memory and time)
----------------------------------------------------
-The absolute correlation |C| = |Z^T Z| / T of the z-scored activity Z (T, N) is not a low-rank
-matrix (the absolute value breaks the factorisation), so it cannot be applied implicitly.
-
-* ``method="dense"`` (auto for N <= 6000): |C| is formed in memory (N^2 float64: 288 MB at
-  N = 6000) and the top k eigenpairs are taken by ``scipy.linalg.eigh(subset_by_index=...)``.
-* ``method="torch"`` (auto for N <= 30000 when CUDA is available): the same on the GPU with
-  ``torch.linalg.eigh`` in float32.
-* ``method="sparse"`` (auto above): |C| is computed in row chunks of at most ~64 MB
-  (``chunk_rows`` rows at a time, never the whole N x N matrix); each row keeps its
-  ``n_neighbours`` largest entries (a k-nearest-neighbour sparsification: independent neurons
-  correlate at ~1/sqrt(T), so the small entries are mostly estimation noise), the sparse matrix
-  is symmetrised by the element-wise maximum, and ``scipy.sparse.linalg.eigsh`` finds the top k
-  eigenvectors. Memory is O(N * n_neighbours) + one chunk (100k neurons x 64 neighbours: ~77 MB);
-  time is one pass of O(N^2 T) multiply-adds, done by BLAS chunk by chunk. It approximates the
-  dense eigenvectors only as far as the kept neighbours cover each neuron's genuinely
-  correlated partners: on a line of neurons with local shared inputs (benchmarks/localisation.py)
-  the top-8 eigenvector subspaces of the two methods overlap 0.95 at N = 1000 but 0.70 at
-  N = 2000, where each neuron has ~240 correlated partners and only 64 are kept; raise
-  ``n_neighbours`` when neurons have many correlated partners.
-
-Silent neurons (constant activity) get an all-zero correlation row (the paper adds a 1e-9 jitter
-instead, which creates spurious correlations of ~0.008). Eigenvector signs are fixed so that
-the entry of largest magnitude is positive, and entries are multiplied by sqrt(N) so that
-features are O(1) whatever the number of neurons (tree classifiers do not care; a model that
-initialises its domain logits from these features does).
+Only the package's public API is used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from napari_mesoscale.evaluate.predictivity import EvaluationCancelled, _report
+from napari_mesoscale.evaluate import EvaluationCancelled, correlation_eigenfeatures
+from napari_mesoscale.progress import Progress
 
 __all__ = [
     "ClassifierBank",
-    "EvaluationCancelled",
     "LocalisationResult",
     "assign_one_to_one",
-    "correlation_eigenfeatures",
-    "eigenvector_features_frame",
     "layerwise_graph_error",
     "localise_neurons",
 ]
-
-EigenMethod = Literal["auto", "dense", "sparse", "torch"]
-_DENSE_MAX = 6000
-_TORCH_MAX = 30000
-
-
-# -- features --------------------------------------------------------------------------------
-
-
-def _as_activity(activity: Any, name: str = "activity") -> np.ndarray:
-    arr = np.asarray(activity, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D (T, N) array (time or stimuli x neurons); got shape "
-            f"{arr.shape}. Traces stored as (N, T) must be transposed first."
-        )
-    if arr.shape[0] < 3:
-        raise ValueError(f"{name} has {arr.shape[0]} time points; correlations need >= 3.")
-    if arr.shape[1] < 2:
-        raise ValueError(f"{name} has {arr.shape[1]} neuron(s); at least 2 are needed.")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or infinite values; remove or interpolate them.")
-    return arr
-
-
-def _moments(x: np.ndarray, n_moments: int) -> np.ndarray:
-    mean = x.mean(0)
-    std = x.std(0)
-    cols = [mean, std][:n_moments]
-    if n_moments > 2:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
-        cols.append((z**3).mean(0))
-        if n_moments > 3:
-            cols.append((z**4).mean(0) - 3.0 * (std > 0))
-    return np.stack(cols, axis=1) if cols else np.zeros((x.shape[1], 0))
-
-
-def _zscore(x: np.ndarray, dtype) -> np.ndarray:
-    std = x.std(0)
-    z = (x - x.mean(0)) / np.where(std > 1e-12 * (np.abs(x).max(0) + 1e-300), std, np.inf)
-    return z.astype(dtype, copy=False)
-
-
-def _fix_signs(vectors: np.ndarray) -> np.ndarray:
-    idx = np.argmax(np.abs(vectors), axis=0)
-    signs = np.sign(vectors[idx, np.arange(vectors.shape[1])])
-    signs[signs == 0] = 1.0
-    return vectors * signs
-
-
-def _eig_dense(z: np.ndarray, k: int) -> np.ndarray:
-    from scipy.linalg import eigh
-
-    n = z.shape[1]
-    c = np.abs(z.T @ z) / z.shape[0]
-    _, vecs = eigh(c, subset_by_index=[n - k, n - 1])
-    return vecs[:, ::-1]
-
-
-def _eig_torch(z: np.ndarray, k: int, device: str | None) -> np.ndarray:
-    import torch
-
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    zt = torch.as_tensor(z, dtype=torch.float32, device=dev)
-    c = torch.abs(zt.T @ zt) / zt.shape[0]
-    _, vecs = torch.linalg.eigh(c)
-    out = vecs[:, -k:].flip(1).double().cpu().numpy()
-    del c, zt, vecs
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
-    return out
-
-
-def _eig_sparse(
-    z: np.ndarray,
-    k: int,
-    n_neighbours: int,
-    chunk_rows: int | None,
-    seed: int,
-    callback: Callable[[dict], Any] | None,
-) -> np.ndarray:
-    from scipy import sparse
-    from scipy.sparse.linalg import eigsh
-
-    t, n = z.shape
-    m = int(min(max(n_neighbours, k + 1), n))
-    if chunk_rows is None:
-        chunk_rows = int(max(16, min(n, 16_000_000 // n)))  # ~64 MB float32 per chunk
-    z32 = np.ascontiguousarray(z, dtype=np.float32)
-    rows = np.empty((n, m), dtype=np.int64)
-    cols = np.empty((n, m), dtype=np.int32)
-    vals = np.empty((n, m), dtype=np.float32)
-    for start in range(0, n, chunk_rows):
-        stop = min(n, start + chunk_rows)
-        block = np.abs(z32[:, start:stop].T @ z32) / t  # (chunk, N)
-        top = np.argpartition(block, n - m, axis=1)[:, n - m :]
-        rows[start:stop] = np.arange(start, stop)[:, None]
-        cols[start:stop] = top
-        vals[start:stop] = np.take_along_axis(block, top, axis=1)
-        _report(callback, 0.9 * stop / n, "correlation matrix (sparse, chunked)")
-    a = sparse.csr_matrix(
-        (vals.ravel().astype(np.float64), (rows.ravel(), cols.ravel())), shape=(n, n)
-    )
-    a = a.maximum(a.T).tocsr()
-    v0 = np.random.default_rng(seed).standard_normal(n)
-    _, vecs = eigsh(a, k=k, which="LA", v0=v0)
-    return vecs[:, ::-1]
-
-
-def correlation_eigenfeatures(
-    activity: Any,
-    n_eigenvectors: int = 16,
-    *,
-    n_moments: int = 2,
-    method: EigenMethod = "auto",
-    n_neighbours: int = 64,
-    chunk_rows: int | None = None,
-    device: str | None = None,
-    scale: bool = True,
-    seed: int = 0,
-    callback: Callable[[dict], Any] | None = None,
-) -> np.ndarray:
-    """Per-neuron features from activity: moments and leading eigenvectors of |correlation|.
-
-    Parameters
-    ----------
-    activity : array (T, N)
-        Activity (time points or stimuli x neurons).
-    n_eigenvectors : int
-        Number of leading eigenvectors of the absolute correlation matrix (paper: 16).
-    n_moments : int
-        First moments of each neuron's activity put before the eigenvectors: 0 to 4 of mean,
-        standard deviation, skewness, excess kurtosis (paper: mean and standard deviation).
-    method : {"auto", "dense", "sparse", "torch"}
-        How eigenvectors are computed (see the module docstring).
-    n_neighbours : int
-        Entries kept per row by the sparse method.
-    chunk_rows : int, optional
-        Rows of |C| computed at a time by the sparse method (default: ~64 MB chunks).
-    device : str, optional
-        Torch device for ``method="torch"`` (default: CUDA if available, else CPU).
-    scale : bool
-        Multiply eigenvector entries by sqrt(N).
-    seed : int
-        Seed of the sparse eigensolver's start vector.
-    callback : callable, optional
-        Progress callback; returning False stops with :class:`EvaluationCancelled`.
-
-    Returns
-    -------
-    ndarray (N, n_moments + n_eigenvectors)
-        Columns: the moments, then eigenvectors by decreasing eigenvalue.
-    """
-    x = _as_activity(activity)
-    n = x.shape[1]
-    if not 0 <= n_moments <= 4:
-        raise ValueError(f"n_moments must be between 0 and 4; got {n_moments}.")
-    if not 1 <= n_eigenvectors < n:
-        raise ValueError(
-            f"n_eigenvectors must be between 1 and N - 1 = {n - 1}; got {n_eigenvectors}."
-        )
-    if method not in ("auto", "dense", "sparse", "torch"):
-        raise ValueError(f"method must be 'auto', 'dense', 'sparse' or 'torch'; got {method!r}.")
-    if method == "auto":
-        method = "dense" if n <= _DENSE_MAX else "sparse"
-        if n > _DENSE_MAX and n <= _TORCH_MAX:
-            try:
-                import torch
-
-                if torch.cuda.is_available():
-                    method = "torch"
-            except ImportError:  # pragma: no cover - torch is a dependency
-                pass
-    _report(callback, 0.0, f"eigenvectors ({method})")
-    moments = _moments(x, n_moments)
-    if method == "dense":
-        vecs = _eig_dense(_zscore(x, np.float64), n_eigenvectors)
-    elif method == "torch":
-        vecs = _eig_torch(_zscore(x, np.float32), n_eigenvectors, device)
-    else:
-        vecs = _eig_sparse(
-            _zscore(x, np.float32), n_eigenvectors, n_neighbours, chunk_rows, seed, callback
-        )
-    vecs = _fix_signs(vecs)
-    if scale:
-        vecs = vecs * np.sqrt(n)
-    _report(callback, 1.0, "eigenvectors done")
-    return np.hstack([moments, vecs])
-
-
-def eigenvector_features_frame(
-    activity: Any, n_eigenvectors: int = 16, **kwargs: Any
-) -> pd.DataFrame:
-    """Eigenvector features as a DataFrame with columns ``eig_0 .. eig_{k-1}`` (one row/neuron).
-
-    Meant for ``points_layer.features`` so that napari can colour points by any eigenvector.
-    Keyword arguments go to :func:`correlation_eigenfeatures` (moments are left out).
-    """
-    kwargs = {**kwargs, "n_moments": 0}
-    feats = correlation_eigenfeatures(activity, n_eigenvectors, **kwargs)
-    return pd.DataFrame(feats, columns=[f"eig_{k}" for k in range(feats.shape[1])])
 
 
 # -- classifier bank -------------------------------------------------------------------------
@@ -479,6 +248,49 @@ def _features_from(activity: Any, n_eigenvectors: int, n_moments: int, **kwargs)
     return correlation_eigenfeatures(activity, n_eigenvectors, n_moments=n_moments, **kwargs)
 
 
+def _check_split(train_idx: Any, test_idx: Any) -> tuple[np.ndarray, np.ndarray]:
+    train_idx = np.asarray(train_idx, dtype=np.int64).ravel()
+    test_idx = np.asarray(test_idx, dtype=np.int64).ravel()
+    if train_idx.size == 0 or test_idx.size == 0:
+        raise ValueError("train_idx and test_idx must both be non-empty.")
+    if np.intersect1d(train_idx, test_idx).size:
+        raise ValueError("train_idx and test_idx overlap; a neuron is either labelled or not.")
+    return train_idx, test_idx
+
+
+def _check_features(features: Any) -> np.ndarray:
+    feats = np.asarray(features, dtype=np.float64)
+    if feats.ndim != 2:
+        raise ValueError(f"features must be (N, F); got shape {feats.shape}.")
+    if not np.all(np.isfinite(feats)):
+        raise ValueError("features contain NaN or infinite values.")
+    return feats
+
+
+def _label_factors(
+    labels: pd.DataFrame, top: str | None, factors: Sequence[str] | None
+) -> tuple[str, list[str]]:
+    top = top or labels.columns[0]
+    if top not in labels.columns:
+        raise ValueError(f"top={top!r} is not a label column; columns: {list(labels.columns)}.")
+    factors = [c for c in labels.columns if c != top] if factors is None else list(factors)
+    missing = [f for f in factors if f not in labels.columns]
+    if missing:
+        raise ValueError(f"factors {missing} are not label columns: {list(labels.columns)}.")
+    return top, factors
+
+
+def _slot_frame(labels: pd.DataFrame, slots: Any, columns: list[str], n_test: int) -> pd.DataFrame:
+    """The locations to fill: the given slots, or every label combination seen in training."""
+    if slots is None:
+        return labels[columns].drop_duplicates().reset_index(drop=True)
+    slot_frame = _as_labels(slots, n_test, "slots")
+    absent = [c for c in columns if c not in slot_frame.columns]
+    if absent:
+        raise ValueError(f"slots lack the label columns {absent}.")
+    return slot_frame[columns].reset_index(drop=True)
+
+
 def localise_neurons(
     activity: Any,
     labels_train: Any,
@@ -498,7 +310,9 @@ def localise_neurons(
     n_jobs: int | None = None,
     callback: Callable[[dict], Any] | None = None,
 ) -> LocalisationResult:
-    """Assign held-out neurons to locations from activity, given labelled neurons (seed 001).
+    """Assign held-out neurons to locations from activity, given labelled neurons.
+
+    The supervised baseline of Dyer & Griffin 2022.
 
     Parameters
     ----------
@@ -515,13 +329,14 @@ def localise_neurons(
         locations"). Given: one-to-one Hungarian assignment. Not given: each neuron takes the
         most confident label combination seen in training (no one-to-one constraint).
     features : array (N, F), optional
-        Precomputed features (e.g. from :func:`correlation_eigenfeatures`).
+        Precomputed features (e.g. from
+        :func:`napari_mesoscale.evaluate.correlation_eigenfeatures`).
     top : str, optional
         Top-level factor (default: the first column of the labels).
     factors : sequence of str, optional
         Conditional factors (default: the remaining columns).
     n_eigenvectors, n_moments : int
-        Feature settings (see :func:`correlation_eigenfeatures`).
+        Feature settings (see :func:`napari_mesoscale.evaluate.correlation_eigenfeatures`).
     n_estimators, balance, prior_weight, seed, n_jobs
         Classifier bank settings (see :class:`ClassifierBank`).
     callback : callable, optional
@@ -531,33 +346,19 @@ def localise_neurons(
     -------
     LocalisationResult
     """
-    train_idx = np.asarray(train_idx, dtype=np.int64).ravel()
-    test_idx = np.asarray(test_idx, dtype=np.int64).ravel()
-    if train_idx.size == 0 or test_idx.size == 0:
-        raise ValueError("train_idx and test_idx must both be non-empty.")
-    if np.intersect1d(train_idx, test_idx).size:
-        raise ValueError("train_idx and test_idx overlap; a neuron is either labelled or not.")
+    progress = Progress.wrap(callback, EvaluationCancelled)
+    train_idx, test_idx = _check_split(train_idx, test_idx)
     if features is None:
-        _report(callback, 0.0, "features")
+        progress.report(0.0, "features")
         feats = _features_from(activity, n_eigenvectors, n_moments, seed=seed)
     else:
-        feats = np.asarray(features, dtype=np.float64)
-        if feats.ndim != 2:
-            raise ValueError(f"features must be (N, F); got shape {feats.shape}.")
-        if not np.all(np.isfinite(feats)):
-            raise ValueError("features contain NaN or infinite values.")
+        feats = _check_features(features)
     n = feats.shape[0]
     if max(train_idx.max(), test_idx.max()) >= n or min(train_idx.min(), test_idx.min()) < 0:
         raise ValueError(f"train_idx/test_idx must index the {n} neurons (0..{n - 1}).")
     labels = _as_labels(labels_train, train_idx.size, "labels_train")
-    top = top or labels.columns[0]
-    if top not in labels.columns:
-        raise ValueError(f"top={top!r} is not a label column; columns: {list(labels.columns)}.")
-    factors = [c for c in labels.columns if c != top] if factors is None else list(factors)
-    missing = [f for f in factors if f not in labels.columns]
-    if missing:
-        raise ValueError(f"factors {missing} are not label columns: {list(labels.columns)}.")
-    _report(callback, 0.3, "training the classifier bank")
+    top, factors = _label_factors(labels, top, factors)
+    progress.report(0.3, "training the classifier bank")
     bank = ClassifierBank(
         top=top,
         factors=factors,
@@ -567,23 +368,14 @@ def localise_neurons(
         seed=seed,
         n_jobs=n_jobs,
     ).fit(feats[train_idx], labels)
-    columns = [top, *factors]
-    if slots is None:
-        slot_frame = labels[columns].drop_duplicates().reset_index(drop=True)
-        one_to_one = False
-    else:
-        slot_frame = _as_labels(slots, test_idx.size, "slots")
-        absent = [c for c in columns if c not in slot_frame.columns]
-        if absent:
-            raise ValueError(f"slots lack the label columns {absent}.")
-        slot_frame = slot_frame[columns].reset_index(drop=True)
-        one_to_one = True
-    _report(callback, 0.7, "log confidences")
+    slot_frame = _slot_frame(labels, slots, [top, *factors], test_idx.size)
+    one_to_one = slots is not None
+    progress.report(0.7, "log confidences")
     lc = bank.log_confidence(feats[test_idx], slot_frame)
-    _report(callback, 0.85, "assignment")
+    progress.report(0.85, "assignment")
     slot_index = assign_one_to_one(lc) if one_to_one else np.argmax(lc, axis=1)
     assigned = slot_frame.iloc[slot_index].reset_index(drop=True)
-    _report(callback, 1.0, "done")
+    progress.report(1.0, "done")
     return LocalisationResult(
         test_idx=test_idx,
         assigned=assigned,
@@ -606,7 +398,9 @@ def layerwise_graph_error(
     *,
     candidate_nodes: Any = None,
 ) -> pd.DataFrame:
-    """RMS graph distance between true and assigned locations, per layer (seed 001, 5.2).
+    """RMS graph distance between true and assigned locations, per layer.
+
+    The score of Dyer & Griffin 2022 (section 5.2).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""A small LeNet on scikit-learn's bundled 8x8 digits: the seed-001 reproduction, scaled down.
+"""A small LeNet on scikit-learn's bundled 8x8 digits: Dyer & Griffin 2022, scaled down.
 
 The network (826 units, every one a "neuron" with a location (layer, family, x, y)):
 
@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from napari_mesoscale.evaluate.localisation import (
-    correlation_eigenfeatures,
+from napari_mesoscale.evaluate import EvaluationCancelled, correlation_eigenfeatures
+from napari_mesoscale.progress import Progress
+from napari_mesoscale.reproductions.localisation.localise import (
     layerwise_graph_error,
     localise_neurons,
 )
-from napari_mesoscale.evaluate.predictivity import _report
 
 LAYERS = ("INPUT", "CONVRAMP1", "POOLING1", "CONVRAMP2", "POOLING2", "LINEARRAMP", "LINEARSOFT")
 _SHAPES = {
@@ -279,10 +279,10 @@ def run_reproduction(
         ``exact``: fraction exactly placed per feature set; ``accuracy``: the network's digit
         accuracy; ``silent``: silent units per stimulus set; ``n_units``.
     """
+    progress = Progress.wrap(callback, EvaluationCancelled)
     units = unit_table()
-    graph = unit_graph(units)
     net, accuracy, held_out = train_lenet(seed=seed, epochs=epochs)
-    _report(callback, 0.2, "network trained")
+    progress.report(0.2, "network trained")
     acts = {
         "GAUSSIAN": record(net, stimuli("GAUSSIAN", n_images=n_gaussian, seed=seed + 1)),
         "IMPULSE": record(net, stimuli("IMPULSE")),
@@ -300,6 +300,40 @@ def run_reproduction(
         train_idx, test_idx = random_split(units, seed)
     else:
         raise ValueError(f"split must be 'checkerboard' or 'random'; got {split!r}.")
+    table, exact = _error_table(
+        units,
+        feats,
+        train_idx,
+        test_idx,
+        n_estimators=n_estimators,
+        seed=seed,
+        n_jobs=n_jobs,
+        progress=progress.stage(0.2, 1.0),
+    )
+    return {
+        "table": table,
+        "exact": exact,
+        "accuracy": accuracy,
+        "silent": silent,
+        "n_units": len(units),
+        "split": split,
+        "seed": seed,
+    }
+
+
+def _error_table(
+    units: pd.DataFrame,
+    feats: dict[str, np.ndarray],
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    *,
+    n_estimators: int,
+    seed: int,
+    n_jobs: int | None,
+    progress: Progress,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Per-layer RMS graph-distance error and exact fraction of each feature set's localisation."""
+    graph = unit_graph(units)
     columns = ["layer", "family", "x", "y"]
     labels_train = units.iloc[train_idx][columns].reset_index(drop=True)
     slots = units.iloc[test_idx][columns].reset_index(drop=True)
@@ -327,17 +361,8 @@ def run_reproduction(
             table["RANDOM"] = errors["random_rms"].to_numpy()
         table[name] = errors["rms_error"].to_numpy()
         exact[name] = float(errors["exact"].iloc[-1])
-        _report(callback, 0.2 + 0.2 * (k + 1), f"localised with {name}")
-    table = table[["layer", "n", "GAUSSIAN", "IMPULSE", "DIGITS", "CONCAT", "RANDOM"]]
-    return {
-        "table": table,
-        "exact": exact,
-        "accuracy": accuracy,
-        "silent": silent,
-        "n_units": len(units),
-        "split": split,
-        "seed": seed,
-    }
+        progress.report((k + 1) / 4, f"localised with {name}")
+    return table[["layer", "n", "GAUSSIAN", "IMPULSE", "DIGITS", "CONCAT", "RANDOM"]], exact
 
 
 def markdown_table(table: pd.DataFrame) -> str:
