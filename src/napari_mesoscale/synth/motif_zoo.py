@@ -58,7 +58,7 @@ Ornstein–Uhlenbeck process, τ = 25 frames), a flicker (telegraph 0/1) and a s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -605,7 +605,9 @@ def _simulate(blocks, index, w_in, w_cross, rest, stimulus, rng):
 def _check_arguments(n_neurons, n_frames, instance_size, spacing_um, n_names) -> None:
     lo, hi = instance_size
     if not 4 <= lo <= hi:
-        raise ValueError(f"instance_size must be (min, max) with 4 <= min <= max; got {instance_size}")
+        raise ValueError(
+            f"instance_size must be (min, max) with 4 <= min <= max; got {instance_size}"
+        )
     if n_neurons < max(lo, 4) * n_names:
         raise ValueError(
             f"n_neurons={n_neurons} is too few for {n_names} families of instances of at least "
