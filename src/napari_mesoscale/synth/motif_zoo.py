@@ -670,7 +670,9 @@ def make_zoo_brain(
         chosen = set(rng.choice(len(names), n_families, replace=False).tolist())
         names = tuple(f for i, f in enumerate(names) if i in chosen)
     _check_arguments(n_neurons, n_frames, instance_size, spacing_um, len(names))
-    sizes = _instance_sizes(rng, n_neurons, *instance_size)
+    # every family needs an instance: cap the largest size when neurons are few
+    largest = min(instance_size[1], n_neurons // len(names))
+    sizes = _instance_sizes(rng, n_neurons, instance_size[0], largest)
     inst_family = rng.permutation(np.arange(len(sizes)) % len(names))
     centres, pos = _place(rng, sizes, spacing_um)
     instance = np.repeat(np.arange(len(sizes)), sizes)
