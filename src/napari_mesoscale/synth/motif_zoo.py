@@ -676,17 +676,7 @@ def make_zoo_brain(
     inst_family = rng.permutation(np.arange(len(sizes)) % len(names))
     centres, pos = _place(rng, sizes, spacing_um)
     instance = np.repeat(np.arange(len(sizes)), sizes)
-    starts = np.cumsum([0, *sizes])
-    rest, sign = np.zeros(n_neurons), np.ones(n_neurons, dtype=np.int64)
-    blocks, index, edges = {}, {}, []
-    for f, name in enumerate(names):
-        members = np.flatnonzero(inst_family == f)
-        idx = np.concatenate([np.arange(starts[m], starts[m + 1]) for m in members])
-        block = FAMILIES[name].build(rng, [sizes[m] for m in members])
-        block.noise_std *= noise_scale
-        blocks[name], index[name] = block, idx
-        rest[idx], sign[idx] = block.rest, block.sign
-        edges.append((idx[block.pre], idx[block.post], block.weight))
+    blocks, index, rest, sign, edges = _build_families(rng, names, sizes, inst_family, noise_scale)
     cross = _cross_edges(rng, pos, instance, coupling_radius_um, coupling)
     w_in = _sparse(edges, n_neurons)
     w_cross = _sparse([cross], n_neurons)
@@ -701,21 +691,8 @@ def make_zoo_brain(
     instance_motif[inst_perm] = inst_family
     centres_out = np.empty_like(centres)
     centres_out[inst_perm] = centres
-    split = {f: ("dev" if f in DEV_FAMILIES else "test") for f in names}
     positions = pos[perm]
-    neurons = pd.DataFrame(
-        {
-            "id": np.arange(n_neurons),
-            "z": positions[:, 0],
-            "y": positions[:, 1],
-            "x": positions[:, 2],
-            "motif": motif[perm],
-            "motif_name": np.asarray(names)[motif[perm]],
-            "instance": brain_instance,
-            "sign": sign[perm],
-            "split": [split[names[m]] for m in motif[perm]],
-        }
-    )
+    neurons = _neuron_table(positions, motif[perm], names, brain_instance, sign[perm])
     return ZooBrain(
         positions=positions,
         activity=x_all[keep][:, perm].astype(np.float32),
@@ -744,6 +721,39 @@ def make_zoo_brain(
             "burn_in_frames": burn_in_frames,
             "instance_sizes": [int(sizes[m]) for m in np.argsort(inst_perm)],
         },
+    )
+
+
+def _build_families(rng, names, sizes, inst_family, noise_scale):
+    """Every family's block, its neurons (global indices), rest levels, signs and edges."""
+    n = int(np.sum(sizes))
+    starts = np.cumsum([0, *sizes])
+    rest, sign = np.zeros(n), np.ones(n, dtype=np.int64)
+    blocks, index, edges = {}, {}, []
+    for f, name in enumerate(names):
+        members = np.flatnonzero(inst_family == f)
+        idx = np.concatenate([np.arange(starts[m], starts[m + 1]) for m in members])
+        block = FAMILIES[name].build(rng, [sizes[m] for m in members])
+        block.noise_std *= noise_scale
+        blocks[name], index[name] = block, idx
+        rest[idx], sign[idx] = block.rest, block.sign
+        edges.append((idx[block.pre], idx[block.post], block.weight))
+    return blocks, index, rest, sign, edges
+
+
+def _neuron_table(positions, motif, names, instance, sign) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": np.arange(positions.shape[0]),
+            "z": positions[:, 0],
+            "y": positions[:, 1],
+            "x": positions[:, 2],
+            "motif": motif,
+            "motif_name": np.asarray(names)[motif],
+            "instance": instance,
+            "sign": sign,
+            "split": ["dev" if names[m] in DEV_FAMILIES else "test" for m in motif],
+        }
     )
 
 
