@@ -34,6 +34,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -128,9 +129,30 @@ def summarise(brains: list[dict]) -> dict:
     return summary
 
 
+def merge(results: list[dict]) -> dict:
+    """One result from runs over different brains with the same settings (e.g. ``--start``)."""
+    keys = ("neurons", "frames", "epochs", "families_per_brain", "n_filters")
+    settings = {tuple(r["args"][k] for k in keys) for r in results}
+    if len(settings) != 1:
+        raise ValueError(f"results have different settings {sorted(settings)}; cannot merge")
+    brains = sorted((b for r in results for b in r["brains"]), key=lambda b: b["seed"])
+    merged = dict(results[0])
+    merged["args"] = dict(results[0]["args"], brains=len(brains), start=0)
+    merged["runs"] = [
+        {k: r[k] for k in ("seconds", "load_before", "load_after", "args")} for r in results
+    ]
+    merged["seconds"] = sum(r["seconds"] for r in results)
+    merged["summary"], merged["brains"] = summarise(brains), brains
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--brains", type=int, default=20)
+    parser.add_argument("--start", type=int, default=0, help="first brain (seed SEED0 + start)")
+    parser.add_argument(
+        "--merge", nargs="+", default=None, help="only combine these result files into --out"
+    )
     parser.add_argument("--neurons", type=int, default=480)
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=50)
@@ -140,10 +162,13 @@ def main() -> None:
     args = parser.parse_args()
     from _results import write_json
 
+    if args.merge:
+        write_json(args.out, merge([json.loads(Path(p).read_text()) for p in args.merge]))
+        return
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     brains = []
-    for b in range(args.brains):
+    for b in range(args.start, args.start + args.brains):
         brains.append(run_brain(SEED0 + b, args))
         print(
             f"brain {b}: "
