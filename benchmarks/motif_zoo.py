@@ -1,0 +1,199 @@
+"""Benchmark: motif and domain discovery on zoo brains from the test-only families.
+
+Every brain is ``make_zoo_brain(families="test", n_families=F, seed=SEED0 + b)`` (seeds fixed,
+nothing tuned per brain). Methods:
+
+``model``
+    ``fit_mesoscale(activity, positions, connectome=brain.connectome(), stimulus=...,
+    n_filters=K, epochs=E)`` with the dynamics initialisation (the default).
+``init``
+    The same with ``epochs=1``: the assignment is frozen during the first
+    ``freeze_assignment_epochs`` (5) epochs, so its labels are the initialisation's.
+``random``
+    ``init="random"``, ``epochs=E``.
+``ar_kmeans`` / ``ar_kmeans_k``
+    Per-neuron AR(2) + stimulus coefficients, k-means, k by silhouette / k = K.
+``corr_spectral_k`` / ``corr_hierarchical``
+    Spectral clustering of the correlation matrix with k = K / average-linkage hierarchical
+    clustering with k by silhouette.
+
+K (``n_filters`` and the peers' given k) is the true number of families in the brain unless
+``--n-filters`` fixes it. Domains of the peers are their labels split into spatially connected
+pieces (``spatial_domains``). Held-out one-step MSE is on the fit's test block (last 15 % of the
+frames), in activity units, for the fitted models and the baselines (persistence, ridge VAR,
+both fitted on the training block); ``noise_floor`` is the MSE of the generator's own pre-noise
+update. Figures per brain and medians per method go to benchmarks/results/motif_zoo.json.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/motif_zoo.py                      # 20 brains (full)
+    OMP_NUM_THREADS=1 python benchmarks/motif_zoo.py --brains 5 --neurons 240 --frames 1500 \\
+        --epochs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_mesoscale import baselines, fit_mesoscale
+from napari_mesoscale.evaluate import recovery_scores
+from napari_mesoscale.evaluate.motif_peers import (
+    ar_kmeans_labels,
+    correlation_labels,
+    spatial_domains,
+)
+from napari_mesoscale.synth.motif_zoo import TEST_FAMILIES, make_zoo_brain
+
+HERE = Path(__file__).resolve().parent
+SEED0 = 2000
+PEERS = ("ar_kmeans", "ar_kmeans_k", "corr_spectral_k", "corr_hierarchical")
+FITS = ("model", "init", "random")
+
+
+def _mse(pred: np.ndarray, activity: np.ndarray, start: int, stop: int) -> float:
+    return float(np.nanmean((pred[start + 1 : stop] - activity[start + 1 : stop]) ** 2))
+
+
+def _peer_labels(name: str, brain, k: int) -> np.ndarray:
+    if name == "ar_kmeans":
+        return ar_kmeans_labels(brain.activity, brain.stimulus)
+    if name == "ar_kmeans_k":
+        return ar_kmeans_labels(brain.activity, brain.stimulus, n_clusters=k)
+    if name == "corr_spectral_k":
+        return correlation_labels(brain.activity, n_clusters=k)
+    return correlation_labels(brain.activity, method="hierarchical")
+
+
+def run_brain(seed: int, args: argparse.Namespace) -> dict:
+    brain = make_zoo_brain(
+        args.neurons, args.frames, "test", n_families=args.families_per_brain, seed=seed
+    )
+    k = args.n_filters or len(brain.motif_names)
+    act, stim = brain.activity, brain.stimulus
+    out: dict = {"seed": seed, "families": list(brain.motif_names), "k": k}
+    common = {"connectome": brain.connectome(), "stimulus": stim, "n_filters": k, "seed": 0}
+    blocks = None
+    for name in FITS:
+        options = {"epochs": 1 if name == "init" else args.epochs}
+        if name == "random":
+            options["init"] = "random"
+        t0 = time.perf_counter()
+        fit = fit_mesoscale(act, brain.positions, device="cpu", **common, **options)
+        blocks = fit.blocks
+        te0, te1 = blocks["test"]
+        scores = recovery_scores(fit, brain.motif, brain.instance)
+        scores["mse"] = _mse(fit.predict(act, stimulus=stim), act, te0, te1)
+        scores["seconds"] = time.perf_counter() - t0
+        out[name] = scores
+    tr0, tr1 = blocks["train"]
+    te0, te1 = blocks["test"]
+    for name, model in (
+        ("persistence", baselines.Persistence()),
+        ("ridge_var", baselines.RidgeVAR()),
+    ):
+        model.fit(act[tr0:tr1], stimulus=stim[tr0:tr1])
+        out[name] = {"mse": _mse(model.predict(act, stimulus=stim), act, te0, te1)}
+    out["noise_floor"] = {"mse": _mse(brain.expected, act, te0, te1)}
+    for name in PEERS:
+        t0 = time.perf_counter()
+        labels = _peer_labels(name, brain, k)
+        domains = spatial_domains(labels, brain.positions)
+        out[name] = recovery_scores(labels, brain.motif, brain.instance, domain_labels=domains)
+        out[name]["seconds"] = time.perf_counter() - t0
+    persistence = out["persistence"]["mse"]
+    for name in (*FITS, "ridge_var", "noise_floor"):
+        out[name]["mse_ratio_persistence"] = out[name]["mse"] / persistence
+    return out
+
+
+def summarise(brains: list[dict]) -> dict:
+    summary = {}
+    for name in (*FITS, *PEERS, "persistence", "ridge_var", "noise_floor"):
+        rows = [b[name] for b in brains]
+        summary[name] = {
+            f"median_{key}": float(np.median([r[key] for r in rows]))
+            for key in rows[0]
+            if isinstance(rows[0][key], (int, float))
+        }
+        if "n_motifs" in rows[0]:
+            summary[name]["motifs_found_vs_true"] = [
+                [r["n_motifs"], r["n_true_motifs"]] for r in rows
+            ]
+    return summary
+
+
+def merge(results: list[dict]) -> dict:
+    """One result from runs over different brains with the same settings (e.g. ``--start``)."""
+    keys = ("neurons", "frames", "epochs", "families_per_brain", "n_filters")
+    settings = {tuple(r["args"][k] for k in keys) for r in results}
+    if len(settings) != 1:
+        raise ValueError(f"results have different settings {sorted(settings)}; cannot merge")
+    brains = sorted((b for r in results for b in r["brains"]), key=lambda b: b["seed"])
+    merged = dict(results[0])
+    merged["args"] = dict(results[0]["args"], brains=len(brains), start=0)
+    merged["runs"] = [
+        {k: r[k] for k in ("seconds", "load_before", "load_after", "args")} for r in results
+    ]
+    merged["seconds"] = sum(r["seconds"] for r in results)
+    merged["summary"], merged["brains"] = summarise(brains), brains
+    return merged
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--brains", type=int, default=20)
+    parser.add_argument("--start", type=int, default=0, help="first brain (seed SEED0 + start)")
+    parser.add_argument(
+        "--merge", nargs="+", default=None, help="only combine these result files into --out"
+    )
+    parser.add_argument("--neurons", type=int, default=480)
+    parser.add_argument("--frames", type=int, default=3000)
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--families-per-brain", type=int, default=4)
+    parser.add_argument("--n-filters", type=int, default=None, help="fixed K (default: true)")
+    parser.add_argument("--out", default=str(HERE / "results" / "motif_zoo.json"))
+    args = parser.parse_args()
+    from _results import write_json
+
+    if args.merge:
+        write_json(args.out, merge([json.loads(Path(p).read_text()) for p in args.merge]))
+        return
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    brains = []
+    for b in range(args.start, args.start + args.brains):
+        brains.append(run_brain(SEED0 + b, args))
+        print(
+            f"brain {b}: "
+            + ", ".join(
+                f"{m} {brains[-1][m]['motif_ari']:.2f}/{brains[-1][m]['domain_ari']:.2f}"
+                for m in (*FITS, *PEERS)
+            ),
+            flush=True,
+        )
+    result = {
+        "args": vars(args),
+        "test_families": list(TEST_FAMILIES),
+        "n_filters": "true number of families" if args.n_filters is None else args.n_filters,
+        "seconds": time.perf_counter() - t0,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "machine": platform.platform(),
+        "summary": summarise(brains),
+        "brains": brains,
+    }
+    write_json(args.out, result)
+    for name, row in result["summary"].items():
+        print(name, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)})
+
+
+if __name__ == "__main__":
+    main()
