@@ -1,4 +1,4 @@
-"""Maximum-likelihood (or MAP) fitting of the mesoscopic population model (seed 003, 4.5).
+"""Maximum-likelihood (or MAP) fitting of the mesoscopic population model (René et al. 2020).
 
 Adam on the binomial log-likelihood in float64, with per-component gradient clipping
 (the gradient is rescaled so that no component exceeds ``grad_clip``, algorithm 2 of the
@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_mesoscale.model.populations.mesoscopic import (
+from napari_mesoscale.reproductions.populations.mesoscopic import (
     _POSITIVE,
     DTYPE,
     FITTABLE,
     MesoscopicModel,
 )
-from napari_mesoscale.model.populations.microscopic import GIFParams, two_population_params
+from napari_mesoscale.reproductions.populations.microscopic import GIFParams, two_population_params
 
 __all__ = ["MesoscopicFit", "fit_mesoscopic", "log_prior", "MesoscopicBaseline"]
 
@@ -187,7 +187,7 @@ def fit_mesoscopic(
     dt : float
         Step of the counts (s).
     fit : sequence of str
-        Parameters to fit (seed 003 fits ``w``, ``tau_m``, ``c``, ``delta_u``, ``tau_s``,
+        Parameters to fit (René et al. 2020 fit ``w``, ``tau_m``, ``c``, ``delta_u``, ``tau_s``,
         ``J_theta``, ``tau_theta``; ``u_rest``/``u_th`` and ``delta_u`` are degenerate
         together and should not be fitted jointly).
     K : int, optional

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from napari_mesoscale.model.populations.microscopic import (
+from napari_mesoscale.reproductions.populations.microscopic import (
     GIFParams,
     GIFSimulation,
     simulate_gif_network,

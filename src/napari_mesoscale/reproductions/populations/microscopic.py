@@ -1,6 +1,6 @@
 """Microscopic network of generalised integrate-and-fire (GIF) neurons in populations.
 
-This is the spiking ground truth of seed 003 (René, Longtin & Macke, *Inference of a
+This is the spiking ground truth of René, Longtin & Macke (2020, *Inference of a
 mesoscopic population model from population activity*, section 4.1), itself taken from
 Schwalger, Deger & Gerstner (2017). Each neuron ``i`` of population ``alpha`` has
 
@@ -60,7 +60,7 @@ _PAIR_FIELDS = ("p", "w", "delay")
 
 @dataclass
 class GIFParams:
-    """Parameters of a network of ``M`` homogeneous GIF populations (seed 003, Table 2).
+    """Parameters of a network of ``M`` homogeneous GIF populations (René et al. 2020, Table 2).
 
     Population vectors have shape ``(M,)``; pair matrices have shape ``(M, M)`` and are
     indexed ``[target, source]`` (``w[alpha, beta]`` is the weight from ``beta`` onto
@@ -175,7 +175,7 @@ class GIFParams:
 
 
 def two_population_params() -> GIFParams:
-    """The two-population E/I model of seed 003 (Table 7, two-population column).
+    """The two-population E/I model of René, Longtin & Macke 2020 (Table 7, two-population column).
 
     Layer-4 E and I populations of a cortical column with sizes reduced 50-fold (438 and 109
     neurons) and weights scaled up accordingly. Under the sine-modulated training input
@@ -211,7 +211,7 @@ def two_population_params() -> GIFParams:
 
 
 def four_population_params() -> GIFParams:
-    """The four-population L2/3-L4 model of seed 003 (Table 7, four-population column).
+    """The four-population L2/3-L4 model of René, Longtin & Macke 2020 (Table 7).
 
     The weight matrix is all ``1.245`` mV from excitatory and ``-4.964`` mV from inhibitory
     sources, with the doubled ``2.482`` mV on L4e -> L2/3e (Potjans & Diesmann); the flattened
@@ -256,7 +256,7 @@ def sine_modulated_input(
     noise_tau: float = 0.0,
     seed: int = 0,
 ) -> np.ndarray:
-    """Frozen sine-modulated noisy input shared within each population (seed 003, 4.8.1).
+    """Frozen sine-modulated noisy input shared within each population (René et al. 2020, 4.8.1).
 
     ``I_alpha(t) = B_alpha sin(omega t) + q_alpha sqrt(h) xi_alpha,k`` for ``t`` in the k-th
     input bin of width ``h`` (1 ms): ``xi`` is frozen standard Gaussian noise, i.e. white
@@ -311,7 +311,7 @@ def ou_input(
     init: Any = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """Frozen Ornstein-Uhlenbeck test input (seed 003, eq. 4.29, Table 6), shape (T, M).
+    """Frozen Ornstein-Uhlenbeck test input, shape (T, M) (René et al. 2020, eq. 4.29).
 
     ``dI = (mu - I) / tau dt + q sqrt(2 / tau) dW`` (stationary standard deviation ``q``),
     integrated exactly on a 1 ms grid and held within it.
@@ -459,7 +459,7 @@ def simulate_gif_network(
     callback: Callable[[dict], Any] | None = None,
     device: str = "cpu",
 ) -> GIFSimulation:
-    """Simulate the microscopic GIF network (seed 003, section 4.1).
+    """Simulate the microscopic GIF network (René, Longtin & Macke 2020, section 4.1).
 
     Parameters
     ----------

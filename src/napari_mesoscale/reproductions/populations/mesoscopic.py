@@ -1,7 +1,7 @@
-"""Mesoscopic GIF population model ("mesoGIF") and its binomial likelihood (seed 003).
+"""Mesoscopic GIF population model ("mesoGIF") and its binomial likelihood (René et al. 2020).
 
 The model is the finite-size population equation of Schwalger, Deger & Gerstner (2017)
-as used by René, Longtin & Macke (seed 003, sections 4.2-4.3, appendix E): each population
+as used by René, Longtin & Macke (2020, sections 4.2-4.3, appendix E): each population
 ``alpha`` of ``N_alpha`` neurons is described by
 
 * the *refractory cohorts*: ``m[a]``, the expected number of neurons whose last spike was
@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_mesoscale.model.populations.microscopic import GIFParams
+from napari_mesoscale.reproductions.populations.microscopic import GIFParams
 
 __all__ = ["MesoscopicModel", "MesoscopicSimulation", "history_length"]
 
@@ -398,7 +398,7 @@ class MesoscopicModel:
         eps: float = 1e-8,
         constant: bool = True,
     ) -> torch.Tensor:
-        """Binomial log-likelihood of observed counts (seed 003, eq. 4.22), float64 tensor.
+        """Binomial log-likelihood of observed counts (René et al. 2020, eq. 4.22), float64.
 
         ``sum_t sum_alpha [log C(N, n) + n log p + (N - n) log(1 - p)]`` over steps
         ``[start, stop)`` with ``p = n_bar / N`` clipped to ``[eps, 1 - eps]`` (eq. 4.23).
