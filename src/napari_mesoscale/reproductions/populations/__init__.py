@@ -19,6 +19,7 @@ from napari_mesoscale.reproductions.populations.mesoscopic import (
 from napari_mesoscale.reproductions.populations.microscopic import (
     GIFParams,
     GIFSimulation,
+    PopulationCancelled,
     four_population_params,
     ou_input,
     simulate_gif_network,
@@ -30,6 +31,7 @@ from napari_mesoscale.reproductions.populations.render import PopulationBrain, m
 __all__ = [
     "GIFParams",
     "GIFSimulation",
+    "PopulationCancelled",
     "MesoscopicBaseline",
     "MesoscopicFit",
     "MesoscopicModel",

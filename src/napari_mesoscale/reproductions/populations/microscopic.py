@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from napari_mesoscale.progress import Cancelled, Progress
+
 __all__ = [
     "GIFParams",
     "GIFSimulation",
@@ -333,6 +335,10 @@ def ou_input(
     return x.repeat(per, axis=0)[:T]
 
 
+class PopulationCancelled(Cancelled):
+    """A population simulation or fit was cancelled through its progress callback."""
+
+
 @dataclass
 class GIFSimulation:
     """Result of :func:`simulate_gif_network`.
@@ -356,6 +362,8 @@ class GIFSimulation:
         Boolean adjacency ``[post, pre]`` when ``keep_connectivity`` was requested.
     wall_time : float
         Seconds spent in the time loop.
+    cancelled : bool
+        The progress callback stopped the run: the arrays end at the last step simulated.
     """
 
     params: GIFParams
@@ -368,6 +376,7 @@ class GIFSimulation:
     input: np.ndarray
     connectivity: np.ndarray | None
     wall_time: float
+    cancelled: bool = False
 
     @property
     def duration(self) -> float:
@@ -484,8 +493,10 @@ def simulate_gif_network(
         last-spike ages and membrane potentials drawn from a 10 Hz guess, which shortens
         the initial transient.
     callback : callable, optional
-        Called about every 1 % of the run with ``{"step", "n_steps", "fraction"}``; returning
-        ``False`` stops the simulation early (the result is then truncated).
+        Progress protocol (:mod:`napari_mesoscale.progress`), called about every 1 % of the
+        run with ``fraction``, ``step`` and ``n_steps``. Returning ``False`` or raising a
+        ``Cancelled`` stops the simulation: the steps done so far are returned with
+        ``cancelled=True``.
     device : str
         Torch device.
 
@@ -574,6 +585,7 @@ def simulate_gif_network(
     counts_t = torch.zeros(T, R_tr, M, dtype=dtype, device=dev)
     raster = torch.zeros(T, n_tot, dtype=torch.bool, device=dev)  # first trial only
     report_every = max(1, T // 100)
+    progress, cancelled = Progress.wrap(callback, PopulationCancelled), False
     import time as _time
 
     t0 = _time.perf_counter()
@@ -606,9 +618,11 @@ def simulate_gif_network(
             buf[(k + d) % (D + 1), :, :, beta] += s[:, starts[beta] : starts[beta + 1]] @ Wb.T
         counts_t[k] = s @ pop_onehot
         raster[k] = spikes[0]
-        if callback is not None and (k % report_every == 0 or k == T - 1):
-            if callback({"step": k + 1, "n_steps": T, "fraction": (k + 1) / T}) is False:
-                T_done = k + 1
+        if progress.active and (k % report_every == 0 or k == T - 1):
+            try:
+                progress.report((k + 1) / T, f"step {k + 1}/{T}", step=k + 1, n_steps=T)
+            except Cancelled:
+                T_done, cancelled = k + 1, True
                 break
     counts = counts_t[:T_done].round().to(torch.int64).permute(1, 0, 2).cpu().numpy()
     nz = torch.nonzero(raster[:T_done]).cpu().numpy()
@@ -624,4 +638,5 @@ def simulate_gif_network(
         input=I_ext[:T_done],
         connectivity=conn if keep_connectivity else None,
         wall_time=wall,
+        cancelled=cancelled,
     )
