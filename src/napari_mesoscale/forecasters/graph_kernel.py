@@ -516,6 +516,39 @@ class FittedKernelForecaster:
 MODES = ("frozen", "trainable", "learned")
 
 
+def _check_kernel_inputs(
+    activity: Any, kernels: Any, mode: str, stimulus: Any, train_fraction: float
+) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """float32 activity and stimulus, and the last training transition; ValueError if unfit."""
+    activity = np.asarray(activity, dtype=np.float32)
+    if activity.ndim != 2:
+        raise ValueError(f"activity must be (T, N); got shape {activity.shape}.")
+    t, n = activity.shape
+    if t < 4:
+        raise ValueError(f"activity needs at least 4 frames; got {t}.")
+    if not np.all(np.isfinite(activity)):
+        raise ValueError("activity holds NaN or infinite values; fill or drop them first.")
+    if not sp.issparse(kernels) or kernels.shape != (n, n):
+        raise ValueError(
+            f"kernels must be a sparse ({n}, {n}) matrix matching activity's {n} neurons; "
+            f"got {getattr(kernels, 'shape', type(kernels).__name__)}."
+        )
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
+    if not 0.0 < train_fraction < 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction}.")
+    if stimulus is not None:
+        stimulus = np.asarray(stimulus, dtype=np.float32)
+        if stimulus.ndim != 2 or stimulus.shape[0] != t:
+            raise ValueError(
+                f"stimulus must be (T, S) with T = {t} frames like activity; got {stimulus.shape}."
+            )
+    split = int(round((t - 1) * train_fraction))
+    if split < 2 or split > t - 2:
+        raise ValueError("train_fraction leaves no training or no test transitions.")
+    return activity, stimulus, split
+
+
 def fit_kernel_forecaster(
     activity: np.ndarray,
     kernels: sp.spmatrix,
@@ -567,32 +600,10 @@ def fit_kernel_forecaster(
     -------
     FittedKernelForecaster
     """
-    activity = np.asarray(activity, dtype=np.float32)
-    if activity.ndim != 2:
-        raise ValueError(f"activity must be (T, N); got shape {activity.shape}.")
-    t, n = activity.shape
-    if t < 4:
-        raise ValueError(f"activity needs at least 4 frames; got {t}.")
-    if not np.all(np.isfinite(activity)):
-        raise ValueError("activity holds NaN or infinite values; fill or drop them first.")
-    if not sp.issparse(kernels) or kernels.shape != (n, n):
-        raise ValueError(
-            f"kernels must be a sparse ({n}, {n}) matrix matching activity's {n} neurons; "
-            f"got {getattr(kernels, 'shape', type(kernels).__name__)}."
-        )
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}; got {mode!r}.")
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction}.")
-    if stimulus is not None:
-        stimulus = np.asarray(stimulus, dtype=np.float32)
-        if stimulus.ndim != 2 or stimulus.shape[0] != t:
-            raise ValueError(
-                f"stimulus must be (T, S) with T = {t} frames like activity; got {stimulus.shape}."
-            )
-    split = int(round((t - 1) * train_fraction))
-    if split < 2 or split > t - 2:
-        raise ValueError("train_fraction leaves no training or no test transitions.")
+    activity, stimulus, split = _check_kernel_inputs(
+        activity, kernels, mode, stimulus, train_fraction
+    )
+    t = activity.shape[0]
     kernels = sp.csr_matrix(kernels, dtype=np.float64)
     if mode == "learned":
         kernels = kernels.copy()

@@ -96,16 +96,15 @@ def fit_mesoscale(
     positions : array_like, shape (N, 3)
         Neuron positions in µm, (z, y, x).
     connectome : Connectome or scipy.sparse matrix (N, N), optional
-        Pre -> post adjacency. The synaptic drive then uses one learned weight per existing
-        edge. Without it, a local gather over the ``max_neighbors`` nearest neurons within
-        ``gather_radius`` is used.
+        Pre -> post adjacency: one drive weight per edge (else a local gather, see
+        ``ModelConfig.gather_radius``).
     stimulus : array_like, shape (T,) or (T, S), optional
         Stimulus time series, given to every filter.
     n_filters, rf_diameter, stride, epochs : optional
         Shortcuts for the :class:`ModelConfig` fields of the same name; ``None`` keeps the
         value of ``config`` (or the :class:`ModelConfig` default).
     device : {"auto", "cpu", "cuda", "mps"} or torch.device
-        ``"auto"`` picks CUDA, then MPS, then CPU; CUDA runs in bfloat16 mixed precision.
+        ``"auto"`` picks CUDA, then MPS, then CPU (see ``ModelConfig.precision``).
     seed : int
         Seed of every random choice; on CPU two runs with the same seed are identical.
     callback : callable or Progress, optional
@@ -117,10 +116,8 @@ def fit_mesoscale(
         :class:`FitCancelled`) during training stops it cleanly: the fit so far is returned
         with ``fit.cancelled`` true (``fit.stopped == "cancelled"``). A cancel before
         training starts raises :class:`FitCancelled` (there is nothing to return yet).
-    checkpoint_dir : path, optional
-        Write a checkpoint (atomically) after every epoch.
-    resume : bool
-        Continue from the checkpoint in ``checkpoint_dir`` if there is one.
+    checkpoint_dir, resume : path, bool
+        Write a checkpoint (atomically) after every epoch; continue from it with ``resume``.
     config : ModelConfig, optional
         All other hyper-parameters; keyword ``options`` override single fields
         (e.g. ``hidden=16, lambda_complexity=0.1``), as do the shortcuts above.
