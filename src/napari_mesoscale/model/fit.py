@@ -22,8 +22,18 @@ from typing import Any
 import torch
 
 from napari_mesoscale.model.config import ModelConfig
-from napari_mesoscale.model.initial_model import as_adjacency, auto_diameter, initialise_model
-from napari_mesoscale.model.prepare import prepare_data, split_blocks, validate_inputs
+from napari_mesoscale.model.initial_model import (
+    InitialModel,
+    as_adjacency,
+    auto_diameter,
+    initialise_model,
+)
+from napari_mesoscale.model.prepare import (
+    PreparedData,
+    prepare_data,
+    split_blocks,
+    validate_inputs,
+)
 from napari_mesoscale.model.training import (
     CHECKPOINT_NAME,
     RunOptions,
@@ -138,19 +148,25 @@ def fit_mesoscale(
     data = prepare_data(activity, positions, stimulus, cfg)
     stage["prepare"].report(1.0, f"{data.n_neurons} neurons, {data.z.shape[0]} frames")
     init = initialise_model(data, cfg, connectome, seed, stage["initialise"])
-    rank, world, dist_here = dist_info()
-    run = RunOptions(resolve_device(device), seed, checkpoint_dir, resume, rank, world)
+    run = RunOptions(resolve_device(device), seed, checkpoint_dir, resume)
+    training = _train(init, data, run, stage["train"])
+    fit = _package(init, data, training, run, package_versions())
+    _report_done(progress.stage(*_PACKAGE, "package"), fit)
+    return fit
+
+
+def _train(init: InitialModel, data: PreparedData, run: RunOptions, progress: Progress) -> Any:
+    """Train on this process (and its torchrun peers); the net ends on the CPU in float32."""
+    run.rank, run.world, dist_here = dist_info()
     try:
-        training = train_model(init.net, data, init.config, run, stage["train"])
+        training = train_model(init.net, data, init.config, run, progress)
     finally:
         if dist_here:
             import torch.distributed as dist
 
             dist.destroy_process_group()
     init.net.to("cpu").float()
-    fit = _package(init, data, training, run, package_versions())
-    _report_done(progress.stage(*_PACKAGE, "package"), fit)
-    return fit
+    return training
 
 
 def _package(init: Any, data: Any, training: Any, run: RunOptions, versions: dict) -> Any:
