@@ -152,18 +152,15 @@ def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
 
 
-PIPELINE_FIT_OVERRIDES: dict[str, Any] = {
-    "epochs": 40,
-    "edge_init": "connectome",
-    "freeze_edges": True,
-}
+PIPELINE_FIT_OVERRIDES: dict[str, Any] = {"edge_init": "connectome", "freeze_edges": True}
 """Where :func:`run_pipeline`'s fit differs from :class:`ModelConfig`'s defaults, and why.
 
 The drive weights stay at the connectome kernels (Chu et al. 2022): on sample-like calcium
 movies this gave a lower held-out error than trained weights on all 12 movies measured
 (11–20 % lower at 200 frames, where trained weights lose to persistence; 0–3 % at 600;
-``benchmarks/pipeline_calcium.py``). With frozen drive weights fewer epochs suffice, and the
-pipeline (sample data, demo) must finish interactively: 40 epochs instead of 60.
+``benchmarks/pipeline_calcium.py``). Everything else, epochs included, is
+:class:`ModelConfig`'s (the pipeline's former 40-epoch default was never used: the demo and
+the calcium benchmark always passed 60).
 """
 
 
