@@ -520,7 +520,7 @@ def _lgamma(x: np.ndarray) -> np.ndarray:
 class MesoscopicBaseline:
     """The mesoscopic model as a forecast baseline for population activity.
 
-    Same interface as :mod:`napari_mesoscale.model.baselines`: ``fit(activity, *,
+    Same interface as :mod:`napari_mesoscale.forecasters.baselines`: ``fit(activity, *,
     stimulus=None)`` fits the chosen parameters by :func:`fit_mesoscopic`;
     ``predict(activity, steps=1, stimulus=None)`` returns (T, M) where row ``t`` is the
     model's expected activity at ``t`` given the recorded activity up to ``t - steps`` (for
