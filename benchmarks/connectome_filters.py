@@ -1,7 +1,7 @@
 """Ablation of connectome-derived filters (seed 004) on toy brains.
 
 Each neuron's next state is predicted by a graph-kernel forecaster
-(:func:`napari_mesoscale.model.connectome_filters.fit_kernel_forecaster`): a softmax mixture of
+(:func:`napari_mesoscale.forecasters.graph_kernel.fit_kernel_forecaster`): a softmax mixture of
 B shared basis filters fed its own state, its kernel-weighted neighbour drive and its stimulus
 drive. Only the kernel changes between rows:
 
@@ -48,7 +48,7 @@ import torch
 from _results import write_json
 from napari_mesoscale.connectome import receptive_field_grid
 from napari_mesoscale.connectome.graph_ops import degree_preserving_shuffle
-from napari_mesoscale.model.connectome_filters import (
+from napari_mesoscale.forecasters.graph_kernel import (
     connectome_kernels,
     domain_kernels,
     fit_kernel_forecaster,

@@ -1,7 +1,7 @@
 """Robustness of connectome-derived filters (seed 004) to graph perturbation and smoothing.
 
 The graph-kernel forecaster of ``benchmarks/connectome_filters.py``
-(:func:`napari_mesoscale.model.connectome_filters.fit_kernel_forecaster`, same settings: 4
+(:func:`napari_mesoscale.forecasters.graph_kernel.fit_kernel_forecaster`, same settings: 4
 basis filters, hidden 4, 200 Adam steps, batches of 128 transitions, held-out last 25 % of
 the frames) is fitted on toy brains with kernels (each neuron's adjacency column, signed
 synapse counts, L1-normalised) built from a perturbed or smoothed copy of the true wiring:
@@ -55,8 +55,8 @@ from napari_mesoscale.connectome.graph_ops import (
     perturb_graph,
     smooth_graph,
 )
+from napari_mesoscale.forecasters.graph_kernel import connectome_kernels, fit_kernel_forecaster
 from napari_mesoscale.model import fit_mesoscale
-from napari_mesoscale.model.connectome_filters import connectome_kernels, fit_kernel_forecaster
 from napari_mesoscale.synth import make_toy_brain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

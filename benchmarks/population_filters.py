@@ -7,7 +7,7 @@ Usage::
     python benchmarks/population_filters.py              # 2 brains x 30 s, 30 epochs (~8 min)
     python benchmarks/population_filters.py --quick      # 1 brain x 12 s, 8 epochs
 
-Ground truth: :func:`napari_mesoscale.model.populations.make_population_brain` — the
+Ground truth: :func:`napari_mesoscale.reproductions.populations.make_population_brain` — the
 two-population GIF network of seed 003 (438 excitatory + 109 inhibitory neurons, sine-modulated
 input), each population laid out as one compact 3D domain, spikes binned at 20 frames/s into
 calcium traces (tau_decay 0.5 s). The model sees the clean calcium traces (T, N), the soma
@@ -108,7 +108,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
     from napari_mesoscale.baselines import default_baselines
     from napari_mesoscale.evaluate import forecast
     from napari_mesoscale.model import fit_mesoscale
-    from napari_mesoscale.model.populations import make_population_brain
+    from napari_mesoscale.reproductions.populations import make_population_brain
 
     t0 = time.perf_counter()
     brain = make_population_brain(

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from _results import write_json
-from napari_mesoscale.model.populations import (
+from napari_mesoscale.reproductions.populations import (
     MesoscopicBaseline,
     MesoscopicModel,
     fit_mesoscopic,

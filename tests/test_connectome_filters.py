@@ -9,7 +9,7 @@ import torch
 
 from napari_mesoscale.connectome import receptive_field_grid
 from napari_mesoscale.connectome.graph_ops import degree_preserving_shuffle
-from napari_mesoscale.model.connectome_filters import (
+from napari_mesoscale.forecasters.graph_kernel import (
     connectome_kernels,
     domain_kernels,
     filter_templates,

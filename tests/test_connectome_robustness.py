@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from napari_mesoscale.connectome.graph_ops import degree_preserving_shuffle, perturb_graph
-from napari_mesoscale.model.connectome_filters import connectome_kernels, fit_kernel_forecaster
+from napari_mesoscale.forecasters.graph_kernel import connectome_kernels, fit_kernel_forecaster
 from napari_mesoscale.synth import make_toy_brain
 
 

@@ -56,11 +56,13 @@ def test_fit_widget_paints_domains_motifs_and_predictions(sample_viewer, qtbot, 
     frame = 50
     painted = np.asarray(predicted.data[frame])
     cell = int(somata[inside][0]) - 1
-    assert painted[somata == cell + 1][0] == pytest.approx(widget.report.predicted[frame, cell],
-                                                           rel=1e-5)
+    assert painted[somata == cell + 1][0] == pytest.approx(
+        widget.report.predicted[frame, cell], rel=1e-5
+    )
     residual = np.asarray(viewer.layers["residual"].data[frame])
     assert residual[somata == cell + 1][0] == pytest.approx(
-        activity[frame, cell] - widget.report.predicted[frame, cell], rel=1e-4, abs=1e-6)
+        activity[frame, cell] - widget.report.predicted[frame, cell], rel=1e-4, abs=1e-6
+    )
 
     # the domain table selects the cells of a domain
     assert widget.domain_table.rowCount() == len(fit.domains)
@@ -112,3 +114,23 @@ def test_fit_widget_passes_population_filters_and_drive(sample_viewer):
     widget.population_filters.value = 0
     call = widget.prepare()
     assert not {"population_filters", "edge_init", "freeze_edges"} & set(call.kwargs)
+
+
+@pytest.mark.viewer
+def test_fit_widget_defaults_are_model_config_defaults(make_napari_viewer):
+    from napari_mesoscale.model import ModelConfig
+    from napari_mesoscale.napari._fit_widget import DRIVE_CHOICES
+    from napari_mesoscale.workflow import pipeline_config
+
+    widget = FitWidget(make_napari_viewer())
+    defaults = ModelConfig()
+    for name in ("n_filters", "population_filters", "epochs"):
+        control = getattr(widget, name)
+        spec = ModelConfig.specs()[name]
+        assert control.value == getattr(defaults, name), name
+        assert control.min == spec.minimum and control.max == spec.maximum, name
+        assert spec.help in control.tooltip
+    assert widget.rf_diameter.value == 0.0  # 0 = None = derived from the positions
+    drive = {"edge_init": "ridge", "freeze_edges": False, **DRIVE_CHOICES[widget.drive.value]}
+    pipeline = pipeline_config()
+    assert drive == {"edge_init": pipeline.edge_init, "freeze_edges": pipeline.freeze_edges}

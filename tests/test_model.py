@@ -131,6 +131,8 @@ def test_cancel_stops_cleanly():
     calls = []
 
     def cancel(info):
+        if "step" not in info:  # prepare / initialise reports come before the training steps
+            return True
         calls.append(info)
         if info["step"] >= 1:
             raise FitCancelled
@@ -216,3 +218,54 @@ def test_bfloat16_mixed_precision_trains_like_float32():
     assert val.iloc[-1] < 0.9 * val.iloc[0]  # it learns
     with pytest.raises(ValueError, match="precision"):
         fit_mesoscale(b.activity, b.positions, precision="fp16", epochs=1)
+
+
+def test_config_is_the_source_of_defaults_and_keywords_override_it():
+    b = _small()
+    fit = fit_mesoscale(b.activity, b.positions, config=ModelConfig(n_filters=2, epochs=2), **FAST)
+    assert fit.config.n_filters == 2 and fit.config.epochs == 2
+    assert len(fit.history) == 2 and len(fit.filters["filter"]) == 2
+    assert fit.motif_labels.max() <= 1
+    fit = fit_mesoscale(
+        b.activity,
+        b.positions,
+        config=ModelConfig(n_filters=2, epochs=2),
+        n_filters=3,
+        epochs=1,
+        **FAST,
+    )
+    assert fit.config.n_filters == 3 and len(fit.history) == 1
+    assert len(fit.filters["filter"]) == 3
+    old = ModelConfig().to_dict() | {"extra": {}, "n_filters": 5}  # fits saved with `extra`
+    assert ModelConfig.from_dict(old).n_filters == 5
+
+
+def test_progress_covers_the_whole_fit_and_only_rises():
+    b = _small()
+    seen = []
+    fit = fit_mesoscale(
+        b.activity, b.positions, epochs=3, callback=lambda info: seen.append(info), **FAST
+    )
+    fractions = [info["fraction"] for info in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    stages = [info["message"].split(":")[0] for info in seen]
+    assert stages[0] == "prepare" and "initialise" in stages and stages[-1] == "package"
+    steps = [info for info in seen if info.get("stage") == "train"]
+    assert len(steps) == 3 * steps[0]["steps"]
+    assert not fit.cancelled
+
+
+def test_cancel_by_returning_false_or_any_cancelled_gives_a_partial_fit():
+    from napari_mesoscale.progress import Cancelled
+
+    b = _small()
+
+    def stop_at_second_epoch(info):
+        if info.get("epoch") == 1:
+            raise Cancelled
+
+    fit = fit_mesoscale(b.activity, b.positions, epochs=5, callback=stop_at_second_epoch, **FAST)
+    assert fit.cancelled and fit.stopped == "cancelled" and len(fit.history) == 1
+    assert issubclass(FitCancelled, Cancelled)
+    with pytest.raises(FitCancelled):  # before training there is no partial fit to return
+        fit_mesoscale(b.activity, b.positions, epochs=5, callback=lambda info: False, **FAST)

@@ -95,3 +95,34 @@ def test_fit_cli_population_filters_and_frozen_connectome_kernels(tmp_path):
     assert fit.config.edge_init == "connectome" and fit.config.freeze_edges
     # frozen drive weights are not counted as trained parameters
     assert fit.n_params == fit.net.n_trainable() - fit.net.edge_weight.numel()
+
+
+def test_fit_cli_defaults_are_model_config_defaults():
+    import argparse
+
+    from napari_mesoscale.model import ModelConfig
+    from napari_mesoscale.model.cli import configure
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    args = parser.parse_args(["activity.npy", "-o", "out"])
+    assert ModelConfig.from_namespace(args) == ModelConfig()
+    args = parser.parse_args(
+        [
+            "a.npy",
+            "-o",
+            "o",
+            "--n-filters",
+            "3",
+            "--epochs",
+            "7",
+            "--population-filters",
+            "1",
+            "--edge-init",
+            "connectome",
+            "--freeze-edges",
+        ]
+    )
+    config = ModelConfig.from_namespace(args)
+    assert (config.n_filters, config.epochs, config.population_filters) == (3, 7, 1)
+    assert config.edge_init == "connectome" and config.freeze_edges is True

@@ -67,6 +67,8 @@ CANCEL_SCRIPT = textwrap.dedent(
     seen = []
 
     def cancel_in_second_epoch(info):
+        if "step" not in info:  # prepare / initialise reports before training
+            return True
         seen.append((info["epoch"], info["step"]))
         return not (info["epoch"] == 1 and info["step"] == 0)
 

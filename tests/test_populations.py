@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_mesoscale.model.populations import (
+from napari_mesoscale.reproductions.populations import (
     GIFParams,
     MesoscopicBaseline,
     MesoscopicModel,
@@ -288,7 +288,7 @@ def test_micro_callback_cancels():
 
 # ----------------------------------------------------------------------------- 3D ground truth
 def test_population_brain_layout_spikes_calcium_movie():
-    from napari_mesoscale.model.populations import make_population_brain
+    from napari_mesoscale.reproductions.populations import make_population_brain
 
     brain = make_population_brain(duration=1.0, burn_in=0.5, seed=0, frame_rate=20.0)
     p = two_population_params()

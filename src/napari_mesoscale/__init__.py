@@ -41,9 +41,9 @@ _PUBLIC_API: dict[str, str] = {
     "linear_predictivity": "napari_mesoscale.evaluate",
     "localise_neurons": "napari_mesoscale.reproductions.localisation",
     "correlation_eigenfeatures": "napari_mesoscale.evaluate",
-    "simulate_gif_network": "napari_mesoscale.model.populations",
-    "fit_mesoscopic": "napari_mesoscale.model.populations",
-    "make_population_brain": "napari_mesoscale.model.populations",
+    "simulate_gif_network": "napari_mesoscale.reproductions.populations",
+    "fit_mesoscopic": "napari_mesoscale.reproductions.populations",
+    "make_population_brain": "napari_mesoscale.reproductions.populations",
     "run_pipeline": "napari_mesoscale.workflow",
     "fit_and_score": "napari_mesoscale.workflow",
 }

@@ -1,9 +1,9 @@
 """Forecast baselines (public module): persistence, mean, ridge VAR, connectome-linear, GRU.
 
-See :mod:`napari_mesoscale.model.baselines` for the common ``fit`` / ``predict`` interface.
+See :mod:`napari_mesoscale.forecasters.baselines` for the common ``fit`` / ``predict`` interface.
 """
 
-from napari_mesoscale.model.baselines import (
+from napari_mesoscale.forecasters.baselines import (
     Baseline,
     ConnectomeLinear,
     GRUBaseline,

@@ -24,7 +24,9 @@ from typing import Any
 def configure(parser: argparse.ArgumentParser) -> None:
     """Declare the ``demo`` subcommand's arguments."""
     parser.add_argument("--output", default="demo_output", help="folder for results")
-    parser.add_argument("--epochs", type=int, default=60, help="training epochs")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="training epochs (default: ModelConfig's)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show", action="store_true", help="keep napari open (needs a display)")
 
@@ -47,7 +49,7 @@ def _print_progress(info: dict[str, Any]) -> None:
         print()
 
 
-def run_sample_pipeline(*, epochs: int = 60, seed: int = 0, callback: Any = None):
+def run_sample_pipeline(*, epochs: int | None = None, seed: int = 0, callback: Any = None):
     """Run :func:`napari_mesoscale.workflow.run_pipeline` on the bundled sample."""
     import numpy as np
 
@@ -72,7 +74,7 @@ def run_sample_pipeline(*, epochs: int = 60, seed: int = 0, callback: Any = None
 def run_demo(
     output: str | os.PathLike,
     *,
-    epochs: int = 60,
+    epochs: int | None = None,
     seed: int = 0,
     show: bool = False,
     progress: Any = None,
@@ -84,7 +86,7 @@ def run_demo(
     output : path-like
         Folder receiving ``results.mesoscale``, ``screenshot.png`` and ``summary.json``.
     epochs, seed : int
-        Training length and seed of the fit.
+        Training length (``None``: :class:`~napari_mesoscale.model.ModelConfig`'s) and seed.
     show : bool
         Start napari's event loop so the user can explore the layers.
     progress : callable, optional

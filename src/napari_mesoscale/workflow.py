@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from napari_mesoscale.io import ResultsBundle, Volume
+from napari_mesoscale.progress import Progress, ProgressCallback
 
 
 @dataclass
@@ -151,22 +152,23 @@ def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_")
 
 
-def _stage(callback: Callable[[dict], Any] | None, start: float, end: float, label: str):
-    """A callback that maps a stage's own 0..1 progress onto [start, end] of the whole run."""
-    if callback is None:
-        return None
+PIPELINE_FIT_OVERRIDES: dict[str, Any] = {"edge_init": "connectome", "freeze_edges": True}
+"""Where :func:`run_pipeline`'s fit differs from :class:`ModelConfig`'s defaults, and why.
 
-    def relay(info: dict[str, Any] | None = None) -> Any:
-        info = dict(info or {})
-        own = info.get("fraction")
-        if own is None and info.get("epochs"):
-            own = float(info.get("epoch", 0)) / float(info["epochs"])
-        info["fraction"] = start + (end - start) * float(own or 0.0)
-        info["message"] = f"{label}: {info['message']}" if info.get("message") else label
-        return callback(info)
+The drive weights stay at the connectome kernels (Chu et al. 2022): on sample-like calcium
+movies this gave a lower held-out error than trained weights on all 12 movies measured
+(11–20 % lower at 200 frames, where trained weights lose to persistence; 0–3 % at 600;
+``benchmarks/pipeline_calcium.py``). Everything else, epochs included, is
+:class:`ModelConfig`'s (the pipeline's former 40-epoch default was never used: the demo and
+the calcium benchmark always passed 60).
+"""
 
-    relay({"fraction": 0.0})
-    return relay
+
+def pipeline_config() -> Any:
+    """The :class:`~napari_mesoscale.model.ModelConfig` :func:`run_pipeline` fits with."""
+    from napari_mesoscale.model import ModelConfig
+
+    return ModelConfig().replace(**PIPELINE_FIT_OVERRIDES)
 
 
 def restrict_adjacency(adjacency: sp.csr_matrix, matches: np.ndarray, n_sources: int):
@@ -246,9 +248,11 @@ def fit_and_score(
         A Connectome of other neurons is registered to the cells first.
     stimulus : array_like (T,) or (T, S), optional
     callback : callable, optional
-        Progress dictionaries; returning False or raising ``FitCancelled`` stops training.
+        Progress protocol (:mod:`napari_mesoscale.progress`); returning False or raising a
+        ``Cancelled`` stops training (the partial fit is scored, ``fit.cancelled`` true).
     **fit_kwargs
-        Passed to :func:`napari_mesoscale.fit_mesoscale` (``n_filters``, ``epochs``, ...).
+        Passed to :func:`napari_mesoscale.fit_mesoscale` (``config``, ``n_filters``,
+        ``epochs``, ...); unset options take :class:`ModelConfig`'s defaults.
 
     Returns
     -------
@@ -283,14 +287,14 @@ def run_pipeline(
     frame_rate: float | None = None,
     stimulus: np.ndarray | None = None,
     cell_diameter: float = 8.0,
-    n_filters: int = 4,
-    epochs: int = 40,
+    n_filters: int | None = None,
+    epochs: int | None = None,
     rf_diameter: float | None = None,
     seed: int = 0,
     device: str = "auto",
-    edge_init: str = "connectome",
-    freeze_edges: bool = True,
-    callback: Callable[[dict], Any] | None = None,
+    edge_init: str | None = None,
+    freeze_edges: bool | None = None,
+    callback: ProgressCallback | Progress | None = None,
     **fit_options: Any,
 ) -> PipelineResult:
     """Detect cells, build the connectome, register, fit the mesoscale model and score it.
@@ -309,14 +313,9 @@ def run_pipeline(
         Stimulus given to the model.
     cell_diameter : float
         Soma diameter in µm for detection.
-    n_filters, epochs, rf_diameter, seed, device, fit_options
-        Passed to :func:`fit_mesoscale`.
-    edge_init, freeze_edges
-        Drive weights of the fit. The pipeline's default keeps them at the connectome kernels
-        (seed 004): on sample-like calcium movies this gave a lower held-out error than
-        trained weights on all 12 movies measured (11–20 % lower at 200 frames, where trained
-        weights lose to persistence; 0–3 % at 600; ``benchmarks/pipeline_calcium.py``).
-        ``edge_init="ridge", freeze_edges=False`` trains them, as :func:`fit_mesoscale` does.
+    n_filters, epochs, rf_diameter, edge_init, freeze_edges, seed, device, fit_options
+        Passed to :func:`fit_mesoscale`; ``None`` takes the pipeline's fit configuration,
+        :func:`pipeline_config` (:class:`ModelConfig` with :data:`PIPELINE_FIT_OVERRIDES`).
     callback : callable, optional
         Progress dictionaries (``fraction`` over the whole run, ``message``).
 
@@ -327,12 +326,20 @@ def run_pipeline(
     from napari_mesoscale.connectome import Connectome
     from napari_mesoscale.segment import detect_point_sources
 
+    progress = Progress.wrap(callback)
+    config = pipeline_config().merged(
+        n_filters=n_filters,
+        epochs=epochs,
+        rf_diameter=rf_diameter,
+        edge_init=edge_init,
+        freeze_edges=freeze_edges,
+    )
     sources = detect_point_sources(
         movie,
         voxel_size=voxel_size,
         cell_diameter=cell_diameter,
         frame_rate=frame_rate,
-        callback=_stage(callback, 0.0, 0.3, "detecting cells"),
+        callback=progress.stage(0.0, 0.3, "detecting cells"),
     )
     if sources.n_sources < 2:
         raise ValueError(
@@ -340,27 +347,23 @@ def run_pipeline(
             "and the cell diameter, or lower the detection threshold."
         )
     connectome = Connectome.from_tables(neurons, synapses)
-    _report(callback, 0.32, "registering cells to the connectome")
+    progress.report(0.32, "registering cells to the connectome")
     activity = np.asarray(sources.dff, dtype=float)
     report = fit_and_score(
         activity,
         sources.positions,
         connectome=connectome,
         stimulus=stimulus,
-        n_filters=n_filters,
-        epochs=epochs,
-        rf_diameter=rf_diameter,
+        config=config,
         seed=seed,
         device=device,
-        edge_init=edge_init,
-        freeze_edges=freeze_edges,
-        callback=_stage(callback, 0.35, 0.97, "fitting"),
+        callback=progress.stage(0.35, 0.97, "fitting"),
         **fit_options,
     )
     registration = report.registration
     summary = _summary(sources, registration, report.fit, report.scores)
     summary.update(_truth_scores(sources, registration, report.fit, neurons))
-    _report(callback, 1.0, "done")
+    progress.report(1.0, "done")
     return PipelineResult(
         sources,
         connectome,
@@ -372,11 +375,6 @@ def run_pipeline(
         report.scores,
         summary,
     )
-
-
-def _report(callback: Callable[[dict], Any] | None, fraction: float, message: str) -> None:
-    if callback is not None:
-        callback({"fraction": fraction, "message": message})
 
 
 def score_against_baselines(

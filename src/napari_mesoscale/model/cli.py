@@ -3,12 +3,14 @@
 Writes into ``--output``: ``fit.pt`` (+ ``fit.pt.json``: parameters, seed, package versions),
 ``neurons.csv`` (neuron, domain, motif, field, confidence), ``domains.csv``, ``filters.csv``,
 ``history.csv`` and ``predicted.npy`` (one-step predictions, (T, N), first row NaN).
+Every :class:`~napari_mesoscale.model.ModelConfig` field is an option (``--n-filters``,
+``--epochs``, ``--edge-init``, ``--freeze-edges`` / ``--no-freeze-edges``, …); unset options
+take its defaults.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from napari_mesoscale.io import atomic_path
 from napari_mesoscale.io.tables import read_matrix, read_positions
+from napari_mesoscale.model.config import ModelConfig
 
 __all__ = ["configure", "run"]
 
@@ -34,25 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synapses", type=Path, help="synapse table (pre, post, z, y, x)")
     parser.add_argument("--stimulus", type=Path, help="stimulus (T, S): .npy, .csv or .parquet")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    parser.add_argument("--n-filters", type=int, default=4)
-    parser.add_argument(
-        "--population-filters",
-        type=int,
-        default=0,
-        help="how many of the filters are escape-rate population filters (seed 003)",
-    )
-    parser.add_argument(
-        "--edge-init",
-        choices=("ridge", "connectome"),
-        default="ridge",
-        help="drive weights start from ridge regression or the connectome kernels (seed 004)",
-    )
-    parser.add_argument(
-        "--freeze-edges", action="store_true", help="keep the drive weights at their start"
-    )
-    parser.add_argument("--rf-diameter", type=float, default=None, help="field diameter, µm")
-    parser.add_argument("--stride", type=float, default=None, help="grid stride, µm")
-    parser.add_argument("--epochs", type=int, default=60)
+    ModelConfig.add_arguments(parser)  # --n-filters, --epochs, --edge-init, --freeze-edges, ...
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="resume from output/checkpoints")
@@ -60,25 +46,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 class _Progress:
-    """Plain-text progress bar on stderr, one line rewritten per step."""
+    """Plain-text progress bar on stderr, one line rewritten per report of the whole fit."""
 
     def __init__(self, stream: Any = None) -> None:
         # sys.stderr is looked up at run time: a stream bound at import may be closed since
         self.stream, self.t0 = stream or sys.stderr, time.perf_counter()
 
     def __call__(self, info: dict) -> bool:
-        done = info["epoch"] + (info["step"] + 1) / max(info["steps"], 1)
-        frac = done / max(info["epochs"], 1)
+        frac = float(info.get("fraction", 0.0))
         bar = "#" * int(30 * frac)
-        val = info.get("val_loss")
-        val_txt = "" if val is None else f" val {val:.4g}"
-        loss = info["losses"].get("prediction", float("nan"))
+        text = info.get("message", "")
+        if "losses" in info:
+            val = info.get("val_loss")
+            val_txt = "" if val is None else f" val {val:.4g}"
+            loss = info["losses"].get("prediction", float("nan"))
+            text = f"{text} loss {loss:.4g}{val_txt} tau {info['tau']:.3f}"
         elapsed = time.perf_counter() - self.t0
-        end = "\n" if info["stage"] == "epoch" and info["epoch"] + 1 == info["epochs"] else ""
-        self.stream.write(
-            f"\rfit [{bar:<30}] epoch {info['epoch'] + 1}/{info['epochs']} loss {loss:.4g}"
-            f"{val_txt} tau {info['tau']:.3f} {elapsed:.0f}s{end}"
-        )
+        end = "\n" if frac >= 1.0 else ""
+        self.stream.write(f"\rfit [{bar:<30}] {text} {elapsed:.0f}s\033[K{end}")
         self.stream.flush()
         return True
 
@@ -109,13 +94,7 @@ def run(args: argparse.Namespace) -> int:
         positions,
         connectome=connectome,
         stimulus=stimulus,
-        n_filters=args.n_filters,
-        population_filters=args.population_filters,
-        edge_init=args.edge_init,
-        freeze_edges=args.freeze_edges,
-        rf_diameter=args.rf_diameter,
-        stride=args.stride,
-        epochs=args.epochs,
+        config=ModelConfig.from_namespace(args),
         device=args.device,
         seed=args.seed,
         callback=None if args.quiet else _Progress(),
@@ -137,9 +116,8 @@ def run(args: argparse.Namespace) -> int:
     _write_csv(fit.filters, out / "filters.csv")
     _write_csv(fit.history, out / "history.csv")
     pred = fit.predict(activity, stimulus=stimulus)
-    tmp = out / f".predicted.{os.getpid()}.npy"
-    np.save(tmp, pred)
-    os.replace(tmp, out / "predicted.npy")
+    with atomic_path(out / "predicted.npy") as temporary, open(temporary, "wb") as handle:
+        np.save(handle, pred)
     if not args.quiet:
         print(
             f"{fit!r}\n{fit.domains.shape[0]} domains, test one-step MSE "
@@ -149,6 +127,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as temporary:
+        table.to_csv(temporary, index=False)

@@ -1,160 +1,266 @@
-"""Hyper-parameters of the mesoscale model and of its training (one dataclass, JSON-able)."""
+"""Hyper-parameters of the mesoscale model and of its training: the one source of fit defaults.
+
+:class:`ModelConfig` is a :class:`napari_mesoscale.params.Params` dataclass. ``fit_mesoscale``
+takes its defaults from it, ``napari-mesoscale fit`` builds its options from it
+(:meth:`ModelConfig.add_arguments`) and the napari fit widget builds its controls from it
+(:meth:`ModelConfig.widget_options`), so every default below is written exactly once.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
+from typing import Any, Self
 
 from napari_mesoscale.model.network import ACTIVATIONS
+from napari_mesoscale.params import Params, param
+
+__all__ = ["ModelConfig"]
+
+_NOT_SET = "None = derived from the data"
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Params):
     """Every knob of :func:`napari_mesoscale.model.fit_mesoscale` (all have defaults).
 
-    Architecture
-    ------------
-    n_filters : number of basis filters B (candidate motifs).
-    rf_diameter : receptive-field diameter in µm, an upper bound on a domain's extent; ``None`` =
-        5 x the median distance to the 8th-nearest neuron.
-    stride : grid stride in µm; ``None`` = rf_diameter / 2.
-    hidden, depth, activations : shape of every configurable network.
-    population_filters : how many of the ``n_filters`` filters (the last ones) are population
-        filters — the mesoscopic escape-rate model of seed 003 reduced to one step
-        (:mod:`napari_mesoscale.model.population_filter`) — for population-level domains whose
-        neurons are exchangeable members of one population. 0 = all configurable.
-    gather_radius : radius (µm) of the local gather used without a connectome; ``None`` =
-        rf_diameter / 2.
-    max_neighbors : at most this many gather neighbours per neuron (O(N * max_neighbors)).
-    edge_init : initial drive weights: ``"ridge"`` (per-neuron ridge regression on the training
-        block; default) or ``"connectome"`` (the connectome kernels of seed 004: each neuron's
-        adjacency column, signed synapse counts, L1-normalised,
-        :func:`napari_mesoscale.model.connectome_filters.connectome_kernels`; needs
-        ``connectome=``).
-    freeze_edges : keep the drive weights at their initial values (not trained; they are then
-        not counted in ``n_params``).
-    init_radius, init_neighbors : neighbourhood used to initialise the assignment (features
-        smoothing, communities); ``None`` = rf_diameter / 4, nearest 24.
-    normalise : ``"global"`` (one mean and scale for the whole recording, so that a motif is
-        the same function for every neuron; default) or ``"neuron"`` (z-score every neuron).
-
-    Training
-    --------
-    epochs, batch_frames, lr, lr_assignment : Adam over windows of the training block.
-    rollout : window length of truncated back-propagation through time (1 = one-step only).
-    rollout_frames : frames of each batch that also run the free-running rollout.
-    split : fractions of the recording used for training, validation and test (contiguous).
-    patience : early stopping on the validation loss, counted once annealing has ended.
-    precision : ``"auto"`` (bfloat16 mixed precision on CUDA, float32 elsewhere), ``"bf16"``
-        (bfloat16 autocast on any device, CPU included) or ``"fp32"``.
-
-    Assignment
-    ----------
-    init : ``"dynamics"`` (k-means of per-neuron dynamics features and a field score from the
-        correlated neighbourhood) or ``"random"``.
-    init_strength, location_strength : scale of the initial filter and field logits.
-    smooth_features : smooth the dynamics features over correlated neighbours before k-means.
-    group_init : group neurons into communities of the neighbour graph weighted by lagged
-        activity correlation (Louvain, within one k-means group), give each community the
-        majority motif and one common field (unique per motif).
-    shared_field_logits : add one logit per (field, filter) shared by the neurons of a field.
-    freeze_assignment_epochs : epochs at the start in which only filters and interfaces learn.
-    tau_start, tau_end, anneal_fraction : softmax temperature, annealed geometrically over
-        ``anneal_fraction`` of the epochs.
-    hard_fraction : final fraction of the epochs trained with straight-through one-hot
-        assignments (each neuron in exactly one pair).
-    routing : ``"all"`` evaluates every candidate (field, filter) pair of a neuron in every
-        step (cost N * Lm * B); ``"best_slot"`` evaluates, per filter, only the neuron's
-        currently best field (cost N * B; the field choice then comes from the
-        initialisation, shared field logits and the entropy term).
-    final_reassign : after training, move every neuron to the pair with the lowest one-step
-        error on the training block (hard alternating step).
-
-    Loss weights (the five terms of DESIGN.md section 4, plus usage balance and rollout)
-    -----------------------------------------------------------------------------------
-    lambda_prediction : assignment-weighted prediction error of x(t+1).
-    lambda_local : expected error of the individual pairs, sum_q pi_q (out_q - x)^2 (the local,
-        competitive term that makes filters specialise).
-    lambda_rollout : k-step free-running error.
-    lambda_entropy : mean assignment entropy.
-    lambda_sparsity : group sparsity of filter usage.
-    lambda_complexity : expected complexity of the configurable networks.
-    lambda_interface : distance of the local interfaces from identity.
-    lambda_balance : KL of filter usage from uniform, weighted by how high tau still is.
+    The loss has five main terms — assignment-weighted prediction error, the local competitive
+    error of every candidate pair, entropy of the assignment, group sparsity of filter usage
+    and complexity of the configurable networks — plus the distance of the local interfaces
+    from identity, a usage-balance term and the free-running rollout error. Population filters
+    are the one-step reduction of the mesoscopic escape-rate model of René, Longtin & Macke
+    (2020); ``edge_init="connectome"`` starts the drive weights from the connectome kernels of
+    connectome-constrained networks (Chu et al. 2022). See ``ModelConfig.describe()`` for a
+    table of every field with its unit and valid range.
     """
 
-    n_filters: int = 4
-    rf_diameter: float | None = None
-    stride: float | None = None
-    hidden: int = 8
-    depth: int = 2
-    activations: tuple[str, ...] = ACTIVATIONS
-    population_filters: int = 0
-    gather_radius: float | None = None
-    max_neighbors: int = 32
-    edge_init: str = "ridge"
-    freeze_edges: bool = False
-    init_radius: float | None = None
-    init_neighbors: int = 24
-    normalise: str = "global"
+    # -- architecture -------------------------------------------------------------------
+    n_filters: int = param(
+        4,
+        "number of basis filters B (candidate motifs)",
+        minimum=1,
+        maximum=64,
+        label="basis filters",
+    )
+    rf_diameter: float | None = param(
+        None,
+        f"receptive-field diameter, an upper bound on a domain's extent ({_NOT_SET}: "
+        "5 x the median distance to the 8th-nearest neuron)",
+        unit="µm",
+        minimum=0.0,
+        gui=False,
+    )
+    stride: float | None = param(
+        None, f"grid stride ({_NOT_SET}: rf_diameter / 2)", unit="µm", minimum=0.0, gui=False
+    )
+    hidden: int = param(8, "hidden units of every configurable network", minimum=1, maximum=1024)
+    depth: int = param(2, "layers of every configurable network", minimum=1, maximum=16)
+    activations: tuple[str, ...] = param(
+        ACTIVATIONS, "activation functions the configurable networks choose from", gui=False
+    )
+    population_filters: int = param(
+        0,
+        "how many of the filters (the last ones) are escape-rate population filters for "
+        "domains of exchangeable neurons (René, Longtin & Macke 2020); 0 = all configurable",
+        minimum=0,
+        maximum=64,
+        label="population filters",
+    )
+    gather_radius: float | None = param(
+        None,
+        f"radius of the local gather used without a connectome ({_NOT_SET}: rf_diameter / 2)",
+        unit="µm",
+        minimum=0.0,
+        gui=False,
+    )
+    max_neighbors: int = param(
+        32, "at most this many gather neighbours per neuron", minimum=1, gui=False
+    )
+    edge_init: str = param(
+        "ridge",
+        "initial drive weights: per-neuron ridge regression on the training block, or "
+        "the connectome kernels (Chu et al. 2022; needs a connectome)",
+        choices=("ridge", "connectome"),
+        label="drive weights start",
+    )
+    freeze_edges: bool = param(
+        False,
+        "keep the drive weights at their initial values (not trained, not counted in n_params)",
+        label="freeze drive weights",
+    )
+    init_radius: float | None = param(
+        None,
+        f"neighbourhood radius of the assignment initialisation ({_NOT_SET}: rf_diameter / 4)",
+        unit="µm",
+        minimum=0.0,
+        gui=False,
+    )
+    init_neighbors: int = param(
+        24, "neighbours used by the assignment initialisation", minimum=1, gui=False
+    )
+    normalise: str = param(
+        "global",
+        "'global': one mean and scale for the whole recording (a motif is the same "
+        "function for every neuron); 'neuron': z-score every neuron",
+        choices=("global", "neuron"),
+    )
 
-    epochs: int = 60
-    batch_frames: int = 32
-    lr: float = 0.01
-    lr_assignment: float = 0.05
-    rollout: int = 3
-    rollout_frames: int = 8
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
-    patience: int = 10
-    precision: str = "auto"
+    # -- training ------------------------------------------------------------------------
+    epochs: int = param(60, "passes over the training block", minimum=1, maximum=100_000)
+    batch_frames: int = param(32, "windows per Adam step", minimum=1, gui=False)
+    lr: float = param(0.01, "Adam learning rate of filters and interfaces", minimum=0.0, gui=False)
+    lr_assignment: float = param(
+        0.05, "Adam learning rate of the assignment logits", minimum=0.0, gui=False
+    )
+    rollout: int = param(
+        3,
+        "window length of truncated back-propagation through time (1 = one-step only)",
+        unit="frames",
+        minimum=1,
+        gui=False,
+    )
+    rollout_frames: int = param(
+        8, "windows of each batch that also run the free rollout", minimum=0, gui=False
+    )
+    split: tuple[float, float, float] = param(
+        (0.7, 0.15, 0.15),
+        "fractions of the recording for training, validation and test (contiguous blocks)",
+        gui=False,
+    )
+    patience: int = param(
+        10,
+        "early stopping on the validation loss, counted once annealing has ended",
+        unit="epochs",
+        minimum=1,
+        gui=False,
+    )
+    precision: str = param(
+        "auto",
+        "'auto': bfloat16 mixed precision on CUDA, float32 elsewhere; 'bf16' on any device; 'fp32'",
+        choices=("auto", "bf16", "fp32"),
+        gui=False,
+    )
 
-    init: str = "dynamics"
-    init_strength: float = 3.0
-    location_strength: float = 3.0
-    smooth_features: bool = True
-    group_init: bool = True
-    shared_field_logits: bool = False
-    freeze_assignment_epochs: int = 5
-    tau_start: float = 1.0
-    tau_end: float = 0.05
-    anneal_fraction: float = 0.6
-    hard_fraction: float = 0.2
-    final_reassign: bool = False
-    routing: str = "best_slot"
+    # -- assignment ----------------------------------------------------------------------
+    init: str = param(
+        "dynamics",
+        "assignment initialisation: k-means of per-neuron dynamics features and a "
+        "field score from the correlated neighbourhood, or random",
+        choices=("dynamics", "random"),
+        gui=False,
+    )
+    init_strength: float = param(3.0, "scale of the initial filter logits", minimum=0.0, gui=False)
+    location_strength: float = param(
+        3.0, "scale of the initial field logits", minimum=0.0, gui=False
+    )
+    smooth_features: bool = param(
+        True, "smooth the dynamics features over correlated neighbours before k-means", gui=False
+    )
+    group_init: bool = param(
+        True,
+        "group neurons into communities of the lagged-correlation neighbour graph and "
+        "give each community one motif and one field",
+        gui=False,
+    )
+    shared_field_logits: bool = param(
+        False, "one extra logit per (field, filter) shared by the neurons of a field", gui=False
+    )
+    freeze_assignment_epochs: int = param(
+        5,
+        "epochs at the start in which only filters and interfaces learn",
+        unit="epochs",
+        minimum=0,
+        gui=False,
+    )
+    tau_start: float = param(
+        1.0, "initial softmax temperature of the assignment", minimum=0.0, gui=False
+    )
+    tau_end: float = param(
+        0.05, "final softmax temperature (geometric annealing)", minimum=0.0, gui=False
+    )
+    anneal_fraction: float = param(
+        0.6,
+        "fraction of the epochs over which tau is annealed",
+        minimum=0.0,
+        maximum=1.0,
+        gui=False,
+    )
+    hard_fraction: float = param(
+        0.2,
+        "final fraction of the epochs trained with straight-through one-hot assignments",
+        minimum=0.0,
+        maximum=1.0,
+        gui=False,
+    )
+    final_reassign: bool = param(
+        False,
+        "after training, move every neuron to the pair with the lowest one-step training error",
+        gui=False,
+    )
+    routing: str = param(
+        "best_slot",
+        "'all': evaluate every candidate (field, filter) pair (cost N*Lm*B); "
+        "'best_slot': per filter only the neuron's best field (cost N*B)",
+        choices=("all", "best_slot"),
+        gui=False,
+    )
 
-    lambda_prediction: float = 1.0
-    lambda_local: float = 1.0
-    lambda_rollout: float = 0.2
-    lambda_entropy: float = 0.01
-    lambda_sparsity: float = 0.0
-    lambda_complexity: float = 0.01
-    lambda_interface: float = 0.1
-    lambda_balance: float = 0.1
+    # -- loss weights ----------------------------------------------------------------------
+    lambda_prediction: float = param(
+        1.0, "weight of the assignment-weighted one-step error", minimum=0.0, gui=False
+    )
+    lambda_local: float = param(
+        1.0,
+        "weight of the expected error of the individual pairs (makes filters specialise)",
+        minimum=0.0,
+        gui=False,
+    )
+    lambda_rollout: float = param(
+        0.2, "weight of the k-step free-running error", minimum=0.0, gui=False
+    )
+    lambda_entropy: float = param(
+        0.01, "weight of the mean assignment entropy", minimum=0.0, gui=False
+    )
+    lambda_sparsity: float = param(
+        0.0, "weight of the group sparsity of filter usage", minimum=0.0, gui=False
+    )
+    lambda_complexity: float = param(
+        0.01, "weight of the expected network complexity", minimum=0.0, gui=False
+    )
+    lambda_interface: float = param(
+        0.1, "weight of the interfaces' distance from identity", minimum=0.0, gui=False
+    )
+    lambda_balance: float = param(
+        0.1,
+        "weight of the KL of filter usage from uniform (scaled by how high tau still is)",
+        minimum=0.0,
+        gui=False,
+    )
 
-    extra: dict = field(default_factory=dict)
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes``; an unknown name is a ``ValueError`` listing the valid ones."""
+        try:
+            return super().replace(**changes)
+        except ValueError as error:
+            raise ValueError(str(error).replace("unknown ModelConfig", "unknown model")) from None
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["activations"] = list(self.activations)
-        d["split"] = list(self.split)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        names = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
-        if "activations" in kw:
-            kw["activations"] = tuple(kw["activations"])
-        if "split" in kw:
-            kw["split"] = tuple(kw["split"])
-        return cls(**kw)
-
-    def replace(self, **changes) -> ModelConfig:
-        names = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
+    def check(self, *, has_connectome: bool) -> Self:
+        """Validate ranges and the cross-field rules; ``ValueError`` naming the parameter."""
+        for name, spec in self.specs().items():
+            value = getattr(self, name)
+            if spec.choices is not None and value not in spec.choices:
+                raise ValueError(
+                    f"{name} must be one of {list(spec.choices)}; got {value!r} ({spec.help})"
+                )
+        self.validate()
+        if self.population_filters > self.n_filters:
             raise ValueError(
-                f"unknown model option(s) {unknown}; valid options: {sorted(names - {'extra'})}"
+                f"population_filters={self.population_filters} must lie between 0 and "
+                f"n_filters={self.n_filters}: it says how many of the filters are population "
+                "filters."
             )
-        d = self.to_dict()
-        d.update(changes)
-        return ModelConfig.from_dict(d)
+        if self.edge_init == "connectome" and not has_connectome:
+            raise ValueError(
+                "edge_init='connectome' needs connectome= (the drive weights start from its "
+                "kernels); pass a connectome or use edge_init='ridge'."
+            )
+        return self

@@ -2,7 +2,9 @@
 
 Everything is vectorised over neurons, candidate locations and filters: a step is a handful of
 batched tensor operations (gathers, ``index_add_`` scatters and einsums), never a Python loop
-over neurons, locations or filters. See DESIGN.md section 4 for the mathematics.
+over neurons, locations or filters. A neuron's next state is the assignment-weighted
+output of the basis filters of its candidate (field, filter) pairs, fed its own state, its
+synaptic drive, the stimulus and the context of its domain through a local interface.
 
 Shapes used below: ``T`` frames in a batch, ``N`` neurons, ``Lm`` candidate fields per neuron
 (padded), ``B`` filters, ``L`` fields in the grid, ``E`` drive edges (pre -> post), ``S``

@@ -1,6 +1,7 @@
 """Configurable basis networks: B small networks evaluated side by side, vectorised over filters.
 
-Each basis filter g_b is a pure function of its input features (DESIGN.md section 4):
+Each basis filter g_b is a pure function of its input features (no state of its own,
+so the same motif is the same function wherever it is used):
 
     h_0 = W_in[b]^T f + c_in[b]                                  (affine, width H)
     h_l = s_bl * (m_bl * act_bl(W_l[b]^T h_{l-1} + c_l[b])) + (1 - s_bl) * h_{l-1}

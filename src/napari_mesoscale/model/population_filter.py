@@ -2,10 +2,10 @@
 
 The configurable networks of :mod:`napari_mesoscale.model.network` can express any motif; a
 *population filter* expresses one: a population of integrate-and-fire neurons that all see
-the same input, as in the mesoscopic model of seed 003 (:mod:`napari_mesoscale.model.
-populations`). It is meant for population-level domains: a domain whose neurons are
-exchangeable members of one population, whose activity is the population's firing fraction
-seen through each neuron's own trace.
+the same input, as in the mesoscopic model of René, Longtin & Macke 2020
+(:mod:`napari_mesoscale.reproductions.populations`). It is meant for population-level
+domains: a domain whose neurons are exchangeable members of one population, whose activity
+is the population's firing fraction seen through each neuron's own trace.
 
 One step of filter ``b`` for a neuron in its domain::
 

@@ -6,14 +6,20 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from napari_mesoscale.io import atomic_path
 from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.core import MesoscaleNet
+
+if TYPE_CHECKING:
+    from napari_mesoscale.model.initial_model import InitialModel
+    from napari_mesoscale.model.prepare import PreparedData
+    from napari_mesoscale.model.training import TrainingState
 
 FORMAT = "napari-mesoscale-fit"
 FORMAT_VERSION = 1
@@ -68,6 +74,112 @@ def _pair_errors(
     return err.masked_fill(~net.cmask[:, :, None], float("inf"))
 
 
+class _CpuTensors:
+    """The normalised recording as CPU tensors (z, finite mask, stimulus) and its float32 z."""
+
+    def __init__(self, z: np.ndarray, finite: np.ndarray, u: np.ndarray | None) -> None:
+        self.z_np = z
+        self.z = torch.as_tensor(z)
+        self.m = torch.as_tensor(finite, dtype=self.z.dtype)
+        self.u = None if u is None else torch.as_tensor(u)
+
+    @classmethod
+    def of(cls, data: PreparedData) -> _CpuTensors:
+        return cls(data.z32, data.finite, data.u32)
+
+
+def _reassign_to_best_pair(net: MesoscaleNet, t: _CpuTensors, t0: int, t1: int) -> None:
+    """Move every neuron to the pair with the lowest one-step error on frames t0..t1."""
+    err = _pair_errors(net, t.z, t.m, t.u, t0, t1)
+    n = err.shape[0]
+    flat = err.reshape(n, -1).argmin(-1)
+    with torch.no_grad():
+        onehot = torch.zeros_like(net.logits).reshape(n, -1)
+        onehot[torch.arange(n), flat] = 10.0
+        net.logits.copy_(onehot.reshape(net.logits.shape))
+        net.field_logits.zero_()
+
+
+def _confidence(
+    net: MesoscaleNet, t: _CpuTensors, blocks: dict, filt: np.ndarray, n_filters: int
+) -> np.ndarray:
+    """1 - error with the chosen motif / error with the best other one (validation block)."""
+    n = filt.shape[0]
+    if n_filters <= 1:
+        return np.ones(n)
+    v0, v1 = blocks["val"]
+    c0, c1 = (v0, v1) if v1 - v0 >= 2 else blocks["train"]
+    err = _pair_errors(net, t.z, t.m, t.u, c0, c1)  # (N, Lm, B)
+    per_motif = err.min(dim=1).values.numpy()  # (N, B)
+    chosen = per_motif[np.arange(n), filt]
+    others = per_motif.copy()
+    others[np.arange(n), filt] = np.inf
+    second = others.min(axis=1)
+    conf = np.clip(1.0 - chosen / np.maximum(second, 1e-12), 0.0, 1.0)
+    return np.where(np.isfinite(conf), conf, 0.0)
+
+
+def _block_errors(net: MesoscaleNet, t: _CpuTensors, a: int, b: int) -> tuple[np.ndarray, float]:
+    """Held-out hard one-step errors per neuron and overall (normalised units), frames a..b."""
+    n = t.z.shape[1]
+    if b - a < 2:
+        return np.full(n, np.nan), float("nan")
+    with torch.no_grad():
+        pred = net.predict_hard(t.z[a : b - 1], None if t.u is None else t.u[a : b - 1])
+    mk = (t.m[a + 1 : b] * t.m[a : b - 1]).numpy()
+    sq = ((pred.numpy() - t.z_np[a + 1 : b]) ** 2) * mk
+    per = sq.sum(0) / np.maximum(mk.sum(0), 1)
+    return per, float(sq.sum() / max(mk.sum(), 1))
+
+
+def _domain_table(
+    labels: dict[str, np.ndarray], positions: np.ndarray, local: np.ndarray, conf: np.ndarray
+) -> dict[str, list]:
+    """One row per domain: field, motif, size, centre (µm), local loss and confidence."""
+    domain, field, filt = labels["domain"], labels["field"], labels["filter"]
+    rows = []
+    for d in np.unique(domain):  # one row per domain (table assembly, not the model step)
+        members = domain == d
+        i0 = int(np.flatnonzero(members)[0])
+        c = positions[members].mean(0)
+        rows.append(
+            {
+                "domain": int(d),
+                "field": int(field[i0]),
+                "motif": int(filt[i0]),
+                "size": int(members.sum()),
+                "center_z": float(c[0]),
+                "center_y": float(c[1]),
+                "center_x": float(c[2]),
+                "local_loss": float(np.nanmean(local[members])),
+                "confidence": float(conf[members].mean()),
+            }
+        )
+    return pd.DataFrame(rows).to_dict(orient="list")
+
+
+def _filter_table(net: MesoscaleNet, filt: np.ndarray, n_filters: int) -> dict[str, list]:
+    desc = net.bank.describe()
+    usage = np.bincount(filt, minlength=n_filters)
+    return {
+        "filter": [d_["filter"] for d_ in desc],
+        "type": [d_["type"] for d_ in desc],
+        "usage": usage.tolist(),
+        "complexity": [d_["complexity"] for d_ in desc],
+        "layers": [json.dumps(d_["layers"]) for d_ in desc],
+    }
+
+
+def _normalisation_payload(data: PreparedData) -> dict[str, Any]:
+    return {
+        "mean": data.mean.tolist(),
+        "std": data.std.tolist(),
+        "stim_mean": None if data.stim_mean is None else data.stim_mean.tolist(),
+        "stim_std": None if data.stim_std is None else data.stim_std.tolist(),
+        "positions": data.positions.tolist(),
+    }
+
+
 class MesoscaleFit:
     """A fitted mesoscale model.
 
@@ -94,6 +206,8 @@ class MesoscaleFit:
     config : ModelConfig
     stopped : str
         ``"completed"``, ``"early_stopping"`` or ``"cancelled"``.
+    cancelled : bool
+        Whether the progress callback stopped the fit (the result is then partial).
     """
 
     def __init__(self, payload: dict) -> None:
@@ -117,143 +231,66 @@ class MesoscaleFit:
         )
         self._net: MesoscaleNet | None = None
 
+    @property
+    def cancelled(self) -> bool:
+        """Whether the progress callback stopped the fit (``stopped == "cancelled"``)."""
+        return self.stopped == "cancelled"
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def _from_training(
         cls,
+        init: InitialModel,
+        data: PreparedData,
+        training: TrainingState,
         *,
-        net: MesoscaleNet,
-        config: ModelConfig,
         seed: int,
-        z: np.ndarray,
-        finite: np.ndarray,
-        u: np.ndarray | None,
-        blocks: dict,
-        mean: np.ndarray,
-        std: np.ndarray,
-        stim_mean: np.ndarray | None,
-        stim_std: np.ndarray | None,
-        positions: np.ndarray,
-        grid: Any,
-        edges: np.ndarray,
-        edge_weight_struct: np.ndarray | None,
-        init_groups: np.ndarray | None,
-        history: list[dict],
-        stopped: str,
         versions: dict,
         device: str,
     ) -> MesoscaleFit:
+        """Package a trained network: labels, confidence, held-out scores, tables."""
+        net, config = init.net, init.config
         net.eval()
-        zt = torch.as_tensor(z)
-        mt = torch.as_tensor(finite, dtype=zt.dtype)
-        ut = None if u is None else torch.as_tensor(u)
-        tr0, tr1 = blocks["train"]
-        v0, v1 = blocks["val"]
-        te0, te1 = blocks["test"]
+        tensors = _CpuTensors.of(data)
         if config.final_reassign:
-            err = _pair_errors(net, zt, mt, ut, tr0, tr1)
-            n = err.shape[0]
-            flat = err.reshape(n, -1).argmin(-1)
-            with torch.no_grad():
-                onehot = torch.zeros_like(net.logits).reshape(n, -1)
-                onehot[torch.arange(n), flat] = 10.0
-                net.logits.copy_(onehot.reshape(net.logits.shape))
-                net.field_logits.zero_()
-        slot, field, filt = net.choice()
+            _reassign_to_best_pair(net, tensors, *data.blocks["train"])
+        _, field, filt = net.choice()
         field, filt = field.numpy(), filt.numpy()
-        n = z.shape[1]
         pair = field.astype(np.int64) * config.n_filters + filt
         _, domain = np.unique(pair, return_inverse=True)
-
-        # confidence from the per-motif errors on the validation block (train if none)
-        c0, c1 = (v0, v1) if v1 - v0 >= 2 else (tr0, tr1)
-        err = _pair_errors(net, zt, mt, ut, c0, c1)  # (N, Lm, B)
-        per_motif = err.min(dim=1).values.numpy()  # (N, B)
-        chosen = per_motif[np.arange(n), filt]
-        if config.n_filters > 1:
-            others = per_motif.copy()
-            others[np.arange(n), filt] = np.inf
-            second = others.min(axis=1)
-            conf = np.clip(1.0 - chosen / np.maximum(second, 1e-12), 0.0, 1.0)
-            conf = np.where(np.isfinite(conf), conf, 0.0)
-        else:
-            conf = np.ones(n)
-
-        # held-out hard one-step errors per neuron (normalised units)
-        def block_err(a: int, b: int) -> tuple[np.ndarray, float]:
-            if b - a < 2:
-                return np.full(n, np.nan), float("nan")
-            with torch.no_grad():
-                pred = net.predict_hard(zt[a : b - 1], None if ut is None else ut[a : b - 1])
-            mk = (mt[a + 1 : b] * mt[a : b - 1]).numpy()
-            sq = ((pred.numpy() - z[a + 1 : b]) ** 2) * mk
-            per = sq.sum(0) / np.maximum(mk.sum(0), 1)
-            return per, float(sq.sum() / max(mk.sum(), 1))
-
-        per_test, test_mse = block_err(te0, te1)
-        _, val_mse = block_err(v0, v1)
-        local = per_test if np.isfinite(per_test).any() else block_err(v0, v1)[0]
-
-        rows = []
-        for d in np.unique(domain):  # one row per domain (table assembly, not the model step)
-            members = domain == d
-            i0 = int(np.flatnonzero(members)[0])
-            c = positions[members].mean(0)
-            rows.append(
-                {
-                    "domain": int(d),
-                    "field": int(field[i0]),
-                    "motif": int(filt[i0]),
-                    "size": int(members.sum()),
-                    "center_z": float(c[0]),
-                    "center_y": float(c[1]),
-                    "center_x": float(c[2]),
-                    "local_loss": float(np.nanmean(local[members])),
-                    "confidence": float(conf[members].mean()),
-                }
-            )
-        desc = net.bank.describe()
-        usage = np.bincount(filt, minlength=config.n_filters)
-        filters = {
-            "filter": [d_["filter"] for d_ in desc],
-            "type": [d_["type"] for d_ in desc],
-            "usage": usage.tolist(),
-            "complexity": [d_["complexity"] for d_ in desc],
-            "layers": [json.dumps(d_["layers"]) for d_ in desc],
-        }
+        conf = _confidence(net, tensors, data.blocks, filt, config.n_filters)
+        per_test, test_mse = _block_errors(net, tensors, *data.blocks["test"])
+        per_val, val_mse = _block_errors(net, tensors, *data.blocks["val"])
+        local = per_test if np.isfinite(per_test).any() else per_val
+        labels = {"domain": domain, "field": field, "filter": filt}
         payload = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "config": config.to_dict(),
             "seed": int(seed),
             "state": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-            "net_args": {
-                "n_fields": int(grid.n_fields),
-                "n_stimulus": int(net.n_stimulus),
-            },
-            "candidates": np.asarray(grid.candidates).tolist(),
-            "centers": np.asarray(grid.centers).tolist(),
-            "mean": mean.tolist(),
-            "std": std.tolist(),
-            "stim_mean": None if stim_mean is None else stim_mean.tolist(),
-            "stim_std": None if stim_std is None else stim_std.tolist(),
-            "positions": positions.tolist(),
+            "net_args": {"n_fields": int(init.grid.n_fields), "n_stimulus": int(net.n_stimulus)},
+            "candidates": np.asarray(init.grid.candidates).tolist(),
+            "centers": np.asarray(init.grid.centers).tolist(),
+            **_normalisation_payload(data),
             "domain_labels": domain.tolist(),
             "motif_labels": filt.tolist(),
             "field_labels": field.tolist(),
             "confidence": conf.tolist(),
-            "domains": pd.DataFrame(rows).to_dict(orient="list"),
-            "filters": filters,
-            "history": pd.DataFrame(history).to_dict(orient="list"),
+            "domains": _domain_table(labels, data.positions, local, conf),
+            "filters": _filter_table(net, filt, config.n_filters),
+            "history": pd.DataFrame(training.history).to_dict(orient="list"),
             "scores": {"val_mse": val_mse, "test_mse": test_mse},
-            "blocks": {k: list(v) for k, v in blocks.items()},
-            "stopped": stopped,
+            "blocks": {k: list(v) for k, v in data.blocks.items()},
+            "stopped": training.stopped,
             "versions": versions,
             "n_params": net.n_trainable(),
-            "init_groups": None if init_groups is None else np.asarray(init_groups).tolist(),
+            "init_groups": None
+            if init.init_groups is None
+            else np.asarray(init.init_groups).tolist(),
             "device": device,
-            "n_edges": int(edges.shape[1]),
-            "uses_connectome": edge_weight_struct is not None,
+            "n_edges": int(init.edges.shape[1]),
+            "uses_connectome": init.edge_weight_struct is not None,
         }
         fit = cls(payload)
         fit._net = net
@@ -360,9 +397,8 @@ class MesoscaleFit:
         if path.suffix == "":
             path = path.with_suffix(".pt")
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(self._p, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as temporary:
+            torch.save(self._p, temporary)
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -377,9 +413,8 @@ class MesoscaleFit:
             "device": self._p.get("device"),
         }
         side = path.with_suffix(path.suffix + ".json")
-        tmpj = side.with_name(f".{side.name}.{os.getpid()}.tmp")
-        tmpj.write_text(json.dumps(meta, indent=2, default=float))
-        os.replace(tmpj, side)
+        with atomic_path(side) as temporary:
+            temporary.write_text(json.dumps(meta, indent=2, default=float))
         return path
 
     @classmethod

@@ -28,7 +28,6 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     FileEdit,
-    FloatSpinBox,
     Label,
     SpinBox,
 )
@@ -48,9 +47,27 @@ DRIVE_CHOICES: dict[str, dict[str, Any]] = {
     "connectome kernels, trained": {"edge_init": "connectome"},
     "connectome kernels, frozen": {"edge_init": "connectome", "freeze_edges": True},
 }
-#: The pipeline's choice too: on sample-like calcium movies frozen kernels gave the lower held-out
-#: error on every movie measured (benchmarks/pipeline_calcium.py).
-DEFAULT_DRIVE = "connectome kernels, frozen"
+
+
+def default_drive() -> str:
+    """The drive choice of the pipeline's fit configuration (``workflow.pipeline_config``)."""
+    from napari_mesoscale.workflow import pipeline_config
+
+    config = pipeline_config()
+    chosen = {"edge_init": config.edge_init, "freeze_edges": config.freeze_edges}
+    for name, options in DRIVE_CHOICES.items():
+        if {"edge_init": "ridge", "freeze_edges": False, **options} == chosen:
+            return name
+    return next(iter(DRIVE_CHOICES))
+
+
+def _config_control(name: str, **overrides: Any) -> Any:
+    """A magicgui control for a :class:`ModelConfig` field: value, range and tooltip from it."""
+    from magicgui.widgets import create_widget
+
+    from napari_mesoscale.model import ModelConfig
+
+    return create_widget(**ModelConfig.widget_options(name, **overrides))
 
 
 def available_devices() -> list[str]:
@@ -95,28 +112,27 @@ class FitWidget(CoreTaskWidget):
         self.rois = ComboBox(label="ROI masks (Labels)", choices=self._labels_layers)
         self.connectome = ComboBox(label="connectome", choices=self._connectome_layers)
         self.stimulus = ComboBox(label="stimulus", choices=self._stimulus_layers)
-        self.n_filters = SpinBox(label="basis filters", value=4, min=1, max=32)
-        self.population_filters = SpinBox(
-            label="of which population filters",
-            value=0,
-            min=0,
-            max=32,
-            tooltip="Filters that are the mesoscopic escape-rate population model (seed 003), "
-            "for domains whose neurons are members of one population.",
+        self.n_filters = _config_control("n_filters")
+        self.population_filters = _config_control(
+            "population_filters", label="of which population filters"
         )
         self.drive = ComboBox(
             label="connectome drive",
             choices=list(DRIVE_CHOICES),
-            value=DEFAULT_DRIVE,
+            value=default_drive(),
             tooltip="Weights of the synaptic drive on the connectome's edges (used when a "
-            "connectome is chosen): the connectome kernels (seed 004) kept frozen (fewer "
-            "parameters; better on calcium recordings) or trained, or weights trained from a "
-            "ridge start (better on long, clean activity).",
+            "connectome is chosen): the connectome kernels (Chu et al. 2022) kept frozen "
+            "(fewer parameters; better on calcium recordings) or trained, or weights trained "
+            "from a ridge start (better on long, clean activity).",
         )
-        self.rf_diameter = FloatSpinBox(
-            label="field diameter (µm, 0 = auto)", value=0.0, min=0.0, max=10_000.0, step=5.0
+        self.rf_diameter = _config_control(
+            "rf_diameter",
+            widget_type="FloatSpinBox",
+            value=0.0,
+            label="field diameter (µm, 0 = auto)",
+            options={"max": 10_000.0, "step": 5.0},
         )
-        self.epochs = SpinBox(label="epochs", value=60, min=1, max=100_000)
+        self.epochs = _config_control("epochs")
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.device = ComboBox(label="device", choices=available_devices())
         self.checkpoints = FileEdit(label="checkpoint folder", mode="d", value="")

@@ -1,6 +1,6 @@
 """Microscopic network of generalised integrate-and-fire (GIF) neurons in populations.
 
-This is the spiking ground truth of seed 003 (René, Longtin & Macke, *Inference of a
+This is the spiking ground truth of René, Longtin & Macke (2020, *Inference of a
 mesoscopic population model from population activity*, section 4.1), itself taken from
 Schwalger, Deger & Gerstner (2017). Each neuron ``i`` of population ``alpha`` has
 
@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from napari_mesoscale.progress import Cancelled, Progress
+
 __all__ = [
     "GIFParams",
     "GIFSimulation",
@@ -60,7 +62,7 @@ _PAIR_FIELDS = ("p", "w", "delay")
 
 @dataclass
 class GIFParams:
-    """Parameters of a network of ``M`` homogeneous GIF populations (seed 003, Table 2).
+    """Parameters of a network of ``M`` homogeneous GIF populations (René et al. 2020, Table 2).
 
     Population vectors have shape ``(M,)``; pair matrices have shape ``(M, M)`` and are
     indexed ``[target, source]`` (``w[alpha, beta]`` is the weight from ``beta`` onto
@@ -175,7 +177,7 @@ class GIFParams:
 
 
 def two_population_params() -> GIFParams:
-    """The two-population E/I model of seed 003 (Table 7, two-population column).
+    """The two-population E/I model of René, Longtin & Macke 2020 (Table 7, two-population column).
 
     Layer-4 E and I populations of a cortical column with sizes reduced 50-fold (438 and 109
     neurons) and weights scaled up accordingly. Under the sine-modulated training input
@@ -211,7 +213,7 @@ def two_population_params() -> GIFParams:
 
 
 def four_population_params() -> GIFParams:
-    """The four-population L2/3-L4 model of seed 003 (Table 7, four-population column).
+    """The four-population L2/3-L4 model of René, Longtin & Macke 2020 (Table 7).
 
     The weight matrix is all ``1.245`` mV from excitatory and ``-4.964`` mV from inhibitory
     sources, with the doubled ``2.482`` mV on L4e -> L2/3e (Potjans & Diesmann); the flattened
@@ -256,7 +258,7 @@ def sine_modulated_input(
     noise_tau: float = 0.0,
     seed: int = 0,
 ) -> np.ndarray:
-    """Frozen sine-modulated noisy input shared within each population (seed 003, 4.8.1).
+    """Frozen sine-modulated noisy input shared within each population (René et al. 2020, 4.8.1).
 
     ``I_alpha(t) = B_alpha sin(omega t) + q_alpha sqrt(h) xi_alpha,k`` for ``t`` in the k-th
     input bin of width ``h`` (1 ms): ``xi`` is frozen standard Gaussian noise, i.e. white
@@ -311,7 +313,7 @@ def ou_input(
     init: Any = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """Frozen Ornstein-Uhlenbeck test input (seed 003, eq. 4.29, Table 6), shape (T, M).
+    """Frozen Ornstein-Uhlenbeck test input, shape (T, M) (René et al. 2020, eq. 4.29).
 
     ``dI = (mu - I) / tau dt + q sqrt(2 / tau) dW`` (stationary standard deviation ``q``),
     integrated exactly on a 1 ms grid and held within it.
@@ -331,6 +333,10 @@ def ou_input(
     for k in range(1, n_coarse):
         x[k] = mu + (x[k - 1] - mu) * a + sd * noise[k]
     return x.repeat(per, axis=0)[:T]
+
+
+class PopulationCancelled(Cancelled):
+    """A population simulation or fit was cancelled through its progress callback."""
 
 
 @dataclass
@@ -356,6 +362,8 @@ class GIFSimulation:
         Boolean adjacency ``[post, pre]`` when ``keep_connectivity`` was requested.
     wall_time : float
         Seconds spent in the time loop.
+    cancelled : bool
+        The progress callback stopped the run: the arrays end at the last step simulated.
     """
 
     params: GIFParams
@@ -368,6 +376,7 @@ class GIFSimulation:
     input: np.ndarray
     connectivity: np.ndarray | None
     wall_time: float
+    cancelled: bool = False
 
     @property
     def duration(self) -> float:
@@ -459,7 +468,7 @@ def simulate_gif_network(
     callback: Callable[[dict], Any] | None = None,
     device: str = "cpu",
 ) -> GIFSimulation:
-    """Simulate the microscopic GIF network (seed 003, section 4.1).
+    """Simulate the microscopic GIF network (René, Longtin & Macke 2020, section 4.1).
 
     Parameters
     ----------
@@ -484,8 +493,10 @@ def simulate_gif_network(
         last-spike ages and membrane potentials drawn from a 10 Hz guess, which shortens
         the initial transient.
     callback : callable, optional
-        Called about every 1 % of the run with ``{"step", "n_steps", "fraction"}``; returning
-        ``False`` stops the simulation early (the result is then truncated).
+        Progress protocol (:mod:`napari_mesoscale.progress`), called about every 1 % of the
+        run with ``fraction``, ``step`` and ``n_steps``. Returning ``False`` or raising a
+        ``Cancelled`` stops the simulation: the steps done so far are returned with
+        ``cancelled=True``.
     device : str
         Torch device.
 
@@ -574,6 +585,7 @@ def simulate_gif_network(
     counts_t = torch.zeros(T, R_tr, M, dtype=dtype, device=dev)
     raster = torch.zeros(T, n_tot, dtype=torch.bool, device=dev)  # first trial only
     report_every = max(1, T // 100)
+    progress, cancelled = Progress.wrap(callback, PopulationCancelled), False
     import time as _time
 
     t0 = _time.perf_counter()
@@ -606,9 +618,11 @@ def simulate_gif_network(
             buf[(k + d) % (D + 1), :, :, beta] += s[:, starts[beta] : starts[beta + 1]] @ Wb.T
         counts_t[k] = s @ pop_onehot
         raster[k] = spikes[0]
-        if callback is not None and (k % report_every == 0 or k == T - 1):
-            if callback({"step": k + 1, "n_steps": T, "fraction": (k + 1) / T}) is False:
-                T_done = k + 1
+        if progress.active and (k % report_every == 0 or k == T - 1):
+            try:
+                progress.report((k + 1) / T, f"step {k + 1}/{T}", step=k + 1, n_steps=T)
+            except Cancelled:
+                T_done, cancelled = k + 1, True
                 break
     counts = counts_t[:T_done].round().to(torch.int64).permute(1, 0, 2).cpu().numpy()
     nz = torch.nonzero(raster[:T_done]).cpu().numpy()
@@ -624,4 +638,5 @@ def simulate_gif_network(
         input=I_ext[:T_done],
         connectivity=conn if keep_connectivity else None,
         wall_time=wall,
+        cancelled=cancelled,
     )

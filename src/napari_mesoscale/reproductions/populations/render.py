@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from napari_mesoscale.model.populations.microscopic import (
+from napari_mesoscale.reproductions.populations.microscopic import (
     GIFParams,
     GIFSimulation,
+    PopulationCancelled,
     simulate_gif_network,
     sine_modulated_input,
     two_population_params,
@@ -304,7 +305,8 @@ def make_population_brain(
         Simulated time dropped at the start (s).
     seed : int
     callback : callable, optional
-        Passed to :func:`simulate_gif_network` (progress and cancel).
+        Passed to :func:`simulate_gif_network` (progress); a cancel raises
+        :class:`PopulationCancelled` (a ``napari_mesoscale.progress.Cancelled``).
 
     Returns
     -------
@@ -327,6 +329,8 @@ def make_population_brain(
     sim = simulate_gif_network(
         p, total, dt, input, seed=seed, keep_connectivity=True, callback=callback
     )
+    if sim.cancelled:  # a brain of a truncated simulation would not match its parameters
+        raise PopulationCancelled("make_population_brain cancelled during the simulation")
     rng = np.random.default_rng([seed, 0x50])
     # ---- layout: one compact ball per population, side by side along x ------------------
     N = p.N

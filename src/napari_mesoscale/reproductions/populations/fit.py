@@ -1,4 +1,4 @@
-"""Maximum-likelihood (or MAP) fitting of the mesoscopic population model (seed 003, 4.5).
+"""Maximum-likelihood (or MAP) fitting of the mesoscopic population model (René et al. 2020).
 
 Adam on the binomial log-likelihood in float64, with per-component gradient clipping
 (the gradient is rescaled so that no component exceeds ``grad_clip``, algorithm 2 of the
@@ -19,13 +19,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_mesoscale.model.populations.mesoscopic import (
+from napari_mesoscale.progress import Cancelled, Progress
+from napari_mesoscale.reproductions.populations.mesoscopic import (
     _POSITIVE,
     DTYPE,
     FITTABLE,
     MesoscopicModel,
 )
-from napari_mesoscale.model.populations.microscopic import GIFParams, two_population_params
+from napari_mesoscale.reproductions.populations.microscopic import (
+    GIFParams,
+    PopulationCancelled,
+    two_population_params,
+)
 
 __all__ = ["MesoscopicFit", "fit_mesoscopic", "log_prior", "MesoscopicBaseline"]
 
@@ -112,6 +117,9 @@ class MesoscopicFit:
         First step scored (earlier ones are burn-in).
     stderr : dict of ndarray
         Standard errors from the inverse Fisher information (when polished).
+    cancelled : bool
+        The progress callback stopped the fit: the best restart so far, unpolished if the
+        cancel came before or during the polish.
     """
 
     params: GIFParams
@@ -122,6 +130,7 @@ class MesoscopicFit:
     K: int = 0
     score_start: int = 0
     stderr: dict[str, np.ndarray] = field(default_factory=dict)
+    cancelled: bool = False
 
     @property
     def model(self) -> MesoscopicModel:
@@ -187,7 +196,7 @@ def fit_mesoscopic(
     dt : float
         Step of the counts (s).
     fit : sequence of str
-        Parameters to fit (seed 003 fits ``w``, ``tau_m``, ``c``, ``delta_u``, ``tau_s``,
+        Parameters to fit (René et al. 2020 fit ``w``, ``tau_m``, ``c``, ``delta_u``, ``tau_s``,
         ``J_theta``, ``tau_theta``; ``u_rest``/``u_th`` and ``delta_u`` are degenerate
         together and should not be fitted jointly).
     K : int, optional
@@ -222,8 +231,11 @@ def fit_mesoscopic(
         information gives the reported standard errors. 0 turns it off.
     seed : int
     callback : callable, optional
-        Called every iteration with ``{"restart", "iteration", "n_iter", "loss",
-        "values"}``; returning ``False`` stops the fit (the best result so far is returned).
+        Progress protocol (:mod:`napari_mesoscale.progress`), called every iteration with
+        ``fraction``, ``restart``, ``iteration``, ``n_iter``, ``loss`` and ``values``, and
+        every polish step with ``polish_step`` and ``log_likelihood``. Returning ``False`` or
+        raising a ``Cancelled`` stops the fit: the best result so far is returned with
+        ``cancelled=True``.
 
     Returns
     -------
@@ -275,6 +287,8 @@ def fit_mesoscopic(
         starts = np.array([d_burn])
     restarts: list[dict] = []
     stop_all = False
+    progress = Progress.wrap(callback, PopulationCancelled)
+    adam = progress.stage(0.0, 0.9 if polish_steps > 0 else 1.0, "restarts")
     for r in range(n_restarts):
         init_vals: dict[str, np.ndarray] = {}
         for n in names:
@@ -334,11 +348,17 @@ def fit_mesoscopic(
             opt.step()
             sched.step()
             trace.append(float(loss.detach()))
-            if callback is not None:
+            if progress.active:
                 cur = {n: from_free(n, f).detach().numpy().copy() for n, f in free.items()}
                 msg = {"restart": r, "iteration": it, "n_iter": n_iter, "loss": trace[-1]}
-                msg["values"] = cur
-                if callback(msg) is False:
+                try:
+                    adam.report(
+                        (r * n_iter + it + 1) / (n_restarts * n_iter),
+                        f"restart {r + 1}/{n_restarts}",
+                        values=cur,
+                        **msg,
+                    )
+                except Cancelled:
                     stop_all = True
                     break
         final = {n: from_free(n, f).detach() for n, f in free.items()}
@@ -362,11 +382,20 @@ def fit_mesoscopic(
     best_ll = best["log_likelihood"]
     stderr: dict[str, np.ndarray] = {}
     if polish_steps > 0 and not stop_all:
-        best_vals, best_ll, stderr = _fisher_polish(
-            model, counts, I_ext, best_vals, d_burn, polish_steps, callback
-        )
-        best["polished"] = {n: v.copy() for n, v in best_vals.items()}
-        best["polished_log_likelihood"] = best_ll
+        try:
+            best_vals, best_ll, stderr = _fisher_polish(
+                model,
+                counts,
+                I_ext,
+                best_vals,
+                d_burn,
+                polish_steps,
+                progress.stage(0.9, 1.0, "polish"),
+            )
+            best["polished"] = {n: v.copy() for n, v in best_vals.items()}
+            best["polished_log_likelihood"] = best_ll
+        except Cancelled:
+            stop_all = True
     new_params = template.copy(**{n: np.asarray(v) for n, v in best_vals.items()})
     return MesoscopicFit(
         params=new_params,
@@ -377,6 +406,7 @@ def fit_mesoscopic(
         K=model.K,
         score_start=d_burn,
         stderr=stderr,
+        cancelled=stop_all,
     )
 
 
@@ -387,9 +417,14 @@ def _fisher_polish(
     values: dict[str, np.ndarray],
     start: int,
     n_steps: int,
-    callback: Callable[[dict], Any] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[dict[str, np.ndarray], float, dict[str, np.ndarray]]:
-    """Fisher scoring on the full recording (free parameters, forward passes only)."""
+    """Fisher scoring on the full recording (free parameters, forward passes only).
+
+    A cancel through ``progress`` raises its ``Cancelled`` (the caller keeps the unpolished
+    result).
+    """
+    progress = progress or Progress()
     names = list(values)
     shapes = {n: np.asarray(values[n]).shape for n in names}
     # free coordinates: log for positive parameters; zero-valued J_theta entries stay fixed
@@ -455,9 +490,12 @@ def _fisher_polish(
                 accepted = True
                 break
             delta = delta / 2
-        if callback is not None:
-            if callback({"polish_step": step, "log_likelihood": ll + const}) is False:
-                break
+        progress.report(
+            (step + 1) / n_steps,
+            f"step {step + 1}/{n_steps}",
+            polish_step=step,
+            log_likelihood=ll + const,
+        )
         if not accepted:
             break
     stderr_flat = np.full(len(slots), np.nan)
@@ -482,7 +520,7 @@ def _lgamma(x: np.ndarray) -> np.ndarray:
 class MesoscopicBaseline:
     """The mesoscopic model as a forecast baseline for population activity.
 
-    Same interface as :mod:`napari_mesoscale.model.baselines`: ``fit(activity, *,
+    Same interface as :mod:`napari_mesoscale.forecasters.baselines`: ``fit(activity, *,
     stimulus=None)`` fits the chosen parameters by :func:`fit_mesoscopic`;
     ``predict(activity, steps=1, stimulus=None)`` returns (T, M) where row ``t`` is the
     model's expected activity at ``t`` given the recorded activity up to ``t - steps`` (for

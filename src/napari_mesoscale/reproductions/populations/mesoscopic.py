@@ -1,7 +1,7 @@
-"""Mesoscopic GIF population model ("mesoGIF") and its binomial likelihood (seed 003).
+"""Mesoscopic GIF population model ("mesoGIF") and its binomial likelihood (René et al. 2020).
 
 The model is the finite-size population equation of Schwalger, Deger & Gerstner (2017)
-as used by René, Longtin & Macke (seed 003, sections 4.2-4.3, appendix E): each population
+as used by René, Longtin & Macke (2020, sections 4.2-4.3, appendix E): each population
 ``alpha`` of ``N_alpha`` neurons is described by
 
 * the *refractory cohorts*: ``m[a]``, the expected number of neurons whose last spike was
@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from napari_mesoscale.model.populations.microscopic import GIFParams
+from napari_mesoscale.progress import Cancelled, Progress
+from napari_mesoscale.reproductions.populations.microscopic import GIFParams, PopulationCancelled
 
 __all__ = ["MesoscopicModel", "MesoscopicSimulation", "history_length"]
 
@@ -98,12 +99,15 @@ class MesoscopicSimulation:
         Expected counts ``n_bar`` given the past.
     dt : float
     N : ndarray, shape (M,)
+    cancelled : bool
+        The progress callback stopped the run: the arrays end at the last step simulated.
     """
 
     counts: np.ndarray
     expected: np.ndarray
     dt: float
     N: np.ndarray
+    cancelled: bool = False
 
     @property
     def activity(self) -> np.ndarray:
@@ -240,8 +244,10 @@ class MesoscopicModel:
             Use these counts instead of sampling (teacher forcing): the result's
             ``expected`` are then the model's one-step predictions for the data.
         callback : callable, optional
-            Called with ``{"step", "n_steps", "fraction"}`` about every 1 %; returning
-            ``False`` stops early.
+            Progress protocol (:mod:`napari_mesoscale.progress`), called about every 1 % with
+            ``fraction``, ``step`` and ``n_steps``. Returning ``False`` or raising a
+            ``Cancelled`` stops the run: the steps done so far are returned with
+            ``cancelled=True``.
 
         Returns
         -------
@@ -290,6 +296,7 @@ class MesoscopicModel:
         cols = np.arange(M)[None, :]
         A_coef = tau_m[:, None] * (1 - Pm[:, None]) - c1
         report = max(1, T // 100)
+        progress, cancelled = Progress.wrap(callback, PopulationCancelled), False
         for t in range(T):
             A_del = nh[d - 1, cols] / (N[None, :] * dt)  # (M target, M source)
             hinc = mu_base[t] * (1 - Pm) + (J * (A_del * A_coef + c1 * y)).sum(1)
@@ -330,12 +337,18 @@ class MesoscopicModel:
             lam_prev = lam
             lamf_prev = lamf
             nh = np.concatenate([n[None, :], nh[:-1]], axis=0)
-            if callback is not None and (t % report == 0 or t == T - 1):
-                if callback({"step": t + 1, "n_steps": T, "fraction": (t + 1) / T}) is False:
-                    counts, expected = counts[: t + 1], expected[: t + 1]
+            if progress.active and (t % report == 0 or t == T - 1):
+                try:
+                    progress.report((t + 1) / T, f"step {t + 1}/{T}", step=t + 1, n_steps=T)
+                except Cancelled:
+                    counts, expected, cancelled = counts[: t + 1], expected[: t + 1], True
                     break
         return MesoscopicSimulation(
-            counts=counts.round().astype(np.int64), expected=expected, dt=dt, N=self.params.N
+            counts=counts.round().astype(np.int64),
+            expected=expected,
+            dt=dt,
+            N=self.params.N,
+            cancelled=cancelled,
         )
 
     # ------------------------------------------------------------------ parallel likelihood
@@ -398,7 +411,7 @@ class MesoscopicModel:
         eps: float = 1e-8,
         constant: bool = True,
     ) -> torch.Tensor:
-        """Binomial log-likelihood of observed counts (seed 003, eq. 4.22), float64 tensor.
+        """Binomial log-likelihood of observed counts (René et al. 2020, eq. 4.22), float64.
 
         ``sum_t sum_alpha [log C(N, n) + n log p + (N - n) log(1 - p)]`` over steps
         ``[start, stop)`` with ``p = n_bar / N`` clipped to ``[eps, 1 - eps]`` (eq. 4.23).

@@ -1,0 +1,487 @@
+"""Fit stage 3, *train*: Adam over windows of the training block, with early stopping.
+
+Within a window the first step is teacher-forced and the next ``rollout - 1`` steps feed the
+model's own prediction back (truncated back-propagation through time). The softmax
+temperature of the assignment is annealed, then the last epochs run straight-through one-hot
+assignments. Early stopping keeps the state with the best validation one-step error reached
+after annealing.
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in
+``torch.nn.parallel.DistributedDataParallel`` (gloo on CPU, NCCL on CUDA); every rank takes a
+slice of each global batch of windows and the data term is rescaled so that the averaged
+gradient equals the single-process one. Only rank 0 calls the progress callback; a cancel
+there is agreed by every rank at the same step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from napari_mesoscale.io import atomic_path
+from napari_mesoscale.model.config import ModelConfig
+from napari_mesoscale.model.core import MesoscaleNet
+from napari_mesoscale.model.prepare import PreparedData
+from napari_mesoscale.progress import Cancelled, Progress
+
+__all__ = ["CHECKPOINT_NAME", "RunOptions", "TrainingState", "dist_info", "train_model"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+@dataclass
+class RunOptions:
+    """Where and how one training run happens (not hyper-parameters: not saved with the fit)."""
+
+    device: torch.device
+    seed: int = 0
+    checkpoint_dir: str | os.PathLike | None = None
+    resume: bool = False
+    rank: int = 0
+    world: int = 1
+
+
+@dataclass
+class TrainingState:
+    """What changes while training: optimiser, best state, history and how training ended."""
+
+    opt: torch.optim.Optimizer
+    start_epoch: int = 0
+    best_val: float = math.inf
+    best_state: dict | None = None
+    bad_epochs: int = 0
+    history: list[dict] = field(default_factory=list)
+    stopped: str = "completed"
+
+
+@dataclass
+class _Tensors:
+    """The recording on the training device and the window starts of the training block."""
+
+    z: torch.Tensor
+    mask: torch.Tensor
+    u: torch.Tensor | None
+    starts: np.ndarray
+    steps: int
+    window: int
+    val: tuple[int, int]
+
+
+class _LossModule(nn.Module):
+    """Wraps the net so that one ``forward`` returns the loss (what DDP needs)."""
+
+    def __init__(self, net: MesoscaleNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        m: torch.Tensor,
+        u: torch.Tensor | None,
+        tau: float,
+        mode: str,
+        cfg: ModelConfig,
+        data_scale: float,
+        balance_weight: float,
+        n_roll: int = 0,
+        roll_scale: float = 1.0,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        net = self.net
+        # z, m: (K+1, Bt, N) windows (filled state, finite-mask); u: (K+1, Bt, S) or None
+        slots, pi = net.routed(tau, mode, cfg.routing)
+        tgt, msk = z[1], m[1]
+        denom = msk.sum().clamp(min=1)
+        out, pred = net.evaluate(z[0], None if u is None else u[0], pi, slots)
+        err_pred = ((pred - tgt) ** 2 * msk).sum() / denom
+        err_local = (((out - tgt[..., None, None]) ** 2) * pi).sum(dim=(-1, -2))
+        err_local = (err_local * msk).sum() / denom
+        terms = {"prediction": err_pred, "local": err_local}
+        terms["rollout"] = _rollout_error(net, z, m, u, pred, pi, slots, cfg, n_roll, roll_scale)
+        terms.update(_regularisers(net, tau))
+        data = cfg.lambda_prediction * err_pred + cfg.lambda_local * err_local
+        reg = (
+            cfg.lambda_entropy * terms["entropy"]
+            + cfg.lambda_sparsity * terms["sparsity"]
+            + cfg.lambda_balance * balance_weight * terms["balance"]
+            + cfg.lambda_complexity * terms["complexity"]
+            + cfg.lambda_interface * terms["interface"]
+        )
+        total = data * data_scale + cfg.lambda_rollout * terms["rollout"] + reg
+        return total, terms
+
+
+def _rollout_error(
+    net: MesoscaleNet,
+    z: torch.Tensor,
+    m: torch.Tensor,
+    u: torch.Tensor | None,
+    pred: torch.Tensor,
+    pi: torch.Tensor,
+    slots: torch.Tensor,
+    cfg: ModelConfig,
+    n_roll: int,
+    roll_scale: float,
+) -> torch.Tensor:
+    """Free-running error of the first ``n_roll`` windows (this rank's share of the rollout)."""
+    roll = torch.zeros((), device=z.device)
+    k = z.shape[0] - 1
+    nb = int(n_roll)
+    if k <= 1 or cfg.lambda_rollout <= 0 or nb <= 0:
+        return roll
+    state = pred[:nb]
+    for s in range(1, k):
+        _, state = net.evaluate(state, None if u is None else u[s, :nb], pi, slots)
+        ms = m[s + 1, :nb]
+        per_frame = ((state - z[s + 1, :nb]) ** 2 * ms).sum(-1) / ms.sum(-1).clamp(min=1)
+        roll = roll + per_frame.sum()
+    return roll * roll_scale / (k - 1)
+
+
+def _regularisers(net: MesoscaleNet, tau: float) -> dict[str, torch.Tensor]:
+    soft = net.assignment(tau, "soft")
+    n = soft.shape[0]
+    flat = soft.reshape(n, -1)
+    usage_n = soft.sum(1)  # (N, B)
+    usage = usage_n.mean(0)
+    return {
+        "entropy": -(flat * torch.log(flat.clamp(min=1e-12))).sum(-1).mean(),
+        "sparsity": usage_n.pow(2).mean(0).clamp(min=1e-12).sqrt().sum(),
+        "balance": (usage * torch.log(usage.clamp(min=1e-12) * usage.numel())).sum(),
+        "complexity": net.bank.complexity().sum(),
+        "interface": net.interface_penalty(),
+    }
+
+
+def _schedule(cfg: ModelConfig, epoch: int) -> tuple[float, str, float, bool]:
+    """Temperature, assignment mode, balance weight and whether the assignment is frozen."""
+    anneal_epochs = max(1, int(round(cfg.anneal_fraction * cfg.epochs)))
+    start = cfg.freeze_assignment_epochs
+    frac = min(1.0, max(0.0, (epoch - start) / max(1, anneal_epochs - start)))
+    tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** frac
+    hard_start = cfg.epochs - int(round(cfg.hard_fraction * cfg.epochs))
+    mode = "straight_through" if epoch >= max(hard_start, anneal_epochs) else "soft"
+    balance_w = 1.0 - frac
+    frozen = epoch < cfg.freeze_assignment_epochs
+    return tau, mode, balance_w, frozen
+
+
+def _hard_start(cfg: ModelConfig) -> int:
+    anneal_end = max(1, int(round(cfg.anneal_fraction * cfg.epochs)))
+    return max(anneal_end, cfg.epochs - int(round(cfg.hard_fraction * cfg.epochs)))
+
+
+def dist_info() -> tuple[int, int, bool]:
+    """(rank, world_size, initialised_here) — initialises torch.distributed under torchrun."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), False
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and dist.is_available():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+        return dist.get_rank(), dist.get_world_size(), True
+    return 0, 1, False
+
+
+# ---------------------------------------------------------------------------- the loop
+def train_model(
+    net: MesoscaleNet,
+    data: PreparedData,
+    cfg: ModelConfig,
+    run: RunOptions,
+    progress: Progress,
+) -> TrainingState:
+    """Train ``net`` in place; return the state (history, ``stopped``).
+
+    ``progress`` covers the whole of training: epoch ``e``, step ``s`` of ``steps`` reports
+    the fraction ``(e + (s + 1) / steps) / epochs``. A cancel (callback returned False or
+    raised a :class:`~napari_mesoscale.progress.Cancelled`) ends training with
+    ``stopped == "cancelled"`` and the current (not the best) weights.
+    """
+    torch.manual_seed(run.seed)
+    net.to(run.device)
+    tensors = _to_device(data, cfg, run.device)
+    module: nn.Module = _LossModule(net)
+    if run.world > 1:
+        module = nn.parallel.DistributedDataParallel(module)
+    state = TrainingState(opt=_optimiser(net, cfg))
+    ckpt_path = Path(run.checkpoint_dir) / CHECKPOINT_NAME if run.checkpoint_dir else None
+    if run.resume and ckpt_path is not None and ckpt_path.exists():
+        _resume(state, net, ckpt_path, data, run)
+    for epoch in range(state.start_epoch, cfg.epochs):
+        t_epoch = time.perf_counter()
+        sums = _train_epoch(module, net, tensors, state, cfg, run, epoch, progress)
+        if state.stopped == "cancelled":
+            break
+        _end_epoch(net, tensors, state, cfg, epoch, sums, time.perf_counter() - t_epoch)
+        if ckpt_path is not None and run.rank == 0:
+            _save_checkpoint(net, state, cfg, run, epoch, data.z.shape, ckpt_path)
+        info = _epoch_info(state, cfg, epoch, sums, tensors.steps)
+        if _stop_requested(progress, (epoch + 1) / cfg.epochs, info, run):
+            state.stopped = "cancelled"
+            break
+        if state.bad_epochs >= cfg.patience:
+            state.stopped = "early_stopping"
+            break
+    if state.best_state is not None and state.stopped != "cancelled":
+        net.load_state_dict(state.best_state)
+    return state
+
+
+def _to_device(data: PreparedData, cfg: ModelConfig, dev: torch.device) -> _Tensors:
+    zt = torch.as_tensor(data.z32, device=dev)
+    u32 = data.u32
+    k = max(1, cfg.rollout)
+    tr0, tr1 = data.blocks["train"]
+    starts = np.arange(tr0, tr1 - k)
+    return _Tensors(
+        z=zt,
+        mask=torch.as_tensor(data.finite, dtype=zt.dtype, device=dev),
+        u=None if u32 is None else torch.as_tensor(u32, device=dev),
+        starts=starts,
+        steps=max(1, math.ceil(len(starts) / cfg.batch_frames)),
+        window=k,
+        val=data.blocks["val"],
+    )
+
+
+def _optimiser(net: MesoscaleNet, cfg: ModelConfig) -> torch.optim.Optimizer:
+    assign_params = [net.logits] + ([net.field_logits] if net.shared_field_logits else [])
+    ids = {id(p) for p in assign_params}
+    other = [p for p in net.parameters() if id(p) not in ids]
+    return torch.optim.Adam(
+        [{"params": other, "lr": cfg.lr}, {"params": assign_params, "lr": cfg.lr_assignment}]
+    )
+
+
+def _resume(
+    state: TrainingState, net: MesoscaleNet, path: Path, data: PreparedData, run: RunOptions
+) -> None:
+    ck = torch.load(path, map_location=run.device, weights_only=False)
+    shape = list(data.z.shape)
+    if ck.get("shape") != shape or ck.get("seed") != run.seed:
+        raise ValueError(
+            f"checkpoint {path} was written for data of shape {ck.get('shape')} and seed "
+            f"{ck.get('seed')}; it cannot resume this fit (shape {shape}, seed {run.seed})."
+        )
+    net.load_state_dict(ck["net"])
+    state.opt.load_state_dict(ck["opt"])
+    state.start_epoch = ck["epoch"] + 1
+    state.best_val, state.bad_epochs = ck["best_val"], ck["bad_epochs"]
+    state.best_state = ck["best_state"]
+    state.history.extend(ck["history"])
+
+
+def _train_epoch(
+    module: nn.Module,
+    net: MesoscaleNet,
+    tensors: _Tensors,
+    state: TrainingState,
+    cfg: ModelConfig,
+    run: RunOptions,
+    epoch: int,
+    progress: Progress,
+) -> dict[str, float]:
+    """One pass over the training windows; sets ``state.stopped`` on a cancel."""
+    tau, mode, bal_w, frozen = _schedule(cfg, epoch)
+    g = torch.Generator().manual_seed(int(run.seed) * 100_003 + epoch)
+    perm = tensors.starts[torch.randperm(len(tensors.starts), generator=g).numpy()]
+    sums: dict[str, float] = {}
+    net.train()
+    for step in range(tensors.steps):
+        batch = perm[step * cfg.batch_frames : (step + 1) * cfg.batch_frames]
+        total, terms = _step(
+            module, net, state.opt, tensors, batch, cfg, run, (tau, mode, bal_w), frozen
+        )
+        losses = {key: float(val.detach()) for key, val in terms.items()}
+        for key, val in losses.items():
+            sums[key] = sums.get(key, 0.0) + val
+        sums["total"] = sums.get("total", 0.0) + float(total.detach())
+        info = {
+            "stage": "train",
+            "epoch": epoch,
+            "epochs": cfg.epochs,
+            "step": step,
+            "steps": tensors.steps,
+            "losses": losses,
+            "val_loss": state.history[-1]["val_loss"] if state.history else None,
+            "tau": tau,
+        }
+        fraction = (epoch + (step + 1) / tensors.steps) / cfg.epochs
+        if _stop_requested(progress, fraction, info, run):
+            state.stopped = "cancelled"
+            break
+    return sums
+
+
+def _step(
+    module: nn.Module,
+    net: MesoscaleNet,
+    opt: torch.optim.Optimizer,
+    tensors: _Tensors,
+    batch: np.ndarray,
+    cfg: ModelConfig,
+    run: RunOptions,
+    schedule: tuple[float, str, float],
+    frozen: bool,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One Adam step on this rank's share of ``batch`` (window starts)."""
+    dev, rank, world = run.device, run.rank, run.world
+    local = batch[rank::world]
+    scale = len(local) * world / len(batch)
+    # global rollout frames: the first rollout_frames positions of the global batch
+    n_roll_global = min(cfg.rollout_frames, len(batch))
+    n_roll = len(range(rank, n_roll_global, world))
+    roll_scale = world / max(n_roll_global, 1)
+    idx = torch.as_tensor(local[None, :] + np.arange(tensors.window + 1)[:, None], device=dev)
+    zb, mb = tensors.z[idx], tensors.mask[idx]
+    ub = None if tensors.u is None else tensors.u[idx]
+    use_amp = cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")
+    tau, mode, bal_w = schedule
+    opt.zero_grad(set_to_none=True)
+    try:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+            total, terms = module(zb, mb, ub, tau, mode, cfg, scale, bal_w, n_roll, roll_scale)
+        total.backward()
+    except torch.OutOfMemoryError as error:
+        raise MemoryError(
+            f"out of memory on {dev} with N={tensors.z.shape[1]} neurons, batch_frames="
+            f"{cfg.batch_frames}, n_filters={cfg.n_filters}, hidden={cfg.hidden}: reduce "
+            "batch_frames (first), rollout, rf_diameter (fewer candidate fields), "
+            "n_filters or hidden, or use device='cpu'."
+        ) from error
+    if frozen:
+        net.logits.grad = None
+        if net.shared_field_logits:
+            net.field_logits.grad = None
+    opt.step()
+    return total, terms
+
+
+def _end_epoch(
+    net: MesoscaleNet,
+    tensors: _Tensors,
+    state: TrainingState,
+    cfg: ModelConfig,
+    epoch: int,
+    sums: dict[str, float],
+    seconds: float,
+) -> None:
+    """Validation loss, history row and the best state for early stopping."""
+    v0, v1 = tensors.val
+    val = _validation_loss(net, tensors.z, tensors.mask, tensors.u, v0, v1) if v1 > v0 else math.nan
+    tau, mode, _, _ = _schedule(cfg, epoch)
+    state.history.append(
+        {
+            "epoch": epoch,
+            "tau": tau,
+            "mode": mode,
+            **{f"train_{key}": v / tensors.steps for key, v in sums.items()},
+            "val_loss": val,
+            "seconds": seconds,
+        }
+    )
+    hard_start = _hard_start(cfg)
+    if epoch >= hard_start - 1 or epoch + 1 >= cfg.epochs:
+        if not math.isnan(val) and val < state.best_val - 1e-6:
+            state.best_val, state.bad_epochs = val, 0
+            state.best_state = copy.deepcopy({k: v.cpu() for k, v in net.state_dict().items()})
+        elif epoch >= hard_start:
+            state.bad_epochs += 1
+
+
+def _epoch_info(
+    state: TrainingState, cfg: ModelConfig, epoch: int, sums: dict[str, float], steps: int
+) -> dict[str, Any]:
+    return {
+        "stage": "epoch",
+        "epoch": epoch,
+        "epochs": cfg.epochs,
+        "step": steps - 1,
+        "steps": steps,
+        "losses": {key: v / steps for key, v in sums.items()},
+        "val_loss": state.history[-1]["val_loss"],
+        "tau": state.history[-1]["tau"],
+    }
+
+
+def _save_checkpoint(
+    net: MesoscaleNet,
+    state: TrainingState,
+    cfg: ModelConfig,
+    run: RunOptions,
+    epoch: int,
+    shape: tuple[int, ...],
+    path: Path,
+) -> None:
+    payload = {
+        "net": net.state_dict(),
+        "opt": state.opt.state_dict(),
+        "epoch": epoch,
+        "best_val": state.best_val,
+        "bad_epochs": state.bad_epochs,
+        "best_state": state.best_state,
+        "history": state.history,
+        "shape": list(shape),
+        "seed": run.seed,
+        "config": cfg.to_dict(),
+    }
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+
+
+def _stop_requested(
+    progress: Progress, fraction: float, info: dict[str, Any], run: RunOptions
+) -> bool:
+    """Report progress (rank 0 only) and whether the callback asked to stop, agreed by all ranks.
+
+    Under DDP every rank must stop at the same step, or the others wait forever in the next
+    all-reduce.
+    """
+    stop = False
+    if run.rank == 0:
+        try:
+            progress.report(fraction, f"epoch {info['epoch'] + 1}/{info['epochs']}", **info)
+        except Cancelled:
+            stop = True
+    if run.world <= 1:
+        return stop
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if stop else 0.0], device=run.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+@torch.no_grad()
+def _validation_loss(
+    net: MesoscaleNet,
+    zt: torch.Tensor,
+    mt: torch.Tensor,
+    ut: torch.Tensor | None,
+    v0: int,
+    v1: int,
+    chunk: int = 64,
+) -> float:
+    """Hard one-step MSE (normalised units) over frames v0..v1 (predicting v0+1..v1)."""
+    net.eval()
+    num, den = 0.0, 0.0
+    for s in range(v0, v1 - 1, chunk):
+        e = min(v1 - 1, s + chunk)
+        pred = net.predict_hard(zt[s:e], None if ut is None else ut[s:e])
+        m = mt[s + 1 : e + 1] * mt[s:e]
+        num += float((((pred - zt[s + 1 : e + 1]) ** 2) * m).sum())
+        den += float(m.sum())
+    net.train()
+    return num / max(den, 1.0)
