@@ -113,7 +113,7 @@ def rsa_section(rng) -> dict:
 
 def toy_brain(quick: bool) -> dict:
     from napari_mesoscale.synth import make_toy_brain
-    from napari_mesoscale.synth._dynamics import simulate
+    from napari_mesoscale.synth.dynamics import simulate
 
     n = 300 if quick else 600
     brain = make_toy_brain(n, n_frames=500, render=None, em=False, seed=0)

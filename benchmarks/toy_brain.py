@@ -67,7 +67,7 @@ EAGER_CASES = ("default_eager", "default_eager_1thread", "default_eager_plain")
 class _PlainMovieRenderer:
     """The calcium-movie renderer as first written (before commit 8c9e463), for comparison.
 
-    Same formula and random draws as ``napari_mesoscale.synth._render.MovieRenderer``: the
+    Same formula and random draws as ``napari_mesoscale.synth.render.MovieRenderer``: the
     expected photon count of every voxel from the full (V, N) sparse product, then N(λ, λ)
     noise per frame from its own generator.
     """
@@ -92,7 +92,7 @@ class _PlainMovieRenderer:
         return img
 
     def render(self, frames) -> np.ndarray:
-        from napari_mesoscale.synth._render import CAMERA_OFFSET
+        from napari_mesoscale.synth.render import CAMERA_OFFSET
 
         frames = np.asarray(frames, dtype=np.int64).reshape(-1)
         out = np.empty((len(frames), *self.shape), dtype=np.uint16)
@@ -123,7 +123,7 @@ def run_case(case: str, repeat: int, n_big: int) -> dict:
 
     out: dict = {"case": case}
     if case == "default_eager_1thread":
-        from napari_mesoscale.synth import _render
+        from napari_mesoscale.synth import render as _render
 
         render = _render.MovieRenderer.render
         _render.MovieRenderer.render = lambda self, frames, workers=None: render(self, frames, 1)

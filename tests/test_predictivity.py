@@ -156,7 +156,7 @@ def test_rsa_and_its_noise_correction():
 
 def test_toy_brain_ideal_forecast_scores_one_and_beats_persistence():
     from napari_mesoscale.synth import make_toy_brain
-    from napari_mesoscale.synth._dynamics import simulate
+    from napari_mesoscale.synth.dynamics import simulate
 
     brain = make_toy_brain(160, n_frames=300, render=None, em=False, seed=2)
     trials = np.stack(

@@ -26,23 +26,9 @@ from napari_mesoscale.reproductions.populations.microscopic import (
     sine_modulated_input,
     two_population_params,
 )
+from napari_mesoscale.synth import MovieRenderer, smooth_field, soma_profiles, spikes_to_calcium
 
 __all__ = ["PopulationBrain", "make_population_brain"]
-
-
-def _synth_helpers() -> dict[str, Any]:
-    """The toy brain's rendering functions, if importable (they are private helpers)."""
-    try:
-        from napari_mesoscale.synth._dynamics import spikes_to_calcium
-        from napari_mesoscale.synth._render import MovieRenderer, smooth_field, soma_profiles
-    except Exception:  # pragma: no cover - depends on the other subpackage
-        return {}
-    return {
-        "spikes_to_calcium": spikes_to_calcium,
-        "MovieRenderer": MovieRenderer,
-        "smooth_field": smooth_field,
-        "soma_profiles": soma_profiles,
-    }
 
 
 @dataclass
@@ -121,31 +107,18 @@ class PopulationBrain:
     def _get_renderer(self) -> Any:
         if self._renderer is None:
             ri = self.params["render"]
-            h = _synth_helpers()
-            diam = self.diameters
-            if h:
-                p, labels = h["soma_profiles"](
-                    self.positions, diam, self.voxel_size, self.shape, ri["psf_sigma"]
-                )
-                rng = np.random.default_rng([ri["seed"], 0xB6])
-                background = h["smooth_field"](rng, self.shape, 16, 0.1, 0.3)
-                baseline = np.random.default_rng([ri["seed"], 0xB7]).uniform(
-                    0.6, 1.4, self.n_neurons
-                )
-                drift = np.ones(self.calcium.shape[0], dtype=np.float32)
-                self._renderer = h["MovieRenderer"](
-                    p,
-                    baseline,
-                    self.calcium,
-                    background,
-                    drift,
-                    ri["snr"],
-                    self.shape,
-                    ri["seed"],
-                )
-            else:
-                self._renderer = _MinimalRenderer(self, ri)
-                labels = self._renderer.labels
+            p, labels = soma_profiles(
+                self.positions, self.diameters, self.voxel_size, self.shape, ri["psf_sigma"]
+            )
+            rng = np.random.default_rng([ri["seed"], 0xB6])
+            background = smooth_field(rng, self.shape, 16, 0.1, 0.3)
+            baseline = np.random.default_rng([ri["seed"], 0xB7]).uniform(
+                0.6, 1.4, self.n_neurons
+            )
+            drift = np.ones(self.calcium.shape[0], dtype=np.float32)
+            self._renderer = MovieRenderer(
+                p, baseline, self.calcium, background, drift, ri["snr"], self.shape, ri["seed"]
+            )
             self._labels = labels
         return self._renderer
 
@@ -175,49 +148,6 @@ class PopulationBrain:
             chunks=(frames.chunks[0], *((s,) for s in self.shape)),
             dtype=np.uint16,
         )
-
-
-class _MinimalRenderer:
-    """Gaussian-blob somata, flat background and shot noise (used without synth)."""
-
-    def __init__(self, brain: PopulationBrain, ri: dict) -> None:
-        shape = brain.shape
-        vs = np.asarray(brain.voxel_size, dtype=float)
-        grids = np.meshgrid(
-            *[np.arange(s) * v for s, v in zip(shape, vs, strict=False)], indexing="ij"
-        )
-        coords = np.stack([g.reshape(-1) for g in grids], 1)
-        rows, cols, vals = [], [], []
-        labels = np.zeros(coords.shape[0], dtype=np.int32)
-        sig = np.asarray(ri["psf_sigma"], dtype=float)
-        for i, (c, d) in enumerate(zip(brain.positions, brain.diameters, strict=False)):
-            diff = coords - c
-            r2 = ((diff / (d / 2 + sig)) ** 2).sum(1)
-            near = np.nonzero(r2 < 4.0)[0]
-            rows.append(near)
-            cols.append(np.full(near.size, i))
-            vals.append(np.exp(-r2[near] * 1.5).astype(np.float32))
-            labels[near[((diff[near] ** 2).sum(1)) <= (d / 2) ** 2]] = i + 1
-        self.p = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(coords.shape[0], brain.n_neurons),
-        )
-        self.labels = labels.reshape(shape)
-        self.calcium = brain.calcium
-        self.shape = shape
-        self.k = float(ri["snr"]) ** 2 * 1.2
-        self.seed = ri["seed"]
-
-    def render(self, frames: np.ndarray) -> np.ndarray:
-        frames = np.asarray(frames, dtype=np.int64).reshape(-1)
-        lam = (self.p @ (1.0 + self.calcium[frames].T)).T + 0.2
-        lam = lam * self.k
-        out = np.empty((len(frames), *self.shape), dtype=np.uint16)
-        for j, t in enumerate(frames):
-            rng = np.random.default_rng([self.seed, int(t)])
-            img = lam[j] + np.sqrt(lam[j]) * rng.standard_normal(lam.shape[1]) + 100
-            out[j] = np.clip(np.rint(img), 0, 65535).reshape(self.shape)
-        return out
 
 
 def _place_domain(
@@ -359,11 +289,7 @@ def make_population_brain(
     fr_idx = (sim.spike_steps[keep] - k0) // frame_steps
     spikes = np.zeros((n_frames, positions.shape[0]), dtype=np.int16)
     np.add.at(spikes, (fr_idx, sim.spike_neurons[keep]), 1)
-    h = _synth_helpers()
-    if h:
-        calcium = h["spikes_to_calcium"](spikes, frame_rate, tau_rise, tau_decay, calcium_amplitude)
-    else:
-        calcium = _spikes_to_calcium(spikes, frame_rate, tau_rise, tau_decay, calcium_amplitude)
+    calcium = spikes_to_calcium(spikes, frame_rate, tau_rise, tau_decay, calcium_amplitude)
     counts = np.stack([spikes[:, population == a].sum(1) for a in range(p.M)], 1)
     conn = sim.connectivity  # [post, pre]
     post, pre = np.nonzero(conn)
@@ -393,23 +319,6 @@ def make_population_brain(
                 "tau_decay": tau_decay,
                 "amplitude": calcium_amplitude,
             },
-            "uses_synth_renderer": bool(h),
         },
         diameters=np.full(positions.shape[0], soma_diameter),
     )
-
-
-def _spikes_to_calcium(spikes, frame_rate, tau_rise, tau_decay, amplitude) -> np.ndarray:
-    dtf = 1.0 / frame_rate
-    tt = np.linspace(0, 10 * tau_decay, 4000)
-    peak = (np.exp(-tt / tau_decay) - np.exp(-tt / tau_rise)).max()
-    gd, gr = np.exp(-dtf / tau_decay), np.exp(-dtf / tau_rise)
-    hd, hr = np.exp(-0.5 * dtf / tau_decay), np.exp(-0.5 * dtf / tau_rise)
-    yd = np.zeros(spikes.shape[1])
-    yr = np.zeros(spikes.shape[1])
-    out = np.empty(spikes.shape, dtype=np.float32)
-    for t in range(spikes.shape[0]):
-        yd = gd * yd + hd * spikes[t]
-        yr = gr * yr + hr * spikes[t]
-        out[t] = yd - yr
-    return out * (amplitude / peak)
