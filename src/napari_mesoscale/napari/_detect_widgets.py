@@ -16,6 +16,7 @@ import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, FloatSpinBox, PushButton, SpinBox
 
+from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 
 _AUTO = "auto"
@@ -25,9 +26,7 @@ _LAST_DETECTOR: dict[str, Any] = {}
 
 
 def _layer_names(viewer: napari.viewer.Viewer, kind: type, ndims: tuple[int, ...]) -> list[str]:
-    return [
-        layer.name for layer in viewer.layers if isinstance(layer, kind) and layer.ndim in ndims
-    ]
+    return _contract.layer_names(viewer, kind, ndims=ndims)
 
 
 def _layer_data(layer: Any) -> Any:
@@ -79,10 +78,11 @@ def source_layers(
     diameter = float(
         sources.parameters.get("cell_diameter", sources.parameters.get("soma_diameter", 8.0))
     )
-    metadata: dict[str, Any] = {"voxel_size_um": tuple(sources.voxel_size)}
+    fields: dict[str, Any] = {"voxel_size_um": sources.voxel_size, "roi_labels": f"{name} ROIs"}
     if sources.dff is not None:
-        metadata["activity"] = sources.activity  # (T, N), read by the connectome and fit widgets
-        metadata["frame_rate_hz"] = sources.parameters.get("frame_rate")
+        fields["activity"] = sources.activity  # (T, N), read by the connectome and fit widgets
+        fields["frame_rate_hz"] = sources.parameters.get("frame_rate")
+    metadata = _contract.metadata_dict(**fields)
     points = points_layer(
         coords,
         f"{name} points",
@@ -162,7 +162,7 @@ class DetectPointSourcesWidget(_LayerWidget):
         data = _layer_data(layer)
         plane = data.ndim == 3
         voxel_size, translate = _spatial(layer, 2 if plane else 3)
-        frame_rate = float(self._frame_rate.value) or layer.metadata.get("frame_rate_hz")
+        frame_rate = float(self._frame_rate.value) or _contract.read(layer).frame_rate_hz
         threshold: float | str = float(self._threshold.value) or _AUTO
         kwargs = {
             "voxel_size": voxel_size,
