@@ -196,7 +196,7 @@ class DetectPointSourcesWidget(_LayerWidget):
 
     def show_traces(self, points: Any, result: Any) -> Any:
         """Dock a plot of the dF/F of the selected points (follows the selection)."""
-        from napari_mesoscale.napari._trace_plot import TracePlot
+        from napari_mesoscale.napari._plots import TracePlot
 
         if self._plot is None:
             self._plot = TracePlot()
@@ -206,7 +206,8 @@ class DetectPointSourcesWidget(_LayerWidget):
                 )
             except Exception:  # noqa: BLE001 - headless viewers without a window
                 pass
-        self._plot.follow(points, result.dff, frame_rate=result.parameters.get("frame_rate"))
+        frame_rate = result.parameters.get("frame_rate")
+        self._plot.follow(points, result.activity, frame_rate=frame_rate)
         return self._plot
 
 

@@ -9,6 +9,10 @@ show everything as napari layers. Writes into the output folder:
 ``summary.json``       counts, held-out scores of model and baselines, F1 and ARI vs truth
 
 With ``--show`` and a display, napari stays open with all layers.
+
+The module lives on the napari side because it shows layers and takes a screenshot; it imports
+napari only inside :func:`run_demo`, so ``napari-mesoscale --help`` and the other subcommands
+stay headless.
 """
 
 from __future__ import annotations
