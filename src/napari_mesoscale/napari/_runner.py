@@ -96,7 +96,8 @@ class CoreTaskWidget(Container):
         self._worker = None
         self._cancel_requested = threading.Event()
         self._run_number = 0
-        self._relay = _ProgressRelay()
+        # parented to the widget, so Qt deletes it with the widget rather than at interpreter exit
+        self._relay = _ProgressRelay(self.native)
         self._relay.progress.connect(self._handle_progress)
         self._run_button = PushButton(text=self.run_text)
         self._cancel_button = PushButton(text="Cancel", enabled=False)
@@ -108,6 +109,10 @@ class CoreTaskWidget(Container):
         self.last_error: str | None = None
         self.last_call: str = ""
         self._added: list[Any] = []
+        # a widget closed mid-run stops its worker rather than leave it running at exit (the
+        # slot holds the run's event, not ``self``, which may be half torn down by then)
+        current_run = self._current_run = [self._cancel_requested]
+        self.native.destroyed.connect(lambda *_: current_run[0].set())
 
     def add_controls(self, *controls: Any) -> None:
         """Append parameter controls, then the run/cancel/progress/status row."""
@@ -156,7 +161,7 @@ class CoreTaskWidget(Container):
         self._run_number += 1
         run_number = self._run_number
         cancel_requested = threading.Event()
-        self._cancel_requested = cancel_requested
+        self._cancel_requested = self._current_run[0] = cancel_requested
 
         def callback(info: dict[str, Any] | None = None) -> bool:
             if cancel_requested.is_set():
