@@ -125,7 +125,8 @@ def run_demo(
     viewer.dims.ndisplay = 3
     viewer.dims.set_current_step(0, movie.data.shape[0] // 2)
     viewer.reset_view()
-    viewer.camera.angles = (-10, 25, 80)
+    # napari >= 0.9 keeps the camera on viewer.scene (viewer.camera is deprecated there)
+    getattr(viewer, "scene", viewer).camera.angles = (-10, 25, 80)
     viewer.window.resize(1400, 900)
     screenshot = output / "screenshot.png"
     with atomic_path(screenshot) as temporary:
