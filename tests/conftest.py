@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import faulthandler
 import gc
+import os
 import sys
 
 import pytest
@@ -75,6 +76,9 @@ def _close_qt_leftovers(before: set[int]) -> None:
     for widget in app.topLevelWidgets():
         if id(widget) in before or type(widget).__module__.startswith("napari."):
             continue  # napari closes its own windows (make_napari_viewer's teardown)
+        if os.environ.get("MESOSCALE_SHOW_QT_LEFTOVERS"):
+            kind = f"{type(widget).__module__}.{type(widget).__name__}"
+            print(f"\nconftest: deleting leftover {kind}")
         widget.close()
         widget.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
