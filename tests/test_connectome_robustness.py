@@ -7,17 +7,10 @@ here one shorter fit checks the ordering on one brain.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from napari_mesoscale.connectome.graph_ops import degree_preserving_shuffle, perturb_graph
 from napari_mesoscale.forecasters.graph_kernel import connectome_kernels, fit_kernel_forecaster
-from napari_mesoscale.synth import make_toy_brain
-
-
-@pytest.fixture(scope="module")
-def brain():
-    return make_toy_brain(300, n_frames=600, render=None, em=False, seed=0)
 
 
 def _frozen_mse(brain, adjacency) -> float:

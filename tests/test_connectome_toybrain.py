@@ -16,11 +16,6 @@ from napari_mesoscale.synth import make_toy_brain
 from test_registration import correct_fraction, known_affine, split_with_missing
 
 
-@pytest.fixture(scope="module")
-def brain():
-    return make_toy_brain(300, n_frames=600, render=None, em=False, seed=0)
-
-
 def test_tables_give_the_true_adjacency_and_weights(brain):
     connectome = Connectome.from_tables(brain.neurons, brain.synapses)
     assert connectome.adjacency.shape == brain.adjacency.shape

@@ -32,6 +32,8 @@ sys.meta_path.insert(0, Block())
 def test_core_imports_without_napari_or_qt():
     code = BLOCKER + "".join(f"import {module}\n" for module in CORE_MODULES)
     code += "import napari_mesoscale as nm\nnm.make_toy_brain; nm.fit_mesoscale; nm.Connectome\n"
+    # the CLI declares every subcommand, demo included, without importing napari
+    code += "from napari_mesoscale.cli import build_parser\nbuild_parser()\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

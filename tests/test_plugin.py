@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import napari
 import numpy as np
 import pandas as pd
 import pytest
@@ -82,7 +83,7 @@ def test_volume_reader_gives_scale_and_labels(make_napari_viewer, tmp_path):
     path = write_tiff(tmp_path / "roi_labels.tif", labels, voxel_size=(3, 0.5, 0.5))
     viewer = make_napari_viewer(show=True)
     [layer] = viewer.open(str(path), plugin="napari-mesoscale")
-    assert layer._type_string == "labels"
+    assert isinstance(layer, napari.layers.Labels)
     assert tuple(layer.scale) == (3.0, 0.5, 0.5)
 
 
@@ -147,7 +148,7 @@ def test_saving_all_layers_as_a_bundle_restores_them(make_napari_viewer, tmp_pat
     assert [layer.name for layer in restored.layers] == list(before)
     for name, layer in before.items():
         again = restored.layers[name]
-        assert again._type_string == layer._type_string, name
+        assert type(again) is type(layer), name
         np.testing.assert_allclose(again.scale, layer.scale, err_msg=name)
         np.testing.assert_allclose(np.asarray(again.data), np.asarray(layer.data), err_msg=name)
     cells = restored.layers["neurons (truth)"]

@@ -3,21 +3,43 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import pytest
 from magicgui.widgets import SpinBox
 
-from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget, TaskCancelled
+from napari_mesoscale.progress import Cancelled, Progress
 
 
 def count_up(n: int, *, delay: float = 0.0, callback=None) -> int:
+    progress = Progress.wrap(callback)
     total = 0
     for step in range(n):
-        if callback is not None:
-            callback({"step": step + 1, "steps": n, "message": f"step {step + 1}"})
+        progress.report((step + 1) / n, f"step {step + 1}", step=step + 1)
         total += step
         time.sleep(delay)
     return total
+
+
+@dataclass
+class PartialSum:
+    total: int
+    cancelled: bool = False
+
+
+def count_up_keeping_partial(n: int, *, callback=None) -> PartialSum:
+    """Like training: on cancel, return what was summed so far, marked cancelled."""
+    progress = Progress.wrap(callback)
+    total = 0
+    try:
+        for step in range(n):
+            progress.report((step + 1) / n, f"step {step + 1}", step=step + 1)
+            total += step
+            time.sleep(0.01)
+    except Cancelled:
+        return PartialSum(total, cancelled=True)
+    return PartialSum(total)
 
 
 def refuse(n: int, *, callback=None) -> int:
@@ -36,7 +58,7 @@ class CountWidget(CoreTaskWidget):
     def prepare(self) -> CoreCall:
         if self.n.value == 0:
             raise ValueError("Choose at least one step.")
-        kwargs = {"n": self.n.value}
+        kwargs: dict = {"n": self.n.value}
         if self.function is count_up:
             kwargs["delay"] = self.delay
         return CoreCall(self.function, kwargs, python=f"count_up({self.n.value})",
@@ -90,3 +112,63 @@ def test_cancel_stops_the_core_loop(make_napari_viewer, qtbot):
     assert widget.results == []
     assert widget.last_error == "cancelled"
     assert widget.progress[-1]["step"] < 5000
+
+
+def test_task_cancelled_is_the_package_wide_cancel():
+    assert issubclass(TaskCancelled, Cancelled)
+
+
+@pytest.mark.viewer
+def test_progress_bar_follows_fraction_and_never_moves_back(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = CountWidget(viewer)
+    widget.start()
+    for fraction in (0.5, 0.25, 0.75):  # a late report must not pull the bar back
+        widget._handle_progress((widget._run_number, {"fraction": fraction, "message": "x"}))
+    assert widget._progress_bar.value == 750
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=10_000)
+    assert [info["fraction"] for info in widget.progress][-1] == 1.0
+
+
+class SummaryWidget(CountWidget):
+    def on_result(self, result):
+        super().on_result(result)
+        total = result.total if isinstance(result, PartialSum) else result
+        self._status.value = f"summed to {total}."
+
+
+@pytest.mark.viewer
+def test_final_status_keeps_the_result_summary(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = SummaryWidget(viewer)
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=10_000)
+    qtbot.wait(50)  # late progress events must not overwrite the summary either
+    assert widget._status.value == f"summed to {sum(range(5))}."
+
+
+@pytest.mark.viewer
+def test_cancel_shows_a_partial_result_and_ends_the_run(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    widget = SummaryWidget(viewer, function=count_up_keeping_partial)
+    widget.n.value = 5000
+    widget.start()
+    qtbot.waitUntil(lambda: len(widget.progress) > 2, timeout=10_000)
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=10_000)
+    [partial] = widget.results
+    assert partial.cancelled and 0 < partial.total < sum(range(5000))
+    steps = partial_steps(partial.total)
+    assert widget.progress[-1]["step"] <= steps + 1
+    assert widget._status.value.startswith("Cancelled: partial result shown")
+    assert f"summed to {partial.total}" in widget._status.value
+    assert widget.last_error == "cancelled"
+    assert widget._run_button.enabled and not widget._cancel_button.enabled
+
+
+def partial_steps(total: int) -> int:
+    """Number of steps whose indices sum to ``total`` (0 + 1 + … + (k - 1) = total)."""
+    k = 0
+    while k * (k - 1) // 2 < total:
+        k += 1
+    return k

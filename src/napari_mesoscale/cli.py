@@ -1,7 +1,8 @@
 """Command line: ``napari-mesoscale demo | segment | connect | fit | evaluate``.
 
 Each subcommand lives in the module that owns its science; that module provides
-``configure(parser)`` to declare its arguments and ``run(args) -> int`` to execute.
+``configure(parser)`` to declare its arguments and ``run(args) -> int`` to execute. Those modules
+import napari (only ``demo`` needs it) inside ``run``, so building the parser stays headless.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("napari_mesoscale.pipeline", "Run the whole pipeline on the bundled sample data."),
+    "demo": ("napari_mesoscale.napari._demo", "Run the whole pipeline on the bundled sample data."),
     "segment": ("napari_mesoscale.segment.cli", "Detect point sources in a movie or EM volume."),
     "connect": ("napari_mesoscale.connectome.cli", "Build a connectome from tables."),
     "fit": ("napari_mesoscale.model.cli", "Fit the mesoscale model to activity."),

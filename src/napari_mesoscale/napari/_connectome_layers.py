@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from napari_mesoscale.napari._contract import metadata_dict
 from napari_mesoscale.napari._layers import LayerDataTuple, edge_vectors_layer, points_layer
 
 EXCITATORY_RGBA = np.array([0.95, 0.45, 0.2, 0.8])
@@ -62,7 +63,7 @@ def neuron_points(build: Any, *, size: float | None = None) -> LayerDataTuple:
         features=features,
         size=size,
         color_by=color_by,
-        metadata={"n_neurons": connectome.n_neurons, "units": "µm", "connectome": connectome},
+        metadata=metadata_dict(n_neurons=connectome.n_neurons, units="µm", connectome=connectome),
     )
 
 
@@ -83,7 +84,7 @@ def synapse_points(
         face_color="white",
         border_width=0,
         opacity=0.35,
-        metadata={"n_synapses_total": total, "n_shown": int(rows.size), "units": "µm"},
+        metadata=metadata_dict(n_synapses_total=total, n_shown=int(rows.size), units="µm"),
     )
 
 
@@ -114,13 +115,13 @@ def edge_vectors(
         f"edges (top {per_neuron}/neuron: {shown.size:,} of {total:,})",
         features=features,
         edge_color=colors if shown.size else "white",
-        metadata={
-            "n_edges_total": total,
-            "n_top_k": int(chosen.size),
-            "n_shown": int(shown.size),
-            "per_neuron": per_neuron,
-            "units": "µm",
-        },
+        metadata=metadata_dict(
+            n_edges_total=total,
+            n_top_k=int(chosen.size),
+            n_shown=int(shown.size),
+            per_neuron=per_neuron,
+            units="µm",
+        ),
     )
 
 
@@ -138,7 +139,7 @@ def grid_points(grid: Any) -> LayerDataTuple:
         border_width=0.02,
         opacity=0.4,
         visible=False,
-        metadata={"diameter_um": grid.diameter, "stride_um": grid.stride, "units": "µm"},
+        metadata=metadata_dict(diameter_um=grid.diameter, stride_um=grid.stride, units="µm"),
     )
 
 
@@ -194,15 +195,15 @@ def transmission_vectors(
         "scale": (bs, 1.0, 1.0, 1.0),
         "translate": ((bs - 1) / 2, 0.0, 0.0, 0.0),
         "axis_labels": ("t", "z", "y", "x"),
-        "metadata": {
-            "n_bins": transmission.n_bins,
-            "bin_size": transmission.bin_size,
-            "delay": transmission.delay,
-            "n_transmitting_total": total,
-            "n_shown": int(edge_ids.size),
-            "max_per_bin": max_per_bin,
-            "units": "frames, µm",
-        },
+        "metadata": metadata_dict(
+            n_bins=transmission.n_bins,
+            bin_size=transmission.bin_size,
+            delay=transmission.delay,
+            n_transmitting_total=total,
+            n_shown=int(edge_ids.size),
+            max_per_bin=max_per_bin,
+            units="frames, µm",
+        ),
     }
     return data, attributes, "vectors"
 

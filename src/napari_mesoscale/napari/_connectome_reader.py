@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from napari_mesoscale.napari._contract import metadata_dict
 from napari_mesoscale.napari._layers import LayerDataTuple, points_layer
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
@@ -74,7 +75,7 @@ def read_tables(path: str | list[str]) -> list[LayerDataTuple]:
                     features=features,
                     size=6.0,
                     color_by=color_by,
-                    metadata={"units": "µm"},
+                    metadata=metadata_dict(units="µm"),
                 )
             )
         else:
@@ -86,7 +87,7 @@ def read_tables(path: str | list[str]) -> list[LayerDataTuple]:
                     size=1.5,
                     face_color="white",
                     opacity=0.6,
-                    metadata={"units": "µm"},
+                    metadata=metadata_dict(units="µm"),
                 )
             )
     return layers

@@ -28,6 +28,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit, SpinBox
 
 from napari_mesoscale.connectome.build import build_connectome
 from napari_mesoscale.connectome.params import ConnectomeParams
+from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._connectome_layers import connectome_layers
 from napari_mesoscale.napari._layers import world_positions
 from napari_mesoscale.napari._param_controls import param_control
@@ -108,9 +109,7 @@ class ConnectomeWidget(CoreTaskWidget):
 
     # -- choices -------------------------------------------------------------------------
     def _points_names(self, *_: Any) -> list[str]:
-        return [
-            layer.name for layer in self._viewer.layers if isinstance(layer, napari.layers.Points)
-        ]
+        return _contract.layer_names(self._viewer, napari.layers.Points)
 
     def _synapse_choices(self, *_: Any) -> list[str]:
         return [_NONE, *self._points_names()]
@@ -159,8 +158,8 @@ class ConnectomeWidget(CoreTaskWidget):
             neurons = points_to_table(layer)
             if "id" not in neurons.columns:
                 neurons.insert(0, "id", np.arange(len(neurons)))
-            if activity is None and layer.metadata.get("activity") is not None:
-                activity = np.asarray(layer.metadata["activity"])
+            if activity is None and _contract.read(layer).activity is not None:
+                activity = _contract.read(layer).activity
                 python_activity = f", activity=viewer.layers[{name!r}].metadata['activity']"
             synapses = None
             python_synapses = "None"

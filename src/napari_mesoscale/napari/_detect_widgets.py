@@ -17,6 +17,7 @@ import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton, Widget, create_widget
 
+from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 from napari_mesoscale.params import Params
 from napari_mesoscale.segment.params import (
@@ -41,9 +42,7 @@ def _zero_means_none(params: type[Params], name: str, label: str, maximum: float
 
 
 def _layer_names(viewer: napari.viewer.Viewer, kind: type, ndims: tuple[int, ...]) -> list[str]:
-    return [
-        layer.name for layer in viewer.layers if isinstance(layer, kind) and layer.ndim in ndims
-    ]
+    return _contract.layer_names(viewer, kind, ndims=ndims)
 
 
 def _layer_data(layer: Any) -> Any:
@@ -95,10 +94,11 @@ def source_layers(
     diameter = float(
         sources.parameters.get("cell_diameter", sources.parameters.get("soma_diameter", 8.0))
     )
-    metadata: dict[str, Any] = {"voxel_size_um": tuple(sources.voxel_size)}
+    fields: dict[str, Any] = {"voxel_size_um": sources.voxel_size, "roi_labels": f"{name} ROIs"}
     if sources.dff is not None:
-        metadata["activity"] = sources.activity  # (T, N), read by the connectome and fit widgets
-        metadata["frame_rate_hz"] = sources.parameters.get("frame_rate")
+        fields["activity"] = sources.activity  # (T, N), read by the connectome and fit widgets
+        fields["frame_rate_hz"] = sources.parameters.get("frame_rate")
+    metadata = _contract.metadata_dict(**fields)
     points = points_layer(
         coords,
         f"{name} points",
@@ -174,7 +174,7 @@ class DetectPointSourcesWidget(_LayerWidget):
         data = _layer_data(layer)
         plane = data.ndim == 3
         voxel_size, translate = _spatial(layer, 2 if plane else 3)
-        frame_rate = float(self._frame_rate.value) or layer.metadata.get("frame_rate_hz")
+        frame_rate = float(self._frame_rate.value) or _contract.read(layer).frame_rate_hz
         threshold: float | str = float(self._threshold.value) or _AUTO
         kwargs = {
             "voxel_size": voxel_size,
@@ -208,7 +208,7 @@ class DetectPointSourcesWidget(_LayerWidget):
 
     def show_traces(self, points: Any, result: Any) -> Any:
         """Dock a plot of the dF/F of the selected points (follows the selection)."""
-        from napari_mesoscale.napari._trace_plot import TracePlot
+        from napari_mesoscale.napari._plots import TracePlot
 
         if self._plot is None:
             self._plot = TracePlot()
@@ -218,7 +218,8 @@ class DetectPointSourcesWidget(_LayerWidget):
                 )
             except Exception:  # noqa: BLE001 - headless viewers without a window
                 pass
-        self._plot.follow(points, result.dff.T, frame_rate=result.parameters.get("frame_rate"))
+        frame_rate = result.parameters.get("frame_rate")
+        self._plot.follow(points, result.activity, frame_rate=frame_rate)
         return self._plot
 
 

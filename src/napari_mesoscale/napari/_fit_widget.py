@@ -2,12 +2,13 @@
 
 Inputs are read from layers:
 
-- a Points layer of cells (µm world coordinates) whose ``metadata`` holds the activity:
-  ``activity`` (T, N), or ``dff`` (T, N), or a ``point_sources`` object with ``.dff`` (T, N);
-- optionally ROI masks: a Labels layer (label i + 1 = cell i) or ``metadata['point_sources']``;
-- optionally a connectome: ``metadata['connectome']`` (a Connectome) or ``metadata['adjacency']``
-  (sparse N × N) of a Points layer; a connectome of other neurons is registered first;
-- optionally a stimulus: ``metadata['stimulus']`` (T,) or (T, S) of any layer.
+- a Points layer of cells (µm world coordinates) whose metadata holds the ``activity`` (T, N)
+  (the metadata contract is :mod:`napari_mesoscale.napari._contract`);
+- optionally ROI masks: a Labels layer (label i + 1 = cell i), by default the cells layer's
+  ``roi_labels`` (set by *Detect point sources*);
+- optionally a connectome: the ``connectome`` (a Connectome) or ``adjacency`` (sparse N × N) of
+  a Points layer; a connectome of other neurons is registered first;
+- optionally a stimulus: the ``stimulus`` (T,) or (T, S) of any layer.
 
 The fit runs :func:`napari_mesoscale.workflow.fit_and_score` in a worker. Results: the
 cells coloured by motif with confidence as opacity (``features``: domain, motif, confidence),
@@ -33,6 +34,7 @@ from magicgui.widgets import (
 )
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
+from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._layers import world_positions
 from napari_mesoscale.napari._overlays import activity_layers, domain_layers, motif_point_colors
 from napari_mesoscale.napari._plots import LossPlot, TracePlot
@@ -84,14 +86,9 @@ def available_devices() -> list[str]:
 
 def layer_activity(layer: Any) -> np.ndarray:
     """(T, N) activity stored with a Points layer (see the module docstring)."""
-    meta = layer.metadata or {}
-    if meta.get("activity") is not None:
-        return np.asarray(meta["activity"], dtype=float)
-    if meta.get("dff") is not None:
-        return np.asarray(meta["dff"], dtype=float)
-    sources = meta.get("point_sources")
-    if sources is not None and getattr(sources, "dff", None) is not None:
-        return np.asarray(sources.dff, dtype=float)
+    activity = _contract.read(layer).activity
+    if activity is not None:
+        return np.asarray(activity, dtype=float)
     raise ValueError(
         f"Layer {layer.name!r} carries no activity. Detect point sources first (their layer "
         "holds the traces), or set layer.metadata['activity'] = activity  # (T, N)."
@@ -104,10 +101,7 @@ class FitWidget(CoreTaskWidget):
     run_text = "Fit"
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
-        from napari_mesoscale.model import FitCancelled
-
         super().__init__(napari_viewer)
-        self.cancel_exception = FitCancelled
         self.cells = ComboBox(label="cells (Points)", choices=self._points_layers)
         self.rois = ComboBox(label="ROI masks (Labels)", choices=self._labels_layers)
         self.connectome = ComboBox(label="connectome", choices=self._connectome_layers)
@@ -167,34 +161,19 @@ class FitWidget(CoreTaskWidget):
         napari_viewer.dims.events.current_step.connect(self._follow_time)
 
     # -- layer choices --------------------------------------------------------------------
-    def _layers_of(self, kind: str) -> list[str]:
-        return [layer.name for layer in self._viewer.layers if layer._type_string == kind]
-
     def _points_layers(self, _widget: Any = None) -> list[str]:
-        return self._layers_of("points")
+        return _contract.layer_names(self._viewer, napari.layers.Points)
 
     def _labels_layers(self, _widget: Any = None) -> list[str]:
-        return [_NONE, *self._layers_of("labels")]
+        return [_NONE, *_contract.layer_names(self._viewer, napari.layers.Labels)]
 
     def _connectome_layers(self, _widget: Any = None) -> list[str]:
-        return [
-            _NONE,
-            *(
-                layer.name
-                for layer in self._viewer.layers
-                if {"connectome", "adjacency"} & set(layer.metadata or {})
-            ),
-        ]
+        having = ("connectome", "adjacency")
+        return [_NONE, *_contract.layer_names(self._viewer, napari.layers.Layer, having=having)]
 
     def _stimulus_layers(self, _widget: Any = None) -> list[str]:
-        return [
-            _NONE,
-            *(
-                layer.name
-                for layer in self._viewer.layers
-                if (layer.metadata or {}).get("stimulus") is not None
-            ),
-        ]
+        having = ("stimulus",)
+        return [_NONE, *_contract.layer_names(self._viewer, napari.layers.Layer, having=having)]
 
     # -- running --------------------------------------------------------------------------
     def prepare(self) -> CoreCall:
@@ -263,22 +242,22 @@ class FitWidget(CoreTaskWidget):
     def _chosen_connectome(self) -> Any:
         if self.connectome.value in (None, _NONE):
             return None
-        meta = self._viewer.layers[self.connectome.value].metadata
-        return meta.get("connectome", meta.get("adjacency"))
+        meta = _contract.read(self._viewer.layers[self.connectome.value])
+        return meta.connectome if meta.connectome is not None else meta.adjacency
 
     def _chosen_stimulus(self) -> np.ndarray | None:
         if self.stimulus.value in (None, _NONE):
             return None
-        return np.asarray(self._viewer.layers[self.stimulus.value].metadata["stimulus"])
+        return _contract.read(self._viewer.layers[self.stimulus.value]).stimulus
 
     def _chosen_rois(self, layer: Any) -> tuple[np.ndarray, tuple[float, ...]] | None:
-        if self.rois.value not in (None, _NONE):
-            labels = self._viewer.layers[self.rois.value]
-            return np.asarray(labels.data), tuple(float(s) for s in labels.scale[-3:])
-        sources = (layer.metadata or {}).get("point_sources")
-        if sources is not None and getattr(sources, "labels", None) is not None:
-            return np.asarray(sources.labels), tuple(sources.voxel_size)
-        return None
+        name = self.rois.value
+        if name in (None, _NONE):
+            name = _contract.read(layer).roi_labels  # the ROIs detected with these cells
+        if name is None or name not in self._viewer.layers:
+            return None
+        labels = self._viewer.layers[name]
+        return np.asarray(labels.data), tuple(float(s) for s in labels.scale[-3:])
 
     def on_progress(self, info: dict[str, Any]) -> None:
         self.loss_plot.add(info)
@@ -298,8 +277,7 @@ class FitWidget(CoreTaskWidget):
         features["confidence"] = fit.confidence
         layer.features = features.reset_index(drop=True)
         layer.face_color = motif_point_colors(fit.motif_labels, fit.confidence)
-        layer.metadata["predicted"] = report.predicted
-        layer.metadata["fit"] = fit
+        _contract.write(layer, predicted=report.predicted, fit=fit)
         rois = self._inputs["rois"]
         if rois is not None:
             labels, voxel_size = rois

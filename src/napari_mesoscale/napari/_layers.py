@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from napari_mesoscale.io.volumes import Volume
+from napari_mesoscale.napari._contract import metadata_dict
 
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 
@@ -39,12 +40,12 @@ def volume_layer(
     volume: Volume, name: str, *, layer_type: str = "image", **kwargs: Any
 ) -> LayerDataTuple:
     """An Image or Labels layer tuple for ``volume`` with its physical scale."""
-    metadata = {
-        "voxel_size_um": volume.voxel_size,
-        "frame_rate_hz": volume.frame_rate,
-        "axes": volume.axes,
+    metadata = metadata_dict(
         **volume.metadata,
-    }
+        voxel_size_um=volume.voxel_size,
+        frame_rate_hz=volume.frame_rate,
+        axes=volume.axes,
+    )
     attributes = {
         "name": name,
         "scale": layer_scale(volume.voxel_size, volume.data.ndim),

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 
 class _PlotDock(QWidget):
@@ -68,12 +68,47 @@ class LossPlot(_PlotDock):
 
 
 class TracePlot(_PlotDock):
-    """Recorded, predicted and baseline traces of one cell, with the current frame marked."""
+    """Traces of chosen cells from (T, N) arrays, with named predictions and the current frame.
 
-    def __init__(self) -> None:
+    Two ways to feed it: :meth:`show_cell` draws one cell's recorded trace against named
+    predictions (the fit widget); :meth:`follow` keeps showing the cells selected in a Points
+    layer (the detection widget). Every array is (T, N), time first, column i = point i.
+
+    Attributes
+    ----------
+    shown : list of int
+        The cells drawn now.
+    """
+
+    def __init__(self, max_traces: int = 8) -> None:
         super().__init__()
+        self.max_traces = max_traces
+        self.label = QLabel("Select points to see their traces.")
+        self.layout().insertWidget(0, self.label)
+        self.layer: Any = None
+        self.activity: np.ndarray | None = None
+        self.predicted: dict[str, np.ndarray] = {}
+        self.frame_rate: float | None = None
+        self.shown: list[int] = []
         self._marker = None
-        self.shown: int | None = None
+
+    def follow(
+        self,
+        layer: Any,
+        activity: np.ndarray,
+        *,
+        predicted: dict[str, np.ndarray] | None = None,
+        frame_rate: float | None = None,
+    ) -> None:
+        """Show the cells selected in ``layer``, a Points layer whose rows are the columns of
+        ``activity`` (T, N); follows later selections."""
+        self._disconnect()
+        self.layer = layer
+        self.activity = np.asarray(activity)
+        self.predicted = dict(predicted or {})
+        self.frame_rate = frame_rate
+        layer.selected_data.events.items_changed.connect(self._on_selection)
+        self.show_cells(sorted(layer.selected_data))
 
     def show_cell(
         self,
@@ -84,23 +119,72 @@ class TracePlot(_PlotDock):
         title: str = "",
     ) -> None:
         """Plot column ``index`` of (T, N) arrays: recorded and each named prediction."""
+        self.activity = np.asarray(recorded)
+        self.predicted = dict(predicted)
+        self.show_cells([index], frame=frame if frame is not None else 0, title=title)
+
+    def show_cells(self, indices: list[int], frame: int | None = None, title: str = "") -> None:
+        """Draw the given cells (at most ``max_traces``); predictions when one cell is shown."""
         self.axes.clear()
-        self.shown = int(index)
-        self.axes.plot(recorded[:, index], color="black", lw=1.2, label="recorded")
-        for (name, values), color in zip(
-            predicted.items(), ("C3", "C0", "C2", "C1", "C4"), strict=False
-        ):
-            width = 1.2 if name == "mesoscale model" else 0.8
-            self.axes.plot(values[:, index], color=color, lw=width, label=name)
-        self.axes.set_xlabel("frame")
+        self._marker = None
+        n_cells = 0 if self.activity is None else self.activity.shape[1]
+        self.shown = [int(i) for i in indices if 0 <= int(i) < n_cells][: self.max_traces]
+        if not self.shown:
+            self.label.setText("Select points to see their traces.")
+            self.canvas.draw_idle()
+            return
+        time = self._time_axis(self.activity.shape[0])
+        single = len(self.shown) == 1
+        for cell in self.shown:
+            style = {"color": "black", "lw": 1.2} if single else {"lw": 0.8}
+            label = "recorded" if single else self._cell_name(cell)
+            self.axes.plot(time, self.activity[:, cell], label=label, **style)
+        if single:
+            self._plot_predictions(time, self.shown[0])
+        self.axes.set_xlabel("frame" if not self.frame_rate else "time (s)")
         self.axes.set_ylabel("activity")
-        self.axes.set_title(title or f"cell {index}", fontsize=9)
-        self.axes.legend(fontsize=7)
-        self._marker = self.axes.axvline(frame or 0, color="grey", lw=0.8, ls="--")
+        self.axes.set_title(title or ", ".join(map(self._cell_name, self.shown)), fontsize=9)
+        self.axes.legend(fontsize=7, frameon=False)
+        if frame is not None:
+            self._marker = self.axes.axvline(
+                self._to_time(frame), color="grey", lw=0.8, ls="--"
+            )
+        self.label.setText(f"{len(self.shown)} trace(s) shown")
         self.canvas.draw_idle()
 
     def mark_frame(self, frame: int) -> None:
         """Move the current-frame marker (follows napari's time slider)."""
         if self._marker is not None:
-            self._marker.set_xdata([frame, frame])
+            position = self._to_time(frame)
+            self._marker.set_xdata([position, position])
             self.canvas.draw_idle()
+
+    def _plot_predictions(self, time: np.ndarray, cell: int) -> None:
+        colors = ("C3", "C0", "C2", "C1", "C4")
+        for (name, values), color in zip(self.predicted.items(), colors, strict=False):
+            width = 1.2 if name == "mesoscale model" else 0.8
+            self.axes.plot(time, np.asarray(values)[:, cell], color=color, lw=width, label=name)
+
+    def _time_axis(self, n_frames: int) -> np.ndarray:
+        return self._to_time(np.arange(n_frames, dtype=float))
+
+    def _to_time(self, frames: Any) -> Any:
+        return frames / float(self.frame_rate) if self.frame_rate else frames
+
+    def _cell_name(self, cell: int) -> str:
+        features = getattr(self.layer, "features", None)
+        if features is not None and "id" in features and cell < len(features):
+            return f"id {features['id'].iloc[cell]}"
+        return f"cell {cell}"
+
+    def _on_selection(self, *_: Any) -> None:
+        if self.layer is not None:
+            self.show_cells(sorted(self.layer.selected_data))
+
+    def _disconnect(self) -> None:
+        if self.layer is None:
+            return
+        try:
+            self.layer.selected_data.events.items_changed.disconnect(self._on_selection)
+        except (TypeError, ValueError, RuntimeError):
+            pass

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from napari_mesoscale.io import is_bundle, load_bundle, read_volume
+from napari_mesoscale.napari._contract import metadata_dict
 from napari_mesoscale.napari._layers import LayerDataTuple, points_layer, volume_layer
 
 _LABEL_HINTS = ("label", "somata", "roi", "domain", "motif", "mask")
@@ -72,9 +73,10 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
             features = table.drop(columns=["z", "y", "x"])
             if "face_color" in kwargs:
                 kwargs["face_color"] = np.asarray(kwargs["face_color"])
-            kwargs["metadata"] = {
-                name: bundle.arrays[key] for name, key in spec.get("metadata_arrays", {}).items()
-            }
+            arrays = spec.get("metadata_arrays", {})
+            kwargs["metadata"] = metadata_dict(
+                **{name: bundle.arrays[key] for name, key in arrays.items()}
+            )
             layers.append(
                 points_layer(
                     table[["z", "y", "x"]].to_numpy(), spec["name"], features=features, **kwargs

@@ -13,10 +13,18 @@ A subclass implements three things:
 ``on_progress(info)`` (optional)
     React to a progress dictionary, e.g. to update a live loss plot (GUI thread).
 
-The core function must accept ``callback=``: it is called from the worker thread with a
-dictionary holding at least ``fraction`` (0..1) and optionally ``message`` and any other
-figures. The callback raises :class:`TaskCancelled` once *Cancel* was pressed, so a core loop
-that calls it at every step stops at once; cores may also stop when the callback returns False.
+The core function follows :mod:`napari_mesoscale.progress`: it accepts ``callback=`` and calls
+it from the worker thread with a dictionary holding ``fraction`` (0..1 of the whole job) and
+``message``, plus any figures. The progress bar shows ``fraction`` (never moving back) and the
+status line the message. Once *Cancel* was pressed the callback raises :class:`TaskCancelled`,
+a :class:`~napari_mesoscale.progress.Cancelled`, so a core loop stops at its next report. A core
+that keeps a useful partial result (training) catches it and returns that result marked
+cancelled; it is shown like any result. Any other ``Cancelled`` reaching the runner means
+"cancelled, nothing changed".
+
+Cancel is a ``threading.Event`` read by the callback, not the worker's ``quit()``: a worker asked
+to quit emits no ``returned``, so a partial result would be lost and the status would stay
+"Cancelling…".
 
 After a run, the result objects are pushed into napari's console under short names
 (``CoreCall.console_names``) together with ``last_call``, the one-line Python equivalent, so
@@ -25,6 +33,7 @@ that what was clicked can be repeated from a script.
 
 from __future__ import annotations
 
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,12 +44,14 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 
+from napari_mesoscale.progress import Cancelled
+
 if TYPE_CHECKING:
     import napari
 
 
-class TaskCancelled(Exception):
-    """Raised inside the worker when the user pressed Cancel."""
+class TaskCancelled(Cancelled):
+    """Raised inside the worker (by the progress callback) once the user pressed Cancel."""
 
 
 @dataclass
@@ -78,15 +89,15 @@ class CoreTaskWidget(Container):
     """A widget that runs one core call in a worker (see the module docstring)."""
 
     run_text = "Run"
-    #: Raised in the worker when Cancel is pressed. A core that catches its own exception
-    #: type and returns a partial result (e.g. training) can be given that type here.
-    cancel_exception: type[BaseException] = TaskCancelled
 
     def __init__(self, viewer: napari.viewer.Viewer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._viewer = viewer
         self._worker = None
-        self._relay = _ProgressRelay()
+        self._cancel_requested = threading.Event()
+        self._run_number = 0
+        # parented to the widget, so Qt deletes it with the widget rather than at interpreter exit
+        self._relay = _ProgressRelay(self.native)
         self._relay.progress.connect(self._handle_progress)
         self._run_button = PushButton(text=self.run_text)
         self._cancel_button = PushButton(text="Cancel", enabled=False)
@@ -98,6 +109,10 @@ class CoreTaskWidget(Container):
         self.last_error: str | None = None
         self.last_call: str = ""
         self._added: list[Any] = []
+        # a widget closed mid-run stops its worker rather than leave it running at exit (the
+        # slot holds the run's event, not ``self``, which may be half torn down by then)
+        current_run = self._current_run = [self._cancel_requested]
+        self.native.destroyed.connect(lambda *_: current_run[0].set())
 
     def add_controls(self, *controls: Any) -> None:
         """Append parameter controls, then the run/cancel/progress/status row."""
@@ -143,13 +158,16 @@ class CoreTaskWidget(Container):
             return
         self.last_call = call.python
         self.last_error = None
-        worker_box: list[Any] = []
+        self._run_number += 1
+        run_number = self._run_number
+        cancel_requested = threading.Event()
+        self._cancel_requested = self._current_run[0] = cancel_requested
 
         def callback(info: dict[str, Any] | None = None) -> bool:
-            if worker_box and worker_box[0].abort_requested:
-                raise self.cancel_exception("cancelled by the user")
+            if cancel_requested.is_set():
+                raise TaskCancelled("cancelled by the user")
             if info:
-                self._relay.progress.emit(dict(info))
+                self._relay.progress.emit((run_number, dict(info)))
             return True
 
         worker = create_worker(
@@ -159,7 +177,6 @@ class CoreTaskWidget(Container):
             _start_thread=False,
             _ignore_errors=True,
         )
-        worker_box.append(worker)
         worker.returned.connect(lambda result: self._finish(result, call))
         worker.errored.connect(self._handle_error)
         worker.finished.connect(self._reset)
@@ -169,10 +186,10 @@ class CoreTaskWidget(Container):
         worker.start()
 
     def cancel(self) -> None:
-        """Ask the running core call to stop at its next step."""
-        if self._worker is not None:
+        """Ask the running core call to stop at its next progress report."""
+        if self._worker is not None and not self._cancel_requested.is_set():
             self._status.value = "Cancelling…"
-            self._worker.quit()
+            self._cancel_requested.set()
 
     def _set_running(self, running: bool) -> None:
         self._run_button.enabled = not running
@@ -181,23 +198,32 @@ class CoreTaskWidget(Container):
         if running:
             self._progress_bar.value = 0
 
-    def _handle_progress(self, info: dict[str, Any]) -> None:
-        fraction = _fraction_done(info)
-        if fraction is not None:
-            self._progress_bar.value = int(1000 * min(max(float(fraction), 0.0), 1.0))
-        if info.get("message"):
+    def _handle_progress(self, event: tuple[int, dict[str, Any]]) -> None:
+        run_number, info = event
+        if run_number != self._run_number or self._worker is None:
+            return  # a late report of a finished run must not overwrite its final status
+        if info.get("fraction") is not None:
+            value = int(1000 * min(max(float(info["fraction"]), 0.0), 1.0))
+            self._progress_bar.value = max(value, int(self._progress_bar.value))
+        if info.get("message") and not self._cancel_requested.is_set():
             self._status.value = str(info["message"])
         self.on_progress(info)
 
     def _finish(self, result: Any, call: CoreCall) -> None:
         self.last_result = result
+        self._status.value = "Done."  # on_result may replace it with a summary of the result
         try:
             self.on_result(result)
         except Exception as error:  # a failure building layers must reach the user too
             self._fail(f"Could not show the result: {error}")
             traceback.print_exc()
             return
-        self._status.value = "Done."
+        if is_partial(result):
+            self.last_error = "cancelled"
+            summary = self._status.value
+            self._status.value = "Cancelled: partial result shown" + (
+                f"; {summary}" if summary not in ("", "Done.") else "."
+            )
         names = {call.result_name: result, "last_call": call.python, **call.console_names}
         try:
             self._viewer.update_console(names)
@@ -207,7 +233,7 @@ class CoreTaskWidget(Container):
             show_info(f"napari-mesoscale: done. Python equivalent: {call.python}")
 
     def _handle_error(self, error: BaseException) -> None:
-        if isinstance(error, TaskCancelled | self.cancel_exception):
+        if isinstance(error, Cancelled):
             self._status.value = "Cancelled: nothing was changed."
             self.last_error = "cancelled"
             show_info("napari-mesoscale: run cancelled; no layers were changed.")
@@ -227,11 +253,17 @@ class CoreTaskWidget(Container):
         self._set_running(False)
 
 
-def _fraction_done(info: dict[str, Any]) -> float | None:
-    """Progress as a fraction from ``fraction``, or ``step/steps``, or ``epoch/epochs``."""
-    if info.get("fraction") is not None:
-        return float(info["fraction"])
-    for done, total in (("step", "steps"), ("epoch", "epochs")):
-        if info.get(done) is not None and info.get(total):
-            return float(info[done]) / float(info[total])
-    return None
+def is_partial(result: Any) -> bool:
+    """Whether a core returned a partial result because it was cancelled.
+
+    Cores mark it with ``cancelled=True`` (the protocol of :mod:`napari_mesoscale.progress`)
+    or, for fits, ``stopped == "cancelled"``; a report wrapping a fit carries it on ``.fit``.
+    """
+    for candidate in (result, getattr(result, "fit", None)):
+        if candidate is None:
+            continue
+        if getattr(candidate, "cancelled", False) is True:
+            return True
+        if getattr(candidate, "stopped", None) == "cancelled":
+            return True
+    return False

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from napari_mesoscale.io import read_table, read_volume
+from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._layers import (
     MOTIF_COLORS,
     LayerDataTuple,
@@ -45,7 +46,7 @@ def calcium_sample() -> list[LayerDataTuple]:
     movie = read_volume(sample_path("calcium"))
     stimulus = np.load(sample_path("stimulus"))
     layer = volume_layer(movie, "calcium movie", colormap="gray", blending="additive")
-    layer[1]["metadata"]["stimulus"] = stimulus
+    _contract.write(layer[1], stimulus=stimulus)
     return [layer]
 
 
@@ -81,13 +82,14 @@ def connectome_sample() -> list[LayerDataTuple]:
     pairs = synapses.groupby(["pre", "post"]).size().reset_index(name="synapses")
     pre = pairs["pre"].map(index).to_numpy()
     post = pairs["post"].map(index).to_numpy()
-    neuron_layer[1]["metadata"] = {
-        "activity": np.load(sample_path("activity")),
-        "stimulus": np.load(sample_path("stimulus")),
-        "adjacency": sp.csr_matrix(
+    _contract.write(
+        neuron_layer[1],
+        activity=np.load(sample_path("activity")),
+        stimulus=np.load(sample_path("stimulus")),
+        adjacency=sp.csr_matrix(
             (pairs["synapses"].to_numpy(), (pre, post)), shape=(len(neurons), len(neurons))
         ),
-    }
+    )
     synapse_layer = points_layer(
         synapses[["z", "y", "x"]].to_numpy(),
         "synapses",

@@ -7,11 +7,10 @@ first of these keys that is present (or the key chosen in the widget):
 
 ``trials``   (n_trials, T, N)  repeated recordings of the same stimulus sequence
 ``activity`` (T, N)            one recording (cut into repeats with "repeats in recording")
-``dff``      (T, N)            dF/F traces (time first, like ``PointSources.dff``)
-``traces``   (T, N)            raw traces
 
-Predictions are read from a Points layer's ``metadata`` (``predicted``, ``prediction`` or
-``forecast``: (T, N) or (n_trials, T, N)), which may be the same layer, or from a ``.npy`` file.
+Predictions are read from a Points layer's ``metadata`` (``predicted``: (T, N) or
+(n_trials, T, N)), which may be the same layer, or from a ``.npy`` file. The keys are those of
+the metadata contract, :mod:`napari_mesoscale.napari._contract`.
 
 The scoring runs :func:`napari_mesoscale.evaluate.score_predictions` in a worker;
 the result lands in ``layer.features`` (``predictivity``, ``raw``, ``reliability``,
@@ -39,21 +38,22 @@ from napari_mesoscale.evaluate import (
     score_predictions,
     summarize_scores,
 )
+from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._param_controls import param_control
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 
-RECORDED_KEYS = ("trials", "activity", "dff", "traces")
-PREDICTED_KEYS = ("predicted", "prediction", "forecast")
+RECORDED_KEYS = ("trials", "activity")
+PREDICTED_KEYS = ("predicted",)
 _NONE = "(none)"
 _AUTO = "auto"
 
 
 def _metadata_array(layer: Any, key: str, keys: tuple[str, ...]) -> tuple[np.ndarray, str]:
-    meta = getattr(layer, "metadata", {}) or {}
+    meta = _contract.read(layer)
     candidates = keys if key == _AUTO else (key,)
     for k in candidates:
-        if k in meta and meta[k] is not None:
-            return np.asarray(meta[k]), k  # every key holds time first: (T, N)
+        if getattr(meta, k, None) is not None:
+            return np.asarray(getattr(meta, k)), k
     raise ValueError(
         f"layer {layer.name!r} holds no {' / '.join(candidates)} array in its metadata; put "
         f"activity there (e.g. layer.metadata['activity'] = activity  # (T, N)) or choose "
@@ -85,7 +85,7 @@ def color_points_by(
     colors = ensure_colormap(colormap).map(scaled)
     colors[~finite] = [0.5, 0.5, 0.5, 1.0]
     layer.face_color = colors
-    layer.metadata["colored_by"] = {"column": column, "limits": (float(low), float(high))}
+    _contract.write(layer, colored_by={"column": column, "limits": (float(low), float(high))})
     return float(low), float(high)
 
 
@@ -130,9 +130,7 @@ class ScorePredictionsWidget(CoreTaskWidget):
 
     # -- choices -------------------------------------------------------------------------
     def _points_names(self, *_: Any) -> list[str]:
-        return [
-            layer.name for layer in self._viewer.layers if isinstance(layer, napari.layers.Points)
-        ]
+        return _contract.layer_names(self._viewer, napari.layers.Points)
 
     def _pred_names(self, *_: Any) -> list[str]:
         return [_NONE, *self._points_names()]
@@ -149,7 +147,7 @@ class ScorePredictionsWidget(CoreTaskWidget):
             combo.reset_choices()
         if self._pred_layer.value in (None, _NONE) and self._points.value is not None:
             layer = self._selected_points()
-            if layer is not None and any(k in layer.metadata for k in PREDICTED_KEYS):
+            if layer is not None and _contract.read(layer).predicted is not None:
                 self._pred_layer.value = layer.name
 
     def _selected_points(self) -> napari.layers.Points | None:
@@ -263,9 +261,10 @@ class ScorePredictionsWidget(CoreTaskWidget):
             self.last_summary = f"{result.shape[1]} eigenvector features added"
             return
         if "domain" in features.columns:
-            layer.metadata["predictivity_by_domain"] = summarize_scores(
+            by_domain = summarize_scores(
                 result["predictivity"], features["domain"], mask=result["reliable"]
             )
+            _contract.write(layer, predictivity_by_domain=by_domain)
         reliable = result["reliable"].to_numpy(dtype=bool)
         median = (
             float(np.nanmedian(result["predictivity"].to_numpy()[reliable]))
@@ -273,7 +272,7 @@ class ScorePredictionsWidget(CoreTaskWidget):
             else np.nan
         )
         self.last_summary = f"median predictivity {median:.3f} over {int(reliable.sum())} neurons"
-        layer.metadata["predictivity_summary"] = self.last_summary
+        _contract.write(layer, predictivity_summary=self.last_summary)
 
     def _recolor(self, *_: Any) -> None:
         layer = self._selected_points()

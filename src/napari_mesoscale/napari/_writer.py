@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from napari_mesoscale.io import write_table, write_tiff
+from napari_mesoscale.napari import _contract
 
 
 def write_points_csv(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
@@ -99,8 +100,8 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
             spec["source"] = f"tables/{key}"
             spec["kwargs"]["face_color"] = np.asarray(meta.get("face_color", "white")).tolist()
             spec["metadata_arrays"] = {}
-            for name, value in (meta.get("metadata") or {}).items():
-                if isinstance(value, np.ndarray) and value.dtype != object:
+            for name, value in _contract.read(meta).arrays().items():
+                if value.dtype != object:
                     bundle.arrays[f"{key}.{name}"] = value
                     spec["metadata_arrays"][name] = f"{key}.{name}"
         elif layer_type == "vectors":

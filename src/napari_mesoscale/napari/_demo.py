@@ -9,6 +9,10 @@ show everything as napari layers. Writes into the output folder:
 ``summary.json``       counts, held-out scores of model and baselines, F1 and ARI vs truth
 
 With ``--show`` and a display, napari stays open with all layers.
+
+The module lives on the napari side because it shows layers and takes a screenshot; it imports
+napari only inside :func:`run_demo`, so ``napari-mesoscale --help`` and the other subcommands
+stay headless.
 """
 
 from __future__ import annotations
@@ -123,7 +127,8 @@ def run_demo(
     viewer.dims.ndisplay = 3
     viewer.dims.set_current_step(0, movie.data.shape[0] // 2)
     viewer.reset_view()
-    viewer.camera.angles = (-10, 25, 80)
+    # napari >= 0.9 keeps the camera on viewer.scene (viewer.camera is deprecated there)
+    getattr(viewer, "scene", viewer).camera.angles = (-10, 25, 80)
     viewer.window.resize(1400, 900)
     screenshot = output / "screenshot.png"
     with atomic_path(screenshot) as temporary:
