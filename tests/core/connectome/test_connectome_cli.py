@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from test_connectome import random_tables
 
 from napari_mesoscale.cli import main
 from napari_mesoscale.connectome import Connectome, transmission_response_graphs
-from test_connectome import random_tables
 
 
 def test_connect_writes_connectome_features_grid_and_transmission(tmp_path, capsys):

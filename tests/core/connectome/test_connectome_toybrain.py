@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from test_registration import correct_fraction, known_affine, split_with_missing
 
 from napari_mesoscale.connectome import (
     Connectome,
@@ -13,7 +14,6 @@ from napari_mesoscale.connectome import (
     transmission_response_graphs,
 )
 from napari_mesoscale.synth import make_toy_brain
-from test_registration import correct_fraction, known_affine, split_with_missing
 
 
 def test_tables_give_the_true_adjacency_and_weights(brain):
