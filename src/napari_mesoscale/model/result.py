@@ -56,6 +56,8 @@ def _pair_errors(
     """
     slots, pi = net.routed(mode="hard", routing="all")
     n, lm, b = pi.shape
+    # fewer frames per pass for large N * Lm * B (memory); unchanged for small models
+    chunk = max(1, min(chunk, 2**24 // max(1, n * lm * b)))
     num = torch.zeros(n, lm, b)
     den = torch.zeros(n)
     for s in range(t0, t1 - 1, chunk):
@@ -183,8 +185,16 @@ class MesoscaleFit:
         def block_err(a: int, b: int) -> tuple[np.ndarray, float]:
             if b - a < 2:
                 return np.full(n, np.nan), float("nan")
-            with torch.no_grad():
-                pred = net.predict_hard(zt[a : b - 1], None if ut is None else ut[a : b - 1])
+            with torch.no_grad():  # in blocks of frames: one pass over a large N would not fit
+                pred = torch.cat(
+                    [
+                        net.predict_hard(
+                            zt[s : min(b - 1, s + 64)],
+                            None if ut is None else ut[s : min(b - 1, s + 64)],
+                        )
+                        for s in range(a, b - 1, 64)
+                    ]
+                )
             mk = (mt[a + 1 : b] * mt[a : b - 1]).numpy()
             sq = ((pred.numpy() - z[a + 1 : b]) ** 2) * mk
             per = sq.sum(0) / np.maximum(mk.sum(0), 1)
