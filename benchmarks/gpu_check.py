@@ -202,7 +202,7 @@ def precision_section(run: Run, cap: float) -> dict:
     from napari_mesoscale.model import fit_mesoscale
     from napari_mesoscale.synth import make_toy_brain
 
-    kwargs = {"n_neurons": 40, "n_frames": 120, "shape": (16, 32, 32)} if run.args.tiny else {}
+    kwargs = {"n_neurons": 40, "n_frames": 120, "shape": (32, 64, 64)} if run.args.tiny else {}
     brain = make_toy_brain(render=None, em=False, seed=0, **kwargs)
     out: dict[str, Any] = {
         "n_neurons": brain.activity.shape[1],
@@ -346,7 +346,7 @@ def unet_section(run: Run, cap: float) -> dict:
     from napari_mesoscale.segment.unet import train_soma_detector
     from napari_mesoscale.synth import make_toy_brain
 
-    kwargs = {"n_neurons": 20, "n_frames": 30, "shape": (16, 32, 32)} if run.args.tiny else {}
+    kwargs = {"n_neurons": 20, "n_frames": 30, "shape": (32, 64, 64)} if run.args.tiny else {}
     brain = make_toy_brain(render=None, em=True, seed=0, **kwargs)
     labels = np.asarray(brain.em_labels)
     annotations = np.where(labels > 0, 2, 1).astype(np.int64)
