@@ -74,7 +74,7 @@ def timed_fit(
             info_last.update(steps=info.get("steps"), epoch=info.get("epoch"))
             if max_steps is not None and len(stamps) >= max_steps:
                 return False
-            if time_cap_s is not None and stamps[-1] - start > time_cap_s:
+            if time_cap_s is not None and len(stamps) >= 3 and stamps[-1] - start > time_cap_s:
                 return False
         return True
 
