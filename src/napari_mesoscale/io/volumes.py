@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
 
 from napari_mesoscale.io.atomic import atomic_path
@@ -114,7 +113,11 @@ def read_volume(path: str | os.PathLike, *, lazy: bool | None = None) -> Volume:
         axes = "TZYX"[-data.ndim :] if data.ndim <= 4 else None
         if axes is None:
             raise ValueError(f"{path.name}: {data.ndim}-D arrays are not supported (2-D to 4-D).")
-        return Volume(da.from_array(data) if lazy else np.asarray(data), axes)
+        if lazy:
+            import dask.array as da
+
+            return Volume(da.from_array(data), axes)
+        return Volume(np.asarray(data), axes)
     raise ValueError(
         f"Unknown volume format: {path.name}. Supported: {', '.join(VOLUME_SUFFIXES)} "
         "(TIFF, Zarr / OME-Zarr, NumPy)."
@@ -123,7 +126,6 @@ def read_volume(path: str | os.PathLike, *, lazy: bool | None = None) -> Volume:
 
 def _read_tiff(path: Path, lazy: bool | None) -> Volume:
     import tifffile
-    import zarr
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
@@ -131,6 +133,9 @@ def _read_tiff(path: Path, lazy: bool | None) -> Volume:
         nbytes = int(np.prod(series.shape)) * series.dtype.itemsize
         voxel_size, frame_rate, metadata = _tiff_physical_metadata(tif)
         if lazy or (lazy is None and nbytes > _EAGER_LIMIT_BYTES):
+            import dask.array as da
+            import zarr
+
             store = tif.aszarr()
             data = da.from_zarr(zarr.open(store, mode="r"))
         else:
@@ -177,6 +182,7 @@ def _json_description(description: Any) -> dict[str, Any]:
 
 
 def _read_zarr(path: Path, lazy: bool | None) -> Volume:
+    import dask.array as da
     import zarr
 
     node = zarr.open(str(path), mode="r")
@@ -308,6 +314,7 @@ def write_ome_zarr(
     chunks: tuple[int, ...] | None = None,
 ) -> Path:
     """Write a single-scale OME-Zarr (v0.4 layout) image, chunk by chunk and atomically."""
+    import dask.array as da
     import zarr
 
     voxel_size = check_voxel_size(voxel_size)

@@ -62,6 +62,8 @@ def _pair_errors(
     """
     slots, pi = net.routed(mode="hard", routing="all")
     n, lm, b = pi.shape
+    # fewer frames per pass for large N * Lm * B (memory); unchanged for small models
+    chunk = max(1, min(chunk, 2**24 // max(1, n * lm * b)))
     num = torch.zeros(n, lm, b)
     den = torch.zeros(n)
     for s in range(t0, t1 - 1, chunk):
@@ -119,17 +121,27 @@ def _confidence(
     return np.where(np.isfinite(conf), conf, 0.0)
 
 
-def _block_errors(net: MesoscaleNet, t: _CpuTensors, a: int, b: int) -> tuple[np.ndarray, float]:
-    """Held-out hard one-step errors per neuron and overall (normalised units), frames a..b."""
+def _block_errors(
+    net: MesoscaleNet, t: _CpuTensors, a: int, b: int, chunk: int = 64
+) -> tuple[np.ndarray, float]:
+    """Held-out hard one-step errors per neuron and overall (normalised units), frames a..b.
+
+    Frames are predicted ``chunk`` at a time so that memory stays bounded for large N.
+    """
     n = t.z.shape[1]
     if b - a < 2:
         return np.full(n, np.nan), float("nan")
-    with torch.no_grad():
-        pred = net.predict_hard(t.z[a : b - 1], None if t.u is None else t.u[a : b - 1])
-    mk = (t.m[a + 1 : b] * t.m[a : b - 1]).numpy()
-    sq = ((pred.numpy() - t.z_np[a + 1 : b]) ** 2) * mk
-    per = sq.sum(0) / np.maximum(mk.sum(0), 1)
-    return per, float(sq.sum() / max(mk.sum(), 1))
+    squared = np.zeros(n)
+    counted = np.zeros(n)
+    for s in range(a, b - 1, chunk):
+        e = min(b - 1, s + chunk)
+        with torch.no_grad():
+            pred = net.predict_hard(t.z[s:e], None if t.u is None else t.u[s:e]).numpy()
+        mk = (t.m[s + 1 : e + 1] * t.m[s:e]).numpy()
+        squared += (((pred - t.z_np[s + 1 : e + 1]) ** 2) * mk).sum(0)
+        counted += mk.sum(0)
+    per = squared / np.maximum(counted, 1)
+    return per, float(squared.sum() / max(counted.sum(), 1))
 
 
 def _domain_table(

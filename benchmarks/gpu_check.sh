@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# One prepared device check: run from the repository root; results in $OUT (or benchmarks/results).
+#   bash benchmarks/gpu_check.sh [--budget-s 480] [--tiny] ...
+set -u
+cd "$(dirname "$0")/.."
+OUT_DIR="${OUT:-benchmarks/results}"
+mkdir -p "$OUT_DIR"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+timeout 570 python3 benchmarks/gpu_check.py --output "$OUT_DIR/gpu_check.json" "$@" 2>&1 \
+  | tee "$OUT_DIR/gpu_check_log.txt"
