@@ -2,8 +2,9 @@
 
 As in suite2p: the seed is the frame most correlated with the others among frames spread over
 the movie, averaged with its closest neighbours; each refinement registers those frames to the
-reference (rigid, and non-rigid in the last refinement), averages the best-matching half and re-centres the result on their median
-position, so the reference sits where the tissue usually is.
+reference (rigid, and non-rigid in the last refinement), averages the best-matching half and
+re-centres the result on their median position, so the reference sits where the tissue usually
+is.
 """
 
 from __future__ import annotations
