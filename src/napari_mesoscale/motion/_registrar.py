@@ -101,10 +101,13 @@ class Registrar:
         if self.blocks is None:
             registered = self.warp(frames, rigid)
         else:
+            expand = rigid.view(*rigid.shape, *([1] * len(self.shape)))
             residual = self.block_shifts(self.warp(frames, rigid))
+            for _ in range(self.params.nonrigid_iterations - 1):
+                field = self.blocks.field(residual, self.upsample)
+                residual = residual + self.block_shifts(self.warp(frames, expand + field))
             field = self.blocks.field(residual, self.upsample)
-            full = rigid.view(*rigid.shape, *([1] * len(self.shape))) + field
-            registered = self.warp(frames, full)
+            registered = self.warp(frames, expand + field)
             out["blocks"] = residual
         out["registered"] = registered
         out["quality"] = self.quality(registered)

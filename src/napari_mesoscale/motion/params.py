@@ -23,6 +23,10 @@ class MotionParams(Params):
     max_block_shift_um: float = param(
         4.0, "largest patch shift on top of the rigid one, per axis", unit="µm", minimum=0.0
     )
+    nonrigid_iterations: int = param(
+        2, "patch-shift passes (each on the frames corrected by the previous ones)", minimum=1,
+        maximum=5,
+    )
     smooth_sigma_voxels: float = param(
         1.5,
         "Gaussian smoothing of the phase correlation",
