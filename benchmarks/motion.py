@@ -15,7 +15,8 @@ non-rigid motion, a static field per point (the reference's own warp; ``*_static
 Detection: :func:`detect_point_sources` on the motion-free, moved and registered movies; F1 and
 median trace r against the truth (detections in the registered frame are moved back by the
 reference's offset). Side by side with suite2p's registration on 2-D planes (T, Y, X) with 2-D
-held-out motion (its rigid part alone for rigid registration), run in a separate environment (``--suite2p-python``) when it imports.
+held-out motion (its rigid part alone for rigid registration), run in a separate environment
+(``--suite2p-python``) when it imports.
 
 Usage::
 
