@@ -46,6 +46,8 @@ _PUBLIC_API: dict[str, str] = {
     "make_population_brain": "napari_mesoscale.reproductions.populations",
     "run_pipeline": "napari_mesoscale.workflow",
     "fit_and_score": "napari_mesoscale.workflow",
+    "correct_motion": "napari_mesoscale.motion",
+    "apply_motion": "napari_mesoscale.motion",
 }
 
 __all__ = sorted([*_PUBLIC_API, "__version__"])

@@ -1,0 +1,108 @@
+"""Geometry of the overlapping patches of piecewise non-rigid registration."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class BlockGrid:
+    """Overlapping patches (half-overlapping by default) tiling a frame.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Frame shape in voxels.
+    size : tuple of int
+        Patch edge per axis (voxels).
+    starts : tuple of numpy arrays
+        First voxel of each patch, per axis.
+    """
+
+    shape: tuple[int, ...]
+    size: tuple[int, ...]
+    starts: tuple[np.ndarray, ...]
+
+    @classmethod
+    def tile(cls, shape: tuple[int, ...], size: tuple[int, ...]) -> BlockGrid:
+        size = tuple(int(min(max(s, 4), n)) for s, n in zip(size, shape, strict=True))
+        starts = []
+        for n, s in zip(shape, size, strict=True):
+            count = 1 if n <= s else int(np.ceil((n - s) / (s / 2))) + 1
+            starts.append(np.round(np.linspace(0, n - s, count)).astype(int))
+        return cls(tuple(shape), size, tuple(starts))
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        return tuple(len(s) for s in self.starts)
+
+    @property
+    def centres(self) -> tuple[np.ndarray, ...]:
+        """Patch centres in voxels, per axis."""
+        return tuple(s + (b - 1) / 2 for s, b in zip(self.starts, self.size, strict=True))
+
+    def extract(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, *shape) → (B, n_blocks, *size), patches in C order of the block grid."""
+        pieces = []
+        for corner in itertools.product(*self.starts):
+            index = (slice(None),) + tuple(
+                slice(int(c), int(c) + b) for c, b in zip(corner, self.size, strict=True)
+            )
+            pieces.append(frames[index])
+        return torch.stack(pieces, dim=1)
+
+    def fractional_index(self, coordinate: np.ndarray, axis: int) -> np.ndarray:
+        """Voxel coordinates along ``axis`` → fractional patch index (clamped at the ends)."""
+        centres = self.centres[axis]
+        if len(centres) == 1:
+            return np.zeros_like(coordinate, dtype=float)
+        return np.interp(coordinate, centres, np.arange(len(centres), dtype=float))
+
+    def interpolation(self, device: torch.device) -> list[torch.Tensor]:
+        """Per axis, the (n voxels, n patches) matrix of linear interpolation weights."""
+        matrices = []
+        for axis, n in enumerate(self.shape):
+            frac = self.fractional_index(np.arange(n, dtype=float), axis)
+            count = self.counts[axis]
+            low = np.clip(np.floor(frac).astype(int), 0, count - 1)
+            high = np.minimum(low + 1, count - 1)
+            weight = frac - low
+            matrix = np.zeros((n, count))
+            np.add.at(matrix, (np.arange(n), low), 1 - weight)
+            np.add.at(matrix, (np.arange(n), high), weight)
+            matrices.append(torch.tensor(matrix, dtype=torch.float32, device=device))
+        return matrices
+
+    @staticmethod
+    def field(block_shifts: torch.Tensor, matrices: list[torch.Tensor]) -> torch.Tensor:
+        """Patch shifts (B, *counts, ndim) → smooth field (B, ndim, *shape), linear between
+        patch centres and constant beyond the outer ones (separable interpolation)."""
+        values = block_shifts.movedim(-1, 1)
+        for matrix in matrices:
+            values = torch.tensordot(values, matrix, dims=([2], [1]))
+        return values
+
+
+def smooth_over_blocks(windows: torch.Tensor, counts: tuple[int, ...]) -> torch.Tensor:
+    """Average each patch's correlation window with its neighbours' ([1, 2, 1] per axis).
+
+    Patches with little texture borrow the peak of their neighbours (as suite2p does).
+    """
+    batch = windows.shape[0]
+    inner = windows.shape[2:]
+    grid = windows.reshape(batch, *counts, *inner)
+    for axis in range(1, 1 + len(counts)):
+        if grid.shape[axis] < 2:
+            continue
+        before = torch.cat(
+            [grid.narrow(axis, 0, 1), grid.narrow(axis, 0, grid.shape[axis] - 1)], axis
+        )
+        after = torch.cat(
+            [grid.narrow(axis, 1, grid.shape[axis] - 1), grid.narrow(axis, -1, 1)], axis
+        )
+        grid = 0.25 * before + 0.5 * grid + 0.25 * after
+    return grid.reshape(windows.shape)

@@ -1,0 +1,214 @@
+"""Motion correction: known shifts and warps recovered, outliers flagged, lazy = eager,
+cancel, bad input, and memory bounded by the batch rather than the movie."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from napari_mesoscale.motion import (
+    MotionCancelled,
+    correct_motion,
+    estimate_motion,
+    register_if_moving,
+)
+from napari_mesoscale.motion.simulate import MOTION_PRESETS, apply_motion
+from napari_mesoscale.progress import Cancelled
+
+
+def _texture(shape, seed=0, sigma=1.5):
+    rng = np.random.default_rng(seed)
+    return ndimage.gaussian_filter(rng.normal(size=shape), sigma).astype(np.float32) * 100 + 500
+
+
+def _shifted(reference, shifts, seed=1):
+    rng = np.random.default_rng(seed)
+    frames = [ndimage.shift(reference, s, order=3, mode="nearest") for s in shifts]
+    return np.stack(frames) + rng.normal(0, 1.0, (len(shifts), *reference.shape)).astype(np.float32)
+
+
+def _centred_error(estimate_um, truth_um, voxel_size):
+    error = (estimate_um - truth_um) / np.asarray(voxel_size)
+    return np.linalg.norm(error - np.median(error, axis=0), axis=1)
+
+
+@pytest.mark.parametrize(
+    "shape,voxel_size", [((16, 48, 48), (2.0, 1.0, 1.0)), ((64, 64), (1.0, 1.0))]
+)
+def test_rigid_shifts_recovered(shape, voxel_size):
+    reference = _texture(shape)
+    rng = np.random.default_rng(2)
+    # up to 4 voxels laterally; axially 2 voxels (4 µm) of a 16-plane stack
+    limits = np.array([2.0, 4.0, 4.0][-len(shape) :] if len(shape) == 3 else [4.0, 4.0])
+    shifts_vox = rng.uniform(-1, 1, (12, len(shape))) * limits
+    movie = _shifted(reference, shifts_vox)
+    result = correct_motion(movie, voxel_size=voxel_size, nonrigid=False)
+    error = _centred_error(result.shifts_um, shifts_vox * np.asarray(voxel_size), voxel_size)
+    assert np.median(error) < 0.3
+    assert error.max() < 0.6
+    # the registered frames agree with each other
+    assert result.quality.min() > 0.9
+    assert result.registered.shape == movie.shape
+
+
+def test_nonrigid_field_recovered_better_than_rigid():
+    voxel_size = (1.0, 1.0)
+    frame = _texture((128, 128), seed=3)
+    movie = np.repeat(frame[None], 16, axis=0)
+    moved, truth = apply_motion(movie, voxel_size, "nonrigid", seed=4, drift_um=0.0, warp_um=2.5)
+    points = np.stack(np.meshgrid(np.arange(12, 116, 8), np.arange(12, 116, 8)), -1).reshape(-1, 2)
+
+    def field_error(result):
+        residual = np.stack(
+            [
+                truth.displacement_at(t, points + result.displacement_at(t, points))
+                - result.displacement_at(t, points)
+                for t in range(len(moved))
+            ]
+        )
+        return np.median(np.linalg.norm(residual - np.median(residual, axis=0), axis=-1))
+
+    nonrigid = correct_motion(moved, voxel_size=voxel_size, block_size_um=32.0)
+    rigid = correct_motion(moved, voxel_size=voxel_size, nonrigid=False)
+    assert nonrigid.block_shifts_um is not None
+    assert field_error(nonrigid) < 0.5
+    assert field_error(nonrigid) < 0.6 * field_error(rigid)
+
+
+def test_quality_flags_an_inserted_outlier_frame():
+    reference = _texture((48, 48))
+    movie = _shifted(reference, np.random.default_rng(5).uniform(-2, 2, (20, 2)))
+    movie[7] = np.random.default_rng(6).normal(500, 100, (48, 48))
+    result = correct_motion(movie, voxel_size=(1.0, 1.0), nonrigid=False)
+    assert np.flatnonzero(result.outliers).tolist() == [7]
+    table = result.to_table()
+    assert bool(table.loc[7, "outlier"]) and table["outlier"].sum() == 1
+
+
+def test_lazy_zarr_path_matches_eager(tmp_path):
+    import zarr
+
+    reference = _texture((8, 32, 32))
+    movie = _shifted(reference, np.random.default_rng(7).uniform(-2, 2, (10, 3)))
+    source = zarr.open_array(
+        str(tmp_path / "raw.zarr"),
+        mode="w",
+        shape=movie.shape,
+        chunks=(1, 8, 32, 32),
+        dtype="float32",
+        zarr_format=2,
+    )
+    source[:] = movie
+    options = {"voxel_size": (2.0, 1.0, 1.0), "batch_frames": 3, "block_size_um": 16.0}
+    eager = correct_motion(movie, **options)
+    lazy = correct_motion(source, output=tmp_path / "registered.zarr", **options)
+    np.testing.assert_allclose(lazy.shifts_um, eager.shifts_um, atol=1e-4)
+    np.testing.assert_allclose(lazy.quality, eager.quality, atol=1e-5)
+    assert type(lazy.registered).__name__ == "Array"  # dask, backed by the Zarr written
+    np.testing.assert_allclose(np.asarray(lazy.registered), eager.registered, atol=1e-3)
+
+
+def test_cancel_stops_with_motion_cancelled():
+    movie = _shifted(_texture((32, 32)), np.zeros((6, 2)))
+    seen = []
+
+    def callback(info):
+        seen.append(info["fraction"])
+        return len(seen) < 2
+
+    with pytest.raises(MotionCancelled):
+        correct_motion(movie, voxel_size=(1.0, 1.0), callback=callback)
+    assert issubclass(MotionCancelled, Cancelled)
+    assert all(0.0 <= f <= 1.0 for f in seen)
+
+
+def test_bad_input_gives_clear_errors():
+    movie = _shifted(_texture((32, 32)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="T, Z, Y, X"):
+        correct_motion(movie[0], voxel_size=(1.0, 1.0))
+    with pytest.raises(ValueError, match="voxel_size"):
+        correct_motion(movie, voxel_size=(2.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="positive"):
+        correct_motion(movie, voxel_size=(0.0, 1.0))
+    broken = movie.copy()
+    broken[2, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        correct_motion(broken, voxel_size=(1.0, 1.0))
+    with pytest.raises(ValueError, match="block_size_um"):
+        correct_motion(movie, voxel_size=(1.0, 1.0), block_size_um=0.0)
+    import dask.array as da
+
+    with pytest.raises(ValueError, match="output="):
+        correct_motion(da.from_array(movie), voxel_size=(1.0, 1.0))
+
+
+def test_estimate_and_register_if_moving():
+    reference = _texture((64, 64))
+    still = _shifted(reference, np.zeros((30, 2)))
+    moving = _shifted(reference, np.random.default_rng(8).uniform(-3, 3, (30, 2)))
+    assert estimate_motion(still, voxel_size=(1.0, 1.0)).amplitude_voxels < 0.2
+    assert estimate_motion(moving, voxel_size=(1.0, 1.0)).amplitude_voxels > 2.0
+    same, correction, _ = register_if_moving(still, voxel_size=(1.0, 1.0))
+    assert same is still and correction is None
+    registered, correction, estimate = register_if_moving(
+        moving, voxel_size=(1.0, 1.0), params=None
+    )
+    assert correction is not None and registered.shape == moving.shape
+    assert estimate.amplitude_voxels > 0.5
+
+
+def test_motion_presets_and_truth():
+    assert {"drift", "jumps", "nonrigid", "heldout"} <= set(MOTION_PRESETS)
+    movie = np.repeat(_texture((8, 32, 32))[None], 30, axis=0)
+    moved, truth = apply_motion(movie, (2.0, 1.0, 1.0), "heldout", seed=0)
+    assert moved.shape == movie.shape and truth.rigid_um.shape == (30, 3)
+    assert 2.0 < truth.max_rigid_um <= 10.0 + 1e-9
+    assert truth.field_um(0, (8, 32, 32)).shape == (3, 8, 32, 32)
+    with pytest.raises(ValueError, match="preset"):
+        apply_motion(movie, (2.0, 1.0, 1.0), "earthquake")
+
+
+_MEMORY_SCRIPT = textwrap.dedent(
+    """
+    import json, resource, sys
+    import numpy as np, zarr, torch
+    torch.set_num_threads(1)
+    from napari_mesoscale.motion import correct_motion
+    n, folder = int(sys.argv[1]), sys.argv[2]
+    movie = zarr.open_array(folder + "/raw.zarr", mode="w", shape=(n, 8, 64, 64),
+                            chunks=(1, 8, 64, 64), dtype="float32", zarr_format=2)
+    rng = np.random.default_rng(0)
+    frame = rng.normal(size=(8, 64, 64)).astype(np.float32)
+    for t in range(n):
+        movie[t] = np.roll(frame, t % 3, axis=2)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    correct_motion(movie, voxel_size=(2.0, 1.0, 1.0), output=folder + "/reg.zarr",
+                   nonrigid=False, n_reference_frames=20, reference_iterations=1)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"growth_mib": (after - before) / 1024}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_zarr_registration_memory_is_bounded_by_the_batch(tmp_path):
+    growth = {}
+    for n in (200, 800):  # both past the allocators' warm-up of the first batches
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        run = subprocess.run(
+            [sys.executable, "-c", _MEMORY_SCRIPT, str(n), str(folder)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        growth[n] = json.loads(run.stdout.strip().splitlines()[-1])["growth_mib"]
+    extra_mib = 600 * 8 * 64 * 64 * 4 / 2**20  # the 600 more frames: 75 MiB
+    # four times the frames cost (almost) no more memory: far less than the extra frames
+    assert growth[800] - growth[200] < 0.25 * extra_mib, growth
