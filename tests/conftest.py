@@ -44,6 +44,18 @@ def brain():
     return make_toy_brain(300, n_frames=600, render=None, em=False, seed=0)
 
 
+@pytest.fixture(scope="session")
+def brain_small_movie():
+    """A sample-sized toy brain with its calcium movie: 80 neurons, 120 frames of 20 × 48 × 48
+    voxels of 3 × 1.5 × 1.5 µm at 5 Hz, no EM, seed 0."""
+    from napari_mesoscale.synth import make_toy_brain
+
+    return make_toy_brain(
+        80, n_frames=120, shape=(20, 48, 48), voxel_size=(3.0, 1.5, 1.5), frame_rate=5.0,
+        em=False, seed=0,
+    )
+
+
 @pytest.fixture(autouse=True)
 def _qt_hygiene():
     """Finish worker threads and delete the top-level widgets a test left behind."""

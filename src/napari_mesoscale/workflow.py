@@ -43,6 +43,8 @@ class PipelineResult:
         Held-out one-step error of the model and of every baseline, side by side.
     summary : dict
         Headline figures (counts, F1 and ARI where ground truth is given).
+    motion : MotionCorrection or None
+        Shifts and per-frame quality when the movie was registered first, else None.
     """
 
     point_sources: Any
@@ -54,6 +56,7 @@ class PipelineResult:
     baselines: dict[str, np.ndarray] = field(default_factory=dict)
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     summary: dict[str, Any] = field(default_factory=dict)
+    motion: Any = None
 
     def to_bundle(self, model_folder: Any = None) -> ResultsBundle:
         """The run as a results bundle whose ``metadata["layers"]`` restores every layer.
@@ -91,6 +94,7 @@ class PipelineResult:
                 ),
                 "matches": matches,
                 "scores": self.scores,
+                **({} if self.motion is None else {"motion_shifts": self.motion.to_table()}),
             },
             arrays={
                 "activity": self.activity,
@@ -294,6 +298,8 @@ def run_pipeline(
     device: str = "auto",
     edge_init: str | None = None,
     freeze_edges: bool | None = None,
+    register_motion: bool | str = "auto",
+    registered_output: Any = None,
     callback: ProgressCallback | Progress | None = None,
     **fit_options: Any,
 ) -> PipelineResult:
@@ -316,6 +322,12 @@ def run_pipeline(
     n_filters, epochs, rf_diameter, edge_init, freeze_edges, seed, device, fit_options
         Passed to :func:`fit_mesoscale`; ``None`` takes the pipeline's fit configuration,
         :func:`pipeline_config` (:class:`ModelConfig` with :data:`PIPELINE_FIT_OVERRIDES`).
+    register_motion : True, False or "auto"
+        Register the movie (:func:`napari_mesoscale.correct_motion`) before detection;
+        ``"auto"`` does so when a quick estimate finds more than half a voxel of motion. The
+        shifts are kept on the result (``result.motion``) and in its bundle.
+    registered_output : path, optional
+        Zarr folder for the registered movie (needed when the movie is lazy).
     callback : callable, optional
         Progress dictionaries (``fraction`` over the whole run, ``message``).
 
@@ -324,6 +336,7 @@ def run_pipeline(
     PipelineResult
     """
     from napari_mesoscale.connectome import Connectome
+    from napari_mesoscale.motion.pipeline import register_if_moving
     from napari_mesoscale.segment import detect_point_sources
 
     progress = Progress.wrap(callback)
@@ -334,12 +347,19 @@ def run_pipeline(
         edge_init=edge_init,
         freeze_edges=freeze_edges,
     )
+    movie, motion, _ = register_if_moving(
+        movie,
+        voxel_size=voxel_size,
+        register=register_motion,
+        output=registered_output,
+        callback=progress.stage(0.0, 0.1, "correcting motion"),
+    )
     sources = detect_point_sources(
         movie,
         voxel_size=voxel_size,
         cell_diameter=cell_diameter,
         frame_rate=frame_rate,
-        callback=progress.stage(0.0, 0.3, "detecting cells"),
+        callback=progress.stage(0.1, 0.3, "detecting cells"),
     )
     if sources.n_sources < 2:
         raise ValueError(
@@ -362,6 +382,9 @@ def run_pipeline(
     )
     registration = report.registration
     summary = _summary(sources, registration, report.fit, report.scores)
+    if motion is not None:
+        summary["motion_registered"] = True
+        summary["motion_max_shift_um"] = float(np.abs(motion.shifts_um).max())
     summary.update(_truth_scores(sources, registration, report.fit, neurons))
     progress.report(1.0, "done")
     return PipelineResult(
@@ -374,6 +397,7 @@ def run_pipeline(
         report.baselines,
         report.scores,
         summary,
+        motion,
     )
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import napari
 import numpy as np
 import pandas as pd
 import pytest
 
-import napari
 from napari_mesoscale.io import ResultsBundle, Volume, read_table, read_volume, write_tiff
 from napari_mesoscale.napari._sample_data import sample_path
 

@@ -212,3 +212,36 @@ def test_zarr_registration_memory_is_bounded_by_the_batch(tmp_path):
     extra_mib = 600 * 8 * 64 * 64 * 4 / 2**20  # the 600 more frames: 75 MiB
     # four times the frames cost (almost) no more memory: far less than the extra frames
     assert growth[800] - growth[200] < 0.25 * extra_mib, growth
+
+
+def test_run_pipeline_registers_a_moving_movie_first(brain_small_movie):
+    """The pipeline estimates the motion, registers the movie and keeps the shifts."""
+    from napari_mesoscale.workflow import run_pipeline
+
+    brain = brain_small_movie
+    moved, truth = apply_motion(brain.movie, brain.voxel_size, preset="jumps", seed=1)
+    result = run_pipeline(
+        moved,
+        voxel_size=brain.voxel_size,
+        neurons=brain.neurons,
+        synapses=brain.synapses,
+        frame_rate=brain.frame_rate,
+        epochs=2,
+        device="cpu",
+    )
+    assert result.motion is not None and result.summary["motion_registered"]
+    assert "motion_shifts" in result.to_bundle().tables
+    # the recovered rigid path follows the true one (up to the reference's own offset)
+    true_path = truth.rigid_um - truth.rigid_um.mean(0)
+    found_path = result.motion.shifts_um - result.motion.shifts_um.mean(0)
+    assert np.median(np.abs(np.abs(found_path) - np.abs(true_path))) < 0.5
+    still = run_pipeline(
+        brain.movie,
+        voxel_size=brain.voxel_size,
+        neurons=brain.neurons,
+        synapses=brain.synapses,
+        frame_rate=brain.frame_rate,
+        epochs=2,
+        device="cpu",
+    )
+    assert still.motion is None
