@@ -119,7 +119,9 @@ def _neurons_cached() -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["id", "z", "y", "x", "neuron_class"])
     names = frozenset(table["id"])
     table["homologue"] = [homologue(n, names) or "" for n in table["id"]]
-    table["cell_type"] = [n[:-1] if h else n for n, h in zip(table["id"], table["homologue"])]
+    table["cell_type"] = [
+        n[:-1] if h else n for n, h in zip(table["id"], table["homologue"], strict=True)
+    ]
     return table
 
 
@@ -146,8 +148,12 @@ def _connectome_cached(source: str) -> pd.DataFrame:
         pre, post = np.nonzero((matrix > 0) & known[:, None] & known[None, :])
         frames.append(
             pd.DataFrame(
-                {"pre": names[pre], "post": names[post], "type": kind,
-                 "synapses": matrix[pre, post]}
+                {
+                    "pre": names[pre],
+                    "post": names[post],
+                    "type": kind,
+                    "synapses": matrix[pre, post],
+                }
             )
         )
     table = pd.concat(frames, ignore_index=True)
@@ -218,9 +224,12 @@ def _atlas_cached(strain: str) -> pd.DataFrame:
                 "n_trials": counts[responder, stimulated],
             }
         )
-        table["kernel"] = [_kernel_terms(kernels[i, j]) for i, j in zip(responder, stimulated)]
-        table["dff_trials"] = [np.asarray(amplitudes[i, j], float) for i, j in
-                               zip(responder, stimulated)]
+        table["kernel"] = [
+            _kernel_terms(kernels[i, j]) for i, j in zip(responder, stimulated, strict=True)
+        ]
+        table["dff_trials"] = [
+            np.asarray(amplitudes[i, j], float) for i, j in zip(responder, stimulated, strict=True)
+        ]
     return table
 
 
@@ -323,3 +332,62 @@ def load_celegans(source: str = "white_1986", strain: str = "wt") -> CElegans:
         source=source,
         strain=strain,
     )
+
+
+def stimulation_trials(
+    names: list[str] | np.ndarray,
+    strain: str = "wt",
+    *,
+    stimulated: list[str] | None = None,
+    frames_per_trial: int = 8,
+    rise_frames: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The atlas as a (T, N) activity movie: one trial per stimulated neuron.
+
+    Each trial starts at rest (frame 0: ΔF/F = 0 for every neuron, the baseline by
+    definition), then the stimulated neuron is held at 1 (the optogenetic pulse) and every
+    observed responder relaxes towards its measured mean response ``dff`` with time constant
+    ``rise_frames``; responders never observed for that stimulated neuron are NaN (masked in a
+    fit's loss). The shape of the rise is a modelling choice; its plateau is the measurement.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Neuron order of the columns (e.g. ``neurons()["id"]``).
+    strain : {"wt", "unc31"}
+    stimulated : list of str, optional
+        Stimulated neurons, one trial each in this order; default every stimulated neuron of
+        the atlas that is in ``names``.
+    frames_per_trial, rise_frames : int, float
+        Trial length (frames) and rise time constant (frames).
+
+    Returns
+    -------
+    activity : ndarray (T, N)
+    stimulus : ndarray (T, 1)
+        1 while a neuron is stimulated, else 0.
+    stimulated : list of str
+        The stimulated neuron of each trial.
+    """
+    names = [str(n) for n in names]
+    column = {name: i for i, name in enumerate(names)}
+    table = _atlas_cached(strain)
+    table = table[table["responder"].isin(column) & np.isfinite(table["dff"])]
+    if stimulated is None:
+        stimulated = sorted(set(table["stimulated"]) & set(column))
+    steps = np.arange(frames_per_trial)
+    rise = np.where(steps > 0, 1.0 - np.exp(-steps / rise_frames), 0.0)
+    activity = np.full((len(stimulated) * frames_per_trial, len(names)), np.nan)
+    stimulus = np.zeros((activity.shape[0], 1))
+    by_stimulated = dict(tuple(table.groupby("stimulated")))
+    for trial, name in enumerate(stimulated):
+        rows = slice(trial * frames_per_trial, (trial + 1) * frames_per_trial)
+        block = activity[rows]
+        block[0] = 0.0
+        pairs = by_stimulated.get(name)
+        if pairs is not None:
+            cols = pairs["responder"].map(column).to_numpy()
+            block[:, cols] = rise[:, None] * pairs["dff"].to_numpy()[None, :]
+        block[:, column[name]] = (steps > 0).astype(float)
+        stimulus[rows, 0] = (steps > 0).astype(float)
+    return activity, stimulus, list(stimulated)
