@@ -247,9 +247,11 @@ def atlas(strain: str = "wt") -> pd.DataFrame:
     DataFrame
         One row per (responder, stimulated) pair observed at least once: ``dff`` (mean
         response ΔF/F over trials), ``q`` (significance of a response), ``q_eq``
-        (equivalence test: significance of *no* response), ``n_trials``, ``kernel`` ((k, 4)
+        (equivalence test: significance of *no* response), ``n_trials`` (times the pair was
+        observed, the atlas's ``occ1``), ``kernel`` ((k, 4)
         array of terms (g, factor, power_t, branch): kernel(t) = Σ factor·t^power·e^(−g·t),
-        see :func:`kernel_response`) and ``dff_trials`` (single-trial amplitudes).
+        see :func:`kernel_response`) and ``dff_trials`` (single-trial amplitudes of the trials
+        with a usable response window, at most ``n_trials``).
         ``dff`` is NaN for a few pairs observed without a usable response window.
     """
     return _atlas_cached(strain).copy()
