@@ -46,6 +46,7 @@ _PUBLIC_API: dict[str, str] = {
     "make_population_brain": "napari_mesoscale.model.populations",
     "run_pipeline": "napari_mesoscale.workflow",
     "fit_and_score": "napari_mesoscale.workflow",
+    "load_celegans": "napari_mesoscale.datasets.celegans",
 }
 
 __all__ = sorted([*_PUBLIC_API, "__version__"])
