@@ -32,7 +32,8 @@ most extrasynaptic signalling, reduced; Randi et al. find anatomy predicts it be
 
 Domains on real data: the motifs of every mesoscale fit (wild type) — fraction of left/right
 homologous pairs (AVAL/AVAR …) sharing a motif and the ARI of motifs vs neuron class
-(sensory/inter/motor), each against a shuffled-label baseline.
+(sensory/inter/motor), each against a shuffled-label baseline and a spatial control (the
+nearest neuron that is not the homologue; k-means clusters of the soma positions).
 
     OMP_NUM_THREADS=1 python benchmarks/signal_propagation.py               # CPU, a few minutes
     python benchmarks/signal_propagation.py --device cuda --epochs 30      # accelerator
@@ -51,6 +52,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from _results import write_json
@@ -174,6 +176,14 @@ def shared_motif_fraction(labels: np.ndarray, pairs: np.ndarray) -> float:
     return float(np.mean(labels[pairs[:, 0]] == labels[pairs[:, 1]]))
 
 
+def nearest_other_pairs(positions: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Each left neuron with its nearest neuron other than its homologue (spatial control)."""
+    distances = np.linalg.norm(positions[pairs[:, 0], None] - positions[None], axis=-1)
+    distances[np.arange(len(pairs)), pairs[:, 0]] = np.inf
+    distances[np.arange(len(pairs)), pairs[:, 1]] = np.inf
+    return np.column_stack([pairs[:, 0], distances.argmin(axis=1)])
+
+
 def domain_checks(labels: np.ndarray, neurons, rng: np.random.Generator) -> dict[str, Any]:
     names = neurons["id"].tolist()
     index = {n: k for k, n in enumerate(names)}
@@ -184,6 +194,7 @@ def domain_checks(labels: np.ndarray, neurons, rng: np.random.Generator) -> dict
             if h and n.endswith("L")
         ]
     )
+    positions = neurons[["z", "y", "x"]].to_numpy()
     classes = neurons["neuron_class"].to_numpy()
     keep = np.isin(classes, CLASSES)
     fraction = shared_motif_fraction(labels, pairs)
@@ -193,14 +204,24 @@ def domain_checks(labels: np.ndarray, neurons, rng: np.random.Generator) -> dict
         permuted = rng.permutation(labels)
         shuffled_fraction.append(shared_motif_fraction(permuted, pairs))
         shuffled_ari.append(adjusted_rand_score(classes[keep], permuted[keep]))
+    # spatial controls: L/R partners sit a few µm apart and classes are regional (motor
+    # neurons in the ventral cord), so position alone could explain part of both figures
+    spatial = KMeans(n_clusters=int(labels.max()) + 1, n_init=4, random_state=0)
+    position_clusters = spatial.fit_predict(positions)
     return {
         "homologous_pairs": len(pairs),
         "homologous_same_motif": fraction,
         "homologous_same_motif_shuffled": float(np.mean(shuffled_fraction)),
         "homologous_same_motif_shuffled_p95": float(np.percentile(shuffled_fraction, 95)),
+        "nearest_non_homologue_same_motif": shared_motif_fraction(
+            labels, nearest_other_pairs(positions, pairs)
+        ),
         "ari_motif_vs_class": float(ari),
         "ari_shuffled_mean": float(np.mean(shuffled_ari)),
         "ari_shuffled_p95": float(np.percentile(shuffled_ari, 95)),
+        "ari_position_clusters_vs_class": float(
+            adjusted_rand_score(classes[keep], position_clusters[keep])
+        ),
         "motif_sizes": np.bincount(labels).tolist(),
     }
 
@@ -220,7 +241,8 @@ def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
     significant = response_matrix(names, strain, "q") < SIGNIFICANT_Q
     counts = np.isfinite(R).sum(axis=0)
     stimulated = np.flatnonzero(counts >= args.min_responders)
-    folds = np.array_split(rng.permutation(stimulated), args.folds)
+    fold_rng = np.random.default_rng(0)  # the same split whatever ran before
+    folds = np.array_split(fold_rng.permutation(stimulated), args.folds)
     models = ["responder mean", "anatomy", "connectome linear"]
     if args.mesoscale:
         models.append("mesoscale")
