@@ -78,3 +78,25 @@ def test_sample_registered_in_manifest():
     keys = {s.key: s for s in manifest.contributions.sample_data}
     assert "celegans" in keys
     assert "C. elegans" in keys["celegans"].display_name
+
+
+@pytest.mark.viewer
+def test_fit_widget_takes_the_worm_unchanged(make_napari_viewer):
+    from napari_mesoscale.napari._fit_widget import FitWidget
+    from napari_mesoscale.napari._worm_sample import NEURONS_LAYER
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "celegans")
+    names = {layer.name for layer in viewer.layers}
+    assert {NEURONS_LAYER, "C. elegans chemical synapses"} <= names
+    widget = FitWidget(viewer)
+    widget.cells.value = NEURONS_LAYER
+    widget.connectome.value = NEURONS_LAYER
+    widget.stimulus.value = NEURONS_LAYER
+    call = widget.prepare()
+    layer = viewer.layers[NEURONS_LAYER]
+    kwargs = call.kwargs
+    np.testing.assert_allclose(kwargs["positions"], celegans.neurons()[["z", "y", "x"]])
+    np.testing.assert_array_equal(kwargs["activity"], layer.metadata["activity"])
+    assert kwargs["connectome"] is layer.metadata["adjacency"]
+    assert kwargs["stimulus"].shape == (len(kwargs["activity"]), 1)
