@@ -29,5 +29,9 @@ if ! .venv/bin/python -c "import napari_mesoscale, napari, torch, pytest" 2>/dev
   # The CPU build of torch for tests; the package itself accepts any torch 2.x.
   .venv/bin/python -m pip install -q "torch==2.13.0"
   .venv/bin/python -m pip install -q -e ".[testing]"
+  # The C. elegans data (napari_mesoscale.datasets.celegans reads their files directly);
+  # --no-deps because their own imports pull packages the data do not need.
+  .venv/bin/python -m pip install -q --no-deps wormneuroatlas c302 cect
+  .venv/bin/python -m pip install -q h5py
   touch .venv/.installed
 fi

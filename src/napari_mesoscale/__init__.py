@@ -48,6 +48,7 @@ _PUBLIC_API: dict[str, str] = {
     "fit_and_score": "napari_mesoscale.workflow",
     "correct_motion": "napari_mesoscale.motion",
     "apply_motion": "napari_mesoscale.motion",
+    "load_celegans": "napari_mesoscale.datasets.celegans",
 }
 
 __all__ = sorted([*_PUBLIC_API, "__version__"])

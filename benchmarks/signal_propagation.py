@@ -1,0 +1,353 @@
+"""Predict the worm's responses to stimulating neurons that no model saw stimulated.
+
+Data: the signal-propagation atlas of Randi et al. 2023 (``napari_mesoscale.datasets.celegans``;
+needs the ``worm`` data packages). Target R[i, j] = mean ΔF/F of responder i when neuron j is
+optogenetically stimulated; unobserved pairs are missing (masked in every loss and score) and
+the stimulated neuron's own entry is never scored. Stimulated neurons with at least
+``--min-responders`` observed responders are split into k folds; each model is trained on the
+others' responses and predicts every observed responder of the held-out ones.
+
+Models, on the same folds:
+
+* ``mesoscale`` — :func:`napari_mesoscale.fit_mesoscale` with ``connectome=`` (chemical +
+  gap-junction adjacency, both directions for gap junctions) and ``stimulus=`` fitted on the
+  training neurons' trials (``celegans.stimulation_trials``: rest frame, then the stimulated
+  neuron held at 1 and observed responders rising to their measured ΔF/F; unobserved
+  responders NaN = masked in the loss). A held-out neuron is then stimulated *in silico*: the
+  fitted model runs freely from rest through :meth:`MesoscaleFit.predict` (one step at a time,
+  ``steps=1``), the stimulated neuron clamped at 1 after every step; the prediction is the mean
+  of the second half of the trial (the plateau the training traces rise to).
+* ``connectome linear`` — steady state of x = W x + e_j with W (post ← pre) nonzero only on
+  the connectome's edges, fitted (Adam, masked squared loss, L2) to the training columns:
+  prediction (I − W)⁻¹[i, j].
+* ``anatomy`` — propagation through the connectome's own weights, no fitted weights (as Randi
+  et al. 2023 compare anatomy with function): (I − αÂ)⁻¹[i, j], Â the synapse-count adjacency
+  over its spectral radius, α ∈ (0, 1) chosen on the training neurons.
+* ``responder mean`` — each responder's mean response over the training neurons.
+
+Score: Pearson r over all held-out (responder, stimulated) pairs of a fold (and, apart, over
+the pairs with a significant response, q < 0.05); mean over folds with
+a bootstrap 95 % interval over folds. Wild type and unc-31 (dense-core-vesicle release, hence
+most extrasynaptic signalling, reduced; Randi et al. find anatomy predicts it better).
+
+Domains on real data: the motifs of every mesoscale fit (wild type) — fraction of left/right
+homologous pairs (AVAL/AVAR …) sharing a motif and the ARI of motifs vs neuron class
+(sensory/inter/motor), each against a shuffled-label baseline and a spatial control (the
+nearest neuron that is not the homologue; k-means clusters of the soma positions).
+
+    OMP_NUM_THREADS=1 python benchmarks/signal_propagation.py               # CPU, a few minutes
+    python benchmarks/signal_propagation.py --device cuda --epochs 30      # accelerator
+    python benchmarks/signal_propagation.py --no-mesoscale                 # baselines only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from _results import write_json
+from napari_mesoscale.datasets import celegans
+from napari_mesoscale.model import fit_mesoscale
+
+RESULTS = Path(__file__).parent / "results" / "signal_propagation.json"
+FRAMES_PER_TRIAL = 8
+CLASSES = ("sensory", "inter", "motor")
+SIGNIFICANT_Q = 0.05
+
+
+def response_matrix(names: list[str], strain: str, column: str = "dff") -> np.ndarray:
+    """R[i, j]: mean ΔF/F (or q) of responder i to stimulated j; NaN unobserved and on the
+    diagonal."""
+    index = {n: k for k, n in enumerate(names)}
+    table = celegans.atlas(strain)
+    table = table[np.isfinite(table["dff"])]
+    matrix = np.full((len(names), len(names)), np.nan)
+    matrix[table["responder"].map(index), table["stimulated"].map(index)] = table[column]
+    np.fill_diagonal(matrix, np.nan)
+    return matrix
+
+
+def anatomy_adjacency(names: list[str], source: str) -> np.ndarray:
+    """A[post, pre]: chemical synapse counts plus gap junctions in both directions."""
+    index = {n: k for k, n in enumerate(names)}
+    adjacency = np.zeros((len(names), len(names)))
+    table = celegans.connectome(source)
+    pre, post = table["pre"].map(index).to_numpy(), table["post"].map(index).to_numpy()
+    np.add.at(adjacency, (post, pre), table["synapses"].to_numpy())
+    gap = (table["type"] == "electrical").to_numpy()
+    np.add.at(adjacency, (pre[gap], post[gap]), table["synapses"].to_numpy()[gap])
+    np.fill_diagonal(adjacency, 0.0)
+    return adjacency
+
+
+def pearson(prediction: np.ndarray, target: np.ndarray) -> float:
+    ok = np.isfinite(prediction) & np.isfinite(target)
+    if ok.sum() < 3 or np.std(prediction[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(prediction[ok], target[ok])[0, 1])
+
+
+def predict_responder_mean(R: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    mean = np.nanmean(R[:, train], axis=1)
+    return np.repeat(np.nan_to_num(mean)[:, None], len(test), axis=1)
+
+
+def predict_anatomy(A: np.ndarray, R: np.ndarray, train: np.ndarray, test: np.ndarray):
+    normalised = A / max(np.max(np.abs(np.linalg.eigvals(A))), 1e-12)
+    identity = np.eye(len(A))
+    best = (-np.inf, 0.5)
+    for alpha in (0.1, 0.3, 0.5, 0.7, 0.9, 0.97):
+        propagation = np.linalg.inv(identity - alpha * normalised)
+        r = pearson(propagation[:, train], R[:, train])
+        best = max(best, (r, alpha))
+    propagation = np.linalg.inv(identity - best[1] * normalised)
+    return propagation[:, test], {"alpha": best[1]}
+
+
+def predict_connectome_linear(
+    A: np.ndarray, R: np.ndarray, train: np.ndarray, test: np.ndarray, steps: int = 300
+):
+    post, pre = np.nonzero(A)
+    n = len(A)
+    target = torch.tensor(R[:, train])
+    observed = torch.isfinite(target)
+    target = torch.nan_to_num(target)
+    weights = torch.zeros(len(post), dtype=torch.float64, requires_grad=True)
+    gain = torch.ones(1, dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.Adam([weights, gain], lr=0.01)
+    identity = torch.eye(n, dtype=torch.float64)
+    post_t, pre_t = torch.tensor(post), torch.tensor(pre)
+    train_t = torch.tensor(train)
+
+    def propagation() -> torch.Tensor:
+        W = torch.zeros(n, n, dtype=torch.float64).index_put((post_t, pre_t), weights)
+        return gain * torch.linalg.inv(identity - W)
+
+    for _ in range(steps):
+        optimiser.zero_grad()
+        M = propagation()[:, train_t]
+        loss = ((M - target)[observed] ** 2).mean() + 1e-3 * (weights**2).sum()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        return propagation()[:, torch.tensor(test)].numpy(), {"final_loss": float(loss)}
+
+
+def mesoscale_fit(names, positions, A, strain, train_names, device, epochs, seed):
+    activity, stimulus, _ = celegans.stimulation_trials(
+        names, strain, stimulated=train_names, frames_per_trial=FRAMES_PER_TRIAL
+    )
+    adjacency = sp.csr_matrix(A.T)  # pre → post
+    return fit_mesoscale(
+        activity,
+        positions,
+        connectome=adjacency,
+        stimulus=stimulus,
+        epochs=epochs,
+        device=device,
+        seed=seed,
+    )
+
+
+def predict_mesoscale(fit, n: int, test: np.ndarray) -> np.ndarray:
+    """Free-running in-silico stimulation of every test neuron at once, clamped each step."""
+    trace = np.zeros((FRAMES_PER_TRIAL, len(test), n))
+    rows = np.arange(len(test))
+    for t in range(1, FRAMES_PER_TRIAL):
+        state = trace[t - 1].copy()
+        drive = np.full((len(test) + 1, 1), 1.0 if t > 1 else 0.0)
+        stacked = np.vstack([state, np.zeros((1, n))])
+        trace[t] = fit.predict(stacked, stimulus=drive)[1:]
+        trace[t, rows, test] = 1.0
+    return trace[FRAMES_PER_TRIAL // 2 :].mean(axis=0).T  # (N, len(test))
+
+
+def shared_motif_fraction(labels: np.ndarray, pairs: np.ndarray) -> float:
+    return float(np.mean(labels[pairs[:, 0]] == labels[pairs[:, 1]]))
+
+
+def nearest_other_pairs(positions: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Each left neuron with its nearest neuron other than its homologue (spatial control)."""
+    distances = np.linalg.norm(positions[pairs[:, 0], None] - positions[None], axis=-1)
+    distances[np.arange(len(pairs)), pairs[:, 0]] = np.inf
+    distances[np.arange(len(pairs)), pairs[:, 1]] = np.inf
+    return np.column_stack([pairs[:, 0], distances.argmin(axis=1)])
+
+
+def domain_checks(labels: np.ndarray, neurons, rng: np.random.Generator) -> dict[str, Any]:
+    names = neurons["id"].tolist()
+    index = {n: k for k, n in enumerate(names)}
+    pairs = np.array(
+        [
+            (index[n], index[h])
+            for n, h in zip(names, neurons["homologue"], strict=True)
+            if h and n.endswith("L")
+        ]
+    )
+    positions = neurons[["z", "y", "x"]].to_numpy()
+    classes = neurons["neuron_class"].to_numpy()
+    keep = np.isin(classes, CLASSES)
+    fraction = shared_motif_fraction(labels, pairs)
+    ari = adjusted_rand_score(classes[keep], labels[keep])
+    shuffled_fraction, shuffled_ari = [], []
+    for _ in range(200):
+        permuted = rng.permutation(labels)
+        shuffled_fraction.append(shared_motif_fraction(permuted, pairs))
+        shuffled_ari.append(adjusted_rand_score(classes[keep], permuted[keep]))
+    # spatial controls: L/R partners sit a few µm apart and classes are regional (motor
+    # neurons in the ventral cord), so position alone could explain part of both figures
+    spatial = KMeans(n_clusters=int(labels.max()) + 1, n_init=4, random_state=0)
+    position_clusters = spatial.fit_predict(positions)
+    return {
+        "homologous_pairs": len(pairs),
+        "homologous_same_motif": fraction,
+        "homologous_same_motif_shuffled": float(np.mean(shuffled_fraction)),
+        "homologous_same_motif_shuffled_p95": float(np.percentile(shuffled_fraction, 95)),
+        "nearest_non_homologue_same_motif": shared_motif_fraction(
+            labels, nearest_other_pairs(positions, pairs)
+        ),
+        "ari_motif_vs_class": float(ari),
+        "ari_shuffled_mean": float(np.mean(shuffled_ari)),
+        "ari_shuffled_p95": float(np.percentile(shuffled_ari, 95)),
+        "ari_position_clusters_vs_class": float(
+            adjusted_rand_score(classes[keep], position_clusters[keep])
+        ),
+        "motif_sizes": np.bincount(labels).tolist(),
+    }
+
+
+def bootstrap(values: list[float], rng: np.random.Generator, n: int = 2000) -> list[float]:
+    values = np.asarray([v for v in values if np.isfinite(v)])
+    if values.size == 0:
+        return [float("nan"), float("nan")]
+    means = rng.choice(values, size=(n, values.size)).mean(axis=1)
+    return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
+
+
+def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
+    names = neurons["id"].tolist()
+    positions = neurons[["z", "y", "x"]].to_numpy()
+    R = response_matrix(names, strain)
+    significant = response_matrix(names, strain, "q") < SIGNIFICANT_Q
+    counts = np.isfinite(R).sum(axis=0)
+    stimulated = np.flatnonzero(counts >= args.min_responders)
+    fold_rng = np.random.default_rng(0)  # the same split whatever ran before
+    folds = np.array_split(fold_rng.permutation(stimulated), args.folds)
+    models = ["responder mean", "anatomy", "connectome linear"]
+    if args.mesoscale:
+        models.append("mesoscale")
+    scores = {m: [] for m in models}
+    scores_significant = {m: [] for m in models}
+    extras: dict[str, list] = {m: [] for m in models}
+    domains = []
+    for k, test in enumerate(folds):
+        test = np.sort(test)
+        train = np.setdiff1d(stimulated, test)
+        target = R[:, test]
+        for model in models:
+            start = time.perf_counter()
+            info: dict[str, Any] = {}
+            if model == "responder mean":
+                prediction = predict_responder_mean(R, train, test)
+            elif model == "anatomy":
+                prediction, info = predict_anatomy(A, R, train, test)
+            elif model == "connectome linear":
+                prediction, info = predict_connectome_linear(A, R, train, test)
+            else:
+                fit = mesoscale_fit(
+                    names,
+                    positions,
+                    A,
+                    strain,
+                    [names[j] for j in train],
+                    args.device,
+                    args.epochs,
+                    seed=k,
+                )
+                prediction = predict_mesoscale(fit, len(names), test)
+                if strain == "wt":
+                    domains.append(domain_checks(fit.motif_labels, neurons, rng))
+            scores[model].append(pearson(prediction, target))
+            keep = significant[:, test]
+            scores_significant[model].append(pearson(prediction[keep], target[keep]))
+            extras[model].append({**info, "seconds": round(time.perf_counter() - start, 2)})
+            print(f"{strain} fold {k} {model}: r = {scores[model][-1]:.3f}", flush=True)
+    return {
+        "stimulated_neurons": len(stimulated),
+        "scored_pairs": int(np.isfinite(R[:, stimulated]).sum()),
+        "significant_pairs": int(significant[:, stimulated].sum()),
+        "models": {
+            m: {
+                "pearson_r_per_fold": scores[m],
+                "pearson_r_mean": float(np.nanmean(scores[m])),
+                "pearson_r_ci95_bootstrap_over_folds": bootstrap(scores[m], rng),
+                "pearson_r_significant_pairs_per_fold": scores_significant[m],
+                "pearson_r_significant_pairs_mean": float(np.nanmean(scores_significant[m])),
+                "pearson_r_significant_pairs_ci95": bootstrap(scores_significant[m], rng),
+                "fold_details": extras[m],
+            }
+            for m in models
+        },
+        "domains": domains,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--min-responders", type=int, default=5)
+    parser.add_argument("--source", default="white_1986", choices=sorted(celegans.CONNECTOMES))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-mesoscale", dest="mesoscale", action="store_false")
+    parser.add_argument("--strains", nargs="+", default=list(celegans.STRAINS))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    neurons = celegans.neurons()
+    A = anatomy_adjacency(neurons["id"].tolist(), args.source)
+    start = time.perf_counter()
+    results: dict[str, Any] = {
+        "benchmark": "signal_propagation",
+        "data": "Randi et al. 2023 signal-propagation atlas (wormneuroatlas funatlas.h5)",
+        "connectome": args.source,
+        "folds": args.folds,
+        "min_responders": args.min_responders,
+        "mesoscale_epochs": args.epochs if args.mesoscale else None,
+        "device": args.device,
+        "frames_per_trial": FRAMES_PER_TRIAL,
+        "paper_anatomy_figure": (
+            "not available: no source here (wormneuroatlas package files and metadata) "
+            "states Randi et al.'s correlation between anatomy-based prediction and the atlas"
+        ),
+        "strains": {},
+    }
+    for strain in args.strains:
+        results["strains"][strain] = run_strain(strain, args, neurons, A, rng)
+        results["seconds"] = round(time.perf_counter() - start, 1)
+        results["load_average_at_end"] = os.getloadavg()
+        results["machine"] = platform.platform()
+        results["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
+        write_json(args.out, results)
+    for strain, block in results["strains"].items():
+        for model, row in block["models"].items():
+            low, high = row["pearson_r_ci95_bootstrap_over_folds"]
+            print(
+                f"{strain:6s} {model:18s} r = {row['pearson_r_mean']:.3f} [{low:.3f}, {high:.3f}]"
+            )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

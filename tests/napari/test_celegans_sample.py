@@ -1,0 +1,102 @@
+"""The C. elegans sample in napari: layers, metadata the fit/connectome widgets read, colouring."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from napari_mesoscale.datasets import celegans
+
+_MISSING = [p for p in (*celegans.DATA_PACKAGES, "h5py") if importlib.util.find_spec(p) is None]
+pytestmark = pytest.mark.skipif(
+    bool(_MISSING),
+    reason=f"worm data packages {_MISSING} not installed ({celegans.INSTALL_COMMAND})",
+)
+napari = pytest.importorskip("napari")
+
+
+@pytest.fixture(scope="module")
+def sample():
+    from napari_mesoscale.napari._worm_sample import worm_sample
+
+    return worm_sample()
+
+
+def _points(sample):
+    data, attributes, kind = sample[1]
+    assert kind == "points"
+    return napari.layers.Points(data, **attributes)
+
+
+def test_sample_layers_and_widget_inputs(sample):
+    from napari_mesoscale.napari._connectome_widget import points_to_table
+    from napari_mesoscale.napari._fit_widget import layer_activity
+
+    (edges, edge_attributes, edge_kind), _ = sample
+    assert edge_kind == "vectors"
+    chemical = celegans.connectome("white_1986", "chemical")
+    assert edges.shape == (len(chemical), 2, 3)
+    layer = _points(sample)
+    assert len(layer.data) == 302
+    assert {"id", "neuron_class", "homologue", "response"} <= set(layer.features)
+    # neurons of one class share one colour, and the classes are told apart
+    colours = {tuple(c) for c in np.asarray(layer.face_color).round(3)}
+    assert len(colours) == layer.features["neuron_class"].nunique()
+    activity = layer_activity(layer)  # what the fit widget reads
+    meta = layer.metadata
+    assert activity.shape[1] == 302 and meta["stimulus"].shape == (len(activity), 1)
+    assert meta["adjacency"].shape == (302, 302)
+    assert meta["adjacency"].sum() == chemical["synapses"].sum()
+    assert len(meta["stimulated"]) * 8 == len(activity)
+    table = points_to_table(layer)  # what the connectome widget reads
+    np.testing.assert_allclose(table[["z", "y", "x"]], celegans.neurons()[["z", "y", "x"]])
+
+
+def test_colour_by_response_matches_atlas(sample):
+    from napari_mesoscale.napari._worm_sample import colour_by_response
+
+    layer = _points(sample)
+    response = colour_by_response(layer, "AWCON")  # = AWCR
+    measured = celegans.response_to("AWCR")
+    names = layer.features["id"].tolist()
+    for name, value in measured.dropna().items():
+        assert response[names.index(name)] == pytest.approx(value)
+    colours = np.asarray(layer.face_color)
+    np.testing.assert_allclose(colours[names.index("AWCR"), :3], 1.0)
+    unobserved = [i for i, n in enumerate(names) if n not in measured.index and n != "AWCR"]
+    np.testing.assert_allclose(colours[unobserved, :3], 0.4)
+    strongest = names.index(measured.drop("AWCR", errors="ignore").abs().idxmax())
+    assert np.ptp(colours[strongest, :3]) > 0.9  # saturated red or blue
+
+
+def test_sample_registered_in_manifest():
+    import npe2
+
+    manifest = npe2.PluginManifest.from_distribution("napari-mesoscale")
+    keys = {s.key: s for s in manifest.contributions.sample_data}
+    assert "celegans" in keys
+    assert "C. elegans" in keys["celegans"].display_name
+
+
+@pytest.mark.viewer
+def test_fit_widget_takes_the_worm_unchanged(make_napari_viewer):
+    from napari_mesoscale.napari._fit_widget import FitWidget
+    from napari_mesoscale.napari._worm_sample import NEURONS_LAYER
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "celegans")
+    names = {layer.name for layer in viewer.layers}
+    assert {NEURONS_LAYER, "C. elegans chemical synapses"} <= names
+    widget = FitWidget(viewer)
+    widget.cells.value = NEURONS_LAYER
+    widget.connectome.value = NEURONS_LAYER
+    widget.stimulus.value = NEURONS_LAYER
+    call = widget.prepare()
+    layer = viewer.layers[NEURONS_LAYER]
+    kwargs = call.kwargs
+    np.testing.assert_allclose(kwargs["positions"], celegans.neurons()[["z", "y", "x"]])
+    np.testing.assert_array_equal(kwargs["activity"], layer.metadata["activity"])
+    assert kwargs["connectome"] is layer.metadata["adjacency"]
+    assert kwargs["stimulus"].shape == (len(kwargs["activity"]), 1)
