@@ -16,6 +16,7 @@ CORE_MODULES = [
     "napari_mesoscale.forecasters",
     "napari_mesoscale.reproductions",
     "napari_mesoscale.motion",
+    "napari_mesoscale.datasets",
     "napari_mesoscale.progress",
     "napari_mesoscale.params",
     "napari_mesoscale.baselines",
