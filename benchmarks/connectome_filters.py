@@ -1,4 +1,4 @@
-"""Ablation of connectome-derived filters (seed 004) on toy brains.
+"""Ablation of connectome-derived filters (Chu et al. 2022) on toy brains.
 
 Each neuron's next state is predicted by a graph-kernel forecaster
 (:func:`napari_mesoscale.forecasters.graph_kernel.fit_kernel_forecaster`): a softmax mixture of

@@ -1,4 +1,4 @@
-"""Robustness of connectome-derived filters (seed 004) to graph perturbation and smoothing.
+"""Robustness of connectome-derived filters (Chu et al. 2022) to graph perturbation and smoothing.
 
 The graph-kernel forecaster of ``benchmarks/connectome_filters.py``
 (:func:`napari_mesoscale.forecasters.graph_kernel.fit_kernel_forecaster`, same settings: 4

@@ -17,7 +17,7 @@ Accuracy: the default toy brain (300 neurons, 500 frames, seed 0); contiguous 70
 every model scored on the same test frames (one-step and 8-step R², MSE; ratios of test MSE
 model / baseline measured side by side in this run). Recovery: ARI of motif labels vs the true
 motif types and of domain labels vs the true instances. Ablations: the identifiability remedies
-of DESIGN.md section 4, each a full fit with one choice changed. Cost: training step time for
+of docs/design.md, each a full fit with one choice changed. Cost: training step time for
 N = 1k, 10k (and 100k) neurons on synthetic data at the toy brain's density, each in its own
 process (peak RSS), and training neuron-steps per second.
 """

@@ -1,4 +1,4 @@
-"""Benchmark of the mesoscopic GIF populations (seed 003, issue 8 item 1).
+"""Benchmark of the mesoscopic GIF populations (René et al. 2020, issue 8 item 1).
 
 Measures, side by side in one run:
 
@@ -195,7 +195,7 @@ def fit_section(quick: bool) -> dict:
 
 
 def micro_fit_section() -> dict:
-    """Fit the mesoscopic model to microscopic data (seed 003, section 2.2 setting)."""
+    """Fit the mesoscopic model to microscopic data (René et al. 2020, section 2.2 setting)."""
     p = two_population_params()
     dur = 11.0
     I_ext = sine_modulated_input(dur, 1e-3, **p.extra["input"], seed=3)

@@ -1,4 +1,4 @@
-"""Benchmark of noise-corrected predictivity (seed 002): accuracy of the estimators and speed.
+"""Benchmark of noise-corrected predictivity (Nayebi 2022): accuracy of the estimators and speed.
 
 Sections (all in one run, written to ``benchmarks/results/predictivity.json``):
 
