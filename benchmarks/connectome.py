@@ -1,4 +1,4 @@
-"""Benchmark of the connectivity layers: 100k neurons, 10M synapses (docs/design.md, "What we measure").
+"""Benchmark of the connectivity layers: 100k neurons, 10M synapses (docs/design.md).
 
 Stages, each in its own subprocess so that its peak memory (``ru_maxrss``) is its own:
 generate (numpy tables, distance-dependent wiring), csr (``Connectome.from_tables``: validation

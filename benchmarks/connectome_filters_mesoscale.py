@@ -1,4 +1,4 @@
-"""Ablation of connectome-derived drive filters on the mesoscale model itself (issue 8, Chu et al. 2022).
+"""Ablation of connectome-derived drive filters on the mesoscale model itself (Chu et al. 2022).
 
 ``fit_mesoscale`` is fitted on toy brains; only the drive edges and their initial weights change
 between rows:

@@ -1,4 +1,4 @@
-"""Benchmark of response localisation (Dyer & Griffin 2022): the LeNet reproduction, the toy brain, scale.
+"""Benchmark of response localisation (Dyer & Griffin 2022): LeNet, toy brain, scale.
 
 Sections (one run, written to ``benchmarks/results/localisation.json``, tables printed as
 markdown):
