@@ -8,10 +8,10 @@ Usage::
     python benchmarks/population_filters.py --quick      # 1 brain x 12 s, 8 epochs
 
 Ground truth: :func:`napari_mesoscale.reproductions.populations.make_population_brain` — the
-two-population GIF network of René et al. 2020 (438 excitatory + 109 inhibitory neurons,
-sine-modulated input), each population laid out as one compact 3D domain, spikes binned at
-20 frames/s into calcium traces (tau_decay 0.5 s). The model sees the clean calcium traces (T, N), the soma
-positions, the connectome and the frame-averaged input as stimulus.
+two-population GIF network of René et al. 2020 (438 excitatory + 109 inhibitory neurons, sine-
+modulated input), each population laid out as one compact 3D domain, spikes binned at 20
+frames/s into calcium traces (tau_decay 0.5 s). The model sees the clean calcium traces (T, N),
+the soma positions, the connectome and the frame-averaged input as stimulus.
 
 Rows, all on the same contiguous test block (last 15 %):
 
