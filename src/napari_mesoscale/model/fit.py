@@ -75,7 +75,24 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device={device!r} is not a torch device; use auto, cpu, cuda or mps."
+        ) from error
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available(),
+    }
+    if not available.get(chosen.type, False):
+        raise ValueError(
+            f"device={device!r} is not available with this torch ({torch.__version__}); "
+            "use device='auto' or 'cpu'."
+        )
+    return chosen
 
 
 def fit_mesoscale(
