@@ -109,19 +109,71 @@ def read_volume(path: str | os.PathLike, *, lazy: bool | None = None) -> Volume:
     if name.endswith(".zarr") or (path / ".zattrs").exists() or (path / "zarr.json").exists():
         return _read_zarr(path, lazy)
     if name.endswith(".npy"):
-        data = np.load(path, mmap_mode="r")
-        axes = "TZYX"[-data.ndim :] if data.ndim <= 4 else None
-        if axes is None:
-            raise ValueError(f"{path.name}: {data.ndim}-D arrays are not supported (2-D to 4-D).")
-        if lazy:
-            import dask.array as da
-
-            return Volume(da.from_array(data), axes)
-        return Volume(np.asarray(data), axes)
+        return _read_npy(path, lazy)
     raise ValueError(
         f"Unknown volume format: {path.name}. Supported: {', '.join(VOLUME_SUFFIXES)} "
         "(TIFF, Zarr / OME-Zarr, NumPy)."
     )
+
+
+_LAZY_CHUNK_BYTES = 64 * 2**20
+
+
+class _NpyFile:
+    """A ``.npy`` file seen as an array whose slices are read from disk on demand.
+
+    ``dask.array.from_array`` copies a ``numpy.memmap`` into memory (dask 2026.x); handing it
+    this object instead keeps the file on disk: each chunk is a fresh memory map, sliced and
+    copied, then closed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        header = _open_npy(path)
+        self.shape, self.dtype, self.ndim = header.shape, header.dtype, header.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.array(np.load(self.path, mmap_mode="r", allow_pickle=False)[key])
+
+
+def _open_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{path} is not a readable .npy array ({error}).") from error
+
+
+def _read_npy(path: Path, lazy: bool | None) -> Volume:
+    data = _open_npy(path)
+    if not 2 <= data.ndim <= 4:
+        raise ValueError(f"{path.name}: {data.ndim}-D arrays are not supported (2-D to 4-D).")
+    axes = "TZYX"[-data.ndim :]
+    if lazy:
+        import dask.array as da
+
+        source = _NpyFile(path)
+        stat = path.stat()
+        return Volume(
+            da.from_array(
+                source,
+                chunks=_leading_axis_chunks(data.shape, data.dtype),
+                name=f"npy-{path.resolve()}-{stat.st_size}-{stat.st_mtime_ns}",
+                meta=np.empty((0,) * data.ndim, data.dtype),
+            ),
+            axes,
+        )
+    return Volume(np.asarray(data), axes)  # memory-mapped: pages load as they are read
+
+
+def _leading_axis_chunks(shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, ...]:
+    """Whole frames (planes) per chunk, ~64 MiB; larger single frames split along the rest."""
+    import dask.array as da
+
+    per_slice = int(np.prod(shape[1:], dtype=float)) * np.dtype(dtype).itemsize
+    if per_slice <= _LAZY_CHUNK_BYTES:
+        return (max(1, _LAZY_CHUNK_BYTES // max(per_slice, 1)), *shape[1:])
+    rest = da.core.normalize_chunks("auto", shape[1:], limit=_LAZY_CHUNK_BYTES, dtype=dtype)
+    return (1, *(chunk[0] for chunk in rest))
 
 
 def _read_tiff(path: Path, lazy: bool | None) -> Volume:
