@@ -251,17 +251,28 @@ def _read_zarr(path: Path, lazy: bool | None) -> Volume:
                 "open the array inside it (path/to/group.zarr/<array>) instead."
             )
         image = multiscales[0]
-        axes = "".join(a if isinstance(a, str) else a["name"] for a in image["axes"]).upper()
+        axes = _ome_axes(path, image)
         level = image["datasets"][0]
         array = node[level["path"]]
-        scale = _ome_scale(level, image)
+        if len(axes) != array.ndim:
+            raise ValueError(
+                f"{path.name}: the OME-Zarr metadata names {len(axes)} axes ({axes!r}) for an "
+                f"array with {array.ndim} dimensions {tuple(array.shape)}; the file is broken."
+            )
+        try:
+            scale = _ome_scale(level, image)
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"{path.name}: {error}") from None
         if scale is not None:
+            _check_ome_scale(path, axes, scale)
             per_axis = dict(zip(axes, scale, strict=True))
             if all(axis in per_axis for axis in "ZYX"):
                 voxel_size = tuple(float(per_axis[axis]) for axis in "ZYX")
             if per_axis.get("T"):
                 frame_rate = 1.0 / float(per_axis["T"])
-        metadata = {k: v for k, v in attributes.items() if k not in ("multiscales", "ome")}
+        _check_chunks_present(path, array, attributes)
+        skip = ("multiscales", "ome", _COMPLETE_MARK)
+        metadata = {k: v for k, v in attributes.items() if k not in skip}
     else:
         array = node
         attributes = dict(node.attrs)
@@ -279,6 +290,55 @@ def _read_zarr(path: Path, lazy: bool | None) -> Volume:
     return Volume(data, axes, voxel_size, frame_rate, metadata)
 
 
+def _ome_axes(path: Path, image: dict[str, Any]) -> str:
+    try:
+        return "".join(a if isinstance(a, str) else a["name"] for a in image["axes"]).upper()
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path.name}: OME-Zarr 'axes' metadata is malformed ({error}).") from None
+
+
+def _check_ome_scale(path: Path, axes: str, scale: list[float]) -> None:
+    """OME scales must be one positive finite number per axis."""
+    if len(scale) != len(axes):
+        raise ValueError(
+            f"{path.name}: the OME-Zarr scale {scale} has {len(scale)} values for the "
+            f"{len(axes)} axes {axes!r}; the file is broken."
+        )
+    bad = [f"{axis}={value}" for axis, value in zip(axes, scale, strict=True) if not value > 0]
+    if bad or not np.all(np.isfinite(scale)):
+        raise ValueError(
+            f"{path.name}: OME-Zarr scale {scale} is not a voxel size / frame interval "
+            f"(every value must be positive and finite; bad: {', '.join(bad) or 'non-finite'})."
+        )
+
+
+_COMPLETE_MARK = "napari_mesoscale_all_chunks_written"
+
+
+def _check_chunks_present(path: Path, array: Any, attributes: dict[str, Any]) -> None:
+    """Missing chunks read as the fill value (zeros): refuse them in our own files, warn else.
+
+    :func:`write_ome_zarr` writes every chunk (even empty ones) and marks the image, so a
+    missing chunk there means a damaged copy. Other writers may omit chunks equal to the
+    fill value on purpose, so for them this is only a warning.
+    """
+    try:
+        expected, present = int(array.nchunks), int(array.nchunks_initialized)
+    except (AttributeError, OSError, TypeError):
+        return
+    if present >= expected:
+        return
+    text = (
+        f"{path.name}: {expected - present} of {expected} chunks of the image are missing on "
+        f"disk; they would read as the fill value ({array.fill_value!r})"
+    )
+    if attributes.get(_COMPLETE_MARK):
+        raise ValueError(f"{text}. The file was written complete, so the copy is damaged.")
+    import warnings
+
+    warnings.warn(f"{text} (some writers omit empty chunks on purpose).", stacklevel=4)
+
+
 def _ome_scale(level: dict[str, Any], image: dict[str, Any]) -> list[float] | None:
     scale = None
     for transforms in (
@@ -288,6 +348,11 @@ def _ome_scale(level: dict[str, Any], image: dict[str, Any]) -> list[float] | No
         for transform in transforms or []:
             if transform.get("type") == "scale":
                 values = [float(v) for v in transform["scale"]]
+                if scale is not None and len(scale) != len(values):
+                    raise ValueError(
+                        f"OME-Zarr scales of different lengths {scale} and {values}; the "
+                        "multiscale metadata is broken."
+                    )
                 scale = (
                     values if scale is None else [a * b for a, b in zip(scale, values, strict=True)]
                 )
@@ -400,6 +465,13 @@ def write_ome_zarr(
                 ],
             }
         ]
-        target = root.create_array("0", shape=source.shape, chunks=chunks, dtype=source.dtype)
+        root.attrs[_COMPLETE_MARK] = True
+        target = root.create_array(
+            "0",
+            shape=source.shape,
+            chunks=chunks,
+            dtype=source.dtype,
+            config={"write_empty_chunks": True},
+        )
         da.store(source.rechunk(chunks), target, lock=False)
     return path
