@@ -176,7 +176,36 @@ def _leading_axis_chunks(shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, 
     return (1, *(chunk[0] for chunk in rest))
 
 
+class _TiffErrors:
+    """Collect what tifffile logs as errors (it reads damaged files partially, silently)."""
+
+    def __enter__(self) -> list[str]:
+        import logging
+
+        self.messages: list[str] = []
+        self.handler = logging.Handler(level=logging.ERROR)
+        self.handler.emit = lambda record: self.messages.append(record.getMessage())
+        logging.getLogger("tifffile").addHandler(self.handler)
+        return self.messages
+
+    def __exit__(self, *exc: Any) -> None:
+        import logging
+
+        logging.getLogger("tifffile").removeHandler(self.handler)
+
+
 def _read_tiff(path: Path, lazy: bool | None) -> Volume:
+    with _TiffErrors() as errors:
+        volume = _read_tiff_file(path, lazy)
+    if errors:
+        raise ValueError(
+            f"{path} is damaged (truncated or corrupt TIFF): {errors[0]}"
+            + (f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else "")
+        )
+    return volume
+
+
+def _read_tiff_file(path: Path, lazy: bool | None) -> Volume:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:

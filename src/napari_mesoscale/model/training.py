@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from napari_mesoscale.io import atomic_path
+from napari_mesoscale.io.atomic import remove_stale_temporaries
 from napari_mesoscale.io.torch_files import load_torch_file
 from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.core import MesoscaleNet
@@ -475,6 +476,7 @@ def _save_checkpoint(
         "seed": run.seed,
         "config": cfg.to_dict(),
     }
+    remove_stale_temporaries(path)  # left by a killed run; rank 0 is the only writer
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
 
