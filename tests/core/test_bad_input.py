@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from napari_mesoscale.io import ResultsBundle, load_bundle, read_volume, write_ome_zarr
-from napari_mesoscale.model import MesoscaleFit, ModelConfig, fit_mesoscale
+from napari_mesoscale.model import MesoscaleFit, fit_mesoscale
 
 torch.set_num_threads(1)
 
