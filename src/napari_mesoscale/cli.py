@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -31,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
             sub_parser.set_defaults(_module=None)
             continue
         module.configure(sub_parser)
+        if name != "demo":
+            sub_parser.add_argument(
+                "--overwrite",
+                action="store_true",
+                help="replace existing output files or folders (never an input)",
+            )
         sub_parser.set_defaults(_module=module)
     return parser
 
@@ -42,9 +49,32 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"'{args.command}' is not available in this installation.")
     try:
         return int(args._module.run(args) or 0)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"napari-mesoscale {args.command}: error: {error}", file=sys.stderr)
+    except _EXPECTED as error:
+        print(f"napari-mesoscale {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"napari-mesoscale {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug: one line, the traceback only on request
+        if os.environ.get("NAPARI_MESOSCALE_TRACEBACK"):
+            raise
+        print(
+            f"napari-mesoscale {args.command}: internal error: {type(error).__name__}: "
+            f"{_one_line(error)} (set NAPARI_MESOSCALE_TRACEBACK=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+# bad input, missing or unreadable files, unavailable devices, corrupt archives
+_EXPECTED = (ValueError, OSError, EOFError, MemoryError, RuntimeError, AssertionError)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        text = f"{error.strerror}: {error.filename}"
+    return text or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from napari_mesoscale.connectome.params import ConnectomeParams
 from napari_mesoscale.io import atomic_path, read_table, write_table
+from napari_mesoscale.io.outputs import check_output, output_folder
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,10 +64,21 @@ def run(args: argparse.Namespace) -> int:
     from napari_mesoscale.connectome import build_connectome
 
     options = ConnectomeParams.from_namespace(args).validate()
+    inputs = (args.neurons, args.synapses, args.activity)
+    overwrite = bool(getattr(args, "overwrite", False))
+    check_output(args.out, inputs, overwrite=overwrite, option="--out")
     activity = read_activity(args.activity) if args.activity is not None else None
     build = build_connectome(args.neurons, args.synapses, activity=activity, params=options)
+    with output_folder(args.out, inputs, overwrite=overwrite, option="--out") as staging:
+        summary = _write_outputs(build, staging)
+    print(json.dumps({"output": str(args.out), **summary}))
+    return 0
+
+
+def _write_outputs(build: Any, folder: Path) -> dict[str, Any]:
+    """Every output file into ``folder`` (a staging folder swapped in afterwards)."""
     connectome = build.connectome
-    out = connectome.to_tables(args.out)
+    out = connectome.to_tables(folder)
     with atomic_path(out / "adjacency.npz") as tmp:
         with open(tmp, "wb") as handle:
             sp.save_npz(handle, connectome.adjacency.tocsr())
@@ -102,5 +114,4 @@ def run(args: argparse.Namespace) -> int:
         write_table(result.summary(), out / "transmission_summary.csv")
         summary["bins"] = result.n_bins
         summary["transmitting_edges_total"] = int(result.edge_ids.size)
-    print(json.dumps({"output": str(out), **summary}))
-    return 0
+    return summary

@@ -109,6 +109,7 @@ def receptive_field_grid(
         raise ValueError(f"stride must be positive (µm); got {stride}.")
 
     low, high = positions.min(axis=0), positions.max(axis=0)
+    _check_field_count(high - low, stride, float(diameter), positions.shape[0])
     counts = np.floor((high - low) / stride).astype(int) + 1
     offset = low + ((high - low) - (counts - 1) * stride) / 2
     axes = [offset[k] + stride * np.arange(counts[k]) for k in range(3)]
@@ -139,6 +140,25 @@ def receptive_field_grid(
     candidates[rows, columns] = flat[order]
     mask = candidates >= 0
     return Grid(centers, float(diameter), stride, candidates, mask)
+
+
+MAX_FIELDS_PER_NEURON = 64
+
+
+def _check_field_count(extent: np.ndarray, stride: float, diameter: float, n: int) -> None:
+    """Refuse a lattice with more fields than ``MAX_FIELDS_PER_NEURON`` per neuron, before
+    allocating it (a tiny ``rf_diameter`` would otherwise build billions of centres)."""
+    n_fields = float(np.prod(np.floor(extent / stride) + 1))
+    limit = MAX_FIELDS_PER_NEURON * max(n, 1)
+    if n_fields > limit:
+        volume = float(np.prod(np.maximum(extent, stride)))
+        smallest = 2.0 * (volume / limit) ** (1 / 3)  # stride = diameter / 2 by default
+        raise ValueError(
+            f"rf_diameter={diameter:g} µm (stride {stride:g} µm) makes {n_fields:.3g} receptive "
+            f"fields for {n} neurons (limit {MAX_FIELDS_PER_NEURON} per neuron = {limit}); use "
+            f"rf_diameter of at least ~{smallest:.3g} µm for data spanning "
+            f"{[round(float(e), 3) for e in extent]} µm."
+        )
 
 
 # -- points per field and the subgraph enclosed by each field ---------------------------------

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from napari_mesoscale.evaluate.params import ScoringParams
-from napari_mesoscale.io import atomic_path, read_matrix, read_table, write_table
+from napari_mesoscale.io import read_matrix, read_table, write_table
+from napari_mesoscale.io.outputs import check_output, output_folder
 
 __all__ = ["configure", "run"]
 
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     from napari_mesoscale.evaluate import evaluate_forecast, score_predictions
 
     options = ScoringParams.from_namespace(args).validate()
+    inputs = (args.recorded, args.fit, args.predicted, args.stimulus, args.truth)
+    overwrite = bool(getattr(args, "overwrite", False))
+    if args.output is not None:
+        check_output(args.output, inputs, overwrite=overwrite)
     recorded = read_matrix(args.recorded, "recorded")
     predicted, fit = _predictions(args, recorded)
     frames = slice(args.start, args.stop)
@@ -88,10 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if args.truth is not None:
         result["recovery"] = _recovery(args, fit)
     if args.output is not None:
-        out = Path(args.output)
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / "scores.json") as tmp:
-            tmp.write_text(json.dumps(result, indent=2, default=float))
-        write_table(scores.per_neuron, out / "per_neuron.csv")
-        write_table(per_neuron, out / "predictivity.csv")
+        with output_folder(args.output, inputs, overwrite=overwrite) as out:
+            (out / "scores.json").write_text(json.dumps(result, indent=2, default=float))
+            write_table(scores.per_neuron, out / "per_neuron.csv")
+            write_table(per_neuron, out / "predictivity.csv")
     return 0 if np.isfinite(scores.summary["mse"]).all() else 1

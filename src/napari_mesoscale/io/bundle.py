@@ -121,6 +121,7 @@ def save_bundle(path: str | os.PathLike, bundle: ResultsBundle) -> Path:
             source = Path(source)
             destination = folder / "files" / name
             destination.parent.mkdir(exist_ok=True)
+            _refuse_escaping_links(source)
             if source.is_dir():
                 shutil.copytree(source, destination)
             else:
@@ -165,18 +166,80 @@ def load_bundle(path: str | os.PathLike, *, lazy: bool = True) -> ResultsBundle:
     if not is_bundle(path):
         raise ValueError(f"{path} is not a napari-mesoscale results bundle (no valid bundle.json).")
     header = json.loads((path / "bundle.json").read_text())
-    if int(header["version"]) > BUNDLE_VERSION:
+    if not isinstance(header.get("version"), int) or header["version"] > BUNDLE_VERSION:
         raise ValueError(
-            f"{path.name} was written with bundle format version {header['version']}; this "
-            f"napari-mesoscale reads up to version {BUNDLE_VERSION}. Upgrade the package."
+            f"{path.name} was written with bundle format version {header.get('version')!r}; "
+            f"this napari-mesoscale reads integer versions up to {BUNDLE_VERSION}. Upgrade the "
+            "package."
         )
-    contents = header["contents"]
+    contents = _checked_contents(path, header.get("contents"))
+    member = {kind: _members(path, kind, names) for kind, names in contents.items()}
     return ResultsBundle(
-        tables={n: pd.read_parquet(path / "tables" / f"{n}.parquet") for n in contents["tables"]},
-        arrays={n: np.load(path / "arrays" / f"{n}.npy") for n in contents["arrays"]},
-        volumes={
-            n: read_volume(path / "volumes" / f"{n}.zarr", lazy=lazy) for n in contents["volumes"]
-        },
+        tables={n: pd.read_parquet(p) for n, p in member["tables"].items()},
+        arrays={n: np.load(p, allow_pickle=False) for n, p in member["arrays"].items()},
+        volumes={n: read_volume(p, lazy=lazy) for n, p in member["volumes"].items()},
         metadata=header.get("metadata", {}),
-        files={n: path / "files" / n for n in contents.get("files", [])},
+        files=member["files"],
     )
+
+
+_MEMBER_LAYOUT = {
+    "tables": ("tables", ".parquet"),
+    "arrays": ("arrays", ".npy"),
+    "volumes": ("volumes", ".zarr"),
+    "files": ("files", ""),
+}
+
+
+def _checked_contents(path: Path, contents: Any) -> dict[str, list[str]]:
+    """The ``contents`` of a bundle.json: lists of plain names per kind, nothing else."""
+    if not isinstance(contents, dict):
+        raise ValueError(f"{path / 'bundle.json'} has no 'contents' listing; the bundle is broken.")
+    unknown = sorted(set(contents) - set(_MEMBER_LAYOUT))
+    if unknown:
+        raise ValueError(f"{path / 'bundle.json'} lists unknown contents {unknown}.")
+    out = {}
+    for kind in _MEMBER_LAYOUT:
+        names = contents.get(kind, [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{path / 'bundle.json'}: contents[{kind!r}] must be a list of names.")
+        for name in names:
+            try:
+                _check_name(kind.rstrip("s"), name)
+            except ValueError as error:
+                raise ValueError(f"{path / 'bundle.json'} is refused: {error}") from None
+        out[kind] = names
+    return out
+
+
+def _members(path: Path, kind: str, names: list[str]) -> dict[str, Path]:
+    """Paths of the named members, each checked to lie inside the bundle (no escaping links)."""
+    folder, suffix = _MEMBER_LAYOUT[kind]
+    root = path.resolve()
+    out = {}
+    for name in names:
+        member = path / folder / f"{name}{suffix}"
+        if not member.resolve().is_relative_to(root):
+            raise ValueError(
+                f"{path.name}: {folder}/{name}{suffix} points outside the bundle "
+                f"(to {member.resolve()}); refused."
+            )
+        if member.is_dir():
+            _refuse_escaping_links(member, root)
+        out[name] = member
+    return out
+
+
+def _refuse_escaping_links(source: Path, root: Path | None = None) -> None:
+    """Refuse a folder holding a symbolic link that leads outside ``root`` (default: itself)."""
+    if not source.is_dir():
+        return
+    root = (root or source).resolve()
+    for dirpath, dirnames, filenames in os.walk(source):
+        for entry in (*dirnames, *filenames):
+            candidate = Path(dirpath) / entry
+            if candidate.is_symlink() and not candidate.resolve().is_relative_to(root):
+                raise ValueError(
+                    f"{candidate} is a link to {candidate.resolve()}, outside {root}; "
+                    "refused (a bundle copies only what lies inside it)."
+                )

@@ -109,22 +109,103 @@ def read_volume(path: str | os.PathLike, *, lazy: bool | None = None) -> Volume:
     if name.endswith(".zarr") or (path / ".zattrs").exists() or (path / "zarr.json").exists():
         return _read_zarr(path, lazy)
     if name.endswith(".npy"):
-        data = np.load(path, mmap_mode="r")
-        axes = "TZYX"[-data.ndim :] if data.ndim <= 4 else None
-        if axes is None:
-            raise ValueError(f"{path.name}: {data.ndim}-D arrays are not supported (2-D to 4-D).")
-        if lazy:
-            import dask.array as da
-
-            return Volume(da.from_array(data), axes)
-        return Volume(np.asarray(data), axes)
+        return _read_npy(path, lazy)
     raise ValueError(
         f"Unknown volume format: {path.name}. Supported: {', '.join(VOLUME_SUFFIXES)} "
         "(TIFF, Zarr / OME-Zarr, NumPy)."
     )
 
 
+_LAZY_CHUNK_BYTES = 64 * 2**20
+
+
+class _NpyFile:
+    """A ``.npy`` file seen as an array whose slices are read from disk on demand.
+
+    ``dask.array.from_array`` copies a ``numpy.memmap`` into memory (dask 2026.x); handing it
+    this object instead keeps the file on disk: each chunk is a fresh memory map, sliced and
+    copied, then closed.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        header = _open_npy(path)
+        self.shape, self.dtype, self.ndim = header.shape, header.dtype, header.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.array(np.load(self.path, mmap_mode="r", allow_pickle=False)[key])
+
+
+def _open_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{path} is not a readable .npy array ({error}).") from error
+
+
+def _read_npy(path: Path, lazy: bool | None) -> Volume:
+    data = _open_npy(path)
+    if not 2 <= data.ndim <= 4:
+        raise ValueError(f"{path.name}: {data.ndim}-D arrays are not supported (2-D to 4-D).")
+    axes = "TZYX"[-data.ndim :]
+    if lazy:
+        import dask.array as da
+
+        source = _NpyFile(path)
+        stat = path.stat()
+        return Volume(
+            da.from_array(
+                source,
+                chunks=_leading_axis_chunks(data.shape, data.dtype),
+                name=f"npy-{path.resolve()}-{stat.st_size}-{stat.st_mtime_ns}",
+                meta=np.empty((0,) * data.ndim, data.dtype),
+            ),
+            axes,
+        )
+    return Volume(np.asarray(data), axes)  # memory-mapped: pages load as they are read
+
+
+def _leading_axis_chunks(shape: tuple[int, ...], dtype: np.dtype) -> tuple[Any, ...]:
+    """Whole frames (planes) per chunk, ~64 MiB; larger single frames split along the rest."""
+    import dask.array as da
+
+    per_slice = int(np.prod(shape[1:], dtype=float)) * np.dtype(dtype).itemsize
+    if per_slice <= _LAZY_CHUNK_BYTES:
+        return (max(1, _LAZY_CHUNK_BYTES // max(per_slice, 1)), *shape[1:])
+    rest = da.core.normalize_chunks("auto", shape[1:], limit=_LAZY_CHUNK_BYTES, dtype=dtype)
+    return (1, *(chunk[0] for chunk in rest))
+
+
+class _TiffErrors:
+    """Collect what tifffile logs as errors (it reads damaged files partially, silently)."""
+
+    def __enter__(self) -> list[str]:
+        import logging
+
+        self.messages: list[str] = []
+        self.handler = logging.Handler(level=logging.ERROR)
+        self.handler.emit = lambda record: self.messages.append(record.getMessage())
+        logging.getLogger("tifffile").addHandler(self.handler)
+        return self.messages
+
+    def __exit__(self, *exc: Any) -> None:
+        import logging
+
+        logging.getLogger("tifffile").removeHandler(self.handler)
+
+
 def _read_tiff(path: Path, lazy: bool | None) -> Volume:
+    with _TiffErrors() as errors:
+        volume = _read_tiff_file(path, lazy)
+    if errors:
+        raise ValueError(
+            f"{path} is damaged (truncated or corrupt TIFF): {errors[0]}"
+            + (f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else "")
+        )
+    return volume
+
+
+def _read_tiff_file(path: Path, lazy: bool | None) -> Volume:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
@@ -199,17 +280,28 @@ def _read_zarr(path: Path, lazy: bool | None) -> Volume:
                 "open the array inside it (path/to/group.zarr/<array>) instead."
             )
         image = multiscales[0]
-        axes = "".join(a if isinstance(a, str) else a["name"] for a in image["axes"]).upper()
+        axes = _ome_axes(path, image)
         level = image["datasets"][0]
         array = node[level["path"]]
-        scale = _ome_scale(level, image)
+        if len(axes) != array.ndim:
+            raise ValueError(
+                f"{path.name}: the OME-Zarr metadata names {len(axes)} axes ({axes!r}) for an "
+                f"array with {array.ndim} dimensions {tuple(array.shape)}; the file is broken."
+            )
+        try:
+            scale = _ome_scale(level, image)
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"{path.name}: {error}") from None
         if scale is not None:
+            _check_ome_scale(path, axes, scale)
             per_axis = dict(zip(axes, scale, strict=True))
             if all(axis in per_axis for axis in "ZYX"):
                 voxel_size = tuple(float(per_axis[axis]) for axis in "ZYX")
             if per_axis.get("T"):
                 frame_rate = 1.0 / float(per_axis["T"])
-        metadata = {k: v for k, v in attributes.items() if k not in ("multiscales", "ome")}
+        _check_chunks_present(path, array, attributes)
+        skip = ("multiscales", "ome", _COMPLETE_MARK)
+        metadata = {k: v for k, v in attributes.items() if k not in skip}
     else:
         array = node
         attributes = dict(node.attrs)
@@ -227,6 +319,55 @@ def _read_zarr(path: Path, lazy: bool | None) -> Volume:
     return Volume(data, axes, voxel_size, frame_rate, metadata)
 
 
+def _ome_axes(path: Path, image: dict[str, Any]) -> str:
+    try:
+        return "".join(a if isinstance(a, str) else a["name"] for a in image["axes"]).upper()
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{path.name}: OME-Zarr 'axes' metadata is malformed ({error}).") from None
+
+
+def _check_ome_scale(path: Path, axes: str, scale: list[float]) -> None:
+    """OME scales must be one positive finite number per axis."""
+    if len(scale) != len(axes):
+        raise ValueError(
+            f"{path.name}: the OME-Zarr scale {scale} has {len(scale)} values for the "
+            f"{len(axes)} axes {axes!r}; the file is broken."
+        )
+    bad = [f"{axis}={value}" for axis, value in zip(axes, scale, strict=True) if not value > 0]
+    if bad or not np.all(np.isfinite(scale)):
+        raise ValueError(
+            f"{path.name}: OME-Zarr scale {scale} is not a voxel size / frame interval "
+            f"(every value must be positive and finite; bad: {', '.join(bad) or 'non-finite'})."
+        )
+
+
+_COMPLETE_MARK = "napari_mesoscale_all_chunks_written"
+
+
+def _check_chunks_present(path: Path, array: Any, attributes: dict[str, Any]) -> None:
+    """Missing chunks read as the fill value (zeros): refuse them in our own files, warn else.
+
+    :func:`write_ome_zarr` writes every chunk (even empty ones) and marks the image, so a
+    missing chunk there means a damaged copy. Other writers may omit chunks equal to the
+    fill value on purpose, so for them this is only a warning.
+    """
+    try:
+        expected, present = int(array.nchunks), int(array.nchunks_initialized)
+    except (AttributeError, OSError, TypeError):
+        return
+    if present >= expected:
+        return
+    text = (
+        f"{path.name}: {expected - present} of {expected} chunks of the image are missing on "
+        f"disk; they would read as the fill value ({array.fill_value!r})"
+    )
+    if attributes.get(_COMPLETE_MARK):
+        raise ValueError(f"{text}. The file was written complete, so the copy is damaged.")
+    import warnings
+
+    warnings.warn(f"{text} (some writers omit empty chunks on purpose).", stacklevel=4)
+
+
 def _ome_scale(level: dict[str, Any], image: dict[str, Any]) -> list[float] | None:
     scale = None
     for transforms in (
@@ -236,6 +377,11 @@ def _ome_scale(level: dict[str, Any], image: dict[str, Any]) -> list[float] | No
         for transform in transforms or []:
             if transform.get("type") == "scale":
                 values = [float(v) for v in transform["scale"]]
+                if scale is not None and len(scale) != len(values):
+                    raise ValueError(
+                        f"OME-Zarr scales of different lengths {scale} and {values}; the "
+                        "multiscale metadata is broken."
+                    )
                 scale = (
                     values if scale is None else [a * b for a, b in zip(scale, values, strict=True)]
                 )
@@ -348,6 +494,13 @@ def write_ome_zarr(
                 ],
             }
         ]
-        target = root.create_array("0", shape=source.shape, chunks=chunks, dtype=source.dtype)
+        root.attrs[_COMPLETE_MARK] = True
+        target = root.create_array(
+            "0",
+            shape=source.shape,
+            chunks=chunks,
+            dtype=source.dtype,
+            config={"write_empty_chunks": True},
+        )
         da.store(source.rechunk(chunks), target, lock=False)
     return path

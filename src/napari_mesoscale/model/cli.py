@@ -3,6 +3,11 @@
 Writes into ``--output``: ``fit.pt`` (+ ``fit.pt.json``: parameters, seed, package versions),
 ``neurons.csv`` (neuron, domain, motif, field, confidence), ``domains.csv``, ``filters.csv``,
 ``history.csv`` and ``predicted.npy`` (one-step predictions, (T, N), first row NaN).
+The results are written into a temporary sibling folder and swapped with ``--output`` as a
+set (a crash leaves the old results or the new ones, never a mix); an existing non-empty
+output needs ``--overwrite`` (or ``--resume``), and an output holding an input is refused.
+Training checkpoints go to ``--output/checkpoints`` while the fit runs (one file, replaced
+atomically every epoch) and are kept in the new folder.
 Every :class:`~napari_mesoscale.model.ModelConfig` field is an option (``--n-filters``,
 ``--epochs``, ``--edge-init``, ``--freeze-edges`` / ``--no-freeze-edges``, …); unset options
 take its defaults.
@@ -19,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from napari_mesoscale.io import atomic_path
+from napari_mesoscale.io.outputs import check_output, output_folder
 from napari_mesoscale.io.tables import read_matrix, read_positions
 from napari_mesoscale.model.config import ModelConfig
 
@@ -87,8 +92,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise ValueError("give --positions (or a --neurons table with z, y, x)")
     stimulus = None if args.stimulus is None else read_matrix(args.stimulus, "stimulus")
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
+    inputs = (args.activity, args.positions, args.neurons, args.synapses, args.stimulus)
+    overwrite = bool(getattr(args, "overwrite", False) or args.resume)
+    out = check_output(args.output, inputs, overwrite=overwrite)
     fit = fit_mesoscale(
         activity,
         positions,
@@ -101,7 +107,20 @@ def run(args: argparse.Namespace) -> int:
         checkpoint_dir=out / "checkpoints",
         resume=args.resume,
     )
-    fit.save(out / "fit.pt")
+    pred = fit.predict(activity, stimulus=stimulus)
+    with output_folder(out, inputs, overwrite=True, carry=("checkpoints",)) as staging:
+        _write_results(fit, pred, staging)
+    if not args.quiet:
+        print(
+            f"{fit!r}\n{fit.domains.shape[0]} domains, test one-step MSE "
+            f"{fit.scores['test_mse']:.4g} (normalised units); results in {out}"
+        )
+    return 0
+
+
+def _write_results(fit: Any, pred: np.ndarray, folder: Path) -> None:
+    """Every result file of a fit, into ``folder`` (a staging folder swapped in afterwards)."""
+    fit.save(folder / "fit.pt")
     table = pd.DataFrame(
         {
             "neuron": np.arange(fit.n_neurons),
@@ -111,21 +130,12 @@ def run(args: argparse.Namespace) -> int:
             "confidence": fit.confidence,
         }
     )
-    _write_csv(table, out / "neurons.csv")
-    _write_csv(fit.domains, out / "domains.csv")
-    _write_csv(fit.filters, out / "filters.csv")
-    _write_csv(fit.history, out / "history.csv")
-    pred = fit.predict(activity, stimulus=stimulus)
-    with atomic_path(out / "predicted.npy") as temporary, open(temporary, "wb") as handle:
-        np.save(handle, pred)
-    if not args.quiet:
-        print(
-            f"{fit!r}\n{fit.domains.shape[0]} domains, test one-step MSE "
-            f"{fit.scores['test_mse']:.4g} (normalised units); results in {out}"
-        )
-    return 0
+    _write_csv(table, folder / "neurons.csv")
+    _write_csv(fit.domains, folder / "domains.csv")
+    _write_csv(fit.filters, folder / "filters.csv")
+    _write_csv(fit.history, folder / "history.csv")
+    np.save(folder / "predicted.npy", pred, allow_pickle=False)
 
 
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
-    with atomic_path(path) as temporary:
-        table.to_csv(temporary, index=False)
+    table.to_csv(path, index=False)

@@ -75,7 +75,24 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    return torch.device(device)
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device={device!r} is not a torch device; use auto, cpu, cuda or mps."
+        ) from error
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available(),
+    }
+    if not available.get(chosen.type, False):
+        raise ValueError(
+            f"device={device!r} is not available with this torch ({torch.__version__}); "
+            "use device='auto' or 'cpu'."
+        )
+    return chosen
 
 
 def fit_mesoscale(
@@ -116,7 +133,9 @@ def fit_mesoscale(
     device : {"auto", "cpu", "cuda", "mps"} or torch.device
         ``"auto"`` picks CUDA, then MPS, then CPU (see ``ModelConfig.precision``).
     seed : int
-        Seed of every random choice; on CPU two runs with the same seed are identical.
+        Seed of every random choice. On CPU two runs with the same seed and one torch thread
+        are bit-identical; with several threads torch's reductions may sum in another order
+        and predictions agree to about 1e-6 (relative), not bit for bit.
     callback : callable or Progress, optional
         Progress protocol of :mod:`napari_mesoscale.progress`: called with ``fraction`` (of the
         whole fit, rising), ``message`` and ``stage``; training steps add ``epoch``, ``epochs``,

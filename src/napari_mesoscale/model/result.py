@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from napari_mesoscale.io import atomic_path
+from napari_mesoscale.io.torch_files import load_torch_file
 from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.core import MesoscaleNet
 
@@ -190,6 +191,9 @@ def _normalisation_payload(data: PreparedData) -> dict[str, Any]:
         "stim_std": None if data.stim_std is None else data.stim_std.tolist(),
         "positions": data.positions.tolist(),
     }
+
+# what a saved fit must hold for MesoscaleFit to rebuild its network and tables
+_REQUIRED_KEYS = ("config", "state", "net_args", "mean", "std", "domains", "blocks", "scores")
 
 
 class MesoscaleFit:
@@ -435,11 +439,12 @@ class MesoscaleFit:
         path = Path(path)
         if not path.exists() and path.with_suffix(".pt").exists():
             path = path.with_suffix(".pt")
-        if not path.exists():
-            raise FileNotFoundError(f"no saved fit at {path}")
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_torch_file(path, "saved fit")
         if payload.get("format") != FORMAT:
             raise ValueError(f"{path} is not a napari-mesoscale fit")
+        missing = [key for key in _REQUIRED_KEYS if key not in payload]
+        if missing:
+            raise ValueError(f"{path} is not a complete napari-mesoscale fit: no {missing}")
         if int(payload.get("format_version", 0)) > FORMAT_VERSION:
             raise ValueError(
                 f"{path} was written by a newer napari-mesoscale (format "

@@ -28,6 +28,8 @@ import torch
 from torch import nn
 
 from napari_mesoscale.io import atomic_path
+from napari_mesoscale.io.atomic import remove_stale_temporaries
+from napari_mesoscale.io.torch_files import load_torch_file
 from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.core import MesoscaleNet
 from napari_mesoscale.model.prepare import PreparedData
@@ -218,7 +220,7 @@ def train_model(
     state = TrainingState(opt=_optimiser(net, cfg))
     ckpt_path = Path(run.checkpoint_dir) / CHECKPOINT_NAME if run.checkpoint_dir else None
     if run.resume and ckpt_path is not None and ckpt_path.exists():
-        _resume(state, net, ckpt_path, data, run)
+        _resume(state, net, ckpt_path, data, run, cfg)
     for epoch in range(state.start_epoch, cfg.epochs):
         t_epoch = time.perf_counter()
         sums = _train_epoch(module, net, tensors, state, cfg, run, epoch, progress)
@@ -266,21 +268,58 @@ def _optimiser(net: MesoscaleNet, cfg: ModelConfig) -> torch.optim.Optimizer:
 
 
 def _resume(
-    state: TrainingState, net: MesoscaleNet, path: Path, data: PreparedData, run: RunOptions
+    state: TrainingState,
+    net: MesoscaleNet,
+    path: Path,
+    data: PreparedData,
+    run: RunOptions,
+    cfg: ModelConfig,
 ) -> None:
-    ck = torch.load(path, map_location=run.device, weights_only=False)
+    ck = load_torch_file(
+        path, "training checkpoint", map_location=run.device, required=_CHECKPOINT_KEYS
+    )
     shape = list(data.z.shape)
     if ck.get("shape") != shape or ck.get("seed") != run.seed:
         raise ValueError(
             f"checkpoint {path} was written for data of shape {ck.get('shape')} and seed "
             f"{ck.get('seed')}; it cannot resume this fit (shape {shape}, seed {run.seed})."
         )
-    net.load_state_dict(ck["net"])
-    state.opt.load_state_dict(ck["opt"])
+    _check_resume_config(path, ck.get("config"), cfg)
+    try:
+        net.load_state_dict(ck["net"])
+        state.opt.load_state_dict(ck["opt"])
+    except (RuntimeError, ValueError, KeyError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"checkpoint {path} does not fit this model ({first[:200]}); "
+            "start without --resume or point to the checkpoint of the same settings."
+        ) from error
     state.start_epoch = ck["epoch"] + 1
     state.best_val, state.bad_epochs = ck["best_val"], ck["bad_epochs"]
     state.best_state = ck["best_state"]
     state.history.extend(ck["history"])
+
+
+_CHECKPOINT_KEYS = ("net", "opt", "epoch", "best_val", "bad_epochs", "best_state", "history")
+# settings a resumed run may change: how long to train and how patient to be
+_RESUMABLE_CHANGES = frozenset({"epochs", "patience"})
+
+
+def _check_resume_config(path: Path, saved: Any, cfg: ModelConfig | None) -> None:
+    """Refuse to resume when a setting other than epochs/patience differs from the checkpoint."""
+    if cfg is None or not isinstance(saved, dict):
+        return
+    current = cfg.to_dict()
+    differing = [
+        f"{name}: checkpoint {saved[name]!r}, now {current[name]!r}"
+        for name in sorted(current)
+        if name in saved and name not in _RESUMABLE_CHANGES and saved[name] != current[name]
+    ]
+    if differing:
+        raise ValueError(
+            f"checkpoint {path} was trained with other settings ({'; '.join(differing)}); "
+            "resume with the checkpoint's settings, or start a new fit without --resume."
+        )
 
 
 def _train_epoch(
@@ -437,6 +476,7 @@ def _save_checkpoint(
         "seed": run.seed,
         "config": cfg.to_dict(),
     }
+    remove_stale_temporaries(path)  # left by a killed run; rank 0 is the only writer
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
 

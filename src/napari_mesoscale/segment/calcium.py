@@ -88,6 +88,18 @@ def _check_diameter(cell_diameter: float, vs3: tuple[float, ...], is_plane: bool
     return d
 
 
+def _check_diameter_fits(d: float, spatial_shape: tuple[int, ...], vs3: Any) -> None:
+    """A cell must fit in the movie: refuse before any ellipsoid or filter is allocated."""
+    extents = [n * v for n, v in zip(spatial_shape, vs3, strict=True) if n > 1]
+    largest = max(extents, default=0.0)
+    if d > largest:
+        raise ValueError(
+            f"cell_diameter={d:g} µm is larger than the movie itself (largest extent "
+            f"{largest:g} µm, shape {tuple(spatial_shape)} at voxel size {list(vs3)} µm); use a "
+            f"cell_diameter between {min(vs3):g} and {largest:g} µm (typically 5–15 µm)."
+        )
+
+
 # -- reading the movie in slabs -------------------------------------------------------------
 def time_slabs(movie: Any, slab_frames: int | None = None) -> list[tuple[int, int]]:
     """Frame ranges ``[(t0, t1), ...]`` covering the movie, aligned to dask chunks if any."""
@@ -313,9 +325,19 @@ def blob_response(
     return best, best_scale
 
 
+_MAX_OFFSETS = 20_000_000  # voxels in one ellipsoid's box: ~0.5 GB of int64 offsets
+
+
 def _ellipsoid_offsets(radius_um: float, voxel_size: np.ndarray, shape: tuple[int, ...]):
-    half = np.floor(radius_um / voxel_size + 1e-9).astype(int)
+    half = np.floor(radius_um / np.asarray(voxel_size, float) + 1e-9)
     half = np.where(np.asarray(shape) > 1, half, 0)
+    if float(np.prod(2 * half + 1)) > _MAX_OFFSETS:
+        raise ValueError(
+            f"a radius of {radius_um:g} µm spans {int(np.prod(2 * half + 1)):,} voxels at voxel "
+            f"size {list(np.asarray(voxel_size, float))} µm (limit {_MAX_OFFSETS:,}); "
+            "cell_diameter (or roi_radius / neuropil_radii) is far too large for this data."
+        )
+    half = half.astype(int)
     grids = np.meshgrid(*(np.arange(-h, h + 1) for h in half), indexing="ij")
     offsets = np.stack([g.ravel() for g in grids], axis=1)
     dist = np.sqrt(((offsets * voxel_size) ** 2).sum(axis=1))
@@ -797,6 +819,7 @@ def _prepare_run(movie: Any, voxel_size: Any, p: DetectionParams) -> _Run:
     """Check the movie and parameters; fill the defaults that depend on the cell diameter."""
     movie4, vs3, is_plane = _check_movie(movie, voxel_size)
     d = _check_diameter(p.cell_diameter, vs3, is_plane)
+    _check_diameter_fits(d, movie4.shape[1:], vs3)
     radii = p.neuropil_radii if p.neuropil_radii is not None else (0.75 * d, 1.5 * d)
     inner, outer = (float(r) for r in radii)
     if not 0 < inner < outer:

@@ -102,6 +102,17 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.input.exists():
         raise FileNotFoundError(f"input not found: {args.input}")
+    from napari_mesoscale.io.bundle import BUNDLE_SUFFIX
+    from napari_mesoscale.io.outputs import check_output
+
+    overwrite = bool(getattr(args, "overwrite", False))
+    inputs = (args.input, args.detector)
+    if args.out is not None:
+        if not args.out.name.endswith(BUNDLE_SUFFIX):
+            args.out = args.out.with_name(args.out.name + BUNDLE_SUFFIX)
+        check_output(args.out, inputs, overwrite=overwrite, option="--out")
+    if args.csv is not None:
+        check_output(args.csv, inputs, overwrite=overwrite, option="--csv")
     volume = read_volume(args.input, lazy=True)
     voxel_size = args.voxel_size or volume.voxel_size
     if voxel_size is None:

@@ -248,8 +248,9 @@ class SomaDetector:
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "auto") -> SomaDetector:
         """Load a detector written by :meth:`save`."""
-        torch = _torch()
-        state = torch.load(Path(path), map_location="cpu", weights_only=False)
+        from napari_mesoscale.io.torch_files import load_torch_file
+
+        state = load_torch_file(path, "soma detector", required=("state_dict", "config"))
         if not isinstance(state, dict) or state.get("format") != "napari-mesoscale-soma-detector":
             raise ValueError(f"{path} is not a saved soma detector.")
         config = dict(state["config"])
