@@ -46,7 +46,7 @@ class EMAppearance:
     soma_gap: float = 1.5  # smallest membrane-to-membrane gap between somata
     neuropil: float = 0.55
     neuropil_membrane: float = 0.3  # depth of the neuropil membranes
-    neuropil_scale: float = 0.8  # µm, width of the band-passed noise making the processes
+    neuropil_scale: float = 0.6  # µm, width of the band-passed noise making the processes
     cytoplasm: float = 0.72
     plasma_membrane: float = 0.4
     membrane_width: float = 0.3
@@ -248,7 +248,7 @@ def _neuropil(rng, a: EMAppearance, shape, vs):
     sigma = a.neuropil_scale / vs
     noise = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
     noise /= max(float(noise.std()), 1e-9)
-    membranes = np.exp(-((noise / 0.25) ** 2))
+    membranes = np.exp(-((noise / 0.45) ** 2))
     vol = a.neuropil - a.neuropil_membrane * membranes
     fragments, _ = ndimage.label(membranes < 0.5)
     return vol.astype(np.float32), fragments
