@@ -222,7 +222,12 @@ class SomaDetectionParams(Params):
 
 @dataclass
 class SomaTrainingParams(Params):
-    """Training settings of :func:`napari_mesoscale.segment.train_soma_detector`."""
+    """Training settings of :func:`napari_mesoscale.segment.train_soma_detector`.
+
+    ``start_from="pretrained"`` fine-tunes the soma prior shipped with the package (its
+    architecture and working voxel size win over ``base_channels``, ``depth`` and
+    ``resolution``); giving ``base_channels`` or ``depth`` explicitly trains from scratch.
+    """
 
     epochs: int = param(30, "training epochs", minimum=1, maximum=10_000)
     steps_per_epoch: int = param(16, "optimiser steps per epoch", minimum=1, maximum=10_000)
@@ -244,6 +249,11 @@ class SomaTrainingParams(Params):
     learning_rate: float = param(3e-3, "Adam learning rate", minimum=0.0, gui=False)
     device: str = param("auto", "torch device", choices=("auto", "cpu", "cuda", "mps"))
     seed: int = param(0, "seed of the weights and patch draws", minimum=0, gui=False)
+    start_from: str = param(
+        "pretrained",
+        "start from the shipped soma prior (fine-tuning) or from random weights",
+        choices=("pretrained", "scratch"),
+    )
 
 
 def renamed_keyword(
