@@ -6,7 +6,7 @@ seen), each rendered with two seeds and in both polarities, fully labelled (soma
 at 1 µm working voxels. Rounds over the volumes continue the same network with a learning
 rate that halves every third of the run.
 
-Run: ``OMP_NUM_THREADS=1 python scripts/train_soma_prior.py [--rounds 6] [--steps 12]``.
+Run: ``OMP_NUM_THREADS=1 python scripts/train_soma_prior.py [--rounds 3] [--steps 6]``.
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ def training_volumes(seeds=(0, 1)):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=12, help="steps per volume and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=6, help="steps per volume and round")
     parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--patch-size", type=int, default=24)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=PRETRAINED_WEIGHTS)
     args = parser.parse_args(argv)
@@ -50,17 +51,30 @@ def main(argv=None) -> int:
         for k in rng.permutation(len(volumes)):
             name, volume, voxel_size, annotations = volumes[k]
             detector = train_soma_detector(
-                volume, annotations, voxel_size=voxel_size, detector=detector,
-                start_from="scratch", base_channels=8, depth=2, epochs=1,
-                steps_per_epoch=args.steps, batch_size=4, patch_size=32, resolution=1.0,
-                learning_rate=lr, device=args.device, seed=1000 * r + int(k),
+                volume,
+                annotations,
+                voxel_size=voxel_size,
+                detector=detector,
+                start_from="scratch",
+                base_channels=8,
+                depth=2,
+                epochs=1,
+                steps_per_epoch=args.steps,
+                batch_size=4,
+                patch_size=args.patch_size,
+                resolution=1.0,
+                learning_rate=lr,
+                device=args.device,
+                seed=1000 * r + int(k),
             )
         loss = detector.history[-1]["loss"]
-        print(f"round {r + 1}/{args.rounds}: loss {loss:.4f}, "
-              f"{time.perf_counter() - start:.0f} s", flush=True)
+        print(
+            f"round {r + 1}/{args.rounds}: loss {loss:.4f}, {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
     detector.model.to("cpu")
     detector.device = "cpu"
-    detector.history = detector.history[-len(volumes):]
+    detector.history = detector.history[-len(volumes) :]
     detector.config = {**detector.config, "trained_on": sorted(DEV_PRESETS)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     detector.save(args.out)

@@ -559,8 +559,9 @@ def _is_lumen(
     brightness: np.ndarray,
     candidates: np.ndarray,
 ) -> np.ndarray:
-    """Bodies far brighter (polarity-corrected) than the neuropil compared with the median
-    candidate: the electron-lucent lumen of vessels."""
+    """Bodies whose polarity-corrected brightness above the neuropil is far from the median
+    candidate's: the electron-lucent lumen of vessels (brighter), myelin, blood cells and
+    glial heterochromatin (darker)."""
     if candidates.sum() < 3 or not p_lumen(run) > 0:
         return np.zeros(len(brightness), dtype=bool)
     sign = 1.0 if run.get("polarity", "dark_membranes") == "dark_membranes" else -1.0
@@ -568,8 +569,9 @@ def _is_lumen(
     excess = sign * (brightness - neuropil)
     typical = float(np.median(excess[candidates]))
     spread = float(np.median(np.abs(excess[candidates] - typical)))
-    limit = typical + p_lumen(run) * max(abs(typical), 3 * spread)
-    return excess > limit
+    limit = p_lumen(run) * max(abs(typical), 3 * spread)
+    # far brighter: a vessel lumen; far darker: myelin, blood cells, glial heterochromatin
+    return np.abs(excess - typical) > limit
 
 
 def p_lumen(run: dict[str, Any]) -> float:

@@ -229,11 +229,12 @@ class SomaTrainingParams(Params):
     ``resolution``); giving ``base_channels`` or ``depth`` explicitly trains from scratch.
     """
 
-    epochs: int = param(30, "training epochs", minimum=1, maximum=10_000)
-    steps_per_epoch: int = param(16, "optimiser steps per epoch", minimum=1, maximum=10_000)
+    # fine-tuning the shipped prior: 64 steps, under 2 minutes of CPU for an 80x160x160 block
+    epochs: int = param(8, "training epochs", minimum=1, maximum=10_000)
+    steps_per_epoch: int = param(8, "optimiser steps per epoch", minimum=1, maximum=10_000)
     batch_size: int = param(4, "patches per step", minimum=1, gui=False)
     patch_size: int = param(
-        32, "patch edge on the working grid", unit="voxels", minimum=8, gui=False
+        24, "patch edge on the working grid", unit="voxels", minimum=8, gui=False
     )
     resolution: float = param(
         1.0,

@@ -382,8 +382,8 @@ def train_soma_detector(
         The training settings at once (defaults, units, ranges); arguments left at ``None``
         take their value from it, explicit ones override it.
     callback : callable, optional
-        Called after every step with ``fraction``, ``message`` and the step's ``loss`` (a live
-        loss), and after every epoch also with ``epoch``, ``loss`` and ``accuracy``;
+        Called after every step with ``fraction``, ``message`` and ``step_loss`` (the live
+        loss of that step), and after every epoch also with ``epoch``, ``loss`` and ``accuracy``;
         returning False (or raising) stops.
 
     Returns
@@ -402,6 +402,8 @@ def train_soma_detector(
         settings = settings.replace(start_from="scratch" if explicit_architecture else "pretrained")
     if detector is None and settings.start_from == "pretrained":
         detector = pretrained_soma_detector(device="cpu")
+    if detector is not None:
+        # a detector carries on at its own working voxel size and architecture
         settings = settings.replace(
             resolution=detector.resolution,
             base_channels=int(detector.config["base_channels"]),
@@ -494,7 +496,7 @@ def train_soma_detector(
                 / (settings.epochs * settings.steps_per_epoch),
                 f"epoch {epoch + 1}/{settings.epochs}, step {step + 1}/{settings.steps_per_epoch}"
                 f", loss {losses[-1]:.4f}",
-                loss=losses[-1],
+                step_loss=losses[-1],
             )
             with torch.no_grad():
                 valid = yb >= 0
