@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_mesoscale.segment.unet import PRETRAINED_WEIGHTS, train_soma_detector
+from napari_mesoscale.segment.unet import PRETRAINED_WEIGHTS, SomaDetector, train_soma_detector
 from napari_mesoscale.synth.em_presets import DEV_PRESETS, render_em_preset
 
 
@@ -41,10 +41,11 @@ def main(argv=None) -> int:
     parser.add_argument("--patch-size", type=int, default=24)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=PRETRAINED_WEIGHTS)
+    parser.add_argument("--init", type=Path, default=None, help="continue from these weights")
     args = parser.parse_args(argv)
     volumes = training_volumes()
     rng = np.random.default_rng(0)
-    detector = None
+    detector = None if args.init is None else SomaDetector.load(args.init, device=args.device)
     start = time.perf_counter()
     for r in range(args.rounds):
         lr = args.learning_rate * 0.5 ** (3 * r // args.rounds)

@@ -103,20 +103,45 @@ def test_somata_from_toy_brain_labels_with_nuclei_and_dendrites():
     assert match_points(result.positions, centres, 1.5).n_matched == 2
 
 
-def test_training_runs_and_lowers_the_loss():
+def test_the_shipped_prior_loads_with_weights_only():
+    import torch
+
+    from napari_mesoscale.segment.unet import PRETRAINED_WEIGHTS, pretrained_soma_detector
+
+    assert PRETRAINED_WEIGHTS.exists()
+    assert PRETRAINED_WEIGHTS.stat().st_size < 1_000_000
+    state = torch.load(PRETRAINED_WEIGHTS, map_location="cpu", weights_only=True)
+    assert state["format"] == "napari-mesoscale-soma-detector"
+    assert all(not n.startswith("heldout") for n in state["config"]["trained_on"])
+    detector = pretrained_soma_detector(device="cpu")
+    assert detector.resolution == 1.0
+
+
+def test_fine_tuning_runs_reports_a_live_loss_and_lowers_it():
     s = render_em_preset("dev_sbem", extent_um=(16.0, 32.0, 32.0))
     annotations = np.ones(s.volume.shape, np.uint8)
     annotations[s.soma_labels > 0] = 2
-    detector = train_soma_detector(
-        s.volume,
-        annotations,
-        voxel_size=s.voxel_size,
-        epochs=4,
-        steps_per_epoch=3,
-        batch_size=2,
-        patch_size=16,
-        device="cpu",
-        seed=0,
-    )
-    losses = [h["loss"] for h in detector.history]
-    assert losses[-1] < losses[0]
+    step_losses = []
+
+    def callback(info):
+        if "step_loss" in info:
+            step_losses.append(info["step_loss"])
+
+    for start_from in ("scratch", "pretrained"):
+        step_losses.clear()
+        detector = train_soma_detector(
+            s.volume,
+            annotations,
+            voxel_size=s.voxel_size,
+            epochs=4,
+            steps_per_epoch=3,
+            batch_size=2,
+            patch_size=16,
+            device="cpu",
+            seed=0,
+            start_from=start_from,
+            callback=callback,
+        )
+        losses = [h["loss"] for h in detector.history[-4:]]
+        assert losses[-1] < losses[0], (start_from, losses)
+        assert len(step_losses) == 12

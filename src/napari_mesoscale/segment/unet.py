@@ -400,6 +400,12 @@ def train_soma_detector(
     if detector is None and settings.start_from == "pretrained" and start_from is None:
         # an architecture given explicitly asks for a fresh network of that shape
         settings = settings.replace(start_from="scratch" if explicit_architecture else "pretrained")
+    progress = Progress.wrap(callback, DetectionCancelled)
+    torch = _torch()
+    volume, vs = check_em_volume(volume, voxel_size)
+    annotations = _checked_annotations(annotations, tuple(volume.shape))
+    if settings.epochs < 1 or settings.steps_per_epoch < 1 or settings.batch_size < 1:
+        raise ValueError("epochs, steps_per_epoch and batch_size must be at least 1.")
     if detector is None and settings.start_from == "pretrained":
         detector = pretrained_soma_detector(device="cpu")
     if detector is not None:
@@ -409,12 +415,6 @@ def train_soma_detector(
             base_channels=int(detector.config["base_channels"]),
             depth=int(detector.config["depth"]),
         )
-    progress = Progress.wrap(callback, DetectionCancelled)
-    torch = _torch()
-    volume, vs = check_em_volume(volume, voxel_size)
-    annotations = _checked_annotations(annotations, tuple(volume.shape))
-    if settings.epochs < 1 or settings.steps_per_epoch < 1 or settings.batch_size < 1:
-        raise ValueError("epochs, steps_per_epoch and batch_size must be at least 1.")
     multiple = 2**settings.depth
     patch = max(multiple, int(math.ceil(settings.patch_size / multiple)) * multiple)
     factors = downsample_factors(vs, settings.resolution)
