@@ -676,15 +676,17 @@ def somata_from_labels(
 def _merge_enclosed(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Merge every segment whose only face neighbour is one other segment into that one (not
     touching the volume's faces); returns the merged labels and the enclosing labels."""
-    padded = np.pad(labels, 1, constant_values=-1)
-    pairs = []
+    padded = np.pad(labels, 1, constant_values=-1) + 1  # 0: outside the volume
+    base = int(padded.max()) + 1
+    codes = []
     for axis in range(3):
         a = np.moveaxis(padded, axis, 0)
         lo, hi = a[:-1].reshape(-1), a[1:].reshape(-1)
         differ = lo != hi
-        pairs.append(np.stack([lo[differ], hi[differ]], 1))
-        pairs.append(np.stack([hi[differ], lo[differ]], 1))
-    pairs = np.unique(np.concatenate(pairs), axis=0)
+        lo, hi = lo[differ], hi[differ]
+        codes.extend([lo * base + hi, hi * base + lo])
+    codes = np.unique(np.concatenate(codes))
+    pairs = np.stack([codes // base, codes % base], 1) - 1
     pairs = pairs[pairs[:, 0] > 0]
     if len(pairs) == 0:
         return labels, np.zeros(0, dtype=np.int64)
