@@ -162,10 +162,21 @@ def evaluate(name, volume, voxel_size, truth, soma_labels, segmentation, diamete
         somata_from_labels, segmentation, voxel_size=voxel_size, cell_diameter=diameter
     )
     row["from_labels"] = {**_score(labels.positions, truth, diameter), "seconds": s}
-    row["pretrained"] = {"status": "not implemented: no pretrained prior is shipped yet"}
+    row["pretrained"] = _pretrained_row(volume, voxel_size, truth, diameter)
+    # the default settings of SomaTrainingParams: what the widget runs
+    row["fine_tuned_6"] = _unet_row(volume, voxel_size, soma_labels, truth, diameter, "pretrained")
     if args.unet:
-        row["fine_tuned_6"] = _unet_row(
-            volume, voxel_size, soma_labels, truth, diameter, args.epochs, args.steps
+        row["scratch_6"] = _unet_row(
+            volume,
+            voxel_size,
+            soma_labels,
+            truth,
+            diameter,
+            "scratch",
+            epochs=args.epochs,
+            steps_per_epoch=args.steps,
+            batch_size=4,
+            patch_size=24,
         )
     print(name, {k: v.get("f1") for k, v in row.items() if isinstance(v, dict)}, flush=True)
     return row
