@@ -383,6 +383,11 @@ class TrainSomaDetectorWidget(_LayerWidget):
         self._steps = _control(SomaTrainingParams, "steps_per_epoch")
         self._resolution = _control(SomaTrainingParams, "resolution")
         self._device = _control(SomaTrainingParams, "device")
+        # paint -> train -> correct -> retrain: the corrections painted into the annotation
+        # layer (2 on missed somata, 1 on false ones) refine the last detector
+        self._continue = CheckBox(
+            text="continue from the last detector (retrain with corrections)", value=True
+        )
         self._save = FileEdit(label="save detector to (optional)", mode="w", filter="*.pt")
         self._pickers = [self._volume, self._annotations]
         self.losses: list[float] = []
@@ -400,6 +405,7 @@ class TrainSomaDetectorWidget(_LayerWidget):
             self._steps,
             self._resolution,
             self._device,
+            self._continue,
             self._save,
         )
 
@@ -447,6 +453,11 @@ class TrainSomaDetectorWidget(_LayerWidget):
         }
         self._save_path = _path(self._save.value)
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        if self._continue.value and self.detector is not None:
+            # the first round starts from the shipped prior; later rounds from the last one
+            kwargs["detector"] = self.detector
+            kwargs.pop("resolution")
+            args += ", detector=detector"
         return CoreCall(
             function=train_soma_detector,
             kwargs={"volume": _layer_data(layer), "annotations": np.asarray(ann.data), **kwargs},

@@ -130,8 +130,9 @@ class SomaDetectionParams(Params):
         Working voxel size in µm; each axis is block-averaged by an integer factor to at most
         this size.
     threshold : float or "auto"
-        Threshold of the soma contrast image (edge energy, intensity units); ``"auto"`` uses
-        Otsu's method. Ignored when a ``detector`` is given.
+        Threshold of the texture image relative to its median (a voxel is smooth below
+        ``threshold * median``); ``"auto"`` uses Otsu's method on the log texture. Ignored
+        when a ``detector`` is given.
     probability_threshold : float
         Soma probability above which a voxel belongs to a soma (U-Net path). 0.7 keeps
         the confident core and drops the uncertain rim that would join touching somata.
@@ -139,9 +140,21 @@ class SomaDetectionParams(Params):
         Kept bodies have an equivalent diameter between these multiples of ``cell_diameter``.
     opening_radius : float, optional
         Radius (µm) of the morphological opening that cuts thin structures from the mask
-        (default: half the working voxel size, at least 0.5 µm).
+        (default: a quarter of ``cell_diameter`` for the classical path, which cuts
+        myelinated axons and neurite stubs; half the working voxel size, at least 0.5 µm,
+        for the U-Net path).
     full_resolution_labels : bool
         Return labels on the input grid (True) or on the working grid.
+    polarity : {"auto", "dark_membranes", "bright_membranes"}
+        Contrast polarity of the EM; ``"auto"`` reads it from the skew of the band-passed
+        image (thin dark membranes make it negative).
+    texture_scale : float
+        Width (µm) of the band-pass whose local energy (texture) is high in the membrane-rich
+        neuropil and low in soma cytoplasm and nuclei; the classical path keeps the smooth
+        regions.
+    max_elongation, max_tube_elongation, lumen_contrast : float
+        Shape and brightness rules that reject non-soma compartments (neurite stubs, vessels
+        with their bright lumen).
     """
 
     cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
@@ -171,17 +184,57 @@ class SomaDetectionParams(Params):
     full_resolution_labels: bool = param(
         True, "labels on the input grid (else on the working grid)", gui=False
     )
+    polarity: str = param(
+        "auto",
+        "membranes darker or brighter than cytoplasm ('auto': from the skew of the band-pass)",
+        choices=("auto", "dark_membranes", "bright_membranes"),
+    )
+    texture_scale: float = param(
+        0.5,
+        "width of the band-pass whose local energy tells membrane-rich neuropil from smooth "
+        "cytoplasm",
+        unit="µm",
+        minimum=0.05,
+        maximum=10.0,
+        gui=False,
+    )
+    max_elongation: float = param(
+        2.0,
+        "largest elongation (sqrt of the principal moment ratio) of a soma body",
+        minimum=1.0,
+        gui=False,
+    )
+    max_tube_elongation: float = param(
+        3.0,
+        "a connected smooth region more elongated than this and larger than two somata is a "
+        "vessel (tubular lumen) and all its bodies are dropped",
+        minimum=1.0,
+        gui=False,
+    )
+    lumen_contrast: float = param(
+        2.0,
+        "a body brighter than the neuropil (polarity-corrected) by more than this multiple of "
+        "the median body's excess is a vessel lumen",
+        minimum=0.0,
+        gui=False,
+    )
 
 
 @dataclass
 class SomaTrainingParams(Params):
-    """Training settings of :func:`napari_mesoscale.segment.train_soma_detector`."""
+    """Training settings of :func:`napari_mesoscale.segment.train_soma_detector`.
 
-    epochs: int = param(30, "training epochs", minimum=1, maximum=10_000)
-    steps_per_epoch: int = param(16, "optimiser steps per epoch", minimum=1, maximum=10_000)
+    ``start_from="pretrained"`` fine-tunes the soma prior shipped with the package (its
+    architecture and working voxel size win over ``base_channels``, ``depth`` and
+    ``resolution``); giving ``base_channels`` or ``depth`` explicitly trains from scratch.
+    """
+
+    # fine-tuning the shipped prior: 64 steps, under 2 minutes of CPU for an 80x160x160 block
+    epochs: int = param(8, "training epochs", minimum=1, maximum=10_000)
+    steps_per_epoch: int = param(8, "optimiser steps per epoch", minimum=1, maximum=10_000)
     batch_size: int = param(4, "patches per step", minimum=1, gui=False)
     patch_size: int = param(
-        32, "patch edge on the working grid", unit="voxels", minimum=8, gui=False
+        24, "patch edge on the working grid", unit="voxels", minimum=8, gui=False
     )
     resolution: float = param(
         1.0,
@@ -197,6 +250,11 @@ class SomaTrainingParams(Params):
     learning_rate: float = param(3e-3, "Adam learning rate", minimum=0.0, gui=False)
     device: str = param("auto", "torch device", choices=("auto", "cpu", "cuda", "mps"))
     seed: int = param(0, "seed of the weights and patch draws", minimum=0, gui=False)
+    start_from: str = param(
+        "pretrained",
+        "start from the shipped soma prior (fine-tuning) or from random weights",
+        choices=("pretrained", "scratch"),
+    )
 
 
 def renamed_keyword(

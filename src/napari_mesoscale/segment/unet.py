@@ -268,6 +268,23 @@ class SomaDetector:
         )
 
 
+PRETRAINED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "soma_prior.pt"
+
+
+def pretrained_soma_detector(*, device: str = "auto") -> SomaDetector:
+    """The small soma U-Net shipped with the package, trained by
+    ``scripts/train_soma_prior.py`` on the dev EM presets
+    (:data:`napari_mesoscale.synth.em_presets.DEV_PRESETS`, both polarities) at 1 µm working
+    voxels; a starting point that :func:`train_soma_detector` fine-tunes from a few painted
+    somata."""
+    if not PRETRAINED_WEIGHTS.exists():
+        raise FileNotFoundError(
+            f"the pretrained soma detector is missing ({PRETRAINED_WEIGHTS}); reinstall the "
+            "package or run scripts/train_soma_prior.py."
+        )
+    return SomaDetector.load(PRETRAINED_WEIGHTS, device=device)
+
+
 def _downsample_annotations(
     annotations: np.ndarray, factors: np.ndarray, shape: tuple
 ) -> np.ndarray:
@@ -325,6 +342,7 @@ def train_soma_detector(
     device: str | None = None,
     seed: int | None = None,
     detector: SomaDetector | None = None,
+    start_from: str | None = None,
     params: SomaTrainingParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
 ) -> SomaDetector:
@@ -354,28 +372,49 @@ def train_soma_detector(
     seed : int
         Seed for weights and patch sampling.
     detector : SomaDetector, optional
-        Continue training this detector instead of a fresh network.
+        Continue training this detector (e.g. the one of a previous round of painting and
+        correcting) instead of the shipped prior or a fresh network.
+    start_from : {"pretrained", "scratch"}
+        Without ``detector``: fine-tune the shipped soma prior
+        (:func:`pretrained_soma_detector`) or start from random weights. Default from
+        ``params``; giving ``base_channels`` or ``depth`` means "scratch".
     params : SomaTrainingParams, optional
         The training settings at once (defaults, units, ranges); arguments left at ``None``
         take their value from it, explicit ones override it.
     callback : callable, optional
-        Called after every step with ``fraction`` and ``message``, and after every epoch also
-        with ``epoch``, ``loss`` and ``accuracy``; returning False (or raising) stops.
+        Called after every step with ``fraction``, ``message`` and ``step_loss`` (the live
+        loss of that step), and after every epoch also with ``epoch``, ``loss`` and ``accuracy``;
+        returning False (or raising) stops.
 
     Returns
     -------
     SomaDetector
         With ``history`` holding the loss per epoch.
     """
+    explicit_architecture = base_channels is not None or depth is not None
     settings = (params or SomaTrainingParams()).merged(
         **{k: v for k, v in locals().items() if k in _TRAINING_FIELDS}
     )
+    if settings.start_from not in ("pretrained", "scratch"):
+        raise ValueError(f"start_from must be 'pretrained' or 'scratch'; got {start_from!r}.")
+    if detector is None and settings.start_from == "pretrained" and start_from is None:
+        # an architecture given explicitly asks for a fresh network of that shape
+        settings = settings.replace(start_from="scratch" if explicit_architecture else "pretrained")
     progress = Progress.wrap(callback, DetectionCancelled)
     torch = _torch()
     volume, vs = check_em_volume(volume, voxel_size)
     annotations = _checked_annotations(annotations, tuple(volume.shape))
     if settings.epochs < 1 or settings.steps_per_epoch < 1 or settings.batch_size < 1:
         raise ValueError("epochs, steps_per_epoch and batch_size must be at least 1.")
+    if detector is None and settings.start_from == "pretrained":
+        detector = pretrained_soma_detector(device="cpu")
+    if detector is not None:
+        # a detector carries on at its own working voxel size and architecture
+        settings = settings.replace(
+            resolution=detector.resolution,
+            base_channels=int(detector.config["base_channels"]),
+            depth=int(detector.config["depth"]),
+        )
     multiple = 2**settings.depth
     patch = max(multiple, int(math.ceil(settings.patch_size / multiple)) * multiple)
     factors = downsample_factors(vs, settings.resolution)
@@ -455,7 +494,9 @@ def train_soma_detector(
             progress.report(
                 (epoch * settings.steps_per_epoch + step + 1)
                 / (settings.epochs * settings.steps_per_epoch),
-                f"epoch {epoch + 1}/{settings.epochs}, step {step + 1}/{settings.steps_per_epoch}",
+                f"epoch {epoch + 1}/{settings.epochs}, step {step + 1}/{settings.steps_per_epoch}"
+                f", loss {losses[-1]:.4f}",
+                step_loss=losses[-1],
             )
             with torch.no_grad():
                 valid = yb >= 0

@@ -1,0 +1,241 @@
+"""EM soma detection across renderer presets: dev presets (tuned on) and held-out presets.
+
+Every preset of :mod:`napari_mesoscale.synth.em_presets` (and the toy brain's own EM) ×
+{classical ``detect_somata_em``, the shipped pretrained U-Net alone, the prior fine-tuned
+from 6 painted somata with the default settings, (``--unet``) a U-Net trained from scratch on
+the same paint, ``somata_from_labels`` on the preset's segmentation, a naive Otsu +
+distance-transform peer}: F1 (detections matched to
+true centres within half a cell diameter) and seconds. The U-Net is scored on the unpainted
+somata only (detections matched to painted somata are dropped first).
+
+Run: ``OMP_NUM_THREADS=1 python benchmarks/em_generalisation.py [--unet] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from napari_mesoscale.segment import (
+    detect_somata_em,
+    match_points,
+    somata_from_labels,
+    train_soma_detector,
+)
+from napari_mesoscale.segment.em import split_bodies
+from napari_mesoscale.segment.unet import pretrained_soma_detector
+from napari_mesoscale.synth import make_toy_brain
+from napari_mesoscale.synth.em_presets import DEV_PRESETS, HELDOUT_PRESETS, render_em_preset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import write_json  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "em_generalisation.json"
+PRESET_DIAMETER = 9.0  # µm, the middle of the presets' 7-11 µm somata
+TOY_DIAMETER = 8.0
+
+
+def naive_peer(volume, voxel_size, cell_diameter):
+    """Otsu threshold of the smoothed volume (bright = foreground), distance transform, peaks,
+    watershed, size filter: what one writes first."""
+    from skimage.filters import threshold_otsu
+
+    vs = np.asarray(voxel_size, dtype=float)
+    smooth = ndimage.gaussian_filter(volume.astype(np.float32), 1.0 / vs)
+    mask = ndimage.binary_fill_holes(smooth > threshold_otsu(smooth))
+    bodies = split_bodies(mask, voxel_size=tuple(vs), cell_diameter=cell_diameter)
+    ids = np.arange(1, int(bodies.max()) + 1)
+    if len(ids) == 0:
+        return np.zeros((0, 3))
+    sizes = ndimage.sum(np.ones_like(bodies), bodies, ids) * float(np.prod(vs))
+    diam = (6 * sizes / np.pi) ** (1 / 3)
+    keep = ids[(diam >= 0.5 * cell_diameter) & (diam <= 1.6 * cell_diameter)]
+    centres = np.asarray(ndimage.center_of_mass(np.ones_like(bodies), bodies, keep)) * vs
+    return centres.reshape(-1, 3)
+
+
+def _timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    out = function(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def _score(detected, truth, diameter):
+    m = match_points(detected, truth, diameter / 2)
+    return {
+        "f1": float(m.f1),
+        "precision": float(m.precision),
+        "recall": float(m.recall),
+        "n_detected": int(len(detected)),
+        "n_truth": int(len(truth)),
+    }
+
+
+def paint_somata(soma_labels, voxel_size, n_somata=6, seed=0, fill=0.6):
+    """Annotations a user would paint: ``n_somata`` somata filled to ``fill`` of their radius
+    (2), small background dabs in the neuropil away from any soma (1)."""
+    rng = np.random.default_rng(seed)
+    vs = np.asarray(voxel_size, dtype=float)
+    ids = rng.choice(np.arange(1, int(soma_labels.max()) + 1), n_somata, replace=False)
+    annotations = np.zeros(soma_labels.shape, dtype=np.uint8)
+    for i in ids:
+        inside = soma_labels == i
+        depth = ndimage.distance_transform_edt(inside, sampling=vs)
+        annotations[depth >= (1 - fill) * depth.max()] = 2
+    far = ndimage.distance_transform_edt(soma_labels == 0, sampling=vs) > 2.0
+    candidates = np.argwhere(far)
+    half = np.maximum(1, np.round(1.5 / vs)).astype(int)
+    for c in candidates[rng.choice(len(candidates), 40, replace=False)]:
+        sl = tuple(slice(max(0, a - h), a + h + 1) for a, h in zip(c, half, strict=True))
+        block = annotations[sl]
+        block[(block == 0) & far[sl]] = 1
+    return annotations, ids
+
+
+def _unscored_painted(result, truth, painted, diameter):
+    """Score on the unpainted somata: detections matched to painted somata are dropped."""
+    unpainted = np.setdiff1d(np.arange(len(truth)), painted - 1)
+    near_painted = match_points(result.positions, truth[painted - 1], diameter / 2)
+    keep = np.ones(len(result.positions), bool)
+    keep[near_painted.detected_index] = False
+    return _score(result.positions[keep], truth[unpainted], diameter)
+
+
+def _unet_row(volume, voxel_size, soma_labels, truth, diameter, start_from, **settings):
+    annotations, painted = paint_somata(soma_labels, voxel_size)
+    detector, train_s = _timed(
+        train_soma_detector,
+        volume,
+        annotations,
+        voxel_size=voxel_size,
+        seed=0,
+        device="cpu",
+        start_from=start_from,
+        **settings,
+    )
+    result, detect_s = _timed(
+        detect_somata_em,
+        volume,
+        voxel_size=voxel_size,
+        cell_diameter=diameter,
+        detector=detector,
+    )
+    score = _unscored_painted(result, truth, painted, diameter)
+    steps = len(detector.history)
+    return {
+        **score,
+        "train_seconds": train_s,
+        "seconds": detect_s,
+        "start_from": start_from,
+        "final_loss": detector.history[-1]["loss"],
+        "epochs_run": steps,
+        **settings,
+    }
+
+
+def _pretrained_row(volume, voxel_size, truth, diameter):
+    detector = pretrained_soma_detector(device="cpu")
+    result, s = _timed(
+        detect_somata_em, volume, voxel_size=voxel_size, cell_diameter=diameter, detector=detector
+    )
+    return {**_score(result.positions, truth, diameter), "seconds": s}
+
+
+def evaluate(name, volume, voxel_size, truth, soma_labels, segmentation, diameter, args):
+    row = {"voxel_size": list(voxel_size), "shape": list(volume.shape), "n_somata": len(truth)}
+    classical, s = _timed(detect_somata_em, volume, voxel_size=voxel_size, cell_diameter=diameter)
+    row["classical"] = {
+        **_score(classical.positions, truth, diameter),
+        "seconds": s,
+        "polarity": classical.parameters.get("polarity_used"),
+    }
+    peer, s = _timed(naive_peer, volume, voxel_size, diameter)
+    row["naive_peer"] = {**_score(peer, truth, diameter), "seconds": s}
+    labels, s = _timed(
+        somata_from_labels, segmentation, voxel_size=voxel_size, cell_diameter=diameter
+    )
+    row["from_labels"] = {**_score(labels.positions, truth, diameter), "seconds": s}
+    row["pretrained"] = _pretrained_row(volume, voxel_size, truth, diameter)
+    # the default settings of SomaTrainingParams: what the widget runs
+    row["fine_tuned_6"] = _unet_row(volume, voxel_size, soma_labels, truth, diameter, "pretrained")
+    if args.unet:
+        row["scratch_6"] = _unet_row(
+            volume,
+            voxel_size,
+            soma_labels,
+            truth,
+            diameter,
+            "scratch",
+            epochs=args.epochs,
+            steps_per_epoch=args.steps,
+            batch_size=4,
+            patch_size=24,
+        )
+    print(name, {k: v.get("f1") for k, v in row.items() if isinstance(v, dict)}, flush=True)
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--unet", action="store_true", help="also train from scratch on 6 painted somata"
+    )
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--quick", action="store_true", help="dev_sbem and one held-out only")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore")
+    load_before = os.getloadavg()
+    out = {"dev": {}, "heldout": {}, "toy_brain": {}}
+    names = [("dev", n) for n in DEV_PRESETS] + [("heldout", n) for n in HELDOUT_PRESETS]
+    if args.quick:
+        names = [("dev", "dev_sbem"), ("heldout", "heldout_issue16")]
+    for split, name in names:
+        s = render_em_preset(name)
+        out[split][name] = evaluate(
+            name,
+            s.volume,
+            s.voxel_size,
+            s.centres,
+            s.soma_labels,
+            s.segmentation,
+            PRESET_DIAMETER,
+            args,
+        )
+    brain = make_toy_brain(120, n_frames=10, shape=(40, 96, 96), em=True, seed=0, render=None)
+    out["toy_brain"] = evaluate(
+        "toy_brain",
+        brain.em,
+        tuple(brain.em_voxel_size),
+        brain.positions,
+        brain.em_labels,
+        brain.em_labels,
+        TOY_DIAMETER,
+        args,
+    )
+    out["machine"] = {
+        "cpu_count": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+    out["targets"] = {
+        "classical_heldout_f1": 0.85,
+        "fine_tuned_heldout_f1": 0.9,
+        "toy_brain_f1": 0.99,
+        "fine_tune_seconds": 120,
+    }
+    write_json(RESULTS, out)
+    print(f"wrote {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

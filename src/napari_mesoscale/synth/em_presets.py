@@ -1,0 +1,436 @@
+"""EM renderer presets: volumes that do not look like the toy brain's EM, with their truth.
+
+Each preset is an :class:`EMAppearance` (voxel size, contrast of membranes, cytoplasm,
+nucleus, vessels, myelin, glia, blood cells, noise, staining gradient, polarity) rendered by
+:func:`render_em_preset` into an :class:`EMSample`: the uint8 volume, its voxel size, the true
+soma centres (µm, z, y, x), the true soma label volume and a full segmentation (somata with
+their primary dendrites, nuclei as separate segments, glia, vessels, myelinated axons and
+neuropil fragments) for the label-volume path.
+
+Split rule (fixed before any detector was measured on them): the presets named ``dev_*``
+(:data:`DEV_PRESETS`) are the only ones any parameter, threshold or network was tuned or
+trained on; the ``heldout_*`` presets (:data:`HELDOUT_PRESETS`) are only ever measured, and
+their figures are reported apart. ``heldout_issue16`` mimics the block described in issue 16
+(0.5 µm voxels, dark membranes, light cytoplasm, nucleus with envelope and nucleolus, two
+vessels with bright lumen, somata of 7-11 µm); ``heldout_inverted_tem`` combines inverted
+polarity, anisotropic 1.5 µm sections, dark cytoplasm, many myelinated axons and strong noise.
+The toy brain's own EM (:class:`~napari_mesoscale.synth.render.EMRenderer`) is untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = [
+    "DEV_PRESETS",
+    "HELDOUT_PRESETS",
+    "PRESETS",
+    "EMAppearance",
+    "EMSample",
+    "render_em_preset",
+]
+
+
+@dataclass(frozen=True)
+class EMAppearance:
+    """How an EM preset looks; intensities on a 0-1 scale with dark membranes (before
+    ``inverted``). Sizes in µm."""
+
+    voxel_size: tuple[float, float, float] = (1.0, 0.5, 0.5)
+    extent_um: tuple[float, float, float] = (40.0, 80.0, 80.0)
+    soma_diameter_range: tuple[float, float] = (7.0, 11.0)
+    soma_density: float = 1 / 9000.0  # somata per µm³
+    soma_gap: float = 1.5  # smallest membrane-to-membrane gap between somata
+    neuropil: float = 0.55
+    neuropil_membrane: float = 0.3  # depth of the neuropil membranes
+    neuropil_scale: float = 0.6  # µm, width of the band-passed noise making the processes
+    cytoplasm: float = 0.72
+    plasma_membrane: float = 0.4
+    membrane_width: float = 0.3
+    nucleus: float = 0.6
+    nucleus_fraction: float = 0.5  # nucleus radius / soma radius
+    envelope: float = 0.3
+    nucleolus: float = 0.25
+    dendrites: int = 2  # primary dendrites per soma
+    vessels: int = 1
+    vessel_radius: tuple[float, float] = (3.0, 4.5)
+    lumen: float = 0.92
+    vessel_wall: float = 0.35
+    blood_cells: int = 2  # per vessel
+    blood_cell: float = 0.2
+    myelinated_axons: int = 8
+    myelin: float = 0.12
+    glia: int = 6
+    glia_nucleus: float = 0.3
+    grain: float = 0.04
+    noise: float = 0.05
+    blur_um: float = 0.3
+    gradient: float = 0.15
+    inverted: bool = False
+
+
+DEV_PRESETS: dict[str, EMAppearance] = {
+    "dev_sbem": EMAppearance(),
+    "dev_fibsem_inverted": EMAppearance(
+        voxel_size=(0.5, 0.5, 0.5),
+        extent_um=(30.0, 60.0, 60.0),
+        nucleus=0.82,
+        envelope=0.35,
+        vessels=2,
+        vessel_radius=(2.5, 3.5),
+        inverted=True,
+        noise=0.04,
+        gradient=0.2,
+    ),
+    "dev_low_contrast_aniso": EMAppearance(
+        voxel_size=(2.0, 0.5, 0.5),
+        extent_um=(48.0, 80.0, 80.0),
+        cytoplasm=0.64,
+        plasma_membrane=0.25,
+        neuropil_membrane=0.2,
+        nucleus=0.55,
+        myelinated_axons=20,
+        noise=0.09,
+        gradient=0.35,
+        blur_um=0.5,
+    ),
+    "dev_dense_isotropic": EMAppearance(
+        voxel_size=(1.0, 1.0, 1.0),
+        extent_um=(48.0, 96.0, 96.0),
+        soma_density=1 / 6000.0,
+        soma_gap=0.3,
+        cytoplasm=0.62,
+        neuropil=0.6,
+        nucleus=0.45,
+        vessels=2,
+        glia=15,
+        noise=0.06,
+    ),
+}
+
+HELDOUT_PRESETS: dict[str, EMAppearance] = {
+    "heldout_issue16": EMAppearance(
+        voxel_size=(0.5, 0.5, 0.5),
+        extent_um=(40.0, 80.0, 80.0),
+        soma_density=30 / (40.0 * 80.0 * 80.0),
+        neuropil=0.58,
+        neuropil_membrane=0.35,
+        cytoplasm=0.78,
+        nucleus=0.66,
+        vessels=2,
+        myelinated_axons=6,
+        glia=4,
+        noise=0.05,
+        gradient=0.1,
+    ),
+    "heldout_inverted_tem": EMAppearance(
+        voxel_size=(1.5, 0.75, 0.75),
+        extent_um=(45.0, 90.0, 90.0),
+        neuropil=0.6,
+        cytoplasm=0.5,  # cytoplasm darker than the neuropil
+        plasma_membrane=0.3,
+        nucleus=0.7,
+        envelope=0.35,
+        nucleolus=0.3,
+        myelinated_axons=25,
+        vessels=1,
+        vessel_radius=(4.0, 5.0),
+        blood_cells=3,
+        glia=10,
+        noise=0.08,
+        gradient=0.3,
+        inverted=True,
+    ),
+}
+
+PRESETS: dict[str, EMAppearance] = {**DEV_PRESETS, **HELDOUT_PRESETS}
+
+
+@dataclass
+class EMSample:
+    """A rendered preset with its truth.
+
+    Attributes
+    ----------
+    volume : (Z, Y, X) uint8
+    voxel_size : (3,) tuple of float, µm
+    centres : (N, 3) float, true soma centres in µm (z, y, x)
+    soma_labels : (Z, Y, X) int32, soma i (1..N) inside its plasma membrane
+    segmentation : (Z, Y, X) int32, every compartment; soma i keeps id i (with its dendrites,
+        without its nucleus), the nucleus of soma i has id ``nucleus_offset + i``
+    diameters : (N,) float, true soma diameters (µm)
+    name : str
+    appearance : EMAppearance
+    """
+
+    volume: np.ndarray
+    voxel_size: tuple[float, float, float]
+    centres: np.ndarray
+    soma_labels: np.ndarray
+    segmentation: np.ndarray
+    diameters: np.ndarray
+    name: str
+    appearance: EMAppearance
+    nucleus_offset: int = 10_000
+    extras: dict = field(default_factory=dict)
+
+
+def _box(centre, reach, vs, shape):
+    """Index slices of the voxels within ``reach`` µm (per axis) of ``centre`` µm."""
+    lo = np.maximum(0, np.floor((np.asarray(centre) - reach) / vs)).astype(int)
+    hi = np.minimum(shape, np.ceil((np.asarray(centre) + reach) / vs) + 1).astype(int)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def _coords(sl, vs):
+    return [
+        (np.arange(s.start, s.stop) * v).reshape([-1 if i == a else 1 for i in range(3)])
+        for a, (s, v) in enumerate(zip(sl, vs, strict=True))
+    ]
+
+
+def _segment_distance(coords, p0, p1):
+    """Distance (µm) of grid points to the segment p0-p1, and the position along it (0-1)."""
+    d = np.asarray(p1, float) - np.asarray(p0, float)
+    length2 = max(float(d @ d), 1e-12)
+    rel = [c - a for c, a in zip(coords, p0, strict=True)]
+    t = np.clip(sum(r * di for r, di in zip(rel, d, strict=True)) / length2, 0.0, 1.0)
+    return np.sqrt(sum((r - t * di) ** 2 for r, di in zip(rel, d, strict=True))), t
+
+
+def _through_line(rng, extent, margin=0.0):
+    """A random straight line crossing the block: two end points beyond its faces."""
+    centre = rng.uniform(margin, np.asarray(extent) - margin)
+    direction = rng.normal(size=3)
+    direction /= np.linalg.norm(direction)
+    half = float(np.linalg.norm(extent))
+    return centre - half * direction, centre + half * direction
+
+
+def _ring(dist, radius, width, vs_min):
+    """A thin shell profile at ``radius`` whose depth falls when the voxel outgrows it."""
+    w = max(width, 0.5 * vs_min)
+    return (width / w) ** 0.5 * np.exp(-(((dist - radius) / w) ** 2))
+
+
+def _place_somata(rng, a: EMAppearance, extent, forbidden):
+    n = int(round(a.soma_density * float(np.prod(extent))))
+    centres, diameters = [], []
+    lo_d, hi_d = a.soma_diameter_range
+    for _ in range(200 * max(n, 1)):
+        if len(centres) == n:
+            break
+        d = rng.uniform(lo_d, hi_d)
+        c = rng.uniform(0.5 * d * 0.6, np.asarray(extent) - 0.5 * d * 0.6)
+        if any(
+            np.linalg.norm(c - c2) < 0.5 * (d + d2) + a.soma_gap
+            for c2, d2 in zip(centres, diameters, strict=True)
+        ):
+            continue
+        if any(dist(c) < 0.5 * d + 1.0 for dist in forbidden):
+            continue
+        centres.append(c)
+        diameters.append(d)
+    return np.asarray(centres, float).reshape(-1, 3), np.asarray(diameters, float)
+
+
+def _line_distance_fn(p0, p1, radius):
+    def dist(c):
+        return float(_segment_distance([np.asarray(v) for v in c], p0, p1)[0]) - radius
+
+    return dist
+
+
+def _neuropil(rng, a: EMAppearance, shape, vs):
+    sigma = a.neuropil_scale / vs
+    noise = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
+    noise /= max(float(noise.std()), 1e-9)
+    membranes = np.exp(-((noise / 0.45) ** 2))
+    vol = a.neuropil - a.neuropil_membrane * membranes
+    fragments, _ = ndimage.label(membranes < 0.5)
+    return vol.astype(np.float32), fragments
+
+
+def render_em_preset(
+    name: str,
+    *,
+    seed: int = 0,
+    extent_um: tuple[float, float, float] | None = None,
+    **overrides,
+) -> EMSample:
+    """Render preset ``name`` (see :data:`PRESETS`) with its truth; deterministic per seed.
+
+    ``extent_um`` (µm, z, y, x) overrides the preset's block size; other keywords override
+    fields of its :class:`EMAppearance`.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown EM preset {name!r}; choose from {sorted(PRESETS)}.")
+    a = replace(PRESETS[name], **overrides)
+    if extent_um is not None:
+        a = replace(a, extent_um=tuple(float(e) for e in extent_um))
+    vs = np.asarray(a.voxel_size, float)
+    shape = tuple(int(round(e / v)) for e, v in zip(a.extent_um, vs, strict=True))
+    extent = np.asarray(shape) * vs
+    name_seed = sum(ord(ch) * (i + 1) for i, ch in enumerate(name))
+    rng = np.random.default_rng([seed, name_seed])
+    vol, fragments = _neuropil(rng, a, shape, vs)
+    seg = np.zeros(shape, np.int32)
+    frag_ids = fragments > 0
+    seg[frag_ids] = 50_000 + fragments[frag_ids]
+    vessels = []
+    for _ in range(a.vessels):
+        p0, p1 = _through_line(rng, extent, margin=0.2 * float(extent.min()))
+        vessels.append((p0, p1, rng.uniform(*a.vessel_radius)))
+    forbidden = [_line_distance_fn(p0, p1, r + 1.0) for p0, p1, r in vessels]
+    centres, diameters = _place_somata(rng, a, extent, forbidden)
+    _paint_myelin(rng, a, vol, seg, vs, extent, centres, diameters)
+    _paint_vessels(rng, a, vol, seg, vs, vessels)
+    _paint_glia(rng, a, vol, seg, vs, extent, centres, diameters, vessels)
+    soma_labels = np.zeros(shape, np.int32)
+    for i, (c, d) in enumerate(zip(centres, diameters, strict=True), start=1):
+        _paint_soma(rng, a, vol, seg, soma_labels, vs, c, d, i)
+    vol = _finish(rng, a, vol, vs)
+    return EMSample(
+        volume=vol,
+        voxel_size=tuple(float(v) for v in vs),
+        centres=centres,
+        soma_labels=soma_labels,
+        segmentation=seg,
+        diameters=diameters,
+        name=name,
+        appearance=a,
+    )
+
+
+def _paint_myelin(rng, a, vol, seg, vs, extent, centres, diameters):
+    for k in range(a.myelinated_axons):
+        r_axon = rng.uniform(0.4, 1.0)
+        outer = r_axon + rng.uniform(0.4, 0.7)
+        for _ in range(50):
+            p0, p1 = _through_line(rng, extent)
+            far = all(
+                _segment_distance([np.asarray(v) for v in c], p0, p1)[0] > 0.5 * d + outer
+                for c, d in zip(centres, diameters, strict=True)
+            )
+            if far:
+                break
+        _tube(vol, seg, vs, p0, p1, outer, a.myelin, 60_000 + k)
+        _tube(vol, seg, vs, p0, p1, r_axon, a.neuropil + 0.1, 60_000 + k)
+
+
+def _tube(vol, seg, vs, p0, p1, radius, value, label):
+    shape = vol.shape
+    lo = np.minimum(p0, p1) - radius - vs
+    hi = np.maximum(p0, p1) + radius + vs
+    sl = tuple(
+        slice(int(max(0, np.floor(lo_ / v))), int(min(s, np.ceil(hi_ / v) + 1)))
+        for lo_, hi_, v, s in zip(lo, hi, vs, shape, strict=True)
+    )
+    if any(s.stop <= s.start for s in sl):
+        return None
+    dist, t = _segment_distance(_coords(sl, vs), p0, p1)
+    inside = dist <= radius
+    vol[sl][inside] = value
+    if label is not None:
+        seg[sl][inside] = label
+    return sl, dist, t
+
+
+def _paint_vessels(rng, a, vol, seg, vs, vessels):
+    for k, (p0, p1, r) in enumerate(vessels):
+        wall = rng.uniform(0.6, 1.0)
+        _tube(vol, seg, vs, p0, p1, r + wall, a.vessel_wall, 70_000 + k)
+        got = _tube(vol, seg, vs, p0, p1, r, a.lumen, 70_000 + k)
+        if got is None:
+            continue
+        for _ in range(a.blood_cells):
+            t = rng.uniform(0.3, 0.7)
+            c = np.asarray(p0) + t * (np.asarray(p1) - np.asarray(p0))
+            c = c + rng.normal(0, 0.3 * r, 3)
+            rc = min(0.8 * r, 3.0)
+            sl = _box(c, rc, vs, vol.shape)
+            if any(s.stop <= s.start for s in sl):
+                continue
+            dz, dy, dx = (g - ci for g, ci in zip(_coords(sl, vs), c, strict=True))
+            cell = (dz / (0.45 * rc)) ** 2 + (dy / rc) ** 2 + (dx / rc) ** 2 <= 1
+            vol[sl][cell] = a.blood_cell
+
+
+def _paint_glia(rng, a, vol, seg, vs, extent, centres, diameters, vessels):
+    placed = 0
+    for _ in range(50 * max(a.glia, 1)):
+        if placed == a.glia:
+            break
+        d = rng.uniform(4.0, 5.5)
+        c = rng.uniform(0, extent)
+        if any(
+            np.linalg.norm(c - c2) < 0.5 * (d + d2) + 0.5
+            for c2, d2 in zip(centres, diameters, strict=True)
+        ):
+            continue
+        if any(_line_distance_fn(p0, p1, r + 1.0)(c) < 0.5 * d for p0, p1, r in vessels):
+            continue
+        sl = _box(c, 0.5 * d + 1.0, vs, vol.shape)
+        dist = np.sqrt(sum((g - ci) ** 2 for g, ci in zip(_coords(sl, vs), c, strict=True)))
+        r = 0.5 * d
+        sub = vol[sl]
+        sub[dist <= r] = a.neuropil - 0.05
+        sub[dist <= 0.8 * r] = a.glia_nucleus
+        sub -= a.plasma_membrane * 0.7 * _ring(dist, r, a.membrane_width, vs.min())
+        seg[sl][dist <= r] = 80_000 + placed
+        placed += 1
+
+
+def _paint_soma(rng, a, vol, seg, soma_labels, vs, c, d, i):
+    r = 0.5 * d
+    # primary dendrites: tapering tubes of cytoplasm leaving the soma
+    for _ in range(a.dendrites):
+        direction = rng.normal(size=3)
+        direction /= np.linalg.norm(direction)
+        length = rng.uniform(8.0, 16.0)
+        p0, p1 = c + 0.6 * r * direction, c + (r + length) * direction
+        got = _tube(vol, seg, vs, p0, p1, rng.uniform(1.0, 1.5), a.cytoplasm, i)
+        if got is not None:
+            sl, dist, _ = got
+            vol[sl] -= a.plasma_membrane * 0.5 * _ring(dist, 1.2, a.membrane_width, vs.min())
+    sl = _box(c, r + 1.5, vs, vol.shape)
+    g = _coords(sl, vs)
+    dist = np.sqrt(sum((gi - ci) ** 2 for gi, ci in zip(g, c, strict=True)))
+    offset = rng.normal(0, 0.12 * r, 3)
+    rn = a.nucleus_fraction * r * rng.uniform(0.9, 1.1)
+    nc = c + offset
+    nd = np.sqrt(sum((gi - ci) ** 2 for gi, ci in zip(g, nc, strict=True)))
+    nucleolus_c = nc + rng.normal(0, 0.25 * rn, 3)
+    nld = np.sqrt(sum((gi - ci) ** 2 for gi, ci in zip(g, nucleolus_c, strict=True)))
+    sub = vol[sl]
+    inside = dist <= r
+    sub[inside] = a.cytoplasm
+    nucleus = inside & (nd <= rn)
+    sub[nucleus] = a.nucleus
+    sub[nucleus & (nld <= 0.3 * rn)] = a.nucleolus
+    sub -= a.envelope * _ring(nd, rn, a.membrane_width, vs.min()) * inside
+    sub -= a.plasma_membrane * _ring(dist, r, a.membrane_width, vs.min())
+    seg_sub = seg[sl]
+    seg_sub[inside] = i
+    seg_sub[nucleus] = 10_000 + i
+    soma_labels[sl][inside] = i
+
+
+def _finish(rng, a, vol, vs):
+    shape = vol.shape
+    vol += a.grain * rng.standard_normal(shape).astype(np.float32)
+    vol = ndimage.gaussian_filter(vol, a.blur_um / vs)
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    ramp = sum(
+        (np.arange(n) / max(n - 1, 1) - 0.5).reshape([-1 if i == k else 1 for i in range(3)]) * w
+        for k, (n, w) in enumerate(zip(shape, axis, strict=True))
+    )
+    vol = vol * (1.0 + a.gradient * ramp)
+    vol += a.noise * rng.standard_normal(shape).astype(np.float32)
+    if a.inverted:
+        vol = 1.0 - vol
+    return np.clip(np.rint(255 * vol), 0, 255).astype(np.uint8)
