@@ -28,7 +28,7 @@ def test_gpu_check_tiny_writes_every_section(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=2400,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(output.read_text())
