@@ -60,12 +60,13 @@ def staged_fit(
     epochs: int,
     max_steps: int | None,
     time_cap_s: float | None = None,
+    deadline: float | None = None,
     package: bool = True,
     warmup_steps: int = 2,
     **options: Any,
 ) -> dict:
-    """``fit_mesoscale``'s stages one by one, timed; training stops after ``max_steps`` steps
-    or ``time_cap_s`` seconds of training.
+    """``fit_mesoscale``'s stages one by one, timed; training stops after ``max_steps`` steps,
+    ``time_cap_s`` seconds of training or at ``deadline`` (a ``time.perf_counter()`` value).
 
     The stages are those of :func:`napari_mesoscale.model.fit_mesoscale` (prepare, initialise,
     train, package). ``package=False`` leaves out the packaging (held-out errors of every
@@ -93,7 +94,8 @@ def staged_fit(
             if max_steps is not None and len(stamps) >= max_steps:
                 return False
             over = time_cap_s is not None and stamps[-1] - train_start > time_cap_s
-            if len(stamps) >= 3 and over:
+            late = deadline is not None and stamps[-1] > deadline
+            if len(stamps) >= 3 and (over or late):
                 return False
         return True
 
