@@ -31,8 +31,9 @@ class PreparedData:
     ----------
     z : (T, N) float32, activity normalised with ``mean`` / ``std``, NaNs replaced by 0
         (float32 like the model; :attr:`z32` is the same array, not a copy).
-    z_neuron : (T_train, N) float32, the training block z-scored per neuron (for the
-        initialisation features); the same array as ``z[train]`` with ``normalise="neuron"``.
+    z_neuron : (T_train, N) float32 or None, the training block z-scored per neuron (for the
+        dynamics initialisation's features; None for ``init="random"``); the same array as
+        ``z[train]`` with ``normalise="neuron"``.
     finite : (T, N) bool, where the recording was finite (the loss mask).
     u : (T, S) float64 or None, the normalised stimulus (float32 copy: :attr:`u32`).
     positions : (N, 3) µm.
@@ -42,7 +43,7 @@ class PreparedData:
     """
 
     z: np.ndarray
-    z_neuron: np.ndarray
+    z_neuron: np.ndarray | None
     finite: np.ndarray
     u: np.ndarray | None
     positions: np.ndarray
@@ -158,6 +159,8 @@ def prepare_data(activity: Any, positions: Any, stimulus: Any, cfg: ModelConfig)
     z = _standardised(activity, finite, mean, std)
     if cfg.normalise == "neuron":
         z_neuron = z[tr0:tr1]
+    elif cfg.init != "dynamics":  # only the dynamics initialisation reads it
+        z_neuron = None
     else:
         z_neuron = _standardised(train, finite[tr0:tr1], mean_n, std_n)
     s_mean = s_std = u = None
