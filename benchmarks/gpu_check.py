@@ -95,7 +95,7 @@ TINY = {
     "oom_frames": 100,
     "worker_neurons": 200,
     "worker_frames": 80,
-    "worker_steps": 3,
+    "worker_steps": 4,
     "unet": {
         "epochs": 1,
         "steps_per_epoch": 2,
