@@ -431,7 +431,14 @@ def zebrafish_section(sec: Section) -> None:
 def _default_initialisation(sec: Section, data: Any) -> None:
     """The default (dynamics) initialisation timed on the first frames, then extrapolated."""
     frames = min(sec.sizes["zebrafish_init_frames"], data.activity.shape[0])
-    init = default_initialisation(data.activity[:frames], data.positions, data.connectome)
+    done: dict[str, float] = {}
+    sec.figures["default_init"] = {"n_frames": frames, "stages_done_s": done}
+
+    def on_stage(name: str, seconds: float) -> None:
+        done[name] = seconds
+        sec.save()  # a kill at the cap still says which stage was running
+
+    init = default_initialisation(data.activity[:frames], data.positions, data.connectome, on_stage)
     full_train = int(0.7 * data.activity.shape[0])
     init["initialise_s_extrapolated"] = init["initialise_s"] * full_train / init["train_frames"]
     init["note"] = "extrapolated linearly in frames: an upper bound (k-means, grouping are not)"

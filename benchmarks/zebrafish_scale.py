@@ -160,8 +160,13 @@ FAST_INIT = {
 }
 
 
-def default_initialisation(activity: Any, positions: Any, connectome: Any) -> dict:
-    """prepare + initialise with the default settings (dynamics init), timed by stage."""
+def default_initialisation(
+    activity: Any, positions: Any, connectome: Any, on_stage: Any = None
+) -> dict:
+    """prepare + initialise with the default settings (dynamics init), timed by stage.
+
+    ``on_stage(name, seconds)`` is called as each stage ends (to save partial figures).
+    """
     from napari_mesoscale.model.config import ModelConfig
     from napari_mesoscale.model.initial_model import initialise_model
     from napari_mesoscale.model.prepare import prepare_data
@@ -172,8 +177,15 @@ def default_initialisation(activity: Any, positions: Any, connectome: Any) -> di
     cfg = ModelConfig()
     data = prepare_data(activity, positions, None, cfg)
     t1 = time.perf_counter()
-    progress = Progress(lambda info: marks.append((info.get("message", ""), time.perf_counter())))
-    initialise_model(data, cfg, connectome, 0, progress)
+    if on_stage is not None:
+        on_stage("prepare", t1 - t0)
+
+    def mark(info: dict) -> None:
+        marks.append((info.get("message", ""), time.perf_counter()))
+        if on_stage is not None:
+            on_stage(marks[-1][0], marks[-1][1] - (marks[-2][1] if len(marks) > 1 else t1))
+
+    initialise_model(data, cfg, connectome, 0, Progress(mark))
     befores = [t1] + [m for _, m in marks]
     return {
         "n_frames": int(activity.shape[0]),
