@@ -196,6 +196,23 @@ def default_initialisation(
     }
 
 
+def memory_estimate_gib(n_neurons: int, n_frames: int) -> dict:
+    """The (T, N) arrays a CPU fit holds at its peak, in GiB (an estimate, not a measurement).
+
+    The caller's float32 activity, the finite mask (bool), the normalised float32 ``z`` (the
+    training tensors share it on the CPU), training's float32 loss mask, and with the dynamics
+    initialisation the per-neuron z-scored training block (float32, 70 % of the frames).
+    """
+    cells = n_neurons * n_frames / GIB
+    held = {"activity": 4 * cells, "finite": 1 * cells, "z": 4 * cells, "train_mask": 4 * cells}
+    return {
+        **held,
+        "fast_init_total": sum(held.values()),
+        "dynamics_init_extra": 4 * 0.7 * cells,
+        "note": "plus transients of at most one more (T_train, N) float32 array",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neurons", type=int, default=71_721)
@@ -227,6 +244,7 @@ def main() -> None:
             "torch": torch.__version__,
         },
         "target_peak_rss_gib": 12.0,
+        "memory_estimate_full_size_gib": memory_estimate_gib(71_721, 7_879),
     }
     t0 = time.perf_counter()
     data = zebrafish_scale_activity(args.neurons, args.frames, seed=0)
