@@ -380,13 +380,30 @@ def throughput_section(sec: Section) -> None:
         if runs and "step_s" in runs[-1] and sec.left() < 2 * runs[-1]["total_s"]:
             runs.append({"n_neurons": n, "skipped": f"{sec.left():.0f} s of the cap left"})
             continue
-        try:
-            res = _training_run(sec, n, sec.sizes["throughput_frames"], sec.left() * 0.3)
-        except MemoryError as error:
-            res = {"n_neurons": n, "oom": str(error)}
+        res = _throughput_run(sec, n)
         runs.append(res)
         log(f"throughput N={n}: {res.get('neuron_steps_per_s', math.nan):.3g} neuron-steps/s")
         sec.save()
+
+
+def _throughput_run(sec: Section, n: int) -> dict:
+    """Training at ``n`` neurons; out of memory at 32 windows per step: again with 8."""
+    batch = sec.sizes["batch_frames"]
+    frames = sec.sizes["throughput_frames"]
+    try:
+        return _training_run(sec, n, frames, sec.left() * 0.3, batch_frames=batch)
+    except MemoryError as error:
+        first = {"n_neurons": n, "batch_frames": batch, "oom": str(error)[:300]}
+    if sec.cuda:
+        import torch
+
+        torch.cuda.empty_cache()
+    try:
+        res = _training_run(sec, n, frames, sec.left() * 0.3, batch_frames=max(1, batch // 4))
+    except MemoryError as error:
+        return {**first, "oom_at_quarter_batch": str(error)[:300]}
+    res["oom_at_full_batch"] = first["oom"]
+    return res
 
 
 def zebrafish_section(sec: Section) -> None:
