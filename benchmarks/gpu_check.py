@@ -21,8 +21,10 @@ throughput    training steps at N = 10k, 100k, 1M (zebrafish-like synthetic acti
               connectome drive): neuron-steps per second, peak GPU memory. Cheap
               initialisation (random assignment, connectome drive start, no ridge) and no
               packaging: the figures are training alone.
-zebrafish     ZAPBench's shape (71,721 x 7,879): preparation and initialisation timed, training
-              capped by time, an epoch and a 20-epoch fit extrapolated.
+zebrafish     ZAPBench's shape (71,721 x 7,879): preparation timed, training (cheap
+              initialisation) capped at 30 s, an epoch and a 20-epoch fit extrapolated; then
+              the default initialisation timed on the first 800 frames and extrapolated. No
+              packaging (held-out errors of every pair run on the CPU: minutes at this N).
 epoch_100k    one epoch over 100,000 neurons x 10,000 frames (target < 60 s on H100-class).
 oom           training asked for far too much GPU memory: the package's MemoryError message.
 worker        the fit widget's core call in the main thread, a threading.Thread and a spawned
