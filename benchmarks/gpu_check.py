@@ -1,39 +1,49 @@
-"""One prepared device check: precision, throughput, scale, U-Net, worker, out-of-memory.
+"""One prepared device check: precision, throughput, zebrafish scale, U-Net, worker, OOM.
 
 Writes one JSON (``--output``, default ``benchmarks/results/gpu_check.json``), rewritten after
 every section so that a run killed half-way still leaves its figures.
 
 Usage::
 
-    PYTHONPATH=src python3 benchmarks/gpu_check.py --output $OUT/gpu_check.json
-    PYTHONPATH=src python3 benchmarks/gpu_check.py --tiny      # every section, CPU, < 60 s
+    PYTHONPATH=src PYTHONUNBUFFERED=1 timeout 560 python3 benchmarks/gpu_check.py \
+        --budget-s 480 --output $OUT/gpu_check.json
+    PYTHONPATH=src python3 benchmarks/gpu_check.py --tiny      # every section, CPU, tiny
 
-Sections, most important first; each has a wall-clock cap, checks the time left in
-``--budget-s`` before it starts and is skipped with a recorded reason rather than overrun; an
-exception is recorded in its section and the next one runs:
+Every section runs in its own subprocess under a hard wall-clock cap (its share of
+``--budget-s``, never more than the budget left): a section that overruns is killed and
+recorded as ``killed_at_cap`` with whatever figures it had saved, and the next one runs. An
+exception is recorded in its section. Sections, most valuable first:
 
-device        torch, CUDA device, memory, CPU load.
-precision     default toy brain (300 neurons, 500 frames, connectome, stimulus): fp32 against
-              bf16 autocast, seconds per epoch and held-out one-step MSE.
-throughput    neuron-steps per second of training at N = 10k, 100k, 1M (zebrafish-like
-              synthetic activity, local connectome drive), peak GPU memory.
+device        python, torch, CUDA, GPU name and memory, CPU load (in the parent).
+precision     default toy brain (300 neurons, 500 frames, connectome): fp32 against bf16
+              autocast, seconds per epoch and held-out one-step MSE (whole fits).
+throughput    training steps at N = 10k, 100k, 1M (zebrafish-like synthetic activity, local
+              connectome drive): neuron-steps per second, peak GPU memory. Cheap
+              initialisation (random assignment, connectome drive start, no ridge) and no
+              packaging: the figures are training alone.
+zebrafish     ZAPBench's shape (71,721 x 7,879): preparation timed, training (cheap
+              initialisation) capped at 30 s, an epoch and a 20-epoch fit extrapolated; then
+              the default initialisation timed on the first 800 frames and extrapolated. No
+              packaging (held-out errors of every pair run on the CPU: minutes at this N).
 epoch_100k    one epoch over 100,000 neurons x 10,000 frames (target < 60 s on H100-class).
-zebrafish     the whole fit at ZAPBench's shape (71,721 x 7,879), initialisation included;
-              epochs capped by time, the whole fit extrapolated (target < 10 min).
+oom           training asked for far too much GPU memory: the package's MemoryError message.
+worker        the fit widget's core call in the main thread, a threading.Thread and a spawned
+              subprocess: training steps per second.
 unet          soma U-Net training steps per second on the toy brain's EM volume.
-worker        the fit widget's code path (core call with a progress callback) in the main
-              thread, a threading.Thread and a spawned subprocess: training steps per second.
-oom           a fit asked for far too much memory: the package's MemoryError and its message.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing
 import os
 import platform
+import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -44,7 +54,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _results import write_json  # noqa: E402
-from zebrafish_scale import peak_rss_bytes, timed_fit  # noqa: E402
+from zebrafish_scale import default_initialisation, peak_rss_bytes, staged_fit  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results" / "gpu_check.json"
 GIB = 2**30
@@ -53,44 +63,70 @@ GIB = 2**30
 FULL = {
     "toy_epochs": 8,
     "throughput_neurons": (10_000, 100_000, 1_000_000),
-    "throughput_frames": 96,
-    "throughput_steps": 12,
-    "epoch_neurons": 100_000,
-    "epoch_frames": 10_000,
+    "throughput_frames": 256,
+    "batch_frames": 32,
     "zebrafish_neurons": 71_721,
     "zebrafish_frames": 7_879,
     "zebrafish_epochs": 20,
-    "unet_epochs": 3,
-    "unet_steps": 20,
+    "zebrafish_train_s": 30.0,
+    "zebrafish_init_frames": 800,
+    "zebrafish_init_reserve_s": 50.0,
+    "epoch_neurons": 100_000,
+    "epoch_frames": 10_000,
+    "oom_neurons": 50_000,
+    "oom_frames": 400,
     "worker_neurons": 20_000,
     "worker_frames": 600,
-    "worker_steps": 30,
+    "worker_steps": 20,
+    "unet": {"epochs": 3, "steps_per_epoch": 20},
 }
 TINY = {
     "toy_epochs": 1,
-    "throughput_neurons": (300, 1_000),
-    "throughput_frames": 48,
-    "throughput_steps": 4,
-    "epoch_neurons": 500,
-    "epoch_frames": 200,
-    "zebrafish_neurons": 600,
-    "zebrafish_frames": 150,
-    "zebrafish_epochs": 2,
-    "unet_epochs": 1,
-    "unet_steps": 2,
-    "worker_neurons": 300,
-    "worker_frames": 120,
+    "throughput_neurons": (200, 400),
+    "throughput_frames": 64,
+    "batch_frames": 16,
+    "zebrafish_neurons": 400,
+    "zebrafish_frames": 120,
+    "zebrafish_epochs": 20,
+    "zebrafish_train_s": 5.0,
+    "zebrafish_init_frames": 120,
+    "zebrafish_init_reserve_s": 5.0,
+    "epoch_neurons": 300,
+    "epoch_frames": 100,
+    "oom_neurons": 300,
+    "oom_frames": 100,
+    "worker_neurons": 200,
+    "worker_frames": 80,
     "worker_steps": 4,
+    "unet": {
+        "epochs": 1,
+        "steps_per_epoch": 2,
+        "batch_size": 1,
+        "patch_size": 16,
+        "base_channels": 4,
+        "depth": 1,
+    },
 }
-#: Share of the total budget each section may use at most (the rest is left to later ones).
+#: Hard wall-clock cap of each section at ``--budget-s 480`` (scaled with the budget), in the
+#: order they run, most valuable first. They sum to 435 s: 45 s of the budget are left for
+#: starting the subprocesses and writing the JSON.
 CAPS = {
-    "precision": 60,
-    "throughput": 100,
+    "precision": 40,
+    "throughput": 95,
+    "zebrafish": 120,
     "epoch_100k": 90,
-    "zebrafish": 150,
-    "unet": 25,
-    "worker": 45,
     "oom": 20,
+    "worker": 45,
+    "unet": 25,
+}
+#: Initialisation that makes a fit's cost training alone: random assignment, drive weights from
+#: the connectome kernels (no per-neuron ridge), and the assignment trained from the first step.
+FAST_INIT = {
+    "init": "random",
+    "group_init": False,
+    "smooth_features": False,
+    "edge_init": "connectome",
+    "freeze_assignment_epochs": 0,
 }
 
 
@@ -98,82 +134,8 @@ def log(message: str) -> None:
     print(f"[gpu_check {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-class Run:
-    """The JSON being written, the budget and the device."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        import torch
-
-        self.args = args
-        self.sizes = TINY if args.tiny else FULL
-        self.scale = 1.0 if args.tiny else args.budget_s / 480.0
-        self.start = time.perf_counter()
-        if args.device == "auto":
-            self.device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
-        else:
-            self.device = args.device
-        self.cuda = self.device.startswith("cuda")
-        self.results: dict[str, Any] = {
-            "tiny": bool(args.tiny),
-            "device": self.device,
-            "budget_s": args.budget_s,
-            "sections": {},
-        }
-
-    def left(self) -> float:
-        return self.args.budget_s - (time.perf_counter() - self.start)
-
-    def cap(self, name: str) -> float:
-        return CAPS[name] * self.scale
-
-    def save(self) -> None:
-        self.results["elapsed_s"] = time.perf_counter() - self.start
-        self.results["loadavg"] = os.getloadavg()
-        write_json(self.args.output, self.results)
-
-    def section(self, name: str, body: Callable[[Run, float], dict], need_s: float = 0) -> None:
-        """Run one section within its cap, record its figures, skip or error; save."""
-        cap = min(self.cap(name), self.left())
-        if cap < max(need_s, 1.0):
-            reason = f"skipped: {self.left():.0f} s of the budget left, section needs {need_s}"
-            self.results["sections"][name] = {"skipped": reason}
-            log(f"{name}: {reason}")
-            self.save()
-            return
-        log(f"{name}: start (cap {cap:.0f} s, {self.left():.0f} s left)")
-        t0 = time.perf_counter()
-        try:
-            figures = body(self, cap)
-            figures["status"] = figures.get("status", "ok")
-        except Exception as error:  # noqa: BLE001 - one section failing must not lose the rest
-            figures = {"status": "error", "error": f"{type(error).__name__}: {error}"}
-            figures["traceback"] = traceback.format_exc()[-3000:]
-        figures["section_s"] = time.perf_counter() - t0
-        if self.cuda:
-            import torch
-
-            figures["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / GIB
-            torch.cuda.empty_cache()
-        self.results["sections"][name] = figures
-        log(f"{name}: {figures.get('status')} in {figures['section_s']:.1f} s: {_short(figures)}")
-        self.save()
-
-    def reset_peak(self) -> None:
-        if self.cuda:
-            import torch
-
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-
-
-def _short(figures: dict) -> str:
-    keep = {k: v for k, v in figures.items() if k not in ("traceback", "runs", "section_s")}
-    text = str(keep)
-    return text if len(text) < 600 else text[:600] + "…"
-
-
-# ----------------------------------------------------------------------------- sections
-def device_info(run: Run) -> dict:
+# ----------------------------------------------------------------------------- the parent
+def device_info() -> dict:
     import numpy as np
     import torch
 
@@ -185,6 +147,7 @@ def device_info(run: Run) -> dict:
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "loadavg": os.getloadavg(),
+        "hostname": platform.node(),
     }
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
@@ -198,38 +161,149 @@ def device_info(run: Run) -> dict:
     return info
 
 
-def precision_section(run: Run, cap: float) -> dict:
-    from napari_mesoscale.model import fit_mesoscale
-    from napari_mesoscale.synth import make_toy_brain
+def _run_child(name: str, args: argparse.Namespace, cap: float, device: str) -> dict:
+    """Run one section in a subprocess killed (with its children) at ``cap`` seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        part = Path(tmp) / f"{name}.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--section", name]
+        cmd += ["--cap-s", f"{cap:.1f}", "--device", device, "--output", str(part)]
+        cmd += ["--tiny"] if args.tiny else []
+        proc = subprocess.Popen(cmd, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=cap)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            rc = None
+        figures = json.loads(part.read_text()) if part.exists() else {}
+    if rc is None:
+        figures["status"] = "killed_at_cap"
+    elif rc != 0 and figures.get("status") in (None, "running"):
+        figures["status"] = f"error: exit code {rc}"
+    return figures
 
-    kwargs = {"n_neurons": 40, "n_frames": 120, "shape": (32, 64, 64)} if run.args.tiny else {}
-    brain = make_toy_brain(render=None, em=False, seed=0, **kwargs)
-    out: dict[str, Any] = {
-        "n_neurons": brain.activity.shape[1],
-        "n_frames": brain.activity.shape[0],
+
+def orchestrate(args: argparse.Namespace) -> dict:
+    start = time.perf_counter()
+    scale = args.budget_s / 480.0  # --tiny: a budget of at least 1800 s (loaded machines)
+    device = args.device
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
+    results: dict[str, Any] = {
+        "what": "napari-mesoscale device check (benchmarks/gpu_check.py)",
+        "tiny": bool(args.tiny),
+        "device": device,
+        "budget_s": args.budget_s,
+        "caps_s": {k: v * scale for k, v in CAPS.items()},
+        "sizes": TINY if args.tiny else FULL,
+        "fast_init": FAST_INIT,
+        "sections": {"device": device_info()},
+        "section_wall_s": {},
     }
-    for precision in ("fp32", "bf16"):
+    info = results["sections"]["device"]
+    results.update(gpu=info.get("gpu"), torch=info["torch"], python=info["python"])
+
+    def save() -> None:
+        results["elapsed_s"] = time.perf_counter() - start
+        results["loadavg"] = os.getloadavg()
+        write_json(args.output, results)
+
+    log(f"device: {info}")
+    save()
+    for name in CAPS:
+        if args.only and name not in args.only:
+            continue
+        left = args.budget_s - (time.perf_counter() - start)
+        cap = min(CAPS[name] * scale, left - 2.0)
+        if cap < 5.0:
+            results["sections"][name] = {"status": "skipped", "skipped": f"{left:.0f} s left"}
+            log(f"{name}: skipped ({left:.0f} s of the budget left)")
+            save()
+            continue
+        log(f"{name}: start (cap {cap:.0f} s, {left:.0f} s left)")
         t0 = time.perf_counter()
-        fit = fit_mesoscale(
-            brain.activity,
-            brain.positions,
-            connectome=brain.adjacency,
-            stimulus=brain.stimulus,
-            epochs=run.sizes["toy_epochs"],
-            seed=0,
-            device=run.device,
-            precision=precision,
-        )
-        seconds = list(fit.history["seconds"])
-        out[precision] = {
-            "wall_s": time.perf_counter() - t0,
-            "epoch_s_median": float(sorted(seconds)[len(seconds) // 2]),
-            "epoch_s_first": float(seconds[0]),
-            "test_mse": float(fit.scores["test_mse"]),
-            "val_mse": float(fit.scores["val_mse"]),
-        }
-    out["fp32_over_bf16_epoch_time"] = out["fp32"]["epoch_s_median"] / out["bf16"]["epoch_s_median"]
-    return out
+        figures = _run_child(name, args, cap, device)
+        figures["section_s"] = time.perf_counter() - t0
+        figures["cap_s"] = cap
+        results["sections"][name] = figures
+        results["section_wall_s"][name] = figures["section_s"]
+        log(f"{name}: {figures.get('status')} in {figures['section_s']:.1f} s: {_short(figures)}")
+        save()
+    results["finished"] = True
+    save()
+    log(f"done in {time.perf_counter() - start:.0f} s -> {args.output}")
+    return results
+
+
+def _short(figures: dict) -> str:
+    keep = {k: v for k, v in figures.items() if k not in ("traceback", "section_s")}
+    text = json.dumps(keep, default=str)
+    return text if len(text) < 700 else text[:700] + "…"
+
+
+# ----------------------------------------------------------------------------- the child
+class Section:
+    """What a section's body gets: sizes, device, its deadline and a way to save figures."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tiny = bool(args.tiny)
+        self.sizes = TINY if args.tiny else FULL
+        self.device = args.device
+        self.cuda = self.device.startswith("cuda")
+        self.start = time.perf_counter()
+        self.cap = float(args.cap_s)
+        self.figures: dict[str, Any] = {"status": "running"}
+
+    def left(self) -> float:
+        return self.cap - (time.perf_counter() - self.start)
+
+    def deadline(self, reserve_s: float) -> float:
+        """When training must stop to leave ``reserve_s`` of the cap (a perf_counter value)."""
+        return self.start + self.cap - reserve_s
+
+    def save(self) -> None:
+        self.figures["section_child_s"] = time.perf_counter() - self.start
+        if self.cuda:
+            import torch
+
+            self.figures["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / GIB
+        self.figures["peak_rss_gib"] = (peak_rss_bytes() or 0) / GIB
+        write_json(self.args.output, self.figures)
+
+    def reset_peak(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+
+    def gpu_peak(self) -> float | None:
+        if not self.cuda:
+            return None
+        import torch
+
+        return torch.cuda.max_memory_allocated() / GIB
+
+
+def run_section(args: argparse.Namespace) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        torch.set_num_threads(min(4, os.cpu_count() or 1))
+    sec = Section(args)
+    sec.save()
+    try:
+        SECTIONS[args.section](sec)
+        if sec.figures["status"] == "running":
+            sec.figures["status"] = "ok"
+    except Exception as error:  # noqa: BLE001 - recorded; the parent runs the next section
+        sec.figures["status"] = "error"
+        sec.figures["error"] = f"{type(error).__name__}: {error}"
+        sec.figures["traceback"] = traceback.format_exc()[-3000:]
+    sec.save()
 
 
 def _synthetic(n_neurons: int, n_frames: int) -> Any:
@@ -238,119 +312,273 @@ def _synthetic(n_neurons: int, n_frames: int) -> Any:
     return zebrafish_scale_activity(n_neurons, n_frames, seed=0)
 
 
-#: Options that make a fit's cost mostly training (throughput figures): random assignment init.
-FAST_INIT = {"init": "random", "group_init": False, "smooth_features": False}
+def precision_section(sec: Section) -> None:
+    from napari_mesoscale.model import fit_mesoscale
+    from napari_mesoscale.synth import make_toy_brain
+
+    kwargs = {"n_neurons": 40, "n_frames": 120, "shape": (32, 64, 64)} if sec.tiny else {}
+    brain = make_toy_brain(render=None, em=False, seed=0, **kwargs)
+    out = sec.figures
+    out.update(n_neurons=brain.activity.shape[1], n_frames=brain.activity.shape[0])
+    for precision in ("fp32", "bf16"):
+        t0 = time.perf_counter()
+        fit = fit_mesoscale(
+            brain.activity,
+            brain.positions,
+            connectome=brain.adjacency,
+            stimulus=brain.stimulus,
+            epochs=sec.sizes["toy_epochs"],
+            seed=0,
+            device=sec.device,
+            precision=precision,
+        )
+        seconds = sorted(float(s) for s in fit.history["seconds"])
+        out[precision] = {
+            "wall_s": time.perf_counter() - t0,
+            "epoch_s_median": seconds[len(seconds) // 2],
+            "epoch_s_first": float(fit.history["seconds"][0]),
+            "test_mse": float(fit.scores["test_mse"]),
+            "val_mse": float(fit.scores["val_mse"]),
+        }
+        sec.save()
+    out["fp32_over_bf16_epoch_time"] = out["fp32"]["epoch_s_median"] / out["bf16"]["epoch_s_median"]
+    out["bf16_over_fp32_test_mse"] = out["bf16"]["test_mse"] / out["fp32"]["test_mse"]
 
 
-def throughput_section(run: Run, cap: float) -> dict:
-    out: dict[str, Any] = {"runs": []}
-    sizes = run.sizes
-    for n in sizes["throughput_neurons"]:
-        t_left = cap - (time.perf_counter() - run._section_start)
-        if t_left < 5:
-            out["runs"].append({"n_neurons": n, "skipped": f"section cap reached ({t_left:.0f} s)"})
-            continue
-        for batch in (32, 8):
-            run.reset_peak()
-            try:
-                t0 = time.perf_counter()
-                data = _synthetic(n, sizes["throughput_frames"])
-                gen_s = time.perf_counter() - t0
-                res = timed_fit(
-                    data.activity,
-                    data.positions,
-                    data.connectome,
-                    device=run.device,
-                    epochs=100,
-                    max_steps=sizes["throughput_steps"],
-                    time_cap_s=t_left * 0.5,
-                    batch_frames=batch,
-                    **FAST_INIT,
-                )
-            except MemoryError as error:
-                out["runs"].append({"n_neurons": n, "batch_frames": batch, "oom": str(error)})
-                continue
-            res["generation_s"] = gen_s
-            res["neuron_steps_per_s"] = n * batch / res["step_s"]
-            res["neuron_frames_per_s_note"] = "N x batch_frames windows per optimiser step"
-            if run.cuda:
-                import torch
-
-                res["peak_gpu_memory_gib"] = torch.cuda.max_memory_allocated() / GIB
-            res["peak_rss_gib"] = (peak_rss_bytes() or 0) / GIB
-            out["runs"].append(res)
-            log(f"throughput N={n}: {res['neuron_steps_per_s']:.3g} neuron-steps/s")
-            del data
-            break
-    return out
-
-
-def epoch_section(run: Run, cap: float) -> dict:
-    sizes = run.sizes
+def _training_run(
+    sec: Section, n: int, frames: int, time_cap_s: float, reserve_s: float = 5.0, **extra: Any
+) -> dict:
+    """One epoch (capped) of training alone on synthetic activity; figures of the run."""
     t0 = time.perf_counter()
-    data = _synthetic(sizes["epoch_neurons"], sizes["epoch_frames"])
+    data = _synthetic(n, frames)
     gen_s = time.perf_counter() - t0
-    run.reset_peak()
-    budget = cap - gen_s
-    res = timed_fit(
+    sec.figures["last_stage"] = f"generated N={n} x T={frames} in {gen_s:.1f} s"
+    sec.save()  # a section killed later still says how far it got
+    sec.reset_peak()
+    options = {**FAST_INIT, "batch_frames": sec.sizes["batch_frames"], **extra}
+    res = staged_fit(
         data.activity,
         data.positions,
         data.connectome,
-        device=run.device,
+        device=sec.device,
         epochs=1,
         max_steps=None,
-        time_cap_s=budget * 0.8,
-        **FAST_INIT,
+        time_cap_s=time_cap_s,
+        deadline=sec.deadline(reserve_s),
+        package=False,
+        **options,
     )
     res["generation_s"] = gen_s
-    res["epoch_s"] = (
-        res["epoch_s_measured"][0] if res["epoch_s_measured"] else res["epoch_s_extrapolated"]
-    )
-    res["epoch_complete"] = res["stopped"] != "cancelled"
-    res["target_epoch_s"] = 60.0
+    res["neuron_steps_per_s"] = n * res["batch_frames"] / res["step_s"]
+    res["peak_gpu_memory_gib"] = sec.gpu_peak()
     return res
 
 
-def zebrafish_section(run: Run, cap: float) -> dict:
-    sizes = run.sizes
+def throughput_section(sec: Section) -> None:
+    runs: list[dict] = []
+    sec.figures.update(runs=runs, note="neuron-steps = N x batch_frames windows per Adam step")
+    for n in sec.sizes["throughput_neurons"]:
+        # 10x the neurons: start only with a fair chance to finish (a kill keeps earlier runs)
+        if runs and "step_s" in runs[-1] and sec.left() < 2 * runs[-1]["total_s"]:
+            runs.append({"n_neurons": n, "skipped": f"{sec.left():.0f} s of the cap left"})
+            continue
+        res = _throughput_run(sec, n)
+        runs.append(res)
+        log(f"throughput N={n}: {res.get('neuron_steps_per_s', math.nan):.3g} neuron-steps/s")
+        sec.save()
+
+
+def _throughput_run(sec: Section, n: int) -> dict:
+    """Training at ``n`` neurons; out of memory at 32 windows per step: again with 8."""
+    batch = sec.sizes["batch_frames"]
+    frames = sec.sizes["throughput_frames"]
+    try:
+        return _training_run(sec, n, frames, sec.left() * 0.3, batch_frames=batch)
+    except MemoryError as error:
+        first = {"n_neurons": n, "batch_frames": batch, "oom": str(error)[:300]}
+    if sec.cuda:
+        import torch
+
+        torch.cuda.empty_cache()
+    try:
+        res = _training_run(sec, n, frames, sec.left() * 0.3, batch_frames=max(1, batch // 4))
+    except MemoryError as error:
+        return {**first, "oom_at_quarter_batch": str(error)[:300]}
+    res["oom_at_full_batch"] = first["oom"]
+    return res
+
+
+def zebrafish_section(sec: Section) -> None:
+    """Training at ZAPBench's shape (cheap initialisation), then the default initialisation
+    timed on its own (the part a time cap cannot interrupt comes last)."""
+    s, out = sec.sizes, sec.figures
     t0 = time.perf_counter()
-    data = _synthetic(sizes["zebrafish_neurons"], sizes["zebrafish_frames"])
-    gen_s = time.perf_counter() - t0
-    run.reset_peak()
-    res = timed_fit(
+    data = _synthetic(s["zebrafish_neurons"], s["zebrafish_frames"])
+    out["generation_s"] = time.perf_counter() - t0
+    sec.reset_peak()
+    options = {**FAST_INIT, "batch_frames": s["batch_frames"]}
+    res = staged_fit(
         data.activity,
         data.positions,
         data.connectome,
-        device=run.device,
-        epochs=sizes["zebrafish_epochs"],
+        device=sec.device,
+        epochs=s["zebrafish_epochs"],
         max_steps=None,
-        time_cap_s=(cap - gen_s) * 0.6,
+        time_cap_s=s["zebrafish_train_s"],
+        deadline=sec.deadline(s["zebrafish_init_reserve_s"]),
+        package=False,
+        **options,
     )
-    res["generation_s"] = gen_s
-    epochs_done = res["steps_run"] / max(1, res["steps_per_epoch"])
-    res["epochs_run"] = epochs_done
-    res["whole_fit_s_extrapolated"] = (
-        res["to_first_step_s"]
-        + res["epoch_s_extrapolated"] * sizes["zebrafish_epochs"]
-        + res["after_training_s"]
+    res["peak_gpu_memory_gib"] = sec.gpu_peak()
+    epochs = s["zebrafish_epochs"]
+    res["fit_s_extrapolated_without_init_and_packaging"] = (
+        res["prepare_s"] + res["epoch_s_extrapolated"] * epochs
     )
-    res["epochs_for_extrapolation"] = sizes["zebrafish_epochs"]
-    res["target_whole_fit_s"] = 600.0
-    res["peak_rss_gib"] = (peak_rss_bytes() or 0) / GIB
+    out.update(training=res, epochs_for_extrapolation=epochs, target_whole_fit_s=600.0)
+    out["note"] = (
+        "training with the cheap initialisation (FAST_INIT); the default initialisation "
+        "timed on the first frames of the same data (CPU work, same on any device); "
+        "packaging (held-out errors, on the CPU) not run here"
+    )
+    sec.save()
+    if sec.left() < 0.8 * s["zebrafish_init_reserve_s"]:
+        sec.figures["default_init"] = {"skipped": f"{sec.left():.0f} s of the cap left"}
+        return
+    _default_initialisation(sec, data)
+
+
+def _default_initialisation(sec: Section, data: Any) -> None:
+    """The default (dynamics) initialisation timed on the first frames, then extrapolated."""
+    frames = min(sec.sizes["zebrafish_init_frames"], data.activity.shape[0])
+    done: dict[str, float] = {}
+    sec.figures["default_init"] = {"n_frames": frames, "stages_done_s": done}
+
+    def on_stage(name: str, seconds: float) -> None:
+        done[name] = seconds
+        sec.save()  # a kill at the cap still says which stage was running
+
+    init = default_initialisation(data.activity[:frames], data.positions, data.connectome, on_stage)
+    full_train = int(0.7 * data.activity.shape[0])
+    init["initialise_s_extrapolated"] = init["initialise_s"] * full_train / init["train_frames"]
+    init["note"] = "extrapolated linearly in frames: an upper bound (k-means, grouping are not)"
+    sec.figures["default_init"] = init
+    training = sec.figures["training"]
+    sec.figures["whole_fit_s_extrapolated_without_packaging"] = (
+        training["prepare_s"]
+        + init["initialise_s_extrapolated"]
+        + training["epoch_s_extrapolated"] * sec.figures["epochs_for_extrapolation"]
+    )
+
+
+def epoch_section(sec: Section) -> None:
+    s = sec.sizes
+    res = _training_run(sec, s["epoch_neurons"], s["epoch_frames"], sec.cap, reserve_s=8.0)
+    res["epoch_complete"] = res["stopped"] != "cancelled"
+    res["epoch_s"] = (
+        res["epoch_s_measured"][0] if res["epoch_complete"] else res["epoch_s_extrapolated"]
+    )
+    res["target_epoch_s"] = 60.0
+    sec.figures.update(res)
+
+
+def oom_section(sec: Section) -> None:
+    out = sec.figures
+    if not sec.cuda:  # a real allocation failure on the CPU would swap or kill the machine
+        out["status"] = "skipped_on_cpu"
+        return
+    import torch
+
+    free, _ = torch.cuda.mem_get_info()
+    out["free_gib"] = free / GIB
+    data = _synthetic(sec.sizes["oom_neurons"], sec.sizes["oom_frames"])
+    try:  # hidden units scale every activation: several times the whole device at step one
+        _training_run_on(sec, data, hidden=1024, batch_frames=256)
+        out["status"] = "no_oom"
+    except MemoryError as error:
+        message = str(error)
+        out.update(message=message, clear_message="reduce batch_frames" in message)
+        out["cause"] = type(error.__cause__).__name__ if error.__cause__ else None
+        out["status"] = "ok" if out["clear_message"] else "unclear_message"
+    except torch.OutOfMemoryError as error:
+        out.update(status="raw_torch_oom", message=str(error)[:500])
+    torch.cuda.empty_cache()
+    out["memory_after_gib"] = torch.cuda.memory_allocated() / GIB
+
+
+def _training_run_on(sec: Section, data: Any, **extra: Any) -> dict:
+    return staged_fit(
+        data.activity,
+        data.positions,
+        data.connectome,
+        device=sec.device,
+        epochs=1,
+        max_steps=2,
+        package=False,
+        **{**FAST_INIT, **extra},
+    )
+
+
+def _worker_fit(n_neurons: int, n_frames: int, steps: int, device: str, queue: Any = None):
+    """The fit widget's core call (stages of fit_mesoscale, progress callback): steps/s."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    data = _synthetic(n_neurons, n_frames)
+    res = staged_fit(
+        data.activity,
+        data.positions,
+        data.connectome,
+        device=device,
+        epochs=100,
+        max_steps=steps,
+        package=False,
+        **FAST_INIT,
+    )
+    res["steps_per_s"] = 1.0 / res["step_s"]
+    if queue is not None:
+        queue.put(res)
     return res
 
 
-def unet_section(run: Run, cap: float) -> dict:
+def worker_section(sec: Section) -> None:
+    s, out = sec.sizes, sec.figures
+    argv = (s["worker_neurons"], s["worker_frames"], s["worker_steps"], sec.device)
+    out.update(n_neurons=argv[0], n_frames=argv[1])
+    out["main_thread"] = _worker_fit(*argv)
+    sec.save()
+    box: list[dict] = []
+    thread = threading.Thread(target=lambda: box.append(_worker_fit(*argv)), daemon=True)
+    thread.start()
+    thread.join(timeout=max(1.0, sec.left() / 2))
+    out["thread"] = box[0] if box else {"error": "no result within the cap"}
+    sec.save()
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    proc = context.Process(target=_worker_fit, args=(*argv, queue))
+    t0 = time.perf_counter()
+    proc.start()
+    try:
+        out["subprocess"] = queue.get(timeout=max(1.0, sec.left() - 2))
+    except Exception as error:  # noqa: BLE001
+        out["subprocess"] = {"error": f"{type(error).__name__}: {error}"}
+    proc.join(timeout=5)
+    if proc.is_alive():
+        proc.kill()
+    out["subprocess"]["wall_with_start_s"] = time.perf_counter() - t0
+    base = out["main_thread"]["steps_per_s"]
+    for key in ("thread", "subprocess"):
+        if "steps_per_s" in out[key]:
+            out[f"{key}_over_main"] = out[key]["steps_per_s"] / base
+
+
+def unet_section(sec: Section) -> None:
     import numpy as np
 
     from napari_mesoscale.segment.unet import train_soma_detector
     from napari_mesoscale.synth import make_toy_brain
 
-    kwargs = {"n_neurons": 20, "n_frames": 30, "shape": (32, 64, 64)} if run.args.tiny else {}
+    kwargs = {"n_neurons": 20, "n_frames": 30, "shape": (32, 64, 64)} if sec.tiny else {}
     brain = make_toy_brain(render=None, em=True, seed=0, **kwargs)
-    labels = np.asarray(brain.em_labels)
-    annotations = np.where(labels > 0, 2, 1).astype(np.int64)
-    sizes = run.sizes
+    annotations = np.where(np.asarray(brain.em_labels) > 0, 2, 1).astype(np.int64)
+    unet = sec.sizes["unet"]
     stamps: list[float] = []
 
     def callback(info: dict) -> bool:
@@ -362,162 +590,52 @@ def unet_section(run: Run, cap: float) -> dict:
         brain.em,
         annotations,
         voxel_size=brain.em_voxel_size,
-        epochs=sizes["unet_epochs"],
-        steps_per_epoch=sizes["unet_steps"],
-        device=run.device,
+        device=sec.device,
         seed=0,
         callback=callback,
+        **unet,
     )
     wall = time.perf_counter() - t0
-    steps = sizes["unet_epochs"] * sizes["unet_steps"]
+    steps = unet["epochs"] * unet["steps_per_epoch"]
     gaps = sorted(b - a for a, b in zip(stamps[:-1], stamps[1:], strict=True))
-    return {
-        "em_shape": list(np.shape(brain.em)),
-        "steps": steps,
-        "wall_s": wall,
-        "median_callback_gap_s": gaps[len(gaps) // 2] if gaps else math.nan,
-        "steps_per_s": steps / wall,
-        "final_loss": float(det.history[-1]["loss"]) if det.history else math.nan,
-    }
-
-
-def _worker_fit(n_neurons: int, n_frames: int, steps: int, device: str, queue: Any = None):
-    """The fit widget's core call: fit_mesoscale with a progress callback; steps per second."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    data = _synthetic(n_neurons, n_frames)
-    res = timed_fit(
-        data.activity,
-        data.positions,
-        data.connectome,
-        device=device,
-        epochs=100,
-        max_steps=steps,
-        **FAST_INIT,
+    sec.figures.update(
+        em_shape=list(np.shape(brain.em)),
+        settings=unet,
+        steps=steps,
+        wall_s=wall,
+        median_callback_gap_s=gaps[len(gaps) // 2] if gaps else math.nan,
+        steps_per_s=steps / wall,
+        final_loss=float(det.history[-1]["loss"]) if det.history else math.nan,
     )
-    res["steps_per_s"] = 1.0 / res["step_s"]
-    if queue is not None:
-        queue.put(res)
-    return res
 
 
-def worker_section(run: Run, cap: float) -> dict:
-    s = run.sizes
-    argv = (s["worker_neurons"], s["worker_frames"], s["worker_steps"], run.device)
-    out: dict[str, Any] = {"n_neurons": argv[0], "n_frames": argv[1]}
-    out["main_thread"] = _worker_fit(*argv)
-    box: list[dict] = []
-    thread = threading.Thread(target=lambda: box.append(_worker_fit(*argv)), daemon=True)
-    thread.start()
-    thread.join(timeout=cap / 3)
-    out["thread"] = box[0] if box else {"error": "no result within the cap"}
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    proc = context.Process(target=_worker_fit, args=(*argv, queue))
-    t0 = time.perf_counter()
-    proc.start()
-    try:
-        out["subprocess"] = queue.get(timeout=max(5.0, cap / 3))
-    except Exception as error:  # noqa: BLE001
-        out["subprocess"] = {"error": f"{type(error).__name__}: {error}"}
-    proc.join(timeout=10)
-    if proc.is_alive():
-        proc.kill()
-    out["subprocess"]["wall_with_start_s"] = time.perf_counter() - t0
-    base = out["main_thread"]["steps_per_s"]
-    for key in ("thread", "subprocess"):
-        if "steps_per_s" in out[key]:
-            out[f"{key}_over_main"] = out[key]["steps_per_s"] / base
-    return out
+SECTIONS: dict[str, Callable[[Section], None]] = {
+    "precision": precision_section,
+    "throughput": throughput_section,
+    "zebrafish": zebrafish_section,
+    "epoch_100k": epoch_section,
+    "oom": oom_section,
+    "worker": worker_section,
+    "unet": unet_section,
+}
 
 
-def oom_section(run: Run, cap: float) -> dict:
-    import torch
-
-    data = _synthetic(2_000 if run.args.tiny else 50_000, 400)
-    if run.cuda:
-        free, _ = torch.cuda.mem_get_info()
-        # hidden units scale every activation: ask for several times the whole device
-        hidden = 4096
-        batch = 256
-    else:  # CPU: a real allocation failure would take the machine down; ask torch directly
-        free, hidden, batch = None, None, None
-    t0 = time.perf_counter()
-    out: dict[str, Any] = {"free_gib": None if free is None else free / GIB}
-    try:
-        if run.cuda:
-            from napari_mesoscale.model import fit_mesoscale
-
-            fit_mesoscale(
-                data.activity,
-                data.positions,
-                connectome=data.connectome,
-                epochs=1,
-                device=run.device,
-                batch_frames=batch,
-                hidden=hidden,
-                **FAST_INIT,
-            )
-            out["status"] = "no_oom"
-        else:
-            raise MemoryError("CPU: not provoked (an allocation beyond RAM would swap or kill)")
-    except MemoryError as error:
-        message = str(error)
-        out["message"] = message
-        out["cause"] = type(error.__cause__).__name__ if error.__cause__ else None
-        out["clear_message"] = "reduce batch_frames" in message
-        out["status"] = (
-            "ok"
-            if (run.cuda and out["clear_message"])
-            else ("skipped_on_cpu" if not run.cuda else "unclear_message")
-        )
-    except torch.OutOfMemoryError as error:
-        out["status"] = "raw_torch_oom"
-        out["message"] = str(error)[:500]
-    out["seconds"] = time.perf_counter() - t0
-    if run.cuda:
-        torch.cuda.empty_cache()
-        out["memory_after_gib"] = torch.cuda.memory_allocated() / GIB
-    return out
-
-
-SECTIONS: list[tuple[str, Callable, float]] = [
-    ("precision", precision_section, 10),
-    ("throughput", throughput_section, 15),
-    ("epoch_100k", epoch_section, 20),
-    ("zebrafish", zebrafish_section, 30),
-    ("unet", unet_section, 5),
-    ("worker", worker_section, 10),
-    ("oom", oom_section, 5),
-]
-
-
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> dict | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default=str(RESULTS))
     parser.add_argument("--budget-s", type=float, default=480.0)
     parser.add_argument("--tiny", action="store_true", help="every section, tiny, CPU (CI)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--only", nargs="*", default=None, help="run only these sections")
+    parser.add_argument("--section", default=None, help=argparse.SUPPRESS)  # child process
+    parser.add_argument("--cap-s", type=float, default=60.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.section:
+        run_section(args)
+        return None
     if args.tiny:  # CI: every section must run, whatever the machine's load
-        args.budget_s = max(args.budget_s, 900.0)
-    import torch
-
-    if not torch.cuda.is_available():
-        torch.set_num_threads(min(4, os.cpu_count() or 1))
-    run = Run(args)
-    run.results["sections"]["device"] = device_info(run)
-    log(f"device: {run.results['sections']['device']}")
-    run.save()
-    for name, body, need in SECTIONS:
-        if args.only and name not in args.only:
-            continue
-        run._section_start = time.perf_counter()
-        run.section(name, body, need)
-    run.results["finished"] = True
-    run.save()
-    log(f"done in {time.perf_counter() - run.start:.0f} s -> {args.output}")
-    return run.results
+        args.budget_s = max(args.budget_s, 1800.0)
+    return orchestrate(args)
 
 
 if __name__ == "__main__":

@@ -109,13 +109,26 @@ def initialise_model(
     cfg = cfg.replace(rf_diameter=d, stride=float(grid.stride))
     edges, edge_struct, edge_kernel = _drive_edges(data, cfg, connectome)
     progress.report(0.2, "grid and edges", n_fields=int(grid.n_fields))
-    ridge_model = per_neuron_ridge(data.z[data.train], edges, _u_train(data))
+    ridge_model = _drive_ridge(data, edges, edge_kernel)
     gen = torch.Generator().manual_seed(int(seed))
     logits0, groups = _initial_logits(data, cfg, grid, edges, seed, gen)
     progress.report(0.8, "assignment")
     net = _build_net(data, cfg, grid, edges, logits0, ridge_model, edge_kernel, gen)
     progress.report(1.0, "network")
     return InitialModel(net, cfg, grid, edges, edge_struct, groups)
+
+
+def _drive_ridge(
+    data: PreparedData, edges: np.ndarray, edge_kernel: np.ndarray | None
+) -> dict | None:
+    """Per-neuron ridge for the drive (and stimulus) weights; None when nothing needs it.
+
+    With ``edge_init="connectome"`` and no stimulus the drive starts from the kernels and the
+    ridge (minutes at zebrafish scale) would only be thrown away.
+    """
+    if edge_kernel is not None and data.u is None:
+        return None
+    return per_neuron_ridge(data.z[data.train], edges, _u_train(data))
 
 
 def _u_train(data: PreparedData) -> np.ndarray | None:
@@ -158,7 +171,7 @@ def _initial_logits(
     d, positions = cfg.rf_diameter, data.positions
     init_r = float(cfg.init_radius) if cfg.init_radius else d / 4
     spatial = local_edges(positions, init_r, cfg.init_neighbors)
-    ztr, utr = data.z_neuron[data.train], _u_train(data)
+    ztr, utr = data.z_neuron, _u_train(data)  # z_neuron holds the training block only
     ridge = per_neuron_ridge(ztr, edges, utr)
     pos_w = np.clip(neighbour_correlation(ztr, spatial), 0, None)
     feats = dynamics_features(
@@ -196,7 +209,7 @@ def _build_net(
     grid: Any,
     edges: np.ndarray,
     logits0: torch.Tensor,
-    ridge_model: dict,
+    ridge_model: dict | None,
     edge_kernel: np.ndarray | None,
     gen: torch.Generator,
 ) -> MesoscaleNet:

@@ -29,19 +29,21 @@ class PreparedData:
 
     Attributes
     ----------
-    z : (T, N) float64, activity normalised with ``mean`` / ``std``, NaNs replaced by 0
-        (the model trains on its float32 copy, :attr:`z32`).
-    z_neuron : (T, N) float64, activity z-scored per neuron (for the initialisation features).
+    z : (T, N) float32, activity normalised with ``mean`` / ``std``, NaNs replaced by 0
+        (float32 like the model; :attr:`z32` is the same array, not a copy).
+    z_neuron : (T_train, N) float32 or None, the training block z-scored per neuron (for the
+        dynamics initialisation's features; None for ``init="random"``); the same array as
+        ``z[train]`` with ``normalise="neuron"``.
     finite : (T, N) bool, where the recording was finite (the loss mask).
     u : (T, S) float64 or None, the normalised stimulus (float32 copy: :attr:`u32`).
     positions : (N, 3) µm.
     blocks : ``{"train" | "val" | "test": (start, stop)}`` frame ranges.
-    mean, std : (N,) the normalisation of the activity.
+    mean, std : (N,) float64, the normalisation of the activity (statistics in float64).
     stim_mean, stim_std : (S,) or None, the normalisation of the stimulus.
     """
 
     z: np.ndarray
-    z_neuron: np.ndarray
+    z_neuron: np.ndarray | None
     finite: np.ndarray
     u: np.ndarray | None
     positions: np.ndarray
@@ -61,7 +63,7 @@ class PreparedData:
 
     @property
     def z32(self) -> np.ndarray:
-        return self.z.astype(np.float32)
+        return self.z.astype(np.float32, copy=False)
 
     @property
     def u32(self) -> np.ndarray | None:
@@ -69,10 +71,14 @@ class PreparedData:
 
 
 def validate_inputs(
-    activity: Any, positions: Any, stimulus: Any = None
+    activity: Any, positions: Any, stimulus: Any = None, *, dtype: Any = np.float64
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Check shapes and values; return float arrays (activity (T,N), positions (N,3), stim)."""
-    activity = np.asarray(activity, dtype=np.float64)
+    """Check shapes and values; return float arrays (activity (T,N), positions (N,3), stim).
+
+    ``activity`` is returned as ``dtype`` (no copy when it already is; the fit asks for
+    float32, which at zebrafish scale saves a 4.5 GB float64 copy); the others as float64.
+    """
+    activity = np.asarray(activity, dtype=dtype)
     positions = np.asarray(positions, dtype=np.float64)
     if activity.ndim != 2:
         raise ValueError(
@@ -137,7 +143,7 @@ def split_blocks(n_frames: int, split: tuple[float, float, float], rollout: int)
 
 def prepare_data(activity: Any, positions: Any, stimulus: Any, cfg: ModelConfig) -> PreparedData:
     """Validate, split and normalise the recording (see the module notes)."""
-    activity, positions, stim = validate_inputs(activity, positions, stimulus)
+    activity, positions, stim = validate_inputs(activity, positions, stimulus, dtype=np.float32)
     blocks = split_blocks(activity.shape[0], cfg.split, max(1, cfg.rollout))
     tr0, tr1 = blocks["train"]
     finite = np.isfinite(activity)
@@ -150,8 +156,13 @@ def prepare_data(activity: Any, positions: Any, stimulus: Any, cfg: ModelConfig)
             f"block (frames {tr0}-{tr1}); drop them or fill their NaNs."
         )
     mean, std, mean_n, std_n = _normalisation(train, cfg.normalise)
-    z = np.where(finite, (activity - mean) / std, 0.0)
-    z_neuron = np.where(finite, (activity - mean_n) / std_n, 0.0)
+    z = _standardised(activity, finite, mean, std)
+    if cfg.normalise == "neuron":
+        z_neuron = z[tr0:tr1]
+    elif cfg.init != "dynamics":  # only the dynamics initialisation reads it
+        z_neuron = None
+    else:
+        z_neuron = _standardised(train, finite[tr0:tr1], mean_n, std_n)
     s_mean = s_std = u = None
     if stim is not None:
         s_mean, s_std = stim[tr0:tr1].mean(0), stim[tr0:tr1].std(0)
@@ -171,21 +182,70 @@ def prepare_data(activity: Any, positions: Any, stimulus: Any, cfg: ModelConfig)
     )
 
 
+def _standardised(
+    x: np.ndarray, finite: np.ndarray, mean: np.ndarray, std: np.ndarray, rows: int = 256
+) -> np.ndarray:
+    """float32 ``(x - mean) / std`` where finite, else 0, a block of rows at a time.
+
+    The arithmetic is float64 within a block (the result is the float64 formula rounded
+    once to float32); working block by block keeps the temporaries to a few (rows, N).
+    """
+    out = np.empty(x.shape, dtype=np.float32)
+    for start in range(0, x.shape[0], rows):
+        sl = slice(start, start + rows)
+        block = (x[sl].astype(np.float64) - mean) / std
+        out[sl] = np.where(finite[sl], block, 0.0)
+    return out
+
+
 def _normalisation(
     train: np.ndarray, normalise: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(mean, std) used by the model and the per-neuron (mean, std) used by the features."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean_n = np.nanmean(train, axis=0)
-        std_n = np.nanstd(train, axis=0)
+    if normalise not in ("global", "neuron"):
+        raise ValueError(f"normalise must be 'global' or 'neuron'; got {normalise!r}")
+    mean_n, std_n = _column_stats(train)
     std_n = np.where(std_n > 1e-12, std_n, 1.0)
     if normalise == "neuron":
         return mean_n, std_n, mean_n, std_n
-    if normalise != "global":
-        raise ValueError(f"normalise must be 'global' or 'neuron'; got {normalise!r}")
     n = train.shape[1]
-    g_std = float(np.nanstd(train))
-    mean = np.full(n, float(np.nanmean(train)))
+    g_mean, g_std = _global_stats(train)
+    mean = np.full(n, g_mean)
     std = np.full(n, g_std if g_std > 1e-12 else 1.0)
     return mean, std, mean_n, std_n
+
+
+def _column_blocks(n: int, t: int) -> range:
+    return range(0, n, max(1, 4_000_000 // max(1, t)))  # float64 blocks of ~32 MB
+
+
+def _column_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """nanmean and nanstd of every column, in float64, a block of columns at a time."""
+    n = x.shape[1]
+    mean, std = np.empty(n), np.empty(n)
+    step = _column_blocks(n, x.shape[0]).step
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for start in _column_blocks(n, x.shape[0]):
+            block = x[:, start : start + step].astype(np.float64)
+            mean[start : start + step] = np.nanmean(block, axis=0)
+            std[start : start + step] = np.nanstd(block, axis=0)
+    return mean, std
+
+
+def _global_stats(x: np.ndarray) -> tuple[float, float]:
+    """nanmean and nanstd of the whole matrix (two passes over column blocks, float64)."""
+    step = _column_blocks(x.shape[1], x.shape[0]).step
+    total, count = 0.0, 0
+    for start in _column_blocks(x.shape[1], x.shape[0]):
+        block = x[:, start : start + step].astype(np.float64)
+        total += float(np.nansum(block))
+        count += int(np.isfinite(block).sum())
+    if count == 0:
+        return math.nan, math.nan
+    mean = total / count
+    squares = 0.0
+    for start in _column_blocks(x.shape[1], x.shape[0]):
+        block = x[:, start : start + step].astype(np.float64)
+        squares += float(np.nansum((block - mean) ** 2))
+    return mean, math.sqrt(squares / count)
