@@ -235,13 +235,6 @@ def test_run_pipeline_registers_a_moving_movie_first(brain_small_movie):
     true_path = truth.rigid_um - truth.rigid_um.mean(0)
     found_path = result.motion.shifts_um - result.motion.shifts_um.mean(0)
     assert np.median(np.abs(np.abs(found_path) - np.abs(true_path))) < 0.5
-    still = run_pipeline(
-        brain.movie,
-        voxel_size=brain.voxel_size,
-        neurons=brain.neurons,
-        synapses=brain.synapses,
-        frame_rate=brain.frame_rate,
-        epochs=2,
-        device="cpu",
-    )
-    assert still.motion is None
+    # a still movie is left as it is (the quick estimate finds no motion)
+    _, no_correction, estimate = register_if_moving(brain.movie, voxel_size=brain.voxel_size)
+    assert no_correction is None and estimate.amplitude_voxels < 0.5
