@@ -293,6 +293,43 @@ def bootstrap(values: list[float], rng: np.random.Generator, n: int = 2000) -> l
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
+def margins(block: dict[str, Any], rng: np.random.Generator, model: str = "mesoscale") -> dict:
+    """Paired per-fold differences r(model) - r(peer) (same folds), bootstrap 95 % over folds."""
+    rows = block["models"]
+    if model not in rows:
+        return {}
+    mine = np.asarray(rows[model]["pearson_r_per_fold"])
+    out = {}
+    for peer, row in rows.items():
+        if peer == model:
+            continue
+        diff = mine - np.asarray(row["pearson_r_per_fold"])
+        out[peer] = {
+            "per_fold": diff.tolist(),
+            "mean": float(np.nanmean(diff)),
+            "ci95_bootstrap_over_folds": bootstrap(diff.tolist(), rng),
+        }
+    return out
+
+
+def strain_contrast(results: dict[str, Any], rng: np.random.Generator, model: str) -> dict:
+    """r(unc31) - r(wt) of one model; the folds differ between strains, so the two fold means
+    are resampled independently."""
+    strains = results["strains"]
+    if not {"wt", "unc31"} <= set(strains):
+        return {}
+    wt = np.asarray(strains["wt"]["models"][model]["pearson_r_per_fold"])
+    unc = np.asarray(strains["unc31"]["models"][model]["pearson_r_per_fold"])
+    draws = rng.choice(unc, (2000, unc.size)).mean(1) - rng.choice(wt, (2000, wt.size)).mean(1)
+    return {
+        "unc31_minus_wt": float(unc.mean() - wt.mean()),
+        "ci95_bootstrap_over_folds": [
+            float(np.percentile(draws, 2.5)),
+            float(np.percentile(draws, 97.5)),
+        ],
+    }
+
+
 def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
     names = neurons["id"].tolist()
     positions = neurons[["z", "y", "x"]].to_numpy()
@@ -362,6 +399,14 @@ def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
     }
 
 
+def add_comparisons(results: dict[str, Any], rng: np.random.Generator) -> None:
+    """The target's margins (mesoscale vs every peer, per strain) and wt vs unc-31 per model."""
+    for block in results["strains"].values():
+        block["mesoscale_margin"] = margins(block, rng)
+    models = next(iter(results["strains"].values()))["models"] if results["strains"] else {}
+    results["unc31_vs_wt"] = {m: strain_contrast(results, rng, m) for m in models}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5)
@@ -406,6 +451,7 @@ def main() -> None:
     }
     for strain in args.strains:
         results["strains"][strain] = run_strain(strain, args, neurons, A, rng)
+        add_comparisons(results, rng)
         results["seconds"] = round(time.perf_counter() - start, 1)
         results["load_average_at_end"] = os.getloadavg()
         results["machine"] = platform.platform()
