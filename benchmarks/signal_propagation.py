@@ -10,13 +10,13 @@ others' responses and predicts every observed responder of the held-out ones.
 Models, on the same folds:
 
 * ``mesoscale`` — :func:`napari_mesoscale.fit_mesoscale` with ``connectome=`` (chemical +
-  gap-junction adjacency, both directions for gap junctions) and ``stimulus=`` fitted on the
-  training neurons' trials (``celegans.stimulation_trials``: rest frame, then the stimulated
-  neuron held at 1 and observed responders rising to their measured ΔF/F; unobserved
+  gap-junction adjacency, both directions for gap junctions) fitted on the training neurons'
+  trials (``celegans.stimulation_trials``; ``SELECTED_PROTOCOL``: rest, the stimulated neuron
+  alone at the pulse, then the observed responders at their measured ΔF/F; unobserved
   responders NaN = masked in the loss). A held-out neuron is then stimulated *in silico*: the
-  fitted model runs freely from rest through :meth:`MesoscaleFit.predict` (one step at a time,
-  ``steps=1``), the stimulated neuron clamped at 1 after every step; the prediction is the mean
-  of the second half of the trial (the plateau the training traces rise to).
+  fitted model runs freely from rest through :meth:`MesoscaleFit.predict` (``steps=1``), the
+  stimulated neuron clamped at the pulse after every step; the prediction is read where the
+  training traces hold the measurement. ``--first-protocol`` runs the first run's protocol.
 * ``connectome linear`` — steady state of x = W x + e_j with W (post ← pre) nonzero only on
   the connectome's edges, fitted (Adam, masked squared loss, L2) to the training columns:
   prediction (I − W)⁻¹[i, j].
