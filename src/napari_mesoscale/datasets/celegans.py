@@ -343,14 +343,23 @@ def stimulation_trials(
     stimulated: list[str] | None = None,
     frames_per_trial: int = 8,
     rise_frames: float = 1.0,
+    response_lag_frames: int = 0,
+    mask_rest: bool = False,
+    pulse: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The atlas as a (T, N) activity movie: one trial per stimulated neuron.
 
     Each trial starts at rest (frame 0: ΔF/F = 0 for every neuron, the baseline by
-    definition), then the stimulated neuron is held at 1 (the optogenetic pulse) and every
+    definition), then the stimulated neuron is held at ``pulse`` (the optogenetic pulse) and every
     observed responder relaxes towards its measured mean response ``dff`` with time constant
-    ``rise_frames``; responders never observed for that stimulated neuron are NaN (masked in a
+    ``rise_frames``, starting ``response_lag_frames`` frames after the pulse (until then it
+    stays at rest); responders never observed for that stimulated neuron are NaN (masked in a
     fit's loss). The shape of the rise is a modelling choice; its plateau is the measurement.
+
+    With ``response_lag_frames=0`` the responders rise in the same frame as the pulse, so a
+    one-step model cannot tell from frame t which neuron drives frame t+1's rise; a lag of one
+    frame or more puts the stimulated neuron alone in the state one step before the responders
+    move (what a model has to learn to predict the response to a neuron it never saw driven).
 
     Parameters
     ----------
@@ -362,6 +371,17 @@ def stimulation_trials(
         the atlas that is in ``names``.
     frames_per_trial, rise_frames : int, float
         Trial length (frames) and rise time constant (frames).
+    response_lag_frames : int
+        Frames between the pulse's onset and the responders' first move (0 to
+        ``frames_per_trial - 2``).
+    pulse : float
+        Activity of the stimulated neuron while it is driven (the atlas does not report it;
+        1 by default, far above a typical response, which is a few hundredths of ΔF/F).
+    mask_rest : bool
+        Leave the rest frame NaN (masked) for the neurons observed in the trial, so that a
+        one-step fit is not asked to predict the jump from the previous trial's last frame back
+        to rest (a reset no state can foresee); their rest then enters a fit's input as the
+        training mean.
 
     Returns
     -------
@@ -371,6 +391,11 @@ def stimulation_trials(
     stimulated : list of str
         The stimulated neuron of each trial.
     """
+    if not 0 <= response_lag_frames <= frames_per_trial - 2:
+        raise ValueError(
+            f"response_lag_frames must lie between 0 and frames_per_trial - 2 = "
+            f"{frames_per_trial - 2}; got {response_lag_frames}."
+        )
     names = [str(n) for n in names]
     column = {name: i for i, name in enumerate(names)}
     table = _atlas_cached(strain)
@@ -378,7 +403,8 @@ def stimulation_trials(
     if stimulated is None:
         stimulated = sorted(set(table["stimulated"]) & set(column))
     steps = np.arange(frames_per_trial)
-    rise = np.where(steps > 0, 1.0 - np.exp(-steps / rise_frames), 0.0)
+    since = steps - response_lag_frames
+    rise = np.where(since > 0, 1.0 - np.exp(-since / rise_frames), 0.0)
     activity = np.full((len(stimulated) * frames_per_trial, len(names)), np.nan)
     stimulus = np.zeros((activity.shape[0], 1))
     by_stimulated = dict(tuple(table.groupby("stimulated")))
@@ -390,6 +416,9 @@ def stimulation_trials(
         if pairs is not None:
             cols = pairs["responder"].map(column).to_numpy()
             block[:, cols] = rise[:, None] * pairs["dff"].to_numpy()[None, :]
-        block[:, column[name]] = (steps > 0).astype(float)
+        block[:, column[name]] = pulse * (steps > 0)
+        if mask_rest:
+            observed = np.isfinite(block[1])
+            block[0, observed] = np.nan
         stimulus[rows, 0] = (steps > 0).astype(float)
     return activity, stimulus, list(stimulated)

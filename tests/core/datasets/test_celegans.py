@@ -151,3 +151,36 @@ def test_witvliet_development_through_connectome_tables():
     assert grid.n_neurons == 302 and grid.n_fields > 10
     assert grid.candidates.shape[0] == 302
     assert grid.mask.any(axis=1).all()  # every neuron lies in some receptive field
+
+
+@needs_data
+def test_stimulation_trials_lag_pulse_and_masked_rest():
+    """Responders stay at rest for the lag, then sit at the measured response; the stimulated
+    neuron holds the pulse; masked rest leaves frame 0 NaN only for the trial's observed
+    neurons."""
+    names = celegans.neurons()["id"].tolist()
+    activity, stimulus, _ = celegans.stimulation_trials(
+        names,
+        stimulated=["AVJR"],
+        frames_per_trial=3,
+        rise_frames=0.01,
+        response_lag_frames=1,
+        mask_rest=True,
+        pulse=0.3,
+    )
+    measured = celegans.response_to("AVJR").dropna()
+    measured = measured[measured.index != "AVJR"]
+    cols = [names.index(n) for n in measured.index]
+    column = names.index("AVJR")
+    np.testing.assert_allclose(activity[1:, column], 0.3)
+    np.testing.assert_array_equal(activity[1, cols], 0.0)
+    np.testing.assert_allclose(activity[2, cols], measured.to_numpy(), rtol=1e-6)
+    observed = cols + [column]
+    assert np.isnan(activity[0, observed]).all()
+    others = np.setdiff1d(np.arange(len(names)), observed)
+    np.testing.assert_array_equal(activity[0, others], 0.0)
+    np.testing.assert_array_equal(stimulus[:, 0], [0.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="response_lag_frames"):
+        celegans.stimulation_trials(
+            names, stimulated=["AVJR"], frames_per_trial=3, response_lag_frames=2
+        )
