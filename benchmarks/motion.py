@@ -92,9 +92,9 @@ def _detection(movie, brain, offset_um=None) -> dict:
         positions = positions - offset_um
     match = match_points(positions, brain.positions, DIAMETER / 2)
     corr = [
-        float(np.corrcoef(sources.dff[i], brain.calcium[:, j])[0, 1])
+        float(np.corrcoef(sources.dff[:, i], brain.calcium[:, j])[0, 1])
         for i, j in zip(match.detected_index, match.truth_index, strict=True)
-        if np.std(sources.dff[i]) > 0
+        if np.std(sources.dff[:, i]) > 0
     ]
     return {"f1": float(match.f1), "median_trace_r": float(np.median(corr)) if corr else None}
 

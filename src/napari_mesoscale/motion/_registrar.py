@@ -42,7 +42,8 @@ class Registrar:
         self.taper = _phase.edge_taper(size, taper_width, self.device)
         self.filter = _phase.gaussian_spectrum(size, params.smooth_sigma_voxels, self.device)
         self.reference = reference
-        self.warp = _phase.Warper(size, self.device)
+        self.warp = _phase.Warper(size, self.device)  # for estimation passes
+        self.output_warp = _phase.Warper(size, self.device, params.interpolation)
         self.reference_conj = _phase.prepare(reference[None], self.taper).conj()
         self.blocks: BlockGrid | None = None
         if params.nonrigid:
@@ -99,7 +100,7 @@ class Registrar:
         rigid = self.rigid(frames)
         out = {"rigid": rigid}
         if self.blocks is None:
-            registered = self.warp(frames, rigid)
+            registered = self.output_warp(frames, rigid)
         else:
             expand = rigid.view(*rigid.shape, *([1] * len(self.shape)))
             residual = self.block_shifts(self.warp(frames, rigid))
@@ -107,7 +108,7 @@ class Registrar:
                 field = self.blocks.field(residual, self.upsample)
                 residual = residual + self.block_shifts(self.warp(frames, expand + field))
             field = self.blocks.field(residual, self.upsample)
-            registered = self.warp(frames, expand + field)
+            registered = self.output_warp(frames, expand + field)
             out["blocks"] = residual
         out["registered"] = registered
         out["quality"] = self.quality(registered)

@@ -34,6 +34,12 @@ class MotionParams(Params):
         minimum=0.0,
         maximum=10.0,
     )
+    interpolation: str = param(
+        "cubic",
+        "resampling of the registered movie: cubic B-spline keeps every frame equally sharp "
+        "(linear blurs each frame by an amount that depends on its subpixel shift)",
+        choices=("cubic", "linear"),
+    )
     n_reference_frames: int = param(
         60, "frames used to build the reference", minimum=2, maximum=100_000
     )

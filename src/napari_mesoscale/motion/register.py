@@ -114,6 +114,43 @@ class MotionCorrection:
         table["outlier"] = self.outliers
         return table
 
+    def to_arrays(self, prefix: str = "motion_") -> dict[str, np.ndarray]:
+        """The shifts, quality and reference as named arrays (for a results bundle)."""
+        arrays = {
+            "shifts_um": self.shifts_um,
+            "quality": self.quality,
+            "outliers": self.outliers,
+            "reference": self.reference,
+            "voxel_size": np.asarray(self.voxel_size, dtype=float),
+        }
+        if self.block_shifts_um is not None:
+            arrays["block_shifts_um"] = self.block_shifts_um
+            for i, centres in enumerate(self.block_centres_voxels):
+                arrays[f"block_centres_{i}"] = np.asarray(centres, dtype=float)
+        return {prefix + k: np.asarray(v) for k, v in arrays.items()}
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, Any], prefix: str = "motion_"
+    ) -> MotionCorrection | None:
+        """Rebuild what :meth:`to_arrays` wrote (without the registered movie); None if absent."""
+        if prefix + "shifts_um" not in arrays:
+            return None
+        get = {k[len(prefix) :]: np.asarray(v) for k, v in arrays.items() if k.startswith(prefix)}
+        ndim = get["shifts_um"].shape[1]
+        return cls(
+            shifts_um=get["shifts_um"],
+            block_shifts_um=get.get("block_shifts_um"),
+            block_centres_voxels=tuple(
+                get[f"block_centres_{i}"] for i in range(ndim) if f"block_centres_{i}" in get
+            ),
+            quality=get["quality"],
+            outliers=get["outliers"].astype(bool),
+            reference=get["reference"],
+            registered=None,
+            voxel_size=tuple(float(v) for v in get["voxel_size"]),
+        )
+
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``motion_shifts.csv`` (per frame) and ``motion_blocks.npz`` into ``folder``."""
         from napari_mesoscale.io import atomic_path, write_table
