@@ -83,14 +83,13 @@ class Registrar:
         spectra = spectra.reshape(batch, n_blocks, *spectra.shape[1:])
         cross = _phase.cross_spectrum(spectra, self.block_reference_conj, self.block_filter)
         cross = cross.reshape(batch * n_blocks, *cross.shape[2:])
-        window = _phase.correlation_window(cross, grid.size, self.block_shift)
+        window = _phase.correlation_near(cross, grid.size, self.block_shift)
         window = smooth_over_blocks(window.reshape(batch, n_blocks, *window.shape[1:]), grid.counts)
         coarse = _phase.peak_shifts(
             window.reshape(cross.shape[0], *window.shape[2:]), self.block_shift
         )
         ones = (1,) * len(self.shape)
-        moved = cross * _phase.frequency_ramp(grid.size, coarse)
-        fine = _phase.correlation_window(moved, grid.size, ones)
+        fine = _phase.correlation_near(cross, grid.size, ones, coarse)
         fine = smooth_over_blocks(fine.reshape(batch, n_blocks, *fine.shape[1:]), grid.counts)
         shifts = coarse + _phase.peak_shifts(fine.reshape(cross.shape[0], *fine.shape[2:]), ones)
         return shifts.reshape(batch, *grid.counts, len(self.shape))
