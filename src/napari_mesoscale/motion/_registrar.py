@@ -106,6 +106,7 @@ class Registrar:
             for _ in range(self.params.nonrigid_iterations - 1):
                 field = self.blocks.field(residual, self.upsample)
                 residual = residual + self.block_shifts(self.warp(frames, expand + field))
+            residual = _running_mean(residual, self.params.temporal_window_frames)
             field = self.blocks.field(residual, self.upsample)
             registered = self.output_warp(frames, expand + field)
             out["blocks"] = residual
@@ -124,3 +125,15 @@ class Registrar:
         a = a - a.mean(dim=1, keepdim=True)
         b = b - b.mean(dim=1, keepdim=True)
         return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-12)
+
+
+def _running_mean(values: torch.Tensor, window: int) -> torch.Tensor:
+    """Centred running mean over the first (frame) axis, shorter at the batch's ends."""
+    if window <= 1 or values.shape[0] < 2:
+        return values
+    half = window // 2
+    padded = torch.cat([torch.zeros_like(values[:1]), values.cumsum(0)])
+    index = torch.arange(values.shape[0], device=values.device)
+    low, high = (index - half).clamp(min=0), (index + half + 1).clamp(max=values.shape[0])
+    view = (-1, *([1] * (values.ndim - 1)))
+    return (padded[high] - padded[low]) / (high - low).to(values.dtype).view(view)

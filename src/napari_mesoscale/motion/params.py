@@ -27,6 +27,13 @@ class MotionParams(Params):
         2, "patch-shift passes (each on the frames corrected by the previous ones)", minimum=1,
         maximum=5,
     )
+    temporal_window_frames: int = param(
+        1,
+        "running mean of the patch shifts over this many frames (1 = none; within a batch)",
+        unit="frames",
+        minimum=1,
+        maximum=99,
+    )
     smooth_sigma_voxels: float = param(
         1.5,
         "Gaussian smoothing of the phase correlation",
