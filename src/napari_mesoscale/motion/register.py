@@ -5,8 +5,10 @@ reference built from frames spread over the movie and refined (:mod:`.reference`
 found by phase correlation (batched FFTs in torch, on the GPU when there is one) with subpixel
 peaks; the piecewise non-rigid step (as NoRMCorre and suite2p) finds the shift of overlapping
 patches on top of the rigid one and interpolates them linearly between patch centres into a
-smooth field. Frames are read, registered and written batch by batch, so a dask or Zarr movie
-is never loaded whole.
+smooth field. The registered movie is resampled with cubic B-splines by default: linear
+interpolation blurs each frame by an amount that depends on its subpixel shift, which shows up
+as frame-to-frame changes of ROI means. Frames are read, registered and written batch by
+batch, so a dask or Zarr movie is never loaded whole.
 
 Sign convention: a frame whose content moved by ``+d`` µm along an axis (towards higher
 indices) has shift ``+d``; the registered frame samples the raw one at ``x + d``.
@@ -59,7 +61,7 @@ class MotionCorrection:
         The refined reference frame.
     registered : numpy.ndarray or dask.array.Array
         The registered movie (float32): in memory for NumPy input, else backed by the Zarr
-        written to ``output``.
+        written to ``output``; None when loaded from a saved result.
     voxel_size : tuple of float
     parameters : dict
     """
