@@ -64,3 +64,21 @@ def test_correct_motion_widget_reports_bad_layer(make_napari_viewer):
     widget = CorrectMotionWidget(viewer)
     widget.start()
     assert widget.last_error and "add a calcium movie" in widget.last_error
+
+
+def test_calcium_detection_widget_offers_motion_correction_first(make_napari_viewer):
+    """The detection widget's "correct motion first" choice reaches detect_point_sources."""
+    from napari_mesoscale.napari._detect_widgets import DetectPointSourcesWidget
+
+    movie, _ = _moving_movie()
+    viewer = make_napari_viewer()
+    viewer.add_image(movie, name="movie", scale=(1.0, 2.0, 1.0, 1.0))
+    widget = DetectPointSourcesWidget(viewer)
+    widget._movie.value = "movie"
+    assert widget._motion.value == "auto"
+    expected = {"auto": "auto", "yes": True, "no": False}
+    for choice, value in expected.items():
+        widget._motion.value = choice
+        call = widget.prepare()
+        assert call.kwargs["register_motion"] == value
+        assert f"register_motion={value!r}" in call.python

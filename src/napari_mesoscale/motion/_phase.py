@@ -85,15 +85,53 @@ def correlation_window(
     return corr
 
 
+def correlation_near(
+    cross: torch.Tensor,
+    shape: Sequence[int],
+    half_width: Sequence[int],
+    centre: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Like :func:`correlation_window`, at lags ``centre + [-h - 1, h + 1]`` (``centre``
+    (B, ndim) voxels, subpixel allowed), by a separable DFT evaluated only at those lags:
+    a few complex matrix products instead of a full inverse FFT per patch."""
+    batch, ndim = cross.shape[0], len(shape)
+    values = cross
+    total = 1
+    for axis in reversed(range(ndim)):
+        size, h = int(shape[axis]), int(half_width[axis])
+        last = axis == ndim - 1
+        freq = (torch.fft.rfftfreq if last else torch.fft.fftfreq)(size, device=cross.device)
+        lags = torch.arange(-h - 1, h + 2, device=cross.device, dtype=freq.dtype)
+        where = lags.expand(batch, -1)
+        if centre is not None:
+            where = where + centre[:, axis : axis + 1].to(freq.dtype)
+        kernel = torch.polar(
+            torch.ones(batch, freq.numel(), lags.numel(), device=cross.device),
+            2 * math.pi * freq.view(1, -1, 1) * where.unsqueeze(1),
+        )
+        if last:  # the rfft half stands for its mirror image too
+            weight = torch.full((freq.numel(),), 2.0, device=cross.device)
+            weight[0] = 1.0
+            if size % 2 == 0:
+                weight[-1] = 1.0
+            kernel = kernel * weight.view(1, -1, 1)
+        moved = values.movedim(axis + 1, -1)  # frequency axis of ``axis`` last
+        flat = moved.reshape(batch, -1, moved.shape[-1])
+        values = torch.bmm(flat, kernel.to(flat.dtype)).reshape(*moved.shape[:-1], lags.numel())
+        total *= size
+    # the lag axes came out in reverse order
+    order = (0, *range(ndim, 0, -1))
+    return values.permute(order).real / total
+
+
 def subpixel_shifts(
     cross: torch.Tensor, shape: Sequence[int], half_width: Sequence[int]
 ) -> torch.Tensor:
     """Shifts (B, ndim) from a cross spectrum: coarse peak, then the peak of the map moved
     onto it (band-limited interpolation), which removes most of the parabolic-fit bias."""
-    coarse = peak_shifts(correlation_window(cross, shape, half_width), half_width)
+    coarse = peak_shifts(correlation_near(cross, shape, half_width), half_width)
     ones = (1,) * len(shape)
-    moved = cross * frequency_ramp(shape, coarse)
-    return coarse + peak_shifts(correlation_window(moved, shape, ones), ones)
+    return coarse + peak_shifts(correlation_near(cross, shape, ones, coarse), ones)
 
 
 def peak_shifts(window: torch.Tensor, half_width: Sequence[int]) -> torch.Tensor:
@@ -121,10 +159,56 @@ def peak_shifts(window: torch.Tensor, half_width: Sequence[int]) -> torch.Tensor
     return shifts
 
 
-class Warper:
-    """Samples frames of one shape at ``x + displacement`` (linear, edges repeated)."""
+#: pole of the cubic B-spline prefilter; its impulse response falls as |pole|^k
+_SPLINE_POLE = math.sqrt(3.0) - 2.0
+_SPLINE_TAPS = 8  # |pole|^9 < 1e-5
 
-    def __init__(self, shape: Sequence[int], device: torch.device) -> None:
+
+def spline_prefilter(frames: torch.Tensor) -> torch.Tensor:
+    """Cubic B-spline coefficients of (B, *shape) frames (FIR approximation of the exact
+    recursive filter, edges repeated), so that B-spline sampling interpolates the samples."""
+    k = torch.arange(-_SPLINE_TAPS, _SPLINE_TAPS + 1, dtype=frames.dtype, device=frames.device)
+    pole = _SPLINE_POLE
+    kernel = (-6.0 * pole / (1.0 - pole**2)) * pole ** k.abs()
+    out = frames
+    for axis in range(1, frames.ndim):
+        size = out.shape[axis]
+        moved = out.movedim(axis, -1)
+        rows = moved.reshape(-1, 1, size)
+        padded = F.pad(rows, (_SPLINE_TAPS, _SPLINE_TAPS), mode="replicate")
+        filtered = F.conv1d(padded, kernel.view(1, 1, -1)).reshape(moved.shape)
+        out = filtered.movedim(-1, axis)
+    return out
+
+
+def _bspline_taps(position: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Cubic B-spline sampling as two linear fetches (Sigg & Hadwiger 2005): returns the
+    weights and the positions of the two fetches along one axis."""
+    base = torch.floor(position)
+    t = position - base
+    w0 = (1 - t) ** 3 / 6
+    w1 = (3 * t**3 - 6 * t**2 + 4) / 6
+    w3 = t**3 / 6
+    w2 = 1 - w0 - w1 - w3
+    g0 = w0 + w1
+    g1 = w2 + w3
+    return g0, base - 1 + w1 / g0, g1, base + 1 + w3 / g1.clamp(min=1e-12)
+
+
+class Warper:
+    """Samples frames of one shape at ``x + displacement``, edges repeated.
+
+    ``interpolation="cubic"`` (cubic B-spline, prefiltered) keeps cells as sharp in every
+    frame; linear interpolation blurs each frame by an amount that depends on its subpixel
+    shift, which modulates ROI means from frame to frame.
+    """
+
+    def __init__(
+        self, shape: Sequence[int], device: torch.device, interpolation: str = "linear"
+    ) -> None:
+        if interpolation not in ("linear", "cubic"):
+            raise ValueError(f"interpolation must be 'linear' or 'cubic'; got {interpolation!r}")
+        self.interpolation = interpolation
         self.shape = tuple(int(n) for n in shape)
         ndim = len(self.shape)
         self.scale = torch.tensor(
@@ -138,21 +222,78 @@ class Warper:
 
     def __call__(self, frames: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
         """``displacement``: (B, ndim) rigid shifts or (B, ndim, *shape) fields, in voxels."""
-        scaled = displacement * self.scale.view(1, -1, *([1] * (displacement.ndim - 2)))
         if displacement.ndim == 2:
-            offset = scaled.flip(-1).view(-1, *([1] * self.ndim), self.ndim)
+            offset = displacement.view(*displacement.shape, *([1] * self.ndim))
         else:
-            offset = scaled.movedim(1, -1).flip(-1)
+            offset = displacement
+        if self.interpolation == "linear":
+            return self._linear(frames, offset)
+        if displacement.ndim == 2:
+            return self._cubic_rigid(spline_prefilter(frames), displacement)
+        return self._cubic(spline_prefilter(frames), offset)
+
+    def _cubic_rigid(self, coefficients: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+        """Cubic B-spline shift by (B, ndim) voxels: separable, four taps per axis."""
+        out = coefficients
+        batch = shifts.shape[0]
+        for axis, n in enumerate(self.shape):
+            base = torch.floor(shifts[:, axis])
+            t = (shifts[:, axis] - base).view(batch, 1)
+            weights = torch.cat(
+                [(1 - t) ** 3, 3 * t**3 - 6 * t**2 + 4, -3 * t**3 + 3 * t**2 + 3 * t + 1, t**3],
+                dim=1,
+            ) / 6  # (B, 4) for offsets -1, 0, 1, 2
+            grid = torch.arange(n, device=shifts.device).view(1, n)
+            moved = out.movedim(axis + 1, -1)
+            total = 0.0
+            for tap in range(4):
+                index = (grid + base.long().view(batch, 1) + tap - 1).clamp(0, n - 1)
+                index = index.view(batch, *([1] * (moved.ndim - 2)), n).expand(moved.shape)
+                weight = weights[:, tap].view(batch, *([1] * (moved.ndim - 1)))
+                total = total + weight * moved.gather(-1, index)
+            out = total.movedim(-1, axis + 1)
+        return out
+
+    def _linear(self, frames: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """Linear sampling at ``x + offset``; ``offset`` (B, ndim, *shape or ones) voxels."""
+        scaled = (offset * self.scale.view(1, -1, *([1] * self.ndim))).movedim(1, -1).flip(-1)
         out = F.grid_sample(
             frames.unsqueeze(1),
-            self.base + offset,
+            self.base + scaled,
             mode="bilinear",
             padding_mode="border",
             align_corners=True,
         )
         return out.squeeze(1)
 
+    def _cubic(self, coefficients: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+        """Cubic B-spline sampling as 2**ndim linear fetches of the spline coefficients."""
+        positions = [
+            torch.arange(n, dtype=offset.dtype, device=offset.device).view(
+                *[n if a == axis else 1 for a in range(self.ndim)]
+            )
+            + offset[:, axis]
+            for axis, n in enumerate(self.shape)
+        ]
+        taps = [_bspline_taps(p) for p in positions]
+        out = 0.0
+        for corner in range(2**self.ndim):
+            weight = 1.0
+            where = []
+            for axis in range(self.ndim):
+                g0, h0, g1, h1 = taps[axis]
+                high = (corner >> axis) & 1
+                weight = weight * (g1 if high else g0)
+                identity = torch.arange(self.shape[axis], dtype=offset.dtype, device=offset.device)
+                view = [self.shape[axis] if a == axis else 1 for a in range(self.ndim)]
+                where.append((h1 if high else h0) - identity.view(view))
+            shift = torch.stack(torch.broadcast_tensors(*where), dim=1)
+            out = out + weight * self._linear(coefficients, shift)
+        return out
 
-def warp(frames: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
+
+def warp(
+    frames: torch.Tensor, displacement: torch.Tensor, interpolation: str = "linear"
+) -> torch.Tensor:
     """Frames sampled at ``x + displacement`` (see :class:`Warper`; builds one each call)."""
-    return Warper(frames.shape[1:], frames.device)(frames, displacement)
+    return Warper(frames.shape[1:], frames.device, interpolation)(frames, displacement)

@@ -42,7 +42,8 @@ class Registrar:
         self.taper = _phase.edge_taper(size, taper_width, self.device)
         self.filter = _phase.gaussian_spectrum(size, params.smooth_sigma_voxels, self.device)
         self.reference = reference
-        self.warp = _phase.Warper(size, self.device)
+        self.warp = _phase.Warper(size, self.device)  # for estimation passes
+        self.output_warp = _phase.Warper(size, self.device, params.interpolation)
         self.reference_conj = _phase.prepare(reference[None], self.taper).conj()
         self.blocks: BlockGrid | None = None
         if params.nonrigid:
@@ -82,14 +83,13 @@ class Registrar:
         spectra = spectra.reshape(batch, n_blocks, *spectra.shape[1:])
         cross = _phase.cross_spectrum(spectra, self.block_reference_conj, self.block_filter)
         cross = cross.reshape(batch * n_blocks, *cross.shape[2:])
-        window = _phase.correlation_window(cross, grid.size, self.block_shift)
+        window = _phase.correlation_near(cross, grid.size, self.block_shift)
         window = smooth_over_blocks(window.reshape(batch, n_blocks, *window.shape[1:]), grid.counts)
         coarse = _phase.peak_shifts(
             window.reshape(cross.shape[0], *window.shape[2:]), self.block_shift
         )
         ones = (1,) * len(self.shape)
-        moved = cross * _phase.frequency_ramp(grid.size, coarse)
-        fine = _phase.correlation_window(moved, grid.size, ones)
+        fine = _phase.correlation_near(cross, grid.size, ones, coarse)
         fine = smooth_over_blocks(fine.reshape(batch, n_blocks, *fine.shape[1:]), grid.counts)
         shifts = coarse + _phase.peak_shifts(fine.reshape(cross.shape[0], *fine.shape[2:]), ones)
         return shifts.reshape(batch, *grid.counts, len(self.shape))
@@ -99,15 +99,16 @@ class Registrar:
         rigid = self.rigid(frames)
         out = {"rigid": rigid}
         if self.blocks is None:
-            registered = self.warp(frames, rigid)
+            registered = self.output_warp(frames, rigid)
         else:
             expand = rigid.view(*rigid.shape, *([1] * len(self.shape)))
             residual = self.block_shifts(self.warp(frames, rigid))
             for _ in range(self.params.nonrigid_iterations - 1):
                 field = self.blocks.field(residual, self.upsample)
                 residual = residual + self.block_shifts(self.warp(frames, expand + field))
+            residual = _running_mean(residual, self.params.temporal_window_frames)
             field = self.blocks.field(residual, self.upsample)
-            registered = self.warp(frames, expand + field)
+            registered = self.output_warp(frames, expand + field)
             out["blocks"] = residual
         out["registered"] = registered
         out["quality"] = self.quality(registered)
@@ -124,3 +125,15 @@ class Registrar:
         a = a - a.mean(dim=1, keepdim=True)
         b = b - b.mean(dim=1, keepdim=True)
         return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-12)
+
+
+def _running_mean(values: torch.Tensor, window: int) -> torch.Tensor:
+    """Centred running mean over the first (frame) axis, shorter at the batch's ends."""
+    if window <= 1 or values.shape[0] < 2:
+        return values
+    half = window // 2
+    padded = torch.cat([torch.zeros_like(values[:1]), values.cumsum(0)])
+    index = torch.arange(values.shape[0], device=values.device)
+    low, high = (index - half).clamp(min=0), (index + half + 1).clamp(max=values.shape[0])
+    view = (-1, *([1] * (values.ndim - 1)))
+    return (padded[high] - padded[low]) / (high - low).to(values.dtype).view(view)

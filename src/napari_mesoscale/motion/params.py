@@ -27,12 +27,25 @@ class MotionParams(Params):
         2, "patch-shift passes (each on the frames corrected by the previous ones)", minimum=1,
         maximum=5,
     )
+    temporal_window_frames: int = param(
+        1,
+        "running mean of the patch shifts over this many frames (1 = none; within a batch)",
+        unit="frames",
+        minimum=1,
+        maximum=99,
+    )
     smooth_sigma_voxels: float = param(
         1.5,
         "Gaussian smoothing of the phase correlation",
         unit="voxels",
         minimum=0.0,
         maximum=10.0,
+    )
+    interpolation: str = param(
+        "cubic",
+        "resampling of the registered movie: cubic B-spline keeps every frame equally sharp "
+        "(linear blurs each frame by an amount that depends on its subpixel shift)",
+        choices=("cubic", "linear"),
     )
     n_reference_frames: int = param(
         60, "frames used to build the reference", minimum=2, maximum=100_000

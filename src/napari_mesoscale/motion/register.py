@@ -5,8 +5,10 @@ reference built from frames spread over the movie and refined (:mod:`.reference`
 found by phase correlation (batched FFTs in torch, on the GPU when there is one) with subpixel
 peaks; the piecewise non-rigid step (as NoRMCorre and suite2p) finds the shift of overlapping
 patches on top of the rigid one and interpolates them linearly between patch centres into a
-smooth field. Frames are read, registered and written batch by batch, so a dask or Zarr movie
-is never loaded whole.
+smooth field. The registered movie is resampled with cubic B-splines by default: linear
+interpolation blurs each frame by an amount that depends on its subpixel shift, which shows up
+as frame-to-frame changes of ROI means. Frames are read, registered and written batch by
+batch, so a dask or Zarr movie is never loaded whole.
 
 Sign convention: a frame whose content moved by ``+d`` µm along an axis (towards higher
 indices) has shift ``+d``; the registered frame samples the raw one at ``x + d``.
@@ -59,7 +61,7 @@ class MotionCorrection:
         The refined reference frame.
     registered : numpy.ndarray or dask.array.Array
         The registered movie (float32): in memory for NumPy input, else backed by the Zarr
-        written to ``output``.
+        written to ``output``; None when loaded from a saved result.
     voxel_size : tuple of float
     parameters : dict
     """
@@ -113,6 +115,43 @@ class MotionCorrection:
         table["quality"] = self.quality
         table["outlier"] = self.outliers
         return table
+
+    def to_arrays(self, prefix: str = "motion_") -> dict[str, np.ndarray]:
+        """The shifts, quality and reference as named arrays (for a results bundle)."""
+        arrays = {
+            "shifts_um": self.shifts_um,
+            "quality": self.quality,
+            "outliers": self.outliers,
+            "reference": self.reference,
+            "voxel_size": np.asarray(self.voxel_size, dtype=float),
+        }
+        if self.block_shifts_um is not None:
+            arrays["block_shifts_um"] = self.block_shifts_um
+            for i, centres in enumerate(self.block_centres_voxels):
+                arrays[f"block_centres_{i}"] = np.asarray(centres, dtype=float)
+        return {prefix + k: np.asarray(v) for k, v in arrays.items()}
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, Any], prefix: str = "motion_"
+    ) -> MotionCorrection | None:
+        """Rebuild what :meth:`to_arrays` wrote (without the registered movie); None if absent."""
+        if prefix + "shifts_um" not in arrays:
+            return None
+        get = {k[len(prefix) :]: np.asarray(v) for k, v in arrays.items() if k.startswith(prefix)}
+        ndim = get["shifts_um"].shape[1]
+        return cls(
+            shifts_um=get["shifts_um"],
+            block_shifts_um=get.get("block_shifts_um"),
+            block_centres_voxels=tuple(
+                get[f"block_centres_{i}"] for i in range(ndim) if f"block_centres_{i}" in get
+            ),
+            quality=get["quality"],
+            outliers=get["outliers"].astype(bool),
+            reference=get["reference"],
+            registered=None,
+            voxel_size=tuple(float(v) for v in get["voxel_size"]),
+        )
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write ``motion_shifts.csv`` (per frame) and ``motion_blocks.npz`` into ``folder``."""

@@ -147,6 +147,9 @@ class DetectPointSourcesWidget(_LayerWidget):
         )
         self._tau = _control(DetectionParams, "tau", label="indicator decay τ (s)")
         self._trace_dock = CheckBox(label="show trace plot", value=True)
+        self._motion = ComboBox(
+            label="correct motion first", choices=["auto", "yes", "no"], value="auto"
+        )
         self._pickers = [self._movie]
         self._plot = None
         self.add_controls(
@@ -158,6 +161,7 @@ class DetectPointSourcesWidget(_LayerWidget):
             self._window,
             self._deconvolve,
             self._tau,
+            self._motion,
             self._trace_dock,
         )
 
@@ -185,6 +189,10 @@ class DetectPointSourcesWidget(_LayerWidget):
             "baseline_window_s": float(self._window.value),
             "deconvolve": bool(self._deconvolve.value),
             "tau": float(self._tau.value),
+            # a lazy movie would need a Zarr folder to register into: only when asked ("yes")
+            "register_motion": {"yes": True, "no": False}.get(
+                self._motion.value, "auto" if isinstance(data, np.ndarray) else False
+            ),
         }
         self._context = {"translate": translate, "plane": plane, "name": name}
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())

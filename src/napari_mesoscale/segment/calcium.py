@@ -712,6 +712,8 @@ def detect_point_sources(
     params: DetectionParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
     baseline_window: float | None = None,
+    register_motion: bool | str = False,
+    registered_output: Any = None,
 ) -> PointSources:
     """Find cells in a calcium movie and extract their traces.
 
@@ -737,6 +739,12 @@ neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, s
         :class:`~napari_mesoscale.segment.DetectionCancelled`.
     baseline_window : float, optional
         Deprecated name of ``baseline_window_s`` (it was already in seconds).
+    register_motion : True, False or "auto"
+        Register the movie first (:func:`napari_mesoscale.motion.register_if_moving`);
+        ``"auto"`` does so when a quick estimate finds more than half a voxel of motion. The
+        correction is kept on the result (``sources.motion``) and saved with it.
+    registered_output : path, optional
+        Zarr folder for the registered movie (needed when registering a lazy movie).
 
     Returns
     -------
@@ -757,8 +765,13 @@ neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, s
     p = (params or DetectionParams()).merged(
         **{k: v for k, v in locals().items() if k in _DETECTION_FIELDS}
     )
-    run = _prepare_run(movie, voxel_size, p)
     progress = Progress.wrap(callback, DetectionCancelled)
+    movie, motion = _register_first(
+        movie, voxel_size, register_motion, registered_output, progress
+    )
+    if motion is not None:
+        progress = progress.stage(0.1, 1.0, "detecting")
+    run = _prepare_run(movie, voxel_size, p)
     if int(np.prod(run.movie.shape)) == 0:
         return _no_sources(run, progress, f"the movie is empty (shape {tuple(movie.shape)}).")
     images = summary_images(
@@ -788,7 +801,25 @@ neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, s
         rates=None if rates is None else rates.T,
         summary_images={k: v.reshape(run.out_shape) for k, v in images.items()},
         parameters=run.record,
+        motion=motion,
     )
+
+
+def _register_first(movie, voxel_size, register_motion, output, progress: Progress):
+    """The movie to detect on and its MotionCorrection (None when not registered)."""
+    if register_motion is False:
+        return movie, None
+    from napari_mesoscale.motion.pipeline import register_if_moving
+
+    spatial = tuple(np.ravel(np.asarray(voxel_size, dtype=float)))[-(movie.ndim - 1) :]
+    registered, motion, _ = register_if_moving(
+        movie,
+        voxel_size=spatial,
+        register=register_motion,
+        output=output,
+        callback=progress.stage(0.0, 0.1, "correcting motion"),
+    )
+    return registered, motion
 
 
 @dataclass

@@ -81,6 +81,8 @@ class PointSources:
     rates: np.ndarray | None = None
     summary_images: dict[str, np.ndarray] = field(default_factory=dict)
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: MotionCorrection of the movie when it was registered before detection (else None)
+    motion: Any = None
 
     def __len__(self) -> int:
         return int(len(self.positions))
@@ -129,8 +131,12 @@ class PointSources:
                 voxel_size=tuple(self.voxel_size),
             )
         }
+        tables = {"point_sources": self.features.reset_index(drop=True)}
+        if self.motion is not None:
+            tables["motion_shifts"] = self.motion.to_table()
+            arrays.update(self.motion.to_arrays())
         bundle = ResultsBundle(
-            tables={"point_sources": self.features.reset_index(drop=True)},
+            tables=tables,
             arrays=arrays,
             volumes=volumes,
             metadata={
@@ -170,4 +176,13 @@ class PointSources:
                 if k.startswith("summary_")
             },
             parameters=dict(bundle.metadata.get("parameters", {})),
+            motion=_load_motion(arrays),
         )
+
+
+def _load_motion(arrays: dict[str, Any]) -> Any:
+    if "motion_shifts_um" not in arrays:
+        return None
+    from napari_mesoscale.motion.register import MotionCorrection
+
+    return MotionCorrection.from_arrays(arrays)
