@@ -39,9 +39,6 @@ __all__ = [
     "unit_errors",
 ]
 
-_INTERFACES = ("pre_gain", "pre_offset", "post_gain", "post_offset")
-
-
 @dataclass
 class AssignmentUnits:
     """The candidate domains the alternating assignment moves between filters.
@@ -138,42 +135,65 @@ class _LogitsHolder:
         self.logits = logits
 
 
+def _unit_context(z: torch.Tensor, unit: torch.Tensor, n_units: int) -> torch.Tensor:
+    """Mean of (z, relu z) over every neuron's unit, (T, N, 2): the same input for all filters."""
+    phi = torch.stack([z, torch.relu(z)], dim=-1)  # (T, N, 2)
+    num = torch.zeros(z.shape[0], n_units, 2, dtype=z.dtype, device=z.device)
+    num.index_add_(1, unit, phi)
+    den = torch.zeros(n_units, dtype=z.dtype, device=z.device)
+    den.index_add_(0, unit, torch.ones_like(unit, dtype=z.dtype))
+    return (num / den.clamp(min=1)[None, :, None])[:, unit]
+
+
+def _outputs(
+    net: MesoscaleNet,
+    z: torch.Tensor,
+    u: torch.Tensor | None,
+    slot: torch.Tensor,
+    unit: torch.Tensor,
+    n_units: int,
+) -> torch.Tensor:
+    """(T, N, B) next-state prediction of every filter for every neuron, interfaces at identity.
+
+    The features are those of :meth:`MesoscaleNet.evaluate`, except that the context is the
+    neuron's unit mean for every filter: an untried filter sees the same inputs as the current
+    one (its own domain pool would be empty or hold other neurons).
+    """
+    t, n = z.shape
+    b = net.n_filters
+    drive = net.drive(z)
+    s_drive = u @ net.stim_weight.T if net.n_stimulus and u is not None else torch.zeros_like(z)
+    ctx = _unit_context(z, unit, n_units)
+    relpos = net.relpos[torch.arange(n, device=z.device), slot]  # (N, 3)
+    f = torch.cat(
+        [z[..., None], drive, s_drive[..., None], ctx, relpos[None].expand(t, n, 3)], dim=-1
+    )
+    out = net.bank(f[:, :, None, :].expand(t, n, b, f.shape[-1]))
+    return out + net.neuron_bias[:, None]
+
+
 @torch.no_grad()
 def _filter_errors(
     net: MesoscaleNet,
-    z: torch.Tensor,
-    m: torch.Tensor,
-    u: torch.Tensor | None,
-    slot: torch.Tensor,
+    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
+    units: AssignmentUnits,
     frames: tuple[int, int],
     chunk: int = 64,
 ) -> torch.Tensor:
-    """(N, B) summed one-step squared error of every neuron with every filter in its field.
-
-    The context uses the current hard assignment; the interfaces are set to identity for the
-    comparison and restored afterwards.
-    """
-    n, b = slot.shape[0], net.n_filters
-    saved = {name: getattr(net, name).detach().clone() for name in _INTERFACES}
-    for name in _INTERFACES:
-        getattr(net, name).zero_()
-    _, _, filt = net.choice()
-    slots = slot[:, None, None].expand(n, 1, b)
-    pi = torch.zeros(n, 1, b, dtype=z.dtype, device=z.device)
-    pi[torch.arange(n, device=z.device), 0, filt] = 1.0
-    err = torch.zeros(n, b, dtype=torch.float64, device=z.device)
+    """(N, B) summed one-step squared error of every neuron with every filter, frames t0..t1."""
+    z, m, u = tensors
+    dev = z.device
+    slot = torch.as_tensor(units.slot, device=dev)
+    unit = torch.as_tensor(units.unit, device=dev)
+    n, b = z.shape[1], net.n_filters
+    err = torch.zeros(n, b, dtype=torch.float64, device=dev)
     t0, t1 = frames
     chunk = max(1, min(chunk, 2**24 // max(1, n * b)))
-    try:
-        for s in range(t0, t1 - 1, chunk):
-            e = min(t1 - 1, s + chunk)
-            out, _ = net.evaluate(z[s:e], None if u is None else u[s:e], pi, slots)
-            mk = m[s + 1 : e + 1] * m[s:e]
-            sq = (out[:, :, 0, :] - z[s + 1 : e + 1, :, None]) ** 2 * mk[..., None]
-            err += sq.sum(0).double()
-    finally:
-        for name in _INTERFACES:
-            getattr(net, name).copy_(saved[name])
+    for s in range(t0, t1 - 1, chunk):
+        e = min(t1 - 1, s + chunk)
+        out = _outputs(net, z[s:e], None if u is None else u[s:e], slot, unit, units.n_units)
+        mk = m[s + 1 : e + 1] * m[s:e]
+        err += ((out - z[s + 1 : e + 1, :, None]) ** 2 * mk[..., None]).sum(0).double()
     return err
 
 
@@ -272,10 +292,7 @@ def reassign(
     dict with ``moved`` (fraction of neurons whose filter changed), ``held_in`` (mean squared
     error with the new assignment, normalised units) and ``n_motifs`` (filters in use).
     """
-    z, m, u = tensors
-    dev = net.logits.device
-    slot = torch.as_tensor(units.slot, device=dev)
-    per_neuron = _filter_errors(net, z, m, u, slot, frames).cpu().numpy()
+    per_neuron = _filter_errors(net, tensors, units, frames).cpu().numpy()
     cost = unit_errors(per_neuron, units.unit, units.n_units)
     choice = cost.argmin(1)
     gen = np.random.default_rng(seed)
