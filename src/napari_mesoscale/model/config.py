@@ -214,6 +214,13 @@ class ModelConfig(Params):
         minimum=2,
         gui=False,
     )
+    reassign_margin: float = param(
+        0.05,
+        "a community moves to another filter only when that lowers its members' one-step "
+        "error by this mean log-ratio (about this fraction)",
+        minimum=0.0,
+        gui=False,
+    )
     prune_threshold: float = param(
         0.0,
         "at the last reassignment, merge a filter into the runners-up of its units when that "

@@ -240,11 +240,33 @@ def _copy_filter(net: MesoscaleNet, src: int, dst: int, gen: np.random.Generator
             p[dst] = p[src] + 0.02 * p[src].abs().mean() * noise.to(p.device)
 
 
-def _prune(cost: np.ndarray, choice: np.ndarray, threshold: float) -> np.ndarray:
-    """Merge filters whose units' move to their runner-up raises the loss by < threshold."""
+def _unit_filter(filt: np.ndarray, units: AssignmentUnits) -> np.ndarray:
+    """The majority filter of every unit's members, (U,)."""
+    counts = np.zeros((units.n_units, int(filt.max()) + 1))
+    np.add.at(counts, (units.unit, filt), 1.0)
+    return counts.argmax(1)
+
+
+def _hysteresis(cost: np.ndarray, current: np.ndarray, size: np.ndarray, margin: float):
+    """Best filter per unit, but a unit stays unless the best beats its filter by ``margin``.
+
+    ``cost`` sums log MSEs over members, so ``margin`` is the mean log-ratio of the errors
+    (0.05 = about 5 % lower error per member) that a move must gain.
+    """
+    best = cost.argmin(1)
+    stay_cost = cost[np.arange(len(current)), np.minimum(current, cost.shape[1] - 1)]
+    gain = (stay_cost - cost[np.arange(len(best)), best]) / np.maximum(size, 1)
+    return np.where(gain > margin, best, np.minimum(current, cost.shape[1] - 1))
+
+
+def _prune(cost: np.ndarray, choice: np.ndarray, threshold: float, n_neurons: int) -> np.ndarray:
+    """Merge filters whose units' move to their runner-up raises the loss by < threshold.
+
+    ``cost`` sums log MSEs, so the rise is the mean log-ratio of the error per neuron.
+    """
     if threshold <= 0:
         return choice
-    total = float(cost[np.arange(len(choice)), choice].sum())
+    total = float(n_neurons)
     while len(np.unique(choice)) > 1:
         used = np.unique(choice)
         rise = {}
@@ -271,6 +293,7 @@ def reassign(
     *,
     prune_threshold: float = 0.0,
     final: bool = False,
+    margin: float = 0.0,
     seed: int = 0,
 ) -> dict[str, float]:
     """Move every unit to the filter with the lowest held-in one-step error; set the logits.
@@ -285,6 +308,8 @@ def reassign(
     prune_threshold : at the ``final`` reassignment, merge filters whose removal raises the
         held-in loss by less than this fraction (0 = never merge).
     final : the last reassignment: prune; before it, idle filters are re-seeded instead.
+    margin : a unit moves only when its best filter lowers its members' error by this mean
+        log-ratio (hysteresis against noise in the scores).
     seed : randomness of the splits.
 
     Returns
@@ -293,17 +318,22 @@ def reassign(
     error with the new assignment, normalised units) and ``n_motifs`` (filters in use).
     """
     per_neuron = _filter_errors(net, tensors, units, frames).cpu().numpy()
-    cost = unit_errors(per_neuron, units.unit, units.n_units)
-    choice = cost.argmin(1)
+    n_frames = max(1, frames[1] - frames[0] - 1)
+    # per-neuron Gaussian likelihood with its own noise level: the sum of log MSEs, so that
+    # loud neurons do not outvote the rest of their unit
+    cost = unit_errors(np.log(per_neuron / n_frames + 1e-8), units.unit, units.n_units)
+    size = np.bincount(units.unit, minlength=units.n_units).astype(float)
+    _, _, before = net.choice()
+    current = _unit_filter(before.cpu().numpy(), units)
+    choice = _hysteresis(cost, current, size, margin)
     gen = np.random.default_rng(seed)
     if final:
-        choice = _prune(cost, choice, prune_threshold)
+        choice = _prune(cost, choice, prune_threshold, units.unit.size)
     else:
-        choice = _reseed_idle(net, cost, choice, gen)
-    _, _, before = net.choice()
+        mse = unit_errors(per_neuron, units.unit, units.n_units)
+        choice = _reseed_idle(net, mse, choice, gen)
     filt = choice[units.unit]
     _set_logits(net, filt, units.slot, strengths)
-    n_frames = max(1, frames[1] - frames[0] - 1)
     held_in = float(per_neuron[np.arange(len(filt)), filt].sum()) / (len(filt) * n_frames)
     moved = float((before.cpu().numpy() != filt).mean())
     return {"moved": moved, "held_in": held_in, "n_motifs": float(len(np.unique(choice)))}
@@ -346,6 +376,7 @@ def reassign_after_epoch(
         (cfg.init_strength, cfg.location_strength),
         prune_threshold=cfg.prune_threshold,
         final=final,
+        margin=cfg.reassign_margin,
         seed=seed * 7919 + epoch,
     )
     return {f"reassign_{key}": value for key, value in figures.items()}
