@@ -39,6 +39,7 @@ __all__ = [
     "unit_errors",
 ]
 
+
 @dataclass
 class AssignmentUnits:
     """The candidate domains the alternating assignment moves between filters.
@@ -121,7 +122,9 @@ def community_units(
     units = AssignmentUnits(communities, np.asarray(slot, dtype=np.int64))
     logits = torch.zeros(n, grid.candidates.shape[1], b)
     net_like = _LogitsHolder(logits)
-    _set_logits(net_like, label[communities], units.slot, (cfg.init_strength, cfg.location_strength))
+    _set_logits(
+        net_like, label[communities], units.slot, (cfg.init_strength, cfg.location_strength)
+    )
     start = None if groups is None else label[communities]
     return net_like.logits, start, units
 
@@ -339,6 +342,7 @@ def reassign(
     return {"moved": moved, "held_in": held_in, "n_motifs": float(len(np.unique(choice)))}
 
 
+@torch.no_grad()
 def _set_logits(
     net: MesoscaleNet, filt: np.ndarray, slot: np.ndarray, strengths: tuple[float, float]
 ) -> None:

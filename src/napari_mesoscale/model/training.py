@@ -228,7 +228,9 @@ def train_model(
         sums = _train_epoch(module, net, tensors, state, cfg, run, epoch, progress)
         if state.stopped == "cancelled":
             break
-        moves = {} if units is None else reassign_after_epoch(net, units, tensors, cfg, epoch, run.seed)
+        moves = (
+            {} if units is None else reassign_after_epoch(net, units, tensors, cfg, epoch, run.seed)
+        )
         _end_epoch(net, tensors, state, cfg, epoch, sums, time.perf_counter() - t_epoch)
         state.history[-1].update(moves)
         if ckpt_path is not None and run.rank == 0:
