@@ -53,8 +53,9 @@ def build(n: int, n_filters: int, seed: int = 0) -> tuple[MesoscaleNet, Assignme
     return net, AssignmentUnits(unit.astype(np.int64), slot.astype(np.int64))
 
 
-def time_it(fn, repeats: int) -> float:
-    fn()  # warm-up
+def time_it(fn, repeats: int, warmup: bool = True) -> float:
+    if warmup:
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -79,8 +80,8 @@ def measure(n: int, args: argparse.Namespace) -> dict:
 
     return {
         "neurons": n,
-        "step_seconds": time_it(step, args.repeats),
-        "reassign_seconds": time_it(move, args.repeats),
+        "step_seconds": time_it(step, args.repeats, not args.no_warmup),
+        "reassign_seconds": time_it(move, args.repeats, not args.no_warmup),
         "n_fields": int(net.n_fields),
         "candidates_per_neuron": int(net.cand.shape[1]),
     }
@@ -92,6 +93,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--filters", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-warmup", action="store_true", help="no untimed first call")
     parser.add_argument("--out", default=str(HERE / "results" / "reassign_cost.json"))
     args = parser.parse_args()
     from _results import write_json
