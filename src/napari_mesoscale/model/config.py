@@ -200,7 +200,8 @@ class ModelConfig(Params):
         "gradient",
         "'gradient': the assignment logits learn by gradient descent; 'alternating': every "
         "reassign_every epochs each community moves to the filter that predicts its members "
-        "best on held-in frames (hard EM, with idle filters re-seeded by splits)",
+        "best on held-in frames (hard EM, with idle filters re-seeded by splits; measured "
+        "worse than 'gradient' from the dynamics start, better from a random one)",
         choices=("gradient", "alternating"),
         gui=False,
     )

@@ -15,6 +15,14 @@ motifs is chosen by the data with ``n_filters`` as an upper bound.
 
 Cost: one pass of every (neuron, filter) pair over at most ``reassign_frames`` frames, O(N B T),
 plus O(N) bookkeeping per reassignment.
+
+Measured (benchmarks/results/motif_zoo.json, 5 test-family zoo brains, 240 neurons, 1,500
+frames, 5 epochs): from the dynamics initialisation the alternating assignment reaches median
+motif ARI 0.61 (the gradient assignment, which keeps the initialisation: 0.93), so
+``"gradient"`` stays the default; from a random initialisation it reaches 0.53 where the
+gradient assignment stays at 0.00, with domain ARI 0.99 (the communities give the domains).
+With five epochs the filters are not yet specific enough for their errors to rank the motifs
+reliably: that, not the cost, is what limits the scheme today.
 """
 
 from __future__ import annotations
