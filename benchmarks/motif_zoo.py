@@ -11,6 +11,9 @@ nothing tuned per brain). Methods:
     ``freeze_assignment_epochs`` (5) epochs, so its labels are the initialisation's.
 ``random``
     ``init="random"``, ``epochs=E``.
+``alternating`` / ``alternating_random``
+    ``assignment="alternating"`` (communities reassigned to the filter that predicts them best
+    after every epoch), from the dynamics / a random initialisation.
 ``ar_kmeans`` / ``ar_kmeans_k``
     Per-neuron AR(2) + stimulus coefficients, k-means, k by silhouette / k = K.
 ``corr_spectral_k`` / ``corr_hierarchical``
@@ -54,7 +57,13 @@ from napari_mesoscale.synth.motif_zoo import TEST_FAMILIES, make_zoo_brain
 HERE = Path(__file__).resolve().parent
 SEED0 = 2000
 PEERS = ("ar_kmeans", "ar_kmeans_k", "corr_spectral_k", "corr_hierarchical")
-FITS = ("model", "init", "random")
+FITS = ("model", "init", "random", "alternating", "alternating_random")
+FIT_OPTIONS = {
+    "init": {"epochs": 1},
+    "random": {"init": "random"},
+    "alternating": {"assignment": "alternating"},
+    "alternating_random": {"assignment": "alternating", "init": "random"},
+}
 
 
 def _mse(pred: np.ndarray, activity: np.ndarray, start: int, stop: int) -> float:
@@ -80,10 +89,8 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     out: dict = {"seed": seed, "families": list(brain.motif_names), "k": k}
     common = {"connectome": brain.connectome(), "stimulus": stim, "n_filters": k, "seed": 0}
     blocks = None
-    for name in FITS:
-        options = {"epochs": 1 if name == "init" else args.epochs}
-        if name == "random":
-            options["init"] = "random"
+    for name in args.fits:
+        options = {"epochs": args.epochs, **FIT_OPTIONS.get(name, {})}
         t0 = time.perf_counter()
         fit = fit_mesoscale(act, brain.positions, device="cpu", **common, **options)
         blocks = fit.blocks
@@ -108,7 +115,7 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
         out[name] = recovery_scores(labels, brain.motif, brain.instance, domain_labels=domains)
         out[name]["seconds"] = time.perf_counter() - t0
     persistence = out["persistence"]["mse"]
-    for name in (*FITS, "ridge_var", "noise_floor"):
+    for name in (*args.fits, "ridge_var", "noise_floor"):
         out[name]["mse_ratio_persistence"] = out[name]["mse"] / persistence
     return out
 
@@ -116,6 +123,8 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
 def summarise(brains: list[dict]) -> dict:
     summary = {}
     for name in (*FITS, *PEERS, "persistence", "ridge_var", "noise_floor"):
+        if name not in brains[0]:
+            continue
         rows = [b[name] for b in brains]
         summary[name] = {
             f"median_{key}": float(np.median([r[key] for r in rows]))
@@ -158,6 +167,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--families-per-brain", type=int, default=4)
     parser.add_argument("--n-filters", type=int, default=None, help="fixed K (default: true)")
+    parser.add_argument(
+        "--fits", nargs="+", default=list(FITS), choices=FITS, help="which fits to run"
+    )
     parser.add_argument("--out", default=str(HERE / "results" / "motif_zoo.json"))
     args = parser.parse_args()
     from _results import write_json
@@ -174,7 +186,7 @@ def main() -> None:
             f"brain {b}: "
             + ", ".join(
                 f"{m} {brains[-1][m]['motif_ari']:.2f}/{brains[-1][m]['domain_ari']:.2f}"
-                for m in (*FITS, *PEERS)
+                for m in (*args.fits, *PEERS)
             ),
             flush=True,
         )

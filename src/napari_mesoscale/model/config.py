@@ -196,6 +196,40 @@ class ModelConfig(Params):
         "after training, move every neuron to the pair with the lowest one-step training error",
         gui=False,
     )
+    assignment: str = param(
+        "gradient",
+        "'gradient': the assignment logits learn by gradient descent; 'alternating': every "
+        "reassign_every epochs each community moves to the filter that predicts its members "
+        "best on held-in frames (hard EM, with idle filters re-seeded by splits; measured "
+        "worse than 'gradient' from the dynamics start, better from a random one)",
+        choices=("gradient", "alternating"),
+        gui=False,
+    )
+    reassign_every: int = param(
+        1, "epochs between reassignments (alternating)", unit="epochs", minimum=1, gui=False
+    )
+    reassign_frames: int = param(
+        512,
+        "training frames scored at each reassignment (alternating)",
+        unit="frames",
+        minimum=2,
+        gui=False,
+    )
+    reassign_margin: float = param(
+        0.05,
+        "a community moves to another filter only when that lowers its members' one-step "
+        "error by this mean log-ratio (about this fraction)",
+        minimum=0.0,
+        gui=False,
+    )
+    prune_threshold: float = param(
+        0.0,
+        "at the last reassignment, merge a filter into the runners-up of its units when that "
+        "raises the held-in loss by less than this fraction (0 = keep n_filters)",
+        minimum=0.0,
+        maximum=1.0,
+        gui=False,
+    )
     routing: str = param(
         "best_slot",
         "'all': evaluate every candidate (field, filter) pair (cost N*Lm*B); "

@@ -178,7 +178,7 @@ def _train(init: InitialModel, data: PreparedData, run: RunOptions, progress: Pr
     """Train on this process (and its torchrun peers); the net ends on the CPU in float32."""
     run.rank, run.world, dist_here = dist_info()
     try:
-        training = train_model(init.net, data, init.config, run, progress)
+        training = train_model(init.net, data, init.config, run, progress, init.units)
     finally:
         if dist_here:
             import torch.distributed as dist

@@ -32,6 +32,7 @@ from napari_mesoscale.model.initialise import (
     vote,
 )
 from napari_mesoscale.model.prepare import PreparedData
+from napari_mesoscale.model.reassign import AssignmentUnits, community_units
 from napari_mesoscale.progress import Progress
 
 __all__ = ["InitialModel", "auto_diameter", "initialise_model"]
@@ -49,6 +50,8 @@ class InitialModel:
     edges : (2, E) pre -> post drive edges.
     edge_weight_struct : per-edge synapse weights of the connectome, or None without one.
     init_groups : (N,) the initial motif group of every neuron, or None (random init).
+    units : the communities the alternating assignment moves (``assignment="alternating"``),
+        else None.
     """
 
     net: MesoscaleNet
@@ -57,6 +60,7 @@ class InitialModel:
     edges: np.ndarray
     edge_weight_struct: np.ndarray | None
     init_groups: np.ndarray | None
+    units: AssignmentUnits | None = None
 
 
 def auto_diameter(positions: np.ndarray) -> float:
@@ -111,11 +115,15 @@ def initialise_model(
     progress.report(0.2, "grid and edges", n_fields=int(grid.n_fields))
     ridge_model = _drive_ridge(data, edges, edge_kernel)
     gen = torch.Generator().manual_seed(int(seed))
-    logits0, groups = _initial_logits(data, cfg, grid, edges, seed, gen)
+    units = None
+    if cfg.assignment == "alternating":
+        logits0, groups, units = community_units(data, cfg, grid, edges, seed)
+    else:
+        logits0, groups = _initial_logits(data, cfg, grid, edges, seed, gen)
     progress.report(0.8, "assignment")
     net = _build_net(data, cfg, grid, edges, logits0, ridge_model, edge_kernel, gen)
     progress.report(1.0, "network")
-    return InitialModel(net, cfg, grid, edges, edge_struct, groups)
+    return InitialModel(net, cfg, grid, edges, edge_struct, groups, units)
 
 
 def _drive_ridge(

@@ -33,6 +33,7 @@ from napari_mesoscale.io.torch_files import load_torch_file
 from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.core import MesoscaleNet
 from napari_mesoscale.model.prepare import PreparedData
+from napari_mesoscale.model.reassign import AssignmentUnits, reassign_after_epoch
 from napari_mesoscale.progress import Cancelled, Progress
 
 __all__ = ["CHECKPOINT_NAME", "RunOptions", "TrainingState", "dist_info", "train_model"]
@@ -203,8 +204,11 @@ def train_model(
     cfg: ModelConfig,
     run: RunOptions,
     progress: Progress,
+    units: AssignmentUnits | None = None,
 ) -> TrainingState:
     """Train ``net`` in place; return the state (history, ``stopped``).
+
+    ``units`` (``assignment="alternating"``): the communities reassigned between epochs.
 
     ``progress`` covers the whole of training: epoch ``e``, step ``s`` of ``steps`` reports
     the fraction ``(e + (s + 1) / steps) / epochs``. A cancel (callback returned False or
@@ -226,7 +230,11 @@ def train_model(
         sums = _train_epoch(module, net, tensors, state, cfg, run, epoch, progress)
         if state.stopped == "cancelled":
             break
+        moves = (
+            {} if units is None else reassign_after_epoch(net, units, tensors, cfg, epoch, run.seed)
+        )
         _end_epoch(net, tensors, state, cfg, epoch, sums, time.perf_counter() - t_epoch)
+        state.history[-1].update(moves)
         if ckpt_path is not None and run.rank == 0:
             _save_checkpoint(net, state, cfg, run, epoch, data.z.shape, ckpt_path)
         info = _epoch_info(state, cfg, epoch, sums, tensors.steps)
@@ -334,6 +342,7 @@ def _train_epoch(
 ) -> dict[str, float]:
     """One pass over the training windows; sets ``state.stopped`` on a cancel."""
     tau, mode, bal_w, frozen = _schedule(cfg, epoch)
+    frozen = frozen or cfg.assignment == "alternating"
     g = torch.Generator().manual_seed(int(run.seed) * 100_003 + epoch)
     perm = tensors.starts[torch.randperm(len(tensors.starts), generator=g).numpy()]
     sums: dict[str, float] = {}
