@@ -41,6 +41,8 @@ from napari_mesoscale.napari._plots import LossPlot, TracePlot
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 
 _NONE = "(none)"
+#: fewest cells a fit accepts (each cell is predicted from the others)
+MIN_CELLS = 2
 
 
 #: Drive options of the fit widget -> keyword arguments of fit_mesoscale.
@@ -191,6 +193,12 @@ class FitWidget(CoreTaskWidget):
             )
         if activity.shape[0] < 20:
             raise ValueError(f"Only {activity.shape[0]} frames: the fit needs at least 20.")
+        if positions.shape[0] < MIN_CELLS:
+            raise ValueError(
+                f"Layer {layer.name!r} has {positions.shape[0]} cell(s); the model predicts each "
+                f"cell from the others and groups cells into domains, so it needs at least "
+                f"{MIN_CELLS}. Choose a layer of detected cells."
+            )
         kwargs: dict[str, Any] = {
             "n_filters": self.n_filters.value,
             "epochs": self.epochs.value,
@@ -291,7 +299,8 @@ class FitWidget(CoreTaskWidget):
                         domain_table=fit.domains,
                     ),
                     *activity_layers(labels, voxel_size, report.activity, report.predicted),
-                ]
+                ],
+                key=layer.name,
             )
         self._fill_domain_table(fit.domains)
         layer.selected_data.events.items_changed.connect(self._show_selected_trace)
