@@ -46,7 +46,9 @@ def _run(widget, qtbot, timeout=120_000):
 def _console_of(viewer, monkeypatch) -> dict:
     """What the widgets push into napari's console, collected into one namespace."""
     namespace: dict = {}
-    monkeypatch.setattr(type(viewer), "update_console", lambda _viewer, names: namespace.update(names))
+    monkeypatch.setattr(
+        type(viewer), "update_console", lambda _viewer, names: namespace.update(names)
+    )
     return namespace
 
 
@@ -339,7 +341,7 @@ def test_fit_refuses_a_one_point_layer(make_napari_viewer):
 
     viewer = make_napari_viewer()
     viewer.add_points(
-        np.zeros((1, 3)), name="one", metadata={"activity": np.random.rand(100, 1)}
+        np.zeros((1, 3)), name="one", metadata={"activity": np.ones((100, 1))}
     )
     widget = FitWidget(viewer)
     widget.cells.value = "one"

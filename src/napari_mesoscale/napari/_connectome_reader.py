@@ -3,8 +3,8 @@
 A table with ``id, z, y, x`` columns opens as a Points layer of neurons, one with
 ``pre, post, z, y, x`` as a Points layer of synapses; every other column becomes a feature.
 Other CSV files are read as napari's own reader reads them (its Points / Shapes CSV), so that
-preferring this reader for ``*.csv`` (:func:`~napari_mesoscale.napari._reader.prefer_mesoscale_readers`)
-takes nothing away; other tables are left to other readers (the reader returns None).
+preferring this reader for ``*.csv`` (``_reader.prefer_mesoscale_readers``) takes nothing
+away; other tables are left to other readers (the reader returns None).
 """
 
 from __future__ import annotations

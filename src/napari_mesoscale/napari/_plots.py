@@ -9,7 +9,6 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-
 #: height (pixels) below which a plot dock is not squeezed when other docks crowd the window
 MIN_PLOT_HEIGHT = 160
 
