@@ -141,9 +141,13 @@ def test_readme_workflow_through_the_gui(
 
     fit.epochs.value = 3
     bar.clear()
+    messages: list[str] = []
+    fit._status.changed.connect(messages.append)
     _run(fit, qtbot)  # rerun after the cancel, in 3D view
     assert fit.report.fit.stopped != "cancelled"
     assert bar == sorted(bar) and bar[-1] >= 900
+    assert any(m.startswith("fit: ") for m in messages)  # every stage is named
+    assert any("baselines" in m for m in messages)
     for name in ("functional domains", "motifs", "predicted activity"):
         assert name in viewer.layers
     cells = viewer.layers["neurons (truth)"]
