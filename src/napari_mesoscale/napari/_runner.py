@@ -335,8 +335,12 @@ def ensure_cursor_view_direction(viewer: Any) -> None:
     cursor = viewer.cursor
     if viewer.dims.ndisplay != 3 or getattr(cursor, "_view_direction", 0) is not None:
         return
+    displayed = list(viewer.dims.displayed)
+    view = np.asarray(viewer.camera.view_direction, dtype=float)
+    if len(displayed) != len(view):  # fewer axes than displayed (an empty viewer): nothing to fix
+        return
     direction = np.zeros(viewer.dims.ndim)
-    direction[list(viewer.dims.displayed)] = viewer.camera.view_direction
+    direction[displayed] = view
     cursor._view_direction = direction
 
 
