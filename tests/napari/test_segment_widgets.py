@@ -132,7 +132,7 @@ def test_somata_from_labels_widget(make_napari_viewer, qtbot, brain):
     viewer.add_labels(brain.em_labels, name="segmentation", scale=brain.em_voxel_size)
     widget = DetectSomataWidget(viewer)
     widget._method.value = "from a labels layer"
-    widget._labels.value = "segmentation"
+    widget._segmentation.value = "segmentation"
     widget.start()
     qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
     assert widget.last_error is None, widget.last_error

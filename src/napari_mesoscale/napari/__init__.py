@@ -3,3 +3,13 @@
 Nothing here holds science: widgets collect parameters, run one core call in a worker
 (:mod:`napari_mesoscale.napari._runner`) and turn its result into layers.
 """
+
+
+def prefer_mesoscale_readers(*, overwrite: bool = False) -> dict[str, str]:
+    """Save napari reader preferences so the plugin opens its formats without asking.
+
+    See :func:`napari_mesoscale.napari._reader.prefer_mesoscale_readers`.
+    """
+    from napari_mesoscale.napari._reader import prefer_mesoscale_readers as prefer
+
+    return prefer(overwrite=overwrite)

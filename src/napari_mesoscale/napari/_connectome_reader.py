@@ -2,7 +2,9 @@
 
 A table with ``id, z, y, x`` columns opens as a Points layer of neurons, one with
 ``pre, post, z, y, x`` as a Points layer of synapses; every other column becomes a feature.
-Other tables are left to other readers (the reader returns None).
+Other CSV files are read as napari's own reader reads them (its Points / Shapes CSV), so that
+preferring this reader for ``*.csv`` (``_reader.prefer_mesoscale_readers``) takes nothing
+away; other tables are left to other readers (the reader returns None).
 """
 
 from __future__ import annotations
@@ -49,9 +51,31 @@ def table_kind(path: str | Path) -> str | None:
 def get_table_reader(path: str | list[str]) -> Callable[[Any], list[LayerDataTuple]] | None:
     """Return a reader for neuron / synapse tables, or None for other files."""
     paths = path if isinstance(path, list) else [path]
-    if not paths or any(table_kind(p) is None for p in paths):
+    if not paths:
         return None
-    return read_tables
+    if all(table_kind(p) is not None for p in paths):
+        return read_tables
+    if all(str(p).lower().endswith(".csv") and _napari_csv(p) is not None for p in paths):
+        return read_napari_csv
+    return None
+
+
+def _napari_csv(path: str | Path) -> Any:
+    """Layer data of a CSV in napari's own format (points, shapes), or None."""
+    try:
+        from napari_builtins.io import csv_to_layer_data
+    except ImportError:  # pragma: no cover - napari without its builtins
+        return None
+    try:
+        return csv_to_layer_data(str(path), require_type=None)
+    except Exception:  # noqa: BLE001 - not napari's format either
+        return None
+
+
+def read_napari_csv(path: str | list[str]) -> list[LayerDataTuple]:
+    """CSV files in napari's own format, read as napari's builtin reader reads them."""
+    paths = path if isinstance(path, list) else [path]
+    return [_napari_csv(item) for item in paths]
 
 
 def read_tables(path: str | list[str]) -> list[LayerDataTuple]:

@@ -137,6 +137,9 @@ class ConnectomeWidget(CoreTaskWidget):
 
             activity = read_activity(activity_path)
             python_activity = f", activity=read_activity({str(activity_path)!r})"
+            extra_names: dict[str, Any] = {"read_activity": read_activity}
+        else:
+            extra_names = {}
         if self._source.value == _FILES:
             neurons_path = _path(self._neurons_file.value)
             if neurons_path is None or not neurons_path.is_file():
@@ -187,7 +190,7 @@ class ConnectomeWidget(CoreTaskWidget):
             function=build_connectome,
             kwargs=kwargs,
             python=python,
-            console_names=names,
+            console_names={**names, **extra_names},
             result_name="build",
         )
 
@@ -212,7 +215,7 @@ class ConnectomeWidget(CoreTaskWidget):
             max_edges=int(self._max_edges.value),
             max_per_bin=int(self._per_bin.value),
         )
-        self.replace_layers(layers)
+        self.replace_layers(layers, key="connectome")
         if self._view_3d.value:
             self._viewer.dims.ndisplay = 3
         try:

@@ -123,6 +123,23 @@ def source_layers(
 
 
 # -- calcium ----------------------------------------------------------------------------------
+def _check_movie_axes(layer: Any, data: Any) -> None:
+    """Refuse a volume offered as a movie: its first axis must be time."""
+    axes = _contract.read(layer).axes
+    if axes and not str(axes).upper().startswith("T"):
+        raise ValueError(
+            f"layer {layer.name!r} is a {axes} volume, not a calcium movie: the first axis must "
+            "be time, (T, Z, Y, X) or (T, Y, X). Choose the movie layer."
+        )
+    first_scale = float(np.asarray(layer.scale)[0])
+    if data.ndim == 3 and not axes and first_scale != 1.0:
+        raise ValueError(
+            f"layer {layer.name!r} is 3D with a scale of {first_scale:g} on its first axis, so it "
+            "looks like a (Z, Y, X) volume; a (T, Y, X) movie has a time axis of scale 1. Set the "
+            "layer's scale to (1, dy, dx) if it really is a movie."
+        )
+
+
 class DetectPointSourcesWidget(_LayerWidget):
     """Detect point sources (calcium): cells, ROIs and dF/F traces from a (T, [Z,] Y, X) movie."""
 
@@ -177,6 +194,7 @@ class DetectPointSourcesWidget(_LayerWidget):
         layer = self._viewer.layers[name]
         data = _layer_data(layer)
         plane = data.ndim == 3
+        _check_movie_axes(layer, data)
         voxel_size, translate = _spatial(layer, 2 if plane else 3)
         frame_rate = float(self._frame_rate.value) or _contract.read(layer).frame_rate_hz
         threshold: float | str = float(self._threshold.value) or _AUTO
@@ -208,7 +226,8 @@ class DetectPointSourcesWidget(_LayerWidget):
         layers = self.replace_layers(
             source_layers(
                 result, name=context["name"], translate=context["translate"], plane=context["plane"]
-            )
+            ),
+            key=context["name"],
         )
         self._status.value = f"{len(result)} point sources."
         if self._trace_dock.value and len(result):
@@ -248,7 +267,8 @@ class DetectSomataWidget(_LayerWidget):
             label="method", choices=(_CLASSICAL, _UNET, _FROM_LABELS), value=_CLASSICAL
         )
         self._volume = ComboBox(label="EM volume", choices=self._volume_choices)
-        self._labels = ComboBox(label="segmentation", choices=self._labels_choices)
+        # not ``_labels``: magicgui's Container keeps its show-labels flag there
+        self._segmentation = ComboBox(label="segmentation", choices=self._labels_choices)
         self._diameter = _control(SomaDetectionParams, "cell_diameter", options={"max": 1000.0})
         self._resolution = _control(SomaDetectionParams, "resolution")
         self._threshold = _zero_means_none(
@@ -262,12 +282,12 @@ class DetectSomataWidget(_LayerWidget):
         self._detector_file = FileEdit(
             label="detector file (empty = last trained)", mode="r", filter="*.pt"
         )
-        self._pickers = [self._volume, self._labels]
+        self._pickers = [self._volume, self._segmentation]
         self._method.changed.connect(self._update_visibility)
         self.add_controls(
             self._method,
             self._volume,
-            self._labels,
+            self._segmentation,
             self._diameter,
             self._resolution,
             self._threshold,
@@ -285,7 +305,7 @@ class DetectSomataWidget(_LayerWidget):
     def _update_visibility(self, *_: Any) -> None:
         method = self._method.value
         self._volume.visible = method != _FROM_LABELS
-        self._labels.visible = method == _FROM_LABELS
+        self._segmentation.visible = method == _FROM_LABELS
         self._threshold.visible = method == _CLASSICAL
         self._resolution.visible = method == _CLASSICAL
         self._detector_file.visible = method == _UNET
@@ -297,7 +317,7 @@ class DetectSomataWidget(_LayerWidget):
         method = self._method.value
         diameter = float(self._diameter.value)
         if method == _FROM_LABELS:
-            name = self._labels.value
+            name = self._segmentation.value
             if name is None:
                 raise ValueError("add a Labels layer (Z, Y, X) holding a segmentation.")
             layer = self._viewer.layers[name]
@@ -331,6 +351,7 @@ class DetectSomataWidget(_LayerWidget):
                     raise FileNotFoundError(f"detector file not found: {path}")
                 detector = SomaDetector.load(path)
                 python_detector = f", detector=SomaDetector.load({str(path)!r})"
+                names["SomaDetector"] = SomaDetector
             elif self.trained_detector() is not None:
                 detector = self.trained_detector()
                 python_detector = ", detector=detector"
@@ -366,8 +387,13 @@ class DetectSomataWidget(_LayerWidget):
 
     def on_result(self, result: Any) -> None:
         context = self._context
+        method = self._method.value
+        suffix = {_UNET: " (U-Net)"}.get(method, "")  # classical keeps the plain name
         self.replace_layers(
-            source_layers(result, name=f"{context['name']} somata", translate=context["translate"])
+            source_layers(
+                result, name=f"{context['name']} somata{suffix}", translate=context["translate"]
+            ),
+            key=(context["name"], method),
         )
         self._status.value = f"{len(result)} somata."
 
@@ -479,6 +505,10 @@ class TrainSomaDetectorWidget(_LayerWidget):
     def on_progress(self, info: dict[str, Any]) -> None:
         if "loss" in info:
             self.losses.append(float(info["loss"]))
+        message = str(info.get("message") or "")
+        if self.losses and "loss" not in message and not self._cancel_requested.is_set():
+            # step reports come between epochs: keep the last epoch's loss in view
+            self._status.value = f"{message}; last epoch's loss {self.losses[-1]:.4f}"
 
     def start(self) -> None:
         self.losses: list[float] = []

@@ -36,6 +36,15 @@ def layer_scale(voxel_size: Any, ndim: int) -> tuple[float, ...]:
     return (1.0,) * (ndim - len(spatial)) + spatial[-min(ndim, len(spatial)) :]
 
 
+def axis_labels(ndim: int, axes: str | None = None) -> tuple[str, ...]:
+    """napari axis labels: the data's own axis names (``"TZYX"`` → t, z, y, x) when they fit,
+    else the last ``ndim`` of t, z, y, x (so that sliders read t and z, not -4 and -3)."""
+    if axes and len(axes) == ndim:
+        return tuple(axes.lower())
+    names = ("t", "z", "y", "x")
+    return names[-ndim:] if ndim <= len(names) else tuple(str(i - ndim) for i in range(ndim))
+
+
 def volume_layer(
     volume: Volume, name: str, *, layer_type: str = "image", **kwargs: Any
 ) -> LayerDataTuple:
@@ -49,6 +58,7 @@ def volume_layer(
     attributes = {
         "name": name,
         "scale": layer_scale(volume.voxel_size, volume.data.ndim),
+        "axis_labels": axis_labels(volume.data.ndim, volume.axes),
         "metadata": metadata,
         **kwargs,
     }
@@ -65,7 +75,11 @@ def points_layer(
     **kwargs: Any,
 ) -> LayerDataTuple:
     """A Points layer tuple; ``positions`` in µm (z, y, x), so ``scale`` stays 1."""
-    attributes: dict[str, Any] = {"name": name, "size": size, **kwargs}
+    positions = np.asarray(positions, dtype=float)
+    ndim = positions.shape[1] if positions.ndim == 2 else 3
+    attributes: dict[str, Any] = {
+        "name": name, "size": size, "axis_labels": axis_labels(ndim), **kwargs
+    }
     if features is not None:
         attributes["features"] = features.reset_index(drop=True)
     if color_by is not None and features is not None and color_by in features:

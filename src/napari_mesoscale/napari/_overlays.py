@@ -144,10 +144,15 @@ def _label_features(table: pd.DataFrame, key: str) -> pd.DataFrame:
     return pd.concat([background, features], ignore_index=True)
 
 
+#: opacity of the least confident cells: low enough to tell apart, high enough to see
+MIN_POINT_OPACITY = 0.4
+
+
 def motif_point_colors(motifs: np.ndarray, confidence: np.ndarray) -> np.ndarray:
-    """RGBA face colours: motif hue, assignment confidence as opacity (at least 0.15)."""
+    """RGBA face colours: motif hue, assignment confidence as opacity (at least
+    :data:`MIN_POINT_OPACITY`, so that uncertain cells stay visible)."""
     colors = MOTIF_COLORS[np.asarray(motifs, dtype=int) % len(MOTIF_COLORS)].copy()
-    colors[:, 3] = np.clip(np.asarray(confidence, dtype=float), 0.15, 1.0)
+    colors[:, 3] = np.clip(np.asarray(confidence, dtype=float), MIN_POINT_OPACITY, 1.0)
     return colors
 
 

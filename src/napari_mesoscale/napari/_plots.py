@@ -9,16 +9,32 @@ from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+#: height (pixels) below which a plot dock is not squeezed when other docks crowd the window
+MIN_PLOT_HEIGHT = 160
+
 
 class _PlotDock(QWidget):
+    #: what an empty plot says, instead of showing bare 0-1 axes
+    placeholder = ""
+
     def __init__(self, height: float = 2.6) -> None:
         super().__init__()
         self.figure = Figure(figsize=(5, height), tight_layout=True)
         self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(MIN_PLOT_HEIGHT)
         self.axes = self.figure.add_subplot(111)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.canvas)
+        self.show_placeholder()
+
+    def show_placeholder(self) -> None:
+        """Clear the axes and say what will appear there."""
+        self.axes.clear()
+        self.axes.set_axis_off()
+        self.axes.text(0.5, 0.5, self.placeholder, ha="center", va="center", color="grey",
+                       transform=self.axes.transAxes, wrap=True)
+        self.canvas.draw_idle()
 
     def save(self, path: str) -> None:
         """Export the plot (PNG, SVG or PDF by the suffix)."""
@@ -26,7 +42,13 @@ class _PlotDock(QWidget):
 
 
 class LossPlot(_PlotDock):
-    """Training and validation loss, and each loss term, per epoch (log scale)."""
+    """Training and validation loss, and each loss term, per epoch (log scale).
+
+    The log axis spans the losses that stay positive; terms that reach 0 (entropy, interface)
+    are drawn but clipped, rather than stretch the axis to 1e-20 and flatten the rest.
+    """
+
+    placeholder = "Loss curves appear here while a fit trains."
 
     def __init__(self) -> None:
         super().__init__()
@@ -55,16 +77,33 @@ class LossPlot(_PlotDock):
         self._draw()
 
     def _draw(self) -> None:
+        if not self.curves:
+            self.show_placeholder()
+            return
         self.axes.clear()
+        self.axes.set_axis_on()
         for name, series in sorted(self.curves.items()):
             style = "-" if name in ("total", "prediction", "validation") else ":"
             self.axes.plot(self.epochs, np.abs(series), style, label=name)
         self.axes.set_xlabel("epoch")
         self.axes.set_ylabel("loss")
-        if self.curves:
-            self.axes.set_yscale("log")
-            self.axes.legend(fontsize=7, ncol=2)
+        self.axes.set_yscale("log")
+        limits = self.y_limits()
+        if limits is not None:
+            self.axes.set_ylim(*limits)
+        self.axes.legend(fontsize=7, ncol=2)
         self.canvas.draw_idle()
+
+    def y_limits(self) -> tuple[float, float] | None:
+        """Log-axis limits spanning the curves whose values all stay above 1e-12 × the largest."""
+        values = [np.abs(np.asarray(v, dtype=float)) for v in self.curves.values()]
+        values = [v[np.isfinite(v)] for v in values]
+        largest = max((v.max() for v in values if v.size), default=0.0)
+        if largest <= 0:
+            return None
+        kept = [v for v in values if v.size and v.min() > 1e-12 * largest]
+        low = min(v.min() for v in kept) if kept else largest
+        return low / 1.5, largest * 1.5
 
 
 class TracePlot(_PlotDock):
@@ -80,10 +119,13 @@ class TracePlot(_PlotDock):
         The cells drawn now.
     """
 
+    placeholder = "Select points to see their traces."
+
     def __init__(self, max_traces: int = 8) -> None:
         super().__init__()
         self.max_traces = max_traces
         self.label = QLabel("Select points to see their traces.")
+        self.label.setWordWrap(True)
         self.layout().insertWidget(0, self.label)
         self.layer: Any = None
         self.activity: np.ndarray | None = None
@@ -131,8 +173,9 @@ class TracePlot(_PlotDock):
         self.shown = [int(i) for i in indices if 0 <= int(i) < n_cells][: self.max_traces]
         if not self.shown:
             self.label.setText("Select points to see their traces.")
-            self.canvas.draw_idle()
+            self.show_placeholder()
             return
+        self.axes.set_axis_on()
         time = self._time_axis(self.activity.shape[0])
         single = len(self.shown) == 1
         for cell in self.shown:

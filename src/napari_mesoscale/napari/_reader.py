@@ -14,6 +14,39 @@ from napari_mesoscale.napari._layers import LayerDataTuple, points_layer, volume
 
 _LABEL_HINTS = ("label", "somata", "roi", "domain", "motif", "mask")
 
+PLUGIN_NAME = "napari-mesoscale"
+#: napari reader preferences (``settings.plugins.extension2reader``) for the plugin's formats:
+#: bundles (folders match with a trailing separator), OME-TIFF with voxel size, tables
+READER_PATTERNS = ("*.mesoscale", "*.mesoscale/", "*.ome.tif", "*.ome.tiff", "*.csv", "*.tsv",
+                   "*.parquet", "*.pq")
+
+
+def prefer_mesoscale_readers(*, overwrite: bool = False) -> dict[str, str]:
+    """Make napari open the plugin's formats with this plugin without asking.
+
+    napari asks which plugin to use (a dialog on drag-and-drop, ``MultipleReaderError`` from
+    ``viewer.open(path, plugin=None)``) when several can read a file, unless a reader
+    preference is saved for its pattern; this saves those preferences (what the dialog's
+    "remember" box does). ``viewer.open(path)`` itself always uses napari's builtin reader
+    (its ``plugin`` argument defaults to ``"napari"``): pass ``plugin=None`` or
+    ``plugin="napari-mesoscale"``. Preferences the user set are kept unless ``overwrite``.
+
+    Returns
+    -------
+    dict
+        The patterns set now (pattern → plugin name).
+    """
+    from napari.settings import get_settings
+
+    preferences = get_settings().plugins.extension2reader
+    chosen = {
+        pattern: PLUGIN_NAME
+        for pattern in READER_PATTERNS
+        if overwrite or pattern not in preferences
+    }
+    get_settings().plugins.extension2reader = {**preferences, **chosen}
+    return chosen
+
 
 def get_bundle_reader(path: str | list[str]) -> Callable[[Any], list[LayerDataTuple]] | None:
     """Return a reader for a ``.mesoscale`` results bundle, or None for other paths."""
@@ -65,6 +98,10 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
     for spec in specs:
         kind, source = spec["source"].split("/", 1)
         kwargs = dict(spec.get("kwargs", {}))
+        if spec.get("colormap") is not None:
+            kwargs["colormap"] = colormap_from_spec(spec["colormap"])
+        elif "colormap" in kwargs and not isinstance(kwargs["colormap"], str):
+            kwargs.pop("colormap")
         if kind == "volumes":
             volume = bundle.volumes[source]
             layers.append(volume_layer(volume, spec["name"], layer_type=spec["type"], **kwargs))
@@ -75,7 +112,8 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
                 kwargs["face_color"] = np.asarray(kwargs["face_color"])
             arrays = spec.get("metadata_arrays", {})
             kwargs["metadata"] = metadata_dict(
-                **{name: bundle.arrays[key] for name, key in arrays.items()}
+                **{name: bundle.arrays[key] for name, key in arrays.items()},
+                **_adjacency(bundle, spec.get("adjacency")),
             )
             layers.append(
                 points_layer(
@@ -84,10 +122,40 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
             )
         elif kind == "arrays":
             data = bundle.arrays[source]
+            if "edge_color" in kwargs:
+                kwargs["edge_color"] = np.asarray(kwargs["edge_color"])
             layers.append((data, {"name": spec["name"], **kwargs}, spec["type"]))
         elif kind == "paint":
             layers.extend(_painted_layers(bundle, spec, source))
     return layers
+
+
+def _adjacency(bundle: Any, saved: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``adjacency`` metadata field saved with a Points layer (sparse CSR), if any."""
+    if not saved:
+        return {}
+    import scipy.sparse as sp
+
+    row, col, data = (np.asarray(bundle.arrays[saved[part]]) for part in ("row", "col", "data"))
+    matrix = sp.coo_matrix((data, (row, col)), shape=tuple(saved["shape"])).tocsr()
+    return {"adjacency": matrix}
+
+
+def colormap_from_spec(spec: dict[str, Any]) -> Any:
+    """The napari colormap described by the writer's ``colormap_spec``."""
+    from napari.utils.colormaps import Colormap, DirectLabelColormap
+
+    if "direct" in spec:
+        colors = {label: np.asarray(color) for label, color in spec["direct"]}
+        return DirectLabelColormap(color_dict=colors)
+    if "colors" in spec:
+        return Colormap(
+            colors=np.asarray(spec["colors"]),
+            controls=np.asarray(spec["controls"]),
+            interpolation=spec.get("interpolation", "linear"),
+            name=spec.get("name") or "custom",
+        )
+    return spec["name"]
 
 
 def _painted_layers(bundle: Any, spec: dict[str, Any], what: str) -> list[LayerDataTuple]:

@@ -27,8 +27,14 @@ to quit emits no ``returned``, so a partial result would be lost and the status 
 "Cancelling…".
 
 After a run, the result objects are pushed into napari's console under short names
-(``CoreCall.console_names``) together with ``last_call``, the one-line Python equivalent, so
-that what was clicked can be repeated from a script.
+(``CoreCall.console_names``) together with ``last_call``, the one-line Python equivalent, and
+every name that line uses (``viewer``, ``napari_mesoscale``, the core function), so that
+``exec(last_call)`` in the console repeats what was clicked.
+
+Output layers are named after their input (``<input> <what>``); a rerun replaces only the
+layers the same widget made from the same input with the same method
+(:meth:`CoreTaskWidget.replace_layers`' ``key``), never a layer the user made or loaded: a
+name already taken by such a layer gets a ``_2``, ``_3``… suffix.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
@@ -91,6 +98,8 @@ class CoreTaskWidget(Container):
     run_text = "Run"
 
     def __init__(self, viewer: napari.viewer.Viewer, **kwargs: Any) -> None:
+        # scrollable: a long widget scrolls inside its dock instead of growing the window
+        kwargs.setdefault("scrollable", True)
         super().__init__(**kwargs)
         self._viewer = viewer
         self._worker = None
@@ -103,12 +112,16 @@ class CoreTaskWidget(Container):
         self._cancel_button = PushButton(text="Cancel", enabled=False)
         self._progress_bar = ProgressBar(value=0, min=0, max=1000, visible=False)
         self._status = Label(value="")
+        # a long message wraps instead of widening the dock
+        self._status.native.setWordWrap(True)
+        self._status.native.setMinimumWidth(0)
         self._run_button.changed.connect(self.start)
         self._cancel_button.changed.connect(self.cancel)
         self.last_result: Any = None
         self.last_error: str | None = None
         self.last_call: str = ""
-        self._added: list[Any] = []
+        #: layers this widget added, by (input, method) key: the only ones a rerun replaces
+        self._added: dict[Any, list[Any]] = {}
         # a widget closed mid-run stops its worker rather than leave it running at exit (the
         # slot holds the run's event, not ``self``, which may be half torn down by then)
         current_run = self._current_run = [self._cancel_requested]
@@ -129,18 +142,44 @@ class CoreTaskWidget(Container):
     def on_progress(self, info: dict[str, Any]) -> None:
         """Hook for subclasses: called in the GUI thread with each progress dictionary."""
 
-    def replace_layers(self, layers: list[tuple[Any, dict[str, Any], str]]) -> list[Any]:
-        """Add layer-data tuples, replacing the previous run's layers and same-named ones."""
-        for layer in self._added:
+    def replace_layers(
+        self, layers: list[tuple[Any, dict[str, Any], str]], key: Any = None
+    ) -> list[Any]:
+        """Add layer-data tuples, replacing what this widget added before under the same key.
+
+        ``key`` names the input and method (e.g. ``("em", "classical")``); layers of other keys,
+        and layers the widget did not add, are never removed: a name they hold is made unique
+        with a ``_2``, ``_3``… suffix (and references to it in ``roi_labels`` follow).
+        """
+        for layer in self._added.pop(key, []):
             if layer in self._viewer.layers:
                 self._viewer.layers.remove(layer)
-        self._added = []
+        renamed = self._unique_names([attributes.get("name") for _, attributes, _ in layers])
+        ensure_cursor_view_direction(self._viewer)
+        added = []
         for data, attributes, layer_type in layers:
-            name = attributes.get("name")
-            if name in self._viewer.layers:
-                self._viewer.layers.remove(name)
-            self._added.append(getattr(self._viewer, f"add_{layer_type}")(data, **attributes))
-        return self._added
+            attributes = {**attributes, "name": renamed.get(attributes.get("name"))}
+            metadata = attributes.get("metadata") or {}
+            if metadata.get("roi_labels") in renamed:
+                metadata = {**metadata, "roi_labels": renamed[metadata["roi_labels"]]}
+                attributes["metadata"] = metadata
+            added.append(getattr(self._viewer, f"add_{layer_type}")(data, **attributes))
+        self._added[key] = added
+        set_axis_labels(self._viewer)
+        return added
+
+    def _unique_names(self, names: list[str | None]) -> dict[str | None, str | None]:
+        taken = {layer.name for layer in self._viewer.layers}
+        unique: dict[str | None, str | None] = {}
+        for name in names:
+            candidate, number = name, 1
+            while candidate is not None and candidate in taken:
+                number += 1
+                candidate = f"{name}_{number}"
+            unique[name] = candidate
+            if candidate is not None:
+                taken.add(candidate)
+        return unique
 
     # -- running -------------------------------------------------------------------------
     @property
@@ -224,7 +263,7 @@ class CoreTaskWidget(Container):
             self._status.value = "Cancelled: partial result shown" + (
                 f"; {summary}" if summary not in ("", "Done.") else "."
             )
-        names = {call.result_name: result, "last_call": call.python, **call.console_names}
+        names = {**console_namespace(self._viewer, call), call.result_name: result}
         try:
             self._viewer.update_console(names)
         except Exception:  # noqa: BLE001 - the console is optional (headless viewers)
@@ -267,3 +306,50 @@ def is_partial(result: Any) -> bool:
         if getattr(candidate, "stopped", None) == "cancelled":
             return True
     return False
+
+
+def console_namespace(viewer: Any, call: CoreCall) -> dict[str, Any]:
+    """Every name ``call.python`` needs to run in napari's console, plus ``last_call``."""
+    import napari_mesoscale
+    import napari_mesoscale.workflow  # noqa: F401 - the fit's line calls napari_mesoscale.workflow
+
+    function = call.function
+    return {
+        "viewer": viewer,
+        "napari_mesoscale": napari_mesoscale,
+        "np": np,
+        getattr(function, "__name__", "function"): function,
+        **call.console_names,
+        "last_call": call.python,
+    }
+
+
+def ensure_cursor_view_direction(viewer: Any) -> None:
+    """Give the cursor a view direction in 3D display before layers are added.
+
+    napari computes the status of a new active Labels layer with features from the cursor's
+    view direction, which is only set once the mouse moves on the 3D canvas; with the mouse
+    still (e.g. right after a switch to 3D) it fails with "len() of unsized object". The
+    camera's view direction is the one the next mouse move would give.
+    """
+    cursor = viewer.cursor
+    if viewer.dims.ndisplay != 3 or getattr(cursor, "_view_direction", 0) is not None:
+        return
+    displayed = list(viewer.dims.displayed)
+    view = np.asarray(viewer.camera.view_direction, dtype=float)
+    if len(displayed) != len(view):  # fewer axes than displayed (an empty viewer): nothing to fix
+        return
+    direction = np.zeros(viewer.dims.ndim)
+    direction[displayed] = view
+    cursor._view_direction = direction
+
+
+#: axis names for the trailing axes of the plugin's data: time, then z, y, x in µm
+AXIS_LABELS = ("t", "z", "y", "x")
+
+
+def set_axis_labels(viewer: Any) -> None:
+    """Name the viewer's sliders t / z / y / x when its axes are the plugin's (≤ 4 axes)."""
+    ndim = viewer.dims.ndim
+    if 2 <= ndim <= len(AXIS_LABELS):
+        viewer.dims.axis_labels = AXIS_LABELS[-ndim:]

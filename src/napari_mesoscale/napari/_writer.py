@@ -70,6 +70,9 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
             "type": layer_type,
             "kwargs": _display_attributes(meta),
         }
+        colormap = colormap_spec(meta.get("colormap"))
+        if colormap is not None:
+            spec["colormap"] = colormap
         if layer_type in ("image", "labels"):
             ndim = np.ndim(data)
             if ndim < 3:
@@ -104,9 +107,13 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
                 if value.dtype != object:
                     bundle.arrays[f"{key}.{name}"] = value
                     spec["metadata_arrays"][name] = f"{key}.{name}"
+            _save_adjacency(bundle, spec, key, meta, len(table))
         elif layer_type == "vectors":
             bundle.arrays[key] = np.asarray(data, dtype=float)
             spec["source"] = f"arrays/{key}"
+            edge_color = meta.get("edge_color")
+            if edge_color is not None:
+                spec["kwargs"]["edge_color"] = np.asarray(edge_color, dtype=float).tolist()
         else:
             continue
         bundle.metadata["layers"].append(spec)
@@ -138,10 +145,56 @@ def _display_attributes(meta: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, list | tuple):
             value = [float(v) for v in value]
         kept[name] = value if isinstance(value, bool | int | float | str | list) else str(value)
-    colormap = meta.get("colormap")
-    if isinstance(colormap, str):
-        kept["colormap"] = colormap
-    elif getattr(colormap, "name", None) and meta.get("colormap") is not None:
-        if not type(colormap).__name__.endswith("LabelColormap"):
-            kept["colormap"] = colormap.name
     return kept
+
+
+def _save_adjacency(
+    bundle: Any, spec: dict[str, Any], key: str, meta: dict[str, Any], n_points: int
+) -> None:
+    """Keep a Points layer's adjacency (or its connectome's, in the same point order) as the
+    three arrays of a sparse COO matrix, so that a reopened layer can drive a new fit."""
+    import scipy.sparse as sp
+
+    fields = _contract.read(meta)
+    adjacency = fields.adjacency
+    if adjacency is None and fields.connectome is not None:
+        adjacency = getattr(fields.connectome, "adjacency", None)
+    if adjacency is None or tuple(adjacency.shape) != (n_points, n_points):
+        return
+    coo = sp.coo_matrix(adjacency)
+    names = {}
+    for part in ("row", "col", "data"):
+        names[part] = f"{key}.adjacency_{part}"
+        bundle.arrays[names[part]] = np.asarray(getattr(coo, part))
+    spec["adjacency"] = {"shape": [n_points, n_points], **names}
+
+
+def colormap_spec(colormap: Any) -> dict[str, Any] | None:
+    """A JSON description of a layer's colormap: a registered name, a custom colormap's colours
+    and controls, or a direct label colormap's label → colour table. None: napari's default
+    (e.g. the random label colours)."""
+    from napari.utils.colormaps import AVAILABLE_COLORMAPS, CyclicLabelColormap, DirectLabelColormap
+
+    if colormap is None or isinstance(colormap, CyclicLabelColormap):
+        return None
+    if isinstance(colormap, str):
+        return {"name": colormap}
+    if isinstance(colormap, DirectLabelColormap):
+        table = [
+            [None if label is None else int(label), [float(c) for c in color]]
+            for label, color in colormap.color_dict.items()
+        ]
+        return {"direct": table}
+    if hasattr(colormap, "dict") and not isinstance(colormap, dict):
+        colormap = colormap.dict()
+    if not isinstance(colormap, dict) or "colors" not in colormap:
+        return None  # cyclic label colours: napari's default
+    name = str(colormap.get("name", ""))
+    if name in AVAILABLE_COLORMAPS:
+        return {"name": name}
+    return {
+        "name": name,
+        "colors": np.asarray(colormap["colors"], dtype=float).tolist(),
+        "controls": np.asarray(colormap["controls"], dtype=float).tolist(),
+        "interpolation": str(colormap.get("interpolation", "linear")),
+    }

@@ -1,0 +1,350 @@
+"""The paths a new user takes through the viewer (issue 17), each driven as a click would be.
+
+Every test here failed before the fix it guards: reopening with ``viewer.open`` and no plugin
+argument, the console line, the EM widget's labels, layers added in 3D view, bundle styling and
+adjacency, the user's layers surviving a widget run, the layout, and input that must be refused.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from napari.settings import get_settings
+from qtpy.QtWidgets import QLabel
+
+from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+
+pytestmark = pytest.mark.viewer
+
+
+@pytest.fixture
+def unsaved_settings():
+    """napari's settings, changed in memory only (never the user's settings file)."""
+    settings = get_settings()
+    saving, preferences = settings._save_on_change, dict(settings.plugins.extension2reader)
+    settings._save_on_change = False
+    yield settings
+    settings.plugins.extension2reader = preferences
+    settings._save_on_change = saving
+
+
+@pytest.fixture
+def reader_preferences(unsaved_settings):
+    """The plugin's reader preferences, as :func:`prefer_mesoscale_readers` sets them."""
+    from napari_mesoscale.napari._reader import prefer_mesoscale_readers
+
+    prefer_mesoscale_readers()
+    return unsaved_settings
+
+
+def _run(widget, qtbot, timeout=120_000):
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=timeout)
+
+
+def _console_of(viewer, monkeypatch) -> dict:
+    """What the widgets push into napari's console, collected into one namespace."""
+    namespace: dict = {}
+    monkeypatch.setattr(
+        type(viewer), "update_console", lambda _viewer, names: namespace.update(names)
+    )
+    return namespace
+
+
+# -- 3: opening files without naming the plugin ------------------------------------------------
+def test_open_without_plugin_argument_reads_bundles_ome_tiff_and_tables(
+    make_napari_viewer, tmp_path, reader_preferences
+):
+    from napari_mesoscale.io import write_tiff
+
+    viewer = make_napari_viewer()
+    neurons = pd.DataFrame({"id": [4, 5, 6], "z": [1.0, 2, 3], "y": [4.0, 5, 6], "x": [7.0, 8, 9]})
+    neurons.to_csv(tmp_path / "neurons.csv", index=False)
+    write_tiff(
+        str(tmp_path / "em.ome.tif"),
+        np.random.default_rng(0).random((4, 8, 8)).astype("float32"),
+        voxel_size=(2.0, 0.5, 0.5),
+        axes="ZYX",
+    )
+    [table] = viewer.open(tmp_path / "neurons.csv", plugin=None)
+    np.testing.assert_allclose(table.data, neurons[["z", "y", "x"]].to_numpy())
+    assert list(table.features["id"]) == [4, 5, 6]
+    [volume] = viewer.open(tmp_path / "em.ome.tif", plugin=None)
+    np.testing.assert_allclose(volume.scale, (2.0, 0.5, 0.5))
+
+    from napari_mesoscale.napari._writer import write_bundle
+
+    [bundle] = write_bundle(str(tmp_path / "run"), [table.as_layer_data_tuple()])
+    [reopened] = viewer.open(bundle, plugin=None)
+    np.testing.assert_allclose(reopened.data, table.data)
+    assert list(reopened.features["id"]) == [4, 5, 6]
+
+
+def test_napari_csv_still_opens_with_the_plugin_preferred(
+    make_napari_viewer, tmp_path, reader_preferences
+):
+    viewer = make_napari_viewer()
+    points = viewer.add_points(np.array([[1.0, 2.0], [3.0, 4.0]]), name="clicked")
+    path = tmp_path / "clicked.csv"
+    viewer.layers.save(str(path), selected=False, plugin="napari")
+    viewer.layers.remove(points)
+    [layer] = viewer.open(path, plugin=None)
+    np.testing.assert_allclose(layer.data, [[1.0, 2.0], [3.0, 4.0]])
+
+
+def test_without_preferences_napari_offers_the_plugin(
+    make_napari_viewer, tmp_path, unsaved_settings
+):
+    from napari.errors import MultipleReaderError
+
+    unsaved_settings.plugins.extension2reader = {}
+    viewer = make_napari_viewer()
+    pd.DataFrame({"id": [1], "z": [1.0], "y": [1.0], "x": [1.0]}).to_csv(tmp_path / "n.csv")
+    with pytest.raises(MultipleReaderError) as error:  # the GUI shows a choice dialog here
+        viewer.open(tmp_path / "n.csv", plugin=None)
+    assert "napari-mesoscale" in error.value.available_plugins
+
+
+# -- 4: the console line runs --------------------------------------------------------------------
+def test_console_line_reproduces_detection_connectome_and_somata(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
+    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "connectome")
+    namespace = _console_of(viewer, monkeypatch)
+
+    build = ConnectomeWidget(viewer)
+    build._source.value = "Points layer"
+    build._neurons_layer.value = "neurons (truth)"
+    build._synapses_layer.value = "synapses"
+    build._view_3d.value = False
+    _run(build, qtbot)
+    assert build.last_error is None, build.last_error
+    console = dict(namespace)
+    exec(console["last_call"], console)
+    np.testing.assert_allclose(
+        console["build"].connectome.adjacency.toarray(),
+        build.last_result.connectome.adjacency.toarray(),
+    )
+
+    somata = DetectSomataWidget(viewer)
+    somata._method.value = "from a labels layer"
+    somata._segmentation.value = "somata (truth)"
+    _run(somata, qtbot)
+    assert somata.last_error is None, somata.last_error
+    console = dict(namespace)
+    exec(console["last_call"], console)
+    np.testing.assert_allclose(console["somata"].positions, somata.last_result.positions)
+
+
+# -- 5: the EM widget keeps its control labels -----------------------------------------------
+def test_em_widget_shows_control_labels_before_any_data(make_napari_viewer):
+    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
+
+    viewer = make_napari_viewer()
+    widget = DetectSomataWidget(viewer)
+    assert widget.labels is True
+    texts = {label.text() for label in widget.native.findChildren(QLabel)}
+    assert {"method", "EM volume", "cell diameter (µm)"} <= texts
+
+
+# -- 6: layers added in 3D view -----------------------------------------------------------------
+class _AddsLabels(CoreTaskWidget):
+    """A widget whose result is a Labels layer with features, like the fit's domains."""
+
+    def __init__(self, viewer, labels):
+        super().__init__(viewer)
+        self.labels_data = labels
+        self.add_controls()
+
+    def prepare(self):
+        return CoreCall(function=lambda callback=None: 1, python="1")
+
+    def on_result(self, result):
+        features = pd.DataFrame({"index": [0, 1, 2], "domain": [np.nan, 0, 1]})
+        self.replace_layers(
+            [(self.labels_data, {"name": "domains", "features": features}, "labels")], key="x"
+        )
+
+
+def test_labels_with_features_are_added_in_3d_with_the_mouse_still(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-mesoscale", "connectome")
+    viewer.dims.ndisplay = 3
+    viewer.mouse_over_canvas = True  # the mouse rests on the canvas, unmoved since the switch
+    widget = _AddsLabels(viewer, np.asarray(viewer.layers["somata (truth)"].data) % 3)
+    _run(widget, qtbot)
+    assert widget.last_error is None, widget.last_error
+    assert "domains" in viewer.layers
+
+
+# -- 7: bundles keep styling and the adjacency ---------------------------------------------------
+def test_bundle_keeps_colormaps_opacity_and_adjacency(
+    make_napari_viewer, tmp_path, reader_preferences
+):
+    from napari.utils.colormaps import DirectLabelColormap
+
+    from napari_mesoscale.napari._writer import write_bundle
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "connectome")
+    somata = np.asarray(viewer.layers["somata (truth)"].data)
+    viewer.add_image(
+        np.random.default_rng(0).random((3, *somata.shape)).astype("float32"),
+        name="predicted", colormap="magma", contrast_limits=(0.1, 0.9), opacity=0.5,
+        blending="additive",
+    )
+    viewer.add_image(somata.astype("float32"), name="residual", colormap="PiYG")
+    colors = {None: [0, 0, 0, 0], 0: [0, 0, 0, 0], 1: [1, 0, 0, 1], 2: [0, 1, 0, 1]}
+    viewer.add_labels(somata % 3, name="domains", colormap=DirectLabelColormap(color_dict=colors))
+    neurons = viewer.layers["neurons (truth)"]
+    layers = [layer.as_layer_data_tuple() for layer in viewer.layers]
+    [path] = write_bundle(str(tmp_path / "run"), layers)
+
+    reopened = make_napari_viewer()
+    reopened.open(path, plugin=None)
+    predicted = reopened.layers["predicted"]
+    assert predicted.colormap.name == "magma"
+    assert predicted.opacity == pytest.approx(0.5) and predicted.blending == "additive"
+    np.testing.assert_allclose(predicted.contrast_limits, (0.1, 0.9))
+    assert reopened.layers["residual"].colormap.name == "PiYG"
+    domains = reopened.layers["domains"].colormap
+    np.testing.assert_allclose(domains.color_dict[1], [1, 0, 0, 1])
+    np.testing.assert_allclose(domains.color_dict[2], [0, 1, 0, 1])
+    np.testing.assert_allclose(reopened.layers["neurons (truth)"].face_color, neurons.face_color)
+    adjacency = reopened.layers["neurons (truth)"].metadata["adjacency"]
+    np.testing.assert_allclose(adjacency.toarray(), neurons.metadata["adjacency"].toarray())
+
+
+# -- 8: widgets never delete the user's layers -------------------------------------------------
+def test_build_connectome_keeps_the_users_synapses_layer(make_napari_viewer, qtbot):
+    from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "connectome")
+    users = viewer.layers["synapses"]
+    widget = ConnectomeWidget(viewer)
+    widget._source.value = "Points layer"
+    widget._neurons_layer.value = "neurons (truth)"
+    widget._synapses_layer.value = "synapses"
+    widget._view_3d.value = False
+    _run(widget, qtbot)
+    assert widget.last_error is None, widget.last_error
+    assert users in viewer.layers and viewer.layers["synapses"] is users
+    first = {layer.name for layer in widget._added["connectome"]}
+    assert "synapses_2" in first
+    _run(widget, qtbot)  # a rerun replaces its own layers only
+    assert users in viewer.layers
+    assert {layer.name for layer in widget._added["connectome"]} == first
+
+
+def test_em_methods_keep_each_others_results(make_napari_viewer, qtbot):
+    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "em")
+    user = viewer.add_points(np.zeros((1, 3)), name="EM volume somata points")
+    widget = DetectSomataWidget(viewer)
+    widget._volume.value = "EM volume"
+    _run(widget, qtbot)
+    assert widget.last_error is None, widget.last_error
+    assert user in viewer.layers
+    classical = viewer.layers["EM volume somata points_2"]
+    assert classical.metadata["roi_labels"] == "EM volume somata ROIs"
+    widget._method.value = "from a labels layer"
+    widget._segmentation.value = "EM somata (truth)"
+    _run(widget, qtbot)
+    assert widget.last_error is None, widget.last_error
+    assert classical in viewer.layers and user in viewer.layers
+    assert "EM somata (truth) somata points" in viewer.layers
+
+
+# -- 9: the summary stays -----------------------------------------------------------------------
+def test_result_summary_is_not_overwritten(make_napari_viewer, qtbot):
+    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "em")
+    widget = DetectSomataWidget(viewer)
+    widget._method.value = "from a labels layer"
+    widget._segmentation.value = "EM somata (truth)"
+    _run(widget, qtbot)
+    qtbot.wait(50)
+    assert widget._status.value.endswith("somata."), widget._status.value
+
+
+# -- 10: layout ---------------------------------------------------------------------------------
+def test_long_error_wraps_instead_of_widening_the_dock(make_napari_viewer):
+    from napari_mesoscale.napari._fit_widget import FitWidget
+
+    viewer = make_napari_viewer(show=True)
+    widget = FitWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    before = widget.native.sizeHint().width()
+    widget._fail("a very long message " * 40)
+    assert widget._status.native.wordWrap()
+    assert widget.native.sizeHint().width() <= max(before, 600)
+
+
+def test_loss_plot_axis_spans_the_real_losses():
+    from napari_mesoscale.napari._plots import LossPlot
+
+    plot = LossPlot()
+    assert not plot.axes.axison  # a placeholder, not bare 0-1 axes
+    for epoch, total in enumerate([2.0, 1.0, 0.5]):
+        plot.add({"epoch": epoch, "losses": {"total": total, "entropy": 1e-21 * (epoch > 0)},
+                  "val_loss": total * 1.1})
+    low, high = plot.axes.get_ylim()
+    assert 0.1 < low < 0.5 and 2.2 <= high < 10
+
+
+def test_trace_plot_starts_with_a_placeholder():
+    from napari_mesoscale.napari._plots import TracePlot
+
+    plot = TracePlot()
+    assert not plot.axes.axison
+    assert any("Select points" in text.get_text() for text in plot.axes.texts)
+
+
+def test_uncertain_cells_stay_visible():
+    from napari_mesoscale.napari._overlays import motif_point_colors
+
+    colors = motif_point_colors(np.array([0, 1, 2]), np.array([0.05, 0.5, 0.95]))
+    np.testing.assert_allclose(colors[:, 3], [0.4, 0.5, 0.95])
+
+
+def test_sliders_are_named_t_z_y_x(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "calcium")
+    assert tuple(viewer.dims.axis_labels) == ("t", "z", "y", "x")
+
+
+# -- 11: input that must be refused -------------------------------------------------------------
+def test_em_volume_is_refused_as_a_calcium_movie(make_napari_viewer):
+    from napari_mesoscale.napari._detect_widgets import DetectPointSourcesWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "em")
+    widget = DetectPointSourcesWidget(viewer)
+    widget._movie.value = "EM volume"
+    widget.start()
+    assert not widget.is_running
+    assert "not a calcium movie" in widget.last_error
+
+
+def test_fit_refuses_a_one_point_layer(make_napari_viewer):
+    from napari_mesoscale.napari._fit_widget import FitWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_points(
+        np.zeros((1, 3)), name="one", metadata={"activity": np.ones((100, 1))}
+    )
+    widget = FitWidget(viewer)
+    widget.cells.value = "one"
+    widget.start()
+    assert not widget.is_running
+    assert "at least 2" in widget.last_error
