@@ -233,6 +233,10 @@ def connectome_adjacency(connectome: Any, positions: np.ndarray, callback: Any =
     return restrict_adjacency(connectome.adjacency, registration.matches, n), registration
 
 
+#: Share of :func:`fit_and_score`'s progress taken by the fit (the baselines take the rest).
+FIT_SHARE = 0.8
+
+
 def fit_and_score(
     activity: Any,
     positions: Any,
@@ -252,8 +256,10 @@ def fit_and_score(
         A Connectome of other neurons is registered to the cells first.
     stimulus : array_like (T,) or (T, S), optional
     callback : callable, optional
-        Progress protocol (:mod:`napari_mesoscale.progress`); returning False or raising a
-        ``Cancelled`` stops training (the partial fit is scored, ``fit.cancelled`` true).
+        Progress protocol (:mod:`napari_mesoscale.progress`): the fit covers the first
+        :data:`FIT_SHARE` of the run, then prediction and the baselines report their own named
+        stages. Returning False or raising a ``Cancelled`` stops training; the partial fit
+        (``fit.cancelled`` true) is returned at once with the model's own scores only.
     **fit_kwargs
         Passed to :func:`napari_mesoscale.fit_mesoscale` (``config``, ``n_filters``,
         ``epochs``, ...); unset options take :class:`ModelConfig`'s defaults.
@@ -264,6 +270,7 @@ def fit_and_score(
     """
     from napari_mesoscale.model import fit_mesoscale
 
+    progress = Progress.wrap(callback)
     activity = np.asarray(activity, dtype=float)
     positions = np.asarray(positions, dtype=float)
     adjacency, registration = connectome_adjacency(connectome, positions)
@@ -272,14 +279,31 @@ def fit_and_score(
         positions,
         connectome=adjacency,
         stimulus=stimulus,
-        callback=callback,
+        callback=progress.stage(0.0, FIT_SHARE, "fit"),
         **fit_kwargs,
     )
+    cancelled = fit.stopped == "cancelled"
+    if not cancelled:
+        progress.report(FIT_SHARE, "predicting the activity")
     predicted = fit.predict(activity, stimulus=stimulus)
+    if cancelled:  # the partial fit is shown at once, not after the baselines' minutes of work
+        scores = _model_scores(fit, activity, predicted)
+        return FitReport(fit, activity, predicted, {}, scores, registration)
+    progress.report(FIT_SHARE + 0.02, "fitting and scoring the baselines (held-out block)")
     baselines, scores = score_against_baselines(
         fit, activity, predicted, adjacency=adjacency, stimulus=stimulus, seed=fit.seed
     )
+    progress.report(1.0, "scored against the baselines")
     return FitReport(fit, activity, predicted, baselines, scores, registration)
+
+
+def _model_scores(fit: Any, activity: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
+    """The model's own held-out one-step scores (the table's first row, no baselines)."""
+    from napari_mesoscale.evaluate import evaluate_forecast
+
+    scores = evaluate_forecast(predicted, activity, frames=slice(*fit.blocks["test"]))[1]
+    row = {k: float(v) for k, v in scores.items() if k not in ("horizon", "n")}
+    return pd.DataFrame([{"model": "mesoscale model", **row, "mse_ratio_to_model": 1.0}])
 
 
 def run_pipeline(

@@ -10,8 +10,8 @@ Inputs are read from layers:
   a Points layer; a connectome of other neurons is registered first;
 - optionally a stimulus: the ``stimulus`` (T,) or (T, S) of any layer.
 
-The fit runs :func:`napari_mesoscale.workflow.fit_and_score` in a worker (as
-:func:`fit_and_score_in_stages`, which names each stage on the progress bar). Results: the
+The fit runs :func:`napari_mesoscale.workflow.fit_and_score` in a worker (every stage named on
+the progress bar). Results: the
 cells coloured by motif with confidence as opacity (``features``: domain, motif, confidence),
 functional domains and motifs as Labels, predicted activity and residual as (T, Z, Y, X) images
 painted into the ROIs, a domain table whose rows select their cells, a trace dock (recorded vs
@@ -40,6 +40,7 @@ from napari_mesoscale.napari._layers import world_positions
 from napari_mesoscale.napari._overlays import activity_layers, domain_layers, motif_point_colors
 from napari_mesoscale.napari._plots import LossPlot, TracePlot
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+from napari_mesoscale.workflow import fit_and_score
 
 _NONE = "(none)"
 #: fewest cells a fit accepts (each cell is predicted from the others)
@@ -85,70 +86,6 @@ def available_devices() -> list[str]:
     elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         found.insert(0, "mps")
     return [f"auto ({found[0]})", *found]
-
-
-#: part of the progress bar the fit itself covers; the rest is prediction and baseline scoring
-FIT_SHARE = 0.8
-
-
-def fit_and_score_in_stages(
-    activity: np.ndarray,
-    positions: np.ndarray,
-    *,
-    connectome: Any = None,
-    stimulus: Any = None,
-    callback: Any = None,
-    **fit_kwargs: Any,
-) -> Any:
-    """:func:`napari_mesoscale.workflow.fit_and_score`, every stage named on one progress bar.
-
-    The same calls and the same result; the fit covers the first :data:`FIT_SHARE` of the bar,
-    then prediction and the baselines' held-out scores report their own stage. A cancelled
-    (partial) fit is returned at once, scored against no baseline, rather than after the
-    baselines' minutes of work.
-    """
-    from napari_mesoscale.model import fit_mesoscale
-    from napari_mesoscale.progress import Progress
-    from napari_mesoscale.workflow import (
-        FitReport,
-        connectome_adjacency,
-        score_against_baselines,
-    )
-
-    progress = Progress.wrap(callback)
-    activity = np.asarray(activity, dtype=float)
-    positions = np.asarray(positions, dtype=float)
-    adjacency, registration = connectome_adjacency(connectome, positions)
-    fit = fit_mesoscale(
-        activity,
-        positions,
-        connectome=adjacency,
-        stimulus=stimulus,
-        callback=progress.stage(0.0, FIT_SHARE, "fit"),
-        **fit_kwargs,
-    )
-    cancelled = fit.stopped == "cancelled"
-    if not cancelled:
-        progress.report(FIT_SHARE, "predicting the activity")
-    predicted = fit.predict(activity, stimulus=stimulus)
-    if cancelled:
-        return FitReport(fit, activity, predicted, {}, _model_scores(fit, activity, predicted),
-                         registration)
-    progress.report(FIT_SHARE + 0.02, "fitting and scoring the baselines (held-out block)")
-    baselines, scores = score_against_baselines(
-        fit, activity, predicted, adjacency=adjacency, stimulus=stimulus, seed=fit.seed
-    )
-    progress.report(1.0, "scored against the baselines")
-    return FitReport(fit, activity, predicted, baselines, scores, registration)
-
-
-def _model_scores(fit: Any, activity: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
-    """The model's own held-out one-step scores (the table's first row, no baselines)."""
-    from napari_mesoscale.evaluate import evaluate_forecast
-
-    scores = evaluate_forecast(predicted, activity, frames=slice(*fit.blocks["test"]))[1]
-    row = {k: float(v) for k, v in scores.items() if k not in ("horizon", "n")}
-    return pd.DataFrame([{"model": "mesoscale model", **row, "mse_ratio_to_model": 1.0}])
 
 
 def layer_activity(layer: Any) -> np.ndarray:
@@ -292,7 +229,7 @@ class FitWidget(CoreTaskWidget):
         self.loss_plot.clear()
         self._add_docks()
         return CoreCall(
-            fit_and_score_in_stages,
+            fit_and_score,
             {
                 "activity": activity,
                 "positions": positions,
