@@ -126,9 +126,7 @@ def run_movie(seed: int, frames: int, preset: str, epochs: int, features: bool) 
     out: dict = {"seed": seed, "frames": frames, "preset": preset, "variants": {}}
     params = {**_sample_parameters(), "n_frames": frames}
     try:
-        brain = make_toy_brain(
-            **params, render="eager", em=False, seed=seed, calcium_preset=preset
-        )
+        brain = make_toy_brain(**params, render="eager", em=False, seed=seed, calcium_preset=preset)
     except ValueError as error:  # e.g. somata that do not fit the sample's small volume
         out["skipped"] = str(error)
         return out

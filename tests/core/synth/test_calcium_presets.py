@@ -61,8 +61,15 @@ def test_realistic_has_dim_cells_with_per_cell_decay(pair) -> None:
 
 
 def test_realistic_movie_renders_the_observed_trace() -> None:
-    brain = make_toy_brain(30, n_frames=20, shape=(20, 64, 64), render="eager", em=False,
-                           seed=1, calcium_preset="realistic")
+    brain = make_toy_brain(
+        30,
+        n_frames=20,
+        shape=(20, 64, 64),
+        render="eager",
+        em=False,
+        seed=1,
+        calcium_preset="realistic",
+    )
     assert brain.movie.shape == (20, 20, 64, 64)
     assert brain._get_renderer().calcium is brain.calcium_observed
 
