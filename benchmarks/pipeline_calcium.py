@@ -1,32 +1,41 @@
-"""Benchmark of the whole pipeline on sample-like calcium movies: trained vs frozen drive weights.
+"""Benchmark of the calcium path: detection → traces → fit, side by side with an oracle.
 
-Writes ``benchmarks/results/pipeline_calcium.json`` and prints a markdown table.
+Writes ``benchmarks/results/pipeline_calcium_<preset>.json`` and prints a markdown table.
 
 Usage::
 
-    python benchmarks/pipeline_calcium.py                     # seeds 0-6, 200 and 600 frames
-    python benchmarks/pipeline_calcium.py --seeds 1 2 --frames 200
+    python benchmarks/pipeline_calcium.py --preset realistic --seeds 0 1 2 --frames 200 600
+    python benchmarks/pipeline_calcium.py --preset classic --seeds 0 --frames 200 2000
 
 Every brain is made with the bundled sample's settings (``scripts/make_sample_data.py``: 100
-neurons, 20 x 48 x 48 voxels of 3 x 1.5 x 1.5 µm, 5 frames/s) and a given number of frames;
-seed 0 with 200 frames is the bundled sample itself. :func:`napari_mesoscale.workflow.run_pipeline`
-runs detection, connectome, registration, fit (60 epochs) and scoring twice per movie:
+neurons, 20 x 48 x 48 voxels of 3 x 1.5 x 1.5 µm, 5 frames/s), the given number of frames and
+calcium preset (:mod:`napari_mesoscale.synth.calcium_presets`). Cells are detected once per
+movie (:func:`napari_mesoscale.segment.detect_point_sources`) and registered to the
+connectome; then, on the same cells, the same split and the same held-out (test) frames:
 
-* ``trained`` — drive weights on the connectome's edges, started from ridge and trained
-  (``fit_mesoscale``'s default; ``edge_init="ridge", freeze_edges=False``);
-* ``frozen kernels`` — drive weights fixed at the connectome kernels of seed 004
-  (``edge_init="connectome", freeze_edges=True``; ``run_pipeline``'s default since this
-  benchmark).
+* ``dF/F`` — the model fitted to the detected dF/F as activity (``observation="activity"``,
+  what :func:`~napari_mesoscale.workflow.run_pipeline` did before);
+* ``calcium`` — ``observation="calcium"``: filters fitted to the deconvolved latent, read out
+  to dF/F through the per-neuron indicator fit (:mod:`napari_mesoscale.model.observation`);
+  the motifs and domains of fitting the deconvolved activity alone are this fit's (the
+  readout is fitted after the filters and does not change them);
+* ``oracle`` — the model fitted to the true activity of the matched cells (scored on that
+  activity): the cost of the indicator is the gap between it and the rows above.
 
-Scores are those of the pipeline's summary: held-out one-step MSE of every baseline divided by
-the model's (above 1: the model is better), and motif / domain ARI of the registered cells
-against the truth.
+Every model uses :func:`~napari_mesoscale.workflow.pipeline_config` (connectome kernels,
+frozen). For each, every baseline (:func:`napari_mesoscale.baselines.default_baselines`) is
+fitted on the model's training block of the same signal and all are scored on the test
+block: one-step MSE and its ratio to the model's (> 1: the model is better), and the 8-step
+free-running R² (1 - SSE / SST, SST around each neuron's test mean). Motif / domain ARI are
+those of the matched cells against the truth. ``--feature-ari`` adds the motif ARI of the
+initialisation's k-means of dynamics features on activity, dF/F and the latent.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import platform
 import time
 from pathlib import Path
@@ -35,11 +44,8 @@ import numpy as np
 
 from _results import write_json
 
-RESULTS = Path(__file__).parent / "results" / "pipeline_calcium.json"
-VARIANTS = {
-    "trained": {"edge_init": "ridge", "freeze_edges": False},
-    "frozen kernels": {"edge_init": "connectome", "freeze_edges": True},
-}
+RESULTS_DIR = Path(__file__).parent / "results"
+HORIZON = 8
 
 
 def _sample_parameters() -> dict:
@@ -47,126 +53,259 @@ def _sample_parameters() -> dict:
     spec = importlib.util.spec_from_file_location("make_sample_data", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return dict(module.SAMPLE_PARAMETERS)
-
-
-def run_movie(seed: int, frames: int, epochs: int) -> dict:
-    from napari_mesoscale.synth import make_toy_brain
-    from napari_mesoscale.workflow import run_pipeline
-
-    params = {**_sample_parameters(), "n_frames": frames}
+    params = dict(module.SAMPLE_PARAMETERS)
     params.pop("em_voxel_size", None)
-    out: dict = {"seed": seed, "frames": frames, "variants": {}}
+    return params
+
+
+def _r2(pred: np.ndarray, rec: np.ndarray, frames: slice) -> float:
+    p, r = pred[frames], rec[frames]
+    ok = np.isfinite(p) & np.isfinite(r)
+    mu = np.nanmean(np.where(ok, r, np.nan), axis=0)
+    sse = np.sum(np.where(ok, (p - r) ** 2, 0.0))
+    sst = np.sum(np.where(ok, (r - mu) ** 2, 0.0))
+    return float(1.0 - sse / max(sst, 1e-12))
+
+
+def _mse(pred: np.ndarray, rec: np.ndarray, frames: slice) -> float:
+    d = (pred[frames] - rec[frames]) ** 2
+    return float(np.nanmean(d))
+
+
+def score(fit, signal, adjacency, stimulus) -> dict:
+    """Model and every baseline on the fit's test block: one-step MSE, ratio, 8-step R²."""
+    from napari_mesoscale.baselines import default_baselines
+
+    train, test = slice(*fit.blocks["train"]), slice(*fit.blocks["test"])
+    models = {"model": fit}
+    for name, baseline in default_baselines(adjacency, seed=0).items():
+        baseline.fit(signal[train], stimulus=stimulus[train])
+        models[name] = baseline
+    rows = {}
+    for name, m in models.items():
+        one = m.predict(signal, steps=1, stimulus=stimulus)
+        many = m.predict(signal, steps=HORIZON, stimulus=stimulus)
+        rows[name] = {"mse": _mse(one, signal, test), f"r2_{HORIZON}step": _r2(many, signal, test)}
+    ref = rows["model"]["mse"]
+    for r in rows.values():
+        r["mse_ratio_to_model"] = r["mse"] / ref
+    return rows
+
+
+def _ari(truth: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import adjusted_rand_score
+
+    return float(adjusted_rand_score(truth, labels))
+
+
+def feature_ari(signals: dict, positions, adjacency, stimulus, motif) -> dict:
+    """Motif ARI of the initialisation's k-means groups on each signal (no training)."""
+    from napari_mesoscale.model.initial_model import initialise_model
+    from napari_mesoscale.model.prepare import prepare_data
+    from napari_mesoscale.workflow import pipeline_config
+
+    cfg = pipeline_config()
+    out = {}
+    for name, (x, rows) in signals.items():
+        data = prepare_data(x, positions, stimulus, cfg)
+        init = initialise_model(data, cfg, adjacency, 0)
+        out[name] = _ari(motif, init.init_groups[rows])
+    return out
+
+
+def run_movie(seed: int, frames: int, preset: str, epochs: int, features: bool) -> dict:
+    import scipy.sparse as sp
+
+    from napari_mesoscale.connectome import register_point_sources
+    from napari_mesoscale.model import fit_mesoscale
+    from napari_mesoscale.model.observation import estimate_decay, to_latent
+    from napari_mesoscale.segment import detect_point_sources
+    from napari_mesoscale.synth import make_toy_brain
+    from napari_mesoscale.workflow import pipeline_config, restrict_adjacency
+
+    out: dict = {"seed": seed, "frames": frames, "preset": preset, "variants": {}}
+    params = {**_sample_parameters(), "n_frames": frames}
     try:
-        brain = make_toy_brain(**params, render="eager", em=False, seed=seed)
+        brain = make_toy_brain(**params, render="eager", em=False, seed=seed, calcium_preset=preset)
     except ValueError as error:  # e.g. somata that do not fit the sample's small volume
         out["skipped"] = str(error)
-        print(f"seed {seed} frames {frames} skipped: {error}", flush=True)
         return out
-    for name, options in VARIANTS.items():
+    sources = detect_point_sources(
+        brain.movie, voxel_size=brain.voxel_size, cell_diameter=8.0, frame_rate=brain.frame_rate
+    )
+    reg = register_point_sources(sources.positions, brain.positions)
+    det, neu = reg.matches[:, 0], reg.matches[:, 1]
+    dff = np.asarray(sources.dff, dtype=float)
+    adjacency = sp.csr_matrix(restrict_adjacency(brain.adjacency, reg.matches, dff.shape[1]))
+    stim = brain.stimulus.astype(float)
+    motif, instance = brain.motif[neu], brain.instance[neu]
+    out.update(cells=int(dff.shape[1]), matched=int(len(det)))
+    oracle_adj = adjacency[det][:, det]
+    runs = {
+        "dF/F": (dff, sources.positions, adjacency, "activity", det),
+        "calcium": (dff, sources.positions, adjacency, "calcium", det),
+        "oracle": (
+            brain.activity[:, neu].astype(float),
+            sources.positions[det],
+            oracle_adj,
+            "activity",
+            np.arange(len(det)),
+        ),
+    }
+    cfg = pipeline_config()
+    for name, (signal, positions, adj, observation, rows) in runs.items():
         t0 = time.perf_counter()
-        result = run_pipeline(
-            brain.movie,
-            voxel_size=brain.voxel_size,
-            frame_rate=brain.frame_rate,
-            neurons=brain.neurons,
-            synapses=brain.synapses,
-            stimulus=brain.stimulus,
+        fit = fit_mesoscale(
+            signal,
+            positions,
+            connectome=adj,
+            stimulus=stim,
+            config=cfg,
             epochs=epochs,
             seed=0,
-            **options,
+            device="cpu",
+            observation=observation,
         )
-        s = result.summary
-        ratios = {r["model"]: r["mse_ratio_to_model"] for r in s["test_one_step"]}
-        ratios.pop("mesoscale model", None)
-        out["variants"][name] = {
-            "mse_ratio_to_model": ratios,
-            "model_mse": next(
-                r["mse"] for r in s["test_one_step"] if r["model"] == "mesoscale model"
-            ),
-            "beats_every_baseline": bool(min(ratios.values()) > 1.0),
-            "motif_ari": s.get("motif_ari"),
-            "domain_ari": s.get("domain_ari"),
-            "cells": s["point_sources"],
-            "matched": s["matched_to_connectome"],
-            "n_params": int(result.fit.n_params),
+        entry = {
+            "scores": score(fit, signal, adj, stim),
+            "motif_ari": _ari(motif, fit.motif_labels[rows]),
+            "domain_ari": _ari(instance, fit.domain_labels[rows]),
+            "init_motif_ari": _ari(motif, fit.init_groups[rows]),
             "seconds": time.perf_counter() - t0,
         }
-        print(f"seed {seed} frames {frames} {name}: {out['variants'][name]}", flush=True)
+        if fit.indicator is not None:
+            ind = fit.indicator.iloc[det]
+            entry["indicator"] = {
+                "deconvolution_decay": float(ind["deconvolution_decay"].iloc[0]),
+                "median_decay": float(ind["decay"].median()),
+                "true_decay_per_frame": float(
+                    np.median(np.exp(-1 / (brain.frame_rate * _true_tau(brain)[neu])))
+                ),
+            }
+        out["variants"][name] = entry
+        s = entry["scores"]
+        print(
+            f"{preset} seed {seed} frames {frames} {name}: motif {entry['motif_ari']:.2f} "
+            f"domain {entry['domain_ari']:.2f} ratios "
+            + " ".join(f"{k}={v['mse_ratio_to_model']:.2f}" for k, v in s.items())
+            + f" r2_8 model {s['model']['r2_8step']:.2f}",
+            flush=True,
+        )
+    if features:
+        decay = estimate_decay(dff)
+        latent = to_latent(dff, decay)
+        signals = {
+            "activity": (brain.activity[:, neu].astype(float), np.arange(len(det))),
+            "dF/F": (dff[:, det], np.arange(len(det))),
+            "latent": (latent[:, det], np.arange(len(det))),
+        }
+        out["feature_motif_ari"] = feature_ari(
+            signals, sources.positions[det], oracle_adj, stim, motif
+        )
     return out
+
+
+def _true_tau(brain) -> np.ndarray:
+    truth = brain.calcium_truth
+    if truth is None:
+        return np.full(brain.n_neurons, brain.params["tau_decay"])
+    return np.asarray(truth["tau_decay"])
 
 
 def summarise(movies: list[dict]) -> dict:
     summary = {}
     for frames in sorted({m["frames"] for m in movies}):
         group = [m for m in movies if m["frames"] == frames and "skipped" not in m]
-        entry = {"movies": len(group), "seeds": [m["seed"] for m in group]}
         if not group:
             continue
-        for name in VARIANTS:
+        entry: dict = {"movies": len(group), "seeds": [m["seed"] for m in group]}
+        for name in group[0]["variants"]:
             rows = [m["variants"][name] for m in group]
-            baselines = rows[0]["mse_ratio_to_model"].keys()
+            models = rows[0]["scores"].keys()
             entry[name] = {
-                "median_ratio": {
-                    b: float(np.median([r["mse_ratio_to_model"][b] for r in rows]))
-                    for b in baselines
-                },
-                "min_ratio": {
-                    b: float(np.min([r["mse_ratio_to_model"][b] for r in rows])) for b in baselines
-                },
-                "beats_every_baseline": int(sum(r["beats_every_baseline"] for r in rows)),
                 "motif_ari": float(np.median([r["motif_ari"] for r in rows])),
                 "domain_ari": float(np.median([r["domain_ari"] for r in rows])),
+                "init_motif_ari": float(np.median([r["init_motif_ari"] for r in rows])),
+                "median_ratio": {
+                    b: float(np.median([r["scores"][b]["mse_ratio_to_model"] for r in rows]))
+                    for b in models
+                },
+                f"median_r2_{HORIZON}step": {
+                    b: float(np.median([r["scores"][b][f"r2_{HORIZON}step"] for r in rows]))
+                    for b in models
+                },
+                "beats_every_baseline": int(
+                    sum(
+                        min(v["mse_ratio_to_model"] for k, v in r["scores"].items() if k != "model")
+                        > 1.0
+                        for r in rows
+                    )
+                ),
             }
-        entry["frozen_over_trained_mse"] = [
-            m["variants"]["frozen kernels"]["model_mse"] / m["variants"]["trained"]["model_mse"]
-            for m in group
-        ]
+        if "feature_motif_ari" in group[0]:
+            entry["feature_motif_ari"] = {
+                k: float(np.median([m["feature_motif_ari"][k] for m in group]))
+                for k in group[0]["feature_motif_ari"]
+            }
         summary[str(frames)] = entry
     return summary
 
 
 def markdown(summary: dict) -> str:
     lines = [
-        "| frames | drive weights | persistence | connectome-linear | ridge VAR | GRU | beats all "
-        "| motif ARI | domain ARI |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| frames | fit | motif ARI | domain ARI | persistence | connectome-linear | ridge VAR "
+        f"| GRU | beats all | R² {HORIZON}-step model / conn.-linear / persistence |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for frames, entry in summary.items():
-        for name in VARIANTS:
+        for name in ("dF/F", "calcium", "oracle"):
+            if name not in entry:
+                continue
             r = entry[name]
-            m = r["median_ratio"]
+            m, q = r["median_ratio"], r[f"median_r2_{HORIZON}step"]
             lines.append(
-                f"| {frames} | {name} | {m['persistence']:.2f} | {m['connectome_linear']:.2f} | "
-                f"{m['ridge_var']:.2f} | {m['gru']:.2f} | {r['beats_every_baseline']}/"
-                f"{entry['movies']} | {r['motif_ari']:.2f} | {r['domain_ari']:.2f} |"
+                f"| {frames} | {name} | {r['motif_ari']:.2f} | {r['domain_ari']:.2f} | "
+                f"{m['persistence']:.2f} | {m['connectome_linear']:.2f} | {m['ridge_var']:.2f} | "
+                f"{m['gru']:.2f} | {r['beats_every_baseline']}/{entry['movies']} | "
+                f"{q['model']:.2f} / {q['connectome_linear']:.2f} / {q['persistence']:.2f} |"
             )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5, 6])
-    parser.add_argument("--frames", type=int, nargs="+", default=[200, 600])
+    parser.add_argument("--preset", choices=("classic", "realistic"), default="realistic")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--frames", type=int, nargs="+", default=[200, 600, 2000])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--feature-ari", action="store_true")
+    parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
+    path = args.output or RESULTS_DIR / f"pipeline_calcium_{args.preset}.json"
     result = {
         "benchmark": "pipeline_calcium",
-        "settings": {**vars(args), "variants": VARIANTS},
-        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_start": os.getloadavg(),
+        },
         "movies": [],
     }
     t0 = time.perf_counter()
     for frames in args.frames:
         for seed in args.seeds:
-            result["movies"].append(run_movie(seed, frames, args.epochs))
+            result["movies"].append(
+                run_movie(seed, frames, args.preset, args.epochs, args.feature_ari)
+            )
             result["summary"] = summarise(result["movies"])
             result["seconds"] = time.perf_counter() - t0
-            write_json(RESULTS, result)
+            result["machine"]["loadavg_now"] = os.getloadavg()
+            write_json(path, result)
     print(markdown(result["summary"]))
 
 

@@ -140,6 +140,14 @@ class ModelConfig(Params):
         gui=False,
     )
 
+    observation: str = param(
+        "activity",
+        "what the recording is: 'activity' (fitted as given) or 'calcium' dF/F (the filters "
+        "evolve a deconvolved latent activity, read out per neuron through a fitted indicator "
+        "decay, gain and saturation; see napari_mesoscale.model.observation)",
+        choices=("activity", "calcium"),
+    )
+
     # -- assignment ----------------------------------------------------------------------
     init: str = param(
         "dynamics",

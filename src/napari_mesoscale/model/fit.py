@@ -164,14 +164,30 @@ def fit_mesoscale(
     rank_zero = int(os.environ.get("RANK", "0")) == 0
     progress = Progress.wrap(callback if rank_zero else None, FitCancelled)
     stage = {name: progress.stage(*span, name) for name, span in _STAGES.items()}
-    data = prepare_data(activity, positions, stimulus, cfg)
+    calcium = _calcium_latent(activity) if cfg.observation == "calcium" else None
+    data = prepare_data(activity if calcium is None else calcium[0], positions, stimulus, cfg)
     stage["prepare"].report(1.0, f"{data.n_neurons} neurons, {data.z.shape[0]} frames")
     init = initialise_model(data, cfg, connectome, seed, stage["initialise"])
     run = RunOptions(resolve_device(device), seed, checkpoint_dir, resume)
     training = _train(init, data, run, stage["train"])
     fit = _package(init, data, training, run, package_versions())
+    if calcium is not None:
+        from napari_mesoscale.model.observation import attach_readout
+
+        attach_readout(fit, activity, calcium[0], calcium[1], stimulus)
     _report_done(progress.stage(*_PACKAGE, "package"), fit)
     return fit
+
+
+def _calcium_latent(dff: Any) -> tuple[Any, float]:
+    """The latent activity the filters evolve for calcium input, and the decay used."""
+    import numpy as np
+
+    from napari_mesoscale.model.observation import estimate_decay, to_latent
+
+    dff = np.asarray(dff, dtype=np.float64)
+    decay = estimate_decay(dff)
+    return to_latent(dff, decay), decay
 
 
 def _train(init: InitialModel, data: PreparedData, run: RunOptions, progress: Progress) -> Any:

@@ -16,6 +16,7 @@ from napari_mesoscale.io import atomic_path
 from napari_mesoscale.io.torch_files import load_torch_file
 from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.core import MesoscaleNet
+from napari_mesoscale.model.observation import indicator_table, predict_observed
 
 if TYPE_CHECKING:
     from napari_mesoscale.model.initial_model import InitialModel
@@ -246,6 +247,7 @@ class MesoscaleFit:
             None if payload.get("init_groups") is None else np.asarray(payload["init_groups"])
         )
         self._net: MesoscaleNet | None = None
+        self.indicator = indicator_table(payload.get("observation"))
 
     @property
     def cancelled(self) -> bool:
@@ -365,11 +367,26 @@ class MesoscaleFit:
             )
         return torch.as_tensor(z), u
 
-    @torch.no_grad()
     def predict(
         self, activity: Any, steps: int = 1, stimulus: Any = None, chunk: int = 256
     ) -> np.ndarray:
         """Predict activity ``steps`` frames ahead (one-step or free-running).
+
+        A fit with ``observation="calcium"`` takes and predicts dF/F (the latent run by
+        :meth:`predict_latent`, read out through ``fit.indicator``); see
+        :mod:`napari_mesoscale.model.observation`.
+        """
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1; got {steps}")
+        if self._p.get("observation") is not None:
+            return predict_observed(self, activity, steps, stimulus, chunk)
+        return self.predict_latent(activity, steps, stimulus, chunk)
+
+    @torch.no_grad()
+    def predict_latent(
+        self, activity: Any, steps: int = 1, stimulus: Any = None, chunk: int = 256
+    ) -> np.ndarray:
+        """Predict what the filters evolve ``steps`` frames ahead (one-step or free-running).
 
         Parameters
         ----------

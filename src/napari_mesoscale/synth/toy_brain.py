@@ -18,6 +18,7 @@ from napari_mesoscale.progress import Progress
 
 from ._layout import draw_instance_sizes, place_instances, place_somata
 from ._wiring import CHAIN, INT, OSC, WTA, build_wiring, synapse_table, to_sparse
+from .calcium_presets import CALCIUM_PRESETS, check_preset, realistic_calcium
 from .dynamics import (
     STIMULUS_NAMES,
     Dynamics,
@@ -169,6 +170,12 @@ class ToyBrain:
         Additions: stimulus column names, motif index of each instance (M,), instance
         centres (M, 3) µm, resting movie brightness of each soma (N,), the movie's
         multiplicative drift per frame (T,), the process-noise standard deviation.
+    calcium_observed : ndarray (T, N) float32 or None
+        The dF/F the movie shows at each soma when it differs from ``calcium`` (the
+        ``"realistic"`` calcium preset: neuropil and baseline drift added); None otherwise.
+    calcium_truth : dict or None
+        The realistic preset's per-cell draws: ``tau_decay`` (N,) s, ``poor_snr`` (N,) bool,
+        ``brightness`` (N,) factor on the resting brightness.
     dynamics : Dynamics
         The ground-truth map (``dynamics.mean_map(x, u)``); see also :meth:`one_step`.
     timings : dict
@@ -208,6 +215,8 @@ class ToyBrain:
     noise_std: float = 0.0
     dynamics: Dynamics | None = None
     timings: dict = field(default_factory=dict)
+    calcium_observed: np.ndarray | None = None
+    calcium_truth: dict | None = None
     _renderer: MovieRenderer | None = None
     _em_renderer: EMRenderer | None = None
     _render_inputs: dict | None = None
@@ -320,7 +329,7 @@ class ToyBrain:
             self._renderer = MovieRenderer(
                 p,
                 self.baseline,
-                self.calcium,
+                self.calcium if self.calcium_observed is None else self.calcium_observed,
                 background,
                 self.drift_trace,
                 ri["snr"],
@@ -412,6 +421,10 @@ class ToyBrainParams(Params):
         Firing rate in Hz at activity 1 (spikes ~ Poisson(max_rate · x / frame_rate)).
     tau_rise, tau_decay : float
         Rise and decay time constants (s) of the calcium indicator kernel.
+    calcium_preset : {"classic", "realistic"}
+        How spikes become fluorescence (:mod:`napari_mesoscale.synth.calcium_presets`):
+        "classic" (the default, every old figure's movie, byte for byte) or "realistic"
+        (saturation, neuropil, per-cell drift and decay, dim cells, per-spike amplitudes).
     """
 
     # layout
@@ -434,6 +447,11 @@ class ToyBrainParams(Params):
     max_rate: float = param(20.0, "firing rate at activity 1", unit="Hz")
     tau_rise: float = param(0.1, "calcium indicator rise time", unit="s")
     tau_decay: float = param(0.8, "calcium indicator decay time", unit="s")
+    calcium_preset: str = param(
+        "classic",
+        "how spikes become fluorescence: classic (old figures) or realistic",
+        choices=CALCIUM_PRESETS,
+    )
     # rendering
     snr: float = param(5.0, "shot-noise SNR of a resting soma's brightest voxel")
     drift: bool = param(False, "slow multiplicative brightness drift in the movie")
@@ -470,6 +488,7 @@ def make_toy_brain(
     max_rate: float = _UNSET,
     tau_rise: float = _UNSET,
     tau_decay: float = _UNSET,
+    calcium_preset: str = _UNSET,
     params: ToyBrainParams | None = None,
     callback: Callable[[dict], Any] | None = None,
 ) -> ToyBrain:
@@ -479,7 +498,7 @@ def make_toy_brain(
     ----------
     n_neurons, n_frames, shape, voxel_size, frame_rate, motif_types, instance_size, \
 soma_diameter, snr, drift, render, em, em_voxel_size, seed, osc_frequency, noise_std, max_rate, \
-tau_rise, tau_decay
+tau_rise, tau_decay, calcium_preset
         Fields of :class:`ToyBrainParams`, which gives each one's meaning, unit and default;
         an argument left out takes its value from ``params``.
     params : ToyBrainParams, optional
@@ -586,8 +605,15 @@ def _checked_arguments(values: dict[str, Any]) -> dict[str, Any]:
         "max_rate": rmax_hz,
         "tau_rise": t_rise,
         "tau_decay": t_decay,
+        **_preset_record(values),
         "dynamics": dict(DYNAMICS_DEFAULTS),
     }
+
+
+def _preset_record(values: dict[str, Any]) -> dict[str, str]:
+    """The preset enters the record only when it is not "classic" (old records unchanged)."""
+    preset = check_preset(values.get("calcium_preset", "classic"))
+    return {} if preset == "classic" else {"calcium_preset": preset}
 
 
 def _checked_motifs(motif_types: Any, instance_size: Any) -> tuple[tuple[str, ...], list[int]]:
@@ -841,11 +867,29 @@ def _dynamics(
     for f0 in range(0, record["n_frames"], 64):
         lam = activity[f0 : f0 + 64].astype(np.float64) * (record["max_rate"] / fr)
         spikes[f0 : f0 + 64] = rng_dyn.poisson(lam)
-    calcium = spikes_to_calcium(
-        spikes, fr, record["tau_rise"], record["tau_decay"], cfg["calcium_amplitude"]
-    )
+    if record.get("calcium_preset", "classic") == "realistic":
+        realistic = realistic_calcium(
+            spikes,
+            w["positions"],
+            fr,
+            record["tau_rise"],
+            record["tau_decay"],
+            cfg["calcium_amplitude"],
+            np.random.default_rng([record["seed"], 7]),
+        )
+        calcium = realistic.pop("calcium")
+    else:
+        realistic = None
+        calcium = spikes_to_calcium(
+            spikes, fr, record["tau_rise"], record["tau_decay"], cfg["calcium_amplitude"]
+        )
     timings["spikes_calcium"] = time.perf_counter() - t0
-    return _assemble(record, w, dyn, stim_all[burn:].astype(np.float32), activity, spikes, calcium)
+    brain = _assemble(record, w, dyn, stim_all[burn:].astype(np.float32), activity, spikes, calcium)
+    if realistic is not None:
+        brain.calcium_observed = realistic.pop("observed")
+        brain.baseline = brain.baseline * realistic["brightness"]
+        brain.calcium_truth = realistic
+    return brain
 
 
 def _neuron_table(record: dict[str, Any], w: dict[str, Any]) -> pd.DataFrame:
