@@ -1,6 +1,7 @@
 """The device check runs end to end on CPU at tiny size, so that it cannot rot before a GPU run.
 
-The GPU machine has neither dask nor zarr: the run here makes both unimportable.
+The GPU machine has neither dask nor zarr: the run here makes both unimportable. It is part of
+the default suite (about 70 s on the 2-core machine when quiet) so that CI runs it.
 """
 
 import json
@@ -9,13 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ("precision", "throughput", "zebrafish", "epoch_100k", "oom", "worker", "unet")
 
 
-@pytest.mark.slow
 def test_gpu_check_tiny_writes_every_section(tmp_path):
     blocked = tmp_path / "blocked"
     blocked.mkdir()
