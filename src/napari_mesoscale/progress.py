@@ -33,7 +33,7 @@ from typing import Any
 
 ProgressCallback = Callable[[dict[str, Any]], Any]
 
-__all__ = ["Cancelled", "Progress", "ProgressCallback", "report"]
+__all__ = ["Cancelled", "Progress", "ProgressCallback"]
 
 
 class Cancelled(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -122,14 +122,3 @@ class Progress:
         answer = self.callback(info)
         if answer is False:
             raise self.cancel_type(f"cancelled during: {text or 'work'}")
-
-
-def report(
-    callback: ProgressCallback | Progress | None,
-    fraction: float,
-    message: str = "",
-    cancel_type: type[Cancelled] = Cancelled,
-    **figures: Any,
-) -> None:
-    """One report through ``callback`` (see :class:`Progress`); a shortcut for simple loops."""
-    Progress.wrap(callback, cancel_type).report(fraction, message, **figures)

@@ -9,10 +9,13 @@ import torch
 
 
 def pick_device(device: str | None) -> torch.device:
-    """``"auto"``: the first CUDA GPU when there is one, else the CPU."""
+    """``"auto"``: the first CUDA GPU when there is one, else the CPU (the FFTs need no MPS);
+    a named device is checked by the package's one resolver, with its clear message."""
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    from napari_mesoscale.model.fit import resolve_device
+
+    return resolve_device(device)
 
 
 def to_tensor(frames: Any, device: torch.device) -> torch.Tensor:

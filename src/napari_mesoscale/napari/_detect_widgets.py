@@ -15,9 +15,10 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton, Widget, create_widget
+from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton, Widget
 
 from napari_mesoscale.napari import _contract
+from napari_mesoscale.napari._param_controls import param_control
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 from napari_mesoscale.params import Params
 from napari_mesoscale.segment.params import (
@@ -29,14 +30,9 @@ from napari_mesoscale.segment.params import (
 _AUTO = "auto"
 
 
-def _control(params: type[Params], name: str, **extra: Any) -> Widget:
-    """A magicgui control for field ``name`` of ``params`` (its default, range, unit, help)."""
-    return create_widget(**params.widget_options(name, **extra))
-
-
 def _zero_means_none(params: type[Params], name: str, label: str, maximum: float) -> Widget:
     """A float control for an optional field (``None`` / ``"auto"``), shown as 0."""
-    return _control(
+    return param_control(
         params, name, value=0.0, annotation=float, label=label, options={"max": maximum}
     )
 
@@ -148,21 +144,21 @@ class DetectPointSourcesWidget(_LayerWidget):
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer)
         self._movie = ComboBox(label="movie (T, Z, Y, X)", choices=self._movie_choices)
-        self._diameter = _control(DetectionParams, "cell_diameter", options={"max": 1000.0})
+        self._diameter = param_control(DetectionParams, "cell_diameter", options={"max": 1000.0})
         self._frame_rate = _zero_means_none(
             DetectionParams, "frame_rate", "frame rate (Hz, 0 = from layer)", 10_000.0
         )
         self._threshold = _zero_means_none(
             DetectionParams, "threshold", "threshold (noise units, 0 = auto)", 1e6
         )
-        self._neuropil = _control(DetectionParams, "neuropil_coefficient")
-        self._window = _control(
+        self._neuropil = param_control(DetectionParams, "neuropil_coefficient")
+        self._window = param_control(
             DetectionParams, "baseline_window_s", label="baseline window (s)", options={"max": 1e5}
         )
-        self._deconvolve = _control(
+        self._deconvolve = param_control(
             DetectionParams, "deconvolve", label="deconvolve (AR(1) event rates)"
         )
-        self._tau = _control(DetectionParams, "tau", label="indicator decay τ (s)")
+        self._tau = param_control(DetectionParams, "tau", label="indicator decay τ (s)")
         self._trace_dock = CheckBox(label="show trace plot", value=True)
         self._motion = ComboBox(
             label="correct motion first", choices=["auto", "yes", "no"], value="auto"
@@ -269,12 +265,14 @@ class DetectSomataWidget(_LayerWidget):
         self._volume = ComboBox(label="EM volume", choices=self._volume_choices)
         # not ``_labels``: magicgui's Container keeps its show-labels flag there
         self._segmentation = ComboBox(label="segmentation", choices=self._labels_choices)
-        self._diameter = _control(SomaDetectionParams, "cell_diameter", options={"max": 1000.0})
-        self._resolution = _control(SomaDetectionParams, "resolution")
+        self._diameter = param_control(
+            SomaDetectionParams, "cell_diameter", options={"max": 1000.0}
+        )
+        self._resolution = param_control(SomaDetectionParams, "resolution")
         self._threshold = _zero_means_none(
             SomaDetectionParams, "threshold", "contrast threshold (0 = auto)", 1e6
         )
-        self._probability = _control(
+        self._probability = param_control(
             SomaDetectionParams, "probability_threshold", label="soma probability threshold"
         )
         #: the soma detector this widget uses when no file is given (see ``trained_detector``)
@@ -413,10 +411,10 @@ class TrainSomaDetectorWidget(_LayerWidget):
             label="annotations (1 bg, 2 soma)", choices=self._labels_choices
         )
         self._new_annotations = PushButton(text="New annotation layer for the EM volume")
-        self._epochs = _control(SomaTrainingParams, "epochs")
-        self._steps = _control(SomaTrainingParams, "steps_per_epoch")
-        self._resolution = _control(SomaTrainingParams, "resolution")
-        self._device = _control(SomaTrainingParams, "device")
+        self._epochs = param_control(SomaTrainingParams, "epochs")
+        self._steps = param_control(SomaTrainingParams, "steps_per_epoch")
+        self._resolution = param_control(SomaTrainingParams, "resolution")
+        self._device = param_control(SomaTrainingParams, "device")
         # paint -> train -> correct -> retrain: the corrections painted into the annotation
         # layer (2 on missed somata, 1 on false ones) refine the last detector
         self._continue = CheckBox(

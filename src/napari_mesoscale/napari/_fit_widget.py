@@ -69,11 +69,10 @@ def default_drive() -> str:
 
 def _config_control(name: str, **overrides: Any) -> Any:
     """A magicgui control for a :class:`ModelConfig` field: value, range and tooltip from it."""
-    from magicgui.widgets import create_widget
-
     from napari_mesoscale.model import ModelConfig
+    from napari_mesoscale.napari._param_controls import param_control
 
-    return create_widget(**ModelConfig.widget_options(name, **overrides))
+    return param_control(ModelConfig, name, **overrides)
 
 
 def available_devices() -> list[str]:

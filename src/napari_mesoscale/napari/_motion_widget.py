@@ -14,10 +14,11 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, FileEdit, create_widget
+from magicgui.widgets import CheckBox, ComboBox, FileEdit
 
 from napari_mesoscale.motion.params import MotionParams
 from napari_mesoscale.napari._detect_widgets import _layer_data, _layer_names, _LayerWidget, _path
+from napari_mesoscale.napari._param_controls import param_control
 from napari_mesoscale.napari._plots import _PlotDock
 
 _FIELDS = ("nonrigid", "max_shift_um", "block_size_um", "max_block_shift_um", "batch_frames")
@@ -67,7 +68,7 @@ class CorrectMotionWidget(_LayerWidget):
         super().__init__(viewer)
         self._movie = ComboBox(label="movie (T, Z, Y, X)", choices=self._movie_choices)
         self._params = {
-            name: create_widget(**MotionParams.widget_options(name)) for name in _FIELDS
+            name: param_control(MotionParams, name) for name in _FIELDS
         }
         self._output = FileEdit(label="registered Zarr (empty = memory)", mode="w")
         self._plot_dock = CheckBox(label="show shift plot", value=True)

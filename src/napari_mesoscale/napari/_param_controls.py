@@ -10,14 +10,14 @@ from napari_mesoscale.params import Params
 
 
 def param_control(params: type[Params], name: str, **extra: Any) -> Widget:
-    """The control of field ``name`` of ``params``: its default, label, range, tooltip."""
+    """The control of field ``name`` of ``params``: its default, label, range, tooltip.
+
+    ``extra`` overrides what :meth:`Params.widget_options` gives (``label=``, ``value=``,
+    ``options={...}``).
+    """
     options = params.widget_options(name, **extra)
-    widget_type = "ComboBox" if "choices" in options["options"] else None
-    return create_widget(
-        value=options["value"],
-        name=options["name"],
-        label=options["label"],
-        annotation=params.field_type(name),
-        widget_type=widget_type,
-        options=options["options"],
-    )
+    if "choices" in options["options"]:
+        options.setdefault("widget_type", "ComboBox")
+    if options["value"] is not None:
+        options.setdefault("annotation", params.field_type(name))
+    return create_widget(**options)
