@@ -47,6 +47,29 @@ POPULATION_FEATURES: tuple[str, ...] = (
 )
 
 
+#: Evaluated (frame, neuron, pair) triples per pass when scoring without gradients: the
+#: transients of :meth:`MesoscaleNet.evaluate` take about 300 bytes each, so a pass holds
+#: well under 1 GiB (training's step holds several GiB at zebrafish scale). Scoring used
+#: 2**24 and doubled a fit's peak memory (20k neurons: 5 GiB training, 10 GiB scoring).
+SCORING_PAIR_FRAMES = 2**21
+
+
+def frames_per_pass(n_neurons: int, pairs_per_neuron: int, most: int = 64) -> int:
+    """Frames per no-grad pass so that one pass evaluates at most :data:`SCORING_PAIR_FRAMES`
+    (frame, neuron, pair) triples (at least one frame, at most ``most``)."""
+    per_frame = max(1, int(n_neurons) * int(pairs_per_neuron))
+    return max(1, min(int(most), SCORING_PAIR_FRAMES // per_frame))
+
+
+def both_finite(mask: torch.Tensor, start: int, stop: int, dtype: torch.dtype) -> torch.Tensor:
+    """Where frames ``start..stop`` and the next ones are both finite, as ``dtype`` (T, N).
+
+    ``mask`` is the recording's finite mask (bool, or 0/1 floats); only this slice is
+    converted, so the whole mask never needs a float copy.
+    """
+    return (mask[start + 1 : stop + 1] * mask[start:stop]).to(dtype)
+
+
 def _route(a: torch.Tensor, tau: float, mode: str) -> torch.Tensor:
     """Softmax / one-hot / straight-through over the last axis of logits ``a`` (-inf allowed)."""
     soft = torch.softmax(a / tau, dim=-1)

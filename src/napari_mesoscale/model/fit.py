@@ -208,7 +208,13 @@ def _package(init: Any, data: Any, training: Any, run: RunOptions, versions: dic
     from napari_mesoscale.model.result import MesoscaleFit
 
     return MesoscaleFit._from_training(
-        init, data, training, seed=run.seed, versions=versions, device=str(run.device)
+        init,
+        data,
+        training,
+        seed=run.seed,
+        versions=versions,
+        device=str(run.device),
+        compute_device=run.device,
     )
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from napari_mesoscale.model.core import MesoscaleNet
+from napari_mesoscale.model.core import MesoscaleNet, both_finite, frames_per_pass
 
 if TYPE_CHECKING:
     from napari_mesoscale.model.config import ModelConfig
@@ -199,11 +199,11 @@ def _filter_errors(
     n, b = z.shape[1], net.n_filters
     err = torch.zeros(n, b, dtype=torch.float64, device=dev)
     t0, t1 = frames
-    chunk = max(1, min(chunk, 2**24 // max(1, n * b)))
+    chunk = frames_per_pass(n, b, chunk)
     for s in range(t0, t1 - 1, chunk):
         e = min(t1 - 1, s + chunk)
         out = _outputs(net, z[s:e], None if u is None else u[s:e], slot, unit, units.n_units)
-        mk = m[s + 1 : e + 1] * m[s:e]
+        mk = both_finite(m, s, e, z.dtype)
         err += ((out - z[s + 1 : e + 1, :, None]) ** 2 * mk[..., None]).sum(0).double()
     return err
 

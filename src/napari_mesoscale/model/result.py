@@ -15,7 +15,7 @@ import torch
 from napari_mesoscale.io import atomic_path
 from napari_mesoscale.io.torch_files import load_torch_file
 from napari_mesoscale.model.config import ModelConfig
-from napari_mesoscale.model.core import MesoscaleNet
+from napari_mesoscale.model.core import MesoscaleNet, both_finite, frames_per_pass
 from napari_mesoscale.model.observation import indicator_table, predict_observed
 
 if TYPE_CHECKING:
@@ -48,6 +48,11 @@ def package_versions() -> dict[str, str]:
     return {k: str(v) for k, v in out.items()}
 
 
+def _sum_dtype(device: torch.device) -> torch.dtype:
+    """Accumulate errors in float64 where the device has it (not Apple MPS)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 @torch.no_grad()
 def _pair_errors(
     net: MesoscaleNet,
@@ -60,31 +65,42 @@ def _pair_errors(
 ) -> torch.Tensor:
     """Mean one-step squared error of every candidate pair (N, Lm, B) over frames t0..t1.
 
-    The domain context is computed with the current hard assignment.
+    The domain context is computed with the current hard assignment. ``z``, ``m`` (finite
+    mask, bool or 0/1) and ``u`` may live on the CPU: each pass moves its frames to the
+    net's device. Passes hold at most :data:`~napari_mesoscale.model.core.SCORING_PAIR_FRAMES`
+    evaluations, so scoring stays well below training's peak memory.
     """
+    dev = net.cmask.device
     slots, pi = net.routed(mode="hard", routing="all")
     n, lm, b = pi.shape
-    # fewer frames per pass for large N * Lm * B (memory); unchanged for small models
-    chunk = max(1, min(chunk, 2**24 // max(1, n * lm * b)))
-    num = torch.zeros(n, lm, b)
-    den = torch.zeros(n)
+    chunk = frames_per_pass(n, lm * b, chunk)
+    num = torch.zeros(n, lm, b, dtype=_sum_dtype(dev), device=dev)
+    den = torch.zeros(n, dtype=_sum_dtype(dev), device=dev)
     for s in range(t0, t1 - 1, chunk):
         e = min(t1 - 1, s + chunk)
-        out, _ = net.evaluate(z[s:e], None if u is None else u[s:e], pi, slots)
-        mk = m[s + 1 : e + 1] * m[s:e]
-        num += (((out - z[s + 1 : e + 1, :, None, None]) ** 2) * mk[..., None, None]).sum(0)
-        den += mk.sum(0)
-    err = num / den.clamp(min=1)[:, None, None]
-    return err.masked_fill(~net.cmask[:, :, None], float("inf"))
+        zs = z[s : e + 1].to(dev)
+        us = None if u is None else u[s:e].to(dev)
+        out, _ = net.evaluate(zs[:-1], us, pi, slots)
+        mk = both_finite(m, s, e, zs.dtype).to(dev)
+        out.sub_(zs[1:, :, None, None]).square_().mul_(mk[..., None, None])
+        num += out.sum(0, dtype=num.dtype)
+        den += mk.sum(0, dtype=num.dtype)
+        del out
+    err = (num / den.clamp(min=1)[:, None, None]).float()
+    return err.masked_fill(~net.cmask[:, :, None], float("inf")).cpu()
 
 
 class _CpuTensors:
-    """The normalised recording as CPU tensors (z, finite mask, stimulus) and its float32 z."""
+    """The normalised recording as CPU tensors (z, finite mask, stimulus) and its float32 z.
+
+    ``m`` is the finite mask as bool (no (T, N) float copy: 2 GiB at zebrafish scale);
+    scoring converts one pass at a time.
+    """
 
     def __init__(self, z: np.ndarray, finite: np.ndarray, u: np.ndarray | None) -> None:
         self.z_np = z
         self.z = torch.as_tensor(z)
-        self.m = torch.as_tensor(finite, dtype=self.z.dtype)
+        self.m = torch.as_tensor(finite)
         self.u = None if u is None else torch.as_tensor(u)
 
     @classmethod
@@ -94,12 +110,12 @@ class _CpuTensors:
 
 def _reassign_to_best_pair(net: MesoscaleNet, t: _CpuTensors, t0: int, t1: int) -> None:
     """Move every neuron to the pair with the lowest one-step error on frames t0..t1."""
-    err = _pair_errors(net, t.z, t.m, t.u, t0, t1)
+    err = _pair_errors(net, t.z, t.m, t.u, t0, t1).to(net.logits.device)
     n = err.shape[0]
     flat = err.reshape(n, -1).argmin(-1)
     with torch.no_grad():
         onehot = torch.zeros_like(net.logits).reshape(n, -1)
-        onehot[torch.arange(n), flat] = 10.0
+        onehot[torch.arange(n, device=onehot.device), flat] = 10.0
         net.logits.copy_(onehot.reshape(net.logits.shape))
         net.field_logits.zero_()
 
@@ -123,25 +139,30 @@ def _confidence(
     return np.where(np.isfinite(conf), conf, 0.0)
 
 
+@torch.no_grad()
 def _block_errors(
     net: MesoscaleNet, t: _CpuTensors, a: int, b: int, chunk: int = 64
 ) -> tuple[np.ndarray, float]:
     """Held-out hard one-step errors per neuron and overall (normalised units), frames a..b.
 
-    Frames are predicted ``chunk`` at a time so that memory stays bounded for large N.
+    Frames are predicted a bounded number at a time (:func:`frames_per_pass`), on the net's
+    device, so that memory stays bounded for large N.
     """
     n = t.z.shape[1]
     if b - a < 2:
         return np.full(n, np.nan), float("nan")
-    squared = np.zeros(n)
-    counted = np.zeros(n)
+    dev = net.cmask.device
+    squared = torch.zeros(n, dtype=_sum_dtype(dev), device=dev)
+    counted = torch.zeros(n, dtype=_sum_dtype(dev), device=dev)
+    chunk = frames_per_pass(n, net.n_filters, chunk)
     for s in range(a, b - 1, chunk):
         e = min(b - 1, s + chunk)
-        with torch.no_grad():
-            pred = net.predict_hard(t.z[s:e], None if t.u is None else t.u[s:e]).numpy()
-        mk = (t.m[s + 1 : e + 1] * t.m[s:e]).numpy()
-        squared += (((pred - t.z_np[s + 1 : e + 1]) ** 2) * mk).sum(0)
-        counted += mk.sum(0)
+        zs = t.z[s : e + 1].to(dev)
+        pred = net.predict_hard(zs[:-1], None if t.u is None else t.u[s:e].to(dev))
+        mk = both_finite(t.m, s, e, zs.dtype).to(dev)
+        squared += ((pred - zs[1:]) ** 2 * mk).sum(0, dtype=squared.dtype)
+        counted += mk.sum(0, dtype=squared.dtype)
+    squared, counted = squared.cpu().numpy(), counted.cpu().numpy()
     per = squared / np.maximum(counted, 1)
     return per, float(squared.sum() / max(counted.sum(), 1))
 
@@ -265,20 +286,29 @@ class MesoscaleFit:
         seed: int,
         versions: dict,
         device: str,
+        compute_device: torch.device | str | None = None,
     ) -> MesoscaleFit:
-        """Package a trained network: labels, confidence, held-out scores, tables."""
+        """Package a trained network: labels, confidence, held-out scores, tables.
+
+        The scores are computed on ``compute_device`` (default: where the net is; the fit
+        passes its training device, so a GPU fit scores on the GPU), the recording streamed
+        to it a bounded number of frames at a time; the net ends on the CPU.
+        """
         net, config = init.net, init.config
         net.eval()
+        if compute_device is not None:
+            net.to(compute_device)
         tensors = _CpuTensors.of(data)
         if config.final_reassign:
             _reassign_to_best_pair(net, tensors, *data.blocks["train"])
         _, field, filt = net.choice()
-        field, filt = field.numpy(), filt.numpy()
+        field, filt = field.cpu().numpy(), filt.cpu().numpy()
         pair = field.astype(np.int64) * config.n_filters + filt
         _, domain = np.unique(pair, return_inverse=True)
         conf = _confidence(net, tensors, data.blocks, filt, config.n_filters)
         per_test, test_mse = _block_errors(net, tensors, *data.blocks["test"])
         per_val, val_mse = _block_errors(net, tensors, *data.blocks["val"])
+        net.to("cpu")
         local = per_test if np.isfinite(per_test).any() else per_val
         labels = {"domain": domain, "field": field, "filter": filt}
         payload = {
@@ -410,6 +440,7 @@ class MesoscaleFit:
         t = z.shape[0]
         out = np.full((t, self.n_neurons), np.nan)
         net = self.net
+        chunk = frames_per_pass(self.n_neurons, self.config.n_filters, chunk)
         for s in range(0, max(0, t - steps), chunk):
             e = min(t - steps, s + chunk)
             state = z[s:e]
