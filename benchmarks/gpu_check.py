@@ -17,10 +17,17 @@ exception is recorded in its section. Sections, most valuable first:
 device        python, torch, CUDA, GPU name and memory, CPU load (in the parent).
 precision     default toy brain (300 neurons, 500 frames, connectome): fp32 against bf16
               autocast, seconds per epoch and held-out one-step MSE (whole fits).
-throughput    training steps at N = 10k, 100k, 1M (zebrafish-like synthetic activity, local
+zebrafish_fit ZAPBench's shape (71,721 x 7,879), ``fit_mesoscale`` end to end with the DEFAULT
+              ModelConfig (dynamics initialisation, ridge drive start, communities) on the
+              device, ``epochs=ZEBRAFISH_FIT_EPOCHS`` (training stopped earlier at the
+              section's deadline, leaving time to package): seconds of every stage (prepare,
+              each initialisation step, every epoch, packaging) and the whole fit.
+throughput    training steps at N = 10k, 100k (zebrafish-like synthetic activity, local
               connectome drive): neuron-steps per second, peak GPU memory. Cheap
               initialisation (random assignment, connectome drive start, no ridge) and no
               packaging: the figures are training alone.
+throughput_1m the same at N = 1,000,000 in its own section: 64 frames (generation and
+              preparation are linear in frames), 8 windows per step (32 need ~190 GiB).
 zebrafish     ZAPBench's shape (71,721 x 7,879): preparation timed, training (cheap
               initialisation) capped at 30 s, an epoch and a 20-epoch fit extrapolated; then
               the default initialisation timed on the first 800 frames and extrapolated. No
@@ -62,9 +69,12 @@ GIB = 2**30
 #: Sizes of every section: full run and ``--tiny`` (CPU, CI).
 FULL = {
     "toy_epochs": 8,
-    "throughput_neurons": (10_000, 100_000, 1_000_000),
+    "throughput_neurons": (10_000, 100_000),
     "throughput_frames": 256,
     "batch_frames": 32,
+    "throughput_1m": {"neurons": 1_000_000, "frames": 64, "batch_frames": 8},
+    "zebrafish_fit_epochs": 8,
+    "zebrafish_fit_package_reserve_s": 60.0,
     "zebrafish_neurons": 71_721,
     "zebrafish_frames": 7_879,
     "zebrafish_epochs": 20,
@@ -85,6 +95,9 @@ TINY = {
     "throughput_neurons": (200, 400),
     "throughput_frames": 64,
     "batch_frames": 16,
+    "throughput_1m": {"neurons": 400, "frames": 48, "batch_frames": 8},
+    "zebrafish_fit_epochs": 1,
+    "zebrafish_fit_package_reserve_s": 10.0,
     "zebrafish_neurons": 400,
     "zebrafish_frames": 120,
     "zebrafish_epochs": 20,
@@ -107,12 +120,16 @@ TINY = {
         "depth": 1,
     },
 }
-#: Hard wall-clock cap of each section at ``--budget-s 480`` (scaled with the budget), in the
-#: order they run, most valuable first. They sum to 435 s: 45 s of the budget are left for
-#: starting the subprocesses and writing the JSON.
+#: Hard wall-clock cap of each section (seconds), in the order they run, most valuable
+#: first. The caps of the sections that run are scaled together to fill 435/480 of
+#: ``--budget-s`` (the rest is left for starting the subprocesses and writing the JSON): the
+#: zebrafish check ``--only zebrafish_fit throughput_1m throughput --budget-s 450`` gives them
+#: 285, 69 and 54 s.
 CAPS = {
     "precision": 40,
-    "throughput": 95,
+    "zebrafish_fit": 330,
+    "throughput_1m": 80,
+    "throughput": 62,
     "zebrafish": 120,
     "epoch_100k": 90,
     "oom": 20,
@@ -185,7 +202,9 @@ def _run_child(name: str, args: argparse.Namespace, cap: float, device: str) -> 
 
 def orchestrate(args: argparse.Namespace) -> dict:
     start = time.perf_counter()
-    scale = args.budget_s / 480.0  # --tiny: a budget of at least 1800 s (loaded machines)
+    chosen = [name for name in CAPS if not args.only or name in args.only]
+    # --tiny: a budget of at least 1800 s (loaded machines)
+    scale = args.budget_s * (435.0 / 480.0) / sum(CAPS[name] for name in chosen)
     device = args.device
     if device == "auto":
         import torch
@@ -196,7 +215,7 @@ def orchestrate(args: argparse.Namespace) -> dict:
         "tiny": bool(args.tiny),
         "device": device,
         "budget_s": args.budget_s,
-        "caps_s": {k: v * scale for k, v in CAPS.items()},
+        "caps_s": {k: CAPS[k] * scale for k in chosen},
         "sizes": TINY if args.tiny else FULL,
         "fast_init": FAST_INIT,
         "sections": {"device": device_info()},
@@ -212,9 +231,7 @@ def orchestrate(args: argparse.Namespace) -> dict:
 
     log(f"device: {info}")
     save()
-    for name in CAPS:
-        if args.only and name not in args.only:
-            continue
+    for name in chosen:
         left = args.budget_s - (time.perf_counter() - start)
         cap = min(CAPS[name] * scale, left - 2.0)
         if cap < 5.0:
@@ -406,6 +423,97 @@ def _throughput_run(sec: Section, n: int) -> dict:
         return {**first, "oom_at_quarter_batch": str(error)[:300]}
     res["oom_at_full_batch"] = first["oom"]
     return res
+
+
+def throughput_1m_section(sec: Section) -> None:
+    """Training steps at a million neurons (fewer frames and windows than ``throughput``)."""
+    s = sec.sizes["throughput_1m"]
+    sec.figures.update(settings=s, note="neuron-steps = N x batch_frames windows per Adam step")
+    res = _training_run(
+        sec, s["neurons"], s["frames"], sec.left() * 0.5, batch_frames=s["batch_frames"]
+    )
+    sec.figures.update(res)
+
+
+def zebrafish_fit_section(sec: Section) -> None:
+    """``fit_mesoscale`` at ZAPBench's shape with the default configuration, stage by stage."""
+    from napari_mesoscale.model import fit_mesoscale
+
+    s, out = sec.sizes, sec.figures
+    t0 = time.perf_counter()
+    data = _synthetic(s["zebrafish_neurons"], s["zebrafish_frames"])
+    out.update(generation_s=time.perf_counter() - t0, n_neurons=int(data.activity.shape[1]))
+    out.update(n_frames=int(data.activity.shape[0]), epochs=s["zebrafish_fit_epochs"])
+    out["config"] = "ModelConfig() defaults, epochs=zebrafish_fit_epochs"
+    sec.save()
+    sec.reset_peak()
+    clock = FitClock(sec, deadline=sec.deadline(s["zebrafish_fit_package_reserve_s"]))
+    fit = fit_mesoscale(
+        data.activity,
+        data.positions,
+        connectome=data.connectome,
+        epochs=s["zebrafish_fit_epochs"],
+        device=sec.device,
+        seed=0,
+        callback=clock,
+    )
+    out.update(clock.figures(), stopped=fit.stopped)
+    out.update(test_mse=float(fit.scores["test_mse"]), val_mse=float(fit.scores["val_mse"]))
+    out["n_domains"] = int(fit.domains.shape[0])
+    out["epoch_s"] = [float(x) for x in fit.history["seconds"]]
+    out["peak_gpu_memory_gib"] = sec.gpu_peak()
+    out["target_whole_fit_s"] = 600.0
+
+
+class FitClock:
+    """A fit's progress callback that times its stages and stops training at ``deadline``.
+
+    Stage boundaries are the first report of each stage (prepare, every initialisation step,
+    training, packaging); every new stage saves the section's figures (a kill keeps them).
+    """
+
+    def __init__(self, sec: Section, deadline: float) -> None:
+        self.sec, self.deadline = sec, deadline
+        self.start = time.perf_counter()
+        self.marks: list[tuple[str, float]] = []
+        self.train_start: float | None = None
+        self.train_end: float | None = None
+
+    def __call__(self, info: dict) -> bool:
+        now = time.perf_counter()
+        stage = info.get("stage", "")
+        if stage in ("train", "epoch"):
+            if self.train_start is None:
+                self.train_start = self.marks[-1][1] if self.marks else now
+                self.sec.figures.update(self.figures())
+                self.sec.save()
+            self.train_end = now
+            return now < self.deadline
+        if self.train_end is not None and all(name != "training" for name, _ in self.marks):
+            self.marks.append(("training", self.train_end))
+        self._mark(info.get("message", stage), now)
+        return True
+
+    def _mark(self, name: str, now: float) -> None:
+        self.marks.append((name, now))
+        self.sec.figures.update(self.figures())
+        self.sec.save()
+
+    def figures(self) -> dict:
+        now = time.perf_counter()
+        stages, before = {}, self.start
+        for name, stamp in self.marks:
+            stages[name] = stamp - before
+            before = stamp
+        out: dict[str, Any] = {"stages_s": stages, "fit_s_so_far": now - self.start}
+        if self.train_start is not None and self.train_end is not None:
+            out["train_s"] = self.train_end - self.train_start
+            out["to_training_s"] = self.train_start - self.start
+            done = [stamp for name, stamp in self.marks if stamp >= self.train_end]
+            if done:  # the packaging's report comes after the last training report
+                out["package_s"] = done[-1] - self.train_end
+                out["whole_fit_s"] = done[-1] - self.start
+        return out
 
 
 def zebrafish_section(sec: Section) -> None:
@@ -611,6 +719,8 @@ def unet_section(sec: Section) -> None:
 
 SECTIONS: dict[str, Callable[[Section], None]] = {
     "precision": precision_section,
+    "zebrafish_fit": zebrafish_fit_section,
+    "throughput_1m": throughput_1m_section,
     "throughput": throughput_section,
     "zebrafish": zebrafish_section,
     "epoch_100k": epoch_section,
@@ -626,10 +736,17 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--budget-s", type=float, default=480.0)
     parser.add_argument("--tiny", action="store_true", help="every section, tiny, CPU (CI)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--only", nargs="*", default=None, help="run only these sections")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="run only these sections (spaces or commas)"
+    )
     parser.add_argument("--section", default=None, help=argparse.SUPPRESS)  # child process
     parser.add_argument("--cap-s", type=float, default=60.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.only:
+        args.only = [name for item in args.only for name in item.split(",") if name]
+        unknown = sorted(set(args.only) - set(CAPS))
+        if unknown:
+            parser.error(f"unknown section(s) {unknown}; choose from {list(CAPS)}")
     if args.section:
         run_section(args)
         return None

@@ -11,7 +11,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ("precision", "throughput", "zebrafish", "epoch_100k", "oom", "worker", "unet")
+SECTIONS = (
+    "precision",
+    "zebrafish_fit",
+    "throughput_1m",
+    "throughput",
+    "zebrafish",
+    "epoch_100k",
+    "oom",
+    "worker",
+    "unet",
+)
 
 
 def test_gpu_check_tiny_writes_every_section(tmp_path):
@@ -40,6 +50,13 @@ def test_gpu_check_tiny_writes_every_section(tmp_path):
         assert figures["section_s"] > 0 and result["section_wall_s"][name] > 0
     precision = sections["precision"]
     assert precision["fp32"]["test_mse"] > 0 and precision["bf16"]["epoch_s_median"] > 0
+    fit = sections["zebrafish_fit"]  # the default configuration, end to end, every stage
+    assert fit["whole_fit_s"] > 0 and fit["package_s"] > 0 and fit["train_s"] > 0, fit
+    assert len(fit["epoch_s"]) == fit["epochs"] and fit["test_mse"] > 0, fit
+    stages = " ".join(fit["stages_s"])
+    for step in ("ridge", "correlations", "features", "k-means", "communities", "package"):
+        assert step in stages, (step, fit["stages_s"])
+    assert sections["throughput_1m"]["neuron_steps_per_s"] > 0
     runs = sections["throughput"]["runs"]
     assert runs and all(r["neuron_steps_per_s"] > 0 for r in runs)
     zebrafish = sections["zebrafish"]

@@ -107,6 +107,14 @@ class ModelConfig(Params):
     # -- training ------------------------------------------------------------------------
     epochs: int = param(60, "passes over the training block", minimum=1, maximum=100_000)
     batch_frames: int = param(32, "windows per Adam step", minimum=1, gui=False)
+    micro_batch_frames: int = param(
+        0,
+        "windows per forward/backward pass; the passes of a batch add up to one Adam step "
+        "(the same gradient, less memory). 0: automatic, the whole batch on a GPU, on the CPU "
+        "passes of at most 2**21 (window, neuron, pair) evaluations",
+        minimum=0,
+        gui=False,
+    )
     lr: float = param(0.01, "Adam learning rate of filters and interfaces", minimum=0.0, gui=False)
     lr_assignment: float = param(
         0.05, "Adam learning rate of the assignment logits", minimum=0.0, gui=False
@@ -154,6 +162,14 @@ class ModelConfig(Params):
         "assignment initialisation: k-means of per-neuron dynamics features and a "
         "field score from the correlated neighbourhood, or random",
         choices=("dynamics", "random"),
+        gui=False,
+    )
+    init_frames: int = param(
+        2048,
+        "frames (from the start of the training block) the dynamics initialisation reads: "
+        "its ridge fits and correlations cost time in proportion",
+        unit="frames",
+        minimum=16,
         gui=False,
     )
     init_strength: float = param(3.0, "scale of the initial filter logits", minimum=0.0, gui=False)

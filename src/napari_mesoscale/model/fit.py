@@ -167,8 +167,8 @@ def fit_mesoscale(
     calcium = _calcium_latent(activity) if cfg.observation == "calcium" else None
     data = prepare_data(activity if calcium is None else calcium[0], positions, stimulus, cfg)
     stage["prepare"].report(1.0, f"{data.n_neurons} neurons, {data.z.shape[0]} frames")
-    init = initialise_model(data, cfg, connectome, seed, stage["initialise"])
     run = RunOptions(resolve_device(device), seed, checkpoint_dir, resume)
+    init = initialise_model(data, cfg, connectome, seed, stage["initialise"], run.device)
     training = _train(init, data, run, stage["train"])
     fit = _package(init, data, training, run, package_versions())
     if calcium is not None:

@@ -103,23 +103,33 @@ def initialise_model(
     connectome: Any,
     seed: int,
     progress: Progress | None = None,
+    device: str | torch.device | None = None,
 ) -> InitialModel:
-    """Grid, edges, initial assignment and drive weights: the network ready to train."""
+    """Grid, edges, initial assignment and drive weights: the network ready to train.
+
+    ``device`` (default CPU) is where the heavy parts of the dynamics initialisation run
+    (ridge fits, neighbour correlations); the network is built on the CPU. Progress reports
+    name each part ("ridge", "correlations", "features", "k-means", "communities") so that
+    their cost can be timed.
+    """
     from napari_mesoscale.connectome import receptive_field_grid
 
     progress = progress or Progress()
+    device = torch.device("cpu" if device is None else device)
     d = float(cfg.rf_diameter) if cfg.rf_diameter else auto_diameter(data.positions)
     grid = receptive_field_grid(data.positions, diameter=d, stride=cfg.stride)
     cfg = cfg.replace(rf_diameter=d, stride=float(grid.stride))
     edges, edge_struct, edge_kernel = _drive_edges(data, cfg, connectome)
     progress.report(0.2, "grid and edges", n_fields=int(grid.n_fields))
-    ridge_model = _drive_ridge(data, edges, edge_kernel)
+    ridge_model = _drive_ridge(data, edges, edge_kernel, device)
+    progress.report(0.3, "drive ridge")
     gen = torch.Generator().manual_seed(int(seed))
     units = None
     if cfg.assignment == "alternating":
         logits0, groups, units = community_units(data, cfg, grid, edges, seed)
     else:
-        logits0, groups = _initial_logits(data, cfg, grid, edges, seed, gen)
+        step = progress.stage(0.3, 0.8, "assignment")
+        logits0, groups = _initial_logits(data, cfg, grid, edges, seed, gen, (device, step))
     progress.report(0.8, "assignment")
     net = _build_net(data, cfg, grid, edges, logits0, ridge_model, edge_kernel, gen)
     progress.report(1.0, "network")
@@ -127,7 +137,10 @@ def initialise_model(
 
 
 def _drive_ridge(
-    data: PreparedData, edges: np.ndarray, edge_kernel: np.ndarray | None
+    data: PreparedData,
+    edges: np.ndarray,
+    edge_kernel: np.ndarray | None,
+    device: torch.device,
 ) -> dict | None:
     """Per-neuron ridge for the drive (and stimulus) weights; None when nothing needs it.
 
@@ -136,11 +149,11 @@ def _drive_ridge(
     """
     if edge_kernel is not None and data.u is None:
         return None
-    return per_neuron_ridge(data.z[data.train], edges, _u_train(data))
+    return per_neuron_ridge(data.z[data.init], edges, _u_init(data), device=device)
 
 
-def _u_train(data: PreparedData) -> np.ndarray | None:
-    return None if data.u is None else data.u[data.train]
+def _u_init(data: PreparedData) -> np.ndarray | None:
+    return None if data.u is None else data.u[data.init]
 
 
 def _drive_edges(
@@ -169,38 +182,36 @@ def _initial_logits(
     edges: np.ndarray,
     seed: int,
     gen: torch.Generator,
+    where: tuple[torch.device, Progress] = (torch.device("cpu"), Progress()),
 ) -> tuple[torch.Tensor, np.ndarray | None]:
-    """(N, Lm, B) initial assignment logits and the initial motif groups."""
+    """(N, Lm, B) initial assignment logits and the initial motif groups.
+
+    ``where``: the device of the heavy parts and the progress of this stage.
+    """
     n, b, cand = data.n_neurons, cfg.n_filters, grid.candidates
     if cfg.init == "random":
         return 0.01 * torch.randn(n, cand.shape[1], b, generator=gen), None
     if cfg.init != "dynamics":
         raise ValueError(f"init must be 'dynamics' or 'random'; got {cfg.init!r}")
+    device, progress = where
     d, positions = cfg.rf_diameter, data.positions
     init_r = float(cfg.init_radius) if cfg.init_radius else d / 4
     spatial = local_edges(positions, init_r, cfg.init_neighbors)
-    ztr, utr = data.z_neuron, _u_train(data)  # z_neuron holds the training block only
-    ridge = per_neuron_ridge(ztr, edges, utr)
-    pos_w = np.clip(neighbour_correlation(ztr, spatial), 0, None)
-    feats = dynamics_features(
-        ztr,
-        ridge,
-        edges,
-        utr,
-        smooth_pairs=spatial if cfg.smooth_features else None,
-        smooth_weights=pos_w**2 if cfg.smooth_features else None,
-    )
-    groups = motif_init(feats, b, seed=seed)
+    groups, pos_w = _motif_groups(data, cfg, edges, spatial, seed, where)
     if cfg.group_init:
-        aff = lagged_affinity(ztr, spatial) * (groups[spatial[0]] == groups[spatial[1]])
+        ztr = data.z_neuron
+        aff = lagged_affinity(ztr, spatial, device=device)
+        aff = aff * (groups[spatial[0]] == groups[spatial[1]])
         communities = group_neurons(n, spatial, aff, seed=seed)
         groups = vote(communities, groups, b)
         label = np.zeros(communities.max() + 1, dtype=np.int64)
         label[communities] = groups
         slot = pick_fields(communities, label, cand, grid.mask, grid.centers, positions, d)
+        progress.report(1.0, "communities", n_communities=int(label.size))
     else:
         loc = location_scores(positions, cand, grid.mask, grid.centers, d, spatial, pos_w)
         slot = np.where(grid.mask, loc, -np.inf).argmax(1)
+        progress.report(1.0, "location scores")
     loc_onehot = np.zeros(cand.shape)
     loc_onehot[np.arange(n), slot] = 1.0
     logits0 = (
@@ -209,6 +220,35 @@ def _initial_logits(
     )
     logits0 = torch.as_tensor(logits0, dtype=torch.float32)
     return logits0 + 0.01 * torch.randn(logits0.shape, generator=gen), groups
+
+
+def _motif_groups(
+    data: PreparedData,
+    cfg: ModelConfig,
+    edges: np.ndarray,
+    spatial: np.ndarray,
+    seed: int,
+    where: tuple[torch.device, Progress],
+) -> tuple[np.ndarray, np.ndarray]:
+    """k-means motif group of every neuron (N,) and the positive neighbour correlations."""
+    device, progress = where
+    ztr, utr = data.z_neuron, _u_init(data)  # z_neuron holds the initialisation frames only
+    ridge = per_neuron_ridge(ztr, edges, utr, device=device)
+    progress.report(0.3, "ridge")
+    pos_w = np.clip(neighbour_correlation(ztr, spatial, device=device), 0, None)
+    progress.report(0.4, "correlations")
+    feats = dynamics_features(
+        ztr,
+        ridge,
+        edges,
+        utr,
+        smooth_pairs=spatial if cfg.smooth_features else None,
+        smooth_weights=pos_w**2 if cfg.smooth_features else None,
+    )
+    progress.report(0.5, "features")
+    groups = motif_init(feats, cfg.n_filters, seed=seed)
+    progress.report(0.6, "k-means")
+    return groups, pos_w
 
 
 def _build_net(

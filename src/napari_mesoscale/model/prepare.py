@@ -31,9 +31,10 @@ class PreparedData:
     ----------
     z : (T, N) float32, activity normalised with ``mean`` / ``std``, NaNs replaced by 0
         (float32 like the model; :attr:`z32` is the same array, not a copy).
-    z_neuron : (T_train, N) float32 or None, the training block z-scored per neuron (for the
-        dynamics initialisation's features; None for ``init="random"``); the same array as
-        ``z[train]`` with ``normalise="neuron"``.
+    z_neuron : (T_init, N) float32 or None, the first ``ModelConfig.init_frames`` frames of
+        the training block (:attr:`init`) z-scored per neuron (for the dynamics
+        initialisation's features; None for ``init="random"``); the same array as
+        ``z[init]`` with ``normalise="neuron"``.
     finite : (T, N) bool, where the recording was finite (the loss mask).
     u : (T, S) float64 or None, the normalised stimulus (float32 copy: :attr:`u32`).
     positions : (N, 3) µm.
@@ -52,6 +53,7 @@ class PreparedData:
     std: np.ndarray
     stim_mean: np.ndarray | None
     stim_std: np.ndarray | None
+    init_frames: int | None = None
 
     @property
     def n_neurons(self) -> int:
@@ -60,6 +62,12 @@ class PreparedData:
     @property
     def train(self) -> slice:
         return slice(*self.blocks["train"])
+
+    @property
+    def init(self) -> slice:
+        """The frames the initialisation reads: the start of the training block."""
+        tr0, tr1 = self.blocks["train"]
+        return slice(tr0, tr1 if self.init_frames is None else min(tr1, tr0 + self.init_frames))
 
     @property
     def z32(self) -> np.ndarray:
@@ -157,12 +165,13 @@ def prepare_data(activity: Any, positions: Any, stimulus: Any, cfg: ModelConfig)
         )
     mean, std, mean_n, std_n = _normalisation(train, cfg.normalise)
     z = _standardised(activity, finite, mean, std)
+    i1 = min(tr1, tr0 + int(cfg.init_frames))
     if cfg.normalise == "neuron":
-        z_neuron = z[tr0:tr1]
+        z_neuron = z[tr0:i1]
     elif cfg.init != "dynamics" and cfg.assignment != "alternating":
         z_neuron = None  # only the dynamics initialisation and the alternating units read it
     else:
-        z_neuron = _standardised(train, finite[tr0:tr1], mean_n, std_n)
+        z_neuron = _standardised(activity[tr0:i1], finite[tr0:i1], mean_n, std_n)
     s_mean = s_std = u = None
     if stim is not None:
         s_mean, s_std = stim[tr0:tr1].mean(0), stim[tr0:tr1].std(0)
@@ -179,6 +188,7 @@ def prepare_data(activity: Any, positions: Any, stimulus: Any, cfg: ModelConfig)
         std=std,
         stim_mean=s_mean,
         stim_std=s_std,
+        init_frames=int(cfg.init_frames),
     )
 
 

@@ -77,8 +77,8 @@ def _start_groups(data: PreparedData, cfg: ModelConfig, edges: np.ndarray, spati
 
     if cfg.init != "dynamics":
         return None
-    ztr = data.z_neuron  # the training block only
-    utr = None if data.u is None else data.u[data.train]
+    ztr = data.z_neuron  # the initialisation frames only
+    utr = None if data.u is None else data.u[data.init]
     pos_w = np.clip(neighbour_correlation(ztr, spatial), 0, None)
     feats = dynamics_features(
         ztr,
@@ -111,7 +111,7 @@ def community_units(
     n, b, positions = data.n_neurons, cfg.n_filters, data.positions
     init_r = float(cfg.init_radius) if cfg.init_radius else cfg.rf_diameter / 4
     spatial = local_edges(positions, init_r, cfg.init_neighbors)
-    ztr = data.z_neuron  # the training block only
+    ztr = data.z_neuron  # the initialisation frames only
     groups = _start_groups(data, cfg, edges, spatial)
     aff = lagged_affinity(ztr, spatial)
     if groups is not None:

@@ -98,19 +98,23 @@ class _LossModule(nn.Module):
         balance_weight: float,
         n_roll: int = 0,
         roll_scale: float = 1.0,
+        denom: torch.Tensor | None = None,
+        regularise: bool = True,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         net = self.net
-        # z, m: (K+1, Bt, N) windows (filled state, finite-mask); u: (K+1, Bt, S) or None
+        # z, m: (K+1, Bt, N) windows (filled state, finite-mask); u: (K+1, Bt, S) or None.
+        # A micro-batch passes the whole batch's ``denom`` and adds the regularisers once.
         slots, pi = net.routed(tau, mode, cfg.routing)
         tgt, msk = z[1], m[1]
-        denom = msk.sum().clamp(min=1)
+        denom = msk.sum().clamp(min=1) if denom is None else denom
         out, pred = net.evaluate(z[0], None if u is None else u[0], pi, slots)
         err_pred = ((pred - tgt) ** 2 * msk).sum() / denom
         err_local = (((out - tgt[..., None, None]) ** 2) * pi).sum(dim=(-1, -2))
         err_local = (err_local * msk).sum() / denom
         terms = {"prediction": err_pred, "local": err_local}
         terms["rollout"] = _rollout_error(net, z, m, u, pred, pi, slots, cfg, n_roll, roll_scale)
-        terms.update(_regularisers(net, tau))
+        regs = _regularisers(net, tau)
+        terms.update(regs if regularise else {k: torch.zeros_like(v) for k, v in regs.items()})
         data = cfg.lambda_prediction * err_pred + cfg.lambda_local * err_local
         reg = (
             cfg.lambda_entropy * terms["entropy"]
@@ -384,7 +388,8 @@ def _step(
     schedule: tuple[float, str, float],
     frozen: bool,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One Adam step on this rank's share of ``batch`` (window starts)."""
+    """One Adam step on this rank's share of ``batch`` (window starts), in one or several
+    forward/backward passes (:func:`micro_batches`) whose gradients add up."""
     dev, rank, world = run.device, run.rank, run.world
     local = batch[rank::world]
     scale = len(local) * world / len(batch)
@@ -392,22 +397,37 @@ def _step(
     n_roll_global = min(cfg.rollout_frames, len(batch))
     n_roll = len(range(rank, n_roll_global, world))
     roll_scale = world / max(n_roll_global, 1)
-    idx = torch.as_tensor(local[None, :] + np.arange(tensors.window + 1)[:, None], device=dev)
-    zb, mb = tensors.z[idx], tensors.mask[idx].to(tensors.z.dtype)
-    ub = None if tensors.u is None else tensors.u[idx]
+    offsets = np.arange(tensors.window + 1)[:, None]
+    passes = micro_batches(len(local), tensors.z.shape[1], _pairs_per_neuron(net, cfg), cfg, run)
+    denom = None
+    if len(passes) > 1:  # the loss is normalised by the whole batch's finite targets
+        targets = torch.as_tensor(local + 1, device=dev)
+        denom = tensors.mask[targets].sum().to(tensors.z.dtype).clamp(min=1)
     use_amp = cfg.precision == "bf16" or (cfg.precision == "auto" and dev.type == "cuda")
     tau, mode, bal_w = schedule
     opt.zero_grad(set_to_none=True)
+    total, terms = torch.zeros((), device=dev), {}
     try:
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
-            total, terms = module(zb, mb, ub, tau, mode, cfg, scale, bal_w, n_roll, roll_scale)
-        total.backward()
+        for first, last in passes:
+            idx = torch.as_tensor(local[None, first:last] + offsets, device=dev)
+            zb, mb = tensors.z[idx], tensors.mask[idx].to(tensors.z.dtype)
+            ub = None if tensors.u is None else tensors.u[idx]
+            rolled = max(0, min(n_roll, last) - first)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
+                part, parts = module(
+                    zb, mb, ub, tau, mode, cfg, scale, bal_w, rolled, roll_scale, denom, first == 0
+                )
+            part.backward()
+            total = total + part.detach()
+            for key, value in parts.items():
+                terms[key] = terms.get(key, 0.0) + value.detach()
     except torch.OutOfMemoryError as error:
         raise MemoryError(
             f"out of memory on {dev} with N={tensors.z.shape[1]} neurons, batch_frames="
             f"{cfg.batch_frames}, n_filters={cfg.n_filters}, hidden={cfg.hidden}: reduce "
-            "batch_frames (first), rollout, rf_diameter (fewer candidate fields), "
-            "n_filters or hidden, or use device='cpu'."
+            "batch_frames (first; or micro_batch_frames, the same step in smaller passes), "
+            "rollout, rf_diameter (fewer candidate fields), n_filters or hidden, or use "
+            "device='cpu'."
         ) from error
     if frozen:
         net.logits.grad = None
@@ -415,6 +435,36 @@ def _step(
             net.field_logits.grad = None
     opt.step()
     return total, terms
+
+
+#: Automatic micro-batches on the CPU: (window, neuron, pair) evaluations per pass. A pass
+#: with gradients holds about 1 KB per evaluation (zebrafish scale: 72k neurons x 4 pairs x
+#: 32 windows took 10 GiB in one pass; 7 windows per pass keep it near 3 GiB).
+CPU_PASS_EVALUATIONS = 2**21
+
+
+def _pairs_per_neuron(net: MesoscaleNet, cfg: ModelConfig) -> int:
+    slots = 1 if cfg.routing == "best_slot" else int(net.cand.shape[1])
+    return slots * int(net.n_filters)
+
+
+def micro_batches(
+    n_windows: int, n_neurons: int, pairs: int, cfg: ModelConfig, run: RunOptions
+) -> list[tuple[int, int]]:
+    """(first, last) window ranges of the forward/backward passes of one step.
+
+    ``cfg.micro_batch_frames`` windows per pass, or automatically: the whole batch on an
+    accelerator, on the CPU at most :data:`CPU_PASS_EVALUATIONS` evaluations per pass. Under
+    DistributedDataParallel every rank makes one pass (each backward would all-reduce).
+    """
+    size = int(cfg.micro_batch_frames)
+    if size <= 0:
+        on_cpu = run.device.type == "cpu"
+        size = CPU_PASS_EVALUATIONS // max(1, n_neurons * pairs) if on_cpu else n_windows
+    if run.world > 1:
+        size = n_windows
+    size = max(1, min(size, n_windows))
+    return [(a, min(n_windows, a + size)) for a in range(0, max(n_windows, 1), size)]
 
 
 def _end_epoch(
