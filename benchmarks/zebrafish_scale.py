@@ -64,6 +64,8 @@ def staged_fit(
     deadline: float | None = None,
     package: bool = True,
     warmup_steps: int = 2,
+    package_frames: int | None = None,
+    on_stage: Any = None,
     **options: Any,
 ) -> dict:
     """``fit_mesoscale``'s stages one by one, timed; training stops after ``max_steps`` steps,
@@ -73,10 +75,17 @@ def staged_fit(
     train, package). ``package=False`` leaves out the packaging (held-out errors of every
     pair, on the CPU: minutes at 10^5 neurons), for figures of training alone.
 
+    ``package_frames`` scores the validation and test blocks on their first frames only (the
+    same passes and arrays, so the same peak memory, in a fraction of the CPU time).
+    ``on_stage(name, figures)`` is called as each stage ends, with the figures so far and the
+    process's peak resident memory (``peak_rss_gib``) at that point.
+
     Returns wall times per stage (``prepare_s``, ``initialise_s``, ``to_first_step_s`` from the
     start of training, ``training_s``, ``package_s``), ``step_s`` (median seconds per step
     after ``warmup_steps``), steps per epoch and the epoch cost they imply.
     """
+    import dataclasses
+
     from napari_mesoscale.model.config import ModelConfig
     from napari_mesoscale.model.fit import FitCancelled, _package, _train, resolve_device
     from napari_mesoscale.model.initial_model import initialise_model
@@ -101,20 +110,33 @@ def staged_fit(
         return True
 
     times: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+
+    def ended(name: str) -> None:
+        peaks[name] = (peak_rss_bytes() or 0) / GIB
+        if on_stage is not None:
+            on_stage(name, {**times, "peak_rss_gib_by_stage": peaks})
+
     t0 = time.perf_counter()
     cfg = ModelConfig().merged(epochs=epochs, **options)
     cfg.check(has_connectome=connectome is not None)
     data = prepare_data(activity, positions, None, cfg)
     t = _stage(times, "prepare_s", t0)
+    ended("prepare")
     init_marks: list[tuple[str, float]] = []
-    mark = Progress(lambda info: init_marks.append((info.get("message", ""), time.perf_counter())))
-    init = initialise_model(data, cfg, connectome, 0, mark)
+
+    def init_mark(info: dict) -> None:
+        init_marks.append((info.get("message", ""), time.perf_counter()))
+        ended("initialise: " + init_marks[-1][0])
+
+    init = initialise_model(data, cfg, connectome, 0, Progress(init_mark), device)
     train_start = _stage(times, "initialise_s", t)
     befores = [t] + [stamp for _, stamp in init_marks]
     init_stages = {m: stamp - b for (m, stamp), b in zip(init_marks, befores, strict=False)}
     run = RunOptions(resolve_device(device), 0, None, False)
     training = _train(init, data, run, Progress.wrap(callback, FitCancelled))
     t = _stage(times, "train_total_s", train_start)
+    ended("train")
     out = _step_figures(stamps, warmup_steps, int(info_last.get("steps") or 0), train_start)
     out["initialise_stages_s"] = init_stages
     out.update(times, n_frames=int(activity.shape[0]), n_neurons=int(activity.shape[1]))
@@ -123,9 +145,19 @@ def staged_fit(
     out["n_fields"] = int(init.grid.n_fields)
     out["candidates_per_neuron"] = int(init.grid.candidates.shape[1])
     out["epoch_s_measured"] = [float(h["seconds"]) for h in training.history if "seconds" in h]
+    out["peak_rss_gib_by_stage"] = peaks
     if package:
-        fit = _package(init, data, training, run, package_versions())
+        scored = data
+        if package_frames is not None:
+            short = {
+                k: (a, min(b, a + package_frames)) if k != "train" else (a, b)
+                for k, (a, b) in data.blocks.items()
+            }
+            scored = dataclasses.replace(data, blocks=short)
+            out["package_frames"] = package_frames
+        fit = _package(init, scored, training, run, package_versions())
         _stage(times, "package_s", t)
+        ended("package")
         out.update(package_s=times["package_s"], test_mse=float(fit.scores["test_mse"]))
         out["val_mse"] = float(fit.scores["val_mse"])
         out["n_domains"] = int(len(fit.domains))
@@ -217,9 +249,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neurons", type=int, default=71_721)
     parser.add_argument("--frames", type=int, default=7_879)
-    parser.add_argument("--max-steps", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--init-frames", type=int, default=400, help="0: skip the init timing")
+    parser.add_argument("--max-steps", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--package-frames", type=int, default=8, help="0: whole blocks")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
@@ -230,10 +262,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     out: dict = {
         "what": (
-            "fit_mesoscale's stages at zebrafish scale on CPU: generation, preparation and "
-            "training (cheap initialisation, steps capped, no packaging) at full size with the "
-            "process's peak memory; the default initialisation timed on the first "
-            "--init-frames frames and extrapolated"
+            "fit_mesoscale's stages at zebrafish scale on CPU with the DEFAULT ModelConfig "
+            "(dynamics initialisation on the first init_frames frames, ridge drive start, "
+            "communities): generation, preparation, initialisation, --max-steps training steps "
+            "(micro-batched automatically) and packaging (validation and test blocks cut to "
+            "their first --package-frames frames: the same passes and arrays, so the same peak "
+            "memory, in a fraction of the CPU time); the process's peak resident memory (VmHWM) "
+            "after every stage against the 12 GiB target; the epoch cost extrapolated from the "
+            "measured steps"
         ),
         "machine": {
             "cpus": os.cpu_count(),
@@ -245,15 +281,21 @@ def main() -> None:
         },
         "target_peak_rss_gib": 12.0,
         "memory_estimate_full_size_gib": memory_estimate_gib(71_721, 7_879),
+        "cpu_s_note": "*_cpu_s: the process's cumulative CPU seconds at the end of that stage",
     }
     t0 = time.perf_counter()
     data = zebrafish_scale_activity(args.neurons, args.frames, seed=0)
-    out["generation_s"] = time.perf_counter() - t0
-    out["generation_cpu_s"] = time.process_time()
-    out["cpu_s_note"] = "*_cpu_s: the process's cumulative CPU seconds at the end of that stage"
+    out.update(generation_s=time.perf_counter() - t0, generation_cpu_s=time.process_time())
     out["activity_gib"] = data.activity.nbytes / GIB
     out["rss_after_generation_gib"] = (peak_rss_bytes() or 0) / GIB
     write_json(args.output, out)
+
+    def on_stage(name: str, figures: dict) -> None:
+        out.update(last_stage=name, stages_so_far=figures, loadavg=os.getloadavg())
+        out["cpu_s_so_far"] = time.process_time()
+        write_json(args.output, out)
+        print(f"[{time.strftime('%H:%M:%S')}] {name}: {figures}", flush=True)
+
     fit = staged_fit(
         data.activity,
         data.positions,
@@ -261,34 +303,17 @@ def main() -> None:
         device="cpu",
         epochs=args.epochs,
         max_steps=args.max_steps,
-        package=False,
+        package=True,
+        package_frames=args.package_frames or None,
+        on_stage=on_stage,
         precision="fp32",
-        **FAST_INIT,
     )
     fit["epoch_s_extrapolated_note"] = "median seconds per step x steps per epoch (extrapolated)"
-    fit["fit_s_extrapolated"] = fit["epoch_s_extrapolated"] * args.epochs
     out["fit"] = fit
-    out["initialisation"] = FAST_INIT
     peak = peak_rss_bytes()
     out["peak_rss_gib"] = None if peak is None else peak / GIB
     out["below_target"] = None if peak is None else peak / GIB < 12.0
-    out["machine"]["loadavg_after_fit"] = os.getloadavg()
-    write_json(args.output, out)
-    print(f"fit: {fit}", flush=True)
-    if args.init_frames:
-        f = min(args.init_frames, args.frames)
-        init = default_initialisation(data.activity[:f], data.positions, data.connectome)
-        full_train = int(0.7 * args.frames)
-        init["initialise_s_extrapolated_linear_in_frames"] = (
-            init["initialise_s"] * full_train / init["train_frames"]
-        )
-        init["note"] = (
-            "linear in frames is an upper bound: k-means and community grouping do not "
-            "depend on the number of frames, ridge and features do"
-        )
-        out["default_initialisation"] = init
-        out["machine"]["loadavg_after"] = os.getloadavg()
-    out["peak_rss_gib_with_init"] = (peak_rss_bytes() or 0) / GIB
+    out["machine"]["loadavg_after"] = os.getloadavg()
     out["cpu_s_total"] = time.process_time()
     write_json(args.output, out)
     print(f"wrote {args.output}: peak RSS {out['peak_rss_gib']:.2f} GiB", flush=True)

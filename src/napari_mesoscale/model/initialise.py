@@ -112,7 +112,7 @@ def per_neuron_ridge(
     coef_edge = np.zeros(edges.shape[1])
     r2 = np.zeros(n)
     dev = torch.device(device)
-    zt = torch.as_tensor(np.ascontiguousarray(z), device=dev)
+    zt = torch.as_tensor(np.ascontiguousarray(z.T), device=dev)  # (N, T): neurons as rows
     stim = None if not s else torch.as_tensor(stimulus[:-1], dtype=torch.float64, device=dev)
     reg = alpha * (t - 1) * 0.01 * torch.eye(p, dtype=torch.float64, device=dev)
     reg[0, 0] = 1e-6
@@ -122,7 +122,7 @@ def per_neuron_ridge(
         sl = slice(start, min(n, start + chunk))
         pre = np.where(tmask[sl], src[np.clip(table[sl], 0, None)], 0)
         design = _ridge_design(zt, sl, pre, tmask[sl], stim)  # (m, T-1, p)
-        y = zt[1:, sl].T.double()  # (m, T-1)
+        y = zt[sl, 1:].double()  # (m, T-1)
         gram = design.transpose(1, 2) @ design
         rhs = design.transpose(1, 2) @ y[..., None]
         beta = torch.linalg.solve(gram + reg, rhs)  # (m, p, 1)
@@ -143,15 +143,18 @@ def _ridge_design(
     valid: np.ndarray,
     stim: torch.Tensor | None,
 ) -> torch.Tensor:
-    """Design (m, T-1, p) of a chunk of neurons: 1, x, x^2-1, x^3-3x, stimulus, in-neighbours."""
+    """Design (m, T-1, p) of a chunk of neurons: 1, x, x^2-1, x^3-3x, stimulus, in-neighbours.
+
+    ``zt`` is (N, T), neurons as rows (contiguous gathers).
+    """
     dev = zt.device
-    xi = zt[:-1, sl].T  # (m, T-1), the powers in z's precision (as the numpy version was)
+    xi = zt[sl, :-1]  # (m, T-1), the powers in z's precision (as the numpy version was)
     cols = [torch.ones_like(xi), xi, xi**2 - 1.0, xi**3 - 3 * xi]
     own = torch.stack(cols, dim=-1).double()
     if stim is not None:
         own = torch.cat([own, stim[None].expand(xi.shape[0], -1, -1)], dim=-1)
     pre_t = torch.as_tensor(pre, device=dev)
-    neigh = zt[:-1][:, pre_t.reshape(-1)].reshape(-1, *pre.shape).permute(1, 0, 2).double()
+    neigh = zt[pre_t.reshape(-1), :-1].reshape(*pre.shape, -1).transpose(1, 2).double()
     neigh = neigh * torch.as_tensor(valid, device=dev)[:, None, :]
     return torch.cat([own, neigh], dim=-1)
 
@@ -178,17 +181,20 @@ def _pair_products(
     (3, P) at lags 0, +1 (a leads) and -1 (b leads); pairs a bounded block at a time."""
     out = np.empty((3 if lags else 1, pairs.shape[1]))
     step = max(1, 20_000_000 // max(1, z.shape[0]))
-    zt = torch.as_tensor(np.ascontiguousarray(z), device=device) if _on_accelerator(device) else z
+    # neurons as rows: gathering a pair's traces reads contiguous memory (4x faster on a CPU)
+    zt = np.ascontiguousarray(z.T)
+    if _on_accelerator(device):
+        zt = torch.as_tensor(zt, device=device)
     for start in range(0, pairs.shape[1], step):  # bounded memory over pairs
         a = pairs[0, start : start + step]
         b = pairs[1, start : start + step]
-        if zt is not z:
+        if isinstance(zt, torch.Tensor):
             a, b = torch.as_tensor(a, device=device), torch.as_tensor(b, device=device)
-        za, zb = zt[:, a], zt[:, b]
-        block = [(za * zb).mean(0)]
+        za, zb = zt[a], zt[b]  # (P, T)
+        block = [(za * zb).mean(1)]
         if lags:
-            block += [(za[:-1] * zb[1:]).mean(0), (za[1:] * zb[:-1]).mean(0)]
-        block = [x.cpu().numpy() if zt is not z else x for x in block]
+            block += [(za[:, :-1] * zb[:, 1:]).mean(1), (za[:, 1:] * zb[:, :-1]).mean(1)]
+        block = [x.cpu().numpy() if isinstance(x, torch.Tensor) else x for x in block]
         out[:, start : start + step] = np.stack(block)
     return out
 
