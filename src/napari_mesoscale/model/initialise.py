@@ -112,6 +112,8 @@ def per_neuron_ridge(
     coef_edge = np.zeros(edges.shape[1])
     r2 = np.zeros(n)
     dev = torch.device(device)
+    if dev.type == "mps":  # no float64 on Apple GPUs: the normal equations need it
+        dev = torch.device("cpu")
     zt = torch.as_tensor(np.ascontiguousarray(z.T), device=dev)  # (N, T): neurons as rows
     stim = None if not s else torch.as_tensor(stimulus[:-1], dtype=torch.float64, device=dev)
     reg = alpha * (t - 1) * 0.01 * torch.eye(p, dtype=torch.float64, device=dev)
