@@ -2,8 +2,8 @@
 
 The scores were computed 2**24 (frame, neuron, pair) evaluations at a time: at 20k neurons x
 500 frames training peaked near 5 GiB and scoring at 10 GiB. Here a fit's stages run in a
-subprocess; the peak resident memory (VmHWM) of packaging, measured from a reset peak, must
-stay below training's.
+subprocess; the growth of the peak resident memory (VmHWM, reset before each stage) during
+packaging must stay well below training's.
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ print(json.dumps({
 
 
 def test_scoring_memory_stays_below_training(tmp_path):
-    """5,000 neurons x 160 frames: two training steps grow memory by about 1.5 GiB;
-    packaging (every candidate pair over the validation block) grew it by another 1.0 GiB on
-    top of the recording (peak 2.30 GiB against training's 1.90 GiB); streamed, 0.2 GiB."""
+    """5,000 neurons x 160 frames: two training steps grow memory by 1.1-1.5 GiB; packaging
+    (every candidate pair over the validation block) grew it by 1,039 MiB more (2**24
+    evaluations per pass: peak 2.30 GiB against training's 1.90 GiB); streamed, 216-338 MiB."""
     script = tmp_path / "fit_stages.py"
     script.write_text(SCRIPT)
     src = Path(__file__).resolve().parents[3] / "src"
@@ -103,5 +103,5 @@ def test_scoring_memory_stays_below_training(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["package_mib"] < 0.5 * figures["train_mib"], figures
-    assert figures["package_peak_mib"] < figures["train_peak_mib"] + 64, figures
+    assert figures["package_mib"] < 600, figures  # before: 1,039 MiB
     assert figures["test_mse"] < 1.5, figures
