@@ -253,6 +253,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--package-frames", type=int, default=8, help="0: whole blocks")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--fast-init", action="store_true", help="random assignment (training's memory alone)"
+    )
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args()
     import torch
@@ -307,7 +310,9 @@ def main() -> None:
         package_frames=args.package_frames or None,
         on_stage=on_stage,
         precision="fp32",
+        **(FAST_INIT if args.fast_init else {}),
     )
+    out["initialisation"] = FAST_INIT if args.fast_init else "ModelConfig() default"
     fit["epoch_s_extrapolated_note"] = "median seconds per step x steps per epoch (extrapolated)"
     out["fit"] = fit
     peak = peak_rss_bytes()
