@@ -5,17 +5,17 @@ Writes ``benchmarks/results/zebrafish_scale_cpu.json``.
 Usage::
 
     OMP_NUM_THREADS=2 python benchmarks/zebrafish_scale.py --threads 2     # full size
-    python benchmarks/zebrafish_scale.py --frames 800 --max-steps 4
+    python benchmarks/zebrafish_scale.py --frames 300 --fast-init    # training + packaging
 
 Activity comes from :func:`napari_mesoscale.synth.zebrafish.zebrafish_scale_activity` (activity
 only, generated block by block, never a movie) with its local connectome as the drive.
 :func:`staged_fit` runs the stages of ``fit_mesoscale`` one by one (prepare, initialise, train,
-optionally package), timing each; a callback times every training step and stops training
-after ``--max-steps`` steps. At full size it runs with the cheap initialisation (random
-assignment, drive from the connectome kernels) and without packaging, and reports the
-process's peak resident memory (VmHWM) against the 12 GiB target and the cost of one epoch
-extrapolated from the measured steps (steps per epoch x seconds per step). The default
-(dynamics) initialisation is timed on the first ``--init-frames`` frames and extrapolated.
+package) with the DEFAULT ModelConfig (``--fast-init``: random assignment, drive from the
+connectome kernels), timing each and recording the process's peak resident memory (VmHWM)
+after every stage against the 12 GiB target; training stops after ``--max-steps`` steps (the
+epoch cost is extrapolated: steps per epoch x seconds per step) and packaging scores the
+validation and test blocks on their first ``--package-frames`` frames (the same passes and
+arrays, so the same peak memory, in a fraction of the CPU time).
 """
 
 from __future__ import annotations
