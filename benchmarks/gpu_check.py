@@ -8,6 +8,7 @@ Usage::
     PYTHONPATH=src PYTHONUNBUFFERED=1 timeout 560 python3 benchmarks/gpu_check.py \
         --budget-s 480 --output $OUT/gpu_check.json
     PYTHONPATH=src python3 benchmarks/gpu_check.py --tiny      # every section, CPU, tiny
+    bash benchmarks/gpu_check.sh --budget-s 470 --only zebrafish_fit throughput_1m  # #19
 
 Every section runs in its own subprocess under a hard wall-clock cap (its share of
 ``--budget-s``, never more than the budget left): a section that overruns is killed and
