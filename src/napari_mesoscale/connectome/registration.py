@@ -98,8 +98,6 @@ def _as_points(points: Any, name: str, minimum: int = 4) -> np.ndarray:
     bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
     if bad.size:
         raise ValueError(f"{name} has NaN or infinite positions at rows {bad[:10].tolist()}.")
-    if minimum > 0:
-        _check_spread(array, name)
     return array
 
 
@@ -509,6 +507,8 @@ def register_point_sources(
     fixed_tree = cKDTree(fixed)
     max_distance = _match_distance(fixed_tree, fixed, max_distance)
     starts = _initial_transforms(moving, fixed, landmarks, transform, minimum)
+    _check_spread(moving, "moving")  # after the parameters' checks, before any ICP
+    _check_spread(fixed, "fixed")
     best = _best_alignment(
         moving,
         fixed,
