@@ -256,6 +256,47 @@ def _tiff_truncated(tmp):
     np.asarray(read_volume(path, lazy=False).data)
 
 
+def _zarr_corrupt_chunk(tmp, lazy=True):
+    path = _ome(tmp)
+    chunk = next(p for p in sorted((path / "0").rglob("*")) if p.is_file() and p.name[0] != ".")
+    chunk.write_bytes(b"garbage" * 10)
+    volume = read_volume(path, lazy=lazy)
+    np.asarray(volume.data)
+
+
+def _registration_identical_points(tmp):
+    from napari_mesoscale.connectome import register_point_sources
+
+    register_point_sources(np.ones((10, 3)), _positions(10))
+
+
+def _transform_identical_source(tmp):
+    from napari_mesoscale.connectome import fit_transform
+
+    fit_transform(np.full((10, 3), 5.0), _positions(10))
+
+
+def _threshold_negative(tmp):
+    from napari_mesoscale.segment import detect_point_sources
+
+    detect_point_sources(_movie(), voxel_size=(2.0, 1.0, 1.0), cell_diameter=8, threshold=-1)
+
+
+def _soma_threshold_negative(tmp):
+    from napari_mesoscale.segment import detect_somata_em
+
+    volume = np.random.default_rng(0).normal(size=(8, 48, 48)).astype(np.float32)
+    detect_somata_em(volume, voxel_size=(1.0, 1.0, 1.0), threshold=-1)
+
+
+def _adjacency_nan(tmp):
+    x = np.random.default_rng(0).normal(size=(60, 30)).astype(np.float32)
+    adjacency = np.zeros((30, 30))
+    adjacency[0, 1] = adjacency[2, 3] = 1.0
+    adjacency[4, 5] = np.nan
+    fit_mesoscale(x, _positions(30), connectome=adjacency, edge_init="ridge", epochs=1)
+
+
 CASES = [
     # (id, builder, error type, message fragment)
     ("fit-pickle-runs-code", _fit_evil, ValueError, "could run code"),
@@ -285,6 +326,18 @@ CASES = [
     ("npy-object-pickle", _npy_pickled, ValueError, "not a readable .npy"),
     ("npy-5d", _npy_5d, ValueError, "5-D arrays"),
     ("tiff-truncated", _tiff_truncated, ValueError, "damaged"),
+    ("zarr-corrupt-chunk-lazy", _zarr_corrupt_chunk, ValueError, "cannot be decoded"),
+    (
+        "zarr-corrupt-chunk-eager",
+        lambda tmp: _zarr_corrupt_chunk(tmp, lazy=False),
+        ValueError,
+        "cannot be decoded",
+    ),
+    ("registration-identical-points", _registration_identical_points, ValueError, "moving: all 10"),
+    ("transform-identical-source", _transform_identical_source, ValueError, "degenerate"),
+    ("detection-threshold-negative", _threshold_negative, ValueError, "threshold=-1"),
+    ("soma-threshold-negative", _soma_threshold_negative, ValueError, "threshold=-1"),
+    ("adjacency-nan-weights", _adjacency_nan, ValueError, "1 NaN or infinite weights"),
 ]
 
 
@@ -356,6 +409,27 @@ def test_resume_refuses_code_in_checkpoint_and_accepts_a_real_one(checkpoint, tm
         brain.activity, brain.positions, epochs=2, checkpoint_dir=tmp_path / "ck", resume=True, **kw
     )
     assert len(fit.history) == 2 and not stale.exists()
+
+
+def test_resume_clears_dead_writers_temporaries_even_without_training(checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    brain, folder, kw = checkpoint
+    copy = tmp_path / "ck"
+    shutil.copytree(folder, copy)
+    writer = subprocess.Popen([sys.executable, "-c", "pass"])
+    writer.wait()  # a writer that is gone (killed mid-save)
+    dead = copy / f".checkpoint.pt.{writer.pid}.tmpabc"
+    live = copy / f".checkpoint.pt.{os.getppid()}.tmpdef"  # a running process's write
+    dead.write_bytes(b"partial")
+    live.write_bytes(b"partial")
+    # epochs=1 is what the checkpoint holds: nothing more to train, no checkpoint written
+    fit = fit_mesoscale(
+        brain.activity, brain.positions, epochs=1, checkpoint_dir=copy, resume=True, **kw
+    )
+    assert len(fit.history) == 1
+    assert not dead.exists() and live.exists()
 
 
 def test_bundle_round_trip_still_copies_inside_links(tmp_path):

@@ -101,6 +101,19 @@ def _as_points(points: Any, name: str, minimum: int = 4) -> np.ndarray:
     return array
 
 
+def _check_spread(points: np.ndarray, name: str) -> None:
+    """Refuse a point set whose points all sit at one position: no transform is defined by it
+    (least squares would silently return a transform that maps everything to one point)."""
+    spread = np.ptp(points, axis=0).max() if points.shape[0] else 0.0
+    scale = max(np.abs(points).max(initial=0.0), 1.0)
+    if spread <= 1e-9 * scale:
+        where = tuple(np.round(points[0], 3).tolist()) if points.shape[0] else ()
+        raise ValueError(
+            f"{name}: all {points.shape[0]} points are at the same position (z, y, x) = {where} "
+            "µm: a degenerate point set defines no transform; give points spread out in space."
+        )
+
+
 def fit_transform(source: np.ndarray, target: np.ndarray, transform: str = "affine") -> np.ndarray:
     """Least-squares 4×4 transform mapping ``source`` (K, 3) onto ``target`` (K, 3).
 
@@ -112,6 +125,7 @@ def fit_transform(source: np.ndarray, target: np.ndarray, transform: str = "affi
         raise ValueError(f"transform must be one of {TRANSFORMS}; got {transform!r}.")
     source = np.asarray(source, dtype=float)
     target = np.asarray(target, dtype=float)
+    _check_spread(source, "source")
     matrix = np.eye(4)
     if transform == "affine":
         design = np.hstack([source, np.ones((source.shape[0], 1))])
@@ -493,6 +507,8 @@ def register_point_sources(
     fixed_tree = cKDTree(fixed)
     max_distance = _match_distance(fixed_tree, fixed, max_distance)
     starts = _initial_transforms(moving, fixed, landmarks, transform, minimum)
+    _check_spread(moving, "moving")  # after the parameters' checks, before any ICP
+    _check_spread(fixed, "fixed")
     best = _best_alignment(
         moving,
         fixed,

@@ -34,10 +34,12 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # the writer's pid in the name tells a dead writer's leftovers from a live one's
+    prefix = f".{target.name}.{os.getpid()}."
     if directory:
-        temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        temporary = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     else:
-        handle, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        handle, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
         os.close(handle)
         temporary = Path(name)
     try:
@@ -57,17 +59,37 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Delete ``.<name>.*`` temporaries left beside ``path`` by killed writers; return them.
 
-    Only for paths with a single writer (e.g. a training checkpoint): a concurrent writer's
-    temporary would be deleted too.
+    A temporary named after a process that is still running (other than this one) is kept;
+    others (dead writers, names without a pid) are removed. Meant for paths with a single
+    writer (e.g. a training checkpoint).
     """
     target = Path(path)
-    stale = sorted(target.parent.glob(f".{target.name}.*"))
+    prefix = f".{target.name}."
+    stale = [
+        entry
+        for entry in sorted(target.parent.glob(f"{prefix}*"))
+        if not _written_by_other_live_process(entry.name[len(prefix) :])
+    ]
     for entry in stale:
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
     return stale
+
+
+def _written_by_other_live_process(suffix: str) -> bool:
+    """Whether a temporary's name suffix ``<pid>.<random>`` names another running process."""
+    token = suffix.split(".", 1)[0]
+    if not token.isdigit() or int(token) == os.getpid() or os.name != "posix":
+        return False
+    try:
+        os.kill(int(token), 0)  # signal 0: existence check only (POSIX)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
 
 
 def _exchange(source: Path, target: Path) -> bool:

@@ -312,11 +312,40 @@ def _read_zarr(path: Path, lazy: bool | None) -> Volume:
         metadata = attributes
     axes = _check_axes(axes or "TZYX"[-array.ndim :], array.ndim)
     nbytes = int(np.prod(array.shape)) * np.dtype(array.dtype).itemsize
+    source = _ZarrChunks(path, array)
     if lazy or (lazy is None and nbytes > _EAGER_LIMIT_BYTES):
-        data = da.from_zarr(array)
+        from dask.base import tokenize
+
+        name = "from-zarr-" + tokenize(array, str(path.resolve()))
+        meta = np.empty((0,) * array.ndim, array.dtype)
+        data = da.from_array(source, chunks=array.chunks, name=name, meta=meta)
     else:
-        data = array[...]
+        data = source[...]
     return Volume(data, axes, voxel_size, frame_rate, metadata)
+
+
+class _ZarrChunks:
+    """A Zarr array whose undecodable chunks raise a ``ValueError`` naming the file.
+
+    A corrupt chunk otherwise surfaces deep inside a computation as the codec's own error
+    (e.g. ``RuntimeError: error during blosc decompression: -1``), naming neither the file
+    nor the problem.
+    """
+
+    def __init__(self, path: Path, array: Any) -> None:
+        self.path, self.array = path, array
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array[key])
+        except (ValueError, MemoryError):
+            raise
+        except Exception as error:  # codecs raise RuntimeError, TypeError, their own types
+            raise ValueError(
+                f"{self.path.name}: a chunk of the image cannot be decoded ({error}); the copy "
+                "is damaged: copy it again from the source."
+            ) from error
 
 
 def _ome_axes(path: Path, image: dict[str, Any]) -> str:

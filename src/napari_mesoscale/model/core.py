@@ -19,6 +19,18 @@ from torch import nn
 from napari_mesoscale.model.network import ACTIVATIONS, BasisBank
 from napari_mesoscale.model.population_filter import MixedBank, PopulationBank
 
+
+def _rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` along the first axis, shaped ``index.shape + table.shape[1:]``.
+
+    Why not ``table[index]``: its backward (``index_put_`` with accumulation) sums repeated
+    indices in a thread-dependent order on the CPU, so two runs with the same seed and several
+    threads differed in the last bits; ``index_select``'s backward (``index_add_``) does not.
+    """
+    flat = table.index_select(0, index.reshape(-1))
+    return flat.reshape(*index.shape, *table.shape[1:])
+
+
 #: Names of the per-evaluation input features, in order. The stimulus enters through a learned
 #: per-neuron projection ("stimulus_drive" = G_i . u_t, like a synaptic weight per channel),
 #: shared by all filters so that it gives no filter an advantage.
@@ -196,7 +208,7 @@ class MesoscaleNet(nn.Module):
     # ------------------------------------------------------------------ assignment
     def assignment_logits(self) -> torch.Tensor:
         """Masked logits (N, Lm, B); padding slots are -inf."""
-        a = self.logits + self.field_logits[self.cand]
+        a = self.logits + _rows(self.field_logits, self.cand)
         return a.masked_fill(~self.cmask[:, :, None], float("-inf"))
 
     def assignment(self, tau: float = 1.0, mode: str = "soft") -> torch.Tensor:
@@ -247,7 +259,7 @@ class MesoscaleNet(nn.Module):
         Channels: sum_k w_ki x_k, sum_k w_ki relu(x_k), sum_k w_ki x_k^2 — one learned weight
         per existing edge, shared by the three presynaptic nonlinearities.
         """
-        zp = z[:, self.pre]
+        zp = z.index_select(1, self.pre)
         w = self.edge_weight
         phi = torch.stack([zp, torch.relu(zp), zp * zp], dim=-1) * w[None, :, None]
         return torch.zeros(*z.shape, 3, dtype=phi.dtype, device=z.device).index_add_(
@@ -267,7 +279,7 @@ class MesoscaleNet(nn.Module):
         num = torch.zeros(t, lb, 2, dtype=contrib.dtype, device=z.device)
         num.index_add_(1, flat_q, contrib.reshape(t, -1, 2))
         ctx = num / (den[None, :, None] + 1e-6)
-        return ctx[:, q]  # (T, N, K, B, 2)
+        return ctx.index_select(1, flat_q).reshape(t, *q.shape, 2)  # (T, N, K, B, 2)
 
     def evaluate(
         self,
@@ -317,10 +329,12 @@ class MesoscaleNet(nn.Module):
             relpos[None].expand(t, n, k, b, 3),
         ]
         f = torch.cat(parts, dim=-1)  # (T, N, K, B, F)
-        gain = 1.0 + self.pre_gain[cand, bidx]  # (N, K, B, F)
-        off = self.pre_offset[cand, bidx]
+        nf = self.n_features
+        gain = 1.0 + _rows(self.pre_gain.reshape(-1, nf), q)  # (N, K, B, F)
+        off = _rows(self.pre_offset.reshape(-1, nf), q)
         out = self.bank(f * gain + off)  # (T, N, K, B)
-        out = out * (1.0 + self.post_gain[cand, bidx]) + self.post_offset[cand, bidx]
+        post_gain, post_offset = self.post_gain.reshape(-1), self.post_offset.reshape(-1)
+        out = out * (1.0 + _rows(post_gain, q)) + _rows(post_offset, q)
         out = out + self.neuron_bias[:, None, None]
         pred = (out * pi).sum(dim=(-1, -2))
         return out, pred

@@ -133,9 +133,10 @@ def fit_mesoscale(
     device : {"auto", "cpu", "cuda", "mps"} or torch.device
         ``"auto"`` picks CUDA, then MPS, then CPU (see ``ModelConfig.precision``).
     seed : int
-        Seed of every random choice. On CPU two runs with the same seed and one torch thread
-        are bit-identical; with several threads torch's reductions may sum in another order
-        and predictions agree to about 1e-6 (relative), not bit for bit.
+        Seed of every random choice. On CPU two runs with the same seed and the same number
+        of torch threads are bit-identical (the model's gathers sum their gradients in a fixed
+        order); a different number of threads changes the order of sums, and results then
+        agree to rounding (about 1e-6 relative), not bit for bit.
     callback : callable or Progress, optional
         Progress protocol of :mod:`napari_mesoscale.progress`: called with ``fraction`` (of the
         whole fit, rising), ``message`` and ``stage``; training steps add ``epoch``, ``epochs``,

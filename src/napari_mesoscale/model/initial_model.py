@@ -94,7 +94,16 @@ def as_adjacency(connectome: Any, n: int) -> sp.csr_matrix:
             f"connectome adjacency has shape {adj.shape} but activity has N={n} neurons; "
             "match the connectome's neurons to the recorded ones first (register_point_sources)."
         )
-    return sp.csr_matrix(adj)
+    adj = sp.csr_matrix(adj)
+    bad = ~np.isfinite(adj.data)
+    if bad.any():
+        coo = adj.tocoo()  # same order as adj.data
+        pre, post = int(coo.row[bad][0]), int(coo.col[bad][0])
+        raise ValueError(
+            f"connectome adjacency has {int(bad.sum())} NaN or infinite weights (first at "
+            f"pre={pre}, post={post}); replace them with 0 (no synapse) or real weights."
+        )
+    return adj
 
 
 def initialise_model(

@@ -227,6 +227,8 @@ def train_model(
         module = nn.parallel.DistributedDataParallel(module)
     state = TrainingState(opt=_optimiser(net, cfg))
     ckpt_path = Path(run.checkpoint_dir) / CHECKPOINT_NAME if run.checkpoint_dir else None
+    if ckpt_path is not None and run.rank == 0:
+        remove_stale_temporaries(ckpt_path)  # a killed run's partial writes, even if none follows
     if run.resume and ckpt_path is not None and ckpt_path.exists():
         _resume(state, net, ckpt_path, data, run, cfg)
     for epoch in range(state.start_epoch, cfg.epochs):

@@ -33,7 +33,7 @@ _AUTO = "auto"
 def _zero_means_none(params: type[Params], name: str, label: str, maximum: float) -> Widget:
     """A float control for an optional field (``None`` / ``"auto"``), shown as 0."""
     return param_control(
-        params, name, value=0.0, annotation=float, label=label, options={"max": maximum}
+        params, name, value=0.0, annotation=float, label=label, options={"min": 0.0, "max": maximum}
     )
 
 

@@ -369,6 +369,7 @@ def _prepare_em_run(
     volume: Any, voxel_size: Any, p: SomaDetectionParams, detector: SomaDetector | None
 ) -> dict[str, Any]:
     """Check the inputs; the working grid and the JSON-able parameters of the run."""
+    p.validate()
     volume, vs = check_em_volume(volume, voxel_size)
     d = float(p.cell_diameter)
     if not np.isfinite(d) or d <= 0:

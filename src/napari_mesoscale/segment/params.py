@@ -70,7 +70,10 @@ class DetectionParams(Params):
         minimum=0.0,
     )
     threshold: float | str = param(
-        "auto", "detection threshold (z-score of the blob response) or 'auto'", unit="noise sd"
+        "auto",
+        "detection threshold (z-score of the blob response) or 'auto'",
+        unit="noise sd",
+        minimum=1.0,
     )
     min_distance: float | None = param(
         None,
@@ -167,7 +170,7 @@ class SomaDetectionParams(Params):
         step=0.25,
         label="working voxel",
     )
-    threshold: float | str = param("auto", "soma contrast threshold or 'auto' (Otsu)")
+    threshold: float | str = param("auto", "soma contrast threshold or 'auto' (Otsu)", minimum=0.0)
     probability_threshold: float = param(
         0.7, "soma probability threshold (U-Net path)", minimum=0.01, maximum=0.99, step=0.05
     )

@@ -67,6 +67,35 @@ def test_segment_csv_needs_overwrite(tmp_path, capsys):
     assert "would replace the input" in capsys.readouterr().err
 
 
+_SEGMENT = ["segment", "--voxel-size", "1", "1", "--frame-rate", "10"]
+
+
+def _bad_movies(tmp: Path) -> dict[str, Path]:
+    """A good movie and damaged copies: a corrupt Zarr chunk, a truncated TIFF, bad OME axes."""
+    import json
+
+    from napari_mesoscale.io import write_ome_zarr, write_tiff
+
+    movie = np.random.default_rng(0).normal(100, 5, (20, 32, 32)).astype(np.float32)
+    np.save(tmp / "mov.npy", movie)
+    corrupt = write_ome_zarr(
+        tmp / "c.zarr", movie, voxel_size=(1, 1, 1), axes="TYX", chunks=(5, 16, 16)
+    )
+    chunk = next(p for p in sorted((corrupt / "0").rglob("*")) if p.is_file() and p.name[0] != ".")
+    chunk.write_bytes(b"garbage" * 10)
+    tiff = write_tiff(
+        tmp / "t.tif", movie.astype(np.uint16), voxel_size=(1, 1, 1), axes="TYX", compression=None
+    )
+    tiff.write_bytes(tiff.read_bytes()[: tiff.stat().st_size // 3])
+    axes = write_ome_zarr(
+        tmp / "a.zarr", movie, voxel_size=(1, 1, 1), axes="TYX", chunks=(5, 16, 16)
+    )
+    attrs = json.loads((axes / ".zattrs").read_text())
+    attrs["multiscales"][0]["axes"] = attrs["multiscales"][0]["axes"][:2]
+    (axes / ".zattrs").write_text(json.dumps(attrs))
+    return {"mov": tmp / "mov.npy", "zc": corrupt, "tif": tiff, "axes": axes}
+
+
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
@@ -74,19 +103,50 @@ def test_segment_csv_needs_overwrite(tmp_path, capsys):
         (["fit", "{a}", "--positions", "{p}", "-o", "{o}", "--batch-frames", "0"], "batch_frames"),
         (["evaluate", "{a}", "--fit", "{junk}"], "not a readable saved fit"),
         (["evaluate", "{a}", "--fit", "{empty}"], "is empty"),
+        (["evaluate", "{a}", "--fit", "{list}"], "holds a list"),
+        (["evaluate", "{a}", "--fit", "{keys}"], "not a complete"),
+        (["fit", "{a}", "--positions", "{p}", "-o", "{o}", "--device", "cuda"], "cuda"),
+        (["fit", "{a}", "--positions", "{p}", "-o", "{p}", "--overwrite"], "replace the input"),
+        ([*_SEGMENT, "{zc}", "--csv", "{csv}"], "cannot be decoded"),
+        ([*_SEGMENT, "{tif}", "--csv", "{csv}"], "damaged"),
+        ([*_SEGMENT, "{axes}", "--csv", "{csv}"], "names 2 axes"),
+        ([*_SEGMENT, "{mov}", "--csv", "{csv}", "--threshold", "-1"], "threshold=-1"),
     ],
-    ids=["device-tpu", "batch-frames-0", "evaluate-junk-fit", "evaluate-empty-fit"],
+    ids=[
+        "device-tpu",
+        "batch-frames-0",
+        "evaluate-junk-fit",
+        "evaluate-empty-fit",
+        "evaluate-fit-holding-a-list",
+        "evaluate-fit-missing-keys",
+        "device-cuda-on-cpu-torch",
+        "fit-output-is-an-input",
+        "segment-corrupt-zarr-chunk",
+        "segment-truncated-tiff",
+        "segment-ome-axes-mismatch",
+        "segment-negative-threshold",
+    ],
 )
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, fragment):
+    import torch
+
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
     proj = _project(tmp_path)
     (tmp_path / "junk.pt").write_bytes(b"junk" * 50)
     (tmp_path / "empty.pt").write_bytes(b"")
+    torch.save([1, 2], tmp_path / "list.pt")
+    torch.save({"format": "napari-mesoscale-fit"}, tmp_path / "keys.pt")
     names = {
         "a": proj / "act.npy",
         "p": proj / "neurons.csv",
         "o": tmp_path / "o",
         "junk": tmp_path / "junk.pt",
         "empty": tmp_path / "empty.pt",
+        "list": tmp_path / "list.pt",
+        "keys": tmp_path / "keys.pt",
+        "csv": tmp_path / "cells.csv",
+        **_bad_movies(tmp_path),
     }
     assert main([a.format(**names) for a in argv] + (["--quiet"] if argv[0] == "fit" else [])) == 2
     err = capsys.readouterr().err
