@@ -90,6 +90,15 @@ def anatomy_adjacency(names: list[str], source: str) -> np.ndarray:
     return adjacency
 
 
+def drive_adjacency(A: np.ndarray, drive_edges: str) -> np.ndarray:
+    """The connectome the fitted models (mesoscale, connectome linear) see, [post, pre]."""
+    if drive_edges == "as_wired":
+        return A
+    if drive_edges == "both_directions":
+        return A + A.T
+    raise ValueError(f"drive_edges must be 'as_wired' or 'both_directions'; got {drive_edges!r}")
+
+
 def pearson(prediction: np.ndarray, target: np.ndarray) -> float:
     ok = np.isfinite(prediction) & np.isfinite(target)
     if ok.sum() < 3 or np.std(prediction[ok]) == 0:
@@ -155,6 +164,10 @@ class Protocol:
     stimulus: bool = True  # give the fit the stimulus channel (a learned per-neuron drive)
     read_from: int = 4  # the prediction is the mean of frames read_from … frames_per_trial - 1
     fit_options: tuple[tuple[str, Any], ...] = ()
+    #: "as_wired": chemical pre → post plus gap junctions both ways; "both_directions": every
+    #: edge also reversed (responses travel against the chemical direction too: on the
+    #: training columns of every fold, one hop both ways correlates better with the atlas)
+    drive_edges: str = "as_wired"
 
     def options(self) -> dict[str, Any]:
         return dict(self.fit_options)
@@ -197,7 +210,7 @@ def mesoscale_fit(names, positions, A, strain, train_names, device, epochs, seed
         mask_rest=protocol.mask_rest,
         pulse=protocol.pulse,
     )
-    adjacency = sp.csr_matrix(A.T)  # pre → post
+    adjacency = sp.csr_matrix(drive_adjacency(A, protocol.drive_edges).T)  # pre → post
     return fit_mesoscale(
         activity,
         positions,
@@ -357,8 +370,9 @@ def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
                 prediction = predict_responder_mean(R, train, test)
             elif model == "anatomy":
                 prediction, info = predict_anatomy(A, R, train, test)
-            elif model == "connectome linear":
-                prediction, info = predict_connectome_linear(A, R, train, test)
+            elif model == "connectome linear":  # the same edges as the mesoscale drive
+                drive = drive_adjacency(A, args.protocol.drive_edges)
+                prediction, info = predict_connectome_linear(drive, R, train, test)
             else:
                 fit = mesoscale_fit(
                     names,
@@ -397,6 +411,53 @@ def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
         },
         "domains": domains,
     }
+
+
+def _column_bootstrap_r(P: np.ndarray, Y: np.ndarray, rng, n: int = 1000) -> np.ndarray:
+    """Pearson r over all observed pairs, recomputed with the stimulated neurons resampled."""
+    columns = np.flatnonzero(np.isfinite(Y).any(axis=0))
+    draws = np.empty(n)
+    for b in range(n):
+        pick = rng.choice(columns, columns.size)
+        draws[b] = pearson(P[:, pick], Y[:, pick])
+    return draws
+
+
+def paper_metric(A: np.ndarray, names: list[str], strains, rng, alpha: float = 0.3) -> dict:
+    """Randi et al.'s comparison of anatomy with function: no folds, the correlation over every
+    observed pair between an anatomy-derived response and the atlas's ΔF/F (and 1 − q), in
+    each strain; unc-31 − wt with the stimulated neurons of each strain resampled."""
+    normalised = A / max(np.max(np.abs(np.linalg.eigvals(A))), 1e-12)
+    identity = np.eye(len(A))
+    predictions = {
+        f"anatomy propagation (alpha {alpha})": np.linalg.inv(identity - alpha * normalised)
+        - identity,
+        "one hop (synapse counts)": A,
+    }
+    out: dict[str, Any] = {}
+    for label, P in predictions.items():
+        block: dict[str, Any] = {}
+        for target in ("dff", "one_minus_q"):
+            draws, row = {}, {}
+            for strain in strains:
+                Y = response_matrix(names, strain, "dff" if target == "dff" else "q")
+                Y = Y if target == "dff" else 1.0 - Y
+                draws[strain] = _column_bootstrap_r(P, Y, rng)
+                row[strain] = {
+                    "r": pearson(P, Y),
+                    "ci95_bootstrap_over_stimulated": np.percentile(draws[strain], [2.5, 97.5])
+                    .round(4)
+                    .tolist(),
+                }
+            if {"wt", "unc31"} <= set(strains):
+                diff = draws["unc31"] - draws["wt"]
+                row["unc31_minus_wt"] = {
+                    "diff": row["unc31"]["r"] - row["wt"]["r"],
+                    "ci95": np.percentile(diff, [2.5, 97.5]).round(4).tolist(),
+                }
+            block[target] = row
+        out[label] = block
+    return out
 
 
 def add_comparisons(results: dict[str, Any], rng: np.random.Generator) -> None:
@@ -449,6 +510,7 @@ def main() -> None:
         ),
         "strains": {},
     }
+    results["paper_metric_in_sample"] = paper_metric(A, neurons["id"].tolist(), args.strains, rng)
     for strain in args.strains:
         results["strains"][strain] = run_strain(strain, args, neurons, A, rng)
         add_comparisons(results, rng)
