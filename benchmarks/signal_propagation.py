@@ -18,7 +18,8 @@ Models, on the same folds:
   stimulated neuron clamped at the pulse after every step; the prediction is read where the
   training traces hold the measurement. ``--first-protocol`` runs the first run's protocol.
 * ``connectome linear`` — steady state of x = W x + e_j with W (post ← pre) nonzero only on
-  the connectome's edges, fitted (Adam, masked squared loss, L2) to the training columns:
+  the connectome's edges (the same edges as the mesoscale drive, ``Protocol.drive_edges``),
+  fitted (Adam, masked squared loss, L2) to the training columns:
   prediction (I − W)⁻¹[i, j].
 * ``anatomy`` — propagation through the connectome's own weights, no fitted weights (as Randi
   et al. 2023 compare anatomy with function): (I − αÂ)⁻¹[i, j], Â the synapse-count adjacency
@@ -30,6 +31,12 @@ the pairs with a significant response, q < 0.05); mean over folds with
 a bootstrap 95 % interval over folds. Wild type and unc-31 (dense-core-vesicle release, hence
 most extrasynaptic signalling, reduced; Randi et al. find anatomy predicts it better).
 
+The paper's own comparison (``paper_metric_in_sample``): no folds, Pearson r over every
+observed pair between an anatomy-derived response and the atlas's ΔF/F (and 1 − q), per
+strain, with unc-31 − wt resampled over stimulated neurons (Randi et al. 2023 use a
+biophysical simulation on the connectome for the anatomy-derived response; here it is the
+anatomy model's propagation and the one-hop synapse counts).
+
 Domains on real data: the motifs of every mesoscale fit (wild type) — fraction of left/right
 homologous pairs (AVAL/AVAR …) sharing a motif and the ARI of motifs vs neuron class
 (sensory/inter/motor), each against a shuffled-label baseline and a spatial control (the
@@ -38,6 +45,10 @@ nearest neuron that is not the homologue; k-means clusters of the soma positions
     OMP_NUM_THREADS=1 python benchmarks/signal_propagation.py               # CPU, a few minutes
     python benchmarks/signal_propagation.py --device cuda --epochs 30      # accelerator
     python benchmarks/signal_propagation.py --no-mesoscale                 # baselines only
+    # the strains side by side, then joined (margins and contrasts recomputed):
+    python benchmarks/signal_propagation.py --strains wt --out wt.json &
+    python benchmarks/signal_propagation.py --strains unc31 --out unc31.json
+    python benchmarks/signal_propagation.py --merge wt.json unc31.json
 """
 
 from __future__ import annotations
@@ -88,6 +99,15 @@ def anatomy_adjacency(names: list[str], source: str) -> np.ndarray:
     np.add.at(adjacency, (pre[gap], post[gap]), table["synapses"].to_numpy()[gap])
     np.fill_diagonal(adjacency, 0.0)
     return adjacency
+
+
+def drive_adjacency(A: np.ndarray, drive_edges: str) -> np.ndarray:
+    """The connectome the fitted models (mesoscale, connectome linear) see, [post, pre]."""
+    if drive_edges == "as_wired":
+        return A
+    if drive_edges == "both_directions":
+        return A + A.T
+    raise ValueError(f"drive_edges must be 'as_wired' or 'both_directions'; got {drive_edges!r}")
 
 
 def pearson(prediction: np.ndarray, target: np.ndarray) -> float:
@@ -155,6 +175,10 @@ class Protocol:
     stimulus: bool = True  # give the fit the stimulus channel (a learned per-neuron drive)
     read_from: int = 4  # the prediction is the mean of frames read_from … frames_per_trial - 1
     fit_options: tuple[tuple[str, Any], ...] = ()
+    #: "as_wired": chemical pre → post plus gap junctions both ways; "both_directions": every
+    #: edge also reversed (responses travel against the chemical direction too: on the
+    #: training columns of every fold, one hop both ways correlates better with the atlas)
+    drive_edges: str = "as_wired"
 
     def options(self) -> dict[str, Any]:
         return dict(self.fit_options)
@@ -197,7 +221,7 @@ def mesoscale_fit(names, positions, A, strain, train_names, device, epochs, seed
         mask_rest=protocol.mask_rest,
         pulse=protocol.pulse,
     )
-    adjacency = sp.csr_matrix(A.T)  # pre → post
+    adjacency = sp.csr_matrix(drive_adjacency(A, protocol.drive_edges).T)  # pre → post
     return fit_mesoscale(
         activity,
         positions,
@@ -357,8 +381,9 @@ def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
                 prediction = predict_responder_mean(R, train, test)
             elif model == "anatomy":
                 prediction, info = predict_anatomy(A, R, train, test)
-            elif model == "connectome linear":
-                prediction, info = predict_connectome_linear(A, R, train, test)
+            elif model == "connectome linear":  # the same edges as the mesoscale drive
+                drive = drive_adjacency(A, args.protocol.drive_edges)
+                prediction, info = predict_connectome_linear(drive, R, train, test)
             else:
                 fit = mesoscale_fit(
                     names,
@@ -399,12 +424,101 @@ def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
     }
 
 
+def _column_bootstrap_r(P: np.ndarray, Y: np.ndarray, rng, n: int = 500) -> np.ndarray:
+    """Pearson r over all observed pairs, recomputed with the stimulated neurons resampled."""
+    columns = np.flatnonzero(np.isfinite(Y).any(axis=0))
+    draws = np.empty(n)
+    for b in range(n):
+        pick = rng.choice(columns, columns.size)
+        draws[b] = pearson(P[:, pick], Y[:, pick])
+    return draws
+
+
+def paper_metric(A: np.ndarray, names: list[str], strains, rng, alpha: float = 0.3) -> dict:
+    """Randi et al.'s comparison of anatomy with function: no folds, the correlation over every
+    observed pair between an anatomy-derived response and the atlas's ΔF/F (and 1 − q), in
+    each strain; unc-31 − wt with the stimulated neurons of each strain resampled."""
+    normalised = A / max(np.max(np.abs(np.linalg.eigvals(A))), 1e-12)
+    identity = np.eye(len(A))
+    predictions = {
+        f"anatomy propagation (alpha {alpha})": np.linalg.inv(identity - alpha * normalised)
+        - identity,
+        "one hop (synapse counts)": A,
+    }
+    out: dict[str, Any] = {}
+    for label, P in predictions.items():
+        block: dict[str, Any] = {}
+        for target in ("dff", "one_minus_q"):
+            draws, row = {}, {}
+            for strain in strains:
+                Y = response_matrix(names, strain, "dff" if target == "dff" else "q")
+                Y = Y if target == "dff" else 1.0 - Y
+                draws[strain] = _column_bootstrap_r(P, Y, rng)
+                row[strain] = {
+                    "r": pearson(P, Y),
+                    "ci95_bootstrap_over_stimulated": np.percentile(draws[strain], [2.5, 97.5])
+                    .round(4)
+                    .tolist(),
+                }
+            if {"wt", "unc31"} <= set(strains):
+                diff = draws["unc31"] - draws["wt"]
+                row["unc31_minus_wt"] = {
+                    "diff": row["unc31"]["r"] - row["wt"]["r"],
+                    "ci95": np.percentile(diff, [2.5, 97.5]).round(4).tolist(),
+                }
+            block[target] = row
+        out[label] = block
+    return out
+
+
 def add_comparisons(results: dict[str, Any], rng: np.random.Generator) -> None:
     """The target's margins (mesoscale vs every peer, per strain) and wt vs unc-31 per model."""
     for block in results["strains"].values():
         block["mesoscale_margin"] = margins(block, rng)
     models = next(iter(results["strains"].values()))["models"] if results["strains"] else {}
     results["unc31_vs_wt"] = {m: strain_contrast(results, rng, m) for m in models}
+
+
+PAPER_ANATOMY_FIGURE = (
+    "Randi et al. 2023 (arXiv 2208.04790, Fig. 3) correlate an anatomy-derived response "
+    "(a biophysical simulation on the connectome) with the atlas's mean dF/F over every "
+    "measured pair (diagonal excluded), in sample, and also with 1 - q; their analysis code "
+    "(github.com/leiferlab/pumpprobe, scripts/fconnectivity/figures/compare_connectomes/"
+    "funatlas_vs_anatomy.py) computes it for wild type and unc-31. The value itself is not "
+    "stated in any source readable here (no network), so it is not quoted; "
+    "paper_metric_in_sample is that metric with this benchmark's anatomy."
+)
+
+
+def merge_parts(results: dict, parts: list[Path], A, names: list[str], rng) -> None:
+    """Join single-strain runs: their strains, timings and loads; comparisons recomputed."""
+    import json
+
+    loaded = [json.loads(Path(part).read_text()) for part in parts]
+    for part in loaded:
+        results["strains"].update(part["strains"])
+    strains = list(results["strains"])
+    results["paper_metric_in_sample"] = paper_metric(A, names, strains, rng)
+    add_comparisons(results, rng)
+    current = json.loads(json.dumps(results["mesoscale_protocol"]))  # tuples as lists
+    for part, data in zip(parts, loaded, strict=True):
+        saved = data.get("mesoscale_protocol") or {}
+        differing = [k for k, v in saved.items() if current.get(k) != v]
+        if differing:
+            raise ValueError(f"{part} was run with another protocol ({differing})")
+    for key in ("mesoscale_epochs", "device", "omp_num_threads"):
+        results[key] = loaded[0].get(key)
+    for data in loaded:  # what a part recorded beyond the run itself (e.g. protocol_selection)
+        for key, value in data.items():
+            results.setdefault(key, value)
+    results["parts"] = {
+        str(Path(part).name): {
+            key: data.get(key)
+            for key in ("seconds", "cpu_seconds", "load_average_at_end", "machine")
+        }
+        for part, data in zip(parts, loaded, strict=True)
+    }
+    results["seconds"] = max(data.get("seconds", 0.0) for data in loaded)
 
 
 def main() -> None:
@@ -425,6 +539,14 @@ def main() -> None:
     parser.add_argument("--no-mesoscale", dest="mesoscale", action="store_false")
     parser.add_argument("--strains", nargs="+", default=list(celegans.STRAINS))
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="JSON files of runs of single strains (same settings, run side by side) to "
+        "join into --out with the margins and strain contrasts recomputed; trains nothing",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
@@ -443,16 +565,21 @@ def main() -> None:
             **{k: v for k, v in asdict(args.protocol).items() if k != "fit_options"},
             "fit_options": args.protocol.options(),
         },
-        "paper_anatomy_figure": (
-            "not available: no source here (wormneuroatlas package files and metadata) "
-            "states Randi et al.'s correlation between anatomy-based prediction and the atlas"
-        ),
+        "paper_anatomy_figure": PAPER_ANATOMY_FIGURE,
         "strains": {},
     }
-    for strain in args.strains:
+    if args.merge:
+        merge_parts(results, args.merge, A, neurons["id"].tolist(), rng)
+        write_json(args.out, results)
+    else:
+        results["paper_metric_in_sample"] = paper_metric(
+            A, neurons["id"].tolist(), args.strains, rng
+        )
+    for strain in [] if args.merge else args.strains:
         results["strains"][strain] = run_strain(strain, args, neurons, A, rng)
         add_comparisons(results, rng)
         results["seconds"] = round(time.perf_counter() - start, 1)
+        results["cpu_seconds"] = round(time.process_time(), 1)
         results["load_average_at_end"] = os.getloadavg()
         results["machine"] = platform.platform()
         results["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")

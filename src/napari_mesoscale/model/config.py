@@ -82,6 +82,17 @@ class ModelConfig(Params):
         choices=("ridge", "connectome"),
         label="drive weights start",
     )
+    kernel_normalisation: str = param(
+        "l1",
+        "scale of the connectome kernels the drive starts from (edge_init='connectome'): "
+        "'l1': each neuron's input weights sum to 1 in magnitude (a weighted mean of its "
+        "inputs); 'spectral': synapse counts over the adjacency's spectral radius (kept in "
+        "proportion across neurons, so a neuron with more synapses is driven harder); "
+        "'binary': 1 on every edge (the sum of the presynaptic partners, synapse counts "
+        "ignored); 'none': raw synapse counts",
+        choices=("l1", "spectral", "binary", "none"),
+        gui=False,
+    )
     freeze_edges: bool = param(
         False,
         "keep the drive weights at their initial values (not trained, not counted in n_params)",

@@ -179,9 +179,30 @@ def _drive_edges(
         from napari_mesoscale.forecasters.graph_kernel import connectome_kernels
 
         # row i of the kernels = neuron i's presynaptic partners: value of edge (pre, post)
-        kern = connectome_kernels(adj, orientation="in", normalise="l1")
+        kern = connectome_kernels(
+            adj,
+            orientation="in",
+            normalise="l1" if cfg.kernel_normalisation == "l1" else None,
+            binary=cfg.kernel_normalisation == "binary",
+        )
         edge_kernel = np.asarray(kern[edges[1], edges[0]]).ravel()
+        if cfg.kernel_normalisation == "spectral":
+            edge_kernel = edge_kernel / spectral_radius(adj)
     return edges, edge_struct, edge_kernel
+
+
+def spectral_radius(adjacency: sp.spmatrix) -> float:
+    """Largest eigenvalue magnitude of a (sparse) adjacency; 1 for an empty one."""
+    matrix = sp.csr_matrix(adjacency, dtype=np.float64)
+    if matrix.nnz == 0:
+        return 1.0
+    if matrix.shape[0] <= 512:
+        radius = float(np.abs(np.linalg.eigvals(matrix.toarray())).max())
+    else:
+        from scipy.sparse.linalg import eigs
+
+        radius = float(np.abs(eigs(matrix, k=1, which="LM", return_eigenvectors=False))[0])
+    return radius if radius > 0 else 1.0
 
 
 def _initial_logits(

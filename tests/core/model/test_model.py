@@ -269,3 +269,48 @@ def test_cancel_by_returning_false_or_any_cancelled_gives_a_partial_fit():
     assert issubclass(FitCancelled, Cancelled)
     with pytest.raises(FitCancelled):  # before training there is no partial fit to return
         fit_mesoscale(b.activity, b.positions, epochs=5, callback=lambda info: False, **FAST)
+
+
+@pytest.mark.parametrize("normalisation", ["l1", "spectral", "binary", "none"])
+def test_kernel_normalisation_sets_the_frozen_drive_weights(normalisation):
+    """The frozen drive weights are the connectome's counts scaled as the option says."""
+    b = _small()
+    adjacency = sp.csr_matrix(b.adjacency)  # pre -> post, signed counts
+    fit = fit_mesoscale(
+        b.activity,
+        b.positions,
+        connectome=adjacency,
+        epochs=1,
+        edge_init="connectome",
+        freeze_edges=True,
+        kernel_normalisation=normalisation,
+        **FAST,
+    )
+    pre, post = fit.net.pre.numpy().copy(), fit.net.post.numpy().copy()
+    weights = fit.net.edge_weight.detach().numpy().astype(float)
+    counts = np.asarray(adjacency[pre, post]).ravel()
+    if normalisation == "l1":
+        in_norm = np.bincount(post, np.abs(counts), minlength=adjacency.shape[0])
+        expected = counts / in_norm[post]
+    elif normalisation == "spectral":
+        expected = counts / np.abs(np.linalg.eigvals(adjacency.toarray())).max()
+    elif normalisation == "binary":
+        expected = np.sign(counts)
+    else:
+        expected = counts
+    np.testing.assert_allclose(weights, expected, rtol=1e-5, atol=1e-7)
+    assert fit.config.kernel_normalisation == normalisation
+
+
+def test_kernel_normalisation_is_checked():
+    b = _small()
+    with pytest.raises(ValueError, match="kernel_normalisation"):
+        fit_mesoscale(
+            b.activity,
+            b.positions,
+            connectome=b.adjacency,
+            epochs=1,
+            edge_init="connectome",
+            kernel_normalisation="max",
+            **FAST,
+        )
