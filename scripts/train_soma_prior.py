@@ -71,11 +71,13 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=PRETRAINED_WEIGHTS)
     parser.add_argument("--init", type=Path, default=None, help="continue from these weights")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the renderings (a new one "
+                        "for each continued run)")
     args = parser.parse_args(argv)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     detector = None if args.init is None else SomaDetector.load(args.init, device=args.device)
     start, budget = time.perf_counter(), 60.0 * args.minutes
-    names, volumes_seen, r = sorted(DEV_PRESETS), 0, 0
+    names, volumes_seen, r = sorted(DEV_PRESETS), 100_000 * args.seed, 0
     while time.perf_counter() - start < budget:
         losses = []
         for name in rng.permutation(names):

@@ -356,6 +356,9 @@ max_tube_elongation, lumen_contrast, cue, shell_threshold, shell_fraction
         return _no_somata(run, progress, "the volume is constant.")
     if detector is None and run["params"].cue == "shell":
         bodies, images = _shell_bodies(run, image, progress.stage(0.15, 0.85, "soma shells"))
+    elif run["params"].cue == "shell":
+        shells = progress.stage(0.15, 0.85, "U-Net on soma shells")
+        bodies, images = _verified_shell_bodies(run, image, detector, shells)
     else:
         mask, images = _soma_mask(run, image, detector, progress.stage(0.15, 0.65, "soma mask"))
         progress.report(0.65, "opening, filling, distance transform")
@@ -400,7 +403,7 @@ def _prepare_em_run(
     factors = downsample_factors(vs, p.resolution)
     work_vs = tuple(float(v) for v in np.asarray(vs) * factors)
     record = {
-        "cue": p.cue if detector is None else "unet",
+        "cue": p.cue if detector is None else f"unet+{p.cue}",
         "shell_threshold": p.shell_threshold,
         "voxel_size": list(vs),
         "cell_diameter": d,
@@ -533,34 +536,62 @@ def soma_shell_response(
     return _robust_z(best), radius
 
 
-def _shell_bodies(
-    run: dict[str, Any], image: np.ndarray, progress: Progress
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Somata as balls of their best shell radius around the shell response's peaks, those on
-    tubular ridges of the response (vessels, whose wall is a shell along their whole length)
-    dropped."""
+def _shell_peaks(
+    run: dict[str, Any], image: np.ndarray, floor: float, fraction: float, progress: Progress
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Peaks of the shell response above ``floor`` and above ``fraction`` of the median such
+    peak's, those on tubular ridges of the response (vessels, whose wall is a shell along their
+    whole length) dropped; returns the peaks, the radius map and the response."""
     p, work_vs = run["params"], run["work_vs"]
     progress.report(0.0, "membrane shells")
     run["record"]["polarity_used"] = _polarity(run, image)
     response, radius = soma_shell_response(image, work_vs, run["polarity"], p.cell_diameter)
     progress.report(0.7, "peaks")
     peaks = find_peaks(
-        response,
-        voxel_size=work_vs,
-        min_distance=0.6 * p.cell_diameter,
-        threshold=float(p.shell_threshold),
+        response, voxel_size=work_vs, min_distance=0.6 * p.cell_diameter, threshold=floor
     )
     on_tube = _drop_tubes(response > 0.3 * p.shell_threshold, work_vs, p, tubes_only=True)
     if len(peaks):
         peaks = peaks[~on_tube[tuple(peaks.T)]]
     # somata of one block are stained alike: a shell far weaker than the typical one is not one
     strength = response[tuple(peaks.T)] if len(peaks) else np.zeros(0)
-    used = max(float(p.shell_threshold), p.shell_fraction * float(np.median(strength)))
-    peaks = peaks[strength >= used] if len(peaks) else peaks
+    used = max(floor, fraction * float(np.median(strength))) if len(peaks) else floor
     run["record"]["threshold_used"] = used
     run["snr_is_peak"] = True
-    bodies = _balls_around(peaks, radius, work_vs)
-    return bodies, {"contrast": response}
+    return (peaks[strength >= used] if len(peaks) else peaks), radius, response
+
+
+def _shell_bodies(
+    run: dict[str, Any], image: np.ndarray, progress: Progress
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Somata as balls of their best shell radius around the shell response's peaks."""
+    p = run["params"]
+    peaks, radius, response = _shell_peaks(
+        run, image, float(p.shell_threshold), float(p.shell_fraction), progress
+    )
+    return _balls_around(peaks, radius, run["work_vs"]), {"contrast": response}
+
+
+def _verified_shell_bodies(
+    run: dict[str, Any], image: np.ndarray, detector: SomaDetector, progress: Progress
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Shell peaks down to half ``shell_threshold`` proposed, the U-Net's soma probability
+    deciding: a proposal is kept when the mean probability within half its radius reaches
+    ``probability_threshold``. The painted somata teach the network what a soma of this
+    volume looks like; the shells say where bodies of soma size and shape are."""
+    p = run["params"]
+    probability = detector.predict_working(image, callback=progress.stage(0.0, 0.6, "U-Net"))
+    peaks, radius, response = _shell_peaks(
+        run, image, 0.5 * float(p.shell_threshold), 0.0, progress.stage(0.6, 1.0, "shells")
+    )
+    images = {"contrast": response, "probability": probability}
+    if len(peaks) == 0:
+        return np.zeros(image.shape, dtype=np.int32), images
+    cores = _balls_around(peaks, 0.5 * radius, run["work_vs"])
+    support = np.asarray(ndimage.mean(probability, cores, np.arange(1, len(peaks) + 1)))
+    kept = peaks[np.nan_to_num(support) >= p.probability_threshold]
+    run["record"]["threshold_used"] = float(p.probability_threshold)
+    return _balls_around(kept, radius, run["work_vs"]), images
 
 
 def _balls_around(
