@@ -71,13 +71,18 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=PRETRAINED_WEIGHTS)
     parser.add_argument("--init", type=Path, default=None, help="continue from these weights")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the renderings (a new one "
-                        "for each continued run)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the renderings (a new one for each continued run)",
+    )
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     detector = None if args.init is None else SomaDetector.load(args.init, device=args.device)
     start, budget = time.perf_counter(), 60.0 * args.minutes
-    names, volumes_seen, r = sorted(DEV_PRESETS), 100_000 * args.seed, 0
+    names, first, r = sorted(DEV_PRESETS), 100_000 * args.seed, 0
+    volumes_seen = first
     while time.perf_counter() - start < budget:
         losses = []
         for name in rng.permutation(names):
@@ -110,8 +115,8 @@ def main(argv=None) -> int:
             flush=True,
         )
         if r % 5 == 0:
-            _save(detector, args.out.with_suffix(".partial.pt"), volumes_seen, args.steps)
-    _save(detector, args.out, volumes_seen, args.steps)
+            _save(detector, args.out.with_suffix(".partial.pt"), volumes_seen - first, args.steps)
+    _save(detector, args.out, volumes_seen - first, args.steps)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} kB)")
     return 0
 

@@ -1,13 +1,19 @@
 """Somata in EM volumes: a classical pipeline, the U-Net probability path, and label volumes.
 
-Classical pipeline (:func:`detect_somata_em`): downsample to about ``resolution`` µm, measure
-the soma / nucleus contrast as local edge energy (the plasma membrane, the nuclear envelope
-and the nucleus against bright cytoplasm make somata the strongest textured bodies of their
-size), threshold it, open by a quarter of the cell diameter (cuts myelinated axons and
-neurite stubs) and fill holes, drop tubular regions (vessels), take the distance transform,
-split touching bodies by a seeded watershed on it, and keep bodies of soma size and shape
-that are not a bright (polarity-corrected) vessel lumen. The contrast polarity is given or
-read from the skew of the high-passed volume (:func:`membrane_polarity`).
+Classical pipeline (:func:`detect_somata_em`, ``cue="shell"``, the default): downsample to
+about ``resolution`` µm, read the contrast polarity (given, or from the skew of the
+high-passed volume, :func:`membrane_polarity`), turn the volume into polarity-corrected
+membrane evidence (:func:`membrane_map`) and correlate it with a closed spherical shell
+around membrane-free cytoplasm at radii from the cell diameter in µm
+(:func:`soma_shell_response`). A soma is the only compartment whose membrane is a closed
+sphere of its size; neuropil membranes cross the shell at random, myelin and blood cells are
+too thin or too small, and a vessel's wall makes a ridge of the response along its whole
+length, which is dropped as a tube. Somata are the response's peaks above ``shell_threshold``
+(robust units) and above ``shell_fraction`` of the typical peak, as balls of their best
+radius; bodies of the wrong size or far off the typical brightness (vessel lumen) are
+rejected. With a trained ``detector`` the shells are proposed down to half the threshold and
+the U-Net's soma probability decides. ``cue="contrast"`` keeps the earlier path: local edge
+energy thresholded, opened, filled, split by a distance-transform watershed.
 
 Label volumes (:func:`somata_from_labels`): nucleus-like compartments merged into the segment
 enclosing them, somata picked by the size and shape of each segment's thick part."""
@@ -576,9 +582,11 @@ def _verified_shell_bodies(
     run: dict[str, Any], image: np.ndarray, detector: SomaDetector, progress: Progress
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Shell peaks down to half ``shell_threshold`` proposed, the U-Net's soma probability
-    deciding: a proposal is kept when the mean probability within half its radius reaches
-    ``probability_threshold``. The painted somata teach the network what a soma of this
-    volume looks like; the shells say where bodies of soma size and shape are."""
+    (mean within half the proposal's radius, its support) deciding: a proposal the classical
+    path keeps stays unless its support is below a quarter of ``probability_threshold``; a
+    weaker one is added when its support reaches halfway from ``probability_threshold`` to 1.
+    The painted somata teach the network what a soma of this volume looks like; the shells
+    say where bodies of soma size and shape are."""
     p = run["params"]
     probability = detector.predict_working(image, callback=progress.stage(0.0, 0.6, "U-Net"))
     peaks, radius, response = _shell_peaks(
@@ -587,10 +595,18 @@ def _verified_shell_bodies(
     images = {"contrast": response, "probability": probability}
     if len(peaks) == 0:
         return np.zeros(image.shape, dtype=np.int32), images
+    strength = response[tuple(peaks.T)]
+    strong = strength >= float(p.shell_threshold)
+    classical = max(
+        float(p.shell_threshold),
+        p.shell_fraction * float(np.median(strength[strong])) if strong.any() else 0.0,
+    )
     cores = _balls_around(peaks, 0.5 * radius, run["work_vs"])
-    support = np.asarray(ndimage.mean(probability, cores, np.arange(1, len(peaks) + 1)))
-    kept = peaks[np.nan_to_num(support) >= p.probability_threshold]
-    run["record"]["threshold_used"] = float(p.probability_threshold)
+    support = np.nan_to_num(ndimage.mean(probability, cores, np.arange(1, len(peaks) + 1)))
+    pt = float(p.probability_threshold)
+    keep = ((strength >= classical) & (support >= 0.25 * pt)) | (support >= 0.5 * (1 + pt))
+    kept = peaks[keep]
+    run["record"]["threshold_used"] = pt
     return _balls_around(kept, radius, run["work_vs"]), images
 
 
