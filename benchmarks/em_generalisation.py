@@ -170,6 +170,9 @@ def evaluate(name, volume, voxel_size, truth, soma_labels, segmentation, diamete
         somata_from_labels, segmentation, voxel_size=voxel_size, cell_diameter=diameter
     )
     row["from_labels"] = {**_score(labels.positions, truth, diameter), "seconds": s}
+    if args.light:
+        print(name, {k: v.get("f1") for k, v in row.items() if isinstance(v, dict)}, flush=True)
+        return row
     row["pretrained"] = _pretrained_row(volume, voxel_size, truth, diameter)
     # the default settings of SomaTrainingParams: what the widget runs
     row["fine_tuned_6"] = _unet_row(volume, voxel_size, soma_labels, truth, diameter, "pretrained")
@@ -202,6 +205,9 @@ def main(argv=None) -> int:
         "--only", nargs="*", default=None, help="these presets (and 'toy_brain') only, into --out"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--light", action="store_true", help="classical, naive peer and labels only (no U-Net)"
+    )
     parser.add_argument(
         "--merge", nargs="*", type=Path, default=None, help="merge partial JSONs into --out"
     )
