@@ -67,6 +67,13 @@ def _timed(function, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
+def _cpu_timed(function, *args, **kwargs):
+    """Result, wall seconds and process CPU seconds (what a loaded machine does not inflate)."""
+    cpu = time.process_time()
+    out, wall = _timed(function, *args, **kwargs)
+    return out, wall, time.process_time() - cpu
+
+
 def _score(detected, truth, diameter):
     m = match_points(detected, truth, diameter / 2)
     return {
@@ -110,7 +117,7 @@ def _unscored_painted(result, truth, painted, diameter):
 
 def _unet_row(volume, voxel_size, soma_labels, truth, diameter, start_from, **settings):
     annotations, painted = paint_somata(soma_labels, voxel_size)
-    detector, train_s = _timed(
+    detector, train_s, train_cpu_s = _cpu_timed(
         train_soma_detector,
         volume,
         annotations,
@@ -132,6 +139,7 @@ def _unet_row(volume, voxel_size, soma_labels, truth, diameter, start_from, **se
     return {
         **score,
         "train_seconds": train_s,
+        "train_cpu_seconds": train_cpu_s,
         "seconds": detect_s,
         "start_from": start_from,
         "final_loss": detector.history[-1]["loss"],
@@ -162,6 +170,9 @@ def evaluate(name, volume, voxel_size, truth, soma_labels, segmentation, diamete
         somata_from_labels, segmentation, voxel_size=voxel_size, cell_diameter=diameter
     )
     row["from_labels"] = {**_score(labels.positions, truth, diameter), "seconds": s}
+    if args.light:
+        print(name, {k: v.get("f1") for k, v in row.items() if isinstance(v, dict)}, flush=True)
+        return row
     row["pretrained"] = _pretrained_row(volume, voxel_size, truth, diameter)
     # the default settings of SomaTrainingParams: what the widget runs
     row["fine_tuned_6"] = _unet_row(volume, voxel_size, soma_labels, truth, diameter, "pretrained")
@@ -190,13 +201,27 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--quick", action="store_true", help="dev_sbem and one held-out only")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="these presets (and 'toy_brain') only, into --out"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--light", action="store_true", help="classical, naive peer and labels only (no U-Net)"
+    )
+    parser.add_argument(
+        "--merge", nargs="*", type=Path, default=None, help="merge partial JSONs into --out"
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     warnings.simplefilter("ignore")
     load_before = os.getloadavg()
     out = {"dev": {}, "heldout": {}, "toy_brain": {}}
     names = [("dev", n) for n in DEV_PRESETS] + [("heldout", n) for n in HELDOUT_PRESETS]
     if args.quick:
         names = [("dev", "dev_sbem"), ("heldout", "heldout_issue16")]
+    if args.only is not None:
+        names = [(split, n) for split, n in names if n in args.only]
     for split, name in names:
         s = render_em_preset(name)
         out[split][name] = evaluate(
@@ -209,8 +234,52 @@ def main(argv=None) -> int:
             PRESET_DIAMETER,
             args,
         )
+    if args.only is None or "toy_brain" in args.only:
+        out["toy_brain"] = _toy_brain(args)
+    out["machine"] = _machine(load_before)
+    out["targets"] = TARGETS
+    write_json(args.out, out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+TARGETS = {
+    "classical_heldout_f1": 0.85,
+    "fine_tuned_heldout_f1": 0.9,
+    "toy_brain_f1": 0.99,
+    "fine_tune_seconds": 120,
+}
+
+
+def _machine(load_before):
+    return {
+        "cpu_count": os.cpu_count(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+    }
+
+
+def merge(parts, out_path) -> int:
+    """One JSON from the partial runs of ``--only`` (run side by side on a loaded machine)."""
+    import json
+
+    out = {"dev": {}, "heldout": {}, "toy_brain": {}, "machine": {"parts": []}}
+    for part in parts:
+        data = json.loads(Path(part).read_text())
+        out["dev"].update(data.get("dev", {}))
+        out["heldout"].update(data.get("heldout", {}))
+        out["toy_brain"].update(data.get("toy_brain", {}))
+        out["machine"]["parts"].append(data["machine"])
+    out["targets"] = TARGETS
+    write_json(out_path, out)
+    print(f"wrote {out_path}")
+    return 0
+
+
+def _toy_brain(args):
     brain = make_toy_brain(120, n_frames=10, shape=(40, 96, 96), em=True, seed=0, render=None)
-    out["toy_brain"] = evaluate(
+    return evaluate(
         "toy_brain",
         brain.em,
         tuple(brain.em_voxel_size),
@@ -220,21 +289,6 @@ def main(argv=None) -> int:
         TOY_DIAMETER,
         args,
     )
-    out["machine"] = {
-        "cpu_count": os.cpu_count(),
-        "load_before": load_before,
-        "load_after": os.getloadavg(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-    }
-    out["targets"] = {
-        "classical_heldout_f1": 0.85,
-        "fine_tuned_heldout_f1": 0.9,
-        "toy_brain_f1": 0.99,
-        "fine_tune_seconds": 120,
-    }
-    write_json(RESULTS, out)
-    print(f"wrote {RESULTS}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
 """Somata in EM volumes: a classical pipeline, the U-Net probability path, and label volumes.
 
-Classical pipeline (:func:`detect_somata_em`): downsample to about ``resolution`` µm, measure
-the soma / nucleus contrast as local edge energy (the plasma membrane, the nuclear envelope
-and the nucleus against bright cytoplasm make somata the strongest textured bodies of their
-size), threshold it, open by a quarter of the cell diameter (cuts myelinated axons and
-neurite stubs) and fill holes, drop tubular regions (vessels), take the distance transform,
-split touching bodies by a seeded watershed on it, and keep bodies of soma size and shape
-that are not a bright (polarity-corrected) vessel lumen. The contrast polarity is given or
-read from the skew of the high-passed volume (:func:`membrane_polarity`).
+Classical pipeline (:func:`detect_somata_em`, ``cue="shell"``, the default): downsample to
+about ``resolution`` µm, read the contrast polarity (given, or from the skew of the
+high-passed volume, :func:`membrane_polarity`), turn the volume into polarity-corrected
+membrane evidence (:func:`membrane_map`) and correlate it with a closed spherical shell
+around membrane-free cytoplasm at radii from the cell diameter in µm
+(:func:`soma_shell_response`). A soma is the only compartment whose membrane is a closed
+sphere of its size; neuropil membranes cross the shell at random, myelin and blood cells are
+too thin or too small, and a vessel's wall makes a ridge of the response along its whole
+length, which is dropped as a tube. Somata are the response's peaks above ``shell_threshold``
+(robust units) and above ``shell_fraction`` of the typical peak, as balls of their best
+radius; bodies of the wrong size or far off the typical brightness (vessel lumen) are
+rejected. With a trained ``detector`` the shells are proposed down to half the threshold and
+the U-Net's soma probability decides. ``cue="contrast"`` keeps the earlier path: local edge
+energy thresholded, opened, filled, split by a distance-transform watershed.
 
 Label volumes (:func:`somata_from_labels`): nucleus-like compartments merged into the segment
 enclosing them, somata picked by the size and shape of each segment's thick part."""
@@ -275,6 +281,7 @@ def _sources_from_bodies(
 
 
 # -- from raw EM ------------------------------------------------------------------------------
+SHELL_WIDTH_UM = 0.75  # µm, about two membrane widths with their blur
 _SOMA_DETECTION_FIELDS = frozenset(SomaDetectionParams.specs())
 
 
@@ -295,6 +302,9 @@ def detect_somata_em(
     max_elongation: float | None = None,
     max_tube_elongation: float | None = None,
     lumen_contrast: float | None = None,
+    cue: str | None = None,
+    shell_threshold: float | None = None,
+    shell_fraction: float | None = None,
     params: SomaDetectionParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
     soma_diameter: float | None = None,
@@ -313,7 +323,7 @@ def detect_somata_em(
         Voxel size in µm, (z, y, x).
     cell_diameter, resolution, threshold, probability_threshold, size_range, \
 opening_radius, full_resolution_labels, polarity, texture_scale, max_elongation, \
-max_tube_elongation, lumen_contrast
+max_tube_elongation, lumen_contrast, cue, shell_threshold, shell_fraction
         The detection parameters: fields of
         :class:`~napari_mesoscale.segment.params.SomaDetectionParams`, which gives each
         one's meaning, unit, default and valid range. ``None`` takes the value from ``params``.
@@ -350,9 +360,15 @@ max_tube_elongation, lumen_contrast
         raise ValueError("EM volume contains NaN or infinite values; replace them first.")
     if float(image.max()) == float(image.min()):
         return _no_somata(run, progress, "the volume is constant.")
-    mask, images = _soma_mask(run, image, detector, progress.stage(0.15, 0.65, "soma mask"))
-    progress.report(0.65, "opening, filling, distance transform")
-    bodies = _bodies(run, mask, detector is not None)
+    if detector is None and run["params"].cue == "shell":
+        bodies, images = _shell_bodies(run, image, progress.stage(0.15, 0.85, "soma shells"))
+    elif run["params"].cue == "shell":
+        shells = progress.stage(0.15, 0.85, "U-Net on soma shells")
+        bodies, images = _verified_shell_bodies(run, image, detector, shells)
+    else:
+        mask, images = _soma_mask(run, image, detector, progress.stage(0.15, 0.65, "soma mask"))
+        progress.report(0.65, "opening, filling, distance transform")
+        bodies = _bodies(run, mask, detector is not None)
     progress.report(0.85, "measuring bodies")
     result = _measure_somata(run, image, bodies, images)
     if result is None:
@@ -389,9 +405,13 @@ def _prepare_em_run(
         raise ValueError(
             f"polarity must be 'auto', 'dark_membranes' or 'bright_membranes'; got {p.polarity!r}."
         )
+    if p.cue not in ("shell", "contrast"):
+        raise ValueError(f"cue must be 'shell' or 'contrast'; got {p.cue!r}.")
     factors = downsample_factors(vs, p.resolution)
     work_vs = tuple(float(v) for v in np.asarray(vs) * factors)
     record = {
+        "cue": p.cue if detector is None else f"unet+{p.cue}",
+        "shell_threshold": p.shell_threshold,
         "voxel_size": list(vs),
         "cell_diameter": d,
         "resolution": p.resolution,
@@ -459,6 +479,159 @@ def _soma_mask(
     return mask, images
 
 
+def membrane_map(
+    image: np.ndarray, voxel_size: tuple[float, ...], polarity: str, scale: float = 1.5
+) -> np.ndarray:
+    """Membrane evidence: how much darker (``"dark_membranes"``; brighter for
+    ``"bright_membranes"``) than its surroundings within ``scale`` µm each voxel is, in robust
+    units (median 0, scaled MAD 1) and clipped to ±3, so that the very dark myelin sheaths and
+    vessel walls count no more than a plasma membrane."""
+    sign = 1.0 if polarity == "dark_membranes" else -1.0
+    sigma = scale / np.asarray(voxel_size, dtype=float)
+    image = image.astype(np.float32, copy=False)
+    membranes = sign * (ndimage.gaussian_filter(image, sigma) - image)
+    return np.clip(_robust_z(membranes), -3.0, 3.0)
+
+
+def _robust_z(values: np.ndarray) -> np.ndarray:
+    sample = values.reshape(-1)
+    if sample.size > 4_000_000:
+        sample = sample[:: sample.size // 4_000_000]
+    centre = float(np.median(sample))
+    spread = 1.4826 * float(np.median(np.abs(sample - centre)))
+    return ((values - centre) / max(spread, 1e-9)).astype(np.float32)
+
+
+def _shell_kernels(
+    radius: float, voxel_size: tuple[float, ...], width: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-sum kernels: a spherical shell of ``radius`` µm (Gaussian profile of ``width`` µm)
+    and the cytoplasm between 0.6 and 0.85 of the radius (outside the nucleus)."""
+    vs = np.asarray(voxel_size, dtype=float)
+    half = np.ceil((radius + 2 * width) / vs).astype(int)
+    axes = [np.arange(-h, h + 1) * v for h, v in zip(half, vs, strict=True)]
+    grids = np.meshgrid(*axes, indexing="ij", sparse=True)
+    distance = np.sqrt(sum(g**2 for g in grids))
+    shell = np.exp(-(((distance - radius) / width) ** 2))
+    cytoplasm = ((distance > 0.6 * radius) & (distance < 0.85 * radius)).astype(float)
+    return shell / shell.sum(), cytoplasm / max(cytoplasm.sum(), 1.0)
+
+
+def soma_shell_response(
+    image: np.ndarray, voxel_size: tuple[float, ...], polarity: str, cell_diameter: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Matched filter for a soma: membrane evidence on a closed spherical shell minus that in
+    the cytoplasm inside it, for radii 0.75-1.2 of half ``cell_diameter``; returns the best
+    response in robust units (median 0, scaled MAD 1) and the radius (µm) that gave it.
+
+    A soma is the only compartment whose membrane is a closed sphere of its size around a
+    membrane-free cytoplasm; neuropil membranes cross the shell at random, so the response is
+    independent of the cytoplasm's grey level, of the polarity (after correction) and of the
+    staining gradient, and is measured in µm whatever the voxel size."""
+    from scipy.signal import fftconvolve
+
+    vs = tuple(float(v) for v in voxel_size)
+    membranes = membrane_map(image, vs, polarity)
+    width = max(SHELL_WIDTH_UM, 0.5 * max(vs))  # the shell must span at least one coarse voxel
+    best = np.full(image.shape, -np.inf, dtype=np.float32)
+    radius = np.zeros(image.shape, dtype=np.float32)
+    for r in 0.5 * cell_diameter * np.array([0.75, 0.9, 1.05, 1.2]):
+        shell, cytoplasm = _shell_kernels(float(r), vs, width)
+        response = fftconvolve(membranes, shell - cytoplasm, mode="same").astype(np.float32)
+        better = response > best
+        best[better], radius[better] = response[better], r
+    return _robust_z(best), radius
+
+
+def _shell_peaks(
+    run: dict[str, Any], image: np.ndarray, floor: float, fraction: float, progress: Progress
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Peaks of the shell response above ``floor`` and above ``fraction`` of the median such
+    peak's, those on tubular ridges of the response (vessels, whose wall is a shell along their
+    whole length) dropped; returns the peaks, the radius map and the response."""
+    p, work_vs = run["params"], run["work_vs"]
+    progress.report(0.0, "membrane shells")
+    run["record"]["polarity_used"] = _polarity(run, image)
+    response, radius = soma_shell_response(image, work_vs, run["polarity"], p.cell_diameter)
+    progress.report(0.7, "peaks")
+    peaks = find_peaks(
+        response, voxel_size=work_vs, min_distance=0.6 * p.cell_diameter, threshold=floor
+    )
+    on_tube = _drop_tubes(response > 0.3 * p.shell_threshold, work_vs, p, tubes_only=True)
+    if len(peaks):
+        peaks = peaks[~on_tube[tuple(peaks.T)]]
+    # somata of one block are stained alike: a shell far weaker than the typical one is not one
+    strength = response[tuple(peaks.T)] if len(peaks) else np.zeros(0)
+    used = max(floor, fraction * float(np.median(strength))) if len(peaks) else floor
+    run["record"]["threshold_used"] = used
+    run["snr_is_peak"] = True
+    return (peaks[strength >= used] if len(peaks) else peaks), radius, response
+
+
+def _shell_bodies(
+    run: dict[str, Any], image: np.ndarray, progress: Progress
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Somata as balls of their best shell radius around the shell response's peaks."""
+    p = run["params"]
+    peaks, radius, response = _shell_peaks(
+        run, image, float(p.shell_threshold), float(p.shell_fraction), progress
+    )
+    return _balls_around(peaks, radius, run["work_vs"]), {"contrast": response}
+
+
+def _verified_shell_bodies(
+    run: dict[str, Any], image: np.ndarray, detector: SomaDetector, progress: Progress
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Shell peaks down to half ``shell_threshold`` proposed, the U-Net's soma probability
+    (mean within half the proposal's radius, its support) deciding: a proposal the classical
+    path keeps stays unless its support is below a quarter of ``probability_threshold``; a
+    weaker one is added when its support reaches halfway from ``probability_threshold`` to 1.
+    The painted somata teach the network what a soma of this volume looks like; the shells
+    say where bodies of soma size and shape are."""
+    p = run["params"]
+    probability = detector.predict_working(image, callback=progress.stage(0.0, 0.6, "U-Net"))
+    peaks, radius, response = _shell_peaks(
+        run, image, 0.5 * float(p.shell_threshold), 0.0, progress.stage(0.6, 1.0, "shells")
+    )
+    images = {"contrast": response, "probability": probability}
+    if len(peaks) == 0:
+        return np.zeros(image.shape, dtype=np.int32), images
+    strength = response[tuple(peaks.T)]
+    strong = strength >= float(p.shell_threshold)
+    classical = max(
+        float(p.shell_threshold),
+        p.shell_fraction * float(np.median(strength[strong])) if strong.any() else 0.0,
+    )
+    cores = _balls_around(peaks, 0.5 * radius, run["work_vs"])
+    support = np.nan_to_num(ndimage.mean(probability, cores, np.arange(1, len(peaks) + 1)))
+    pt = float(p.probability_threshold)
+    keep = ((strength >= classical) & (support >= 0.25 * pt)) | (support >= 0.5 * (1 + pt))
+    kept = peaks[keep]
+    run["record"]["threshold_used"] = pt
+    return _balls_around(kept, radius, run["work_vs"]), images
+
+
+def _balls_around(
+    peaks: np.ndarray, radius: np.ndarray, voxel_size: tuple[float, ...]
+) -> np.ndarray:
+    """Label i+1 on the voxels within ``radius[peak i]`` µm of peak i and nearer to it than
+    to any other peak."""
+    shape = radius.shape
+    if len(peaks) == 0:
+        return np.zeros(shape, dtype=np.int32)
+    markers = np.ones(shape, dtype=bool)
+    markers[tuple(peaks.T)] = False
+    ids = np.zeros(shape, dtype=np.int32)
+    ids[tuple(peaks.T)] = np.arange(1, len(peaks) + 1, dtype=np.int32)
+    distance, nearest = ndimage.distance_transform_edt(
+        markers, sampling=voxel_size, return_indices=True
+    )
+    owner = ids[tuple(nearest)]
+    reach = np.zeros(len(peaks) + 1, dtype=np.float32)
+    reach[1:] = radius[tuple(peaks.T)]
+    return np.where(distance <= reach[owner], owner, 0).astype(np.int32)
+
+
 def _polarity(run: dict[str, Any], image: np.ndarray) -> str:
     """The polarity given, or read from a grid fine enough for the membranes."""
     p, vs = run["params"], run["voxel_size"]
@@ -495,21 +668,26 @@ def _bodies(run: dict[str, Any], mask: np.ndarray, from_unet: bool) -> np.ndarra
     return split_bodies(mask, voxel_size=work_vs, cell_diameter=p.cell_diameter, shrink=halo)
 
 
-def _drop_tubes(mask: np.ndarray, work_vs: tuple[float, ...], p: SomaDetectionParams) -> np.ndarray:
+def _drop_tubes(
+    mask: np.ndarray,
+    work_vs: tuple[float, ...],
+    p: SomaDetectionParams,
+    *,
+    tubes_only: bool = False,
+) -> np.ndarray:
     """Remove connected regions that are tubes (vessel lumens): larger than two somata and
-    more elongated than ``max_tube_elongation``."""
+    more elongated than ``max_tube_elongation``; with ``tubes_only``, return the tubes."""
     regions, n = ndimage.label(mask)
     if n == 0:
-        return mask
+        return np.zeros_like(mask) if tubes_only else mask
     measures = _label_measures(regions, work_vs)
     soma_volume = math.pi / 6 * p.cell_diameter**3
     tubes = measures["label"][
         (measures["volume_um3"] > 2 * soma_volume)
         & (measures["elongation"] > p.max_tube_elongation)
     ].to_numpy()
-    if len(tubes) == 0:
-        return mask
-    return mask & ~np.isin(regions, tubes)
+    tube_mask = np.isin(regions, tubes) if len(tubes) else np.zeros_like(mask)
+    return tube_mask if tubes_only else mask & ~tube_mask
 
 
 def _measure_somata(
@@ -532,8 +710,11 @@ def _measure_somata(
     ).to_numpy(copy=True)
     keep &= ~_is_lumen(run, image, bodies, brightness, keep)
     contrast = images["contrast"]
-    background = float(np.median(contrast[bodies == 0])) if np.any(bodies == 0) else 1.0
-    snr = np.asarray(ndimage.mean(contrast, bodies, ids)) / max(background, 1e-9)
+    if run.get("snr_is_peak"):  # the shell response is already in robust units
+        snr = np.asarray(ndimage.maximum(contrast, bodies, ids))
+    else:
+        background = float(np.median(contrast[bodies == 0])) if np.any(bodies == 0) else 1.0
+        snr = np.asarray(ndimage.mean(contrast, bodies, ids)) / max(background, 1e-9)
     full = p.full_resolution_labels
 
     def out_labels(lab: np.ndarray) -> np.ndarray:

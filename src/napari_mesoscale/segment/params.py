@@ -32,6 +32,20 @@ class DetectionParams(Params):
     frame_rate : float or None
         Frames per second; sets the baseline window and deconvolution time scale. Without it
         the baseline window is a quarter of the movie.
+    cue : {"shell", "contrast"}
+        Classical evidence of a soma. ``"shell"`` (default): a matched filter for a closed
+        spherical membrane (radius 0.75-1.2 of half ``cell_diameter``) around membrane-free
+        cytoplasm, on the polarity-corrected membrane map
+        (:func:`~napari_mesoscale.segment.em.soma_shell_response`); somata are its peaks above
+        ``shell_threshold``, those on tubular ridges (vessel walls) dropped. ``"contrast"``:
+        the earlier path, edge energy thresholded at ``threshold``.
+    shell_threshold : float
+        Shell response, in robust standard deviations over the volume, above which a peak is
+        a soma.
+    shell_fraction : float
+        A peak above ``shell_threshold`` is kept only if its response is at least this
+        fraction of the median such peak's: the somata of one block are stained alike, so a far
+        weaker shell is a chance arrangement of neuropil membranes.
     threshold : float or "auto"
         Detection threshold as a z-score of the blob response over the shot noise of the
         mean image (noise estimated from the median temporal standard deviation). ``"auto"``
@@ -132,6 +146,20 @@ class SomaDetectionParams(Params):
     resolution : float
         Working voxel size in µm; each axis is block-averaged by an integer factor to at most
         this size.
+    cue : {"shell", "contrast"}
+        Classical evidence of a soma. ``"shell"`` (default): a matched filter for a closed
+        spherical membrane (radius 0.75-1.2 of half ``cell_diameter``) around membrane-free
+        cytoplasm, on the polarity-corrected membrane map
+        (:func:`~napari_mesoscale.segment.em.soma_shell_response`); somata are its peaks above
+        ``shell_threshold``, those on tubular ridges (vessel walls) dropped. ``"contrast"``:
+        the earlier path, edge energy thresholded at ``threshold``.
+    shell_threshold : float
+        Shell response, in robust standard deviations over the volume, above which a peak is
+        a soma.
+    shell_fraction : float
+        A peak above ``shell_threshold`` is kept only if its response is at least this
+        fraction of the median such peak's: the somata of one block are stained alike, so a far
+        weaker shell is a chance arrangement of neuropil membranes.
     threshold : float or "auto"
         Threshold of the texture image relative to its median (a voxel is smooth below
         ``threshold * median``); ``"auto"`` uses Otsu's method on the log texture. Ignored
@@ -169,6 +197,26 @@ class SomaDetectionParams(Params):
         maximum=100.0,
         step=0.25,
         label="working voxel",
+    )
+    cue: str = param(
+        "shell",
+        "classical soma evidence: a closed spherical membrane around smooth cytoplasm "
+        "('shell') or thresholded edge energy ('contrast', the earlier path)",
+        choices=("shell", "contrast"),
+    )
+    shell_threshold: float = param(
+        7.5,
+        "shell response (robust units over the volume) above which a peak is a soma",
+        minimum=0.0,
+        step=0.5,
+    )
+    shell_fraction: float = param(
+        0.4,
+        "a peak is kept only if its shell response is at least this fraction of the median "
+        "kept peak's (somata of one block are stained alike)",
+        minimum=0.0,
+        maximum=1.0,
+        gui=False,
     )
     threshold: float | str = param("auto", "soma contrast threshold or 'auto' (Otsu)", minimum=0.0)
     probability_threshold: float = param(

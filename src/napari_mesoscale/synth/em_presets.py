@@ -109,6 +109,38 @@ DEV_PRESETS: dict[str, EMAppearance] = {
         glia=15,
         noise=0.06,
     ),
+    # cytoplasm darker than the neuropil (the usual look of many TEM / SBEM stains): a soma
+    # is a dark body in a light neuropil, so a detector cannot rely on a bright cytoplasm
+    "dev_dark_cytoplasm": EMAppearance(
+        voxel_size=(1.0, 0.5, 0.5),
+        extent_um=(36.0, 72.0, 72.0),
+        neuropil=0.62,
+        cytoplasm=0.47,
+        nucleus=0.66,
+        envelope=0.3,
+        myelinated_axons=16,
+        glia=8,
+        noise=0.07,
+        gradient=0.25,
+    ),
+    # inverted, noisy, 2 µm sections, cytoplasm as grey as the neuropil: only the membranes,
+    # the nucleus and the lack of texture tell a soma
+    "dev_grey_inverted_aniso": EMAppearance(
+        voxel_size=(2.0, 0.75, 0.75),
+        extent_um=(48.0, 84.0, 84.0),
+        neuropil=0.57,
+        cytoplasm=0.58,
+        nucleus=0.72,
+        nucleolus=0.35,
+        myelinated_axons=30,
+        myelin=0.15,
+        vessels=1,
+        blood_cells=3,
+        glia=12,
+        noise=0.1,
+        gradient=0.3,
+        inverted=True,
+    ),
 }
 
 HELDOUT_PRESETS: dict[str, EMAppearance] = {
