@@ -64,7 +64,7 @@ class Registrar:
         self.block_filter = _phase.gaussian_spectrum(grid.size, p.smooth_sigma_voxels, self.device)
         ref_blocks = grid.extract(reference[None])[0]
         self.block_reference_conj = _phase.prepare(ref_blocks, self.block_taper).conj()
-        self.upsample = grid.interpolation(self.device)
+        self.upsample = grid.interpolation(self.device, p.field_interpolation)
 
     def rigid(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, *shape) frames → (B, ndim) shifts in voxels."""

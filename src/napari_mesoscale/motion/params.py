@@ -27,6 +27,12 @@ class MotionParams(Params):
         2, "patch-shift passes (each on the frames corrected by the previous ones)", minimum=1,
         maximum=5,
     )
+    field_interpolation: str = param(
+        "cubic",
+        "interpolation of the patch shifts into a smooth field between patch centres (a cubic "
+        "spline follows smooth warps far closer than linear interpolation)",
+        choices=("cubic", "linear"),
+    )
     temporal_window_frames: int = param(
         1,
         "running mean of the patch shifts over this many frames (1 = none; within a batch)",
