@@ -239,23 +239,32 @@ class Warper:
     def sample(self, frames: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
         """Linear sampling of (B, *shape) frames at absolute voxel ``positions`` (one tensor
         per axis, broadcastable to (B, *shape)), edges repeated."""
+        return self._sample_prepared(self._prepare(frames), positions)
+
+    def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
+        """Volumes: (B, Z, Y, X) → (B, Z·(Y + 1), X), the planes stacked, each with its last
+        row repeated; images as they are."""
+        if self.ndim == 2:
+            return frames
+        padded = torch.cat([frames, frames[:, :, -1:]], dim=2)
+        return padded.reshape(frames.shape[0], -1, self.shape[2])
+
+    def _sample_prepared(self, images: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
         positions = list(torch.broadcast_tensors(*positions))
         if self.ndim == 2:
-            return _bilinear(frames, positions[0], positions[1])
+            return _bilinear(images, positions[0], positions[1])
         depth, height = self.shape[0], self.shape[1]
-        z = positions[0].clamp(0, depth - 1)
+        out_shape = (images.shape[0], *self.shape)
         y = positions[1].clamp(0, height - 1)
-        batch = frames.shape[0]
-        padded = torch.cat([frames, frames[:, :, -1:]], dim=2)  # (B, Z, Y + 1, X)
-        tall = padded.reshape(batch, depth * (height + 1), self.shape[2])
         if depth == 1:
-            return _bilinear(tall, y, positions[2], flat=True).reshape(frames.shape)
-        below = torch.floor(z).clamp(max=depth - 2)
-        above_weight = z - below
-        rows = below * (height + 1) + y
-        low = _bilinear(tall, rows, positions[2], flat=True)
-        high = _bilinear(tall, rows + (height + 1), positions[2], flat=True)
-        return torch.lerp(low, high, above_weight.reshape(low.shape)).reshape(frames.shape)
+            return _bilinear(images, y, positions[2], flat=True).reshape(out_shape)
+        z = positions[0].clamp(0, depth - 1)
+        below = torch.floor(z).clamp_(max=depth - 2)
+        above_weight = z.sub_(below)
+        rows = below.mul_(height + 1).add_(y)
+        low = _bilinear(images, rows, positions[2], flat=True)
+        high = _bilinear(images, rows.add_(height + 1), positions[2], flat=True)
+        return low.lerp_(high, above_weight.reshape(low.shape)).reshape(out_shape)
 
     def _cubic_rigid(self, coefficients: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
         """Cubic B-spline shift by (B, ndim) voxels: separable, four taps per axis."""
@@ -280,6 +289,7 @@ class Warper:
     def _cubic(self, coefficients: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
         """Cubic B-spline sampling as 2**ndim linear fetches of the spline coefficients."""
         taps = [_bspline_taps(p) for p in positions]
+        images = self._prepare(coefficients)
         out = 0.0
         for corner in range(2**self.ndim):
             weight = 1.0
@@ -289,7 +299,7 @@ class Warper:
                 high = (corner >> axis) & 1
                 weight = weight * (g1 if high else g0)
                 where.append(h1 if high else h0)
-            out = out + weight * self.sample(coefficients, where)
+            out = out + weight * self._sample_prepared(images, where)
         return out
 
 

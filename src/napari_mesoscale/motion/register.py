@@ -26,16 +26,12 @@ import pandas as pd
 import torch
 
 from napari_mesoscale.motion._device import pick_device, to_tensor
-from napari_mesoscale.motion._registrar import Registrar
+from napari_mesoscale.motion._registrar import Registrar, batch_size
 from napari_mesoscale.motion.params import MotionParams
 from napari_mesoscale.motion.reference import refine_reference
 from napari_mesoscale.progress import Cancelled, Progress, ProgressCallback
 
 __all__ = ["MotionCancelled", "MotionCorrection", "correct_motion", "check_movie"]
-
-#: voxels processed at once by default (bounds working memory to a few hundred MB)
-_VOXELS_PER_BATCH = 2**23
-
 
 class MotionCancelled(Cancelled):
     """Motion correction was cancelled through its progress callback."""
@@ -192,11 +188,6 @@ def check_movie(movie: Any, voxel_size: Any) -> tuple[float, ...]:
         ) from None
 
 
-def _batch_size(params: MotionParams, frame_shape: tuple[int, ...]) -> int:
-    per_frame = int(np.prod(frame_shape))
-    return int(max(1, min(params.batch_frames, _VOXELS_PER_BATCH // per_frame)))
-
-
 def _read(movie: Any, index: Any, device: torch.device) -> torch.Tensor:
     frames = to_tensor(movie[index], device)
     if not torch.isfinite(frames).all():
@@ -285,7 +276,7 @@ def _reference(movie, vs, params, given, device, progress) -> torch.Tensor:
 def _register_all(movie, registrar, sink, params, progress) -> dict[str, list]:
     results: dict[str, list] = {"rigid": [], "blocks": [], "quality": []}
     n_frames = movie.shape[0]
-    batch = _batch_size(params, registrar.shape)
+    batch = batch_size(params, registrar.shape)
     for start in range(0, n_frames, batch):
         stop = min(start + batch, n_frames)
         out = registrar.register(_read(movie, slice(start, stop), registrar.device))
