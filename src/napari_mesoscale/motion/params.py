@@ -24,7 +24,9 @@ class MotionParams(Params):
         4.0, "largest patch shift on top of the rigid one, per axis", unit="µm", minimum=0.0
     )
     nonrigid_iterations: int = param(
-        2, "patch-shift passes (each on the frames corrected by the previous ones)", minimum=1,
+        3,
+        "patch-shift passes (each on the frames corrected by the previous ones)",
+        minimum=1,
         maximum=5,
     )
     field_interpolation: str = param(
