@@ -79,7 +79,9 @@ _CHILD = textwrap.dedent(
 )
 
 
-def write_movie(path: Path, gigabytes: float, seed: int = 0) -> tuple[int, ...]:
+def write_movie(
+    path: Path, gigabytes: float, seed: int = 0, frame: tuple[int, ...] = FRAME
+) -> tuple[int, ...]:
     """A float32 Zarr movie of about ``gigabytes`` GB: a texture moved by whole voxels.
 
     Nine positions of the texture are rendered once; each frame's chunk file (Zarr v2,
@@ -89,14 +91,14 @@ def write_movie(path: Path, gigabytes: float, seed: int = 0) -> tuple[int, ...]:
     import zarr
     from scipy import ndimage
 
-    n_frames = max(2, int(round(gigabytes * 1e9 / (np.prod(FRAME) * 4))))
+    n_frames = max(2, int(round(gigabytes * 1e9 / (np.prod(frame) * 4))))
     rng = np.random.default_rng(seed)
-    texture = ndimage.gaussian_filter(rng.normal(size=FRAME), 2).astype(np.float32) * 100 + 500
+    texture = ndimage.gaussian_filter(rng.normal(size=frame), 2).astype(np.float32) * 100 + 500
     movie = zarr.open_array(
         str(path),
         mode="w",
-        shape=(n_frames, *FRAME),
-        chunks=(1, *FRAME),
+        shape=(n_frames, *frame),
+        chunks=(1, *frame),
         dtype="float32",
         zarr_format=2,
         compressor=None,
@@ -110,11 +112,13 @@ def write_movie(path: Path, gigabytes: float, seed: int = 0) -> tuple[int, ...]:
     return movie.shape
 
 
-def measure(gigabytes: float, folder: Path, cap_s: float, nonrigid: bool) -> dict:
+def measure(
+    gigabytes: float, folder: Path, cap_s: float, nonrigid: bool, frame: tuple[int, ...] = FRAME
+) -> dict:
     """Write a movie of ``gigabytes`` GB, register it in a child process, delete both."""
     source, target = folder / f"raw_{gigabytes:g}gb.zarr", folder / f"reg_{gigabytes:g}gb.zarr"
     start = time.perf_counter()
-    shape = write_movie(source, gigabytes)
+    shape = write_movie(source, gigabytes, frame=frame)
     written_s = time.perf_counter() - start
     try:
         run = subprocess.run(
@@ -138,7 +142,7 @@ def measure(gigabytes: float, folder: Path, cap_s: float, nonrigid: bool) -> dic
         shutil.rmtree(source, ignore_errors=True)
         shutil.rmtree(target, ignore_errors=True)
         shutil.rmtree(target.with_name(target.name + ".tmp"), ignore_errors=True)
-    voxels = row["frames_registered"] * int(np.prod(FRAME))
+    voxels = row["frames_registered"] * int(np.prod(frame))
     trace = row["rss_mib_by_frames"]
     return {
         "movie_shape": list(shape),
@@ -155,25 +159,37 @@ def measure(gigabytes: float, folder: Path, cap_s: float, nonrigid: bool) -> dic
     }
 
 
+def previous_runs(path: Path) -> list[dict]:
+    """The memory runs already recorded in ``path``."""
+    if not path.exists():
+        return []
+    return json.loads(path.read_text()).get("memory", {}).get("runs", [])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, nargs="+", default=[2.0, 20.0])
     parser.add_argument("--cap-s", type=float, default=300.0)
     parser.add_argument("--nonrigid", action="store_true")
+    parser.add_argument("--frame", type=int, nargs=3, default=list(FRAME), help="Z Y X voxels")
     parser.add_argument(
         "--folder", type=Path, default=Path(tempfile.gettempdir()) / "mesoscale_motion_memory"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the runs already recorded")
     args = parser.parse_args(argv)
     args.folder.mkdir(parents=True, exist_ok=True)
     runs = []
     try:
         for gigabytes in args.gb:
-            runs.append(measure(gigabytes, args.folder, args.cap_s, args.nonrigid))
+            runs.append(
+                measure(gigabytes, args.folder, args.cap_s, args.nonrigid, tuple(args.frame))
+            )
             print(json.dumps(runs[-1], indent=1), flush=True)
     finally:
         shutil.rmtree(args.folder, ignore_errors=True)
     report = json.loads(args.out.read_text()) if args.out.exists() else {"benchmark": "motion"}
+    runs = [*previous_runs(args.out), *runs] if args.keep else runs
     report["memory"] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "load_average_1min_at_end": os.getloadavg()[0],
