@@ -55,9 +55,9 @@ _CHILD = textwrap.dedent(
     cpu_start = time.process_time()
     trace = []
 
-    def callback(fraction, message="", **figures):
-        if "frames_done" in figures:
-            trace.append([int(figures["frames_done"]), round(rss_mib(), 1)])
+    def callback(info):
+        if "frames_done" in info:
+            trace.append([int(info["frames_done"]), round(rss_mib(), 1)])
         return time.perf_counter() - start < cap
 
     cancelled = False
