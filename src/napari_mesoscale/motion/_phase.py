@@ -201,6 +201,11 @@ class Warper:
     ``interpolation="cubic"`` (cubic B-spline, prefiltered) keeps cells as sharp in every
     frame; linear interpolation blurs each frame by an amount that depends on its subpixel
     shift, which modulates ROI means from frame to frame.
+
+    Volumes are sampled with torch's 2-D ``grid_sample`` (vectorised on CPU, several times
+    faster there than its 3-D kernel): the planes of a volume are stacked into one tall image
+    (each plane with its last row repeated once, so that no sample blends two planes) and a
+    trilinear sample is the mix of two bilinear ones, in the planes below and above.
     """
 
     def __init__(
@@ -210,27 +215,56 @@ class Warper:
             raise ValueError(f"interpolation must be 'linear' or 'cubic'; got {interpolation!r}")
         self.interpolation = interpolation
         self.shape = tuple(int(n) for n in shape)
-        ndim = len(self.shape)
-        self.scale = torch.tensor(
-            [2.0 / (n - 1) if n > 1 else 0.0 for n in self.shape], device=device
-        )
-        axes = [torch.arange(n, dtype=torch.float32, device=device) for n in self.shape]
-        base = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # (*shape, ndim)
-        base = base * self.scale - (self.scale > 0).float()
-        self.base = base.flip(-1).unsqueeze(0)  # grid_sample wants (x, y, z) order
-        self.ndim = ndim
+        self.ndim = len(self.shape)
+        self.axes = [
+            torch.arange(n, dtype=torch.float32, device=device).view(
+                *[n if a == axis else 1 for a in range(self.ndim)]
+            )
+            for axis, n in enumerate(self.shape)
+        ]
 
     def __call__(self, frames: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
         """``displacement``: (B, ndim) rigid shifts or (B, ndim, *shape) fields, in voxels."""
+        if self.interpolation == "cubic" and displacement.ndim == 2:
+            return self._cubic_rigid(spline_prefilter(frames), displacement)
         if displacement.ndim == 2:
             offset = displacement.view(*displacement.shape, *([1] * self.ndim))
         else:
             offset = displacement
+        positions = [self.axes[a].unsqueeze(0) + offset[:, a] for a in range(self.ndim)]
         if self.interpolation == "linear":
-            return self._linear(frames, offset)
-        if displacement.ndim == 2:
-            return self._cubic_rigid(spline_prefilter(frames), displacement)
-        return self._cubic(spline_prefilter(frames), offset)
+            return self.sample(frames, positions)
+        return self._cubic(spline_prefilter(frames), positions)
+
+    def sample(self, frames: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
+        """Linear sampling of (B, *shape) frames at absolute voxel ``positions`` (one tensor
+        per axis, broadcastable to (B, *shape)), edges repeated."""
+        return self._sample_prepared(self._prepare(frames), positions)
+
+    def _prepare(self, frames: torch.Tensor) -> torch.Tensor:
+        """Volumes: (B, Z, Y, X) → (B, Z·(Y + 1), X), the planes stacked, each with its last
+        row repeated; images as they are."""
+        if self.ndim == 2:
+            return frames
+        padded = torch.cat([frames, frames[:, :, -1:]], dim=2)
+        return padded.reshape(frames.shape[0], -1, self.shape[2])
+
+    def _sample_prepared(self, images: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
+        positions = list(torch.broadcast_tensors(*positions))
+        if self.ndim == 2:
+            return _bilinear(images, positions[0], positions[1])
+        depth, height = self.shape[0], self.shape[1]
+        out_shape = (images.shape[0], *self.shape)
+        y = positions[1].clamp(0, height - 1)
+        if depth == 1:
+            return _bilinear(images, y, positions[2], flat=True).reshape(out_shape)
+        z = positions[0].clamp(0, depth - 1)
+        below = torch.floor(z).clamp_(max=depth - 2)
+        above_weight = z.sub_(below)
+        rows = below.mul_(height + 1).add_(y)
+        low = _bilinear(images, rows, positions[2], flat=True)
+        high = _bilinear(images, rows.add_(height + 1), positions[2], flat=True)
+        return low.lerp_(high, above_weight.reshape(low.shape)).reshape(out_shape)
 
     def _cubic_rigid(self, coefficients: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
         """Cubic B-spline shift by (B, ndim) voxels: separable, four taps per axis."""
@@ -239,10 +273,8 @@ class Warper:
         for axis, n in enumerate(self.shape):
             base = torch.floor(shifts[:, axis])
             t = (shifts[:, axis] - base).view(batch, 1)
-            weights = torch.cat(
-                [(1 - t) ** 3, 3 * t**3 - 6 * t**2 + 4, -3 * t**3 + 3 * t**2 + 3 * t + 1, t**3],
-                dim=1,
-            ) / 6  # (B, 4) for offsets -1, 0, 1, 2
+            taps = [(1 - t) ** 3, 3 * t**3 - 6 * t**2 + 4, -3 * t**3 + 3 * t**2 + 3 * t + 1, t**3]
+            weights = torch.cat(taps, dim=1) / 6  # (B, 4) for offsets -1, 0, 1, 2
             grid = torch.arange(n, device=shifts.device).view(1, n)
             moved = out.movedim(axis + 1, -1)
             total = 0.0
@@ -254,28 +286,10 @@ class Warper:
             out = total.movedim(-1, axis + 1)
         return out
 
-    def _linear(self, frames: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        """Linear sampling at ``x + offset``; ``offset`` (B, ndim, *shape or ones) voxels."""
-        scaled = (offset * self.scale.view(1, -1, *([1] * self.ndim))).movedim(1, -1).flip(-1)
-        out = F.grid_sample(
-            frames.unsqueeze(1),
-            self.base + scaled,
-            mode="bilinear",
-            padding_mode="border",
-            align_corners=True,
-        )
-        return out.squeeze(1)
-
-    def _cubic(self, coefficients: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    def _cubic(self, coefficients: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
         """Cubic B-spline sampling as 2**ndim linear fetches of the spline coefficients."""
-        positions = [
-            torch.arange(n, dtype=offset.dtype, device=offset.device).view(
-                *[n if a == axis else 1 for a in range(self.ndim)]
-            )
-            + offset[:, axis]
-            for axis, n in enumerate(self.shape)
-        ]
         taps = [_bspline_taps(p) for p in positions]
+        images = self._prepare(coefficients)
         out = 0.0
         for corner in range(2**self.ndim):
             weight = 1.0
@@ -284,12 +298,31 @@ class Warper:
                 g0, h0, g1, h1 = taps[axis]
                 high = (corner >> axis) & 1
                 weight = weight * (g1 if high else g0)
-                identity = torch.arange(self.shape[axis], dtype=offset.dtype, device=offset.device)
-                view = [self.shape[axis] if a == axis else 1 for a in range(self.ndim)]
-                where.append((h1 if high else h0) - identity.view(view))
-            shift = torch.stack(torch.broadcast_tensors(*where), dim=1)
-            out = out + weight * self._linear(coefficients, shift)
+                where.append(h1 if high else h0)
+            out = out + weight * self._sample_prepared(images, where)
         return out
+
+
+def _bilinear(
+    images: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor, flat: bool = False
+) -> torch.Tensor:
+    """Bilinear samples of (B, H, W) ``images`` at absolute (row, column) positions of shape
+    (B, ...) (all the same shape), edges repeated; ``flat`` returns (B, N) rather than the
+    positions' shape."""
+    batch, height, width = images.shape
+    shape = rows.shape
+    last = shape[-1]  # torch's CPU kernel vectorises along the grid's last axis: keep it long
+    grid = torch.stack(
+        [
+            columns.reshape(batch, -1, last) * (2.0 / max(width - 1, 1)) - float(width > 1),
+            rows.reshape(batch, -1, last) * (2.0 / max(height - 1, 1)) - float(height > 1),
+        ],
+        dim=-1,
+    )  # (B, N / last, last, 2) in grid_sample's (x, y) order
+    out = F.grid_sample(
+        images.unsqueeze(1), grid, mode="bilinear", padding_mode="border", align_corners=True
+    ).reshape(batch, -1)
+    return out if flat else out.reshape(shape)
 
 
 def warp(

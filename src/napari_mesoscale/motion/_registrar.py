@@ -10,6 +10,15 @@ from napari_mesoscale.motion import _phase
 from napari_mesoscale.motion._blocks import BlockGrid, smooth_over_blocks
 from napari_mesoscale.motion.params import MotionParams
 
+#: voxels registered at once by default (bounds working memory to a few hundred MB)
+VOXELS_PER_BATCH = 2**23
+
+
+def batch_size(params: MotionParams, frame_shape: tuple[int, ...]) -> int:
+    """Frames registered at once: ``params.batch_frames``, fewer for large frames."""
+    per_frame = int(math.prod(frame_shape))
+    return int(max(1, min(params.batch_frames, VOXELS_PER_BATCH // per_frame)))
+
 
 class Registrar:
     """Precomputed spectra of a reference and its patches; registers batches of frames.
@@ -64,7 +73,7 @@ class Registrar:
         self.block_filter = _phase.gaussian_spectrum(grid.size, p.smooth_sigma_voxels, self.device)
         ref_blocks = grid.extract(reference[None])[0]
         self.block_reference_conj = _phase.prepare(ref_blocks, self.block_taper).conj()
-        self.upsample = grid.interpolation(self.device)
+        self.upsample = grid.interpolation(self.device, p.field_interpolation)
 
     def rigid(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, *shape) frames → (B, ndim) shifts in voxels."""

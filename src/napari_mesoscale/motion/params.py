@@ -24,8 +24,16 @@ class MotionParams(Params):
         4.0, "largest patch shift on top of the rigid one, per axis", unit="µm", minimum=0.0
     )
     nonrigid_iterations: int = param(
-        2, "patch-shift passes (each on the frames corrected by the previous ones)", minimum=1,
+        3,
+        "patch-shift passes (each on the frames corrected by the previous ones)",
+        minimum=1,
         maximum=5,
+    )
+    field_interpolation: str = param(
+        "cubic",
+        "interpolation of the patch shifts into a smooth field between patch centres (a cubic "
+        "spline follows smooth warps far closer than linear interpolation)",
+        choices=("cubic", "linear"),
     )
     temporal_window_frames: int = param(
         1,

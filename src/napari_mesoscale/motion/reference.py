@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from napari_mesoscale.motion import _phase
-from napari_mesoscale.motion._registrar import Registrar
+from napari_mesoscale.motion._registrar import Registrar, batch_size
 from napari_mesoscale.motion.params import MotionParams
 from napari_mesoscale.progress import Progress
 
@@ -46,8 +46,7 @@ def refine_reference(
         # rigid first; the last refinement also undoes warps so the reference stays sharp
         last = iteration == iterations - 1 and params.nonrigid
         registrar = Registrar(reference, voxel_size, params.replace(nonrigid=last))
-        out = registrar.register(frames)
-        shifts, registered, quality = out["rigid"], out["registered"], out["quality"]
+        shifts, registered, quality = _register_in_batches(registrar, frames, params)
         keep = max(1, frames.shape[0] // 2)
         best = quality.topk(keep).indices
         reference = registered[best].mean(dim=0)
@@ -55,3 +54,19 @@ def refine_reference(
         reference = _phase.warp(reference[None], -centre[None])[0]
     progress.report(1.0, "reference ready")
     return reference
+
+
+def _register_in_batches(
+    registrar: Registrar, frames: torch.Tensor, params: MotionParams
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rigid shifts, registered frames and quality of ``frames``, a batch at a time (the
+    working memory of a batch is many times its frames')."""
+    step = batch_size(params, registrar.shape)
+    registered = torch.empty_like(frames)
+    shifts, quality = [], []
+    for start in range(0, frames.shape[0], step):
+        out = registrar.register(frames[start : start + step])
+        registered[start : start + step] = out["registered"]
+        shifts.append(out["rigid"])
+        quality.append(out["quality"])
+    return torch.cat(shifts), registered, torch.cat(quality)

@@ -26,16 +26,12 @@ import pandas as pd
 import torch
 
 from napari_mesoscale.motion._device import pick_device, to_tensor
-from napari_mesoscale.motion._registrar import Registrar
+from napari_mesoscale.motion._registrar import Registrar, batch_size
 from napari_mesoscale.motion.params import MotionParams
 from napari_mesoscale.motion.reference import refine_reference
 from napari_mesoscale.progress import Cancelled, Progress, ProgressCallback
 
 __all__ = ["MotionCancelled", "MotionCorrection", "correct_motion", "check_movie"]
-
-#: voxels processed at once by default (bounds working memory to a few hundred MB)
-_VOXELS_PER_BATCH = 2**23
-
 
 class MotionCancelled(Cancelled):
     """Motion correction was cancelled through its progress callback."""
@@ -86,22 +82,18 @@ class MotionCorrection:
         total = np.repeat(self.shifts_um[frame][None], len(positions), axis=0)
         if self.block_shifts_um is None:
             return total
-        from scipy import ndimage
+        from napari_mesoscale.motion._blocks import interpolation_weights
 
         voxels = positions / np.asarray(self.voxel_size)
-        coords = []
-        for axis, centres in enumerate(self.block_centres_voxels):
-            coords.append(
-                np.interp(voxels[:, axis], centres, np.arange(len(centres), dtype=float))
-                if len(centres) > 1
-                else np.zeros(len(voxels))
-            )
-        blocks = self.block_shifts_um[frame]
-        for axis in range(blocks.shape[-1]):
-            total[:, axis] += ndimage.map_coordinates(
-                blocks[..., axis], coords, order=1, mode="nearest"
-            )
-        return total
+        kind = self.parameters.get("field_interpolation", "linear")
+        weights = [
+            interpolation_weights(centres, voxels[:, axis], kind)
+            for axis, centres in enumerate(self.block_centres_voxels)
+        ]
+        blocks = self.block_shifts_um[frame]  # (*counts, ndim)
+        letters = "abcdefgh"[: len(weights)]
+        spec = ",".join(f"n{c}" for c in letters) + f",{letters}k->nk"
+        return total + np.einsum(spec, *weights, blocks)
 
     def to_table(self) -> pd.DataFrame:
         """One row per frame: rigid shifts (µm), largest patch shift, quality, outlier."""
@@ -127,6 +119,8 @@ class MotionCorrection:
         }
         if self.block_shifts_um is not None:
             arrays["block_shifts_um"] = self.block_shifts_um
+            kind = self.parameters.get("field_interpolation", "linear")
+            arrays["field_cubic"] = np.asarray(kind == "cubic")
             for i, centres in enumerate(self.block_centres_voxels):
                 arrays[f"block_centres_{i}"] = np.asarray(centres, dtype=float)
         return {prefix + k: np.asarray(v) for k, v in arrays.items()}
@@ -151,6 +145,7 @@ class MotionCorrection:
             reference=get["reference"],
             registered=None,
             voxel_size=tuple(float(v) for v in get["voxel_size"]),
+            parameters={"field_interpolation": "cubic" if get.get("field_cubic") else "linear"},
         )
 
     def save(self, folder: str | os.PathLike) -> Path:
@@ -169,6 +164,7 @@ class MotionCorrection:
                     if self.block_shifts_um is not None
                     else np.zeros(0),
                     voxel_size=np.asarray(self.voxel_size),
+                    field_cubic=self.parameters.get("field_interpolation") == "cubic",
                     **{f"block_centres_{i}": c for i, c in enumerate(self.block_centres_voxels)},
                 )
         return folder
@@ -190,11 +186,6 @@ def check_movie(movie: Any, voxel_size: Any) -> tuple[float, ...]:
         raise ValueError(
             f"voxel_size does not match a movie of shape {tuple(movie.shape)}: {error}"
         ) from None
-
-
-def _batch_size(params: MotionParams, frame_shape: tuple[int, ...]) -> int:
-    per_frame = int(np.prod(frame_shape))
-    return int(max(1, min(params.batch_frames, _VOXELS_PER_BATCH // per_frame)))
 
 
 def _read(movie: Any, index: Any, device: torch.device) -> torch.Tensor:
@@ -285,7 +276,7 @@ def _reference(movie, vs, params, given, device, progress) -> torch.Tensor:
 def _register_all(movie, registrar, sink, params, progress) -> dict[str, list]:
     results: dict[str, list] = {"rigid": [], "blocks": [], "quality": []}
     n_frames = movie.shape[0]
-    batch = _batch_size(params, registrar.shape)
+    batch = batch_size(params, registrar.shape)
     for start in range(0, n_frames, batch):
         stop = min(start + batch, n_frames)
         out = registrar.register(_read(movie, slice(start, stop), registrar.device))
