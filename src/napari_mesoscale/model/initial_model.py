@@ -116,7 +116,7 @@ def initialise_model(
     ridge_model = _drive_ridge(data, edges, edge_kernel)
     gen = torch.Generator().manual_seed(int(seed))
     units = None
-    if cfg.assignment == "alternating":
+    if cfg.assignment != "gradient":
         logits0, groups, units = community_units(data, cfg, grid, edges, seed)
     else:
         logits0, groups = _initial_logits(data, cfg, grid, edges, seed, gen)

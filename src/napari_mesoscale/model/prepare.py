@@ -159,8 +159,8 @@ def prepare_data(activity: Any, positions: Any, stimulus: Any, cfg: ModelConfig)
     z = _standardised(activity, finite, mean, std)
     if cfg.normalise == "neuron":
         z_neuron = z[tr0:tr1]
-    elif cfg.init != "dynamics" and cfg.assignment != "alternating":
-        z_neuron = None  # only the dynamics initialisation and the alternating units read it
+    elif cfg.init != "dynamics" and cfg.assignment == "gradient":
+        z_neuron = None  # only the dynamics start and the community units read it
     else:
         z_neuron = _standardised(train, finite[tr0:tr1], mean_n, std_n)
     s_mean = s_std = u = None

@@ -392,3 +392,205 @@ def reassign_after_epoch(
         seed=seed * 7919 + epoch,
     )
     return {f"reassign_{key}": value for key, value in figures.items()}
+
+
+# ------------------------------------------------------------------ discovery (assignment="em")
+@dataclass
+class _EmData:
+    """What the discovery EM fits: features (T, N, F), targets (T, N) and loss weights (T, N)."""
+
+    feats: torch.Tensor
+    target: torch.Tensor
+    weight: torch.Tensor
+
+
+@torch.no_grad()
+def _em_data(
+    net: MesoscaleNet,
+    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
+    units: AssignmentUnits,
+    frames: tuple[int, int],
+    n_frames: int,
+    gen: np.random.Generator,
+    max_elements: int = 2**23,
+) -> _EmData:
+    """Features of ``n_frames`` random frames of the training block (fewer when N is large).
+
+    The weight of a neuron's squared error is its mask over its target variance, so that every
+    neuron's loss is relative to its own scale (a loud neuron does not outvote its unit).
+    """
+    z, m, u = tensors
+    dev = z.device
+    n = z.shape[1]
+    t0, t1 = frames
+    budget = max(16, max_elements // max(1, n * net.n_features))
+    count = int(min(n_frames, budget, t1 - t0 - 1))
+    t = torch.as_tensor(np.sort(gen.choice(t1 - t0 - 1, count, replace=False)) + t0, device=dev)
+    slot = torch.as_tensor(units.slot, device=dev)
+    unit = torch.as_tensor(units.unit, device=dev)
+    feats = _features(net, z[t], None if u is None else u[t], slot, unit, units.n_units)
+    target = z[t + 1] - net.neuron_bias.detach()[None]
+    mk = m[t + 1] * m[t]
+    mean = (target * mk).sum(0) / mk.sum(0).clamp(min=1)
+    var = (((target - mean) ** 2) * mk).sum(0) / mk.sum(0).clamp(min=1)
+    return _EmData(feats.detach(), target.detach(), (mk / var.clamp(min=1e-6)).detach())
+
+
+def _features(
+    net: MesoscaleNet,
+    z: torch.Tensor,
+    u: torch.Tensor | None,
+    slot: torch.Tensor,
+    unit: torch.Tensor,
+    n_units: int,
+) -> torch.Tensor:
+    """(T, N, F) inputs of every filter for every neuron (see :func:`_outputs`)."""
+    t, n = z.shape
+    drive = net.drive(z)
+    s_drive = u @ net.stim_weight.T if net.n_stimulus and u is not None else torch.zeros_like(z)
+    ctx = _unit_context(z, unit, n_units)
+    relpos = net.relpos[torch.arange(n, device=z.device), slot]  # (N, 3)
+    return torch.cat(
+        [z[..., None], drive, s_drive[..., None], ctx, relpos[None].expand(t, n, 3)], dim=-1
+    )
+
+
+def _em_errors(bank: torch.nn.Module, data: _EmData, chunk: int = 64) -> torch.Tensor:
+    """(N, B) mean weighted squared error of every neuron under every filter."""
+    n, f = data.feats.shape[1], data.feats.shape[2]
+    b = getattr(bank, "n_filters", None)
+    err = None
+    with torch.no_grad():
+        for s in range(0, data.feats.shape[0], chunk):
+            x = data.feats[s : s + chunk]
+            out = bank(x[:, :, None, :].expand(x.shape[0], n, b, f))
+            e = (out - data.target[s : s + chunk, :, None]) ** 2 * data.weight[
+                s : s + chunk, :, None
+            ]
+            err = e.sum(0) if err is None else err + e.sum(0)
+    den = (data.weight > 0).sum(0).clamp(min=1)[:, None]
+    return err / den
+
+
+def _fit_filters(
+    bank: torch.nn.Module,
+    data: _EmData,
+    resp: torch.Tensor,
+    steps: int,
+    lr: float,
+    gen: torch.Generator,
+    batch: int = 32,
+) -> None:
+    """M-step: Adam on the filters, each neuron's error weighted by its responsibilities (N, B)."""
+    opt = torch.optim.Adam(bank.parameters(), lr=lr)
+    t, n, f = data.feats.shape
+    b = resp.shape[1]
+    norm = resp.sum(0).clamp(min=1e-6)  # every filter's loss is a mean over its share
+    for _ in range(steps):
+        idx = torch.randint(t, (min(batch, t),), generator=gen).to(data.feats.device)
+        x = data.feats[idx]
+        out = bank(x[:, :, None, :].expand(len(idx), n, b, f))
+        e = (out - data.target[idx, :, None]) ** 2 * data.weight[idx, :, None]
+        loss = (e.mean(0) * resp / norm).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def _unit_cost(err: torch.Tensor, units: AssignmentUnits) -> np.ndarray:
+    """(U, B) mean log error over every unit's members (log: scale-free per neuron)."""
+    log_err = np.log(err.double().cpu().numpy() + 1e-6)
+    size = np.bincount(units.unit, minlength=units.n_units).astype(float)
+    return unit_errors(log_err, units.unit, units.n_units) / np.maximum(size, 1)[:, None]
+
+
+def _soft(cost: np.ndarray, temperature: float) -> np.ndarray:
+    if temperature <= 0:
+        return np.eye(cost.shape[1])[cost.argmin(1)]
+    a = -(cost - cost.min(1, keepdims=True)) / temperature
+    p = np.exp(a)
+    return p / p.sum(1, keepdims=True)
+
+
+def _seed_filters(
+    bank: torch.nn.Module,
+    data: _EmData,
+    units: AssignmentUnits,
+    steps: int,
+    lr: float,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+) -> np.ndarray:
+    """k-means++ in prediction loss: filter b is fitted on one seed unit, drawn with
+    probability growing with how badly filters 0..b-1 predict it. Returns the (U, B) cost."""
+    b = bank.n_filters
+    size = np.bincount(units.unit, minlength=units.n_units).astype(float)
+    seeds: list[int] = []
+    cost = None
+    for k in range(b):
+        if cost is None:
+            p = size / size.sum()
+        else:
+            gap = cost[:, :k].min(1) - cost[:, :k].min()
+            p = size * np.maximum(gap, 0) ** 2 + 1e-12
+            p[seeds] = 0.0
+            p = p / p.sum()
+        seeds.append(int(rng.choice(units.n_units, p=p)))
+        resp = np.zeros((units.n_units, b))
+        resp[seeds[-1], k] = 1.0
+        _fit_filters(bank, data, _neuron_resp(resp, units, data), steps, lr, gen)
+        cost = _unit_cost(_em_errors(bank, data), units)
+    return cost
+
+
+def _neuron_resp(resp: np.ndarray, units: AssignmentUnits, data: _EmData) -> torch.Tensor:
+    return torch.as_tensor(resp[units.unit], dtype=data.feats.dtype, device=data.feats.device)
+
+
+def discover_assignment(
+    net: MesoscaleNet,
+    units: AssignmentUnits,
+    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
+    frames: tuple[int, int],
+    cfg: ModelConfig,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Find the motifs by the filters' own prediction loss before training (``"em"``).
+
+    Every restart seeds the filters k-means++-style on single units (see
+    :func:`_seed_filters`), then alternates ``discover_iterations`` times between an E-step
+    (responsibilities of every unit for every filter from its members' mean log one-step
+    error, a softmax at a temperature annealed geometrically from ``discover_temperature``
+    to hard) and an M-step (``discover_steps`` Adam steps of the filters on the
+    responsibility-weighted, variance-normalised error). The restart with the lowest held-in
+    loss (mean log error of every neuron under its unit's filter) wins: its filters are
+    copied into ``net.bank`` and its hard assignment into the logits.
+    """
+    import copy
+
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(int(seed))
+    data = _em_data(net, tensors, units, frames, cfg.reassign_frames, rng)
+    start = copy.deepcopy(net.bank.state_dict())
+    size = np.bincount(units.unit, minlength=units.n_units).astype(float)
+    best: tuple[float, dict, np.ndarray] | None = None
+    iters = max(1, cfg.discover_iterations)
+    for _ in range(max(1, cfg.discover_restarts)):
+        net.bank.load_state_dict(start)
+        cost = _seed_filters(net.bank, data, units, cfg.discover_steps, cfg.lr * 3, rng, gen)
+        for it in range(iters):
+            frac = it / max(1, iters - 2)
+            temp = 0.0 if it == iters - 1 else cfg.discover_temperature * 0.01 ** min(frac, 1.0)
+            resp = _soft(cost, temp)
+            _fit_filters(
+                net.bank, data, _neuron_resp(resp, units, data), cfg.discover_steps, cfg.lr * 3, gen
+            )
+            cost = _unit_cost(_em_errors(net.bank, data), units)
+        choice = cost.argmin(1)
+        loss = float((cost[np.arange(len(choice)), choice] * size).sum() / size.sum())
+        if best is None or loss < best[0]:
+            best = (loss, copy.deepcopy(net.bank.state_dict()), choice)
+    loss, state, choice = best
+    net.bank.load_state_dict(state)
+    _set_logits(net, choice[units.unit], units.slot, (cfg.init_strength, cfg.location_strength))
+    return {"discover_loss": loss, "n_motifs": float(len(np.unique(choice)))}
