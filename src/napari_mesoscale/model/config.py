@@ -210,30 +210,21 @@ class ModelConfig(Params):
         "reassign_every epochs each community moves to the filter that predicts its members "
         "best on held-in frames (hard EM, with idle filters re-seeded by splits; measured "
         "worse than 'gradient' from the dynamics start, better from a random one); 'em': "
-        "before training, the filters' own prediction loss finds the motifs (annealed EM over "
-        "communities with k-means++ seeding and restarts, see model/reassign.py), then the "
-        "assignment is kept while the filters train",
+        "before training, prediction loss finds the motifs (cross-prediction of linearised "
+        "per-community filters, linkage and k-means++ starts, hard EM, see model/reassign.py), "
+        "then the assignment is kept while the filters train",
         choices=("gradient", "alternating", "em"),
         gui=False,
     )
     discover_restarts: int = param(
-        4,
-        "restarts of the discovery EM; the lowest held-in loss wins ('em')",
-        minimum=1,
+        8,
+        "k-means++ starts of the discovery EM besides the linkage one; the lowest held-in "
+        "loss wins ('em')",
+        minimum=0,
         gui=False,
     )
     discover_iterations: int = param(
-        8, "E/M alternations per discovery restart ('em')", minimum=1, gui=False
-    )
-    discover_steps: int = param(
-        60, "Adam steps of the filters per discovery M-step ('em')", minimum=1, gui=False
-    )
-    discover_temperature: float = param(
-        0.3,
-        "first temperature of the discovery responsibilities, in mean log-error units; "
-        "annealed geometrically to 1 % of it, the last E-step is hard ('em')",
-        minimum=0.0,
-        gui=False,
+        10, "E/M alternations of every discovery start ('em')", minimum=1, gui=False
     )
     reassign_every: int = param(
         1, "epochs between reassignments (alternating)", unit="epochs", minimum=1, gui=False

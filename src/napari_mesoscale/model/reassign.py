@@ -455,48 +455,6 @@ def _features(
     )
 
 
-def _em_errors(bank: torch.nn.Module, data: _EmData, chunk: int = 64) -> torch.Tensor:
-    """(N, B) mean weighted squared error of every neuron under every filter."""
-    n, f = data.feats.shape[1], data.feats.shape[2]
-    b = getattr(bank, "n_filters", None)
-    err = None
-    with torch.no_grad():
-        for s in range(0, data.feats.shape[0], chunk):
-            x = data.feats[s : s + chunk]
-            out = bank(x[:, :, None, :].expand(x.shape[0], n, b, f))
-            e = (out - data.target[s : s + chunk, :, None]) ** 2 * data.weight[
-                s : s + chunk, :, None
-            ]
-            err = e.sum(0) if err is None else err + e.sum(0)
-    den = (data.weight > 0).sum(0).clamp(min=1)[:, None]
-    return err / den
-
-
-def _fit_filters(
-    bank: torch.nn.Module,
-    data: _EmData,
-    resp: torch.Tensor,
-    steps: int,
-    lr: float,
-    gen: torch.Generator,
-    batch: int = 32,
-) -> None:
-    """M-step: Adam on the filters, each neuron's error weighted by its responsibilities (N, B)."""
-    opt = torch.optim.Adam(bank.parameters(), lr=lr)
-    t, n, f = data.feats.shape
-    b = resp.shape[1]
-    norm = resp.sum(0).clamp(min=1e-6)  # every filter's loss is a mean over its share
-    for _ in range(steps):
-        idx = torch.randint(t, (min(batch, t),), generator=gen).to(data.feats.device)
-        x = data.feats[idx]
-        out = bank(x[:, :, None, :].expand(len(idx), n, b, f))
-        e = (out - data.target[idx, :, None]) ** 2 * data.weight[idx, :, None]
-        loss = (e.mean(0) * resp / norm).sum()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-
 def _unit_cost(err: torch.Tensor, units: AssignmentUnits) -> np.ndarray:
     """(U, B) mean log error over every unit's members (log: scale-free per neuron)."""
     log_err = np.log(err.double().cpu().numpy() + 1e-6)
@@ -504,47 +462,105 @@ def _unit_cost(err: torch.Tensor, units: AssignmentUnits) -> np.ndarray:
     return unit_errors(log_err, units.unit, units.n_units) / np.maximum(size, 1)[:, None]
 
 
-def _soft(cost: np.ndarray, temperature: float) -> np.ndarray:
-    if temperature <= 0:
-        return np.eye(cost.shape[1])[cost.argmin(1)]
-    a = -(cost - cost.min(1, keepdims=True)) / temperature
-    p = np.exp(a)
-    return p / p.sum(1, keepdims=True)
+def _expand(feats: torch.Tensor, proj: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """[f, relu f, f^2, relu(f W + c), 1]: a random-feature linearisation of a filter."""
+    hidden = torch.relu(feats @ proj + bias)
+    return torch.cat(
+        [feats, torch.relu(feats), feats**2, hidden, torch.ones_like(feats[..., :1])], dim=-1
+    )
 
 
-def _seed_filters(
-    bank: torch.nn.Module,
+def _unit_ridge(
+    phi: torch.Tensor, data: _EmData, rows: torch.Tensor, units: AssignmentUnits, alpha: float
+) -> torch.Tensor:
+    """(U, P) ridge coefficients of one filter per unit, fitted on frames ``rows``."""
+    p = phi.shape[-1]
+    unit = torch.as_tensor(units.unit, device=phi.device)
+    gram = torch.zeros(units.n_units, p, p, dtype=torch.float64, device=phi.device)
+    rhs = torch.zeros(units.n_units, p, dtype=torch.float64, device=phi.device)
+    for s in range(0, phi.shape[1], 256):
+        x = phi[rows, s : s + 256].double()  # (T, n, P)
+        w = data.weight[rows, s : s + 256].double()
+        y = data.target[rows, s : s + 256].double()
+        gram.index_add_(0, unit[s : s + 256], torch.einsum("tnp,tnq,tn->npq", x, x, w))
+        rhs.index_add_(0, unit[s : s + 256], torch.einsum("tnp,tn,tn->np", x, y, w))
+    scale = torch.diagonal(gram, dim1=1, dim2=2).mean(1).clamp(min=1e-9)
+    eye = torch.eye(p, dtype=gram.dtype, device=gram.device)
+    return torch.linalg.solve(gram + alpha * scale[:, None, None] * eye, rhs).float()
+
+
+def _cross_errors(
+    phi: torch.Tensor, data: _EmData, rows: torch.Tensor, coef: torch.Tensor
+) -> torch.Tensor:
+    """(N, V) mean weighted error of every neuron under every candidate unit's filter."""
+    out = []
+    for s in range(0, phi.shape[1], 256):
+        pred = torch.einsum("tnp,vp->tnv", phi[rows, s : s + 256], coef)
+        e = (pred - data.target[rows, s : s + 256, None]) ** 2
+        w = data.weight[rows, s : s + 256, None]
+        out.append((e * w).sum(0) / (w > 0).sum(0).clamp(min=1))
+    return torch.cat(out, 0)
+
+
+def _linkage_groups(cost: np.ndarray, k: int) -> np.ndarray:
+    """k groups of the U units by average linkage of the symmetric cross-prediction distance.
+
+    ``cost[u, v]`` is unit u's mean log error under unit v's filter; the distance of u and v
+    is how much worse each predicts the other than itself, summed over both directions (a
+    noise unit is predicted well by any filter but its own filter predicts nothing else).
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    u = cost.shape[0]
+    if u <= k:
+        return np.arange(u)
+    rel = cost - np.diag(cost)[:, None]
+    dist = np.clip(rel + rel.T, 0, None)
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), method="average")
+    return fcluster(tree, t=k, criterion="maxclust") - 1
+
+
+def _group_ridge_em(
+    phi: torch.Tensor,
     data: _EmData,
+    rows: tuple[torch.Tensor, torch.Tensor],
     units: AssignmentUnits,
-    steps: int,
-    lr: float,
-    rng: np.random.Generator,
-    gen: torch.Generator,
-) -> np.ndarray:
-    """k-means++ in prediction loss: filter b is fitted on one seed unit, drawn with
-    probability growing with how badly filters 0..b-1 predict it. Returns the (U, B) cost."""
-    b = bank.n_filters
+    labels: np.ndarray,
+    k: int,
+    alpha: float,
+    iterations: int,
+) -> tuple[np.ndarray, float]:
+    """Hard EM with one pooled (linearised) filter per group: fit on ``rows[0]``, move every
+    unit to the group whose filter predicts it best on ``rows[1]``. Returns labels, loss."""
     size = np.bincount(units.unit, minlength=units.n_units).astype(float)
-    seeds: list[int] = []
-    cost = None
-    for k in range(b):
-        if cost is None:
-            p = size / size.sum()
-        else:
-            gap = cost[:, :k].min(1) - cost[:, :k].min()
-            p = size * np.maximum(gap, 0) ** 2 + 1e-12
-            p[seeds] = 0.0
-            p = p / p.sum()
-        seeds.append(int(rng.choice(units.n_units, p=p)))
-        resp = np.zeros((units.n_units, b))
-        resp[seeds[-1], k] = 1.0
-        _fit_filters(bank, data, _neuron_resp(resp, units, data), steps, lr, gen)
-        cost = _unit_cost(_em_errors(bank, data), units)
-    return cost
+    loss = np.inf
+    for _ in range(iterations):
+        grouped = AssignmentUnits(labels[units.unit], units.slot)
+        coef = _unit_ridge(phi, data, rows[0], grouped, alpha)
+        if coef.shape[0] < k:
+            coef = torch.cat([coef, coef[:1].expand(k - coef.shape[0], -1)], 0)
+        cost = _unit_cost(_cross_errors(phi, data, rows[1], coef), units)
+        new = cost.argmin(1)
+        loss = float((cost[np.arange(len(new)), new] * size).sum() / size.sum())
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return labels, loss
 
 
-def _neuron_resp(resp: np.ndarray, units: AssignmentUnits, data: _EmData) -> torch.Tensor:
-    return torch.as_tensor(resp[units.unit], dtype=data.feats.dtype, device=data.feats.device)
+def _plus_plus_labels(cost: np.ndarray, size: np.ndarray, k: int, rng) -> np.ndarray:
+    """Labels from k seed units drawn k-means++-style: the next seed is drawn with probability
+    growing with how much worse the seeds so far predict a unit than its own filter."""
+    rel = np.clip(cost - np.diag(cost)[:, None], 0, None)
+    seeds = [int(rng.choice(len(size), p=size / size.sum()))]
+    while len(seeds) < min(k, len(size)):
+        gap = rel[:, seeds].min(1) ** 2 * size
+        if gap.sum() <= 0:
+            break
+        seeds.append(int(rng.choice(len(size), p=gap / gap.sum())))
+    return cost[:, seeds].argmin(1)
 
 
 def discover_assignment(
@@ -555,42 +571,61 @@ def discover_assignment(
     cfg: ModelConfig,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Find the motifs by the filters' own prediction loss before training (``"em"``).
+    """Find the motifs by prediction loss before training (``assignment="em"``).
 
-    Every restart seeds the filters k-means++-style on single units (see
-    :func:`_seed_filters`), then alternates ``discover_iterations`` times between an E-step
-    (responsibilities of every unit for every filter from its members' mean log one-step
-    error, a softmax at a temperature annealed geometrically from ``discover_temperature``
-    to hard) and an M-step (``discover_steps`` Adam steps of the filters on the
-    responsibility-weighted, variance-normalised error). The restart with the lowest held-in
-    loss (mean log error of every neuron under its unit's filter) wins: its filters are
-    copied into ``net.bank`` and its hard assignment into the logits.
+    Every unit (community) gets its own linearised filter: a ridge regression of its members'
+    next state on the filters' inputs (:func:`_features`) and a fixed random-feature
+    expansion of them (:func:`_expand`), fitted on even frames of a random stretch of the
+    training block; every unit's filter then predicts every other unit on the odd frames
+    (held-in), each neuron's error normalised by its variance and averaged in log over the
+    unit. Average linkage of that cross-prediction loss, and ``discover_restarts`` draws of
+    k-means++ seeds on it, start hard EM with one pooled filter per group
+    (``discover_iterations`` alternations of fitting the groups' filters and moving every unit
+    to the group that predicts it best); the start ending with the lowest held-in loss wins
+    and its groups become the assignment logits.
     """
-    import copy
-
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(seed))
-    data = _em_data(net, tensors, units, frames, cfg.reassign_frames, rng)
-    start = copy.deepcopy(net.bank.state_dict())
+    data = _em_data(net, tensors, units, frames, 2 * cfg.reassign_frames, rng)
+    f = data.feats.shape[-1]
+    proj = torch.randn(f, 32, generator=gen).to(data.feats) / f**0.5
+    phi = _expand(data.feats, proj, 0.5 * torch.randn(32, generator=gen).to(data.feats))
+    rows = (torch.arange(0, phi.shape[0], 2), torch.arange(1, phi.shape[0], 2))
+    k, alpha, iters = cfg.n_filters, 1e-3, cfg.discover_iterations
+    candidates = _candidate_units(units, 256)
+    coef = _unit_ridge(phi, data, rows[0], units, alpha)[candidates]
+    cost = _unit_cost(_cross_errors(phi, data, rows[1], coef), units)  # (U, V)
     size = np.bincount(units.unit, minlength=units.n_units).astype(float)
-    best: tuple[float, dict, np.ndarray] | None = None
-    iters = max(1, cfg.discover_iterations)
-    for _ in range(max(1, cfg.discover_restarts)):
-        net.bank.load_state_dict(start)
-        cost = _seed_filters(net.bank, data, units, cfg.discover_steps, cfg.lr * 3, rng, gen)
-        for it in range(iters):
-            frac = it / max(1, iters - 2)
-            temp = 0.0 if it == iters - 1 else cfg.discover_temperature * 0.01 ** min(frac, 1.0)
-            resp = _soft(cost, temp)
-            _fit_filters(
-                net.bank, data, _neuron_resp(resp, units, data), cfg.discover_steps, cfg.lr * 3, gen
-            )
-            cost = _unit_cost(_em_errors(net.bank, data), units)
-        choice = cost.argmin(1)
-        loss = float((cost[np.arange(len(choice)), choice] * size).sum() / size.sum())
-        if best is None or loss < best[0]:
-            best = (loss, copy.deepcopy(net.bank.state_dict()), choice)
-    loss, state, choice = best
-    net.bank.load_state_dict(state)
-    _set_logits(net, choice[units.unit], units.slot, (cfg.init_strength, cfg.location_strength))
-    return {"discover_loss": loss, "n_motifs": float(len(np.unique(choice)))}
+    square = cost[candidates]
+    starts = [_linkage_groups(square, k)]
+    starts += [
+        _plus_plus_labels(square, size[candidates], k, rng) for _ in range(cfg.discover_restarts)
+    ]
+    best_loss, best = np.inf, None
+    for labels in starts:
+        full = _extend_labels(cost, candidates, labels, k)
+        labels, loss = _group_ridge_em(phi, data, rows, units, full, k, alpha, iters)
+        if loss < best_loss:
+            best_loss, best = loss, labels
+    _set_logits(net, best[units.unit], units.slot, (cfg.init_strength, cfg.location_strength))
+    return {"discover_loss": best_loss, "n_motifs": float(len(np.unique(best)))}
+
+
+def _candidate_units(units: AssignmentUnits, limit: int) -> np.ndarray:
+    """The largest ``limit`` units: their filters are the ones every unit is scored under
+    (keeps the cross-prediction linear in N)."""
+    size = np.bincount(units.unit, minlength=units.n_units)
+    return np.sort(np.argsort(-size, kind="stable")[:limit])
+
+
+def _extend_labels(cost: np.ndarray, candidates: np.ndarray, labels: np.ndarray, k: int):
+    """Labels of all units from those of the candidates: the group whose candidates' filters
+    predict the unit best (mean log error)."""
+    if len(candidates) == cost.shape[0]:
+        return labels
+    score = np.full((cost.shape[0], k), np.inf)
+    for g in np.unique(labels):
+        score[:, g] = cost[:, labels == g].mean(1)
+    out = score.argmin(1)
+    out[candidates] = labels
+    return out
