@@ -23,6 +23,20 @@ motif ARI 0.61 (the gradient assignment, which keeps the initialisation: 0.93), 
 gradient assignment stays at 0.00, with domain ARI 0.99 (the communities give the domains).
 With five epochs the filters are not yet specific enough for their errors to rank the motifs
 reliably: that, not the cost, is what limits the scheme today.
+
+``ModelConfig.assignment="em"`` finds the motifs *before* training instead
+(:func:`discover_assignment`). Diagnosis of the alternating scheme from a random start (dev
+families): the communities are pure (purity 1.00 on dev brains of 240 neurons), so the task is
+grouping about a dozen communities into K motifs; but filters trained a few dozen Adam steps on
+random mixtures are too alike for their errors to rank the motifs (even from the true groups,
+annealed EM with the network filters drifted from ARI 1.00 to 0.74 within two iterations). A
+filter fitted to one community alone is specific, though: the cross-prediction loss of
+per-community *linearised* filters (ridge on the filters' inputs and a random-feature
+expansion, exact and cheap) separates families, asymmetrically (a noise community is predicted
+by any filter, its own filter predicts nothing else), so the distance is symmetrised before
+average linkage. Linkage and k-means++ starts then run hard EM with one pooled filter per
+group, and the lowest held-in loss wins. Cost: O(N P^2 T) for the ridge fits and
+O(N V P T) for scoring under at most V = 256 candidate communities' filters: linear in N.
 """
 
 from __future__ import annotations
