@@ -92,5 +92,5 @@ def test_random_start_em_discovers_motifs(dev_brain):
     communities' filters finds the motifs before training (dev families only)."""
     fit = _fit(dev_brain, epochs=1, init="random", assignment="em")
     scores = recovery_scores(fit, dev_brain.motif, dev_brain.instance)
-    assert scores["motif_ari"] > 0.8, scores
-    assert scores["domain_ari"] > 0.9, scores
+    assert scores["motif_ari"] > 0.8, scores  # measured 1.00
+    assert scores["domain_ari"] > 0.9, scores  # measured 1.00
