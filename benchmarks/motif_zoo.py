@@ -14,6 +14,9 @@ nothing tuned per brain). Methods:
 ``alternating`` / ``alternating_random``
     ``assignment="alternating"`` (communities reassigned to the filter that predicts them best
     after every epoch), from the dynamics / a random initialisation.
+``em_random``
+    ``assignment="em"`` from a random initialisation: the motifs are found before training by
+    the cross-prediction loss of per-community linearised filters and hard EM (model/reassign.py).
 ``ar_kmeans`` / ``ar_kmeans_k``
     Per-neuron AR(2) + stimulus coefficients, k-means, k by silhouette / k = K.
 ``corr_spectral_k`` / ``corr_hierarchical``
@@ -57,12 +60,13 @@ from napari_mesoscale.synth.motif_zoo import TEST_FAMILIES, make_zoo_brain
 HERE = Path(__file__).resolve().parent
 SEED0 = 2000
 PEERS = ("ar_kmeans", "ar_kmeans_k", "corr_spectral_k", "corr_hierarchical")
-FITS = ("model", "init", "random", "alternating", "alternating_random")
+FITS = ("model", "init", "random", "alternating", "alternating_random", "em_random")
 FIT_OPTIONS = {
     "init": {"epochs": 1},
     "random": {"init": "random"},
     "alternating": {"assignment": "alternating"},
     "alternating_random": {"assignment": "alternating", "init": "random"},
+    "em_random": {"assignment": "em", "init": "random"},
 }
 
 
@@ -108,24 +112,26 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
         model.fit(act[tr0:tr1], stimulus=stim[tr0:tr1])
         out[name] = {"mse": _mse(model.predict(act, stimulus=stim), act, te0, te1)}
     out["noise_floor"] = {"mse": _mse(brain.expected, act, te0, te1)}
+    persistence = out["persistence"]["mse"]
+    for name in (*args.fits, "ridge_var", "noise_floor"):
+        out[name]["mse_ratio_persistence"] = out[name]["mse"] / persistence
+    if args.update:
+        return out
     for name in PEERS:
         t0 = time.perf_counter()
         labels = _peer_labels(name, brain, k)
         domains = spatial_domains(labels, brain.positions)
         out[name] = recovery_scores(labels, brain.motif, brain.instance, domain_labels=domains)
         out[name]["seconds"] = time.perf_counter() - t0
-    persistence = out["persistence"]["mse"]
-    for name in (*args.fits, "ridge_var", "noise_floor"):
-        out[name]["mse_ratio_persistence"] = out[name]["mse"] / persistence
     return out
 
 
 def summarise(brains: list[dict]) -> dict:
     summary = {}
     for name in (*FITS, *PEERS, "persistence", "ridge_var", "noise_floor"):
-        if name not in brains[0]:
+        rows = [b[name] for b in brains if name in b]
+        if not rows:
             continue
-        rows = [b[name] for b in brains]
         summary[name] = {
             f"median_{key}": float(np.median([r[key] for r in rows]))
             for key in rows[0]
@@ -155,6 +161,42 @@ def merge(results: list[dict]) -> dict:
     return merged
 
 
+def update(result: dict, args: argparse.Namespace) -> dict:
+    """Add the ``args.fits`` rows to the brains of ``result`` (same settings), re-summarise."""
+    from _results import write_json
+
+    keys = ("neurons", "frames", "epochs", "families_per_brain", "n_filters")
+    if any(result["args"][k] != getattr(args, k) for k in keys):
+        raise ValueError(f"--update needs the settings of {args.out}: {result['args']}")
+    done = {b["seed"]: b for b in result["brains"]}
+    t0, load_before = time.perf_counter(), os.getloadavg()
+    for b in range(args.start, args.start + args.brains):
+        if SEED0 + b not in done:
+            continue
+        new = run_brain(SEED0 + b, args)
+        done[SEED0 + b].update({name: new[name] for name in args.fits})
+        result["summary"] = summarise(result["brains"])
+        write_json(args.out, result)  # after every brain: a long run keeps what it measured
+        print(
+            f"brain {b}: "
+            + ", ".join(
+                f"{m} {new[m]['motif_ari']:.2f}/{new[m]['domain_ari']:.2f}" for m in args.fits
+            ),
+            flush=True,
+        )
+    result.setdefault("updates", []).append(
+        {
+            "fits": list(args.fits),
+            "seconds": time.perf_counter() - t0,
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        }
+    )
+    result["summary"] = summarise(result["brains"])
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--brains", type=int, default=20)
@@ -171,11 +213,19 @@ def main() -> None:
         "--fits", nargs="+", default=list(FITS), choices=FITS, help="which fits to run"
     )
     parser.add_argument("--out", default=str(HERE / "results" / "motif_zoo.json"))
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="add the --fits rows to the brains of the same seeds already in --out",
+    )
     args = parser.parse_args()
     from _results import write_json
 
     if args.merge:
         write_json(args.out, merge([json.loads(Path(p).read_text()) for p in args.merge]))
+        return
+    if args.update:
+        write_json(args.out, update(json.loads(Path(args.out).read_text()), args))
         return
     load_before = os.getloadavg()
     t0 = time.perf_counter()

@@ -236,9 +236,22 @@ class ModelConfig(Params):
         "'gradient': the assignment logits learn by gradient descent; 'alternating': every "
         "reassign_every epochs each community moves to the filter that predicts its members "
         "best on held-in frames (hard EM, with idle filters re-seeded by splits; measured "
-        "worse than 'gradient' from the dynamics start, better from a random one)",
-        choices=("gradient", "alternating"),
+        "worse than 'gradient' from the dynamics start, better from a random one); 'em': "
+        "before training, prediction loss finds the motifs (cross-prediction of linearised "
+        "per-community filters, linkage and k-means++ starts, hard EM, see model/reassign.py), "
+        "then the assignment is kept while the filters train",
+        choices=("gradient", "alternating", "em"),
         gui=False,
+    )
+    discover_restarts: int = param(
+        8,
+        "k-means++ starts of the discovery EM besides the linkage one; the lowest held-in "
+        "loss wins ('em')",
+        minimum=0,
+        gui=False,
+    )
+    discover_iterations: int = param(
+        10, "E/M alternations of every discovery start ('em')", minimum=1, gui=False
     )
     reassign_every: int = param(
         1, "epochs between reassignments (alternating)", unit="epochs", minimum=1, gui=False

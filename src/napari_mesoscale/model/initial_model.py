@@ -134,7 +134,7 @@ def initialise_model(
     progress.report(0.3, "drive ridge")
     gen = torch.Generator().manual_seed(int(seed))
     units = None
-    if cfg.assignment == "alternating":
+    if cfg.assignment != "gradient":
         logits0, groups, units = community_units(data, cfg, grid, edges, seed)
     else:
         step = progress.stage(0.3, 0.8, "assignment")

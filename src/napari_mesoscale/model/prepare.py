@@ -168,8 +168,8 @@ def prepare_data(activity: Any, positions: Any, stimulus: Any, cfg: ModelConfig)
     i1 = min(tr1, tr0 + int(cfg.init_frames))
     if cfg.normalise == "neuron":
         z_neuron = z[tr0:i1]
-    elif cfg.init != "dynamics" and cfg.assignment != "alternating":
-        z_neuron = None  # only the dynamics initialisation and the alternating units read it
+    elif cfg.init != "dynamics" and cfg.assignment == "gradient":
+        z_neuron = None  # only the dynamics start and the community units read it
     else:
         z_neuron = _standardised(activity[tr0:i1], finite[tr0:i1], mean_n, std_n)
     s_mean = s_std = u = None

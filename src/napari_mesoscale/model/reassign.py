@@ -23,6 +23,20 @@ motif ARI 0.61 (the gradient assignment, which keeps the initialisation: 0.93), 
 gradient assignment stays at 0.00, with domain ARI 0.99 (the communities give the domains).
 With five epochs the filters are not yet specific enough for their errors to rank the motifs
 reliably: that, not the cost, is what limits the scheme today.
+
+``ModelConfig.assignment="em"`` finds the motifs *before* training instead
+(:func:`discover_assignment`). Diagnosis of the alternating scheme from a random start (dev
+families): the communities are pure (purity 1.00 on dev brains of 240 neurons), so the task is
+grouping about a dozen communities into K motifs; but filters trained a few dozen Adam steps on
+random mixtures are too alike for their errors to rank the motifs (even from the true groups,
+annealed EM with the network filters drifted from ARI 1.00 to 0.74 within two iterations). A
+filter fitted to one community alone is specific, though: the cross-prediction loss of
+per-community *linearised* filters (ridge on the filters' inputs and a random-feature
+expansion, exact and cheap) separates families, asymmetrically (a noise community is predicted
+by any filter, its own filter predicts nothing else), so the distance is symmetrised before
+average linkage. Linkage and k-means++ starts then run hard EM with one pooled filter per
+group, and the lowest held-in loss wins. Cost: O(N P^2 T) for the ridge fits and
+O(N V P T) for scoring under at most V = 256 candidate communities' filters: linear in N.
 """
 
 from __future__ import annotations
@@ -392,3 +406,240 @@ def reassign_after_epoch(
         seed=seed * 7919 + epoch,
     )
     return {f"reassign_{key}": value for key, value in figures.items()}
+
+
+# ------------------------------------------------------------------ discovery (assignment="em")
+@dataclass
+class _EmData:
+    """What the discovery EM fits: features (T, N, F), targets (T, N) and loss weights (T, N)."""
+
+    feats: torch.Tensor
+    target: torch.Tensor
+    weight: torch.Tensor
+
+
+@torch.no_grad()
+def _em_data(
+    net: MesoscaleNet,
+    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
+    units: AssignmentUnits,
+    frames: tuple[int, int],
+    n_frames: int,
+    gen: np.random.Generator,
+    max_elements: int = 2**23,
+) -> _EmData:
+    """Features of ``n_frames`` random frames of the training block (fewer when N is large).
+
+    The weight of a neuron's squared error is its mask over its target variance, so that every
+    neuron's loss is relative to its own scale (a loud neuron does not outvote its unit).
+    """
+    z, m, u = tensors
+    dev = z.device
+    n = z.shape[1]
+    t0, t1 = frames
+    budget = max(16, max_elements // max(1, n * net.n_features))
+    count = int(min(n_frames, budget, t1 - t0 - 1))
+    t = torch.as_tensor(np.sort(gen.choice(t1 - t0 - 1, count, replace=False)) + t0, device=dev)
+    slot = torch.as_tensor(units.slot, device=dev)
+    unit = torch.as_tensor(units.unit, device=dev)
+    feats = _features(net, z[t], None if u is None else u[t], slot, unit, units.n_units)
+    target = z[t + 1] - net.neuron_bias.detach()[None]
+    mk = m[t + 1] * m[t]
+    mean = (target * mk).sum(0) / mk.sum(0).clamp(min=1)
+    var = (((target - mean) ** 2) * mk).sum(0) / mk.sum(0).clamp(min=1)
+    return _EmData(feats.detach(), target.detach(), (mk / var.clamp(min=1e-6)).detach())
+
+
+def _features(
+    net: MesoscaleNet,
+    z: torch.Tensor,
+    u: torch.Tensor | None,
+    slot: torch.Tensor,
+    unit: torch.Tensor,
+    n_units: int,
+) -> torch.Tensor:
+    """(T, N, F) inputs of every filter for every neuron (see :func:`_outputs`)."""
+    t, n = z.shape
+    drive = net.drive(z)
+    s_drive = u @ net.stim_weight.T if net.n_stimulus and u is not None else torch.zeros_like(z)
+    ctx = _unit_context(z, unit, n_units)
+    relpos = net.relpos[torch.arange(n, device=z.device), slot]  # (N, 3)
+    return torch.cat(
+        [z[..., None], drive, s_drive[..., None], ctx, relpos[None].expand(t, n, 3)], dim=-1
+    )
+
+
+def _unit_cost(err: torch.Tensor, units: AssignmentUnits) -> np.ndarray:
+    """(U, B) mean log error over every unit's members (log: scale-free per neuron)."""
+    log_err = np.log(err.double().cpu().numpy() + 1e-6)
+    size = np.bincount(units.unit, minlength=units.n_units).astype(float)
+    return unit_errors(log_err, units.unit, units.n_units) / np.maximum(size, 1)[:, None]
+
+
+def _expand(feats: torch.Tensor, proj: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """[f, relu f, f^2, relu(f W + c), 1]: a random-feature linearisation of a filter."""
+    hidden = torch.relu(feats @ proj + bias)
+    return torch.cat(
+        [feats, torch.relu(feats), feats**2, hidden, torch.ones_like(feats[..., :1])], dim=-1
+    )
+
+
+def _unit_ridge(
+    phi: torch.Tensor, data: _EmData, rows: torch.Tensor, units: AssignmentUnits, alpha: float
+) -> torch.Tensor:
+    """(U, P) ridge coefficients of one filter per unit, fitted on frames ``rows``."""
+    p = phi.shape[-1]
+    unit = torch.as_tensor(units.unit, device=phi.device)
+    gram = torch.zeros(units.n_units, p, p, dtype=torch.float64, device=phi.device)
+    rhs = torch.zeros(units.n_units, p, dtype=torch.float64, device=phi.device)
+    for s in range(0, phi.shape[1], 256):
+        x = phi[rows, s : s + 256].double()  # (T, n, P)
+        w = data.weight[rows, s : s + 256].double()
+        y = data.target[rows, s : s + 256].double()
+        gram.index_add_(0, unit[s : s + 256], torch.einsum("tnp,tnq,tn->npq", x, x, w))
+        rhs.index_add_(0, unit[s : s + 256], torch.einsum("tnp,tn,tn->np", x, y, w))
+    scale = torch.diagonal(gram, dim1=1, dim2=2).mean(1).clamp(min=1e-9)
+    eye = torch.eye(p, dtype=gram.dtype, device=gram.device)
+    return torch.linalg.solve(gram + alpha * scale[:, None, None] * eye, rhs).float()
+
+
+def _cross_errors(
+    phi: torch.Tensor, data: _EmData, rows: torch.Tensor, coef: torch.Tensor
+) -> torch.Tensor:
+    """(N, V) mean weighted error of every neuron under every candidate unit's filter."""
+    out = []
+    for s in range(0, phi.shape[1], 256):
+        pred = torch.einsum("tnp,vp->tnv", phi[rows, s : s + 256], coef)
+        e = (pred - data.target[rows, s : s + 256, None]) ** 2
+        w = data.weight[rows, s : s + 256, None]
+        out.append((e * w).sum(0) / (w > 0).sum(0).clamp(min=1))
+    return torch.cat(out, 0)
+
+
+def _linkage_groups(cost: np.ndarray, k: int) -> np.ndarray:
+    """k groups of the U units by average linkage of the symmetric cross-prediction distance.
+
+    ``cost[u, v]`` is unit u's mean log error under unit v's filter; the distance of u and v
+    is how much worse each predicts the other than itself, summed over both directions (a
+    noise unit is predicted well by any filter but its own filter predicts nothing else).
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    u = cost.shape[0]
+    if u <= k:
+        return np.arange(u)
+    rel = cost - np.diag(cost)[:, None]
+    dist = np.clip(rel + rel.T, 0, None)
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), method="average")
+    return fcluster(tree, t=k, criterion="maxclust") - 1
+
+
+def _group_ridge_em(
+    phi: torch.Tensor,
+    data: _EmData,
+    rows: tuple[torch.Tensor, torch.Tensor],
+    units: AssignmentUnits,
+    labels: np.ndarray,
+    k: int,
+    alpha: float,
+    iterations: int,
+) -> tuple[np.ndarray, float]:
+    """Hard EM with one pooled (linearised) filter per group: fit on ``rows[0]``, move every
+    unit to the group whose filter predicts it best on ``rows[1]``. Returns labels, loss."""
+    size = np.bincount(units.unit, minlength=units.n_units).astype(float)
+    loss = np.inf
+    for _ in range(iterations):
+        grouped = AssignmentUnits(labels[units.unit], units.slot)
+        coef = _unit_ridge(phi, data, rows[0], grouped, alpha)
+        if coef.shape[0] < k:
+            coef = torch.cat([coef, coef[:1].expand(k - coef.shape[0], -1)], 0)
+        cost = _unit_cost(_cross_errors(phi, data, rows[1], coef), units)
+        new = cost.argmin(1)
+        loss = float((cost[np.arange(len(new)), new] * size).sum() / size.sum())
+        if np.array_equal(new, labels):
+            break
+        labels = new
+    return labels, loss
+
+
+def _plus_plus_labels(cost: np.ndarray, size: np.ndarray, k: int, rng) -> np.ndarray:
+    """Labels from k seed units drawn k-means++-style: the next seed is drawn with probability
+    growing with how much worse the seeds so far predict a unit than its own filter."""
+    rel = np.clip(cost - np.diag(cost)[:, None], 0, None)
+    seeds = [int(rng.choice(len(size), p=size / size.sum()))]
+    while len(seeds) < min(k, len(size)):
+        gap = rel[:, seeds].min(1) ** 2 * size
+        if gap.sum() <= 0:
+            break
+        seeds.append(int(rng.choice(len(size), p=gap / gap.sum())))
+    return cost[:, seeds].argmin(1)
+
+
+def discover_assignment(
+    net: MesoscaleNet,
+    units: AssignmentUnits,
+    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None],
+    frames: tuple[int, int],
+    cfg: ModelConfig,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Find the motifs by prediction loss before training (``assignment="em"``).
+
+    Every unit (community) gets its own linearised filter: a ridge regression of its members'
+    next state on the filters' inputs (:func:`_features`) and a fixed random-feature
+    expansion of them (:func:`_expand`), fitted on even frames of a random stretch of the
+    training block; every unit's filter then predicts every other unit on the odd frames
+    (held-in), each neuron's error normalised by its variance and averaged in log over the
+    unit. Average linkage of that cross-prediction loss, and ``discover_restarts`` draws of
+    k-means++ seeds on it, start hard EM with one pooled filter per group
+    (``discover_iterations`` alternations of fitting the groups' filters and moving every unit
+    to the group that predicts it best); the start ending with the lowest held-in loss wins
+    and its groups become the assignment logits.
+    """
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(int(seed))
+    data = _em_data(net, tensors, units, frames, 2 * cfg.reassign_frames, rng)
+    f = data.feats.shape[-1]
+    proj = torch.randn(f, 32, generator=gen).to(data.feats) / f**0.5
+    phi = _expand(data.feats, proj, 0.5 * torch.randn(32, generator=gen).to(data.feats))
+    rows = (torch.arange(0, phi.shape[0], 2), torch.arange(1, phi.shape[0], 2))
+    k, alpha, iters = cfg.n_filters, 1e-3, cfg.discover_iterations
+    candidates = _candidate_units(units, 256)
+    coef = _unit_ridge(phi, data, rows[0], units, alpha)[candidates]
+    cost = _unit_cost(_cross_errors(phi, data, rows[1], coef), units)  # (U, V)
+    size = np.bincount(units.unit, minlength=units.n_units).astype(float)
+    square = cost[candidates]
+    starts = [_linkage_groups(square, k)]
+    starts += [
+        _plus_plus_labels(square, size[candidates], k, rng) for _ in range(cfg.discover_restarts)
+    ]
+    best_loss, best = np.inf, None
+    for labels in starts:
+        full = _extend_labels(cost, candidates, labels, k)
+        labels, loss = _group_ridge_em(phi, data, rows, units, full, k, alpha, iters)
+        if loss < best_loss:
+            best_loss, best = loss, labels
+    _set_logits(net, best[units.unit], units.slot, (cfg.init_strength, cfg.location_strength))
+    return {"discover_loss": best_loss, "n_motifs": float(len(np.unique(best)))}
+
+
+def _candidate_units(units: AssignmentUnits, limit: int) -> np.ndarray:
+    """The largest ``limit`` units: their filters are the ones every unit is scored under
+    (keeps the cross-prediction linear in N)."""
+    size = np.bincount(units.unit, minlength=units.n_units)
+    return np.sort(np.argsort(-size, kind="stable")[:limit])
+
+
+def _extend_labels(cost: np.ndarray, candidates: np.ndarray, labels: np.ndarray, k: int):
+    """Labels of all units from those of the candidates: the group whose candidates' filters
+    predict the unit best (mean log error)."""
+    if len(candidates) == cost.shape[0]:
+        return labels
+    score = np.full((cost.shape[0], k), np.inf)
+    for g in np.unique(labels):
+        score[:, g] = cost[:, labels == g].mean(1)
+    out = score.argmin(1)
+    out[candidates] = labels
+    return out

@@ -33,7 +33,11 @@ from napari_mesoscale.io.torch_files import load_torch_file
 from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.core import MesoscaleNet, both_finite, frames_per_pass
 from napari_mesoscale.model.prepare import PreparedData
-from napari_mesoscale.model.reassign import AssignmentUnits, reassign_after_epoch
+from napari_mesoscale.model.reassign import (
+    AssignmentUnits,
+    discover_assignment,
+    reassign_after_epoch,
+)
 from napari_mesoscale.progress import Cancelled, Progress
 
 __all__ = ["CHECKPOINT_NAME", "RunOptions", "TrainingState", "dist_info", "train_model"]
@@ -231,13 +235,17 @@ def train_model(
         remove_stale_temporaries(ckpt_path)  # a killed run's partial writes, even if none follows
     if run.resume and ckpt_path is not None and ckpt_path.exists():
         _resume(state, net, ckpt_path, data, run, cfg)
+    if units is not None and cfg.assignment == "em" and state.start_epoch == 0:
+        _discover(net, units, tensors, cfg, run, progress)
     for epoch in range(state.start_epoch, cfg.epochs):
         t_epoch = time.perf_counter()
         sums = _train_epoch(module, net, tensors, state, cfg, run, epoch, progress)
         if state.stopped == "cancelled":
             break
         moves = (
-            {} if units is None else reassign_after_epoch(net, units, tensors, cfg, epoch, run.seed)
+            {}
+            if units is None or cfg.assignment != "alternating"
+            else reassign_after_epoch(net, units, tensors, cfg, epoch, run.seed)
         )
         _end_epoch(net, tensors, state, cfg, epoch, sums, time.perf_counter() - t_epoch)
         state.history[-1].update(moves)
@@ -253,6 +261,25 @@ def train_model(
     if state.best_state is not None and state.stopped != "cancelled":
         net.load_state_dict(state.best_state)
     return state
+
+
+def _discover(
+    net: MesoscaleNet,
+    units: AssignmentUnits,
+    tensors: _Tensors,
+    cfg: ModelConfig,
+    run: RunOptions,
+    progress: Progress,
+) -> None:
+    """The discovery EM of ``assignment="em"`` on the training block (same on every rank)."""
+    t_start = time.perf_counter()
+    frames = (int(tensors.starts[0]), int(tensors.starts[-1]) + 2)
+    figures = discover_assignment(
+        net, units, (tensors.z, tensors.mask, tensors.u), frames, cfg, run.seed
+    )
+    figures["discover_seconds"] = time.perf_counter() - t_start
+    if run.rank == 0:
+        progress.report(0.0, "motifs discovered", **figures)
 
 
 def _to_device(data: PreparedData, cfg: ModelConfig, dev: torch.device) -> _Tensors:
@@ -348,7 +375,7 @@ def _train_epoch(
 ) -> dict[str, float]:
     """One pass over the training windows; sets ``state.stopped`` on a cancel."""
     tau, mode, bal_w, frozen = _schedule(cfg, epoch)
-    frozen = frozen or cfg.assignment == "alternating"
+    frozen = frozen or cfg.assignment != "gradient"
     g = torch.Generator().manual_seed(int(run.seed) * 100_003 + epoch)
     perm = tensors.starts[torch.randperm(len(tensors.starts), generator=g).numpy()]
     sums: dict[str, float] = {}

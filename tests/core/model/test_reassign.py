@@ -69,3 +69,28 @@ def test_random_start_alternating_finds_motifs(dev_brain):
     # measured motif ARI 0.483 (the gradient assignment from a random start: about 0)
     assert scores["motif_ari"] > 0.4, scores
     assert scores["domain_ari"] > 0.9, scores  # measured 1.00
+
+
+def test_linkage_groups_follow_cross_prediction():
+    """Units that predict each other as well as themselves group together, even when one
+    group (noise: predicted by anything, predicting nothing else) is asymmetric."""
+    from napari_mesoscale.model.reassign import _linkage_groups
+
+    truth = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    rng = np.random.default_rng(0)
+    cost = np.where(truth[:, None] == truth[None, :], 0.0, 1.0) + 0.05 * rng.random((8, 8))
+    cost[truth == 2] = 0.1 + 0.05 * rng.random((3, 8))  # noise units: any filter will do
+    cost[np.ix_(truth == 2, truth == 2)] = 0.0
+    labels = _linkage_groups(cost, 3)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(truth, labels) == 1.0
+
+
+def test_random_start_em_discovers_motifs(dev_brain):
+    """assignment='em' from random motif labels: the cross-prediction loss of the
+    communities' filters finds the motifs before training (dev families only)."""
+    fit = _fit(dev_brain, epochs=1, init="random", assignment="em")
+    scores = recovery_scores(fit, dev_brain.motif, dev_brain.instance)
+    assert scores["motif_ari"] > 0.8, scores  # measured 1.00
+    assert scores["domain_ari"] > 0.9, scores  # measured 1.00
