@@ -46,6 +46,7 @@ from _results import write_json
 
 RESULTS_DIR = Path(__file__).parent / "results"
 HORIZON = 8
+VARIANTS = ("dF/F", "calcium", "oracle")
 
 
 def _sample_parameters() -> dict:
@@ -113,7 +114,9 @@ def feature_ari(signals: dict, positions, adjacency, stimulus, motif) -> dict:
     return out
 
 
-def run_movie(seed: int, frames: int, preset: str, epochs: int, features: bool) -> dict:
+def run_movie(
+    seed: int, frames: int, preset: str, epochs: int, features: bool, variants=VARIANTS
+) -> dict:
     import scipy.sparse as sp
 
     from napari_mesoscale.connectome import register_point_sources
@@ -153,8 +156,9 @@ def run_movie(seed: int, frames: int, preset: str, epochs: int, features: bool) 
         ),
     }
     cfg = pipeline_config()
+    runs = {name: run for name, run in runs.items() if name in variants}
     for name, (signal, positions, adj, observation, rows) in runs.items():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fit = fit_mesoscale(
             signal,
             positions,
@@ -172,6 +176,7 @@ def run_movie(seed: int, frames: int, preset: str, epochs: int, features: bool) 
             "domain_ari": _ari(instance, fit.domain_labels[rows]),
             "init_motif_ari": _ari(motif, fit.init_groups[rows]),
             "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0,
         }
         if fit.indicator is not None:
             ind = fit.indicator.iloc[det]
@@ -272,9 +277,37 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def merge(paths: list[Path], output: Path) -> None:
+    """One result of the movies of several runs (e.g. one process per seed), re-summarised."""
+    import json
+
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    result = {
+        "benchmark": "pipeline_calcium",
+        "merged_from": [str(p) for p in paths],
+        "settings": [p["settings"] for p in parts],
+        "machine": [p["machine"] for p in parts],
+        "seconds": [p.get("seconds") for p in parts],
+        "movies": [m for p in parts for m in p["movies"]],
+    }
+    result["summary"] = summarise(result["movies"])
+    write_json(output, result)
+    print(markdown(result["summary"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=("classic", "realistic"), default="realistic")
+    parser.add_argument(
+        "--preset", choices=("classic", "realistic", "heldout"), default="realistic"
+    )
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="summarise the movies of these JSON files (runs split over processes) into --output",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--frames", type=int, nargs="+", default=[200, 600, 2000])
     parser.add_argument("--epochs", type=int, default=60)
@@ -286,6 +319,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     path = args.output or RESULTS_DIR / f"pipeline_calcium_{args.preset}.json"
+    if args.merge:
+        merge(args.merge, path)
+        return
     result = {
         "benchmark": "pipeline_calcium",
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -300,7 +336,7 @@ def main() -> None:
     for frames in args.frames:
         for seed in args.seeds:
             result["movies"].append(
-                run_movie(seed, frames, args.preset, args.epochs, args.feature_ari)
+                run_movie(seed, frames, args.preset, args.epochs, args.feature_ari, args.variants)
             )
             result["summary"] = summarise(result["movies"])
             result["seconds"] = time.perf_counter() - t0
