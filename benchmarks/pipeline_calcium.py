@@ -115,7 +115,13 @@ def feature_ari(signals: dict, positions, adjacency, stimulus, motif) -> dict:
 
 
 def run_movie(
-    seed: int, frames: int, preset: str, epochs: int, features: bool, variants=VARIANTS
+    seed: int,
+    frames: int,
+    preset: str,
+    epochs: int,
+    features: bool,
+    variants=VARIANTS,
+    save_fits: Path | None = None,
 ) -> dict:
     import scipy.sparse as sp
 
@@ -170,6 +176,9 @@ def run_movie(
             device="cpu",
             observation=observation,
         )
+        if save_fits is not None:
+            tag = name.replace("/", "")
+            fit.save(Path(save_fits) / f"{preset}_{frames}_{seed}_{tag}.pt")
         entry = {
             "scores": score(fit, signal, adj, stim),
             "motif_ari": _ari(motif, fit.motif_labels[rows]),
@@ -314,6 +323,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--feature-ari", action="store_true")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--save-fits", type=Path, default=None, help="folder for every fit")
     args = parser.parse_args()
     import torch
 
@@ -336,7 +346,15 @@ def main() -> None:
     for frames in args.frames:
         for seed in args.seeds:
             result["movies"].append(
-                run_movie(seed, frames, args.preset, args.epochs, args.feature_ari, args.variants)
+                run_movie(
+                    seed,
+                    frames,
+                    args.preset,
+                    args.epochs,
+                    args.feature_ari,
+                    args.variants,
+                    args.save_fits,
+                )
             )
             result["summary"] = summarise(result["movies"])
             result["seconds"] = time.perf_counter() - t0
