@@ -127,7 +127,7 @@ def run_movie(
 
     from napari_mesoscale.connectome import register_point_sources
     from napari_mesoscale.model import fit_mesoscale
-    from napari_mesoscale.model.observation import estimate_decay, to_latent
+    from napari_mesoscale.model.observation import estimate_decay, innovation, to_latent
     from napari_mesoscale.segment import detect_point_sources
     from napari_mesoscale.synth import make_toy_brain
     from napari_mesoscale.workflow import pipeline_config, restrict_adjacency
@@ -208,10 +208,12 @@ def run_movie(
     if features:
         decay = estimate_decay(dff)
         latent = to_latent(dff, decay)
+        features = innovation(dff, decay)
         signals = {
             "activity": (brain.activity[:, neu].astype(float), np.arange(len(det))),
             "dF/F": (dff[:, det], np.arange(len(det))),
             "latent": (latent[:, det], np.arange(len(det))),
+            "innovation": (features[:, det], np.arange(len(det))),
         }
         out["feature_motif_ari"] = feature_ari(
             signals, sources.positions[det], oracle_adj, stim, motif
