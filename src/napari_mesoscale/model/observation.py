@@ -15,6 +15,11 @@ indicator, not as activity:
    squares on the training block against the observed dF/F, after the filters are trained
    (two stages, not a joint gradient fit). Predictions of ``fit.predict`` are then in dF/F.
 
+The assignment (motifs and domains) comes from the initialisation's dynamics features computed
+on the linear AR(1) innovation of dF/F (:func:`innovation`), not on the OASIS latent, and is
+kept through training (``ModelConfig.calcium_assignment="initial"``, :func:`calcium_config`):
+training it moved the motifs away from a better initialisation even on the true activity.
+
 The indicator's fitted parameters are ``fit.indicator`` (one row per neuron) and the domain
 table's ``indicator_decay`` column (the mean decay of a domain's members).
 """
