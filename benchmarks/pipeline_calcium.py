@@ -46,6 +46,7 @@ from _results import write_json
 
 RESULTS_DIR = Path(__file__).parent / "results"
 HORIZON = 8
+VARIANTS = ("dF/F", "calcium", "oracle")
 
 
 def _sample_parameters() -> dict:
@@ -113,12 +114,20 @@ def feature_ari(signals: dict, positions, adjacency, stimulus, motif) -> dict:
     return out
 
 
-def run_movie(seed: int, frames: int, preset: str, epochs: int, features: bool) -> dict:
+def run_movie(
+    seed: int,
+    frames: int,
+    preset: str,
+    epochs: int,
+    features: bool,
+    variants=VARIANTS,
+    save_fits: Path | None = None,
+) -> dict:
     import scipy.sparse as sp
 
     from napari_mesoscale.connectome import register_point_sources
     from napari_mesoscale.model import fit_mesoscale
-    from napari_mesoscale.model.observation import estimate_decay, to_latent
+    from napari_mesoscale.model.observation import estimate_decay, innovation, to_latent
     from napari_mesoscale.segment import detect_point_sources
     from napari_mesoscale.synth import make_toy_brain
     from napari_mesoscale.workflow import pipeline_config, restrict_adjacency
@@ -153,8 +162,9 @@ def run_movie(seed: int, frames: int, preset: str, epochs: int, features: bool) 
         ),
     }
     cfg = pipeline_config()
+    runs = {name: run for name, run in runs.items() if name in variants}
     for name, (signal, positions, adj, observation, rows) in runs.items():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fit = fit_mesoscale(
             signal,
             positions,
@@ -166,12 +176,16 @@ def run_movie(seed: int, frames: int, preset: str, epochs: int, features: bool) 
             device="cpu",
             observation=observation,
         )
+        if save_fits is not None:
+            tag = name.replace("/", "")
+            fit.save(Path(save_fits) / f"{preset}_{frames}_{seed}_{tag}.pt")
         entry = {
             "scores": score(fit, signal, adj, stim),
             "motif_ari": _ari(motif, fit.motif_labels[rows]),
             "domain_ari": _ari(instance, fit.domain_labels[rows]),
             "init_motif_ari": _ari(motif, fit.init_groups[rows]),
             "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - c0,
         }
         if fit.indicator is not None:
             ind = fit.indicator.iloc[det]
@@ -194,10 +208,12 @@ def run_movie(seed: int, frames: int, preset: str, epochs: int, features: bool) 
     if features:
         decay = estimate_decay(dff)
         latent = to_latent(dff, decay)
+        features = innovation(dff, decay)
         signals = {
             "activity": (brain.activity[:, neu].astype(float), np.arange(len(det))),
             "dF/F": (dff[:, det], np.arange(len(det))),
             "latent": (latent[:, det], np.arange(len(det))),
+            "innovation": (features[:, det], np.arange(len(det))),
         }
         out["feature_motif_ari"] = feature_ari(
             signals, sources.positions[det], oracle_adj, stim, motif
@@ -272,20 +288,52 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def merge(paths: list[Path], output: Path) -> None:
+    """One result of the movies of several runs (e.g. one process per seed), re-summarised."""
+    import json
+
+    parts = [json.loads(Path(p).read_text()) for p in paths]
+    result = {
+        "benchmark": "pipeline_calcium",
+        "merged_from": [str(p) for p in paths],
+        "settings": [p["settings"] for p in parts],
+        "machine": [p["machine"] for p in parts],
+        "seconds": [p.get("seconds") for p in parts],
+        "movies": [m for p in parts for m in p["movies"]],
+    }
+    result["summary"] = summarise(result["movies"])
+    write_json(output, result)
+    print(markdown(result["summary"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", choices=("classic", "realistic"), default="realistic")
+    parser.add_argument(
+        "--preset", choices=("classic", "realistic", "heldout"), default="realistic"
+    )
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="summarise the movies of these JSON files (runs split over processes) into --output",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--frames", type=int, nargs="+", default=[200, 600, 2000])
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--feature-ari", action="store_true")
     parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--save-fits", type=Path, default=None, help="folder for every fit")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     path = args.output or RESULTS_DIR / f"pipeline_calcium_{args.preset}.json"
+    if args.merge:
+        merge(args.merge, path)
+        return
     result = {
         "benchmark": "pipeline_calcium",
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
@@ -300,7 +348,15 @@ def main() -> None:
     for frames in args.frames:
         for seed in args.seeds:
             result["movies"].append(
-                run_movie(seed, frames, args.preset, args.epochs, args.feature_ari)
+                run_movie(
+                    seed,
+                    frames,
+                    args.preset,
+                    args.epochs,
+                    args.feature_ari,
+                    args.variants,
+                    args.save_fits,
+                )
             )
             result["summary"] = summarise(result["movies"])
             result["seconds"] = time.perf_counter() - t0

@@ -166,6 +166,15 @@ class ModelConfig(Params):
         "decay, gain and saturation; see napari_mesoscale.model.observation)",
         choices=("activity", "calcium"),
     )
+    calcium_assignment: str = param(
+        "initial",
+        "with observation='calcium': 'initial' keeps the initial assignment (k-means of the "
+        "deconvolved latent's dynamics features) through training, 'trained' lets the "
+        "assignment logits learn as on activity (measured: training moved the motifs away "
+        "from a better initialisation, even on the true activity)",
+        choices=("initial", "trained"),
+        gui=False,
+    )
 
     # -- assignment ----------------------------------------------------------------------
     init: str = param(

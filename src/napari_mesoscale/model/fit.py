@@ -17,6 +17,7 @@ package 97-100 %.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -166,7 +167,15 @@ def fit_mesoscale(
     progress = Progress.wrap(callback if rank_zero else None, FitCancelled)
     stage = {name: progress.stage(*span, name) for name, span in _STAGES.items()}
     calcium = _calcium_latent(activity) if cfg.observation == "calcium" else None
+    if calcium is not None:
+        from napari_mesoscale.model.observation import calcium_config
+
+        cfg = calcium_config(cfg)
     data = prepare_data(activity if calcium is None else calcium[0], positions, stimulus, cfg)
+    if calcium is not None and data.z_neuron is not None:
+        from napari_mesoscale.model.observation import feature_block
+
+        data = replace(data, z_neuron=feature_block(calcium[2], data.blocks["train"]))
     stage["prepare"].report(1.0, f"{data.n_neurons} neurons, {data.z.shape[0]} frames")
     run = RunOptions(resolve_device(device), seed, checkpoint_dir, resume)
     init = initialise_model(data, cfg, connectome, seed, stage["initialise"], run.device)
@@ -180,15 +189,16 @@ def fit_mesoscale(
     return fit
 
 
-def _calcium_latent(dff: Any) -> tuple[Any, float]:
-    """The latent activity the filters evolve for calcium input, and the decay used."""
+def _calcium_latent(dff: Any) -> tuple[Any, float, Any]:
+    """For calcium input: the latent the filters evolve, the decay used, and the signal the
+    initialisation's dynamics features are computed on."""
     import numpy as np
 
-    from napari_mesoscale.model.observation import estimate_decay, to_latent
+    from napari_mesoscale.model.observation import estimate_decay, innovation, to_latent
 
     dff = np.asarray(dff, dtype=np.float64)
     decay = estimate_decay(dff)
-    return to_latent(dff, decay), decay
+    return to_latent(dff, decay), decay, innovation(dff, decay)
 
 
 def _train(init: InitialModel, data: PreparedData, run: RunOptions, progress: Progress) -> Any:

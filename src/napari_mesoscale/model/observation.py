@@ -15,6 +15,11 @@ indicator, not as activity:
    squares on the training block against the observed dF/F, after the filters are trained
    (two stages, not a joint gradient fit). Predictions of ``fit.predict`` are then in dF/F.
 
+The assignment (motifs and domains) comes from the initialisation's dynamics features computed
+on the linear AR(1) innovation of dF/F (:func:`innovation`), not on the OASIS latent, and is
+kept through training (``ModelConfig.calcium_assignment="initial"``, :func:`calcium_config`):
+training it moved the motifs away from a better initialisation even on the true activity.
+
 The indicator's fitted parameters are ``fit.indicator`` (one row per neuron) and the domain
 table's ``indicator_decay`` column (the mean decay of a domain's members).
 """
@@ -33,8 +38,11 @@ from napari_mesoscale.segment.deconvolve import oasis_ar1
 __all__ = [
     "OBSERVATIONS",
     "attach_readout",
+    "calcium_config",
     "estimate_decay",
+    "feature_block",
     "indicator_table",
+    "innovation",
     "predict_observed",
     "to_latent",
 ]
@@ -81,6 +89,41 @@ def to_latent(dff: np.ndarray, decay: float) -> np.ndarray:
         s = LATENT_SMOOTHING
         out[:, i] = lfilter([1 - s], [1, -s], events)
     return np.where(finite, out, np.nan)
+
+
+def innovation(dff: np.ndarray, decay: float) -> np.ndarray:
+    """(T, N) linear AR(1) innovation ``y(t) - decay * y(t-1)`` of dF/F, smoothed like the latent.
+
+    The linear inverse of the indicator's decay, without OASIS's non-negativity and sparsity:
+    unbiased where OASIS thresholds small events away. The initialisation's dynamics features
+    are computed on it (median motif ARI of the initial groups, realistic preset, 5 brains:
+    0.91 at 600 frames and 0.60 at 200, against 0.76 / 0.45 on the OASIS latent and
+    0.70 / 0.50 on dF/F). NaN frames stay NaN (and make the next frame NaN).
+    """
+    y = np.asarray(dff, dtype=np.float64)
+    e = np.empty_like(y)
+    e[0] = 0.0
+    e[1:] = y[1:] - decay * y[:-1]
+    s = LATENT_SMOOTHING
+    filled = lfilter([1 - s], [1, -s], np.nan_to_num(e), axis=0)
+    return np.where(np.isfinite(e), filled, np.nan)
+
+
+def feature_block(features: np.ndarray, train: tuple[int, int]) -> np.ndarray:
+    """float32 training block of ``features`` z-scored per neuron, NaN as 0 (``z_neuron``)."""
+    x = np.asarray(features[train[0] : train[1]], dtype=np.float64)
+    mean = np.nanmean(x, axis=0)
+    std = np.nanstd(x, axis=0)
+    z = (x - mean) / np.where(std > 1e-12, std, 1.0)
+    return np.where(np.isfinite(z), z, 0.0).astype(np.float32)
+
+
+def calcium_config(cfg: Any) -> Any:
+    """``cfg`` with the calcium path's assignment: kept at its initialisation unless
+    ``calcium_assignment="trained"`` (or the alternating assignment, which moves it itself)."""
+    if cfg.calcium_assignment == "initial" and cfg.assignment == "gradient":
+        return cfg.replace(freeze_assignment_epochs=cfg.epochs)
+    return cfg
 
 
 def _design(dff_now: np.ndarray, latent_next: np.ndarray) -> np.ndarray:

@@ -18,7 +18,12 @@ from napari_mesoscale.progress import Progress
 
 from ._layout import draw_instance_sizes, place_instances, place_somata
 from ._wiring import CHAIN, INT, OSC, WTA, build_wiring, synapse_table, to_sparse
-from .calcium_presets import CALCIUM_PRESETS, check_preset, realistic_calcium
+from .calcium_presets import (
+    CALCIUM_PRESETS,
+    PRESET_CONSTANTS,
+    check_preset,
+    realistic_calcium,
+)
 from .dynamics import (
     STIMULUS_NAMES,
     Dynamics,
@@ -172,7 +177,8 @@ class ToyBrain:
         multiplicative drift per frame (T,), the process-noise standard deviation.
     calcium_observed : ndarray (T, N) float32 or None
         The dF/F the movie shows at each soma when it differs from ``calcium`` (the
-        ``"realistic"`` calcium preset: neuropil and baseline drift added); None otherwise.
+        ``"realistic"`` or ``"heldout"`` preset: neuropil and baseline drift added); None
+        otherwise.
     calcium_truth : dict or None
         The realistic preset's per-cell draws: ``tau_decay`` (N,) s, ``poor_snr`` (N,) bool,
         ``brightness`` (N,) factor on the resting brightness.
@@ -421,10 +427,11 @@ class ToyBrainParams(Params):
         Firing rate in Hz at activity 1 (spikes ~ Poisson(max_rate · x / frame_rate)).
     tau_rise, tau_decay : float
         Rise and decay time constants (s) of the calcium indicator kernel.
-    calcium_preset : {"classic", "realistic"}
+    calcium_preset : {"classic", "realistic", "heldout"}
         How spikes become fluorescence (:mod:`napari_mesoscale.synth.calcium_presets`):
         "classic" (the default, every old figure's movie, byte for byte) or "realistic"
-        (saturation, neuropil, per-cell drift and decay, dim cells, per-spike amplitudes).
+        (saturation, neuropil, per-cell drift and decay, dim cells, per-spike amplitudes);
+        "heldout" is "realistic" with other constants, for held-out benchmarks.
     """
 
     # layout
@@ -449,7 +456,8 @@ class ToyBrainParams(Params):
     tau_decay: float = param(0.8, "calcium indicator decay time", unit="s")
     calcium_preset: str = param(
         "classic",
-        "how spikes become fluorescence: classic (old figures) or realistic",
+        "how spikes become fluorescence: classic (old figures), realistic, or heldout (other "
+        "constants, for held-out benchmarks)",
         choices=CALCIUM_PRESETS,
     )
     # rendering
@@ -867,7 +875,8 @@ def _dynamics(
     for f0 in range(0, record["n_frames"], 64):
         lam = activity[f0 : f0 + 64].astype(np.float64) * (record["max_rate"] / fr)
         spikes[f0 : f0 + 64] = rng_dyn.poisson(lam)
-    if record.get("calcium_preset", "classic") == "realistic":
+    preset = record.get("calcium_preset", "classic")
+    if preset in PRESET_CONSTANTS:
         realistic = realistic_calcium(
             spikes,
             w["positions"],
@@ -876,6 +885,7 @@ def _dynamics(
             record["tau_decay"],
             cfg["calcium_amplitude"],
             np.random.default_rng([record["seed"], 7]),
+            PRESET_CONSTANTS[preset],
         )
         calcium = realistic.pop("calcium")
     else:

@@ -6,10 +6,14 @@ import numpy as np
 import pytest
 
 from napari_mesoscale.model import fit_mesoscale
+from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.observation import (
+    calcium_config,
     estimate_decay,
+    feature_block,
     fit_readout,
     indicator_table,
+    innovation,
     to_latent,
 )
 
@@ -34,6 +38,32 @@ def test_latent_follows_the_spikes() -> None:
     assert np.median(r) > 0.7
     dff[5, 3] = np.nan
     assert np.isnan(to_latent(dff, 0.8)[5, 3])
+
+
+def test_innovation_follows_the_spikes_linearly() -> None:
+    spikes, dff = _ar1_calcium(np.random.default_rng(1))
+    e = innovation(dff, 0.8)
+    r = [np.corrcoef(e[1:, i], spikes[1:, i])[0, 1] for i in range(spikes.shape[1])]
+    assert np.median(r) > 0.8
+    # linear: no threshold, so the innovation of a scaled trace is the scaled innovation
+    assert np.allclose(innovation(3 * dff, 0.8), 3 * e)
+    dff[5, 3] = np.nan
+    e = innovation(dff, 0.8)
+    assert np.isnan(e[5, 3]) and np.isnan(e[6, 3]) and np.isfinite(e[7, 3])
+    z = feature_block(e, (0, 1000))
+    assert z.shape == (1000, 20) and z.dtype == np.float32 and np.isfinite(z).all()
+    assert np.allclose(z.std(0), 1.0, atol=1e-3)
+
+
+def test_calcium_config_keeps_the_initial_assignment() -> None:
+    cfg = ModelConfig(epochs=30)
+    assert calcium_config(cfg).freeze_assignment_epochs == 30
+    trained = cfg.replace(calcium_assignment="trained")
+    assert calcium_config(trained).freeze_assignment_epochs == cfg.freeze_assignment_epochs
+    alternating = cfg.replace(assignment="alternating")
+    assert calcium_config(alternating) == alternating
+    with pytest.raises(ValueError, match="calcium_assignment"):
+        ModelConfig(calcium_assignment="fixed").check(has_connectome=False)
 
 
 def test_readout_recovers_known_coefficients() -> None:
@@ -91,3 +121,9 @@ def test_calcium_fit_predicts_dff_better_than_persistence(calcium_fit) -> None:
     assert mse < 0.95 * persistence  # measured 0.90 with 4 epochs (classic calcium, 60 cells)
     eight = fit.predict(dff, steps=8, stimulus=b.stimulus)
     assert np.isnan(eight[:8]).all() and np.isfinite(eight[8:]).all()
+
+
+def test_calcium_fit_keeps_the_initial_motifs(calcium_fit) -> None:
+    b, dff, fit = calcium_fit
+    assert fit.config.freeze_assignment_epochs == fit.config.epochs
+    assert np.array_equal(fit.motif_labels, fit.init_groups)

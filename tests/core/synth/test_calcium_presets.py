@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from napari_mesoscale.synth import make_toy_brain
-from napari_mesoscale.synth.calcium_presets import REALISTIC, check_preset, neuropil
+from napari_mesoscale.synth.calcium_presets import HELDOUT, REALISTIC, check_preset, neuropil
 
 SMALL = dict(n_frames=300, shape=None, render=None, em=False, seed=3)
 
@@ -72,6 +72,19 @@ def test_realistic_movie_renders_the_observed_trace() -> None:
     )
     assert brain.movie.shape == (20, 20, 64, 64)
     assert brain._get_renderer().calcium is brain.calcium_observed
+
+
+def test_heldout_preset_has_its_own_constants(pair) -> None:
+    _, realistic = pair
+    heldout = make_toy_brain(40, **SMALL, calcium_preset="heldout")
+    assert heldout.params["calcium_preset"] == "heldout"
+    assert np.array_equal(heldout.spikes, realistic.spikes)
+    assert heldout.calcium.max() < HELDOUT["dff_max"] < REALISTIC["dff_max"]
+    taus = heldout.calcium_truth["tau_decay"]
+    scale, jitter = HELDOUT["tau_decay_scale"], HELDOUT["tau_decay_jitter"]
+    assert taus.min() >= 0.8 * scale * (1 - jitter) - 1e-9
+    assert taus.max() <= 0.8 * scale * (1 + jitter) + 1e-9
+    assert taus.mean() > realistic.calcium_truth["tau_decay"].mean()
 
 
 def test_unknown_preset_is_refused() -> None:
