@@ -12,8 +12,9 @@ length, which is dropped as a tube. Somata are the response's peaks above ``shel
 (robust units) and above ``shell_fraction`` of the typical peak, as balls of their best
 radius; bodies of the wrong size or far off the typical brightness (vessel lumen) are
 rejected. With a trained ``detector`` the shells are proposed down to half the threshold and
-the U-Net's soma probability decides. ``cue="contrast"`` keeps the earlier path: local edge
-energy thresholded, opened, filled, split by a distance-transform watershed.
+the U-Net's soma probability decides; a shell it adds may not overlap a soma already kept.
+``cue="contrast"`` keeps the earlier path: local edge energy thresholded, opened, filled,
+split by a distance-transform watershed.
 
 Label volumes (:func:`somata_from_labels`): nucleus-like compartments merged into the segment
 enclosing them, somata picked by the size and shape of each segment's thick part."""
