@@ -270,7 +270,8 @@ def merge(parts, out_path) -> int:
         out["dev"].update(data.get("dev", {}))
         out["heldout"].update(data.get("heldout", {}))
         out["toy_brain"].update(data.get("toy_brain", {}))
-        out["machine"]["parts"].append(data["machine"])
+        machine = data["machine"]  # a merged JSON brings its own parts: keep them flat
+        out["machine"]["parts"].extend(machine.get("parts", [machine]))
     out["targets"] = TARGETS
     write_json(out_path, out)
     print(f"wrote {out_path}")
