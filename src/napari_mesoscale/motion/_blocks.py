@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,16 +47,13 @@ class BlockGrid:
 
     def extract(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, *shape) → (B, n_blocks, *size), patches in C order of the block grid."""
-        ndim = len(self.shape)
-        out = frames
-        for axis, (starts, size) in enumerate(zip(self.starts, self.size, strict=True)):
-            index = (torch.as_tensor(starts).view(-1, 1) + torch.arange(size)).reshape(-1)
-            out = out.index_select(axis + 1, index.to(frames.device))
-        # (B, n0·s0, n1·s1, ...) → (B, n0, s0, n1, s1, ...) → (B, n0, n1, ..., s0, s1, ...)
-        split = [d for n, s in zip(self.counts, self.size, strict=True) for d in (n, s)]
-        out = out.reshape(frames.shape[0], *split)
-        order = (0, *range(1, 2 * ndim, 2), *range(2, 2 * ndim + 1, 2))
-        return out.permute(order).reshape(frames.shape[0], -1, *self.size)
+        pieces = []
+        for corner in itertools.product(*self.starts):
+            index = (slice(None),) + tuple(
+                slice(int(c), int(c) + b) for c, b in zip(corner, self.size, strict=True)
+            )
+            pieces.append(frames[index])
+        return torch.stack(pieces, dim=1)
 
     def weights(self, coordinate: np.ndarray, axis: int, kind: str = "cubic") -> np.ndarray:
         """(len(coordinate), n patches) weights interpolating patch values along ``axis``
