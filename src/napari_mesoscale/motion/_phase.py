@@ -103,14 +103,12 @@ def correlation_near(
     for axis in reversed(range(ndim)):
         size, h = int(shape[axis]), int(half_width[axis])
         kernel, freq = _lag_kernel(size, h, axis == ndim - 1, cross.device, cross.dtype)
+        moved = values.movedim(axis + 1, -1)  # frequency axis of ``axis`` last
         if centre is not None:  # exp(2πi f (lag + c)) = exp(2πi f lag) · exp(2πi f c)
             phase = 2 * math.pi * freq.view(1, -1) * centre[:, axis : axis + 1].to(freq.dtype)
-            kernel = kernel.unsqueeze(0) * torch.polar(torch.ones_like(phase), phase).unsqueeze(-1)
-        moved = values.movedim(axis + 1, -1)  # frequency axis of ``axis`` last
-        if kernel.ndim == 2:  # one GEMM over every patch and row
-            flat = moved.reshape(-1, moved.shape[-1])
-        else:
-            flat = moved.reshape(batch, -1, moved.shape[-1])
+            ramp = torch.polar(torch.ones_like(phase), phase).to(moved.dtype)
+            moved = moved * ramp.view(batch, *([1] * (moved.ndim - 2)), -1)
+        flat = moved.reshape(-1, moved.shape[-1])  # one GEMM over every patch and row
         values = torch.matmul(flat, kernel).reshape(*moved.shape[:-1], kernel.shape[-1])
         total *= size
     # the lag axes came out in reverse order
