@@ -197,6 +197,21 @@ def update(result: dict, args: argparse.Namespace) -> dict:
     return result
 
 
+def _result(args: argparse.Namespace, brains: list[dict], t0: float, load_before) -> dict:
+    return {
+        "args": vars(args),
+        "test_families": list(TEST_FAMILIES),
+        "n_filters": "true number of families" if args.n_filters is None else args.n_filters,
+        "seconds": time.perf_counter() - t0,
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "machine": platform.platform(),
+        "summary": summarise(brains),
+        "brains": brains,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--brains", type=int, default=20)
@@ -229,9 +244,11 @@ def main() -> None:
         return
     load_before = os.getloadavg()
     t0 = time.perf_counter()
-    brains = []
+    brains: list[dict] = []
     for b in range(args.start, args.start + args.brains):
         brains.append(run_brain(SEED0 + b, args))
+        # after every brain: a run cut short keeps what it measured
+        write_json(args.out, _result(args, brains, t0, load_before))
         print(
             f"brain {b}: "
             + ", ".join(
@@ -240,18 +257,7 @@ def main() -> None:
             ),
             flush=True,
         )
-    result = {
-        "args": vars(args),
-        "test_families": list(TEST_FAMILIES),
-        "n_filters": "true number of families" if args.n_filters is None else args.n_filters,
-        "seconds": time.perf_counter() - t0,
-        "load_before": load_before,
-        "load_after": os.getloadavg(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "machine": platform.platform(),
-        "summary": summarise(brains),
-        "brains": brains,
-    }
+    result = _result(args, brains, t0, load_before)
     write_json(args.out, result)
     for name, row in result["summary"].items():
         print(name, {k: round(v, 3) for k, v in row.items() if isinstance(v, float)})
