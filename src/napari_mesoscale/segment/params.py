@@ -32,20 +32,6 @@ class DetectionParams(Params):
     frame_rate : float or None
         Frames per second; sets the baseline window and deconvolution time scale. Without it
         the baseline window is a quarter of the movie.
-    cue : {"shell", "contrast"}
-        Classical evidence of a soma. ``"shell"`` (default): a matched filter for a closed
-        spherical membrane (radius 0.75-1.2 of half ``cell_diameter``) around membrane-free
-        cytoplasm, on the polarity-corrected membrane map
-        (:func:`~napari_mesoscale.segment.em.soma_shell_response`); somata are its peaks above
-        ``shell_threshold``, those on tubular ridges (vessel walls) dropped. ``"contrast"``:
-        the earlier path, edge energy thresholded at ``threshold``.
-    shell_threshold : float
-        Shell response, in robust standard deviations over the volume, above which a peak is
-        a soma.
-    shell_fraction : float
-        A peak above ``shell_threshold`` is kept only if its response is at least this
-        fraction of the median such peak's: the somata of one block are stained alike, so a far
-        weaker shell is a chance arrangement of neuropil membranes.
     threshold : float or "auto"
         Detection threshold as a z-score of the blob response over the shot noise of the
         mean image (noise estimated from the median temporal standard deviation). ``"auto"``
