@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -193,26 +196,12 @@ def test_an_added_proposal_must_not_overlap_a_kept_soma():
     assert keep.tolist() == [True, False, True, True, False]
 
 
-def _paint(soma_labels, voxel_size, n_somata=6, seed=0, fill=0.6):
-    """What a user paints: ``n_somata`` somata filled to ``fill`` of their radius (2), small
-    background dabs away from every soma (1); as in benchmarks/em_generalisation.py."""
-    from scipy import ndimage
+def _paint(soma_labels, voxel_size):
+    """What a user paints, exactly as the benchmark paints it (one definition)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
+    from em_generalisation import paint_somata
 
-    rng = np.random.default_rng(seed)
-    vs = np.asarray(voxel_size, dtype=float)
-    ids = rng.choice(np.arange(1, int(soma_labels.max()) + 1), n_somata, replace=False)
-    annotations = np.zeros(soma_labels.shape, dtype=np.uint8)
-    for i in ids:
-        depth = ndimage.distance_transform_edt(soma_labels == i, sampling=vs)
-        annotations[depth >= (1 - fill) * depth.max()] = 2
-    far = ndimage.distance_transform_edt(soma_labels == 0, sampling=vs) > 2.0
-    candidates = np.argwhere(far)
-    half = np.maximum(1, np.round(1.5 / vs)).astype(int)
-    for c in candidates[rng.choice(len(candidates), 40, replace=False)]:
-        sl = tuple(slice(max(0, a - h), a + h + 1) for a, h in zip(c, half, strict=True))
-        block = annotations[sl]
-        block[(block == 0) & far[sl]] = 1
-    return annotations, ids
+    return paint_somata(soma_labels, voxel_size)
 
 
 @pytest.mark.slow
