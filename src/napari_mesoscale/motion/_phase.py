@@ -175,21 +175,89 @@ _SPLINE_POLE = math.sqrt(3.0) - 2.0
 _SPLINE_TAPS = 8  # |pole|^9 < 1e-5
 
 
+#: axes up to this long are filtered by dense (n, n) matrices (one GEMM per axis, n
+#: multiply-adds per voxel); longer ones by a 17-tap convolution, which costs less there
+MATRIX_MAX_SIZE = 512
+
+
 def spline_prefilter(frames: torch.Tensor) -> torch.Tensor:
     """Cubic B-spline coefficients of (B, *shape) frames (FIR approximation of the exact
-    recursive filter, edges repeated), so that B-spline sampling interpolates the samples."""
-    k = torch.arange(-_SPLINE_TAPS, _SPLINE_TAPS + 1, dtype=frames.dtype, device=frames.device)
-    pole = _SPLINE_POLE
-    kernel = (-6.0 * pole / (1.0 - pole**2)) * pole ** k.abs()
+    recursive filter, edges repeated), so that B-spline sampling interpolates the samples.
+
+    Axes up to :data:`MATRIX_MAX_SIZE` long are filtered by one matrix product with
+    :func:`prefilter_matrix` (the same filter; torch's single-channel ``conv1d`` is many
+    times slower on the CPU than a GEMM)."""
     out = frames
-    for axis in range(1, frames.ndim):
-        size = out.shape[axis]
-        moved = out.movedim(axis, -1)
-        rows = moved.reshape(-1, 1, size)
-        padded = F.pad(rows, (_SPLINE_TAPS, _SPLINE_TAPS), mode="replicate")
-        filtered = F.conv1d(padded, kernel.view(1, 1, -1)).reshape(moved.shape)
-        out = filtered.movedim(-1, axis)
+    for axis in range(frames.ndim - 1):
+        size = out.shape[axis + 1]
+        if size <= MATRIX_MAX_SIZE:
+            matrix = prefilter_matrix(size, out.device, out.dtype)
+            out = along_axis(out, matrix, axis)
+        else:
+            out = _convolve_prefilter(out, axis + 1)
     return out
+
+
+def _prefilter_kernel(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    k = torch.arange(-_SPLINE_TAPS, _SPLINE_TAPS + 1, dtype=dtype, device=device)
+    pole = _SPLINE_POLE
+    return (-6.0 * pole / (1.0 - pole**2)) * pole ** k.abs()
+
+
+def _convolve_prefilter(frames: torch.Tensor, axis: int) -> torch.Tensor:
+    """The prefilter along one axis (of the batch tensor) by convolution, edges repeated."""
+    kernel = _prefilter_kernel(frames.dtype, frames.device)
+    size = frames.shape[axis]
+    moved = frames.movedim(axis, -1)
+    rows = moved.reshape(-1, 1, size)
+    padded = F.pad(rows, (_SPLINE_TAPS, _SPLINE_TAPS), mode="replicate")
+    filtered = F.conv1d(padded, kernel.view(1, 1, -1)).reshape(moved.shape)
+    return filtered.movedim(-1, axis)
+
+
+@functools.lru_cache(maxsize=16)
+def prefilter_matrix(size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(size, size) matrix of the spline prefilter along one axis, the repeated edges folded
+    into the first and last columns: ``coefficients = matrix @ samples``."""
+    kernel = _prefilter_kernel(torch.float64, torch.device("cpu"))
+    rows = torch.arange(size).repeat_interleave(kernel.numel())
+    offsets = torch.arange(-_SPLINE_TAPS, _SPLINE_TAPS + 1).repeat(size)
+    matrix = torch.zeros(size, size, dtype=torch.float64)
+    matrix.index_put_((rows, (rows + offsets).clamp(0, size - 1)), kernel.repeat(size), True)
+    return matrix.to(device=device, dtype=dtype)
+
+
+def along_axis(frames: torch.Tensor, matrix: torch.Tensor, axis: int) -> torch.Tensor:
+    """Apply (n, n) ``matrix`` (or one (B, n, n) matrix per frame) along spatial ``axis`` of
+    (B, *shape) frames: ``out[..., i, ...] = Σ_j matrix[i, j] frames[..., j, ...]``."""
+    batch, shape = frames.shape[0], frames.shape[1:]
+    n = shape[axis]
+    if axis == len(shape) - 1:
+        if matrix.ndim == 2:  # one GEMM over every row of every frame
+            return (frames.reshape(-1, n) @ matrix.T).reshape(frames.shape)
+        return torch.bmm(frames.reshape(batch, -1, n), matrix.transpose(1, 2)).reshape(
+            frames.shape
+        )
+    before, after = math.prod(shape[:axis]), math.prod(shape[axis + 1 :])
+    blocks = frames.reshape(batch, before, n, after)
+    mat = matrix.view(-1, 1, n, n)  # broadcast over the axes before ``axis``
+    return torch.matmul(mat, blocks).reshape(frames.shape)
+
+
+def cubic_shift_matrices(shifts: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, size, size) matrices sampling prefiltered-then-B-spline-interpolated samples at
+    ``x + shift`` along one axis (edges repeated): the whole cubic shift of one axis."""
+    batch = shifts.shape[0]
+    base = torch.floor(shifts)
+    t = (shifts - base).view(batch, 1)
+    taps = [(1 - t) ** 3, 3 * t**3 - 6 * t**2 + 4, -3 * t**3 + 3 * t**2 + 3 * t + 1, t**3]
+    weights = torch.cat(taps, dim=1) / 6  # (B, 4) for offsets -1, 0, 1, 2
+    grid = torch.arange(size, device=shifts.device).view(1, size, 1)
+    offsets = torch.arange(-1, 3, device=shifts.device).view(1, 1, 4)
+    columns = (grid + base.long().view(batch, 1, 1) + offsets).clamp(0, size - 1)
+    sampling = torch.zeros(batch, size, size, dtype=shifts.dtype, device=shifts.device)
+    sampling.scatter_add_(2, columns, weights.view(batch, 1, 4).expand(batch, size, 4))
+    return sampling @ prefilter_matrix(size, shifts.device, shifts.dtype)
 
 
 def _bspline_taps(position: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -237,6 +305,8 @@ class Warper:
     def __call__(self, frames: torch.Tensor, displacement: torch.Tensor) -> torch.Tensor:
         """``displacement``: (B, ndim) rigid shifts or (B, ndim, *shape) fields, in voxels."""
         if self.interpolation == "cubic" and displacement.ndim == 2:
+            if max(self.shape) <= MATRIX_MAX_SIZE:
+                return self._cubic_rigid_matrices(frames, displacement)
             return self._cubic_rigid(spline_prefilter(frames), displacement)
         if displacement.ndim == 2:
             offset = displacement.view(*displacement.shape, *([1] * self.ndim))
@@ -276,6 +346,14 @@ class Warper:
         low = _bilinear(images, rows, positions[2], flat=True)
         high = _bilinear(images, rows.add_(height + 1), positions[2], flat=True)
         return low.lerp_(high, above_weight.reshape(low.shape)).reshape(out_shape)
+
+    def _cubic_rigid_matrices(self, frames: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+        """Cubic B-spline shift by (B, ndim) voxels as one matrix per frame and axis (the
+        prefilter and the four taps folded together: one batched GEMM per axis)."""
+        out = frames
+        for axis, n in enumerate(self.shape):
+            out = along_axis(out, cubic_shift_matrices(shifts[:, axis], n), axis)
+        return out
 
     def _cubic_rigid(self, coefficients: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
         """Cubic B-spline shift by (B, ndim) voxels: separable, four taps per axis."""

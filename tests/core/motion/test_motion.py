@@ -383,3 +383,25 @@ def test_registered_traces_follow_the_true_calcium_as_without_motion(brain_small
     assert r_corrected > r_free - 0.01, (r_corrected, r_free)
     assert r_moved < r_free - 0.1, (r_moved, r_free)
     assert f1_corrected > max(f1_moved, 0.9), (f1_corrected, f1_moved, f1_free)
+
+
+def test_matrix_spline_paths_match_the_convolution_and_gather_paths():
+    """The GEMM prefilter and the per-frame cubic shift matrices give what the 17-tap
+    convolution and the four-tap gathers give (the paths kept for axes over 512 voxels)."""
+    import torch
+
+    from napari_mesoscale.motion import _phase
+
+    rng = np.random.default_rng(11)
+    for shape in [(3, 7, 33, 20), (4, 40, 24)]:
+        frames = torch.from_numpy(rng.normal(size=shape).astype(np.float32)) * 100 + 500
+        by_matrix = _phase.spline_prefilter(frames)
+        by_convolution = frames
+        for axis in range(1, frames.ndim):
+            by_convolution = _phase._convolve_prefilter(by_convolution, axis)
+        assert torch.allclose(by_matrix, by_convolution, rtol=1e-5, atol=1e-3)
+        shifts = torch.from_numpy(rng.uniform(-9, 9, (shape[0], len(shape) - 1))).float()
+        warper = _phase.Warper(shape[1:], torch.device("cpu"), "cubic")
+        fast = warper._cubic_rigid_matrices(frames, shifts)
+        gathered = warper._cubic_rigid(by_convolution, shifts)
+        assert torch.allclose(fast, gathered, rtol=1e-5, atol=1e-3)
