@@ -146,28 +146,29 @@ def subpixel_shifts(
 
 
 def peak_shifts(window: torch.Tensor, half_width: Sequence[int]) -> torch.Tensor:
-    """Subpixel peak (parabolic per axis) of correlation windows, as (B, ndim) shifts."""
-    batch = window.shape[0]
-    ndim = window.ndim - 1
-    inner = torch.full_like(window, -torch.inf)
-    core = (slice(None),) + tuple(slice(1, -1) for _ in range(ndim))
-    inner[core] = window[core]
-    flat = inner.reshape(batch, -1).argmax(dim=1)
-    index = torch.stack(torch.unravel_index(flat, window.shape[1:]), dim=1)  # (B, ndim)
-    rows = torch.arange(batch, device=window.device)
-    shifts = torch.empty(batch, ndim, device=window.device)
-    for axis in range(ndim):
-        values = []
-        for step in (-1, 0, 1):
-            where = [index[:, a] + (step if a == axis else 0) for a in range(ndim)]
-            values.append(window[(rows, *where)])
-        left, centre, right = values
-        curvature = left - 2 * centre + right
-        delta = torch.where(
-            curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-12), 0.0
-        ).clamp(-0.5, 0.5)
-        shifts[:, axis] = index[:, axis] - (half_width[axis] + 1) + delta
-    return shifts
+    """Subpixel peak (parabolic per axis) of correlation windows, as (B, ndim) shifts.
+
+    The peak is sought inside the window's one-voxel border; its neighbours along every axis
+    are fetched for all windows at once by one gather on the flattened windows."""
+    batch, shape = window.shape[0], window.shape[1:]
+    ndim = len(shape)
+    core = window[(slice(None),) + (slice(1, -1),) * ndim]
+    flat = core.reshape(batch, -1).argmax(dim=1)
+    index = torch.stack(torch.unravel_index(flat, core.shape[1:]), dim=1) + 1  # (B, ndim)
+    strides = torch.tensor(
+        [math.prod(shape[a + 1 :]) for a in range(ndim)], device=window.device
+    )
+    peak = (index * strides).sum(dim=1)  # flat index of each window's peak
+    steps = torch.tensor([-1, 0, 1], device=window.device)
+    neighbours = peak.view(batch, 1, 1) + (strides.view(ndim, 1) * steps).unsqueeze(0)
+    values = window.reshape(batch, -1).gather(1, neighbours.view(batch, -1))
+    left, centre, right = values.view(batch, ndim, 3).unbind(-1)
+    curvature = left - 2 * centre + right
+    delta = torch.where(
+        curvature < 0, 0.5 * (left - right) / curvature.clamp(max=-1e-12), 0.0
+    ).clamp(-0.5, 0.5)
+    offset = torch.tensor([h + 1 for h in half_width], device=window.device)
+    return (index - offset).to(delta.dtype) + delta
 
 
 #: pole of the cubic B-spline prefilter; its impulse response falls as |pole|^k
@@ -262,16 +263,19 @@ def cubic_shift_matrices(shifts: torch.Tensor, size: int) -> torch.Tensor:
 
 def _bspline_taps(position: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Cubic B-spline sampling as two linear fetches (Sigg & Hadwiger 2005): returns the
-    weights and the positions of the two fetches along one axis."""
+    weights and the positions of the two fetches along one axis (in-place arithmetic: this
+    runs on every voxel of every frame)."""
     base = torch.floor(position)
     t = position - base
-    w0 = (1 - t) ** 3 / 6
-    w1 = (3 * t**3 - 6 * t**2 + 4) / 6
-    w3 = t**3 / 6
-    w2 = 1 - w0 - w1 - w3
-    g0 = w0 + w1
-    g1 = w2 + w3
-    return g0, base - 1 + w1 / g0, g1, base + 1 + w3 / g1.clamp(min=1e-12)
+    t2 = t * t
+    w3 = t2 * t  # six times the weight of the tap at +2
+    w1 = w3 * 3 - t2 * 6 + 4  # six times the weight of the tap at 0
+    w0 = (1 - t).pow_(3)  # six times the weight of the tap at -1
+    g0 = w0.add_(w1).div_(6)
+    g1 = 1 - g0
+    h0 = w1.div_(6).div_(g0).add_(base).sub_(1)
+    h1 = w3.div_(6).div_(g1.clamp(min=1e-12)).add_(base).add_(1)
+    return g0, h0, g1, h1
 
 
 class Warper:
@@ -378,18 +382,20 @@ class Warper:
     def _cubic(self, coefficients: torch.Tensor, positions: list[torch.Tensor]) -> torch.Tensor:
         """Cubic B-spline sampling as 2**ndim linear fetches of the spline coefficients."""
         taps = [_bspline_taps(p) for p in positions]
-        images = self._prepare(coefficients)
-        out = 0.0
-        for corner in range(2**self.ndim):
-            weight = 1.0
-            where = []
-            for axis in range(self.ndim):
-                g0, h0, g1, h1 = taps[axis]
-                high = (corner >> axis) & 1
-                weight = weight * (g1 if high else g0)
-                where.append(h1 if high else h0)
-            out = out + weight * self._sample_prepared(images, where)
-        return out
+        return self._mix_fetches(self._prepare(coefficients), taps, [])
+
+    def _mix_fetches(
+        self, images: torch.Tensor, taps: list[tuple[torch.Tensor, ...]], where: list
+    ) -> torch.Tensor:
+        """Σ over the two fetches of each remaining axis, weighted axis by axis (fewer
+        products than weighting each of the 2**ndim fetches by its full weight)."""
+        axis = len(where)
+        if axis == self.ndim:
+            return self._sample_prepared(images, where)
+        g0, h0, g1, h1 = taps[axis]
+        low = self._mix_fetches(images, taps, [*where, h0])
+        high = self._mix_fetches(images, taps, [*where, h1])
+        return low.mul_(g0).addcmul_(high, g1)
 
 
 def _bilinear(
