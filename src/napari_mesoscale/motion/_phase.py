@@ -48,7 +48,7 @@ def prepare(frames: torch.Tensor, taper: torch.Tensor) -> torch.Tensor:
     """Spectra of mean-subtracted, tapered frames (batch first, spatial axes after)."""
     dims = tuple(range(1, frames.ndim))
     centred = frames - frames.mean(dim=dims, keepdim=True)
-    return torch.fft.rfftn(centred * taper, dim=dims)
+    return torch.fft.rfftn(centred.mul_(taper), dim=dims)
 
 
 def cross_spectrum(
@@ -407,13 +407,11 @@ def _bilinear(
     batch, height, width = images.shape
     shape = rows.shape
     last = shape[-1]  # torch's CPU kernel vectorises along the grid's last axis: keep it long
-    grid = torch.stack(
-        [
-            columns.reshape(batch, -1, last) * (2.0 / max(width - 1, 1)) - float(width > 1),
-            rows.reshape(batch, -1, last) * (2.0 / max(height - 1, 1)) - float(height > 1),
-        ],
-        dim=-1,
-    )  # (B, N / last, last, 2) in grid_sample's (x, y) order
+    # (B, N / last, last, 2) in grid_sample's (x, y) order, written in place (no stack)
+    grid = torch.empty(batch, rows.numel() // (batch * last), last, 2, device=images.device)
+    x_scale, y_scale = 2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)
+    torch.mul(columns.reshape(batch, -1, last), x_scale, out=grid[..., 0]).sub_(float(width > 1))
+    torch.mul(rows.reshape(batch, -1, last), y_scale, out=grid[..., 1]).sub_(float(height > 1))
     out = F.grid_sample(
         images.unsqueeze(1), grid, mode="bilinear", padding_mode="border", align_corners=True
     ).reshape(batch, -1)
