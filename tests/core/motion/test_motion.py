@@ -465,3 +465,21 @@ def test_vectorised_peak_finding_and_block_smoothing_match_the_loops():
     assert torch.allclose(
         smooth_over_blocks(windows, counts), grid.reshape(windows.shape), atol=1e-6
     )
+
+
+def test_block_extraction_cuts_the_patches_at_their_starts():
+    """Evenly spaced grids (strided views) and uneven ones (slices) give every patch as
+    it lies in the frame, in C order of the block grid."""
+    import itertools
+
+    import torch
+
+    from napari_mesoscale.motion._blocks import BlockGrid
+
+    frames = torch.arange(2 * 6 * 40 * 37, dtype=torch.float32).reshape(2, 6, 40, 37)
+    for size in [(6, 16, 16), (4, 24, 20)]:
+        grid = BlockGrid.tile((6, 40, 37), size)
+        pieces = grid.extract(frames)
+        for i, corner in enumerate(itertools.product(*grid.starts)):
+            index = tuple(slice(int(c), int(c) + b) for c, b in zip(corner, grid.size, strict=True))
+            assert torch.equal(pieces[:, i], frames[(slice(None), *index)])
