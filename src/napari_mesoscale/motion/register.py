@@ -227,8 +227,9 @@ def correct_motion(
     params : MotionParams, optional
         All options; keyword ``overrides`` (e.g. ``nonrigid=False``) replace single fields.
     output : path, optional
-        Write the registered movie to this Zarr folder (float32, one chunk per frame). By
-        default NumPy movies are registered in memory; other (lazy) movies need ``output``.
+        Write the registered movie to this Zarr folder (float32, one uncompressed chunk per
+        frame). By default NumPy movies are registered in memory; other (lazy) movies need
+        ``output``.
     reference : numpy.ndarray, optional
         A reference frame to use instead of building one.
     callback : callable, optional
