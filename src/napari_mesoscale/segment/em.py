@@ -11,8 +11,9 @@ too thin or too small, and a vessel's wall makes a ridge of the response along i
 length, which is dropped as a tube. Somata are the response's peaks above ``shell_threshold``
 (robust units) and above ``shell_fraction`` of the typical peak, as balls of their best
 radius; bodies of the wrong size or far off the typical brightness (vessel lumen) are
-rejected. With a trained ``detector`` the shells are proposed down to half the threshold and
-the U-Net's soma probability decides; a shell it adds may not overlap a soma already kept.
+rejected. With a trained ``detector`` the shells are proposed down to
+:data:`PROPOSAL_FRACTION` of the threshold and the U-Net's soma probability decides; a
+shell it adds may not overlap a soma already kept.
 ``cue="contrast"`` keeps the earlier path: local edge energy thresholded, opened, filled,
 split by a distance-transform watershed.
 
@@ -283,6 +284,10 @@ def _sources_from_bodies(
 
 # -- from raw EM ------------------------------------------------------------------------------
 SHELL_WIDTH_UM = 0.75  # µm, about two membrane widths with their blur
+# A fine-tuned U-Net may add shells down to this fraction of ``shell_threshold``. It was half;
+# on the noisy dev presets the U-Net's probability stays high (0.85-0.97) in much of the
+# neuropil, and every false addition was a shell below 0.8 of the threshold.
+PROPOSAL_FRACTION = 0.8
 _SOMA_DETECTION_FIELDS = frozenset(SomaDetectionParams.specs())
 
 
@@ -588,8 +593,9 @@ def _shell_bodies(
 def _verified_shell_bodies(
     run: dict[str, Any], image: np.ndarray, detector: SomaDetector, progress: Progress
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Shell peaks down to half ``shell_threshold`` proposed, the U-Net's soma probability
-    (mean within half the proposal's radius, its support) deciding: a proposal the classical
+    """Shell peaks down to ``PROPOSAL_FRACTION`` of ``shell_threshold`` proposed, the U-Net's
+    soma probability (mean within half the proposal's radius, its support) deciding: a
+    proposal the classical
     path keeps stays unless its support is below a quarter of ``probability_threshold``; a
     weaker one is added when its support reaches halfway from ``probability_threshold`` to 1
     and its ball overlaps no soma kept so far (:func:`_add_without_overlap`).
@@ -598,7 +604,11 @@ def _verified_shell_bodies(
     p = run["params"]
     probability = detector.predict_working(image, callback=progress.stage(0.0, 0.6, "U-Net"))
     peaks, radius, response = _shell_peaks(
-        run, image, 0.5 * float(p.shell_threshold), 0.0, progress.stage(0.6, 1.0, "shells")
+        run,
+        image,
+        PROPOSAL_FRACTION * float(p.shell_threshold),
+        0.0,
+        progress.stage(0.6, 1.0, "shells"),
     )
     images = {"contrast": response, "probability": probability}
     if len(peaks) == 0:
