@@ -191,7 +191,7 @@ class SomaDetectionParams(Params):
         choices=("shell", "contrast"),
     )
     shell_threshold: float = param(
-        7.5,
+        6.5,
         "shell response (robust units over the volume) above which a peak is a soma",
         minimum=0.0,
         step=0.5,

@@ -141,6 +141,26 @@ DEV_PRESETS: dict[str, EMAppearance] = {
         gradient=0.3,
         inverted=True,
     ),
+    # faint somata in thick sections: 1.75 µm sections, plasma membrane and nuclear envelope
+    # barely darker than the neuropil's membranes, strong noise and staining gradient; dark
+    # membranes, cytoplasm a shade lighter than the neuropil
+    "dev_faint_thick_sections": EMAppearance(
+        voxel_size=(1.75, 0.6, 0.6),
+        extent_um=(42.0, 72.0, 72.0),
+        neuropil=0.56,
+        neuropil_membrane=0.22,
+        cytoplasm=0.6,
+        plasma_membrane=0.2,
+        membrane_width=0.35,
+        nucleus=0.5,
+        envelope=0.22,
+        myelinated_axons=15,
+        glia=8,
+        grain=0.05,
+        noise=0.08,
+        gradient=0.4,
+        blur_um=0.45,
+    ),
 }
 
 HELDOUT_PRESETS: dict[str, EMAppearance] = {
