@@ -484,22 +484,38 @@ def _expand(feats: torch.Tensor, proj: torch.Tensor, bias: torch.Tensor) -> torc
     )
 
 
-def _unit_ridge(
-    phi: torch.Tensor, data: _EmData, rows: torch.Tensor, units: AssignmentUnits, alpha: float
-) -> torch.Tensor:
-    """(U, P) ridge coefficients of one filter per unit, fitted on frames ``rows``."""
+def _unit_normal_equations(
+    phi: torch.Tensor, data: _EmData, rows: torch.Tensor, units: AssignmentUnits
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(U, P, P) weighted Gram matrices and (U, P) right-hand sides of every unit, frames
+    ``rows``: computed once, a group's are the sums of its units' (no pass over the neurons)."""
     p = phi.shape[-1]
     unit = torch.as_tensor(units.unit, device=phi.device)
     gram = torch.zeros(units.n_units, p, p, dtype=torch.float64, device=phi.device)
     rhs = torch.zeros(units.n_units, p, dtype=torch.float64, device=phi.device)
     for s in range(0, phi.shape[1], 256):
-        x = phi[rows, s : s + 256].double()  # (T, n, P)
-        w = data.weight[rows, s : s + 256].double()
-        y = data.target[rows, s : s + 256].double()
-        gram.index_add_(0, unit[s : s + 256], torch.einsum("tnp,tnq,tn->npq", x, x, w))
-        rhs.index_add_(0, unit[s : s + 256], torch.einsum("tnp,tn,tn->np", x, y, w))
+        x = phi[rows, s : s + 256].double().transpose(0, 1)  # (n, T, P)
+        w = data.weight[rows, s : s + 256].double().T[..., None]  # (n, T, 1)
+        y = data.target[rows, s : s + 256].double().T[..., None]
+        # batched products per neuron: a three-operand einsum materialises (T, n, P, P)
+        gram.index_add_(0, unit[s : s + 256], torch.bmm((x * w).transpose(1, 2), x))
+        rhs.index_add_(0, unit[s : s + 256], (x * (w * y)).sum(1))
+    return gram, rhs
+
+
+def _ridge_solve(
+    normal: tuple[torch.Tensor, torch.Tensor], labels: np.ndarray, alpha: float
+) -> torch.Tensor:
+    """(G, P) ridge coefficients of one filter per group of units (``labels``: (U,) groups)."""
+    gram_u, rhs_u = normal
+    n_groups = int(labels.max()) + 1
+    index = torch.as_tensor(labels, device=gram_u.device)
+    gram = torch.zeros(n_groups, *gram_u.shape[1:], dtype=gram_u.dtype, device=gram_u.device)
+    rhs = torch.zeros(n_groups, rhs_u.shape[1], dtype=rhs_u.dtype, device=rhs_u.device)
+    gram.index_add_(0, index, gram_u)
+    rhs.index_add_(0, index, rhs_u)
     scale = torch.diagonal(gram, dim1=1, dim2=2).mean(1).clamp(min=1e-9)
-    eye = torch.eye(p, dtype=gram.dtype, device=gram.device)
+    eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
     return torch.linalg.solve(gram + alpha * scale[:, None, None] * eye, rhs).float()
 
 
@@ -540,6 +556,7 @@ def _group_ridge_em(
     phi: torch.Tensor,
     data: _EmData,
     rows: tuple[torch.Tensor, torch.Tensor],
+    normal: tuple[torch.Tensor, torch.Tensor],
     units: AssignmentUnits,
     labels: np.ndarray,
     k: int,
@@ -551,8 +568,7 @@ def _group_ridge_em(
     size = np.bincount(units.unit, minlength=units.n_units).astype(float)
     loss = np.inf
     for _ in range(iterations):
-        grouped = AssignmentUnits(labels[units.unit], units.slot)
-        coef = _unit_ridge(phi, data, rows[0], grouped, alpha)
+        coef = _ridge_solve(normal, labels, alpha)
         if coef.shape[0] < k:
             coef = torch.cat([coef, coef[:1].expand(k - coef.shape[0], -1)], 0)
         cost = _unit_cost(_cross_errors(phi, data, rows[1], coef), units)
@@ -607,7 +623,8 @@ def discover_assignment(
     rows = (torch.arange(0, phi.shape[0], 2), torch.arange(1, phi.shape[0], 2))
     k, alpha, iters = cfg.n_filters, 1e-3, cfg.discover_iterations
     candidates = _candidate_units(units, 256)
-    coef = _unit_ridge(phi, data, rows[0], units, alpha)[candidates]
+    normal = _unit_normal_equations(phi, data, rows[0], units)
+    coef = _ridge_solve(normal, np.arange(units.n_units), alpha)[candidates]
     cost = _unit_cost(_cross_errors(phi, data, rows[1], coef), units)  # (U, V)
     size = np.bincount(units.unit, minlength=units.n_units).astype(float)
     square = cost[candidates]
@@ -618,7 +635,7 @@ def discover_assignment(
     best_loss, best = np.inf, None
     for labels in starts:
         full = _extend_labels(cost, candidates, labels, k)
-        labels, loss = _group_ridge_em(phi, data, rows, units, full, k, alpha, iters)
+        labels, loss = _group_ridge_em(phi, data, rows, normal, units, full, k, alpha, iters)
         if loss < best_loss:
             best_loss, best = loss, labels
     _set_logits(net, best[units.unit], units.slot, (cfg.init_strength, cfg.location_strength))
