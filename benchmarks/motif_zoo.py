@@ -139,6 +139,17 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     return out
 
 
+def _above_every_peer(brains: list[dict], name: str) -> list[int]:
+    """[brains where ``name``'s motif ARI is strictly above every naive peer and the
+    initialisation alone, brains where it is above or tied, brains that have all of them]."""
+    rivals = (*PEERS, "init")
+    rows = [b for b in brains if name in b and all(r in b for r in rivals)]
+    best = [max(b[r]["motif_ari"] for r in rivals) for b in rows]
+    wins = sum(b[name]["motif_ari"] > m for b, m in zip(rows, best, strict=True))
+    ties = sum(b[name]["motif_ari"] >= m - 1e-9 for b, m in zip(rows, best, strict=True))
+    return [int(wins), int(ties), len(rows)]
+
+
 def summarise(brains: list[dict]) -> dict:
     summary = {}
     for name in (*FITS, *PEERS, "persistence", "ridge_var", "noise_floor"):
@@ -150,6 +161,8 @@ def summarise(brains: list[dict]) -> dict:
             for key in rows[0]
             if isinstance(rows[0][key], (int, float))
         }
+        if name in FITS and name != "init":
+            summary[name]["above_every_peer"] = _above_every_peer(brains, name)
         if "n_motifs" in rows[0]:
             summary[name]["motifs_found_vs_true"] = [
                 [r["n_motifs"], r["n_true_motifs"]] for r in rows
