@@ -16,7 +16,11 @@ nothing tuned per brain). Methods:
     after every epoch), from the dynamics / a random initialisation.
 ``em_random``
     ``assignment="em"`` from a random initialisation: the motifs are found before training by
-    the cross-prediction loss of per-community linearised filters and hard EM (model/reassign.py).
+    the cross-prediction profiles of per-community linearised filters and hard EM
+    (model/reassign.py, ``discover_grouping="profile"``).
+``em_random_loss``
+    The same with ``discover_grouping="loss"`` (the starts compete by pooled held-in loss; the
+    only grouping before the profile one, whose rows were measured as ``em_random``).
 ``ar_kmeans`` / ``ar_kmeans_k``
     Per-neuron AR(2) + stimulus coefficients, k-means, k by silhouette / k = K.
 ``corr_spectral_k`` / ``corr_hierarchical``
@@ -60,13 +64,22 @@ from napari_mesoscale.synth.motif_zoo import TEST_FAMILIES, make_zoo_brain
 HERE = Path(__file__).resolve().parent
 SEED0 = 2000
 PEERS = ("ar_kmeans", "ar_kmeans_k", "corr_spectral_k", "corr_hierarchical")
-FITS = ("model", "init", "random", "alternating", "alternating_random", "em_random")
+FITS = (
+    "model",
+    "init",
+    "random",
+    "alternating",
+    "alternating_random",
+    "em_random",
+    "em_random_loss",
+)
 FIT_OPTIONS = {
     "init": {"epochs": 1},
     "random": {"init": "random"},
     "alternating": {"assignment": "alternating"},
     "alternating_random": {"assignment": "alternating", "init": "random"},
     "em_random": {"assignment": "em", "init": "random"},
+    "em_random_loss": {"assignment": "em", "init": "random", "discover_grouping": "loss"},
 }
 
 
@@ -126,6 +139,17 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     return out
 
 
+def _above_every_peer(brains: list[dict], name: str) -> list[int]:
+    """[brains where ``name``'s motif ARI is strictly above every naive peer and the
+    initialisation alone, brains where it is above or tied, brains that have all of them]."""
+    rivals = (*PEERS, "init")
+    rows = [b for b in brains if name in b and all(r in b for r in rivals)]
+    best = [max(b[r]["motif_ari"] for r in rivals) for b in rows]
+    wins = sum(b[name]["motif_ari"] > m for b, m in zip(rows, best, strict=True))
+    ties = sum(b[name]["motif_ari"] >= m - 1e-9 for b, m in zip(rows, best, strict=True))
+    return [int(wins), int(ties), len(rows)]
+
+
 def summarise(brains: list[dict]) -> dict:
     summary = {}
     for name in (*FITS, *PEERS, "persistence", "ridge_var", "noise_floor"):
@@ -137,6 +161,8 @@ def summarise(brains: list[dict]) -> dict:
             for key in rows[0]
             if isinstance(rows[0][key], (int, float))
         }
+        if name in FITS and name != "init":
+            summary[name]["above_every_peer"] = _above_every_peer(brains, name)
         if "n_motifs" in rows[0]:
             summary[name]["motifs_found_vs_true"] = [
                 [r["n_motifs"], r["n_true_motifs"]] for r in rows
@@ -145,12 +171,16 @@ def summarise(brains: list[dict]) -> dict:
 
 
 def merge(results: list[dict]) -> dict:
-    """One result from runs over different brains with the same settings (e.g. ``--start``)."""
+    """One result from runs over different brains or fits with the same settings."""
     keys = ("neurons", "frames", "epochs", "families_per_brain", "n_filters")
     settings = {tuple(r["args"][k] for k in keys) for r in results}
     if len(settings) != 1:
         raise ValueError(f"results have different settings {sorted(settings)}; cannot merge")
-    brains = sorted((b for r in results for b in r["brains"]), key=lambda b: b["seed"])
+    by_seed: dict[int, dict] = {}
+    for r in results:  # a brain in several files: the union of its rows, later files win
+        for b in r["brains"]:
+            by_seed.setdefault(b["seed"], {}).update(b)
+    brains = [by_seed[s] for s in sorted(by_seed)]
     merged = dict(results[0])
     merged["args"] = dict(results[0]["args"], brains=len(brains), start=0)
     merged["runs"] = [
@@ -219,6 +249,13 @@ def main() -> None:
     parser.add_argument(
         "--merge", nargs="+", default=None, help="only combine these result files into --out"
     )
+    parser.add_argument(
+        "--rename",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        default=None,
+        help="only rename the rows of fit OLD to NEW in --out (rows from an earlier code version)",
+    )
     parser.add_argument("--neurons", type=int, default=480)
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=50)
@@ -236,6 +273,15 @@ def main() -> None:
     args = parser.parse_args()
     from _results import write_json
 
+    if args.rename:
+        result = json.loads(Path(args.out).read_text())
+        old, new = args.rename
+        for brain in result["brains"]:
+            if old in brain:
+                brain[new] = brain.pop(old)
+        result["summary"] = summarise(result["brains"])
+        write_json(args.out, result)
+        return
     if args.merge:
         write_json(args.out, merge([json.loads(Path(p).read_text()) for p in args.merge]))
         return

@@ -87,10 +87,55 @@ def test_linkage_groups_follow_cross_prediction():
     assert adjusted_rand_score(truth, labels) == 1.0
 
 
-def test_random_start_em_discovers_motifs(dev_brain):
-    """assignment='em' from random motif labels: the cross-prediction loss of the
-    communities' filters finds the motifs before training (dev families only)."""
-    fit = _fit(dev_brain, epochs=1, init="random", assignment="em")
+def test_profile_groups_follow_cross_prediction():
+    """The profile grouping recovers the same asymmetric structure as the linkage of the loss:
+    units whose rows and columns of the cross-prediction matrix correlate group together."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from napari_mesoscale.model.reassign import _profile_groups
+
+    truth = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    rng = np.random.default_rng(0)
+    cost = np.where(truth[:, None] == truth[None, :], 0.0, 1.0) + 0.05 * rng.random((8, 8))
+    cost[truth == 2] = 0.1 + 0.05 * rng.random((3, 8))
+    cost[np.ix_(truth == 2, truth == 2)] = 0.0
+    assert adjusted_rand_score(truth, _profile_groups(cost, 3)) == 1.0
+    assert list(_profile_groups(cost[:2, :2], 3)) == [0, 1]  # fewer units than groups
+
+
+def test_group_ridge_from_unit_gram_matches_direct_fit():
+    """A group's ridge filter from the sums of its units' Gram matrices equals the weighted
+    ridge fitted directly on the group's stacked frames."""
+    from napari_mesoscale.model.reassign import (
+        _EmData,
+        _ridge_solve,
+        _unit_normal_equations,
+    )
+
+    gen = torch.Generator().manual_seed(0)
+    t, n, p = 30, 9, 4
+    phi = torch.randn(t, n, p, generator=gen)
+    data = _EmData(phi, torch.randn(t, n, generator=gen), torch.rand(t, n, generator=gen))
+    units = AssignmentUnits(np.array([0, 0, 1, 1, 1, 2, 2, 3, 3]), np.zeros(n, dtype=np.int64))
+    rows = torch.arange(0, t, 2)
+    labels = np.array([1, 0, 1, 0])  # units 0, 2 -> group 1; units 1, 3 -> group 0
+    coef = _ridge_solve(_unit_normal_equations(phi, data, rows, units), labels, 1e-3)
+    for g in (0, 1):
+        members = np.flatnonzero(labels[units.unit] == g)
+        x = phi[rows][:, members].reshape(-1, p).double()
+        w = data.weight[rows][:, members].reshape(-1).double()
+        y = data.target[rows][:, members].reshape(-1).double()
+        gram = x.T @ (x * w[:, None])
+        reg = 1e-3 * torch.diagonal(gram).mean() * torch.eye(p, dtype=gram.dtype)
+        direct = torch.linalg.solve(gram + reg, x.T @ (w * y))
+        np.testing.assert_allclose(coef[g].numpy(), direct.float().numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("grouping", ["profile", "loss"])
+def test_random_start_em_discovers_motifs(dev_brain, grouping):
+    """assignment='em' from random motif labels: the cross-prediction of the communities'
+    filters finds the motifs before training (dev families only), with either grouping."""
+    fit = _fit(dev_brain, epochs=1, init="random", assignment="em", discover_grouping=grouping)
     scores = recovery_scores(fit, dev_brain.motif, dev_brain.instance)
     assert scores["motif_ari"] > 0.8, scores  # measured 1.00
     assert scores["domain_ari"] > 0.9, scores  # measured 1.00
