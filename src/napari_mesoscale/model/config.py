@@ -203,7 +203,7 @@ class ModelConfig(Params):
         "connected",
         "neurons whose dynamics features place the initial motif centres (k-means): "
         "'connected' — with a connectome, only those with a connectome edge (sources matched "
-        "to no connectome neuron join the nearest centre); 'all'",
+        "to no connectome neuron join the nearest centre and no community); 'all'",
         choices=("connected", "all"),
         gui=False,
     )
