@@ -184,7 +184,8 @@ def _centre_neurons(
     """
     if connectome is None or cfg.init_centres != "connected":
         return None
-    return np.bincount(edges.ravel(), minlength=n) > 0
+    connected = np.bincount(edges.ravel(), minlength=n) > 0
+    return None if connected.all() else connected
 
 
 def _drive_edges(

@@ -50,3 +50,5 @@ def test_centre_neurons_are_those_with_a_connectome_edge():
     )
     assert _centre_neurons(cfg.replace(init_centres="all"), adj, edges, 5) is None
     assert _centre_neurons(cfg, None, edges, 5) is None
+    ring = sp.csr_matrix((np.ones(5), (np.arange(5), np.roll(np.arange(5), 1))), shape=(5, 5))
+    assert _centre_neurons(cfg, ring, connectome_edges(ring)[0], 5) is None  # all connected
