@@ -75,6 +75,7 @@ def load(preset: str, frames: int, seed: int) -> dict:
         "motif": brain.motif[neu],
         "instance": brain.instance[neu],
         "act": brain.activity[:, neu].astype(float),
+        "spikes": brain.spikes[:, neu].astype(float),
         "oracle_adj": adj[det][:, det],
     }
 

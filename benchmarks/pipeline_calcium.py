@@ -235,10 +235,12 @@ def summarise(movies: list[dict]) -> dict:
         if not group:
             continue
         entry: dict = {"movies": len(group), "seeds": [m["seed"] for m in group]}
-        for name in group[0]["variants"]:
-            rows = [m["variants"][name] for m in group]
+        names = list(dict.fromkeys(n for m in group for n in m["variants"]))
+        for name in names:
+            rows = [m["variants"][name] for m in group if name in m["variants"]]
             models = rows[0]["scores"].keys()
             entry[name] = {
+                "movies": len(rows),
                 "motif_ari": float(np.median([r["motif_ari"] for r in rows])),
                 "domain_ari": float(np.median([r["domain_ari"] for r in rows])),
                 "init_motif_ari": float(np.median([r["init_motif_ari"] for r in rows])),
@@ -282,10 +284,22 @@ def markdown(summary: dict) -> str:
             lines.append(
                 f"| {frames} | {name} | {r['motif_ari']:.2f} | {r['domain_ari']:.2f} | "
                 f"{m['persistence']:.2f} | {m['connectome_linear']:.2f} | {m['ridge_var']:.2f} | "
-                f"{m['gru']:.2f} | {r['beats_every_baseline']}/{entry['movies']} | "
+                f"{m['gru']:.2f} | {r['beats_every_baseline']}/{r['movies']} | "
                 f"{q['model']:.2f} / {q['connectome_linear']:.2f} / {q['persistence']:.2f} |"
             )
     return "\n".join(lines)
+
+
+def _join_variants(movies: list[dict]) -> list[dict]:
+    """One entry per (preset, frames, seed): the variants of runs split by variant joined."""
+    joined: dict[tuple, dict] = {}
+    for movie in movies:
+        key = (movie.get("preset"), movie["frames"], movie["seed"])
+        if key not in joined:
+            joined[key] = {**movie, "variants": dict(movie.get("variants", {}))}
+        else:
+            joined[key]["variants"].update(movie.get("variants", {}))
+    return list(joined.values())
 
 
 def merge(paths: list[Path], output: Path) -> None:
@@ -299,7 +313,7 @@ def merge(paths: list[Path], output: Path) -> None:
         "settings": [p["settings"] for p in parts],
         "machine": [p["machine"] for p in parts],
         "seconds": [p.get("seconds") for p in parts],
-        "movies": [m for p in parts for m in p["movies"]],
+        "movies": _join_variants([m for p in parts for m in p["movies"]]),
     }
     result["summary"] = summarise(result["movies"])
     write_json(output, result)

@@ -168,9 +168,10 @@ movies this gave a lower held-out error than trained weights on all 12 movies me
 (11–20 % lower at 200 frames, where trained weights lose to persistence; 0–3 % at 600;
 ``benchmarks/pipeline_calcium.py``). The pipeline's input is the cells' dF/F, so the fit
 takes it as calcium (``observation="calcium"``, :mod:`napari_mesoscale.model.observation`):
-on the bundled sample (``scripts/demo.sh``, 60 epochs) motif ARI 0.55 against 0.37 with
-``"activity"``, and held-out one-step MSE ratios persistence 1.30 / connectome-linear 1.39
-against 1.13 / 1.22. Everything else, epochs included, is
+on the bundled sample (``scripts/demo.sh``, 60 epochs) motif ARI 0.53 against 0.37 with
+``"activity"`` (0.55 before ``ModelConfig.init_centres="connected"``, which raised the
+realistic preset's median from 0.73 to 0.91 at 600 frames), and held-out one-step MSE ratios
+persistence 1.30 / connectome-linear 1.39 against 1.13 / 1.22. Everything else, epochs included, is
 :class:`ModelConfig`'s (the pipeline's former 40-epoch default was never used: the demo and
 the calcium benchmark always passed 60).
 """

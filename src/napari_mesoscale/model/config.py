@@ -199,6 +199,14 @@ class ModelConfig(Params):
     smooth_features: bool = param(
         True, "smooth the dynamics features over correlated neighbours before k-means", gui=False
     )
+    init_centres: str = param(
+        "connected",
+        "neurons whose dynamics features place the initial motif centres (k-means): "
+        "'connected' — with a connectome, only those with a connectome edge (sources matched "
+        "to no connectome neuron join the nearest centre and no community); 'all'",
+        choices=("connected", "all"),
+        gui=False,
+    )
     group_init: bool = param(
         True,
         "group neurons into communities of the lagged-correlation neighbour graph and "

@@ -356,14 +356,26 @@ def pick_fields(
     return np.where(has.any(1), has.argmax(1), dist.argmin(1))
 
 
-def motif_init(features: np.ndarray, n_filters: int, seed: int = 0) -> np.ndarray:
-    """k-means of the dynamics features into ``n_filters`` groups: (N,) group per neuron."""
+def motif_init(
+    features: np.ndarray,
+    n_filters: int,
+    seed: int = 0,
+    centre_neurons: np.ndarray | None = None,
+) -> np.ndarray:
+    """k-means of the dynamics features into ``n_filters`` groups: (N,) group per neuron.
+
+    ``centre_neurons`` (N,) bool, optional: the neurons whose features place the centres;
+    every neuron then joins its nearest centre. Used when it holds at least two neurons per
+    group (else all neurons place them).
+    """
     from sklearn.cluster import KMeans
 
     n = features.shape[0]
     k = min(n_filters, n)
     km = KMeans(n_clusters=k, n_init=10, random_state=seed)
-    return km.fit_predict(features).astype(np.int64)
+    if centre_neurons is None or int(np.count_nonzero(centre_neurons)) < 2 * k:
+        return km.fit_predict(features).astype(np.int64)
+    return km.fit(features[centre_neurons]).predict(features).astype(np.int64)
 
 
 def location_scores(
