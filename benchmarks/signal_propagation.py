@@ -25,6 +25,18 @@ Models, on the same folds:
   et al. 2023 compare anatomy with function): (I − αÂ)⁻¹[i, j], Â the synapse-count adjacency
   over its spectral radius, α ∈ (0, 1) chosen on the training neurons.
 * ``responder mean`` — each responder's mean response over the training neurons.
+* ``mesoscale (atlas drive)`` — the mesoscale model as above with the atlas itself in place of
+  the anatomy: the drive's edges and frozen kernels are the training columns' measured
+  responses (j ← i with weight R[i, j], plus the reverse edge, so a held-out neuron drives
+  the neurons whose stimulation it responded to; its own column is never read).
+* ``mesoscale residual`` — connectome linear plus a mesoscale correction: the linear model's
+  cross-fitted residuals on the training columns (3 inner folds) become the trials'
+  responses, the mesoscale model's in-silico response to a held-out neuron is the
+  correction, scaled by a shrinkage chosen on those inner folds (0 = the linear model).
+
+``--seeds S`` fits every mesoscale model S times per fold (seeds k, k + 10, …; seed k is the
+first run's); a fold's r is the mean over seeds, the seeds' spread and the r of their mean
+prediction (``seed_ensemble``) are kept beside it.
 
 Score: Pearson r over all held-out (responder, stimulated) pairs of a fold (and, apart, over
 the pairs with a significant response, q < 0.05); mean over folds with
@@ -45,6 +57,8 @@ nearest neuron that is not the homologue; k-means clusters of the soma positions
     OMP_NUM_THREADS=1 python benchmarks/signal_propagation.py               # CPU, a few minutes
     python benchmarks/signal_propagation.py --device cuda --epochs 30      # accelerator
     python benchmarks/signal_propagation.py --no-mesoscale                 # baselines only
+    python benchmarks/signal_propagation.py --strains wt --seeds 3 \
+        --models "connectome linear" mesoscale "mesoscale (atlas drive)" "mesoscale residual"
     # the strains side by side, then joined (margins and contrasts recomputed):
     python benchmarks/signal_propagation.py --strains wt --out wt.json &
     python benchmarks/signal_propagation.py --strains unc31 --out unc31.json
@@ -529,7 +543,9 @@ def score_row(per_seed: list[list[float]], ensemble, significant, extras, rng) -
     return row
 
 
-def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
+def run_strain(strain: str, args, neurons, A, rng, on_fold=None) -> dict[str, Any]:
+    """Every model of ``args.models`` on the folds of one strain; ``on_fold(block)`` gets the
+    figures so far after each fold (a long run leaves its finished folds behind)."""
     names = neurons["id"].tolist()
     positions = neurons[["z", "y", "x"]].to_numpy()
     R = response_matrix(names, strain)
@@ -571,16 +587,33 @@ def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
             if model == "mesoscale" and strain == "wt":
                 domains.append(domain_checks(cache["fits"][model][0].motif_labels, neurons, rng))
             rs = " ".join(f"{r:.3f}" for r in per_seed[model][-1])
-            print(f"{strain} fold {k} {model}: r = {rs}", flush=True)
+            print(f"{strain} fold {k} {model}: r = {rs} {info}", flush=True)
+        if on_fold is not None and k < len(folds) - 1:
+            on_fold(strain_block(locals()))
+    return strain_block(locals())
+
+
+def strain_block(run: dict[str, Any]) -> dict[str, Any]:
+    """The figures of :func:`run_strain` from its local state (the folds finished so far)."""
+    R, stimulated, significant = run["R"], run["stimulated"], run["significant"]
+    rng = run["rng"]
+    scored = run["models"] if len(run["per_seed"][run["models"][-1]]) else []
     return {
         "stimulated_neurons": len(stimulated),
         "scored_pairs": int(np.isfinite(R[:, stimulated]).sum()),
         "significant_pairs": int(significant[:, stimulated].sum()),
         "models": {
-            m: score_row(per_seed[m], ensemble[m], scores_significant[m], extras[m], rng)
-            for m in models
+            m: score_row(
+                run["per_seed"][m],
+                run["ensemble"][m],
+                run["scores_significant"][m],
+                run["extras"][m],
+                rng,
+            )
+            for m in scored
         },
-        "domains": domains,
+        "domains": run["domains"],
+        "folds_done": len(run["per_seed"][run["models"][0]]),
     }
 
 
@@ -768,14 +801,18 @@ def main() -> None:
             A, neurons["id"].tolist(), args.strains, rng
         )
     for strain in [] if args.merge else args.strains:
-        results["strains"][strain] = run_strain(strain, args, neurons, A, rng)
-        add_comparisons(results, rng)
-        results["seconds"] = round(time.perf_counter() - start, 1)
-        results["cpu_seconds"] = round(time.process_time(), 1)
-        results["load_average_at_end"] = os.getloadavg()
-        results["machine"] = platform.platform()
-        results["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
-        write_json(args.out, results)
+
+        def save(block: dict[str, Any], strain: str = strain) -> None:
+            results["strains"][strain] = block
+            add_comparisons(results, rng)
+            results["seconds"] = round(time.perf_counter() - start, 1)
+            results["cpu_seconds"] = round(time.process_time(), 1)
+            results["load_average_at_end"] = os.getloadavg()
+            results["machine"] = platform.platform()
+            results["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
+            write_json(args.out, results)
+
+        save(run_strain(strain, args, neurons, A, rng, on_fold=save))
     for strain, block in results["strains"].items():
         for model, row in block["models"].items():
             low, high = row["pearson_r_ci95_bootstrap_over_folds"]
