@@ -450,6 +450,14 @@ def predict_residual(setting, names, positions, A, R, strain, train, test, linea
         for s in RESIDUAL_SHRINKAGE
     ]
     shrinkage = RESIDUAL_SHRINKAGE[int(np.nanargmax(scores))]
+    info = {
+        "shrinkage": shrinkage,
+        "inner_r_per_shrinkage": dict(
+            zip(map(str, RESIDUAL_SHRINKAGE), map(float, scores), strict=True)
+        ),
+    }
+    if shrinkage == 0.0:  # the linear model itself, whatever a correction would say
+        return [linear] * len(seeds), info
     predictions = []
     for seed in seeds:
         fit = mesoscale_fit(
@@ -467,12 +475,6 @@ def predict_residual(setting, names, positions, A, R, strain, train, test, linea
         predictions.append(
             linear + shrinkage * predict_mesoscale(fit, len(names), test, setting.protocol)
         )
-    info = {
-        "shrinkage": shrinkage,
-        "inner_r_per_shrinkage": dict(
-            zip(map(str, RESIDUAL_SHRINKAGE), map(float, scores), strict=True)
-        ),
-    }
     return predictions, info
 
 
