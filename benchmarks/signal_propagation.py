@@ -25,6 +25,18 @@ Models, on the same folds:
   et al. 2023 compare anatomy with function): (I − αÂ)⁻¹[i, j], Â the synapse-count adjacency
   over its spectral radius, α ∈ (0, 1) chosen on the training neurons.
 * ``responder mean`` — each responder's mean response over the training neurons.
+* ``mesoscale (atlas drive)`` — the mesoscale model as above with the atlas itself in place of
+  the anatomy: the drive's edges and frozen kernels are the training columns' measured
+  responses (j ← i with weight R[i, j], plus the reverse edge, so a held-out neuron drives
+  the neurons whose stimulation it responded to; its own column is never read).
+* ``mesoscale residual`` — connectome linear plus a mesoscale correction: the linear model's
+  cross-fitted residuals on the training columns (3 inner folds) become the trials'
+  responses, the mesoscale model's in-silico response to a held-out neuron is the
+  correction, scaled by a shrinkage chosen on those inner folds (0 = the linear model).
+
+``--seeds S`` fits every mesoscale model S times per fold (seeds k, k + 10, …; seed k is the
+first run's); a fold's r is the mean over seeds, the seeds' spread and the r of their mean
+prediction (``seed_ensemble``) are kept beside it.
 
 Score: Pearson r over all held-out (responder, stimulated) pairs of a fold (and, apart, over
 the pairs with a significant response, q < 0.05); mean over folds with
@@ -45,6 +57,8 @@ nearest neuron that is not the homologue; k-means clusters of the soma positions
     OMP_NUM_THREADS=1 python benchmarks/signal_propagation.py               # CPU, a few minutes
     python benchmarks/signal_propagation.py --device cuda --epochs 30      # accelerator
     python benchmarks/signal_propagation.py --no-mesoscale                 # baselines only
+    python benchmarks/signal_propagation.py --strains wt --seeds 3 \
+        --models "connectome linear" mesoscale "mesoscale (atlas drive)" "mesoscale residual"
     # the strains side by side, then joined (margins and contrasts recomputed):
     python benchmarks/signal_propagation.py --strains wt --out wt.json &
     python benchmarks/signal_propagation.py --strains unc31 --out unc31.json
@@ -210,7 +224,11 @@ SELECTED_PROTOCOL = Protocol(
 )
 
 
-def mesoscale_fit(names, positions, A, strain, train_names, device, epochs, seed, protocol):
+def mesoscale_fit(
+    names, positions, A, strain, train_names, device, epochs, seed, protocol, responses=None
+):
+    """Fit the mesoscale model on the training neurons' trials; ``responses`` (N, N), if
+    given, replaces the atlas's ΔF/F in the trials (same observed pairs, same time course)."""
     activity, stimulus, _ = celegans.stimulation_trials(
         names,
         strain,
@@ -221,6 +239,8 @@ def mesoscale_fit(names, positions, A, strain, train_names, device, epochs, seed
         mask_rest=protocol.mask_rest,
         pulse=protocol.pulse,
     )
+    if responses is not None:
+        activity = replace_responses(activity, responses, names, train_names, protocol)
     adjacency = sp.csr_matrix(drive_adjacency(A, protocol.drive_edges).T)  # pre → post
     return fit_mesoscale(
         activity,
@@ -232,6 +252,24 @@ def mesoscale_fit(names, positions, A, strain, train_names, device, epochs, seed
         seed=seed,
         **protocol.options(),
     )
+
+
+def replace_responses(activity, responses, names, train_names, protocol) -> np.ndarray:
+    """The trials with every observed responder's plateau taken from ``responses`` instead of
+    the atlas (the rise, the masks and the clamped stimulated neuron unchanged)."""
+    frames = protocol.frames_per_trial
+    since = np.arange(frames) - protocol.response_lag_frames
+    rise = np.where(since > 0, 1.0 - np.exp(-since / protocol.rise_frames), 0.0)
+    index = {n: k for k, n in enumerate(names)}
+    activity = activity.copy()
+    for trial, name in enumerate(train_names):
+        j = index[name]
+        block = activity[trial * frames : (trial + 1) * frames]
+        observed = np.isfinite(responses[:, j])
+        observed[j] = False
+        moving = since > 0
+        block[np.ix_(moving, observed)] = rise[moving, None] * responses[observed, j][None, :]
+    return activity
 
 
 def predict_mesoscale(fit, n: int, test: np.ndarray, protocol: Protocol) -> np.ndarray:
@@ -354,7 +392,162 @@ def strain_contrast(results: dict[str, Any], rng: np.random.Generator, model: st
     }
 
 
-def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
+def atlas_adjacency(R: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """The atlas itself as the drive's connectome, [post, pre], from the training columns only:
+    R[i, j] for every observed pair with j a training neuron, plus the reverse edge (j ← i
+    with weight R[i, j]), so that a held-out neuron drives the neurons whose stimulation it
+    responded to (its own column is never read)."""
+    functional = np.zeros_like(R)
+    functional[:, train] = np.nan_to_num(R[:, train])
+    both = functional + functional.T
+    np.fill_diagonal(both, 0.0)
+    return both
+
+
+def cross_fitted_linear(A, R, train, folds: int = 3, seed: int = 0) -> np.ndarray:
+    """Connectome-linear predictions of the training columns, each from a fit that did not
+    see that column (inner folds over the training neurons); NaN elsewhere."""
+    predicted = np.full_like(R, np.nan)
+    inner = np.array_split(np.random.default_rng(seed).permutation(train), folds)
+    for held in inner:
+        held = np.sort(held)
+        predicted[:, held], _ = predict_connectome_linear(A, R, np.setdiff1d(train, held), held)
+    return predicted, inner
+
+
+RESIDUAL_SHRINKAGE = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+def predict_residual(setting, names, positions, A, R, strain, train, test, linear, seeds):
+    """Connectome-linear plus a mesoscale correction fitted to its out-of-fold residuals.
+
+    The linear model's residuals on the training columns (cross-fitted, so they are the
+    errors it makes on neurons it did not see) become the trials' responses; the mesoscale
+    model's in-silico response to a held-out neuron is the correction, shrunk by a factor
+    chosen on inner folds of the training neurons (0 = the linear model itself)."""
+    drive = drive_adjacency(A, setting.protocol.drive_edges)
+    crossfit, inner = cross_fitted_linear(drive, R, train)
+    residual = R - crossfit
+    correction_inner = np.full_like(R, np.nan)
+    for m, held in enumerate(inner):  # the shrinkage, on inner folds only
+        held = np.sort(held)
+        rest = np.setdiff1d(train, held)
+        fit = mesoscale_fit(
+            names,
+            positions,
+            A,
+            strain,
+            [names[j] for j in rest],
+            setting.device,
+            setting.epochs,
+            seed=1000 + m,
+            protocol=setting.protocol,
+            responses=residual,
+        )
+        correction_inner[:, held] = predict_mesoscale(fit, len(names), held, setting.protocol)
+    scores = [
+        pearson(crossfit[:, train] + s * correction_inner[:, train], R[:, train])
+        for s in RESIDUAL_SHRINKAGE
+    ]
+    shrinkage = RESIDUAL_SHRINKAGE[int(np.nanargmax(scores))]
+    info = {
+        "shrinkage": shrinkage,
+        "inner_r_per_shrinkage": dict(
+            zip(map(str, RESIDUAL_SHRINKAGE), map(float, scores), strict=True)
+        ),
+    }
+    if shrinkage == 0.0:  # the linear model itself, whatever a correction would say
+        return [linear] * len(seeds), info
+    predictions = []
+    for seed in seeds:
+        fit = mesoscale_fit(
+            names,
+            positions,
+            A,
+            strain,
+            [names[j] for j in train],
+            setting.device,
+            setting.epochs,
+            seed=seed,
+            protocol=setting.protocol,
+            responses=residual,
+        )
+        predictions.append(
+            linear + shrinkage * predict_mesoscale(fit, len(names), test, setting.protocol)
+        )
+    return predictions, info
+
+
+MESOSCALE_MODELS = ("mesoscale", "mesoscale (atlas drive)", "mesoscale residual")
+BASELINES = ("responder mean", "anatomy", "connectome linear")
+
+
+def predict_fold(model, setting, names, positions, A, R, strain, train, test, cache):
+    """Predictions of one model on one fold: a list, one per seed for the mesoscale models."""
+    seeds = [cache["fold"] + 10 * s for s in range(setting.seeds)]  # seed 0: first run's
+    if model == "responder mean":
+        return [predict_responder_mean(R, train, test)], {}
+    if model == "anatomy":
+        prediction, info = predict_anatomy(A, R, train, test)
+        return [prediction], info
+    if model == "connectome linear":  # the same edges as the mesoscale drive
+        if "linear" not in cache:
+            drive = drive_adjacency(A, setting.protocol.drive_edges)
+            cache["linear"] = predict_connectome_linear(drive, R, train, test)
+        return [cache["linear"][0]], cache["linear"][1]
+    if model == "mesoscale residual":
+        linear, _ = predict_fold(
+            "connectome linear", setting, names, positions, A, R, strain, train, test, cache
+        )
+        return predict_residual(
+            setting, names, positions, A, R, strain, train, test, linear[0], seeds
+        )
+    drive = atlas_adjacency(R, train) if model == "mesoscale (atlas drive)" else A
+    protocol = setting.protocol
+    if model == "mesoscale (atlas drive)":  # already both ways; drive_edges would double it
+        protocol = Protocol(**{**asdict(protocol), "drive_edges": "as_wired"})
+    predictions, fits = [], []
+    for seed in seeds:
+        fit = mesoscale_fit(
+            names,
+            positions,
+            drive,
+            strain,
+            [names[j] for j in train],
+            setting.device,
+            setting.epochs,
+            seed=seed,
+            protocol=protocol,
+        )
+        predictions.append(predict_mesoscale(fit, len(names), test, protocol))
+        fits.append(fit)
+    cache.setdefault("fits", {})[model] = fits
+    return predictions, {}
+
+
+def score_row(per_seed: list[list[float]], ensemble, significant, extras, rng) -> dict:
+    """One model's figures: r per fold (mean over seeds), the seeds apart, their ensemble."""
+    per_fold = [float(np.mean(seed_rs)) for seed_rs in per_seed]
+    row = {
+        "pearson_r_per_fold": per_fold,
+        "pearson_r_mean": float(np.nanmean(per_fold)),
+        "pearson_r_ci95_bootstrap_over_folds": bootstrap(per_fold, rng),
+        "pearson_r_significant_pairs_per_fold": significant,
+        "pearson_r_significant_pairs_mean": float(np.nanmean(significant)),
+        "pearson_r_significant_pairs_ci95": bootstrap(significant, rng),
+        "fold_details": extras,
+    }
+    if max(len(seed_rs) for seed_rs in per_seed) > 1:
+        row["pearson_r_per_fold_per_seed"] = per_seed
+        row["seed_spread_per_fold"] = [float(np.ptp(seed_rs)) for seed_rs in per_seed]
+        row["pearson_r_seed_ensemble_per_fold"] = ensemble
+        row["pearson_r_seed_ensemble_mean"] = float(np.nanmean(ensemble))
+    return row
+
+
+def run_strain(strain: str, args, neurons, A, rng, on_fold=None) -> dict[str, Any]:
+    """Every model of ``args.models`` on the folds of one strain; ``on_fold(block)`` gets the
+    figures so far after each fold (a long run leaves its finished folds behind)."""
     names = neurons["id"].tolist()
     positions = neurons[["z", "y", "x"]].to_numpy()
     R = response_matrix(names, strain)
@@ -363,10 +556,9 @@ def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
     stimulated = np.flatnonzero(counts >= args.min_responders)
     fold_rng = np.random.default_rng(0)  # the same split whatever ran before
     folds = np.array_split(fold_rng.permutation(stimulated), args.folds)
-    models = ["responder mean", "anatomy", "connectome linear"]
-    if args.mesoscale:
-        models.append("mesoscale")
-    scores = {m: [] for m in models}
+    models = list(args.models)
+    per_seed = {m: [] for m in models}
+    ensemble = {m: [] for m in models}
     scores_significant = {m: [] for m in models}
     extras: dict[str, list] = {m: [] for m in models}
     domains = []
@@ -374,53 +566,56 @@ def run_strain(strain: str, args, neurons, A, rng) -> dict[str, Any]:
         test = np.sort(test)
         train = np.setdiff1d(stimulated, test)
         target = R[:, test]
+        keep = significant[:, test]
+        cache: dict[str, Any] = {"fold": k}
         for model in models:
-            start = time.perf_counter()
-            info: dict[str, Any] = {}
-            if model == "responder mean":
-                prediction = predict_responder_mean(R, train, test)
-            elif model == "anatomy":
-                prediction, info = predict_anatomy(A, R, train, test)
-            elif model == "connectome linear":  # the same edges as the mesoscale drive
-                drive = drive_adjacency(A, args.protocol.drive_edges)
-                prediction, info = predict_connectome_linear(drive, R, train, test)
-            else:
-                fit = mesoscale_fit(
-                    names,
-                    positions,
-                    A,
-                    strain,
-                    [names[j] for j in train],
-                    args.device,
-                    args.epochs,
-                    seed=k,
-                    protocol=args.protocol,
-                )
-                prediction = predict_mesoscale(fit, len(names), test, args.protocol)
-                if strain == "wt":
-                    domains.append(domain_checks(fit.motif_labels, neurons, rng))
-            scores[model].append(pearson(prediction, target))
-            keep = significant[:, test]
-            scores_significant[model].append(pearson(prediction[keep], target[keep]))
-            extras[model].append({**info, "seconds": round(time.perf_counter() - start, 2)})
-            print(f"{strain} fold {k} {model}: r = {scores[model][-1]:.3f}", flush=True)
+            start, cpu = time.perf_counter(), time.process_time()
+            predictions, info = predict_fold(
+                model, args, names, positions, A, R, strain, train, test, cache
+            )
+            mean_prediction = np.mean(predictions, axis=0)
+            per_seed[model].append([pearson(p, target) for p in predictions])
+            ensemble[model].append(pearson(mean_prediction, target))
+            scores_significant[model].append(
+                float(np.mean([pearson(p[keep], target[keep]) for p in predictions]))
+            )
+            extras[model].append(
+                {
+                    **info,
+                    "seconds": round(time.perf_counter() - start, 2),
+                    "cpu_seconds": round(time.process_time() - cpu, 2),
+                }
+            )
+            if model == "mesoscale" and strain == "wt":
+                domains.append(domain_checks(cache["fits"][model][0].motif_labels, neurons, rng))
+            rs = " ".join(f"{r:.3f}" for r in per_seed[model][-1])
+            print(f"{strain} fold {k} {model}: r = {rs} {info}", flush=True)
+        if on_fold is not None and k < len(folds) - 1:
+            on_fold(strain_block(locals()))
+    return strain_block(locals())
+
+
+def strain_block(run: dict[str, Any]) -> dict[str, Any]:
+    """The figures of :func:`run_strain` from its local state (the folds finished so far)."""
+    R, stimulated, significant = run["R"], run["stimulated"], run["significant"]
+    rng = run["rng"]
+    scored = run["models"] if len(run["per_seed"][run["models"][-1]]) else []
     return {
         "stimulated_neurons": len(stimulated),
         "scored_pairs": int(np.isfinite(R[:, stimulated]).sum()),
         "significant_pairs": int(significant[:, stimulated].sum()),
         "models": {
-            m: {
-                "pearson_r_per_fold": scores[m],
-                "pearson_r_mean": float(np.nanmean(scores[m])),
-                "pearson_r_ci95_bootstrap_over_folds": bootstrap(scores[m], rng),
-                "pearson_r_significant_pairs_per_fold": scores_significant[m],
-                "pearson_r_significant_pairs_mean": float(np.nanmean(scores_significant[m])),
-                "pearson_r_significant_pairs_ci95": bootstrap(scores_significant[m], rng),
-                "fold_details": extras[m],
-            }
-            for m in models
+            m: score_row(
+                run["per_seed"][m],
+                run["ensemble"][m],
+                run["scores_significant"][m],
+                run["extras"][m],
+                rng,
+            )
+            for m in scored
         },
-        "domains": domains,
+        "domains": run["domains"],
+        "folds_done": len(run["per_seed"][run["models"][0]]),
     }
 
 
@@ -475,6 +670,9 @@ def add_comparisons(results: dict[str, Any], rng: np.random.Generator) -> None:
     """The target's margins (mesoscale vs every peer, per strain) and wt vs unc-31 per model."""
     for block in results["strains"].values():
         block["mesoscale_margin"] = margins(block, rng)
+        for model in MESOSCALE_MODELS[1:]:
+            if model in block["models"]:
+                block[f"{model} margin"] = margins(block, rng, model)
     models = next(iter(results["strains"].values()))["models"] if results["strains"] else {}
     results["unc31_vs_wt"] = {m: strain_contrast(results, rng, m) for m in models}
 
@@ -495,8 +693,14 @@ def merge_parts(results: dict, parts: list[Path], A, names: list[str], rng) -> N
     import json
 
     loaded = [json.loads(Path(part).read_text()) for part in parts]
-    for part in loaded:
-        results["strains"].update(part["strains"])
+    for part in loaded:  # parts may hold different models of the same strain
+        for strain, block in part["strains"].items():
+            if strain not in results["strains"]:
+                results["strains"][strain] = block
+                continue
+            joined = results["strains"][strain]
+            joined["models"].update(block["models"])
+            joined["domains"] = joined.get("domains") or block.get("domains", [])
     strains = list(results["strains"])
     results["paper_metric_in_sample"] = paper_metric(A, names, strains, rng)
     add_comparisons(results, rng)
@@ -536,7 +740,29 @@ def main() -> None:
         help="the trials and in-silico stimulation of the first run (8 frames, pulse 1)",
     )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-mesoscale", dest="mesoscale", action="store_false")
+    parser.add_argument(
+        "--no-mesoscale",
+        dest="models",
+        action="store_const",
+        const=list(BASELINES),
+        default=[*BASELINES, "mesoscale"],
+        help="the baselines only",
+    )
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=[*BASELINES, "mesoscale"],
+        choices=[*BASELINES, *MESOSCALE_MODELS],
+        help="models to run (the baselines are cheap; 'mesoscale residual' fits 3 inner "
+        "models per fold besides one per seed)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="fits per fold of every mesoscale model (seeds fold, fold + 10, ...); r per fold "
+        "is their mean, the seed ensemble apart",
+    )
     parser.add_argument("--strains", nargs="+", default=list(celegans.STRAINS))
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
@@ -559,7 +785,8 @@ def main() -> None:
         "connectome": args.source,
         "folds": args.folds,
         "min_responders": args.min_responders,
-        "mesoscale_epochs": args.epochs if args.mesoscale else None,
+        "mesoscale_epochs": args.epochs,
+        "mesoscale_seeds_per_fold": args.seeds,
         "device": args.device,
         "mesoscale_protocol": {
             **{k: v for k, v in asdict(args.protocol).items() if k != "fit_options"},
@@ -576,14 +803,18 @@ def main() -> None:
             A, neurons["id"].tolist(), args.strains, rng
         )
     for strain in [] if args.merge else args.strains:
-        results["strains"][strain] = run_strain(strain, args, neurons, A, rng)
-        add_comparisons(results, rng)
-        results["seconds"] = round(time.perf_counter() - start, 1)
-        results["cpu_seconds"] = round(time.process_time(), 1)
-        results["load_average_at_end"] = os.getloadavg()
-        results["machine"] = platform.platform()
-        results["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
-        write_json(args.out, results)
+
+        def save(block: dict[str, Any], strain: str = strain) -> None:
+            results["strains"][strain] = block
+            add_comparisons(results, rng)
+            results["seconds"] = round(time.perf_counter() - start, 1)
+            results["cpu_seconds"] = round(time.process_time(), 1)
+            results["load_average_at_end"] = os.getloadavg()
+            results["machine"] = platform.platform()
+            results["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
+            write_json(args.out, results)
+
+        save(run_strain(strain, args, neurons, A, rng, on_fold=save))
     for strain, block in results["strains"].items():
         for model, row in block["models"].items():
             low, high = row["pearson_r_ci95_bootstrap_over_folds"]

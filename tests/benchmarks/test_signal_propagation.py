@@ -34,3 +34,42 @@ def test_column_bootstrap_brackets_the_pooled_correlation():
     assert np.isfinite(draws).all()
     assert np.percentile(draws, 2.5) < r < np.percentile(draws, 97.5)
     assert 0.2 < r < 0.4  # the true correlation is 0.3 / sqrt(1.09) = 0.287
+
+
+def test_atlas_adjacency_reads_training_columns_only():
+    rng = np.random.default_rng(0)
+    R = rng.normal(size=(5, 5))
+    R[0, 1] = np.nan  # an unobserved pair
+    np.fill_diagonal(R, np.nan)
+    train = np.array([1, 2])
+    drive = signal_propagation.atlas_adjacency(R, train)
+    held = R.copy()
+    held[:, [0, 3, 4]] = 99.0  # what a held-out column says must not matter
+    np.testing.assert_array_equal(signal_propagation.atlas_adjacency(held, train), drive)
+    assert drive[3, 1] == R[3, 1] + 0.0  # j=1 -> i=3 as measured
+    assert drive[1, 3] == R[3, 1]  # held-out 3 drives 1, whose stimulation it responded to
+    assert drive[0, 1] == 0.0 and np.all(np.diag(drive) == 0.0)
+    assert drive[0, 3] == 0.0  # two held-out neurons are never linked
+
+
+def test_replace_responses_keeps_masks_and_the_clamped_neuron():
+    protocol = signal_propagation.SELECTED_PROTOCOL  # 3 frames, responders at frame 2
+    names = ["a", "b", "c"]
+    activity = np.array(
+        [[np.nan, 0.0, np.nan], [0.3, 0.0, np.nan], [0.3, 0.05, np.nan]]  # trial of "a"
+    )
+    responses = np.array([[np.nan, 0, 0], [-0.2, np.nan, 0], [np.nan, 0, np.nan]])
+    out = signal_propagation.replace_responses(activity, responses, names, ["a"], protocol)
+    np.testing.assert_allclose(out[:, 0], [np.nan, 0.3, 0.3])  # the clamped neuron unchanged
+    np.testing.assert_allclose(out[:, 1], [0.0, 0.0, -0.2])  # rest, pulse frame, new plateau
+    assert np.isnan(out[:, 2]).all()  # unobserved stays masked
+
+
+def test_score_row_means_seeds_per_fold_and_keeps_the_ensemble():
+    row = signal_propagation.score_row(
+        [[0.1, 0.3], [0.0, 0.2]], [0.25, 0.15], [0.1, 0.2], [{}, {}], np.random.default_rng(0)
+    )
+    np.testing.assert_allclose(row["pearson_r_per_fold"], [0.2, 0.1])
+    np.testing.assert_allclose(row["seed_spread_per_fold"], [0.2, 0.2])
+    assert row["pearson_r_mean"] == pytest.approx(0.15)
+    assert row["pearson_r_seed_ensemble_mean"] == pytest.approx(0.2)
