@@ -160,6 +160,7 @@ PIPELINE_FIT_OVERRIDES: dict[str, Any] = {
     "edge_init": "connectome",
     "freeze_edges": True,
     "observation": "calcium",
+    "init_centres": "connected",
 }
 """Where :func:`run_pipeline`'s fit differs from :class:`ModelConfig`'s defaults, and why.
 
@@ -169,11 +170,15 @@ movies this gave a lower held-out error than trained weights on all 12 movies me
 ``benchmarks/pipeline_calcium.py``). The pipeline's input is the cells' dF/F, so the fit
 takes it as calcium (``observation="calcium"``, :mod:`napari_mesoscale.model.observation`):
 on the bundled sample (``scripts/demo.sh``, 60 epochs) motif ARI 0.53 against 0.37 with
-``"activity"`` (0.55 before ``ModelConfig.init_centres="connected"``, which raised the
-realistic preset's median from 0.73 to 0.91 at 600 frames), and held-out one-step MSE ratios
-persistence 1.30 / connectome-linear 1.39 against 1.13 / 1.22. Everything else, epochs included, is
-:class:`ModelConfig`'s (the pipeline's former 40-epoch default was never used: the demo and
-the calcium benchmark always passed 60).
+``"activity"`` (0.55 before ``init_centres="connected"``, which raised the realistic
+preset's median from 0.73 to 0.91 at 600 frames), and held-out one-step MSE ratios
+persistence 1.30 / connectome-linear 1.39 against 1.13 / 1.22. ``init_centres="connected"``
+keeps the sources that registration matched to no connectome neuron (no edge) from placing
+the motif centres; it is the pipeline's and not :class:`ModelConfig`'s default because a
+connectome of its own may have real neurons without edges (the motif zoo's brains do: 33
+of 120 in a dev brain), where it would change the initialisation for no reason.
+Everything else, epochs included, is :class:`ModelConfig`'s (the pipeline's former 40-epoch
+default was never used: the demo and the calcium benchmark always passed 60).
 """
 
 

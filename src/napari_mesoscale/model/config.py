@@ -200,10 +200,11 @@ class ModelConfig(Params):
         True, "smooth the dynamics features over correlated neighbours before k-means", gui=False
     )
     init_centres: str = param(
-        "connected",
-        "neurons whose dynamics features place the initial motif centres (k-means): "
+        "all",
+        "neurons whose dynamics features place the initial motif centres (k-means): 'all'; "
         "'connected' — with a connectome, only those with a connectome edge (sources matched "
-        "to no connectome neuron join the nearest centre and no community); 'all'",
+        "to no connectome neuron join the nearest centre and no community; run_pipeline's "
+        "choice)",
         choices=("connected", "all"),
         gui=False,
     )

@@ -21,7 +21,8 @@ kept through training (``ModelConfig.calcium_assignment="initial"``, :func:`calc
 training it moved the motifs away from a better initialisation even on the true activity.
 Sources with no connectome edge (matched to no connectome neuron: duplicates, neuropil, dim
 cells) neither place the motif centres nor join the communities
-(``ModelConfig.init_centres="connected"``).
+(``ModelConfig.init_centres="connected"``, :func:`~napari_mesoscale.workflow.run_pipeline`'s
+choice).
 
 A readout that also takes dF/F(t-1) lowered the held-out error by 1–2 % only and was not
 adopted; given the *true* activity at t+1 this readout beats connectome-linear by 1.22 x

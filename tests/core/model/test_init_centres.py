@@ -44,7 +44,8 @@ def test_too_few_reliable_neurons_fall_back_to_all():
 def test_centre_neurons_are_those_with_a_connectome_edge():
     adj = sp.csr_matrix(([1.0, 2.0], ([0, 2], [1, 0])), shape=(5, 5))
     edges, _ = connectome_edges(adj)
-    cfg = ModelConfig()
+    assert ModelConfig().init_centres == "all"  # the connected rule is run_pipeline's
+    cfg = ModelConfig(init_centres="connected")
     np.testing.assert_array_equal(
         _centre_neurons(cfg, adj, edges, 5), [True, True, True, False, False]
     )
@@ -52,3 +53,9 @@ def test_centre_neurons_are_those_with_a_connectome_edge():
     assert _centre_neurons(cfg, None, edges, 5) is None
     ring = sp.csr_matrix((np.ones(5), (np.arange(5), np.roll(np.arange(5), 1))), shape=(5, 5))
     assert _centre_neurons(cfg, ring, connectome_edges(ring)[0], 5) is None  # all connected
+
+
+def test_the_pipeline_places_centres_by_connected_sources():
+    from napari_mesoscale.workflow import pipeline_config
+
+    assert pipeline_config().init_centres == "connected"
