@@ -428,23 +428,27 @@ def predict_residual(setting, names, positions, A, R, strain, train, test, linea
     drive = drive_adjacency(A, setting.protocol.drive_edges)
     crossfit, inner = cross_fitted_linear(drive, R, train)
     residual = R - crossfit
-    correction_inner = np.full_like(R, np.nan)
-    for m, held in enumerate(inner):  # the shrinkage, on inner folds only
-        held = np.sort(held)
-        rest = np.setdiff1d(train, held)
+
+    def correction(fitted_on: np.ndarray, predicted: np.ndarray, seed: int) -> np.ndarray:
+        """The mesoscale model fitted to the residuals of ``fitted_on``, run on ``predicted``."""
         fit = mesoscale_fit(
             names,
             positions,
             A,
             strain,
-            [names[j] for j in rest],
+            [names[j] for j in fitted_on],
             setting.device,
             setting.epochs,
-            seed=1000 + m,
+            seed=seed,
             protocol=setting.protocol,
             responses=residual,
         )
-        correction_inner[:, held] = predict_mesoscale(fit, len(names), held, setting.protocol)
+        return predict_mesoscale(fit, len(names), predicted, setting.protocol)
+
+    correction_inner = np.full_like(R, np.nan)
+    for m, held in enumerate(inner):  # the shrinkage, on inner folds only
+        held = np.sort(held)
+        correction_inner[:, held] = correction(np.setdiff1d(train, held), held, 1000 + m)
     scores = [
         pearson(crossfit[:, train] + s * correction_inner[:, train], R[:, train])
         for s in RESIDUAL_SHRINKAGE
@@ -458,23 +462,7 @@ def predict_residual(setting, names, positions, A, R, strain, train, test, linea
     }
     if shrinkage == 0.0:  # the linear model itself, whatever a correction would say
         return [linear] * len(seeds), info
-    predictions = []
-    for seed in seeds:
-        fit = mesoscale_fit(
-            names,
-            positions,
-            A,
-            strain,
-            [names[j] for j in train],
-            setting.device,
-            setting.epochs,
-            seed=seed,
-            protocol=setting.protocol,
-            responses=residual,
-        )
-        predictions.append(
-            linear + shrinkage * predict_mesoscale(fit, len(names), test, setting.protocol)
-        )
+    predictions = [linear + shrinkage * correction(train, test, seed) for seed in seeds]
     return predictions, info
 
 

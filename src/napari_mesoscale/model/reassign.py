@@ -192,16 +192,9 @@ def _outputs(
     neuron's unit mean for every filter: an untried filter sees the same inputs as the current
     one (its own domain pool would be empty or hold other neurons).
     """
-    t, n = z.shape
-    b = net.n_filters
-    drive = net.drive(z)
-    s_drive = u @ net.stim_weight.T if net.n_stimulus and u is not None else torch.zeros_like(z)
-    ctx = _unit_context(z, unit, n_units)
-    relpos = net.relpos[torch.arange(n, device=z.device), slot]  # (N, 3)
-    f = torch.cat(
-        [z[..., None], drive, s_drive[..., None], ctx, relpos[None].expand(t, n, 3)], dim=-1
-    )
-    out = net.bank(f[:, :, None, :].expand(t, n, b, f.shape[-1]))
+    f = _features(net, z, u, slot, unit, n_units)
+    t, n, width = f.shape
+    out = net.bank(f[:, :, None, :].expand(t, n, net.n_filters, width))
     return out + net.neuron_bias[:, None]
 
 
