@@ -466,8 +466,107 @@ def predict_residual(setting, names, positions, A, R, strain, train, test, linea
     return predictions, info
 
 
+#: Widths (sd, µm) of the Gaussian receptive field over stimulated somata, chosen on inner folds.
+FIELD_WIDTHS_UM = (5.0, 10.0, 15.0, 20.0)
+
+
+def field_pooled(R, positions, train, test, width_um: float) -> np.ndarray:
+    """Each held-out column as the training columns averaged with Gaussian weights on the
+    distance between the stimulated somata (a soft receptive field of sd ``width_um``), over
+    each responder's observed entries; 0 where no nearby training column observed it."""
+    distance = np.linalg.norm(positions[test][:, None] - positions[train][None], axis=-1)
+    weights = np.exp(-0.5 * (distance / width_um) ** 2)
+    observed = np.isfinite(R[:, train])
+    total = np.where(observed, R[:, train], 0.0) @ weights.T
+    weight = observed.astype(float) @ weights.T
+    return np.where(weight > 1e-9, total / np.maximum(weight, 1e-9), 0.0)
+
+
+def reciprocal_responses(R, train, test) -> np.ndarray:
+    """Prediction of R[i, j] (j held out) by R[j, i]: how j responded when i was stimulated
+    (i a training neuron; 0 otherwise). Only training columns are read."""
+    out = np.zeros((len(R), len(test)))
+    out[train] = np.nan_to_num(R[np.ix_(test, train)]).T
+    return out
+
+
+#: The components each readout model combines (non-negative weights fitted on inner folds).
+READOUT_MODELS = {
+    "receptive-field readout": ("connectome linear", "field", "reciprocal"),
+    "receptive-field pooling": ("field",),
+    "reciprocal responses": ("reciprocal",),
+}
+
+
+def readout_components(R, positions, train, test, linear, width_um) -> dict[str, np.ndarray]:
+    return {
+        "connectome linear": linear,
+        "field": field_pooled(R, positions, train, test, width_um),
+        "reciprocal": reciprocal_responses(R, train, test),
+    }
+
+
+def readout_weights(parts: list[dict], targets: list[np.ndarray], keys) -> np.ndarray:
+    """Non-negative least squares of the pooled targets on the standardised components;
+    returns weights already divided by each component's sd."""
+    from scipy.optimize import nnls
+
+    X = np.vstack([np.stack([p[k].ravel() for k in keys], 1) for p in parts])
+    y = np.concatenate([t.ravel() for t in targets])
+    ok = np.isfinite(y)
+    scale = X[ok].std(axis=0) + 1e-12
+    weights, _ = nnls(X[ok] / scale, y[ok] - y[ok].mean())
+    return weights / scale if weights.any() else 1.0 / scale
+
+
+def readout_inner_r(parts, targets, keys) -> float:
+    """Mean r over inner folds, each scored with weights fitted on the other inner folds."""
+    rs = []
+    for m in range(len(parts)):
+        rest = [k for k in range(len(parts)) if k != m]
+        w = readout_weights([parts[k] for k in rest], [targets[k] for k in rest], keys)
+        prediction = np.tensordot(np.stack([parts[m][k] for k in keys], -1), w, axes=1)
+        rs.append(pearson(prediction, targets[m]))
+    return float(np.nanmean(rs))
+
+
+def predict_readout(model, A, R, positions, train, test, linear, seed, folds=5, cache=None):
+    """A readout model (``READOUT_MODELS``): the field width and the components' weights
+    chosen on inner folds of the training neurons (split by ``seed``), then applied to the
+    held-out columns. No held-out column is read."""
+    keys = READOUT_MODELS[model]
+    cache = {} if cache is None else cache
+    if seed not in cache:  # the inner connectome-linear fits, shared by the readout models
+        inner = [
+            np.sort(h)
+            for h in np.array_split(np.random.default_rng(seed).permutation(train), folds)
+        ]
+        fits = [predict_connectome_linear(A, R, np.setdiff1d(train, h), h)[0] for h in inner]
+        cache[seed] = (inner, fits)
+    inner, fits = cache[seed]
+    targets = [R[:, h] for h in inner]
+    scores = {}
+    for width in FIELD_WIDTHS_UM:
+        parts = [
+            readout_components(R, positions, np.setdiff1d(train, h), h, lin, width)
+            for h, lin in zip(inner, fits, strict=True)
+        ]
+        scores[width] = (readout_inner_r(parts, targets, keys), parts)
+    width = max(scores, key=lambda w: scores[w][0]) if "field" in keys else FIELD_WIDTHS_UM[0]
+    weights = readout_weights(scores[width][1], targets, keys)
+    outer = readout_components(R, positions, train, test, linear, width)
+    prediction = np.tensordot(np.stack([outer[k] for k in keys], -1), weights, axes=1)
+    info = {
+        "field_width_um": width,
+        "inner_r_per_width": {str(w): s[0] for w, s in scores.items()},
+        "weights": dict(zip(keys, weights.round(4).tolist(), strict=True)),
+    }
+    return prediction, info
+
+
 MESOSCALE_MODELS = ("mesoscale", "mesoscale (atlas drive)", "mesoscale residual")
 BASELINES = ("responder mean", "anatomy", "connectome linear")
+READOUTS = tuple(READOUT_MODELS)
 
 
 def predict_fold(model, setting, names, positions, A, R, strain, train, test, cache):
@@ -483,6 +582,26 @@ def predict_fold(model, setting, names, positions, A, R, strain, train, test, ca
             drive = drive_adjacency(A, setting.protocol.drive_edges)
             cache["linear"] = predict_connectome_linear(drive, R, train, test)
         return [cache["linear"][0]], cache["linear"][1]
+    if model in READOUT_MODELS:
+        linear, _ = predict_fold(
+            "connectome linear", setting, names, positions, A, R, strain, train, test, cache
+        )
+        drive = drive_adjacency(A, setting.protocol.drive_edges)
+        runs = [
+            predict_readout(
+                model,
+                drive,
+                R,
+                positions,
+                train,
+                test,
+                linear[0],
+                seed,
+                cache=cache.setdefault("inner_linear", {}),
+            )
+            for seed in seeds
+        ]
+        return [p for p, _ in runs], {"per_seed": [i for _, i in runs]}
     if model == "mesoscale residual":
         linear, _ = predict_fold(
             "connectome linear", setting, names, positions, A, R, strain, train, test, cache
@@ -658,7 +777,7 @@ def add_comparisons(results: dict[str, Any], rng: np.random.Generator) -> None:
     """The target's margins (mesoscale vs every peer, per strain) and wt vs unc-31 per model."""
     for block in results["strains"].values():
         block["mesoscale_margin"] = margins(block, rng)
-        for model in MESOSCALE_MODELS[1:]:
+        for model in (*MESOSCALE_MODELS[1:], *READOUTS):
             if model in block["models"]:
                 block[f"{model} margin"] = margins(block, rng, model)
     models = next(iter(results["strains"].values()))["models"] if results["strains"] else {}
@@ -740,7 +859,7 @@ def main() -> None:
         "--models",
         nargs="+",
         default=[*BASELINES, "mesoscale"],
-        choices=[*BASELINES, *MESOSCALE_MODELS],
+        choices=[*BASELINES, *MESOSCALE_MODELS, *READOUTS],
         help="models to run (the baselines are cheap; 'mesoscale residual' fits 3 inner "
         "models per fold besides one per seed)",
     )

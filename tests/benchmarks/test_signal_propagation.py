@@ -73,3 +73,43 @@ def test_score_row_means_seeds_per_fold_and_keeps_the_ensemble():
     np.testing.assert_allclose(row["seed_spread_per_fold"], [0.2, 0.2])
     assert row["pearson_r_mean"] == pytest.approx(0.15)
     assert row["pearson_r_seed_ensemble_mean"] == pytest.approx(0.2)
+
+
+def test_field_pooling_averages_nearby_training_columns_only():
+    positions = np.array([[0.0, 0, 0], [0, 0, 1.0], [0, 0, 100.0], [0, 0, 0.5], [0, 0, 50.0]])
+    R = np.arange(25, dtype=float).reshape(5, 5)
+    R[2, 1] = np.nan  # responder 2 unobserved for stimulated 1
+    train, test = np.array([1, 2]), np.array([0, 3])
+    pooled = signal_propagation.field_pooled(R, positions, train, test, width_um=2.0)
+    # neuron 1 is 1 µm (and 0.5 µm) away, neuron 2 is ~100 µm away: column 1 dominates
+    np.testing.assert_allclose(pooled[[0, 1, 3, 4], 0], R[[0, 1, 3, 4], 1], rtol=1e-6)
+    np.testing.assert_array_equal(pooled[2, :], 0.0)  # no observed column within reach
+    wide = signal_propagation.field_pooled(R, positions, train, test, width_um=1000.0)
+    np.testing.assert_allclose(wide[2, :], R[2, 2])  # the only observed column for row 2
+    np.testing.assert_allclose(wide[0, :], R[0, [1, 2]].mean(), rtol=1e-3)  # near-even mix
+    held = R.copy()
+    held[:, test] = 99.0  # held-out columns must not matter
+    np.testing.assert_array_equal(
+        signal_propagation.field_pooled(held, positions, train, test, 2.0), pooled
+    )
+
+
+def test_reciprocal_responses_transpose_the_held_out_rows():
+    R = np.arange(16, dtype=float).reshape(4, 4)
+    R[0, 2] = np.nan
+    out = signal_propagation.reciprocal_responses(R, np.array([1, 2]), np.array([0, 3]))
+    assert out.shape == (4, 2)
+    assert out[1, 0] == R[0, 1] and out[1, 1] == R[3, 1]  # R[i, j] predicted by R[j, i]
+    assert out[2, 0] == 0.0  # unobserved -> 0
+    assert np.all(out[[0, 3]] == 0.0)  # held-out responders get nothing
+
+
+def test_readout_weights_recover_a_non_negative_mixture():
+    rng = np.random.default_rng(0)
+    parts = [{"a": rng.normal(size=(30, 8)), "b": 5 * rng.normal(size=(30, 8))} for _ in range(3)]
+    targets = [2 * p["a"] + 0.2 * p["b"] + 0.01 * rng.normal(size=(30, 8)) for p in parts]
+    weights = signal_propagation.readout_weights(parts, targets, ("a", "b"))
+    np.testing.assert_allclose(weights, [2.0, 0.2], atol=0.02)
+    assert signal_propagation.readout_inner_r(parts, targets, ("a", "b")) > 0.99
+    negative = [-t for t in targets]  # anti-correlated: NNLS gives 0, fall back to the sum
+    assert np.all(signal_propagation.readout_weights(parts, negative, ("a", "b")) > 0)
