@@ -34,9 +34,18 @@ Models, on the same folds:
   responses, the mesoscale model's in-silico response to a held-out neuron is the
   correction, scaled by a shrinkage chosen on those inner folds (0 = the linear model).
 
+* ``receptive-field readout`` — connectome linear plus two readouts of the training columns
+  that need no trained network: ``field`` pools the training columns with a Gaussian
+  receptive field over the stimulated somata (sd chosen on inner folds among
+  ``FIELD_WIDTHS_UM``: neurons a few µm apart respond alike), ``reciprocal`` predicts R[i, j]
+  by R[j, i] (how the held-out neuron responded when i was stimulated); non-negative weights
+  fitted on 5 inner folds of the training neurons (cross-fitted linear predictions there).
+  ``receptive-field pooling`` and ``reciprocal responses`` are each readout alone.
+
 ``--seeds S`` fits every mesoscale model S times per fold (seeds k, k + 10, …; seed k is the
-first run's); a fold's r is the mean over seeds, the seeds' spread and the r of their mean
-prediction (``seed_ensemble``) are kept beside it.
+first run's; for the readout models the seed is the inner split); a fold's r is the mean
+over seeds, the seeds' spread and the r of their mean prediction (``seed_ensemble``) are kept
+beside it.
 
 Score: Pearson r over all held-out (responder, stimulated) pairs of a fold (and, apart, over
 the pairs with a significant response, q < 0.05); mean over folds with
