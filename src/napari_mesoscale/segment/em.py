@@ -657,15 +657,19 @@ def _verified_shell_bodies(
     proposal the classical
     path keeps stays unless its support is below a quarter of ``probability_threshold``; a
     weaker one is added when its support reaches halfway from ``probability_threshold`` to 1
-    and its ball overlaps no soma kept so far (:func:`_add_without_overlap`).
+    and its ball overlaps no soma kept so far (:func:`_add_without_overlap`); in a block of
+    faint somata a shell down to :data:`WEAK_SHELL_FRACTION` of the threshold that passes the
+    classical second pass's test (:func:`_nucleated_smooth`) needs a support of only
+    ``probability_threshold``.
     The painted somata teach the network what a soma of this volume looks like; the shells
     say where bodies of soma size and shape are."""
     p = run["params"]
+    threshold = float(p.shell_threshold)
     probability = detector.predict_working(image, callback=progress.stage(0.0, 0.6, "U-Net"))
     peaks, radius, response = _shell_peaks(
         run,
         image,
-        PROPOSAL_FRACTION * float(p.shell_threshold),
+        min(PROPOSAL_FRACTION, WEAK_SHELL_FRACTION) * threshold,
         0.0,
         progress.stage(0.6, 1.0, "shells"),
     )
@@ -673,16 +677,21 @@ def _verified_shell_bodies(
     if len(peaks) == 0:
         return np.zeros(image.shape, dtype=np.int32), images
     strength = response[tuple(peaks.T)]
-    strong = strength >= float(p.shell_threshold)
+    strong = strength >= threshold
     classical = max(
-        float(p.shell_threshold),
+        threshold,
         p.shell_fraction * float(np.median(strength[strong])) if strong.any() else 0.0,
     )
     cores = _balls_around(peaks, 0.5 * radius, run["work_vs"])
     support = np.nan_to_num(ndimage.mean(probability, cores, np.arange(1, len(peaks) + 1)))
     pt = float(p.probability_threshold)
     kept = (strength >= classical) & (support >= 0.25 * pt)
-    proposed = ~kept & (support >= 0.5 * (1 + pt))
+    proposed = ~kept & (strength >= PROPOSAL_FRACTION * threshold) & (support >= 0.5 * (1 + pt))
+    # the classical second pass's evidence (nucleus, membrane-free interior) lets a weak
+    # shell in with the U-Net's plain agreement (support at probability_threshold)
+    weak = ~kept & ~proposed & (strength >= WEAK_SHELL_FRACTION * threshold) & (support >= pt)
+    if weak.any() and classical <= threshold:
+        proposed |= weak & _nucleated_smooth(run, image, peaks, radius)
     keep = _add_without_overlap(peaks, radius, run["work_vs"], kept, proposed, strength)
     run["record"]["threshold_used"] = pt
     run["record"]["n_added_by_unet"] = int(keep.sum() - kept.sum())
