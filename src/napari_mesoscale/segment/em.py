@@ -11,9 +11,11 @@ too thin or too small, and a vessel's wall makes a ridge of the response along i
 length, which is dropped as a tube. Somata are the response's peaks above ``shell_threshold``
 (robust units) and above ``shell_fraction`` of the typical peak, as balls of their best
 radius; bodies of the wrong size or far off the typical brightness (vessel lumen) are
-rejected. With a trained ``detector`` the shells are proposed down to
-:data:`PROPOSAL_FRACTION` of the threshold and the U-Net's soma probability decides; a
-shell it adds may not overlap a soma already kept.
+rejected. In a block of faint somata (``shell_threshold`` itself decides) a second pass keeps
+weaker shells, down to :data:`WEAK_SHELL_FRACTION` of it, that overlap no soma kept, hold a
+nuclear envelope and have no membranes inside. With a trained ``detector`` the shells are
+proposed down to :data:`PROPOSAL_FRACTION` of the threshold and the U-Net's soma probability
+decides; a shell it adds may not overlap a soma already kept.
 ``cue="contrast"`` keeps the earlier path: local edge energy thresholded, opened, filled,
 split by a distance-transform watershed.
 
