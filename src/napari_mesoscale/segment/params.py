@@ -141,7 +141,8 @@ class SomaDetectionParams(Params):
         the earlier path, edge energy thresholded at ``threshold``.
     shell_threshold : float
         Shell response, in robust standard deviations over the volume, above which a peak is
-        a soma.
+        a soma (in a block of faint somata a second pass accepts weaker shells that hold a
+        nucleus, :data:`~napari_mesoscale.segment.em.WEAK_SHELL_FRACTION`).
     shell_fraction : float
         A peak above ``shell_threshold`` is kept only if its response is at least this
         fraction of the median such peak's: the somata of one block are stained alike, so a far
