@@ -7,13 +7,16 @@ bound. Brain ``i`` has ``2 + i % 5`` families (the true count varies), drawn fro
 development families (``--families dev``, seeds 1000 and up: where the cut distance is
 chosen, by sweeping ``--cut-distances``) or from the test-only families (``--families test``,
 seeds 3000 and up, not the seeds of ``motif_zoo.py``: measured once with the chosen
-distance). For every brain a real ``fit_mesoscale(..., assignment="em", init="random",
-n_filters=--max-motifs)`` runs up to its discovery (``motif_discovery_dev.py``); the discovery
-then runs with each cut distance and with the true count (``discover_motif_count="n_filters"``,
-n_filters = true), and the labels are scored against the true motifs (ARI) before training.
+distance), or toy brains (``--families toy``, ``synth.toy_brain`` seeds 0 and up, 300 neurons,
+4 motifs, fitted without a connectome). For every brain a real ``fit_mesoscale(...,
+assignment="em", init="random", n_filters=--max-motifs)`` runs up to its discovery
+(``motif_discovery_dev.py``); the discovery then runs with each cut distance and with the true
+count (``discover_motif_count="n_filters"``, n_filters = true), and the labels are scored
+against the true motifs (ARI) before training.
 
     python benchmarks/motif_count.py --families dev --brains 40 --cut-distances 0.05 0.1 0.15 0.2
     python benchmarks/motif_count.py --families test --brains 20 --cut-distances 0.1
+    python benchmarks/motif_count.py --families toy --brains 4 --neurons 300 --cut-distances 0.1
 """
 
 from __future__ import annotations
@@ -33,9 +36,10 @@ from _results import write_json
 from motif_discovery_dev import capture_discovery_inputs
 from napari_mesoscale.model import reassign
 from napari_mesoscale.synth.motif_zoo import make_zoo_brain
+from napari_mesoscale.synth.toy_brain import make_toy_brain
 
 RESULTS = Path(__file__).parent / "results"
-FIRST_SEED = {"dev": 1000, "test": 3000}
+FIRST_SEED = {"dev": 1000, "test": 3000, "toy": 0}
 
 
 def discover(captured: tuple, motif: np.ndarray, **changes) -> dict:
@@ -76,7 +80,7 @@ def summarise(rows: list[dict], names: list[str]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--families", choices=("dev", "test"), default="dev")
+    parser.add_argument("--families", choices=("dev", "test", "toy"), default="dev")
     parser.add_argument("--brains", type=int, default=40)
     parser.add_argument("--max-motifs", type=int, default=8)
     parser.add_argument("--cut-distances", type=float, nargs="+", default=[0.1])
@@ -90,11 +94,14 @@ def main() -> None:
     rows, t0, load_before = [], time.perf_counter(), os.getloadavg()
     for i in range(args.brains):
         seed = FIRST_SEED[args.families] + i
-        brain = make_zoo_brain(
-            args.neurons, args.frames, args.families, n_families=2 + i % 5, seed=seed
-        )
+        if args.families == "toy":
+            brain = make_toy_brain(args.neurons, args.frames, render=None, em=False, seed=seed)
+        else:
+            brain = make_zoo_brain(
+                args.neurons, args.frames, args.families, n_families=2 + i % 5, seed=seed
+            )
         true_k = len(brain.motif_names)
-        captured = capture_discovery_inputs(brain, args.max_motifs)
+        captured = capture_discovery_inputs(brain, args.max_motifs, args.families != "toy")
         row = {"seed": seed, "families": list(brain.motif_names), "true_k": true_k}
         for d, name in zip(args.cut_distances, names, strict=True):
             row[name] = discover(
