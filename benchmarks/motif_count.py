@@ -95,7 +95,9 @@ def main() -> None:
     for i in range(args.brains):
         seed = FIRST_SEED[args.families] + i
         if args.families == "toy":
-            brain = make_toy_brain(args.neurons, args.frames, render=None, em=False, seed=seed)
+            brain = make_toy_brain(
+                args.neurons, n_frames=args.frames, render=None, em=False, seed=seed
+            )
         else:
             brain = make_zoo_brain(
                 args.neurons, args.frames, args.families, n_families=2 + i % 5, seed=seed
