@@ -50,7 +50,8 @@ motifs (``benchmarks/motif_count.py``) where the loss elbow and seed stability h
 pooled filter's held-in loss barely moves once two motifs share a group, so no penalised
 loss separates the counts, while the profile tree's lowest merges are near 0 within a motif.
 The cut errs towards more groups than motifs (a heterogeneous motif split in two), which
-costs less ARI than merging two motifs (see the README for the figures).
+costs less ARI than merging two motifs; on the test-only families it splits further (more
+motifs than true on 18 of 20 brains), so the count is an estimate, not the truth (README).
 Cost: O(N P^2 T) once for the per-community Gram matrices (a group's are sums of its
 communities', so the EM iterations cost O(U P^2) for the fits), O(N V P T) for scoring under
 at most V = 256 candidate communities' filters and linkage on those V: linear in N.
