@@ -673,7 +673,9 @@ def discover_assignment(
     groups' filters and moving every unit to the group that predicts it best). With
     ``"loss"``, average linkage of the symmetrised cross-prediction loss and
     ``discover_restarts`` draws of k-means++ seeds on it start the EM, and the start ending
-    with the lowest held-in loss wins. The groups become the assignment logits.
+    with the lowest held-in loss wins. The number of groups is ``n_filters``, or with
+    ``discover_motif_count="profile_cut"`` the count of :func:`profile_motif_count` (at most
+    ``n_filters``). The groups become the assignment logits.
     """
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(seed))
