@@ -38,8 +38,9 @@ class _Captured(Exception):
     """Raised inside the fit once the discovery's inputs are held."""
 
 
-def capture_discovery_inputs(brain, k: int) -> tuple:
-    """Run a real em fit on ``brain`` until its discovery; return the discovery's arguments."""
+def capture_discovery_inputs(brain, k: int, with_connectome: bool = True) -> tuple:
+    """Run a real em fit on ``brain`` until its discovery; return the discovery's arguments
+    (``with_connectome=False``: fitted without one, as the toy brain's em figures are)."""
     held: dict = {}
 
     def grab(*args, **kwargs):
@@ -49,7 +50,8 @@ def capture_discovery_inputs(brain, k: int) -> tuple:
     with mock.patch.object(training, "discover_assignment", grab):
         try:
             fit_mesoscale(
-                brain.activity, brain.positions, connectome=brain.connectome(),
+                brain.activity, brain.positions,
+                connectome=brain.connectome() if with_connectome else None,
                 stimulus=brain.stimulus, n_filters=k, epochs=1, seed=0, device="cpu",
                 assignment="em", init="random",
             )

@@ -42,7 +42,9 @@ def measure(n: int, args: argparse.Namespace) -> dict:
     net, units = build(n, args.filters)
     z = torch.randn(args.frames, n)
     mask = torch.ones_like(z, dtype=torch.bool)
-    cfg = ModelConfig(n_filters=args.filters, assignment="em")
+    cfg = ModelConfig(
+        n_filters=args.filters, assignment="em", discover_motif_count=args.motif_count
+    )
     row: dict = {"neurons": n, "units": int(units.n_units), "n_fields": int(net.n_fields)}
     figures: dict = {}
 
@@ -76,6 +78,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="windows in the timed step")
     parser.add_argument("--filters", type=int, default=4)
     parser.add_argument("--step-max-neurons", type=int, default=10_000)
+    parser.add_argument(
+        "--motif-count",
+        choices=("n_filters", "profile_cut"),
+        default="n_filters",
+        help="discover_motif_count (profile_cut: --filters is the upper bound)",
+    )
     parser.add_argument("--out", default=str(HERE / "results" / "motif_em_cost.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -21,6 +21,10 @@ nothing tuned per brain). Methods:
 ``em_random_loss``
     The same with ``discover_grouping="loss"`` (the starts compete by pooled held-in loss; the
     only grouping before the profile one, whose rows were measured as ``em_random``).
+``em_random_count``
+    The same with the number of motifs from the data: ``discover_motif_count="profile_cut"``
+    with ``n_filters`` = 8 as the upper bound (the cut distance was chosen on dev brains,
+    ``benchmarks/motif_count.py``); the peers still get the true k.
 ``ar_kmeans`` / ``ar_kmeans_k``
     Per-neuron AR(2) + stimulus coefficients, k-means, k by silhouette / k = K.
 ``corr_spectral_k`` / ``corr_hierarchical``
@@ -72,7 +76,9 @@ FITS = (
     "alternating_random",
     "em_random",
     "em_random_loss",
+    "em_random_count",
 )
+COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
     "init": {"epochs": 1},
     "random": {"init": "random"},
@@ -80,6 +86,12 @@ FIT_OPTIONS = {
     "alternating_random": {"assignment": "alternating", "init": "random"},
     "em_random": {"assignment": "em", "init": "random"},
     "em_random_loss": {"assignment": "em", "init": "random", "discover_grouping": "loss"},
+    "em_random_count": {
+        "assignment": "em",
+        "init": "random",
+        "discover_motif_count": "profile_cut",
+        "n_filters": COUNT_UPPER_BOUND,
+    },
 }
 
 
@@ -109,7 +121,7 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     for name in args.fits:
         options = {"epochs": args.epochs, **FIT_OPTIONS.get(name, {})}
         t0 = time.perf_counter()
-        fit = fit_mesoscale(act, brain.positions, device="cpu", **common, **options)
+        fit = fit_mesoscale(act, brain.positions, device="cpu", **{**common, **options})
         blocks = fit.blocks
         te0, te1 = blocks["test"]
         scores = recovery_scores(fit, brain.motif, brain.instance)

@@ -272,6 +272,23 @@ class ModelConfig(Params):
         choices=("profile", "loss"),
         gui=False,
     )
+    discover_motif_count: str = param(
+        "n_filters",
+        "how many motifs the discovery ('em') looks for: 'n_filters': exactly n_filters; "
+        "'profile_cut': the groups left when the complete-linkage tree of the communities' "
+        "cross-prediction profiles is cut at discover_cut_distance, at most n_filters "
+        "(chosen on dev zoo brains, benchmarks/motif_count.py)",
+        choices=("n_filters", "profile_cut"),
+        gui=False,
+    )
+    discover_cut_distance: float = param(
+        0.1,
+        "profile correlation distance (1 - correlation) above which the discovery keeps two "
+        "groups of communities apart ('em' with discover_motif_count='profile_cut')",
+        minimum=0.0,
+        maximum=2.0,
+        gui=False,
+    )
     discover_restarts: int = param(
         8,
         "k-means++ starts of the discovery EM besides the linkage one; the lowest held-in "

@@ -42,6 +42,16 @@ the loss more, so the lowest loss is not the truth (median motif ARI 0.72). Clus
 communities by the correlation of their cross-prediction *profiles* (how every filter
 predicts them, how their filter predicts every community; complete linkage) and refining by
 the same EM gives 0.86 on those brains (``discover_grouping="profile"``, the default).
+With ``discover_motif_count="profile_cut"`` the number of motifs comes from the data, with
+``n_filters`` as an upper bound: the same profile tree is cut at a correlation distance
+(``discover_cut_distance``, 0.1), so two groups of communities stay apart when their profiles
+correlate less than 0.9 (:func:`profile_motif_count`). Chosen on 40 dev-family brains of 2-6
+motifs (``benchmarks/motif_count.py``) where the loss elbow and seed stability had failed: a
+pooled filter's held-in loss barely moves once two motifs share a group, so no penalised
+loss separates the counts, while the profile tree's lowest merges are near 0 within a motif.
+The cut errs towards more groups than motifs (a heterogeneous motif split in two), which
+costs less ARI than merging two motifs; on the test-only families it splits further (more
+motifs than true on 18 of 20 brains), so the count is an estimate, not the truth (README).
 Cost: O(N P^2 T) once for the per-community Gram matrices (a group's are sums of its
 communities', so the EM iterations cost O(U P^2) for the fits), O(N V P T) for scoring under
 at most V = 256 candidate communities' filters and linkage on those V: linear in N.
@@ -64,6 +74,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AssignmentUnits",
     "community_units",
+    "discover_assignment",
+    "profile_motif_count",
     "reassign",
     "reassign_after_epoch",
     "unit_errors",
@@ -553,24 +565,50 @@ def _linkage_groups(cost: np.ndarray, k: int) -> np.ndarray:
     return fcluster(tree, t=k, criterion="maxclust") - 1
 
 
+def _profile_linkage(cost: np.ndarray) -> np.ndarray:
+    """Complete-linkage tree (scipy's (U-1, 4) format) of the units' cross-prediction profiles.
+
+    A unit's profile is how much worse every unit's filter predicts it than its own (its row
+    of ``cost``) beside how much worse its filter predicts every unit (its column); the
+    distance of two units is one minus the correlation of their profiles.
+    """
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import pdist
+
+    rel = cost - np.diag(cost)[:, None]
+    dist = np.nan_to_num(pdist(np.hstack([rel, rel.T]), metric="correlation"), nan=1.0)
+    return linkage(dist, method="complete")
+
+
 def _profile_groups(cost: np.ndarray, k: int) -> np.ndarray:
     """k groups of the U units by complete linkage of their cross-prediction profiles.
 
-    A unit's profile is how much worse every unit's filter predicts it than its own (its row
-    of ``cost``) beside how much worse its filter predicts every unit (its column); units of
-    one motif have correlated profiles even where the loss itself does not separate them
-    (a pooled filter can fit two simple motifs at once while a heterogeneous motif is split,
-    so the lowest pooled loss is not the true grouping; measured on the dev families).
+    Units of one motif have correlated profiles (:func:`_profile_linkage`) even where the
+    loss itself does not separate them (a pooled filter can fit two simple motifs at once
+    while a heterogeneous motif is split, so the lowest pooled loss is not the true grouping;
+    measured on the dev families).
     """
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import pdist
+    from scipy.cluster.hierarchy import fcluster
 
     u = cost.shape[0]
     if u <= k:
         return np.arange(u)
-    rel = cost - np.diag(cost)[:, None]
-    dist = np.nan_to_num(pdist(np.hstack([rel, rel.T]), metric="correlation"), nan=1.0)
-    return fcluster(linkage(dist, method="complete"), t=k, criterion="maxclust") - 1
+    return fcluster(_profile_linkage(cost), t=k, criterion="maxclust") - 1
+
+
+def profile_motif_count(cost: np.ndarray, max_motifs: int, cut_distance: float) -> int:
+    """Number of motifs: the groups left when the profile tree is cut at ``cut_distance``.
+
+    Every merge of the complete-linkage tree above ``cut_distance`` (profile correlation
+    distance, :func:`_profile_linkage`) is undone, so any two units whose profiles correlate
+    less than ``1 - cut_distance`` end up in different motifs; capped at ``max_motifs``.
+    ``cost`` is the (U, U) cross-prediction cost of the candidate units.
+    """
+    u = cost.shape[0]
+    if u <= 1:
+        return max(1, min(u, max_motifs))
+    heights = _profile_linkage(cost)[:, 2]
+    return int(min(max_motifs, int((heights > cut_distance).sum()) + 1))
 
 
 def _group_ridge_em(
@@ -635,7 +673,9 @@ def discover_assignment(
     groups' filters and moving every unit to the group that predicts it best). With
     ``"loss"``, average linkage of the symmetrised cross-prediction loss and
     ``discover_restarts`` draws of k-means++ seeds on it start the EM, and the start ending
-    with the lowest held-in loss wins. The groups become the assignment logits.
+    with the lowest held-in loss wins. The number of groups is ``n_filters``, or with
+    ``discover_motif_count="profile_cut"`` the count of :func:`profile_motif_count` (at most
+    ``n_filters``). The groups become the assignment logits.
     """
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(seed))
@@ -651,6 +691,8 @@ def discover_assignment(
     cost = _unit_cost(_cross_errors(phi, data, rows[1], coef), units)  # (U, V)
     size = np.bincount(units.unit, minlength=units.n_units).astype(float)
     square = cost[candidates]
+    if cfg.discover_motif_count == "profile_cut":
+        k = profile_motif_count(square, cfg.n_filters, cfg.discover_cut_distance)
     if cfg.discover_grouping == "profile":
         starts = [_profile_groups(square, k)]
     else:
@@ -666,7 +708,11 @@ def discover_assignment(
         if loss < best_loss:
             best_loss, best = loss, labels
     _set_logits(net, best[units.unit], units.slot, (cfg.init_strength, cfg.location_strength))
-    return {"discover_loss": best_loss, "n_motifs": float(len(np.unique(best)))}
+    return {
+        "discover_loss": best_loss,
+        "n_motifs": float(len(np.unique(best))),
+        "discover_k": float(k),
+    }
 
 
 def _candidate_units(units: AssignmentUnits, limit: int) -> np.ndarray:

@@ -8,7 +8,12 @@ import torch
 
 from napari_mesoscale.evaluate import recovery_scores
 from napari_mesoscale.model import fit_mesoscale
-from napari_mesoscale.model.reassign import AssignmentUnits, _set_logits, reassign
+from napari_mesoscale.model.reassign import (
+    AssignmentUnits,
+    _set_logits,
+    profile_motif_count,
+    reassign,
+)
 from napari_mesoscale.synth.motif_zoo import make_zoo_brain
 
 FAST = {"hidden": 8, "depth": 1, "batch_frames": 64, "rollout": 2, "rollout_frames": 4}
@@ -21,12 +26,12 @@ def dev_brain():
 
 
 def _fit(brain, **options):
+    options = {"n_filters": len(brain.motif_names), **options}
     return fit_mesoscale(
         brain.activity,
         brain.positions,
         connectome=brain.connectome(),
         stimulus=brain.stimulus,
-        n_filters=len(brain.motif_names),
         seed=0,
         device="cpu",
         **FAST,
@@ -139,3 +144,37 @@ def test_random_start_em_discovers_motifs(dev_brain, grouping):
     scores = recovery_scores(fit, dev_brain.motif, dev_brain.instance)
     assert scores["motif_ari"] > 0.8, scores  # measured 1.00
     assert scores["domain_ari"] > 0.9, scores  # measured 1.00
+
+
+def _block_cost(sizes: list[int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(U, U) cross-prediction cost of units in motifs of ``sizes``: a unit is predicted about
+    as well by any filter of its motif as by its own, worse (by a motif-pair amount) by the
+    others'; returns the cost and the units' motifs."""
+    rng = np.random.default_rng(seed)
+    motif = np.repeat(np.arange(len(sizes)), sizes)
+    between = rng.uniform(0.3, 1.5, (len(sizes), len(sizes)))
+    np.fill_diagonal(between, 0.0)
+    cost = between[motif][:, motif] + 0.01 * rng.standard_normal((motif.size, motif.size))
+    np.fill_diagonal(cost, 0.0)
+    return cost - 2.0, motif
+
+
+@pytest.mark.parametrize("sizes", [[3, 4], [2, 3, 4], [3, 3, 2, 4, 3]])
+def test_profile_motif_count_finds_the_number_of_blocks(sizes):
+    cost, _ = _block_cost(sizes)
+    assert profile_motif_count(cost, 8, 0.1) == len(sizes)
+    assert profile_motif_count(cost, 2, 0.1) == 2  # n_filters is an upper bound
+    assert profile_motif_count(cost[:1, :1], 8, 0.1) == 1
+
+
+def test_em_with_motif_count_from_the_data(dev_brain):
+    """discover_motif_count='profile_cut' with n_filters twice the true count: the discovery
+    finds the true number of motifs on the dev brain and the motifs themselves."""
+    k = len(dev_brain.motif_names)
+    fit = _fit(
+        dev_brain, epochs=1, init="random", assignment="em",
+        discover_motif_count="profile_cut", n_filters=2 * k,
+    )
+    scores = recovery_scores(fit, dev_brain.motif, dev_brain.instance)
+    assert scores["n_motifs"] == k, scores
+    assert scores["motif_ari"] > 0.8, scores
