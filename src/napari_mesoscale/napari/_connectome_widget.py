@@ -54,6 +54,9 @@ def points_to_table(layer: napari.layers.Points) -> pd.DataFrame:
     return table
 
 
+#: what marks a Points layer as neurons rather than synapses: their activity or adjacency
+_NEURONS = ("activity", "adjacency")
+
 class ConnectomeWidget(CoreTaskWidget):
     """Build a connectome from tables or a Points layer and show it as layers."""
 
@@ -106,17 +109,26 @@ class ConnectomeWidget(CoreTaskWidget):
         viewer.layers.events.inserted.connect(self._refresh)
         viewer.layers.events.removed.connect(self._refresh)
         self._update_visibility()
+        self._refresh()
 
     # -- choices -------------------------------------------------------------------------
     def _points_names(self, *_: Any) -> list[str]:
-        return _contract.layer_names(self._viewer, napari.layers.Points)
+        return _contract.layer_names(self._viewer, napari.layers.Points, prefer=_NEURONS)
 
     def _synapse_choices(self, *_: Any) -> list[str]:
         return [_NONE, *self._points_names()]
 
     def _refresh(self, *_: Any) -> None:
-        self._neurons_layer.reset_choices()
+        self.prefer_layer(self._neurons_layer, _NEURONS)
         self._synapses_layer.reset_choices()
+        neurons = self._neurons_layer.value
+        if (
+            self._source.value == _FILES
+            and _path(self._neurons_file.value) is None
+            and neurons in self._viewer.layers
+            and _contract.has_any(self._viewer.layers[neurons], _NEURONS)
+        ):
+            self._source.value = _LAYER  # the viewer holds the neurons: no table to choose
 
     def _update_visibility(self, *_: Any) -> None:
         from_files = self._source.value == _FILES

@@ -159,13 +159,18 @@ class FitWidget(CoreTaskWidget):
         self.report = None
         self._inputs: dict[str, Any] = {}
         self._docks_added = False
-        napari_viewer.layers.events.inserted.connect(self.reset_choices)
-        napari_viewer.layers.events.removed.connect(self.reset_choices)
+        napari_viewer.layers.events.inserted.connect(self._refresh_choices)
+        napari_viewer.layers.events.removed.connect(self._refresh_choices)
+        self._refresh_choices()
         napari_viewer.dims.events.current_step.connect(self._follow_time)
 
     # -- layer choices --------------------------------------------------------------------
     def _points_layers(self, _widget: Any = None) -> list[str]:
-        return _contract.layer_names(self._viewer, napari.layers.Points)
+        return _contract.layer_names(self._viewer, napari.layers.Points, prefer=("activity",))
+
+    def _refresh_choices(self, _event: Any = None) -> None:
+        self.reset_choices()
+        self.prefer_layer(self.cells, ("activity",))
 
     def _labels_layers(self, _widget: Any = None) -> list[str]:
         return [_NONE, *_contract.layer_names(self._viewer, napari.layers.Labels)]

@@ -51,6 +51,7 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
 
+from napari_mesoscale.napari import _contract
 from napari_mesoscale.progress import Cancelled
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ class CoreTaskWidget(Container):
         # scrollable: a long widget scrolls inside its dock instead of growing the window
         kwargs.setdefault("scrollable", True)
         super().__init__(**kwargs)
+        # the controls stay at the top of a taller dock instead of spreading over its height
+        self.root_native_widget.widget().layout().addStretch()
         self._viewer = viewer
         self._worker = None
         self._cancel_requested = threading.Event()
@@ -126,6 +129,16 @@ class CoreTaskWidget(Container):
         # slot holds the run's event, not ``self``, which may be half torn down by then)
         current_run = self._current_run = [self._cancel_requested]
         self.native.destroyed.connect(lambda *_: current_run[0].set())
+
+    @property
+    def native(self) -> Any:
+        """The scroll area around the controls: the Qt widget napari docks.
+
+        napari docks a magicgui widget's ``native``, which for a scrollable container is the
+        inner widget of the scroll area; taken out of it, the controls kept a stale size, wider
+        and taller than the dock, and were cut off at its right and top edges.
+        """
+        return self.root_native_widget
 
     def add_controls(self, *controls: Any) -> None:
         """Append parameter controls, then the run/cancel/progress/status row."""
@@ -180,6 +193,23 @@ class CoreTaskWidget(Container):
             if candidate is not None:
                 taken.add(candidate)
         return unique
+
+    def prefer_layer(self, picker: Any, fields: tuple[str, ...]) -> None:
+        """Refresh a layer picker and move it to a layer carrying one of ``fields``.
+
+        A picker keeps its value while that layer exists, so the first layer a sample or a
+        reader adds (e.g. ``synapses``) stayed chosen after the layer the widget needs (the
+        cells with their activity) arrived. Only a choice lacking every field is moved.
+        """
+        picker.reset_choices()
+        current = picker.value
+        layers = self._viewer.layers
+        if current in layers and _contract.has_any(layers[current], fields):
+            return
+        for name in picker.choices:
+            if name in layers and _contract.has_any(layers[name], fields):
+                picker.value = name
+                return
 
     # -- running -------------------------------------------------------------------------
     @property
