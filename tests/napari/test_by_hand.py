@@ -91,3 +91,49 @@ def test_pickers_choose_the_neurons_not_the_synapses(make_napari_viewer, qtbot, 
     assert build._source.value == "Points layer"
     assert build._neurons_layer.value == "neurons (truth)"
 
+
+
+def test_fit_takes_the_rois_connectome_and_stimulus_the_cells_carry(make_napari_viewer, qtbot):
+    """On the connectome sample the fit ran without ROIs (no layers added), connectome, stimulus."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    assert fit.cells.value == "neurons (truth)"
+    assert fit.rois.value == "somata (truth)"
+    assert fit.connectome.value == "neurons (truth)"
+    assert fit.stimulus.value == "neurons (truth)"
+    fit.connectome.value = "(none)"  # the user's choice survives layers coming and going
+    viewer.add_points([[1.0, 2.0, 3.0]], name="clicked")
+    assert fit.connectome.value == "(none)"
+
+
+def test_long_fit_summary_wraps_inside_the_dock(make_napari_viewer, qtbot):
+    """The one-line summary of a fit widened the controls past the dock's edge (clipped)."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    fit.summary.value = "12 domains, 4 motifs; best held-out one-step: mesoscale; converged " * 3
+    qtbot.wait(100)
+    scroll = fit.root_native_widget
+    assert scroll.widget().width() <= scroll.viewport().width()
+    label = fit.summary.native
+    assert label.mapTo(scroll.viewport(), QPoint(label.width(), 0)).x() <= scroll.viewport().width()
+
+
+def test_training_on_instance_labels_is_refused_before_it_starts(make_napari_viewer, qtbot):
+    """With the EM sample open, Train picked its truth (labels 1..100) and failed after ~10 s."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "EM volume").trigger()
+    train = _dock_from_menu(viewer, qtbot, "Train soma detector (EM)")
+    assert train._annotations.value == "EM somata (truth)"
+    train._run_button.native.click()
+    assert not train.is_running
+    status = train._status.value
+    assert status.startswith("Error: annotations 'EM somata (truth)' hold labels 0..100")
+    assert "New annotation layer" in status and len(status) < 300, status
+    train._new_annotations.native.click()
+    annotations = viewer.layers[train._annotations.value]
+    assert annotations.name == "EM volume annotations"
+    train._run_button.native.click()  # nothing painted yet: refused, naming what is missing
+    assert not train.is_running
+    assert "need both labels 1 and 2" in train._status.value

@@ -30,7 +30,6 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     FileEdit,
-    Label,
     SpinBox,
 )
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
@@ -39,7 +38,7 @@ from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._layers import world_positions
 from napari_mesoscale.napari._overlays import activity_layers, domain_layers, motif_point_colors
 from napari_mesoscale.napari._plots import LossPlot, TracePlot
-from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget, wrapping_label
 from napari_mesoscale.workflow import fit_and_score
 
 _NONE = "(none)"
@@ -134,7 +133,7 @@ class FitWidget(CoreTaskWidget):
         self.device = ComboBox(label="device", choices=available_devices())
         self.checkpoints = FileEdit(label="checkpoint folder", mode="d", value="")
         self.resume = CheckBox(label="resume from checkpoint", value=False)
-        self.summary = Label(value="")
+        self.summary = wrapping_label()
         self.add_controls(
             self.cells,
             self.rois,
@@ -161,7 +160,9 @@ class FitWidget(CoreTaskWidget):
         self._docks_added = False
         napari_viewer.layers.events.inserted.connect(self._refresh_choices)
         napari_viewer.layers.events.removed.connect(self._refresh_choices)
+        self.cells.changed.connect(self._follow_cells)
         self._refresh_choices()
+        self._follow_cells()
         napari_viewer.dims.events.current_step.connect(self._follow_time)
 
     # -- layer choices --------------------------------------------------------------------
@@ -171,6 +172,25 @@ class FitWidget(CoreTaskWidget):
     def _refresh_choices(self, _event: Any = None) -> None:
         self.reset_choices()
         self.prefer_layer(self.cells, ("activity",))
+
+    def _follow_cells(self, *_: Any) -> None:
+        """Choose the ROI masks, connectome and stimulus the chosen cells carry (if unset).
+
+        A layer that holds its own connectome, stimulus or ROIs (the connectome sample, a
+        detection) is fitted with them without four picks by hand; a choice made is kept.
+        """
+        if self.cells.value not in self._viewer.layers:
+            return
+        layer = self._viewer.layers[self.cells.value]
+        carried = _contract.read(layer)
+        own = {
+            self.rois: carried.roi_labels,
+            self.connectome: layer.name if self.cells.value in self.connectome.choices else None,
+            self.stimulus: layer.name if self.cells.value in self.stimulus.choices else None,
+        }
+        for picker, name in own.items():
+            if picker.value in (None, _NONE) and name in picker.choices:
+                picker.value = name
 
     def _labels_layers(self, _widget: Any = None) -> list[str]:
         return [_NONE, *_contract.layer_names(self._viewer, napari.layers.Labels)]

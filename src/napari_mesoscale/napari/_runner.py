@@ -114,10 +114,7 @@ class CoreTaskWidget(Container):
         self._run_button = PushButton(text=self.run_text)
         self._cancel_button = PushButton(text="Cancel", enabled=False)
         self._progress_bar = ProgressBar(value=0, min=0, max=1000, visible=False)
-        self._status = Label(value="")
-        # a long message wraps instead of widening the dock
-        self._status.native.setWordWrap(True)
-        self._status.native.setMinimumWidth(0)
+        self._status = wrapping_label()
         self._run_button.changed.connect(self.start)
         self._cancel_button.changed.connect(self.cancel)
         self.last_result: Any = None
@@ -320,6 +317,14 @@ class CoreTaskWidget(Container):
     def _reset(self) -> None:
         self._worker = None
         self._set_running(False)
+
+
+def wrapping_label() -> Label:
+    """A Label whose long text wraps instead of widening the dock past the window's edge."""
+    label = Label(value="")
+    label.native.setWordWrap(True)
+    label.native.setMinimumWidth(1)  # 0 would let the wrapped text's size hint widen it
+    return label
 
 
 def is_partial(result: Any) -> bool:
