@@ -6,6 +6,7 @@ and failed before the fix it guards.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from qtpy.QtCore import QPoint
 
@@ -137,3 +138,30 @@ def test_training_on_instance_labels_is_refused_before_it_starts(make_napari_vie
     train._run_button.native.click()  # nothing painted yet: refused, naming what is missing
     assert not train.is_running
     assert "need both labels 1 and 2" in train._status.value
+
+
+def test_fit_pickers_follow_the_cells_the_user_switches_to(make_napari_viewer, qtbot):
+    """ROIs filled in for one cells layer stayed for the next: the fit crashed painting them."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    rng = np.random.default_rng(0)
+    other = viewer.add_points(rng.random((30, 3)) * 40, name="my cells")
+    other.metadata["activity"] = rng.random((60, 30))
+    viewer.add_labels(np.zeros((16, 16), dtype=np.uint8), name="a 2D mask")
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    assert fit.rois.value == "somata (truth)"
+    fit.cells.value = "my cells"
+    assert (fit.rois.value, fit.connectome.value, fit.stimulus.value) == ("(none)",) * 3
+    fit.cells.value = "neurons (truth)"
+    assert fit.rois.value == "somata (truth)" and fit.connectome.value == "neurons (truth)"
+
+    fit.cells.value = "my cells"
+    fit.rois.value = "a 2D mask"  # a wrong pick by hand is refused before the worker starts
+    fit._run_button.native.click()
+    assert not fit.is_running
+    assert "ROI masks 'a 2D mask' must be a 3D Labels layer" in fit._status.value
+    fit.rois.value = "(none)"
+    other.metadata["activity"][7, 3] = np.nan
+    fit._run_button.native.click()
+    assert not fit.is_running
+    assert "NaN or infinite values in 1 frame(s) (first: 7)" in fit._status.value

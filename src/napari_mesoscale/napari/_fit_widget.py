@@ -160,6 +160,8 @@ class FitWidget(CoreTaskWidget):
         self._docks_added = False
         napari_viewer.layers.events.inserted.connect(self._refresh_choices)
         napari_viewer.layers.events.removed.connect(self._refresh_choices)
+        #: what :meth:`_follow_cells` filled into each picker (by id), to tell it from the user's
+        self._filled: dict[int, str | None] = {}
         self.cells.changed.connect(self._follow_cells)
         self._refresh_choices()
         self._follow_cells()
@@ -177,20 +179,24 @@ class FitWidget(CoreTaskWidget):
         """Choose the ROI masks, connectome and stimulus the chosen cells carry (if unset).
 
         A layer that holds its own connectome, stimulus or ROIs (the connectome sample, a
-        detection) is fitted with them without four picks by hand; a choice made is kept.
+        detection) is fitted with them without four picks by hand. A choice the user made is
+        kept; one filled in here follows the cells to their own (or back to none).
         """
-        if self.cells.value not in self._viewer.layers:
+        layer = self._viewer.layers[self.cells.value] if self.cells.value else None
+        if layer is None:
             return
-        layer = self._viewer.layers[self.cells.value]
-        carried = _contract.read(layer)
+        roi_labels = _contract.read(layer).roi_labels
         own = {
-            self.rois: carried.roi_labels,
-            self.connectome: layer.name if self.cells.value in self.connectome.choices else None,
-            self.stimulus: layer.name if self.cells.value in self.stimulus.choices else None,
+            self.rois: roi_labels,
+            self.connectome: layer.name,
+            self.stimulus: layer.name,
         }
         for picker, name in own.items():
-            if picker.value in (None, _NONE) and name in picker.choices:
-                picker.value = name
+            filled = self._filled.get(id(picker))
+            if picker.value not in (None, _NONE, filled):
+                continue  # the user's own choice
+            picker.value = name if name in picker.choices else _NONE
+            self._filled[id(picker)] = picker.value if picker.value != _NONE else None
 
     def _labels_layers(self, _widget: Any = None) -> list[str]:
         return [_NONE, *_contract.layer_names(self._viewer, napari.layers.Labels)]
@@ -214,6 +220,12 @@ class FitWidget(CoreTaskWidget):
             raise ValueError(
                 f"Layer {layer.name!r} has {positions.shape[0]} cells but its activity has shape "
                 f"{activity.shape}; expected (T, {positions.shape[0]})."
+            )
+        bad_frames = np.flatnonzero(~np.isfinite(activity).all(axis=1))
+        if bad_frames.size:
+            raise ValueError(
+                f"The activity of {layer.name!r} holds NaN or infinite values in "
+                f"{bad_frames.size} frame(s) (first: {bad_frames[0]}); fill or drop them first."
             )
         if activity.shape[0] < 20:
             raise ValueError(f"Only {activity.shape[0]} frames: the fit needs at least 20.")
@@ -289,7 +301,15 @@ class FitWidget(CoreTaskWidget):
         if name is None or name not in self._viewer.layers:
             return None
         labels = self._viewer.layers[name]
-        return np.asarray(labels.data), tuple(float(s) for s in labels.scale[-3:])
+        data = np.asarray(labels.data)
+        n_cells = len(layer.data)
+        if data.ndim != 3 or int(data.max(initial=0)) > n_cells:
+            raise ValueError(
+                f"ROI masks {name!r} must be a 3D Labels layer (Z, Y, X) whose label i + 1 is "
+                f"cell i of {layer.name!r} (labels 1..{n_cells}); got shape {data.shape} with "
+                f"labels up to {int(data.max(initial=0))}. Choose '(none)' or the cells' ROIs."
+            )
+        return data, tuple(float(s) for s in labels.scale[-3:])
 
     def on_progress(self, info: dict[str, Any]) -> None:
         self.loss_plot.add(info)
