@@ -6,9 +6,14 @@ and failed before the fix it guards.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from qtpy.QtCore import QPoint
+
+from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+from napari_mesoscale.progress import Progress
 
 pytestmark = pytest.mark.viewer
 
@@ -165,3 +170,35 @@ def test_fit_pickers_follow_the_cells_the_user_switches_to(make_napari_viewer, q
     fit._run_button.native.click()
     assert not fit.is_running
     assert "NaN or infinite values in 1 frame(s) (first: 7)" in fit._status.value
+
+
+def _report_often(*, callback=None) -> int:
+    """A core that reports on every step, so that reports are queued when the viewer closes."""
+    progress = Progress.wrap(callback)
+    for step in range(2_000_000):
+        progress.report(step / 2_000_000, "step")
+    return step
+
+
+class _ReportingWidget(CoreTaskWidget):
+    def __init__(self, viewer):
+        super().__init__(viewer)
+        self.add_controls()
+
+    def prepare(self) -> CoreCall:
+        return CoreCall(_report_often)
+
+    def on_result(self, result) -> None:
+        self.result = result
+
+
+def test_closing_the_viewer_while_a_widget_runs(make_napari_viewer, qtbot):
+    """Reports queued before the close reached deleted widgets: PyQt aborted the process."""
+    viewer = make_napari_viewer()
+    widget = _ReportingWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.start()
+    time.sleep(0.2)  # no events processed: the worker's reports pile up in the queue
+    viewer.close()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=20_000)
+    qtbot.wait(200)  # the queued reports, the cancel and the worker's end are all delivered

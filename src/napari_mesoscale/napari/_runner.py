@@ -49,7 +49,7 @@ import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QCoreApplication, QObject, Signal
 
 from napari_mesoscale.napari import _contract
 from napari_mesoscale.progress import Cancelled
@@ -108,8 +108,10 @@ class CoreTaskWidget(Container):
         self._worker = None
         self._cancel_requested = threading.Event()
         self._run_number = 0
-        # parented to the widget, so Qt deletes it with the widget rather than at interpreter exit
-        self._relay = _ProgressRelay(self.native)
+        # parented to the application, not to the widget: a worker may still emit through it
+        # after the widget was deleted (the viewer closed mid-run), and emitting through a
+        # deleted QObject crashes the process
+        self._relay = _ProgressRelay(QCoreApplication.instance())
         self._relay.progress.connect(self._handle_progress)
         self._run_button = PushButton(text=self.run_text)
         self._cancel_button = PushButton(text="Cancel", enabled=False)
@@ -122,10 +124,12 @@ class CoreTaskWidget(Container):
         self.last_call: str = ""
         #: layers this widget added, by (input, method) key: the only ones a rerun replaces
         self._added: dict[Any, list[Any]] = {}
-        # a widget closed mid-run stops its worker rather than leave it running at exit (the
-        # slot holds the run's event, not ``self``, which may be half torn down by then)
+        # a widget closed mid-run stops its worker rather than leave it running at exit, and
+        # ignores what the worker still delivers: its Qt widgets are gone (the slot holds the
+        # run's event and the flag, not ``self``, which may be half torn down by then)
         current_run = self._current_run = [self._cancel_requested]
-        self.native.destroyed.connect(lambda *_: current_run[0].set())
+        closed = self._closed = threading.Event()
+        self.native.destroyed.connect(lambda *_: (current_run[0].set(), closed.set()))
 
     @property
     def native(self) -> Any:
@@ -266,7 +270,7 @@ class CoreTaskWidget(Container):
 
     def _handle_progress(self, event: tuple[int, dict[str, Any]]) -> None:
         run_number, info = event
-        if run_number != self._run_number or self._worker is None:
+        if run_number != self._run_number or self._worker is None or self._closed.is_set():
             return  # a late report of a finished run must not overwrite its final status
         if info.get("fraction") is not None:
             value = int(1000 * min(max(float(info["fraction"]), 0.0), 1.0))
@@ -277,6 +281,8 @@ class CoreTaskWidget(Container):
 
     def _finish(self, result: Any, call: CoreCall) -> None:
         self.last_result = result
+        if self._closed.is_set():
+            return
         self._status.value = "Done."  # on_result may replace it with a summary of the result
         try:
             self.on_result(result)
@@ -299,6 +305,9 @@ class CoreTaskWidget(Container):
             show_info(f"napari-mesoscale: done. Python equivalent: {call.python}")
 
     def _handle_error(self, error: BaseException) -> None:
+        if self._closed.is_set():
+            self.last_error = "closed"
+            return
         if isinstance(error, Cancelled):
             self._status.value = "Cancelled: nothing was changed."
             self.last_error = "cancelled"
@@ -316,7 +325,8 @@ class CoreTaskWidget(Container):
 
     def _reset(self) -> None:
         self._worker = None
-        self._set_running(False)
+        if not self._closed.is_set():
+            self._set_running(False)
 
 
 def wrapping_label() -> Label:
