@@ -381,7 +381,7 @@ def ensure_cursor_view_direction(viewer: Any) -> None:
     if viewer.dims.ndisplay != 3 or getattr(cursor, "_view_direction", 0) is not None:
         return
     displayed = list(viewer.dims.displayed)
-    view = np.asarray(viewer.camera.view_direction, dtype=float)
+    view = np.asarray(getattr(viewer, "scene", viewer).camera.view_direction, dtype=float)
     if len(displayed) != len(view):  # fewer axes than displayed (an empty viewer): nothing to fix
         return
     direction = np.zeros(viewer.dims.ndim)
