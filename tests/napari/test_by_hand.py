@@ -165,11 +165,6 @@ def test_fit_pickers_follow_the_cells_the_user_switches_to(make_napari_viewer, q
     fit._run_button.native.click()
     assert not fit.is_running
     assert "ROI masks 'a 2D mask' must be a 3D Labels layer" in fit._status.value
-    fit.rois.value = "(none)"
-    other.metadata["activity"][7, 3] = np.nan
-    fit._run_button.native.click()
-    assert not fit.is_running
-    assert "NaN or infinite values in 1 frame(s) (first: 7)" in fit._status.value
 
 
 def _report_often(*, callback=None) -> int:
@@ -202,3 +197,19 @@ def test_closing_the_viewer_while_a_widget_runs(make_napari_viewer, qtbot):
     viewer.close()
     qtbot.waitUntil(lambda: not widget.is_running, timeout=20_000)
     qtbot.wait(200)  # the queued reports, the cancel and the worker's end are all delivered
+
+
+@pytest.mark.parametrize("title", ["Correct motion (calcium)", "Fit mesoscale model"])
+def test_status_uses_the_docks_width(make_napari_viewer, qtbot, title):
+    """A one-line result stood word by word in a narrow column at the dock's right edge."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    widget = _dock_from_menu(viewer, qtbot, title)
+    labels = [widget._status] + ([widget.summary] if hasattr(widget, "summary") else [])
+    for label in labels:
+        label.value = "largest shift 0.09 µm; 0 outlier frame(s)."
+    qtbot.wait(100)
+    viewport = widget.root_native_widget.viewport().width()
+    for label in labels:
+        assert label.native.width() >= 0.8 * viewport, (label.native.width(), viewport)
+        assert label.native.height() < 3 * label.native.fontMetrics().height()

@@ -38,7 +38,12 @@ from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._layers import world_positions
 from napari_mesoscale.napari._overlays import activity_layers, domain_layers, motif_point_colors
 from napari_mesoscale.napari._plots import LossPlot, TracePlot
-from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget, wrapping_label
+from napari_mesoscale.napari._runner import (
+    CoreCall,
+    CoreTaskWidget,
+    span_dock_width,
+    wrapping_label,
+)
 from napari_mesoscale.workflow import fit_and_score
 
 _NONE = "(none)"
@@ -150,6 +155,7 @@ class FitWidget(CoreTaskWidget):
             self.resume,
         )
         self.append(self.summary)
+        span_dock_width(self.summary)
         self.loss_plot = LossPlot()
         self.trace_plot = TracePlot()
         self.domain_table = QTableWidget()
@@ -220,12 +226,6 @@ class FitWidget(CoreTaskWidget):
             raise ValueError(
                 f"Layer {layer.name!r} has {positions.shape[0]} cells but its activity has shape "
                 f"{activity.shape}; expected (T, {positions.shape[0]})."
-            )
-        bad_frames = np.flatnonzero(~np.isfinite(activity).all(axis=1))
-        if bad_frames.size:
-            raise ValueError(
-                f"The activity of {layer.name!r} holds NaN or infinite values in "
-                f"{bad_frames.size} frame(s) (first: {bad_frames[0]}); fill or drop them first."
             )
         if activity.shape[0] < 20:
             raise ValueError(f"Only {activity.shape[0]} frames: the fit needs at least 20.")
