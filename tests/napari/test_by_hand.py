@@ -213,3 +213,27 @@ def test_status_uses_the_docks_width(make_napari_viewer, qtbot, title):
     for label in labels:
         assert label.native.width() >= 0.8 * viewport, (label.native.width(), viewport)
         assert label.native.height() < 3 * label.native.fontMetrics().height()
+
+
+def test_motion_plot_keeps_the_quality_axis_on_the_right(qtbot):
+    """After a run, 'quality (r)' was written over 'shift (µm)' on the left axis."""
+    from types import SimpleNamespace
+
+    from napari_mesoscale.napari._motion_widget import MotionPlot
+
+    frames = 30
+    result = SimpleNamespace(
+        n_frames=frames,
+        shifts_um=np.zeros((frames, 3)),
+        block_shifts_um=None,
+        quality=np.linspace(0.9, 1.0, frames),
+        outliers=np.zeros(frames, dtype=bool),
+    )
+    plot = MotionPlot()
+    plot.show(result)
+    plot.show(result)  # a second run clears the axes again
+    quality = plot.quality_axes.yaxis
+    assert quality.get_label_position() == "right" and quality.get_ticks_position() == "right"
+    assert plot.axes.yaxis.get_label_position() == "left"
+    labels = [text.get_text() for text in plot.quality_axes.get_legend().get_texts()]
+    assert "quality" in labels
