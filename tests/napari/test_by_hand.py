@@ -96,6 +96,22 @@ def test_pickers_choose_the_neurons_not_the_synapses(make_napari_viewer, qtbot, 
     build = docked["Build connectome"]
     assert build._source.value == "Points layer"
     assert build._neurons_layer.value == "neurons (truth)"
+    assert build._synapses_layer.value == "synapses"  # the layer with pre/post features
+
+
+def test_build_connectome_as_docked_on_the_sample(make_napari_viewer, qtbot):
+    """With the synapses left at '(none)' the build added an empty transmission layer."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    build = _dock_from_menu(viewer, qtbot, "Build connectome")
+    build._run_button.native.click()
+    qtbot.waitUntil(lambda: not build.is_running, timeout=120_000)
+    assert build.last_error is None, build.last_error
+    adjacency = viewer.layers["neurons (truth)"].metadata["adjacency"]
+    connectome = viewer.layers["neurons"].metadata["connectome"]
+    assert connectome.adjacency.nnz == adjacency.nnz
+    [transmission] = [layer for layer in viewer.layers if layer.name.startswith("transmission")]
+    assert len(transmission.data) > 0
 
 
 
