@@ -100,3 +100,22 @@ def test_fit_widget_takes_the_worm_unchanged(make_napari_viewer):
     np.testing.assert_array_equal(kwargs["activity"], layer.metadata["activity"])
     assert kwargs["connectome"] is layer.metadata["adjacency"]
     assert kwargs["stimulus"].shape == (len(kwargs["activity"]), 1)
+
+
+def test_readme_console_line_colours_by_response(make_napari_viewer):
+    """The README's line named a function the console does not have (a NameError as typed)."""
+    import re
+    from pathlib import Path
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "celegans")
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    pattern = r"`(from napari_mesoscale\.napari import colour_by_response;[^`]*)`"
+    [line] = re.findall(pattern, readme)
+    console = {"viewer": viewer}
+    exec(line, console)
+    layer = viewer.layers["C. elegans neurons"]
+    observed = np.isfinite(layer.features["response"].to_numpy())
+    assert observed.sum() > 10
+    stimulated = layer.features["id"].to_numpy() == "AVAL"
+    np.testing.assert_allclose(layer.face_color[stimulated, :3], 1.0)  # white

@@ -104,6 +104,8 @@ def test_fit_widget_passes_population_filters_and_drive(sample_viewer):
     widget.n_filters.value = 5
     widget.population_filters.value = 2
     assert widget.drive.value == "connectome kernels, frozen"  # the pipeline's default
+    assert widget.connectome.value == "neurons (truth)"  # filled from the cells it carries
+    widget.connectome.value = "(none)"
     call = widget.prepare()  # no connectome chosen: the drive choice does not apply
     assert call.kwargs["population_filters"] == 2
     assert not {"edge_init", "freeze_edges"} & set(call.kwargs)

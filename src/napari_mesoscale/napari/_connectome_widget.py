@@ -54,6 +54,9 @@ def points_to_table(layer: napari.layers.Points) -> pd.DataFrame:
     return table
 
 
+#: what marks a Points layer as neurons rather than synapses: their activity or adjacency
+_NEURONS = ("activity", "adjacency")
+
 class ConnectomeWidget(CoreTaskWidget):
     """Build a connectome from tables or a Points layer and show it as layers."""
 
@@ -84,6 +87,7 @@ class ConnectomeWidget(CoreTaskWidget):
         self._threshold = param_control(ConnectomeParams, "threshold")
         self._per_bin = SpinBox(label="TRG edges per bin shown", value=2_000, min=10, max=10**6)
         self._view_3d = CheckBox(label="switch to 3D view", value=True)
+        self._synapses_filled: str | None = None
         self._source.changed.connect(self._update_visibility)
         self.add_controls(
             self._source,
@@ -106,17 +110,45 @@ class ConnectomeWidget(CoreTaskWidget):
         viewer.layers.events.inserted.connect(self._refresh)
         viewer.layers.events.removed.connect(self._refresh)
         self._update_visibility()
+        self._refresh()
 
     # -- choices -------------------------------------------------------------------------
     def _points_names(self, *_: Any) -> list[str]:
-        return _contract.layer_names(self._viewer, napari.layers.Points)
+        return _contract.layer_names(self._viewer, napari.layers.Points, prefer=_NEURONS)
 
     def _synapse_choices(self, *_: Any) -> list[str]:
         return [_NONE, *self._points_names()]
 
     def _refresh(self, *_: Any) -> None:
-        self._neurons_layer.reset_choices()
-        self._synapses_layer.reset_choices()
+        self.prefer_layer(self._neurons_layer, _NEURONS)
+        self._choose_synapses()
+        neurons = self._neurons_layer.value
+        if (
+            self._source.value == _FILES
+            and _path(self._neurons_file.value) is None
+            and neurons in self._viewer.layers
+            and _contract.has_any(self._viewer.layers[neurons], _NEURONS)
+        ):
+            self._source.value = _LAYER  # the viewer holds the neurons: no table to choose
+
+    def _choose_synapses(self) -> None:
+        """Pick the Points layer whose features hold ``pre`` and ``post`` unless one was chosen.
+
+        Left at "(none)", a build from the connectome sample ran on no synapses and added an
+        empty transmission layer.
+        """
+        picker = self._synapses_layer
+        picker.reset_choices()
+        if picker.value not in (None, _NONE, self._synapses_filled):
+            return  # the user's own choice
+        layers = self._viewer.layers
+        found = [
+            name
+            for name in picker.choices
+            if name in layers and {"pre", "post"} <= set(getattr(layers[name], "features", {}))
+        ]
+        picker.value = found[0] if found else _NONE
+        self._synapses_filled = found[0] if found else None
 
     def _update_visibility(self, *_: Any) -> None:
         from_files = self._source.value == _FILES

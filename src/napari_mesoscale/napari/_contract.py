@@ -38,6 +38,7 @@ import numpy as np
 __all__ = [
     "ARRAY_FIELDS",
     "LayerMetadata",
+    "has_any",
     "layer_names",
     "metadata_dict",
     "read",
@@ -184,6 +185,7 @@ def layer_names(
     *,
     ndims: Iterable[int] | None = None,
     having: Iterable[str] = (),
+    prefer: Iterable[str] = (),
 ) -> list[str]:
     """Names of the viewer's layers of type ``kind`` (e.g. ``napari.layers.Points``).
 
@@ -195,6 +197,9 @@ def layer_names(
         Keep layers with one of these numbers of dimensions.
     having : iterable of str
         Keep layers whose metadata sets at least one of these :class:`LayerMetadata` fields.
+    prefer : iterable of str
+        List layers whose metadata sets one of these fields first (a picker's default is its
+        first choice), the others after them; each group in the viewer's order.
     """
     wanted = tuple(having)
     allowed = None if ndims is None else set(ndims)
@@ -202,9 +207,14 @@ def layer_names(
     for layer in viewer.layers:
         if not isinstance(layer, kind) or (allowed is not None and layer.ndim not in allowed):
             continue
-        if wanted:
-            metadata = read(layer)
-            if all(getattr(metadata, name) is None for name in wanted):
-                continue
+        if wanted and not has_any(layer, wanted):
+            continue
         names.append(layer.name)
-    return names
+    preferred = [name for name in names if has_any(viewer.layers[name], prefer)]
+    return preferred + [name for name in names if name not in preferred]
+
+
+def has_any(layer: Any, fields: Iterable[str]) -> bool:
+    """Whether a layer's metadata sets at least one of these :class:`LayerMetadata` fields."""
+    metadata = read(layer)
+    return any(getattr(metadata, name) is not None for name in fields)

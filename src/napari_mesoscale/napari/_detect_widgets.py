@@ -396,6 +396,34 @@ class DetectSomataWidget(_LayerWidget):
         self._status.value = f"{len(result)} somata."
 
 
+_NEW_ANNOTATIONS = "New annotation layer for the EM volume"
+
+
+def painted_annotations(layer: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A Labels layer's data checked as training annotations (0, 1 bg, 2 soma) of ``shape``.
+
+    Checked before the worker starts: a layer of instance labels (the default pick when the EM
+    sample's truth is open) otherwise failed only after the volume was prepared, with every
+    one of its label values listed.
+    """
+    data = np.asarray(layer.data)
+    hint = f"paint somata with 2 and background with 1 (press {_NEW_ANNOTATIONS!r})"
+    if data.shape != tuple(shape):
+        raise ValueError(
+            f"annotations {layer.name!r} have shape {data.shape}, the EM volume {tuple(shape)}: "
+            f"{hint}."
+        )
+    low, high = (int(data.min()), int(data.max())) if data.size else (0, 0)
+    if low < 0 or high > 2:
+        raise ValueError(
+            f"annotations {layer.name!r} hold labels {low}..{high} (a segmentation?), not only "
+            f"1 (background) and 2 (soma): {hint}."
+        )
+    if not (data == 2).any() or not (data == 1).any():
+        raise ValueError(f"annotations {layer.name!r} need both labels 1 and 2: {hint}.")
+    return data
+
+
 class TrainSomaDetectorWidget(_LayerWidget):
     """Train soma detector (EM): a small 3D U-Net from painted somata (2) and background (1)."""
 
@@ -410,7 +438,7 @@ class TrainSomaDetectorWidget(_LayerWidget):
         self._annotations = ComboBox(
             label="annotations (1 bg, 2 soma)", choices=self._labels_choices
         )
-        self._new_annotations = PushButton(text="New annotation layer for the EM volume")
+        self._new_annotations = PushButton(text=_NEW_ANNOTATIONS)
         self._epochs = param_control(SomaTrainingParams, "epochs")
         self._steps = param_control(SomaTrainingParams, "steps_per_epoch")
         self._resolution = param_control(SomaTrainingParams, "resolution")
@@ -475,6 +503,7 @@ class TrainSomaDetectorWidget(_LayerWidget):
                 "add an annotation Labels layer: paint somata with 2, background with 1."
             )
         layer, ann = self._viewer.layers[name], self._viewer.layers[ann_name]
+        annotations = painted_annotations(ann, _layer_data(layer).shape)
         voxel_size, _ = _spatial(layer, 3)
         kwargs = {
             "voxel_size": voxel_size,
@@ -492,7 +521,7 @@ class TrainSomaDetectorWidget(_LayerWidget):
             args += ", detector=detector"
         return CoreCall(
             function=train_soma_detector,
-            kwargs={"volume": _layer_data(layer), "annotations": np.asarray(ann.data), **kwargs},
+            kwargs={"volume": _layer_data(layer), "annotations": annotations, **kwargs},
             python=(
                 f"detector = train_soma_detector(viewer.layers[{name!r}].data, "
                 f"viewer.layers[{ann_name!r}].data, {args})"

@@ -30,7 +30,6 @@ from magicgui.widgets import (
     CheckBox,
     ComboBox,
     FileEdit,
-    Label,
     SpinBox,
 )
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
@@ -39,7 +38,12 @@ from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._layers import world_positions
 from napari_mesoscale.napari._overlays import activity_layers, domain_layers, motif_point_colors
 from napari_mesoscale.napari._plots import LossPlot, TracePlot
-from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+from napari_mesoscale.napari._runner import (
+    CoreCall,
+    CoreTaskWidget,
+    span_dock_width,
+    wrapping_label,
+)
 from napari_mesoscale.workflow import fit_and_score
 
 _NONE = "(none)"
@@ -134,7 +138,7 @@ class FitWidget(CoreTaskWidget):
         self.device = ComboBox(label="device", choices=available_devices())
         self.checkpoints = FileEdit(label="checkpoint folder", mode="d", value="")
         self.resume = CheckBox(label="resume from checkpoint", value=False)
-        self.summary = Label(value="")
+        self.summary = wrapping_label()
         self.add_controls(
             self.cells,
             self.rois,
@@ -151,6 +155,7 @@ class FitWidget(CoreTaskWidget):
             self.resume,
         )
         self.append(self.summary)
+        span_dock_width(self.summary)
         self.loss_plot = LossPlot()
         self.trace_plot = TracePlot()
         self.domain_table = QTableWidget()
@@ -159,13 +164,45 @@ class FitWidget(CoreTaskWidget):
         self.report = None
         self._inputs: dict[str, Any] = {}
         self._docks_added = False
-        napari_viewer.layers.events.inserted.connect(self.reset_choices)
-        napari_viewer.layers.events.removed.connect(self.reset_choices)
+        napari_viewer.layers.events.inserted.connect(self._refresh_choices)
+        napari_viewer.layers.events.removed.connect(self._refresh_choices)
+        #: what :meth:`_follow_cells` filled into each picker (by id), to tell it from the user's
+        self._filled: dict[int, str | None] = {}
+        self.cells.changed.connect(self._follow_cells)
+        self._refresh_choices()
+        self._follow_cells()
         napari_viewer.dims.events.current_step.connect(self._follow_time)
 
     # -- layer choices --------------------------------------------------------------------
     def _points_layers(self, _widget: Any = None) -> list[str]:
-        return _contract.layer_names(self._viewer, napari.layers.Points)
+        return _contract.layer_names(self._viewer, napari.layers.Points, prefer=("activity",))
+
+    def _refresh_choices(self, _event: Any = None) -> None:
+        self.reset_choices()
+        self.prefer_layer(self.cells, ("activity",))
+
+    def _follow_cells(self, *_: Any) -> None:
+        """Choose the ROI masks, connectome and stimulus the chosen cells carry (if unset).
+
+        A layer that holds its own connectome, stimulus or ROIs (the connectome sample, a
+        detection) is fitted with them without four picks by hand. A choice the user made is
+        kept; one filled in here follows the cells to their own (or back to none).
+        """
+        layer = self._viewer.layers[self.cells.value] if self.cells.value else None
+        if layer is None:
+            return
+        roi_labels = _contract.read(layer).roi_labels
+        own = {
+            self.rois: roi_labels,
+            self.connectome: layer.name,
+            self.stimulus: layer.name,
+        }
+        for picker, name in own.items():
+            filled = self._filled.get(id(picker))
+            if picker.value not in (None, _NONE, filled):
+                continue  # the user's own choice
+            picker.value = name if name in picker.choices else _NONE
+            self._filled[id(picker)] = picker.value if picker.value != _NONE else None
 
     def _labels_layers(self, _widget: Any = None) -> list[str]:
         return [_NONE, *_contract.layer_names(self._viewer, napari.layers.Labels)]
@@ -264,7 +301,15 @@ class FitWidget(CoreTaskWidget):
         if name is None or name not in self._viewer.layers:
             return None
         labels = self._viewer.layers[name]
-        return np.asarray(labels.data), tuple(float(s) for s in labels.scale[-3:])
+        data = np.asarray(labels.data)
+        n_cells = len(layer.data)
+        if data.ndim != 3 or int(data.max(initial=0)) > n_cells:
+            raise ValueError(
+                f"ROI masks {name!r} must be a 3D Labels layer (Z, Y, X) whose label i + 1 is "
+                f"cell i of {layer.name!r} (labels 1..{n_cells}); got shape {data.shape} with "
+                f"labels up to {int(data.max(initial=0))}. Choose '(none)' or the cells' ROIs."
+            )
+        return data, tuple(float(s) for s in labels.scale[-3:])
 
     def on_progress(self, info: dict[str, Any]) -> None:
         self.loss_plot.add(info)

@@ -45,10 +45,14 @@ class MotionPlot(_PlotDock):
         self.axes.set_xlabel("frame")
         self.axes.set_ylabel("shift (µm)")
         self.axes.legend(fontsize=7, loc="upper left")
-        self.quality_axes.plot(frames, result.quality, color="black", lw=0.8)
+        self.quality_axes.plot(frames, result.quality, color="black", lw=0.8, label="quality")
         bad = np.flatnonzero(result.outliers)
         self.quality_axes.plot(bad, result.quality[bad], "rx", label="outlier")
+        # clear() put the twin axis' ticks and label back on the left, over the shift label
+        self.quality_axes.yaxis.tick_right()
+        self.quality_axes.yaxis.set_label_position("right")
         self.quality_axes.set_ylabel("quality (r)")
+        self.quality_axes.legend(fontsize=7, loc="upper right")
         self._marker = self.axes.axvline(0, color="grey", lw=0.8, ls="--")
         self.canvas.draw_idle()
 

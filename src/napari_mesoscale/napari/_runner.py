@@ -49,8 +49,10 @@ import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QCoreApplication, QObject, Signal
+from qtpy.QtWidgets import QSizePolicy
 
+from napari_mesoscale.napari import _contract
 from napari_mesoscale.progress import Cancelled
 
 if TYPE_CHECKING:
@@ -101,20 +103,21 @@ class CoreTaskWidget(Container):
         # scrollable: a long widget scrolls inside its dock instead of growing the window
         kwargs.setdefault("scrollable", True)
         super().__init__(**kwargs)
+        # the controls stay at the top of a taller dock instead of spreading over its height
+        self.root_native_widget.widget().layout().addStretch()
         self._viewer = viewer
         self._worker = None
         self._cancel_requested = threading.Event()
         self._run_number = 0
-        # parented to the widget, so Qt deletes it with the widget rather than at interpreter exit
-        self._relay = _ProgressRelay(self.native)
+        # parented to the application, not to the widget: a worker may still emit through it
+        # after the widget was deleted (the viewer closed mid-run), and emitting through a
+        # deleted QObject crashes the process
+        self._relay = _ProgressRelay(QCoreApplication.instance())
         self._relay.progress.connect(self._handle_progress)
         self._run_button = PushButton(text=self.run_text)
         self._cancel_button = PushButton(text="Cancel", enabled=False)
         self._progress_bar = ProgressBar(value=0, min=0, max=1000, visible=False)
-        self._status = Label(value="")
-        # a long message wraps instead of widening the dock
-        self._status.native.setWordWrap(True)
-        self._status.native.setMinimumWidth(0)
+        self._status = wrapping_label()
         self._run_button.changed.connect(self.start)
         self._cancel_button.changed.connect(self.cancel)
         self.last_result: Any = None
@@ -122,15 +125,28 @@ class CoreTaskWidget(Container):
         self.last_call: str = ""
         #: layers this widget added, by (input, method) key: the only ones a rerun replaces
         self._added: dict[Any, list[Any]] = {}
-        # a widget closed mid-run stops its worker rather than leave it running at exit (the
-        # slot holds the run's event, not ``self``, which may be half torn down by then)
+        # a widget closed mid-run stops its worker rather than leave it running at exit, and
+        # ignores what the worker still delivers: its Qt widgets are gone (the slot holds the
+        # run's event and the flag, not ``self``, which may be half torn down by then)
         current_run = self._current_run = [self._cancel_requested]
-        self.native.destroyed.connect(lambda *_: current_run[0].set())
+        closed = self._closed = threading.Event()
+        self.native.destroyed.connect(lambda *_: (current_run[0].set(), closed.set()))
+
+    @property
+    def native(self) -> Any:
+        """The scroll area around the controls: the Qt widget napari docks.
+
+        napari docks a magicgui widget's ``native``, which for a scrollable container is the
+        inner widget of the scroll area; taken out of it, the controls kept a stale size, wider
+        and taller than the dock, and were cut off at its right and top edges.
+        """
+        return self.root_native_widget
 
     def add_controls(self, *controls: Any) -> None:
         """Append parameter controls, then the run/cancel/progress/status row."""
         self.extend(controls)
         self.extend([self._run_button, self._cancel_button, self._progress_bar, self._status])
+        span_dock_width(self._status)
 
     # -- to be implemented by subclasses -------------------------------------------------
     def prepare(self) -> CoreCall:  # pragma: no cover - abstract
@@ -180,6 +196,23 @@ class CoreTaskWidget(Container):
             if candidate is not None:
                 taken.add(candidate)
         return unique
+
+    def prefer_layer(self, picker: Any, fields: tuple[str, ...]) -> None:
+        """Refresh a layer picker and move it to a layer carrying one of ``fields``.
+
+        A picker keeps its value while that layer exists, so the first layer a sample or a
+        reader adds (e.g. ``synapses``) stayed chosen after the layer the widget needs (the
+        cells with their activity) arrived. Only a choice lacking every field is moved.
+        """
+        picker.reset_choices()
+        current = picker.value
+        layers = self._viewer.layers
+        if current in layers and _contract.has_any(layers[current], fields):
+            return
+        for name in picker.choices:
+            if name in layers and _contract.has_any(layers[name], fields):
+                picker.value = name
+                return
 
     # -- running -------------------------------------------------------------------------
     @property
@@ -239,7 +272,7 @@ class CoreTaskWidget(Container):
 
     def _handle_progress(self, event: tuple[int, dict[str, Any]]) -> None:
         run_number, info = event
-        if run_number != self._run_number or self._worker is None:
+        if run_number != self._run_number or self._worker is None or self._closed.is_set():
             return  # a late report of a finished run must not overwrite its final status
         if info.get("fraction") is not None:
             value = int(1000 * min(max(float(info["fraction"]), 0.0), 1.0))
@@ -250,6 +283,8 @@ class CoreTaskWidget(Container):
 
     def _finish(self, result: Any, call: CoreCall) -> None:
         self.last_result = result
+        if self._closed.is_set():
+            return
         self._status.value = "Done."  # on_result may replace it with a summary of the result
         try:
             self.on_result(result)
@@ -272,6 +307,9 @@ class CoreTaskWidget(Container):
             show_info(f"napari-mesoscale: done. Python equivalent: {call.python}")
 
     def _handle_error(self, error: BaseException) -> None:
+        if self._closed.is_set():
+            self.last_error = "closed"
+            return
         if isinstance(error, Cancelled):
             self._status.value = "Cancelled: nothing was changed."
             self.last_error = "cancelled"
@@ -289,7 +327,32 @@ class CoreTaskWidget(Container):
 
     def _reset(self) -> None:
         self._worker = None
-        self._set_running(False)
+        if not self._closed.is_set():
+            self._set_running(False)
+
+
+def wrapping_label() -> Label:
+    """A Label whose long text wraps instead of widening the dock past the window's edge.
+
+    Call :func:`span_dock_width` once it is in its container.
+    """
+    label = Label(value="")
+    label.native.setWordWrap(True)
+    label.native.setMinimumWidth(1)  # 0 would let the wrapped text's size hint widen it
+    return label
+
+
+def span_dock_width(label: Label) -> None:
+    """Let a wrapping label in a container use the dock's whole width.
+
+    magicgui puts it beside an empty name column and fixes its width to the wrapped text's
+    size hint: "largest shift 0.09 µm; 0 outlier frame(s)." stood word by word in a column a
+    sixth of the dock wide.
+    """
+    label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+    labeled = label._labeled_widget()
+    if labeled is not None:
+        labeled._label_widget.visible = False
 
 
 def is_partial(result: Any) -> bool:
@@ -336,7 +399,7 @@ def ensure_cursor_view_direction(viewer: Any) -> None:
     if viewer.dims.ndisplay != 3 or getattr(cursor, "_view_direction", 0) is not None:
         return
     displayed = list(viewer.dims.displayed)
-    view = np.asarray(viewer.camera.view_direction, dtype=float)
+    view = np.asarray(getattr(viewer, "scene", viewer).camera.view_direction, dtype=float)
     if len(displayed) != len(view):  # fewer axes than displayed (an empty viewer): nothing to fix
         return
     direction = np.zeros(viewer.dims.ndim)

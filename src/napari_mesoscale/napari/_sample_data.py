@@ -63,8 +63,9 @@ def em_sample() -> list[LayerDataTuple]:
 def connectome_sample() -> list[LayerDataTuple]:
     """Neurons (coloured by motif), synapses, connections and true somata of the toy brain.
 
-    The neurons layer's ``metadata`` holds the true ``activity`` (T, N), the ``stimulus`` and
-    the ``adjacency`` (synapse counts, pre → post), so the model can be fitted to it directly.
+    The neurons layer's ``metadata`` holds the true ``activity`` (T, N), the ``stimulus``, the
+    ``adjacency`` (synapse counts, pre → post) and ``roi_labels`` (the somata, label i + 1 =
+    neuron i), so the model can be fitted to it directly.
     """
     neurons = read_table(sample_path("neurons"), required=["id", "z", "y", "x"])
     synapses = read_table(sample_path("synapses"), required=["pre", "post", "z", "y", "x"])
@@ -84,6 +85,7 @@ def connectome_sample() -> list[LayerDataTuple]:
     post = pairs["post"].map(index).to_numpy()
     _contract.write(
         neuron_layer[1],
+        roi_labels="somata (truth)",  # label i + 1 is neuron i
         activity=np.load(sample_path("activity")),
         stimulus=np.load(sample_path("stimulus")),
         adjacency=sp.csr_matrix(

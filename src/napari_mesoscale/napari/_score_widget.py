@@ -89,6 +89,9 @@ def color_points_by(
     return float(low), float(high)
 
 
+#: what makes a Points layer scorable: recorded activity (or trials) and predictions
+_SCORED = ("predicted", "trials", "activity")
+
 class ScorePredictionsWidget(CoreTaskWidget):
     """Score predicted against recorded activity per neuron and paint it onto point sources."""
 
@@ -130,7 +133,7 @@ class ScorePredictionsWidget(CoreTaskWidget):
 
     # -- choices -------------------------------------------------------------------------
     def _points_names(self, *_: Any) -> list[str]:
-        return _contract.layer_names(self._viewer, napari.layers.Points)
+        return _contract.layer_names(self._viewer, napari.layers.Points, prefer=_SCORED)
 
     def _pred_names(self, *_: Any) -> list[str]:
         return [_NONE, *self._points_names()]
@@ -145,6 +148,8 @@ class ScorePredictionsWidget(CoreTaskWidget):
     def _refresh(self, *_: Any) -> None:
         for combo in (self._points, self._pred_layer, self._color_by):
             combo.reset_choices()
+        self.prefer_layer(self._points, _SCORED)
+        self._color_by.reset_choices()
         if self._pred_layer.value in (None, _NONE) and self._points.value is not None:
             layer = self._selected_points()
             if layer is not None and _contract.read(layer).predicted is not None:

@@ -1,0 +1,255 @@
+"""The viewer used by hand: menus clicked, docks looked at, layers chosen as a user finds them.
+
+Each test follows what a user does in a fresh viewer (File ▸ Open Sample, Plugins ▸ Mesoscale)
+and failed before the fix it guards.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QPoint
+
+from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+from napari_mesoscale.progress import Progress
+
+pytestmark = pytest.mark.viewer
+
+WIDGET_TITLES = (
+    "Correct motion (calcium)",
+    "Detect point sources (calcium)",
+    "Detect somata (EM)",
+    "Train soma detector (EM)",
+    "Build connectome",
+    "Fit mesoscale model",
+    "Score predictions",
+)
+
+
+def _menu_action(viewer, *words):
+    """The one menu-bar QAction whose path (e.g. "Plugins > Mesoscale > Fit…") has ``words``."""
+
+    def actions(menu, path):
+        menu.aboutToShow.emit()  # napari fills its dynamic menus when they are about to show
+        for action in menu.actions():
+            text = f"{path} > {action.text().replace('&', '')}"
+            if action.menu() is not None:
+                yield from actions(action.menu(), text)
+            else:
+                yield text, action
+
+    menu_bar = viewer.window._qt_window.menuBar()
+    found = [
+        action
+        for top in menu_bar.actions()
+        if top.menu() is not None
+        for text, action in actions(top.menu(), top.text().replace("&", ""))
+        if all(word in text for word in words)
+    ]
+    assert len(found) == 1, f"{len(found)} menu actions match {words}"
+    return found[0]
+
+
+def _dock_from_menu(viewer, qtbot, title):
+    _menu_action(viewer, "Plugins", "Mesoscale", title).trigger()
+    qtbot.wait(50)
+    [name] = [name for name in viewer.window.dock_widgets if name.startswith(title)]
+    return viewer.window.dock_widgets[name]
+
+
+@pytest.mark.parametrize("title", WIDGET_TITLES)
+def test_widget_docked_from_the_plugins_menu_fits_its_dock(make_napari_viewer, qtbot, title):
+    """The controls were cut off at the dock's right and top edges (a stale, wider size)."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    widget = _dock_from_menu(viewer, qtbot, title)
+    qtbot.wait(100)
+    dock = widget.native
+    while type(dock).__name__ != "QtViewerDockWidget":
+        dock = dock.parent()
+    for control in (widget[0], widget._run_button):
+        native = control.native
+        corner = native.mapTo(dock, QPoint(0, 0))
+        assert corner.x() >= 0 and corner.y() >= 0, (control, corner)
+        assert corner.x() + native.width() <= dock.width(), (control, corner, dock.width())
+    assert widget._run_button.native.visibleRegion().boundingRect().width() == (
+        widget._run_button.native.width()
+    )
+
+
+@pytest.mark.parametrize("dock_first", [False, True])
+def test_pickers_choose_the_neurons_not_the_synapses(make_napari_viewer, qtbot, dock_first):
+    """After File ▸ Open Sample ▸ connectome, Fit/Score/Build offered the ``synapses`` layer."""
+    viewer = make_napari_viewer()
+    docked = {}
+    titles = ("Fit mesoscale model", "Score predictions", "Build connectome")
+    if dock_first:
+        docked = {title: _dock_from_menu(viewer, qtbot, title) for title in titles}
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    if not dock_first:
+        docked = {title: _dock_from_menu(viewer, qtbot, title) for title in titles}
+    assert "synapses" in viewer.layers
+    assert docked["Fit mesoscale model"].cells.value == "neurons (truth)"
+    assert docked["Score predictions"]._points.value == "neurons (truth)"
+    build = docked["Build connectome"]
+    assert build._source.value == "Points layer"
+    assert build._neurons_layer.value == "neurons (truth)"
+    assert build._synapses_layer.value == "synapses"  # the layer with pre/post features
+
+
+def test_build_connectome_as_docked_on_the_sample(make_napari_viewer, qtbot):
+    """With the synapses left at '(none)' the build added an empty transmission layer."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    build = _dock_from_menu(viewer, qtbot, "Build connectome")
+    build._run_button.native.click()
+    qtbot.waitUntil(lambda: not build.is_running, timeout=120_000)
+    assert build.last_error is None, build.last_error
+    adjacency = viewer.layers["neurons (truth)"].metadata["adjacency"]
+    connectome = viewer.layers["neurons"].metadata["connectome"]
+    assert connectome.adjacency.nnz == adjacency.nnz
+    [transmission] = [layer for layer in viewer.layers if layer.name.startswith("transmission")]
+    assert len(transmission.data) > 0
+
+
+
+def test_fit_takes_the_rois_connectome_and_stimulus_the_cells_carry(make_napari_viewer, qtbot):
+    """On the connectome sample the fit ran without ROIs (no layers added), connectome, stimulus."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    assert fit.cells.value == "neurons (truth)"
+    assert fit.rois.value == "somata (truth)"
+    assert fit.connectome.value == "neurons (truth)"
+    assert fit.stimulus.value == "neurons (truth)"
+    fit.connectome.value = "(none)"  # the user's choice survives layers coming and going
+    viewer.add_points([[1.0, 2.0, 3.0]], name="clicked")
+    assert fit.connectome.value == "(none)"
+
+
+def test_long_fit_summary_wraps_inside_the_dock(make_napari_viewer, qtbot):
+    """The one-line summary of a fit widened the controls past the dock's edge (clipped)."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    fit.summary.value = "12 domains, 4 motifs; best held-out one-step: mesoscale; converged " * 3
+    qtbot.wait(100)
+    scroll = fit.root_native_widget
+    assert scroll.widget().width() <= scroll.viewport().width()
+    label = fit.summary.native
+    assert label.mapTo(scroll.viewport(), QPoint(label.width(), 0)).x() <= scroll.viewport().width()
+
+
+def test_training_on_instance_labels_is_refused_before_it_starts(make_napari_viewer, qtbot):
+    """With the EM sample open, Train picked its truth (labels 1..100) and failed after ~10 s."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "EM volume").trigger()
+    train = _dock_from_menu(viewer, qtbot, "Train soma detector (EM)")
+    assert train._annotations.value == "EM somata (truth)"
+    train._run_button.native.click()
+    assert not train.is_running
+    status = train._status.value
+    assert status.startswith("Error: annotations 'EM somata (truth)' hold labels 0..100")
+    assert "New annotation layer" in status and len(status) < 300, status
+    train._new_annotations.native.click()
+    annotations = viewer.layers[train._annotations.value]
+    assert annotations.name == "EM volume annotations"
+    train._run_button.native.click()  # nothing painted yet: refused, naming what is missing
+    assert not train.is_running
+    assert "need both labels 1 and 2" in train._status.value
+
+
+def test_fit_pickers_follow_the_cells_the_user_switches_to(make_napari_viewer, qtbot):
+    """ROIs filled in for one cells layer stayed for the next: the fit crashed painting them."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    rng = np.random.default_rng(0)
+    other = viewer.add_points(rng.random((30, 3)) * 40, name="my cells")
+    other.metadata["activity"] = rng.random((60, 30))
+    viewer.add_labels(np.zeros((16, 16), dtype=np.uint8), name="a 2D mask")
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    assert fit.rois.value == "somata (truth)"
+    fit.cells.value = "my cells"
+    assert (fit.rois.value, fit.connectome.value, fit.stimulus.value) == ("(none)",) * 3
+    fit.cells.value = "neurons (truth)"
+    assert fit.rois.value == "somata (truth)" and fit.connectome.value == "neurons (truth)"
+
+    fit.cells.value = "my cells"
+    fit.rois.value = "a 2D mask"  # a wrong pick by hand is refused before the worker starts
+    fit._run_button.native.click()
+    assert not fit.is_running
+    assert "ROI masks 'a 2D mask' must be a 3D Labels layer" in fit._status.value
+
+
+def _report_often(*, callback=None) -> int:
+    """A core that reports on every step, so that reports are queued when the viewer closes."""
+    progress = Progress.wrap(callback)
+    for step in range(2_000_000):
+        progress.report(step / 2_000_000, "step")
+    return step
+
+
+class _ReportingWidget(CoreTaskWidget):
+    def __init__(self, viewer):
+        super().__init__(viewer)
+        self.add_controls()
+
+    def prepare(self) -> CoreCall:
+        return CoreCall(_report_often)
+
+    def on_result(self, result) -> None:
+        self.result = result
+
+
+def test_closing_the_viewer_while_a_widget_runs(make_napari_viewer, qtbot):
+    """Reports queued before the close reached deleted widgets: PyQt aborted the process."""
+    viewer = make_napari_viewer()
+    widget = _ReportingWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.start()
+    time.sleep(0.2)  # no events processed: the worker's reports pile up in the queue
+    viewer.close()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=20_000)
+    qtbot.wait(200)  # the queued reports, the cancel and the worker's end are all delivered
+
+
+@pytest.mark.parametrize("title", ["Correct motion (calcium)", "Fit mesoscale model"])
+def test_status_uses_the_docks_width(make_napari_viewer, qtbot, title):
+    """A one-line result stood word by word in a narrow column at the dock's right edge."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    widget = _dock_from_menu(viewer, qtbot, title)
+    labels = [widget._status] + ([widget.summary] if hasattr(widget, "summary") else [])
+    for label in labels:
+        label.value = "largest shift 0.09 µm; 0 outlier frame(s)."
+    qtbot.wait(100)
+    viewport = widget.root_native_widget.viewport().width()
+    for label in labels:
+        assert label.native.width() >= 0.8 * viewport, (label.native.width(), viewport)
+        assert label.native.height() < 3 * label.native.fontMetrics().height()
+
+
+def test_motion_plot_keeps_the_quality_axis_on_the_right(qtbot):
+    """After a run, 'quality (r)' was written over 'shift (µm)' on the left axis."""
+    from types import SimpleNamespace
+
+    from napari_mesoscale.napari._motion_widget import MotionPlot
+
+    frames = 30
+    result = SimpleNamespace(
+        n_frames=frames,
+        shifts_um=np.zeros((frames, 3)),
+        block_shifts_um=None,
+        quality=np.linspace(0.9, 1.0, frames),
+        outliers=np.zeros(frames, dtype=bool),
+    )
+    plot = MotionPlot()
+    plot.show(result)
+    plot.show(result)  # a second run clears the axes again
+    quality = plot.quality_axes.yaxis
+    assert quality.get_label_position() == "right" and quality.get_ticks_position() == "right"
+    assert plot.axes.yaxis.get_label_position() == "left"
+    labels = [text.get_text() for text in plot.quality_axes.get_legend().get_texts()]
+    assert "quality" in labels
