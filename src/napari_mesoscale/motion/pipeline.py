@@ -26,6 +26,9 @@ from napari_mesoscale.progress import Progress, ProgressCallback
 
 __all__ = ["MotionEstimate", "estimate_motion", "register_if_moving"]
 
+_ESTIMATE_BATCH = 4  # frames registered per step of the quick estimate (a cancel point each)
+_ESTIMATE_SHARE = 0.1  # share of register_if_moving's progress taken by the quick estimate
+
 
 @dataclass
 class MotionEstimate:
@@ -55,25 +58,37 @@ def estimate_motion(
     voxel_size: Any,
     n_frames: int = 24,
     params: MotionParams | None = None,
+    callback: ProgressCallback | Progress | None = None,
 ) -> MotionEstimate:
     """Quick rigid motion amplitude from ``n_frames`` frames spread over the movie.
 
     Reads only those frames (cheap on dask / Zarr). Non-rigid warps without a rigid part
-    are seen only through their average shift.
+    are seen only through their average shift. ``callback`` receives progress and may cancel
+    between frames (see :mod:`napari_mesoscale.progress`).
     """
     from napari_mesoscale.motion._registrar import Registrar
     from napari_mesoscale.motion.reference import initial_reference
 
+    progress = Progress.wrap(callback)
     vs = check_movie(movie, voxel_size)
     params = (params or MotionParams()).replace(nonrigid=False).validate()
     device = pick_device(params.device)
     index = np.unique(np.linspace(0, movie.shape[0] - 1, min(n_frames, movie.shape[0])).round())
+    shifts = []
     with torch.inference_mode():
-        frames = torch.stack([_read(movie, int(i), device) for i in index.astype(int)])
+        read = []
+        for k, i in enumerate(index.astype(int)):
+            progress.report(0.5 * k / len(index), f"reading frame {i}")
+            read.append(_read(movie, int(i), device))
+        frames = torch.stack(read)
         registrar = Registrar(initial_reference(frames), vs, params)
-        shifts = registrar.rigid(frames).cpu().numpy()
+        for start in range(0, len(frames), _ESTIMATE_BATCH):
+            progress.report(0.5 + 0.5 * start / len(frames), "rigid shifts")
+            shifts.append(registrar.rigid(frames[start : start + _ESTIMATE_BATCH]).cpu().numpy())
+    shifts = np.concatenate(shifts)
     shifts = shifts - np.median(shifts, axis=0)
     shifts_um = shifts * np.asarray(vs)
+    progress.report(1.0, "motion estimated")
     return MotionEstimate(
         frames=index.astype(int),
         shifts_um=shifts_um,
@@ -118,12 +133,25 @@ def register_if_moving(
         raise ValueError(f"register must be True, False or 'auto'; got {register!r}.")
     if register is False:
         return movie, None, None
+    progress = Progress.wrap(callback)
     estimate = None
+    start = 0.0
     if register == "auto":
-        estimate = estimate_motion(movie, voxel_size=voxel_size, params=params)
+        start = _ESTIMATE_SHARE
+        estimate = estimate_motion(
+            movie,
+            voxel_size=voxel_size,
+            params=params,
+            callback=progress.stage(0.0, start, "estimating motion"),
+        )
         if estimate.amplitude_voxels <= threshold_voxels:
+            progress.report(1.0, "no motion to correct")
             return movie, None, estimate
     correction = correct_motion(
-        movie, voxel_size=voxel_size, params=params, output=output, callback=callback
+        movie,
+        voxel_size=voxel_size,
+        params=params,
+        output=output,
+        callback=progress.stage(start, 1.0, "correcting motion"),
     )
     return correction.registered, correction, estimate

@@ -163,6 +163,25 @@ def test_estimate_and_register_if_moving():
     assert estimate.amplitude_voxels > 0.5
 
 
+def test_quick_motion_estimate_reports_progress_and_can_be_cancelled():
+    """Detection's 'auto' registration spent its first seconds in an estimate no Cancel reached."""
+    moving = _shifted(_texture((64, 64)), np.random.default_rng(8).uniform(-3, 3, (30, 2)))
+    seen: list[float] = []
+    estimate = estimate_motion(
+        moving, voxel_size=(1.0, 1.0), callback=lambda info: seen.append(info["fraction"]) or True
+    )
+    assert estimate.amplitude_voxels > 2.0 and len(estimate.frames) == 24
+    assert len(seen) > 10 and seen == sorted(seen) and seen[-1] == 1.0
+    calls: list[float] = []
+    with pytest.raises(Cancelled):
+        register_if_moving(
+            moving,
+            voxel_size=(1.0, 1.0),
+            callback=lambda info: calls.append(info["fraction"]) or info["fraction"] < 0.05,
+        )
+    assert max(calls) < 0.1  # stopped inside the estimate, before any correction
+
+
 def test_motion_presets_and_truth():
     assert {"drift", "jumps", "nonrigid", "heldout"} <= set(MOTION_PRESETS)
     movie = np.repeat(_texture((8, 32, 32))[None], 30, axis=0)
