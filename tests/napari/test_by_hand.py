@@ -142,6 +142,17 @@ def test_long_fit_summary_wraps_inside_the_dock(make_napari_viewer, qtbot):
     assert label.mapTo(scroll.viewport(), QPoint(label.width(), 0)).x() <= scroll.viewport().width()
 
 
+def test_domain_table_docks_with_room_for_its_rows(make_napari_viewer, qtbot):
+    """The 'Functional domains' dock opened squeezed to about one row beside the fit widget."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    fit._add_docks()
+    qtbot.wait(100)
+    table = fit.domain_table
+    assert table.height() >= 6 * table.verticalHeader().defaultSectionSize()
+
+
 def test_training_on_instance_labels_is_refused_before_it_starts(make_napari_viewer, qtbot):
     """With the EM sample open, Train picked its truth (labels 1..100) and failed after ~10 s."""
     viewer = make_napari_viewer()

@@ -161,6 +161,11 @@ class FitWidget(CoreTaskWidget):
         self.domain_table = QTableWidget()
         self.domain_table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.domain_table.itemSelectionChanged.connect(self._select_domain_cells)
+        # docked under the fit widget, Qt gave the table about one row
+        rows_shown = 8
+        self.domain_table.setMinimumHeight(
+            (rows_shown + 1) * self.domain_table.verticalHeader().defaultSectionSize()
+        )
         self.report = None
         self._inputs: dict[str, Any] = {}
         self._docks_added = False
