@@ -161,6 +161,7 @@ PIPELINE_FIT_OVERRIDES: dict[str, Any] = {
     "freeze_edges": True,
     "observation": "calcium",
     "init_centres": "connected",
+    "stride_fraction": 1 / 3,
 }
 """Where :func:`run_pipeline`'s fit differs from :class:`ModelConfig`'s defaults, and why.
 
