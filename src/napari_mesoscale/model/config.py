@@ -212,6 +212,14 @@ class ModelConfig(Params):
     smooth_features: bool = param(
         True, "smooth the dynamics features over correlated neighbours before k-means", gui=False
     )
+    smooth_passes: int = param(
+        1,
+        "passes of that smoothing (2: neighbours of neighbours count too; run_pipeline's choice "
+        "for noisy calcium features)",
+        minimum=1,
+        maximum=16,
+        gui=False,
+    )
     init_centres: str = param(
         "all",
         "neurons whose dynamics features place the initial motif centres (k-means): 'all'; "

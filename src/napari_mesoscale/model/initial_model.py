@@ -303,6 +303,7 @@ def _motif_groups(
         utr,
         smooth_pairs=spatial if cfg.smooth_features else None,
         smooth_weights=pos_w**2 if cfg.smooth_features else None,
+        smooth_passes=cfg.smooth_passes,
     )
     progress.report(0.5, "features")
     groups = motif_init(feats, cfg.n_filters, seed=seed, centre_neurons=centre_neurons)
