@@ -183,7 +183,7 @@ of 120 in a dev brain), where it would change the initialisation for no reason.
 correlated neighbours lying between lattice points did not fit in one field and its outlying
 members became domains of their own (realistic calcium, the 5 dev brains of the benchmark,
 600 frames: 3–19 members per brain; domain ARI median 0.71 -> 0.77, motifs unchanged; the
-held-out one-step error rose by about 2 %). ``smooth_passes=2``: calcium features are noisy,
+held-out one-step error rose by 0.7–3.4 %). ``smooth_passes=2``: calcium features are noisy,
 so the dynamics features are smoothed over correlated neighbours twice (14 dev brains,
 initial motif / domain ARI medians: 200 frames 0.60 / 0.52 -> 0.62 / 0.60, 600 frames
 0.86 / 0.77 -> 0.88 / 0.77; the demo's motif ARI 0.53 -> 0.69). Both are the pipeline's and
