@@ -50,7 +50,20 @@ class ModelConfig(Params):
         gui=False,
     )
     stride: float | None = param(
-        None, f"grid stride ({_NOT_SET}: rf_diameter / 2)", unit="µm", minimum=0.0, gui=False
+        None,
+        f"grid stride ({_NOT_SET}: rf_diameter x stride_fraction)",
+        unit="µm",
+        minimum=0.0,
+        gui=False,
+    )
+    stride_fraction: float = param(
+        0.5,
+        "grid stride as a fraction of rf_diameter, used when stride is not set: a field can "
+        "hold a community of radius up to (1/2 - 0.87 x stride_fraction) x rf_diameter wherever "
+        "it lies",
+        minimum=0.05,
+        maximum=1.0,
+        gui=False,
     )
     hidden: int = param(8, "hidden units of every configurable network", minimum=1, maximum=1024)
     depth: int = param(2, "layers of every configurable network", minimum=1, maximum=16)
@@ -198,6 +211,14 @@ class ModelConfig(Params):
     )
     smooth_features: bool = param(
         True, "smooth the dynamics features over correlated neighbours before k-means", gui=False
+    )
+    smooth_passes: int = param(
+        1,
+        "passes of that smoothing (2: neighbours of neighbours count too; run_pipeline's choice "
+        "for noisy calcium features)",
+        minimum=1,
+        maximum=16,
+        gui=False,
     )
     init_centres: str = param(
         "all",

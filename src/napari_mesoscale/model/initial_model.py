@@ -126,7 +126,8 @@ def initialise_model(
     progress = progress or Progress()
     device = torch.device("cpu" if device is None else device)
     d = float(cfg.rf_diameter) if cfg.rf_diameter else auto_diameter(data.positions)
-    grid = receptive_field_grid(data.positions, diameter=d, stride=cfg.stride)
+    stride = float(cfg.stride) if cfg.stride else d * float(cfg.stride_fraction)
+    grid = receptive_field_grid(data.positions, diameter=d, stride=stride)
     cfg = cfg.replace(rf_diameter=d, stride=float(grid.stride))
     edges, edge_struct, edge_kernel = _drive_edges(data, cfg, connectome)
     progress.report(0.2, "grid and edges", n_fields=int(grid.n_fields))
@@ -302,6 +303,7 @@ def _motif_groups(
         utr,
         smooth_pairs=spatial if cfg.smooth_features else None,
         smooth_weights=pos_w**2 if cfg.smooth_features else None,
+        smooth_passes=cfg.smooth_passes,
     )
     progress.report(0.5, "features")
     groups = motif_init(feats, cfg.n_filters, seed=seed, centre_neurons=centre_neurons)

@@ -222,6 +222,7 @@ def dynamics_features(
     smooth_pairs: np.ndarray | None = None,
     smooth_weights: np.ndarray | None = None,
     max_lag: int = 10,
+    smooth_passes: int = 1,
 ) -> np.ndarray:
     """Per-neuron description of its dynamics, standardised, shape (N, P).
 
@@ -230,7 +231,9 @@ def dynamics_features(
     absolute ridge stimulus coefficients and absolute lag-1 stimulus correlations, the ridge
     self coefficients (z, z^2, z^3), summed absolute drive coefficient, fit R^2, skewness and
     kurtosis. Measured on the default toy brain (seeds 0, 1): k-means ARI 0.90 / 1.00 with
-    these features against 0.60 / 0.69 with signed coefficients.
+    these features against 0.60 / 0.69 with signed coefficients. With ``smooth_pairs``
+    (2, P) and their ``smooth_weights``, each of ``smooth_passes`` passes replaces a neuron's
+    features by their weighted mean with its partners' (the neuron itself has weight 1).
     """
     n = z.shape[1]
     t = z.shape[0]
@@ -252,13 +255,18 @@ def dynamics_features(
     feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-9)
     feats = np.clip(feats, -5, 5)
     if smooth_pairs is not None and smooth_pairs.shape[1]:
-        w = smooth_weights
-        acc = feats.copy()
-        tot = np.ones(n)
-        np.add.at(acc, smooth_pairs[1], w[:, None] * feats[smooth_pairs[0]])
-        np.add.at(tot, smooth_pairs[1], w)
-        feats = acc / tot[:, None]
+        for _ in range(max(1, int(smooth_passes))):
+            feats = _neighbour_mean(feats, smooth_pairs, smooth_weights)
     return feats
+
+
+def _neighbour_mean(feats: np.ndarray, pairs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted mean of each neuron's features with its partners' (itself with weight 1)."""
+    acc = feats.copy()
+    tot = np.ones(feats.shape[0])
+    np.add.at(acc, pairs[1], weights[:, None] * feats[pairs[0]])
+    np.add.at(tot, pairs[1], weights)
+    return acc / tot[:, None]
 
 
 def lagged_affinity(

@@ -121,6 +121,7 @@ def _start_groups(data: PreparedData, cfg: ModelConfig, edges: np.ndarray, spati
         utr,
         smooth_pairs=spatial if cfg.smooth_features else None,
         smooth_weights=pos_w**2 if cfg.smooth_features else None,
+        smooth_passes=cfg.smooth_passes,
     )
     return motif_init(feats, cfg.n_filters, seed=0)
 
