@@ -62,8 +62,10 @@ POPULATION_FEATURES: tuple[str, ...] = (
 #: Evaluated (frame, neuron, pair) triples per pass when scoring without gradients: the
 #: transients of :meth:`MesoscaleNet.evaluate` take about 300 bytes each, so a pass holds
 #: well under 1 GiB (training's step holds several GiB at zebrafish scale). Scoring used
-#: 2**24 and doubled a fit's peak memory (20k neurons: 5 GiB training, 10 GiB scoring).
-SCORING_PAIR_FRAMES = 2**21
+#: 2**24 and doubled a fit's peak memory (20k neurons: 5 GiB training, 10 GiB scoring). At
+#: 2**21 a pass's transients (about 254 MiB at 5,000 neurons) were sometimes held twice by the
+#: allocator (packaging grew memory by 190-508 MiB from run to run); 2**20 halves that.
+SCORING_PAIR_FRAMES = 2**20
 
 
 def frames_per_pass(n_neurons: int, pairs_per_neuron: int, most: int = 64) -> int:
