@@ -80,6 +80,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     rng = np.random.default_rng(args.seed)
     detector = None if args.init is None else SomaDetector.load(args.init, device=args.device)
+    steps_before = 0 if detector is None else int(detector.config.get("training_steps", 0))
     start, budget = time.perf_counter(), 60.0 * args.minutes
     names, first, r = sorted(DEV_PRESETS), 100_000 * args.seed, 0
     volumes_seen = first
@@ -115,22 +116,29 @@ def main(argv=None) -> int:
             flush=True,
         )
         if r % 5 == 0:
-            _save(detector, args.out.with_suffix(".partial.pt"), volumes_seen - first, args.steps)
-    _save(detector, args.out, volumes_seen - first, args.steps)
+            partial = args.out.with_suffix(".partial.pt")
+            _save(detector, partial, volumes_seen - first, args, steps_before)
+    _save(detector, args.out, volumes_seen - first, args, steps_before)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} kB)")
     return 0
 
 
-def _save(detector: SomaDetector, out: Path, volumes_seen: int, steps: int) -> None:
+def _save(
+    detector: SomaDetector, out: Path, volumes_seen: int, args, steps_before: int = 0
+) -> None:
+    """Write the weights; a continued run (``--init``) counts the steps before it too."""
     detector.model.to("cpu")
     detector.device = "cpu"
     detector.history = detector.history[-len(DEV_PRESETS) :]
     detector.config = {
         **detector.config,
         "trained_on": sorted(DEV_PRESETS),
-        "training_steps": volumes_seen * steps,
+        "training_steps": steps_before + volumes_seen * args.steps,
         "jittered_appearance": True,
     }
+    if args.init is not None:
+        detector.config["continued_steps"] = volumes_seen * args.steps
+        detector.config["continued_seed"] = args.seed
     out.parent.mkdir(parents=True, exist_ok=True)
     detector.save(out)
 

@@ -273,10 +273,10 @@ PRETRAINED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "soma_prior.p
 
 def pretrained_soma_detector(*, device: str = "auto") -> SomaDetector:
     """The small soma U-Net shipped with the package, trained by
-    ``scripts/train_soma_prior.py`` on the dev EM presets of its training run (the weights'
-    ``trained_on``; a subset of :data:`napari_mesoscale.synth.em_presets.DEV_PRESETS`, which
-    grew after the shipped weights were trained), rendered with jittered contrast, voxel size
-    and polarity, at 1 µm working voxels; a starting point that
+    ``scripts/train_soma_prior.py`` on the dev EM presets
+    (:data:`napari_mesoscale.synth.em_presets.DEV_PRESETS`, the weights' ``trained_on``; 960
+    steps on six of them, then 1288 more on all seven), rendered with jittered contrast, voxel
+    size and polarity, at 1 µm working voxels; a starting point that
     :func:`train_soma_detector` fine-tunes from a few painted somata."""
     if not PRETRAINED_WEIGHTS.exists():
         raise FileNotFoundError(
