@@ -610,11 +610,7 @@ def _shell_bodies(
     if len(peaks) == 0:
         return np.zeros(image.shape, dtype=np.int32), images
     strength = response[tuple(peaks.T)]
-    strong = strength >= threshold
-    used = max(
-        threshold,
-        p.shell_fraction * float(np.median(strength[strong])) if strong.any() else 0.0,
-    )
+    used = _classical_threshold(strength, threshold, float(p.shell_fraction))
     run["record"]["threshold_used"] = used
     kept = strength >= used
     # only where the block's somata are faint: when the median soma sets the threshold they
@@ -627,6 +623,13 @@ def _shell_bodies(
     keep = _add_without_overlap(peaks, radius, run["work_vs"], kept, weak, strength)
     run["record"]["n_weak_shells_added"] = int(keep.sum() - kept.sum())
     return _balls_around(peaks[keep], radius, run["work_vs"]), images
+
+
+def _classical_threshold(strength: np.ndarray, threshold: float, fraction: float) -> float:
+    """The shell strength a soma needs: ``threshold``, raised to ``fraction`` of the median
+    peak above it (strongly stained somata make weaker shells chance shells)."""
+    strong = strength >= threshold
+    return max(threshold, fraction * float(np.median(strength[strong])) if strong.any() else 0.0)
 
 
 def _nucleated_smooth(
@@ -679,11 +682,7 @@ def _verified_shell_bodies(
     if len(peaks) == 0:
         return np.zeros(image.shape, dtype=np.int32), images
     strength = response[tuple(peaks.T)]
-    strong = strength >= threshold
-    classical = max(
-        threshold,
-        p.shell_fraction * float(np.median(strength[strong])) if strong.any() else 0.0,
-    )
+    classical = _classical_threshold(strength, threshold, float(p.shell_fraction))
     cores = _balls_around(peaks, 0.5 * radius, run["work_vs"])
     support = np.nan_to_num(ndimage.mean(probability, cores, np.arange(1, len(peaks) + 1)))
     pt = float(p.probability_threshold)
