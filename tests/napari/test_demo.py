@@ -21,6 +21,7 @@ def test_demo_runs_the_whole_pipeline_and_its_bundle_restores(tmp_path, make_nap
     models = {row["model"] for row in summary["test_one_step"]}
     assert {"mesoscale model", "persistence", "ridge_var", "gru", "connectome_linear"} <= models
     assert {"motif_ari", "domain_ari"} <= set(summary)
+    assert summary["sliders"][0] == "t"  # the time slider read "-4"
 
     from imageio.v3 import imread
 

@@ -104,6 +104,7 @@ def run_demo(
     import napari
 
     from napari_mesoscale.io import atomic_path
+    from napari_mesoscale.napari._layers import axis_labels
     from napari_mesoscale.napari._reader import read_bundle_layers
 
     output = Path(output)
@@ -119,6 +120,7 @@ def run_demo(
         scale=(1.0, *movie.voxel_size),
         colormap="gray",
         opacity=0.6,
+        axis_labels=axis_labels(movie.data.ndim, getattr(movie, "axes", None)),
     )
     for data, attributes, layer_type in read_bundle_layers(str(bundle_path)):
         getattr(viewer, f"add_{layer_type}")(data, **attributes)
@@ -140,6 +142,7 @@ def run_demo(
         "bundle": str(bundle_path),
         "screenshot": str(screenshot),
         "layers": [layer.name for layer in viewer.layers],
+        "sliders": list(viewer.dims.axis_labels),
     }
     with atomic_path(output / "summary.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=2, default=str))
