@@ -20,11 +20,11 @@ from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.core import MesoscaleNet
 from napari_mesoscale.model.initialise import (
     connectome_edges,
-    dynamics_features,
     group_neurons,
     lagged_affinity,
     local_edges,
     location_scores,
+    motif_features,
     motif_init,
     neighbour_correlation,
     per_neuron_ridge,
@@ -296,15 +296,7 @@ def _motif_groups(
     progress.report(0.3, "ridge")
     pos_w = np.clip(neighbour_correlation(ztr, spatial, device=device), 0, None)
     progress.report(0.4, "correlations")
-    feats = dynamics_features(
-        ztr,
-        ridge,
-        edges,
-        utr,
-        smooth_pairs=spatial if cfg.smooth_features else None,
-        smooth_weights=pos_w**2 if cfg.smooth_features else None,
-        smooth_passes=cfg.smooth_passes,
-    )
+    feats = motif_features(ztr, ridge, edges, utr, spatial, pos_w, cfg)
     progress.report(0.5, "features")
     groups = motif_init(feats, cfg.n_filters, seed=seed, centre_neurons=centre_neurons)
     progress.report(0.6, "k-means")

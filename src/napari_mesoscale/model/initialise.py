@@ -20,10 +20,15 @@ These helpers give the gradient a good start:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 from scipy.spatial import cKDTree
+
+if TYPE_CHECKING:
+    from napari_mesoscale.model.config import ModelConfig
 
 
 def local_edges(positions: np.ndarray, radius: float, max_neighbors: int = 16) -> np.ndarray:
@@ -258,6 +263,30 @@ def dynamics_features(
         for _ in range(max(1, int(smooth_passes))):
             feats = _neighbour_mean(feats, smooth_pairs, smooth_weights)
     return feats
+
+
+def motif_features(
+    z: np.ndarray,
+    ridge: dict[str, np.ndarray],
+    edges: np.ndarray,
+    u: np.ndarray | None,
+    spatial: np.ndarray,
+    correlation: np.ndarray,
+    cfg: ModelConfig,
+) -> np.ndarray:
+    """:func:`dynamics_features` smoothed as ``cfg`` says (``smooth_features``,
+    ``smooth_passes``) over the ``spatial`` pairs, weighted by their squared positive
+    neighbour ``correlation``."""
+    smooth = bool(cfg.smooth_features)
+    return dynamics_features(
+        z,
+        ridge,
+        edges,
+        u,
+        smooth_pairs=spatial if smooth else None,
+        smooth_weights=correlation**2 if smooth else None,
+        smooth_passes=cfg.smooth_passes,
+    )
 
 
 def _neighbour_mean(feats: np.ndarray, pairs: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -103,7 +103,7 @@ class AssignmentUnits:
 def _start_groups(data: PreparedData, cfg: ModelConfig, edges: np.ndarray, spatial: np.ndarray):
     """k-means motif groups of the dynamics features (``init="dynamics"``), else None."""
     from napari_mesoscale.model.initialise import (
-        dynamics_features,
+        motif_features,
         motif_init,
         neighbour_correlation,
         per_neuron_ridge,
@@ -114,15 +114,8 @@ def _start_groups(data: PreparedData, cfg: ModelConfig, edges: np.ndarray, spati
     ztr = data.z_neuron  # the initialisation frames only
     utr = None if data.u is None else data.u[data.init]
     pos_w = np.clip(neighbour_correlation(ztr, spatial), 0, None)
-    feats = dynamics_features(
-        ztr,
-        per_neuron_ridge(ztr, edges, utr),
-        edges,
-        utr,
-        smooth_pairs=spatial if cfg.smooth_features else None,
-        smooth_weights=pos_w**2 if cfg.smooth_features else None,
-        smooth_passes=cfg.smooth_passes,
-    )
+    ridge = per_neuron_ridge(ztr, edges, utr)
+    feats = motif_features(ztr, ridge, edges, utr, spatial, pos_w, cfg)
     return motif_init(feats, cfg.n_filters, seed=0)
 
 

@@ -57,6 +57,7 @@ def points_to_table(layer: napari.layers.Points) -> pd.DataFrame:
 #: what marks a Points layer as neurons rather than synapses: their activity or adjacency
 _NEURONS = ("activity", "adjacency")
 
+
 class ConnectomeWidget(CoreTaskWidget):
     """Build a connectome from tables or a Points layer and show it as layers."""
 
@@ -87,7 +88,6 @@ class ConnectomeWidget(CoreTaskWidget):
         self._threshold = param_control(ConnectomeParams, "threshold")
         self._per_bin = SpinBox(label="TRG edges per bin shown", value=2_000, min=10, max=10**6)
         self._view_3d = CheckBox(label="switch to 3D view", value=True)
-        self._synapses_filled: str | None = None
         self._source.changed.connect(self._update_visibility)
         self.add_controls(
             self._source,
@@ -139,16 +139,13 @@ class ConnectomeWidget(CoreTaskWidget):
         """
         picker = self._synapses_layer
         picker.reset_choices()
-        if picker.value not in (None, _NONE, self._synapses_filled):
-            return  # the user's own choice
         layers = self._viewer.layers
         found = [
             name
             for name in picker.choices
             if name in layers and {"pre", "post"} <= set(getattr(layers[name], "features", {}))
         ]
-        picker.value = found[0] if found else _NONE
-        self._synapses_filled = found[0] if found else None
+        self.fill_picker(picker, found[0] if found else None, _NONE)
 
     def _update_visibility(self, *_: Any) -> None:
         from_files = self._source.value == _FILES

@@ -171,8 +171,6 @@ class FitWidget(CoreTaskWidget):
         self._docks_added = False
         napari_viewer.layers.events.inserted.connect(self._refresh_choices)
         napari_viewer.layers.events.removed.connect(self._refresh_choices)
-        #: what :meth:`_follow_cells` filled into each picker (by id), to tell it from the user's
-        self._filled: dict[int, str | None] = {}
         self.cells.changed.connect(self._follow_cells)
         self._refresh_choices()
         self._follow_cells()
@@ -203,11 +201,7 @@ class FitWidget(CoreTaskWidget):
             self.stimulus: layer.name,
         }
         for picker, name in own.items():
-            filled = self._filled.get(id(picker))
-            if picker.value not in (None, _NONE, filled):
-                continue  # the user's own choice
-            picker.value = name if name in picker.choices else _NONE
-            self._filled[id(picker)] = picker.value if picker.value != _NONE else None
+            self.fill_picker(picker, name, _NONE)
 
     def _labels_layers(self, _widget: Any = None) -> list[str]:
         return [_NONE, *_contract.layer_names(self._viewer, napari.layers.Labels)]

@@ -128,6 +128,8 @@ class CoreTaskWidget(Container):
         # a widget closed mid-run stops its worker rather than leave it running at exit, and
         # ignores what the worker still delivers: its Qt widgets are gone (the slot holds the
         # run's event and the flag, not ``self``, which may be half torn down by then)
+        #: what :meth:`fill_picker` put into each picker (by id), to tell it from the user's
+        self._filled: dict[int, str | None] = {}
         current_run = self._current_run = [self._cancel_requested]
         closed = self._closed = threading.Event()
         self.native.destroyed.connect(lambda *_: (current_run[0].set(), closed.set()))
@@ -213,6 +215,18 @@ class CoreTaskWidget(Container):
             if name in layers and _contract.has_any(layers[name], fields):
                 picker.value = name
                 return
+
+    def fill_picker(self, picker: Any, name: str | None, none: str = "(none)") -> None:
+        """Set ``picker`` to ``name`` (``none`` when it is not a choice) unless the user chose.
+
+        A value this method filled in earlier, or an empty one, may be replaced; anything else
+        is the user's own choice and stays.
+        """
+        filled = self._filled.get(id(picker))
+        if picker.value not in (None, none, filled):
+            return
+        picker.value = name if name in picker.choices else none
+        self._filled[id(picker)] = None if picker.value == none else picker.value
 
     # -- running -------------------------------------------------------------------------
     @property

@@ -92,6 +92,7 @@ def color_points_by(
 #: what makes a Points layer scorable: recorded activity (or trials) and predictions
 _SCORED = ("predicted", "trials", "activity")
 
+
 class ScorePredictionsWidget(CoreTaskWidget):
     """Score predicted against recorded activity per neuron and paint it onto point sources."""
 
@@ -146,10 +147,9 @@ class ScorePredictionsWidget(CoreTaskWidget):
         return names
 
     def _refresh(self, *_: Any) -> None:
-        for combo in (self._points, self._pred_layer, self._color_by):
-            combo.reset_choices()
-        self.prefer_layer(self._points, _SCORED)
-        self._color_by.reset_choices()
+        self.prefer_layer(self._points, _SCORED)  # refreshes its choices first
+        self._pred_layer.reset_choices()
+        self._color_by.reset_choices()  # the chosen points' features
         if self._pred_layer.value in (None, _NONE) and self._points.value is not None:
             layer = self._selected_points()
             if layer is not None and _contract.read(layer).predicted is not None:
