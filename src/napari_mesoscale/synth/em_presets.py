@@ -13,7 +13,10 @@ trained on; the ``heldout_*`` presets (:data:`HELDOUT_PRESETS`) are only ever me
 their figures are reported apart. ``heldout_issue16`` mimics the block described in issue 16
 (0.5 µm voxels, dark membranes, light cytoplasm, nucleus with envelope and nucleolus, two
 vessels with bright lumen, somata of 7-11 µm); ``heldout_inverted_tem`` combines inverted
-polarity, anisotropic 1.5 µm sections, dark cytoplasm, many myelinated axons and strong noise.
+polarity, anisotropic 1.5 µm sections, dark cytoplasm, many myelinated axons and strong noise;
+``heldout_fibsem_irregular`` (added later, committed before any detector ran on it) is
+FIB-SEM-like with irregular, elongated somata (``soma_irregularity``), coarse neuropil, dense
+myelin, dark glial nuclei, blood-filled vessels and a strong staining gradient.
 The toy brain's own EM (:class:`~napari_mesoscale.synth.render.EMRenderer`) is untouched.
 """
 
@@ -44,6 +47,8 @@ class EMAppearance:
     soma_diameter_range: tuple[float, float] = (7.0, 11.0)
     soma_density: float = 1 / 9000.0  # somata per µm³
     soma_gap: float = 1.5  # smallest membrane-to-membrane gap between somata
+    # relative amplitude of low-order bumps and elongation of the soma surface (0: spheres)
+    soma_irregularity: float = 0.0
     neuropil: float = 0.55
     neuropil_membrane: float = 0.3  # depth of the neuropil membranes
     neuropil_scale: float = 0.6  # µm, width of the band-passed noise making the processes
@@ -194,6 +199,43 @@ HELDOUT_PRESETS: dict[str, EMAppearance] = {
         glia=10,
         noise=0.08,
         gradient=0.3,
+        inverted=True,
+    ),
+    # defined and committed before any detector ran on it (session of 2026-11-29): FIB-SEM-like
+    # 1 x 0.5 x 0.5 µm voxels, bright membranes (inverted), irregular and elongated 7-12 µm
+    # somata with four dendrites and large nuclei, coarser neuropil processes than any dev
+    # preset, dense myelinated axons, glia whose nuclei look dark, two vessels full of blood
+    # cells, the strongest staining gradient of all presets; rendered with seed 0
+    "heldout_fibsem_irregular": EMAppearance(
+        voxel_size=(1.0, 0.5, 0.5),
+        extent_um=(40.0, 80.0, 80.0),
+        soma_diameter_range=(7.0, 12.0),
+        soma_density=1 / 8000.0,
+        soma_gap=3.0,
+        soma_irregularity=0.12,
+        neuropil=0.52,
+        neuropil_membrane=0.28,
+        neuropil_scale=0.9,
+        cytoplasm=0.66,
+        plasma_membrane=0.32,
+        membrane_width=0.25,
+        nucleus=0.58,
+        nucleus_fraction=0.6,
+        envelope=0.3,
+        nucleolus=0.3,
+        dendrites=4,
+        vessels=2,
+        vessel_radius=(2.5, 4.0),
+        blood_cells=4,
+        blood_cell=0.25,
+        myelinated_axons=40,
+        myelin=0.1,
+        glia=14,
+        glia_nucleus=0.8,  # bright before inversion: dark in the volume
+        grain=0.05,
+        noise=0.06,
+        blur_um=0.25,
+        gradient=0.45,
         inverted=True,
     ),
 }
@@ -448,9 +490,13 @@ def _paint_soma(rng, a, vol, seg, soma_labels, vs, c, d, i):
         if got is not None:
             sl, dist, _ = got
             vol[sl] -= a.plasma_membrane * 0.5 * _ring(dist, 1.2, a.membrane_width, vs.min())
-    sl = _box(c, r + 1.5, vs, vol.shape)
+    sl = _box(c, r * (1.0 + 2.0 * a.soma_irregularity) + 1.5, vs, vol.shape)
     g = _coords(sl, vs)
     dist = np.sqrt(sum((gi - ci) ** 2 for gi, ci in zip(g, c, strict=True)))
+    if a.soma_irregularity > 0:
+        # an irregular surface: the membrane at r * s(direction), written as a distance whose
+        # r level set is that surface (the rings below keep their width in µm)
+        dist = dist - r * (_surface_scale(rng, a.soma_irregularity, g, c, dist) - 1.0)
     offset = rng.normal(0, 0.12 * r, 3)
     rn = a.nucleus_fraction * r * rng.uniform(0.9, 1.1)
     nc = c + offset
@@ -469,6 +515,20 @@ def _paint_soma(rng, a, vol, seg, soma_labels, vs, c, d, i):
     seg_sub[inside] = i
     seg_sub[nucleus] = 10_000 + i
     soma_labels[sl][inside] = i
+
+
+def _surface_scale(rng, irregularity, g, c, dist):
+    """Radius multiplier per voxel direction: quadrupole (elongation) and octupole (bumps)
+    terms along three random axes, bounded to 1 ± 2 × ``irregularity``."""
+    unit = [(gi - ci) / np.maximum(dist, 1e-6) for gi, ci in zip(g, c, strict=True)]
+    scale = 1.0
+    for _ in range(3):
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        cos = sum(u * ax for u, ax in zip(unit, axis, strict=True))
+        quad, octu = rng.normal(0.0, 1.0, 2)
+        scale = scale + irregularity * (quad * (cos**2 - 1 / 3) + 0.7 * octu * (cos**3 - 0.6 * cos))
+    return np.clip(scale, 1.0 - 2.0 * irregularity, 1.0 + 2.0 * irregularity)
 
 
 def _finish(rng, a, vol, vs):
