@@ -166,6 +166,43 @@ DEV_PRESETS: dict[str, EMAppearance] = {
         gradient=0.4,
         blur_um=0.45,
     ),
+    # faint somata after inversion (bright membranes): cytoplasm darker than the neuropil,
+    # plasma membrane and envelope barely above the neuropil's membranes, 1.25 µm sections
+    "dev_faint_inverted_dark": EMAppearance(
+        voxel_size=(1.25, 0.6, 0.6),
+        extent_um=(40.0, 76.0, 76.0),
+        neuropil=0.58,
+        neuropil_membrane=0.26,
+        cytoplasm=0.47,
+        plasma_membrane=0.22,
+        nucleus=0.64,
+        envelope=0.26,
+        nucleolus=0.32,
+        myelinated_axons=22,
+        glia=9,
+        noise=0.09,
+        gradient=0.35,
+        blur_um=0.4,
+        inverted=True,
+    ),
+    # inverted, 2 µm sections on a coarse 0.8 µm grid, dim somata with a bright nucleus, three
+    # dendrites each, many myelinated axons
+    "dev_inverted_thick_dim": EMAppearance(
+        voxel_size=(2.0, 0.8, 0.8),
+        extent_um=(50.0, 80.0, 80.0),
+        neuropil=0.6,
+        cytoplasm=0.53,
+        plasma_membrane=0.26,
+        nucleus=0.74,
+        envelope=0.3,
+        nucleolus=0.28,
+        dendrites=3,
+        myelinated_axons=30,
+        glia=12,
+        noise=0.085,
+        gradient=0.25,
+        inverted=True,
+    ),
 }
 
 HELDOUT_PRESETS: dict[str, EMAppearance] = {
