@@ -13,9 +13,12 @@ length, which is dropped as a tube. Somata are the response's peaks above ``shel
 radius; bodies of the wrong size or far off the typical brightness (vessel lumen) are
 rejected. In a block of faint somata (``shell_threshold`` itself decides) a second pass keeps
 weaker shells, down to :data:`WEAK_SHELL_FRACTION` of it, that overlap no soma kept, hold a
-nuclear envelope and have no membranes inside. With a trained ``detector`` the shells are
-proposed down to :data:`PROPOSAL_FRACTION` of the threshold and the U-Net's soma probability
-decides; a shell it adds may not overlap a soma already kept.
+nuclear envelope and have no membranes inside, and a third pass keeps shells down to
+:data:`LOCAL_PASS_FLOOR` of it whose local response (against a staining gradient), interior
+and nucleus, in robust units over the block's peaks, add up to :data:`LOCAL_PASS_SCORE`.
+With a trained ``detector`` the shells are proposed down to :data:`PROPOSAL_FRACTION` of the
+threshold and the U-Net's soma probability decides (the second and third passes' shells with
+its plain agreement); a shell it adds may not overlap a soma already kept.
 ``cue="contrast"`` keeps the earlier path: local edge energy thresholded, opened, filled,
 split by a distance-transform watershed.
 
@@ -614,8 +617,9 @@ def _shell_bodies(
     """Somata as balls of their best shell radius around the shell response's peaks: those
     above the threshold used (``shell_threshold``, raised to ``shell_fraction`` of the median
     such peak's), then, when ``shell_threshold`` itself was the threshold used (a block of
-    faint somata), a second pass (:func:`_nucleated_smooth`) over the weaker shells down to
-    :data:`WEAK_SHELL_FRACTION` of it that overlap no soma kept."""
+    faint somata), the weaker shells that overlap no soma kept and pass the second pass
+    (down to :data:`WEAK_SHELL_FRACTION` of it, :func:`_nucleated_smooth`) or the third
+    (down to :data:`LOCAL_PASS_FLOOR`, :func:`_shell_evidence`)."""
     p = run["params"]
     threshold = float(p.shell_threshold)
     peaks, radius, response = _shell_peaks(run, image, LOCAL_PASS_FLOOR * threshold, 0.0, progress)
@@ -733,9 +737,8 @@ def _verified_shell_bodies(
     path keeps stays unless its support is below a quarter of ``probability_threshold``; a
     weaker one is added when its support reaches halfway from ``probability_threshold`` to 1
     and its ball overlaps no soma kept so far (:func:`_add_without_overlap`); in a block of
-    faint somata a shell down to :data:`WEAK_SHELL_FRACTION` of the threshold that passes the
-    classical second pass's test (:func:`_nucleated_smooth`) needs a support of only
-    ``probability_threshold``.
+    faint somata a shell that passes the classical second or third pass's test
+    (:func:`_shell_evidence`) needs a support of only ``probability_threshold``.
     The painted somata teach the network what a soma of this volume looks like; the shells
     say where bodies of soma size and shape are."""
     p = run["params"]
@@ -744,7 +747,7 @@ def _verified_shell_bodies(
     peaks, radius, response = _shell_peaks(
         run,
         image,
-        min(PROPOSAL_FRACTION, WEAK_SHELL_FRACTION) * threshold,
+        min(PROPOSAL_FRACTION, WEAK_SHELL_FRACTION, LOCAL_PASS_FLOOR) * threshold,
         0.0,
         progress.stage(0.6, 1.0, "shells"),
     )
@@ -758,11 +761,13 @@ def _verified_shell_bodies(
     pt = float(p.probability_threshold)
     kept = (strength >= classical) & (support >= 0.25 * pt)
     proposed = ~kept & (strength >= PROPOSAL_FRACTION * threshold) & (support >= 0.5 * (1 + pt))
-    # the classical second pass's evidence (nucleus, membrane-free interior) lets a weak
-    # shell in with the U-Net's plain agreement (support at probability_threshold)
-    weak = ~kept & ~proposed & (strength >= WEAK_SHELL_FRACTION * threshold) & (support >= pt)
+    # the classical second and third passes' evidence lets a weak shell in with the U-Net's
+    # plain agreement (support at probability_threshold; half of it cost precision on dev)
+    weak = ~kept & ~proposed & (support >= pt)
     if weak.any() and classical <= threshold:
-        proposed |= weak & _nucleated_smooth(run, image, peaks, radius)
+        evidence = _shell_evidence(run, image, peaks, radius, response)
+        second = (strength >= WEAK_SHELL_FRACTION * threshold) & evidence["nucleated_smooth"]
+        proposed |= weak & (second | evidence["local_pass"])
     keep = _add_without_overlap(peaks, radius, run["work_vs"], kept, proposed, strength)
     run["record"]["threshold_used"] = pt
     run["record"]["n_added_by_unet"] = int(keep.sum() - kept.sum())

@@ -321,3 +321,33 @@ def test_irregular_somata_render_with_their_truth():
             assert np.median(ratios) > lowest
         else:  # measured axis ratios 0.72-0.89
             assert np.median(ratios) < 0.85
+
+
+class _ConstantDetector:
+    """A stand-in U-Net whose soma probability is ``value`` everywhere."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def predict_working(self, image, callback=None):
+        return np.full(image.shape, self.value, dtype=np.float32)
+
+
+def test_unet_path_admits_the_classical_passes_with_its_agreement(monkeypatch):
+    """With a fine-tuned detector the shells of the classical second and third passes need
+    the U-Net's agreement: a U-Net that agrees plainly (0.75, above probability_threshold but
+    below the 0.85 that lets it add shells of its own) admits exactly the classical path's
+    somata; one that does not agree (0.3) admits none of the weak shells."""
+    from napari_mesoscale.segment import em
+
+    s = render_em_preset("dev_inverted_thick_dim", seed=0)
+    run = dict(voxel_size=s.voxel_size, cell_diameter=9.0)
+    classical = detect_somata_em(s.volume, **run)
+    agreeing = detect_somata_em(s.volume, **run, detector=_ConstantDetector(0.75))
+    refusing = detect_somata_em(s.volume, **run, detector=_ConstantDetector(0.3))
+    monkeypatch.setattr(em, "LOCAL_PASS_SCORE", np.inf)
+    monkeypatch.setattr(em, "NUCLEUS_EVIDENCE", np.inf)
+    first_pass = detect_somata_em(s.volume, **run)
+    assert classical.parameters["n_weak_shells_added"] >= 4
+    np.testing.assert_allclose(agreeing.positions, classical.positions)
+    np.testing.assert_allclose(refusing.positions, first_pass.positions)
