@@ -782,6 +782,7 @@ def detect_point_sources(
     frame_rate: float | None = None,
     threshold: float | str | None = None,
     min_distance: float | None = None,
+    min_activity: float | None = None,
     scales: tuple[float, ...] | None = None,
     roi_radius: float | None = None,
     neuropil_radii: tuple[float, float] | None = None,
@@ -807,8 +808,9 @@ def detect_point_sources(
     voxel_size : sequence of float
         Voxel size in µm, (z, y, x); (y, x) or (z, y, x) for a plane (the result of a plane
         keeps (y, x)).
-    cell_diameter, frame_rate, threshold, min_distance, scales, roi_radius, neuropil_radii, \
-neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, slab_frames
+    cell_diameter, frame_rate, threshold, min_distance, min_activity, scales, roi_radius, \
+neuropil_radii, neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, \
+slab_frames
         The detection parameters: fields of
         :class:`~napari_mesoscale.segment.params.DetectionParams`, which gives each one's
         meaning, unit, default and valid range. ``None`` takes the value from ``params``.
@@ -878,7 +880,7 @@ neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, s
         positions=_positions_um(run, cells["centres"]),
         labels=cells["labels"].reshape(run.out_shape),
         voxel_size=tuple(run.out_vs),
-        features=_source_features(images, cells, dff),
+        features=_source_features(run, images, cells, dff),
         traces=traces.T,
         neuropil=None if np_traces is None else np_traces.T,
         dff=dff.T,
@@ -988,7 +990,8 @@ def _find_cells(
     white = float(np.median(std[std > 0])) / math.sqrt(run.n_frames)
     blob = {"voxel_size": run.vs3, "cell_diameter": p.cell_diameter, "scales": tuple(p.scales)}
     response, _ = blob_response(images["mean"], noise=white, **blob)
-    noises = _calibrated_noise(run, null, white, response)
+    background = _background_voxels(response > AUTO_FLOOR, run.vs3, 0.5 * p.cell_diameter)
+    noises = _calibrated_noise(run, null, white, background)
     run.record["noise_correction"] = [round(n / white, 4) for n in noises]
     if max(noises) > white:
         response, _ = blob_response(images["mean"], noise=noises, **blob)
@@ -1009,12 +1012,27 @@ def _find_cells(
             f"no cell-sized object above the threshold ({p.threshold} noise units); lower "
             "`threshold` or check cell_diameter and voxel_size."
         )
+    activity = _activity_z(run, images["correlation"], peaks, background)
+    if p.min_activity is not None:
+        active = activity >= p.min_activity
+        run.record["n_inactive_dropped"] = int(np.sum(~active))
+        peaks, activity = peaks[active], activity[active]
+        if len(peaks) == 0:
+            return (
+                f"no blob above the threshold is active (activity_z >= {p.min_activity}); "
+                "lower `min_activity` or give None to keep silent blobs."
+            )
     progress.report(1.0, f"{len(peaks)} cells")
-    return {"response": response, "peaks": peaks, "centres": _refine(response, peaks)}
+    return {
+        "response": response,
+        "peaks": peaks,
+        "centres": _refine(response, peaks),
+        "activity": activity,
+    }
 
 
 def _calibrated_noise(
-    run: _Run, null: np.ndarray, white: float, white_z: np.ndarray
+    run: _Run, null: np.ndarray, white: float, background: np.ndarray
 ) -> list[float]:
     """Noise of the mean image, per scale, as the blob filter sees it.
 
@@ -1023,13 +1041,11 @@ def _calibrated_noise(
     blurred camera) or in time (slow fluctuations) gives the filtered mean image more
     variance than that, and its texture passes for cells. The null image (the movie's own
     noise with the steady image removed, :func:`summary_images`) filtered at each scale
-    measures it, on the background only: voxels within half a cell diameter of a blob above
-    the detection floor in ``white_z`` are left out, since a cell's activity changes between
-    the quarters of the movie and would pass for noise. The larger of the two levels is used,
-    so white noise keeps its level.
+    measures it, on the ``background`` only (voxels away from blobs above the detection
+    floor), since a cell's activity changes between the quarters of the movie and would pass
+    for noise. The larger of the two levels is used, so white noise keeps its level.
     """
     p = run.params
-    background = _background_voxels(white_z > AUTO_FLOOR, run.vs3, 0.5 * p.cell_diameter)
     noises = []
     for scale in p.scales:
         null_z, _ = blob_response(
@@ -1071,7 +1087,8 @@ def _grow_rois(run: _Run, cells: dict[str, Any], progress: Progress) -> None:
         remap = np.zeros(len(keep) + 1, dtype=np.int32)
         remap[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
         labels = remap[labels]
-        cells["centres"], cells["peaks"] = cells["centres"][keep], cells["peaks"][keep]
+        for key in ("centres", "peaks", "activity"):
+            cells[key] = cells[key][keep]
         sizes = sizes[keep]
         annuli = [a for a, k in zip(annuli, keep, strict=True) if k]
     cells.update(labels=labels, annuli=annuli, sizes=sizes)
@@ -1101,7 +1118,7 @@ def _dff_and_rates(
 
 
 def _source_features(
-    images: dict[str, np.ndarray], cells: dict[str, Any], dff: np.ndarray
+    run: _Run, images: dict[str, np.ndarray], cells: dict[str, Any], dff: np.ndarray
 ) -> pd.DataFrame:
     """id, size, brightness (mean image in the ROI), snr (of the dF/F), blob response (z-score
     against the calibrated noise of the mean image) and its one-sided Gaussian ``p_value``."""
@@ -1123,8 +1140,27 @@ def _source_features(
             "snr": np.nan_to_num(snr.astype(float), nan=0.0, posinf=0.0),
             "response": response,
             "p_value": norm.sf(response),
+            "activity_z": cells["activity"].astype(float),
         }
     )
+
+
+def _activity_z(
+    run: _Run, correlation: np.ndarray, peaks: np.ndarray, background: np.ndarray
+) -> np.ndarray:
+    """How active each source is: the local correlation image averaged over a box of the ROI
+    radius at its peak, in robust standard deviations above the same average over the
+    background (voxels away from any bright blob). A bright but silent blob (a static texture,
+    or the template that registering noise imprints on the mean image) scores near 0; an
+    active cell scores high."""
+    half = np.floor(run.params.roi_radius / np.asarray(run.vs3, dtype=float)).astype(int)
+    size = tuple(int(2 * h + 1) for h in half)
+    local = ndimage.uniform_filter(correlation.astype(np.float32), size=size, mode="reflect")
+    spread = robust_sd(local[background])
+    if not spread > 0:
+        return np.zeros(len(peaks))
+    centre = float(np.median(local[background]))
+    return ((local[tuple(peaks.T)] - centre) / spread).astype(float)
 
 
 def _positions_um(run: _Run, centres: np.ndarray) -> np.ndarray:

@@ -40,6 +40,13 @@ class DetectionParams(Params):
         never below ``AUTO_FLOOR`` noise units.
     min_distance : float or None
         Smallest centre-to-centre distance in µm (None: ``0.5 * cell_diameter``).
+    min_activity : float or None
+        Drop sources whose ``activity_z`` (local correlation image over the ROI, in robust
+        standard deviations above the background's) is below this. None keeps every bright
+        blob: silent cells included, but also static bright texture and the template that
+        registering pure noise imprints on the mean image (all scored below 3 on the dev
+        movies, active toy cells 5.6 and above). Sparse-firing dim cells score low too
+        (about 1 on the realistic calcium preset at SNR 2), hence off by default.
     scales : tuple of float
         Blob sizes tried, as multiples of the Gaussian width matched to ``cell_diameter``.
         One scale of 0.8 separates touching cells best on the toy brain; several scales
@@ -80,6 +87,12 @@ class DetectionParams(Params):
         "smallest centre-to-centre distance (default half the cell diameter)",
         unit="µm",
         minimum=0.0,
+        gui=False,
+    )
+    min_activity: float | None = param(
+        None,
+        "drop sources less active than this (activity_z; None keeps silent blobs)",
+        unit="robust sd",
         gui=False,
     )
     scales: tuple[float, ...] = param(
