@@ -64,12 +64,15 @@ def noise_movie(kind: str, shape, n_frames: int, seed: int) -> np.ndarray:
     raise ValueError(kind)
 
 
+MIN_ACTIVITY: dict = {}  # {"min_activity": value} when --min-activity is given
+
+
 def _detect(movie, frame_rate=5.0):
     start = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = detect_point_sources(
-            movie, voxel_size=VOXEL, cell_diameter=DIAMETER, frame_rate=frame_rate
+            movie, voxel_size=VOXEL, cell_diameter=DIAMETER, frame_rate=frame_rate, **MIN_ACTIVITY
         )
     return result, time.process_time() - start
 
@@ -146,7 +149,11 @@ def main() -> None:
     parser.add_argument("--tag", default="")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--quick", action="store_true", help="small volumes only")
+    parser.add_argument("--min-activity", type=float, default=None, help="detection gate")
+    parser.add_argument("--toy-only", action="store_true", help="skip the noise movies")
     args = parser.parse_args()
+    if args.min_activity is not None:
+        MIN_ACTIVITY["min_activity"] = args.min_activity
     kinds = ["gauss", "poisson_100", "poisson_3", "toy_background", "blurred", "ar1"]
     sizes = [((16, 64, 64), 200, 3), ((32, 96, 96), 200, 3)]
     if not args.quick:
@@ -155,7 +162,8 @@ def main() -> None:
         "load_average_start": os.getloadavg(),
         "dev_seeds": [0, 1, 2],
         "seeds": args.seeds,
-        "noise": noise_rows(kinds, sizes, args.seeds),
+        "min_activity": args.min_activity,
+        "noise": [] if args.toy_only else noise_rows(kinds, sizes, args.seeds),
         "toy": toy_rows(args.seeds[:2], TOY if not args.quick else TOY[:2]),
         "load_average_end": os.getloadavg(),
     }
