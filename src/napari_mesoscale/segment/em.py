@@ -968,8 +968,12 @@ def somata_from_labels(
 
 
 def _merge_enclosed(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge every segment whose only face neighbour is one other segment into that one (not
-    touching the volume's faces); returns the merged labels and the enclosing labels."""
+    """Merge every segment whose only face neighbour inside the volume is one other segment
+    into that one; returns the merged labels and the enclosing labels.
+
+    The volume's own faces do not count as a neighbour: a nucleus cut by the block's face is
+    still enclosed by its soma (its contact with the outside says nothing).
+    """
     padded = np.pad(labels, 1, constant_values=-1) + 1  # 0: outside the volume
     base = int(padded.max()) + 1
     codes = []
@@ -981,13 +985,15 @@ def _merge_enclosed(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         codes.extend([lo * base + hi, hi * base + lo])
     codes = np.unique(np.concatenate(codes))
     pairs = np.stack([codes // base, codes % base], 1) - 1
-    pairs = pairs[pairs[:, 0] > 0]
+    pairs = pairs[(pairs[:, 0] > 0) & (pairs[:, 1] >= 0)]
     if len(pairs) == 0:
         return labels, np.zeros(0, dtype=np.int64)
     owners, counts = np.unique(pairs[:, 0], return_counts=True)
     single = owners[counts == 1]
     neighbour = dict(pairs[np.isin(pairs[:, 0], single)].tolist())
-    enclosed = {a: b for a, b in neighbour.items() if b > 0}
+    sizes = np.bincount(labels.reshape(-1).clip(0))
+    # the smaller of two segments that only touch each other is the enclosed one
+    enclosed = {a: b for a, b in neighbour.items() if b > 0 and sizes[a] < sizes[b]}
     if not enclosed:
         return labels, np.zeros(0, dtype=np.int64)
     lookup = np.arange(int(labels.max()) + 1, dtype=np.int64)
