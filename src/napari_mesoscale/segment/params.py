@@ -33,8 +33,10 @@ class DetectionParams(Params):
         Frames per second; sets the baseline window and deconvolution time scale. Without it
         the baseline window is a quarter of the movie.
     threshold : float or "auto"
-        Detection threshold as a z-score of the blob response over the shot noise of the
-        mean image (noise estimated from the median temporal standard deviation). ``"auto"``
+        Detection threshold as a z-score of the blob response over the noise of the mean
+        image: the median temporal standard deviation over sqrt(T), through the filter's gain
+        at each voxel (larger at the faces), raised when the movie's own noise (the difference
+        of its quarters) shows spatial or temporal correlation. ``"auto"``
         places it in the gap between the two modes of the peak responses (background texture
         vs cells, split by Otsu's method on log responses) when they are well separated, and
         never below ``AUTO_FLOOR`` noise units.
