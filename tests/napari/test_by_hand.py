@@ -114,7 +114,6 @@ def test_build_connectome_as_docked_on_the_sample(make_napari_viewer, qtbot):
     assert len(transmission.data) > 0
 
 
-
 def test_fit_takes_the_rois_connectome_and_stimulus_the_cells_carry(make_napari_viewer, qtbot):
     """On the connectome sample the fit ran without ROIs (no layers added), connectome, stimulus."""
     viewer = make_napari_viewer()
@@ -264,3 +263,56 @@ def test_motion_plot_keeps_the_quality_axis_on_the_right(qtbot):
     assert plot.axes.yaxis.get_label_position() == "left"
     labels = [text.get_text() for text in plot.quality_axes.get_legend().get_texts()]
     assert "quality" in labels
+
+
+@pytest.mark.slow  # about 90 s on a loaded machine: the second run registers the movie
+def test_detecting_on_a_movie_of_noise_finds_no_cells(make_napari_viewer, qtbot):
+    # noise blurred over about a voxel (as after registration), no cells: dozens of sources
+    # before the blob response was calibrated on the movie's own noise
+    from scipy import ndimage
+
+    from napari_mesoscale.napari._detect_widgets import DetectPointSourcesWidget
+
+    rng = np.random.default_rng([13, 0x5EED])
+    noise = ndimage.gaussian_filter(rng.standard_normal((100, 16, 48, 48)), (0, 0.5, 1, 1))
+    viewer = make_napari_viewer()
+    viewer.add_image((100 + 40 * noise).astype(np.float32), name="noise", scale=(1, 2, 1, 1))
+    widget = DetectPointSourcesWidget(viewer)
+    widget._movie.value = "noise"
+    widget._diameter.value = 8.0
+    widget._motion.value = "no"
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=180_000)
+    assert widget.last_error is None, widget.last_error
+    assert len(widget.last_result) == 0
+    points = [layer for layer in viewer.layers if layer.name.endswith("points")]
+    assert all(len(layer.data) == 0 for layer in points)
+    # registering pure noise ("auto" finds motion in it) imprints the registration template
+    # on the mean image: a few bright blobs remain, and their activity_z flags them silent
+    widget._motion.value = "auto"
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=180_000)
+    assert widget.last_error is None, widget.last_error
+    features = widget.last_result.features
+    assert len(features) == 0 or features["activity_z"].max() < 3
+
+
+def test_somata_from_the_toy_truth_labels_are_all_found(make_napari_viewer, qtbot):
+    # the toy brain's soma labels on its calcium grid (2 x 1 x 1 µm): 97 of 100 before the
+    # bodies were measured whole (their eroded cores were 1-4 voxels, "elongated")
+    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
+    from napari_mesoscale.segment import match_points
+    from napari_mesoscale.synth import make_toy_brain
+
+    truth = make_toy_brain(100, n_frames=10, em=False, seed=0, render=None)
+    viewer = make_napari_viewer()
+    viewer.add_labels(np.asarray(truth.soma_labels), name="truth", scale=truth.voxel_size)
+    widget = DetectSomataWidget(viewer)
+    widget._method.value = "from a labels layer"
+    widget._segmentation.value = "truth"
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
+    assert widget.last_error is None, widget.last_error
+    points = viewer.layers["truth somata points"]
+    match = match_points(points.data, truth.positions, 2.0)
+    assert match.n_matched == len(points.data) == 100

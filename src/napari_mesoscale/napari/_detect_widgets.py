@@ -2,9 +2,10 @@
 
 Each collects layers and parameters (voxel size from the layer's ``scale``), runs one core call
 of :mod:`napari_mesoscale.segment` in a worker (progress, cancel) and adds the result as
-layers: a Points layer of centres in µm (``features``: id, size, brightness, snr) and a Labels
-layer of ROIs at the input's voxel size. The result object is pushed into napari's console
-(``sources``, ``somata``, ``detector``) with the one-line Python equivalent.
+layers: a Points layer of centres in µm (``features``: id, size, brightness, snr; calcium also
+response, p_value, activity_z) and a Labels layer of ROIs at the input's voxel size. The result
+object is pushed into napari's console (``sources``, ``somata``, ``detector``) with the one-line
+Python equivalent.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +143,7 @@ def summary_images(
     slab_frames: int | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
     progress_span: tuple[float, float] = (0.0, 1.0),
+    null_image: bool = False,
 ) -> dict[str, np.ndarray]:
     """Mean, maximum, standard deviation and local correlation images, in one pass over time.
 
@@ -161,6 +162,12 @@ def summary_images(
     progress_span : (float, float)
         Deprecated: the part of the callback's 0..1 this call covers (pass
         ``Progress.stage(start, end)`` as the callback instead).
+    null_image : bool
+        Also return ``null``: the mean of the first and last quarters of the movie minus the
+        mean of the two middle quarters, scaled to the noise of the mean image. It holds the
+        movie's own noise, spatially and temporally correlated as it is, without the steady
+        image (cells, background) and without a linear drift: detection calibrates its
+        noise level on it.
 
     Returns
     -------
@@ -181,6 +188,8 @@ def summary_images(
     axes = [a for a in range(3) if spatial[a] > 1]
     s1 = np.zeros(n_voxels, dtype=np.float64)
     s2 = np.zeros(n_voxels, dtype=np.float64)
+    split = np.zeros(n_voxels, dtype=np.float64) if null_image else None
+    frame_signs = _split_signs(n_frames)
     b1 = np.zeros(spatial, dtype=np.float64)
     b2 = np.zeros(spatial, dtype=np.float64)
     n_bins = 0
@@ -203,6 +212,8 @@ def summary_images(
         # raw moments in float32 per slab (few frames), accumulated in float64
         s1 += x.sum(axis=0)
         s2 += np.einsum("ij,ij->j", x, x)
+        if split is not None:
+            split += frame_signs[t0:t1] @ x
         # correlation statistics on binned frames (a remainder carries to the next slab)
         if bin_frames > 1 or len(carry):
             x = np.concatenate([carry, x]) if len(carry) else x
@@ -249,12 +260,29 @@ def summary_images(
     correlation = corr_sum / np.maximum(corr_count, 1)
     if vmax is None:
         vmax = np.zeros(n_voxels, np.float32)
-    return {
+    images = {
         "mean": mean.astype(np.float32).reshape(spatial),
         "max": vmax.astype(np.float32).reshape(spatial),
         "std": std.astype(np.float32).reshape(spatial),
         "correlation": correlation.astype(np.float32),
     }
+    if split is not None:
+        images["null"] = split.astype(np.float32).reshape(spatial)
+    return images
+
+
+def _split_signs(n_frames: int) -> np.ndarray:
+    """Per frame, +w in the first and last quarters, -w in the middle two (ABBA, so a linear
+    drift cancels), w chosen so that the signed sum of white noise has the variance of the
+    mean of all frames."""
+    quarter = (4 * np.arange(n_frames)) // max(n_frames, 1)
+    outer = (quarter == 0) | (quarter == 3)
+    n_a, n_b = int(outer.sum()), int(n_frames - outer.sum())
+    if n_a == 0 or n_b == 0:
+        return np.zeros(n_frames, dtype=np.float32)
+    # var(mean_a - mean_b) = s² (1/n_a + 1/n_b); var(mean) = s² / T
+    scale = 1.0 / math.sqrt(n_frames * (1.0 / n_a + 1.0 / n_b))
+    return np.where(outer, scale / n_a, -scale / n_b).astype(np.float32)
 
 
 def _shortened(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
@@ -285,25 +313,70 @@ def _dog_noise_gain(sigma: np.ndarray, ratio: float) -> float:
     return math.sqrt(max(aa - 2 * ab + bb, 1e-12))
 
 
+def _axis_kernel_products(n: int, s: float, ratio: float) -> tuple[np.ndarray, ...]:
+    """Per position along one axis of ``n`` voxels: the squared norm of the narrow and of the
+    wide Gaussian filter row and their inner product, with scipy's ``reflect`` border (the
+    kernel folds back at the border, so a border voxel sees its neighbours twice)."""
+    if s <= 0 or n == 1:
+        ones = np.ones(n)
+        return ones, ones, ones
+    reach = int(4.0 * ratio * s + 0.5) + 1  # beyond this, no folding
+    m = min(n, 2 * reach + 1)
+    eye = np.eye(m)
+    ka = ndimage.gaussian_filter1d(eye, s, axis=0, mode="reflect")
+    kb = ndimage.gaussian_filter1d(eye, ratio * s, axis=0, mode="reflect")
+    products = [(ka * ka).sum(axis=1), (ka * kb).sum(axis=1), (kb * kb).sum(axis=1)]
+    if m == n:
+        return tuple(products)
+    out = []
+    for short in products:
+        full = np.full(n, short[reach])
+        full[:reach] = short[:reach]
+        full[n - reach :] = short[m - reach :]
+        out.append(full)
+    return tuple(out)
+
+
+def dog_noise_map(shape: tuple[int, ...], sigma: np.ndarray, ratio: float) -> np.ndarray:
+    """Standard deviation, per voxel, of the difference of Gaussians of unit white noise.
+
+    Inside the volume it is :func:`_dog_noise_gain`; within a kernel's reach of a face it is
+    larger (up to about twice at a corner), because the ``reflect`` border counts the noise of
+    the voxels near the face twice. Dividing by this map, not by the interior value, keeps
+    noise at the faces from passing for cells.
+    """
+    norms = [1.0, 1.0, 1.0]  # squared narrow, cross, squared wide
+    for axis, (n, s) in enumerate(zip(shape, sigma, strict=True)):
+        view = [1] * len(shape)
+        view[axis] = n
+        for k, values in enumerate(_axis_kernel_products(int(n), float(s), ratio)):
+            norms[k] = norms[k] * values.reshape(view)
+    variance = norms[0] - 2 * norms[1] + norms[2]
+    return np.sqrt(np.maximum(variance, 1e-12)).astype(np.float32)
+
+
 def blob_response(
     image: np.ndarray,
     *,
     voxel_size: tuple[float, float, float],
     cell_diameter: float,
     scales: tuple[float, ...] = (0.8,),
-    noise: float = 1.0,
+    noise: float | Sequence[float] = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scale-space difference-of-Gaussians response to bright cell-sized blobs.
 
     Gaussian widths are set in µm (``scale * radius / sqrt(ndim)``, the width at which the
     Laplacian of Gaussian responds most to a ball of that radius) and converted to voxels
     per axis, so anisotropic voxels are honoured. Each scale's response is divided by the
-    response of the filter to white noise of standard deviation ``noise``, so the result is
-    a z-score; the maximum over scales is returned with the index of the winning scale.
+    response of the filter to white noise of standard deviation ``noise`` (one value, or one
+    per scale), voxel by voxel (:func:`dog_noise_map`: the faces see more noise), so the
+    result is a z-score; the maximum over scales is returned with the index of the winning
+    scale.
     """
     vs = np.asarray(voxel_size, dtype=float)
     n_dims = int(np.sum(np.asarray(image.shape) > 1))
     radius = cell_diameter / 2.0
+    noises = np.broadcast_to(np.asarray(noise, dtype=float), (len(scales),))
     best = None
     best_scale = None
     image = image.astype(np.float32, copy=False)
@@ -313,7 +386,9 @@ def blob_response(
         narrow = ndimage.gaussian_filter(image, sigma, mode="reflect")
         wide = ndimage.gaussian_filter(image, DOG_RATIO * sigma, mode="reflect")
         narrow -= wide
-        narrow /= np.float32(_dog_noise_gain(sigma, DOG_RATIO) * noise)
+        del wide
+        narrow /= dog_noise_map(image.shape, sigma, DOG_RATIO)
+        narrow /= np.float32(noises[k])
         if best is None:
             best = narrow
             best_scale = np.zeros(image.shape, dtype=np.int8)
@@ -321,8 +396,15 @@ def blob_response(
             better = narrow > best
             best[better] = narrow[better]
             best_scale[better] = k
-        del wide
     return best, best_scale
+
+
+def robust_sd(values: np.ndarray) -> float:
+    """Standard deviation from the median absolute deviation (Gaussian-consistent)."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if values.size == 0:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(values - np.median(values))))
 
 
 _MAX_OFFSETS = 20_000_000  # voxels in one ellipsoid's box: ~0.5 GB of int64 offsets
@@ -700,6 +782,7 @@ def detect_point_sources(
     frame_rate: float | None = None,
     threshold: float | str | None = None,
     min_distance: float | None = None,
+    min_activity: float | None = None,
     scales: tuple[float, ...] | None = None,
     roi_radius: float | None = None,
     neuropil_radii: tuple[float, float] | None = None,
@@ -725,8 +808,9 @@ def detect_point_sources(
     voxel_size : sequence of float
         Voxel size in µm, (z, y, x); (y, x) or (z, y, x) for a plane (the result of a plane
         keeps (y, x)).
-    cell_diameter, frame_rate, threshold, min_distance, scales, roi_radius, neuropil_radii, \
-neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, slab_frames
+    cell_diameter, frame_rate, threshold, min_distance, min_activity, scales, roi_radius, \
+neuropil_radii, neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, \
+slab_frames
         The detection parameters: fields of
         :class:`~napari_mesoscale.segment.params.DetectionParams`, which gives each one's
         meaning, unit, default and valid range. ``None`` takes the value from ``params``.
@@ -766,18 +850,20 @@ neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, s
         **{k: v for k, v in locals().items() if k in _DETECTION_FIELDS}
     )
     progress = Progress.wrap(callback, DetectionCancelled)
-    movie, motion = _register_first(
-        movie, voxel_size, register_motion, registered_output, progress
-    )
+    movie, motion = _register_first(movie, voxel_size, register_motion, registered_output, progress)
     if motion is not None:
         progress = progress.stage(0.1, 1.0, "detecting")
     run = _prepare_run(movie, voxel_size, p)
     if int(np.prod(run.movie.shape)) == 0:
         return _no_sources(run, progress, f"the movie is empty (shape {tuple(movie.shape)}).")
     images = summary_images(
-        run.movie, slab_frames=p.slab_frames, callback=progress.stage(0.0, 0.45, "summary images")
+        run.movie,
+        slab_frames=p.slab_frames,
+        callback=progress.stage(0.0, 0.45, "summary images"),
+        null_image=True,
     )
-    cells = _find_cells(run, images, progress.stage(0.45, 0.52, "detecting cells"))
+    null = images.pop("null")
+    cells = _find_cells(run, images, null, progress.stage(0.45, 0.52, "detecting cells"))
     if isinstance(cells, str):
         return _no_sources(run, progress, cells, images)
     _grow_rois(run, cells, progress.stage(0.52, 0.55, "growing ROIs"))
@@ -794,7 +880,7 @@ neuropil_coefficient, baseline_window_s, baseline_percentile, deconvolve, tau, s
         positions=_positions_um(run, cells["centres"]),
         labels=cells["labels"].reshape(run.out_shape),
         voxel_size=tuple(run.out_vs),
-        features=_source_features(images, cells, dff),
+        features=_source_features(run, images, cells, dff),
         traces=traces.T,
         neuropil=None if np_traces is None else np_traces.T,
         dff=dff.T,
@@ -893,7 +979,7 @@ def _no_sources(
 
 
 def _find_cells(
-    run: _Run, images: dict[str, np.ndarray], progress: Progress
+    run: _Run, images: dict[str, np.ndarray], null: np.ndarray, progress: Progress
 ) -> dict[str, np.ndarray] | str:
     """Candidate centres: peaks of the blob response above the threshold (or why none)."""
     p = run.params
@@ -901,14 +987,14 @@ def _find_cells(
     if not np.any(std > 0):
         return "the movie does not change over time (constant), so no cell is active."
     progress.report(0.0)
-    noise = float(np.median(std[std > 0])) / math.sqrt(run.n_frames)
-    response, _ = blob_response(
-        images["mean"],
-        voxel_size=run.vs3,
-        cell_diameter=p.cell_diameter,
-        scales=tuple(p.scales),
-        noise=noise,
-    )
+    white = float(np.median(std[std > 0])) / math.sqrt(run.n_frames)
+    blob = {"voxel_size": run.vs3, "cell_diameter": p.cell_diameter, "scales": tuple(p.scales)}
+    response, _ = blob_response(images["mean"], noise=white, **blob)
+    background = _background_voxels(response > AUTO_FLOOR, run.vs3, 0.5 * p.cell_diameter)
+    noises = _calibrated_noise(run, null, white, background)
+    run.record["noise_correction"] = [round(n / white, 4) for n in noises]
+    if max(noises) > white:
+        response, _ = blob_response(images["mean"], noise=noises, **blob)
     if isinstance(p.threshold, str):
         candidates = find_peaks(
             response, voxel_size=run.vs3, min_distance=p.min_distance, threshold=AUTO_FLOOR
@@ -926,8 +1012,59 @@ def _find_cells(
             f"no cell-sized object above the threshold ({p.threshold} noise units); lower "
             "`threshold` or check cell_diameter and voxel_size."
         )
+    activity = _activity_z(run, images["correlation"], peaks, background)
+    if p.min_activity is not None:
+        active = activity >= p.min_activity
+        run.record["n_inactive_dropped"] = int(np.sum(~active))
+        peaks, activity = peaks[active], activity[active]
+        if len(peaks) == 0:
+            return (
+                f"no blob above the threshold is active (activity_z >= {p.min_activity}); "
+                "lower `min_activity` or give None to keep silent blobs."
+            )
     progress.report(1.0, f"{len(peaks)} cells")
-    return {"response": response, "peaks": peaks, "centres": _refine(response, peaks)}
+    return {
+        "response": response,
+        "peaks": peaks,
+        "centres": _refine(response, peaks),
+        "activity": activity,
+    }
+
+
+def _calibrated_noise(
+    run: _Run, null: np.ndarray, white: float, background: np.ndarray
+) -> list[float]:
+    """Noise of the mean image, per scale, as the blob filter sees it.
+
+    ``white`` (the median temporal standard deviation over sqrt(T)) is right for noise that
+    is white in space and time. Noise correlated in space (interpolation, registration, a
+    blurred camera) or in time (slow fluctuations) gives the filtered mean image more
+    variance than that, and its texture passes for cells. The null image (the movie's own
+    noise with the steady image removed, :func:`summary_images`) filtered at each scale
+    measures it, on the ``background`` only (voxels away from blobs above the detection
+    floor), since a cell's activity changes between the quarters of the movie and would pass
+    for noise. The larger of the two levels is used, so white noise keeps its level.
+    """
+    p = run.params
+    noises = []
+    for scale in p.scales:
+        null_z, _ = blob_response(
+            null, voxel_size=run.vs3, cell_diameter=p.cell_diameter, scales=(scale,), noise=white
+        )
+        factor = robust_sd(null_z[background])
+        noises.append(white * max(1.0, factor if np.isfinite(factor) else 1.0))
+    return noises
+
+
+def _background_voxels(strong: np.ndarray, vs3: tuple[float, ...], reach_um: float) -> np.ndarray:
+    """Voxels farther than ``reach_um`` (per axis) from any ``strong`` voxel; all voxels when
+    that leaves under a tenth of the volume (a movie packed with cells)."""
+    half = np.floor(reach_um / np.asarray(vs3, dtype=float)).astype(int)
+    size = tuple(int(2 * h + 1) if n > 1 else 1 for h, n in zip(half, strong.shape, strict=True))
+    background = ~ndimage.maximum_filter(strong, size=size, mode="constant")
+    if background.sum() < 0.1 * background.size:
+        return np.ones_like(background)
+    return background
 
 
 def _grow_rois(run: _Run, cells: dict[str, Any], progress: Progress) -> None:
@@ -950,7 +1087,8 @@ def _grow_rois(run: _Run, cells: dict[str, Any], progress: Progress) -> None:
         remap = np.zeros(len(keep) + 1, dtype=np.int32)
         remap[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
         labels = remap[labels]
-        cells["centres"], cells["peaks"] = cells["centres"][keep], cells["peaks"][keep]
+        for key in ("centres", "peaks", "activity"):
+            cells[key] = cells[key][keep]
         sizes = sizes[keep]
         annuli = [a for a, k in zip(annuli, keep, strict=True) if k]
     cells.update(labels=labels, annuli=annuli, sizes=sizes)
@@ -980,9 +1118,12 @@ def _dff_and_rates(
 
 
 def _source_features(
-    images: dict[str, np.ndarray], cells: dict[str, Any], dff: np.ndarray
+    run: _Run, images: dict[str, np.ndarray], cells: dict[str, Any], dff: np.ndarray
 ) -> pd.DataFrame:
-    """id, size, brightness (mean image in the ROI), snr (of the dF/F) and blob response."""
+    """id, size, brightness (mean image in the ROI), snr (of the dF/F), blob response (z-score
+    against the calibrated noise of the mean image) and its one-sided Gaussian ``p_value``."""
+    from scipy.stats import norm
+
     n_cells = len(cells["centres"])
     brightness = ndimage.mean(
         images["mean"].reshape(-1), cells["labels"].reshape(-1), index=np.arange(1, n_cells + 1)
@@ -990,15 +1131,36 @@ def _source_features(
     noise_sd = _noise_sd(dff.astype(np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):
         snr = np.nanpercentile(dff, 99, axis=1) / noise_sd
+    response = cells["response"][tuple(cells["peaks"].T)].astype(float)
     return pd.DataFrame(
         {
             "id": np.arange(1, n_cells + 1, dtype=np.int64),
             "size": cells["sizes"].astype(np.int64),
             "brightness": np.asarray(brightness, dtype=float),
             "snr": np.nan_to_num(snr.astype(float), nan=0.0, posinf=0.0),
-            "response": cells["response"][tuple(cells["peaks"].T)].astype(float),
+            "response": response,
+            "p_value": norm.sf(response),
+            "activity_z": cells["activity"].astype(float),
         }
     )
+
+
+def _activity_z(
+    run: _Run, correlation: np.ndarray, peaks: np.ndarray, background: np.ndarray
+) -> np.ndarray:
+    """How active each source is: the local correlation image averaged over a box of the ROI
+    radius at its peak, in robust standard deviations above the same average over the
+    background (voxels away from any bright blob). A bright but silent blob (a static texture,
+    or the template that registering noise imprints on the mean image) scores near 0; an
+    active cell scores high."""
+    half = np.floor(run.params.roi_radius / np.asarray(run.vs3, dtype=float)).astype(int)
+    size = tuple(int(2 * h + 1) for h in half)
+    local = ndimage.uniform_filter(correlation.astype(np.float32), size=size, mode="reflect")
+    spread = robust_sd(local[background])
+    if not spread > 0:
+        return np.zeros(len(peaks))
+    centre = float(np.median(local[background]))
+    return ((local[tuple(peaks.T)] - centre) / spread).astype(float)
 
 
 def _positions_um(run: _Run, centres: np.ndarray) -> np.ndarray:

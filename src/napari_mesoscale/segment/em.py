@@ -1043,8 +1043,12 @@ def somata_from_labels(
 
 
 def _merge_enclosed(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge every segment whose only face neighbour is one other segment into that one (not
-    touching the volume's faces); returns the merged labels and the enclosing labels."""
+    """Merge every segment whose only face neighbour inside the volume is one other segment
+    into that one; returns the merged labels and the enclosing labels.
+
+    The volume's own faces do not count as a neighbour: a nucleus cut by the block's face is
+    still enclosed by its soma (its contact with the outside says nothing).
+    """
     padded = np.pad(labels, 1, constant_values=-1) + 1  # 0: outside the volume
     base = int(padded.max()) + 1
     codes = []
@@ -1056,13 +1060,15 @@ def _merge_enclosed(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         codes.extend([lo * base + hi, hi * base + lo])
     codes = np.unique(np.concatenate(codes))
     pairs = np.stack([codes // base, codes % base], 1) - 1
-    pairs = pairs[pairs[:, 0] > 0]
+    pairs = pairs[(pairs[:, 0] > 0) & (pairs[:, 1] >= 0)]
     if len(pairs) == 0:
         return labels, np.zeros(0, dtype=np.int64)
     owners, counts = np.unique(pairs[:, 0], return_counts=True)
     single = owners[counts == 1]
     neighbour = dict(pairs[np.isin(pairs[:, 0], single)].tolist())
-    enclosed = {a: b for a, b in neighbour.items() if b > 0}
+    sizes = np.bincount(labels.reshape(-1).clip(0))
+    # the smaller of two segments that only touch each other is the enclosed one
+    enclosed = {a: b for a, b in neighbour.items() if b > 0 and sizes[a] < sizes[b]}
     if not enclosed:
         return labels, np.zeros(0, dtype=np.int64)
     lookup = np.arange(int(labels.max()) + 1, dtype=np.int64)
@@ -1072,8 +1078,14 @@ def _merge_enclosed(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _thick_part_table(labels: np.ndarray, vs: tuple[float, ...], trim: float) -> pd.DataFrame:
-    """Measures of each segment's voxels deeper than ``trim`` µm inside it (diameter with the
-    trimmed depth added back); segments without such voxels are left out."""
+    """Measures of each segment's body: its morphological opening by a ball of ``trim`` µm.
+
+    The core (voxels deeper than ``trim`` µm inside the segment) is grown back by ``trim``
+    within the same segment, which cuts neurites thinner than ``2 * trim`` and keeps the
+    soma whole. Measuring the core alone fails on coarse grids: a soma a few voxels across
+    keeps a core of 1-4 voxels whose elongation and diameter say nothing of its shape.
+    Segments without a core are left out.
+    """
     inner = labels > 0
     for axis in range(3):
         same = np.diff(labels, axis=axis) == 0
@@ -1085,10 +1097,16 @@ def _thick_part_table(labels: np.ndarray, vs: tuple[float, ...], trim: float) ->
         edge[tuple(sl_hi)] &= same
         inner &= edge
     depth = ndimage.distance_transform_edt(inner, sampling=vs)
-    thick = np.where(depth >= trim, labels, 0)
-    table = _label_measures(thick, vs)
-    table["diameter_um"] = table["diameter_um"] + 2 * trim
-    return table
+    core = depth >= trim
+    if not core.any():
+        return _label_measures(np.zeros_like(labels), vs)
+    indices = np.empty((3, *labels.shape), dtype=np.int32)
+    reach = ndimage.distance_transform_edt(~core, sampling=vs, return_indices=True, indices=indices)
+    nearest_core_label = labels[tuple(indices)]
+    del indices
+    # the core lies trim inside the outermost voxel layer: grow back to that layer's centres
+    body = (reach <= trim + max(vs) + 1e-9) & (nearest_core_label == labels)
+    return _label_measures(np.where(body, labels, 0), vs)
 
 
 def label_table(labels: np.ndarray, *, voxel_size: Any) -> pd.DataFrame:

@@ -33,13 +33,22 @@ class DetectionParams(Params):
         Frames per second; sets the baseline window and deconvolution time scale. Without it
         the baseline window is a quarter of the movie.
     threshold : float or "auto"
-        Detection threshold as a z-score of the blob response over the shot noise of the
-        mean image (noise estimated from the median temporal standard deviation). ``"auto"``
+        Detection threshold as a z-score of the blob response over the noise of the mean
+        image: the median temporal standard deviation over sqrt(T), through the filter's gain
+        at each voxel (larger at the faces), raised when the movie's own noise (the difference
+        of its quarters) shows spatial or temporal correlation. ``"auto"``
         places it in the gap between the two modes of the peak responses (background texture
         vs cells, split by Otsu's method on log responses) when they are well separated, and
         never below ``AUTO_FLOOR`` noise units.
     min_distance : float or None
         Smallest centre-to-centre distance in µm (None: ``0.5 * cell_diameter``).
+    min_activity : float or None
+        Drop sources whose ``activity_z`` (local correlation image over the ROI, in robust
+        standard deviations above the background's) is below this. None keeps every bright
+        blob: silent cells included, but also static bright texture and the template that
+        registering pure noise imprints on the mean image (all scored below 3 on the dev
+        movies, active toy cells 5.6 and above). Sparse-firing dim cells score low too
+        (about 1 on the realistic calcium preset at SNR 2), hence off by default.
     scales : tuple of float
         Blob sizes tried, as multiples of the Gaussian width matched to ``cell_diameter``.
         One scale of 0.8 separates touching cells best on the toy brain; several scales
@@ -80,6 +89,12 @@ class DetectionParams(Params):
         "smallest centre-to-centre distance (default half the cell diameter)",
         unit="µm",
         minimum=0.0,
+        gui=False,
+    )
+    min_activity: float | None = param(
+        None,
+        "drop sources less active than this (activity_z; None keeps silent blobs)",
+        unit="robust sd",
         gui=False,
     )
     scales: tuple[float, ...] = param(

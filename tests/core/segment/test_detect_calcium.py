@@ -7,6 +7,7 @@ import warnings
 import dask.array as da
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from napari_mesoscale.segment import (
     DetectionCancelled,
@@ -277,6 +278,100 @@ def test_pure_noise_gives_few_sources():
         warnings.simplefilter("ignore")
         result = detect_point_sources(movie, voxel_size=(2, 1, 1), cell_diameter=6.0)
     assert len(result) == 0
+
+
+def _noise_movie(kind: str, shape, n_frames: int, seed: int) -> np.ndarray:
+    """Noise without cells; the seeds used here (>= 10) were not used to design the null."""
+    rng = np.random.default_rng([seed, 0x5EED])
+    size = (n_frames, *shape)
+    if kind == "poisson":
+        return rng.poisson(3, size=size).astype(np.uint16)
+    white = rng.standard_normal(size, dtype=np.float32)
+    if kind == "zero_mean":  # white noise around 0: only the faces could make a blob
+        return white
+    if kind == "blurred":  # spatially correlated, as after interpolation or registration
+        blurred = ndimage.gaussian_filter(white, (0, 0.5, 1.0, 1.0))
+        return 100 + 10 * blurred / blurred.std()
+    for t in range(1, n_frames):  # "ar1": temporally correlated, rho 0.8
+        white[t] = 0.8 * white[t - 1] + 0.6 * white[t]
+    return 100 + 10 * white
+
+
+@pytest.mark.parametrize("kind", ["zero_mean", "poisson", "blurred", "ar1"])
+@pytest.mark.parametrize("seed", [10, 11])
+def test_noise_without_cells_gives_no_sources(kind, seed):
+    movie = _noise_movie(kind, (16, 64, 64), 200, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = detect_point_sources(movie, voxel_size=(2, 1, 1), cell_diameter=8.0)
+    assert len(result) == 0, result.features
+    # measured on the dev seeds: 1.00-1.04 for white noise, 3.2-3.4 (blurred), 2.8-2.9 (AR 0.8)
+    correction = result.parameters["noise_correction"][0]
+    if kind in ("zero_mean", "poisson"):
+        assert correction == pytest.approx(1.0, abs=0.05)
+    else:
+        assert correction > 1.5
+
+
+def test_noise_in_the_toy_brains_volume_gives_no_sources():
+    # the toy brain's default volume (64 x 128 x 128 voxels of 2 x 1 x 1 µm) and photon scale
+    rng = np.random.default_rng([12, 0x5EED])
+    movie = (100 + rng.poisson(6, size=(100, 64, 128, 128))).astype(np.uint16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = detect_point_sources(movie, voxel_size=(2, 1, 1), cell_diameter=8.0)
+    assert len(result) == 0
+
+
+def test_blob_noise_map_matches_filtered_noise_at_the_faces():
+    from napari_mesoscale.segment.calcium import DOG_RATIO, dog_noise_map
+
+    shape, sigma = (12, 30, 30), np.array([1.0, 2.0, 2.0])
+    expected = dog_noise_map(shape, sigma, DOG_RATIO)
+    rng = np.random.default_rng(0)
+    squares = np.zeros(shape)
+    for _ in range(300):
+        x = rng.standard_normal(shape).astype(np.float32)
+        dog = ndimage.gaussian_filter(x, sigma, mode="reflect")
+        dog -= ndimage.gaussian_filter(x, DOG_RATIO * sigma, mode="reflect")
+        squares += dog.astype(np.float64) ** 2
+    measured = np.sqrt(squares / 300)
+    assert np.median(np.abs(measured / expected - 1)) < 0.05
+    # a corner sees more than twice the noise of the interior
+    assert expected[0, 0, 0] > 2 * expected[6, 15, 15]
+    assert measured[0, 0, 0] > 2 * measured[6, 15, 15]
+
+
+def test_sources_carry_their_significance(brain, sources):
+    features = sources.features
+    assert {"response", "p_value", "activity_z"} <= set(features.columns)
+    assert np.all(features["p_value"] < 1e-10)  # every source is far above the noise
+    match = match_points(sources.positions, brain.positions, max_distance=4.0)
+    # the true cells are active: their local correlation stands above the background's
+    assert np.median(features["activity_z"].to_numpy()[match.detected_index]) > 3
+
+
+def test_min_activity_drops_static_blobs_and_keeps_the_cells(brain, sources):
+    # cell-sized bright blobs that never change, in shot noise: bright, not active
+    rng = np.random.default_rng([14, 0x5EED])
+    static = np.zeros((16, 64, 64), np.float32)
+    static[tuple(rng.integers((2, 6, 6), (14, 58, 58), size=(12, 3)).T)] = 1.0
+    static = 20 + 400 * ndimage.gaussian_filter(static, (1.0, 2.0, 2.0))
+    movie = rng.poisson(static, size=(200, *static.shape)).astype(np.uint16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bright = detect_point_sources(movie, voxel_size=(2, 1, 1), cell_diameter=8.0)
+        active = detect_point_sources(
+            movie, voxel_size=(2, 1, 1), cell_diameter=8.0, min_activity=4.0
+        )
+    assert len(bright) >= 8  # the mean image alone takes them for cells
+    assert np.all(bright.features["activity_z"] < 3)
+    assert len(active) == 0
+    gated = detect_point_sources(
+        brain.movie, voxel_size=brain.voxel_size, cell_diameter=8.0, min_activity=4.0
+    )
+    match = match_points(gated.positions, brain.positions, max_distance=4.0)
+    assert match.f1 >= match_points(sources.positions, brain.positions, 4.0).f1
 
 
 def test_bad_threshold(brain):
