@@ -64,8 +64,9 @@ def main() -> None:
                 "cpu_seconds": round(time.process_time() - cpu, 1),
                 "info": info,
             }
-            print(m, model, [round(r, 3) for r in rs], row["seconds"], row["cpu_seconds"],
-                  flush=True)
+            print(
+                m, model, [round(r, 3) for r in rs], row["seconds"], row["cpu_seconds"], flush=True
+            )
             results["rows"].append(row)
             results["load_average"] = os.getloadavg()
             write_json(args.out, results)
