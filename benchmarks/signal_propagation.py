@@ -944,6 +944,42 @@ def paper_metric(A: np.ndarray, names: list[str], strains, rng, alpha: float = 0
     return out
 
 
+def anatomy_common_pairs(A: np.ndarray, names: list[str], rng, alpha: float = 0.3) -> dict:
+    """Anatomy's in-sample r in each strain on the pairs measured in *both* strains (so the
+    comparison is not one of which pairs each strain's experiments happened to measure), with
+    the stimulated neurons resampled *paired* (the same draw in both strains)."""
+    normalised = A / max(np.max(np.abs(np.linalg.eigvals(A))), 1e-12)
+    P = np.linalg.inv(np.eye(len(A)) - alpha * normalised) - np.eye(len(A))
+    out: dict[str, Any] = {"alpha": alpha}
+    for target in ("dff", "one_minus_q"):
+        column = "dff" if target == "dff" else "q"
+        Y = {s: response_matrix(names, s, column) for s in celegans.STRAINS}
+        Y = {s: y if target == "dff" else 1.0 - y for s, y in Y.items()}
+        both = np.isfinite(Y["wt"]) & np.isfinite(Y["unc31"])
+        Y = {s: np.where(both, y, np.nan) for s, y in Y.items()}
+        columns = np.flatnonzero(both.any(axis=0))
+        draws = np.empty((500, 2))
+        for b in range(len(draws)):
+            pick = rng.choice(columns, columns.size)
+            draws[b] = [pearson(P[:, pick], Y[s][:, pick]) for s in ("wt", "unc31")]
+        r = {s: pearson(P, Y[s]) for s in ("wt", "unc31")}
+        out[target] = {
+            "pairs": int(both.sum()),
+            "stimulated_neurons": int(columns.size),
+            **{
+                s: {"r": r[s], "ci95": np.percentile(draws[:, k], [2.5, 97.5]).round(4).tolist()}
+                for k, s in enumerate(("wt", "unc31"))
+            },
+            "unc31_minus_wt": {
+                "diff": r["unc31"] - r["wt"],
+                "ci95_paired": np.percentile(draws[:, 1] - draws[:, 0], [2.5, 97.5])
+                .round(4)
+                .tolist(),
+            },
+        }
+    return out
+
+
 def add_comparisons(results: dict[str, Any], rng: np.random.Generator) -> None:
     """The target's margins (mesoscale vs every peer, per strain) and wt vs unc-31 per model."""
     for block in results["strains"].values():

@@ -208,3 +208,22 @@ def test_evoked_read_out_removes_each_responders_own_offset():
     np.testing.assert_allclose(evoked[1:, 0], W[1:, 0] * protocol.pulse)
     raw = signal_propagation.stimulate(fit, 3, np.array([0]), protocol)
     np.testing.assert_allclose(raw[1:, 0], W[1:, 0] * protocol.pulse + fit.bias[1:])
+
+
+def test_anatomy_common_pairs_scores_only_pairs_measured_in_both_strains(monkeypatch):
+    positions, A, R = _toy_atlas(n=30, seed=2)
+    unc = R.copy()
+    unc[:, :10] = np.nan  # stimulated only in wild type: must not count
+    unc[np.isfinite(unc)] += 5.0  # an offset changes no correlation
+    matrices = {("wt", "dff"): R, ("unc31", "dff"): unc}
+    matrices |= {(s, "q"): 1.0 - m for (s, _), m in list(matrices.items())}
+    monkeypatch.setattr(
+        signal_propagation,
+        "response_matrix",
+        lambda names, strain, column="dff": matrices[strain, column],
+    )
+    out = signal_propagation.anatomy_common_pairs(A, [], np.random.default_rng(0))
+    both = np.isfinite(R) & np.isfinite(unc)
+    assert out["dff"]["pairs"] == both.sum() and out["dff"]["stimulated_neurons"] == 20
+    assert out["dff"]["wt"]["r"] == pytest.approx(out["dff"]["unc31"]["r"])  # same pairs
+    assert out["dff"]["unc31_minus_wt"]["ci95_paired"] == [0.0, 0.0]
