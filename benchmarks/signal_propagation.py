@@ -41,6 +41,14 @@ Models, on the same folds:
   by R[j, i] (how the held-out neuron responded when i was stimulated); non-negative weights
   fitted on 5 inner folds of the training neurons (cross-fitted linear predictions there).
   ``receptive-field pooling`` and ``reciprocal responses`` are each readout alone.
+  ``receptive-field readout, scale chosen`` also chooses on the inner folds whether each
+  component is scaled within the fold it is applied to (``READOUT_SCALES``).
+* ``mesoscale (readout drive)`` — the mesoscale model (``fit_mesoscale``) whose frozen drive
+  is that readout (``readout_drive``: cross-fitted columns for the training neurons, the
+  held-out prediction for the test neurons), trained on the training stimulations with the
+  frame before the response masked but for the pulse; its prediction is the evoked response
+  (the pulse run minus the rest run; ``READOUT_DRIVE_PROTOCOL``). ``mesoscale (evoked)`` is
+  the same protocol with the connectome as drive.
 
 ``--seeds S`` fits every mesoscale model S times per fold (seeds k, k + 10, …; seed k is the
 first run's; for the readout models the seed is the inner split); a fold's r is the mean
