@@ -41,6 +41,14 @@ Models, on the same folds:
   by R[j, i] (how the held-out neuron responded when i was stimulated); non-negative weights
   fitted on 5 inner folds of the training neurons (cross-fitted linear predictions there).
   ``receptive-field pooling`` and ``reciprocal responses`` are each readout alone.
+  ``receptive-field readout, scale chosen`` also chooses on the inner folds whether each
+  component is scaled within the fold it is applied to (``READOUT_SCALES``).
+* ``mesoscale (readout drive)`` — the mesoscale model (``fit_mesoscale``) whose frozen drive
+  is that readout (``readout_drive``: cross-fitted columns for the training neurons, the
+  held-out prediction for the test neurons), trained on the training stimulations with the
+  frame before the response masked but for the pulse; its prediction is the evoked response
+  (the pulse run minus the rest run; ``READOUT_DRIVE_PROTOCOL``). ``mesoscale (evoked)`` is
+  the same protocol with the connectome as drive.
 
 ``--seeds S`` fits every mesoscale model S times per fold (seeds k, k + 10, …; seed k is the
 first run's; for the readout models the seed is the inner split); a fold's r is the mean
@@ -80,7 +88,7 @@ import argparse
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +210,15 @@ class Protocol:
     #: edge also reversed (responses travel against the chemical direction too: on the
     #: training columns of every fold, one hop both ways correlates better with the atlas)
     drive_edges: str = "as_wired"
+    #: every neuron but the stimulated one NaN (the training mean) in the frames between the
+    #: pulse and the response, in training and in silico: the pulse is then the only input
+    #: that moves the drive (no offset from the other neurons' rest, whose z is not 0)
+    mask_pulse_frames: bool = False
+    #: the prediction is the *evoked* response: the in-silico run with the pulse minus the same
+    #: run with the stimulated neuron at rest (ΔF/F 0), as the atlas's ΔF/F is relative to the
+    #: pre-stimulus baseline; it removes each responder's own offset (its fitted bias, which
+    #: was 75–80 % of the variance of the raw prediction on an inner fold)
+    evoked: bool = False
 
     def options(self) -> dict[str, Any]:
         return dict(self.fit_options)
@@ -250,6 +267,8 @@ def mesoscale_fit(
     )
     if responses is not None:
         activity = replace_responses(activity, responses, names, train_names, protocol)
+    if protocol.mask_pulse_frames:
+        activity = mask_pulse_frames(activity, names, train_names, protocol)
     adjacency = sp.csr_matrix(drive_adjacency(A, protocol.drive_edges).T)  # pre → post
     return fit_mesoscale(
         activity,
@@ -281,7 +300,30 @@ def replace_responses(activity, responses, names, train_names, protocol) -> np.n
     return activity
 
 
+def mask_pulse_frames(activity, names, train_names, protocol) -> np.ndarray:
+    """The trials with every neuron but the stimulated one NaN in the frames between the
+    pulse's onset and the responders' first move (``Protocol.mask_pulse_frames``)."""
+    frames, lag = protocol.frames_per_trial, protocol.response_lag_frames
+    index = {n: k for k, n in enumerate(names)}
+    activity = activity.copy()
+    for trial, name in enumerate(train_names):
+        block = activity[trial * frames + 1 : trial * frames + 1 + lag]
+        pulse = block[:, index[name]].copy()
+        block[:] = np.nan
+        block[:, index[name]] = pulse
+    return activity
+
+
 def predict_mesoscale(fit, n: int, test: np.ndarray, protocol: Protocol) -> np.ndarray:
+    """In-silico stimulation of every test neuron (``stimulate``); with ``protocol.evoked``
+    minus the same run with the stimulated neuron at rest."""
+    response = stimulate(fit, n, test, protocol)
+    if protocol.evoked:
+        response = response - stimulate(fit, n, test, replace(protocol, pulse=0.0))
+    return response
+
+
+def stimulate(fit, n: int, test: np.ndarray, protocol: Protocol) -> np.ndarray:
     """Free-running in-silico stimulation of every test neuron at once, clamped each step.
 
     The same time course as a training trial: frame 0 at rest with the stimulus off, then the
@@ -298,6 +340,8 @@ def predict_mesoscale(fit, n: int, test: np.ndarray, protocol: Protocol) -> np.n
         drive = np.full((len(test) + 1, 1), 1.0 if t > 1 else 0.0)
         stacked = np.vstack([state, np.zeros((1, n))])
         trace[t] = fit.predict(stacked, stimulus=drive if protocol.stimulus else None)[1:]
+        if protocol.mask_pulse_frames and t <= protocol.response_lag_frames:
+            trace[t] = np.nan  # as in training: only the pulse in the frames before the response
         trace[t, rows, test] = protocol.pulse
     return trace[protocol.read_from :].mean(axis=0).T  # (N, len(test))
 
@@ -515,6 +559,22 @@ def readout_components(R, positions, train, test, linear, width_um) -> dict[str,
     }
 
 
+#: How the readout's components are scaled before their weights apply (chosen on inner folds):
+#: "as fitted" — one scale per component, from the inner folds, also applied to the outer
+#: fold; "per fold" — every component divided by its sd within the fold it is applied to
+#: (all responders, all of the fold's stimulated neurons: no response is read), so that a
+#: component whose spread differs between the inner fits and the outer fit (the linear
+#: model's: its outer predictions spread ~1.7× more on wild type fold 0) enters with the
+#: share its weight was fitted for.
+READOUT_SCALES = ("as fitted", "per fold")
+
+
+def scaled_components(parts: dict, keys, scale: str) -> dict:
+    if scale == "as fitted":
+        return parts
+    return {k: parts[k] / (np.std(parts[k]) + 1e-12) for k in keys}
+
+
 def readout_weights(parts: list[dict], targets: list[np.ndarray], keys) -> np.ndarray:
     """Non-negative least squares of the pooled targets on the standardised components;
     returns weights already divided by each component's sd."""
@@ -528,52 +588,120 @@ def readout_weights(parts: list[dict], targets: list[np.ndarray], keys) -> np.nd
     return weights / scale if weights.any() else 1.0 / scale
 
 
+def combine(parts: dict, keys, weights: np.ndarray) -> np.ndarray:
+    return np.tensordot(np.stack([parts[k] for k in keys], -1), weights, axes=1)
+
+
 def readout_inner_r(parts, targets, keys) -> float:
     """Mean r over inner folds, each scored with weights fitted on the other inner folds."""
     rs = []
     for m in range(len(parts)):
         rest = [k for k in range(len(parts)) if k != m]
         w = readout_weights([parts[k] for k in rest], [targets[k] for k in rest], keys)
-        prediction = np.tensordot(np.stack([parts[m][k] for k in keys], -1), w, axes=1)
-        rs.append(pearson(prediction, targets[m]))
+        rs.append(pearson(combine(parts[m], keys, w), targets[m]))
     return float(np.nanmean(rs))
 
 
-def predict_readout(model, A, R, positions, train, test, linear, seed, folds=5, cache=None):
-    """A readout model (``READOUT_MODELS``): the field width and the components' weights
-    chosen on inner folds of the training neurons (split by ``seed``), then applied to the
-    held-out columns. No held-out column is read."""
-    keys = READOUT_MODELS[model]
-    cache = {} if cache is None else cache
-    if seed not in cache:  # the inner connectome-linear fits, shared by the readout models
+def inner_linear_fits(A, R, train, seed, folds, cache) -> tuple[list, list]:
+    """The inner split of the training neurons (by ``seed``) and the connectome-linear fit of
+    each inner fold, shared by every readout model and the readout drive."""
+    if seed not in cache:
         inner = [
             np.sort(h)
             for h in np.array_split(np.random.default_rng(seed).permutation(train), folds)
         ]
         fits = [predict_connectome_linear(A, R, np.setdiff1d(train, h), h)[0] for h in inner]
         cache[seed] = (inner, fits)
-    inner, fits = cache[seed]
+    return cache[seed]
+
+
+def fit_readout(model, A, R, positions, train, test, linear, seed, scales, folds=5, cache=None):
+    """Choose a readout's field width and component scaling on inner folds of the training
+    neurons (split by ``seed``), fit its weights there; returns the held-out prediction, the
+    cross-fitted prediction of every training column (each from components that did not read
+    it) and what was chosen. No held-out column is read."""
+    keys = READOUT_MODELS[model]
+    inner, fits = inner_linear_fits(A, R, train, seed, folds, {} if cache is None else cache)
     targets = [R[:, h] for h in inner]
+    widths = FIELD_WIDTHS_UM if "field" in keys else FIELD_WIDTHS_UM[:1]
     scores = {}
-    for width in FIELD_WIDTHS_UM:
-        parts = [
+    for width in widths:
+        raw = [
             readout_components(R, positions, np.setdiff1d(train, h), h, lin, width)
             for h, lin in zip(inner, fits, strict=True)
         ]
-        scores[width] = (readout_inner_r(parts, targets, keys), parts)
-    width = max(scores, key=lambda w: scores[w][0]) if "field" in keys else FIELD_WIDTHS_UM[0]
-    weights = readout_weights(scores[width][1], targets, keys)
+        for scale in scales:
+            parts = [scaled_components(p, keys, scale) for p in raw]
+            scores[width, scale] = (readout_inner_r(parts, targets, keys), parts)
+    width, scale = max(scores, key=lambda c: scores[c][0])
+    parts = scores[width, scale][1]
+    weights = readout_weights(parts, targets, keys)
     outer = readout_components(R, positions, train, test, linear, width)
-    prediction = np.tensordot(np.stack([outer[k] for k in keys], -1), weights, axes=1)
+    prediction = combine(scaled_components(outer, keys, scale), keys, weights)
+    crossfit = np.full_like(R, np.nan)
+    for h, p in zip(inner, parts, strict=True):
+        crossfit[:, h] = combine(p, keys, weights)
     info = {
         "field_width_um": width,
-        "inner_r_per_width": {str(w): s[0] for w, s in scores.items()},
+        "scale": scale,
+        "inner_r": {f"{w} um, {s}": v[0] for (w, s), v in scores.items()},
         "weights": dict(zip(keys, weights.round(4).tolist(), strict=True)),
     }
+    return prediction, crossfit, info
+
+
+def predict_readout(model, A, R, positions, train, test, linear, seed, folds=5, cache=None):
+    """A readout model (``READOUT_MODELS``): the field width (and, for the models named
+    "…, scale chosen", the components' scaling, ``READOUT_SCALES``) and the components'
+    weights chosen on inner folds of the training neurons, then applied to the held-out
+    columns."""
+    base = model.removesuffix(SCALE_CHOSEN)
+    scales = READOUT_SCALES if model.endswith(SCALE_CHOSEN) else READOUT_SCALES[:1]
+    prediction, _, info = fit_readout(
+        base, A, R, positions, train, test, linear, seed, scales, folds, cache
+    )
     return prediction, info
 
 
-MESOSCALE_MODELS = ("mesoscale", "mesoscale (atlas drive)", "mesoscale residual")
+#: Suffix of the readout models whose component scaling is chosen on inner folds.
+SCALE_CHOSEN = ", scale chosen"
+READOUT_MODELS[f"receptive-field readout{SCALE_CHOSEN}"] = READOUT_MODELS["receptive-field readout"]
+
+
+def readout_drive(readout_fit, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The mesoscale model's drive, [post, pre]: column j = the receptive-field readout's
+    prediction of the responses to j — cross-fitted for a training neuron (from components
+    that never read its column), the held-out prediction for a test neuron — scaled to unit
+    sd over the training columns; every other column 0."""
+    prediction, crossfit, _ = readout_fit
+    drive = np.zeros_like(crossfit)
+    drive[:, train] = crossfit[:, train]
+    drive[:, test] = prediction
+    drive /= np.std(crossfit[:, train]) + 1e-12
+    np.fill_diagonal(drive, 0.0)
+    return drive
+
+
+#: The mesoscale model whose drive is the receptive-field readout (``readout_drive``): the same
+#: trials as ``SELECTED_PROTOCOL``, the drive frozen at the readout's columns without any
+#: rescaling per neuron, the frames before the response masked but for the pulse.
+READOUT_DRIVE_PROTOCOL = replace(
+    SELECTED_PROTOCOL,
+    fit_options=(*SELECTED_PROTOCOL.fit_options, ("kernel_normalisation", "none")),
+    mask_pulse_frames=True,
+    evoked=True,
+)
+#: The same trials and evoked read-out with the connectome as the drive (its default L1
+#: kernels): what the readout drive adds over the anatomy in the same network and protocol.
+EVOKED_PROTOCOL = replace(SELECTED_PROTOCOL, mask_pulse_frames=True, evoked=True)
+
+MESOSCALE_MODELS = (
+    "mesoscale",
+    "mesoscale (atlas drive)",
+    "mesoscale residual",
+    "mesoscale (readout drive)",
+    "mesoscale (evoked)",
+)
 BASELINES = ("responder mean", "anatomy", "connectome linear")
 READOUTS = tuple(READOUT_MODELS)
 
@@ -611,6 +739,8 @@ def predict_fold(model, setting, names, positions, A, R, strain, train, test, ca
             for seed in seeds
         ]
         return [p for p, _ in runs], {"per_seed": [i for _, i in runs]}
+    if model == "mesoscale (readout drive)":
+        return predict_readout_drive(setting, names, positions, A, R, strain, train, test, cache)
     if model == "mesoscale residual":
         linear, _ = predict_fold(
             "connectome linear", setting, names, positions, A, R, strain, train, test, cache
@@ -619,7 +749,7 @@ def predict_fold(model, setting, names, positions, A, R, strain, train, test, ca
             setting, names, positions, A, R, strain, train, test, linear[0], seeds
         )
     drive = atlas_adjacency(R, train) if model == "mesoscale (atlas drive)" else A
-    protocol = setting.protocol
+    protocol = EVOKED_PROTOCOL if model == "mesoscale (evoked)" else setting.protocol
     if model == "mesoscale (atlas drive)":  # already both ways; drive_edges would double it
         protocol = Protocol(**{**asdict(protocol), "drive_edges": "as_wired"})
     predictions, fits = [], []
@@ -639,6 +769,46 @@ def predict_fold(model, setting, names, positions, A, R, strain, train, test, ca
         fits.append(fit)
     cache.setdefault("fits", {})[model] = fits
     return predictions, {}
+
+
+def predict_readout_drive(setting, names, positions, A, R, strain, train, test, cache):
+    """The mesoscale model (``fit_mesoscale``) with the receptive-field readout as its frozen
+    drive, one fit per seed; the seed also picks the readout's inner split (as for the
+    readout rows, so the two compare on the same inner fits)."""
+    linear, _ = predict_fold(
+        "connectome linear", setting, names, positions, A, R, strain, train, test, cache
+    )
+    connectome = drive_adjacency(A, setting.protocol.drive_edges)
+    predictions, infos = [], []
+    for seed in [cache["fold"] + 10 * s for s in range(setting.seeds)]:
+        readout = fit_readout(
+            "receptive-field readout",
+            connectome,
+            R,
+            positions,
+            train,
+            test,
+            linear[0],
+            seed,
+            READOUT_SCALES,
+            cache=cache.setdefault("inner_linear", {}),
+        )
+        drive = readout_drive(readout, train, test)
+        fit = mesoscale_fit(
+            names,
+            positions,
+            drive,
+            strain,
+            [names[j] for j in train],
+            setting.device,
+            setting.epochs,
+            seed=seed,
+            protocol=READOUT_DRIVE_PROTOCOL,
+        )
+        predictions.append(predict_mesoscale(fit, len(names), test, READOUT_DRIVE_PROTOCOL))
+        infos.append({**readout[2], "drive_r_held_out": pearson(readout[0], R[:, test])})
+        cache.setdefault("fits", {}).setdefault("mesoscale (readout drive)", []).append(fit)
+    return predictions, {"per_seed": infos}
 
 
 def score_row(per_seed: list[list[float]], ensemble, significant, extras, rng) -> dict:
@@ -779,6 +949,42 @@ def paper_metric(A: np.ndarray, names: list[str], strains, rng, alpha: float = 0
                 }
             block[target] = row
         out[label] = block
+    return out
+
+
+def anatomy_common_pairs(A: np.ndarray, names: list[str], rng, alpha: float = 0.3) -> dict:
+    """Anatomy's in-sample r in each strain on the pairs measured in *both* strains (so the
+    comparison is not one of which pairs each strain's experiments happened to measure), with
+    the stimulated neurons resampled *paired* (the same draw in both strains)."""
+    normalised = A / max(np.max(np.abs(np.linalg.eigvals(A))), 1e-12)
+    P = np.linalg.inv(np.eye(len(A)) - alpha * normalised) - np.eye(len(A))
+    out: dict[str, Any] = {"alpha": alpha}
+    for target in ("dff", "one_minus_q"):
+        column = "dff" if target == "dff" else "q"
+        Y = {s: response_matrix(names, s, column) for s in celegans.STRAINS}
+        Y = {s: y if target == "dff" else 1.0 - y for s, y in Y.items()}
+        both = np.isfinite(Y["wt"]) & np.isfinite(Y["unc31"])
+        Y = {s: np.where(both, y, np.nan) for s, y in Y.items()}
+        columns = np.flatnonzero(both.any(axis=0))
+        draws = np.empty((500, 2))
+        for b in range(len(draws)):
+            pick = rng.choice(columns, columns.size)
+            draws[b] = [pearson(P[:, pick], Y[s][:, pick]) for s in ("wt", "unc31")]
+        r = {s: pearson(P, Y[s]) for s in ("wt", "unc31")}
+        out[target] = {
+            "pairs": int(both.sum()),
+            "stimulated_neurons": int(columns.size),
+            **{
+                s: {"r": r[s], "ci95": np.percentile(draws[:, k], [2.5, 97.5]).round(4).tolist()}
+                for k, s in enumerate(("wt", "unc31"))
+            },
+            "unc31_minus_wt": {
+                "diff": r["unc31"] - r["wt"],
+                "ci95_paired": np.percentile(draws[:, 1] - draws[:, 0], [2.5, 97.5])
+                .round(4)
+                .tolist(),
+            },
+        }
     return out
 
 

@@ -113,3 +113,117 @@ def test_readout_weights_recover_a_non_negative_mixture():
     assert signal_propagation.readout_inner_r(parts, targets, ("a", "b")) > 0.99
     negative = [-t for t in targets]  # anti-correlated: NNLS gives 0, fall back to the sum
     assert np.all(signal_propagation.readout_weights(parts, negative, ("a", "b")) > 0)
+
+
+def _toy_atlas(n: int = 14, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    positions = rng.uniform(0, 40, size=(n, 3))
+    A = (rng.random((n, n)) < 0.3) * rng.integers(1, 4, size=(n, n)).astype(float)
+    np.fill_diagonal(A, 0.0)
+    R = 0.05 * A + 0.02 * rng.normal(size=(n, n))
+    R[rng.random((n, n)) < 0.2] = np.nan
+    np.fill_diagonal(R, np.nan)
+    return positions, A, R
+
+
+def test_fit_readout_and_its_drive_read_no_held_out_column():
+    positions, A, R = _toy_atlas()
+    train, test = np.arange(2, 14), np.array([0, 1])
+    linear, _ = signal_propagation.predict_connectome_linear(A, R, train, test, steps=20)
+
+    def run(R):
+        return signal_propagation.fit_readout(
+            "receptive-field readout",
+            A,
+            R,
+            positions,
+            train,
+            test,
+            linear,
+            seed=3,
+            scales=signal_propagation.READOUT_SCALES,
+            folds=3,
+        )
+
+    prediction, crossfit, info = run(R)
+    held = R.copy()
+    held[:, test] = 99.0  # what a held-out column says must not matter
+    again = run(held)
+    np.testing.assert_array_equal(again[0], prediction)
+    np.testing.assert_array_equal(again[1], crossfit)
+    assert info["scale"] in signal_propagation.READOUT_SCALES
+    assert np.isnan(crossfit[:, test]).all() and np.isfinite(crossfit[:, train]).all()
+    drive = signal_propagation.readout_drive((prediction, crossfit, info), train, test)
+    assert drive.shape == R.shape and np.all(np.diag(drive) == 0.0)
+    scale = np.std(crossfit[:, train])
+    np.testing.assert_allclose(drive[3:, 0] * scale, prediction[3:, 0])  # held-out column
+    np.testing.assert_allclose(drive[:2, 5] * scale, crossfit[:2, 5])  # cross-fitted column
+
+
+def test_per_fold_scaling_gives_every_component_unit_spread():
+    rng = np.random.default_rng(1)
+    parts = {"a": 3 * rng.normal(size=(20, 4)), "b": 0.01 * rng.normal(size=(20, 4))}
+    scaled = signal_propagation.scaled_components(parts, ("a", "b"), "per fold")
+    assert np.std(scaled["a"]) == pytest.approx(1.0) and np.std(scaled["b"]) == pytest.approx(1.0)
+    assert signal_propagation.scaled_components(parts, ("a", "b"), "as fitted") is parts
+
+
+def test_mask_pulse_frames_leaves_the_stimulated_neuron_alone():
+    protocol = signal_propagation.READOUT_DRIVE_PROTOCOL  # 3 frames, response at frame 2
+    activity = np.array(
+        [
+            [np.nan, np.nan, 0.0],
+            [0.3, 0.0, 0.0],
+            [0.3, 0.05, -0.02],  # trial of "a"
+            [np.nan, 0.0, np.nan],
+            [0.0, 0.0, 0.3],
+            [0.1, 0.0, 0.3],
+        ]  # trial of "c"
+    )
+    out = signal_propagation.mask_pulse_frames(activity, ["a", "b", "c"], ["a", "c"], protocol)
+    np.testing.assert_array_equal(out[1], [0.3, np.nan, np.nan])
+    np.testing.assert_array_equal(out[4], [np.nan, np.nan, 0.3])
+    np.testing.assert_array_equal(out[[0, 2, 3, 5]], activity[[0, 2, 3, 5]])  # rest, response
+
+
+class _LinearFit:
+    """Stands in for a MesoscaleFit: row t of ``predict`` is frame t predicted from frame t - 1,
+    next state = W @ state + bias (NaN = 0, the mean)."""
+
+    def __init__(self, W, bias):
+        self.W, self.bias = W, bias
+
+    def predict(self, activity, stimulus=None):
+        out = np.full_like(activity, np.nan)
+        out[1:] = np.nan_to_num(activity[:-1]) @ self.W.T + self.bias
+        return out
+
+
+def test_evoked_read_out_removes_each_responders_own_offset():
+    W = np.array([[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [-1.0, 0.5, 0.0]])
+    fit = _LinearFit(W, bias=np.array([0.0, 7.0, -3.0]))
+    protocol = signal_propagation.READOUT_DRIVE_PROTOCOL
+    evoked = signal_propagation.predict_mesoscale(fit, 3, np.array([0]), protocol)
+    # only the pulse moves the drive: the responders get W[:, 0] * pulse, no bias
+    np.testing.assert_allclose(evoked[1:, 0], W[1:, 0] * protocol.pulse)
+    raw = signal_propagation.stimulate(fit, 3, np.array([0]), protocol)
+    np.testing.assert_allclose(raw[1:, 0], W[1:, 0] * protocol.pulse + fit.bias[1:])
+
+
+def test_anatomy_common_pairs_scores_only_pairs_measured_in_both_strains(monkeypatch):
+    positions, A, R = _toy_atlas(n=30, seed=2)
+    unc = R.copy()
+    unc[:, :10] = np.nan  # stimulated only in wild type: must not count
+    unc[np.isfinite(unc)] += 5.0  # an offset changes no correlation
+    matrices = {("wt", "dff"): R, ("unc31", "dff"): unc}
+    matrices |= {(s, "q"): 1.0 - m for (s, _), m in list(matrices.items())}
+    monkeypatch.setattr(
+        signal_propagation,
+        "response_matrix",
+        lambda names, strain, column="dff": matrices[strain, column],
+    )
+    out = signal_propagation.anatomy_common_pairs(A, [], np.random.default_rng(0))
+    both = np.isfinite(R) & np.isfinite(unc)
+    assert out["dff"]["pairs"] == both.sum() and out["dff"]["stimulated_neurons"] == 20
+    assert out["dff"]["wt"]["r"] == pytest.approx(out["dff"]["unc31"]["r"])  # same pairs
+    assert out["dff"]["unc31_minus_wt"]["ci95_paired"] == [0.0, 0.0]
