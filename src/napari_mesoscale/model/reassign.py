@@ -65,7 +65,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from napari_mesoscale.model.core import MesoscaleNet, both_finite, frames_per_pass
+from napari_mesoscale.model.core import (
+    MesoscaleNet,
+    both_finite,
+    frames_per_pass,
+    previous_frames,
+)
 
 if TYPE_CHECKING:
     from napari_mesoscale.model.config import ModelConfig
@@ -191,6 +196,7 @@ def _outputs(
     slot: torch.Tensor,
     unit: torch.Tensor,
     n_units: int,
+    z_prev: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(T, N, B) next-state prediction of every filter for every neuron, interfaces at identity.
 
@@ -198,7 +204,7 @@ def _outputs(
     neuron's unit mean for every filter: an untried filter sees the same inputs as the current
     one (its own domain pool would be empty or hold other neurons).
     """
-    f = _features(net, z, u, slot, unit, n_units)
+    f = _features(net, z, u, slot, unit, n_units, z_prev)
     t, n, width = f.shape
     out = net.bank(f[:, :, None, :].expand(t, n, net.n_filters, width))
     return out + net.neuron_bias[:, None]
@@ -223,7 +229,9 @@ def _filter_errors(
     chunk = frames_per_pass(n, b, chunk)
     for s in range(t0, t1 - 1, chunk):
         e = min(t1 - 1, s + chunk)
-        out = _outputs(net, z[s:e], None if u is None else u[s:e], slot, unit, units.n_units)
+        prev = previous_frames(z, s, e) if net.input_lags == 2 else None
+        u_s = None if u is None else u[s:e]
+        out = _outputs(net, z[s:e], u_s, slot, unit, units.n_units, prev)
         mk = both_finite(m, s, e, z.dtype)
         err += ((out - z[s + 1 : e + 1, :, None]) ** 2 * mk[..., None]).sum(0).double()
     return err
@@ -449,7 +457,8 @@ def _em_data(
     t = torch.as_tensor(np.sort(gen.choice(t1 - t0 - 1, count, replace=False)) + t0, device=dev)
     slot = torch.as_tensor(units.slot, device=dev)
     unit = torch.as_tensor(units.unit, device=dev)
-    feats = _features(net, z[t], None if u is None else u[t], slot, unit, units.n_units)
+    prev = z[(t - 1).clamp(min=0)] if net.input_lags == 2 else None
+    feats = _features(net, z[t], None if u is None else u[t], slot, unit, units.n_units, prev)
     target = z[t + 1] - net.neuron_bias.detach()[None]
     mk = m[t + 1] * m[t]
     mean = (target * mk).sum(0) / mk.sum(0).clamp(min=1)
@@ -464,16 +473,19 @@ def _features(
     slot: torch.Tensor,
     unit: torch.Tensor,
     n_units: int,
+    z_prev: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(T, N, F) inputs of every filter for every neuron (see :func:`_outputs`)."""
+    """(T, N, F) inputs of every filter for every neuron (see :func:`_outputs`); with
+    ``input_lags=2`` the previous state ``z_prev`` (T, N) is the last feature."""
     t, n = z.shape
     drive = net.drive(z)
     s_drive = u @ net.stim_weight.T if net.n_stimulus and u is not None else torch.zeros_like(z)
     ctx = _unit_context(z, unit, n_units)
     relpos = net.relpos[torch.arange(n, device=z.device), slot]  # (N, 3)
-    return torch.cat(
-        [z[..., None], drive, s_drive[..., None], ctx, relpos[None].expand(t, n, 3)], dim=-1
-    )
+    parts = [z[..., None], drive, s_drive[..., None], ctx, relpos[None].expand(t, n, 3)]
+    if net.input_lags == 2:
+        parts.append(net.lagged(z, z_prev)[..., None])
+    return torch.cat(parts, dim=-1)
 
 
 def _unit_cost(err: torch.Tensor, units: AssignmentUnits) -> np.ndarray:
