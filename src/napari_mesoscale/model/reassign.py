@@ -204,6 +204,8 @@ def _outputs(
     neuron's unit mean for every filter: an untried filter sees the same inputs as the current
     one (its own domain pool would be empty or hold other neurons).
     """
+    if net.input_lags == 2:
+        z_prev = net.lagged(z, z_prev)
     f = _features(net, z, u, slot, unit, n_units, z_prev)
     t, n, width = f.shape
     out = net.bank(f[:, :, None, :].expand(t, n, net.n_filters, width))
@@ -457,8 +459,10 @@ def _em_data(
     t = torch.as_tensor(np.sort(gen.choice(t1 - t0 - 1, count, replace=False)) + t0, device=dev)
     slot = torch.as_tensor(units.slot, device=dev)
     unit = torch.as_tensor(units.unit, device=dev)
-    prev = z[(t - 1).clamp(min=0)] if net.input_lags == 2 else None
-    feats = _features(net, z[t], None if u is None else u[t], slot, unit, units.n_units, prev)
+    # x[t-1] stays out of the discovery's features even with input_lags=2 (training still
+    # sees it): in them it lowered the motif ARI of dev-family brain 1000 from 1.00 to 0.80
+    # and left brains 1001-1002 unchanged (benchmarks/results/motif_zoo_dev.json).
+    feats = _features(net, z[t], None if u is None else u[t], slot, unit, units.n_units)
     target = z[t + 1] - net.neuron_bias.detach()[None]
     mk = m[t + 1] * m[t]
     mean = (target * mk).sum(0) / mk.sum(0).clamp(min=1)
@@ -475,16 +479,16 @@ def _features(
     n_units: int,
     z_prev: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(T, N, F) inputs of every filter for every neuron (see :func:`_outputs`); with
-    ``input_lags=2`` the previous state ``z_prev`` (T, N) is the last feature."""
+    """(T, N, F) inputs of every filter for every neuron (see :func:`_outputs`); the previous
+    state ``z_prev`` (T, N), when given, is the last feature."""
     t, n = z.shape
     drive = net.drive(z)
     s_drive = u @ net.stim_weight.T if net.n_stimulus and u is not None else torch.zeros_like(z)
     ctx = _unit_context(z, unit, n_units)
     relpos = net.relpos[torch.arange(n, device=z.device), slot]  # (N, 3)
     parts = [z[..., None], drive, s_drive[..., None], ctx, relpos[None].expand(t, n, 3)]
-    if net.input_lags == 2:
-        parts.append(net.lagged(z, z_prev)[..., None])
+    if z_prev is not None:
+        parts.append(z_prev[..., None])
     return torch.cat(parts, dim=-1)
 
 

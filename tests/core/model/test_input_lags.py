@@ -118,14 +118,32 @@ def test_input_lags_range_is_checked():
         fit_mesoscale(x, positions, stimulus=u, n_filters=1, epochs=1, input_lags=3, **FAST)
 
 
-def test_em_discovery_runs_with_two_lags():
-    """The em discovery's linearised filters see x[t-1] too; a small dev brain still fits."""
+def test_em_discovery_is_that_of_one_lag():
+    """The em discovery groups by the one-step features whatever ``input_lags`` (x[t-1] in
+    them lowered a dev brain's motif ARI); training then uses the second lag."""
+    torch.set_num_threads(1)
+    brain = make_zoo_brain(60, 300, "dev", n_families=2, seed=0)
+    fits = [
+        fit_mesoscale(
+            brain.activity, brain.positions, connectome=brain.connectome(),
+            stimulus=brain.stimulus, n_filters=2, epochs=1, seed=0, device="cpu",
+            assignment="em", init="random", input_lags=lags, **FAST,
+        )
+        for lags in (1, 2)
+    ]
+    np.testing.assert_array_equal(fits[0].motif_labels, fits[1].motif_labels)
+    assert np.isfinite(fits[1].scores["test_mse"])
+    assert fits[1].net.input_lags == 2
+
+
+def test_alternating_reassignment_runs_with_two_lags():
+    """The alternating scheme scores every filter with x[t-1] among its inputs."""
     torch.set_num_threads(1)
     brain = make_zoo_brain(60, 300, "dev", n_families=2, seed=0)
     fit = fit_mesoscale(
         brain.activity, brain.positions, connectome=brain.connectome(),
-        stimulus=brain.stimulus, n_filters=2, epochs=1, seed=0, device="cpu",
-        assignment="em", init="random", input_lags=2, **FAST,
+        stimulus=brain.stimulus, n_filters=2, epochs=2, seed=0, device="cpu",
+        assignment="alternating", reassign_every=1, input_lags=2, **FAST,
     )
     assert np.isfinite(fit.scores["test_mse"])
     assert fit.motif_labels.shape == (60,)
