@@ -685,7 +685,8 @@ def discover_assignment(
     ``discover_restarts`` draws of k-means++ seeds on it start the EM, and the start ending
     with the lowest held-in loss wins. The number of groups is ``n_filters``, or with
     ``discover_motif_count="profile_cut"`` the count of :func:`profile_motif_count` (at most
-    ``n_filters``). The groups become the assignment logits.
+    ``n_filters``). The groups become the assignment logits. With ``input_lags=2`` the
+    linearised filters still see the one-step features only (see :func:`_em_data`).
     """
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(seed))
