@@ -11,7 +11,9 @@ Usage::
 without connectome; ``--ablations`` adds the ablation variants) for every toy-brain seed in
 ``--seeds`` and writes ``benchmarks/results/model_seeds.json`` after each seed: per-seed figures
 and a summary (median / min / max over seeds, per-seed ratios model / baseline, and whether every
-seed meets the issue's targets). It never touches ``model.json``.
+seed meets the issue's targets). It never touches ``model.json``. ``--input-lags-variants``
+adds the two default fits with ``input_lags=2`` (the filters also see x[t-1]) beside them;
+``--out`` writes the seeds JSON elsewhere (default ``model_seeds.json``).
 
 Accuracy: the default toy brain (300 neurons, 500 frames, seed 0); contiguous 70/15/15 split;
 every model scored on the same test frames (one-step and 8-step R², MSE; ratios of test MSE
@@ -61,12 +63,16 @@ def _setup_threads() -> None:
     torch.set_num_threads(1)
 
 
-def _variants(ablations: bool) -> dict:
-    """The default fits (with and without connectome), plus the ablations when asked."""
+def _variants(ablations: bool, input_lags: bool = False) -> dict:
+    """The default fits (with and without connectome), plus the ablations and the
+    ``input_lags=2`` fits when asked."""
     variants = {
         DEFAULT_MODEL: (True, {}),
         "default_no_connectome": (False, {}),
     }
+    if input_lags:
+        variants[f"{DEFAULT_MODEL}_lag2"] = (True, {"input_lags": 2})
+        variants["default_no_connectome_lag2"] = (False, {"input_lags": 2})
     if ablations:
         variants.update(ABLATIONS)
     return variants
@@ -265,23 +271,34 @@ def seeds_table(per_seed: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def accuracy_over_seeds(seeds: list[int], epochs: int, ablations: bool, quick: bool) -> dict:
-    """Run :func:`accuracy` for each toy-brain seed; write ``model_seeds.json`` after each."""
+def accuracy_over_seeds(
+    seeds: list[int],
+    epochs: int,
+    ablations: bool,
+    quick: bool,
+    input_lags: bool = False,
+    out: Path = SEEDS_RESULTS,
+) -> dict:
+    """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each."""
     t0 = time.perf_counter()
     result: dict = {
         "quick": quick,
         "epochs": epochs,
         "ablations": ablations,
+        "input_lags_variants": input_lags,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
+        "load_before": os.getloadavg(),
         "per_seed": [],
     }
     for seed in seeds:
         print(f"--- seed {seed}", flush=True)
-        result["per_seed"].append(accuracy(seed, epochs, _variants(ablations), quick))
+        result["per_seed"].append(accuracy(seed, epochs, _variants(ablations, input_lags), quick))
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
-        write_json(SEEDS_RESULTS, result)
-        print(f"wrote {SEEDS_RESULTS} ({len(result['per_seed'])} seeds)", flush=True)
+        result["cpu_seconds"] = time.process_time()
+        result["load_after"] = os.getloadavg()
+        write_json(out, result)
+        print(f"wrote {out} ({len(result['per_seed'])} seeds)", flush=True)
     print(seeds_table(result["per_seed"]), flush=True)
     return result
 
@@ -420,6 +437,14 @@ def main() -> None:
     parser.add_argument(
         "--ablations", action="store_true", help="with --accuracy-only: also the ablation variants"
     )
+    parser.add_argument(
+        "--input-lags-variants",
+        action="store_true",
+        help="with --accuracy-only: also the default fits with input_lags=2",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=SEEDS_RESULTS, help="with --accuracy-only: the JSON to write"
+    )
     parser.add_argument("--cost-child", nargs=4, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cost_child:
@@ -430,7 +455,14 @@ def main() -> None:
     _setup_threads()
     epochs = 15 if args.quick else 30
     if args.accuracy_only:
-        accuracy_over_seeds(args.seeds or [args.seed], epochs, args.ablations, args.quick)
+        accuracy_over_seeds(
+            args.seeds or [args.seed],
+            epochs,
+            args.ablations,
+            args.quick,
+            args.input_lags_variants,
+            args.out,
+        )
         return
     if args.cost_only:
         result = json.loads(RESULTS.read_text())

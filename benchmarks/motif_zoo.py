@@ -25,6 +25,9 @@ nothing tuned per brain). Methods:
     The same with the number of motifs from the data: ``discover_motif_count="profile_cut"``
     with ``n_filters`` = 8 as the upper bound (the cut distance was chosen on dev brains,
     ``benchmarks/motif_count.py``); the peers still get the true k.
+``em_random_lag2``
+    ``em_random`` with ``input_lags=2``: the filters (and the discovery's linearised filters)
+    also see the neuron's previous state x[t-1] (second-order units such as resonators).
 ``ar_kmeans`` / ``ar_kmeans_k``
     Per-neuron AR(2) + stimulus coefficients, k-means, k by silhouette / k = K.
 ``corr_spectral_k`` / ``corr_hierarchical``
@@ -41,6 +44,8 @@ update. Figures per brain and medians per method go to benchmarks/results/motif_
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/motif_zoo.py                      # 20 brains (full)
+    OMP_NUM_THREADS=1 python benchmarks/motif_zoo.py --families dev --brains 6 \
+        --fits em_random em_random_lag2 --out dev.json   # development brains (seeds 1000 + b)
     OMP_NUM_THREADS=1 python benchmarks/motif_zoo.py --brains 5 --neurons 240 --frames 1500 \\
         --epochs 10
 """
@@ -63,10 +68,11 @@ from napari_mesoscale.evaluate.motif_peers import (
     correlation_labels,
     spatial_domains,
 )
-from napari_mesoscale.synth.motif_zoo import TEST_FAMILIES, make_zoo_brain
+from napari_mesoscale.synth.motif_zoo import DEV_FAMILIES, TEST_FAMILIES, make_zoo_brain
 
 HERE = Path(__file__).resolve().parent
 SEED0 = 2000
+DEV_SEED0 = 1000  # --families dev: the development brains of benchmarks/motif_discovery_dev.py
 PEERS = ("ar_kmeans", "ar_kmeans_k", "corr_spectral_k", "corr_hierarchical")
 FITS = (
     "model",
@@ -77,6 +83,7 @@ FITS = (
     "em_random",
     "em_random_loss",
     "em_random_count",
+    "em_random_lag2",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -92,6 +99,7 @@ FIT_OPTIONS = {
         "discover_motif_count": "profile_cut",
         "n_filters": COUNT_UPPER_BOUND,
     },
+    "em_random_lag2": {"assignment": "em", "init": "random", "input_lags": 2},
 }
 
 
@@ -111,7 +119,7 @@ def _peer_labels(name: str, brain, k: int) -> np.ndarray:
 
 def run_brain(seed: int, args: argparse.Namespace) -> dict:
     brain = make_zoo_brain(
-        args.neurons, args.frames, "test", n_families=args.families_per_brain, seed=seed
+        args.neurons, args.frames, args.families, n_families=args.families_per_brain, seed=seed
     )
     k = args.n_filters or len(brain.motif_names)
     act, stim = brain.activity, brain.stimulus
@@ -184,8 +192,8 @@ def summarise(brains: list[dict]) -> dict:
 
 def merge(results: list[dict]) -> dict:
     """One result from runs over different brains or fits with the same settings."""
-    keys = ("neurons", "frames", "epochs", "families_per_brain", "n_filters")
-    settings = {tuple(r["args"][k] for k in keys) for r in results}
+    keys = ("neurons", "frames", "epochs", "families_per_brain", "n_filters", "families")
+    settings = {tuple(r["args"].get(k, "test") for k in keys) for r in results}
     if len(settings) != 1:
         raise ValueError(f"results have different settings {sorted(settings)}; cannot merge")
     by_seed: dict[int, dict] = {}
@@ -207,16 +215,18 @@ def update(result: dict, args: argparse.Namespace) -> dict:
     """Add the ``args.fits`` rows to the brains of ``result`` (same settings), re-summarise."""
     from _results import write_json
 
-    keys = ("neurons", "frames", "epochs", "families_per_brain", "n_filters")
-    if any(result["args"][k] != getattr(args, k) for k in keys):
+    keys = ("neurons", "frames", "epochs", "families_per_brain", "n_filters", "families")
+    if any(result["args"].get(k, "test") != getattr(args, k) for k in keys):
         raise ValueError(f"--update needs the settings of {args.out}: {result['args']}")
     done = {b["seed"]: b for b in result["brains"]}
     t0, load_before = time.perf_counter(), os.getloadavg()
+    cpu0 = time.process_time()
+    seed0 = _seed0(args)
     for b in range(args.start, args.start + args.brains):
-        if SEED0 + b not in done:
+        if seed0 + b not in done:
             continue
-        new = run_brain(SEED0 + b, args)
-        done[SEED0 + b].update({name: new[name] for name in args.fits})
+        new = run_brain(seed0 + b, args)
+        done[seed0 + b].update({name: new[name] for name in args.fits})
         result["summary"] = summarise(result["brains"])
         write_json(args.out, result)  # after every brain: a long run keeps what it measured
         print(
@@ -230,6 +240,7 @@ def update(result: dict, args: argparse.Namespace) -> dict:
         {
             "fits": list(args.fits),
             "seconds": time.perf_counter() - t0,
+            "cpu_seconds": time.process_time() - cpu0,
             "load_before": load_before,
             "load_after": os.getloadavg(),
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
@@ -239,12 +250,18 @@ def update(result: dict, args: argparse.Namespace) -> dict:
     return result
 
 
+def _seed0(args: argparse.Namespace) -> int:
+    return DEV_SEED0 if args.families == "dev" else SEED0
+
+
 def _result(args: argparse.Namespace, brains: list[dict], t0: float, load_before) -> dict:
     return {
         "args": vars(args),
         "test_families": list(TEST_FAMILIES),
+        "families": list(DEV_FAMILIES if args.families == "dev" else TEST_FAMILIES),
         "n_filters": "true number of families" if args.n_filters is None else args.n_filters,
         "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time(),
         "load_before": load_before,
         "load_after": os.getloadavg(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
@@ -272,6 +289,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--families-per-brain", type=int, default=4)
+    parser.add_argument(
+        "--families",
+        default="test",
+        choices=("test", "dev"),
+        help="test-only families (seeds 2000 + b) or development families (seeds 1000 + b)",
+    )
     parser.add_argument("--n-filters", type=int, default=None, help="fixed K (default: true)")
     parser.add_argument(
         "--fits", nargs="+", default=list(FITS), choices=FITS, help="which fits to run"
@@ -304,7 +327,7 @@ def main() -> None:
     t0 = time.perf_counter()
     brains: list[dict] = []
     for b in range(args.start, args.start + args.brains):
-        brains.append(run_brain(SEED0 + b, args))
+        brains.append(run_brain(_seed0(args) + b, args))
         # after every brain: a run cut short keeps what it measured
         write_json(args.out, _result(args, brains, t0, load_before))
         print(

@@ -78,6 +78,15 @@ class ModelConfig(Params):
         maximum=64,
         label="population filters",
     )
+    input_lags: int = param(
+        1,
+        "frames of the neuron's own state the filters see: 1 = x[t] only; 2 = x[t] and "
+        "x[t-1] (second-order units such as resonators: a one-step filter cannot see their "
+        "phase). The prediction target stays x[t+1]; free-running forecasts carry x[t-1]",
+        minimum=1,
+        maximum=2,
+        gui=False,
+    )
     gather_radius: float | None = param(
         None,
         f"radius of the local gather used without a connectome ({_NOT_SET}: rf_diameter / 2)",

@@ -47,6 +47,10 @@ FEATURES: tuple[str, ...] = (
     "rel_x",
 )
 
+#: Features added by ``input_lags=2``: the neuron's own previous state x[t-1], appended after
+#: :data:`FEATURES` (a second-order unit's phase is invisible in x[t] alone).
+LAG_FEATURES: tuple[str, ...] = ("self_prev",)
+
 #: Features a population filter sees: not the position inside the domain (members of a
 #: population are exchangeable) and not the squared drive.
 POPULATION_FEATURES: tuple[str, ...] = (
@@ -56,7 +60,26 @@ POPULATION_FEATURES: tuple[str, ...] = (
     "stimulus_drive",
     "context",
     "context_rectified",
+    "self_prev",
 )
+
+
+def feature_names(input_lags: int = 1) -> tuple[str, ...]:
+    """Names of the filters' input features with ``input_lags`` frames of the own state."""
+    if input_lags not in (1, 2):
+        raise ValueError(f"input_lags must be 1 or 2; got {input_lags!r}")
+    return FEATURES + (LAG_FEATURES if input_lags == 2 else ())
+
+
+def previous_frames(z: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    """Frames ``start - 1 .. stop - 1`` of ``z`` (the x[t-1] of frames start..stop), (T, N).
+
+    The first frame of a recording has no predecessor: it stands in for its own (a neuron at
+    rest before the recording), so every frame that has a target can be predicted.
+    """
+    if start > 0:
+        return z[start - 1 : stop - 1]
+    return torch.cat([z[:1], z[: max(stop - 1, 0)]], dim=0)[: stop - start]
 
 
 #: Evaluated (frame, neuron, pair) triples per pass when scoring without gradients: the
@@ -104,6 +127,7 @@ def _filter_bank(
     depth: int,
     activations: tuple[str, ...],
     generator: torch.Generator | None,
+    names: tuple[str, ...] = FEATURES,
 ) -> nn.Module:
     """A BasisBank, or configurable and population filters side by side (a MixedBank)."""
     if not 0 <= population_filters <= n_filters:
@@ -111,13 +135,13 @@ def _filter_bank(
             f"population_filters={population_filters} must lie between 0 and "
             f"n_filters={n_filters} (it counts how many of the filters are population filters)."
         )
-    f = len(FEATURES)
+    f = len(names)
     m = n_filters - population_filters
     configurable = BasisBank(m, f, hidden, depth, activations, generator=generator) if m else None
     if not population_filters:
         return configurable
-    mask = [name in POPULATION_FEATURES for name in FEATURES]
-    population = PopulationBank(population_filters, f, mask, FEATURES.index("self"), generator)
+    mask = [name in POPULATION_FEATURES for name in names]
+    population = PopulationBank(population_filters, f, mask, names.index("self"), generator)
     return MixedBank(configurable, population)
 
 
@@ -147,6 +171,9 @@ class MesoscaleNet(nn.Module):
     shared_field_logits : bool
         Add a logit per (field, filter) shared by every neuron of the field (spatially
         coherent domains).
+    input_lags : int
+        1: the filters see the neuron's state x[t]; 2: also x[t-1] (feature ``self_prev``,
+        :func:`feature_names`); :meth:`evaluate` then needs ``z_prev``.
     generator : torch.Generator, optional
         Source of randomness for the initialisation.
     """
@@ -168,13 +195,16 @@ class MesoscaleNet(nn.Module):
         stim_weight_init: torch.Tensor | None = None,
         shared_field_logits: bool = False,
         population_filters: int = 0,
+        input_lags: int = 1,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
         n, lm = candidates.shape
         b = n_filters
         self.n_neurons, self.n_fields, self.n_filters, self.n_stimulus = n, n_fields, b, n_stimulus
-        self.n_features = len(FEATURES)
+        self.feature_names = feature_names(input_lags)
+        self.input_lags = int(input_lags)
+        self.n_features = len(self.feature_names)
         mask = candidates >= 0
         self.register_buffer("cmask", mask)
         self.register_buffer("cand", candidates.clamp(min=0).long())
@@ -205,7 +235,9 @@ class MesoscaleNet(nn.Module):
         self.pre_offset = nn.Parameter(torch.zeros(n_fields, b, f))
         self.post_gain = nn.Parameter(torch.zeros(n_fields, b))
         self.post_offset = nn.Parameter(torch.zeros(n_fields, b))
-        self.bank = _filter_bank(b, population_filters, hidden, depth, activations, generator)
+        self.bank = _filter_bank(
+            b, population_filters, hidden, depth, activations, generator, self.feature_names
+        )
 
     # ------------------------------------------------------------------ assignment
     def assignment_logits(self) -> torch.Tensor:
@@ -289,6 +321,7 @@ class MesoscaleNet(nn.Module):
         u: torch.Tensor | None,
         pi: torch.Tensor,
         slots: torch.Tensor,
+        z_prev: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Outputs of the evaluated candidate pairs and the assignment-weighted prediction.
 
@@ -302,6 +335,8 @@ class MesoscaleNet(nn.Module):
             Weights of the evaluated pairs (from :meth:`routed`).
         slots : LongTensor (N, K, B)
             Candidate slot of every evaluated pair (filter = last axis).
+        z_prev : Tensor (T, N), optional
+            Normalised state at t-1; required with ``input_lags=2`` (ignored otherwise).
 
         Returns
         -------
@@ -330,6 +365,9 @@ class MesoscaleNet(nn.Module):
             ctx,
             relpos[None].expand(t, n, k, b, 3),
         ]
+        if self.input_lags == 2:
+            prev = self.lagged(z, z_prev)
+            parts.append(prev[:, :, None, None, None].expand(t, n, k, b, 1))
         f = torch.cat(parts, dim=-1)  # (T, N, K, B, F)
         nf = self.n_features
         gain = 1.0 + _rows(self.pre_gain.reshape(-1, nf), q)  # (N, K, B, F)
@@ -341,14 +379,30 @@ class MesoscaleNet(nn.Module):
         pred = (out * pi).sum(dim=(-1, -2))
         return out, pred
 
-    def predict_hard(self, z: torch.Tensor, u: torch.Tensor | None) -> torch.Tensor:
-        """One-step prediction with each neuron in its single chosen pair: (T, N)."""
+    def lagged(self, z: torch.Tensor, z_prev: torch.Tensor | None) -> torch.Tensor:
+        """``z_prev`` checked against ``z`` (the x[t-1] the filters of ``input_lags=2`` need)."""
+        if z_prev is None:
+            raise ValueError(
+                "this model was fitted with input_lags=2: pass z_prev= (the state one frame "
+                "before z, see core.previous_frames)"
+            )
+        if z_prev.shape != z.shape:
+            raise ValueError(f"z_prev has shape {tuple(z_prev.shape)}, z {tuple(z.shape)}")
+        return z_prev.to(z.dtype)
+
+    def predict_hard(
+        self, z: torch.Tensor, u: torch.Tensor | None, z_prev: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """One-step prediction with each neuron in its single chosen pair: (T, N).
+
+        ``z_prev`` (T, N): the state one frame before ``z``, needed with ``input_lags=2``.
+        """
         slot, _, filt = self.choice()
         n, b = z.shape[1], self.n_filters
         slots = slot[:, None, None].expand(n, 1, b)
         pi = torch.zeros(n, 1, b, dtype=z.dtype, device=z.device)
         pi[torch.arange(n, device=z.device), 0, filt] = 1.0
-        _, pred = self.evaluate(z, u, pi, slots)
+        _, pred = self.evaluate(z, u, pi, slots, z_prev)
         return pred
 
     # ------------------------------------------------------------------ penalties

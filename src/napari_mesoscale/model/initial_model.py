@@ -337,6 +337,7 @@ def _build_net(
         else torch.as_tensor(ridge_model["stimulus"], dtype=torch.float32),
         shared_field_logits=cfg.shared_field_logits,
         population_filters=cfg.population_filters,
+        input_lags=cfg.input_lags,
         generator=gen,
     )
     if cfg.freeze_edges:

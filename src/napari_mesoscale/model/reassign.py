@@ -65,7 +65,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from napari_mesoscale.model.core import MesoscaleNet, both_finite, frames_per_pass
+from napari_mesoscale.model.core import (
+    MesoscaleNet,
+    both_finite,
+    frames_per_pass,
+    previous_frames,
+)
 
 if TYPE_CHECKING:
     from napari_mesoscale.model.config import ModelConfig
@@ -191,6 +196,7 @@ def _outputs(
     slot: torch.Tensor,
     unit: torch.Tensor,
     n_units: int,
+    z_prev: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(T, N, B) next-state prediction of every filter for every neuron, interfaces at identity.
 
@@ -198,7 +204,9 @@ def _outputs(
     neuron's unit mean for every filter: an untried filter sees the same inputs as the current
     one (its own domain pool would be empty or hold other neurons).
     """
-    f = _features(net, z, u, slot, unit, n_units)
+    if net.input_lags == 2:
+        z_prev = net.lagged(z, z_prev)
+    f = _features(net, z, u, slot, unit, n_units, z_prev)
     t, n, width = f.shape
     out = net.bank(f[:, :, None, :].expand(t, n, net.n_filters, width))
     return out + net.neuron_bias[:, None]
@@ -223,7 +231,9 @@ def _filter_errors(
     chunk = frames_per_pass(n, b, chunk)
     for s in range(t0, t1 - 1, chunk):
         e = min(t1 - 1, s + chunk)
-        out = _outputs(net, z[s:e], None if u is None else u[s:e], slot, unit, units.n_units)
+        prev = previous_frames(z, s, e) if net.input_lags == 2 else None
+        u_s = None if u is None else u[s:e]
+        out = _outputs(net, z[s:e], u_s, slot, unit, units.n_units, prev)
         mk = both_finite(m, s, e, z.dtype)
         err += ((out - z[s + 1 : e + 1, :, None]) ** 2 * mk[..., None]).sum(0).double()
     return err
@@ -449,6 +459,9 @@ def _em_data(
     t = torch.as_tensor(np.sort(gen.choice(t1 - t0 - 1, count, replace=False)) + t0, device=dev)
     slot = torch.as_tensor(units.slot, device=dev)
     unit = torch.as_tensor(units.unit, device=dev)
+    # x[t-1] stays out of the discovery's features even with input_lags=2 (training still
+    # sees it): in them it lowered the motif ARI of dev-family brain 1000 from 1.00 to 0.80
+    # and left brains 1001-1002 unchanged (benchmarks/results/motif_zoo_dev.json).
     feats = _features(net, z[t], None if u is None else u[t], slot, unit, units.n_units)
     target = z[t + 1] - net.neuron_bias.detach()[None]
     mk = m[t + 1] * m[t]
@@ -464,16 +477,19 @@ def _features(
     slot: torch.Tensor,
     unit: torch.Tensor,
     n_units: int,
+    z_prev: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """(T, N, F) inputs of every filter for every neuron (see :func:`_outputs`)."""
+    """(T, N, F) inputs of every filter for every neuron (see :func:`_outputs`); the previous
+    state ``z_prev`` (T, N), when given, is the last feature."""
     t, n = z.shape
     drive = net.drive(z)
     s_drive = u @ net.stim_weight.T if net.n_stimulus and u is not None else torch.zeros_like(z)
     ctx = _unit_context(z, unit, n_units)
     relpos = net.relpos[torch.arange(n, device=z.device), slot]  # (N, 3)
-    return torch.cat(
-        [z[..., None], drive, s_drive[..., None], ctx, relpos[None].expand(t, n, 3)], dim=-1
-    )
+    parts = [z[..., None], drive, s_drive[..., None], ctx, relpos[None].expand(t, n, 3)]
+    if z_prev is not None:
+        parts.append(z_prev[..., None])
+    return torch.cat(parts, dim=-1)
 
 
 def _unit_cost(err: torch.Tensor, units: AssignmentUnits) -> np.ndarray:
@@ -669,7 +685,8 @@ def discover_assignment(
     ``discover_restarts`` draws of k-means++ seeds on it start the EM, and the start ending
     with the lowest held-in loss wins. The number of groups is ``n_filters``, or with
     ``discover_motif_count="profile_cut"`` the count of :func:`profile_motif_count` (at most
-    ``n_filters``). The groups become the assignment logits.
+    ``n_filters``). The groups become the assignment logits. With ``input_lags=2`` the
+    linearised filters still see the one-step features only (see :func:`_em_data`).
     """
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(int(seed))

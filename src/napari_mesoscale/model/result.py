@@ -15,7 +15,12 @@ import torch
 from napari_mesoscale.io import atomic_path
 from napari_mesoscale.io.torch_files import load_torch_file
 from napari_mesoscale.model.config import ModelConfig
-from napari_mesoscale.model.core import MesoscaleNet, both_finite, frames_per_pass
+from napari_mesoscale.model.core import (
+    MesoscaleNet,
+    both_finite,
+    frames_per_pass,
+    previous_frames,
+)
 from napari_mesoscale.model.observation import indicator_table, predict_observed
 
 if TYPE_CHECKING:
@@ -80,7 +85,8 @@ def _pair_errors(
         e = min(t1 - 1, s + chunk)
         zs = z[s : e + 1].to(dev)
         us = None if u is None else u[s:e].to(dev)
-        out, _ = net.evaluate(zs[:-1], us, pi, slots)
+        prev = _previous(net, z, s, e, dev)
+        out, _ = net.evaluate(zs[:-1], us, pi, slots, prev)
         mk = both_finite(m, s, e, zs.dtype).to(dev)
         out.sub_(zs[1:, :, None, None]).square_().mul_(mk[..., None, None])
         num += out.sum(0, dtype=num.dtype)
@@ -88,6 +94,13 @@ def _pair_errors(
         del out
     err = (num / den.clamp(min=1)[:, None, None]).float()
     return err.masked_fill(~net.cmask[:, :, None], float("inf")).cpu()
+
+
+def _previous(
+    net: MesoscaleNet, z: torch.Tensor, s: int, e: int, dev: torch.device
+) -> torch.Tensor | None:
+    """x[t-1] of frames s..e on ``dev`` when the net has ``input_lags=2``, else None."""
+    return previous_frames(z, s, e).to(dev) if net.input_lags == 2 else None
 
 
 class _CpuTensors:
@@ -158,7 +171,8 @@ def _block_errors(
     for s in range(a, b - 1, chunk):
         e = min(b - 1, s + chunk)
         zs = t.z[s : e + 1].to(dev)
-        pred = net.predict_hard(zs[:-1], None if t.u is None else t.u[s:e].to(dev))
+        prev = _previous(net, t.z, s, e, dev)
+        pred = net.predict_hard(zs[:-1], None if t.u is None else t.u[s:e].to(dev), prev)
         mk = both_finite(t.m, s, e, zs.dtype).to(dev)
         squared += ((pred - zs[1:]) ** 2 * mk).sum(0, dtype=squared.dtype)
         counted += mk.sum(0, dtype=squared.dtype)
@@ -367,6 +381,7 @@ class MesoscaleFit:
                 activations=tuple(cfg.activations),
                 shared_field_logits=cfg.shared_field_logits,
                 population_filters=cfg.population_filters,
+                input_lags=cfg.input_lags,
             )
             net.load_state_dict(st)
             net.eval()
@@ -424,7 +439,9 @@ class MesoscaleFit:
             Recorded activity (NaN allowed: enters as the neuron's mean).
         steps : int
             Horizon k. Row t of the result is predicted from row t-k of ``activity`` by running
-            the model freely for k steps (k = 1 is the one-step prediction).
+            the model freely for k steps (k = 1 is the one-step prediction). With
+            ``input_lags=2`` row t-k-1 enters as well (row 0 stands in for its own
+            predecessor) and the run carries its own previous prediction.
         stimulus : array_like (T, S), optional
             Required when the model was fitted with a stimulus.
 
@@ -444,8 +461,10 @@ class MesoscaleFit:
         for s in range(0, max(0, t - steps), chunk):
             e = min(t - steps, s + chunk)
             state = z[s:e]
+            previous = previous_frames(z, s, e) if net.input_lags == 2 else None
             for k in range(steps):
-                state = net.predict_hard(state, None if u is None else u[s + k : e + k])
+                u_k = None if u is None else u[s + k : e + k]
+                previous, state = state, net.predict_hard(state, u_k, previous)
             out[s + steps : e + steps] = state.numpy()
         mean, std = np.asarray(self._p["mean"]), np.asarray(self._p["std"])
         return out * std + mean

@@ -31,7 +31,12 @@ from napari_mesoscale.io import atomic_path
 from napari_mesoscale.io.atomic import remove_stale_temporaries
 from napari_mesoscale.io.torch_files import load_torch_file
 from napari_mesoscale.model.config import ModelConfig
-from napari_mesoscale.model.core import MesoscaleNet, both_finite, frames_per_pass
+from napari_mesoscale.model.core import (
+    MesoscaleNet,
+    both_finite,
+    frames_per_pass,
+    previous_frames,
+)
 from napari_mesoscale.model.prepare import PreparedData
 from napari_mesoscale.model.reassign import (
     AssignmentUnits,
@@ -104,14 +109,16 @@ class _LossModule(nn.Module):
         roll_scale: float = 1.0,
         denom: torch.Tensor | None = None,
         regularise: bool = True,
+        z_prev: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         net = self.net
         # z, m: (K+1, Bt, N) windows (filled state, finite-mask); u: (K+1, Bt, S) or None.
+        # z_prev: (Bt, N) the frame before each window (input_lags=2), else None.
         # A micro-batch passes the whole batch's ``denom`` and adds the regularisers once.
         slots, pi = net.routed(tau, mode, cfg.routing)
         tgt, msk = z[1], m[1]
         denom = msk.sum().clamp(min=1) if denom is None else denom
-        out, pred = net.evaluate(z[0], None if u is None else u[0], pi, slots)
+        out, pred = net.evaluate(z[0], None if u is None else u[0], pi, slots, z_prev)
         err_pred = ((pred - tgt) ** 2 * msk).sum() / denom
         err_local = (((out - tgt[..., None, None]) ** 2) * pi).sum(dim=(-1, -2))
         err_local = (err_local * msk).sum() / denom
@@ -143,15 +150,20 @@ def _rollout_error(
     n_roll: int,
     roll_scale: float,
 ) -> torch.Tensor:
-    """Free-running error of the first ``n_roll`` windows (this rank's share of the rollout)."""
+    """Free-running error of the first ``n_roll`` windows (this rank's share of the rollout).
+
+    With ``input_lags=2`` the previous state is carried: the recorded first frame, then the
+    model's own predictions.
+    """
     roll = torch.zeros((), device=z.device)
     k = z.shape[0] - 1
     nb = int(n_roll)
     if k <= 1 or cfg.lambda_rollout <= 0 or nb <= 0:
         return roll
-    state = pred[:nb]
+    previous, state = z[0, :nb], pred[:nb]
     for s in range(1, k):
-        _, state = net.evaluate(state, None if u is None else u[s, :nb], pi, slots)
+        u_s = None if u is None else u[s, :nb]
+        previous, state = state, net.evaluate(state, u_s, pi, slots, previous)[1]
         ms = m[s + 1, :nb]
         per_frame = ((state - z[s + 1, :nb]) ** 2 * ms).sum(-1) / ms.sum(-1).clamp(min=1)
         roll = roll + per_frame.sum()
@@ -441,10 +453,13 @@ def _step(
             idx = torch.as_tensor(local[None, first:last] + offsets, device=dev)
             zb, mb = tensors.z[idx], tensors.mask[idx].to(tensors.z.dtype)
             ub = None if tensors.u is None else tensors.u[idx]
+            # the frame before each window (the first frame stands in for its own predecessor)
+            zp = tensors.z[(idx[0] - 1).clamp(min=0)] if net.input_lags == 2 else None
             rolled = max(0, min(n_roll, last) - first)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
                 part, parts = module(
-                    zb, mb, ub, tau, mode, cfg, scale, bal_w, rolled, roll_scale, denom, first == 0
+                    zb, mb, ub, tau, mode, cfg, scale, bal_w, rolled, roll_scale, denom,
+                    first == 0, zp,
                 )
             part.backward()
             total = total + part.detach()
@@ -608,7 +623,8 @@ def _validation_loss(
     chunk = frames_per_pass(zt.shape[1], net.n_filters, chunk)
     for s in range(v0, v1 - 1, chunk):
         e = min(v1 - 1, s + chunk)
-        pred = net.predict_hard(zt[s:e], None if ut is None else ut[s:e])
+        prev = previous_frames(zt, s, e) if net.input_lags == 2 else None
+        pred = net.predict_hard(zt[s:e], None if ut is None else ut[s:e], prev)
         m = both_finite(mt, s, e, zt.dtype)
         num += float((((pred - zt[s + 1 : e + 1]) ** 2) * m).sum())
         den += float(m.sum())

@@ -1,0 +1,149 @@
+"""A second lag among the basis filters' inputs (``ModelConfig.input_lags=2``).
+
+Ground truth: damped oscillators x[t+1] = c1_i x[t] - 0.81 x[t-1] + g u[t] + noise are
+second-order units; from x[t] alone their phase is unknown (a per-neuron ridge on x[t] and
+u[t] leaves a third of the variance), from x[t] and x[t-1] it is exact up to the noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_mesoscale.model import fit_mesoscale
+from napari_mesoscale.model.core import feature_names, previous_frames
+from napari_mesoscale.model.result import MesoscaleFit
+from napari_mesoscale.synth.motif_zoo import make_zoo_brain
+
+FAST = {"hidden": 8, "depth": 1, "batch_frames": 64, "rollout": 2, "rollout_frames": 4}
+
+
+def _resonators(n: int = 32, t: int = 600, seed: int = 0):
+    """Damped oscillators of periods 9-11 frames kicked by shared stimulus pulses."""
+    rng = np.random.default_rng(seed)
+    omega = 2 * np.pi / rng.uniform(9.0, 11.0, n)
+    c1, c2 = 1.8 * np.cos(omega), -0.81
+    burn = 100
+    pulses = (rng.random(t + burn) < 0.05) * rng.normal(0.0, 1.0, t + burn)
+    x = np.zeros((t + burn, n))
+    for k in range(2, t + burn):
+        x[k] = c1 * x[k - 1] + c2 * x[k - 2] + pulses[k - 1] + 0.05 * rng.normal(size=n)
+    positions = np.c_[np.zeros(n), rng.uniform(0, 60, n), rng.uniform(0, 60, n)]
+    return x[burn:], positions, pulses[burn:]
+
+
+@pytest.fixture(scope="module")
+def resonator_fits():
+    torch.set_num_threads(1)
+    x, positions, u = _resonators()
+    fits = {
+        lags: fit_mesoscale(
+            x, positions, stimulus=u, n_filters=1, epochs=15, seed=0, device="cpu",
+            input_lags=lags, **FAST,
+        )
+        for lags in (1, 2)
+    }
+    return x, u, fits
+
+
+def test_second_lag_predicts_resonators(resonator_fits):
+    """Held-out one-step MSE (normalised units): lags=2 beats lags=1 by more than 4x
+    (measured 0.26 vs 0.027 at 20 epochs on 48 neurons)."""
+    _, _, fits = resonator_fits
+    one, two = fits[1].scores["test_mse"], fits[2].scores["test_mse"]
+    assert two < one / 4, (one, two)
+    assert two < 0.1, two
+    assert fits[2].config.input_lags == 2
+    assert fits[2].net.n_features == len(feature_names(1)) + 1
+
+
+def test_rollout_carries_the_previous_state(resonator_fits):
+    """predict(steps=k) runs the net freely with its own previous prediction as x[t-1]."""
+    x, u, fits = resonator_fits
+    fit = fits[2]
+    steps = 3
+    pred = fit.predict(x, steps=steps, stimulus=u)
+    assert pred.shape == x.shape
+    assert np.isnan(pred[:steps]).all() and np.isfinite(pred[steps:]).all()
+    z, ut = fit._normalise(x, u)
+    net = fit.net
+    with torch.no_grad():
+        previous, state = previous_frames(z, 0, len(z) - steps), z[: len(z) - steps]
+        for k in range(steps):
+            u_k = ut[k : len(z) - steps + k]
+            previous, state = state, net.predict_hard(state, u_k, previous)
+    mean, std = np.asarray(fit._p["mean"]), np.asarray(fit._p["std"])
+    np.testing.assert_allclose(pred[steps:], state.numpy() * std + mean, rtol=1e-4, atol=1e-4)
+    # the free-running forecast is better than persistence at horizon 3
+    err = np.mean((pred[steps:] - x[steps:]) ** 2)
+    assert err < np.mean((x[:-steps] - x[steps:]) ** 2)
+
+
+def test_save_load_round_trip(resonator_fits, tmp_path):
+    x, u, fits = resonator_fits
+    fit = fits[2]
+    path = fit.save(tmp_path / "lags2.pt")
+    loaded = MesoscaleFit.load(path)
+    assert loaded.config.input_lags == 2
+    assert loaded.net.input_lags == 2
+    for steps in (1, 2):
+        np.testing.assert_allclose(
+            loaded.predict(x, steps=steps, stimulus=u),
+            fit.predict(x, steps=steps, stimulus=u),
+            equal_nan=True,
+        )
+
+
+def test_evaluate_needs_the_previous_state(resonator_fits):
+    x, u, fits = resonator_fits
+    net = fits[2].net
+    z, ut = fits[2]._normalise(x, u)
+    with pytest.raises(ValueError, match="input_lags=2"):
+        net.predict_hard(z[:10], ut[:10])
+    with pytest.raises(ValueError, match="z_prev has shape"):
+        net.predict_hard(z[:10], ut[:10], z[:9])
+
+
+def test_previous_frames():
+    z = torch.arange(12.0).reshape(6, 2)
+    np.testing.assert_array_equal(previous_frames(z, 2, 5).numpy(), z[1:4].numpy())
+    first = previous_frames(z, 0, 3).numpy()
+    np.testing.assert_array_equal(first, torch.stack([z[0], z[0], z[1]]).numpy())
+
+
+def test_input_lags_range_is_checked():
+    x, positions, u = _resonators(n=8, t=100)
+    with pytest.raises(ValueError, match="input_lags"):
+        fit_mesoscale(x, positions, stimulus=u, n_filters=1, epochs=1, input_lags=3, **FAST)
+
+
+def test_em_discovery_is_that_of_one_lag():
+    """The em discovery groups by the one-step features whatever ``input_lags`` (x[t-1] in
+    them lowered a dev brain's motif ARI); training then uses the second lag."""
+    torch.set_num_threads(1)
+    brain = make_zoo_brain(60, 300, "dev", n_families=2, seed=0)
+    fits = [
+        fit_mesoscale(
+            brain.activity, brain.positions, connectome=brain.connectome(),
+            stimulus=brain.stimulus, n_filters=2, epochs=1, seed=0, device="cpu",
+            assignment="em", init="random", input_lags=lags, **FAST,
+        )
+        for lags in (1, 2)
+    ]
+    np.testing.assert_array_equal(fits[0].motif_labels, fits[1].motif_labels)
+    assert np.isfinite(fits[1].scores["test_mse"])
+    assert fits[1].net.input_lags == 2
+
+
+def test_alternating_reassignment_runs_with_two_lags():
+    """The alternating scheme scores every filter with x[t-1] among its inputs."""
+    torch.set_num_threads(1)
+    brain = make_zoo_brain(60, 300, "dev", n_families=2, seed=0)
+    fit = fit_mesoscale(
+        brain.activity, brain.positions, connectome=brain.connectome(),
+        stimulus=brain.stimulus, n_filters=2, epochs=2, seed=0, device="cpu",
+        assignment="alternating", reassign_every=1, input_lags=2, **FAST,
+    )
+    assert np.isfinite(fit.scores["test_mse"])
+    assert fit.motif_labels.shape == (60,)
