@@ -1,19 +1,20 @@
 """Motif and domain ARI of the calcium path's initial assignment (= the frozen fit's labels).
 
-    python benchmarks/calcium_init_ari.py realistic,heldout
+    python benchmarks/calcium_init_ari.py realistic,heldout [--frames 600 200]
+        [--variants calcium dff_init oracle_init] [--tag NAME]
 
 With ``calcium_assignment="initial"`` (the default for ``observation="calcium"``) the trained
 fit's motifs and domains are its initialisation's, so they are scored here without training:
 for each brain (the bundled sample's settings, seeds 0 1 2 3 5; seed 4's somata do not fit)
 the detected cells' dF/F through the calcium path (``calcium``), the same dF/F as activity
 (``dff_init``) and the matched cells' true activity (``oracle_init``), at 600 and 200 frames.
-Writes ``benchmarks/results/pipeline_calcium_init_ari_<presets>.json``.
+Writes ``benchmarks/results/pipeline_calcium_init_ari_<presets>[_<tag>].json``.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,36 +81,49 @@ def load(preset: str, frames: int, seed: int) -> dict:
     }
 
 
-def score_movie(d: dict) -> dict:
+def score_movie(d: dict, variants=VARIANTS) -> dict:
     from sklearn.metrics import adjusted_rand_score as ari
 
     det, row = d["det"], {}
-    m, dom = labels(d["dff"], d["pos"], d["adj"], d["stim"], True)
-    row["calcium"] = (ari(d["motif"], m[det]), ari(d["instance"], dom[det]))
-    m, dom = labels(d["dff"], d["pos"], d["adj"], d["stim"], False)
-    row["dff_init"] = (ari(d["motif"], m[det]), ari(d["instance"], dom[det]))
-    m, dom = labels(d["act"], d["pos"][det], d["oracle_adj"], d["stim"], False)
-    row["oracle_init"] = (ari(d["motif"], m), ari(d["instance"], dom))
+    if "calcium" in variants:
+        m, dom = labels(d["dff"], d["pos"], d["adj"], d["stim"], True)
+        row["calcium"] = (ari(d["motif"], m[det]), ari(d["instance"], dom[det]))
+    if "dff_init" in variants:
+        m, dom = labels(d["dff"], d["pos"], d["adj"], d["stim"], False)
+        row["dff_init"] = (ari(d["motif"], m[det]), ari(d["instance"], dom[det]))
+    if "oracle_init" in variants:
+        m, dom = labels(d["act"], d["pos"][det], d["oracle_adj"], d["stim"], False)
+        row["oracle_init"] = (ari(d["motif"], m), ari(d["instance"], dom))
     return row
 
 
 def main() -> None:
     import torch
 
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("presets", nargs="?", default="realistic")
+    parser.add_argument("--frames", type=int, nargs="+", default=[600, 200])
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--tag", default="", help="suffix of the JSON's name")
+    args = parser.parse_args()
     torch.set_num_threads(1)
-    presets = sys.argv[1] if len(sys.argv) > 1 else "realistic"
-    out: dict = {}
-    for preset in presets.split(","):
-        for frames in (600, 200):
+    out: dict = {"frames": args.frames, "variants": args.variants}
+    for preset in args.presets.split(","):
+        for frames in args.frames:
             rows = []
             for seed in SEEDS:
-                rows.append({"seed": seed, **score_movie(load(preset, frames, seed))})
+                scores = score_movie(load(preset, frames, seed), args.variants)
+                rows.append({"seed": seed, **scores})
                 print(preset, frames, rows[-1], flush=True)
-            med = {k: [float(np.median([r[k][j] for r in rows])) for j in (0, 1)] for k in VARIANTS}
+            med = {
+                k: [float(np.median([r[k][j] for r in rows])) for j in (0, 1)]
+                for k in args.variants
+            }
             out[f"{preset}_{frames}"] = {"movies": rows, "median_motif_domain": med}
             print(preset, frames, "median (motif, domain)", med, flush=True)
     out["machine_loadavg"] = os.getloadavg()
-    name = f"pipeline_calcium_init_ari_{presets.replace(',', '_')}.json"
+    name = f"pipeline_calcium_init_ari_{args.presets.replace(',', '_')}"
+    name += f"_{args.tag}.json" if args.tag else ".json"
     write_json(Path(__file__).parent / "results" / name, out)
 
 

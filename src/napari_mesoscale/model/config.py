@@ -229,6 +229,15 @@ class ModelConfig(Params):
         maximum=16,
         gui=False,
     )
+    connectome_smoothing: float = param(
+        0.0,
+        "weight of each connectome partner (either direction) in one more smoothing pass of "
+        "the dynamics features before k-means; 0: off (run_pipeline's choice 0.3: a motif "
+        "instance is wired within, so its members' noisy short-recording features pool)",
+        minimum=0.0,
+        maximum=10.0,
+        gui=False,
+    )
     init_centres: str = param(
         "all",
         "neurons whose dynamics features place the initial motif centres (k-means): 'all'; "

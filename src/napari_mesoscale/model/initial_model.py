@@ -135,13 +135,14 @@ def initialise_model(
     progress.report(0.3, "drive ridge")
     gen = torch.Generator().manual_seed(int(seed))
     units = None
+    partners = edges if connectome is not None else None  # connectome edges smooth features
     if cfg.assignment != "gradient":
-        logits0, groups, units = community_units(data, cfg, grid, edges, seed)
+        logits0, groups, units = community_units(data, cfg, grid, edges, seed, partners)
     else:
         step = progress.stage(0.3, 0.8, "assignment")
         centres = _centre_neurons(cfg, connectome, edges, data.n_neurons)
         logits0, groups = _initial_logits(
-            data, cfg, grid, edges, seed, gen, (device, step), centre_neurons=centres
+            data, cfg, grid, edges, seed, gen, (device, step), centres, partners
         )
     progress.report(0.8, "assignment")
     net = _build_net(data, cfg, grid, edges, logits0, ridge_model, edge_kernel, gen)
@@ -238,11 +239,14 @@ def _initial_logits(
     gen: torch.Generator,
     where: tuple[torch.device, Progress] = (torch.device("cpu"), Progress()),
     centre_neurons: np.ndarray | None = None,
+    partners: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, np.ndarray | None]:
     """(N, Lm, B) initial assignment logits and the initial motif groups.
 
     ``where``: the device of the heavy parts and the progress of this stage;
-    ``centre_neurons``: the neurons that place the motif centres (None: all).
+    ``centre_neurons``: the neurons that place the motif centres (None: all);
+    ``partners``: the connectome's edges (None without a connectome), see
+    :func:`~napari_mesoscale.model.initialise.motif_features`.
     """
     n, b, cand = data.n_neurons, cfg.n_filters, grid.candidates
     if cfg.init == "random":
@@ -253,7 +257,7 @@ def _initial_logits(
     d, positions = cfg.rf_diameter, data.positions
     init_r = float(cfg.init_radius) if cfg.init_radius else d / 4
     spatial = local_edges(positions, init_r, cfg.init_neighbors)
-    groups, pos_w = _motif_groups(data, cfg, edges, spatial, seed, where, centre_neurons)
+    groups, pos_w = _motif_groups(data, cfg, edges, spatial, seed, where, centre_neurons, partners)
     if cfg.group_init:
         ztr = data.z_neuron
         aff = lagged_affinity(ztr, spatial, device=device)
@@ -288,6 +292,7 @@ def _motif_groups(
     seed: int,
     where: tuple[torch.device, Progress],
     centre_neurons: np.ndarray | None = None,
+    partners: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k-means motif group of every neuron (N,) and the positive neighbour correlations."""
     device, progress = where
@@ -296,7 +301,7 @@ def _motif_groups(
     progress.report(0.3, "ridge")
     pos_w = np.clip(neighbour_correlation(ztr, spatial, device=device), 0, None)
     progress.report(0.4, "correlations")
-    feats = motif_features(ztr, ridge, edges, utr, spatial, pos_w, cfg)
+    feats = motif_features(ztr, ridge, edges, utr, spatial, pos_w, cfg, partners)
     progress.report(0.5, "features")
     groups = motif_init(feats, cfg.n_filters, seed=seed, centre_neurons=centre_neurons)
     progress.report(0.6, "k-means")

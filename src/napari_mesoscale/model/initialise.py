@@ -273,12 +273,21 @@ def motif_features(
     spatial: np.ndarray,
     correlation: np.ndarray,
     cfg: ModelConfig,
+    partners: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`dynamics_features` smoothed as ``cfg`` says (``smooth_features``,
     ``smooth_passes``) over the ``spatial`` pairs, weighted by their squared positive
-    neighbour ``correlation``."""
+    neighbour ``correlation``; then, with ``cfg.connectome_smoothing`` > 0 and connectome
+    ``partners`` (2, E) pre -> post, one more pass over the partners (either direction), each
+    with that weight.
+
+    Why the partners: pooled over its true motif instance, a neuron's 200-frame calcium
+    features give motif ARI 1.00 (realistic preset, 14 dev brains), one neuron's alone 0.62;
+    the instance is wired within, so the connectome finds its members where 200 frames of
+    correlations do not (Louvain communities of the correlations: ARI 0.40 with the instances).
+    """
     smooth = bool(cfg.smooth_features)
-    return dynamics_features(
+    feats = dynamics_features(
         z,
         ridge,
         edges,
@@ -287,6 +296,11 @@ def motif_features(
         smooth_weights=correlation**2 if smooth else None,
         smooth_passes=cfg.smooth_passes,
     )
+    weight = float(cfg.connectome_smoothing)
+    if partners is None or weight <= 0 or partners.shape[1] == 0:
+        return feats
+    both = np.concatenate([partners, partners[::-1]], axis=1)
+    return _neighbour_mean(feats, both, np.full(both.shape[1], weight))
 
 
 def _neighbour_mean(feats: np.ndarray, pairs: np.ndarray, weights: np.ndarray) -> np.ndarray:

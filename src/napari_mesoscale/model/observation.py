@@ -19,6 +19,9 @@ The assignment (motifs and domains) comes from the initialisation's dynamics fea
 on the linear AR(1) innovation of dF/F (:func:`innovation`), not on the OASIS latent, and is
 kept through training (``ModelConfig.calcium_assignment="initial"``, :func:`calcium_config`):
 training it moved the motifs away from a better initialisation even on the true activity.
+In :func:`~napari_mesoscale.workflow.run_pipeline` these features are also smoothed over each
+cell's connectome partners (``ModelConfig.connectome_smoothing``): one cell's 200 frames of
+calcium are too few, its motif instance's many cells together are not.
 Sources with no connectome edge (matched to no connectome neuron: duplicates, neuropil, dim
 cells) neither place the motif centres nor join the communities
 (``ModelConfig.init_centres="connected"``, :func:`~napari_mesoscale.workflow.run_pipeline`'s

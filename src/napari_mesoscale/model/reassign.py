@@ -105,7 +105,13 @@ class AssignmentUnits:
         return int(self.unit.max()) + 1 if self.unit.size else 0
 
 
-def _start_groups(data: PreparedData, cfg: ModelConfig, edges: np.ndarray, spatial: np.ndarray):
+def _start_groups(
+    data: PreparedData,
+    cfg: ModelConfig,
+    edges: np.ndarray,
+    spatial: np.ndarray,
+    partners: np.ndarray | None = None,
+):
     """k-means motif groups of the dynamics features (``init="dynamics"``), else None."""
     from napari_mesoscale.model.initialise import (
         motif_features,
@@ -120,12 +126,17 @@ def _start_groups(data: PreparedData, cfg: ModelConfig, edges: np.ndarray, spati
     utr = None if data.u is None else data.u[data.init]
     pos_w = np.clip(neighbour_correlation(ztr, spatial), 0, None)
     ridge = per_neuron_ridge(ztr, edges, utr)
-    feats = motif_features(ztr, ridge, edges, utr, spatial, pos_w, cfg)
+    feats = motif_features(ztr, ridge, edges, utr, spatial, pos_w, cfg, partners)
     return motif_init(feats, cfg.n_filters, seed=0)
 
 
 def community_units(
-    data: PreparedData, cfg: ModelConfig, grid: Any, edges: np.ndarray, seed: int
+    data: PreparedData,
+    cfg: ModelConfig,
+    grid: Any,
+    edges: np.ndarray,
+    seed: int,
+    partners: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, np.ndarray | None, AssignmentUnits]:
     """Units (communities of the lagged-correlation neighbour graph), their fields and start.
 
@@ -145,7 +156,7 @@ def community_units(
     init_r = float(cfg.init_radius) if cfg.init_radius else cfg.rf_diameter / 4
     spatial = local_edges(positions, init_r, cfg.init_neighbors)
     ztr = data.z_neuron  # the initialisation frames only
-    groups = _start_groups(data, cfg, edges, spatial)
+    groups = _start_groups(data, cfg, edges, spatial, partners)
     aff = lagged_affinity(ztr, spatial)
     if groups is not None:
         aff = aff * (groups[spatial[0]] == groups[spatial[1]])
