@@ -84,6 +84,8 @@ def main() -> None:
     parser.add_argument("--brains", type=int, default=40)
     parser.add_argument("--max-motifs", type=int, default=8)
     parser.add_argument("--cut-distances", type=float, nargs="+", default=[0.1])
+    parser.add_argument("--merge-tolerances", type=float, nargs="*", default=[])
+    parser.add_argument("--first-brain", type=int, default=0)
     parser.add_argument("--neurons", type=int, default=240)
     parser.add_argument("--frames", type=int, default=1500)
     parser.add_argument("--out", default=None)
@@ -91,8 +93,9 @@ def main() -> None:
     torch.set_num_threads(1)
     out = args.out or str(RESULTS / f"motif_count_{args.families}.json")
     names = [f"cut_{d:g}" for d in args.cut_distances]
+    names += [f"merge_{m:g}" for m in args.merge_tolerances]
     rows, t0, load_before = [], time.perf_counter(), os.getloadavg()
-    for i in range(args.brains):
+    for i in range(args.first_brain, args.first_brain + args.brains):
         seed = FIRST_SEED[args.families] + i
         if args.families == "toy":
             brain = make_toy_brain(
@@ -105,9 +108,14 @@ def main() -> None:
         true_k = len(brain.motif_names)
         captured = capture_discovery_inputs(brain, args.max_motifs, args.families != "toy")
         row = {"seed": seed, "families": list(brain.motif_names), "true_k": true_k}
-        for d, name in zip(args.cut_distances, names, strict=True):
+        for d, name in zip(args.cut_distances, names, strict=False):
             row[name] = discover(
                 captured, brain.motif, discover_motif_count="profile_cut", discover_cut_distance=d
+            )
+        for m in args.merge_tolerances:
+            row[f"merge_{m:g}"] = discover(
+                captured, brain.motif, discover_motif_count="merge_test",
+                discover_merge_tolerance=m,
             )
         row["given_true_k"] = discover(captured, brain.motif, n_filters=true_k)
         rows.append(row)

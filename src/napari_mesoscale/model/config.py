@@ -316,8 +316,10 @@ class ModelConfig(Params):
         "how many motifs the discovery ('em') looks for: 'n_filters': exactly n_filters; "
         "'profile_cut': the groups left when the complete-linkage tree of the communities' "
         "cross-prediction profiles is cut at discover_cut_distance, at most n_filters "
-        "(chosen on dev zoo brains, benchmarks/motif_count.py)",
-        choices=("n_filters", "profile_cut"),
+        "(chosen on dev zoo brains, benchmarks/motif_count.py); 'merge_test': the profile cut, "
+        "then groups merge while a pooled filter predicts both on held-out frames within "
+        "discover_merge_tolerance of their own filters",
+        choices=("n_filters", "profile_cut", "merge_test"),
         gui=False,
     )
     discover_cut_distance: float = param(
@@ -326,6 +328,14 @@ class ModelConfig(Params):
         "groups of communities apart ('em' with discover_motif_count='profile_cut')",
         minimum=0.0,
         maximum=2.0,
+        gui=False,
+    )
+    discover_merge_tolerance: float = param(
+        0.02,
+        "largest increase of the held-out log error (0.02 = 2 %) at which the discovery "
+        "merges two groups ('em' with discover_motif_count='merge_test')",
+        minimum=0.0,
+        maximum=1.0,
         gui=False,
     )
     discover_restarts: int = param(
