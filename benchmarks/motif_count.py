@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--max-motifs", type=int, default=8)
     parser.add_argument("--cut-distances", type=float, nargs="+", default=[0.1])
     parser.add_argument("--merge-tolerances", type=float, nargs="*", default=[])
+    parser.add_argument("--merge-t", type=float, nargs="*", default=[])
     parser.add_argument("--first-brain", type=int, default=0)
     parser.add_argument("--neurons", type=int, default=240)
     parser.add_argument("--frames", type=int, default=1500)
@@ -94,6 +95,7 @@ def main() -> None:
     out = args.out or str(RESULTS / f"motif_count_{args.families}.json")
     names = [f"cut_{d:g}" for d in args.cut_distances]
     names += [f"merge_{m:g}" for m in args.merge_tolerances]
+    names += [f"merge_t_{m:g}" for m in args.merge_t]
     rows, t0, load_before = [], time.perf_counter(), os.getloadavg()
     for i in range(args.first_brain, args.first_brain + args.brains):
         seed = FIRST_SEED[args.families] + i
@@ -116,6 +118,10 @@ def main() -> None:
             row[f"merge_{m:g}"] = discover(
                 captured, brain.motif, discover_motif_count="merge_test",
                 discover_merge_tolerance=m,
+            )
+        for m in args.merge_t:
+            row[f"merge_t_{m:g}"] = discover(
+                captured, brain.motif, discover_motif_count="merge_t", discover_merge_t=m
             )
         row["given_true_k"] = discover(captured, brain.motif, n_filters=true_k)
         rows.append(row)

@@ -318,8 +318,9 @@ class ModelConfig(Params):
         "cross-prediction profiles is cut at discover_cut_distance, at most n_filters "
         "(chosen on dev zoo brains, benchmarks/motif_count.py); 'merge_test': the profile cut, "
         "then groups merge while a pooled filter predicts both on held-out frames within "
-        "discover_merge_tolerance of their own filters",
-        choices=("n_filters", "profile_cut", "merge_test"),
+        "discover_merge_tolerance of their own filters; 'merge_t': the same merging with "
+        "the neurons' paired t statistic below discover_merge_t",
+        choices=("n_filters", "profile_cut", "merge_test", "merge_t"),
         gui=False,
     )
     discover_cut_distance: float = param(
@@ -331,11 +332,19 @@ class ModelConfig(Params):
         gui=False,
     )
     discover_merge_tolerance: float = param(
-        0.02,
-        "largest increase of the held-out log error (0.02 = 2 %) at which the discovery "
+        0.01,
+        "largest increase of the held-out log error (0.01 = 1 %) at which the discovery "
         "merges two groups ('em' with discover_motif_count='merge_test')",
         minimum=0.0,
         maximum=1.0,
+        gui=False,
+    )
+    discover_merge_t: float = param(
+        5.0,
+        "paired t statistic of the neurons' held-out log-error increase below which the "
+        "discovery merges two groups ('em' with discover_motif_count='merge_t')",
+        minimum=0.0,
+        maximum=1000.0,
         gui=False,
     )
     discover_restarts: int = param(

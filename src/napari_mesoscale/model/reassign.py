@@ -713,7 +713,7 @@ def discover_assignment(
     cost = _unit_cost(_cross_errors(phi, data, rows[1], coef), units)  # (U, V)
     size = np.bincount(units.unit, minlength=units.n_units).astype(float)
     square = cost[candidates]
-    if cfg.discover_motif_count in ("profile_cut", "merge_test"):
+    if cfg.discover_motif_count in ("profile_cut", "merge_test", "merge_t"):
         k = profile_motif_count(square, cfg.n_filters, cfg.discover_cut_distance)
     if cfg.discover_grouping == "profile":
         starts = [_profile_groups(square, k)]
@@ -729,9 +729,11 @@ def discover_assignment(
         labels, loss = _group_ridge_em(phi, data, rows, normal, units, full, k, alpha, iters)
         if loss < best_loss:
             best_loss, best = loss, labels
-    if cfg.discover_motif_count == "merge_test":
+    if cfg.discover_motif_count in ("merge_test", "merge_t"):
+        statistic = "t" if cfg.discover_motif_count == "merge_t" else "mean"
+        threshold = cfg.discover_merge_t if statistic == "t" else cfg.discover_merge_tolerance
         best = merge_indistinct_groups(
-            phi, data, rows, normal, units, best, alpha, cfg.discover_merge_tolerance
+            phi, data, rows, normal, units, best, alpha, threshold, statistic
         )
         k = int(best.max()) + 1
         best, best_loss = _group_ridge_em(phi, data, rows, normal, units, best, k, alpha, iters)
@@ -752,16 +754,17 @@ def merge_indistinct_groups(
     labels: np.ndarray,
     alpha: float,
     tolerance: float,
+    statistic: str = "mean",
 ) -> np.ndarray:
     """Merge groups whose pooled filter predicts both as well as their own filters.
 
     For every pair of groups a pooled (linearised) filter is fitted on ``rows[0]`` and scored
-    on the held-out ``rows[1]``: the pair's cost is the larger, over its two groups, of the
-    size-weighted mean increase of the units' log error over their own group's filter. The
-    cheapest pair merges while its cost is below ``tolerance`` (log error: 0.02 = 2 % more
-    error); returns the (U,) labels renumbered 0..G-1.
+    on the held-out ``rows[1]``; every neuron's increase of log error over its own group's
+    filter is summarised per group by its mean (``statistic="mean"``: 0.02 = 2 % more
+    error) or its paired t statistic (``"t"``: mean over standard error). A pair's cost is
+    the larger of its two groups'; the cheapest pair merges while its cost is below
+    ``tolerance``. Returns the (U,) labels renumbered 0..G-1.
     """
-    size = np.bincount(units.unit, minlength=units.n_units).astype(float)
     labels = np.unique(labels, return_inverse=True)[1]
     while labels.max() > 0:
         n_groups = int(labels.max()) + 1
@@ -769,10 +772,11 @@ def merge_indistinct_groups(
         outside = [((labels != a) & (labels != b)).astype(int) for a, b in pairs]
         pooled = [_ridge_solve(normal, rest, alpha)[0] for rest in outside]
         coef = torch.cat([_ridge_solve(normal, labels, alpha), torch.stack(pooled)], 0)
-        cost = _unit_cost(_cross_errors(phi, data, rows[1], coef), units)
-        increase = cost[:, n_groups:] - cost[np.arange(len(labels)), labels][:, None]
+        log_err = np.log(_cross_errors(phi, data, rows[1], coef).double().cpu().numpy() + 1e-6)
+        group = labels[units.unit]
+        increase = log_err[:, n_groups:] - log_err[np.arange(len(group)), group][:, None]
         worst = np.array([
-            max(_weighted_mean(increase[labels == g, p], size[labels == g]) for g in pair)
+            max(_summary(increase[group == g, p], statistic) for g in pair)
             for p, pair in enumerate(pairs)
         ])
         p = int(np.argmin(worst))
@@ -783,8 +787,11 @@ def merge_indistinct_groups(
     return labels
 
 
-def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
-    return float((values * weights).sum() / max(weights.sum(), 1e-12))
+def _summary(increase: np.ndarray, statistic: str) -> float:
+    """Mean, or paired t statistic, of the neurons' increases of log error."""
+    if statistic == "mean" or increase.size < 2:
+        return float(increase.mean()) if increase.size else 0.0
+    return float(increase.mean() / (increase.std(ddof=1) / np.sqrt(increase.size) + 1e-12))
 
 
 def _candidate_units(units: AssignmentUnits, limit: int) -> np.ndarray:

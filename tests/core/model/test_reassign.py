@@ -178,3 +178,19 @@ def test_em_with_motif_count_from_the_data(dev_brain):
     scores = recovery_scores(fit, dev_brain.motif, dev_brain.instance)
     assert scores["n_motifs"] == k, scores
     assert scores["motif_ari"] > 0.8, scores
+
+
+
+@pytest.mark.parametrize("count", ["merge_test", "merge_t"])
+def test_em_with_merge_test_keeps_the_true_motifs(dev_brain, count):
+    """discover_motif_count='merge_test' / 'merge_t' (profile cut, then merging groups a
+    pooled filter predicts within the tolerance on held-out frames) with n_filters twice the
+    true count: the true number of motifs and the motifs on the dev brain."""
+    k = len(dev_brain.motif_names)
+    fit = _fit(
+        dev_brain, epochs=1, init="random", assignment="em",
+        discover_motif_count=count, n_filters=2 * k,
+    )
+    scores = recovery_scores(fit, dev_brain.motif, dev_brain.instance)
+    assert scores["n_motifs"] == k, scores
+    assert scores["motif_ari"] > 0.8, scores
