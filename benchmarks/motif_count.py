@@ -17,6 +17,13 @@ against the true motifs (ARI) before training.
     python benchmarks/motif_count.py --families dev --brains 40 --cut-distances 0.05 0.1 0.15 0.2
     python benchmarks/motif_count.py --families test --brains 20 --cut-distances 0.1
     python benchmarks/motif_count.py --families toy --brains 4 --neurons 300 --cut-distances 0.1
+
+``--merge-tolerances`` / ``--merge-t`` add the merge tests after the cut
+(``discover_motif_count="merge_test"`` / ``"merge_t"``, tolerance / t threshold each):
+
+    python benchmarks/motif_count.py --families dev --brains 16 --cut-distances 0.1 \
+        --merge-tolerances 0.005 0.01 --merge-t 2 5 10 20 \
+        --out benchmarks/results/motif_count_merge_dev.json
 """
 
 from __future__ import annotations
