@@ -15,7 +15,9 @@ rejected. In a block of faint somata (``shell_threshold`` itself decides) a seco
 weaker shells, down to :data:`WEAK_SHELL_FRACTION` of it, that overlap no soma kept, hold a
 nuclear envelope and have no membranes inside, and a third pass keeps shells down to
 :data:`LOCAL_PASS_FLOOR` of it whose local response (against a staining gradient), interior
-and nucleus, in robust units over the block's peaks, add up to :data:`LOCAL_PASS_SCORE`.
+and nucleus, in robust units over the block's peaks, add up to :data:`LOCAL_PASS_SCORE`; a
+fourth pass keeps those of them whose nucleus looks like the block's first-pass somata's
+(:data:`LIKENESS_PASS_SCORE`): the block's strong somata are its own examples.
 With a trained ``detector`` the shells are proposed down to :data:`PROPOSAL_FRACTION` of the
 threshold and the U-Net's soma probability decides (the second and third passes' shells with
 its plain agreement); a shell it adds may not overlap a soma already kept.
@@ -631,8 +633,8 @@ def _shell_bodies(
     above the threshold used (``shell_threshold``, raised to ``shell_fraction`` of the median
     such peak's), then, when ``shell_threshold`` itself was the threshold used (a block of
     faint somata), the weaker shells that overlap no soma kept and pass the second pass
-    (down to :data:`WEAK_SHELL_FRACTION` of it, :func:`_nucleated_smooth`) or the third
-    (down to :data:`LOCAL_PASS_FLOOR`, :func:`_shell_evidence`)."""
+    (down to :data:`WEAK_SHELL_FRACTION` of it, :func:`_nucleated_smooth`), the third or the
+    fourth (down to :data:`LOCAL_PASS_FLOOR`, :func:`_shell_evidence`)."""
     p = run["params"]
     threshold = float(p.shell_threshold)
     peaks, radius, response = _shell_peaks(run, image, LOCAL_PASS_FLOOR * threshold, 0.0, progress)
@@ -651,6 +653,7 @@ def _shell_bodies(
         evidence = _shell_evidence(run, image, peaks, radius, response)
         weak = (strength >= WEAK_SHELL_FRACTION * threshold) & evidence["nucleated_smooth"]
         proposed = ~kept & (weak | evidence["local_pass"])
+        run["record"]["n_like_block_proposed"] = int((~kept & evidence["like_block"]).sum())
     keep = _add_without_overlap(peaks, radius, run["work_vs"], kept, proposed, strength)
     run["record"]["n_weak_shells_added"] = int(keep.sum() - kept.sum())
     return _balls_around(peaks[keep], radius, run["work_vs"]), images
