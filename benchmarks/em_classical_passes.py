@@ -2,8 +2,8 @@
 
 Every dev preset of :mod:`napari_mesoscale.synth.em_presets` (held-out presets are refused:
 they are measured only by ``em_generalisation.py``), rendered with each seed, detected by
-``detect_somata_em`` twice: with the fourth pass switched off
-(``segment.em.LIKENESS_PASS_SCORE = inf``) and as shipped. F1, precision and recall within half
+``detect_somata_em`` twice: without the fourth pass (the default) and with it
+(``block_likeness_pass=True``). F1, precision and recall within half
 a cell diameter, process CPU seconds of each detection, the machine's load.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/em_classical_passes.py --seeds 0 1 2 3 4``.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_mesoscale.segment import detect_somata_em, em, match_points
+from napari_mesoscale.segment import detect_somata_em, match_points
 from napari_mesoscale.synth.em_presets import DEV_PRESETS, render_em_preset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -30,15 +30,15 @@ RESULTS = Path(__file__).resolve().parent / "results" / "em_classical_passes.jso
 PRESET_DIAMETER = 9.0  # µm, as in em_generalisation.py
 
 
-def _detect(volume, voxel_size, truth, likeness_score: float) -> dict:
-    saved = em.LIKENESS_PASS_SCORE
-    em.LIKENESS_PASS_SCORE = likeness_score
-    try:
-        cpu, wall = time.process_time(), time.perf_counter()
-        result = detect_somata_em(volume, voxel_size=voxel_size, cell_diameter=PRESET_DIAMETER)
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    finally:
-        em.LIKENESS_PASS_SCORE = saved
+def _detect(volume, voxel_size, truth, fourth_pass: bool) -> dict:
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = detect_somata_em(
+        volume,
+        voxel_size=voxel_size,
+        cell_diameter=PRESET_DIAMETER,
+        block_likeness_pass=fourth_pass,
+    )
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     match = match_points(result.positions, truth, PRESET_DIAMETER / 2)
     return {
         "f1": float(match.f1),
@@ -66,9 +66,8 @@ def main(argv=None) -> int:
         for name in names:
             s = render_em_preset(name, seed=seed)
             row = {"preset": name, "seed": seed, "n_somata": len(s.centres)}
-            for label, score in [("without_fourth_pass", np.inf), ("with", None)]:
-                score = em.LIKENESS_PASS_SCORE if score is None else score
-                row[label] = _detect(s.volume, s.voxel_size, s.centres, score)
+            for label, fourth_pass in [("without_fourth_pass", False), ("with", True)]:
+                row[label] = _detect(s.volume, s.voxel_size, s.centres, fourth_pass)
             row["load"] = os.getloadavg()[0]
             out["rows"].append(row)
             b, a = row["without_fourth_pass"], row["with"]

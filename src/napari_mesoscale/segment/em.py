@@ -16,8 +16,9 @@ weaker shells, down to :data:`WEAK_SHELL_FRACTION` of it, that overlap no soma k
 nuclear envelope and have no membranes inside, and a third pass keeps shells down to
 :data:`LOCAL_PASS_FLOOR` of it whose local response (against a staining gradient), interior
 and nucleus, in robust units over the block's peaks, add up to :data:`LOCAL_PASS_SCORE`; a
-fourth pass keeps those of them whose nucleus looks like the block's first-pass somata's
-(:data:`LIKENESS_PASS_SCORE`): the block's strong somata are its own examples.
+fourth pass (``block_likeness_pass``, off by default) keeps those of them whose nucleus looks
+like the block's first-pass somata's (:data:`LIKENESS_PASS_SCORE`): the block's strong somata
+are its own examples.
 With a trained ``detector`` the shells are proposed down to :data:`PROPOSAL_FRACTION` of the
 threshold and the U-Net's soma probability decides (the second and third passes' shells with
 its plain agreement); a shell it adds may not overlap a soma already kept.
@@ -331,7 +332,9 @@ SMALLEST_RADIUS_MARGIN = 3.0
 # at the smallest radius). A chance shell in the neuropil holds no nucleus like the block's, a
 # glial or myelin profile holds a darker or brighter one. Chosen on seeds 0-2 of the nine dev
 # presets (mean classical F1 of the two faint inverted ones 0.63 -> 0.74, of the seven earlier
-# ones 0.962 -> 0.964 with no precision lost, in a per-peak simulation of the passes).
+# ones 0.962 -> 0.964 with no precision lost, in a per-peak simulation of the passes). Off by
+# default (``block_likeness_pass``): measured once on the held-out presets it added two chance
+# shells and no soma to heldout_inverted_tem.
 LIKENESS_WEIGHT = 1.5
 LIKENESS_PASS_SCORE = 3.0
 LIKENESS_SMALLEST_MARGIN = 1.0
@@ -358,6 +361,7 @@ def detect_somata_em(
     cue: str | None = None,
     shell_threshold: float | None = None,
     shell_fraction: float | None = None,
+    block_likeness_pass: bool | None = None,
     params: SomaDetectionParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
     soma_diameter: float | None = None,
@@ -376,7 +380,7 @@ def detect_somata_em(
         Voxel size in µm, (z, y, x).
     cell_diameter, resolution, threshold, probability_threshold, size_range, \
 opening_radius, full_resolution_labels, polarity, texture_scale, max_elongation, \
-max_tube_elongation, lumen_contrast, cue, shell_threshold, shell_fraction
+max_tube_elongation, lumen_contrast, cue, shell_threshold, shell_fraction, block_likeness_pass
         The detection parameters: fields of
         :class:`~napari_mesoscale.segment.params.SomaDetectionParams`, which gives each
         one's meaning, unit, default and valid range. ``None`` takes the value from ``params``.
@@ -744,13 +748,16 @@ def _like_first_pass(
     :data:`LIKENESS_WEIGHT` times how far the peak's nucleus blob (:func:`_nucleus_blob`) lies
     from the median of the first-pass somata's (the block's own examples of a soma), in robust
     units over the block's peaks; the result again in robust units over the peaks (``-inf``
-    where the score is not finite, or when the first pass kept nothing)."""
+    where the score is not finite, when the first pass kept nothing, or when
+    ``block_likeness_pass`` is off)."""
     p = run["params"]
+    out = np.full(len(peaks), -np.inf)
+    if not p.block_likeness_pass:
+        return out
     strength = response[tuple(peaks.T)]
     first = strength >= _classical_threshold(
         strength, float(p.shell_threshold), float(p.shell_fraction)
     )
-    out = np.full(len(peaks), -np.inf)
     finite = np.isfinite(score)
     if not first.any() or finite.sum() < 3:
         return out
