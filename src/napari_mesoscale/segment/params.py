@@ -188,6 +188,11 @@ class SomaDetectionParams(Params):
     max_elongation, max_tube_elongation, lumen_contrast : float
         Shape and brightness rules that reject non-soma compartments (neurite stubs, vessels
         with their bright lumen).
+    block_likeness_pass : bool
+        Classical path, blocks of faint somata: also keep the weak shells whose nucleus looks
+        like that of the block's first-pass somata (the fourth pass,
+        :data:`~napari_mesoscale.segment.em.LIKENESS_PASS_SCORE`). Off by default: it raised
+        recall on the faint inverted dev presets but added chance shells on a held-out one.
     """
 
     cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
@@ -269,6 +274,12 @@ class SomaDetectionParams(Params):
         "a body brighter than the neuropil (polarity-corrected) by more than this multiple of "
         "the median body's excess is a vessel lumen",
         minimum=0.0,
+        gui=False,
+    )
+    block_likeness_pass: bool = param(
+        False,
+        "in blocks of faint somata, also keep weak shells whose nucleus looks like the "
+        "block's first-pass somata (fourth classical pass)",
         gui=False,
     )
 

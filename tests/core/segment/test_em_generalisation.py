@@ -351,3 +351,22 @@ def test_unet_path_admits_the_classical_passes_with_its_agreement(monkeypatch):
     assert classical.parameters["n_weak_shells_added"] >= 4
     np.testing.assert_allclose(agreeing.positions, classical.positions)
     np.testing.assert_allclose(refusing.positions, first_pass.positions)
+
+
+def test_fourth_pass_adds_somata_like_the_blocks_own():
+    """Faint somata after inversion in 2 µm sections (a dev preset, seed 1): the fourth pass
+    (``block_likeness_pass``: weak shells whose nucleus blob looks like the block's first-pass
+    somata) finds true somata the first three passes miss, at high precision; off by default."""
+    s = render_em_preset("dev_inverted_thick_dim", seed=1)
+    run = dict(voxel_size=s.voxel_size, cell_diameter=9.0)
+    result = detect_somata_em(s.volume, **run, block_likeness_pass=True)
+    without = detect_somata_em(s.volume, **run)
+    assert without.parameters["n_like_block_proposed"] == 0
+    same = match_points(result.positions, without.positions, 0.5)
+    new = np.delete(result.positions, same.detected_index, axis=0)
+    after, before = (match_points(r.positions, s.centres, 4.5) for r in (result, without))
+    # measured: recall 0.39 -> 0.69 at precision 0.93 -> 0.93 (11 somata added, 1 chance shell)
+    assert len(new) >= 8
+    assert match_points(new, s.centres, 4.5).precision >= 0.9
+    assert after.recall >= before.recall + 0.2, (after.scores(), before.scores())
+    assert after.precision >= 0.9
