@@ -320,13 +320,22 @@ class ModelConfig(Params):
         "then groups merge while a pooled filter predicts both on held-out frames within "
         "discover_merge_tolerance of their own filters; 'merge_t': the same merging with "
         "the neurons' paired t statistic below discover_merge_t",
-        choices=("n_filters", "profile_cut", "merge_test", "merge_t"),
+        choices=("n_filters", "profile_cut", "merge_test", "merge_t", "affine_cut"),
         gui=False,
     )
     discover_cut_distance: float = param(
         0.1,
         "profile correlation distance (1 - correlation) above which the discovery keeps two "
         "groups of communities apart ('em' with discover_motif_count='profile_cut')",
+        minimum=0.0,
+        maximum=2.0,
+        gui=False,
+    )
+    discover_affine_cut_distance: float = param(
+        0.1,
+        "profile correlation distance at which the discovery cuts the tree of the "
+        "communities' cross-prediction profiles after a per-neuron affine refit ('em' with "
+        "discover_motif_count='affine_cut')",
         minimum=0.0,
         maximum=2.0,
         gui=False,

@@ -566,6 +566,50 @@ def _cross_errors(
     return torch.cat(out, 0)
 
 
+def _affine_cross_errors(
+    phi: torch.Tensor,
+    data: _EmData,
+    rows: torch.Tensor,
+    coef: torch.Tensor,
+    ridge: float = 1e-6,
+) -> torch.Tensor:
+    """(N, V) mean weighted error of every neuron under every candidate unit's filter after a
+    per-neuron affine refit: the target regressed on [prediction, own state, 1] (weighted
+    least squares per neuron and filter, on the scored frames themselves).
+
+    A neuron whose update is x + s (r + g (F - r) - x), with its own speed s and gain g, is
+    fitted exactly by any filter that predicts F, whatever the filter's own neuron's s and g,
+    so the cross-prediction between communities of one motif no longer depends on them.
+    ``phi[..., 0]`` is the neuron's own state (the first feature of :func:`_features`).
+    """
+    out = []
+    for s in range(0, phi.shape[1], 256):
+        x = phi[rows, s : s + 256].double()  # (T, n, P)
+        pred = torch.einsum("tnp,vp->tnv", x, coef.double())  # (T, n, V)
+        z, w = x[..., 0], data.weight[rows, s : s + 256].double()
+        y = data.target[rows, s : s + 256].double()
+        wp = w[..., None] * pred
+        shape = pred.shape[1:]
+        # weighted sums over frames: Gram of [prediction, own state, 1] and its right side
+        spp, spz, sp = (wp * pred).sum(0), (wp * z[..., None]).sum(0), wp.sum(0)
+        szz, sz, s1 = [(w * v).sum(0)[:, None].expand(shape) for v in (z * z, z, 1.0 + 0 * z)]
+        gram = torch.stack([
+            torch.stack([spp, spz, sp], -1),
+            torch.stack([spz, szz, sz], -1),
+            torch.stack([sp, sz, s1], -1),
+        ], -2)  # (n, V, 3, 3)
+        sy = [(w * v * y).sum(0)[:, None].expand(shape) for v in (z, 1.0 + 0 * z)]
+        rhs = torch.stack([(wp * y[..., None]).sum(0), *sy], -1)  # (n, V, 3)
+        scale = torch.diagonal(gram, dim1=-2, dim2=-1).mean(-1).clamp(min=1e-12)
+        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+        beta = torch.linalg.solve(gram + ridge * scale[..., None, None] * eye, rhs)
+        syy = (w * y * y).sum(0)[:, None]
+        fitted = torch.einsum("nvi,nvij,nvj->nv", beta, gram, beta)
+        resid = (syy - 2 * (beta * rhs).sum(-1) + fitted).clamp(min=0)
+        out.append(resid / (w > 0).sum(0).clamp(min=1)[:, None])
+    return torch.cat(out, 0).float()
+
+
 def _linkage_groups(cost: np.ndarray, k: int) -> np.ndarray:
     """k groups of the U units by average linkage of the symmetric cross-prediction distance.
 
@@ -715,6 +759,9 @@ def discover_assignment(
     square = cost[candidates]
     if cfg.discover_motif_count in ("profile_cut", "merge_test", "merge_t"):
         k = profile_motif_count(square, cfg.n_filters, cfg.discover_cut_distance)
+    elif cfg.discover_motif_count == "affine_cut":
+        affine = _unit_cost(_affine_cross_errors(phi, data, rows[1], coef), units)[candidates]
+        k = profile_motif_count(affine, cfg.n_filters, cfg.discover_affine_cut_distance)
     if cfg.discover_grouping == "profile":
         starts = [_profile_groups(square, k)]
     else:
