@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--brains", type=int, default=40)
     parser.add_argument("--max-motifs", type=int, default=8)
     parser.add_argument("--cut-distances", type=float, nargs="+", default=[0.1])
+    parser.add_argument("--loss-cuts", type=float, nargs="*", default=[])
     parser.add_argument("--affine-cut-distances", type=float, nargs="*", default=[])
     parser.add_argument("--merge-tolerances", type=float, nargs="*", default=[])
     parser.add_argument("--merge-t", type=float, nargs="*", default=[])
@@ -109,6 +110,7 @@ def main() -> None:
     torch.set_num_threads(1)
     out = args.out or str(RESULTS / f"motif_count_{args.families}.json")
     names = [f"cut_{d:g}" for d in args.cut_distances]
+    names += [f"loss_cut_{d:g}" for d in args.loss_cuts]
     names += [f"affine_cut_{d:g}" for d in args.affine_cut_distances]
     names += [f"merge_{m:g}" for m in args.merge_tolerances]
     names += [f"merge_t_{m:g}" for m in args.merge_t]
@@ -130,6 +132,10 @@ def main() -> None:
         for d, name in zip(args.cut_distances, names, strict=False):
             row[name] = discover(
                 captured, brain.motif, discover_motif_count="profile_cut", discover_cut_distance=d
+            )
+        for d in args.loss_cuts:
+            row[f"loss_cut_{d:g}"] = discover(
+                captured, brain.motif, discover_motif_count="loss_cut", discover_loss_cut=d
             )
         for d in args.affine_cut_distances:
             row[f"affine_cut_{d:g}"] = discover(

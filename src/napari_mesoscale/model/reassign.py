@@ -80,6 +80,7 @@ __all__ = [
     "AssignmentUnits",
     "community_units",
     "discover_assignment",
+    "loss_motif_count",
     "profile_motif_count",
     "reassign",
     "reassign_after_epoch",
@@ -676,6 +677,35 @@ def profile_motif_count(cost: np.ndarray, max_motifs: int, cut_distance: float) 
     return int(min(max_motifs, int((heights > cut_distance).sum()) + 1))
 
 
+def _loss_linkage(cost: np.ndarray, quantile: float = 0.9) -> np.ndarray:
+    """Complete-linkage tree of the units' symmetric cross-prediction loss, per-brain scaled.
+
+    The distance of units u and v is the mean of how much worse v's filter predicts u than
+    u's own and u's filter predicts v than v's own (mean log-error ratios, negative ones
+    clipped to 0), divided by the ``quantile`` of these distances over all pairs of the
+    brain: a cut is a fraction of the brain's typical between-motif penalty, so it does not
+    depend on how predictable the brain's families are.
+    """
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    rel = np.clip(cost - np.diag(cost)[:, None], 0, None)
+    dist = 0.5 * (rel + rel.T)
+    np.fill_diagonal(dist, 0.0)
+    flat = squareform(dist, checks=False)
+    return linkage(flat / max(float(np.quantile(flat, quantile)), 1e-12), method="complete")
+
+
+def loss_motif_count(cost: np.ndarray, max_motifs: int, cut: float) -> int:
+    """Number of motifs: the groups left when :func:`_loss_linkage`'s tree is cut at ``cut``
+    (a fraction of the brain's 90th-percentile symmetric loss), at most ``max_motifs``."""
+    u = cost.shape[0]
+    if u <= 2:
+        return max(1, min(u, max_motifs))
+    heights = _loss_linkage(cost)[:, 2]
+    return int(min(max_motifs, int((heights > cut).sum()) + 1))
+
+
 def _group_ridge_em(
     phi: torch.Tensor,
     data: _EmData,
@@ -759,6 +789,8 @@ def discover_assignment(
     square = cost[candidates]
     if cfg.discover_motif_count in ("profile_cut", "merge_test", "merge_t"):
         k = profile_motif_count(square, cfg.n_filters, cfg.discover_cut_distance)
+    elif cfg.discover_motif_count == "loss_cut":
+        k = loss_motif_count(square, cfg.n_filters, cfg.discover_loss_cut)
     elif cfg.discover_motif_count == "affine_cut":
         affine = _unit_cost(_affine_cross_errors(phi, data, rows[1], coef), units)[candidates]
         k = profile_motif_count(affine, cfg.n_filters, cfg.discover_affine_cut_distance)

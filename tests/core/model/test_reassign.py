@@ -11,6 +11,7 @@ from napari_mesoscale.model import fit_mesoscale
 from napari_mesoscale.model.reassign import (
     AssignmentUnits,
     _set_logits,
+    loss_motif_count,
     profile_motif_count,
     reassign,
 )
@@ -165,6 +166,23 @@ def test_profile_motif_count_finds_the_number_of_blocks(sizes):
     assert profile_motif_count(cost, 8, 0.1) == len(sizes)
     assert profile_motif_count(cost, 2, 0.1) == 2  # n_filters is an upper bound
     assert profile_motif_count(cost[:1, :1], 8, 0.1) == 1
+
+
+@pytest.mark.parametrize("sizes", [[3, 4], [2, 3, 4], [3, 3, 2, 4, 3]])
+def test_loss_motif_count_finds_the_number_of_blocks(sizes):
+    cost, _ = _block_cost(sizes)
+    assert loss_motif_count(cost, 8, 0.1) == len(sizes)
+    assert loss_motif_count(cost, 2, 0.1) == 2  # n_filters is an upper bound
+    assert loss_motif_count(cost[:1, :1], 8, 0.1) == 1
+
+
+def test_loss_motif_count_keeps_a_heterogeneous_motif_together():
+    """Units of one motif whose filters predict each other up to 5 % worse in log error (two
+    sub-instances of different speed) stay one motif when the motifs are 0.3-1.5 apart."""
+    cost, motif = _block_cost([4, 4, 3], seed=1)
+    sub = np.arange(motif.size) % 2 == 0
+    cost = cost + 0.05 * ((motif[:, None] == 0) & (motif[None] == 0) & (sub[:, None] != sub))
+    assert loss_motif_count(cost, 8, 0.1) == 3
 
 
 def test_em_with_motif_count_from_the_data(dev_brain):
