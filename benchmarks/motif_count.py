@@ -18,6 +18,18 @@ against the true motifs (ARI) before training.
     python benchmarks/motif_count.py --families test --brains 20 --cut-distances 0.1
     python benchmarks/motif_count.py --families toy --brains 4 --neurons 300 --cut-distances 0.1
 
+``--heterogeneity H --heterogeneity-scope instance`` (dev families only) gives every instance
+its own speed and gain in [1 - H / 2, 1] (``make_zoo_brain(heterogeneity=...)``): dev brains
+where the profile cut over-splits as it does on the test families, to design a count on
+without looking at them. ``--loss-cuts`` adds ``discover_motif_count="loss_cut"`` (the
+symmetric cross-prediction loss scaled by its 90th percentile per brain, cut at each value)
+and ``--affine-cut-distances`` ``"affine_cut"`` (the profile cut after a per-neuron affine
+refit):
+
+    python benchmarks/motif_count.py --families dev --brains 40 --cut-distances 0.1 \
+        --loss-cuts 0.07 0.1 0.13 --heterogeneity 0.5 --heterogeneity-scope instance \
+        --out benchmarks/results/motif_count_loss_dev_heterogeneous.json
+
 ``--merge-tolerances`` / ``--merge-t`` add the merge tests after the cut
 (``discover_motif_count="merge_test"`` / ``"merge_t"``, tolerance / t threshold each):
 

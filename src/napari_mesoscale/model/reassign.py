@@ -52,6 +52,12 @@ loss separates the counts, while the profile tree's lowest merges are near 0 wit
 The cut errs towards more groups than motifs (a heterogeneous motif split in two), which
 costs less ARI than merging two motifs; on the test-only families it splits further (more
 motifs than true on 18 of 20 brains), so the count is an estimate, not the truth (README).
+``"loss_cut"`` cuts instead the complete-linkage tree of the symmetric cross-prediction loss
+divided by its 90th percentile over the brain's pairs (:func:`loss_motif_count`): a fraction
+of the brain's own between-motif penalty rather than a profile correlation; ``"affine_cut"``
+is the profile cut after refitting every neuron's prediction on [prediction, own state, 1]
+(:func:`_affine_cross_errors`), invariant to per-neuron speed and gain but measured worse (a
+free own-state term lets any near-linear filter predict the other near-linear families).
 Cost: O(N P^2 T) once for the per-community Gram matrices (a group's are sums of its
 communities', so the EM iterations cost O(U P^2) for the fits), O(N V P T) for scoring under
 at most V = 256 candidate communities' filters and linkage on those V: linear in N.
