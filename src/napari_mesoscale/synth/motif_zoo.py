@@ -48,8 +48,11 @@ and a weak weight ± ``coupling``. Then
 
     x_{t+1} = clip_f(F_f(x_t, h_t, u_t, hidden_t) + Σ_cross W_ji (x_j − r_j) + σ_f ε_t),
 
-after 100 frames of burn-in. Neuron ids are permuted at random. ``expected`` holds the term
-before noise and clipping (its one-step error is about the noise floor).
+after 100 frames of burn-in (with ``heterogeneity`` > 0 every neuron's, or every instance's,
+F is mixed with its own state and gain: x + s (r + g (F - r) - x), a dev-family stand-in for
+the per-neuron time scales and gains of some test families). Neuron ids are permuted at
+random. ``expected`` holds the term before noise and clipping (its one-step error is about the
+noise floor).
 
 Stimulus: four channels (``ZOO_STIMULUS_NAMES``): sparse pulses, a slow drift (an
 Ornstein–Uhlenbeck process, τ = 25 frames), a flicker (telegraph 0/1) and a slow modulator in
