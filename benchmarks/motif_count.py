@@ -18,6 +18,18 @@ against the true motifs (ARI) before training.
     python benchmarks/motif_count.py --families test --brains 20 --cut-distances 0.1
     python benchmarks/motif_count.py --families toy --brains 4 --neurons 300 --cut-distances 0.1
 
+``--heterogeneity H --heterogeneity-scope instance`` (dev families only) gives every instance
+its own speed and gain in [1 - H / 2, 1] (``make_zoo_brain(heterogeneity=...)``): dev brains
+where the profile cut over-splits as it does on the test families, to design a count on
+without looking at them. ``--loss-cuts`` adds ``discover_motif_count="loss_cut"`` (the
+symmetric cross-prediction loss scaled by its 90th percentile per brain, cut at each value)
+and ``--affine-cut-distances`` ``"affine_cut"`` (the profile cut after a per-neuron affine
+refit):
+
+    python benchmarks/motif_count.py --families dev --brains 40 --cut-distances 0.1 \
+        --loss-cuts 0.07 0.1 0.13 --heterogeneity 0.5 --heterogeneity-scope instance \
+        --out benchmarks/results/motif_count_loss_dev_heterogeneous.json
+
 ``--merge-tolerances`` / ``--merge-t`` add the merge tests after the cut
 (``discover_motif_count="merge_test"`` / ``"merge_t"``, tolerance / t threshold each):
 
@@ -91,16 +103,27 @@ def main() -> None:
     parser.add_argument("--brains", type=int, default=40)
     parser.add_argument("--max-motifs", type=int, default=8)
     parser.add_argument("--cut-distances", type=float, nargs="+", default=[0.1])
+    parser.add_argument("--loss-cuts", type=float, nargs="*", default=[])
+    parser.add_argument("--affine-cut-distances", type=float, nargs="*", default=[])
     parser.add_argument("--merge-tolerances", type=float, nargs="*", default=[])
     parser.add_argument("--merge-t", type=float, nargs="*", default=[])
     parser.add_argument("--first-brain", type=int, default=0)
     parser.add_argument("--neurons", type=int, default=240)
     parser.add_argument("--frames", type=int, default=1500)
+    parser.add_argument(
+        "--heterogeneity", type=float, default=0.0,
+        help="per-neuron speed / gain jitter of the zoo brains (make_zoo_brain), dev only",
+    )
+    parser.add_argument("--heterogeneity-scope", choices=("neuron", "instance"), default="neuron")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.heterogeneity and args.families != "dev":
+        parser.error("--heterogeneity is for the dev families only (designing on them)")
     torch.set_num_threads(1)
     out = args.out or str(RESULTS / f"motif_count_{args.families}.json")
     names = [f"cut_{d:g}" for d in args.cut_distances]
+    names += [f"loss_cut_{d:g}" for d in args.loss_cuts]
+    names += [f"affine_cut_{d:g}" for d in args.affine_cut_distances]
     names += [f"merge_{m:g}" for m in args.merge_tolerances]
     names += [f"merge_t_{m:g}" for m in args.merge_t]
     rows, t0, load_before = [], time.perf_counter(), os.getloadavg()
@@ -112,7 +135,8 @@ def main() -> None:
             )
         else:
             brain = make_zoo_brain(
-                args.neurons, args.frames, args.families, n_families=2 + i % 5, seed=seed
+                args.neurons, args.frames, args.families, n_families=2 + i % 5, seed=seed,
+                heterogeneity=args.heterogeneity, heterogeneity_scope=args.heterogeneity_scope,
             )
         true_k = len(brain.motif_names)
         captured = capture_discovery_inputs(brain, args.max_motifs, args.families != "toy")
@@ -120,6 +144,15 @@ def main() -> None:
         for d, name in zip(args.cut_distances, names, strict=False):
             row[name] = discover(
                 captured, brain.motif, discover_motif_count="profile_cut", discover_cut_distance=d
+            )
+        for d in args.loss_cuts:
+            row[f"loss_cut_{d:g}"] = discover(
+                captured, brain.motif, discover_motif_count="loss_cut", discover_loss_cut=d
+            )
+        for d in args.affine_cut_distances:
+            row[f"affine_cut_{d:g}"] = discover(
+                captured, brain.motif, discover_motif_count="affine_cut",
+                discover_affine_cut_distance=d,
             )
         for m in args.merge_tolerances:
             row[f"merge_{m:g}"] = discover(

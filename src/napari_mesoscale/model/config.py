@@ -319,8 +319,11 @@ class ModelConfig(Params):
         "(chosen on dev zoo brains, benchmarks/motif_count.py); 'merge_test': the profile cut, "
         "then groups merge while a pooled filter predicts both on held-out frames within "
         "discover_merge_tolerance of their own filters; 'merge_t': the same merging with "
-        "the neurons' paired t statistic below discover_merge_t",
-        choices=("n_filters", "profile_cut", "merge_test", "merge_t"),
+        "the neurons' paired t statistic below discover_merge_t; 'affine_cut': the profile "
+        "cut on cross-prediction after a per-neuron affine refit (discover_affine_cut_distance"
+        "); 'loss_cut': complete linkage of the symmetric cross-prediction loss scaled by its "
+        "90th percentile, cut at discover_loss_cut",
+        choices=("n_filters", "profile_cut", "merge_test", "merge_t", "affine_cut", "loss_cut"),
         gui=False,
     )
     discover_cut_distance: float = param(
@@ -329,6 +332,24 @@ class ModelConfig(Params):
         "groups of communities apart ('em' with discover_motif_count='profile_cut')",
         minimum=0.0,
         maximum=2.0,
+        gui=False,
+    )
+    discover_affine_cut_distance: float = param(
+        0.1,
+        "profile correlation distance at which the discovery cuts the tree of the "
+        "communities' cross-prediction profiles after a per-neuron affine refit ('em' with "
+        "discover_motif_count='affine_cut')",
+        minimum=0.0,
+        maximum=2.0,
+        gui=False,
+    )
+    discover_loss_cut: float = param(
+        0.1,
+        "fraction of the brain's 90th-percentile symmetric cross-prediction loss below which "
+        "the discovery merges groups of communities (complete linkage; 'em' with "
+        "discover_motif_count='loss_cut')",
+        minimum=0.0,
+        maximum=10.0,
         gui=False,
     )
     discover_merge_tolerance: float = param(

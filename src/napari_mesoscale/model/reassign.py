@@ -52,6 +52,12 @@ loss separates the counts, while the profile tree's lowest merges are near 0 wit
 The cut errs towards more groups than motifs (a heterogeneous motif split in two), which
 costs less ARI than merging two motifs; on the test-only families it splits further (more
 motifs than true on 18 of 20 brains), so the count is an estimate, not the truth (README).
+``"loss_cut"`` cuts instead the complete-linkage tree of the symmetric cross-prediction loss
+divided by its 90th percentile over the brain's pairs (:func:`loss_motif_count`): a fraction
+of the brain's own between-motif penalty rather than a profile correlation; ``"affine_cut"``
+is the profile cut after refitting every neuron's prediction on [prediction, own state, 1]
+(:func:`_affine_cross_errors`), invariant to per-neuron speed and gain but measured worse (a
+free own-state term lets any near-linear filter predict the other near-linear families).
 Cost: O(N P^2 T) once for the per-community Gram matrices (a group's are sums of its
 communities', so the EM iterations cost O(U P^2) for the fits), O(N V P T) for scoring under
 at most V = 256 candidate communities' filters and linkage on those V: linear in N.
@@ -80,6 +86,7 @@ __all__ = [
     "AssignmentUnits",
     "community_units",
     "discover_assignment",
+    "loss_motif_count",
     "profile_motif_count",
     "reassign",
     "reassign_after_epoch",
@@ -566,6 +573,50 @@ def _cross_errors(
     return torch.cat(out, 0)
 
 
+def _affine_cross_errors(
+    phi: torch.Tensor,
+    data: _EmData,
+    rows: torch.Tensor,
+    coef: torch.Tensor,
+    ridge: float = 1e-6,
+) -> torch.Tensor:
+    """(N, V) mean weighted error of every neuron under every candidate unit's filter after a
+    per-neuron affine refit: the target regressed on [prediction, own state, 1] (weighted
+    least squares per neuron and filter, on the scored frames themselves).
+
+    A neuron whose update is x + s (r + g (F - r) - x), with its own speed s and gain g, is
+    fitted exactly by any filter that predicts F, whatever the filter's own neuron's s and g,
+    so the cross-prediction between communities of one motif no longer depends on them.
+    ``phi[..., 0]`` is the neuron's own state (the first feature of :func:`_features`).
+    """
+    out = []
+    for s in range(0, phi.shape[1], 256):
+        x = phi[rows, s : s + 256].double()  # (T, n, P)
+        pred = torch.einsum("tnp,vp->tnv", x, coef.double())  # (T, n, V)
+        z, w = x[..., 0], data.weight[rows, s : s + 256].double()
+        y = data.target[rows, s : s + 256].double()
+        wp = w[..., None] * pred
+        shape = pred.shape[1:]
+        # weighted sums over frames: Gram of [prediction, own state, 1] and its right side
+        spp, spz, sp = (wp * pred).sum(0), (wp * z[..., None]).sum(0), wp.sum(0)
+        szz, sz, s1 = [(w * v).sum(0)[:, None].expand(shape) for v in (z * z, z, 1.0 + 0 * z)]
+        gram = torch.stack([
+            torch.stack([spp, spz, sp], -1),
+            torch.stack([spz, szz, sz], -1),
+            torch.stack([sp, sz, s1], -1),
+        ], -2)  # (n, V, 3, 3)
+        sy = [(w * v * y).sum(0)[:, None].expand(shape) for v in (z, 1.0 + 0 * z)]
+        rhs = torch.stack([(wp * y[..., None]).sum(0), *sy], -1)  # (n, V, 3)
+        scale = torch.diagonal(gram, dim1=-2, dim2=-1).mean(-1).clamp(min=1e-12)
+        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+        beta = torch.linalg.solve(gram + ridge * scale[..., None, None] * eye, rhs)
+        syy = (w * y * y).sum(0)[:, None]
+        fitted = torch.einsum("nvi,nvij,nvj->nv", beta, gram, beta)
+        resid = (syy - 2 * (beta * rhs).sum(-1) + fitted).clamp(min=0)
+        out.append(resid / (w > 0).sum(0).clamp(min=1)[:, None])
+    return torch.cat(out, 0).float()
+
+
 def _linkage_groups(cost: np.ndarray, k: int) -> np.ndarray:
     """k groups of the U units by average linkage of the symmetric cross-prediction distance.
 
@@ -630,6 +681,35 @@ def profile_motif_count(cost: np.ndarray, max_motifs: int, cut_distance: float) 
         return max(1, min(u, max_motifs))
     heights = _profile_linkage(cost)[:, 2]
     return int(min(max_motifs, int((heights > cut_distance).sum()) + 1))
+
+
+def _loss_linkage(cost: np.ndarray, quantile: float = 0.9) -> np.ndarray:
+    """Complete-linkage tree of the units' symmetric cross-prediction loss, per-brain scaled.
+
+    The distance of units u and v is the mean of how much worse v's filter predicts u than
+    u's own and u's filter predicts v than v's own (mean log-error ratios, negative ones
+    clipped to 0), divided by the ``quantile`` of these distances over all pairs of the
+    brain: a cut is a fraction of the brain's typical between-motif penalty, so it does not
+    depend on how predictable the brain's families are.
+    """
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    rel = np.clip(cost - np.diag(cost)[:, None], 0, None)
+    dist = 0.5 * (rel + rel.T)
+    np.fill_diagonal(dist, 0.0)
+    flat = squareform(dist, checks=False)
+    return linkage(flat / max(float(np.quantile(flat, quantile)), 1e-12), method="complete")
+
+
+def loss_motif_count(cost: np.ndarray, max_motifs: int, cut: float) -> int:
+    """Number of motifs: the groups left when :func:`_loss_linkage`'s tree is cut at ``cut``
+    (a fraction of the brain's 90th-percentile symmetric loss), at most ``max_motifs``."""
+    u = cost.shape[0]
+    if u <= 2:
+        return max(1, min(u, max_motifs))
+    heights = _loss_linkage(cost)[:, 2]
+    return int(min(max_motifs, int((heights > cut).sum()) + 1))
 
 
 def _group_ridge_em(
@@ -715,6 +795,11 @@ def discover_assignment(
     square = cost[candidates]
     if cfg.discover_motif_count in ("profile_cut", "merge_test", "merge_t"):
         k = profile_motif_count(square, cfg.n_filters, cfg.discover_cut_distance)
+    elif cfg.discover_motif_count == "loss_cut":
+        k = loss_motif_count(square, cfg.n_filters, cfg.discover_loss_cut)
+    elif cfg.discover_motif_count == "affine_cut":
+        affine = _unit_cost(_affine_cross_errors(phi, data, rows[1], coef), units)[candidates]
+        k = profile_motif_count(affine, cfg.n_filters, cfg.discover_affine_cut_distance)
     if cfg.discover_grouping == "profile":
         starts = [_profile_groups(square, k)]
     else:

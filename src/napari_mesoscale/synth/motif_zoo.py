@@ -48,8 +48,11 @@ and a weak weight ± ``coupling``. Then
 
     x_{t+1} = clip_f(F_f(x_t, h_t, u_t, hidden_t) + Σ_cross W_ji (x_j − r_j) + σ_f ε_t),
 
-after 100 frames of burn-in. Neuron ids are permuted at random. ``expected`` holds the term
-before noise and clipping (its one-step error is about the noise floor).
+after 100 frames of burn-in (with ``heterogeneity`` > 0 every neuron's, or every instance's,
+F is mixed with its own state and gain: x + s (r + g (F - r) - x), a dev-family stand-in for
+the per-neuron time scales and gains of some test families). Neuron ids are permuted at
+random. ``expected`` holds the term before noise and clipping (its one-step error is about the
+noise floor).
 
 Stimulus: four channels (``ZOO_STIMULUS_NAMES``): sparse pulses, a slow drift (an
 Ornstein–Uhlenbeck process, τ = 25 frames), a flicker (telegraph 0/1) and a slow modulator in
@@ -570,8 +573,12 @@ def _cross_edges(rng, pos, instance, radius_um, coupling) -> tuple[np.ndarray, .
     return pairs[:, 0], pairs[:, 1], w
 
 
-def _simulate(blocks, index, w_in, w_cross, rest, stimulus, rng):
-    """Run the map; returns activity and the pre-noise update, both (t_total, N)."""
+def _simulate(blocks, index, w_in, w_cross, rest, stimulus, rng, jitter=None):
+    """Run the map; returns activity and the pre-noise update, both (t_total, N).
+
+    ``jitter`` = (speed, gain), each (N,), mixes every neuron's family update F with its own
+    state: x + s (r + g (F - r) - x) (see ``heterogeneity`` of :func:`make_zoo_brain`).
+    """
     n, t_total = rest.size, stimulus.shape[0]
     x_all = np.zeros((t_total, n))
     expected = np.zeros((t_total, n))
@@ -596,13 +603,24 @@ def _simulate(blocks, index, w_in, w_cross, rest, stimulus, rng):
                 return x_all[max(t - lag, 0), idx]
 
             mean[idx] = FAMILIES[fam].step(b, x[idx], h[idx], stimulus[t], past)
+        if jitter is not None:
+            speed, gain = jitter
+            mean = x + speed * (rest + gain * (mean - rest) - x)
         mean += w_cross_t @ dev
         expected[t + 1] = mean
         x_all[t + 1] = np.clip(mean + eps[t + 1], lo, hi)
     return x_all, expected
 
 
-def _check_arguments(n_neurons, n_frames, instance_size, spacing_um, n_names) -> None:
+def _check_arguments(
+    n_neurons, n_frames, instance_size, spacing_um, n_names, heterogeneity=(0.0, "neuron")
+) -> None:
+    if not 0.0 <= heterogeneity[0] <= 1.0:
+        raise ValueError(f"heterogeneity must be in [0, 1]; got {heterogeneity[0]}")
+    if heterogeneity[1] not in ("neuron", "instance"):
+        raise ValueError(
+            f"heterogeneity_scope must be 'neuron' or 'instance'; got {heterogeneity[1]!r}"
+        )
     lo, hi = instance_size
     if not 4 <= lo <= hi:
         raise ValueError(
@@ -632,6 +650,8 @@ def make_zoo_brain(
     coupling_radius_um: float = 40.0,
     noise_scale: float = 1.0,
     burn_in_frames: int = 100,
+    heterogeneity: float = 0.0,
+    heterogeneity_scope: str = "neuron",
 ) -> ZooBrain:
     """Draw a brain of motif instances from the zoo's families, with its ground truth.
 
@@ -657,6 +677,12 @@ def make_zoo_brain(
         Multiplies every family's process-noise standard deviation.
     burn_in_frames : int
         Frames simulated and dropped before the recording starts.
+    heterogeneity : float
+        Per-neuron jitter of time constant and gain, 0 (none, the default) to 1: every
+        neuron's update becomes x + s (r + g (F - r) - x) with its own speed s and gain g
+        drawn uniformly in [1 - heterogeneity / 2, 1] (F its family's update, r its rest
+        level), so that the neurons of one motif differ in time scale and gain (as in some
+        test families) while the other random draws stay those of ``heterogeneity=0``.
 
     Returns
     -------
@@ -669,7 +695,8 @@ def make_zoo_brain(
             raise ValueError(f"n_families must be in 1..{len(names)}; got {n_families}")
         chosen = set(rng.choice(len(names), n_families, replace=False).tolist())
         names = tuple(f for i, f in enumerate(names) if i in chosen)
-    _check_arguments(n_neurons, n_frames, instance_size, spacing_um, len(names))
+    _check_arguments(n_neurons, n_frames, instance_size, spacing_um, len(names),
+                     (heterogeneity, heterogeneity_scope))
     # every family needs an instance: cap the largest size when neurons are few
     largest = min(instance_size[1], n_neurons // len(names))
     sizes = _instance_sizes(rng, n_neurons, instance_size[0], largest)
@@ -681,7 +708,8 @@ def make_zoo_brain(
     w_in = _sparse(edges, n_neurons)
     w_cross = _sparse([cross], n_neurons)
     stimulus = _stimulus(rng, n_frames + burn_in_frames)
-    x_all, expected = _simulate(blocks, index, w_in, w_cross, rest, stimulus, rng)
+    jitter = _jitter(seed, instance, heterogeneity, heterogeneity_scope)
+    x_all, expected = _simulate(blocks, index, w_in, w_cross, rest, stimulus, rng, jitter)
     motif = inst_family[instance]
     perm, inst_perm = rng.permutation(n_neurons), rng.permutation(len(sizes))
     adjacency = (w_in + w_cross).tocsr()[perm][:, perm].tocsr()
@@ -719,9 +747,23 @@ def make_zoo_brain(
             "coupling_radius_um": coupling_radius_um,
             "noise_scale": noise_scale,
             "burn_in_frames": burn_in_frames,
+            "heterogeneity": heterogeneity,
+            "heterogeneity_scope": heterogeneity_scope,
             "instance_sizes": [int(sizes[m]) for m in np.argsort(inst_perm)],
         },
     )
+
+
+def _jitter(seed: int, instance: np.ndarray, heterogeneity: float, scope: str):
+    """Per-neuron (speed, gain) in [1 - heterogeneity / 2, 1], or None for none; drawn per
+    neuron or per instance (``scope``) from their own generator so that every other draw of
+    the brain stays the same."""
+    if heterogeneity == 0.0:
+        return None
+    gen = np.random.default_rng([int(seed), 7919])
+    n = instance.size if scope == "neuron" else int(instance.max()) + 1
+    draws = tuple(1.0 - 0.5 * heterogeneity * gen.random(n) for _ in range(2))
+    return draws if scope == "neuron" else tuple(d[instance] for d in draws)
 
 
 def _build_families(rng, names, sizes, inst_family, noise_scale):

@@ -11,6 +11,7 @@ from napari_mesoscale.model import fit_mesoscale
 from napari_mesoscale.model.reassign import (
     AssignmentUnits,
     _set_logits,
+    loss_motif_count,
     profile_motif_count,
     reassign,
 )
@@ -167,6 +168,23 @@ def test_profile_motif_count_finds_the_number_of_blocks(sizes):
     assert profile_motif_count(cost[:1, :1], 8, 0.1) == 1
 
 
+@pytest.mark.parametrize("sizes", [[3, 4], [2, 3, 4], [3, 3, 2, 4, 3]])
+def test_loss_motif_count_finds_the_number_of_blocks(sizes):
+    cost, _ = _block_cost(sizes)
+    assert loss_motif_count(cost, 8, 0.1) == len(sizes)
+    assert loss_motif_count(cost, 2, 0.1) == 2  # n_filters is an upper bound
+    assert loss_motif_count(cost[:1, :1], 8, 0.1) == 1
+
+
+def test_loss_motif_count_keeps_a_heterogeneous_motif_together():
+    """Units of one motif whose filters predict each other up to 5 % worse in log error (two
+    sub-instances of different speed) stay one motif when the motifs are 0.3-1.5 apart."""
+    cost, motif = _block_cost([4, 4, 3], seed=1)
+    sub = np.arange(motif.size) % 2 == 0
+    cost = cost + 0.05 * ((motif[:, None] == 0) & (motif[None] == 0) & (sub[:, None] != sub))
+    assert loss_motif_count(cost, 8, 0.1) == 3
+
+
 def test_em_with_motif_count_from_the_data(dev_brain):
     """discover_motif_count='profile_cut' with n_filters twice the true count: the discovery
     finds the true number of motifs on the dev brain and the motifs themselves."""
@@ -194,3 +212,27 @@ def test_em_with_merge_test_keeps_the_true_motifs(dev_brain, count):
     scores = recovery_scores(fit, dev_brain.motif, dev_brain.instance)
     assert scores["n_motifs"] == k, scores
     assert scores["motif_ari"] > 0.8, scores
+
+
+def test_affine_refit_absorbs_each_neurons_speed_and_gain():
+    """_affine_cross_errors: a neuron whose update is x + s (r + g (F - r) - x) is predicted
+    exactly (up to its noise) by a filter of F after the per-neuron refit on [prediction, own
+    state, 1], whatever s and g; without the refit the same filter's error grows with them."""
+    from napari_mesoscale.model.reassign import _affine_cross_errors, _cross_errors, _EmData
+
+    gen = torch.Generator().manual_seed(0)
+    t, n, p = 400, 6, 5
+    phi = torch.randn(t, n, p, generator=gen)
+    coef = torch.randn(1, p, generator=gen)
+    f = phi @ coef[0]  # (T, N): the family's update
+    speed = torch.linspace(0.5, 1.0, n)
+    gain = torch.linspace(1.0, 0.5, n)
+    rest = 0.1
+    target = phi[..., 0] + speed * (rest + gain * (f - rest) - phi[..., 0])
+    target = target + 0.01 * torch.randn(t, n, generator=gen)
+    data = _EmData(phi, target, torch.ones(t, n))
+    rows = torch.arange(t)
+    refit = _affine_cross_errors(phi, data, rows, coef)[:, 0].numpy()
+    plain = _cross_errors(phi, data, rows, coef)[:, 0].numpy()
+    assert np.all(refit < 2e-4), refit  # the noise variance is 1e-4
+    assert plain[0] > 100 * refit[0]  # s = 0.5, g = 1: far off without the refit

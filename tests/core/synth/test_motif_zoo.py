@@ -93,3 +93,38 @@ def test_correlation_peer_returns_labels():
     for method in ("spectral", "hierarchical"):
         labels = correlation_labels(brain.activity, method=method)
         assert labels.shape == (120,) and 2 <= np.unique(labels).size <= 12
+
+
+def test_heterogeneity_jitters_the_update_and_keeps_every_other_draw():
+    """heterogeneity > 0: each neuron's update is x + s (r + g (F - r) - x) with its own (or
+    its instance's) speed s and gain g in [1 - h / 2, 1]; 0 gives the same brain as before."""
+    plain = make_zoo_brain(120, 300, "dev", n_families=3, seed=4)
+    same = make_zoo_brain(120, 300, "dev", n_families=3, seed=4, heterogeneity=0.0)
+    np.testing.assert_array_equal(plain.activity, same.activity)
+    for scope in ("neuron", "instance"):
+        het = make_zoo_brain(
+            120, 300, "dev", n_families=3, seed=4, heterogeneity=1.0, heterogeneity_scope=scope
+        )
+        np.testing.assert_array_equal(het.motif, plain.motif)
+        np.testing.assert_array_equal(het.positions, plain.positions)
+        assert np.isfinite(het.activity).all()
+        assert not np.allclose(het.activity, plain.activity)
+    with pytest.raises(ValueError, match="heterogeneity must be in"):
+        make_zoo_brain(120, 300, "dev", seed=4, heterogeneity=1.5)
+    with pytest.raises(ValueError, match="heterogeneity_scope"):
+        make_zoo_brain(120, 300, "dev", seed=4, heterogeneity=0.5, heterogeneity_scope="cell")
+
+
+def test_instance_heterogeneity_is_shared_by_an_instance():
+    """With heterogeneity_scope='instance' every member of an instance has the same jitter:
+    an isolated AR(1) neuron's one-step coefficient is its instance's mix 1 - s + s g a."""
+    from napari_mesoscale.synth.motif_zoo import _jitter
+
+    instance = np.array([0, 0, 0, 1, 1, 2])
+    speed, gain = _jitter(3, instance, 1.0, "instance")
+    for s_or_g in (speed, gain):
+        assert np.all((s_or_g >= 0.5) & (s_or_g <= 1.0))
+        for m in range(3):
+            assert np.ptp(s_or_g[instance == m]) == 0.0
+    speed, _ = _jitter(3, instance, 1.0, "neuron")
+    assert np.ptp(speed[instance == 0]) > 0.0
