@@ -292,10 +292,6 @@ def _sources_from_bodies(
 
 # -- from raw EM ------------------------------------------------------------------------------
 SHELL_WIDTH_UM = 0.75  # µm, about two membrane widths with their blur
-NUCLEUS_ANISOTROPIC = True
-WIDTH_XY_ONLY = True
-SECTION_SCALE = 1.0
-CAP_POWER = 0.0
 # A fine-tuned U-Net may add shells down to this fraction of ``shell_threshold``. It was half;
 # on the noisy dev presets the U-Net's probability stays high (0.85-0.97) in much of the
 # neuropil, and 24 of the 25 false additions were shells below 0.8 of the threshold, against
@@ -584,7 +580,7 @@ def _shell_kernels(
     membrane's amount is kept), while the equator stays as sharp as the isotropic shell."""
     vs = np.asarray(voxel_size, dtype=float)
     reach = width if section_um is None else float(np.hypot(width, section_um / np.sqrt(6.0)))
-    half = np.ceil((radius + 2 * reach) / vs).astype(int)
+    half = np.ceil((radius + 2 * reach) / vs - 1e-6).astype(int)
     axes = [np.arange(-h, h + 1) * v for h, v in zip(half, vs, strict=True)]
     grids = np.meshgrid(*axes, indexing="ij", sparse=True)
     distance = np.sqrt(sum(g**2 for g in grids))
@@ -592,10 +588,8 @@ def _shell_kernels(
     if section_um is not None:
         cos_z = grids[0] / np.maximum(distance, 1e-9)
         # Gaussian exp(-(x/w)^2) has variance w^2/2; a box of thickness T has T^2/12
-        local = np.sqrt(width**2 + (SECTION_SCALE * section_um * cos_z) ** 2 / 6.0)
+        local = np.sqrt(width**2 + (section_um * cos_z) ** 2 / 6.0)
     shell = (width / local) * np.exp(-(((distance - radius) / local) ** 2))
-    if section_um is not None and CAP_POWER:
-        shell = shell * (1.0 - cos_z**2) ** (CAP_POWER / 2)
     cytoplasm = ((distance > 0.6 * radius) & (distance < 0.85 * radius)).astype(float)
     return shell / shell.sum(), cytoplasm / max(cytoplasm.sum(), 1.0)
 
@@ -627,8 +621,10 @@ def soma_shell_response(
 
     vs = tuple(float(v) for v in voxel_size)
     membranes = membrane_map(image, vs, polarity)
-    coarse = max(vs) if section_thickness_um is None or not WIDTH_XY_ONLY else max(vs[1:])
-    width = max(SHELL_WIDTH_UM, 0.5 * coarse)  # the shell must span at least one coarse voxel
+    # the shell must span at least one coarse voxel; with the sections' smear the z spacing is
+    # in the template already, so only the in-plane voxel sets that floor
+    coarse = max(vs) if section_thickness_um is None else max(vs[1:])
+    width = max(SHELL_WIDTH_UM, 0.5 * coarse)
     best = np.full(image.shape, -np.inf, dtype=np.float32)
     radius = np.zeros(image.shape, dtype=np.float32)
     for r in 0.5 * cell_diameter * np.array([0.75, 0.9, 1.05, 1.2]):
@@ -735,7 +731,7 @@ def _nucleus_and_interior(
         work_vs,
         polarity,
         NUCLEUS_FRACTION * run["params"].cell_diameter,
-        run["section_um"] if NUCLEUS_ANISOTROPIC else None,
+        run["section_um"],
     )
     return ndimage.maximum_filter(nucleus, size=3)[tuple(peaks.T)], interior
 
