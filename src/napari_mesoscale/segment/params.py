@@ -199,7 +199,8 @@ class SomaDetectionParams(Params):
         the caps of a soma's membrane, cut at a grazing angle by thick sections, are smeared
         along z and weaker while its equator stays sharp. Off by default (isotropic shell).
     section_thickness_um : float, optional
-        Section thickness (µm) used by ``anisotropic_shell``; default: the z voxel size.
+        Section thickness (µm) used by ``anisotropic_shell``; default: the z voxel size of
+        the working grid (the input's, times the z block-averaging factor).
     """
 
     cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
