@@ -1,12 +1,14 @@
-"""The classical EM path's fourth pass on the dev presets over several seeds: before and after.
+"""The classical EM path's opt-in options on the dev presets over several seeds: before and after.
 
 Every dev preset of :mod:`napari_mesoscale.synth.em_presets` (held-out presets are refused:
 they are measured only by ``em_generalisation.py``), rendered with each seed, detected by
-``detect_somata_em`` twice: without the fourth pass (the default) and with it
-(``block_likeness_pass=True``). F1, precision and recall within half
-a cell diameter, process CPU seconds of each detection, the machine's load.
+``detect_somata_em`` twice: with the defaults and with one boolean option on (``--option``:
+``block_likeness_pass``, the fourth pass, by default; or ``anisotropic_shell``). F1, precision
+and recall within half a cell diameter, process CPU seconds of each detection, the machine's
+load.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/em_classical_passes.py --seeds 0 1 2 3 4``.
+Run: ``OMP_NUM_THREADS=1 python benchmarks/em_classical_passes.py --seeds 0 1 2 3 4``
+(``--option anisotropic_shell --out benchmarks/results/em_anisotropic_shell.json``).
 """
 
 from __future__ import annotations
@@ -30,13 +32,13 @@ RESULTS = Path(__file__).resolve().parent / "results" / "em_classical_passes.jso
 PRESET_DIAMETER = 9.0  # µm, as in em_generalisation.py
 
 
-def _detect(volume, voxel_size, truth, fourth_pass: bool) -> dict:
+OPTIONS = ("block_likeness_pass", "anisotropic_shell")
+
+
+def _detect(volume, voxel_size, truth, options: dict) -> dict:
     cpu, wall = time.process_time(), time.perf_counter()
     result = detect_somata_em(
-        volume,
-        voxel_size=voxel_size,
-        cell_diameter=PRESET_DIAMETER,
-        block_likeness_pass=fourth_pass,
+        volume, voxel_size=voxel_size, cell_diameter=PRESET_DIAMETER, **options
     )
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     match = match_points(result.positions, truth, PRESET_DIAMETER / 2)
@@ -54,6 +56,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--presets", nargs="*", default=None, help="dev presets (default: all)")
+    parser.add_argument("--option", choices=OPTIONS, default="block_likeness_pass")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     names = list(DEV_PRESETS) if args.presets is None else args.presets
@@ -62,15 +65,17 @@ def main(argv=None) -> int:
         parser.error(f"dev presets only; not {unknown}")
     warnings.simplefilter("ignore")
     out = {"machine": {"cpu_count": os.cpu_count(), "load_before": os.getloadavg()}, "rows": []}
+    out["option"] = args.option
+    without = "without_fourth_pass" if args.option == "block_likeness_pass" else "without"
     for seed in args.seeds:
         for name in names:
             s = render_em_preset(name, seed=seed)
             row = {"preset": name, "seed": seed, "n_somata": len(s.centres)}
-            for label, fourth_pass in [("without_fourth_pass", False), ("with", True)]:
-                row[label] = _detect(s.volume, s.voxel_size, s.centres, fourth_pass)
+            for label, on in [(without, False), ("with", True)]:
+                row[label] = _detect(s.volume, s.voxel_size, s.centres, {args.option: on})
             row["load"] = os.getloadavg()[0]
             out["rows"].append(row)
-            b, a = row["without_fourth_pass"], row["with"]
+            b, a = row[without], row["with"]
             print(
                 f"{name:26s} {seed}  {b['f1']:.2f} (P {b['precision']:.2f} R {b['recall']:.2f})"
                 f" -> {a['f1']:.2f} (P {a['precision']:.2f} R {a['recall']:.2f})",
@@ -78,13 +83,13 @@ def main(argv=None) -> int:
             )
     out["machine"]["load_after"] = os.getloadavg()
     out["machine"]["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
-    out["summary"] = _summary(out["rows"])
+    out["summary"] = _summary(out["rows"], without)
     write_json(args.out, out)
     print(f"wrote {args.out}")
     return 0
 
 
-def _summary(rows: list[dict]) -> dict:
+def _summary(rows: list[dict], without: str) -> dict:
     """Mean F1 before/after per seed group: the two faint inverted presets and the others."""
     faint = {"dev_faint_inverted_dark", "dev_inverted_thick_dim"}
     summary = {}
@@ -93,7 +98,7 @@ def _summary(rows: list[dict]) -> dict:
         if chosen:
             summary[group] = {
                 label: float(np.mean([r[label]["f1"] for r in chosen]))
-                for label in ("without_fourth_pass", "with")
+                for label in (without, "with")
             }
     return summary
 

@@ -158,7 +158,13 @@ def _pretrained_row(volume, voxel_size, truth, diameter):
 
 def evaluate(name, volume, voxel_size, truth, soma_labels, segmentation, diameter, args):
     row = {"voxel_size": list(voxel_size), "shape": list(volume.shape), "n_somata": len(truth)}
-    classical, s = _timed(detect_somata_em, volume, voxel_size=voxel_size, cell_diameter=diameter)
+    classical, s = _timed(
+        detect_somata_em,
+        volume,
+        voxel_size=voxel_size,
+        cell_diameter=diameter,
+        anisotropic_shell=getattr(args, "anisotropic_shell", False),
+    )
     row["classical"] = {
         **_score(classical.positions, truth, diameter),
         "seconds": s,
@@ -211,6 +217,11 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--merge", nargs="*", type=Path, default=None, help="merge partial JSONs into --out"
     )
+    parser.add_argument(
+        "--anisotropic-shell",
+        action="store_true",
+        help="classical path with the section-smeared shell template (anisotropic_shell=True)",
+    )
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out)
@@ -237,6 +248,7 @@ def main(argv=None) -> int:
     if args.only is None or "toy_brain" in args.only:
         out["toy_brain"] = _toy_brain(args)
     out["machine"] = _machine(load_before)
+    out["classical_options"] = {"anisotropic_shell": bool(args.anisotropic_shell)}
     out["targets"] = TARGETS
     write_json(args.out, out)
     print(f"wrote {args.out}")

@@ -362,6 +362,8 @@ def detect_somata_em(
     shell_threshold: float | None = None,
     shell_fraction: float | None = None,
     block_likeness_pass: bool | None = None,
+    anisotropic_shell: bool | None = None,
+    section_thickness_um: float | None = None,
     params: SomaDetectionParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
     soma_diameter: float | None = None,
@@ -380,7 +382,8 @@ def detect_somata_em(
         Voxel size in µm, (z, y, x).
     cell_diameter, resolution, threshold, probability_threshold, size_range, \
 opening_radius, full_resolution_labels, polarity, texture_scale, max_elongation, \
-max_tube_elongation, lumen_contrast, cue, shell_threshold, shell_fraction, block_likeness_pass
+max_tube_elongation, lumen_contrast, cue, shell_threshold, shell_fraction, block_likeness_pass, \
+anisotropic_shell, section_thickness_um
         The detection parameters: fields of
         :class:`~napari_mesoscale.segment.params.SomaDetectionParams`, which gives each
         one's meaning, unit, default and valid range. ``None`` takes the value from ``params``.
@@ -466,6 +469,10 @@ def _prepare_em_run(
         raise ValueError(f"cue must be 'shell' or 'contrast'; got {p.cue!r}.")
     factors = downsample_factors(vs, p.resolution)
     work_vs = tuple(float(v) for v in np.asarray(vs) * factors)
+    section = None
+    if p.anisotropic_shell:
+        given = p.section_thickness_um
+        section = float(vs[0] * factors[0] if given is None else given)
     record = {
         "cue": p.cue if detector is None else f"unet+{p.cue}",
         "shell_threshold": p.shell_threshold,
@@ -477,8 +484,10 @@ def _prepare_em_run(
         "probability_threshold": p.probability_threshold,
         "size_range": [lo_size, hi_size],
         "working_voxel_size": list(work_vs),
+        "section_thickness_um": section,
     }
     return {
+        "section_um": section,
         "volume": volume,
         "voxel_size": vs,
         "shape": tuple(int(s) for s in volume.shape),
@@ -560,22 +569,37 @@ def _robust_z(values: np.ndarray) -> np.ndarray:
 
 
 def _shell_kernels(
-    radius: float, voxel_size: tuple[float, ...], width: float
+    radius: float, voxel_size: tuple[float, ...], width: float, section_um: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Unit-sum kernels: a spherical shell of ``radius`` µm (Gaussian profile of ``width`` µm)
-    and the cytoplasm between 0.6 and 0.85 of the radius (outside the nucleus)."""
+    and the cytoplasm between 0.6 and 0.85 of the radius (outside the nucleus).
+
+    With ``section_um`` the shell is the expected image of a membrane cut by sections that
+    thick: at polar angle θ the z box of the section adds ``section_um² cos²θ / 12`` to the
+    profile's radial variance, widening the caps and lowering them by the same factor (the
+    membrane's amount is kept), while the equator stays as sharp as the isotropic shell."""
     vs = np.asarray(voxel_size, dtype=float)
-    half = np.ceil((radius + 2 * width) / vs).astype(int)
+    reach = width if section_um is None else float(np.hypot(width, section_um / np.sqrt(6.0)))
+    half = np.ceil((radius + 2 * reach) / vs - 1e-6).astype(int)
     axes = [np.arange(-h, h + 1) * v for h, v in zip(half, vs, strict=True)]
     grids = np.meshgrid(*axes, indexing="ij", sparse=True)
     distance = np.sqrt(sum(g**2 for g in grids))
-    shell = np.exp(-(((distance - radius) / width) ** 2))
+    local = width
+    if section_um is not None:
+        cos_z = grids[0] / np.maximum(distance, 1e-9)
+        # Gaussian exp(-(x/w)^2) has variance w^2/2; a box of thickness T has T^2/12
+        local = np.sqrt(width**2 + (section_um * cos_z) ** 2 / 6.0)
+    shell = (width / local) * np.exp(-(((distance - radius) / local) ** 2))
     cytoplasm = ((distance > 0.6 * radius) & (distance < 0.85 * radius)).astype(float)
     return shell / shell.sum(), cytoplasm / max(cytoplasm.sum(), 1.0)
 
 
 def soma_shell_response(
-    image: np.ndarray, voxel_size: tuple[float, ...], polarity: str, cell_diameter: float
+    image: np.ndarray,
+    voxel_size: tuple[float, ...],
+    polarity: str,
+    cell_diameter: float,
+    section_thickness_um: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Matched filter for a soma: membrane evidence on a closed spherical shell minus that in
     the cytoplasm inside it, for radii 0.75-1.2 of half ``cell_diameter``; returns the best
@@ -589,16 +613,22 @@ def soma_shell_response(
     A soma is the only compartment whose membrane is a closed sphere of its size around a
     membrane-free cytoplasm; neuropil membranes cross the shell at random, so the response is
     independent of the cytoplasm's grey level, of the polarity (after correction) and of the
-    staining gradient, and is measured in µm whatever the voxel size."""
+    staining gradient, and is measured in µm whatever the voxel size.
+
+    ``section_thickness_um`` (default None: an isotropic shell) smears the template's caps
+    along z as sections of that thickness smear a soma's membrane (:func:`_shell_kernels`)."""
     from scipy.signal import fftconvolve
 
     vs = tuple(float(v) for v in voxel_size)
     membranes = membrane_map(image, vs, polarity)
-    width = max(SHELL_WIDTH_UM, 0.5 * max(vs))  # the shell must span at least one coarse voxel
+    # the shell must span at least one coarse voxel; with the sections' smear the z spacing is
+    # in the template already, so only the in-plane voxel sets that floor
+    coarse = max(vs) if section_thickness_um is None else max(vs[1:])
+    width = max(SHELL_WIDTH_UM, 0.5 * coarse)
     best = np.full(image.shape, -np.inf, dtype=np.float32)
     radius = np.zeros(image.shape, dtype=np.float32)
     for r in 0.5 * cell_diameter * np.array([0.75, 0.9, 1.05, 1.2]):
-        shell, cytoplasm = _shell_kernels(float(r), vs, width)
+        shell, cytoplasm = _shell_kernels(float(r), vs, width, section_thickness_um)
         response = _robust_z(fftconvolve(membranes, shell - cytoplasm, mode="same"))
         better = response > best
         best[better], radius[better] = response[better], r
@@ -614,7 +644,9 @@ def _shell_peaks(
     p, work_vs = run["params"], run["work_vs"]
     progress.report(0.0, "membrane shells")
     run["record"]["polarity_used"] = _polarity(run, image)
-    response, radius = soma_shell_response(image, work_vs, run["polarity"], p.cell_diameter)
+    response, radius = soma_shell_response(
+        image, work_vs, run["polarity"], p.cell_diameter, run["section_um"]
+    )
     progress.report(0.7, "peaks")
     peaks = find_peaks(
         response, voxel_size=work_vs, min_distance=0.6 * p.cell_diameter, threshold=floor
@@ -695,7 +727,11 @@ def _nucleus_and_interior(
     ids = np.arange(1, len(peaks) + 1)
     interior = np.asarray(ndimage.mean(membranes, interiors, ids), dtype=float)
     nucleus, _ = soma_shell_response(
-        image, work_vs, polarity, NUCLEUS_FRACTION * run["params"].cell_diameter
+        image,
+        work_vs,
+        polarity,
+        NUCLEUS_FRACTION * run["params"].cell_diameter,
+        run["section_um"],
     )
     return ndimage.maximum_filter(nucleus, size=3)[tuple(peaks.T)], interior
 

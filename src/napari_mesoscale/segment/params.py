@@ -193,6 +193,14 @@ class SomaDetectionParams(Params):
         like that of the block's first-pass somata (the fourth pass,
         :data:`~napari_mesoscale.segment.em.LIKENESS_PASS_SCORE`). Off by default: it raised
         recall on the faint inverted dev presets but added chance shells on a held-out one.
+    anisotropic_shell : bool
+        Build the shell template with the z blur of the sections
+        (:func:`~napari_mesoscale.segment.em.soma_shell_response`'s ``section_thickness_um``):
+        the caps of a soma's membrane, cut at a grazing angle by thick sections, are smeared
+        along z and weaker while its equator stays sharp. Off by default (isotropic shell).
+    section_thickness_um : float, optional
+        Section thickness (µm) used by ``anisotropic_shell``; default: the z voxel size of
+        the working grid (the input's, times the z block-averaging factor).
     """
 
     cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
@@ -280,6 +288,17 @@ class SomaDetectionParams(Params):
         False,
         "in blocks of faint somata, also keep weak shells whose nucleus looks like the "
         "block's first-pass somata (fourth classical pass)",
+        gui=False,
+    )
+    anisotropic_shell: bool = param(
+        False, "shell template smeared along z by the section thickness", gui=False
+    )
+    section_thickness_um: float | None = param(
+        None,
+        "section thickness for the anisotropic shell (default: the z voxel size)",
+        unit="µm",
+        minimum=0.0,
+        maximum=100.0,
         gui=False,
     )
 
