@@ -63,13 +63,16 @@ def _setup_threads() -> None:
     torch.set_num_threads(1)
 
 
-def _variants(ablations: bool, input_lags: bool = False) -> dict:
-    """The default fits (with and without connectome), plus the ablations and the
-    ``input_lags=2`` fits when asked."""
+def _variants(ablations: bool, input_lags: bool = False, wiring: float = 0.0) -> dict:
+    """The default fits (with and without connectome), plus the ablations, the
+    ``input_lags=2`` fits and the fit with the wiring signature (``wiring_features=wiring``)
+    when asked."""
     variants = {
         DEFAULT_MODEL: (True, {}),
         "default_no_connectome": (False, {}),
     }
+    if wiring > 0:
+        variants[f"{DEFAULT_MODEL}_wiring"] = (True, {"wiring_features": wiring})
     if input_lags:
         variants[f"{DEFAULT_MODEL}_lag2"] = (True, {"input_lags": 2})
         variants["default_no_connectome_lag2"] = (False, {"input_lags": 2})
@@ -278,6 +281,7 @@ def accuracy_over_seeds(
     quick: bool,
     input_lags: bool = False,
     out: Path = SEEDS_RESULTS,
+    wiring: float = 0.0,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each."""
     t0 = time.perf_counter()
@@ -286,13 +290,16 @@ def accuracy_over_seeds(
         "epochs": epochs,
         "ablations": ablations,
         "input_lags_variants": input_lags,
+        "wiring_features_variant": wiring,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
     }
     for seed in seeds:
         print(f"--- seed {seed}", flush=True)
-        result["per_seed"].append(accuracy(seed, epochs, _variants(ablations, input_lags), quick))
+        result["per_seed"].append(
+            accuracy(seed, epochs, _variants(ablations, input_lags, wiring), quick)
+        )
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
         result["cpu_seconds"] = time.process_time()
@@ -443,6 +450,13 @@ def main() -> None:
         help="with --accuracy-only: also the default fits with input_lags=2",
     )
     parser.add_argument(
+        "--wiring-features",
+        type=float,
+        default=0.0,
+        help="with --accuracy-only and > 0: also the default fit with the connectome's wiring "
+        "signature at this weight (ModelConfig.wiring_features)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=SEEDS_RESULTS, help="with --accuracy-only: the JSON to write"
     )
     parser.add_argument("--cost-child", nargs=4, type=int, help=argparse.SUPPRESS)
@@ -462,6 +476,7 @@ def main() -> None:
             args.quick,
             args.input_lags_variants,
             args.out,
+            args.wiring_features,
         )
         return
     if args.cost_only:
