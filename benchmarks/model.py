@@ -13,7 +13,10 @@ without connectome; ``--ablations`` adds the ablation variants) for every toy-br
 and a summary (median / min / max over seeds, per-seed ratios model / baseline, and whether every
 seed meets the issue's targets). It never touches ``model.json``. ``--input-lags-variants``
 adds the two default fits with ``input_lags=2`` (the filters also see x[t-1]) beside them;
-``--out`` writes the seeds JSON elsewhere (default ``model_seeds.json``).
+``--wiring-features W`` adds the connectome fit with ``wiring_features=W`` (the connectome's
+wiring signature joins the initialisation's dynamics features); ``--out`` writes the seeds
+JSON elsewhere (default ``model_seeds.json``); ``--connectome-only`` leaves out the fits
+without connectome.
 
 Accuracy: the default toy brain (300 neurons, 500 frames, seed 0); contiguous 70/15/15 split;
 every model scored on the same test frames (one-step and 8-step R², MSE; ratios of test MSE
@@ -63,18 +66,25 @@ def _setup_threads() -> None:
     torch.set_num_threads(1)
 
 
-def _variants(ablations: bool, input_lags: bool = False) -> dict:
-    """The default fits (with and without connectome), plus the ablations and the
-    ``input_lags=2`` fits when asked."""
+def _variants(
+    ablations: bool, input_lags: bool = False, wiring: float = 0.0, connectome_only: bool = False
+) -> dict:
+    """The default fits (with and without connectome), plus the ablations, the
+    ``input_lags=2`` fits and the fit with the wiring signature (``wiring_features=wiring``)
+    when asked; ``connectome_only`` leaves out the fits without connectome."""
     variants = {
         DEFAULT_MODEL: (True, {}),
         "default_no_connectome": (False, {}),
     }
+    if wiring > 0:
+        variants[f"{DEFAULT_MODEL}_wiring"] = (True, {"wiring_features": wiring})
     if input_lags:
         variants[f"{DEFAULT_MODEL}_lag2"] = (True, {"input_lags": 2})
         variants["default_no_connectome_lag2"] = (False, {"input_lags": 2})
     if ablations:
         variants.update(ABLATIONS)
+    if connectome_only:
+        variants = {name: run for name, run in variants.items() if run[0]}
     return variants
 
 
@@ -278,6 +288,8 @@ def accuracy_over_seeds(
     quick: bool,
     input_lags: bool = False,
     out: Path = SEEDS_RESULTS,
+    wiring: float = 0.0,
+    connectome_only: bool = False,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each."""
     t0 = time.perf_counter()
@@ -286,13 +298,17 @@ def accuracy_over_seeds(
         "epochs": epochs,
         "ablations": ablations,
         "input_lags_variants": input_lags,
+        "wiring_features_variant": wiring,
+        "connectome_only": connectome_only,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
     }
     for seed in seeds:
         print(f"--- seed {seed}", flush=True)
-        result["per_seed"].append(accuracy(seed, epochs, _variants(ablations, input_lags), quick))
+        result["per_seed"].append(
+            accuracy(seed, epochs, _variants(ablations, input_lags, wiring, connectome_only), quick)
+        )
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
         result["cpu_seconds"] = time.process_time()
@@ -443,6 +459,18 @@ def main() -> None:
         help="with --accuracy-only: also the default fits with input_lags=2",
     )
     parser.add_argument(
+        "--wiring-features",
+        type=float,
+        default=0.0,
+        help="with --accuracy-only and > 0: also the default fit with the connectome's wiring "
+        "signature at this weight (ModelConfig.wiring_features)",
+    )
+    parser.add_argument(
+        "--connectome-only",
+        action="store_true",
+        help="with --accuracy-only: leave out the fits without connectome",
+    )
+    parser.add_argument(
         "--out", type=Path, default=SEEDS_RESULTS, help="with --accuracy-only: the JSON to write"
     )
     parser.add_argument("--cost-child", nargs=4, type=int, help=argparse.SUPPRESS)
@@ -462,6 +490,8 @@ def main() -> None:
             args.quick,
             args.input_lags_variants,
             args.out,
+            args.wiring_features,
+            args.connectome_only,
         )
         return
     if args.cost_only:

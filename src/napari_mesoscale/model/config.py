@@ -238,6 +238,27 @@ class ModelConfig(Params):
         maximum=10.0,
         gui=False,
     )
+    wiring_features: float = param(
+        0.0,
+        "weight of each neuron's connectome wiring signature (clustering, sign balance of "
+        "inputs and outputs, synapse-weighted reciprocity; see model/initialise.py "
+        "wiring_features) appended to the standardised dynamics features before k-means; "
+        "pooled with them over correlated neighbours. 0: off; needs a connectome (ignored "
+        "without one). A motif is a circuit as well as a dynamics: an instance whose "
+        "activity hides its motif still has its motif's wiring",
+        minimum=0.0,
+        maximum=10.0,
+        gui=False,
+    )
+    wiring_partner_weight: float = param(
+        0.3,
+        "with wiring_features > 0: weight of each connectome partner (either direction) in "
+        "one pooling pass of the wiring signature before it joins the dynamics features "
+        "(0: no such pass)",
+        minimum=0.0,
+        maximum=10.0,
+        gui=False,
+    )
     init_centres: str = param(
         "all",
         "neurons whose dynamics features place the initial motif centres (k-means): 'all'; "

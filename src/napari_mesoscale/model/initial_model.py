@@ -30,6 +30,7 @@ from napari_mesoscale.model.initialise import (
     per_neuron_ridge,
     pick_fields,
     vote,
+    wiring_features,
 )
 from napari_mesoscale.model.prepare import PreparedData
 from napari_mesoscale.model.reassign import AssignmentUnits, community_units
@@ -141,8 +142,9 @@ def initialise_model(
     else:
         step = progress.stage(0.3, 0.8, "assignment")
         centres = _centre_neurons(cfg, connectome, edges, data.n_neurons)
+        wiring = _wiring(cfg, connectome, data.n_neurons)
         logits0, groups = _initial_logits(
-            data, cfg, grid, edges, seed, gen, (device, step), centres, partners
+            data, cfg, grid, edges, seed, gen, (device, step), centres, partners, wiring
         )
     progress.report(0.8, "assignment")
     net = _build_net(data, cfg, grid, edges, logits0, ridge_model, edge_kernel, gen)
@@ -188,6 +190,13 @@ def _centre_neurons(
         return None
     connected = np.bincount(edges.ravel(), minlength=n) > 0
     return None if connected.all() else connected
+
+
+def _wiring(cfg: ModelConfig, connectome: Any, n: int) -> np.ndarray | None:
+    """(N, 4) wiring signature of every neuron when ``cfg.wiring_features`` asks for it."""
+    if connectome is None or cfg.wiring_features <= 0:
+        return None
+    return wiring_features(as_adjacency(connectome, n))
 
 
 def _drive_edges(
@@ -240,12 +249,14 @@ def _initial_logits(
     where: tuple[torch.device, Progress] = (torch.device("cpu"), Progress()),
     centre_neurons: np.ndarray | None = None,
     partners: np.ndarray | None = None,
+    wiring: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, np.ndarray | None]:
     """(N, Lm, B) initial assignment logits and the initial motif groups.
 
     ``where``: the device of the heavy parts and the progress of this stage;
     ``centre_neurons``: the neurons that place the motif centres (None: all);
-    ``partners``: the connectome's edges (None without a connectome), see
+    ``partners``: the connectome's edges (None without a connectome) and ``wiring``: its
+    per-neuron wiring signature (None: unused), see
     :func:`~napari_mesoscale.model.initialise.motif_features`.
     """
     n, b, cand = data.n_neurons, cfg.n_filters, grid.candidates
@@ -257,7 +268,9 @@ def _initial_logits(
     d, positions = cfg.rf_diameter, data.positions
     init_r = float(cfg.init_radius) if cfg.init_radius else d / 4
     spatial = local_edges(positions, init_r, cfg.init_neighbors)
-    groups, pos_w = _motif_groups(data, cfg, edges, spatial, seed, where, centre_neurons, partners)
+    groups, pos_w = _motif_groups(
+        data, cfg, edges, spatial, seed, where, centre_neurons, partners, wiring
+    )
     if cfg.group_init:
         ztr = data.z_neuron
         aff = lagged_affinity(ztr, spatial, device=device)
@@ -293,6 +306,7 @@ def _motif_groups(
     where: tuple[torch.device, Progress],
     centre_neurons: np.ndarray | None = None,
     partners: np.ndarray | None = None,
+    wiring: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """k-means motif group of every neuron (N,) and the positive neighbour correlations."""
     device, progress = where
@@ -301,7 +315,7 @@ def _motif_groups(
     progress.report(0.3, "ridge")
     pos_w = np.clip(neighbour_correlation(ztr, spatial, device=device), 0, None)
     progress.report(0.4, "correlations")
-    feats = motif_features(ztr, ridge, edges, utr, spatial, pos_w, cfg, partners)
+    feats = motif_features(ztr, ridge, edges, utr, spatial, pos_w, cfg, partners, wiring)
     progress.report(0.5, "features")
     groups = motif_init(feats, cfg.n_filters, seed=seed, centre_neurons=centre_neurons)
     progress.report(0.6, "k-means")

@@ -274,6 +274,7 @@ def motif_features(
     correlation: np.ndarray,
     cfg: ModelConfig,
     partners: np.ndarray | None = None,
+    wiring: np.ndarray | None = None,
 ) -> np.ndarray:
     """:func:`dynamics_features` smoothed as ``cfg`` says (``smooth_features``,
     ``smooth_passes``) over the ``spatial`` pairs, weighted by their squared positive
@@ -285,22 +286,79 @@ def motif_features(
     features give motif ARI 1.00 (realistic preset, 14 dev brains), one neuron's alone 0.62;
     the instance is wired within, so the connectome finds its members where 200 frames of
     correlations do not (Louvain communities of the correlations: ARI 0.40 with the instances).
+
+    ``wiring`` (N, P), e.g. :func:`wiring_features` of the connectome, is standardised,
+    scaled by ``cfg.wiring_features`` and appended to the dynamics features before the
+    smoothing (so that it is pooled over the neuron's instance as they are); with
+    ``cfg.wiring_partner_weight`` > 0 and ``partners`` it is first pooled over the
+    connectome partners (either direction, each with that weight).
     """
     smooth = bool(cfg.smooth_features)
-    feats = dynamics_features(
-        z,
-        ridge,
-        edges,
-        u,
-        smooth_pairs=spatial if smooth else None,
-        smooth_weights=correlation**2 if smooth else None,
-        smooth_passes=cfg.smooth_passes,
-    )
+    feats = dynamics_features(z, ridge, edges, u)
+    scale = float(cfg.wiring_features)
+    if wiring is not None and scale > 0:
+        feats = np.concatenate([feats, scale * _wiring_block(wiring, cfg, partners)], axis=1)
+    if smooth and spatial.shape[1]:
+        for _ in range(max(1, int(cfg.smooth_passes))):
+            feats = _neighbour_mean(feats, spatial, correlation**2)
     weight = float(cfg.connectome_smoothing)
     if partners is None or weight <= 0 or partners.shape[1] == 0:
         return feats
     both = np.concatenate([partners, partners[::-1]], axis=1)
     return _neighbour_mean(feats, both, np.full(both.shape[1], weight))
+
+
+def _wiring_block(wiring: np.ndarray, cfg: ModelConfig, partners: np.ndarray | None) -> np.ndarray:
+    """Standardised (clipped) wiring features, pooled over connectome partners if asked."""
+    block = (wiring - wiring.mean(0)) / (wiring.std(0) + 1e-9)
+    block = np.clip(block, -5, 5)
+    weight = float(cfg.wiring_partner_weight)
+    if partners is not None and weight > 0 and partners.shape[1]:
+        both = np.concatenate([partners, partners[::-1]], axis=1)
+        block = _neighbour_mean(block, both, np.full(both.shape[1], weight))
+    return block
+
+
+def wiring_features(adjacency: sp.spmatrix) -> np.ndarray:
+    """Per-neuron description of its wiring in a signed pre -> post adjacency, (N, 4).
+
+    Columns: clustering (fraction of pairs of partners connected, either way), the sign
+    balance of the inputs and of the outputs (synapse-weighted mean sign in [-1, 1]; 0 for a
+    neuron without inputs or outputs) and reciprocity (the synapse-weighted fraction of its
+    connections whose partner is connected back). These tell circuits apart that a neuron's
+    activity may not show: a feed-forward chain has no reciprocal partners and no triangles,
+    an excitation-inhibition loop has reciprocal partners of both signs, mutual inhibition is
+    dense and negative. Degrees are left out: they follow an instance's size more than its
+    motif (on the dev toy brains they pulled small instances to the chains). Weighting the
+    reciprocity by synapses lets the strong within-circuit partners count more than sparse
+    weak ones between circuits. Cost O(N * degree^2).
+    """
+    a = sp.csr_matrix(adjacency, dtype=np.float64)
+    a.setdiag(0.0)
+    a.eliminate_zeros()
+    b = (a != 0).astype(np.float64)
+    both = b.multiply(b.T)
+    undirected = ((b + b.T) > 0).astype(np.float64)
+    n_partners = np.asarray(undirected.sum(1)).ravel()
+    triangles = np.asarray((undirected @ undirected).multiply(undirected).sum(1)).ravel() / 2
+    pairs = n_partners * (n_partners - 1) / 2
+    w_abs = abs(a)
+    in_abs = np.asarray(w_abs.sum(0)).ravel()
+    out_abs = np.asarray(w_abs.sum(1)).ravel()
+    in_signed = np.asarray(a.sum(0)).ravel()
+    out_signed = np.asarray(a.sum(1)).ravel()
+    sym = w_abs + w_abs.T
+    recip_w = np.asarray(sym.multiply(both).sum(1)).ravel()
+    total_w = np.asarray(sym.sum(1)).ravel()
+    return np.stack(
+        [
+            triangles / np.maximum(pairs, 1),
+            in_signed / np.maximum(in_abs, 1e-12),
+            out_signed / np.maximum(out_abs, 1e-12),
+            recip_w / np.maximum(total_w, 1e-12),
+        ],
+        axis=1,
+    )
 
 
 def _neighbour_mean(feats: np.ndarray, pairs: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -1,0 +1,114 @@
+"""Dev seeds of the wiring signature in the assignment initialisation (issue 13).
+
+For every toy-brain seed given (default 4-15, the dev seeds; seeds 0-3 are the held-out ones
+of ``benchmarks/model.py --accuracy-only``), the initial motif ARI of the dynamics-feature
+initialisation with the connectome, without and with ``ModelConfig.wiring_features`` at each
+weight of ``--weights``, and the instances whose initial motif differs from their family's
+(majority over the family's neurons). Initialisation only (no training): training keeps the
+initial assignment on the toy brain (README). Writes ``benchmarks/results/wiring_dev.json``.
+
+Usage::
+
+    python benchmarks/wiring_dev.py --seeds 4 5 6 --weights 0 0.5 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _results import write_json
+
+RESULTS = Path(__file__).parent / "results" / "wiring_dev.json"
+
+
+def mislabelled_instances(groups: np.ndarray, motif: np.ndarray, instance: np.ndarray) -> list:
+    """Instances whose majority initial group is not their family's majority group."""
+    out = []
+    for fam in np.unique(motif):
+        fam_major = np.bincount(groups[motif == fam]).argmax()
+        for inst in np.unique(instance[motif == fam]):
+            major = np.bincount(groups[instance == inst]).argmax()
+            if major != fam_major:
+                out.append(
+                    {
+                        "instance": int(inst),
+                        "motif": int(fam),
+                        "size": int((instance == inst).sum()),
+                    }
+                )
+    return out
+
+
+def initial_ari(brain, weight: float, partner_weight: float, seed: int) -> dict:
+    from sklearn.metrics import adjusted_rand_score
+
+    from napari_mesoscale.model.config import ModelConfig
+    from napari_mesoscale.model.initial_model import initialise_model
+    from napari_mesoscale.model.prepare import prepare_data
+
+    cfg = ModelConfig(epochs=30, wiring_features=weight, wiring_partner_weight=partner_weight)
+    data = prepare_data(brain.activity, brain.positions, brain.stimulus, cfg)
+    init = initialise_model(data, cfg, brain.adjacency, seed)
+    groups = init.init_groups
+    return {
+        "motif_ari": float(adjusted_rand_score(brain.motif, groups)),
+        "mislabelled": mislabelled_instances(groups, brain.motif, brain.instance),
+    }
+
+
+def main() -> None:
+    import torch
+
+    from napari_mesoscale.synth import make_toy_brain
+
+    torch.set_num_threads(1)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(4, 16)))
+    parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0])
+    parser.add_argument("--partner-weights", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    rows = []
+    t0, c0 = time.perf_counter(), time.process_time()
+    for seed in args.seeds:
+        brain = make_toy_brain(render=None, em=False, seed=seed)
+        row = {"seed": seed, "motif_names": list(getattr(brain, "motif_names", []))}
+        for w in args.weights:
+            for pw in args.partner_weights if w > 0 else [0.0]:
+                key = f"w{w:g}_p{pw:g}"
+                row[key] = initial_ari(brain, w, pw, seed)
+                print(
+                    seed, key, f"{row[key]['motif_ari']:.3f}", row[key]["mislabelled"], flush=True
+                )
+        rows.append(row)
+    keys = [k for k in rows[0] if k.startswith("w")]
+    summary = {
+        k: {
+            "median": float(np.median([r[k]["motif_ari"] for r in rows])),
+            "min": float(np.min([r[k]["motif_ari"] for r in rows])),
+            "mislabelled_instances": int(sum(len(r[k]["mislabelled"]) for r in rows)),
+        }
+        for k in keys
+    }
+    for k, v in summary.items():
+        print(k, v)
+    write_json(
+        args.out,
+        {
+            "seeds": args.seeds,
+            "per_seed": rows,
+            "summary": summary,
+            "wall_s": time.perf_counter() - t0,
+            "cpu_s": time.process_time() - c0,
+            "loadavg": os.getloadavg(),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
