@@ -104,6 +104,8 @@ def main(argv=None) -> int:
         for seed in args.seeds:
             row = block_row(name, seed, settings, args.tuned_only)
             rows[f"{name}/{seed}"] = row
+            # after every block, so that a run stopped early keeps what it measured
+            _write(args, settings, rows, load_before, complete=False)
             print(
                 name,
                 seed,
@@ -112,17 +114,22 @@ def main(argv=None) -> int:
                 f"({row['fine_tuned_6']['train_cpu_seconds']:.0f} CPU s)",
                 flush=True,
             )
+    print(_write(args, settings, rows, load_before, complete=True)["summary"])
+    return 0
+
+
+def _write(args, settings: dict, rows: dict, load_before, *, complete: bool) -> dict:
     out = {
         "prior": str(args.prior or "shipped"),
         "settings": settings,
         "seeds": args.seeds,
+        "complete": complete,
         "rows": rows,
         "summary": summarise(rows),
         "machine": {"load_before": load_before, "load_after": os.getloadavg()},
     }
     write_json(args.out, out)
-    print(out["summary"])
-    return 0
+    return out
 
 
 def summarise(rows: dict[str, dict]) -> dict:
