@@ -51,11 +51,11 @@ def jittered_appearance(name: str, rng: np.random.Generator) -> dict:
     }
 
 
-def training_volume(name: str, seed: int, rng: np.random.Generator):
-    """(volume, voxel size, annotations) of one jittered rendering of dev preset ``name``."""
+def training_volume(name: str, seed: int, rng: np.random.Generator, native: float = 0.25):
+    """(volume, voxel size, annotations) of one jittered rendering of dev preset ``name``;
+    with probability ``native`` the preset keeps its own look (only the polarity may flip)."""
     overrides = jittered_appearance(name, rng)
-    # keep the preset's own look one time in four
-    if rng.random() < 0.25:
+    if rng.random() < native:
         overrides = {"inverted": bool(rng.random() < 0.5) != DEV_PRESETS[name].inverted}
     sample = render_em_preset(name, seed=1000 + seed, extent_um=EXTENT_UM, **overrides)
     annotations = np.where(sample.soma_labels > 0, 2, 1).astype(np.uint8)
@@ -71,6 +71,12 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=PRETRAINED_WEIGHTS)
     parser.add_argument("--init", type=Path, default=None, help="continue from these weights")
+    parser.add_argument(
+        "--native-fraction",
+        type=float,
+        default=0.25,
+        help="share of renderings that keep the preset's own look (not jittered)",
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -89,7 +95,9 @@ def main(argv=None) -> int:
         for name in rng.permutation(names):
             done = min(1.0, (time.perf_counter() - start) / budget)
             lr = args.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done)))
-            volume, voxel_size, annotations = training_volume(str(name), volumes_seen, rng)
+            volume, voxel_size, annotations = training_volume(
+                str(name), volumes_seen, rng, args.native_fraction
+            )
             detector = train_soma_detector(
                 volume,
                 annotations,
@@ -139,6 +147,7 @@ def _save(
     if args.init is not None:
         detector.config["continued_steps"] = volumes_seen * args.steps
         detector.config["continued_seed"] = args.seed
+        detector.config["continued_native_fraction"] = args.native_fraction
     out.parent.mkdir(parents=True, exist_ok=True)
     detector.save(out)
 

@@ -338,6 +338,13 @@ class SomaTrainingParams(Params):
         "start from the shipped soma prior (fine-tuning) or from random weights",
         choices=("pretrained", "scratch"),
     )
+    augmentation: str = param(
+        "light",
+        "patch augmentation: flips and ±10 % contrast ('light'), or also ±30 % contrast, "
+        "offsets, added noise and blur ('strong')",
+        choices=("light", "strong"),
+        gui=False,
+    )
 
 
 def renamed_keyword(

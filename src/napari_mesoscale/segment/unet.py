@@ -327,6 +327,27 @@ def _checked_annotations(annotations: Any, shape: tuple[int, ...]) -> np.ndarray
 _TRAINING_FIELDS = frozenset(SomaTrainingParams.specs())
 
 
+def _augmented(
+    xp: np.ndarray, yp: np.ndarray, rng: np.random.Generator, augmentation: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """One training patch flipped on every axis, y and x transposed, its contrast jittered;
+    ``"strong"`` also adds noise and blur, so that a few painted somata stand for the fainter,
+    noisier ones of the same block."""
+    for axis in range(3):
+        if rng.random() < 0.5:
+            xp, yp = np.flip(xp, axis), np.flip(yp, axis)
+    if rng.random() < 0.5:
+        xp, yp = xp.transpose(0, 2, 1), yp.transpose(0, 2, 1)
+    if augmentation != "strong":
+        return xp * rng.uniform(0.9, 1.1) + rng.normal(0, 0.1), yp
+    from scipy import ndimage
+
+    if rng.random() < 0.3:
+        xp = ndimage.gaussian_filter(xp, rng.uniform(0.3, 0.8))
+    xp = xp * rng.uniform(0.7, 1.3) + rng.normal(0, 0.25)
+    return xp + rng.normal(0, rng.uniform(0.0, 0.3), xp.shape).astype(np.float32), yp
+
+
 def train_soma_detector(
     volume: Any,
     annotations: Any,
@@ -344,6 +365,7 @@ def train_soma_detector(
     seed: int | None = None,
     detector: SomaDetector | None = None,
     start_from: str | None = None,
+    augmentation: str | None = None,
     params: SomaTrainingParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
 ) -> SomaDetector:
@@ -379,6 +401,9 @@ def train_soma_detector(
         Without ``detector``: fine-tune the shipped soma prior
         (:func:`pretrained_soma_detector`) or start from random weights. Default from
         ``params``; giving ``base_channels`` or ``depth`` means "scratch".
+    augmentation : {"light", "strong"}
+        Patch augmentation: flips, transposition and ±10 % contrast (``"light"``), or also
+        ±30 % contrast, offsets, added noise and blur (``"strong"``).
     params : SomaTrainingParams, optional
         The training settings at once (defaults, units, ranges); arguments left at ``None``
         take their value from it, explicit ones override it.
@@ -398,6 +423,10 @@ def train_soma_detector(
     )
     if settings.start_from not in ("pretrained", "scratch"):
         raise ValueError(f"start_from must be 'pretrained' or 'scratch'; got {start_from!r}.")
+    if settings.augmentation not in ("light", "strong"):
+        raise ValueError(
+            f"augmentation must be 'light' or 'strong'; got {settings.augmentation!r}."
+        )
     if detector is None and settings.start_from == "pretrained" and start_from is None:
         # an architecture given explicitly asks for a fresh network of that shape
         settings = settings.replace(start_from="scratch" if explicit_architecture else "pretrained")
@@ -473,13 +502,7 @@ def train_soma_detector(
                 lo = np.clip(centre_voxel + jitter - patch // 2, 0, shape - patch)
                 sl = tuple(slice(int(a), int(a) + patch) for a in lo)
                 xp, yp = x[sl], target[sl].astype(np.int64) - 1  # -1 = unlabelled
-                # augmentation: flips on every axis, transposition of y and x
-                for axis in range(3):
-                    if rng.random() < 0.5:
-                        xp, yp = np.flip(xp, axis), np.flip(yp, axis)
-                if rng.random() < 0.5:
-                    xp, yp = xp.transpose(0, 2, 1), yp.transpose(0, 2, 1)
-                xp = xp * rng.uniform(0.9, 1.1) + rng.normal(0, 0.1)
+                xp, yp = _augmented(xp, yp, rng, settings.augmentation)
                 xs.append(np.ascontiguousarray(xp, dtype=np.float32))
                 ys.append(np.ascontiguousarray(yp))
             xb = torch.from_numpy(np.stack(xs))[:, None].to(dev)

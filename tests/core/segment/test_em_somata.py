@@ -162,6 +162,43 @@ def test_unet_training_lowers_loss_and_saves(brain, tmp_path):
     assert result.parameters["method"] == "unet"
 
 
+def test_strong_augmentation_trains_deterministically_and_light_is_the_default(brain):
+    import torch
+
+    from napari_mesoscale.segment.unet import _augmented
+
+    torch.set_num_threads(1)
+    crop = (slice(0, 24), slice(0, 64), slice(0, 64))
+    em, ann = brain.em[crop], _annotations(brain)[crop]
+    if not (ann == 2).any():
+        pytest.skip("no painted soma in the crop")
+    settings = dict(
+        voxel_size=brain.em_voxel_size,
+        epochs=3,
+        steps_per_epoch=2,
+        batch_size=2,
+        patch_size=16,
+        base_channels=4,
+        device="cpu",
+        seed=3,
+    )
+    strong = [
+        train_soma_detector(em, ann, augmentation="strong", **settings).history for _ in range(2)
+    ]
+    assert [h["loss"] for h in strong[0]] == [h["loss"] for h in strong[1]]
+    light = train_soma_detector(em, ann, **settings).history
+    assert [h["loss"] for h in light] != [h["loss"] for h in strong[0]]
+    # the patch keeps its labels where they were; strong augmentation changes its grey levels
+    patch = np.random.default_rng(0).normal(size=(8, 8, 8)).astype(np.float32)
+    labels = np.arange(8**3).reshape(8, 8, 8)
+    xl, yl = _augmented(patch, labels, np.random.default_rng(1), "light")
+    xs, ys = _augmented(patch, labels, np.random.default_rng(1), "strong")
+    assert np.array_equal(yl, ys) and xs.shape == patch.shape
+    assert not np.allclose(xl, xs)
+    with pytest.raises(ValueError, match="augmentation"):
+        train_soma_detector(em, ann, augmentation="wild", **settings)
+
+
 def test_block_prediction_matches_one_block(brain):
     import torch
 
