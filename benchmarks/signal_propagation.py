@@ -437,6 +437,8 @@ def strain_contrast(results: dict[str, Any], rng: np.random.Generator, model: st
     strains = results["strains"]
     if not {"wt", "unc31"} <= set(strains):
         return {}
+    if not all(model in strains[s]["models"] for s in ("wt", "unc31")):
+        return {}  # a model run on one strain only
     wt = np.asarray(strains["wt"]["models"][model]["pearson_r_per_fold"])
     unc = np.asarray(strains["unc31"]["models"][model]["pearson_r_per_fold"])
     draws = rng.choice(unc, (2000, unc.size)).mean(1) - rng.choice(wt, (2000, wt.size)).mean(1)
