@@ -49,6 +49,10 @@ Models, on the same folds:
   frame before the response masked but for the pulse; its prediction is the evoked response
   (the pulse run minus the rest run; ``READOUT_DRIVE_PROTOCOL``). ``mesoscale (evoked)`` is
   the same protocol with the connectome as drive.
+* ``mesoscale (readout residual, seed ensemble)`` — the readout plus a correction by that
+  network, which starts at no correction (``output_init="zero"``) and is trained on the
+  readout's cross-fitted residuals (``READOUT_RESIDUAL_PROTOCOL``); the row's prediction is
+  the mean of the seeds' predictions (declared before the outer run).
 
 ``--seeds S`` fits every mesoscale model S times per fold (seeds k, k + 10, …; seed k is the
 first run's; for the readout models the seed is the inner split); a fold's r is the mean
@@ -433,6 +437,8 @@ def strain_contrast(results: dict[str, Any], rng: np.random.Generator, model: st
     strains = results["strains"]
     if not {"wt", "unc31"} <= set(strains):
         return {}
+    if not all(model in strains[s]["models"] for s in ("wt", "unc31")):
+        return {}  # a model run on one strain only
     wt = np.asarray(strains["wt"]["models"][model]["pearson_r_per_fold"])
     unc = np.asarray(strains["unc31"]["models"][model]["pearson_r_per_fold"])
     draws = rng.choice(unc, (2000, unc.size)).mean(1) - rng.choice(wt, (2000, wt.size)).mean(1)
@@ -695,12 +701,24 @@ READOUT_DRIVE_PROTOCOL = replace(
 #: kernels): what the readout drive adds over the anatomy in the same network and protocol.
 EVOKED_PROTOCOL = replace(SELECTED_PROTOCOL, mask_pulse_frames=True, evoked=True)
 
+#: The residual variant of the readout-driven network: the same drive, trials and evoked
+#: read-out, but the trials hold the readout's residuals (measured minus cross-fitted readout)
+#: and the filters' output layer starts at 0, so the network starts at no correction; the
+#: prediction is the readout plus the network's evoked correction.
+READOUT_RESIDUAL_PROTOCOL = replace(
+    READOUT_DRIVE_PROTOCOL,
+    fit_options=(*READOUT_DRIVE_PROTOCOL.fit_options, ("output_init", "zero")),
+)
+#: Declared before any outer run: this row's prediction is the mean of its seeds' predictions.
+READOUT_RESIDUAL = "mesoscale (readout residual, seed ensemble)"
+
 MESOSCALE_MODELS = (
     "mesoscale",
     "mesoscale (atlas drive)",
     "mesoscale residual",
     "mesoscale (readout drive)",
     "mesoscale (evoked)",
+    READOUT_RESIDUAL,
 )
 BASELINES = ("responder mean", "anatomy", "connectome linear")
 READOUTS = tuple(READOUT_MODELS)
@@ -741,6 +759,8 @@ def predict_fold(model, setting, names, positions, A, R, strain, train, test, ca
         return [p for p, _ in runs], {"per_seed": [i for _, i in runs]}
     if model == "mesoscale (readout drive)":
         return predict_readout_drive(setting, names, positions, A, R, strain, train, test, cache)
+    if model == READOUT_RESIDUAL:
+        return predict_readout_residual(setting, names, positions, A, R, strain, train, test, cache)
     if model == "mesoscale residual":
         linear, _ = predict_fold(
             "connectome linear", setting, names, positions, A, R, strain, train, test, cache
@@ -809,6 +829,65 @@ def predict_readout_drive(setting, names, positions, A, R, strain, train, test, 
         infos.append({**readout[2], "drive_r_held_out": pearson(readout[0], R[:, test])})
         cache.setdefault("fits", {}).setdefault("mesoscale (readout drive)", []).append(fit)
     return predictions, {"per_seed": infos}
+
+
+def predict_readout_residual(setting, names, positions, A, R, strain, train, test, cache):
+    """Readout + the mesoscale network's correction, the mean over seeds as one prediction.
+
+    Per seed (which also picks the readout's inner split, as for the readout rows): the
+    receptive-field readout with its scale chosen; the network (``fit_mesoscale``, frozen
+    readout drive, ``READOUT_RESIDUAL_PROTOCOL``) trained on the training stimulations with
+    every observed response replaced by its residual from the cross-fitted readout (so the
+    network never sees how much of a response the readout already explains); prediction =
+    the readout's held-out prediction + the network's evoked response. The row's prediction
+    is the mean of the seeds' predictions; the seeds apart are in ``per_seed``.
+    """
+    linear, _ = predict_fold(
+        "connectome linear", setting, names, positions, A, R, strain, train, test, cache
+    )
+    connectome = drive_adjacency(A, setting.protocol.drive_edges)
+    protocol = READOUT_RESIDUAL_PROTOCOL
+    predictions, infos = [], []
+    for seed in [cache["fold"] + 10 * s for s in range(setting.seeds)]:
+        readout = fit_readout(
+            "receptive-field readout",
+            connectome,
+            R,
+            positions,
+            train,
+            test,
+            linear[0],
+            seed,
+            READOUT_SCALES,
+            cache=cache.setdefault("inner_linear", {}),
+        )
+        prediction, crossfit, chosen = readout
+        fit = mesoscale_fit(
+            names,
+            positions,
+            readout_drive(readout, train, test),
+            strain,
+            [names[j] for j in train],
+            setting.device,
+            setting.epochs,
+            seed=seed,
+            protocol=protocol,
+            responses=R - crossfit,
+        )
+        correction = predict_mesoscale(fit, len(names), test, protocol)
+        observed = np.isfinite(R[:, test])
+        predictions.append(prediction + correction)
+        infos.append(
+            {
+                **chosen,
+                "readout_r_held_out": pearson(prediction, R[:, test]),
+                "r_held_out": pearson(prediction + correction, R[:, test]),
+                "correction_sd_over_readout_sd": float(
+                    np.std(correction[observed]) / (np.std(prediction[observed]) + 1e-12)
+                ),
+            }
+        )
+    return [np.mean(predictions, axis=0)], {"per_seed": infos}
 
 
 def score_row(per_seed: list[list[float]], ensemble, significant, extras, rng) -> dict:

@@ -56,16 +56,24 @@ def main() -> None:
                 model, setting, names, positions, A, R, args.strain, train, test, cache
             )
             rs = [sprop.pearson(p, R[:, test]) for p in predictions]
+            ensemble = sprop.pearson(np.mean(predictions, axis=0), R[:, test])
             row = {
                 "inner_fold": m,
                 "model": model,
                 "r_per_seed": rs,
+                "r_seed_ensemble": ensemble,
                 "seconds": round(time.perf_counter() - start, 1),
                 "cpu_seconds": round(time.process_time() - cpu, 1),
                 "info": info,
             }
             print(
-                m, model, [round(r, 3) for r in rs], row["seconds"], row["cpu_seconds"], flush=True
+                m,
+                model,
+                [round(r, 3) for r in rs],
+                round(ensemble, 3),
+                row["seconds"],
+                row["cpu_seconds"],
+                flush=True,
             )
             results["rows"].append(row)
             results["load_average"] = os.getloadavg()

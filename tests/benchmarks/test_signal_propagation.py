@@ -4,7 +4,9 @@ models share and the resampled correlation of the paper's in-sample metric."""
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -227,3 +229,68 @@ def test_anatomy_common_pairs_scores_only_pairs_measured_in_both_strains(monkeyp
     assert out["dff"]["pairs"] == both.sum() and out["dff"]["stimulated_neurons"] == 20
     assert out["dff"]["wt"]["r"] == pytest.approx(out["dff"]["unc31"]["r"])  # same pairs
     assert out["dff"]["unc31_minus_wt"]["ci95_paired"] == [0.0, 0.0]
+
+
+@pytest.mark.slow
+def test_readout_residual_is_the_readout_plus_the_networks_correction(monkeypatch):
+    """The residual row: the network is trained on the readout's cross-fitted residuals (never a
+    held-out column); with a network whose evoked response is 0 the row is exactly the mean of
+    the seeds' readout predictions, and a network's correction is added to it."""
+    positions, A, R = _toy_atlas()
+    train, test = np.arange(2, 14), np.array([0, 1])
+    names = [f"n{k}" for k in range(len(A))]
+    seen = []
+
+    def fake_fit(
+        names, positions, drive, strain, train_names, device, epochs, seed, protocol, responses=None
+    ):
+        seen.append(responses.copy())
+        assert dict(protocol.fit_options)["output_init"] == "zero"
+        passes_on = np.roll(np.eye(len(A)), 1, axis=0)  # neuron k + 1 gets neuron k's state
+        return _LinearFit(gain * passes_on, bias=np.full(len(A), 5.0))
+
+    monkeypatch.setattr(signal_propagation, "mesoscale_fit", fake_fit)
+    fast_linear = partial(signal_propagation.predict_connectome_linear, steps=20)
+    monkeypatch.setattr(signal_propagation, "predict_connectome_linear", fast_linear)
+    setting = SimpleNamespace(
+        protocol=signal_propagation.SELECTED_PROTOCOL, seeds=2, epochs=1, device="cpu"
+    )
+
+    def run(R, cache):
+        return signal_propagation.predict_readout_residual(
+            setting, names, positions, A, R, "wt", train, test, cache
+        )
+
+    gain = 0.0  # a network that has learned nothing: no correction
+    (prediction,), info = run(R, {"fold": 3})
+    readouts = [
+        signal_propagation.fit_readout(
+            "receptive-field readout",
+            A,
+            R,
+            positions,
+            train,
+            test,
+            signal_propagation.predict_connectome_linear(A, R, train, test)[0],
+            seed,
+            signal_propagation.READOUT_SCALES,
+        )
+        for seed in (3, 13)
+    ]
+    responders = np.ones_like(prediction, dtype=bool)
+    responders[test, [0, 1]] = False  # the clamped neuron's own entry is never scored
+    readout_mean = np.mean([r[0] for r in readouts], axis=0)
+    np.testing.assert_allclose(prediction[responders], readout_mean[responders])
+    for residual, readout in zip(seen, readouts, strict=True):
+        assert np.isnan(residual[:, test]).all()  # no held-out column reaches the network
+        np.testing.assert_allclose(residual[:, train], R[:, train] - readout[1][:, train])
+    assert len(info["per_seed"]) == 2
+    held = R.copy()
+    held[:, test] = 99.0
+    np.testing.assert_allclose(run(held, {"fold": 3})[0][0], prediction)
+    gain = 1.0  # a correction: the pulse passed on to the next neuron, offsets not
+    (corrected,), _ = run(R, {"fold": 3})
+    pulse = signal_propagation.READOUT_RESIDUAL_PROTOCOL.pulse
+    passed = np.zeros_like(prediction)
+    passed[test + 1, [0, 1]] = pulse
+    np.testing.assert_allclose(corrected[responders], (prediction + passed)[responders])

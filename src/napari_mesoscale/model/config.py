@@ -120,6 +120,15 @@ class ModelConfig(Params):
         "keep the drive weights at their initial values (not trained, not counted in n_params)",
         label="freeze drive weights",
     )
+    output_init: str = param(
+        "random",
+        "initial output layer of the configurable basis filters: 'random', or 'zero' (every "
+        "filter's output weights and offset 0, so the untrained model predicts the training "
+        "mean and its evoked response to any input is 0: a model that learns only a "
+        "correction to what it is given starts at no correction; not for population filters)",
+        choices=("random", "zero"),
+        gui=False,
+    )
     init_radius: float | None = param(
         None,
         f"neighbourhood radius of the assignment initialisation ({_NOT_SET}: rf_diameter / 4)",
@@ -485,6 +494,12 @@ class ModelConfig(Params):
                 f"population_filters={self.population_filters} must lie between 0 and "
                 f"n_filters={self.n_filters}: it says how many of the filters are population "
                 "filters."
+            )
+        if self.output_init == "zero" and self.population_filters:
+            raise ValueError(
+                "output_init='zero' zeroes the configurable filters' output layer; population "
+                f"filters have none (population_filters={self.population_filters}): set "
+                "population_filters=0 or output_init='random'."
             )
         if self.edge_init == "connectome" and not has_connectome:
             raise ValueError(

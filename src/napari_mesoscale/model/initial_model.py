@@ -361,4 +361,8 @@ def _build_net(
     )
     if cfg.freeze_edges:
         net.edge_weight.requires_grad_(False)
+    if cfg.output_init == "zero":
+        with torch.no_grad():
+            net.bank.w_out.zero_()
+            net.bank.c_out.zero_()
     return net

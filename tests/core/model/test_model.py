@@ -314,3 +314,24 @@ def test_kernel_normalisation_is_checked():
             kernel_normalisation="max",
             **FAST,
         )
+
+
+def test_zero_output_init_starts_at_no_correction():
+    """``output_init="zero"``: untrained (lr 0), every filter's output layer is 0, so the
+    prediction does not depend on the input (its evoked response is 0); trained, the output
+    layer moves away from 0."""
+    b = _small()
+    untrained = fit_mesoscale(
+        b.activity, b.positions, epochs=1, output_init="zero", lr=0.0, seed=3, **FAST
+    )
+    assert untrained.config.output_init == "zero"
+    assert float(untrained.net.bank.w_out.detach().abs().max()) == 0.0
+    quiet = untrained.predict(np.zeros_like(b.activity[:20]))
+    driven = untrained.predict(b.activity[:20] * 3.0)
+    np.testing.assert_allclose(driven[1:], quiet[1:], atol=1e-6)
+    trained = fit_mesoscale(b.activity, b.positions, epochs=1, output_init="zero", seed=3, **FAST)
+    assert float(trained.net.bank.w_out.detach().abs().max()) > 0.0
+    with pytest.raises(ValueError, match="output_init"):
+        ModelConfig(output_init="zero", population_filters=1, n_filters=2).check(
+            has_connectome=False
+        )
