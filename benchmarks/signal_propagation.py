@@ -791,28 +791,38 @@ def predict_fold(model, setting, names, positions, A, R, strain, train, test, ca
     return predictions, {}
 
 
-def predict_readout_drive(setting, names, positions, A, R, strain, train, test, cache):
-    """The mesoscale model (``fit_mesoscale``) with the receptive-field readout as its frozen
-    drive, one fit per seed; the seed also picks the readout's inner split (as for the
-    readout rows, so the two compare on the same inner fits)."""
+def seeded_readouts(setting, names, positions, A, R, strain, train, test, cache):
+    """(seed, receptive-field readout with its scale chosen) for each of the fold's seeds; the
+    seed picks the readout's inner split, as for the readout rows."""
     linear, _ = predict_fold(
         "connectome linear", setting, names, positions, A, R, strain, train, test, cache
     )
     connectome = drive_adjacency(A, setting.protocol.drive_edges)
-    predictions, infos = [], []
     for seed in [cache["fold"] + 10 * s for s in range(setting.seeds)]:
-        readout = fit_readout(
-            "receptive-field readout",
-            connectome,
-            R,
-            positions,
-            train,
-            test,
-            linear[0],
+        yield (
             seed,
-            READOUT_SCALES,
-            cache=cache.setdefault("inner_linear", {}),
+            fit_readout(
+                "receptive-field readout",
+                connectome,
+                R,
+                positions,
+                train,
+                test,
+                linear[0],
+                seed,
+                READOUT_SCALES,
+                cache=cache.setdefault("inner_linear", {}),
+            ),
         )
+
+
+def predict_readout_drive(setting, names, positions, A, R, strain, train, test, cache):
+    """The mesoscale model (``fit_mesoscale``) with the receptive-field readout as its frozen
+    drive, one fit per seed; the seed also picks the readout's inner split (as for the
+    readout rows, so the two compare on the same inner fits)."""
+    predictions, infos = [], []
+    readouts = seeded_readouts(setting, names, positions, A, R, strain, train, test, cache)
+    for seed, readout in readouts:
         drive = readout_drive(readout, train, test)
         fit = mesoscale_fit(
             names,
@@ -842,25 +852,10 @@ def predict_readout_residual(setting, names, positions, A, R, strain, train, tes
     the readout's held-out prediction + the network's evoked response. The row's prediction
     is the mean of the seeds' predictions; the seeds apart are in ``per_seed``.
     """
-    linear, _ = predict_fold(
-        "connectome linear", setting, names, positions, A, R, strain, train, test, cache
-    )
-    connectome = drive_adjacency(A, setting.protocol.drive_edges)
     protocol = READOUT_RESIDUAL_PROTOCOL
     predictions, infos = [], []
-    for seed in [cache["fold"] + 10 * s for s in range(setting.seeds)]:
-        readout = fit_readout(
-            "receptive-field readout",
-            connectome,
-            R,
-            positions,
-            train,
-            test,
-            linear[0],
-            seed,
-            READOUT_SCALES,
-            cache=cache.setdefault("inner_linear", {}),
-        )
+    readouts = seeded_readouts(setting, names, positions, A, R, strain, train, test, cache)
+    for seed, readout in readouts:
         prediction, crossfit, chosen = readout
         fit = mesoscale_fit(
             names,
