@@ -12,7 +12,9 @@ filter per group is fitted on the whole fit part and every neuron is scored unde
 filter on every held-out block (log of its variance-normalised mean squared one-step error).
 Three scores: the pooled prediction as it is (``plain``), after a per-neuron gain and offset
 fitted on the fit part (``gain``), or a per-neuron refit on [prediction, own state, 1]
-(``own``). The count rules (``RULES``) pick a K from these curves; the labels scored (motif
+(``own``). The count rules (``RULES``: paired one-standard-error rules, a relative-gain rule,
+and a BIC-style penalty on the fit part's own loss for comparison) pick a K from these curves;
+the labels scored (motif
 ARI, motifs found vs true) are those of the discovery run with that K on all its frames
 (``discover_motif_count="n_filters"``, n_filters = K), as ``motif_count.py`` scores its counts.
 
