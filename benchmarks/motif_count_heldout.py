@@ -14,9 +14,9 @@ Three scores: the pooled prediction as it is (``plain``), after a per-neuron gai
 fitted on the fit part (``gain``), or a per-neuron refit on [prediction, own state, 1]
 (``own``). The count rules (``RULES``: paired one-standard-error rules, a relative-gain rule,
 and a BIC-style penalty on the fit part's own loss for comparison) pick a K from these curves;
-the labels scored (motif
-ARI, motifs found vs true) are those of the discovery run with that K on all its frames
-(``discover_motif_count="n_filters"``, n_filters = K), as ``motif_count.py`` scores its counts.
+the labels scored (motif ARI, motifs found vs true) are those of the discovery run with that K
+on all its frames (``discover_motif_count="n_filters"``, n_filters = K), as ``motif_count.py``
+scores its counts.
 
 Design on brains 1000-1019, check on 1020-1039 (the summary keeps the two apart), plain and
 heterogeneous dev brains; the test families are not touched:
