@@ -9,6 +9,9 @@ true centres within half a cell diameter) and seconds. The U-Net is scored on th
 somata only (detections matched to painted somata are dropped first).
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/em_generalisation.py [--unet] [--quick]``.
+The held-out evaluation is every held-out preset × the seeds of
+:data:`~napari_mesoscale.synth.em_presets.HELDOUT_SEEDS` (``--heldout-seeds``; rows keyed
+``preset/seed``, with the mean over seeds in ``heldout_means``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,12 @@ from napari_mesoscale.segment import (
 from napari_mesoscale.segment.em import split_bodies
 from napari_mesoscale.segment.unet import pretrained_soma_detector
 from napari_mesoscale.synth import make_toy_brain
-from napari_mesoscale.synth.em_presets import DEV_PRESETS, HELDOUT_PRESETS, render_em_preset
+from napari_mesoscale.synth.em_presets import (
+    DEV_PRESETS,
+    HELDOUT_PRESETS,
+    HELDOUT_SEEDS,
+    render_em_preset,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_json  # noqa: E402
@@ -222,6 +230,11 @@ def main(argv=None) -> int:
         action="store_true",
         help="classical path with the section-smeared shell template (anisotropic_shell=True)",
     )
+    parser.add_argument(
+        "--heldout-seeds",
+        action="store_true",
+        help="the held-out evaluation: held-out presets rendered with every seed of HELDOUT_SEEDS",
+    )
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out)
@@ -233,10 +246,11 @@ def main(argv=None) -> int:
         names = [("dev", "dev_sbem"), ("heldout", "heldout_issue16")]
     if args.only is not None:
         names = [(split, n) for split, n in names if n in args.only]
-    for split, name in names:
-        s = render_em_preset(name)
-        out[split][name] = evaluate(
-            name,
+    for split, name, seed in _blocks(names, args.heldout_seeds):
+        s = render_em_preset(name, seed=seed)
+        key = f"{name}/{seed}" if args.heldout_seeds and split == "heldout" else name
+        out[split][key] = evaluate(
+            key,
             s.volume,
             s.voxel_size,
             s.centres,
@@ -247,12 +261,42 @@ def main(argv=None) -> int:
         )
     if args.only is None or "toy_brain" in args.only:
         out["toy_brain"] = _toy_brain(args)
+    if args.heldout_seeds:
+        out["heldout_seeds"] = list(HELDOUT_SEEDS)
+        out["heldout_means"] = seed_means(out["heldout"])
     out["machine"] = _machine(load_before)
     out["classical_options"] = {"anisotropic_shell": bool(args.anisotropic_shell)}
     out["targets"] = TARGETS
     write_json(args.out, out)
     print(f"wrote {args.out}")
     return 0
+
+
+def _blocks(names, heldout_seeds: bool):
+    """(split, preset, seed) of every block: seed 0, or every held-out seed."""
+    for split, name in names:
+        seeds = HELDOUT_SEEDS if heldout_seeds and split == "heldout" else (0,)
+        for seed in seeds:
+            yield split, name, seed
+
+
+def seed_means(rows: dict) -> dict:
+    """Per preset and column, the mean F1, precision and recall over its ``preset/seed`` rows."""
+    grouped: dict[str, list[dict]] = {}
+    for key, row in rows.items():
+        grouped.setdefault(key.split("/")[0], []).append(row)
+    means: dict[str, dict] = {}
+    for name, group in grouped.items():
+        columns = [k for k, v in group[0].items() if isinstance(v, dict) and "f1" in v]
+        means[name] = {
+            column: {
+                figure: float(np.mean([row[column][figure] for row in group]))
+                for figure in ("f1", "precision", "recall")
+            }
+            for column in columns
+        }
+        means[name]["n_seeds"] = len(group)
+    return means
 
 
 TARGETS = {
