@@ -33,7 +33,8 @@ from napari_mesoscale.segment import (
     train_soma_detector,
 )
 from napari_mesoscale.segment.em import split_bodies
-from napari_mesoscale.segment.unet import pretrained_soma_detector
+from napari_mesoscale.segment.params import SomaTrainingParams
+from napari_mesoscale.segment.unet import pretrained_soma_detector, self_training_labels
 from napari_mesoscale.synth import make_toy_brain
 from napari_mesoscale.synth.em_presets import (
     DEV_PRESETS,
@@ -156,6 +157,71 @@ def _unet_row(volume, voxel_size, soma_labels, truth, diameter, start_from, **se
     }
 
 
+def _detected_row(volume, voxel_size, truth, painted, diameter, detector, tta=False):
+    result, s, cpu = _cpu_timed(
+        detect_somata_em,
+        volume,
+        voxel_size=voxel_size,
+        cell_diameter=diameter,
+        detector=detector,
+        test_time_augmentation=tta,
+    )
+    score = _unscored_painted(result, truth, painted, diameter)
+    return {**score, "seconds": s, "detect_cpu_seconds": cpu}
+
+
+def _option_rows(volume, voxel_size, soma_labels, truth, diameter, options):
+    """The default fine-tuning (``fine_tuned_6``) and, from the same run, the options:
+    detection with test-time augmentation (``tta``), and the self-training round of
+    ``train_soma_detector(self_training=True)`` continued from that detector (its first round
+    is the default fine-tuning, same seed), detected plainly (``self_training``) or with
+    test-time augmentation (``self_training_tta``). CPU seconds of the option's whole training
+    = the default's + the labels' + the second round's."""
+    annotations, painted = paint_somata(soma_labels, voxel_size)
+    common = {"voxel_size": voxel_size, "seed": 0, "device": "cpu"}
+    detector, train_s, train_cpu = _cpu_timed(
+        train_soma_detector, volume, annotations, start_from="pretrained", **common
+    )
+    rows = {}
+    base = {"train_seconds": train_s, "train_cpu_seconds": train_cpu}
+    detect = (volume, voxel_size, truth, painted, diameter)
+    rows["fine_tuned_6"] = {**_detected_row(*detect, detector), **base}
+    if "tta" in options:
+        rows["fine_tuned_6_tta"] = {**_detected_row(*detect, detector, tta=True), **base}
+    if "self_training" in options or "self_training_tta" in options:
+        settings = SomaTrainingParams()
+        extended, label_s, label_cpu = _cpu_timed(
+            self_training_labels,
+            detector,
+            volume,
+            annotations,
+            voxel_size=voxel_size,
+            cell_diameter=diameter,
+        )
+        second, retrain_s, retrain_cpu = _cpu_timed(
+            train_soma_detector,
+            volume,
+            extended,
+            detector=detector,
+            params=settings.replace(epochs=settings.self_training_epochs),
+            **common,
+        )
+        timing = {
+            "train_seconds": train_s + label_s + retrain_s,
+            "train_cpu_seconds": train_cpu + label_cpu + retrain_cpu,
+            "labels_cpu_seconds": label_cpu,
+            "retrain_cpu_seconds": retrain_cpu,
+        }
+        if "self_training" in options:
+            rows["fine_tuned_6_self_training"] = {**_detected_row(*detect, second), **timing}
+        if "self_training_tta" in options:
+            rows["fine_tuned_6_self_training_tta"] = {
+                **_detected_row(*detect, second, tta=True),
+                **timing,
+            }
+    return rows
+
+
 def _pretrained_row(volume, voxel_size, truth, diameter):
     detector = pretrained_soma_detector(device="cpu")
     result, s = _timed(
@@ -189,7 +255,12 @@ def evaluate(name, volume, voxel_size, truth, soma_labels, segmentation, diamete
         return row
     row["pretrained"] = _pretrained_row(volume, voxel_size, truth, diameter)
     # the default settings of SomaTrainingParams: what the widget runs
-    row["fine_tuned_6"] = _unet_row(volume, voxel_size, soma_labels, truth, diameter, "pretrained")
+    if args.options:
+        row.update(_option_rows(volume, voxel_size, soma_labels, truth, diameter, args.options))
+    else:
+        row["fine_tuned_6"] = _unet_row(
+            volume, voxel_size, soma_labels, truth, diameter, "pretrained"
+        )
     if args.unet:
         row["scratch_6"] = _unet_row(
             volume,
@@ -229,6 +300,13 @@ def main(argv=None) -> int:
         "--anisotropic-shell",
         action="store_true",
         help="classical path with the section-smeared shell template (anisotropic_shell=True)",
+    )
+    parser.add_argument(
+        "--options",
+        nargs="*",
+        choices=("tta", "self_training", "self_training_tta"),
+        default=None,
+        help="also these fine-tuning options (columns fine_tuned_6_<option>)",
     )
     parser.add_argument(
         "--heldout-seeds",
