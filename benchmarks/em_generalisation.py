@@ -179,8 +179,14 @@ def _option_rows(volume, voxel_size, soma_labels, truth, diameter, options):
     = the default's + the labels' + the second round's."""
     annotations, painted = paint_somata(soma_labels, voxel_size)
     common = {"voxel_size": voxel_size, "seed": 0, "device": "cpu"}
+    # the first round explicitly without self-training, whatever the default
     detector, train_s, train_cpu = _cpu_timed(
-        train_soma_detector, volume, annotations, start_from="pretrained", **common
+        train_soma_detector,
+        volume,
+        annotations,
+        start_from="pretrained",
+        self_training=False,
+        **common,
     )
     rows = {}
     base = {"train_seconds": train_s, "train_cpu_seconds": train_cpu}
@@ -189,7 +195,7 @@ def _option_rows(volume, voxel_size, soma_labels, truth, diameter, options):
     if "tta" in options:
         rows["fine_tuned_6_tta"] = {**_detected_row(*detect, detector, tta=True), **base}
     if "self_training" in options or "self_training_tta" in options:
-        settings = SomaTrainingParams()
+        settings = SomaTrainingParams(self_training=False)
         extended, label_s, label_cpu = _cpu_timed(
             self_training_labels,
             detector,
@@ -337,25 +343,37 @@ def main(argv=None) -> int:
             PRESET_DIAMETER,
             args,
         )
+        if args.heldout_seeds:  # after every block: a run stopped early keeps what it measured
+            _write(out, args, load_before, complete=False)
     if args.only is None or "toy_brain" in args.only:
         out["toy_brain"] = _toy_brain(args)
-    if args.heldout_seeds:
-        out["heldout_seeds"] = list(HELDOUT_SEEDS)
-        out["heldout_means"] = seed_means(out["heldout"])
-    out["machine"] = _machine(load_before)
-    out["classical_options"] = {"anisotropic_shell": bool(args.anisotropic_shell)}
-    out["targets"] = TARGETS
-    write_json(args.out, out)
+    _write(out, args, load_before, complete=True)
     print(f"wrote {args.out}")
     return 0
 
 
+def _write(out: dict, args, load_before, *, complete: bool) -> None:
+    if args.heldout_seeds:
+        out["heldout_seeds"] = list(HELDOUT_SEEDS)
+        out["heldout_means"] = seed_means(out["heldout"])
+        out["complete"] = complete
+    out["machine"] = _machine(load_before)
+    out["classical_options"] = {"anisotropic_shell": bool(args.anisotropic_shell)}
+    out["fine_tuning_options"] = list(args.options or [])
+    out["targets"] = TARGETS
+    write_json(args.out, out)
+
+
 def _blocks(names, heldout_seeds: bool):
-    """(split, preset, seed) of every block: seed 0, or every held-out seed."""
+    """(split, preset, seed) of every block: seed 0, or every held-out seed (seed by seed, so
+    that a run stopped early has every preset at its first seeds)."""
     for split, name in names:
-        seeds = HELDOUT_SEEDS if heldout_seeds and split == "heldout" else (0,)
-        for seed in seeds:
-            yield split, name, seed
+        if not (heldout_seeds and split == "heldout"):
+            yield split, name, 0
+    for seed in HELDOUT_SEEDS if heldout_seeds else ():
+        for split, name in names:
+            if split == "heldout":
+                yield split, name, seed
 
 
 def seed_means(rows: dict) -> dict:

@@ -74,7 +74,7 @@ def _label_check(s, annotations, extended) -> dict:
     }
 
 
-def block_row(name: str, seed: int, settings: SomaTrainingParams) -> dict:
+def block_row(name: str, seed: int, settings: SomaTrainingParams, tta: bool = True) -> dict:
     s = render_em_preset(name, seed=seed)
     annotations, painted = paint_somata(s.soma_labels, s.voxel_size)
     common = {"voxel_size": s.voxel_size, "seed": 0, "device": "cpu"}
@@ -82,7 +82,8 @@ def block_row(name: str, seed: int, settings: SomaTrainingParams) -> dict:
     first = train_soma_detector(s.volume, annotations, params=settings, **common)
     row = {"shape": list(s.volume.shape), "train_cpu_seconds": _cpu() - cpu}
     row["fine_tuned"] = _detect(s, painted, first, False)
-    row["fine_tuned_tta"] = _detect(s, painted, first, True)
+    if tta:
+        row["fine_tuned_tta"] = _detect(s, painted, first, True)
     cpu = _cpu()
     extended = self_training_labels(
         first, s.volume, annotations, voxel_size=s.voxel_size, cell_diameter=PRESET_DIAMETER
@@ -99,7 +100,8 @@ def block_row(name: str, seed: int, settings: SomaTrainingParams) -> dict:
     )
     row["retrain_cpu_seconds"] = _cpu() - cpu
     row["self_trained"] = _detect(s, painted, second, False)
-    row["self_trained_tta"] = _detect(s, painted, second, True)
+    if tta:
+        row["self_trained_tta"] = _detect(s, painted, second, True)
     return row
 
 
@@ -108,7 +110,7 @@ def summarise(rows: dict) -> dict:
     for key, row in rows.items():
         entry = per.setdefault(key.split("/")[0], {v: [] for v in VARIANTS})
         for v in VARIANTS:
-            entry[v].append(row[v]["f1"])
+            entry[v].append(row[v]["f1"] if v in row else np.nan)
     means = {n: {v: float(np.mean(f)) for v, f in cols.items()} for n, cols in per.items()}
     return {
         "per_preset": means,
@@ -121,11 +123,15 @@ def main(argv=None) -> int:
     parser.add_argument("--presets", nargs="*", default=FAINTEST)
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
     parser.add_argument("--self-training-epochs", type=int, default=None)
+    parser.add_argument("--no-tta", action="store_true", help="skip test-time augmentation")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--merge", nargs="*", type=Path, default=None, help="merge partial JSONs")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
     if not set(args.presets) <= set(DEV_PRESETS):
         parser.error("dev presets only: held-out presets are never used to choose anything")
-    settings = SomaTrainingParams(cell_diameter=PRESET_DIAMETER)
+    settings = SomaTrainingParams(cell_diameter=PRESET_DIAMETER, self_training=False)
     if args.self_training_epochs is not None:
         settings = settings.replace(self_training_epochs=args.self_training_epochs)
     warnings.simplefilter("ignore")
@@ -136,7 +142,7 @@ def main(argv=None) -> int:
     rows: dict[str, dict] = {}
     for name in args.presets:
         for seed in args.seeds:
-            rows[f"{name}/{seed}"] = row = block_row(name, seed, settings)
+            rows[f"{name}/{seed}"] = row = block_row(name, seed, settings, not args.no_tta)
             out = {
                 "settings": {"self_training_epochs": settings.self_training_epochs},
                 "seeds": args.seeds,
@@ -148,13 +154,29 @@ def main(argv=None) -> int:
             print(
                 name,
                 seed,
-                " ".join(f"{v} {row[v]['f1']:.3f}" for v in VARIANTS),
+                " ".join(f"{v} {row[v]['f1']:.3f}" for v in VARIANTS if v in row),
                 f"train {row['train_cpu_seconds']:.0f}+{row['labels_cpu_seconds']:.0f}"
                 f"+{row['retrain_cpu_seconds']:.0f} CPU s",
                 row["labels"],
                 flush=True,
             )
     print(summarise(rows))
+    return 0
+
+
+def merge(parts: list[Path], out_path: Path) -> int:
+    """One JSON from runs made one after the other (a later part's row replaces an earlier)."""
+    import json
+
+    rows: dict[str, dict] = {}
+    machines = []
+    for part in parts:
+        data = json.loads(Path(part).read_text())
+        rows.update(data["rows"])
+        machines.append({"part": Path(part).name, **data["machine"]})
+    out = {"rows": rows, "summary": summarise(rows), "machine": {"parts": machines}}
+    write_json(out_path, out)
+    print(out["summary"])
     return 0
 
 
