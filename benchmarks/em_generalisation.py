@@ -9,6 +9,9 @@ true centres within half a cell diameter) and seconds. The U-Net is scored on th
 somata only (detections matched to painted somata are dropped first).
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/em_generalisation.py [--unet] [--quick]``.
+The held-out evaluation is every held-out preset × the seeds of
+:data:`~napari_mesoscale.synth.em_presets.HELDOUT_SEEDS` (``--heldout-seeds``; rows keyed
+``preset/seed``, with the mean over seeds in ``heldout_means``).
 """
 
 from __future__ import annotations
@@ -30,9 +33,15 @@ from napari_mesoscale.segment import (
     train_soma_detector,
 )
 from napari_mesoscale.segment.em import split_bodies
-from napari_mesoscale.segment.unet import pretrained_soma_detector
+from napari_mesoscale.segment.params import SomaTrainingParams
+from napari_mesoscale.segment.unet import pretrained_soma_detector, self_training_labels
 from napari_mesoscale.synth import make_toy_brain
-from napari_mesoscale.synth.em_presets import DEV_PRESETS, HELDOUT_PRESETS, render_em_preset
+from napari_mesoscale.synth.em_presets import (
+    DEV_PRESETS,
+    HELDOUT_PRESETS,
+    HELDOUT_SEEDS,
+    render_em_preset,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_json  # noqa: E402
@@ -148,6 +157,77 @@ def _unet_row(volume, voxel_size, soma_labels, truth, diameter, start_from, **se
     }
 
 
+def _detected_row(volume, voxel_size, truth, painted, diameter, detector, tta=False):
+    result, s, cpu = _cpu_timed(
+        detect_somata_em,
+        volume,
+        voxel_size=voxel_size,
+        cell_diameter=diameter,
+        detector=detector,
+        test_time_augmentation=tta,
+    )
+    score = _unscored_painted(result, truth, painted, diameter)
+    return {**score, "seconds": s, "detect_cpu_seconds": cpu}
+
+
+def _option_rows(volume, voxel_size, soma_labels, truth, diameter, options):
+    """The default fine-tuning (``fine_tuned_6``) and, from the same run, the options:
+    detection with test-time augmentation (``tta``), and the self-training round of
+    ``train_soma_detector(self_training=True)`` continued from that detector (its first round
+    is the default fine-tuning, same seed), detected plainly (``self_training``) or with
+    test-time augmentation (``self_training_tta``). CPU seconds of the option's whole training
+    = the default's + the labels' + the second round's."""
+    annotations, painted = paint_somata(soma_labels, voxel_size)
+    common = {"voxel_size": voxel_size, "seed": 0, "device": "cpu"}
+    # the first round explicitly without self-training, whatever the default
+    detector, train_s, train_cpu = _cpu_timed(
+        train_soma_detector,
+        volume,
+        annotations,
+        start_from="pretrained",
+        self_training=False,
+        **common,
+    )
+    rows = {}
+    base = {"train_seconds": train_s, "train_cpu_seconds": train_cpu}
+    detect = (volume, voxel_size, truth, painted, diameter)
+    rows["fine_tuned_6"] = {**_detected_row(*detect, detector), **base}
+    if "tta" in options:
+        rows["fine_tuned_6_tta"] = {**_detected_row(*detect, detector, tta=True), **base}
+    if "self_training" in options or "self_training_tta" in options:
+        settings = SomaTrainingParams(self_training=False)
+        extended, label_s, label_cpu = _cpu_timed(
+            self_training_labels,
+            detector,
+            volume,
+            annotations,
+            voxel_size=voxel_size,
+            cell_diameter=diameter,
+        )
+        second, retrain_s, retrain_cpu = _cpu_timed(
+            train_soma_detector,
+            volume,
+            extended,
+            detector=detector,
+            params=settings.replace(epochs=settings.self_training_epochs),
+            **common,
+        )
+        timing = {
+            "train_seconds": train_s + label_s + retrain_s,
+            "train_cpu_seconds": train_cpu + label_cpu + retrain_cpu,
+            "labels_cpu_seconds": label_cpu,
+            "retrain_cpu_seconds": retrain_cpu,
+        }
+        if "self_training" in options:
+            rows["fine_tuned_6_self_training"] = {**_detected_row(*detect, second), **timing}
+        if "self_training_tta" in options:
+            rows["fine_tuned_6_self_training_tta"] = {
+                **_detected_row(*detect, second, tta=True),
+                **timing,
+            }
+    return rows
+
+
 def _pretrained_row(volume, voxel_size, truth, diameter):
     detector = pretrained_soma_detector(device="cpu")
     result, s = _timed(
@@ -181,7 +261,12 @@ def evaluate(name, volume, voxel_size, truth, soma_labels, segmentation, diamete
         return row
     row["pretrained"] = _pretrained_row(volume, voxel_size, truth, diameter)
     # the default settings of SomaTrainingParams: what the widget runs
-    row["fine_tuned_6"] = _unet_row(volume, voxel_size, soma_labels, truth, diameter, "pretrained")
+    if args.options:
+        row.update(_option_rows(volume, voxel_size, soma_labels, truth, diameter, args.options))
+    else:
+        row["fine_tuned_6"] = _unet_row(
+            volume, voxel_size, soma_labels, truth, diameter, "pretrained"
+        )
     if args.unet:
         row["scratch_6"] = _unet_row(
             volume,
@@ -222,6 +307,18 @@ def main(argv=None) -> int:
         action="store_true",
         help="classical path with the section-smeared shell template (anisotropic_shell=True)",
     )
+    parser.add_argument(
+        "--options",
+        nargs="*",
+        choices=("tta", "self_training", "self_training_tta"),
+        default=None,
+        help="also these fine-tuning options (columns fine_tuned_6_<option>)",
+    )
+    parser.add_argument(
+        "--heldout-seeds",
+        action="store_true",
+        help="the held-out evaluation: held-out presets rendered with every seed of HELDOUT_SEEDS",
+    )
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out)
@@ -233,10 +330,11 @@ def main(argv=None) -> int:
         names = [("dev", "dev_sbem"), ("heldout", "heldout_issue16")]
     if args.only is not None:
         names = [(split, n) for split, n in names if n in args.only]
-    for split, name in names:
-        s = render_em_preset(name)
-        out[split][name] = evaluate(
-            name,
+    for split, name, seed in _blocks(names, args.heldout_seeds):
+        s = render_em_preset(name, seed=seed)
+        key = f"{name}/{seed}" if args.heldout_seeds and split == "heldout" else name
+        out[split][key] = evaluate(
+            key,
             s.volume,
             s.voxel_size,
             s.centres,
@@ -245,14 +343,56 @@ def main(argv=None) -> int:
             PRESET_DIAMETER,
             args,
         )
+        if args.heldout_seeds:  # after every block: a run stopped early keeps what it measured
+            _write(out, args, load_before, complete=False)
     if args.only is None or "toy_brain" in args.only:
         out["toy_brain"] = _toy_brain(args)
-    out["machine"] = _machine(load_before)
-    out["classical_options"] = {"anisotropic_shell": bool(args.anisotropic_shell)}
-    out["targets"] = TARGETS
-    write_json(args.out, out)
+    _write(out, args, load_before, complete=True)
     print(f"wrote {args.out}")
     return 0
+
+
+def _write(out: dict, args, load_before, *, complete: bool) -> None:
+    if args.heldout_seeds:
+        out["heldout_seeds"] = list(HELDOUT_SEEDS)
+        out["heldout_means"] = seed_means(out["heldout"])
+        out["complete"] = complete
+    out["machine"] = _machine(load_before)
+    out["classical_options"] = {"anisotropic_shell": bool(args.anisotropic_shell)}
+    out["fine_tuning_options"] = list(args.options or [])
+    out["targets"] = TARGETS
+    write_json(args.out, out)
+
+
+def _blocks(names, heldout_seeds: bool):
+    """(split, preset, seed) of every block: seed 0, or every held-out seed (seed by seed, so
+    that a run stopped early has every preset at its first seeds)."""
+    for split, name in names:
+        if not (heldout_seeds and split == "heldout"):
+            yield split, name, 0
+    for seed in HELDOUT_SEEDS if heldout_seeds else ():
+        for split, name in names:
+            if split == "heldout":
+                yield split, name, seed
+
+
+def seed_means(rows: dict) -> dict:
+    """Per preset and column, the mean F1, precision and recall over its ``preset/seed`` rows."""
+    grouped: dict[str, list[dict]] = {}
+    for key, row in rows.items():
+        grouped.setdefault(key.split("/")[0], []).append(row)
+    means: dict[str, dict] = {}
+    for name, group in grouped.items():
+        columns = [k for k, v in group[0].items() if isinstance(v, dict) and "f1" in v]
+        means[name] = {
+            column: {
+                figure: float(np.mean([row[column][figure] for row in group]))
+                for figure in ("f1", "precision", "recall")
+            }
+            for column in columns
+        }
+        means[name]["n_seeds"] = len(group)
+    return means
 
 
 TARGETS = {

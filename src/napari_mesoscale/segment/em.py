@@ -364,6 +364,7 @@ def detect_somata_em(
     block_likeness_pass: bool | None = None,
     anisotropic_shell: bool | None = None,
     section_thickness_um: float | None = None,
+    test_time_augmentation: bool | None = None,
     params: SomaDetectionParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
     soma_diameter: float | None = None,
@@ -383,7 +384,7 @@ def detect_somata_em(
     cell_diameter, resolution, threshold, probability_threshold, size_range, \
 opening_radius, full_resolution_labels, polarity, texture_scale, max_elongation, \
 max_tube_elongation, lumen_contrast, cue, shell_threshold, shell_fraction, block_likeness_pass, \
-anisotropic_shell, section_thickness_um
+anisotropic_shell, section_thickness_um, test_time_augmentation
         The detection parameters: fields of
         :class:`~napari_mesoscale.segment.params.SomaDetectionParams`, which gives each
         one's meaning, unit, default and valid range. ``None`` takes the value from ``params``.
@@ -519,6 +520,20 @@ def _no_somata(
     )
 
 
+def _unet_probability(
+    run: dict[str, Any], image: np.ndarray, detector: SomaDetector, progress: Progress
+) -> np.ndarray:
+    """The detector's soma probability on the working grid, averaged over flips (and the y-x
+    transpose where y and x voxels are alike) with ``test_time_augmentation``."""
+    if not run["params"].test_time_augmentation:
+        return detector.predict_working(image, callback=progress)
+    vs = run["work_vs"]
+    run["record"]["test_time_augmentation"] = True
+    return detector.predict_working(
+        image, callback=progress, augment=True, rotate_in_plane=math.isclose(vs[1], vs[2])
+    )
+
+
 def _soma_mask(
     run: dict[str, Any], image: np.ndarray, detector: SomaDetector | None, progress: Progress
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -529,7 +544,7 @@ def _soma_mask(
     contrast = soma_contrast(image, run["work_vs"], scale=_contrast_scale(p))
     images: dict[str, np.ndarray] = {"contrast": contrast}
     if detector is not None:
-        probability = detector.predict_working(image, callback=progress.stage(0.1, 0.9, "U-Net"))
+        probability = _unet_probability(run, image, detector, progress.stage(0.1, 0.9, "U-Net"))
         images["probability"] = probability
         mask = probability > p.probability_threshold
         used = p.probability_threshold
@@ -851,7 +866,7 @@ def _verified_shell_bodies(
     say where bodies of soma size and shape are."""
     p = run["params"]
     threshold = float(p.shell_threshold)
-    probability = detector.predict_working(image, callback=progress.stage(0.0, 0.6, "U-Net"))
+    probability = _unet_probability(run, image, detector, progress.stage(0.0, 0.6, "U-Net"))
     peaks, radius, response = _shell_peaks(
         run,
         image,

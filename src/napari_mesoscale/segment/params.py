@@ -201,6 +201,10 @@ class SomaDetectionParams(Params):
     section_thickness_um : float, optional
         Section thickness (µm) used by ``anisotropic_shell``; default: the z voxel size of
         the working grid (the input's, times the z block-averaging factor).
+    test_time_augmentation : bool
+        U-Net path: the soma probability averaged over the 8 flips of the working volume and,
+        where its y and x voxels are alike, their y-x transposes
+        (:meth:`~napari_mesoscale.segment.unet.SomaDetector.predict_working`'s ``augment``).
     """
 
     cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
@@ -301,6 +305,12 @@ class SomaDetectionParams(Params):
         maximum=100.0,
         gui=False,
     )
+    test_time_augmentation: bool = param(
+        False,
+        "U-Net path: average the soma probability over the flips of the volume (and the y-x "
+        "transpose where y and x voxels are alike), 16 network passes instead of 1",
+        gui=False,
+    )
 
 
 @dataclass
@@ -343,6 +353,22 @@ class SomaTrainingParams(Params):
         "patch augmentation: flips and ±10 % contrast ('light'), or also ±30 % contrast, "
         "offsets, added noise and blur ('strong')",
         choices=("light", "strong"),
+        gui=False,
+    )
+    self_training: bool = param(
+        False,
+        "after fine-tuning, add the somata the classical path and the network agree on (and "
+        "confident background) as labels and train again briefly",
+        gui=False,
+    )
+    self_training_epochs: int = param(
+        4, "epochs of the second, self-training round", minimum=1, maximum=10_000, gui=False
+    )
+    cell_diameter: float = param(
+        8.0,
+        "typical soma diameter, for the detection pass of self-training",
+        unit="µm",
+        minimum=0.1,
         gui=False,
     )
 
