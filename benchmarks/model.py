@@ -14,7 +14,9 @@ and a summary (median / min / max over seeds, per-seed ratios model / baseline, 
 seed meets the issue's targets). It never touches ``model.json``. ``--input-lags-variants``
 adds the two default fits with ``input_lags=2`` (the filters also see x[t-1]) beside them;
 ``--wiring-features W`` adds the connectome fit with ``wiring_features=W`` (the connectome's
-wiring signature joins the initialisation's dynamics features); ``--out`` writes the seeds
+wiring signature joins the initialisation's dynamics features) and ``--wiring-community``
+beside it the same with ``wiring_scope="community"`` (whole communities relabelled by their
+sub-circuit's wiring); ``--out`` writes the seeds
 JSON elsewhere (default ``model_seeds.json``); ``--connectome-only`` leaves out the fits
 without connectome.
 
@@ -67,17 +69,25 @@ def _setup_threads() -> None:
 
 
 def _variants(
-    ablations: bool, input_lags: bool = False, wiring: float = 0.0, connectome_only: bool = False
+    ablations: bool,
+    input_lags: bool = False,
+    wiring: float = 0.0,
+    connectome_only: bool = False,
+    wiring_community: bool = False,
 ) -> dict:
     """The default fits (with and without connectome), plus the ablations, the
     ``input_lags=2`` fits and the fit with the wiring signature (``wiring_features=wiring``)
-    when asked; ``connectome_only`` leaves out the fits without connectome."""
+    when asked (``wiring_community``: also with ``wiring_scope="community"``);
+    ``connectome_only`` leaves out the fits without connectome."""
     variants = {
         DEFAULT_MODEL: (True, {}),
         "default_no_connectome": (False, {}),
     }
     if wiring > 0:
         variants[f"{DEFAULT_MODEL}_wiring"] = (True, {"wiring_features": wiring})
+    if wiring > 0 and wiring_community:
+        options = {"wiring_features": wiring, "wiring_scope": "community"}
+        variants[f"{DEFAULT_MODEL}_wiring_community"] = (True, options)
     if input_lags:
         variants[f"{DEFAULT_MODEL}_lag2"] = (True, {"input_lags": 2})
         variants["default_no_connectome_lag2"] = (False, {"input_lags": 2})
@@ -290,6 +300,7 @@ def accuracy_over_seeds(
     out: Path = SEEDS_RESULTS,
     wiring: float = 0.0,
     connectome_only: bool = False,
+    wiring_community: bool = False,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each."""
     t0 = time.perf_counter()
@@ -300,15 +311,15 @@ def accuracy_over_seeds(
         "input_lags_variants": input_lags,
         "wiring_features_variant": wiring,
         "connectome_only": connectome_only,
+        "wiring_community_variant": wiring_community,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
     }
     for seed in seeds:
         print(f"--- seed {seed}", flush=True)
-        result["per_seed"].append(
-            accuracy(seed, epochs, _variants(ablations, input_lags, wiring, connectome_only), quick)
-        )
+        variants = _variants(ablations, input_lags, wiring, connectome_only, wiring_community)
+        result["per_seed"].append(accuracy(seed, epochs, variants, quick))
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
         result["cpu_seconds"] = time.process_time()
@@ -466,6 +477,11 @@ def main() -> None:
         "signature at this weight (ModelConfig.wiring_features)",
     )
     parser.add_argument(
+        "--wiring-community",
+        action="store_true",
+        help="with --wiring-features: also that fit with wiring_scope='community'",
+    )
+    parser.add_argument(
         "--connectome-only",
         action="store_true",
         help="with --accuracy-only: leave out the fits without connectome",
@@ -492,6 +508,7 @@ def main() -> None:
             args.out,
             args.wiring_features,
             args.connectome_only,
+            args.wiring_community,
         )
         return
     if args.cost_only:

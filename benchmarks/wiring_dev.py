@@ -6,10 +6,14 @@ initialisation with the connectome, without and with ``ModelConfig.wiring_featur
 weight of ``--weights``, and the instances whose initial motif differs from their family's
 (majority over the family's neurons). Initialisation only (no training): training keeps the
 initial assignment on the toy brain (README). Writes ``benchmarks/results/wiring_dev.json``.
+``--scopes neuron community`` measures every weight with each ``ModelConfig.wiring_scope``
+(keys ``w2_p0.3`` and ``w2_p0.3_community``).
 
 Usage::
 
     python benchmarks/wiring_dev.py --seeds 4 5 6 --weights 0 0.5 1 2
+    python benchmarks/wiring_dev.py --seeds $(seq 4 31) --weights 0 1 2 --partner-weights 0.3 \
+        --scopes neuron community --out benchmarks/results/wiring_community_dev.json
 """
 
 from __future__ import annotations
@@ -44,14 +48,21 @@ def mislabelled_instances(groups: np.ndarray, motif: np.ndarray, instance: np.nd
     return out
 
 
-def initial_ari(brain, weight: float, partner_weight: float, seed: int) -> dict:
+def initial_ari(
+    brain, weight: float, partner_weight: float, seed: int, scope: str = "neuron"
+) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
     from napari_mesoscale.model.config import ModelConfig
     from napari_mesoscale.model.initial_model import initialise_model
     from napari_mesoscale.model.prepare import prepare_data
 
-    cfg = ModelConfig(epochs=30, wiring_features=weight, wiring_partner_weight=partner_weight)
+    cfg = ModelConfig(
+        epochs=30,
+        wiring_features=weight,
+        wiring_partner_weight=partner_weight,
+        wiring_scope=scope,
+    )
     data = prepare_data(brain.activity, brain.positions, brain.stimulus, cfg)
     init = initialise_model(data, cfg, brain.adjacency, seed)
     groups = init.init_groups
@@ -71,6 +82,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(4, 16)))
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0])
     parser.add_argument("--partner-weights", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--scopes", nargs="+", default=["neuron"], choices=["neuron", "community"])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     rows = []
@@ -80,11 +92,11 @@ def main() -> None:
         row = {"seed": seed, "motif_names": list(getattr(brain, "motif_names", []))}
         for w in args.weights:
             for pw in args.partner_weights if w > 0 else [0.0]:
-                key = f"w{w:g}_p{pw:g}"
-                row[key] = initial_ari(brain, w, pw, seed)
-                print(
-                    seed, key, f"{row[key]['motif_ari']:.3f}", row[key]["mislabelled"], flush=True
-                )
+                for scope in args.scopes if w > 0 else ["neuron"]:
+                    key = f"w{w:g}_p{pw:g}" + ("" if scope == "neuron" else f"_{scope}")
+                    row[key] = initial_ari(brain, w, pw, seed, scope)
+                    ari, wrong = row[key]["motif_ari"], row[key]["mislabelled"]
+                    print(seed, key, f"{ari:.3f}", wrong, flush=True)
         rows.append(row)
     keys = [k for k in rows[0] if k.startswith("w")]
     summary = {

@@ -268,6 +268,16 @@ class ModelConfig(Params):
         maximum=10.0,
         gui=False,
     )
+    wiring_scope: str = param(
+        "neuron",
+        "with wiring_features > 0: 'neuron' — the wiring signature only joins each neuron's "
+        "features before k-means; 'community' — then every community of correlated neighbours "
+        "is re-clustered as a whole by its members' mean features and the wiring signature of "
+        "its own sub-circuit (sign balance, reciprocity, opposite-sign loops, edges on directed "
+        "cycles, density; weight wiring_features), and all its neurons take its motif",
+        choices=("neuron", "community"),
+        gui=False,
+    )
     init_centres: str = param(
         "all",
         "neurons whose dynamics features place the initial motif centres (k-means): 'all'; "
