@@ -54,6 +54,15 @@ Models, on the same folds:
   readout's cross-fitted residuals (``READOUT_RESIDUAL_PROTOCOL``); the row's prediction is
   the mean of the seeds' predictions (declared before the outer run).
 
+* ``learned receptive field`` — the receptive field itself learned by gradient (seventh pass,
+  :class:`LearnedField`): the training columns pooled with shared basis kernels of the 3D
+  offset between stimulated somata (anisotropic Gaussians, their widths trained, each a mean
+  over the responder's observed entries shrunk by a trained prior weight), mixed with the
+  reciprocal responses and connectome-linear (unit sd per fold); every weight trained jointly
+  by leave-one-stimulated-out on the training columns (each training column predicted from
+  the others; linear cross-fitted on the inner split the seed picks). ``…, per class`` mixes
+  per responder class.
+
 ``--seeds S`` fits every mesoscale model S times per fold (seeds k, k + 10, …; seed k is the
 first run's; for the readout models the seed is the inner split); a fold's r is the mean
 over seeds, the seeds' spread and the r of their mean prediction (``seed_ensemble``) are kept
@@ -721,7 +730,14 @@ MESOSCALE_MODELS = (
     READOUT_RESIDUAL,
 )
 BASELINES = ("responder mean", "anatomy", "connectome linear")
-READOUTS = tuple(READOUT_MODELS)
+#: Variants of the learned receptive field (design on inner folds): how the basis kernels and
+#: the other components are mixed — one set of weights for all responders, or per responder
+#: class (``celegans.neurons()["neuron_class"]``).
+LEARNED_FIELDS = {
+    "learned receptive field": "global",
+    "learned receptive field, per class": "class",
+}
+READOUTS = (*READOUT_MODELS, *LEARNED_FIELDS)
 
 
 def predict_fold(model, setting, names, positions, A, R, strain, train, test, cache):
@@ -759,6 +775,8 @@ def predict_fold(model, setting, names, positions, A, R, strain, train, test, ca
         return [p for p, _ in runs], {"per_seed": [i for _, i in runs]}
     if model == "mesoscale (readout drive)":
         return predict_readout_drive(setting, names, positions, A, R, strain, train, test, cache)
+    if model in LEARNED_FIELDS:
+        return predict_learned_field(model, setting, names, positions, A, R, train, test, cache)
     if model == READOUT_RESIDUAL:
         return predict_readout_residual(setting, names, positions, A, R, strain, train, test, cache)
     if model == "mesoscale residual":
@@ -883,6 +901,131 @@ def predict_readout_residual(setting, names, positions, A, R, strain, train, tes
             }
         )
     return [np.mean(predictions, axis=0)], {"per_seed": infos}
+
+
+#: The learned receptive field (seventh pass): initial sd (µm) of its basis kernels, one width
+#: per basis and axis, all trained.
+LEARNED_FIELD_BASIS_UM = (3.0, 6.0, 12.0, 24.0)
+
+
+class LearnedField(torch.nn.Module):
+    """A receptive field over the stimulated somata learned by gradient.
+
+    The response of responder i to stimulated j is predicted from the training columns k
+    pooled with B shared basis kernels of the 3D offset pos_k − pos_j (anisotropic Gaussians,
+    sd per basis and axis trained), each a weighted mean over i's observed entries shrunk
+    towards 0 by a trained prior weight (few or distant neighbours → a small feature); the
+    pooled features, the reciprocal response R[j, i] and connectome-linear are mixed by weights
+    per responder group, plus a bias per group.
+    """
+
+    def __init__(self, groups: int, widths_um=LEARNED_FIELD_BASIS_UM, extra: int = 2):
+        super().__init__()
+        widths = torch.log(torch.tensor(widths_um, dtype=torch.float64))
+        self.log_width = torch.nn.Parameter(widths[:, None].repeat(1, 3))
+        basis, real = len(widths_um), torch.float64
+        self.log_prior = torch.nn.Parameter(torch.full((basis,), -0.7, dtype=real))
+        self.mix = torch.nn.Parameter(torch.zeros(groups, basis + extra, dtype=real))
+        self.bias = torch.nn.Parameter(torch.zeros(groups, dtype=real))
+
+    def pooled(self, offsets, values, observed, keep) -> torch.Tensor:
+        """(B, N, J) pooled training columns; offsets (J, K, 3), values / observed (N, K),
+        keep (J, K) 0 where a column must not be read (its own, in leave-one-out)."""
+        scaled = offsets[None] / self.log_width.exp()[:, None, None]
+        kernel = torch.exp(-0.5 * (scaled**2).sum(-1)) * keep
+        total = torch.einsum("nk,bjk->bnj", values, kernel)
+        weight = torch.einsum("nk,bjk->bnj", observed, kernel)
+        return total / (weight + self.log_prior.exp()[:, None, None])
+
+    def predict(self, inputs: dict[str, torch.Tensor], group: torch.Tensor) -> torch.Tensor:
+        keys = ("offsets", "values", "observed", "keep")
+        return self(self.pooled(*(inputs[k] for k in keys)), inputs["others"], group)
+
+    def forward(self, pooled, others, group) -> torch.Tensor:
+        """Prediction (N, J) from pooled (B, N, J), the other components (E, N, J) and the
+        responders' groups (N,)."""
+        features = torch.cat([pooled, others])
+        return torch.einsum("fnj,nf->nj", features, self.mix[group]) + self.bias[group][:, None]
+
+
+def learned_field_inputs(R, positions, train, columns, linear) -> dict[str, torch.Tensor]:
+    """What the learned field reads to predict ``columns``: only training columns' responses
+    (minus each column itself when ``columns`` is ``train``: leave-one-stimulated-out), the
+    reciprocal responses and the linear prediction scaled to unit sd over its block."""
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    keep = 1.0 - (columns[:, None] == train[None, :])
+    return {
+        "offsets": as_tensor(positions[train][None] - positions[columns][:, None]),
+        "values": as_tensor(np.nan_to_num(R[:, train])),
+        "observed": as_tensor(np.isfinite(R[:, train]).astype(float)),
+        "keep": as_tensor(keep),
+        "others": as_tensor(
+            np.stack([reciprocal_responses(R, train, columns), linear / (np.std(linear) + 1e-12)])
+        ),
+    }
+
+
+def fit_learned_field(R, positions, groups, train, crossfit_linear, steps=300, lr=0.02, l2=1e-3):
+    """Train a :class:`LearnedField` by leave-one-stimulated-out on the training columns: each
+    training column predicted from the others (its own column masked out of the pooling;
+    connectome-linear cross-fitted on inner folds), masked squared error on observed pairs."""
+    n_groups = int(groups.max()) + 1
+    model = LearnedField(n_groups)
+    inputs = learned_field_inputs(R, positions, train, train, crossfit_linear)
+    target = torch.as_tensor(R[:, train], dtype=torch.float64)
+    observed = torch.isfinite(target)
+    target = torch.nan_to_num(target)
+    group = torch.as_tensor(groups)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        prediction = model.predict(inputs, group)
+        loss = ((prediction - target)[observed] ** 2).mean() + l2 * (model.mix**2).sum()
+        loss.backward()
+        optimiser.step()
+    return model, float(loss.detach())
+
+
+def predict_with_field(model, R, positions, groups, train, test, linear) -> np.ndarray:
+    inputs = learned_field_inputs(R, positions, train, test, linear)
+    with torch.no_grad():
+        return model.predict(inputs, torch.as_tensor(groups)).numpy()
+
+
+def responder_groups(names: list[str], grouping: str) -> np.ndarray:
+    if grouping == "global":
+        return np.zeros(len(names), dtype=int)
+    classes = celegans.neurons().set_index("id").loc[names, "neuron_class"].to_numpy()
+    return np.unique(classes, return_inverse=True)[1]
+
+
+def predict_learned_field(model_name, setting, names, positions, A, R, train, test, cache):
+    """The learned receptive field, one fit per seed (the seed picks the inner split whose
+    connectome-linear fits give the cross-fitted linear component, as for the readouts)."""
+    linear, _ = predict_fold(
+        "connectome linear", setting, names, positions, A, R, "", train, test, cache
+    )
+    connectome = drive_adjacency(A, setting.protocol.drive_edges)
+    groups = responder_groups(names, LEARNED_FIELDS[model_name])
+    predictions, infos = [], []
+    for seed in [cache["fold"] + 10 * s for s in range(setting.seeds)]:
+        inner, fits = inner_linear_fits(
+            connectome, R, train, seed, 5, cache.setdefault("inner_linear", {})
+        )
+        crossfit = np.zeros((len(R), len(train)))
+        for held, fit in zip(inner, fits, strict=True):
+            crossfit[:, np.searchsorted(train, held)] = fit / (np.std(fit) + 1e-12)
+        model, loss = fit_learned_field(R, positions, groups, train, crossfit)
+        predictions.append(predict_with_field(model, R, positions, groups, train, test, linear[0]))
+        infos.append(
+            {
+                "final_loss": loss,
+                "widths_um": model.log_width.exp().detach().numpy().round(2).tolist(),
+                "prior_weight": model.log_prior.exp().detach().numpy().round(3).tolist(),
+                "mix": model.mix.detach().numpy().round(4).tolist(),
+            }
+        )
+    return predictions, {"per_seed": infos}
 
 
 def score_row(per_seed: list[list[float]], ensemble, significant, extras, rng) -> dict:
