@@ -730,12 +730,21 @@ MESOSCALE_MODELS = (
     READOUT_RESIDUAL,
 )
 BASELINES = ("responder mean", "anatomy", "connectome linear")
-#: Variants of the learned receptive field (design on inner folds): how the basis kernels and
-#: the other components are mixed — one set of weights for all responders, or per responder
-#: class (``celegans.neurons()["neuron_class"]``).
-LEARNED_FIELDS = {
-    "learned receptive field": "global",
-    "learned receptive field, per class": "class",
+#: Variants of the learned receptive field (design on inner folds of outer fold 0): how the
+#: components are mixed — one set of weights for all responders ("global") or per responder
+#: class (``celegans.neurons()["neuron_class"]``) — and the training options of
+#: :func:`fit_learned_field` (``clip_quantile``: responses winsorised, inputs and targets;
+#: ``non_negative``: mixing weights ≥ 0 as the hand-set readout's).
+LEARNED_FIELDS: dict[str, dict[str, Any]] = {
+    "learned receptive field": {"grouping": "global"},
+    "learned receptive field, per class": {"grouping": "class"},
+    "learned receptive field, winsorised": {"grouping": "global", "clip_quantile": 0.995},
+    "learned receptive field, winsorised 0.99": {"grouping": "global", "clip_quantile": 0.99},
+    "learned receptive field, winsorised, non-negative": {
+        "grouping": "global",
+        "clip_quantile": 0.995,
+        "non_negative": True,
+    },
 }
 READOUTS = (*READOUT_MODELS, *LEARNED_FIELDS)
 
@@ -919,13 +928,22 @@ class LearnedField(torch.nn.Module):
     per responder group, plus a bias per group.
     """
 
-    def __init__(self, groups: int, widths_um=LEARNED_FIELD_BASIS_UM, extra: int = 2):
+    def __init__(
+        self,
+        groups: int,
+        widths_um=LEARNED_FIELD_BASIS_UM,
+        extra: int = 2,
+        non_negative: bool = False,
+    ):
         super().__init__()
+        self.non_negative = non_negative
+        self.clip_quantile = None
         widths = torch.log(torch.tensor(widths_um, dtype=torch.float64))
         self.log_width = torch.nn.Parameter(widths[:, None].repeat(1, 3))
         basis, real = len(widths_um), torch.float64
         self.log_prior = torch.nn.Parameter(torch.full((basis,), -0.7, dtype=real))
-        self.mix = torch.nn.Parameter(torch.zeros(groups, basis + extra, dtype=real))
+        start = -3.0 if non_negative else 0.0  # softplus(-3) ~ 0.05
+        self.mix = torch.nn.Parameter(torch.full((groups, basis + extra), start, dtype=real))
         self.bias = torch.nn.Parameter(torch.zeros(groups, dtype=real))
 
     def pooled(self, offsets, values, observed, keep) -> torch.Tensor:
@@ -941,11 +959,16 @@ class LearnedField(torch.nn.Module):
         keys = ("offsets", "values", "observed", "keep")
         return self(self.pooled(*(inputs[k] for k in keys)), inputs["others"], group)
 
+    def weights(self) -> torch.Tensor:
+        """The mixing weights (groups, B + E): non-negative through a softplus if asked."""
+        return torch.nn.functional.softplus(self.mix) if self.non_negative else self.mix
+
     def forward(self, pooled, others, group) -> torch.Tensor:
         """Prediction (N, J) from pooled (B, N, J), the other components (E, N, J) and the
         responders' groups (N,)."""
         features = torch.cat([pooled, others])
-        return torch.einsum("fnj,nf->nj", features, self.mix[group]) + self.bias[group][:, None]
+        mixed = torch.einsum("fnj,nf->nj", features, self.weights()[group])
+        return mixed + self.bias[group][:, None]
 
 
 def learned_field_inputs(R, positions, train, columns, linear) -> dict[str, torch.Tensor]:
@@ -965,28 +988,58 @@ def learned_field_inputs(R, positions, train, columns, linear) -> dict[str, torc
     }
 
 
-def fit_learned_field(R, positions, groups, train, crossfit_linear, steps=300, lr=0.02, l2=1e-3):
+def winsorised(R: np.ndarray, train: np.ndarray, quantile: float | None) -> np.ndarray:
+    """R with every entry clipped at the ``quantile`` of the training columns' |responses|
+    (a handful of pairs tens of sd out would otherwise carry a squared loss); ``None``: R."""
+    if quantile is None:
+        return R
+    bound = np.nanquantile(np.abs(R[:, train]), quantile)
+    return np.clip(R, -bound, bound)
+
+
+def fit_learned_field(
+    R,
+    positions,
+    groups,
+    train,
+    crossfit_linear,
+    steps=300,
+    lr=0.02,
+    l2=1e-3,
+    loss="mse",
+    clip_quantile=None,
+    non_negative=False,
+):
     """Train a :class:`LearnedField` by leave-one-stimulated-out on the training columns: each
     training column predicted from the others (its own column masked out of the pooling;
-    connectome-linear cross-fitted on inner folds), masked squared error on observed pairs."""
-    n_groups = int(groups.max()) + 1
-    model = LearnedField(n_groups)
+    connectome-linear cross-fitted on inner folds), masked squared (or Huber) error on the
+    observed pairs, responses winsorised at ``clip_quantile`` (inputs and targets)."""
+    R = winsorised(R, train, clip_quantile)
+    model = LearnedField(int(groups.max()) + 1, non_negative=non_negative)
     inputs = learned_field_inputs(R, positions, train, train, crossfit_linear)
     target = torch.as_tensor(R[:, train], dtype=torch.float64)
     observed = torch.isfinite(target)
     target = torch.nan_to_num(target)
     group = torch.as_tensor(groups)
+    delta = float(target[observed].std())
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     for _ in range(steps):
         optimiser.zero_grad()
-        prediction = model.predict(inputs, group)
-        loss = ((prediction - target)[observed] ** 2).mean() + l2 * (model.mix**2).sum()
-        loss.backward()
+        error = (model.predict(inputs, group) - target)[observed]
+        fit = (
+            (error**2).mean()
+            if loss == "mse"
+            else torch.nn.functional.huber_loss(error, torch.zeros_like(error), delta=delta)
+        )
+        total = fit + l2 * (model.weights() ** 2).sum()
+        total.backward()
         optimiser.step()
-    return model, float(loss.detach())
+    model.clip_quantile = clip_quantile
+    return model, float(total.detach())
 
 
 def predict_with_field(model, R, positions, groups, train, test, linear) -> np.ndarray:
+    R = winsorised(R, train, model.clip_quantile)
     inputs = learned_field_inputs(R, positions, train, test, linear)
     with torch.no_grad():
         return model.predict(inputs, torch.as_tensor(groups)).numpy()
@@ -1006,7 +1059,8 @@ def predict_learned_field(model_name, setting, names, positions, A, R, train, te
         "connectome linear", setting, names, positions, A, R, "", train, test, cache
     )
     connectome = drive_adjacency(A, setting.protocol.drive_edges)
-    groups = responder_groups(names, LEARNED_FIELDS[model_name])
+    options = dict(LEARNED_FIELDS[model_name])
+    groups = responder_groups(names, options.pop("grouping"))
     predictions, infos = [], []
     for seed in [cache["fold"] + 10 * s for s in range(setting.seeds)]:
         inner, fits = inner_linear_fits(
@@ -1015,14 +1069,14 @@ def predict_learned_field(model_name, setting, names, positions, A, R, train, te
         crossfit = np.zeros((len(R), len(train)))
         for held, fit in zip(inner, fits, strict=True):
             crossfit[:, np.searchsorted(train, held)] = fit / (np.std(fit) + 1e-12)
-        model, loss = fit_learned_field(R, positions, groups, train, crossfit)
+        model, loss = fit_learned_field(R, positions, groups, train, crossfit, **options)
         predictions.append(predict_with_field(model, R, positions, groups, train, test, linear[0]))
         infos.append(
             {
                 "final_loss": loss,
                 "widths_um": model.log_width.exp().detach().numpy().round(2).tolist(),
                 "prior_weight": model.log_prior.exp().detach().numpy().round(3).tolist(),
-                "mix": model.mix.detach().numpy().round(4).tolist(),
+                "mix": model.weights().detach().numpy().round(4).tolist(),
             }
         )
     return predictions, {"per_seed": infos}

@@ -350,3 +350,13 @@ def test_learned_field_training_never_reads_the_column_it_predicts():
         moved = model.predict(inputs, torch.zeros(12, dtype=torch.long)).numpy()
     np.testing.assert_array_equal(moved[:, 4], base[:, 4])
     assert not np.allclose(moved[:, 5], base[:, 5])
+
+
+def test_winsorised_clips_at_the_training_columns_quantile_only():
+    R = np.array([[np.nan, 1.0, 100.0], [-50.0, np.nan, 2.0], [3.0, -4.0, np.nan]])
+    train = np.array([0, 1])  # |responses| 50, 3, 1, 4: the held-out column's 100 not read
+    clipped = signal_propagation.winsorised(R, train, 0.5)
+    bound = np.quantile([50.0, 3.0, 1.0, 4.0], 0.5)
+    np.testing.assert_array_equal(clipped[:, 2], [bound, 2.0, np.nan])
+    assert clipped[1, 0] == -bound and clipped[0, 1] == 1.0
+    assert signal_propagation.winsorised(R, train, None) is R
