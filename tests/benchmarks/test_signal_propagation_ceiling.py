@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -47,3 +48,20 @@ def test_spearman_brown_and_odd_even_halves():
     assert ceiling.spearman_brown(0.5) == pytest.approx(2 / 3)
     halves = ceiling.half_means([np.array([1.0, 3.0, 5.0]), np.array([2.0, 4.0])], None)
     np.testing.assert_allclose(halves, [[3.0, 2.0], [3.0, 4.0]])  # odd / even trials
+
+
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(p) is None for p in ("wormneuroatlas", "c302", "cect", "h5py")),
+    reason="the worm data packages are not installed (pip install 'napari-mesoscale[worm]')",
+)
+def test_real_atlas_pairs_hold_their_trials_and_the_diagonal_is_left_out():
+    from napari_mesoscale.datasets import celegans
+
+    names = celegans.neurons()["id"].tolist()
+    columns = np.arange(len(names))
+    pairs = ceiling.pair_table(names, "unc31", columns)
+    np.testing.assert_allclose([t.mean() for t in pairs["trials"]], pairs["mean"])
+    assert np.all(pairs["responder"] != pairs["stimulated"])
+    assert pairs["n"].min() >= 1 and (pairs["n"] == 1).mean() > 0.4  # unc-31: mostly 1 trial
+    repeated = np.isfinite(pairs["variance"])
+    np.testing.assert_array_equal(repeated, pairs["n"] >= 2)
