@@ -54,6 +54,15 @@ Models, on the same folds:
   readout's cross-fitted residuals (``READOUT_RESIDUAL_PROTOCOL``); the row's prediction is
   the mean of the seeds' predictions (declared before the outer run).
 
+* ``learned receptive field`` — the receptive field itself learned by gradient (seventh pass,
+  :class:`LearnedField`): the training columns pooled with shared basis kernels of the 3D
+  offset between stimulated somata (anisotropic Gaussians, their widths trained, each a mean
+  over the responder's observed entries shrunk by a trained prior weight), mixed with the
+  reciprocal responses and connectome-linear (unit sd per fold); every weight trained jointly
+  by leave-one-stimulated-out on the training columns (each training column predicted from
+  the others; linear cross-fitted on the inner split the seed picks). ``…, per class`` mixes
+  per responder class.
+
 ``--seeds S`` fits every mesoscale model S times per fold (seeds k, k + 10, …; seed k is the
 first run's; for the readout models the seed is the inner split); a fold's r is the mean
 over seeds, the seeds' spread and the r of their mean prediction (``seed_ensemble``) are kept
@@ -721,7 +730,23 @@ MESOSCALE_MODELS = (
     READOUT_RESIDUAL,
 )
 BASELINES = ("responder mean", "anatomy", "connectome linear")
-READOUTS = tuple(READOUT_MODELS)
+#: Variants of the learned receptive field (design on inner folds of outer fold 0): how the
+#: components are mixed — one set of weights for all responders ("global") or per responder
+#: class (``celegans.neurons()["neuron_class"]``) — and the training options of
+#: :func:`fit_learned_field` (``clip_quantile``: responses winsorised, inputs and targets;
+#: ``non_negative``: mixing weights ≥ 0 as the hand-set readout's).
+LEARNED_FIELDS: dict[str, dict[str, Any]] = {
+    "learned receptive field": {"grouping": "global"},
+    "learned receptive field, per class": {"grouping": "class"},
+    "learned receptive field, winsorised": {"grouping": "global", "clip_quantile": 0.995},
+    "learned receptive field, winsorised 0.99": {"grouping": "global", "clip_quantile": 0.99},
+    "learned receptive field, winsorised, non-negative": {
+        "grouping": "global",
+        "clip_quantile": 0.995,
+        "non_negative": True,
+    },
+}
+READOUTS = (*READOUT_MODELS, *LEARNED_FIELDS)
 
 
 def predict_fold(model, setting, names, positions, A, R, strain, train, test, cache):
@@ -759,6 +784,8 @@ def predict_fold(model, setting, names, positions, A, R, strain, train, test, ca
         return [p for p, _ in runs], {"per_seed": [i for _, i in runs]}
     if model == "mesoscale (readout drive)":
         return predict_readout_drive(setting, names, positions, A, R, strain, train, test, cache)
+    if model in LEARNED_FIELDS:
+        return predict_learned_field(model, setting, names, positions, A, R, train, test, cache)
     if model == READOUT_RESIDUAL:
         return predict_readout_residual(setting, names, positions, A, R, strain, train, test, cache)
     if model == "mesoscale residual":
@@ -883,6 +910,176 @@ def predict_readout_residual(setting, names, positions, A, R, strain, train, tes
             }
         )
     return [np.mean(predictions, axis=0)], {"per_seed": infos}
+
+
+#: The learned receptive field (seventh pass): initial sd (µm) of its basis kernels, one width
+#: per basis and axis, all trained.
+LEARNED_FIELD_BASIS_UM = (3.0, 6.0, 12.0, 24.0)
+
+
+class LearnedField(torch.nn.Module):
+    """A receptive field over the stimulated somata learned by gradient.
+
+    The response of responder i to stimulated j is predicted from the training columns k
+    pooled with B shared basis kernels of the 3D offset pos_k − pos_j (anisotropic Gaussians,
+    sd per basis and axis trained), each a weighted mean over i's observed entries shrunk
+    towards 0 by a trained prior weight (few or distant neighbours → a small feature); the
+    pooled features, the reciprocal response R[j, i] and connectome-linear are mixed by weights
+    per responder group, plus a bias per group.
+    """
+
+    def __init__(
+        self,
+        groups: int,
+        widths_um=LEARNED_FIELD_BASIS_UM,
+        extra: int = 2,
+        non_negative: bool = False,
+    ):
+        super().__init__()
+        self.non_negative = non_negative
+        self.clip_quantile = None
+        widths = torch.log(torch.tensor(widths_um, dtype=torch.float64))
+        self.log_width = torch.nn.Parameter(widths[:, None].repeat(1, 3))
+        basis, real = len(widths_um), torch.float64
+        self.log_prior = torch.nn.Parameter(torch.full((basis,), -0.7, dtype=real))
+        start = -3.0 if non_negative else 0.0  # softplus(-3) ~ 0.05
+        self.mix = torch.nn.Parameter(torch.full((groups, basis + extra), start, dtype=real))
+        self.bias = torch.nn.Parameter(torch.zeros(groups, dtype=real))
+
+    def pooled(self, offsets, values, observed, keep) -> torch.Tensor:
+        """(B, N, J) pooled training columns; offsets (J, K, 3), values / observed (N, K),
+        keep (J, K) 0 where a column must not be read (its own, in leave-one-out)."""
+        scaled = offsets[None] / self.log_width.exp()[:, None, None]
+        kernel = torch.exp(-0.5 * (scaled**2).sum(-1)) * keep
+        total = torch.einsum("nk,bjk->bnj", values, kernel)
+        weight = torch.einsum("nk,bjk->bnj", observed, kernel)
+        return total / (weight + self.log_prior.exp()[:, None, None])
+
+    def predict(self, inputs: dict[str, torch.Tensor], group: torch.Tensor) -> torch.Tensor:
+        keys = ("offsets", "values", "observed", "keep")
+        return self(self.pooled(*(inputs[k] for k in keys)), inputs["others"], group)
+
+    def weights(self) -> torch.Tensor:
+        """The mixing weights (groups, B + E): non-negative through a softplus if asked."""
+        return torch.nn.functional.softplus(self.mix) if self.non_negative else self.mix
+
+    def forward(self, pooled, others, group) -> torch.Tensor:
+        """Prediction (N, J) from pooled (B, N, J), the other components (E, N, J) and the
+        responders' groups (N,)."""
+        features = torch.cat([pooled, others])
+        mixed = torch.einsum("fnj,nf->nj", features, self.weights()[group])
+        return mixed + self.bias[group][:, None]
+
+
+def learned_field_inputs(R, positions, train, columns, linear) -> dict[str, torch.Tensor]:
+    """What the learned field reads to predict ``columns``: only training columns' responses
+    (minus each column itself when ``columns`` is ``train``: leave-one-stimulated-out), the
+    reciprocal responses and the linear prediction scaled to unit sd over its block."""
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    keep = 1.0 - (columns[:, None] == train[None, :])
+    return {
+        "offsets": as_tensor(positions[train][None] - positions[columns][:, None]),
+        "values": as_tensor(np.nan_to_num(R[:, train])),
+        "observed": as_tensor(np.isfinite(R[:, train]).astype(float)),
+        "keep": as_tensor(keep),
+        "others": as_tensor(
+            np.stack([reciprocal_responses(R, train, columns), linear / (np.std(linear) + 1e-12)])
+        ),
+    }
+
+
+def winsorised(R: np.ndarray, train: np.ndarray, quantile: float | None) -> np.ndarray:
+    """R with every entry clipped at the ``quantile`` of the training columns' |responses|
+    (a handful of pairs tens of sd out would otherwise carry a squared loss); ``None``: R."""
+    if quantile is None:
+        return R
+    bound = np.nanquantile(np.abs(R[:, train]), quantile)
+    return np.clip(R, -bound, bound)
+
+
+def fit_learned_field(
+    R,
+    positions,
+    groups,
+    train,
+    crossfit_linear,
+    steps=300,
+    lr=0.02,
+    l2=1e-3,
+    loss="mse",
+    clip_quantile=None,
+    non_negative=False,
+):
+    """Train a :class:`LearnedField` by leave-one-stimulated-out on the training columns: each
+    training column predicted from the others (its own column masked out of the pooling;
+    connectome-linear cross-fitted on inner folds), masked squared (or Huber) error on the
+    observed pairs, responses winsorised at ``clip_quantile`` (inputs and targets)."""
+    R = winsorised(R, train, clip_quantile)
+    model = LearnedField(int(groups.max()) + 1, non_negative=non_negative)
+    inputs = learned_field_inputs(R, positions, train, train, crossfit_linear)
+    target = torch.as_tensor(R[:, train], dtype=torch.float64)
+    observed = torch.isfinite(target)
+    target = torch.nan_to_num(target)
+    group = torch.as_tensor(groups)
+    delta = float(target[observed].std())
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        error = (model.predict(inputs, group) - target)[observed]
+        fit = (
+            (error**2).mean()
+            if loss == "mse"
+            else torch.nn.functional.huber_loss(error, torch.zeros_like(error), delta=delta)
+        )
+        total = fit + l2 * (model.weights() ** 2).sum()
+        total.backward()
+        optimiser.step()
+    model.clip_quantile = clip_quantile
+    return model, float(total.detach())
+
+
+def predict_with_field(model, R, positions, groups, train, test, linear) -> np.ndarray:
+    R = winsorised(R, train, model.clip_quantile)
+    inputs = learned_field_inputs(R, positions, train, test, linear)
+    with torch.no_grad():
+        return model.predict(inputs, torch.as_tensor(groups)).numpy()
+
+
+def responder_groups(names: list[str], grouping: str) -> np.ndarray:
+    if grouping == "global":
+        return np.zeros(len(names), dtype=int)
+    classes = celegans.neurons().set_index("id").loc[names, "neuron_class"].to_numpy()
+    return np.unique(classes, return_inverse=True)[1]
+
+
+def predict_learned_field(model_name, setting, names, positions, A, R, train, test, cache):
+    """The learned receptive field, one fit per seed (the seed picks the inner split whose
+    connectome-linear fits give the cross-fitted linear component, as for the readouts)."""
+    linear, _ = predict_fold(
+        "connectome linear", setting, names, positions, A, R, "", train, test, cache
+    )
+    connectome = drive_adjacency(A, setting.protocol.drive_edges)
+    options = dict(LEARNED_FIELDS[model_name])
+    groups = responder_groups(names, options.pop("grouping"))
+    predictions, infos = [], []
+    for seed in [cache["fold"] + 10 * s for s in range(setting.seeds)]:
+        inner, fits = inner_linear_fits(
+            connectome, R, train, seed, 5, cache.setdefault("inner_linear", {})
+        )
+        crossfit = np.zeros((len(R), len(train)))
+        for held, fit in zip(inner, fits, strict=True):
+            crossfit[:, np.searchsorted(train, held)] = fit / (np.std(fit) + 1e-12)
+        model, loss = fit_learned_field(R, positions, groups, train, crossfit, **options)
+        predictions.append(predict_with_field(model, R, positions, groups, train, test, linear[0]))
+        infos.append(
+            {
+                "final_loss": loss,
+                "widths_um": model.log_width.exp().detach().numpy().round(2).tolist(),
+                "prior_weight": model.log_prior.exp().detach().numpy().round(3).tolist(),
+                "mix": model.weights().detach().numpy().round(4).tolist(),
+            }
+        )
+    return predictions, {"per_seed": infos}
 
 
 def score_row(per_seed: list[list[float]], ensemble, significant, extras, rng) -> dict:

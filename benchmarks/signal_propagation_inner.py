@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -31,6 +32,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--models", nargs="+", required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="folder keeping each inner fold's connectome-linear fits (outer and inner splits) "
+        "between runs, so that variants of the cheap models are compared on the same fits",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     neurons = celegans.neurons()
@@ -50,6 +58,9 @@ def main() -> None:
         test = np.sort(inner[m])
         train = np.setdiff1d(outer_train, test)
         cache = {"fold": 100 + m}
+        stored = None if args.cache is None else args.cache / f"{args.strain}_{m}.pickle"
+        if stored is not None and stored.exists():
+            cache |= pickle.loads(stored.read_bytes())
         for model in args.models:
             start, cpu = time.perf_counter(), time.process_time()
             predictions, info = sprop.predict_fold(
@@ -78,6 +89,10 @@ def main() -> None:
             results["rows"].append(row)
             results["load_average"] = os.getloadavg()
             write_json(args.out, results)
+        if stored is not None:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            kept = {k: cache[k] for k in ("linear", "inner_linear") if k in cache}
+            stored.write_bytes(pickle.dumps(kept))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 signal_propagation = pytest.importorskip("signal_propagation")
@@ -294,3 +295,68 @@ def test_readout_residual_is_the_readout_plus_the_networks_correction(monkeypatc
     passed = np.zeros_like(prediction)
     passed[test + 1, [0, 1]] = pulse
     np.testing.assert_allclose(corrected[responders], (prediction + passed)[responders])
+
+
+def _smooth_atlas(n: int = 60, seed: int = 0):
+    """Responses that vary smoothly with the stimulated soma's position along one axis (a
+    receptive field of ~5 µm), plus noise; 20 % of pairs unobserved."""
+    rng = np.random.default_rng(seed)
+    positions = np.zeros((n, 3))
+    positions[:, 1] = np.sort(rng.uniform(0, 100, n))
+    gain = rng.normal(size=n)
+    R = gain[:, None] * np.sin(positions[None, :, 1] / 8.0) + 0.1 * rng.normal(size=(n, n))
+    R[rng.random((n, n)) < 0.2] = np.nan
+    np.fill_diagonal(R, np.nan)
+    return positions, R
+
+
+def test_learned_field_generalises_to_held_out_stimulations_from_its_neighbours():
+    positions, R = _smooth_atlas()
+    test = np.arange(3, 60, 6)
+    train = np.setdiff1d(np.arange(60), test)
+    groups = np.zeros(60, dtype=int)
+    linear_train, linear_test = np.zeros((60, train.size)), np.zeros((60, test.size))
+    model, _ = signal_propagation.fit_learned_field(
+        R, positions, groups, train, linear_train, steps=200, lr=0.05
+    )
+    prediction = signal_propagation.predict_with_field(
+        model, R, positions, groups, train, test, linear_test
+    )
+    truth = np.isfinite(R[:, test])
+    assert signal_propagation.pearson(prediction, R[:, test]) > 0.8
+    assert np.isfinite(prediction[truth]).all()
+    held = R.copy()
+    held[:, test] = 99.0  # what a held-out column says must not matter
+    again = signal_propagation.predict_with_field(
+        model, held, positions, groups, train, test, linear_test
+    )
+    np.testing.assert_array_equal(again, prediction)
+
+
+def test_learned_field_training_never_reads_the_column_it_predicts():
+    positions, R = _smooth_atlas(n=12)
+    train = np.arange(12)
+    inputs = signal_propagation.learned_field_inputs(R, positions, train, train, np.ones((12, 12)))
+    np.testing.assert_array_equal(inputs["keep"].numpy(), 1.0 - np.eye(12))
+    model = signal_propagation.LearnedField(1)
+    with torch.no_grad():
+        model.mix[:] = torch.tensor([[1.0, 0, 0, 0, 0, 0]])  # the narrowest basis alone
+        base = model.predict(inputs, torch.zeros(12, dtype=torch.long)).numpy()
+        changed = R.copy()
+        changed[:, 4] = 50.0  # column 4 changes: only the other columns' predictions may move
+        inputs = signal_propagation.learned_field_inputs(
+            changed, positions, train, train, np.ones((12, 12))
+        )
+        moved = model.predict(inputs, torch.zeros(12, dtype=torch.long)).numpy()
+    np.testing.assert_array_equal(moved[:, 4], base[:, 4])
+    assert not np.allclose(moved[:, 5], base[:, 5])
+
+
+def test_winsorised_clips_at_the_training_columns_quantile_only():
+    R = np.array([[np.nan, 1.0, 100.0], [-50.0, np.nan, 2.0], [3.0, -4.0, np.nan]])
+    train = np.array([0, 1])  # |responses| 50, 3, 1, 4: the held-out column's 100 not read
+    clipped = signal_propagation.winsorised(R, train, 0.5)
+    bound = np.quantile([50.0, 3.0, 1.0, 4.0], 0.5)
+    np.testing.assert_array_equal(clipped[:, 2], [bound, 2.0, np.nan])
+    assert clipped[1, 0] == -bound and clipped[0, 1] == 1.0
+    assert signal_propagation.winsorised(R, train, None) is R
