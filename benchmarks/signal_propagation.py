@@ -746,7 +746,16 @@ LEARNED_FIELDS: dict[str, dict[str, Any]] = {
         "non_negative": True,
     },
 }
-READOUTS = (*READOUT_MODELS, *LEARNED_FIELDS)
+#: Control rows (choose nothing): the hand-set readout (its field width, component scaling and
+#: weights chosen on inner folds exactly as ``"receptive-field readout, scale chosen"``) fed the
+#: winsorised responses the learned row is fed (``winsorised(R, train, quantile)``: the field and
+#: reciprocal components and the inner targets; connectome-linear from the raw responses, as for
+#: the learned row); scored on the raw responses. Says how much of the learned row's gain over
+#: the readout is the clipping rather than the learning.
+WINSORISED_READOUTS: dict[str, tuple[str, float]] = {
+    "receptive-field readout, winsorised 0.99": (f"receptive-field readout{SCALE_CHOSEN}", 0.99),
+}
+READOUTS = (*READOUT_MODELS, *LEARNED_FIELDS, *WINSORISED_READOUTS)
 
 
 def predict_fold(model, setting, names, positions, A, R, strain, train, test, cache):
@@ -782,6 +791,8 @@ def predict_fold(model, setting, names, positions, A, R, strain, train, test, ca
             for seed in seeds
         ]
         return [p for p, _ in runs], {"per_seed": [i for _, i in runs]}
+    if model in WINSORISED_READOUTS:
+        return predict_winsorised_readout(model, setting, positions, A, R, train, test, cache)
     if model == "mesoscale (readout drive)":
         return predict_readout_drive(setting, names, positions, A, R, strain, train, test, cache)
     if model in LEARNED_FIELDS:
@@ -816,6 +827,30 @@ def predict_fold(model, setting, names, positions, A, R, strain, train, test, ca
         fits.append(fit)
     cache.setdefault("fits", {})[model] = fits
     return predictions, {}
+
+
+def predict_winsorised_readout(model, setting, positions, A, R, train, test, cache):
+    """A ``WINSORISED_READOUTS`` control, one fit per seed (the seed picks the inner split, as
+    for the readout rows): the inner connectome-linear fits and the outer linear prediction
+    come from the raw responses (shared with the other rows through ``cache``), the readout's
+    components and inner targets from the responses winsorised at the training columns'
+    quantile."""
+    base, quantile = WINSORISED_READOUTS[model]
+    linear, _ = predict_fold(
+        "connectome linear", setting, [], positions, A, R, "", train, test, cache
+    )
+    drive = drive_adjacency(A, setting.protocol.drive_edges)
+    clipped = winsorised(R, train, quantile)
+    inner_cache = cache.setdefault("inner_linear", {})
+    runs = []
+    for seed in [cache["fold"] + 10 * s for s in range(setting.seeds)]:
+        inner_linear_fits(drive, R, train, seed, 5, inner_cache)  # raw responses
+        runs.append(
+            predict_readout(
+                base, drive, clipped, positions, train, test, linear[0], seed, cache=inner_cache
+            )
+        )
+    return [p for p, _ in runs], {"per_seed": [i for _, i in runs], "clip_quantile": quantile}
 
 
 def seeded_readouts(setting, names, positions, A, R, strain, train, test, cache):

@@ -360,3 +360,40 @@ def test_winsorised_clips_at_the_training_columns_quantile_only():
     np.testing.assert_array_equal(clipped[:, 2], [bound, 2.0, np.nan])
     assert clipped[1, 0] == -bound and clipped[0, 1] == 1.0
     assert signal_propagation.winsorised(R, train, None) is R
+
+
+def test_winsorised_readout_control_clips_the_readouts_responses_not_the_linear_fits(monkeypatch):
+    """The control row: the scale-chosen readout fed winsorised responses. Without clipping it
+    is the readout row itself; it reads no held-out column; and the inner connectome-linear fits
+    it shares with the other rows stay those of the raw responses."""
+    positions, A, R = _toy_atlas()
+    R[4, 6] = 5.0  # one training pair far out: the clipping has something to do
+    train, test = np.arange(2, 14), np.array([0, 1])
+    fast_linear = partial(signal_propagation.predict_connectome_linear, steps=20)
+    monkeypatch.setattr(signal_propagation, "predict_connectome_linear", fast_linear)
+    setting = SimpleNamespace(
+        protocol=signal_propagation.SELECTED_PROTOCOL, seeds=2, epochs=1, device="cpu"
+    )
+    control = "receptive-field readout, winsorised 0.99"
+    readout = f"receptive-field readout{signal_propagation.SCALE_CHOSEN}"
+
+    def run(model, R, cache):
+        return signal_propagation.predict_fold(
+            model, setting, [], positions, A, R, "wt", train, test, cache
+        )
+
+    plain, _ = run(readout, R, {"fold": 3})
+    cache = {"fold": 3}
+    clipped, info = run(control, R, cache)
+    assert info["clip_quantile"] == 0.99 and len(clipped) == 2 == len(info["per_seed"])
+    assert not np.allclose(clipped[0], plain[0])
+    after, _ = run(readout, R, cache)  # the shared inner linear fits were fitted on raw R
+    for a, b in zip(after, plain, strict=True):
+        np.testing.assert_allclose(a, b)
+    held = R.copy()
+    held[:, test] = 99.0
+    for a, b in zip(run(control, held, {"fold": 3})[0], clipped, strict=True):
+        np.testing.assert_array_equal(a, b)
+    monkeypatch.setitem(signal_propagation.WINSORISED_READOUTS, control, (readout, 1.0))
+    for a, b in zip(run(control, R, {"fold": 3})[0], plain, strict=True):
+        np.testing.assert_allclose(a, b)
