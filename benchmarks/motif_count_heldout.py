@@ -40,6 +40,7 @@ from scipy.cluster.hierarchy import fcluster
 from sklearn.metrics import adjusted_rand_score
 
 from _results import write_json
+from motif_count import summarise as summarise_counts
 from motif_discovery_dev import capture_discovery_inputs
 from napari_mesoscale.model import reassign as R
 from napari_mesoscale.synth.motif_zoo import make_zoo_brain
@@ -212,18 +213,8 @@ def score_brain(result: dict, motif: np.ndarray, true_k: int) -> dict:
 
 
 def summarise(rows: list[dict]) -> dict:
-    names = [n for n in rows[0] if isinstance(rows[0][n], dict)]
-    out = {}
-    for name in names:
-        found = np.array([r[name]["n_motifs"] for r in rows])
-        true = np.array([r["true_k"] for r in rows])
-        aris = np.array([r[name]["motif_ari"] for r in rows])
-        out[name] = {
-            "found_equals_true": int((found == true).sum()), "over": int((found > true).sum()),
-            "under": int((found < true).sum()), "median_motif_ari": float(np.median(aris)),
-            "brains": len(rows),
-        }
-    return out
+    """:func:`motif_count.summarise` over every criterion the rows hold."""
+    return summarise_counts(rows, [n for n in rows[0] if isinstance(rows[0][n], dict)])
 
 
 def main() -> None:
