@@ -239,7 +239,9 @@ def train_response_field(
         total.backward()
         optimiser.step()
         if step % every == 0 or step == params.steps - 1:
-            progress.report((step + 1) / params.steps, f"step {step + 1}", loss=float(total.detach()))
+            progress.report(
+                (step + 1) / params.steps, f"step {step + 1}", loss=float(total.detach())
+            )
     model.clip_quantile = params.clip_quantile
     return model, float(total.detach())
 
