@@ -177,3 +177,31 @@ def test_bad_parameters_and_names_are_named():
     with pytest.raises(ValueError, match="not among"):
         fit.predict(["nobody"])
     assert ResponseFieldParams().clip_quantile == 0.99
+
+
+def _worm_missing() -> list[str]:
+    import importlib.util
+
+    from napari_mesoscale.datasets import celegans
+
+    return [p for p in (*celegans.DATA_PACKAGES, "h5py") if importlib.util.find_spec(p) is None]
+
+
+@pytest.mark.skipif(bool(_worm_missing()), reason="worm data packages not installed")
+def test_worm_held_out_stimulations_beat_the_responder_mean():
+    """Wild type, one fold of the benchmark's split (a fifth of the stimulated neurons held
+    out): the package fit, no connectome-linear component, against each responder's mean."""
+    from napari_mesoscale.datasets import celegans
+
+    torch.set_num_threads(1)
+    responses = celegans.response_matrix("wt")
+    stimulated = np.flatnonzero(responses.notna().sum().to_numpy() >= 5)
+    held_out = np.sort(np.array_split(np.random.default_rng(0).permutation(stimulated), 5)[0])
+    names = responses.columns[held_out].tolist()
+    fit = fit_response_field(responses, celegans.neurons(), exclude=names, steps=100)
+    assert not set(names) & set(fit.training_stimulated)
+    truth = responses[names].to_numpy()
+    r = _r(fit.predict(names).to_numpy(), truth)
+    mean = responses.iloc[:, fit.train].mean(axis=1).to_numpy()
+    baseline = _r(np.repeat(mean[:, None], len(names), 1), truth)
+    assert r > 0.15 and r > baseline + 0.1, (r, baseline)
