@@ -55,13 +55,14 @@ Models, on the same folds:
   the mean of the seeds' predictions (declared before the outer run).
 
 * ``learned receptive field`` — the receptive field itself learned by gradient (seventh pass,
-  :class:`LearnedField`): the training columns pooled with shared basis kernels of the 3D
-  offset between stimulated somata (anisotropic Gaussians, their widths trained, each a mean
-  over the responder's observed entries shrunk by a trained prior weight), mixed with the
-  reciprocal responses and connectome-linear (unit sd per fold); every weight trained jointly
-  by leave-one-stimulated-out on the training columns (each training column predicted from
-  the others; linear cross-fitted on the inner split the seed picks). ``…, per class`` mixes
-  per responder class.
+  :class:`LearnedField`, the package's :class:`~napari_mesoscale.model.ResponseField`): the
+  training columns pooled with shared basis kernels of the 3D offset between stimulated somata
+  (anisotropic Gaussians, their widths trained, each a mean over the responder's observed
+  entries shrunk by a trained prior weight), mixed with the reciprocal responses and
+  connectome-linear (unit sd per fold); every weight trained jointly by
+  leave-one-stimulated-out on the training columns (each training column predicted from the
+  others; linear cross-fitted on the inner split the seed picks). ``…, per class`` mixes per
+  responder class.
 
 ``--seeds S`` fits every mesoscale model S times per fold (seeds k, k + 10, …; seed k is the
 first run's; for the readout models the seed is the inner split); a fold's r is the mean

@@ -21,10 +21,10 @@ C. elegans atlas (Randi et al. 2023) it is the row ``learned receptive field, wi
 0.99`` of ``benchmarks/signal_propagation.py``; ``celegans.predict_response`` is the one-line
 entry.
 
-Example
--------
->>> fit = fit_response_field(responses, positions)          # DataFrames keyed by name
->>> fit.predict(["AVAL"])                                     # [responder, stimulated]
+Example::
+
+    fit = fit_response_field(responses, positions, exclude=["AVAL"])  # DataFrames by name
+    fit.predict(["AVAL"])                                              # [responder, stimulated]
 """
 
 from __future__ import annotations
