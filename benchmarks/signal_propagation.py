@@ -55,13 +55,14 @@ Models, on the same folds:
   the mean of the seeds' predictions (declared before the outer run).
 
 * ``learned receptive field`` — the receptive field itself learned by gradient (seventh pass,
-  :class:`LearnedField`): the training columns pooled with shared basis kernels of the 3D
-  offset between stimulated somata (anisotropic Gaussians, their widths trained, each a mean
-  over the responder's observed entries shrunk by a trained prior weight), mixed with the
-  reciprocal responses and connectome-linear (unit sd per fold); every weight trained jointly
-  by leave-one-stimulated-out on the training columns (each training column predicted from
-  the others; linear cross-fitted on the inner split the seed picks). ``…, per class`` mixes
-  per responder class.
+  :class:`LearnedField`, the package's :class:`~napari_mesoscale.model.ResponseField`): the
+  training columns pooled with shared basis kernels of the 3D offset between stimulated somata
+  (anisotropic Gaussians, their widths trained, each a mean over the responder's observed
+  entries shrunk by a trained prior weight), mixed with the reciprocal responses and
+  connectome-linear (unit sd per fold); every weight trained jointly by
+  leave-one-stimulated-out on the training columns (each training column predicted from the
+  others; linear cross-fitted on the inner split the seed picks). ``…, per class`` mixes per
+  responder class.
 
 ``--seeds S`` fits every mesoscale model S times per fold (seeds k, k + 10, …; seed k is the
 first run's; for the readout models the seed is the inner split); a fold's r is the mean
@@ -114,6 +115,15 @@ from sklearn.metrics import adjusted_rand_score
 from _results import write_json
 from napari_mesoscale.datasets import celegans
 from napari_mesoscale.model import fit_mesoscale
+from napari_mesoscale.model.response_field import (
+    ResponseField,
+    ResponseFieldParams,
+    field_inputs,
+    predict_field,
+    reciprocal_responses,
+    train_response_field,
+    winsorised,
+)
 
 RESULTS = Path(__file__).parent / "results" / "signal_propagation.json"
 CLASSES = ("sensory", "inter", "motor")
@@ -550,14 +560,6 @@ def field_pooled(R, positions, train, test, width_um: float) -> np.ndarray:
     return np.where(weight > 1e-9, total / np.maximum(weight, 1e-9), 0.0)
 
 
-def reciprocal_responses(R, train, test) -> np.ndarray:
-    """Prediction of R[i, j] (j held out) by R[j, i]: how j responded when i was stimulated
-    (i a training neuron; 0 otherwise). Only training columns are read."""
-    out = np.zeros((len(R), len(test)))
-    out[train] = np.nan_to_num(R[np.ix_(test, train)]).T
-    return out
-
-
 #: The components each readout model combines (non-negative weights fitted on inner folds).
 READOUT_MODELS = {
     "receptive-field readout": ("connectome linear", "field", "reciprocal"),
@@ -947,137 +949,28 @@ def predict_readout_residual(setting, names, positions, A, R, strain, train, tes
     return [np.mean(predictions, axis=0)], {"per_seed": infos}
 
 
-#: The learned receptive field (seventh pass): initial sd (µm) of its basis kernels, one width
-#: per basis and axis, all trained.
-LEARNED_FIELD_BASIS_UM = (3.0, 6.0, 12.0, 24.0)
+#: The learned receptive field (seventh pass) lives in the package
+#: (:mod:`napari_mesoscale.model.response_field`); ``LearnedField`` is its torch module.
+LearnedField = ResponseField
+learned_field_inputs = field_inputs
+LEARNED_FIELD_BASIS_UM = ResponseFieldParams().basis_widths_um
 
 
-class LearnedField(torch.nn.Module):
-    """A receptive field over the stimulated somata learned by gradient.
-
-    The response of responder i to stimulated j is predicted from the training columns k
-    pooled with B shared basis kernels of the 3D offset pos_k − pos_j (anisotropic Gaussians,
-    sd per basis and axis trained), each a weighted mean over i's observed entries shrunk
-    towards 0 by a trained prior weight (few or distant neighbours → a small feature); the
-    pooled features, the reciprocal response R[j, i] and connectome-linear are mixed by weights
-    per responder group, plus a bias per group.
-    """
-
-    def __init__(
-        self,
-        groups: int,
-        widths_um=LEARNED_FIELD_BASIS_UM,
-        extra: int = 2,
-        non_negative: bool = False,
-    ):
-        super().__init__()
-        self.non_negative = non_negative
-        self.clip_quantile = None
-        widths = torch.log(torch.tensor(widths_um, dtype=torch.float64))
-        self.log_width = torch.nn.Parameter(widths[:, None].repeat(1, 3))
-        basis, real = len(widths_um), torch.float64
-        self.log_prior = torch.nn.Parameter(torch.full((basis,), -0.7, dtype=real))
-        start = -3.0 if non_negative else 0.0  # softplus(-3) ~ 0.05
-        self.mix = torch.nn.Parameter(torch.full((groups, basis + extra), start, dtype=real))
-        self.bias = torch.nn.Parameter(torch.zeros(groups, dtype=real))
-
-    def pooled(self, offsets, values, observed, keep) -> torch.Tensor:
-        """(B, N, J) pooled training columns; offsets (J, K, 3), values / observed (N, K),
-        keep (J, K) 0 where a column must not be read (its own, in leave-one-out)."""
-        scaled = offsets[None] / self.log_width.exp()[:, None, None]
-        kernel = torch.exp(-0.5 * (scaled**2).sum(-1)) * keep
-        total = torch.einsum("nk,bjk->bnj", values, kernel)
-        weight = torch.einsum("nk,bjk->bnj", observed, kernel)
-        return total / (weight + self.log_prior.exp()[:, None, None])
-
-    def predict(self, inputs: dict[str, torch.Tensor], group: torch.Tensor) -> torch.Tensor:
-        keys = ("offsets", "values", "observed", "keep")
-        return self(self.pooled(*(inputs[k] for k in keys)), inputs["others"], group)
-
-    def weights(self) -> torch.Tensor:
-        """The mixing weights (groups, B + E): non-negative through a softplus if asked."""
-        return torch.nn.functional.softplus(self.mix) if self.non_negative else self.mix
-
-    def forward(self, pooled, others, group) -> torch.Tensor:
-        """Prediction (N, J) from pooled (B, N, J), the other components (E, N, J) and the
-        responders' groups (N,)."""
-        features = torch.cat([pooled, others])
-        mixed = torch.einsum("fnj,nf->nj", features, self.weights()[group])
-        return mixed + self.bias[group][:, None]
-
-
-def learned_field_inputs(R, positions, train, columns, linear) -> dict[str, torch.Tensor]:
-    """What the learned field reads to predict ``columns``: only training columns' responses
-    (minus each column itself when ``columns`` is ``train``: leave-one-stimulated-out), the
-    reciprocal responses and the linear prediction scaled to unit sd over its block."""
-    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
-    keep = 1.0 - (columns[:, None] == train[None, :])
-    return {
-        "offsets": as_tensor(positions[train][None] - positions[columns][:, None]),
-        "values": as_tensor(np.nan_to_num(R[:, train])),
-        "observed": as_tensor(np.isfinite(R[:, train]).astype(float)),
-        "keep": as_tensor(keep),
-        "others": as_tensor(
-            np.stack([reciprocal_responses(R, train, columns), linear / (np.std(linear) + 1e-12)])
-        ),
-    }
-
-
-def winsorised(R: np.ndarray, train: np.ndarray, quantile: float | None) -> np.ndarray:
-    """R with every entry clipped at the ``quantile`` of the training columns' |responses|
-    (a handful of pairs tens of sd out would otherwise carry a squared loss); ``None``: R."""
-    if quantile is None:
-        return R
-    bound = np.nanquantile(np.abs(R[:, train]), quantile)
-    return np.clip(R, -bound, bound)
-
-
-def fit_learned_field(
-    R,
-    positions,
-    groups,
-    train,
-    crossfit_linear,
-    steps=300,
-    lr=0.02,
-    l2=1e-3,
-    loss="mse",
-    clip_quantile=None,
-    non_negative=False,
-):
-    """Train a :class:`LearnedField` by leave-one-stimulated-out on the training columns: each
-    training column predicted from the others (its own column masked out of the pooling;
-    connectome-linear cross-fitted on inner folds), masked squared (or Huber) error on the
-    observed pairs, responses winsorised at ``clip_quantile`` (inputs and targets)."""
-    R = winsorised(R, train, clip_quantile)
-    model = LearnedField(int(groups.max()) + 1, non_negative=non_negative)
-    inputs = learned_field_inputs(R, positions, train, train, crossfit_linear)
-    target = torch.as_tensor(R[:, train], dtype=torch.float64)
-    observed = torch.isfinite(target)
-    target = torch.nan_to_num(target)
-    group = torch.as_tensor(groups)
-    delta = float(target[observed].std())
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(steps):
-        optimiser.zero_grad()
-        error = (model.predict(inputs, group) - target)[observed]
-        fit = (
-            (error**2).mean()
-            if loss == "mse"
-            else torch.nn.functional.huber_loss(error, torch.zeros_like(error), delta=delta)
-        )
-        total = fit + l2 * (model.weights() ** 2).sum()
-        total.backward()
-        optimiser.step()
-    model.clip_quantile = clip_quantile
-    return model, float(total.detach())
+def fit_learned_field(R, positions, groups, train, crossfit_linear, **options):
+    """Train the package's :class:`ResponseField` by leave-one-stimulated-out on the training
+    columns (``train_response_field``): each training column predicted from the others (its
+    own column masked out of the pooling; connectome-linear cross-fitted on inner folds),
+    masked squared (or Huber) error on the observed pairs, responses winsorised at
+    ``clip_quantile`` (inputs and targets; here None unless a row sets it). ``options``:
+    fields of :class:`ResponseFieldParams` (``lr``: its ``learning_rate``)."""
+    if "lr" in options:
+        options["learning_rate"] = options.pop("lr")
+    params = ResponseFieldParams(clip_quantile=None).replace(**options)
+    return train_response_field(R, positions, groups, train, crossfit_linear, params)
 
 
 def predict_with_field(model, R, positions, groups, train, test, linear) -> np.ndarray:
-    R = winsorised(R, train, model.clip_quantile)
-    inputs = learned_field_inputs(R, positions, train, test, linear)
-    with torch.no_grad():
-        return model.predict(inputs, torch.as_tensor(groups)).numpy()
+    return predict_field(model, R, positions, groups, train, test, linear)
 
 
 def responder_groups(names: list[str], grouping: str) -> np.ndarray:

@@ -119,3 +119,43 @@ def test_readme_console_line_colours_by_response(make_napari_viewer):
     assert observed.sum() > 10
     stimulated = layer.features["id"].to_numpy() == "AVAL"
     np.testing.assert_allclose(layer.face_color[stimulated, :3], 1.0)  # white
+
+
+def test_colour_by_predicted_response_runs_in_the_background(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    """``predicted=True``: the fit (without the neuron's own column) runs in a worker with a
+    progress bar, the layer's ``predicted_response`` feature and colours follow on return; a
+    second call reuses the fit and answers at once; the measured colouring is untouched.
+    (A short fit, 20 steps, from an empty cache.)"""
+    from functools import partial
+
+    from napari_mesoscale.model import response_field
+    from napari_mesoscale.napari import colour_by_response
+
+    quick = partial(response_field.fit_response_field, steps=20)
+    monkeypatch.setattr(response_field, "fit_response_field", quick)
+    monkeypatch.setattr(celegans, "_RESPONSE_FIELDS", {})
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "celegans")
+    layer = viewer.layers["C. elegans neurons"]
+    assert layer.features["predicted_response"].isna().all()
+    measured = colour_by_response(layer, "AVAL")
+    worker = colour_by_response(layer, "AVAL", predicted=True)
+    assert not isinstance(worker, np.ndarray)  # nothing cached: a worker
+    filled = lambda: layer.features["predicted_response"].notna().any()  # noqa: E731
+    qtbot.waitUntil(filled, timeout=120_000)
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
+    predicted = celegans.predict_response("AVAL")
+    names = layer.features["id"]
+    np.testing.assert_allclose(
+        layer.features["predicted_response"], names.map(predicted).to_numpy(dtype=float)
+    )
+    np.testing.assert_array_equal(layer.features["response"], measured)
+    stimulated = (names == "AVAL").to_numpy()
+    np.testing.assert_allclose(layer.face_color[stimulated, :3], 1.0)
+    strongest = names.map(predicted).abs().idxmax()
+    assert np.ptp(layer.face_color[strongest, :3]) > 0.9  # saturated red or blue
+    again = colour_by_response(layer, "AVAL", predicted=True)
+    assert isinstance(again, np.ndarray)
+    np.testing.assert_allclose(again, layer.features["predicted_response"])

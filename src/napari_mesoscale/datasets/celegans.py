@@ -276,6 +276,104 @@ def response_to(stimulated: str, strain: str = "wt") -> pd.Series:
     return rows.set_index("responder")["dff"]
 
 
+def response_matrix(strain: str = "wt", column: str = "dff") -> pd.DataFrame:
+    """The atlas as a [responder, stimulated] matrix over the 302 neurons of :func:`neurons`.
+
+    Parameters
+    ----------
+    strain : {"wt", "unc31"}
+    column : str
+        A numeric column of :func:`atlas` (``dff``, ``q``, ``q_eq``, ``n_trials``).
+
+    Returns
+    -------
+    DataFrame
+        Indexed by responder name, one column per neuron as stimulated (in
+        :func:`neurons`' order); NaN for pairs never observed (or without a usable ``dff``)
+        and on the diagonal.
+    """
+    names = _neurons_cached()["id"].tolist()
+    index = {n: k for k, n in enumerate(names)}
+    table = _atlas_cached(strain)
+    table = table[np.isfinite(table["dff"])]
+    matrix = np.full((len(names), len(names)), np.nan)
+    matrix[table["responder"].map(index), table["stimulated"].map(index)] = table[column]
+    np.fill_diagonal(matrix, np.nan)
+    return pd.DataFrame(matrix, index=pd.Index(names, name="responder"), columns=names)
+
+
+#: Response fields fitted by :func:`predict_response`: (strain, neuron left out or None) → fit.
+_RESPONSE_FIELDS: dict[tuple[str, str | None], object] = {}
+
+
+def _field_key(stimulated: str | None, strain: str) -> tuple[str, str | None]:
+    """(strain, neuron left out of the fit): ``stimulated`` when the atlas has a column of it
+    that the fit would train on, else None (one fit per strain for every such neuron)."""
+    if strain not in STRAINS:
+        raise ValueError(f"strain must be one of {STRAINS}; got {strain!r}.")
+    if stimulated is None:
+        return strain, None
+    from napari_mesoscale.model.response_field import ResponseFieldParams
+
+    name = canonical_name(stimulated)
+    if name not in set(_neurons_cached()["id"]):
+        raise ValueError(f"{stimulated!r} is not one of the 302 neurons.")
+    observed = int(response_matrix(strain)[name].notna().sum())
+    return strain, name if observed >= ResponseFieldParams().min_responders else None
+
+
+def response_field(stimulated: str | None = None, strain: str = "wt", callback=None):
+    """The response field (:func:`napari_mesoscale.model.fit_response_field`, default
+    parameters, no connectome-linear component) fitted on every stimulated column of the
+    atlas but ``stimulated``'s own; cached per (strain, left-out neuron)."""
+    from napari_mesoscale.model.response_field import fit_response_field
+
+    key = _field_key(stimulated, strain)
+    if key not in _RESPONSE_FIELDS:
+        _RESPONSE_FIELDS[key] = fit_response_field(
+            response_matrix(strain),
+            _neurons_cached(),
+            exclude=[key[1]] if key[1] else [],
+            callback=callback,
+        )
+    return _RESPONSE_FIELDS[key]
+
+
+def response_field_cached(stimulated: str, strain: str = "wt") -> bool:
+    """Whether :func:`predict_response` for ``stimulated`` needs no fit (it is quick)."""
+    return _field_key(stimulated, strain) in _RESPONSE_FIELDS
+
+
+def predict_response(stimulated: str, strain: str = "wt", *, callback=None) -> pd.Series:
+    """What would stimulating ``stimulated`` do? The predicted response (ΔF/F) of every neuron.
+
+    A response field (:mod:`napari_mesoscale.model.response_field`: basis kernels of the 3D
+    offset between stimulated somata, mixed with the reciprocal responses, trained
+    leave-one-stimulated-out) fitted on the atlas's stimulated neurons, *without*
+    ``stimulated``'s own column when the atlas has one, so the prediction never saw the
+    measurement it can be compared with (:func:`response_to`). The first call per (strain,
+    neuron) fits (about 20 CPU seconds on wild type); later calls reuse the fit, and neurons
+    the atlas never stimulated share one fit per strain.
+
+    Parameters
+    ----------
+    stimulated : str
+        A neuron name (any spelling :func:`canonical_name` reads).
+    strain : {"wt", "unc31"}
+    callback : callable, optional
+        Progress (:mod:`napari_mesoscale.progress`) of the fit, if one is needed.
+
+    Returns
+    -------
+    Series
+        ``predicted_response`` indexed by neuron name (the 302 of :func:`neurons`); NaN for
+        ``stimulated`` itself.
+    """
+    name = canonical_name(stimulated)
+    fit = response_field(name, strain, callback=callback)
+    return fit.predict(name)[name].rename("predicted_response").rename_axis("responder")
+
+
 def synapse_table(source: str = "white_1986", kind: str = "chemical") -> pd.DataFrame:
     """A connectome in the form :meth:`Connectome.from_tables` reads: ``pre, post, weight``
     (synapse count), the synapse placed halfway between the two somata."""

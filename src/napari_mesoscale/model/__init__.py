@@ -10,6 +10,12 @@ from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.core import FEATURES, MesoscaleNet
 from napari_mesoscale.model.fit import FitCancelled, fit_mesoscale, resolve_device
 from napari_mesoscale.model.network import ACTIVATIONS, BasisBank
+from napari_mesoscale.model.response_field import (
+    ResponseField,
+    ResponseFieldFit,
+    ResponseFieldParams,
+    fit_response_field,
+)
 from napari_mesoscale.model.result import MesoscaleFit
 
 _MOVED_TO_FORECASTERS = (
@@ -31,7 +37,11 @@ __all__ = [
     "MesoscaleFit",
     "MesoscaleNet",
     "ModelConfig",
+    "ResponseField",
+    "ResponseFieldFit",
+    "ResponseFieldParams",
     "fit_mesoscale",
+    "fit_response_field",
     "resolve_device",
 ]
 

@@ -15,12 +15,15 @@ def prefer_mesoscale_readers(*, overwrite: bool = False) -> dict[str, str]:
     return prefer(overwrite=overwrite)
 
 
-def colour_by_response(layer: object, stimulated: str, strain: str | None = None) -> object:
-    """Colour the C. elegans sample's neurons by their measured response to ``stimulated``.
+def colour_by_response(
+    layer: object, stimulated: str, strain: str | None = None, predicted: bool = False
+) -> object:
+    """Colour the C. elegans sample's neurons by their measured (or, with ``predicted=True``,
+    predicted) response to ``stimulated``.
 
     The line the README gives for napari's console; see
     :func:`napari_mesoscale.napari._worm_sample.colour_by_response`.
     """
     from napari_mesoscale.napari._worm_sample import colour_by_response as colour
 
-    return colour(layer, stimulated, strain)
+    return colour(layer, stimulated, strain, predicted)

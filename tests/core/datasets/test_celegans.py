@@ -184,3 +184,50 @@ def test_stimulation_trials_lag_pulse_and_masked_rest():
         celegans.stimulation_trials(
             names, stimulated=["AVJR"], frames_per_trial=3, response_lag_frames=2
         )
+
+
+@needs_data
+def test_response_matrix_is_the_atlas_keyed_by_name():
+    matrix = celegans.response_matrix("wt")
+    assert matrix.shape == (302, 302)
+    assert list(matrix.columns) == celegans.neurons()["id"].tolist()
+    assert np.isnan(np.diag(matrix.to_numpy())).all()
+    measured = celegans.response_to("AWCON").drop("AWCR", errors="ignore").dropna()
+    np.testing.assert_allclose(matrix.loc[measured.index, "AWCR"], measured)
+
+
+@needs_data
+def test_predict_response_never_trains_on_the_column_it_predicts(monkeypatch):
+    """The one-line entry: a fit per (strain, neuron) without that neuron's own column, reused;
+    neurons the atlas never stimulated share one fit per strain (few steps here: the fit's
+    accuracy on real data is tested in tests/core/model/test_response_field.py)."""
+    from functools import partial
+
+    from napari_mesoscale.model import response_field
+
+    fits = []
+    quick = partial(response_field.fit_response_field, steps=20)
+
+    def counted(*args, **kwargs):
+        fits.append(kwargs["exclude"])
+        return quick(*args, **kwargs)
+
+    monkeypatch.setattr(celegans, "_RESPONSE_FIELDS", {})
+    monkeypatch.setattr(response_field, "fit_response_field", counted)
+    predicted = celegans.predict_response("AVAL")
+    assert predicted.name == "predicted_response" and len(predicted) == 302
+    assert np.isnan(predicted["AVAL"]) and predicted.drop("AVAL").notna().all()
+    assert fits == [["AVAL"]]
+    assert "AVAL" not in celegans.response_field("AVAL").training_stimulated
+    assert celegans.response_field_cached("AVAL")
+    pd.testing.assert_series_equal(celegans.predict_response("AVAL"), predicted)
+    assert len(fits) == 1  # cached
+    counts = celegans.response_matrix("wt").notna().sum()
+    never = counts.index[counts == 0][:2].tolist()
+    for name in never:
+        celegans.predict_response(name)
+    assert fits == [["AVAL"], []]  # one shared fit, trained on every usable column
+    with pytest.raises(ValueError, match="302 neurons"):
+        celegans.predict_response("NOTANEURON")
+    with pytest.raises(ValueError, match="strain"):
+        celegans.predict_response("AVAL", "mutant")
