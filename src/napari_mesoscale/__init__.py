@@ -49,6 +49,8 @@ _PUBLIC_API: dict[str, str] = {
     "correct_motion": "napari_mesoscale.motion",
     "apply_motion": "napari_mesoscale.motion",
     "load_celegans": "napari_mesoscale.datasets.celegans",
+    "fit_response_field": "napari_mesoscale.model",
+    "ResponseFieldFit": "napari_mesoscale.model",
 }
 
 __all__ = sorted([*_PUBLIC_API, "__version__"])
