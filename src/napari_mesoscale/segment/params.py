@@ -359,7 +359,6 @@ class SomaTrainingParams(Params):
         False,
         "after fine-tuning, add the somata the classical path and the network agree on (and "
         "confident background) as labels and train again briefly",
-        gui=False,
     )
     self_training_epochs: int = param(
         4, "epochs of the second, self-training round", minimum=1, maximum=10_000, gui=False
@@ -369,7 +368,6 @@ class SomaTrainingParams(Params):
         "typical soma diameter, for the detection pass of self-training",
         unit="µm",
         minimum=0.1,
-        gui=False,
     )
 
 
