@@ -205,6 +205,11 @@ class SomaDetectionParams(Params):
         U-Net path: the soma probability averaged over the 8 flips of the working volume and,
         where its y and x voxels are alike, their y-x transposes
         (:meth:`~napari_mesoscale.segment.unet.SomaDetector.predict_working`'s ``augment``).
+    fused_shell_pass : bool
+        U-Net path, blocks of faint somata: also keep a weak shell on which the network and the
+        classical evidence agree, the network's support and the shell's strength added to the
+        classical third pass's score, all in robust units over the block's peaks
+        (:data:`~napari_mesoscale.segment.em.FUSED_PASS_SCORE`). Off by default.
     """
 
     cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
@@ -309,6 +314,12 @@ class SomaDetectionParams(Params):
         False,
         "U-Net path: average the soma probability over the flips of the volume (and the y-x "
         "transpose where y and x voxels are alike), 16 network passes instead of 1",
+        gui=False,
+    )
+    fused_shell_pass: bool = param(
+        False,
+        "U-Net path, blocks of faint somata: also keep weak shells whose network support, "
+        "shell strength and classical evidence together reach the fused pass's score",
         gui=False,
     )
 
