@@ -92,9 +92,7 @@ def trace_decision(volume, voxel_size, detector, diameter) -> dict:
     evidence_ok = second | evidence["local_pass"]
     weak_proposal = weak & evidence_ok if classical <= threshold else np.zeros_like(weak)
     proposed = strong_proposal | weak_proposal
-    keep = em_module._add_without_overlap(
-        peaks, radius, run["work_vs"], kept, proposed, strength
-    )
+    keep = em_module._add_without_overlap(peaks, radius, run["work_vs"], kept, proposed, strength)
     offset = 0.5 * (run["factors"] - 1) * np.asarray(run["voxel_size"])
     return {
         "run": run,

@@ -107,9 +107,7 @@ def main(argv=None) -> int:
             summary = summarise(rows)
             out = {"seeds": args.seeds, "rows": rows, "summary": summary, "machine": machine}
             write_json(args.out, out)  # after every block: a stopped run keeps what it measured
-            figures = " ".join(
-                f"{v} {row[v]['f1']:.3f}" for v in row if isinstance(row[v], dict)
-            )
+            figures = " ".join(f"{v} {row[v]['f1']:.3f}" for v in row if isinstance(row[v], dict))
             print(name, seed, figures, f"train {row['train_cpu_seconds']:.0f} CPU s", flush=True)
     print(summarise(rows)["mean"])
     return 0
