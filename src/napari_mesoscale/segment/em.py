@@ -341,11 +341,13 @@ LIKENESS_SMALLEST_MARGIN = 1.0
 # Fused pass of the U-Net path (``fused_shell_pass``, off by default), in blocks of faint somata:
 # a shell peak the network supports (support at least ``probability_threshold``) but too weak for
 # the proposal strength and without the classical passes' verdict is added when the third pass's
-# score (local shell response + nucleus - interior membranes) plus the network's support (logit)
-# and the shell's strength, each in robust units over the block's peaks, reaches
-# FUSED_PASS_SCORE. On the faint dev presets most misses of the fine-tuned path were such shells:
-# the network's support 0.7-1.0, the shell 3-5 robust units, and no single cue enough.
-FUSED_PASS_SCORE = 8.0
+# score (local shell response + nucleus - interior membranes, robust units over the block's
+# peaks) plus the network's log-odds (of its support, clipped to 0.001-0.999) reaches
+# FUSED_PASS_SCORE, the third pass's own bar at the smallest radius: the fine-tuned network's
+# confidence counts as evidence, in natural units, at any radius. On the faint dev presets most
+# misses of the fine-tuned path were such shells (support 0.7-1.0, shell 3-5 robust units, the
+# third pass's score 4-9 at the smallest radius, where it needs 9).
+FUSED_PASS_SCORE = LOCAL_PASS_SCORE + SMALLEST_RADIUS_MARGIN
 _SOMA_DETECTION_FIELDS = frozenset(SomaDetectionParams.specs())
 
 
@@ -902,7 +904,7 @@ def _verified_shell_bodies(
         second = (strength >= WEAK_SHELL_FRACTION * threshold) & evidence["nucleated_smooth"]
         proposed |= weak & (second | evidence["local_pass"])
         if p.fused_shell_pass:
-            fused = weak & (_fused_score(evidence["score"], support, strength) >= FUSED_PASS_SCORE)
+            fused = weak & (_fused_score(evidence["score"], support) >= FUSED_PASS_SCORE)
             run["record"]["n_fused_proposed"] = int((fused & ~proposed).sum())
             proposed |= fused
     keep = _add_without_overlap(peaks, radius, run["work_vs"], kept, proposed, strength)
@@ -912,13 +914,11 @@ def _verified_shell_bodies(
     return _balls_around(peaks[keep], radius, run["work_vs"]), images
 
 
-def _fused_score(score: np.ndarray, support: np.ndarray, strength: np.ndarray) -> np.ndarray:
-    """The fused pass's score per peak: the third pass's ``score`` plus the network's
-    ``support`` (as a logit) and the shell ``strength``, each in robust units over the block's
-    peaks (``-inf`` where the third pass's score is not finite)."""
+def _fused_score(score: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """The fused pass's score per peak: the third pass's ``score`` plus the log-odds of the
+    network's ``support`` (clipped to 0.001-0.999); ``-inf`` where the score is not finite."""
     clipped = np.clip(support, 1e-3, 1 - 1e-3)
-    logit = np.log(clipped / (1 - clipped))
-    fused = score + _robust_over(logit) + _robust_over(strength)
+    fused = score + np.log(clipped / (1 - clipped))
     return np.where(np.isfinite(score), fused, -np.inf)
 
 

@@ -207,8 +207,8 @@ class SomaDetectionParams(Params):
         (:meth:`~napari_mesoscale.segment.unet.SomaDetector.predict_working`'s ``augment``).
     fused_shell_pass : bool
         U-Net path, blocks of faint somata: also keep a weak shell on which the network and the
-        classical evidence agree, the network's support and the shell's strength added to the
-        classical third pass's score, all in robust units over the block's peaks
+        classical evidence agree: the classical third pass's score plus the log-odds of the
+        network's support reaches the third pass's bar at the smallest radius
         (:data:`~napari_mesoscale.segment.em.FUSED_PASS_SCORE`). Off by default.
     """
 
@@ -318,8 +318,8 @@ class SomaDetectionParams(Params):
     )
     fused_shell_pass: bool = param(
         False,
-        "U-Net path, blocks of faint somata: also keep weak shells whose network support, "
-        "shell strength and classical evidence together reach the fused pass's score",
+        "U-Net path, blocks of faint somata: also keep weak shells whose classical evidence "
+        "plus the network's log-odds reaches the fused pass's score",
         gui=False,
     )
 

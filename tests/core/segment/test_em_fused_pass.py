@@ -15,17 +15,17 @@ def test_fused_pass_is_off_by_default():
     assert SomaDetectionParams().fused_shell_pass is False
 
 
-def test_fused_score_adds_support_and_strength_in_robust_units():
-    score = np.array([0.0, 1.0, 2.0, -np.inf, 4.0])
-    support = np.array([0.5, 0.5, 0.9, 0.99, 0.1])
-    strength = np.array([3.0, 4.0, 5.0, 6.0, 3.0])
-    fused = em._fused_score(score, support, strength)
-    logit = np.log(support / (1 - support))
-    expected = score + em._robust_over(logit) + em._robust_over(strength)
+def test_fused_score_is_the_third_pass_score_plus_the_networks_log_odds():
+    score = np.array([0.0, 1.0, 2.0, -np.inf, 4.0, 5.0])
+    support = np.array([0.5, 0.75, 0.9, 0.99, 0.1, 1.0])
+    fused = em._fused_score(score, support)
     assert fused[3] == -np.inf
-    np.testing.assert_allclose(fused[[0, 1, 2, 4]], expected[[0, 1, 2, 4]])
-    # robust units: the median peak adds nothing, a MAD above it adds 1/1.4826
-    assert em._robust_over(strength)[1] == 0.0
+    np.testing.assert_allclose(
+        fused[[0, 1, 2, 4, 5]],
+        [0.0, 1.0 + np.log(3.0), 2.0 + np.log(9.0), 4.0 - np.log(9.0), 5.0 + np.log(999.0)],
+    )
+    # the bar is the third pass's at the smallest radius
+    assert em.FUSED_PASS_SCORE == em.LOCAL_PASS_SCORE + em.SMALLEST_RADIUS_MARGIN
 
 
 class _KnowingDetector:
