@@ -157,7 +157,7 @@ def _unet_row(volume, voxel_size, soma_labels, truth, diameter, start_from, **se
     }
 
 
-def _detected_row(volume, voxel_size, truth, painted, diameter, detector, tta=False):
+def _detected_row(volume, voxel_size, truth, painted, diameter, detector, tta=False, fused=False):
     result, s, cpu = _cpu_timed(
         detect_somata_em,
         volume,
@@ -165,6 +165,7 @@ def _detected_row(volume, voxel_size, truth, painted, diameter, detector, tta=Fa
         cell_diameter=diameter,
         detector=detector,
         test_time_augmentation=tta,
+        fused_shell_pass=fused,
     )
     score = _unscored_painted(result, truth, painted, diameter)
     return {**score, "seconds": s, "detect_cpu_seconds": cpu}
@@ -175,8 +176,9 @@ def _option_rows(volume, voxel_size, soma_labels, truth, diameter, options):
     detection with test-time augmentation (``tta``), and the self-training round of
     ``train_soma_detector(self_training=True)`` continued from that detector (its first round
     is the default fine-tuning, same seed), detected plainly (``self_training``) or with
-    test-time augmentation (``self_training_tta``). CPU seconds of the option's whole training
-    = the default's + the labels' + the second round's."""
+    test-time augmentation (``self_training_tta``); ``fused`` and ``self_training_fused``:
+    the default and the self-trained detector with ``fused_shell_pass``. CPU seconds of the
+    option's whole training = the default's + the labels' + the second round's."""
     annotations, painted = paint_somata(soma_labels, voxel_size)
     common = {"voxel_size": voxel_size, "seed": 0, "device": "cpu"}
     # the first round explicitly without self-training, whatever the default
@@ -194,7 +196,9 @@ def _option_rows(volume, voxel_size, soma_labels, truth, diameter, options):
     rows["fine_tuned_6"] = {**_detected_row(*detect, detector), **base}
     if "tta" in options:
         rows["fine_tuned_6_tta"] = {**_detected_row(*detect, detector, tta=True), **base}
-    if "self_training" in options or "self_training_tta" in options:
+    if "fused" in options:
+        rows["fine_tuned_6_fused"] = {**_detected_row(*detect, detector, fused=True), **base}
+    if {"self_training", "self_training_tta", "self_training_fused"} & set(options):
         settings = SomaTrainingParams(self_training=False)
         extended, label_s, label_cpu = _cpu_timed(
             self_training_labels,
@@ -223,6 +227,11 @@ def _option_rows(volume, voxel_size, soma_labels, truth, diameter, options):
         if "self_training_tta" in options:
             rows["fine_tuned_6_self_training_tta"] = {
                 **_detected_row(*detect, second, tta=True),
+                **timing,
+            }
+        if "self_training_fused" in options:
+            rows["fine_tuned_6_self_training_fused"] = {
+                **_detected_row(*detect, second, fused=True),
                 **timing,
             }
     return rows
@@ -310,7 +319,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--options",
         nargs="*",
-        choices=("tta", "self_training", "self_training_tta"),
+        choices=("tta", "self_training", "self_training_tta", "fused", "self_training_fused"),
         default=None,
         help="also these fine-tuning options (columns fine_tuned_6_<option>)",
     )

@@ -177,7 +177,30 @@ def test_widget_controls_default_to_the_parameter_dataclasses(make_napari_viewer
     assert train._steps.value == training.steps_per_epoch
     assert train._resolution.value == training.resolution
     assert train._device.value == training.device
+    assert train._self_training.value == training.self_training
+    assert train._diameter.value == training.cell_diameter
     # ranges come from the dataclass too
     assert calcium._neuropil.max == DetectionParams.specs()["neuropil_coefficient"].maximum
     # no detector is shared through module state: a fresh viewer's widget has none
     assert em.trained_detector() is None
+
+
+def test_train_widget_passes_cell_diameter_and_self_training(make_napari_viewer):
+    from napari_mesoscale.napari._detect_widgets import TrainSomaDetectorWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((8, 16, 16), np.float32), name="em", scale=(1.0, 0.5, 0.5))
+    train = TrainSomaDetectorWidget(viewer)
+    train._volume.value = "em"
+    annotations = train.add_annotation_layer()
+    data = np.zeros((8, 16, 16), np.uint8)
+    data[2:5, 4:8, 4:8], data[:, 12:, 12:] = 2, 1
+    annotations.data = data
+    train._self_training.value = True
+    train._diameter.value = 11.5
+    call = train.prepare()
+    assert call.kwargs["self_training"] is True
+    assert call.kwargs["cell_diameter"] == 11.5
+    assert "self_training=True" in call.python and "cell_diameter=11.5" in call.python
+    train._self_training.value = False
+    assert train.prepare().kwargs["self_training"] is False

@@ -444,6 +444,11 @@ class TrainSomaDetectorWidget(_LayerWidget):
         self._steps = param_control(SomaTrainingParams, "steps_per_epoch")
         self._resolution = param_control(SomaTrainingParams, "resolution")
         self._device = param_control(SomaTrainingParams, "device")
+        self._self_training = param_control(SomaTrainingParams, "self_training")
+        # self-training's detection pass looks for somata of this size
+        self._diameter = param_control(
+            SomaTrainingParams, "cell_diameter", options={"max": 1000.0}
+        )
         # paint -> train -> correct -> retrain: the corrections painted into the annotation
         # layer (2 on missed somata, 1 on false ones) refine the last detector
         self._continue = CheckBox(
@@ -466,6 +471,8 @@ class TrainSomaDetectorWidget(_LayerWidget):
             self._steps,
             self._resolution,
             self._device,
+            self._self_training,
+            self._diameter,
             self._continue,
             self._save,
         )
@@ -512,6 +519,8 @@ class TrainSomaDetectorWidget(_LayerWidget):
             "steps_per_epoch": int(self._steps.value),
             "resolution": float(self._resolution.value),
             "device": self._device.value,
+            "self_training": bool(self._self_training.value),
+            "cell_diameter": float(self._diameter.value),
         }
         self._save_path = _path(self._save.value)
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())

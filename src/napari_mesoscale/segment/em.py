@@ -338,6 +338,16 @@ SMALLEST_RADIUS_MARGIN = 3.0
 LIKENESS_WEIGHT = 1.5
 LIKENESS_PASS_SCORE = 3.0
 LIKENESS_SMALLEST_MARGIN = 1.0
+# Fused pass of the U-Net path (``fused_shell_pass``, off by default), in blocks of faint somata:
+# a shell peak the network supports (support at least ``probability_threshold``) but too weak for
+# the proposal strength and without the classical passes' verdict is added when the third pass's
+# score (local shell response + nucleus - interior membranes, robust units over the block's
+# peaks) plus the network's log-odds (of its support, clipped to 0.001-0.999) reaches
+# FUSED_PASS_SCORE, the third pass's own bar at the smallest radius: the fine-tuned network's
+# confidence counts as evidence, in natural units, at any radius. On the faint dev presets most
+# misses of the fine-tuned path were such shells (support 0.7-1.0, shell 3-5 robust units, the
+# third pass's score 4-9 at the smallest radius, where it needs 9).
+FUSED_PASS_SCORE = LOCAL_PASS_SCORE + SMALLEST_RADIUS_MARGIN
 _SOMA_DETECTION_FIELDS = frozenset(SomaDetectionParams.specs())
 
 
@@ -365,6 +375,7 @@ def detect_somata_em(
     anisotropic_shell: bool | None = None,
     section_thickness_um: float | None = None,
     test_time_augmentation: bool | None = None,
+    fused_shell_pass: bool | None = None,
     params: SomaDetectionParams | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
     soma_diameter: float | None = None,
@@ -384,7 +395,7 @@ def detect_somata_em(
     cell_diameter, resolution, threshold, probability_threshold, size_range, \
 opening_radius, full_resolution_labels, polarity, texture_scale, max_elongation, \
 max_tube_elongation, lumen_contrast, cue, shell_threshold, shell_fraction, block_likeness_pass, \
-anisotropic_shell, section_thickness_um, test_time_augmentation
+anisotropic_shell, section_thickness_um, test_time_augmentation, fused_shell_pass
         The detection parameters: fields of
         :class:`~napari_mesoscale.segment.params.SomaDetectionParams`, which gives each
         one's meaning, unit, default and valid range. ``None`` takes the value from ``params``.
@@ -781,6 +792,7 @@ def _shell_evidence(
     like_block = _like_first_pass(run, image, peaks, response, score)
     fourth = like_block >= LIKENESS_PASS_SCORE + LIKENESS_SMALLEST_MARGIN * smallest
     return {
+        "score": score,
         "nucleated_smooth": (nucleus >= NUCLEUS_EVIDENCE) & smooth,
         "third_pass": third,
         "like_block": fourth,
@@ -891,11 +903,23 @@ def _verified_shell_bodies(
         evidence = _shell_evidence(run, image, peaks, radius, response)
         second = (strength >= WEAK_SHELL_FRACTION * threshold) & evidence["nucleated_smooth"]
         proposed |= weak & (second | evidence["local_pass"])
+        if p.fused_shell_pass:
+            fused = weak & (_fused_score(evidence["score"], support) >= FUSED_PASS_SCORE)
+            run["record"]["n_fused_proposed"] = int((fused & ~proposed).sum())
+            proposed |= fused
     keep = _add_without_overlap(peaks, radius, run["work_vs"], kept, proposed, strength)
     run["record"]["threshold_used"] = pt
     run["record"]["n_added_by_unet"] = int(keep.sum() - kept.sum())
     run["record"]["n_overlapping_dropped"] = int(proposed.sum() - (keep.sum() - kept.sum()))
     return _balls_around(peaks[keep], radius, run["work_vs"]), images
+
+
+def _fused_score(score: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """The fused pass's score per peak: the third pass's ``score`` plus the log-odds of the
+    network's ``support`` (clipped to 0.001-0.999); ``-inf`` where the score is not finite."""
+    clipped = np.clip(support, 1e-3, 1 - 1e-3)
+    fused = score + np.log(clipped / (1 - clipped))
+    return np.where(np.isfinite(score), fused, -np.inf)
 
 
 def _add_without_overlap(

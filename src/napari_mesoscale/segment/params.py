@@ -205,6 +205,11 @@ class SomaDetectionParams(Params):
         U-Net path: the soma probability averaged over the 8 flips of the working volume and,
         where its y and x voxels are alike, their y-x transposes
         (:meth:`~napari_mesoscale.segment.unet.SomaDetector.predict_working`'s ``augment``).
+    fused_shell_pass : bool
+        U-Net path, blocks of faint somata: also keep a weak shell on which the network and the
+        classical evidence agree: the classical third pass's score plus the log-odds of the
+        network's support reaches the third pass's bar at the smallest radius
+        (:data:`~napari_mesoscale.segment.em.FUSED_PASS_SCORE`). Off by default.
     """
 
     cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
@@ -311,6 +316,12 @@ class SomaDetectionParams(Params):
         "transpose where y and x voxels are alike), 16 network passes instead of 1",
         gui=False,
     )
+    fused_shell_pass: bool = param(
+        False,
+        "U-Net path, blocks of faint somata: also keep weak shells whose classical evidence "
+        "plus the network's log-odds reaches the fused pass's score",
+        gui=False,
+    )
 
 
 @dataclass
@@ -359,7 +370,6 @@ class SomaTrainingParams(Params):
         False,
         "after fine-tuning, add the somata the classical path and the network agree on (and "
         "confident background) as labels and train again briefly",
-        gui=False,
     )
     self_training_epochs: int = param(
         4, "epochs of the second, self-training round", minimum=1, maximum=10_000, gui=False
@@ -369,7 +379,6 @@ class SomaTrainingParams(Params):
         "typical soma diameter, for the detection pass of self-training",
         unit="µm",
         minimum=0.1,
-        gui=False,
     )
 
 

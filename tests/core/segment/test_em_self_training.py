@@ -125,3 +125,22 @@ def test_self_training_is_the_fine_tuning_then_one_more_round(brain):
         assert np.allclose(a.numpy(), b.numpy(), atol=1e-6)
     assert len(whole.history) == len(again.history) == len(first.history) + 1
     assert max(f for f in losses if f is not None) == pytest.approx(1.0)
+
+
+def test_cell_diameter_reaches_the_self_training_detection_pass(monkeypatch):
+    """``train_soma_detector(cell_diameter=…)`` is the diameter self-training detects with."""
+    from napari_mesoscale.segment import unet
+
+    seen = {}
+    monkeypatch.setattr(unet, "train_soma_detector", lambda *a, **k: "detector")
+
+    def labels(detector, volume, annotations, **kwargs):
+        seen.update(kwargs)
+        return annotations
+
+    monkeypatch.setattr(unet, "self_training_labels", labels)
+    volume, painted = np.zeros((4, 8, 8), np.float32), np.zeros((4, 8, 8), np.uint8)
+    got = train_soma_detector(
+        volume, painted, voxel_size=(1, 1, 1), self_training=True, cell_diameter=11.5
+    )
+    assert got == "detector" and seen["cell_diameter"] == 11.5
