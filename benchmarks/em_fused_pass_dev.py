@@ -59,7 +59,8 @@ def block_row(name: str, seed: int, scores: list[float], cache: Path | None) -> 
     cpu = _cpu()
     detector = fine_tuned(s, annotations, cache, f"{name}/{seed}")
     row = {"shape": list(s.volume.shape), "train_cpu_seconds": _cpu() - cpu}
-    row["fine_tuned"] = _detect(s, painted, detector)
+    # the U-Net path without the fused pass (its default until the pass became the default)
+    row["fine_tuned"] = _detect(s, painted, detector, fused_shell_pass=False)
     default_score = em_module.FUSED_PASS_SCORE
     try:
         for score in scores:

@@ -11,7 +11,9 @@ somata only (detections matched to painted somata are dropped first).
 Run: ``OMP_NUM_THREADS=1 python benchmarks/em_generalisation.py [--unet] [--quick]``.
 The held-out evaluation is every held-out preset × the seeds of
 :data:`~napari_mesoscale.synth.em_presets.HELDOUT_SEEDS` (``--heldout-seeds``; rows keyed
-``preset/seed``, with the mean over seeds in ``heldout_means``).
+``preset/seed``, with the mean over seeds in ``heldout_means``); ``--fresh-heldout-seeds``
+renders them with the seeds of :data:`~napari_mesoscale.synth.em_presets.FRESH_HELDOUT_SEEDS`
+instead (blocks first rendered to confirm the fused shell pass as the U-Net path's default).
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ from napari_mesoscale.segment import (
     train_soma_detector,
 )
 from napari_mesoscale.segment.em import split_bodies
-from napari_mesoscale.segment.params import SomaTrainingParams
+from napari_mesoscale.segment.params import SomaDetectionParams, SomaTrainingParams
 from napari_mesoscale.segment.unet import pretrained_soma_detector, self_training_labels
 from napari_mesoscale.synth import make_toy_brain
 from napari_mesoscale.synth.em_presets import (
     DEV_PRESETS,
+    FRESH_HELDOUT_SEEDS,
     HELDOUT_PRESETS,
     HELDOUT_SEEDS,
     render_em_preset,
@@ -157,7 +160,9 @@ def _unet_row(volume, voxel_size, soma_labels, truth, diameter, start_from, **se
     }
 
 
-def _detected_row(volume, voxel_size, truth, painted, diameter, detector, tta=False, fused=False):
+def _detected_row(volume, voxel_size, truth, painted, diameter, detector, tta=False, fused=None):
+    """Detection with ``detector`` scored on the unpainted somata; ``fused=None`` takes
+    ``SomaDetectionParams``'s default of ``fused_shell_pass``."""
     result, s, cpu = _cpu_timed(
         detect_somata_em,
         volume,
@@ -177,7 +182,9 @@ def _option_rows(volume, voxel_size, soma_labels, truth, diameter, options):
     ``train_soma_detector(self_training=True)`` continued from that detector (its first round
     is the default fine-tuning, same seed), detected plainly (``self_training``) or with
     test-time augmentation (``self_training_tta``); ``fused`` and ``self_training_fused``:
-    the default and the self-trained detector with ``fused_shell_pass``. CPU seconds of the
+    the default and the self-trained detector with ``fused_shell_pass=True``; ``unfused``: the
+    default detector with ``fused_shell_pass=False`` (the default before the fused pass was).
+    Columns without a suffix detect with the current defaults. CPU seconds of the
     option's whole training = the default's + the labels' + the second round's."""
     annotations, painted = paint_somata(soma_labels, voxel_size)
     common = {"voxel_size": voxel_size, "seed": 0, "device": "cpu"}
@@ -198,6 +205,8 @@ def _option_rows(volume, voxel_size, soma_labels, truth, diameter, options):
         rows["fine_tuned_6_tta"] = {**_detected_row(*detect, detector, tta=True), **base}
     if "fused" in options:
         rows["fine_tuned_6_fused"] = {**_detected_row(*detect, detector, fused=True), **base}
+    if "unfused" in options:
+        rows["fine_tuned_6_unfused"] = {**_detected_row(*detect, detector, fused=False), **base}
     if {"self_training", "self_training_tta", "self_training_fused"} & set(options):
         settings = SomaTrainingParams(self_training=False)
         extended, label_s, label_cpu = _cpu_timed(
@@ -319,7 +328,14 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--options",
         nargs="*",
-        choices=("tta", "self_training", "self_training_tta", "fused", "self_training_fused"),
+        choices=(
+            "tta",
+            "self_training",
+            "self_training_tta",
+            "fused",
+            "self_training_fused",
+            "unfused",
+        ),
         default=None,
         help="also these fine-tuning options (columns fine_tuned_6_<option>)",
     )
@@ -328,7 +344,14 @@ def main(argv=None) -> int:
         action="store_true",
         help="the held-out evaluation: held-out presets rendered with every seed of HELDOUT_SEEDS",
     )
+    parser.add_argument(
+        "--fresh-heldout-seeds",
+        action="store_true",
+        help="the held-out presets rendered with every seed of FRESH_HELDOUT_SEEDS instead",
+    )
     args = parser.parse_args(argv)
+    args.seeds = _heldout_seeds(args)
+    args.heldout_seeds = bool(args.seeds)
     if args.merge:
         return merge(args.merge, args.out)
     warnings.simplefilter("ignore")
@@ -339,7 +362,7 @@ def main(argv=None) -> int:
         names = [("dev", "dev_sbem"), ("heldout", "heldout_issue16")]
     if args.only is not None:
         names = [(split, n) for split, n in names if n in args.only]
-    for split, name, seed in _blocks(names, args.heldout_seeds):
+    for split, name, seed in _blocks(names, args.seeds):
         s = render_em_preset(name, seed=seed)
         key = f"{name}/{seed}" if args.heldout_seeds and split == "heldout" else name
         out[split][key] = evaluate(
@@ -363,23 +386,33 @@ def main(argv=None) -> int:
 
 def _write(out: dict, args, load_before, *, complete: bool) -> None:
     if args.heldout_seeds:
-        out["heldout_seeds"] = list(HELDOUT_SEEDS)
+        out["heldout_seeds"] = list(args.seeds)
         out["heldout_means"] = seed_means(out["heldout"])
         out["complete"] = complete
     out["machine"] = _machine(load_before)
     out["classical_options"] = {"anisotropic_shell": bool(args.anisotropic_shell)}
     out["fine_tuning_options"] = list(args.options or [])
+    out["detection_defaults"] = {"fused_shell_pass": SomaDetectionParams().fused_shell_pass}
     out["targets"] = TARGETS
     write_json(args.out, out)
 
 
-def _blocks(names, heldout_seeds: bool):
-    """(split, preset, seed) of every block: seed 0, or every held-out seed (seed by seed, so
-    that a run stopped early has every preset at its first seeds)."""
+def _heldout_seeds(args) -> tuple[int, ...]:
+    """The seeds the held-out presets are rendered with: () for seed 0 alone."""
+    if args.heldout_seeds and args.fresh_heldout_seeds:
+        raise SystemExit("--heldout-seeds and --fresh-heldout-seeds exclude each other")
+    if args.fresh_heldout_seeds:
+        return tuple(FRESH_HELDOUT_SEEDS)
+    return tuple(HELDOUT_SEEDS) if args.heldout_seeds else ()
+
+
+def _blocks(names, seeds: tuple[int, ...]):
+    """(split, preset, seed) of every block: seed 0, or every held-out seed of ``seeds`` (seed
+    by seed, so that a run stopped early has every preset at its first seeds)."""
     for split, name in names:
-        if not (heldout_seeds and split == "heldout"):
+        if not (seeds and split == "heldout"):
             yield split, name, 0
-    for seed in HELDOUT_SEEDS if heldout_seeds else ():
+    for seed in seeds:
         for split, name in names:
             if split == "heldout":
                 yield split, name, seed

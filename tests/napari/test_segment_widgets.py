@@ -171,6 +171,7 @@ def test_widget_controls_default_to_the_parameter_dataclasses(make_napari_viewer
     assert em._diameter.value == soma.cell_diameter
     assert em._resolution.value == soma.resolution
     assert em._probability.value == soma.probability_threshold
+    assert em._fused.value is soma.fused_shell_pass is True
     assert em._threshold.value == 0 and soma.threshold == "auto"
     training = SomaTrainingParams()
     assert train._epochs.value == training.epochs
@@ -183,6 +184,26 @@ def test_widget_controls_default_to_the_parameter_dataclasses(make_napari_viewer
     assert calcium._neuropil.max == DetectionParams.specs()["neuropil_coefficient"].maximum
     # no detector is shared through module state: a fresh viewer's widget has none
     assert em.trained_detector() is None
+
+
+def test_detect_widget_passes_the_fused_shell_pass(make_napari_viewer):
+    from types import SimpleNamespace
+
+    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((8, 16, 16), np.float32), name="em", scale=(1.0, 0.5, 0.5))
+    detect = DetectSomataWidget(viewer)
+    detect._volume.value = "em"
+    detect._method.value = "U-Net (trained detector)"
+    detect.detector = SimpleNamespace(resolution=1.0)  # prepare() only reads its resolution
+    assert not detect._fused.native.isHidden()  # shown for the U-Net (the dock is not shown)
+    assert detect.prepare().kwargs["fused_shell_pass"] is True  # the default
+    detect._fused.value = False
+    call = detect.prepare()
+    assert call.kwargs["fused_shell_pass"] is False and "fused_shell_pass=False" in call.python
+    detect._method.value = "classical (contrast)"
+    assert detect._fused.native.isHidden() and "fused_shell_pass" not in detect.prepare().kwargs
 
 
 def test_train_widget_passes_cell_diameter_and_self_training(make_napari_viewer):

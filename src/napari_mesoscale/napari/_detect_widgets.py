@@ -276,6 +276,7 @@ class DetectSomataWidget(_LayerWidget):
         self._probability = param_control(
             SomaDetectionParams, "probability_threshold", label="soma probability threshold"
         )
+        self._fused = param_control(SomaDetectionParams, "fused_shell_pass")
         #: the soma detector this widget uses when no file is given (see ``trained_detector``)
         self.detector: Any = None
         self._detector_file = FileEdit(
@@ -291,6 +292,7 @@ class DetectSomataWidget(_LayerWidget):
             self._resolution,
             self._threshold,
             self._probability,
+            self._fused,
             self._detector_file,
         )
         self._update_visibility()
@@ -309,6 +311,7 @@ class DetectSomataWidget(_LayerWidget):
         self._resolution.visible = method == _CLASSICAL
         self._detector_file.visible = method == _UNET
         self._probability.visible = method == _UNET
+        self._fused.visible = method == _UNET
 
     def prepare(self) -> CoreCall:
         from napari_mesoscale.segment import SomaDetector, detect_somata_em, somata_from_labels
@@ -363,6 +366,7 @@ class DetectSomataWidget(_LayerWidget):
             kwargs["detector"] = detector
             kwargs["resolution"] = detector.resolution
             kwargs["probability_threshold"] = float(self._probability.value)
+            kwargs["fused_shell_pass"] = bool(self._fused.value)
         else:
             kwargs["resolution"] = float(self._resolution.value)
             kwargs["threshold"] = float(self._threshold.value) or _AUTO

@@ -338,7 +338,7 @@ SMALLEST_RADIUS_MARGIN = 3.0
 LIKENESS_WEIGHT = 1.5
 LIKENESS_PASS_SCORE = 3.0
 LIKENESS_SMALLEST_MARGIN = 1.0
-# Fused pass of the U-Net path (``fused_shell_pass``, off by default), in blocks of faint somata:
+# Fused pass of the U-Net path (``fused_shell_pass``, on by default), in blocks of faint somata:
 # a shell peak the network supports (support at least ``probability_threshold``) but too weak for
 # the proposal strength and without the classical passes' verdict is added when the third pass's
 # score (local shell response + nucleus - interior membranes, robust units over the block's

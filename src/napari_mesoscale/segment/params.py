@@ -209,7 +209,11 @@ class SomaDetectionParams(Params):
         U-Net path, blocks of faint somata: also keep a weak shell on which the network and the
         classical evidence agree: the classical third pass's score plus the log-odds of the
         network's support reaches the third pass's bar at the smallest radius
-        (:data:`~napari_mesoscale.segment.em.FUSED_PASS_SCORE`). Off by default.
+        (:data:`~napari_mesoscale.segment.em.FUSED_PASS_SCORE`). On by default: with the
+        default fine-tuning on 6 painted somata it raised the mean F1 of the dev presets on the
+        design seeds 0-1 (0.899 -> 0.918, the three faintest up, none down) and over dev seeds
+        0-3 (0.887 -> 0.906), and the held-out mean over seeds 0-2 (0.954 -> 0.960); no CPU
+        cost. ``False`` gives the U-Net path of before.
     """
 
     cell_diameter: float = param(8.0, "typical soma diameter", unit="µm", minimum=0.1, step=0.5)
@@ -317,10 +321,10 @@ class SomaDetectionParams(Params):
         gui=False,
     )
     fused_shell_pass: bool = param(
-        False,
+        True,
         "U-Net path, blocks of faint somata: also keep weak shells whose classical evidence "
         "plus the network's log-odds reaches the fused pass's score",
-        gui=False,
+        label="fused shell pass",
     )
 
 

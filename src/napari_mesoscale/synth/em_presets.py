@@ -21,7 +21,9 @@ myelin, dark glial nuclei, blood-filled vessels and a strong staining gradient;
 ``z_average``, heavy myelin, dark glial nuclei) and ``heldout_fibsem_dark_nuclei`` (FIB-SEM at
 0.4 µm: nuclei darker than a bright cytoplasm, curtaining, the strongest staining gradient)
 were added together later, also committed before any detector ran on them. The held-out
-evaluation renders every held-out preset with each seed of :data:`HELDOUT_SEEDS`.
+evaluation renders every held-out preset with each seed of :data:`HELDOUT_SEEDS`; the
+confirmation of the fused shell pass as the U-Net path's default renders them with each seed of
+:data:`FRESH_HELDOUT_SEEDS`, blocks nobody had rendered when that default was chosen.
 The toy brain's own EM (:class:`~napari_mesoscale.synth.render.EMRenderer`) is untouched.
 """
 
@@ -35,6 +37,7 @@ from scipy import ndimage
 __all__ = [
     "DEV_PRESETS",
     "HELDOUT_PRESETS",
+    "FRESH_HELDOUT_SEEDS",
     "HELDOUT_SEEDS",
     "PRESETS",
     "EMAppearance",
@@ -352,6 +355,10 @@ HELDOUT_PRESETS: dict[str, EMAppearance] = {
 # The held-out evaluation: every held-out preset rendered with each of these seeds (seeds 1-2
 # were first rendered for the held-out presets in the final measurement of 2026-11-29).
 HELDOUT_SEEDS: tuple[int, ...] = (0, 1, 2)
+# Fresh held-out blocks: seeds 3-5 of every held-out preset, defined (2026-11-29) before any
+# detector or renderer ran on them, to confirm the fused shell pass as the U-Net path's default,
+# a decision made after seeds 0-2 had been seen. Measured once; nothing is chosen on them.
+FRESH_HELDOUT_SEEDS: tuple[int, ...] = (3, 4, 5)
 
 PRESETS: dict[str, EMAppearance] = {**DEV_PRESETS, **HELDOUT_PRESETS}
 

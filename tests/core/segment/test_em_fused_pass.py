@@ -1,4 +1,4 @@
-"""The fused shell pass of the U-Net path (``fused_shell_pass``, off by default)."""
+"""The fused shell pass of the U-Net path (``fused_shell_pass``, on by default)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from napari_mesoscale.segment.params import SomaDetectionParams
 from napari_mesoscale.synth.em_presets import render_em_preset
 
 
-def test_fused_pass_is_off_by_default():
-    assert SomaDetectionParams().fused_shell_pass is False
+def test_fused_pass_is_on_by_default():
+    assert SomaDetectionParams().fused_shell_pass is True
 
 
 def test_fused_score_is_the_third_pass_score_plus_the_networks_log_odds():
@@ -55,9 +55,9 @@ def test_fused_pass_adds_weak_shells_the_network_knows():
     factors = em.downsample_factors(s.voxel_size, SomaDetectionParams().resolution)
     detector = _KnowingDetector(s.soma_labels, factors)
     run = dict(voxel_size=s.voxel_size, cell_diameter=9.0, detector=detector)
-    without = detect_somata_em(s.volume, **run)
+    without = detect_somata_em(s.volume, **run, fused_shell_pass=False)
     detector.rng = np.random.default_rng(0)  # the same probability map
-    fused = detect_somata_em(s.volume, **run, fused_shell_pass=True)
+    fused = detect_somata_em(s.volume, **run)  # the default
     assert fused.parameters["n_fused_proposed"] >= 3
     same = match_points(fused.positions, without.positions, 0.5)
     new = np.delete(fused.positions, same.detected_index, axis=0)
@@ -90,9 +90,9 @@ def test_fused_pass_lifts_a_fine_tuned_detector_on_a_faint_dev_preset():
         s.volume, annotations, voxel_size=s.voxel_size, seed=0, device="cpu"
     )
     run = dict(voxel_size=s.voxel_size, cell_diameter=9.0, detector=detector)
-    before = _unscored_painted(detect_somata_em(s.volume, **run), s.centres, painted, 9.0)
-    after = _unscored_painted(
-        detect_somata_em(s.volume, **run, fused_shell_pass=True), s.centres, painted, 9.0
+    before = _unscored_painted(
+        detect_somata_em(s.volume, **run, fused_shell_pass=False), s.centres, painted, 9.0
     )
+    after = _unscored_painted(detect_somata_em(s.volume, **run), s.centres, painted, 9.0)
     assert after["f1"] >= before["f1"] + 0.1, (before, after)
     assert after["precision"] >= before["precision"]

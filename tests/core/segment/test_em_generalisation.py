@@ -337,14 +337,21 @@ def test_unet_path_admits_the_classical_passes_with_its_agreement(monkeypatch):
     """With a fine-tuned detector the shells of the classical second and third passes need
     the U-Net's agreement: a U-Net that agrees plainly (0.75, above probability_threshold but
     below the 0.85 that lets it add shells of its own) admits exactly the classical path's
-    somata; one that does not agree (0.3) admits none of the weak shells."""
+    somata; one that does not agree (0.3) admits none of the weak shells. Without the fused
+    shell pass (on by default, it may add more where the U-Net agrees: kept somata stay)."""
     from napari_mesoscale.segment import em
 
     s = render_em_preset("dev_inverted_thick_dim", seed=0)
     run = dict(voxel_size=s.voxel_size, cell_diameter=9.0)
     classical = detect_somata_em(s.volume, **run)
-    agreeing = detect_somata_em(s.volume, **run, detector=_ConstantDetector(0.75))
-    refusing = detect_somata_em(s.volume, **run, detector=_ConstantDetector(0.3))
+    agreeing = detect_somata_em(
+        s.volume, **run, detector=_ConstantDetector(0.75), fused_shell_pass=False
+    )
+    refusing = detect_somata_em(
+        s.volume, **run, detector=_ConstantDetector(0.3), fused_shell_pass=False
+    )
+    fused = detect_somata_em(s.volume, **run, detector=_ConstantDetector(0.75))
+    assert match_points(fused.positions, classical.positions, 0.5).recall == 1.0
     monkeypatch.setattr(em, "LOCAL_PASS_SCORE", np.inf)
     monkeypatch.setattr(em, "NUCLEUS_EVIDENCE", np.inf)
     first_pass = detect_somata_em(s.volume, **run)
