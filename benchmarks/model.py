@@ -16,7 +16,9 @@ adds the two default fits with ``input_lags=2`` (the filters also see x[t-1]) be
 ``--wiring-features W`` adds the connectome fit with ``wiring_features=W`` (the connectome's
 wiring signature joins the initialisation's dynamics features) and ``--wiring-community``
 beside it the same with ``wiring_scope="community"`` (whole communities relabelled by their
-sub-circuit's wiring); ``--out`` writes the seeds
+sub-circuit's wiring), ``--wiring-subcircuit`` the same after moving loop-wired neurons and
+splitting communities into their connectome sub-circuits (``wiring_scope="subcircuit"``);
+``--out`` writes the seeds
 JSON elsewhere (default ``model_seeds.json``); ``--connectome-only`` leaves out the fits
 without connectome.
 
@@ -74,10 +76,12 @@ def _variants(
     wiring: float = 0.0,
     connectome_only: bool = False,
     wiring_community: bool = False,
+    wiring_subcircuit: bool = False,
 ) -> dict:
     """The default fits (with and without connectome), plus the ablations, the
     ``input_lags=2`` fits and the fit with the wiring signature (``wiring_features=wiring``)
-    when asked (``wiring_community``: also with ``wiring_scope="community"``);
+    when asked (``wiring_community``: also with ``wiring_scope="community"``,
+    ``wiring_subcircuit``: also with ``wiring_scope="subcircuit"``);
     ``connectome_only`` leaves out the fits without connectome."""
     variants = {
         DEFAULT_MODEL: (True, {}),
@@ -88,6 +92,9 @@ def _variants(
     if wiring > 0 and wiring_community:
         options = {"wiring_features": wiring, "wiring_scope": "community"}
         variants[f"{DEFAULT_MODEL}_wiring_community"] = (True, options)
+    if wiring > 0 and wiring_subcircuit:
+        options = {"wiring_features": wiring, "wiring_scope": "subcircuit"}
+        variants[f"{DEFAULT_MODEL}_wiring_subcircuit"] = (True, options)
     if input_lags:
         variants[f"{DEFAULT_MODEL}_lag2"] = (True, {"input_lags": 2})
         variants["default_no_connectome_lag2"] = (False, {"input_lags": 2})
@@ -301,6 +308,7 @@ def accuracy_over_seeds(
     wiring: float = 0.0,
     connectome_only: bool = False,
     wiring_community: bool = False,
+    wiring_subcircuit: bool = False,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each."""
     t0 = time.perf_counter()
@@ -312,13 +320,16 @@ def accuracy_over_seeds(
         "wiring_features_variant": wiring,
         "connectome_only": connectome_only,
         "wiring_community_variant": wiring_community,
+        "wiring_subcircuit_variant": wiring_subcircuit,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
     }
     for seed in seeds:
         print(f"--- seed {seed}", flush=True)
-        variants = _variants(ablations, input_lags, wiring, connectome_only, wiring_community)
+        variants = _variants(
+            ablations, input_lags, wiring, connectome_only, wiring_community, wiring_subcircuit
+        )
         result["per_seed"].append(accuracy(seed, epochs, variants, quick))
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
@@ -482,6 +493,11 @@ def main() -> None:
         help="with --wiring-features: also that fit with wiring_scope='community'",
     )
     parser.add_argument(
+        "--wiring-subcircuit",
+        action="store_true",
+        help="with --wiring-features: also that fit with wiring_scope='subcircuit'",
+    )
+    parser.add_argument(
         "--connectome-only",
         action="store_true",
         help="with --accuracy-only: leave out the fits without connectome",
@@ -509,6 +525,7 @@ def main() -> None:
             args.wiring_features,
             args.connectome_only,
             args.wiring_community,
+            args.wiring_subcircuit,
         )
         return
     if args.cost_only:
