@@ -277,7 +277,10 @@ def seeds_summary(per_seed: list[dict]) -> dict:
 
 
 def seeds_table(per_seed: list[dict]) -> str:
-    """Markdown table of the default model and the baselines, one row per seed."""
+    """Markdown table of the default model and the baselines, one row per seed ('' when the
+    default model was not run)."""
+    if any(DEFAULT_MODEL not in r["model"] for r in per_seed):
+        return ""
     base = list(per_seed[0]["baselines"])
     head = ["seed", "model MSE", "R² (1)", "R² (8)", "motif ARI", "domain ARI", "params"]
     head += [f"{b} MSE" for b in base] + ["best baseline: its MSE / model MSE", "targets"]
@@ -309,8 +312,13 @@ def accuracy_over_seeds(
     connectome_only: bool = False,
     wiring_community: bool = False,
     wiring_subcircuit: bool = False,
+    only: list[str] | None = None,
+    freeze_assignment: bool = False,
 ) -> dict:
-    """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each."""
+    """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each.
+
+    ``only``: keep just these variants; ``freeze_assignment``: every fit keeps its initial
+    assignment (``freeze_assignment_epochs=epochs``)."""
     t0 = time.perf_counter()
     result: dict = {
         "quick": quick,
@@ -321,6 +329,8 @@ def accuracy_over_seeds(
         "connectome_only": connectome_only,
         "wiring_community_variant": wiring_community,
         "wiring_subcircuit_variant": wiring_subcircuit,
+        "only_variants": only,
+        "freeze_assignment": freeze_assignment,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
@@ -330,6 +340,11 @@ def accuracy_over_seeds(
         variants = _variants(
             ablations, input_lags, wiring, connectome_only, wiring_community, wiring_subcircuit
         )
+        if only:
+            variants = {name: run for name, run in variants.items() if name in only}
+        if freeze_assignment:
+            frozen = {"freeze_assignment_epochs": epochs}
+            variants = {name: (c, {**o, **frozen}) for name, (c, o) in variants.items()}
         result["per_seed"].append(accuracy(seed, epochs, variants, quick))
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
@@ -498,6 +513,14 @@ def main() -> None:
         help="with --wiring-features: also that fit with wiring_scope='subcircuit'",
     )
     parser.add_argument(
+        "--only", nargs="+", help="with --accuracy-only: run just these variants (by name)"
+    )
+    parser.add_argument(
+        "--freeze-assignment",
+        action="store_true",
+        help="with --accuracy-only: every fit keeps its initial assignment",
+    )
+    parser.add_argument(
         "--connectome-only",
         action="store_true",
         help="with --accuracy-only: leave out the fits without connectome",
@@ -526,6 +549,8 @@ def main() -> None:
             args.connectome_only,
             args.wiring_community,
             args.wiring_subcircuit,
+            args.only,
+            args.freeze_assignment,
         )
         return
     if args.cost_only:
