@@ -16,7 +16,9 @@ adds the two default fits with ``input_lags=2`` (the filters also see x[t-1]) be
 ``--wiring-features W`` adds the connectome fit with ``wiring_features=W`` (the connectome's
 wiring signature joins the initialisation's dynamics features) and ``--wiring-community``
 beside it the same with ``wiring_scope="community"`` (whole communities relabelled by their
-sub-circuit's wiring); ``--out`` writes the seeds
+sub-circuit's wiring), ``--wiring-subcircuit`` the same after moving loop-wired neurons and
+splitting communities into their connectome sub-circuits (``wiring_scope="subcircuit"``);
+``--out`` writes the seeds
 JSON elsewhere (default ``model_seeds.json``); ``--connectome-only`` leaves out the fits
 without connectome.
 
@@ -74,10 +76,12 @@ def _variants(
     wiring: float = 0.0,
     connectome_only: bool = False,
     wiring_community: bool = False,
+    wiring_subcircuit: bool = False,
 ) -> dict:
     """The default fits (with and without connectome), plus the ablations, the
     ``input_lags=2`` fits and the fit with the wiring signature (``wiring_features=wiring``)
-    when asked (``wiring_community``: also with ``wiring_scope="community"``);
+    when asked (``wiring_community``: also with ``wiring_scope="community"``,
+    ``wiring_subcircuit``: also with ``wiring_scope="subcircuit"``);
     ``connectome_only`` leaves out the fits without connectome."""
     variants = {
         DEFAULT_MODEL: (True, {}),
@@ -88,6 +92,9 @@ def _variants(
     if wiring > 0 and wiring_community:
         options = {"wiring_features": wiring, "wiring_scope": "community"}
         variants[f"{DEFAULT_MODEL}_wiring_community"] = (True, options)
+    if wiring > 0 and wiring_subcircuit:
+        options = {"wiring_features": wiring, "wiring_scope": "subcircuit"}
+        variants[f"{DEFAULT_MODEL}_wiring_subcircuit"] = (True, options)
     if input_lags:
         variants[f"{DEFAULT_MODEL}_lag2"] = (True, {"input_lags": 2})
         variants["default_no_connectome_lag2"] = (False, {"input_lags": 2})
@@ -270,7 +277,10 @@ def seeds_summary(per_seed: list[dict]) -> dict:
 
 
 def seeds_table(per_seed: list[dict]) -> str:
-    """Markdown table of the default model and the baselines, one row per seed."""
+    """Markdown table of the default model and the baselines, one row per seed ('' when the
+    default model was not run)."""
+    if any(DEFAULT_MODEL not in r["model"] for r in per_seed):
+        return ""
     base = list(per_seed[0]["baselines"])
     head = ["seed", "model MSE", "R² (1)", "R² (8)", "motif ARI", "domain ARI", "params"]
     head += [f"{b} MSE" for b in base] + ["best baseline: its MSE / model MSE", "targets"]
@@ -301,8 +311,14 @@ def accuracy_over_seeds(
     wiring: float = 0.0,
     connectome_only: bool = False,
     wiring_community: bool = False,
+    wiring_subcircuit: bool = False,
+    only: list[str] | None = None,
+    freeze_assignment: bool = False,
 ) -> dict:
-    """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each."""
+    """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each.
+
+    ``only``: keep just these variants; ``freeze_assignment``: every fit keeps its initial
+    assignment (``freeze_assignment_epochs=epochs``)."""
     t0 = time.perf_counter()
     result: dict = {
         "quick": quick,
@@ -312,13 +328,23 @@ def accuracy_over_seeds(
         "wiring_features_variant": wiring,
         "connectome_only": connectome_only,
         "wiring_community_variant": wiring_community,
+        "wiring_subcircuit_variant": wiring_subcircuit,
+        "only_variants": only,
+        "freeze_assignment": freeze_assignment,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
     }
     for seed in seeds:
         print(f"--- seed {seed}", flush=True)
-        variants = _variants(ablations, input_lags, wiring, connectome_only, wiring_community)
+        variants = _variants(
+            ablations, input_lags, wiring, connectome_only, wiring_community, wiring_subcircuit
+        )
+        if only:
+            variants = {name: run for name, run in variants.items() if name in only}
+        if freeze_assignment:
+            frozen = {"freeze_assignment_epochs": epochs}
+            variants = {name: (c, {**o, **frozen}) for name, (c, o) in variants.items()}
         result["per_seed"].append(accuracy(seed, epochs, variants, quick))
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
@@ -482,6 +508,19 @@ def main() -> None:
         help="with --wiring-features: also that fit with wiring_scope='community'",
     )
     parser.add_argument(
+        "--wiring-subcircuit",
+        action="store_true",
+        help="with --wiring-features: also that fit with wiring_scope='subcircuit'",
+    )
+    parser.add_argument(
+        "--only", nargs="+", help="with --accuracy-only: run just these variants (by name)"
+    )
+    parser.add_argument(
+        "--freeze-assignment",
+        action="store_true",
+        help="with --accuracy-only: every fit keeps its initial assignment",
+    )
+    parser.add_argument(
         "--connectome-only",
         action="store_true",
         help="with --accuracy-only: leave out the fits without connectome",
@@ -509,6 +548,9 @@ def main() -> None:
             args.wiring_features,
             args.connectome_only,
             args.wiring_community,
+            args.wiring_subcircuit,
+            args.only,
+            args.freeze_assignment,
         )
         return
     if args.cost_only:

@@ -6,14 +6,18 @@ initialisation with the connectome, without and with ``ModelConfig.wiring_featur
 weight of ``--weights``, and the instances whose initial motif differs from their family's
 (majority over the family's neurons). Initialisation only (no training): training keeps the
 initial assignment on the toy brain (README). Writes ``benchmarks/results/wiring_dev.json``.
-``--scopes neuron community`` measures every weight with each ``ModelConfig.wiring_scope``
-(keys ``w2_p0.3`` and ``w2_p0.3_community``).
+``--scopes neuron community subcircuit`` measures every weight with each
+``ModelConfig.wiring_scope`` (keys ``w2_p0.3``, ``w2_p0.3_community``, ``w2_p0.3_subcircuit``);
+every key also counts the impure communities (members of two true motifs or more) and their
+minority members, against the toy brain's motif labels.
 
 Usage::
 
     python benchmarks/wiring_dev.py --seeds 4 5 6 --weights 0 0.5 1 2
     python benchmarks/wiring_dev.py --seeds $(seq 4 31) --weights 0 1 2 --partner-weights 0.3 \
         --scopes neuron community --out benchmarks/results/wiring_community_dev.json
+    python benchmarks/wiring_dev.py --seeds $(seq 4 47) --weights 2 --partner-weights 0.3 \
+        --scopes community subcircuit --out benchmarks/results/wiring_subcircuit_dev.json
 """
 
 from __future__ import annotations
@@ -48,8 +52,39 @@ def mislabelled_instances(groups: np.ndarray, motif: np.ndarray, instance: np.nd
     return out
 
 
+def impurity(communities: np.ndarray, motif: np.ndarray) -> dict:
+    """Communities holding members of two true motifs or more, and their minority members."""
+    counts = np.zeros((communities.max() + 1, motif.max() + 1))
+    np.add.at(counts, (communities, motif), 1.0)
+    minority = counts.sum(1) - counts.max(1)
+    return {
+        "n_communities": int(counts.shape[0]),
+        "impure_communities": int(np.count_nonzero(minority)),
+        "minority_neurons": int(minority.sum()),
+    }
+
+
+def _captured_communities(run):
+    """Run ``run()`` and return its result with the final communities of the initialisation
+    (those that pick the fields)."""
+    from napari_mesoscale.model import initial_model
+
+    seen = []
+    pick_fields = initial_model.pick_fields
+
+    def spy(groups, *args):
+        seen.append(groups.copy())
+        return pick_fields(groups, *args)
+
+    initial_model.pick_fields = spy
+    try:
+        return run(), (seen[-1] if seen else None)
+    finally:
+        initial_model.pick_fields = pick_fields
+
+
 def initial_ari(
-    brain, weight: float, partner_weight: float, seed: int, scope: str = "neuron"
+    brain, weight: float, partner_weight: float, seed: int, scope: str = "neuron", **options
 ) -> dict:
     from sklearn.metrics import adjusted_rand_score
 
@@ -62,14 +97,21 @@ def initial_ari(
         wiring_features=weight,
         wiring_partner_weight=partner_weight,
         wiring_scope=scope,
+        **options,
     )
     data = prepare_data(brain.activity, brain.positions, brain.stimulus, cfg)
-    init = initialise_model(data, cfg, brain.adjacency, seed)
+    init, communities = _captured_communities(
+        lambda: initialise_model(data, cfg, brain.adjacency, seed)
+    )
     groups = init.init_groups
-    return {
+    out = {
         "motif_ari": float(adjusted_rand_score(brain.motif, groups)),
         "mislabelled": mislabelled_instances(groups, brain.motif, brain.instance),
     }
+    if communities is not None:
+        out["impurity"] = impurity(communities, brain.motif)
+        out["community_instance_ari"] = float(adjusted_rand_score(brain.instance, communities))
+    return out
 
 
 def main() -> None:
@@ -82,9 +124,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(4, 16)))
     parser.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0])
     parser.add_argument("--partner-weights", type=float, nargs="+", default=[1.0])
-    parser.add_argument("--scopes", nargs="+", default=["neuron"], choices=["neuron", "community"])
+    parser.add_argument(
+        "--scopes", nargs="+", default=["neuron"], choices=["neuron", "community", "subcircuit"]
+    )
+    parser.add_argument(
+        "--option",
+        nargs="+",
+        default=[],
+        metavar="NAME=VALUE",
+        help="further ModelConfig options of every fit, e.g. subcircuit_density_ratio=8",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    options = {k: float(v) for k, v in (o.split("=", 1) for o in args.option)}
     rows = []
     t0, c0 = time.perf_counter(), time.process_time()
     for seed in args.seeds:
@@ -94,9 +146,9 @@ def main() -> None:
             for pw in args.partner_weights if w > 0 else [0.0]:
                 for scope in args.scopes if w > 0 else ["neuron"]:
                     key = f"w{w:g}_p{pw:g}" + ("" if scope == "neuron" else f"_{scope}")
-                    row[key] = initial_ari(brain, w, pw, seed, scope)
+                    row[key] = initial_ari(brain, w, pw, seed, scope, **options)
                     ari, wrong = row[key]["motif_ari"], row[key]["mislabelled"]
-                    print(seed, key, f"{ari:.3f}", wrong, flush=True)
+                    print(seed, key, f"{ari:.3f}", wrong, row[key].get("impurity"), flush=True)
         rows.append(row)
     keys = [k for k in rows[0] if k.startswith("w")]
     summary = {
@@ -104,6 +156,13 @@ def main() -> None:
             "median": float(np.median([r[k]["motif_ari"] for r in rows])),
             "min": float(np.min([r[k]["motif_ari"] for r in rows])),
             "mislabelled_instances": int(sum(len(r[k]["mislabelled"]) for r in rows)),
+            "impure_communities": int(
+                sum(r[k].get("impurity", {}).get("impure_communities", 0) for r in rows)
+            ),
+            "minority_neurons": int(
+                sum(r[k].get("impurity", {}).get("minority_neurons", 0) for r in rows)
+            ),
+            "seeds_below_1": [r["seed"] for r in rows if r[k]["motif_ari"] < 1.0],
         }
         for k in keys
     }
@@ -113,6 +172,7 @@ def main() -> None:
         args.out,
         {
             "seeds": args.seeds,
+            "options": options,
             "per_seed": rows,
             "summary": summary,
             "wall_s": time.perf_counter() - t0,

@@ -274,8 +274,54 @@ class ModelConfig(Params):
         "features before k-means; 'community' — then every community of correlated neighbours "
         "is re-clustered as a whole by its members' mean features and the wiring signature of "
         "its own sub-circuit (sign balance, reciprocity, opposite-sign loops, edges on directed "
-        "cycles, density; weight wiring_features), and all its neurons take its motif",
-        choices=("neuron", "community"),
+        "cycles, density; weight wiring_features), and all its neurons take its motif; "
+        "'subcircuit' — the same after splitting every community into the parts of its own "
+        "connectome sub-circuit that are real circuits (Louvain of the symmetrised "
+        "within-community synapses; subcircuit_min_size, subcircuit_density_ratio)",
+        choices=("neuron", "community", "subcircuit"),
+        gui=False,
+    )
+    subcircuit_min_size: int = param(
+        3,
+        "with wiring_scope='subcircuit': fewest members of a community's part for it to count "
+        "as a circuit of its own (smaller parts join the real part they are most wired to)",
+        unit="neurons",
+        minimum=1,
+        maximum=10_000,
+        gui=False,
+    )
+    subcircuit_density_ratio: float = param(
+        4.0,
+        "with wiring_scope='subcircuit': two parts of a community's sub-circuit stay one "
+        "circuit when their within edge densities (|weight| per pair) are less than this many "
+        "times the density between them",
+        minimum=0.0,
+        maximum=1e6,
+        gui=False,
+    )
+    subcircuit_move_ratio: float = param(
+        2.0,
+        "with wiring_scope='subcircuit': before the split, a neuron moves to the community it "
+        "has most reciprocated synapse weight (loops) with when that is at least this many "
+        "times its reciprocated weight to its own (0: no move)",
+        minimum=0.0,
+        maximum=1e6,
+        gui=False,
+    )
+    subcircuit_move_share: float = param(
+        0.5,
+        "with wiring_scope='subcircuit': a move also needs that reciprocated weight to be at "
+        "least this share of the median neuron's total reciprocated weight",
+        minimum=0.0,
+        maximum=1e6,
+        gui=False,
+    )
+    subcircuit_resolution: float = param(
+        1.0,
+        "with wiring_scope='subcircuit': Louvain resolution of the split of each community's "
+        "sub-circuit (higher: smaller parts)",
+        minimum=0.01,
+        maximum=100.0,
         gui=False,
     )
     init_centres: str = param(

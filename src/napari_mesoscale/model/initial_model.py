@@ -28,9 +28,11 @@ from napari_mesoscale.model.initialise import (
     location_scores,
     motif_features,
     motif_init,
+    move_to_wired_community,
     neighbour_correlation,
     per_neuron_ridge,
     pick_fields,
+    split_communities,
     vote,
     wiring_features,
 )
@@ -283,12 +285,11 @@ def _initial_logits(
         if centre_neurons is not None:  # unexplained sources stay out of the communities
             aff = aff * (centre_neurons[spatial[0]] & centre_neurons[spatial[1]])
         communities = group_neurons(n, spatial, aff, seed=seed)
-        groups = vote(communities, groups, b)
-        label = np.zeros(communities.max() + 1, dtype=np.int64)
-        label[communities] = groups
-        if wiring is not None and cfg.wiring_scope == "community":
-            label = _community_labels(cfg, connectome, communities, feats, label, seed)
-            groups = label[communities]
+        scope = cfg.wiring_scope if wiring is not None else "neuron"
+        communities, label = _community_motifs(
+            cfg, scope, connectome, communities, groups, feats, seed
+        )
+        groups = label[communities]
         slot = pick_fields(communities, label, cand, grid.mask, grid.centers, positions, d)
         progress.report(1.0, "communities", n_communities=int(label.size))
     else:
@@ -329,6 +330,60 @@ def _motif_groups(
     groups = motif_init(feats, cfg.n_filters, seed=seed, centre_neurons=centre_neurons)
     progress.report(0.6, "k-means")
     return groups, pos_w, feats
+
+
+def _community_motifs(
+    cfg: ModelConfig,
+    scope: str,
+    connectome: Any,
+    communities: np.ndarray,
+    groups: np.ndarray,
+    feats: np.ndarray,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The communities (N,) and the motif of each (C,): the members' majority k-means group
+    (``scope="neuron"``), relabelled by the sub-circuit's wiring (``"community"``), or both
+    after splitting the communities into their sub-circuits (``"subcircuit"``), whose parts
+    of one community that take the same motif are one community again (so that the split
+    moves no domain boundary inside a circuit of one motif, e.g. a chain's segments).
+    """
+    parent = communities
+    if scope == "subcircuit":
+        parent, communities = _subcircuits(cfg, connectome, communities, seed)
+    label = np.zeros(communities.max() + 1, dtype=np.int64)
+    label[communities] = vote(communities, groups, cfg.n_filters)
+    if scope in ("community", "subcircuit"):
+        label = _community_labels(cfg, connectome, communities, feats, label, seed)
+    if scope != "subcircuit":
+        return communities, label
+    merged = parent * cfg.n_filters + label[communities]
+    _, merged = np.unique(merged, return_inverse=True)
+    merged_label = np.zeros(merged.max() + 1, dtype=np.int64)
+    merged_label[merged] = label[communities]
+    return merged.astype(np.int64), merged_label
+
+
+def _subcircuits(
+    cfg: ModelConfig, connectome: Any, communities: np.ndarray, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The communities after the loop-wired moves (N,) and their parts split along their
+    connectome sub-circuits (N,) (``wiring_scope="subcircuit"``, see
+    :func:`~napari_mesoscale.model.initialise.move_to_wired_community` and
+    :func:`~napari_mesoscale.model.initialise.split_communities`)."""
+    adjacency = as_adjacency(connectome, communities.size)
+    if cfg.subcircuit_move_ratio > 0:
+        communities = move_to_wired_community(
+            adjacency, communities, cfg.subcircuit_move_ratio, cfg.subcircuit_move_share
+        )
+    parts = split_communities(
+        adjacency,
+        communities,
+        min_size=cfg.subcircuit_min_size,
+        density_ratio=cfg.subcircuit_density_ratio,
+        resolution=cfg.subcircuit_resolution,
+        seed=seed,
+    )
+    return communities, parts
 
 
 def _community_labels(
