@@ -10,6 +10,7 @@ the range return into it and the rollout of the overshoot stays bounded.
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from napari_mesoscale.model.config import ModelConfig
@@ -116,3 +117,18 @@ def test_range_penalty_keeps_the_chain_rollout_bounded():
     # ... but only the penalised filter brings an overshoot back instead of amplifying it
     assert _rollout_peak(plain) > 10.0
     assert _rollout_peak(bounded) <= 1.2
+
+
+def test_fit_with_range_penalty_records_it_and_plain_fit_does_not():
+    from napari_mesoscale.model import fit_mesoscale
+    from napari_mesoscale.synth import make_toy_brain
+
+    b = make_toy_brain(n_neurons=60, n_frames=160, render=None, em=False, seed=1)
+    kw = dict(connectome=b.adjacency, stimulus=b.stimulus, epochs=2, seed=0)
+    bounded = fit_mesoscale(b.activity, b.positions, lambda_range=1.0, **kw)
+    plain = fit_mesoscale(b.activity, b.positions, **kw)
+    assert "train_range" in bounded.history and (bounded.history["train_range"] >= 0).all()
+    assert "train_range" not in plain.history
+    assert bounded.config.lambda_range == 1.0
+    with pytest.raises(ValueError, match="range_probe_scale"):
+        fit_mesoscale(b.activity, b.positions, range_probe_scale=0.5, **kw)
