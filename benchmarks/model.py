@@ -77,12 +77,14 @@ def _variants(
     connectome_only: bool = False,
     wiring_community: bool = False,
     wiring_subcircuit: bool = False,
+    lambda_range: float = 0.0,
 ) -> dict:
     """The default fits (with and without connectome), plus the ablations, the
     ``input_lags=2`` fits and the fit with the wiring signature (``wiring_features=wiring``)
     when asked (``wiring_community``: also with ``wiring_scope="community"``,
-    ``wiring_subcircuit``: also with ``wiring_scope="subcircuit"``);
-    ``connectome_only`` leaves out the fits without connectome."""
+    ``wiring_subcircuit``: also with ``wiring_scope="subcircuit"``, and with ``lambda_range`` >
+    0 that fit with the out-of-range penalty); ``connectome_only`` leaves out the fits without
+    connectome."""
     variants = {
         DEFAULT_MODEL: (True, {}),
         "default_no_connectome": (False, {}),
@@ -95,6 +97,9 @@ def _variants(
     if wiring > 0 and wiring_subcircuit:
         options = {"wiring_features": wiring, "wiring_scope": "subcircuit"}
         variants[f"{DEFAULT_MODEL}_wiring_subcircuit"] = (True, options)
+        if lambda_range > 0:
+            bounded = {**options, "lambda_range": lambda_range}
+            variants[f"{DEFAULT_MODEL}_wiring_subcircuit_range"] = (True, bounded)
     if input_lags:
         variants[f"{DEFAULT_MODEL}_lag2"] = (True, {"input_lags": 2})
         variants["default_no_connectome_lag2"] = (False, {"input_lags": 2})
@@ -314,6 +319,7 @@ def accuracy_over_seeds(
     wiring_subcircuit: bool = False,
     only: list[str] | None = None,
     freeze_assignment: bool = False,
+    lambda_range: float = 0.0,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each.
 
@@ -331,6 +337,7 @@ def accuracy_over_seeds(
         "wiring_subcircuit_variant": wiring_subcircuit,
         "only_variants": only,
         "freeze_assignment": freeze_assignment,
+        "lambda_range_variant": lambda_range,
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
@@ -338,7 +345,13 @@ def accuracy_over_seeds(
     for seed in seeds:
         print(f"--- seed {seed}", flush=True)
         variants = _variants(
-            ablations, input_lags, wiring, connectome_only, wiring_community, wiring_subcircuit
+            ablations,
+            input_lags,
+            wiring,
+            connectome_only,
+            wiring_community,
+            wiring_subcircuit,
+            lambda_range,
         )
         if only:
             variants = {name: run for name, run in variants.items() if name in only}
@@ -513,6 +526,13 @@ def main() -> None:
         help="with --wiring-features: also that fit with wiring_scope='subcircuit'",
     )
     parser.add_argument(
+        "--lambda-range",
+        type=float,
+        default=0.0,
+        help="with --wiring-subcircuit and > 0: also that fit with the out-of-range penalty at "
+        "this weight (ModelConfig.lambda_range)",
+    )
+    parser.add_argument(
         "--only", nargs="+", help="with --accuracy-only: run just these variants (by name)"
     )
     parser.add_argument(
@@ -551,6 +571,7 @@ def main() -> None:
             args.wiring_subcircuit,
             args.only,
             args.freeze_assignment,
+            args.lambda_range,
         )
         return
     if args.cost_only:

@@ -510,6 +510,32 @@ class ModelConfig(Params):
     lambda_rollout: float = param(
         0.2, "weight of the k-step free-running error", minimum=0.0, gui=False
     )
+    lambda_range: float = param(
+        0.0,
+        "weight of the out-of-range penalty: the windows that run the rollout also predict from "
+        "their states pushed range_probe_scale times further from each neuron's training-range "
+        "midpoint, and predictions outside the training range (widened by range_margin) are "
+        "penalised (squared excess), so that no filter amplifies activity beyond what was "
+        "recorded and a free-running rollout stays bounded; 0 = off",
+        minimum=0.0,
+        gui=False,
+    )
+    range_probe_scale: float = param(
+        1.5,
+        "with lambda_range > 0: how much further from the midpoint of each neuron's training "
+        "range the probe states lie (1 = the recorded states)",
+        minimum=1.0,
+        maximum=10.0,
+        gui=False,
+    )
+    range_margin: float = param(
+        0.1,
+        "with lambda_range > 0: allowed excess of a prediction beyond the neuron's training "
+        "range, as a fraction of that range",
+        minimum=0.0,
+        maximum=10.0,
+        gui=False,
+    )
     lambda_entropy: float = param(
         0.01, "weight of the mean assignment entropy", minimum=0.0, gui=False
     )

@@ -86,6 +86,7 @@ class _Tensors:
     steps: int
     window: int
     val: tuple[int, int]
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class _LossModule(nn.Module):
@@ -110,6 +111,7 @@ class _LossModule(nn.Module):
         denom: torch.Tensor | None = None,
         regularise: bool = True,
         z_prev: torch.Tensor | None = None,
+        bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         net = self.net
         # z, m: (K+1, Bt, N) windows (filled state, finite-mask); u: (K+1, Bt, S) or None.
@@ -124,6 +126,9 @@ class _LossModule(nn.Module):
         err_local = (err_local * msk).sum() / denom
         terms = {"prediction": err_pred, "local": err_local}
         terms["rollout"] = _rollout_error(net, z, m, u, pred, pi, slots, cfg, n_roll, roll_scale)
+        if cfg.lambda_range > 0 and bounds is not None:
+            probe = (z[0], None if u is None else u[0], z_prev)
+            terms["range"] = _range_penalty(net, probe, pi, slots, cfg, n_roll, roll_scale, bounds)
         regs = _regularisers(net, tau)
         terms.update(regs if regularise else {k: torch.zeros_like(v) for k, v in regs.items()})
         data = cfg.lambda_prediction * err_pred + cfg.lambda_local * err_local
@@ -135,6 +140,8 @@ class _LossModule(nn.Module):
             + cfg.lambda_interface * terms["interface"]
         )
         total = data * data_scale + cfg.lambda_rollout * terms["rollout"] + reg
+        if "range" in terms:
+            total = total + cfg.lambda_range * terms["range"]
         return total, terms
 
 
@@ -168,6 +175,40 @@ def _rollout_error(
         per_frame = ((state - z[s + 1, :nb]) ** 2 * ms).sum(-1) / ms.sum(-1).clamp(min=1)
         roll = roll + per_frame.sum()
     return roll * roll_scale / (k - 1)
+
+
+def _range_penalty(
+    net: MesoscaleNet,
+    probe: tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None],
+    pi: torch.Tensor,
+    slots: torch.Tensor,
+    cfg: ModelConfig,
+    n_roll: int,
+    roll_scale: float,
+    bounds: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """Squared excess beyond the training range of predictions from out-of-range states.
+
+    The first ``n_roll`` windows' states (z, u, z_prev) are pushed ``range_probe_scale`` times
+    further from each neuron's training-range midpoint. A filter whose response grows
+    without bound (a chain member repeating its predecessor with a gain above one beyond the
+    recorded range) amplifies a pulse at every hop of a free-running rollout; the penalty asks
+    for a response that returns into the range instead. The assignment is detached: the term
+    shapes the filters and interfaces, never which filter a neuron uses.
+    """
+    z0, u0, z_prev = probe
+    nb = int(n_roll)
+    if nb <= 0:
+        return torch.zeros((), device=z0.device)
+    lo, hi = bounds
+    mid, scale = 0.5 * (lo + hi), cfg.range_probe_scale
+    band = cfg.range_margin * (hi - lo)
+    state = mid + scale * (z0[:nb] - mid)
+    previous = None if z_prev is None else mid + scale * (z_prev[:nb] - mid)
+    u_b = None if u0 is None else u0[:nb]
+    pred = net.evaluate(state, u_b, pi.detach(), slots, previous)[1]
+    excess = torch.relu(pred - (hi + band)) + torch.relu((lo - band) - pred)
+    return excess.pow(2).mean(-1).sum() * roll_scale
 
 
 def _regularisers(net: MesoscaleNet, tau: float) -> dict[str, torch.Tensor]:
@@ -300,15 +341,26 @@ def _to_device(data: PreparedData, cfg: ModelConfig, dev: torch.device) -> _Tens
     k = max(1, cfg.rollout)
     tr0, tr1 = data.blocks["train"]
     starts = np.arange(tr0, tr1 - k)
+    finite = torch.as_tensor(data.finite, device=dev)
+    bounds = _training_range(zt[tr0:tr1], finite[tr0:tr1]) if cfg.lambda_range > 0 else None
     return _Tensors(
         z=zt,
-        mask=torch.as_tensor(data.finite, device=dev),  # bool: a float copy is 2 GiB at 72k x 7.9k
+        mask=finite,  # bool: a float copy is 2 GiB at 72k x 7.9k
         u=None if u32 is None else torch.as_tensor(u32, device=dev),
         starts=starts,
         steps=max(1, math.ceil(len(starts) / cfg.batch_frames)),
         window=k,
         val=data.blocks["val"],
+        bounds=bounds,
     )
+
+
+def _training_range(z: torch.Tensor, finite: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-neuron (lowest, highest) finite state of the training block (0 where none is)."""
+    lo = torch.where(finite, z, torch.full_like(z, math.inf)).amin(0)
+    hi = torch.where(finite, z, torch.full_like(z, -math.inf)).amax(0)
+    seen = torch.isfinite(lo)
+    return torch.where(seen, lo, 0.0), torch.where(seen, hi, 0.0)
 
 
 def _optimiser(net: MesoscaleNet, cfg: ModelConfig) -> torch.optim.Optimizer:
@@ -459,7 +511,7 @@ def _step(
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
                 part, parts = module(
                     zb, mb, ub, tau, mode, cfg, scale, bal_w, rolled, roll_scale, denom,
-                    first == 0, zp,
+                    first == 0, zp, tensors.bounds,
                 )
             part.backward()
             total = total + part.detach()
