@@ -18,8 +18,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from napari_mesoscale.segment import detect_somata_em
 from napari_mesoscale.segment import em as em_module
 from napari_mesoscale.synth.em_presets import DEV_PRESETS, render_em_preset
@@ -28,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import write_json  # noqa: E402
 from em_faint_diagnosis import fine_tuned  # noqa: E402
 from em_generalisation import PRESET_DIAMETER, _unscored_painted, paint_somata  # noqa: E402
+from em_self_training_dev import summarise as summarise_variants  # noqa: E402
 
 FAINTEST = ["dev_faint_inverted_dark", "dev_inverted_thick_dim", "dev_faint_thick_sections"]
 
@@ -73,16 +72,7 @@ def block_row(name: str, seed: int, scores: list[float], cache: Path | None) -> 
 
 def summarise(rows: dict) -> dict:
     variants = sorted({v for row in rows.values() for v in row if isinstance(row[v], dict)})
-    per: dict[str, dict[str, list[float]]] = {}
-    for key, row in rows.items():
-        entry = per.setdefault(key.split("/")[0], {v: [] for v in variants})
-        for v in variants:
-            entry[v].append(row[v]["f1"] if v in row else np.nan)
-    means = {n: {v: float(np.mean(f)) for v, f in cols.items()} for n, cols in per.items()}
-    return {
-        "per_preset": means,
-        "mean": {v: float(np.mean([m[v] for m in means.values()])) for v in variants},
-    }
+    return summarise_variants(rows, variants)
 
 
 def main(argv=None) -> int:

@@ -105,16 +105,18 @@ def block_row(name: str, seed: int, settings: SomaTrainingParams, tta: bool = Tr
     return row
 
 
-def summarise(rows: dict) -> dict:
+def summarise(rows: dict, variants: list[str] | None = None) -> dict:
+    """Mean F1 per preset (over its seeds) and over the presets, for each variant."""
+    variants = VARIANTS if variants is None else variants
     per: dict[str, dict[str, list[float]]] = {}
     for key, row in rows.items():
-        entry = per.setdefault(key.split("/")[0], {v: [] for v in VARIANTS})
-        for v in VARIANTS:
+        entry = per.setdefault(key.split("/")[0], {v: [] for v in variants})
+        for v in variants:
             entry[v].append(row[v]["f1"] if v in row else np.nan)
     means = {n: {v: float(np.mean(f)) for v, f in cols.items()} for n, cols in per.items()}
     return {
         "per_preset": means,
-        "mean": {v: float(np.mean([m[v] for m in means.values()])) for v in VARIANTS},
+        "mean": {v: float(np.mean([m[v] for m in means.values()])) for v in variants},
     }
 
 
