@@ -13,7 +13,9 @@ For every brain two candidate fits run with the same epochs and options:
 Per candidate: motif / domain ARI against the truth (to judge the criterion only), the fit's
 held-out validation one-step MSE (``fit.scores["val_mse"]``, normalised units: the candidate
 criterion, no truth), the validation loss after every epoch (``fit.history["val_loss"]``: a
-shorter fit's criterion) and the test-block MSE. A criterion is "right" on a brain when the
+shorter fit's criterion), the 1- and 8-step free-running validation error (``val_rollout1/8``),
+the criteria of the discovery's linearised filters (:func:`linearised_criteria`) and the
+test-block MSE. A criterion is "right" on a brain when the
 candidate with the lower value has the higher motif ARI (ties in ARI count as right).
 
 Brains: ``--zoo`` dev-family zoo brains (seeds 1000 + b; 240 neurons, 1,500 frames, 4 families,
