@@ -264,3 +264,29 @@ def test_cancelling_the_predicted_response_leaves_the_layer(
     qtbot.waitUntil(filled, timeout=120_000)
     qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
     assert layer.features["predicted_response"].notna().sum() == 301  # all but AVAL itself
+
+
+def test_build_connectome_clicked_on_the_worm(make_napari_viewer, qtbot):
+    """Build connectome on the worm failed with "activity contains NaN" (the atlas's masked
+    trials), and without a synapses Points layer it would have built no edges: it now takes the
+    neurons' adjacency as synapses and builds without transmission graphs, saying both."""
+    from test_by_hand import _dock_from_menu
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "celegans")
+    build = _dock_from_menu(viewer, qtbot, "Build connectome")
+    assert build._neurons_layer.value == "C. elegans neurons"
+    build._run_button.native.click()
+    qtbot.waitUntil(lambda: not build.is_running, timeout=60_000)
+    assert build.last_error is None, build.last_error
+    expected = viewer.layers["C. elegans neurons"].metadata["adjacency"]
+    built = build.last_result.connectome
+    assert built.n_neurons == 302
+    assert abs(built.adjacency - expected).sum() == 0  # the same synapse counts, pre → post
+    assert built.n_synapses == expected.sum()
+    assert build.last_result.transmission is None
+    status = build._status.value
+    assert status.startswith(f"302 neurons, {int(expected.sum()):,} synapses, {expected.nnz:,}")
+    assert "Synapses from the adjacency of 'C. elegans neurons'." in status
+    assert "No transmission graphs" in status and "NaN" in status
+    assert any(layer.name.startswith("edges") for layer in viewer.layers)
