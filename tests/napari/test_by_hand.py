@@ -374,3 +374,32 @@ def test_detection_takes_the_movie_just_registered(make_napari_viewer, qtbot):
     viewer.add_points(np.zeros((1, 3)), name="a click")
     assert detect._movie.value == "movie"
     docked_later.close()
+
+
+def test_loss_plot_keeps_its_curves_in_a_narrow_dock(qtbot):
+    """Docked beside three other plots (~250 px), the legend took the whole width and the
+    curves were squeezed into a sliver ("Tight layout not applied")."""
+    from napari_mesoscale.napari._plots import LossPlot
+
+    terms = ("balance", "complexity", "entropy", "interface", "local", "prediction", "rollout",
+             "sparsity")
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(250, 230)
+    plot.show()
+    qtbot.waitExposed(plot)
+    for epoch in range(60):  # a default fit's 60 epochs; entropy falls to ~0 midway
+        losses = {name: 1.0 / (epoch + 1 + k) for k, name in enumerate(terms)}
+        losses["entropy"] = 1e-6 if epoch > 30 else losses["entropy"]
+        plot.add({"epoch": epoch, "losses": losses, "val_loss": 0.5 / (epoch + 1)})
+        if epoch % 12 == 0:
+            plot.canvas.draw()  # as the fit's reports arrive
+    assert plot.axes.get_position().width > 0.5, plot.axes.get_position()
+    labels = [text.get_text() for text in plot.axes.get_legend().get_texts()]
+    assert set(labels) == {*terms, "validation"}
+    plot.resize(900, 220)  # a wide dock gets the two-column legend back
+    qtbot.wait(50)
+    plot.add({"epoch": 60, "losses": dict.fromkeys(terms, 0.1), "val_loss": 0.1})
+    plot.canvas.draw()
+    assert plot.axes.get_position().width > 0.5
+    assert plot.axes.get_legend()._ncols == 2
