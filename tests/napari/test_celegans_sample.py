@@ -186,8 +186,22 @@ def test_opened_worm_is_shown_whole_from_its_side(make_napari_viewer, qtbot):
     right = np.cross(view, up)
     assert up[0] > 0.9 and abs(view[1]) < 1e-6  # dorsal (+z) up, body axis across the canvas
     assert right[1] > 0.99  # anterior (small y: the head) on the left
-    across = np.ptp(positions @ right) * camera.zoom / _canvas_width(viewer)
+    width = _canvas_width(viewer)
+    across = np.ptp(positions @ right) * camera.zoom / width
     assert 0.8 < across <= 1.0, across  # the whole worm fills the canvas's width
+    # docking a widget narrows the canvas: the head and the tail were cut off
+    from test_by_hand import _dock_from_menu
+
+    _dock_from_menu(viewer, qtbot, "Build connectome")
+    qtbot.waitUntil(lambda: _canvas_width(viewer) < 0.9 * width, timeout=5_000)
+    qtbot.wait(100)
+    refitted = np.ptp(positions @ right) * camera.zoom / _canvas_width(viewer)
+    assert 0.8 < refitted <= 1.0, refitted
+    camera.zoom *= 2  # the user zooms in: a later resize keeps that
+    zoom = camera.zoom
+    viewer.window._qt_window.resize(1000, 800)
+    qtbot.wait(100)
+    assert camera.zoom == zoom
     camera.angles, camera.zoom = (0.0, 0.0, 0.0), 0.2
     show_worm(viewer)
     assert np.ptp(positions @ right) * camera.zoom / _canvas_width(viewer) == pytest.approx(

@@ -33,6 +33,8 @@ SYNAPSES_LAYER = "C. elegans chemical synapses"
 DEFAULT_STIMULATED = "AVJR"
 #: the worm's length over the point diameter (:func:`point_size_um`)
 POINTS_PER_LENGTH = 100.0
+#: per viewer (by id), the handler keeping the worm fitted to the canvas (:func:`show_worm`)
+_REFITS: dict[int, Any] = {}
 #: feature the response colouring reads (the response, 0 at the stimulated neuron)
 SHOWN_FEATURE = "response_shown"
 #: grey of neurons whose response was never observed
@@ -110,7 +112,7 @@ def point_size_um(positions: np.ndarray) -> float:
 def show_worm(viewer: Any, layer: Any = None) -> None:
     """Show the whole worm: 3D, seen from its left side (anterior left, dorsal up), tilted by
     :data:`VIEW_TILT_DEG` so that left/right homologues do not hide each other, zoomed so that
-    the neurons fill the canvas.
+    the neurons fill the canvas, and kept so as docks open or close until the camera is moved.
 
     Parameters
     ----------
@@ -125,6 +127,31 @@ def show_worm(viewer: Any, layer: Any = None) -> None:
     camera = getattr(viewer, "scene", viewer).camera  # viewer.camera before napari 0.9
     camera.set_view_direction((-np.sin(tilt), 0.0, np.cos(tilt)), (1.0, 0.0, 0.0))
     viewer.fit_to_view(layers=[layer])
+    _refit_on_resize(viewer, layer, camera)
+
+
+def _refit_on_resize(viewer: Any, layer: Any, camera: Any) -> None:
+    """Keep the whole worm in view while the canvas changes size (a widget docked beside it
+    cut off the head and the tail), until the user moves, turns or zooms the camera."""
+    previous = _REFITS.pop(id(viewer), None)
+    if previous is not None:
+        viewer.canvas.events.size.disconnect(previous)
+
+    def framing() -> tuple:
+        return tuple(camera.angles), tuple(camera.center), camera.zoom
+
+    framed = [framing()]
+
+    def refit(*_: Any) -> None:
+        if framing() != framed[0] or layer not in viewer.layers:
+            viewer.canvas.events.size.disconnect(refit)
+            _REFITS.pop(id(viewer), None)
+            return
+        viewer.fit_to_view(layers=[layer])
+        framed[0] = framing()
+
+    viewer.canvas.events.size.connect(refit)
+    _REFITS[id(viewer)] = refit
 
 
 def _show_worm_when_added(adjacency: Any) -> None:
