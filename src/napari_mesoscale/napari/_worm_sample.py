@@ -331,4 +331,4 @@ def _predict_in_background(layer: Any, stimulated: str, strain: str) -> Any:
     return worker
 
 
-__all__ = ["colour_by_response", "worm_sample"]
+__all__ = ["colour_by_response", "show_worm", "worm_sample"]
