@@ -112,6 +112,14 @@ def test_build_connectome_as_docked_on_the_sample(make_napari_viewer, qtbot):
     assert connectome.adjacency.nnz == adjacency.nnz
     [transmission] = [layer for layer in viewer.layers if layer.name.startswith("transmission")]
     assert len(transmission.data) > 0
+    # the status said only "Done."
+    built = build.last_result
+    transmitted = int(np.count_nonzero(built.transmission.counts))
+    assert build._status.value == (
+        f"{connectome.n_neurons} neurons, {connectome.n_synapses:,} synapses, "
+        f"{adjacency.nnz:,} edges, {transmitted:,} edges transmitted in "
+        f"{built.transmission.n_bins} bins of 10 frames."
+    ), build._status.value
 
 
 def test_fit_takes_the_rois_connectome_and_stimulus_the_cells_carry(make_napari_viewer, qtbot):
@@ -316,3 +324,82 @@ def test_somata_from_the_toy_truth_labels_are_all_found(make_napari_viewer, qtbo
     points = viewer.layers["truth somata points"]
     match = match_points(points.data, truth.positions, 2.0)
     assert match.n_matched == len(points.data) == 100
+
+
+def test_score_states_the_median_predictivity_where_the_user_looks(make_napari_viewer, qtbot):
+    """Score predictions ended on "Done.": the median it computed reached only its metadata."""
+    from trial_data import population
+
+    viewer = make_napari_viewer()
+    truth, rng = population(150, 30)
+    trials = truth[None] + 0.5 * rng.standard_normal((6, *truth.shape))
+    cells = viewer.add_points(rng.uniform(0, 80, (30, 3)), name="cells", metadata={
+        "trials": trials, "predicted": truth})
+    score = _dock_from_menu(viewer, qtbot, "Score predictions")
+    score._points.value = score._pred_layer.value = "cells"
+    score._n_splits.value = 10
+    score._run_button.native.click()
+    qtbot.waitUntil(lambda: not score.is_running, timeout=60_000)
+    assert score.last_error is None, score.last_error
+    scores = cells.features["predictivity"].to_numpy()[cells.features["reliable"].to_numpy()]
+    median = float(np.median(scores))
+    assert median == pytest.approx(1.0, abs=0.1)  # the truth predicts itself
+    assert score._status.value == (
+        f"median predictivity {median:.3f} over {scores.size} neurons; points coloured by "
+        "predictivity."
+    ), score._status.value
+
+
+def test_detection_takes_the_movie_just_registered(make_napari_viewer, qtbot):
+    """After Correct motion, Detect point sources stayed on the raw movie (it registered it
+    again); it now moves to the registered one, once: the user's return to the raw movie stays."""
+    from test_motion_widget import _moving_movie
+
+    from napari_mesoscale.napari._detect_widgets import DetectPointSourcesWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(_moving_movie()[0], name="movie", scale=(1.0, 2.0, 1.0, 1.0))
+    detect = _dock_from_menu(viewer, qtbot, "Detect point sources (calcium)")
+    motion = _dock_from_menu(viewer, qtbot, "Correct motion (calcium)")
+    assert detect._movie.value == motion._movie.value == "movie"
+    motion._params["block_size_um"].value = 24.0
+    motion._plot_dock.value = False
+    motion._run_button.native.click()
+    qtbot.waitUntil(lambda: not motion.is_running, timeout=120_000)
+    assert motion.last_error is None, motion.last_error
+    assert detect._movie.value == "movie registered"
+    docked_later = DetectPointSourcesWidget(viewer)
+    assert docked_later._movie.value == "movie registered"
+    detect._movie.value = "movie"  # the user goes back to the raw movie
+    viewer.add_points(np.zeros((1, 3)), name="a click")
+    assert detect._movie.value == "movie"
+    docked_later.close()
+
+
+def test_loss_plot_keeps_its_curves_in_a_narrow_dock(qtbot):
+    """Docked beside three other plots (~250 px), the legend took the whole width and the
+    curves were squeezed into a sliver ("Tight layout not applied")."""
+    from napari_mesoscale.napari._plots import LossPlot
+
+    terms = ("balance", "complexity", "entropy", "interface", "local", "prediction", "rollout",
+             "sparsity")
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.resize(250, 230)
+    plot.show()
+    qtbot.waitExposed(plot)
+    for epoch in range(60):  # a default fit's 60 epochs; entropy falls to ~0 midway
+        losses = {name: 1.0 / (epoch + 1 + k) for k, name in enumerate(terms)}
+        losses["entropy"] = 1e-6 if epoch > 30 else losses["entropy"]
+        plot.add({"epoch": epoch, "losses": losses, "val_loss": 0.5 / (epoch + 1)})
+        if epoch % 12 == 0:
+            plot.canvas.draw()  # as the fit's reports arrive
+    assert plot.axes.get_position().width > 0.5, plot.axes.get_position()
+    labels = [text.get_text() for text in plot.axes.get_legend().get_texts()]
+    assert set(labels) == {*terms, "validation"}
+    plot.resize(900, 220)  # a wide dock gets the two-column legend back
+    qtbot.wait(50)
+    plot.add({"epoch": 60, "losses": dict.fromkeys(terms, 0.1), "val_loss": 0.1})
+    plot.canvas.draw()
+    assert plot.axes.get_position().width > 0.5
+    assert plot.axes.get_legend()._ncols == 2

@@ -159,3 +159,148 @@ def test_colour_by_predicted_response_runs_in_the_background(
     again = colour_by_response(layer, "AVAL", predicted=True)
     assert isinstance(again, np.ndarray)
     np.testing.assert_allclose(again, layer.features["predicted_response"])
+
+
+def _canvas_width(viewer) -> float:
+    return float(viewer.window._qt_viewer.canvas.native.width())
+
+
+def test_opened_worm_is_shown_whole_from_its_side(make_napari_viewer, qtbot):
+    """Opened from File ▸ Open Sample, the ~720 µm worm stood as a sliver down the middle of a
+    2D view (one slice: one neuron) or, in 3D, under a sheet of 2,000+ synapse lines."""
+    from napari_mesoscale.napari._worm_sample import SYNAPSES_LAYER, point_size_um, show_worm
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1200, 800)
+    qtbot.wait(50)
+    viewer.add_image(np.zeros((4, 4)), name="already open")  # not the viewer's first layer
+    viewer.open_sample("napari-mesoscale", "celegans")
+    layer = viewer.layers["C. elegans neurons"]
+    assert viewer.dims.ndisplay == 3
+    assert not viewer.layers[SYNAPSES_LAYER].visible
+    positions = celegans.neurons()[["z", "y", "x"]].to_numpy()
+    assert np.allclose(layer.size, point_size_um(positions))
+    assert 6 <= layer.size[0] <= 8  # about a soma: 1/100 of the worm's length
+    camera = viewer.scene.camera
+    view, up = np.asarray(camera.view_direction), np.asarray(camera.up_direction)
+    right = np.cross(view, up)
+    assert up[0] > 0.9 and abs(view[1]) < 1e-6  # dorsal (+z) up, body axis across the canvas
+    assert right[1] > 0.99  # anterior (small y: the head) on the left
+    width = _canvas_width(viewer)
+    across = np.ptp(positions @ right) * camera.zoom / width
+    assert 0.8 < across <= 1.0, across  # the whole worm fills the canvas's width
+    # docking a widget narrows the canvas: the head and the tail were cut off
+    from test_by_hand import _dock_from_menu
+
+    _dock_from_menu(viewer, qtbot, "Build connectome")
+    qtbot.waitUntil(lambda: _canvas_width(viewer) < 0.9 * width, timeout=5_000)
+    qtbot.wait(100)
+    refitted = np.ptp(positions @ right) * camera.zoom / _canvas_width(viewer)
+    assert 0.8 < refitted <= 1.0, refitted
+    camera.zoom *= 2  # the user zooms in: a later resize keeps that
+    zoom = camera.zoom
+    viewer.window._qt_window.resize(1000, 800)
+    qtbot.wait(100)
+    assert camera.zoom == zoom
+    camera.angles, camera.zoom = (0.0, 0.0, 0.0), 0.2
+    show_worm(viewer)
+    assert np.ptp(positions @ right) * camera.zoom / _canvas_width(viewer) == pytest.approx(
+        across, rel=1e-3
+    )
+
+
+def test_response_colours_have_a_colorbar_and_name_the_stimulated(sample):
+    """The colours saturate at a stated limit shown by napari's colorbar; the stimulated neuron
+    is named (its white read as "no response" before)."""
+    from napari_mesoscale.napari._worm_sample import colour_by_response
+
+    layer = _points(sample)
+    response = colour_by_response(layer, "AVAL")
+    names = layer.features["id"].to_numpy()
+    responders = np.isfinite(response) & (names != "AVAL")
+    observed = np.abs(response[responders])
+    low, high = layer.face_contrast_limits
+    assert high == -low == pytest.approx(np.quantile(observed, 0.95))
+    assert 0 < high < observed.max()
+    assert layer.face_colorbar.visible
+    text = np.asarray(layer.text.values)
+    assert text[names == "AVAL"].tolist() == ["AVAL"] and set(text[names != "AVAL"]) == {""}
+    colours = np.asarray(layer.face_color)
+    faint = responders & (np.abs(response) < 0.05 * high)
+    np.testing.assert_allclose(colours[faint, :3], 1.0, atol=0.06)  # white: no response
+    beyond = responders & (response > high)
+    assert beyond.sum() > 0
+    np.testing.assert_allclose(colours[beyond, :3], np.tile([1.0, 0.0, 0.0], (beyond.sum(), 1)))
+    np.testing.assert_array_equal(layer.features["response"], response)  # raw, unclipped
+
+
+def test_cancelling_the_predicted_response_leaves_the_layer(
+    make_napari_viewer, qtbot, monkeypatch
+):
+    """The background fit of ``predicted=True`` had no cancel: now the activity dock's Cancel
+    stops it, the layer keeps its colours and features, a notification says so; a rerun
+    completes and fills ``predicted_response`` (short fits from an empty cache)."""
+    from functools import partial
+
+    from napari.utils.notifications import notification_manager
+
+    from napari_mesoscale.model import response_field
+    from napari_mesoscale.napari import colour_by_response
+
+    monkeypatch.setattr(celegans, "_RESPONSE_FIELDS", {})
+    long = partial(response_field.fit_response_field, steps=500)  # reports every 10
+    monkeypatch.setattr(response_field, "fit_response_field", long)
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-mesoscale", "celegans")
+    layer = viewer.layers["C. elegans neurons"]
+    colours, features = np.array(layer.face_color), layer.features.copy()
+    messages = []
+    notification_manager.notification_ready.connect(lambda n: messages.append(n.message))
+    worker = colour_by_response(layer, "AVAL", predicted=True)
+    qtbot.waitUntil(lambda: worker.progress_bar.n > 0, timeout=60_000)  # the fit is reporting
+    dock = viewer.window._qt_window._activity_dialog
+    button = dock.get_pbar_from_prog(worker.progress_bar).cancel_button
+    assert button.isVisible() or not dock.isVisible()  # shown with the bar (dock may be shut)
+    button.click()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=30_000)
+    qtbot.wait(50)
+    assert worker.progress_bar.n < 1000
+    np.testing.assert_array_equal(layer.face_color, colours)
+    assert layer.features.equals(features)
+    assert any("cancelled" in m and "AVAL" in m for m in messages), messages
+    assert not celegans.response_field_cached("AVAL")
+
+    monkeypatch.setattr(
+        response_field, "fit_response_field", partial(long.func, steps=20)
+    )
+    worker = colour_by_response(layer, "AVAL", predicted=True)
+    filled = lambda: layer.features["predicted_response"].notna().any()  # noqa: E731
+    qtbot.waitUntil(filled, timeout=120_000)
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=10_000)
+    assert layer.features["predicted_response"].notna().sum() == 301  # all but AVAL itself
+
+
+def test_build_connectome_clicked_on_the_worm(make_napari_viewer, qtbot):
+    """Build connectome on the worm failed with "activity contains NaN" (the atlas's masked
+    trials), and without a synapses Points layer it would have built no edges: it now takes the
+    neurons' adjacency as synapses and builds without transmission graphs, saying both."""
+    from test_by_hand import _dock_from_menu
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "celegans")
+    build = _dock_from_menu(viewer, qtbot, "Build connectome")
+    assert build._neurons_layer.value == "C. elegans neurons"
+    build._run_button.native.click()
+    qtbot.waitUntil(lambda: not build.is_running, timeout=60_000)
+    assert build.last_error is None, build.last_error
+    expected = viewer.layers["C. elegans neurons"].metadata["adjacency"]
+    built = build.last_result.connectome
+    assert built.n_neurons == 302
+    assert abs(built.adjacency - expected).sum() == 0  # the same synapse counts, pre → post
+    assert built.n_synapses == expected.sum()
+    assert build.last_result.transmission is None
+    status = build._status.value
+    assert status.startswith(f"302 neurons, {int(expected.sum()):,} synapses, {expected.nnz:,}")
+    assert "Synapses from the adjacency of 'C. elegans neurons'." in status
+    assert "No transmission graphs" in status and "NaN" in status
+    assert any(layer.name.startswith("edges") for layer in viewer.layers)

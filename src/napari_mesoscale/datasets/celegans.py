@@ -316,10 +316,21 @@ def _field_key(stimulated: str | None, strain: str) -> tuple[str, str | None]:
     from napari_mesoscale.model.response_field import ResponseFieldParams
 
     name = canonical_name(stimulated)
-    if name not in set(_neurons_cached()["id"]):
+    names = set(_neurons_cached()["id"])
+    if name not in names:
         raise ValueError(f"{stimulated!r} is not one of the 302 neurons.")
-    observed = int(response_matrix(strain)[name].notna().sum())
+    observed = _observed_responders(name, strain, names)
     return strain, name if observed >= ResponseFieldParams().min_responders else None
+
+
+def _observed_responders(name: str, strain: str, names: set[str]) -> int:
+    """Non-NaN entries of :func:`response_matrix`'s column ``name``, counted from the atlas
+    table without building the 302 × 302 matrix: distinct responders among the 302 neurons
+    with a finite ``dff``, the diagonal excluded."""
+    table = _atlas_cached(strain)
+    rows = table[(table["stimulated"] == name) & np.isfinite(table["dff"])]
+    responders = rows["responder"]
+    return int(responders[responders.isin(names) & (responders != name)].nunique())
 
 
 def response_field(stimulated: str | None = None, strain: str = "wt", callback=None):

@@ -156,6 +156,7 @@ class ConnectomeWidget(CoreTaskWidget):
 
     # -- running -------------------------------------------------------------------------
     def prepare(self) -> CoreCall:
+        self._note = ""  # what the status adds about the inputs the build took or left out
         activity = None
         python_activity = ""
         activity_path = _path(self._activity_file.value)
@@ -193,10 +194,22 @@ class ConnectomeWidget(CoreTaskWidget):
             if activity is None and _contract.read(layer).activity is not None:
                 activity = _contract.read(layer).activity
                 python_activity = f", activity=viewer.layers[{name!r}].metadata['activity']"
+                if not np.isfinite(np.asarray(activity, dtype=float)).all():
+                    # masked (NaN) trials, e.g. the worm atlas: the connectome is still built
+                    activity, python_activity = None, ""
+                    self._note = (
+                        f" No transmission graphs: the activity of {name!r} has unobserved "
+                        "(NaN) values."
+                    )
             synapses = None
             python_synapses = "None"
             synapse_name = self._synapses_layer.value
-            if synapse_name not in (None, _NONE):
+            adjacency = _contract.read(layer).adjacency
+            if synapse_name in (None, _NONE) and adjacency is not None:
+                synapses = adjacency_synapses(neurons["id"], adjacency)
+                python_synapses = "synapse_table"
+                self._note = f" Synapses from the adjacency of {name!r}." + self._note
+            elif synapse_name not in (None, _NONE):
                 synapse_layer = self._viewer.layers[synapse_name]
                 synapses = points_to_table(synapse_layer)
                 missing = [c for c in ("pre", "post") if c not in synapses.columns]
@@ -245,6 +258,7 @@ class ConnectomeWidget(CoreTaskWidget):
             max_per_bin=int(self._per_bin.value),
         )
         self.replace_layers(layers, key="connectome")
+        self._status.value = build_summary(result) + getattr(self, "_note", "")
         if self._view_3d.value:
             self._viewer.dims.ndisplay = 3
         try:
@@ -253,3 +267,45 @@ class ConnectomeWidget(CoreTaskWidget):
             )
         except Exception:  # noqa: BLE001 - the console is optional (headless viewers)
             pass
+
+
+def adjacency_synapses(ids: Any, adjacency: Any) -> pd.DataFrame:
+    """A synapse table (``pre``, ``post``, ``weight``, ``sign``) from an (N, N) adjacency over
+    ``ids``: whole synapse counts become one row per synapse, so that ``value="count"``
+    rebuilds the same adjacency; other weights one row per edge."""
+    import scipy.sparse as sp
+
+    matrix = sp.coo_matrix(adjacency)
+    keep = matrix.data != 0
+    pre, post, values = matrix.row[keep], matrix.col[keep], matrix.data[keep]
+    magnitude = np.abs(values)
+    if np.allclose(magnitude, np.rint(magnitude)):
+        repeats, weight = np.rint(magnitude).astype(np.int64), np.ones(magnitude.size)
+    else:
+        repeats, weight = np.ones(magnitude.size, dtype=np.int64), magnitude
+    ids = np.asarray(ids)
+    return pd.DataFrame(
+        {
+            "pre": np.repeat(ids[pre], repeats),
+            "post": np.repeat(ids[post], repeats),
+            "weight": np.repeat(weight, repeats),
+            "sign": np.repeat(np.sign(values), repeats),
+        }
+    )
+
+
+def build_summary(result: Any) -> str:
+    """One line on a built connectome: neurons, synapses, edges, transmitting edges."""
+    connectome = result.connectome
+    parts = [
+        f"{connectome.n_neurons:,} neurons",
+        f"{connectome.n_synapses:,} synapses",
+        f"{connectome.n_edges:,} edges",
+    ]
+    transmission = result.transmission
+    if transmission is not None:
+        parts.append(
+            f"{int(np.count_nonzero(transmission.counts)):,} edges transmitted in "
+            f"{transmission.n_bins} bins of {transmission.bin_size} frames"
+        )
+    return ", ".join(parts) + "."

@@ -166,6 +166,7 @@ class DetectPointSourcesWidget(_LayerWidget):
         )
         self._pickers = [self._movie]
         self._plot = None
+        self._offered_registered: set[int] = set()
         self.add_controls(
             self._movie,
             self._diameter,
@@ -178,9 +179,35 @@ class DetectPointSourcesWidget(_LayerWidget):
             self._motion,
             self._trace_dock,
         )
+        self._prefer_registered()  # docked after Correct motion ran
 
     def _movie_choices(self, *_: Any) -> list[str]:
         return _layer_names(self._viewer, napari.layers.Image, (3, 4))
+
+    def _refresh(self, *_: Any) -> None:
+        super()._refresh()
+        self._prefer_registered()
+
+    def _prefer_registered(self) -> None:
+        """Move the movie picker from a raw movie to its registered version, once per version.
+
+        After *Correct motion* the picker stayed on the raw movie, so detection registered it
+        again (or ran on the unregistered frames); a user who goes back to the raw movie keeps
+        it, since each registered layer is offered only once.
+        """
+        offered = self._offered_registered
+        layers = self._viewer.layers
+        current = self._movie.value
+        for name in reversed(list(self._movie.choices)):  # the newest registration first
+            layer = layers[name] if name in layers else None
+            if layer is None or "motion_shifts_um" not in (layer.metadata or {}):
+                continue
+            if id(layer) in offered:
+                continue
+            offered.add(id(layer))
+            if current is not None and name.startswith(f"{current} registered"):
+                self._movie.value = name
+                return
 
     def prepare(self) -> CoreCall:
         from napari_mesoscale.segment import detect_point_sources

@@ -11,6 +11,8 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 #: height (pixels) below which a plot dock is not squeezed when other docks crowd the window
 MIN_PLOT_HEIGHT = 160
+#: canvas width (pixels) from which the loss plot's legend has two columns
+WIDE_LEGEND_PX = 450
 
 
 class _PlotDock(QWidget):
@@ -91,7 +93,10 @@ class LossPlot(_PlotDock):
         limits = self.y_limits()
         if limits is not None:
             self.axes.set_ylim(*limits)
-        self.axes.legend(fontsize=7, ncol=2)
+        # out of the tight layout: in a narrow dock the legend, laid out with the axes, pushed
+        # them into a sliver at the right edge; one column where two do not fit
+        columns = 2 if self.canvas.width() >= WIDE_LEGEND_PX else 1
+        self.axes.legend(fontsize=7, ncol=columns).set_in_layout(False)
         self.canvas.draw_idle()
 
     def y_limits(self) -> tuple[float, float] | None:

@@ -264,6 +264,7 @@ class ScorePredictionsWidget(CoreTaskWidget):
         self._recolor()
         if not scored:  # eigenvector features only
             self.last_summary = f"{result.shape[1]} eigenvector features added"
+            self._status.value = f"{self.last_summary}."
             return
         if "domain" in features.columns:
             by_domain = summarize_scores(
@@ -277,7 +278,14 @@ class ScorePredictionsWidget(CoreTaskWidget):
             else np.nan
         )
         self.last_summary = f"median predictivity {median:.3f} over {int(reliable.sum())} neurons"
+        if not reliable.any():  # "median predictivity nan over 0 neurons" on the worm sample
+            self.last_summary = (
+                f"no neuron could be scored: predictivity is NaN for all {len(result)} neurons "
+                "(the score leaves out every time point where a value is NaN)"
+            )
         _contract.write(layer, predictivity_summary=self.last_summary)
+        # the figure the run was for, where the user looks ("Done." alone said nothing)
+        self._status.value = f"{self.last_summary}; points coloured by {self._color_by.value}."
 
     def _recolor(self, *_: Any) -> None:
         layer = self._selected_points()

@@ -4,6 +4,8 @@ Needs the ``worm`` data packages (see :mod:`napari_mesoscale.datasets.celegans`)
 layer carries the same ``metadata`` as the toy brain's ``neurons (truth)`` (``activity``
 (T, N), ``stimulus``, ``adjacency``), so the fit and connectome widgets work on it unchanged;
 ``activity`` is the atlas as one trial per stimulated neuron (``stimulation_trials``).
+Opened, the worm is shown whole in 3D from its left side (:func:`show_worm` restores that
+view), points a soma wide; the chemical synapses layer is hidden (tick its eye to show it).
 
 Colour the neurons by their measured response to one stimulated neuron from the console::
 
@@ -11,7 +13,8 @@ Colour the neurons by their measured response to one stimulated neuron from the 
     colour_by_response(viewer.layers["C. elegans neurons"], "AVAL")
 
 or by the response the response field predicts for it, fitted without AVAL's own column
-(``celegans.predict_response``; the first call per neuron fits in a background thread)::
+(``celegans.predict_response``; the first call per neuron fits in a background thread,
+cancellable from napari's activity dock)::
 
     colour_by_response(viewer.layers["C. elegans neurons"], "AVAL", predicted=True)
 """
@@ -26,11 +29,28 @@ import scipy.sparse as sp
 from napari_mesoscale.napari._layers import LayerDataTuple, edge_vectors_layer, points_layer
 
 NEURONS_LAYER = "C. elegans neurons"
+SYNAPSES_LAYER = "C. elegans chemical synapses"
 DEFAULT_STIMULATED = "AVJR"
+#: the worm's length over the point diameter (:func:`point_size_um`)
+POINTS_PER_LENGTH = 100.0
+#: per viewer (by id), the handler keeping the worm fitted to the canvas (:func:`show_worm`)
+_REFITS: dict[int, Any] = {}
+#: feature the response colouring reads (the response, 0 at the stimulated neuron)
+SHOWN_FEATURE = "response_shown"
+#: grey of neurons whose response was never observed
+UNOBSERVED_GREY = 0.4
+#: how far (µm, dorsally) the stimulated neuron's name is written above it
+LABEL_RAISE_UM = 30.0
+#: quantile of the observed |response| at which the colours saturate
+LIMIT_QUANTILE = 0.95
+#: degrees the lateral view is turned about the body axis (:func:`show_worm`)
+VIEW_TILT_DEG = 25.0
 
 
 def worm_sample(source: str = "white_1986", strain: str = "wt") -> list[LayerDataTuple]:
-    """Worm neurons (Points coloured by class), chemical synapses (Vectors), atlas as features."""
+    """Worm neurons (Points coloured by class), chemical synapses (Vectors, hidden), atlas as
+    features; the viewer that opens it shows the whole worm from its left side in 3D
+    (:func:`show_worm`)."""
     from napari_mesoscale.datasets import celegans
 
     data = celegans.load_celegans(source, strain)
@@ -43,32 +63,118 @@ def worm_sample(source: str = "white_1986", strain: str = "wt") -> list[LayerDat
     features["response"] = features["id"].map(response).to_numpy(dtype=float)
     features["predicted_response"] = np.nan  # filled by colour_by_response(..., predicted=True)
     layer = points_layer(
-        positions, NEURONS_LAYER, features=features, size=4.0, color_by="neuron_class"
+        positions,
+        NEURONS_LAYER,
+        features=features,
+        size=point_size_um(positions),
+        color_by="neuron_class",
+        border_width=0.1,
+        border_color="#202020",
     )
     chemical = data.chemical
     pre = chemical["pre"].map(index).to_numpy()
     post = chemical["post"].map(index).to_numpy()
     activity, stimulus, stimulated = celegans.stimulation_trials(names, strain)
+    adjacency = sp.csr_matrix(
+        (chemical["synapses"].to_numpy(), (pre, post)), shape=(len(names), len(names))
+    )
     layer[1]["metadata"] = {
         "activity": activity,
         "stimulus": stimulus,
         "stimulated": stimulated,
-        "adjacency": sp.csr_matrix(
-            (chemical["synapses"].to_numpy(), (pre, post)), shape=(len(names), len(names))
-        ),
+        "adjacency": adjacency,
         "atlas": data.atlas.drop(columns=["kernel", "dff_trials"]),
         "strain": strain,
         "source": source,
     }
+    # hidden: 2,000+ lines over the whole body drowned the neurons' colours (tick to show)
     edges = edge_vectors_layer(
         positions[pre],
         positions[post],
-        "C. elegans chemical synapses",
+        SYNAPSES_LAYER,
         features=chemical,
         edge_color="#8888ff",
-        opacity=0.4,
+        edge_width=0.3,
+        opacity=0.25,
+        visible=False,
     )
+    _show_worm_when_added(adjacency)
     return [edges, layer]
+
+
+def point_size_um(positions: np.ndarray) -> float:
+    """Point diameter (µm) scaled to the worm: 1/100 of its length (7 µm for the adult's
+    ~720 µm of somata), about a soma, and a few pixels when the whole worm fills the canvas."""
+    extent = np.ptp(np.asarray(positions, dtype=float), axis=0)
+    return float(round(max(extent.max() / POINTS_PER_LENGTH, 1.0), 1))
+
+
+def show_worm(viewer: Any, layer: Any = None) -> None:
+    """Show the whole worm: 3D, seen from its left side (anterior left, dorsal up), tilted by
+    :data:`VIEW_TILT_DEG` so that left/right homologues do not hide each other, zoomed so that
+    the neurons fill the canvas, and kept so as docks open or close until the camera is moved.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    layer : napari Points layer, optional
+        The neurons; default the layer named :data:`NEURONS_LAYER`.
+    """
+    layer = viewer.layers[NEURONS_LAYER] if layer is None else layer
+    viewer.dims.ndisplay = 3
+    tilt = np.deg2rad(VIEW_TILT_DEG)
+    # scene axes are (z, y, x) in µm: body axis y, dorso-ventral z, left-right x
+    camera = getattr(viewer, "scene", viewer).camera  # viewer.camera before napari 0.9
+    camera.set_view_direction((-np.sin(tilt), 0.0, np.cos(tilt)), (1.0, 0.0, 0.0))
+    viewer.fit_to_view(layers=[layer])
+    _refit_on_resize(viewer, layer, camera)
+
+
+def _refit_on_resize(viewer: Any, layer: Any, camera: Any) -> None:
+    """Keep the whole worm in view while the canvas changes size (a widget docked beside it
+    cut off the head and the tail), until the user moves, turns or zooms the camera."""
+    previous = _REFITS.pop(id(viewer), None)
+    if previous is not None:
+        viewer.canvas.events.size.disconnect(previous)
+
+    def framing() -> tuple:
+        return tuple(camera.angles), tuple(camera.center), camera.zoom
+
+    framed = [framing()]
+
+    def refit(*_: Any) -> None:
+        if framing() != framed[0] or layer not in viewer.layers:
+            viewer.canvas.events.size.disconnect(refit)
+            _REFITS.pop(id(viewer), None)
+            return
+        viewer.fit_to_view(layers=[layer])
+        framed[0] = framing()
+
+    viewer.canvas.events.size.connect(refit)
+    _REFITS[id(viewer)] = refit
+
+
+def _show_worm_when_added(adjacency: Any) -> None:
+    """Call :func:`show_worm` once the neurons (told apart by their ``adjacency``) reach the
+    current viewer: a sample returns layer data, so the view is set when napari adds them."""
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+    except Exception:  # noqa: BLE001 - no Qt or no viewer: nothing to frame
+        return
+    if viewer is None:
+        return
+
+    def on_inserted(event: Any) -> None:
+        layer = event.value
+        if layer.name.startswith(SYNAPSES_LAYER):
+            return  # the sample's first layer: wait for the neurons
+        viewer.layers.events.inserted.disconnect(on_inserted)
+        if (layer.metadata or {}).get("adjacency") is adjacency:
+            show_worm(viewer, layer)
+
+    viewer.layers.events.inserted.connect(on_inserted, position="last")
 
 
 def colour_by_response(
@@ -89,15 +195,18 @@ def colour_by_response(
         response predicted by the response field fitted without ``stimulated``'s own column
         (:func:`napari_mesoscale.datasets.celegans.predict_response`), stored as
         ``predicted_response``; if that fit is not cached yet it runs in a background thread
-        with a progress bar, the layer is coloured when it ends, and the worker is returned
-        (its ``returned`` signal carries the responses).
+        with a progress bar in napari's activity dock (its *Cancel* button stops the fit and
+        leaves the layer as it was), the layer is coloured when it ends, and the worker is
+        returned (its ``returned`` signal carries the responses, its ``progress_bar`` the
+        bar, whose ``cancel()`` does what the button does).
 
     Returns
     -------
     ndarray or worker
         The responses, one per point (NaN where unobserved), or the background worker.
-        Unobserved responders are grey, the stimulated neuron white, excited red, inhibited
-        blue.
+        Unobserved responders are grey, the stimulated neuron white and named, excited red,
+        inhibited blue; the colours saturate at the 95th percentile of |ΔF/F|, which the
+        colorbar at the canvas's top right shows.
     """
     from napari_mesoscale.datasets import celegans
 
@@ -112,37 +221,78 @@ def colour_by_response(
 
 
 def _paint(layer: Any, stimulated: str, by_name: Any, feature: str) -> np.ndarray:
-    """Store ``by_name`` (responses keyed by neuron name) as ``feature`` and colour by it."""
+    """Store ``by_name`` (responses keyed by neuron name) as ``feature`` and colour by it.
+
+    The colours come from a colormap (:func:`response_colormap`) over the feature
+    :data:`SHOWN_FEATURE` (the response, 0 at the stimulated neuron so that it is white) with
+    symmetric contrast limits (:func:`response_limit`), so napari's colorbar, shown beside
+    the canvas, reads in ΔF/F; the stimulated neuron is labelled with its name.
+    """
     from napari_mesoscale.datasets import celegans
 
     names = layer.features["id"].astype(str)
     response = names.map(by_name).to_numpy(dtype=float)
-    layer.features[feature] = response
-    scale = np.nanmax(np.abs(response)) if np.isfinite(response).any() else 1.0
-    value = np.clip(np.nan_to_num(response / max(scale, 1e-12)), -1, 1)
-    colours = np.ones((len(response), 4))
-    colours[:, 0] = np.where(value > 0, 1.0, 1.0 + value)  # red: excited, blue: inhibited
-    colours[:, 1] = 1.0 - np.abs(value)
-    colours[:, 2] = np.where(value < 0, 1.0, 1.0 - value)
-    colours[~np.isfinite(response), :3] = 0.4
-    colours[(names == celegans.canonical_name(stimulated)).to_numpy(), :3] = 1.0
-    layer.face_color = colours
+    is_stimulated = (names == celegans.canonical_name(stimulated)).to_numpy()
+    shown = np.where(is_stimulated, 0.0, response)
+    features = layer.features.copy()
+    features[feature] = response
+    features[SHOWN_FEATURE] = shown
+    layer.features = features
+    limit = response_limit(response[~is_stimulated])  # its own response is no colour
+    layer.face_colormap = response_colormap()
+    layer.face_color = SHOWN_FEATURE
+    layer.face_contrast_limits = (-limit, limit)
+    layer.refresh_colors(update_color_mapping=False)
+    layer.face_colorbar.visible = True
+    # napari centres 3D text on its point: the name is raised dorsally (+z) above the head's
+    # crowd of somata rather than written over them
+    labels = np.where(is_stimulated, celegans.canonical_name(stimulated), "")
+    layer.text = {
+        "string": {"array": labels, "default": ""},
+        "color": "white",
+        "size": 11,
+        "translation": [LABEL_RAISE_UM, 0.0, 0.0],
+    }
     return response
 
 
+def response_colormap() -> Any:
+    """Blue (inhibited) – white (no response) – red (excited); grey where unobserved (NaN)."""
+    from napari.utils.colormaps import Colormap
+
+    return Colormap(
+        colors=[[0.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 1.0]],
+        name="response ΔF/F (blue inhibited, red excited)",
+        nan_color=[UNOBSERVED_GREY, UNOBSERVED_GREY, UNOBSERVED_GREY, 1.0],
+    )
+
+
+def response_limit(response: np.ndarray) -> float:
+    """Symmetric contrast limit: the :data:`LIMIT_QUANTILE` quantile of the observed |ΔF/F|,
+    so that a few outliers do not leave every other neuron near white (the colorbar shows the
+    limit; responses beyond it are saturated)."""
+    observed = np.abs(response[np.isfinite(response)])
+    if observed.size == 0 or observed.max() <= 0:
+        return 1.0
+    return float(np.quantile(observed, LIMIT_QUANTILE)) or float(observed.max())
+
+
 def _predict_in_background(layer: Any, stimulated: str, strain: str) -> Any:
-    """Fit and predict in a worker thread; a napari progress bar follows the fit's callback
-    (relayed to the GUI thread by a Qt signal); the layer is coloured on return."""
+    """Fit and predict in a worker thread, followed by a cancellable progress bar in napari's
+    activity dock (the fit's reports are relayed to the GUI thread by a Qt signal); the layer
+    is coloured on return, and left as it was when the fit fails or is cancelled."""
     from napari.qt.threading import create_worker
-    from napari.utils import progress as progress_bar
-    from napari.utils.notifications import show_error
+    from napari.utils import cancelable_progress
+    from napari.utils.notifications import show_error, show_info
     from qtpy.QtCore import QCoreApplication
 
     from napari_mesoscale.datasets import celegans
     from napari_mesoscale.napari._runner import _ProgressRelay
+    from napari_mesoscale.progress import Cancelled
 
     steps = 1000
-    bar = progress_bar(total=steps, desc=f"predicting the response to {stimulated}")
+    what = f"the response to {celegans.canonical_name(stimulated)}"
+    bar = cancelable_progress(total=steps, desc=f"predicting {what}")
     relay = _ProgressRelay(QCoreApplication.instance())
 
     def advance(info: dict) -> None:
@@ -150,22 +300,35 @@ def _predict_in_background(layer: Any, stimulated: str, strain: str) -> Any:
         if target > bar.n:
             bar.update(target - bar.n)
 
+    def report(info: dict) -> bool:  # worker thread: stop at the fit's next report
+        if bar.is_canceled:
+            raise Cancelled(f"predicting {what} cancelled by the user")
+        relay.progress.emit(info)
+        return True
+
+    def failed(error: BaseException) -> None:
+        if isinstance(error, Cancelled):
+            show_info(f"napari-mesoscale: predicting {what} was cancelled; layer unchanged.")
+        else:
+            show_error(f"napari-mesoscale: predicting {what} failed: {error}")
+
     def finish(*_: Any) -> None:
         relay.progress.disconnect(advance)
         bar.close()
 
     relay.progress.connect(advance)
     worker = create_worker(
-        celegans.predict_response, stimulated, strain, callback=relay.progress.emit
+        celegans.predict_response, stimulated, strain, callback=report, _ignore_errors=True
     )
     worker.returned.connect(
         lambda predicted: _paint(layer, stimulated, predicted, "predicted_response")
     )
-    worker.errored.connect(lambda error: show_error(f"prediction failed: {error}"))
+    worker.errored.connect(failed)
     worker.finished.connect(finish)
     worker.relay = relay  # kept alive as long as the worker
+    worker.progress_bar = bar  # its cancel() (the activity dock's Cancel button) stops the fit
     worker.start()
     return worker
 
 
-__all__ = ["colour_by_response", "worm_sample"]
+__all__ = ["colour_by_response", "show_worm", "worm_sample"]

@@ -197,6 +197,30 @@ def test_response_matrix_is_the_atlas_keyed_by_name():
 
 
 @needs_data
+def test_field_key_counts_the_column_without_the_matrix(monkeypatch):
+    """The fit's cache key counts one column of the atlas directly; it is the key the full
+    302 × 302 matrix gave, for every neuron and both strains, and builds no matrix."""
+    from napari_mesoscale.model.response_field import ResponseFieldParams
+
+    least = ResponseFieldParams().min_responders
+    names = celegans.neurons()["id"].tolist()
+    for strain in celegans.STRAINS:
+        counts = celegans.response_matrix(strain).notna().sum()
+        expected = {n: (strain, n if counts[n] >= least else None) for n in names}
+        assert {n: celegans._field_key(n, strain) for n in names} == expected
+        assert len({key for key in expected.values() if key[1] is None}) == 1
+        assert any(key[1] for key in expected.values())
+    assert celegans._field_key(None, "wt") == ("wt", None)
+    assert celegans._field_key("AWCON", "wt") == ("wt", "AWCR")
+
+    def no_matrix(*args, **kwargs):
+        raise AssertionError("the key built the whole response matrix")
+
+    monkeypatch.setattr(celegans, "response_matrix", no_matrix)
+    assert celegans._field_key("AVAL", "wt") == ("wt", "AVAL")
+
+
+@needs_data
 def test_predict_response_never_trains_on_the_column_it_predicts(monkeypatch):
     """The one-line entry: a fit per (strain, neuron) without that neuron's own column, reused;
     neurons the atlas never stimulated share one fit per strain (few steps here: the fit's
