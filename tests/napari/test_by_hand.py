@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from qtpy.QtCore import QPoint
 
@@ -403,3 +404,105 @@ def test_loss_plot_keeps_its_curves_in_a_narrow_dock(qtbot):
     plot.canvas.draw()
     assert plot.axes.get_position().width > 0.5
     assert plot.axes.get_legend()._ncols == 2
+
+
+def test_build_connectome_on_the_em_sample_says_what_it_needs(make_napari_viewer, qtbot):
+    """On the EM sample (somata, no synapses) Build connectome stopped with "choose a neurons
+    table": the widget had kept its table-files default. Now one notification names what a
+    connectome needs, the somata layer is refused the same way, and a synapses layer added
+    later makes the layers the source."""
+    from napari.utils.notifications import notification_manager
+
+    from napari_mesoscale.napari._connectome_widget import NOTHING_TO_BUILD
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "em")
+    build = _dock_from_menu(viewer, qtbot, "Build connectome")
+    somata = np.array([[10.0, 20.0, 20.0], [12.0, 40.0, 30.0], [14.0, 30.0, 50.0]])
+    viewer.add_points(somata, name="EM volume somata points")  # as Detect somata adds them
+    assert build._source.value == "table files"  # nothing in the viewer holds synapses
+    messages = []
+    notification_manager.notification_ready.connect(lambda n: messages.append(n.message))
+    build._run_button.native.click()
+    assert build.last_error == NOTHING_TO_BUILD
+    assert len(messages) == 1 and NOTHING_TO_BUILD in messages[0], messages
+    assert "Traceback" not in messages[0]
+    build._source.value = "Points layer"
+    assert build._neurons_layer.value == "EM volume somata points"
+    build._run_button.native.click()
+    assert build.last_error.startswith("'EM volume somata points' carries no synapses.")
+    assert build.last_error.endswith(NOTHING_TO_BUILD)
+    assert not build.is_running and len(viewer.layers) == 3  # nothing was built or added
+    build._source.value = "table files"
+    synapses = pd.DataFrame({"pre": [0, 1, 2], "post": [1, 2, 0]})
+    viewer.add_points(somata, name="synapses", features=synapses)
+    assert build._source.value == "Points layer" and build._synapses_layer.value == "synapses"
+
+
+def _worm_like_cells(viewer, n_cells=24, n_frames=240):
+    """A Points layer like the worm's: activity, stimulus and adjacency, but no ROI masks."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    positions = rng.uniform(0, 100, size=(n_cells, 3))
+    activity = np.cumsum(rng.normal(size=(n_frames, n_cells)), axis=0) * 0.1
+    adjacency = sp.random(n_cells, n_cells, density=0.2, random_state=0, format="csr")
+    adjacency.data[:] = 1.0
+    stimulus = (np.arange(n_frames) % 40 < 5).astype(float)[:, None]
+    return viewer.add_points(
+        positions,
+        name="worm-like cells",
+        metadata={"activity": activity, "stimulus": stimulus, "adjacency": adjacency},
+    )
+
+
+def _fit_and_cancel_after_an_epoch(fit, qtbot, messages):
+    messages.clear()
+    fit._run_button.native.click()
+    qtbot.waitUntil(lambda: len(fit.loss_plot.epochs) >= 1, timeout=60_000)
+    fit._cancel_button.native.click()
+    qtbot.waitUntil(lambda: not fit.is_running, timeout=60_000)
+    assert fit.last_error == "cancelled"
+    return fit.last_result.fit
+
+
+def test_cancelled_fit_says_what_it_left_and_how_to_resume(make_napari_viewer, qtbot, tmp_path):
+    """Cancelled on the worm, the fit said "partial result shown" and no layer appeared: the
+    cells had no ROI masks to paint into, and no checkpoint folder had been chosen, so there was
+    nothing to resume. The status and the notification now say what the partial fit changed
+    and whether (and how) it resumes; a resumed fit completes."""
+    from napari.utils.notifications import notification_manager
+
+    viewer = make_napari_viewer()
+    cells = _worm_like_cells(viewer)
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    assert fit.cells.value == cells.name and fit.rois.value == "(none)"
+    fit.epochs.value = 40
+    messages = []
+    notification_manager.notification_ready.connect(lambda n: messages.append(n.message))
+    partial = _fit_and_cancel_after_an_epoch(fit, qtbot, messages)
+    done = len(partial.history)
+    assert partial.cancelled and 1 <= done < 40
+    status = fit._status.value
+    assert status.startswith(f"Cancelled: partial result shown; fit stopped after {done} of 40")
+    assert "no layers added (the cells have no ROI masks" in status
+    assert "No checkpoint folder was chosen, so Fit starts over" in status
+    assert [m for m in messages if "Cancelled" in m] == [f"napari-mesoscale: {status}"]
+    assert not any("done." in m for m in messages), messages
+    assert [layer.name for layer in viewer.layers] == [cells.name]  # as the status says
+    np.testing.assert_array_equal(cells.features["motif"], partial.motif_labels)
+
+    fit.checkpoints.value = tmp_path
+    partial = _fit_and_cancel_after_an_epoch(fit, qtbot, messages)
+    done = len(partial.history)
+    assert f"To continue after epoch {done}, tick 'resume from checkpoint'" in fit._status.value
+    fit.resume.value = True
+    fit.epochs.value = done + 2
+    fit._run_button.native.click()
+    qtbot.waitUntil(lambda: not fit.is_running, timeout=120_000)
+    assert fit.last_error is None, fit.last_error
+    resumed = fit.last_result.fit
+    assert resumed.stopped in ("completed", "early_stopping")
+    assert resumed.history["epoch"].tolist()[:done] == list(range(done))
+    assert len(resumed.history) > done
+    assert any(m.startswith("napari-mesoscale: done.") for m in messages)

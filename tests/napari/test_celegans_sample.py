@@ -209,6 +209,34 @@ def test_opened_worm_is_shown_whole_from_its_side(make_napari_viewer, qtbot):
     )
 
 
+def test_home_button_brings_back_the_side_view_of_the_worm(make_napari_viewer, qtbot):
+    """napari's Home (reset view) zeroed the camera angles: the opened worm became an end-on
+    sliver again. While the worm sample is all the viewer shows, Home frames it from its side;
+    with other content Home is napari's own."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1200, 800)
+    qtbot.wait(50)
+    viewer.open_sample("napari-mesoscale", "celegans")
+    camera = viewer.scene.camera
+    opened = (tuple(camera.angles), tuple(camera.center), camera.zoom)
+    assert np.any(opened[0])
+    camera.angles, camera.zoom = (10.0, 80.0, 30.0), camera.zoom * 3  # the user turns, zooms
+    home = viewer.window._qt_viewer.viewerButtons.resetViewButton
+    home.click()
+    qtbot.wait(50)
+    np.testing.assert_allclose(camera.angles, opened[0], atol=1e-6)
+    np.testing.assert_allclose(camera.center, opened[1], atol=1e-6)
+    assert camera.zoom == pytest.approx(opened[2], rel=1e-6)
+    viewer.dims.ndisplay = 2  # in 2D, Home is napari's (the worm's view is 3D)
+    home.click()
+    assert viewer.dims.ndisplay == 2
+    viewer.dims.ndisplay = 3
+    viewer.add_image(np.zeros((4, 4, 4)), name="other content")
+    home.click()
+    qtbot.wait(50)
+    np.testing.assert_allclose(camera.angles, 0.0, atol=1e-6)  # napari's own reset
+
+
 def test_response_colours_have_a_colorbar_and_name_the_stimulated(sample):
     """The colours saturate at a stated limit shown by napari's colorbar; the stimulated neuron
     is named (its white read as "no response" before)."""

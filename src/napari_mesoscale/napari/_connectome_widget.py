@@ -56,6 +56,14 @@ def points_to_table(layer: napari.layers.Points) -> pd.DataFrame:
 
 #: what marks a Points layer as neurons rather than synapses: their activity or adjacency
 _NEURONS = ("activity", "adjacency")
+#: the one message when no layer and no file can build a connectome (e.g. the EM sample)
+NOTHING_TO_BUILD = (
+    "Nothing here can build a connectome: it needs synapses. Add a Points layer of synapses "
+    "whose features hold 'pre' and 'post' (neuron ids) beside a Points layer of neurons, open a "
+    "sample that carries them (File ▸ Open Sample ▸ napari-mesoscale ▸ connectome or "
+    "C. elegans), or choose a neurons table (CSV or Parquet with id, z, y, x in µm) and a "
+    "synapses table. Somata detected in EM give the neurons, not their synapses."
+)
 
 
 class ConnectomeWidget(CoreTaskWidget):
@@ -122,14 +130,22 @@ class ConnectomeWidget(CoreTaskWidget):
     def _refresh(self, *_: Any) -> None:
         self.prefer_layer(self._neurons_layer, _NEURONS)
         self._choose_synapses()
-        neurons = self._neurons_layer.value
         if (
             self._source.value == _FILES
             and _path(self._neurons_file.value) is None
-            and neurons in self._viewer.layers
-            and _contract.has_any(self._viewer.layers[neurons], _NEURONS)
+            and self._layers_offer_inputs()
         ):
-            self._source.value = _LAYER  # the viewer holds the neurons: no table to choose
+            self._source.value = _LAYER  # the viewer holds the connectome: no table to choose
+
+    def _layers_offer_inputs(self) -> bool:
+        """Whether the layers hold the build's inputs: a synapses Points layer (``pre``, ``post``
+        features) or a neurons layer carrying an adjacency or activity (somata detected in EM,
+        with neither, leave the table files chosen)."""
+        neurons = self._neurons_layer.value
+        layers = self._viewer.layers
+        return self._synapses_layer.value not in (None, _NONE) or (
+            neurons in layers and _contract.has_any(layers[neurons], _NEURONS)
+        )
 
     def _choose_synapses(self) -> None:
         """Pick the Points layer whose features hold ``pre`` and ``post`` unless one was chosen.
@@ -172,6 +188,8 @@ class ConnectomeWidget(CoreTaskWidget):
             extra_names = {}
         if self._source.value == _FILES:
             neurons_path = _path(self._neurons_file.value)
+            if neurons_path is None and not self._layers_offer_inputs():
+                raise ValueError(NOTHING_TO_BUILD)
             if neurons_path is None or not neurons_path.is_file():
                 raise ValueError("choose a neurons table (CSV or Parquet with id, z, y, x in µm).")
             synapses_path = _path(self._synapses_file.value)
@@ -209,7 +227,9 @@ class ConnectomeWidget(CoreTaskWidget):
                 synapses = adjacency_synapses(neurons["id"], adjacency)
                 python_synapses = "synapse_table"
                 self._note = f" Synapses from the adjacency of {name!r}." + self._note
-            elif synapse_name not in (None, _NONE):
+            elif synapse_name in (None, _NONE):
+                raise ValueError(f"{name!r} carries no synapses. " + NOTHING_TO_BUILD)
+            else:
                 synapse_layer = self._viewer.layers[synapse_name]
                 synapses = points_to_table(synapse_layer)
                 missing = [c for c in ("pre", "post") if c not in synapses.columns]

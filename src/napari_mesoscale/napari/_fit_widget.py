@@ -253,7 +253,12 @@ class FitWidget(CoreTaskWidget):
             kwargs["resume"] = bool(self.resume.value)
         elif self.resume.value:
             raise ValueError("Choose the checkpoint folder to resume from.")
-        self._inputs = {"layer": layer, "activity": activity, "rois": self._chosen_rois(layer)}
+        self._inputs = {
+            "layer": layer,
+            "activity": activity,
+            "rois": self._chosen_rois(layer),
+            "checkpoint": kwargs.get("checkpoint_dir"),
+        }
         options = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         python = (
             "report = napari_mesoscale.workflow.fit_and_score(activity, positions"
@@ -349,14 +354,44 @@ class FitWidget(CoreTaskWidget):
         layer.selected_data.events.items_changed.connect(self._show_selected_trace)
         self._show_trace(0)
         best = report.scores.sort_values("mse").iloc[0]["model"]
-        if fit.stopped == "cancelled":
-            stopped = "cancelled (partial fit shown; resume from the checkpoint to continue)"
-        else:
-            stopped = fit.stopped
+        stopped = fit.stopped
+        if fit.cancelled:
+            stopped = self._status.value = self.cancelled_note(fit, layer.name, rois is not None)
         self.summary.value = (
             f"{len(np.unique(fit.domain_labels))} domains, "
             f"{len(np.unique(fit.motif_labels))} motifs; best held-out one-step: {best}; {stopped}"
         )
+
+    def cancelled_note(self, fit: Any, cells: str, painted: bool) -> str:
+        """What a cancelled fit left in the viewer, and whether and how it can be resumed.
+
+        The walk on the worm read "partial result shown" and found no new layer: without ROI
+        masks a fit only recolours the cells, and no checkpoint folder meant no resume.
+        """
+        done = len(fit.history)
+        shown = (
+            f"fit stopped after {done} of {fit.config.epochs} epochs; its weights at the cancel "
+            f"(not the best epoch) colour {cells!r} by motif, with domain, motif and "
+            "confidence in its features and the predictions in the trace dock"
+        )
+        if painted:
+            shown += ", and paint the domain, motif and activity layers"
+        else:
+            shown += "; no layers added (the cells have no ROI masks to paint domains into)"
+        checkpoint = self._inputs.get("checkpoint")
+        if checkpoint and done:
+            resume = (
+                f"To continue after epoch {done}, tick 'resume from checkpoint' and press Fit "
+                f"(checkpoint in {checkpoint})."
+            )
+        elif checkpoint:
+            resume = "No epoch was completed, so nothing was saved to resume from."
+        else:
+            resume = (
+                "No checkpoint folder was chosen, so Fit starts over; choose one to make a fit "
+                "resumable."
+            )
+        return f"{shown}. {resume}"
 
     def _add_docks(self) -> None:
         if self._docks_added:

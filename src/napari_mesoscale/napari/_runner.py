@@ -317,7 +317,9 @@ class CoreTaskWidget(Container):
             self._viewer.update_console(names)
         except Exception:  # noqa: BLE001 - the console is optional (headless viewers)
             pass
-        if call.python:
+        if self.last_error == "cancelled":  # "done" read as if the whole run had finished
+            show_info(f"napari-mesoscale: {self._status.value}")
+        elif call.python:
             show_info(f"napari-mesoscale: done. Python equivalent: {call.python}")
 
     def _handle_error(self, error: BaseException) -> None:

@@ -35,6 +35,8 @@ DEFAULT_STIMULATED = "AVJR"
 POINTS_PER_LENGTH = 100.0
 #: per viewer (by id), the handler keeping the worm fitted to the canvas (:func:`show_worm`)
 _REFITS: dict[int, Any] = {}
+#: per viewer (by id), the handler giving Home the worm's lateral view (:func:`show_worm`)
+_HOMES: dict[int, Any] = {}
 #: feature the response colouring reads (the response, 0 at the stimulated neuron)
 SHOWN_FEATURE = "response_shown"
 #: grey of neurons whose response was never observed
@@ -112,7 +114,8 @@ def point_size_um(positions: np.ndarray) -> float:
 def show_worm(viewer: Any, layer: Any = None) -> None:
     """Show the whole worm: 3D, seen from its left side (anterior left, dorsal up), tilted by
     :data:`VIEW_TILT_DEG` so that left/right homologues do not hide each other, zoomed so that
-    the neurons fill the canvas, and kept so as docks open or close until the camera is moved.
+    the neurons fill the canvas, and kept so as docks open or close until the camera is moved;
+    napari's Home button brings this view back while the worm sample is all the viewer shows.
 
     Parameters
     ----------
@@ -121,6 +124,11 @@ def show_worm(viewer: Any, layer: Any = None) -> None:
         The neurons; default the layer named :data:`NEURONS_LAYER`.
     """
     layer = viewer.layers[NEURONS_LAYER] if layer is None else layer
+    _frame_worm(viewer, layer)
+    _home_to_worm(viewer, layer)
+
+
+def _frame_worm(viewer: Any, layer: Any) -> None:
     viewer.dims.ndisplay = 3
     tilt = np.deg2rad(VIEW_TILT_DEG)
     # scene axes are (z, y, x) in µm: body axis y, dorso-ventral z, left-right x
@@ -152,6 +160,35 @@ def _refit_on_resize(viewer: Any, layer: Any, camera: Any) -> None:
 
     viewer.canvas.events.size.connect(refit)
     _REFITS[id(viewer)] = refit
+
+
+def _home_to_worm(viewer: Any, layer: Any) -> None:
+    """Let napari's Home (reset view) bring back the lateral view while the worm sample is all
+    the viewer shows: Home set the camera angles to zero, an end-on sliver of the worm.
+
+    napari offers no hook into ``reset_view`` other than the ``reset_view`` event it emits
+    after fitting the view; a reset that zeroed the angles in 3D is answered by framing the
+    worm again (which emits the event once more, with the lateral angles: ignored).
+    """
+    previous = _HOMES.pop(id(viewer), None)
+    if previous is not None:
+        viewer.events.reset_view.disconnect(previous)
+
+    def home(event: Any) -> None:
+        if layer not in viewer.layers:
+            viewer.events.reset_view.disconnect(home)
+            _HOMES.pop(id(viewer), None)
+            return
+        if viewer.dims.ndisplay == 3 and not np.any(event.angles) and _only_worm(viewer, layer):
+            _frame_worm(viewer, layer)
+
+    viewer.events.reset_view.connect(home)
+    _HOMES[id(viewer)] = home
+
+
+def _only_worm(viewer: Any, neurons: Any) -> bool:
+    """Whether every layer is the worm sample's (its neurons and its synapses)."""
+    return all(layer is neurons or layer.name.startswith(SYNAPSES_LAYER) for layer in viewer.layers)
 
 
 def _show_worm_when_added(adjacency: Any) -> None:
