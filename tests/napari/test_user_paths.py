@@ -290,7 +290,7 @@ def test_long_error_wraps_instead_of_widening_the_dock(make_napari_viewer):
     assert widget.native.sizeHint().width() <= max(before, 600)
 
 
-def test_loss_plot_axis_spans_the_real_losses():
+def test_loss_plot_axis_spans_the_real_losses(qtbot):
     from napari_mesoscale.napari._plots import LossPlot
 
     plot = LossPlot()
@@ -302,7 +302,22 @@ def test_loss_plot_axis_spans_the_real_losses():
     assert 0.1 < low < 0.5 and 2.2 <= high < 10
 
 
-def test_trace_plot_starts_with_a_placeholder():
+def test_loss_plot_shows_epoch_means_not_the_first_step(qtbot):
+    """The plot took each epoch's first step report (one batch, the previous epoch's
+    validation) and then skipped the epoch's own report, which has the same epoch number."""
+    from napari_mesoscale.napari._plots import LossPlot
+
+    plot = LossPlot()
+    for epoch, (first_step, mean, val) in enumerate([(9.0, 2.0, 2.2), (8.0, 1.0, 1.1)]):
+        plot.add({"stage": "train", "epoch": epoch, "step": 0, "losses": {"total": first_step},
+                  "val_loss": None if epoch == 0 else 2.2})
+        plot.add({"stage": "epoch", "epoch": epoch, "losses": {"total": mean}, "val_loss": val})
+    assert plot.epochs == [0.0, 1.0]
+    assert plot.curves["total"] == [2.0, 1.0]
+    assert plot.curves["validation"] == [2.2, 1.1]
+
+
+def test_trace_plot_starts_with_a_placeholder(qtbot):
     from napari_mesoscale.napari._plots import TracePlot
 
     plot = TracePlot()

@@ -63,8 +63,14 @@ class LossPlot(_PlotDock):
         self._draw()
 
     def add(self, info: dict[str, Any]) -> None:
-        """Append one progress dictionary (uses ``epoch``, ``losses`` and ``val_loss``)."""
+        """Append one progress dictionary (uses ``epoch``, ``losses`` and ``val_loss``).
+
+        Training's step reports (``stage == "train"``) carry one batch's losses and the previous
+        epoch's validation loss: only the epoch's own report (its mean losses) is plotted.
+        """
         if info.get("epoch") is None or not info.get("epoch_end", True):
+            return
+        if info.get("stage") == "train":
             return
         epoch = float(info["epoch"])
         if self.epochs and epoch <= self.epochs[-1]:
