@@ -320,6 +320,22 @@ def merge(paths: list[Path], output: Path) -> None:
     print(markdown(result["summary"]))
 
 
+def _apply_fit_options(options: list[str]) -> None:
+    """Add ``NAME=VALUE`` options to :data:`~napari_mesoscale.workflow.PIPELINE_FIT_OVERRIDES`."""
+    import json
+
+    from napari_mesoscale import workflow
+
+    for option in options:
+        name, _, text = option.partition("=")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        workflow.PIPELINE_FIT_OVERRIDES[name] = value
+    workflow.pipeline_config().validate()  # an unknown name or a bad value fails here
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -340,7 +356,16 @@ def main() -> None:
     parser.add_argument("--feature-ari", action="store_true")
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--save-fits", type=Path, default=None, help="folder for every fit")
+    parser.add_argument(
+        "--fit-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a ModelConfig field the pipeline's fit configuration takes on top of "
+        "PIPELINE_FIT_OVERRIDES for this run (repeatable; VALUE read as JSON, else a string)",
+    )
     args = parser.parse_args()
+    _apply_fit_options(args.fit_option)
     import torch
 
     torch.set_num_threads(args.threads)

@@ -18,6 +18,14 @@ __all__ = ["ModelConfig"]
 
 _NOT_SET = "None = derived from the data"
 
+#: Defaults that changed, at their former values: a saved fit whose configuration lacks one of
+#: these fields was made before the field existed, hence with this value.
+FORMER_DEFAULTS: dict[str, Any] = {
+    "wiring_features": 0.0,
+    "wiring_scope": "neuron",
+    "lambda_range": 0.0,
+}
+
 
 @dataclass
 class ModelConfig(Params):
@@ -248,11 +256,12 @@ class ModelConfig(Params):
         gui=False,
     )
     wiring_features: float = param(
-        0.0,
+        2.0,
         "weight of each neuron's connectome wiring signature (clustering, sign balance of "
         "inputs and outputs, synapse-weighted reciprocity; see model/initialise.py "
         "wiring_features) appended to the standardised dynamics features before k-means; "
-        "pooled with them over correlated neighbours. 0: off; needs a connectome (ignored "
+        "pooled with them over correlated neighbours. 0: off (the default before 2026-11-29); "
+        "needs a connectome (ignored "
         "without one). A motif is a circuit as well as a dynamics: an instance whose "
         "activity hides its motif still has its motif's wiring",
         minimum=0.0,
@@ -269,8 +278,10 @@ class ModelConfig(Params):
         gui=False,
     )
     wiring_scope: str = param(
-        "neuron",
-        "with wiring_features > 0: 'neuron' — the wiring signature only joins each neuron's "
+        "subcircuit",
+        "with wiring_features > 0: 'neuron' (the default before 2026-11-29; run_pipeline's "
+        "choice: on detected cells' calcium the community relabel loses motifs) — the wiring "
+        "signature only joins each neuron's "
         "features before k-means; 'community' — then every community of correlated neighbours "
         "is re-clustered as a whole by its members' mean features and the wiring signature of "
         "its own sub-circuit (sign balance, reciprocity, opposite-sign loops, edges on directed "
@@ -511,12 +522,13 @@ class ModelConfig(Params):
         0.2, "weight of the k-step free-running error", minimum=0.0, gui=False
     )
     lambda_range: float = param(
-        0.0,
+        1.0,
         "weight of the out-of-range penalty: the windows that run the rollout also predict from "
         "their states pushed range_probe_scale times further from each neuron's training-range "
         "midpoint, and predictions outside the training range (widened by range_margin) are "
         "penalised (squared excess), so that no filter amplifies activity beyond what was "
-        "recorded and a free-running rollout stays bounded; 0 = off",
+        "recorded and a free-running rollout stays bounded; 0 = off (the default before "
+        "2026-11-29)",
         minimum=0.0,
         gui=False,
     )

@@ -14,7 +14,7 @@ import torch
 
 from napari_mesoscale.io import atomic_path
 from napari_mesoscale.io.torch_files import load_torch_file
-from napari_mesoscale.model.config import ModelConfig
+from napari_mesoscale.model.config import FORMER_DEFAULTS, ModelConfig
 from napari_mesoscale.model.core import (
     MesoscaleNet,
     both_finite,
@@ -264,7 +264,8 @@ class MesoscaleFit:
 
     def __init__(self, payload: dict) -> None:
         self._p = payload
-        self.config = ModelConfig.from_dict(payload["config"])
+        # a field missing from an older file had its former default when the file was made
+        self.config = ModelConfig.from_dict({**FORMER_DEFAULTS, **payload["config"]})
         self.seed = int(payload["seed"])
         self.domain_labels = np.asarray(payload["domain_labels"], dtype=np.int64)
         self.motif_labels = np.asarray(payload["motif_labels"], dtype=np.int64)

@@ -91,6 +91,19 @@ def test_save_load_round_trip(tmp_path, brain, fitted):
     assert meta["seed"] == 0 and "torch" in meta["versions"] and meta["format_version"] == 1
 
 
+def test_a_fit_saved_before_a_default_changed_loads_with_its_former_value(fitted):
+    from napari_mesoscale.model.config import FORMER_DEFAULTS
+
+    payload = dict(fitted._p)
+    payload["config"] = {
+        k: v for k, v in payload["config"].items() if k not in FORMER_DEFAULTS
+    }  # as written before these fields existed
+    old = MesoscaleFit(payload)
+    assert old.config.wiring_features == 0.0 and old.config.wiring_scope == "neuron"
+    assert old.config.lambda_range == 0.0
+    assert MesoscaleFit(dict(fitted._p)).config == fitted.config  # a new file keeps its own
+
+
 def _small():
     b = make_toy_brain(n_neurons=60, n_frames=160, render=None, em=False, seed=1)
     return b

@@ -136,8 +136,8 @@ def test_community_wiring_keeps_instances_that_show_their_motif():
     assert _initial_ari(brain, 2.0, "community") == pytest.approx(1.0)
 
 
-def test_neuron_scope_by_default_off_without_weight_or_connectome():
-    assert ModelConfig().wiring_scope == "neuron"
+def test_community_scope_is_off_without_weight_or_connectome():
+    assert ModelConfig().wiring_scope == "subcircuit"  # the default (neuron before 2026-11-29)
     brain = _brain(0)
     plain = _initial_ari(brain, 0.0, "neuron")
     assert _initial_ari(brain, 0.0, "community") == plain

@@ -115,8 +115,8 @@ def test_wiring_keeps_instances_that_show_their_motif():
     assert _initial_ari(z, positions, adjacency, truth, 2.0) == pytest.approx(1.0)
 
 
-def test_off_by_default_and_ignored_without_a_connectome():
-    assert ModelConfig().wiring_features == 0.0
+def test_on_by_default_and_ignored_without_a_connectome():
+    assert ModelConfig().wiring_features == 2.0  # the default (0, off, before 2026-11-29)
     z, positions, adjacency, truth = _brain(0)
     plain = _initial_ari(z, positions, adjacency, truth, 0.0, connectome=False)
     assert _initial_ari(z, positions, adjacency, truth, 2.0, connectome=False) == plain

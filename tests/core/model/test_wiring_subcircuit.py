@@ -163,9 +163,13 @@ def test_the_split_alone_separates_them_and_chains_stay_whole():
         assert len(np.unique(communities[j * SIZE : (j + 1) * SIZE])) == 1
 
 
-def test_subcircuit_scope_is_off_by_default_and_checked():
+def test_subcircuit_scope_is_the_default_but_not_the_pipelines_and_checked():
+    from napari_mesoscale.workflow import pipeline_config
+
     cfg = ModelConfig()
-    assert cfg.wiring_scope == "neuron"
+    assert cfg.wiring_scope == "subcircuit" and cfg.wiring_features == 2.0
+    pipeline = pipeline_config()  # calcium of detected cells: no community relabel
+    assert pipeline.wiring_scope == "neuron" and pipeline.wiring_features == 2.0
     assert cfg.subcircuit_min_size == 3
     with pytest.raises(ValueError, match="subcircuit_min_size"):
         ModelConfig(subcircuit_min_size=0).validate()
