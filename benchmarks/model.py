@@ -369,8 +369,9 @@ def accuracy_over_seeds(
     return result
 
 
-def _cost_child(n: int, frames: int, steps: int, batch: int) -> dict:
-    """Runs in a subprocess: time `steps` training steps at N neurons."""
+def _cost_child(n: int, frames: int, steps: int, batch: int, range_off: int = 0) -> dict:
+    """Runs in a subprocess: time `steps` training steps at N neurons (``range_off``: with
+    ``lambda_range=0`` instead of the default)."""
     _setup_threads()
     from napari_mesoscale.model import fit_mesoscale
 
@@ -398,6 +399,7 @@ def _cost_child(n: int, frames: int, steps: int, batch: int) -> dict:
         split=(0.9, 0.05, 0.05),
         callback=cb,
         device="cpu",
+        **({"lambda_range": 0.0} if range_off else {}),
     )
     total = time.perf_counter() - t0
     step = float(np.median(np.diff(stamps))) if len(stamps) > 1 else float("nan")
@@ -411,26 +413,29 @@ def _cost_child(n: int, frames: int, steps: int, batch: int) -> dict:
     }
 
 
-def cost(sizes: list[int], steps: int, batch: int) -> dict:
+def _run_cost_child(n: int, steps: int, batch: int, range_off: bool) -> dict:
+    frames = max(100, batch * (steps + 3) * 2)
+    cmd = [sys.executable, __file__, "--cost-child", str(n), str(frames), str(steps), str(batch)]
+    cmd.append(str(int(range_off)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3000)
+    if out.returncode != 0:
+        print(f"cost N={n}: failed\n{out.stderr[-2000:]}", flush=True)
+        return {"n_neurons": n, "error": out.stderr[-2000:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cost(sizes: list[int], steps: int, batch: int, compare_range_off: bool = False) -> dict:
+    """Step time per N; ``compare_range_off``: also, right after each, the same step with
+    ``lambda_range=0`` (the out-of-range penalty's share, side by side)."""
     rows = []
     for n in sizes:
-        frames = max(100, batch * (steps + 3) * 2)
-        cmd = [
-            sys.executable,
-            __file__,
-            "--cost-child",
-            str(n),
-            str(frames),
-            str(steps),
-            str(batch),
-        ]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3000)
-        if out.returncode != 0:
-            rows.append({"n_neurons": n, "error": out.stderr[-2000:]})
-            print(f"cost N={n}: failed\n{out.stderr[-2000:]}", flush=True)
-            continue
-        row = json.loads(out.stdout.strip().splitlines()[-1])
+        row = _run_cost_child(n, steps, batch, range_off=False)
+        if compare_range_off and "median_step_s" in row:
+            off = _run_cost_child(n, steps, batch, range_off=True)
+            if "median_step_s" in off:
+                row["range_off_median_step_s"] = off["median_step_s"]
+                row["range_cost_ratio"] = row["median_step_s"] / off["median_step_s"]
         rows.append(row)
         print(f"cost N={n}: {row}", flush=True)
     ok = [r for r in rows if "median_step_s" in r]
@@ -548,7 +553,12 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, default=SEEDS_RESULTS, help="with --accuracy-only: the JSON to write"
     )
-    parser.add_argument("--cost-child", nargs=4, type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cost-range-off",
+        action="store_true",
+        help="with --cost-only: also time each N with lambda_range=0, side by side",
+    )
+    parser.add_argument("--cost-child", nargs=5, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cost_child:
         print(json.dumps(_cost_child(*args.cost_child)))
@@ -577,7 +587,7 @@ def main() -> None:
     if args.cost_only:
         result = json.loads(RESULTS.read_text())
         sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
-        result["cost"] = cost(sizes, steps=4, batch=2)
+        result["cost"] = cost(sizes, steps=4, batch=2, compare_range_off=args.cost_range_off)
         write_json(RESULTS, result)
         print(f"updated cost in {RESULTS}")
         return
