@@ -540,6 +540,15 @@ class ModelConfig(Params):
         maximum=10.0,
         gui=False,
     )
+    range_probe_share: float = param(
+        1.0,
+        "with lambda_range > 0: share of the rollout windows of each step that run the range "
+        "probe (a random draw per step, deterministic for the seed), its penalty scaled so "
+        "that its expectation is unchanged; 1 = every rollout window",
+        minimum=0.01,
+        maximum=1.0,
+        gui=False,
+    )
     range_margin: float = param(
         0.1,
         "with lambda_range > 0: allowed excess of a prediction beyond the neuron's training "
