@@ -589,6 +589,9 @@ def main() -> None:
         help="ModelConfig.range_probe_share of every --accuracy-only fit; with --cost-range-off "
         "and < 1: also time each N with this share",
     )
+    parser.add_argument(
+        "--cost-batch", type=int, default=2, help="with --cost-only: frames a step (default 2)"
+    )
     parser.add_argument("--cost-child", nargs=6, type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cost_child:
@@ -620,12 +623,15 @@ def main() -> None:
     if args.cost_only:
         result = json.loads(RESULTS.read_text())
         sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
-        measured = cost(
-            sizes, 4, 2, compare_range_off=args.cost_range_off, probe_share=args.range_probe_share
-        )
-        # a share < 1 is a side study: its own key, the default's cost table stays
-        key = "cost" if args.range_probe_share >= 1 else "cost_probe_share"
-        result[key] = {**measured, "load": os.getloadavg(), "cpu_seconds": time.process_time()}
+        share, batch = args.range_probe_share, args.cost_batch
+        measured = cost(sizes, 4, batch, args.cost_range_off, share)
+        # a share < 1 or another batch is a side study: its own key, the cost table stays
+        key = "cost" if share >= 1 and batch == 2 else "cost_probe_share"
+        key += "" if batch == 2 else f"_batch{batch}"
+        who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        own, children = (resource.getrusage(w) for w in who)
+        cpu = sum(r.ru_utime + r.ru_stime for r in (own, children))
+        result[key] = {**measured, "load": os.getloadavg(), "cpu_seconds": cpu}
         write_json(RESULTS, result)
         print(f"updated cost in {RESULTS}")
         return
