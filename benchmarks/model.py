@@ -64,6 +64,12 @@ TARGET_MOTIF_ARI = 0.9
 TARGET_DOMAIN_ARI = 0.8
 
 
+def _default(name: str) -> object:
+    from napari_mesoscale.model.config import ModelConfig
+
+    return getattr(ModelConfig(), name)
+
+
 def _setup_threads() -> None:
     import torch
 
@@ -320,13 +326,13 @@ def accuracy_over_seeds(
     only: list[str] | None = None,
     freeze_assignment: bool = False,
     lambda_range: float = 0.0,
-    probe_share: float = 1.0,
+    probe_share: float | None = None,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each.
 
     ``only``: keep just these variants; ``freeze_assignment``: every fit keeps its initial
     assignment (``freeze_assignment_epochs=epochs``); ``probe_share``: every fit's
-    ``range_probe_share``."""
+    ``range_probe_share`` (None: the default)."""
     t0 = time.perf_counter()
     result: dict = {
         "quick": quick,
@@ -340,7 +346,7 @@ def accuracy_over_seeds(
         "only_variants": only,
         "freeze_assignment": freeze_assignment,
         "lambda_range_variant": lambda_range,
-        "range_probe_share": probe_share,
+        "range_probe_share": probe_share or _default("range_probe_share"),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
@@ -361,7 +367,7 @@ def accuracy_over_seeds(
         if freeze_assignment:
             frozen = {"freeze_assignment_epochs": epochs}
             variants = {name: (c, {**o, **frozen}) for name, (c, o) in variants.items()}
-        if probe_share != 1.0:
+        if probe_share is not None:
             shared = {"range_probe_share": probe_share}
             variants = {name: (c, {**o, **shared}) for name, (c, o) in variants.items()}
         result["per_seed"].append(accuracy(seed, epochs, variants, quick))
@@ -376,10 +382,11 @@ def accuracy_over_seeds(
 
 
 def _cost_child(
-    n: int, frames: int, steps: int, batch: int, range_off: int = 0, probe_share: float = 1.0
+    n: int, frames: int, steps: int, batch: int, range_off: int = 0, probe_share: float = 0.0
 ) -> dict:
     """Runs in a subprocess: time `steps` training steps at N neurons (``range_off``: with
-    ``lambda_range=0`` instead of the default; ``probe_share``: ``range_probe_share``)."""
+    ``lambda_range=0`` instead of the default; ``probe_share`` > 0: that
+    ``range_probe_share``, else the default)."""
     _setup_threads()
     from napari_mesoscale.model import fit_mesoscale
 
@@ -408,7 +415,7 @@ def _cost_child(
         callback=cb,
         device="cpu",
         **({"lambda_range": 0.0} if range_off else {}),
-        range_probe_share=probe_share,
+        **({"range_probe_share": probe_share} if probe_share > 0 else {}),
     )
     total = time.perf_counter() - t0
     step = float(np.median(np.diff(stamps))) if len(stamps) > 1 else float("nan")
@@ -423,7 +430,7 @@ def _cost_child(
 
 
 def _run_cost_child(
-    n: int, steps: int, batch: int, range_off: bool, probe_share: float = 1.0
+    n: int, steps: int, batch: int, range_off: bool, probe_share: float = 0.0
 ) -> dict:
     frames = max(100, batch * (steps + 3) * 2)
     cmd = [sys.executable, __file__, "--cost-child", str(n), str(frames), str(steps), str(batch)]
@@ -441,11 +448,11 @@ def cost(
     steps: int,
     batch: int,
     compare_range_off: bool = False,
-    probe_share: float = 1.0,
+    probe_share: float | None = None,
 ) -> dict:
     """Step time per N; ``compare_range_off``: also, right after each, the same step with
     ``lambda_range=0`` (the out-of-range penalty's share, side by side) and, with
-    ``probe_share`` < 1, with ``range_probe_share=probe_share``."""
+    ``probe_share``, with ``range_probe_share=probe_share``."""
     rows = []
     for n in sizes:
         row = _run_cost_child(n, steps, batch, range_off=False)
@@ -454,7 +461,7 @@ def cost(
             if "median_step_s" in off:
                 row["range_off_median_step_s"] = off["median_step_s"]
                 row["range_cost_ratio"] = row["median_step_s"] / off["median_step_s"]
-            if probe_share < 1 and "median_step_s" in off:
+            if probe_share is not None and "median_step_s" in off:
                 share = _run_cost_child(n, steps, batch, False, probe_share)
                 row["probe_share"] = probe_share
                 row["probe_share_median_step_s"] = share.get("median_step_s")
@@ -585,9 +592,9 @@ def main() -> None:
     parser.add_argument(
         "--range-probe-share",
         type=float,
-        default=1.0,
-        help="ModelConfig.range_probe_share of every --accuracy-only fit; with --cost-range-off "
-        "and < 1: also time each N with this share",
+        default=None,
+        help="ModelConfig.range_probe_share of every --accuracy-only fit (default: the "
+        "ModelConfig default); with --cost-range-off: also time each N with this share",
     )
     parser.add_argument(
         "--cost-batch", type=int, default=2, help="with --cost-only: frames a step (default 2)"
@@ -626,7 +633,7 @@ def main() -> None:
         share, batch = args.range_probe_share, args.cost_batch
         measured = cost(sizes, 4, batch, args.cost_range_off, share)
         # a share < 1 or another batch is a side study: its own key, the cost table stays
-        key = "cost" if share >= 1 and batch == 2 else "cost_probe_share"
+        key = "cost" if share is None and batch == 2 else "cost_probe_share"
         key += "" if batch == 2 else f"_batch{batch}"
         who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
         own, children = (resource.getrusage(w) for w in who)

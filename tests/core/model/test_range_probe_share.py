@@ -31,7 +31,6 @@ def test_share_one_is_every_window_exactly():
     assert probe_windows(120, 1.0, seed=3) is None
     everything = (torch.arange(120), 1.0)
     assert _penalty(None) == _penalty(everything)
-    assert ModelConfig().range_probe_share == 1.0
 
 
 def test_share_draw_is_deterministic_per_seed():
