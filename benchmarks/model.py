@@ -64,6 +64,12 @@ TARGET_MOTIF_ARI = 0.9
 TARGET_DOMAIN_ARI = 0.8
 
 
+def _default(name: str) -> object:
+    from napari_mesoscale.model.config import ModelConfig
+
+    return getattr(ModelConfig(), name)
+
+
 def _setup_threads() -> None:
     import torch
 
@@ -320,11 +326,13 @@ def accuracy_over_seeds(
     only: list[str] | None = None,
     freeze_assignment: bool = False,
     lambda_range: float = 0.0,
+    probe_share: float | None = None,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each.
 
     ``only``: keep just these variants; ``freeze_assignment``: every fit keeps its initial
-    assignment (``freeze_assignment_epochs=epochs``)."""
+    assignment (``freeze_assignment_epochs=epochs``); ``probe_share``: every fit's
+    ``range_probe_share`` (None: the default)."""
     t0 = time.perf_counter()
     result: dict = {
         "quick": quick,
@@ -338,6 +346,7 @@ def accuracy_over_seeds(
         "only_variants": only,
         "freeze_assignment": freeze_assignment,
         "lambda_range_variant": lambda_range,
+        "range_probe_share": probe_share or _default("range_probe_share"),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
@@ -358,6 +367,9 @@ def accuracy_over_seeds(
         if freeze_assignment:
             frozen = {"freeze_assignment_epochs": epochs}
             variants = {name: (c, {**o, **frozen}) for name, (c, o) in variants.items()}
+        if probe_share is not None:
+            shared = {"range_probe_share": probe_share}
+            variants = {name: (c, {**o, **shared}) for name, (c, o) in variants.items()}
         result["per_seed"].append(accuracy(seed, epochs, variants, quick))
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
@@ -369,9 +381,12 @@ def accuracy_over_seeds(
     return result
 
 
-def _cost_child(n: int, frames: int, steps: int, batch: int, range_off: int = 0) -> dict:
+def _cost_child(
+    n: int, frames: int, steps: int, batch: int, range_off: int = 0, probe_share: float = 0.0
+) -> dict:
     """Runs in a subprocess: time `steps` training steps at N neurons (``range_off``: with
-    ``lambda_range=0`` instead of the default)."""
+    ``lambda_range=0`` instead of the default; ``probe_share`` > 0: that
+    ``range_probe_share``, else the default)."""
     _setup_threads()
     from napari_mesoscale.model import fit_mesoscale
 
@@ -400,6 +415,7 @@ def _cost_child(n: int, frames: int, steps: int, batch: int, range_off: int = 0)
         callback=cb,
         device="cpu",
         **({"lambda_range": 0.0} if range_off else {}),
+        **({"range_probe_share": probe_share} if probe_share > 0 else {}),
     )
     total = time.perf_counter() - t0
     step = float(np.median(np.diff(stamps))) if len(stamps) > 1 else float("nan")
@@ -413,10 +429,12 @@ def _cost_child(n: int, frames: int, steps: int, batch: int, range_off: int = 0)
     }
 
 
-def _run_cost_child(n: int, steps: int, batch: int, range_off: bool) -> dict:
+def _run_cost_child(
+    n: int, steps: int, batch: int, range_off: bool, probe_share: float = 0.0
+) -> dict:
     frames = max(100, batch * (steps + 3) * 2)
     cmd = [sys.executable, __file__, "--cost-child", str(n), str(frames), str(steps), str(batch)]
-    cmd.append(str(int(range_off)))
+    cmd += [str(int(range_off)), str(probe_share)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3000)
     if out.returncode != 0:
@@ -425,9 +443,16 @@ def _run_cost_child(n: int, steps: int, batch: int, range_off: bool) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def cost(sizes: list[int], steps: int, batch: int, compare_range_off: bool = False) -> dict:
+def cost(
+    sizes: list[int],
+    steps: int,
+    batch: int,
+    compare_range_off: bool = False,
+    probe_share: float | None = None,
+) -> dict:
     """Step time per N; ``compare_range_off``: also, right after each, the same step with
-    ``lambda_range=0`` (the out-of-range penalty's share, side by side)."""
+    ``lambda_range=0`` (the out-of-range penalty's share, side by side) and, with
+    ``probe_share``, with ``range_probe_share=probe_share``."""
     rows = []
     for n in sizes:
         row = _run_cost_child(n, steps, batch, range_off=False)
@@ -436,6 +461,12 @@ def cost(sizes: list[int], steps: int, batch: int, compare_range_off: bool = Fal
             if "median_step_s" in off:
                 row["range_off_median_step_s"] = off["median_step_s"]
                 row["range_cost_ratio"] = row["median_step_s"] / off["median_step_s"]
+            if probe_share is not None and "median_step_s" in off:
+                share = _run_cost_child(n, steps, batch, False, probe_share)
+                row["probe_share"] = probe_share
+                row["probe_share_median_step_s"] = share.get("median_step_s")
+                step_s = share.get("median_step_s", float("nan"))
+                row["probe_share_cost_ratio"] = step_s / off["median_step_s"]
         rows.append(row)
         print(f"cost N={n}: {row}", flush=True)
     ok = [r for r in rows if "median_step_s" in r]
@@ -558,10 +589,21 @@ def main() -> None:
         action="store_true",
         help="with --cost-only: also time each N with lambda_range=0, side by side",
     )
-    parser.add_argument("--cost-child", nargs=5, type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--range-probe-share",
+        type=float,
+        default=None,
+        help="ModelConfig.range_probe_share of every --accuracy-only fit (default: the "
+        "ModelConfig default); with --cost-range-off: also time each N with this share",
+    )
+    parser.add_argument(
+        "--cost-batch", type=int, default=2, help="with --cost-only: frames a step (default 2)"
+    )
+    parser.add_argument("--cost-child", nargs=6, type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cost_child:
-        print(json.dumps(_cost_child(*args.cost_child)))
+        *sizes, share = args.cost_child
+        print(json.dumps(_cost_child(*(int(v) for v in sizes), share)))
         return
     if (args.seeds or args.ablations) and not args.accuracy_only:
         parser.error("--seeds and --ablations go with --accuracy-only (the full run is one seed)")
@@ -582,12 +624,21 @@ def main() -> None:
             args.only,
             args.freeze_assignment,
             args.lambda_range,
+            args.range_probe_share,
         )
         return
     if args.cost_only:
         result = json.loads(RESULTS.read_text())
         sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
-        result["cost"] = cost(sizes, steps=4, batch=2, compare_range_off=args.cost_range_off)
+        share, batch = args.range_probe_share, args.cost_batch
+        measured = cost(sizes, 4, batch, args.cost_range_off, share)
+        # a share < 1 or another batch is a side study: its own key, the cost table stays
+        key = "cost" if share is None and batch == 2 else "cost_probe_share"
+        key += "" if batch == 2 else f"_batch{batch}"
+        who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        own, children = (resource.getrusage(w) for w in who)
+        cpu = sum(r.ru_utime + r.ru_stime for r in (own, children))
+        result[key] = {**measured, "load": os.getloadavg(), "cpu_seconds": cpu}
         write_json(RESULTS, result)
         print(f"updated cost in {RESULTS}")
         return

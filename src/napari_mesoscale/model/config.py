@@ -24,6 +24,7 @@ FORMER_DEFAULTS: dict[str, Any] = {
     "wiring_features": 0.0,
     "wiring_scope": "neuron",
     "lambda_range": 0.0,
+    "range_probe_share": 1.0,
 }
 
 
@@ -538,6 +539,16 @@ class ModelConfig(Params):
         "range the probe states lie (1 = the recorded states)",
         minimum=1.0,
         maximum=10.0,
+        gui=False,
+    )
+    range_probe_share: float = param(
+        0.25,
+        "with lambda_range > 0: share of the rollout windows of each step that run the range "
+        "probe (a random draw per step, deterministic for the seed, at least one window), its "
+        "penalty scaled so that its expectation is unchanged; 1 = every rollout window (the "
+        "default before 2026-11-29)",
+        minimum=0.01,
+        maximum=1.0,
         gui=False,
     )
     range_margin: float = param(

@@ -112,11 +112,14 @@ class _LossModule(nn.Module):
         regularise: bool = True,
         z_prev: torch.Tensor | None = None,
         bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+        probe_rows: tuple[torch.Tensor, float] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         net = self.net
         # z, m: (K+1, Bt, N) windows (filled state, finite-mask); u: (K+1, Bt, S) or None.
         # z_prev: (Bt, N) the frame before each window (input_lags=2), else None.
         # A micro-batch passes the whole batch's ``denom`` and adds the regularisers once.
+        # probe_rows: (rows of this pass that run the range probe, weight), None = every
+        # rollout window with weight 1 (range_probe_share=1).
         slots, pi = net.routed(tau, mode, cfg.routing)
         tgt, msk = z[1], m[1]
         denom = msk.sum().clamp(min=1) if denom is None else denom
@@ -128,7 +131,9 @@ class _LossModule(nn.Module):
         terms["rollout"] = _rollout_error(net, z, m, u, pred, pi, slots, cfg, n_roll, roll_scale)
         if cfg.lambda_range > 0 and bounds is not None:
             probe = (z[0], None if u is None else u[0], z_prev)
-            terms["range"] = _range_penalty(net, probe, pi, slots, cfg, n_roll, roll_scale, bounds)
+            terms["range"] = _range_penalty(
+                net, probe, pi, slots, cfg, n_roll, roll_scale, bounds, probe_rows
+            )
         regs = _regularisers(net, tau)
         terms.update(regs if regularise else {k: torch.zeros_like(v) for k, v in regs.items()})
         data = cfg.lambda_prediction * err_pred + cfg.lambda_local * err_local
@@ -186,6 +191,7 @@ def _range_penalty(
     n_roll: int,
     roll_scale: float,
     bounds: tuple[torch.Tensor, torch.Tensor],
+    probe_rows: tuple[torch.Tensor, float] | None = None,
 ) -> torch.Tensor:
     """Squared excess beyond the training range of predictions from out-of-range states.
 
@@ -195,20 +201,44 @@ def _range_penalty(
     recorded range) amplifies a pulse at every hop of a free-running rollout; the penalty asks
     for a response that returns into the range instead. The assignment is detached: the term
     shapes the filters and interfaces, never which filter a neuron uses.
+
+    ``probe_rows`` = (rows, weight): only those rollout windows are probed and their sum is
+    multiplied by ``weight`` (windows of the whole rollout / windows probed), so that the
+    expected penalty of a random share equals the penalty of them all.
     """
     z0, u0, z_prev = probe
     nb = int(n_roll)
-    if nb <= 0:
+    rows, weight = (slice(0, nb), 1.0) if probe_rows is None else probe_rows
+    if nb <= 0 or (probe_rows is not None and len(rows) == 0):
         return torch.zeros((), device=z0.device)
     lo, hi = bounds
     mid, scale = 0.5 * (lo + hi), cfg.range_probe_scale
     band = cfg.range_margin * (hi - lo)
-    state = mid + scale * (z0[:nb] - mid)
-    previous = None if z_prev is None else mid + scale * (z_prev[:nb] - mid)
-    u_b = None if u0 is None else u0[:nb]
+    state = mid + scale * (z0[rows] - mid)
+    previous = None if z_prev is None else mid + scale * (z_prev[rows] - mid)
+    u_b = None if u0 is None else u0[rows]
     pred = net.evaluate(state, u_b, pi.detach(), slots, previous)[1]
     excess = torch.relu(pred - (hi + band)) + torch.relu((lo - band) - pred)
-    return excess.pow(2).mean(-1).sum() * roll_scale
+    penalty = excess.pow(2).mean(-1).sum() * roll_scale
+    return penalty if probe_rows is None else penalty * weight
+
+
+def probe_windows(
+    n_roll_global: int, share: float, seed: int, rank: int = 0, world: int = 1
+) -> tuple[np.ndarray, float] | None:
+    """This rank's local rollout windows that run the range probe, and their weight.
+
+    A random ``share`` of the ``n_roll_global`` rollout windows of a step (at least one),
+    drawn from ``seed`` (deterministic per step); ``weight`` = windows / windows drawn keeps
+    the penalty's expectation. ``None`` for ``share >= 1`` (every window, weight 1).
+    """
+    if share >= 1.0 or n_roll_global <= 0:
+        return None
+    drawn = max(1, int(round(share * n_roll_global)))
+    g = torch.Generator().manual_seed(int(seed))
+    chosen = np.sort(torch.randperm(n_roll_global, generator=g)[:drawn].numpy())
+    local = (chosen[chosen % world == rank] - rank) // world
+    return local.astype(np.int64), n_roll_global / drawn
 
 
 def _regularisers(net: MesoscaleNet, tau: float) -> dict[str, torch.Tensor]:
@@ -446,8 +476,10 @@ def _train_epoch(
     net.train()
     for step in range(tensors.steps):
         batch = perm[step * cfg.batch_frames : (step + 1) * cfg.batch_frames]
+        probe_seed = (int(run.seed) * 100_003 + epoch) * 1_000_003 + step
         total, terms = _step(
-            module, net, state.opt, tensors, batch, cfg, run, (tau, mode, bal_w), frozen
+            module, net, state.opt, tensors, batch, cfg, run, (tau, mode, bal_w), frozen,
+            probe_seed,
         )
         losses = {key: float(val.detach()) for key, val in terms.items()}
         for key, val in losses.items():
@@ -480,9 +512,11 @@ def _step(
     run: RunOptions,
     schedule: tuple[float, str, float],
     frozen: bool,
+    probe_seed: int = 0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """One Adam step on this rank's share of ``batch`` (window starts), in one or several
-    forward/backward passes (:func:`micro_batches`) whose gradients add up."""
+    forward/backward passes (:func:`micro_batches`) whose gradients add up; ``probe_seed``
+    draws the windows of the range probe (``cfg.range_probe_share`` < 1)."""
     dev, rank, world = run.device, run.rank, run.world
     local = batch[rank::world]
     scale = len(local) * world / len(batch)
@@ -490,6 +524,7 @@ def _step(
     n_roll_global = min(cfg.rollout_frames, len(batch))
     n_roll = len(range(rank, n_roll_global, world))
     roll_scale = world / max(n_roll_global, 1)
+    probed = probe_windows(n_roll_global, cfg.range_probe_share, probe_seed, rank, world)
     offsets = np.arange(tensors.window + 1)[:, None]
     passes = micro_batches(len(local), tensors.z.shape[1], _pairs_per_neuron(net, cfg), cfg, run)
     denom = None
@@ -508,10 +543,11 @@ def _step(
             # the frame before each window (the first frame stands in for its own predecessor)
             zp = tensors.z[(idx[0] - 1).clamp(min=0)] if net.input_lags == 2 else None
             rolled = max(0, min(n_roll, last) - first)
+            rows = _pass_rows(probed, first, last, dev)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
                 part, parts = module(
                     zb, mb, ub, tau, mode, cfg, scale, bal_w, rolled, roll_scale, denom,
-                    first == 0, zp, tensors.bounds,
+                    first == 0, zp, tensors.bounds, rows,
                 )
             part.backward()
             total = total + part.detach()
@@ -531,6 +567,17 @@ def _step(
             net.field_logits.grad = None
     opt.step()
     return total, terms
+
+
+def _pass_rows(
+    probed: tuple[np.ndarray, float] | None, first: int, last: int, dev: torch.device
+) -> tuple[torch.Tensor, float] | None:
+    """The probed windows that fall in the pass ``first:last``, relative to it."""
+    if probed is None:
+        return None
+    local, weight = probed
+    inside = local[(local >= first) & (local < last)] - first
+    return torch.as_tensor(inside, device=dev), weight
 
 
 #: Automatic micro-batches on the CPU: (window, neuron, pair) evaluations per pass. A pass
