@@ -542,11 +542,10 @@ class ModelConfig(Params):
         gui=False,
     )
     range_probe_share: float = param(
-        0.25,
+        1.0,
         "with lambda_range > 0: share of the rollout windows of each step that run the range "
         "probe (a random draw per step, deterministic for the seed, at least one window), its "
-        "penalty scaled so that its expectation is unchanged; 1 = every rollout window (the "
-        "default before 2026-11-29)",
+        "penalty scaled so that its expectation is unchanged; 1 = every rollout window",
         minimum=0.01,
         maximum=1.0,
         gui=False,
