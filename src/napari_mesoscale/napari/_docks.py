@@ -101,16 +101,15 @@ def add_plugin_dock(
     Returns the dock, or None for a viewer without a window (headless).
     """
     window = getattr(viewer, "window", None)
-    if window is None or getattr(window, "_qt_window", None) is None:
+    if window is None or not hasattr(window, "add_dock_widget"):
         return None
-    if area == "bottom":
+    dock = window.add_dock_widget(widget, name=name, area=area)
+    main = dock.parent()  # napari's QMainWindow (``Window._qt_window`` is private)
+    if area == "bottom" and isinstance(main, QMainWindow):
         # Qt gives the window's bottom corners to the bottom area: plots docked there took
         # their height from the right area too, and left the widgets beside the canvas 440 px
         # for 500 px of controls; the right column now runs down to the status bar
-        window._qt_window.setCorner(
-            Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea
-        )
-    dock = window.add_dock_widget(widget, name=name, area=area)
+        main.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
     join_plugin_tabs(dock, raise_=raise_)
     return dock
 
