@@ -400,6 +400,13 @@ def test_head_view_in_one_click_names_the_neurons(make_napari_viewer, qtbot):
     assert np.mean(named) >= 0.75, np.mean(named)  # the rest hide behind a nearer neighbour
     row = rows[int(np.argmax(named))]
     assert _named_at_cursor(viewer, layer, row)[1].startswith(f"id: {names[row]}\n")
+    # ticked, Names writes every neuron's name a point diameter above it; unticked, the text
+    # shown before (here none) comes back
+    control = viewer.window.dock_widgets[VIEW_DOCK]._worm_view_control
+    before = layer.text.string  # the encoding of the text shown (here: none)
+    control.names.setChecked(True)
+    assert list(layer.text.values) == list(names) and layer.text.visible
+    assert layer.text.translation[0] == pytest.approx(np.median(layer.size))
     buttons["tail"].click()
     qtbot.wait(50)
     tail = worm_part(positions, "tail")
@@ -410,3 +417,20 @@ def test_head_view_in_one_click_names_the_neurons(make_napari_viewer, qtbot):
     np.testing.assert_allclose(camera.angles, opened[0], atol=1e-6)
     assert camera.zoom == pytest.approx(opened[1], rel=1e-6)
     np.testing.assert_allclose(layer.size, point_size_um(positions))
+    assert layer.text.translation[0] == pytest.approx(np.median(layer.size))  # names follow
+    control.names.setChecked(False)
+    assert layer.text.string == before
+
+
+def test_names_off_brings_back_the_stimulated_label(sample):
+    from napari_mesoscale.napari._worm_sample import colour_by_response, show_names
+
+    layer = _points(sample)
+    colour_by_response(layer, "AVAL")
+    labels = np.asarray(layer.text.values).copy()
+    assert "AVAL" in labels
+    show_names(layer, True)
+    assert list(layer.text.values) == list(layer.features["id"].astype(str))
+    show_names(layer, False)
+    np.testing.assert_array_equal(layer.text.values, labels)
+    assert layer.text.translation[0] == pytest.approx(30.0)  # its own raise, back

@@ -7,8 +7,9 @@ layer carries the same ``metadata`` as the toy brain's ``neurons (truth)`` (``ac
 Opened, the worm is shown whole in 3D from its left side (:func:`show_worm` restores that
 view), points a soma wide; the chemical synapses layer is hidden (tick its eye to show it).
 A *C. elegans view* dock under the layer list frames the whole worm, its head or its tail in
-one click (``show_worm(viewer, part="head")``), and the neuron under the cursor is named in a
-tooltip (napari's layer tooltip, switched on for that viewer) and in the status bar.
+one click (``show_worm(viewer, part="head")``) and, ticked, writes every neuron's name above it
+(:func:`show_names`); the neuron under the cursor is named in a tooltip (napari's layer
+tooltip, switched on for that viewer) and in the status bar.
 
 Colour the neurons by their measured response to one stimulated neuron from the console::
 
@@ -187,6 +188,8 @@ def _fit_part(viewer: Any, layer: Any, part: str) -> None:
     size = point_size_um(positions)
     if not np.allclose(layer.size, size):
         layer.size = size
+        if id(layer) in _TEXT_BEFORE_NAMES:  # the names stay a point diameter above
+            _write_names(layer)
     if part == "whole":
         viewer.fit_to_view(layers=[layer])
         return
@@ -298,7 +301,7 @@ class WormViewControl:
     labels = {"whole": "Whole worm", "head": "Head", "tail": "Tail"}
 
     def __init__(self, viewer: Any, layer: Any) -> None:
-        from qtpy.QtWidgets import QHBoxLayout, QPushButton, QWidget
+        from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QWidget
 
         self.viewer, self.layer = viewer, layer
         self.native = QWidget()
@@ -311,11 +314,53 @@ class WormViewControl:
             button.clicked.connect(lambda *_, part=part: self.show(part))
             row.addWidget(button)
             self.buttons[part] = button
+        #: writes every neuron's name beside it (:func:`show_names`)
+        self.names = QCheckBox("Names")
+        self.names.setToolTip(
+            "Write each neuron's name above it (readable in the head and tail views); the "
+            "cursor's tooltip names the neuron under it either way."
+        )
+        self.names.toggled.connect(lambda on: show_names(self.layer, on))
+        row.addWidget(self.names)
 
     def show(self, part: str) -> None:
         """Frame ``part`` of the worm (the neurons layer must still be in the viewer)."""
         if self.layer in self.viewer.layers:
             show_worm(self.viewer, self.layer, part)
+
+
+#: per neurons layer (by id), the text it showed before :func:`show_names` wrote the names
+_TEXT_BEFORE_NAMES: dict[int, dict] = {}
+#: size (points) of the names :func:`show_names` writes
+NAME_SIZE = 8
+
+
+def show_names(layer: Any, on: bool = True) -> None:
+    """Write every neuron's name (feature ``id``) above its point, or (``on=False``) bring
+    back the text the layer showed before (e.g. the stimulated neuron's name written by
+    :func:`colour_by_response`). The names follow the point size :func:`show_worm` sets."""
+    if on:
+        if id(layer) not in _TEXT_BEFORE_NAMES:
+            text = layer.text
+            _TEXT_BEFORE_NAMES[id(layer)] = (
+                text.model_dump() if hasattr(text, "model_dump") else text.dict()
+            )
+        _write_names(layer)
+        return
+    before = _TEXT_BEFORE_NAMES.pop(id(layer), None)
+    names = layer.features["id"].astype(str).to_numpy()
+    if before is not None and np.array_equal(np.asarray(layer.text.values, dtype=str), names):
+        layer.text = before  # unless something else wrote the text since
+
+
+def _write_names(layer: Any) -> None:
+    # napari centres 3D text on its point: raised dorsally (+z) by a point diameter
+    layer.text = {
+        "string": "{id}",
+        "color": "white",
+        "size": NAME_SIZE,
+        "translation": [float(np.median(layer.size)), 0.0, 0.0],
+    }
 
 
 _PART_TIPS = {
@@ -499,6 +544,6 @@ def _predict_in_background(layer: Any, stimulated: str, strain: str) -> Any:
 
 
 __all__ = [
-    "WormViewControl", "colour_by_response", "dock_view_control", "show_worm", "worm_part",
-    "worm_sample",
+    "WormViewControl", "colour_by_response", "dock_view_control", "show_names", "show_worm",
+    "worm_part", "worm_sample",
 ]
