@@ -618,3 +618,22 @@ def test_other_docks_are_left_where_napari_puts_them(make_napari_viewer, qtbot):
     tabs = {dock.windowTitle() for dock in window.tabifiedDockWidgets(fit_dock)}
     assert tabs == {"Score predictions (Mesoscale)"}
     assert score.native.visibleRegion().boundingRect().height() > 0
+
+
+def test_a_widget_docked_later_by_a_script_joins_the_tabs(make_napari_viewer, qtbot):
+    """A widget built, then docked after the event loop ran (a script), still becomes a tab."""
+    from napari_mesoscale.napari._docks import dock_of, in_front
+    from napari_mesoscale.napari._score_widget import ScorePredictionsWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    score = ScorePredictionsWidget(viewer)
+    qtbot.wait(50)
+    dock = viewer.window.add_dock_widget(score, name="Score (script)")
+    qtbot.wait(100)
+    window = viewer.window._qt_window
+    assert [other.windowTitle() for other in window.tabifiedDockWidgets(dock)] == [
+        "Fit mesoscale model (Mesoscale)"
+    ]
+    assert in_front(dock) and not in_front(dock_of(fit.native))

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtCore import Qt, QTimer
+from qtpy.QtCore import QEvent, QObject, Qt, QTimer
 from qtpy.QtWidgets import QDockWidget, QMainWindow
 
 #: Qt dynamic property marking the docks of this plugin (the plugin's tab groups)
@@ -114,9 +114,23 @@ def add_plugin_dock(
     return dock
 
 
+class _JoinWhenShown(QObject):
+    """Joins the plugin's tabs when the widget it filters is first shown in a dock."""
+
+    def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Show:
+            dock = dock_of(watched)
+            if dock is not None:
+                join_plugin_tabs(dock)
+                watched.removeEventFilter(self)
+        return False
+
+
 def tab_when_docked(widget: Any) -> None:
-    """Once napari has docked ``widget`` (a Qt widget; it docks right after building it, in
-    the same call), make its dock a tab of the plugin's docks in its area."""
+    """Once ``widget`` (a Qt widget) is docked, make its dock a tab of the plugin's docks in
+    its area: at the next event loop pass (napari docks a widget from the Plugins menu right
+    after building it, in the same call), or when it is first shown in a dock (a widget a
+    script docks later)."""
 
     def join() -> None:
         try:
@@ -126,6 +140,7 @@ def tab_when_docked(widget: Any) -> None:
         if dock is not None:
             join_plugin_tabs(dock)
 
+    widget.installEventFilter(_JoinWhenShown(widget))  # parented: deleted with the widget
     QTimer.singleShot(0, join)
 
 
