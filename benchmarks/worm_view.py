@@ -7,7 +7,8 @@ projected on the camera's right direction, times the zoom, over the canvas width
 displayed y, x plane), the neurons drawn in the displayed slice (2D), the points' diameter in
 pixels, whether the 2,000+ synapse lines are drawn, and the colour limits; a viewer that opens
 in 2D is then switched to 3D (napari's toggle) and measured again. Screenshots of the
-canvas go to ``--images`` (``<prefix>_class.png``, ``<prefix>_aval.png``).
+canvas go to ``--images`` (``<prefix>_class.png``, ``<prefix>_aval.png``, and the head view
+with *Names* ticked, ``<prefix>_head.png``).
 
 Run it on this branch and on an older checkout (``PYTHONPATH=<old>/src``) for a before/after
 pair; needs a display (``xvfb-run -a``) and the ``worm`` data packages::
@@ -142,15 +143,18 @@ def measure(images: Path | None) -> dict:
     result["head_named_share_as_opened"] = head_named_share(viewer, layer)
     window = viewer.window
     if "C. elegans view" in window.dock_widgets:  # the view control: its buttons clicked
-        buttons = window.dock_widgets["C. elegans view"]._worm_view_control.buttons
+        control = window.dock_widgets["C. elegans view"]._worm_view_control
+        buttons = control.buttons
         for part in ("head", "tail"):
             buttons[part].click()
             result[f"{part}_view"] = part_on_screen(viewer, layer, part)
             if part == "head":
                 result["hover_head_view"] = hover_text(viewer, layer, "AVAL")
                 result["head_named_share_head_view"] = head_named_share(viewer, layer)
-            if images is not None and part == "head":
+            if images is not None and part == "head":  # with Names ticked, after measuring
+                control.names.setChecked(True)
                 viewer.screenshot(f"{images}_head.png", canvas_only=True, flash=False)
+                control.names.setChecked(False)
         buttons["whole"].click()
         result["whole_view_back"] = on_screen(viewer, layer)
         result["canvas_after_view_dock"] = [
