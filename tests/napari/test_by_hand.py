@@ -157,6 +157,8 @@ def test_domain_table_docks_with_room_for_its_rows(make_napari_viewer, qtbot):
     fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
     fit._add_docks()
     qtbot.wait(100)
+    fit._domain_dock.raise_()  # its tab, beside the fit widget's, clicked
+    qtbot.wait(100)
     table = fit.domain_table
     assert table.height() >= 6 * table.verticalHeader().defaultSectionSize()
 
@@ -506,3 +508,132 @@ def test_cancelled_fit_says_what_it_left_and_how_to_resume(make_napari_viewer, q
     assert resumed.history["epoch"].tolist()[:done] == list(range(done))
     assert len(resumed.history) > done
     assert any(m.startswith("napari-mesoscale: done.") for m in messages)
+
+
+def _docked_together(viewer, qtbot):
+    """Correct motion, Detect point sources, Fit and Score docked from the menu, in that order,
+    then the docks their runs add: the shift plot, the point-source traces, and the fit's loss
+    curves, traces and domain table (docked when a fit starts)."""
+    from types import SimpleNamespace
+
+    titles = (
+        "Correct motion (calcium)", "Detect point sources (calcium)",
+        "Fit mesoscale model", "Score predictions",
+    )
+    widgets = {title: _dock_from_menu(viewer, qtbot, title) for title in titles}
+    frames = 30
+    widgets["Correct motion (calcium)"].show_plot(
+        SimpleNamespace(
+            n_frames=frames, shifts_um=np.zeros((frames, 3)), block_shifts_um=None,
+            quality=np.ones(frames), outliers=np.zeros(frames, dtype=bool),
+        )
+    )
+    cells = viewer.add_points(np.zeros((3, 3)), name="cells")
+    widgets["Detect point sources (calcium)"].show_traces(
+        cells, SimpleNamespace(activity=np.zeros((frames, 3)), parameters={"frame_rate": 5.0})
+    )
+    widgets["Fit mesoscale model"]._add_docks()
+    qtbot.wait(200)
+    return widgets
+
+
+def _dock_needs(dock):
+    """Height (px) the dock shows of its contents, and the height they need: a widget's whole
+    column of controls (it scrolls), a plot's or the table's minimum height."""
+    from qtpy.QtWidgets import QScrollArea
+
+    inner = dock.widget()
+    scroll = inner if isinstance(inner, QScrollArea) else inner.findChild(QScrollArea)
+    if scroll is not None and scroll.widget() is not None and scroll.widget().layout():
+        return scroll.viewport().height(), scroll.widget().sizeHint().height()
+    if isinstance(inner, QScrollArea):  # the domain table
+        return inner.height(), inner.minimumHeight()
+    return inner.height(), inner.minimumSizeHint().height()
+
+
+def test_docks_opened_together_each_keep_the_height_they_need(make_napari_viewer, qtbot):
+    """Four widgets and five result docks in a 1280 x 800 window: each widget was stacked
+    under the earlier ones, every one then showing 67 px of its 330-500 px of controls, and the
+    window grew to 920 px. Now the plugin's docks are tabs: the one in front of each area has
+    the height its contents need, and every other one is a tab whose title is on a tab bar."""
+    from qtpy.QtWidgets import QDockWidget, QTabBar
+
+    from napari_mesoscale.napari._docks import in_front
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1280, 800)
+    qtbot.wait(100)
+    _docked_together(viewer, qtbot)
+    ours = {
+        "Correct motion (calcium)", "Detect point sources (calcium)", "Fit mesoscale model",
+        "Score predictions", "motion", "point-source traces", "Loss curves",
+        "Traces: recorded vs predicted", "Functional domains",
+    }
+    docks = [
+        dock for dock in window.findChildren(QDockWidget)
+        if dock.windowTitle().split(" (Mesoscale)")[0] in ours
+    ]
+    assert len(docks) == len(ours)
+    tab_titles = {
+        bar.tabText(i) for bar in window.findChildren(QTabBar) if bar.isVisible()
+        for i in range(bar.count())
+    }
+    shown_docks = []
+    for dock in docks:
+        if not in_front(dock):  # behind another tab: its title is on the tab bar
+            assert window.tabifiedDockWidgets(dock), dock.windowTitle()
+            assert dock.windowTitle() in tab_titles, (dock.windowTitle(), tab_titles)
+            continue
+        shown_docks.append(dock.windowTitle())
+        shown, needed = _dock_needs(dock)
+        assert shown >= needed, (dock.windowTitle(), shown, needed)
+    # the widget opened last is in front on the right (the domain table docked behind it)
+    # and the live loss curves in front at the bottom
+    assert sorted(shown_docks) == ["Loss curves", "Score predictions (Mesoscale)"]
+    assert window.height() <= 800 + 10  # the docks' minimum heights no longer grow the window
+    # a tab clicked brings its dock forward with the height it needs
+    fit = next(dock for dock in docks if dock.windowTitle().startswith("Fit mesoscale"))
+    fit.raise_()
+    qtbot.wait(100)
+    shown, needed = _dock_needs(fit)
+    assert in_front(fit) and shown >= needed
+
+
+def test_other_docks_are_left_where_napari_puts_them(make_napari_viewer, qtbot):
+    """Only the plugin's docks become tabs: another dock in the right area stays stacked."""
+    from qtpy.QtWidgets import QLabel
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    other = viewer.window.add_dock_widget(QLabel("someone else's"), name="other", area="right")
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    score = _dock_from_menu(viewer, qtbot, "Score predictions")
+    qtbot.wait(100)
+    window = viewer.window._qt_window
+    assert not window.tabifiedDockWidgets(other)
+    fit_dock = fit.native.parent()
+    while fit_dock is not None and fit_dock.windowTitle() != "Fit mesoscale model (Mesoscale)":
+        fit_dock = fit_dock.parent()
+    tabs = {dock.windowTitle() for dock in window.tabifiedDockWidgets(fit_dock)}
+    assert tabs == {"Score predictions (Mesoscale)"}
+    assert score.native.visibleRegion().boundingRect().height() > 0
+
+
+def test_a_widget_docked_later_by_a_script_joins_the_tabs(make_napari_viewer, qtbot):
+    """A widget built, then docked after the event loop ran (a script), still becomes a tab."""
+    from napari_mesoscale.napari._docks import dock_of, in_front
+    from napari_mesoscale.napari._score_widget import ScorePredictionsWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    score = ScorePredictionsWidget(viewer)
+    qtbot.wait(50)
+    dock = viewer.window.add_dock_widget(score, name="Score (script)")
+    qtbot.wait(100)
+    window = viewer.window._qt_window
+    assert [other.windowTitle() for other in window.tabifiedDockWidgets(dock)] == [
+        "Fit mesoscale model (Mesoscale)"
+    ]
+    assert in_front(dock) and not in_front(dock_of(fit.native))

@@ -332,3 +332,105 @@ def test_build_connectome_clicked_on_the_worm(make_napari_viewer, qtbot):
     assert "Synapses from the adjacency of 'C. elegans neurons'." in status
     assert "No transmission graphs" in status and "NaN" in status
     assert any(layer.name.startswith("edges") for layer in viewer.layers)
+
+
+def _screen(viewer, positions):
+    """Canvas pixel coordinates (x right, y down) of world positions (z, y, x), 3D view."""
+    camera = viewer.scene.camera
+    native = viewer.window._qt_viewer.canvas.native
+    up = np.asarray(camera.up_direction)
+    right = np.cross(camera.view_direction, up)
+    offset = np.asarray(positions, dtype=float) - np.asarray(camera.center)
+    return np.stack(
+        [offset @ right * camera.zoom + native.width() / 2,
+         -(offset @ up) * camera.zoom + native.height() / 2],
+        axis=1,
+    ), (native.width(), native.height())
+
+
+def _named_at_cursor(viewer, layer, row):
+    """The status bar's and the tooltip's text with the cursor on the centre of point ``row``."""
+    viewer.layers.selection.active = layer
+    viewer.cursor.position = tuple(np.asarray(layer.data[row], dtype=float))
+    viewer.cursor._view_direction = np.asarray(viewer.scene.camera.view_direction)
+    viewer.mouse_over_canvas = True
+    status, tooltip = viewer._calc_status_from_cursor()
+    viewer.mouse_over_canvas = False
+    return str(status), tooltip
+
+
+def test_head_view_in_one_click_names_the_neurons(make_napari_viewer, qtbot):
+    """The whole-worm view put the head's 158 neurons in ~70 px (1 px apart on screen); the
+    view dock's Head button frames them over the canvas a few pixels apart, the cursor names
+    the neuron under it, and Whole worm brings the opened view back."""
+    from scipy.spatial import cKDTree
+
+    from napari_mesoscale.napari._worm_sample import VIEW_DOCK, point_size_um, worm_part
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1200, 800)
+    qtbot.wait(50)
+    viewer.open_sample("napari-mesoscale", "celegans")
+    qtbot.wait(50)
+    layer = viewer.layers["C. elegans neurons"]
+    positions = np.asarray(layer.data, dtype=float)
+    head = worm_part(positions, "head")
+    assert head.sum() == 158
+    camera = viewer.scene.camera
+    opened = (tuple(camera.angles), camera.zoom)
+    width = _canvas_width(viewer)
+    screen, _ = _screen(viewer, positions[head])
+    assert np.ptp(screen[:, 0]) / width < 0.15  # the head as opened: a small knot
+    buttons = viewer.window.dock_widgets[VIEW_DOCK]._worm_view_control.buttons
+    assert _canvas_width(viewer) == width  # the dock under the layer list leaves the canvas
+    buttons["head"].click()
+    qtbot.wait(50)
+    np.testing.assert_allclose(camera.angles, opened[0], atol=1e-6)  # the same side view
+    screen, (w, h) = _screen(viewer, positions[head])
+    assert max(np.ptp(screen[:, 0]) / w, np.ptp(screen[:, 1]) / h) >= 0.8
+    assert ((screen >= 0) & (screen <= (w, h))).all()  # every head neuron on the canvas
+    spacing = np.median(cKDTree(screen).query(screen, k=2)[0][:, 1])
+    diameter = float(np.median(layer.size)) * camera.zoom
+    assert spacing >= 8 and diameter <= 2 * spacing, (spacing, diameter)
+    # the cursor on a neuron names it, in the tooltip napari shows at the cursor as well
+    assert viewer.tooltip.visible
+    names = layer.features["id"].astype(str).to_numpy()
+    rows = np.flatnonzero(head)
+    named = [f"id: {names[row]}" in _named_at_cursor(viewer, layer, row)[0] for row in rows]
+    assert np.mean(named) >= 0.75, np.mean(named)  # the rest hide behind a nearer neighbour
+    row = rows[int(np.argmax(named))]
+    assert _named_at_cursor(viewer, layer, row)[1].startswith(f"id: {names[row]}\n")
+    # ticked, Names writes every neuron's name a point diameter above it; unticked, the text
+    # shown before (here none) comes back
+    control = viewer.window.dock_widgets[VIEW_DOCK]._worm_view_control
+    before = layer.text.string  # the encoding of the text shown (here: none)
+    control.names.setChecked(True)
+    assert list(layer.text.values) == list(names) and layer.text.visible
+    assert layer.text.translation[0] == pytest.approx(np.median(layer.size))
+    buttons["tail"].click()
+    qtbot.wait(50)
+    tail = worm_part(positions, "tail")
+    screen, (w, h) = _screen(viewer, positions[tail])
+    assert max(np.ptp(screen[:, 0]) / w, np.ptp(screen[:, 1]) / h) >= 0.8
+    buttons["whole"].click()
+    qtbot.wait(50)
+    np.testing.assert_allclose(camera.angles, opened[0], atol=1e-6)
+    assert camera.zoom == pytest.approx(opened[1], rel=1e-6)
+    np.testing.assert_allclose(layer.size, point_size_um(positions))
+    assert layer.text.translation[0] == pytest.approx(np.median(layer.size))  # names follow
+    control.names.setChecked(False)
+    assert layer.text.string == before
+
+
+def test_names_off_brings_back_the_stimulated_label(sample):
+    from napari_mesoscale.napari._worm_sample import colour_by_response, show_names
+
+    layer = _points(sample)
+    colour_by_response(layer, "AVAL")
+    labels = np.asarray(layer.text.values).copy()
+    assert "AVAL" in labels
+    show_names(layer, True)
+    assert list(layer.text.values) == list(layer.features["id"].astype(str))
+    show_names(layer, False)
+    np.testing.assert_array_equal(layer.text.values, labels)
+    assert layer.text.translation[0] == pytest.approx(30.0)  # its own raise, back

@@ -259,14 +259,13 @@ class DetectPointSourcesWidget(_LayerWidget):
 
     def show_traces(self, points: Any, result: Any) -> Any:
         """Dock a plot of the dF/F of the selected points (follows the selection)."""
+        from napari_mesoscale.napari._docks import add_plugin_dock
         from napari_mesoscale.napari._plots import TracePlot
 
         if self._plot is None:
             self._plot = TracePlot()
             try:
-                self._viewer.window.add_dock_widget(
-                    self._plot, name="point-source traces", area="bottom"
-                )
+                add_plugin_dock(self._viewer, self._plot, "point-source traces", "bottom")
             except Exception:  # noqa: BLE001 - headless viewers without a window
                 pass
         frame_rate = result.parameters.get("frame_rate")

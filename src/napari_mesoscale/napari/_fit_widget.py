@@ -35,6 +35,7 @@ from magicgui.widgets import (
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from napari_mesoscale.napari import _contract
+from napari_mesoscale.napari._docks import add_plugin_dock
 from napari_mesoscale.napari._layers import world_positions
 from napari_mesoscale.napari._overlays import activity_layers, domain_layers, motif_point_colors
 from napari_mesoscale.napari._plots import LossPlot, TracePlot
@@ -169,6 +170,7 @@ class FitWidget(CoreTaskWidget):
         self.report = None
         self._inputs: dict[str, Any] = {}
         self._docks_added = False
+        self._trace_dock = self._domain_dock = None
         napari_viewer.layers.events.inserted.connect(self._refresh_choices)
         napari_viewer.layers.events.removed.connect(self._refresh_choices)
         self.cells.changed.connect(self._follow_cells)
@@ -353,6 +355,8 @@ class FitWidget(CoreTaskWidget):
         self._fill_domain_table(fit.domains)
         layer.selected_data.events.items_changed.connect(self._show_selected_trace)
         self._show_trace(0)
+        if self._trace_dock is not None:  # the fitted traces come to the front of the plots
+            self._trace_dock.raise_()
         best = report.scores.sort_values("mse").iloc[0]["model"]
         stopped = fit.stopped
         if fit.cancelled:
@@ -396,10 +400,15 @@ class FitWidget(CoreTaskWidget):
     def _add_docks(self) -> None:
         if self._docks_added:
             return
-        window = self._viewer.window
-        window.add_dock_widget(self.loss_plot, name="Loss curves", area="bottom")
-        window.add_dock_widget(self.trace_plot, name="Traces: recorded vs predicted", area="bottom")
-        window.add_dock_widget(self.domain_table, name="Functional domains", area="right")
+        # tabs of the plugin's docks: the live loss in front at the bottom, the domain table
+        # behind the fit widget on the right (its tab comes forward when the fit ends)
+        self._trace_dock = add_plugin_dock(
+            self._viewer, self.trace_plot, "Traces: recorded vs predicted", "bottom"
+        )
+        add_plugin_dock(self._viewer, self.loss_plot, "Loss curves", "bottom")
+        self._domain_dock = add_plugin_dock(
+            self._viewer, self.domain_table, "Functional domains", "right", raise_=False
+        )
         self._docks_added = True
 
     def _fill_domain_table(self, domains: pd.DataFrame) -> None:

@@ -18,6 +18,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit
 
 from napari_mesoscale.motion.params import MotionParams
 from napari_mesoscale.napari._detect_widgets import _layer_data, _layer_names, _LayerWidget, _path
+from napari_mesoscale.napari._docks import add_plugin_dock
 from napari_mesoscale.napari._param_controls import param_control
 from napari_mesoscale.napari._plots import _PlotDock
 
@@ -133,7 +134,7 @@ class CorrectMotionWidget(_LayerWidget):
         if self.plot is None:
             self.plot = MotionPlot()
             try:
-                self._viewer.window.add_dock_widget(self.plot, name="motion", area="bottom")
+                add_plugin_dock(self._viewer, self.plot, "motion", "bottom")
             except Exception:  # noqa: BLE001 - headless viewers without a window
                 pass
         self.plot.show(result)

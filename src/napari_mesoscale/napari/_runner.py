@@ -53,6 +53,7 @@ from qtpy.QtCore import QCoreApplication, QObject, Signal
 from qtpy.QtWidgets import QSizePolicy
 
 from napari_mesoscale.napari import _contract
+from napari_mesoscale.napari._docks import tab_when_docked
 from napari_mesoscale.progress import Cancelled
 
 if TYPE_CHECKING:
@@ -133,6 +134,8 @@ class CoreTaskWidget(Container):
         current_run = self._current_run = [self._cancel_requested]
         closed = self._closed = threading.Event()
         self.native.destroyed.connect(lambda *_: (current_run[0].set(), closed.set()))
+        # docked beside another of the plugin's widgets: a tab of theirs, not a sliver under them
+        tab_when_docked(self.native)
 
     @property
     def native(self) -> Any:

@@ -6,6 +6,10 @@ layer carries the same ``metadata`` as the toy brain's ``neurons (truth)`` (``ac
 ``activity`` is the atlas as one trial per stimulated neuron (``stimulation_trials``).
 Opened, the worm is shown whole in 3D from its left side (:func:`show_worm` restores that
 view), points a soma wide; the chemical synapses layer is hidden (tick its eye to show it).
+A *C. elegans view* dock under the layer list frames the whole worm, its head or its tail in
+one click (``show_worm(viewer, part="head")``) and, ticked, writes every neuron's name above it
+(:func:`show_names`); the neuron under the cursor is named in a tooltip (napari's layer
+tooltip, switched on for that viewer) and in the status bar.
 
 Colour the neurons by their measured response to one stimulated neuron from the console::
 
@@ -47,6 +51,17 @@ LABEL_RAISE_UM = 30.0
 LIMIT_QUANTILE = 0.95
 #: degrees the lateral view is turned about the body axis (:func:`show_worm`)
 VIEW_TILT_DEG = 25.0
+#: µm behind the anterior-most soma that the head view frames: the head ganglia around the
+#: nerve ring, 158 of the 302 somata (the next 20 µm add the retrovesicular ganglion's 26)
+HEAD_UM = 60.0
+#: µm before the posterior-most soma that the tail view frames: the tail ganglia, 37 somata
+TAIL_UM = 60.0
+#: the parts of the worm :func:`show_worm` frames
+PARTS = ("whole", "head", "tail")
+#: name of the dock with the whole worm / head / tail buttons (:func:`show_worm`)
+VIEW_DOCK = "C. elegans view"
+#: share of the canvas left blank around the framed neurons (napari's ``fit_to_view`` margin)
+FIT_MARGIN = 0.05
 
 
 def worm_sample(source: str = "white_1986", strain: str = "wt") -> list[LayerDataTuple]:
@@ -111,36 +126,94 @@ def point_size_um(positions: np.ndarray) -> float:
     return float(round(max(extent.max() / POINTS_PER_LENGTH, 1.0), 1))
 
 
-def show_worm(viewer: Any, layer: Any = None) -> None:
-    """Show the whole worm: 3D, seen from its left side (anterior left, dorsal up), tilted by
-    :data:`VIEW_TILT_DEG` so that left/right homologues do not hide each other, zoomed so that
-    the neurons fill the canvas, and kept so as docks open or close until the camera is moved;
-    napari's Home button brings this view back while the worm sample is all the viewer shows.
+def show_worm(viewer: Any, layer: Any = None, part: str = "whole") -> None:
+    """Show the whole worm, or its head or tail: 3D, seen from its left side (anterior left,
+    dorsal up), tilted by :data:`VIEW_TILT_DEG` so that left/right homologues do not hide each
+    other, zoomed so that the part's neurons fill the canvas, and kept so as docks open or
+    close until the camera is moved; napari's Home button brings the whole worm back while the
+    worm sample is all the viewer shows.
 
     Parameters
     ----------
     viewer : napari.Viewer
     layer : napari Points layer, optional
         The neurons; default the layer named :data:`NEURONS_LAYER`.
+    part : {"whole", "head", "tail"}
+        What to frame: the whole worm, the head (the somata within :data:`HEAD_UM` of the
+        anterior-most one: the ganglia of the nerve ring) or the tail (within
+        :data:`TAIL_UM` of the posterior-most one), see :func:`worm_part`. The points are
+        resized to 1/100 of the part's length (:func:`point_size_um`; 1 µm in the head and
+        the tail, 7.2 µm for the whole worm), so that they stay a few pixels apart.
     """
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {PARTS}, not {part!r}")
     layer = viewer.layers[NEURONS_LAYER] if layer is None else layer
-    _frame_worm(viewer, layer)
+    _frame_worm(viewer, layer, part)
     _home_to_worm(viewer, layer)
 
 
-def _frame_worm(viewer: Any, layer: Any) -> None:
+def worm_part(positions: np.ndarray, part: str) -> np.ndarray:
+    """Which neurons (rows of ``positions``, (N, 3) z, y, x in µm, anterior at small y) a
+    part of :data:`PARTS` holds, as a boolean mask."""
+    along = np.asarray(positions, dtype=float)[:, 1]
+    if part == "head":
+        return along <= along.min() + HEAD_UM
+    if part == "tail":
+        return along >= along.max() - TAIL_UM
+    if part == "whole":
+        return np.ones(len(along), dtype=bool)
+    raise ValueError(f"part must be one of {PARTS}, not {part!r}")
+
+
+def _frame_worm(viewer: Any, layer: Any, part: str = "whole") -> None:
     viewer.dims.ndisplay = 3
     tilt = np.deg2rad(VIEW_TILT_DEG)
     # scene axes are (z, y, x) in µm: body axis y, dorso-ventral z, left-right x
     camera = getattr(viewer, "scene", viewer).camera  # viewer.camera before napari 0.9
     camera.set_view_direction((-np.sin(tilt), 0.0, np.cos(tilt)), (1.0, 0.0, 0.0))
-    viewer.fit_to_view(layers=[layer])
-    _refit_on_resize(viewer, layer, camera)
+    _fit_part(viewer, layer, part)
+    _refit_on_resize(viewer, layer, camera, part)
 
 
-def _refit_on_resize(viewer: Any, layer: Any, camera: Any) -> None:
-    """Keep the whole worm in view while the canvas changes size (a widget docked beside it
-    cut off the head and the tail), until the user moves, turns or zooms the camera."""
+def _fit_part(viewer: Any, layer: Any, part: str) -> None:
+    """Centre and zoom the camera on ``part`` of the worm as napari's ``fit_to_view`` does for
+    a whole layer (the part's projected extent, points included, over the canvas, less a
+    :data:`FIT_MARGIN` margin), the points sized to the part (:func:`point_size_um`)."""
+    world = np.asarray(layer.data, dtype=float) * np.asarray(layer.scale) + np.asarray(
+        layer.translate
+    )
+    positions = world[worm_part(world, part)]
+    # points 1/100 of the framed length, as for the whole worm: about 8-14 px in every view
+    # (the whole worm's 7.2 µm points were 90 px wide in the head view, 12 px apart)
+    size = point_size_um(positions)
+    if not np.allclose(layer.size, size):
+        layer.size = size
+        if id(layer) in _TEXT_BEFORE_NAMES:  # the names stay a point diameter above
+            _write_names(layer)
+    if part == "whole":
+        viewer.fit_to_view(layers=[layer])
+        return
+    camera = getattr(viewer, "scene", viewer).camera
+    view = np.asarray(camera.view_direction, dtype=float)
+    up = np.asarray(camera.up_direction, dtype=float)
+    right = np.cross(view, up)
+    across, upward = positions @ right, positions @ up
+    diameter = float(np.max(layer.size)) if len(layer.size) else 0.0
+    height, width = viewer.canvas.viewbox_size(viewer.layers)
+    camera.center = tuple(
+        right * (across.min() + across.max()) / 2
+        + up * (upward.min() + upward.max()) / 2
+        + view * float(np.mean(positions @ view))
+    )
+    camera.zoom = (1 - FIT_MARGIN) * min(
+        width / (np.ptp(across) + diameter), height / (np.ptp(upward) + diameter)
+    )
+
+
+def _refit_on_resize(viewer: Any, layer: Any, camera: Any, part: str = "whole") -> None:
+    """Keep the framed part of the worm in view while the canvas changes size (a widget
+    docked beside it cut off the head and the tail), until the user moves, turns or zooms the
+    camera."""
     previous = _REFITS.pop(id(viewer), None)
     if previous is not None:
         viewer.canvas.events.size.disconnect(previous)
@@ -155,7 +228,7 @@ def _refit_on_resize(viewer: Any, layer: Any, camera: Any) -> None:
             viewer.canvas.events.size.disconnect(refit)
             _REFITS.pop(id(viewer), None)
             return
-        viewer.fit_to_view(layers=[layer])
+        _fit_part(viewer, layer, part)
         framed[0] = framing()
 
     viewer.canvas.events.size.connect(refit)
@@ -210,8 +283,110 @@ def _show_worm_when_added(adjacency: Any) -> None:
         viewer.layers.events.inserted.disconnect(on_inserted)
         if (layer.metadata or {}).get("adjacency") is adjacency:
             show_worm(viewer, layer)
+            dock_view_control(viewer, layer)
+            # a neuron's name (and its other features) at the cursor, not only in the status
+            # bar: napari's layer tooltip, for this viewer (View ▸ Layer tooltip visibility)
+            viewer.tooltip.visible = True
 
     viewer.layers.events.inserted.connect(on_inserted, position="last")
+
+
+class WormViewControl:
+    """Three buttons framing the whole worm, its head or its tail (:func:`show_worm`).
+
+    Docked in napari's left area under the layer list (:func:`dock_view_control`), so that the
+    canvas keeps its width; ``buttons`` maps each part of :data:`PARTS` to its QPushButton.
+    """
+
+    labels = {"whole": "Whole worm", "head": "Head", "tail": "Tail"}
+
+    def __init__(self, viewer: Any, layer: Any) -> None:
+        from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QPushButton, QWidget
+
+        self.viewer, self.layer = viewer, layer
+        self.native = QWidget()
+        row = QHBoxLayout(self.native)
+        row.setContentsMargins(4, 2, 4, 2)
+        self.buttons = {}
+        for part in PARTS:
+            button = QPushButton(self.labels[part])
+            button.setToolTip(_PART_TIPS[part])
+            button.clicked.connect(lambda *_, part=part: self.show(part))
+            row.addWidget(button)
+            self.buttons[part] = button
+        #: writes every neuron's name beside it (:func:`show_names`)
+        self.names = QCheckBox("Names")
+        self.names.setToolTip(
+            "Write each neuron's name above it (readable in the head and tail views); the "
+            "cursor's tooltip names the neuron under it either way."
+        )
+        self.names.toggled.connect(lambda on: show_names(self.layer, on))
+        row.addWidget(self.names)
+
+    def show(self, part: str) -> None:
+        """Frame ``part`` of the worm (the neurons layer must still be in the viewer)."""
+        if self.layer in self.viewer.layers:
+            show_worm(self.viewer, self.layer, part)
+
+
+#: per neurons layer (by id), the text it showed before :func:`show_names` wrote the names
+_TEXT_BEFORE_NAMES: dict[int, dict] = {}
+#: size (points) of the names :func:`show_names` writes
+NAME_SIZE = 8
+
+
+def show_names(layer: Any, on: bool = True) -> None:
+    """Write every neuron's name (feature ``id``) above its point, or (``on=False``) bring
+    back the text the layer showed before (e.g. the stimulated neuron's name written by
+    :func:`colour_by_response`). The names follow the point size :func:`show_worm` sets."""
+    if on:
+        if id(layer) not in _TEXT_BEFORE_NAMES:
+            text = layer.text
+            _TEXT_BEFORE_NAMES[id(layer)] = (
+                text.model_dump() if hasattr(text, "model_dump") else text.dict()
+            )
+        _write_names(layer)
+        return
+    before = _TEXT_BEFORE_NAMES.pop(id(layer), None)
+    names = layer.features["id"].astype(str).to_numpy()
+    if before is not None and np.array_equal(np.asarray(layer.text.values, dtype=str), names):
+        layer.text = before  # unless something else wrote the text since
+
+
+def _write_names(layer: Any) -> None:
+    # napari centres 3D text on its point: raised dorsally (+z) by a point diameter
+    layer.text = {
+        "string": "{id}",
+        "color": "white",
+        "size": NAME_SIZE,
+        "translation": [float(np.median(layer.size)), 0.0, 0.0],
+    }
+
+
+_PART_TIPS = {
+    "whole": "The whole worm from its left side, anterior left (as opened).",
+    "head": f"The head: the somata within {HEAD_UM:g} µm of the nose, around the nerve ring.",
+    "tail": f"The tail: the somata within {TAIL_UM:g} µm of the posterior-most one.",
+}
+
+
+def dock_view_control(viewer: Any, layer: Any) -> WormViewControl | None:
+    """Dock (once per viewer) the whole worm / head / tail buttons in napari's left area;
+    None for a viewer without a window."""
+    window = getattr(viewer, "window", None)
+    if window is None or not hasattr(window, "dock_widgets"):
+        return None
+    existing = window.dock_widgets.get(VIEW_DOCK)
+    control = getattr(existing, "_worm_view_control", None)
+    if control is not None:
+        control.layer = layer
+        return control
+    control = WormViewControl(viewer, layer)
+    control.native._worm_view_control = control  # kept alive with its widget
+    window.add_dock_widget(
+        control.native, name=VIEW_DOCK, area="left", add_vertical_stretch=False
+    )
+    return control
 
 
 def colour_by_response(
@@ -368,4 +543,7 @@ def _predict_in_background(layer: Any, stimulated: str, strain: str) -> Any:
     return worker
 
 
-__all__ = ["colour_by_response", "show_worm", "worm_sample"]
+__all__ = [
+    "WormViewControl", "colour_by_response", "dock_view_control", "show_names", "show_worm",
+    "worm_part", "worm_sample",
+]
