@@ -49,6 +49,10 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 LOWER = 0.05  # lag 2 "clearly better": test MSE lower by >= 5 %
 HIGHER = 0.02  # lag 2 "worse": test MSE higher by >= 2 %
+#: Candidate rules (rule_table): pooled gain thresholds, per-neuron gains, shares of neurons.
+POOLED = (0.003, 0.005, 0.01, 0.02, 0.03, 0.05, float("inf"))
+NEURON_GAINS = (0.1, 0.25, 0.5)
+SHARES = (0.01, 0.02, 0.05, 0.1, float("inf"))
 
 
 def oscillators(
@@ -161,7 +165,7 @@ def probe(case: dict) -> dict:
     """The probe on the data as ``fit_mesoscale`` prepares them (calcium: its latent)."""
     from napari_mesoscale.model.config import ModelConfig
     from napari_mesoscale.model.fit import _calcium_latent
-    from napari_mesoscale.model.lag_probe import probe_input_lags
+    from napari_mesoscale.model.lag_probe import probe_errors, probe_input_lags
     from napari_mesoscale.model.observation import calcium_config
     from napari_mesoscale.model.prepare import prepare_data
 
@@ -172,10 +176,39 @@ def probe(case: dict) -> dict:
         cfg = calcium_config(cfg)
         activity = _calcium_latent(activity)[0]
     data = prepare_data(activity, case["positions"], case["stimulus"], cfg)
-    return probe_input_lags(data, case["connectome"]).to_dict()
+    out = probe_input_lags(data, case["connectome"]).to_dict()
+    mse = probe_errors(data, case["connectome"])[0]
+    per_gain = 1.0 - mse[1] / np.maximum(mse[0], 1e-300)
+    out["neuron_gain_shares"] = {f"{g:g}": float(np.mean(per_gain >= g)) for g in NEURON_GAINS}
+    out["neuron_gain_quantiles"] = {
+        f"{q:g}": float(np.quantile(per_gain, q)) for q in (0.5, 0.9, 0.95, 0.99)
+    }
+    return out
 
 
-def fit_lags(case: dict, lags: int) -> dict:
+def rule_table(cases: list[dict]) -> list[dict]:
+    """How many cases every candidate rule gets right: 2 when the pooled gain >= g or the
+    share of neurons with their own gain >= h is >= s (inf: that part off)."""
+    rows = []
+    for g in POOLED:
+        for h in NEURON_GAINS:
+            for s in SHARES:
+                right = []
+                for c in cases:
+                    shares = c["probe"]["neuron_gain_shares"]
+                    pick = 2 if c["probe"]["gain"] >= g or shares[f"{h:g}"] >= s else 1
+                    needed = c["judge"]["needed"]
+                    right.append(needed is None or needed == pick)
+                off = float("inf")
+                rows.append({"pooled_gain": None if g == off else g, "neuron_gain": h,
+                             "share": None if s == off else s,
+                             "right": int(sum(right)), "of": len(right),
+                             "wrong": [f"{c['kind']} {c['seed']}"
+                                       for c, r in zip(cases, right, strict=True) if not r]})
+    return sorted(rows, key=lambda r: -r["right"])
+
+
+def fit_lags(case: dict, lags: int, seed: int | None = None) -> dict:
     import torch
 
     from napari_mesoscale import fit_mesoscale
@@ -185,7 +218,7 @@ def fit_lags(case: dict, lags: int) -> dict:
     fit = fit_mesoscale(
         case["activity"], case["positions"], connectome=case["connectome"],
         stimulus=case["stimulus"], config=case["config"], device="cpu",
-        input_lags=lags, **case["fit"],
+        input_lags=lags, **{**case["fit"], **({} if seed is None else {"seed": seed})},
     )
     return {
         "test_mse": float(fit.scores["test_mse"]),
@@ -248,6 +281,11 @@ def main() -> None:
     parser.add_argument("--calcium-epochs", type=int, default=20)
     parser.add_argument("--probe-only", action="store_true",
                         help="recompute the probe of the cases in --out (no fits)")
+    parser.add_argument("--spread", nargs="*", default=[],
+                        help="KIND:SEED cases in --out that get one more input_lags=1 fit with "
+                             "fit seed +1 (the training noise the rule has to see through)")
+    parser.add_argument("--merge", nargs="*", default=[],
+                        help="JSON files of other runs whose cases (and runs) join --out")
     parser.add_argument("--out", default=str(HERE / "results" / "input_lags_auto_dev.json"))
     args = parser.parse_args()
     if any(s < 1000 for s in args.zoo + args.osc) or any(s < 4 for s in args.toy):
@@ -255,6 +293,11 @@ def main() -> None:
     out_path = Path(args.out)
     result = json.loads(out_path.read_text()) if out_path.exists() else {"cases": []}
     result.setdefault("runs", [])
+    for other in args.merge:
+        extra = json.loads(Path(other).read_text())
+        known = {(c["kind"], c["seed"]) for c in result["cases"]}
+        result["cases"] += [c for c in extra["cases"] if (c["kind"], c["seed"]) not in known]
+        result["runs"] += extra.get("runs", [])
     result["rule"] = {"lag2_clearly_better": LOWER, "lag2_worse": HIGHER}
     run = {"args": vars(args), "load_before": os.getloadavg(),
            "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
@@ -287,10 +330,24 @@ def main() -> None:
             f"(x{row['judge']['lag2_over_lag1']:.3f}); right {row['judge']['right']}",
             flush=True,
         )
+    for key in args.spread:
+        kind, seed = key.split(":")
+        row = by_key.get((kind, int(seed)))
+        if row is None or "lag1_other_seed" in row:
+            continue
+        case = MAKERS[kind](int(seed), args)
+        row["lag1_other_seed"] = fit_lags(case, 1, seed=case["fit"]["seed"] + 1)
+        row["lag1_other_seed_over_lag1"] = (
+            row["lag1_other_seed"]["test_mse"] / row["lag1"]["test_mse"]
+        )
+        write_json(out_path, result)
+        print(f"{kind} {seed}: lag 1, fit seed + 1: x{row['lag1_other_seed_over_lag1']:.3f}",
+              flush=True)
     run.update(seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - cpu0,
                load_after=os.getloadavg())
     result["runs"].append(run)
     result["summary"] = summarise(result["cases"])
+    result["rules"] = rule_table(result["cases"])
     write_json(out_path, result)
 
 

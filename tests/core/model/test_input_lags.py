@@ -187,6 +187,7 @@ def test_auto_picks_one_on_first_order_units():
     probe = _probe(x, positions, u)
     assert probe.lags == 1, probe
     assert abs(probe.gain) < probe.threshold, probe
+    assert probe.share < probe.share_threshold, probe
     brain = make_zoo_brain(120, 800, "dev", n_families=2, seed=1001)
     probe = _probe(brain.activity, brain.positions, brain.stimulus, brain.connectome())
     assert probe.lags == 1, probe
