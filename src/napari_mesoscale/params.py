@@ -215,6 +215,8 @@ class Params:
                 )
             else:
                 python_type = kind if kind in (int, float, str) else str
+                if _is_int_or_str(kind):
+                    python_type = _int_or_str
                 parser.add_argument(
                     flag,
                     dest=name,
@@ -255,6 +257,22 @@ class Params:
         result = {"name": name, "label": label, "value": default, "options": options}
         result.update(extra)
         return result
+
+
+def _is_int_or_str(annotation: Any) -> bool:
+    """Whether ``annotation`` is ``int | str`` (an integer or a keyword such as ``"auto"``)."""
+    is_union = isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is (
+        typing.Union
+    )
+    return is_union and set(typing.get_args(annotation)) == {int, str}
+
+
+def _int_or_str(text: str) -> int | str:
+    """A command-line value of an ``int | str`` field: an integer when it reads as one."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def _default_of(f: dataclasses.Field) -> Any:

@@ -137,3 +137,22 @@ def test_fit_widget_defaults_are_model_config_defaults(make_napari_viewer):
     drive = {"edge_init": "ridge", "freeze_edges": False, **DRIVE_CHOICES[widget.drive.value]}
     pipeline = pipeline_config()
     assert drive == {"edge_init": pipeline.edge_init, "freeze_edges": pipeline.freeze_edges}
+
+
+@pytest.mark.viewer
+def test_fit_widget_reports_the_lag_probe(sample_viewer, qtbot, monkeypatch):
+    """With input_lags="auto" the summary says what the probe picked and why."""
+    from napari_mesoscale.napari import _fit_widget
+
+    real = _fit_widget.fit_and_score
+    monkeypatch.setattr(
+        _fit_widget, "fit_and_score", lambda *a, **k: real(*a, input_lags="auto", **k)
+    )
+    widget = FitWidget(sample_viewer)
+    widget.cells.value = "neurons (truth)"
+    widget.connectome.value = "neurons (truth)"
+    widget.epochs.value = 1
+    _run(widget, qtbot)
+    fit = widget.report.fit
+    assert fit.lag_probe is not None and fit.config.input_lags == fit.lag_probe["lags"]
+    assert f"input lags {fit.lag_probe['lags']} (auto:" in widget.summary.value

@@ -87,13 +87,17 @@ class ModelConfig(Params):
         maximum=64,
         label="population filters",
     )
-    input_lags: int = param(
+    input_lags: int | str = param(
         1,
         "frames of the neuron's own state the filters see: 1 = x[t] only; 2 = x[t] and "
         "x[t-1] (second-order units such as resonators: a one-step filter cannot see their "
-        "phase). The prediction target stays x[t+1]; free-running forecasts carry x[t-1]",
-        minimum=1,
-        maximum=2,
+        "phase); 'auto' = a linear probe on the training block decides before training "
+        "(2 when x[t-1] lowers per-neuron ridge predictors' pooled held-in one-step MSE by at "
+        "least 5 %, or that of at least 5 % of the neurons by half: second-order units; "
+        "model/lag_probe.py; the fit's config then holds the integer and fit.lag_probe the "
+        "probe's figures). The prediction "
+        "target stays x[t+1]; free-running forecasts carry x[t-1]",
+        choices=(1, 2, "auto"),
         gui=False,
     )
     gather_radius: float | None = param(

@@ -176,11 +176,21 @@ def fit_mesoscale(
         from napari_mesoscale.model.observation import feature_block
 
         data = replace(data, z_neuron=feature_block(calcium[2], data.blocks["train"]))
-    stage["prepare"].report(1.0, f"{data.n_neurons} neurons, {data.z.shape[0]} frames")
+    message = f"{data.n_neurons} neurons, {data.z.shape[0]} frames"
+    lag_probe = None
+    if cfg.input_lags == "auto":
+        from napari_mesoscale.model.lag_probe import probe_input_lags
+
+        lag_probe = probe_input_lags(data, connectome)
+        cfg = cfg.replace(input_lags=lag_probe.lags)
+        message += f"; {lag_probe.summary()}"
+    stage["prepare"].report(1.0, message)
     run = RunOptions(resolve_device(device), seed, checkpoint_dir, resume)
     init = initialise_model(data, cfg, connectome, seed, stage["initialise"], run.device)
     training = _train(init, data, run, stage["train"])
     fit = _package(init, data, training, run, package_versions())
+    if lag_probe is not None:
+        fit.lag_probe = fit._p["lag_probe"] = lag_probe.to_dict()
     if calcium is not None:
         from napari_mesoscale.model.observation import attach_readout
 

@@ -256,6 +256,10 @@ class MesoscaleFit:
     scores : dict
         Held-out one-step MSE (normalised units) on validation and test blocks.
     config : ModelConfig
+        The configuration the fit ran with (``input_lags="auto"`` resolved to its integer).
+    lag_probe : dict or None
+        With ``input_lags="auto"``: what the probe measured and picked
+        (:class:`napari_mesoscale.model.lag_probe.LagProbe` as a dict); else None.
     stopped : str
         ``"completed"``, ``"early_stopping"`` or ``"cancelled"``.
     cancelled : bool
@@ -284,6 +288,8 @@ class MesoscaleFit:
         )
         self._net: MesoscaleNet | None = None
         self.indicator = indicator_table(payload.get("observation"))
+        #: What ``input_lags="auto"``'s probe measured and picked (None: input_lags was given).
+        self.lag_probe: dict | None = payload.get("lag_probe")
 
     @property
     def cancelled(self) -> bool:
@@ -495,6 +501,7 @@ class MesoscaleFit:
             "n_neurons": self.n_neurons,
             "n_domains": int(self.domains.shape[0]),
             "device": self._p.get("device"),
+            "lag_probe": self._p.get("lag_probe"),
         }
         side = path.with_suffix(path.suffix + ".json")
         with atomic_path(side) as temporary:

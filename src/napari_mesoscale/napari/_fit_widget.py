@@ -365,6 +365,12 @@ class FitWidget(CoreTaskWidget):
             f"{len(np.unique(fit.domain_labels))} domains, "
             f"{len(np.unique(fit.motif_labels))} motifs; best held-out one-step: {best}; {stopped}"
         )
+        probe = getattr(fit, "lag_probe", None)
+        if probe:  # input_lags="auto": what the probe measured and picked
+            self.summary.value += (
+                f"; input lags {probe['lags']} (auto: x[t-1] lowers the linear probe's "
+                f"held-in error by {100 * probe['gain']:.1f} %)"
+            )
 
     def cancelled_note(self, fit: Any, cells: str, painted: bool) -> str:
         """What a cancelled fit left in the viewer, and whether and how it can be resumed.

@@ -147,3 +147,103 @@ def test_alternating_reassignment_runs_with_two_lags():
     )
     assert np.isfinite(fit.scores["test_mse"])
     assert fit.motif_labels.shape == (60,)
+
+
+# -- input_lags="auto": a linear probe on the training block decides --------------------------
+
+
+def _first_order(n: int = 48, t: int = 600, seed: int = 0):
+    """First-order units: x[t+1] = a_i x[t] + 0.2 (neighbour mean)[t] + g u[t] + noise."""
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.5, 0.9, n)
+    positions = np.c_[np.zeros(n), rng.uniform(0, 60, n), rng.uniform(0, 60, n)]
+    u = (rng.random(t) < 0.05) * rng.normal(0.0, 1.0, t)
+    ring = np.roll(np.eye(n), 1, axis=1)
+    x = np.zeros((t, n))
+    for k in range(1, t):
+        x[k] = a * x[k - 1] + 0.2 * ring @ x[k - 1] + u[k - 1] + 0.1 * rng.normal(size=n)
+    return x, positions, u
+
+
+def _probe(x, positions, u, connectome=None):
+    from napari_mesoscale.model.config import ModelConfig
+    from napari_mesoscale.model.lag_probe import probe_input_lags
+    from napari_mesoscale.model.prepare import prepare_data
+
+    return probe_input_lags(prepare_data(x, positions, u, ModelConfig()), connectome)
+
+
+def test_auto_picks_two_on_oscillators():
+    """Second-order units: x[t-1] carries their phase, the probe's gain is large."""
+    probe = _probe(*_resonators(seed=3))
+    assert probe.lags == 2, probe
+    assert probe.gain > 0.5, probe
+    assert probe.share > 0.9, probe
+
+
+def test_auto_picks_one_on_first_order_units():
+    """A first-order linear population and a dev-family zoo brain (first-order units)."""
+    x, positions, u = _first_order()
+    probe = _probe(x, positions, u)
+    assert probe.lags == 1, probe
+    assert abs(probe.gain) < probe.threshold, probe
+    assert probe.share < probe.share_threshold, probe
+    brain = make_zoo_brain(120, 800, "dev", n_families=2, seed=1001)
+    probe = _probe(brain.activity, brain.positions, brain.stimulus, brain.connectome())
+    assert probe.lags == 1, probe
+    assert "connectome_input" in probe.features
+
+
+def test_auto_probe_reads_only_the_training_block():
+    """Changing the validation and test blocks changes nothing the probe sees."""
+    x, positions, u = _resonators(n=16, t=400, seed=4)
+    changed = x.copy()
+    changed[300:] = np.random.default_rng(0).normal(size=changed[300:].shape)
+    first, second = _probe(x, positions, u), _probe(changed, positions, u)
+    assert first.gain == second.gain and first.lags == second.lags
+
+
+def test_auto_fit_resolves_and_reloads(tmp_path):
+    """fit_mesoscale(input_lags="auto"): the fit runs with the resolved integer, reports the
+    probe (history-side ``fit.lag_probe``, the prepare stage's message) and a saved fit
+    reloads with the integer."""
+    torch.set_num_threads(1)
+    x, positions, u = _resonators(n=16, t=300, seed=5)
+    messages = []
+    fit = fit_mesoscale(
+        x, positions, stimulus=u, n_filters=1, epochs=1, seed=0, device="cpu",
+        input_lags="auto", callback=lambda info: messages.append(info["message"]),
+        **FAST,
+    )
+    assert fit.config.input_lags == 2 and fit.net.input_lags == 2
+    assert fit.lag_probe is not None and fit.lag_probe["lags"] == 2
+    assert any("input_lags auto -> 2" in m for m in messages)
+    path = fit.save(tmp_path / "auto.pt")
+    loaded = MesoscaleFit.load(path)
+    assert loaded.config.input_lags == 2 and loaded.net.input_lags == 2
+    assert loaded.lag_probe == fit.lag_probe
+    import json
+
+    assert json.loads(path.with_suffix(".pt.json").read_text())["config"]["input_lags"] == 2
+    np.testing.assert_allclose(
+        loaded.predict(x, stimulus=u), fit.predict(x, stimulus=u), equal_nan=True
+    )
+    given = fit_mesoscale(
+        x, positions, stimulus=u, n_filters=1, epochs=1, seed=0, device="cpu",
+        input_lags=1, **FAST,
+    )
+    assert given.lag_probe is None and given.config.input_lags == 1
+
+
+def test_input_lags_on_the_command_line():
+    import argparse
+
+    from napari_mesoscale.model.config import ModelConfig
+
+    parser = argparse.ArgumentParser()
+    ModelConfig.add_arguments(parser)
+    for text, value in (("auto", "auto"), ("2", 2), ("1", 1)):
+        namespace = parser.parse_args(["--input-lags", text])
+        assert ModelConfig.from_namespace(namespace).input_lags == value
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--input-lags", "3"])
