@@ -84,6 +84,8 @@ FITS = (
     "em_random_loss",
     "em_random_count",
     "em_random_lag2",
+    "model_auto",
+    "em_random_auto",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -100,6 +102,8 @@ FIT_OPTIONS = {
         "n_filters": COUNT_UPPER_BOUND,
     },
     "em_random_lag2": {"assignment": "em", "init": "random", "input_lags": 2},
+    "model_auto": {"input_lags": "auto"},
+    "em_random_auto": {"assignment": "em", "init": "random", "input_lags": "auto"},
 }
 
 
@@ -135,6 +139,10 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
         scores = recovery_scores(fit, brain.motif, brain.instance)
         scores["mse"] = _mse(fit.predict(act, stimulus=stim), act, te0, te1)
         scores["seconds"] = time.perf_counter() - t0
+        if fit.lag_probe is not None:  # input_lags="auto": what the probe picked, and why
+            probe = fit.lag_probe
+            scores.update(input_lags=probe["lags"], lag_probe_gain=probe["gain"])
+            scores["lag_probe_share"] = probe["share"]
         out[name] = scores
     tr0, tr1 = blocks["train"]
     te0, te1 = blocks["test"]
