@@ -8,6 +8,8 @@ Usage::
     python benchmarks/population_filters.py --quick      # 1 brain x 12 s, 8 epochs
     python benchmarks/population_filters.py --former-defaults --out FILE.json
         # every model row also fitted with the former ModelConfig defaults (FORMER_DEFAULTS)
+    python benchmarks/population_filters.py --fit-option wiring_scope=neuron --out FILE.json
+        # a fit_mesoscale option on top of every model row's own
 
 Ground truth: :func:`napari_mesoscale.reproductions.populations.make_population_brain` — the
 two-population GIF network of René et al. 2020 (438 excitatory + 109 inhibitory neurons, sine-
@@ -44,6 +46,7 @@ per frame exp(-1 / (frame_rate tau_decay)).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -83,6 +86,18 @@ def model_rows(former_defaults: bool) -> dict[str, dict]:
     if former_defaults:
         rows |= {name + FORMER_SUFFIX: {**FORMER_DEFAULTS, **opts} for name, opts in ROWS.items()}
     return rows
+
+
+def fit_options(options: list[str]) -> dict:
+    """``NAME=VALUE`` strings (VALUE read as JSON, else kept as a string) as a dictionary."""
+    out = {}
+    for option in options:
+        name, _, value = option.partition("=")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
 
 
 def frame_input(brain, burn_in: float) -> np.ndarray:
@@ -165,7 +180,10 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
             epochs=args.epochs,
             seed=seed,
             rf_diameter=args.rf_diameter,
-            **{k: args.epochs if v is None else v for k, v in options.items()},
+            **{
+                k: args.epochs if v is None else v
+                for k, v in {**options, **fit_options(args.fit_option)}.items()
+            },
         )
         row = scores(fit.predict(x, stimulus=u), x, pop, test)
         bank = fit.net.bank
@@ -250,6 +268,13 @@ def main() -> None:
         help="also fit every model row with the former ModelConfig defaults (FORMER_DEFAULTS)",
     )
     parser.add_argument(
+        "--fit-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a fit_mesoscale option for every model row, on top of the row's own (repeatable)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -274,6 +299,7 @@ def main() -> None:
             "threads": args.threads,
             "quick": args.quick,
             "former_defaults": args.former_defaults,
+            "fit_options": fit_options(args.fit_option),
             "command": " ".join(sys.argv),
         },
         "machine": {
