@@ -6,6 +6,10 @@ Usage::
 
     python benchmarks/population_filters.py              # 2 brains x 30 s, 30 epochs (~8 min)
     python benchmarks/population_filters.py --quick      # 1 brain x 12 s, 8 epochs
+    python benchmarks/population_filters.py --former-defaults --out FILE.json
+        # every model row also fitted with the former ModelConfig defaults (FORMER_DEFAULTS)
+    python benchmarks/population_filters.py --fit-option wiring_scope=neuron --out FILE.json
+        # a fit_mesoscale option on top of every model row's own
 
 Ground truth: :func:`napari_mesoscale.reproductions.populations.make_population_brain` — the
 two-population GIF network of René et al. 2020 (438 excitatory + 109 inhibitory neurons, sine-
@@ -23,6 +27,10 @@ Rows, all on the same contiguous test block (last 15 %):
   assignment kept at its initialisation (``freeze_assignment_epochs=epochs``);
 * the baselines of :mod:`napari_mesoscale.baselines` (persistence, mean, ridge VAR,
   connectome-constrained linear);
+* with ``--former-defaults``, every model row once more as ``<row> [former defaults]``, fitted
+  with :data:`~napari_mesoscale.model.config.FORMER_DEFAULTS` passed explicitly (the
+  defaults before 2026-11-29: no wiring features, no range penalty), so both configurations
+  are compared on the same brains in one run;
 * ``oracle`` — a linear reference that knows the realised population activity of the next
   frame: per population, x(t+1) regressed on x(t) and A(t+1) with shared coefficients (least
   squares on all frames). It is not a bound: it has no neuron-specific terms, and the models
@@ -38,7 +46,10 @@ per frame exp(-1 / (frame_rate tau_decay)).
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -63,6 +74,30 @@ ROWS = {
     },
 }
 BASELINES = ("persistence", "mean", "ridge_var", "connectome_linear")
+FORMER_SUFFIX = " [former defaults]"
+
+
+def model_rows(former_defaults: bool) -> dict[str, dict]:
+    """The model rows to fit: :data:`ROWS`, and with ``former_defaults`` each once more with
+    :data:`~napari_mesoscale.model.config.FORMER_DEFAULTS` on top of its options."""
+    from napari_mesoscale.model.config import FORMER_DEFAULTS
+
+    rows = dict(ROWS)
+    if former_defaults:
+        rows |= {name + FORMER_SUFFIX: {**FORMER_DEFAULTS, **opts} for name, opts in ROWS.items()}
+    return rows
+
+
+def fit_options(options: list[str]) -> dict:
+    """``NAME=VALUE`` strings (VALUE read as JSON, else kept as a string) as a dictionary."""
+    out = {}
+    for option in options:
+        name, _, value = option.partition("=")
+        try:
+            out[name] = json.loads(value)
+        except json.JSONDecodeError:
+            out[name] = value
+    return out
 
 
 def frame_input(brain, burn_in: float) -> np.ndarray:
@@ -135,7 +170,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
         pred = forecast(model, x, [1], u)[1]
         out["rows"][name] = {**scores(pred, x, pop, test), "n_params": int(model.n_params)}
     out["rows"]["oracle"] = scores(oracle_prediction(x, pop), x, pop, test)
-    for name, options in ROWS.items():
+    for name, options in model_rows(args.former_defaults).items():
         t1 = time.perf_counter()
         fit = fit_mesoscale(
             x,
@@ -145,7 +180,10 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
             epochs=args.epochs,
             seed=seed,
             rf_diameter=args.rf_diameter,
-            **{k: args.epochs if v is None else v for k, v in options.items()},
+            **{
+                k: args.epochs if v is None else v
+                for k, v in {**options, **fit_options(args.fit_option)}.items()
+            },
         )
         row = scores(fit.predict(x, stimulus=u), x, pop, test)
         bank = fit.net.bank
@@ -168,6 +206,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
 
 def summarise(seeds: list[dict]) -> dict:
     names = list(seeds[0]["rows"])
+    fitted = [name for name in names if "motif_ari" in seeds[0]["rows"][name]]
     summary = {}
     for name in names:
         rows = [s["rows"][name] for s in seeds]
@@ -179,7 +218,7 @@ def summarise(seeds: list[dict]) -> dict:
         entry["population_r2"] = np.median([r["population_r2"] for r in rows], axis=0).tolist()
         entry["mse_per_seed"] = [r["mse"] for r in rows]
         summary[name] = entry
-    for name in ROWS:
+    for name in fitted:
         summary[name]["mse_ratio_vs"] = {
             other: float(
                 np.median([s["rows"][name]["mse"] / s["rows"][other]["mse"] for s in seeds])
@@ -223,6 +262,24 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--former-defaults",
+        action="store_true",
+        help="also fit every model row with the former ModelConfig defaults (FORMER_DEFAULTS)",
+    )
+    parser.add_argument(
+        "--fit-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a fit_mesoscale option for every model row, on top of the row's own (repeatable)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON path (default results/population_filters_<signal>.json)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.duration, args.epochs = args.seeds[:1], 12.0, 8
@@ -241,15 +298,26 @@ def main() -> None:
             "signal": args.signal,
             "threads": args.threads,
             "quick": args.quick,
+            "former_defaults": args.former_defaults,
+            "fit_options": fit_options(args.fit_option),
+            "command": " ".join(sys.argv),
         },
-        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "loadavg_start": os.getloadavg(),
+        },
         "calcium_decay_per_frame": decay,
         "seeds": [],
     }
+    t0, c0 = time.perf_counter(), time.process_time()
     for seed in args.seeds:
         result["seeds"].append(run_seed(seed, args))
         result["summary"] = summarise(result["seeds"])
-        write_json(RESULTS_DIR / f"population_filters_{args.signal}.json", result)
+        result["machine"]["loadavg_now"] = os.getloadavg()
+        result["seconds"] = time.perf_counter() - t0
+        result["cpu_seconds"] = time.process_time() - c0
+        write_json(args.out or RESULTS_DIR / f"population_filters_{args.signal}.json", result)
     print(markdown(result["summary"], decay))
 
 
