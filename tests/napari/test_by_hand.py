@@ -637,3 +637,26 @@ def test_a_widget_docked_later_by_a_script_joins_the_tabs(make_napari_viewer, qt
         "Fit mesoscale model (Mesoscale)"
     ]
     assert in_front(dock) and not in_front(dock_of(fit.native))
+
+
+def test_fit_docked_by_a_script_runs_and_docks_its_plots_as_tabs(make_napari_viewer, qtbot):
+    """``viewer.window.add_plugin_dock_widget`` (a script, ``napari -w``) hands the widget a
+    proxy of the viewer: Fit stopped at once with "dockWidgetArea(...): argument 1 has
+    unexpected type 'PublicOnlyProxy'", and the plots of Correct motion / Detect point sources
+    stayed side by side instead of tabs (the error was swallowed there)."""
+    from napari_mesoscale.napari._docks import dock_of, in_front
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    cells = _worm_like_cells(viewer, n_cells=12, n_frames=80)
+    _, fit = viewer.window.add_plugin_dock_widget("napari-mesoscale", "Fit mesoscale model")
+    assert fit.cells.value == cells.name
+    fit.epochs.value = 1
+    fit._run_button.clicked()
+    qtbot.waitUntil(lambda: not fit.is_running, timeout=60_000)
+    assert fit.last_error is None, fit.last_error
+    assert fit.last_result.fit.stopped == "completed"
+    window = viewer.window._qt_window
+    traces, loss = dock_of(fit.trace_plot), dock_of(fit.loss_plot)
+    assert window.tabifiedDockWidgets(loss) == [traces]
+    assert in_front(traces) and not in_front(loss)  # the fitted traces come to the front

@@ -29,6 +29,16 @@ from qtpy.QtWidgets import QDockWidget, QMainWindow
 DOCK_PROPERTY = "napari_mesoscale_dock"
 
 
+def unproxied(obj: Any) -> Any:
+    """``obj`` itself where napari handed it out wrapped in its ``PublicOnlyProxy``.
+
+    napari passes a widget that ``viewer.window.add_plugin_dock_widget`` builds (a script,
+    ``napari -w napari-mesoscale ...``) a proxy of the viewer, whose methods return proxies:
+    Qt refuses a proxied dock as an argument (``dockWidgetArea``, ``tabifyDockWidget``).
+    """
+    return getattr(obj, "__wrapped__", obj)
+
+
 def dock_of(widget: Any) -> QDockWidget | None:
     """The dock holding ``widget`` (a Qt widget), or None while it is not docked."""
     parent = widget
@@ -75,7 +85,8 @@ def join_plugin_tabs(dock: QDockWidget, *, raise_: bool = True) -> None:
         Bring its tab to the front (default); False leaves the tab that was in front there
         (e.g. a result table docked when a run starts, behind the widget showing its progress).
     """
-    window = dock.parent()
+    dock = unproxied(dock)
+    window = unproxied(dock.parent())
     if not isinstance(window, QMainWindow) or dock.property(DOCK_PROPERTY):
         return
     area = window.dockWidgetArea(dock)
@@ -103,8 +114,8 @@ def add_plugin_dock(
     window = getattr(viewer, "window", None)
     if window is None or not hasattr(window, "add_dock_widget"):
         return None
-    dock = window.add_dock_widget(widget, name=name, area=area)
-    main = dock.parent()  # napari's QMainWindow (``Window._qt_window`` is private)
+    dock = unproxied(window.add_dock_widget(widget, name=name, area=area))
+    main = unproxied(dock.parent())  # napari's QMainWindow (``Window._qt_window`` is private)
     if area == "bottom" and isinstance(main, QMainWindow):
         # Qt gives the window's bottom corners to the bottom area: plots docked there took
         # their height from the right area too, and left the widgets beside the canvas 440 px
@@ -146,4 +157,5 @@ def tab_when_docked(widget: Any) -> None:
 
 __all__ = [
     "add_plugin_dock", "dock_of", "in_front", "join_plugin_tabs", "plugin_docks", "tab_when_docked",
+    "unproxied",
 ]
