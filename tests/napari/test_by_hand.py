@@ -660,3 +660,29 @@ def test_fit_docked_by_a_script_runs_and_docks_its_plots_as_tabs(make_napari_vie
     traces, loss = dock_of(fit.trace_plot), dock_of(fit.loss_plot)
     assert window.tabifiedDockWidgets(loss) == [traces]
     assert in_front(traces) and not in_front(loss)  # the fitted traces come to the front
+
+
+@pytest.mark.parametrize("dock_first", [False, True])
+def test_build_connectome_takes_the_neurons_its_synapses_refer_to(
+    make_napari_viewer, qtbot, dock_first
+):
+    """Cells detected in the calcium movie (activity, ids from 1), then the connectome sample:
+    Build connectome paired the detected cells with the sample's synapses and failed at once
+    ("synapses table refers to neuron ids that are not in the neurons table ([0])")."""
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    viewer.add_points(
+        rng.uniform(0, 60, size=(103, 3)), name="calcium movie points",
+        features=pd.DataFrame({"id": np.arange(1, 104)}),
+        metadata={"activity": rng.normal(size=(200, 103))},
+    )
+    if dock_first:
+        build = _dock_from_menu(viewer, qtbot, "Build connectome")
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    if not dock_first:
+        build = _dock_from_menu(viewer, qtbot, "Build connectome")
+    assert build._synapses_layer.value == "synapses"
+    assert build._neurons_layer.value == "neurons (truth)"
+    build._neurons_layer.value = "calcium movie points"  # a choice the user makes stays
+    viewer.add_points([[1.0, 2.0, 3.0]], name="clicked")
+    assert build._neurons_layer.value == "calcium movie points"
