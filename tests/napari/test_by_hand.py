@@ -686,3 +686,24 @@ def test_build_connectome_takes_the_neurons_its_synapses_refer_to(
     build._neurons_layer.value = "calcium movie points"  # a choice the user makes stays
     viewer.add_points([[1.0, 2.0, 3.0]], name="clicked")
     assert build._neurons_layer.value == "calcium movie points"
+
+
+def test_a_plot_docked_in_3d_keeps_the_window_on_the_screen(make_napari_viewer, qtbot):
+    """Build connectome switches to 3D; napari's layer controls of the neurons are then 422 px
+    tall, and with the layer list over a plot docked at the bottom (184 px) the 1280 x 800
+    window grew to 852 px, its status bar and the plots' tab titles off the screen."""
+    from napari_mesoscale.napari._docks import add_plugin_dock
+    from napari_mesoscale.napari._plots import TracePlot
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1280, 800)
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    viewer.dims.ndisplay = 3
+    viewer.layers.selection.active = viewer.layers["neurons (truth)"]
+    qtbot.wait(100)
+    plot = TracePlot()
+    add_plugin_dock(viewer, plot, "Traces", "bottom")
+    qtbot.wait(200)
+    assert window.height() <= 800 + 10
+    assert plot.height() >= plot.minimumSizeHint().height()

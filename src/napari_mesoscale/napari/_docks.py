@@ -14,8 +14,10 @@ the plugin's own docks rather than whichever dock napari lists last there, such 
 console): each then has the area's whole height (and width), and its title stays on the tab
 bar under the area. Other plugins' docks and napari's own are left where napari put them.
 The one change to the window itself: once the plugin docks a plot at the bottom, the window's
-bottom-right corner belongs to the right area (:func:`add_plugin_dock`), so the plots span the
-canvas and the left docks while the plugin's widgets keep the window's height.
+bottom corners belong to the side areas (:func:`add_plugin_dock`), so the plots sit under the
+canvas while the plugin's widgets and napari's layer controls and list keep the window's
+height (stacked over a plot, the layer controls of a Points layer in 3D grew the window past
+an 800 px screen).
 """
 
 from __future__ import annotations
@@ -119,8 +121,12 @@ def add_plugin_dock(
     if area == "bottom" and isinstance(main, QMainWindow):
         # Qt gives the window's bottom corners to the bottom area: plots docked there took
         # their height from the right area too, and left the widgets beside the canvas 440 px
-        # for 500 px of controls; the right column now runs down to the status bar
+        # for 500 px of controls; the right column now runs down to the status bar. On the
+        # left, napari's layer controls (422 px for a Points layer in 3D) and layer list
+        # stacked over a plot's 184 px grew a 1280 x 800 window to 852 px, past the screen's
+        # bottom: the left column runs down to the status bar too, the plots under the canvas
         main.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        main.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
     join_plugin_tabs(dock, raise_=raise_)
     return dock
 
