@@ -707,3 +707,28 @@ def test_a_plot_docked_in_3d_keeps_the_window_on_the_screen(make_napari_viewer, 
     qtbot.wait(200)
     assert window.height() <= 800 + 10
     assert plot.height() >= plot.minimumSizeHint().height()
+
+
+def test_detect_somata_docked_by_a_script_finds_the_detector_just_trained(
+    make_napari_viewer, qtbot
+):
+    """Docked with ``viewer.window.add_plugin_dock_widget``, each widget got its own proxy of
+    the viewer: after Train, Detect somata with the U-Net said "no soma detector yet"."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "EM volume").trigger()
+    _, detect = viewer.window.add_plugin_dock_widget("napari-mesoscale", "Detect somata (EM)")
+    _, train = viewer.window.add_plugin_dock_widget("napari-mesoscale", "Train soma detector (EM)")
+    train._new_annotations.clicked()
+    annotations = viewer.layers[train._annotations.value]
+    painted = np.zeros(annotations.data.shape, dtype=annotations.data.dtype)
+    truth = viewer.layers["EM somata (truth)"].data
+    for label in np.unique(truth)[1:4]:
+        painted[truth == label] = 2
+    painted[:2, :10, :10] = 1
+    annotations.data = painted
+    train._epochs.value, train._steps.value = 1, 2
+    train._run_button.clicked()
+    qtbot.waitUntil(lambda: not train.is_running, timeout=60_000)
+    assert train.last_error is None, train.last_error
+    detect._method.value = detect._method.choices[1]  # U-Net (trained detector)
+    assert detect.trained_detector() is train.detector
