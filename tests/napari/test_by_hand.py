@@ -732,3 +732,20 @@ def test_detect_somata_docked_by_a_script_finds_the_detector_just_trained(
     assert train.last_error is None, train.last_error
     detect._method.value = detect._method.choices[1]  # U-Net (trained detector)
     assert detect.trained_detector() is train.detector
+
+
+def test_cells_detected_in_the_sample_movie_carry_its_stimulus_to_fit(make_napari_viewer, qtbot):
+    """The sample movie holds its stimulus; the detected cells did not, so Fit started with
+    stimulus "(none)" and fitted them without it (the demo's pipeline uses it)."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "calcium movie").trigger()
+    movie = viewer.layers["calcium movie"]
+    detect = _dock_from_menu(viewer, qtbot, "Detect point sources (calcium)")
+    detect._motion.value = "no"
+    detect._run_button.clicked()
+    qtbot.waitUntil(lambda: not detect.is_running, timeout=60_000)
+    assert detect.last_error is None, detect.last_error
+    cells = viewer.layers["calcium movie points"]
+    np.testing.assert_array_equal(cells.metadata["stimulus"], movie.metadata["stimulus"])
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    assert (fit.cells.value, fit.stimulus.value) == (cells.name, cells.name)
