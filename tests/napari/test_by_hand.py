@@ -749,3 +749,22 @@ def test_cells_detected_in_the_sample_movie_carry_its_stimulus_to_fit(make_napar
     np.testing.assert_array_equal(cells.metadata["stimulus"], movie.metadata["stimulus"])
     fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
     assert (fit.cells.value, fit.stimulus.value) == (cells.name, cells.name)
+
+
+def test_bundle_keeps_the_transmission_on_the_time_slider(make_napari_viewer, qtbot, tmp_path):
+    """Saved and reopened, the transmission Vectors (a time axis of bins of 10 frames, scale
+    10) came back at scale 1: bin k's edges showed at frame k instead of 10 k."""
+    from napari_mesoscale.napari._writer import write_bundle
+
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    build = _dock_from_menu(viewer, qtbot, "Build connectome")
+    build._run_button.clicked()
+    qtbot.waitUntil(lambda: not build.is_running, timeout=60_000)
+    [transmission] = [layer for layer in viewer.layers if layer.name.startswith("transmission")]
+    assert transmission.scale[0] == 10
+    [path] = write_bundle(str(tmp_path / "run"), [transmission.as_layer_data_tuple()])
+    reopened = make_napari_viewer()
+    reopened.open(path, plugin="napari-mesoscale")
+    np.testing.assert_allclose(reopened.layers[transmission.name].scale, transmission.scale)
+    np.testing.assert_allclose(reopened.layers[transmission.name].data, transmission.data)
