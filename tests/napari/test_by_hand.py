@@ -637,3 +637,134 @@ def test_a_widget_docked_later_by_a_script_joins_the_tabs(make_napari_viewer, qt
         "Fit mesoscale model (Mesoscale)"
     ]
     assert in_front(dock) and not in_front(dock_of(fit.native))
+
+
+def test_fit_docked_by_a_script_runs_and_docks_its_plots_as_tabs(make_napari_viewer, qtbot):
+    """``viewer.window.add_plugin_dock_widget`` (a script, ``napari -w``) hands the widget a
+    proxy of the viewer: Fit stopped at once with "dockWidgetArea(...): argument 1 has
+    unexpected type 'PublicOnlyProxy'", and the plots of Correct motion / Detect point sources
+    stayed side by side instead of tabs (the error was swallowed there)."""
+    from napari_mesoscale.napari._docks import dock_of, in_front
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1280, 800)
+    cells = _worm_like_cells(viewer, n_cells=12, n_frames=80)
+    _, fit = viewer.window.add_plugin_dock_widget("napari-mesoscale", "Fit mesoscale model")
+    assert fit.cells.value == cells.name
+    fit.epochs.value = 1
+    fit._run_button.clicked()
+    qtbot.waitUntil(lambda: not fit.is_running, timeout=60_000)
+    assert fit.last_error is None, fit.last_error
+    assert fit.last_result.fit.stopped == "completed"
+    window = viewer.window._qt_window
+    traces, loss = dock_of(fit.trace_plot), dock_of(fit.loss_plot)
+    assert window.tabifiedDockWidgets(loss) == [traces]
+    assert in_front(traces) and not in_front(loss)  # the fitted traces come to the front
+
+
+@pytest.mark.parametrize("dock_first", [False, True])
+def test_build_connectome_takes_the_neurons_its_synapses_refer_to(
+    make_napari_viewer, qtbot, dock_first
+):
+    """Cells detected in the calcium movie (activity, ids from 1), then the connectome sample:
+    Build connectome paired the detected cells with the sample's synapses and failed at once
+    ("synapses table refers to neuron ids that are not in the neurons table ([0])")."""
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    viewer.add_points(
+        rng.uniform(0, 60, size=(103, 3)), name="calcium movie points",
+        features=pd.DataFrame({"id": np.arange(1, 104)}),
+        metadata={"activity": rng.normal(size=(200, 103))},
+    )
+    if dock_first:
+        build = _dock_from_menu(viewer, qtbot, "Build connectome")
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    if not dock_first:
+        build = _dock_from_menu(viewer, qtbot, "Build connectome")
+    assert build._synapses_layer.value == "synapses"
+    assert build._neurons_layer.value == "neurons (truth)"
+    build._neurons_layer.value = "calcium movie points"  # a choice the user makes stays
+    viewer.add_points([[1.0, 2.0, 3.0]], name="clicked")
+    assert build._neurons_layer.value == "calcium movie points"
+
+
+def test_a_plot_docked_in_3d_keeps_the_window_on_the_screen(make_napari_viewer, qtbot):
+    """Build connectome switches to 3D; napari's layer controls of the neurons are then 422 px
+    tall, and with the layer list over a plot docked at the bottom (184 px) the 1280 x 800
+    window grew to 852 px, its status bar and the plots' tab titles off the screen."""
+    from napari_mesoscale.napari._docks import add_plugin_dock
+    from napari_mesoscale.napari._plots import TracePlot
+
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1280, 800)
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    viewer.dims.ndisplay = 3
+    viewer.layers.selection.active = viewer.layers["neurons (truth)"]
+    qtbot.wait(100)
+    plot = TracePlot()
+    add_plugin_dock(viewer, plot, "Traces", "bottom")
+    qtbot.wait(200)
+    assert window.height() <= 800 + 10
+    assert plot.height() >= plot.minimumSizeHint().height()
+
+
+def test_detect_somata_docked_by_a_script_finds_the_detector_just_trained(
+    make_napari_viewer, qtbot
+):
+    """Docked with ``viewer.window.add_plugin_dock_widget``, each widget got its own proxy of
+    the viewer: after Train, Detect somata with the U-Net said "no soma detector yet"."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "EM volume").trigger()
+    _, detect = viewer.window.add_plugin_dock_widget("napari-mesoscale", "Detect somata (EM)")
+    _, train = viewer.window.add_plugin_dock_widget("napari-mesoscale", "Train soma detector (EM)")
+    train._new_annotations.clicked()
+    annotations = viewer.layers[train._annotations.value]
+    painted = np.zeros(annotations.data.shape, dtype=annotations.data.dtype)
+    truth = viewer.layers["EM somata (truth)"].data
+    for label in np.unique(truth)[1:4]:
+        painted[truth == label] = 2
+    painted[:2, :10, :10] = 1
+    annotations.data = painted
+    train._epochs.value, train._steps.value = 1, 2
+    train._run_button.clicked()
+    qtbot.waitUntil(lambda: not train.is_running, timeout=60_000)
+    assert train.last_error is None, train.last_error
+    detect._method.value = detect._method.choices[1]  # U-Net (trained detector)
+    assert detect.trained_detector() is train.detector
+
+
+def test_cells_detected_in_the_sample_movie_carry_its_stimulus_to_fit(make_napari_viewer, qtbot):
+    """The sample movie holds its stimulus; the detected cells did not, so Fit started with
+    stimulus "(none)" and fitted them without it (the demo's pipeline uses it)."""
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "calcium movie").trigger()
+    movie = viewer.layers["calcium movie"]
+    detect = _dock_from_menu(viewer, qtbot, "Detect point sources (calcium)")
+    detect._motion.value = "no"
+    detect._run_button.clicked()
+    qtbot.waitUntil(lambda: not detect.is_running, timeout=60_000)
+    assert detect.last_error is None, detect.last_error
+    cells = viewer.layers["calcium movie points"]
+    np.testing.assert_array_equal(cells.metadata["stimulus"], movie.metadata["stimulus"])
+    fit = _dock_from_menu(viewer, qtbot, "Fit mesoscale model")
+    assert (fit.cells.value, fit.stimulus.value) == (cells.name, cells.name)
+
+
+def test_bundle_keeps_the_transmission_on_the_time_slider(make_napari_viewer, qtbot, tmp_path):
+    """Saved and reopened, the transmission Vectors (a time axis of bins of 10 frames, scale
+    10) came back at scale 1: bin k's edges showed at frame k instead of 10 k."""
+    from napari_mesoscale.napari._writer import write_bundle
+
+    viewer = make_napari_viewer()
+    _menu_action(viewer, "Open Sample", "connectome with ground truth").trigger()
+    build = _dock_from_menu(viewer, qtbot, "Build connectome")
+    build._run_button.clicked()
+    qtbot.waitUntil(lambda: not build.is_running, timeout=60_000)
+    [transmission] = [layer for layer in viewer.layers if layer.name.startswith("transmission")]
+    assert transmission.scale[0] == 10
+    [path] = write_bundle(str(tmp_path / "run"), [transmission.as_layer_data_tuple()])
+    reopened = make_napari_viewer()
+    reopened.open(path, plugin="napari-mesoscale")
+    np.testing.assert_allclose(reopened.layers[transmission.name].scale, transmission.scale)
+    np.testing.assert_allclose(reopened.layers[transmission.name].data, transmission.data)

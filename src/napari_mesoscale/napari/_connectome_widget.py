@@ -128,8 +128,15 @@ class ConnectomeWidget(CoreTaskWidget):
         return [_NONE, *self._points_names()]
 
     def _refresh(self, *_: Any) -> None:
+        chosen = self._neurons_layer.value
+        # a neurons layer the user picked stays while it exists and carries what it needs
+        auto = getattr(self, "_neurons_auto", None)
+        users = auto is not None and chosen != auto
         self.prefer_layer(self._neurons_layer, _NEURONS)
         self._choose_synapses()
+        if not users or self._neurons_layer.value != chosen:
+            self._choose_neurons_of_synapses()
+            self._neurons_auto = self._neurons_layer.value
         if (
             self._source.value == _FILES
             and _path(self._neurons_file.value) is None
@@ -162,6 +169,42 @@ class ConnectomeWidget(CoreTaskWidget):
             if name in layers and {"pre", "post"} <= set(getattr(layers[name], "features", {}))
         ]
         self.fill_picker(picker, found[0] if found else None, _NONE)
+
+    def _choose_neurons_of_synapses(self) -> None:
+        """Move the neurons picker to the layer the chosen synapses refer to.
+
+        With cells detected in the calcium movie and then the connectome sample opened, the
+        picker stayed on the detected cells (they carry activity, and came first): the build
+        failed on synapse ids missing from them. Among the layers carrying activity or an
+        adjacency, one holding every ``pre`` and ``post`` id of the synapses comes first, and
+        of those one carrying an adjacency (the connectome's own neurons).
+        """
+        synapse_name = self._synapses_layer.value
+        layers = self._viewer.layers
+        if synapse_name in (None, _NONE) or synapse_name not in layers:
+            return
+        features = getattr(layers[synapse_name], "features", None)
+        try:
+            wanted = set(np.unique(features[["pre", "post"]].to_numpy()).tolist())
+        except (KeyError, TypeError):
+            return
+
+        def rank(name: str) -> tuple[bool, bool]:
+            layer = layers[name]
+            ids = getattr(layer, "features", {}).get("id")
+            ids = np.arange(len(layer.data)) if ids is None else np.asarray(ids)
+            return wanted <= set(ids.tolist()), _contract.read(layer).adjacency is not None
+
+        picker = self._neurons_layer
+        candidates = [
+            name for name in picker.choices
+            if name in layers and name != synapse_name and _contract.has_any(layers[name], _NEURONS)
+        ]
+        if not candidates:
+            return
+        best = max(candidates, key=rank)  # the first of the best, in the picker's order
+        if picker.value not in candidates or rank(picker.value) < rank(best):
+            picker.value = best
 
     def _update_visibility(self, *_: Any) -> None:
         from_files = self._source.value == _FILES

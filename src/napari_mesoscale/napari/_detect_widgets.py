@@ -78,9 +78,18 @@ class _LayerWidget(CoreTaskWidget):
 
 
 def source_layers(
-    sources: Any, *, name: str, translate: np.ndarray | None = None, plane: bool = False
+    sources: Any,
+    *,
+    name: str,
+    translate: np.ndarray | None = None,
+    plane: bool = False,
+    stimulus: np.ndarray | None = None,
 ) -> list[tuple[Any, dict[str, Any], str]]:
-    """Points (µm, features) and Labels (voxel-size scale) layer tuples of point sources."""
+    """Points (µm, features) and Labels (voxel-size scale) layer tuples of point sources.
+
+    ``stimulus`` (the movie's, one row per frame) goes into the Points' metadata with the
+    activity, so that *Fit* takes it with the cells.
+    """
     from napari_mesoscale.napari._layers import points_layer
 
     positions = np.asarray(sources.positions, dtype=float).reshape(-1, 3)
@@ -95,6 +104,8 @@ def source_layers(
     if sources.dff is not None:
         fields["activity"] = sources.activity  # (T, N), read by the connectome and fit widgets
         fields["frame_rate_hz"] = sources.parameters.get("frame_rate")
+        if stimulus is not None and len(stimulus) == len(sources.activity):
+            fields["stimulus"] = stimulus
     metadata = _contract.metadata_dict(**fields)
     points = points_layer(
         coords,
@@ -236,7 +247,10 @@ class DetectPointSourcesWidget(_LayerWidget):
                 self._motion.value, "auto" if isinstance(data, np.ndarray) else False
             ),
         }
-        self._context = {"translate": translate, "plane": plane, "name": name}
+        self._context = {
+            "translate": translate, "plane": plane, "name": name,
+            "stimulus": _contract.read(layer).stimulus,
+        }
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         return CoreCall(
             function=detect_point_sources,
@@ -249,7 +263,8 @@ class DetectPointSourcesWidget(_LayerWidget):
         context = self._context
         layers = self.replace_layers(
             source_layers(
-                result, name=context["name"], translate=context["translate"], plane=context["plane"]
+                result, name=context["name"], translate=context["translate"],
+                plane=context["plane"], stimulus=context["stimulus"],
             ),
             key=context["name"],
         )

@@ -14,8 +14,10 @@ the plugin's own docks rather than whichever dock napari lists last there, such 
 console): each then has the area's whole height (and width), and its title stays on the tab
 bar under the area. Other plugins' docks and napari's own are left where napari put them.
 The one change to the window itself: once the plugin docks a plot at the bottom, the window's
-bottom-right corner belongs to the right area (:func:`add_plugin_dock`), so the plots span the
-canvas and the left docks while the plugin's widgets keep the window's height.
+bottom corners belong to the side areas (:func:`add_plugin_dock`), so the plots sit under the
+canvas while the plugin's widgets and napari's layer controls and list keep the window's
+height (stacked over a plot, the layer controls of a Points layer in 3D grew the window past
+an 800 px screen).
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ from qtpy.QtWidgets import QDockWidget, QMainWindow
 
 #: Qt dynamic property marking the docks of this plugin (the plugin's tab groups)
 DOCK_PROPERTY = "napari_mesoscale_dock"
+
+
+def unproxied(obj: Any) -> Any:
+    """``obj`` itself where napari handed it out wrapped in its ``PublicOnlyProxy``.
+
+    napari passes a widget that ``viewer.window.add_plugin_dock_widget`` builds (a script,
+    ``napari -w napari-mesoscale ...``) a proxy of the viewer, whose methods return proxies:
+    Qt refuses a proxied dock as an argument (``dockWidgetArea``, ``tabifyDockWidget``).
+    """
+    return getattr(obj, "__wrapped__", obj)
 
 
 def dock_of(widget: Any) -> QDockWidget | None:
@@ -75,7 +87,8 @@ def join_plugin_tabs(dock: QDockWidget, *, raise_: bool = True) -> None:
         Bring its tab to the front (default); False leaves the tab that was in front there
         (e.g. a result table docked when a run starts, behind the widget showing its progress).
     """
-    window = dock.parent()
+    dock = unproxied(dock)
+    window = unproxied(dock.parent())
     if not isinstance(window, QMainWindow) or dock.property(DOCK_PROPERTY):
         return
     area = window.dockWidgetArea(dock)
@@ -103,13 +116,17 @@ def add_plugin_dock(
     window = getattr(viewer, "window", None)
     if window is None or not hasattr(window, "add_dock_widget"):
         return None
-    dock = window.add_dock_widget(widget, name=name, area=area)
-    main = dock.parent()  # napari's QMainWindow (``Window._qt_window`` is private)
+    dock = unproxied(window.add_dock_widget(widget, name=name, area=area))
+    main = unproxied(dock.parent())  # napari's QMainWindow (``Window._qt_window`` is private)
     if area == "bottom" and isinstance(main, QMainWindow):
         # Qt gives the window's bottom corners to the bottom area: plots docked there took
         # their height from the right area too, and left the widgets beside the canvas 440 px
-        # for 500 px of controls; the right column now runs down to the status bar
+        # for 500 px of controls; the right column now runs down to the status bar. On the
+        # left, napari's layer controls (422 px for a Points layer in 3D) and layer list
+        # stacked over a plot's 184 px grew a 1280 x 800 window to 852 px, past the screen's
+        # bottom: the left column runs down to the status bar too, the plots under the canvas
         main.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        main.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
     join_plugin_tabs(dock, raise_=raise_)
     return dock
 
@@ -146,4 +163,5 @@ def tab_when_docked(widget: Any) -> None:
 
 __all__ = [
     "add_plugin_dock", "dock_of", "in_front", "join_plugin_tabs", "plugin_docks", "tab_when_docked",
+    "unproxied",
 ]

@@ -53,7 +53,7 @@ from qtpy.QtCore import QCoreApplication, QObject, Signal
 from qtpy.QtWidgets import QSizePolicy
 
 from napari_mesoscale.napari import _contract
-from napari_mesoscale.napari._docks import tab_when_docked
+from napari_mesoscale.napari._docks import tab_when_docked, unproxied
 from napari_mesoscale.progress import Cancelled
 
 if TYPE_CHECKING:
@@ -106,7 +106,11 @@ class CoreTaskWidget(Container):
         super().__init__(**kwargs)
         # the controls stay at the top of a taller dock instead of spreading over its height
         self.root_native_widget.widget().layout().addStretch()
-        self._viewer = viewer
+        # the viewer itself, as napari's Plugins menu passes it: a script docking the widget
+        # (``viewer.window.add_plugin_dock_widget``, ``napari -w``) passes a new proxy of it
+        # to each widget, so that the widgets' viewers were never the same object (Detect
+        # somata did not find the detector Train had just trained for this viewer)
+        self._viewer = unproxied(viewer)
         self._worker = None
         self._cancel_requested = threading.Event()
         self._run_number = 0

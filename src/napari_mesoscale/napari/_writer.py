@@ -111,6 +111,11 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
         elif layer_type == "vectors":
             bundle.arrays[key] = np.asarray(data, dtype=float)
             spec["source"] = f"arrays/{key}"
+            # the transmission over time has a time axis of bins (scale e.g. 10 frames): at
+            # scale 1 a reopened bundle showed bin k's edges at frame k
+            for attribute in ("scale", "translate"):
+                if meta.get(attribute) is not None:
+                    spec["kwargs"][attribute] = np.asarray(meta[attribute], dtype=float).tolist()
             edge_color = meta.get("edge_color")
             if edge_color is not None:
                 spec["kwargs"]["edge_color"] = np.asarray(edge_color, dtype=float).tolist()
