@@ -321,20 +321,38 @@ def store_values(
 
 
 def restore_values(bundle: ResultsBundle, description: dict[str, Any]) -> dict[str, Any]:
-    """The dictionary :func:`store_values` described, read back from a loaded ``bundle``."""
+    """The dictionary :func:`store_values` described, read back from a loaded ``bundle``.
+
+    Raises
+    ------
+    ValueError
+        When the description names an array or table the bundle does not hold.
+    """
     import scipy.sparse as sp
+
+    if not isinstance(description, dict):
+        raise ValueError("a bundle's stored values must be described by a dictionary.")
+
+    def member(kind: str, name: Any) -> Any:
+        members = bundle.arrays if kind == "array" else bundle.tables
+        if not isinstance(name, str) or name not in members:
+            raise ValueError(
+                f"bundle.json names the {kind} {name!r} for a stored value, but the bundle "
+                "holds no such member; it is broken."
+            )
+        return members[name]
 
     values: dict[str, Any] = {k: _unplain(v) for k, v in description.get("json", {}).items()}
     for key, name in description.get("arrays", {}).items():
-        values[key] = np.asarray(bundle.arrays[name])
+        values[key] = np.asarray(member("array", name))
     for key, saved in description.get("sparse", {}).items():
-        row, col, data = (np.asarray(bundle.arrays[saved[part]]) for part in ("row", "col", "data"))
+        row, col, data = (np.asarray(member("array", saved[p])) for p in ("row", "col", "data"))
         coo = (sp.coo_matrix if saved.get("matrix", True) else sp.coo_array)(
             (data, (row, col)), shape=tuple(saved["shape"])
         )
         values[key] = coo.asformat(saved.get("format", "csr"))
     for key, saved in description.get("tables", {}).items():
-        table = bundle.tables[saved["name"]]
+        table = member("table", saved["name"])
         index = saved.get("index")
         if index:
             table = table.set_index([column for column, _ in index])
