@@ -159,6 +159,16 @@ def _bundle_bad_version(tmp):
     load_bundle(folder)
 
 
+def _bundle_metadata_names_missing_array(tmp):
+    from napari_mesoscale.io import restore_values
+
+    path = ResultsBundle(metadata={"cells": {"arrays": {"activity": "cells.activity"}}}).save(
+        tmp / "run"
+    )
+    bundle = load_bundle(path)
+    restore_values(bundle, bundle.metadata["cells"])
+
+
 def _positions(n, spread=100.0, seed=0):
     return np.random.default_rng(seed).uniform(0, spread, (n, 3))
 
@@ -313,6 +323,8 @@ CASES = [
     ("bundle-save-escaping-link", _bundle_save_escaping_link, ValueError, "outside"),
     ("bundle-without-contents", _bundle_no_contents, ValueError, "no 'contents'"),
     ("bundle-version-not-int", _bundle_bad_version, ValueError, "integer versions"),
+    ("bundle-metadata-names-missing-array", _bundle_metadata_names_missing_array, ValueError,
+     "holds no such member"),
     ("rf-diameter-tiny", _rf_tiny, ValueError, "rf_diameter"),
     ("batch-frames-zero", _batch_zero, ValueError, "batch_frames"),
     ("device-unknown", _device_tpu, ValueError, "not a torch device"),

@@ -220,6 +220,59 @@ def test_bundle_keeps_colormaps_opacity_and_adjacency(
     np.testing.assert_allclose(adjacency.toarray(), neurons.metadata["adjacency"].toarray())
 
 
+def _assert_same_metadata(again: dict, before: dict, layer: str) -> None:
+    import scipy.sparse as sp
+
+    assert set(again) == set(before), layer
+    for key, value in before.items():
+        if sp.issparse(value):
+            assert sp.issparse(again[key]) and (again[key] != value).nnz == 0, (layer, key)
+        elif isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(again[key], value, err_msg=f"{layer}: {key}")
+            assert again[key].dtype == value.dtype, (layer, key)
+        else:
+            assert again[key] == value, (layer, key)
+
+
+def test_bundle_reopens_with_the_metadata_fit_needs(make_napari_viewer, tmp_path):
+    """Driving the viewer by hand: a bundle saved through the plugin's writer reopened without
+    the cells' ``roi_labels``, ``voxel_size_um``, ``frame_rate_hz`` or the movie's stimulus, so
+    *Fit* no longer chose its ROI masks. Now every layer's metadata comes back as it was, *Fit*
+    fills its pickers as on the sample, and a value the writer cannot store is named once."""
+    from napari.utils.notifications import notification_manager
+
+    from napari_mesoscale.napari._fit_widget import FitWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "connectome")
+    viewer.open_sample("napari-mesoscale", "calcium")
+    cells = viewer.layers["neurons (truth)"]
+    cells.metadata.update(voxel_size_um=(3.0, 1.5, 1.5), frame_rate_hz=5.0)  # as detections have
+    viewer.layers["synapses"].metadata["fit"] = object()  # no bundle can hold this
+    sample_fit = FitWidget(viewer)
+    picked = [sample_fit.rois.value, sample_fit.connectome.value, sample_fit.stimulus.value]
+    assert picked == ["somata (truth)", "neurons (truth)", "neurons (truth)"]
+    before = {layer.name: dict(layer.metadata) for layer in viewer.layers}
+    messages = []
+    notification_manager.notification_ready.connect(lambda n: messages.append(n.message))
+    [path] = viewer.layers.save(str(tmp_path / "session.mesoscale"), plugin="napari-mesoscale")
+    assert len(messages) == 1 and "'synapses': fit" in messages[0], messages
+
+    reopened = make_napari_viewer()
+    reopened.open(path, plugin="napari-mesoscale")
+    assert [layer.name for layer in reopened.layers] == list(before)
+    del before["synapses"]["fit"]
+    for name, metadata in before.items():
+        _assert_same_metadata(dict(reopened.layers[name].metadata), metadata, name)
+    assert reopened.layers["neurons (truth)"].metadata["roi_labels"] == "somata (truth)"
+    assert reopened.layers["calcium movie"].metadata["stimulus"].shape == (200, 6)
+    fit = FitWidget(reopened)
+    assert fit.cells.value == "neurons (truth)"
+    assert [fit.rois.value, fit.connectome.value, fit.stimulus.value] == picked
+    np.testing.assert_array_equal(fit._chosen_stimulus(), sample_fit._chosen_stimulus())
+    assert (fit._chosen_connectome() != sample_fit._chosen_connectome()).nnz == 0
+
+
 # -- 8: widgets never delete the user's layers -------------------------------------------------
 def test_build_connectome_keeps_the_users_synapses_layer(make_napari_viewer, qtbot):
     from napari_mesoscale.napari._connectome_widget import ConnectomeWidget

@@ -1,7 +1,14 @@
 """Readers and writers: TIFF, Zarr / OME-Zarr (lazy), CSV / Parquet tables, result bundles."""
 
 from napari_mesoscale.io.atomic import atomic_path
-from napari_mesoscale.io.bundle import ResultsBundle, is_bundle, load_bundle, save_bundle
+from napari_mesoscale.io.bundle import (
+    ResultsBundle,
+    is_bundle,
+    load_bundle,
+    restore_values,
+    save_bundle,
+    store_values,
+)
 from napari_mesoscale.io.tables import read_matrix, read_positions, read_table, write_table
 from napari_mesoscale.io.volumes import (
     Volume,
@@ -24,7 +31,9 @@ __all__ = [
     "read_positions",
     "read_table",
     "read_volume",
+    "restore_values",
     "save_bundle",
+    "store_values",
     "write_ome_zarr",
     "write_table",
     "write_tiff",

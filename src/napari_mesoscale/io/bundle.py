@@ -243,3 +243,186 @@ def _refuse_escaping_links(source: Path, root: Path | None = None) -> None:
                     f"{candidate} is a link to {candidate.resolve()}, outside {root}; "
                     "refused (a bundle copies only what lies inside it)."
                 )
+
+
+# -- a dictionary of mixed values (a napari layer's ``metadata``) kept in a bundle ------------
+
+_TUPLE_MARK = "__tuple__"
+
+
+def store_values(
+    bundle: ResultsBundle, prefix: str, values: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """Put a dictionary of mixed values into ``bundle``; say which keys it cannot hold.
+
+    Numeric arrays go in as ``.npy`` arrays, scipy sparse matrices as the three arrays of their
+    COO form, data frames as tables (index kept), and plain values (None, bool, int, float, str,
+    numpy scalars, and lists, tuples and string-keyed dictionaries of them) into the returned
+    JSON description; members are named ``<prefix>.<key>``. :func:`restore_values` gives the
+    dictionary back from that description.
+
+    Parameters
+    ----------
+    bundle : ResultsBundle
+        Receives the arrays and tables (not saved yet).
+    prefix : str
+        Start of the member names (letters, digits, ``_``, ``-``, ``.``).
+    values : dict
+        E.g. a napari layer's ``metadata``.
+
+    Returns
+    -------
+    description : dict
+        JSON-serialisable; store it in ``bundle.metadata``.
+    left_out : list of str
+        Keys whose values cannot be stored (arbitrary Python objects, object arrays,
+        non-string keys), in the dictionary's order.
+    """
+    import scipy.sparse as sp
+
+    description: dict[str, Any] = {"json": {}, "arrays": {}, "sparse": {}, "tables": {}}
+    left_out: list[str] = []
+    for key, value in values.items():
+        if not isinstance(key, str):
+            left_out.append(str(key))
+            continue
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            name = _free_name(bundle, prefix, key)
+            bundle.arrays[name] = value
+            description["arrays"][key] = name
+        elif sp.issparse(value):
+            coo = value.tocoo()
+            name = _free_name(bundle, prefix, key)
+            parts = {}
+            for part in ("row", "col", "data"):
+                parts[part] = f"{name}.{part}"
+                bundle.arrays[parts[part]] = np.asarray(getattr(coo, part))
+            description["sparse"][key] = {
+                "format": value.format,
+                "matrix": isinstance(value, sp.spmatrix),
+                "shape": [int(n) for n in value.shape],
+                **parts,
+            }
+        elif isinstance(value, pd.DataFrame) and all(isinstance(c, str) for c in value.columns):
+            stored = _table_with_index(value)
+            if stored is None:
+                left_out.append(key)
+                continue
+            table, index = stored
+            name = _free_name(bundle, prefix, key)
+            bundle.tables[name] = table
+            description["tables"][key] = {"name": name, "index": index}
+        else:
+            try:
+                description["json"][key] = _plain(value)
+            except TypeError:
+                left_out.append(key)
+    return description, left_out
+
+
+def restore_values(bundle: ResultsBundle, description: dict[str, Any]) -> dict[str, Any]:
+    """The dictionary :func:`store_values` described, read back from a loaded ``bundle``.
+
+    Raises
+    ------
+    ValueError
+        When the description names an array or table the bundle does not hold.
+    """
+    import scipy.sparse as sp
+
+    if not isinstance(description, dict):
+        raise ValueError("a bundle's stored values must be described by a dictionary.")
+
+    def member(kind: str, name: Any) -> Any:
+        members = bundle.arrays if kind == "array" else bundle.tables
+        if not isinstance(name, str) or name not in members:
+            raise ValueError(
+                f"bundle.json names the {kind} {name!r} for a stored value, but the bundle "
+                "holds no such member; it is broken."
+            )
+        return members[name]
+
+    values: dict[str, Any] = {k: _unplain(v) for k, v in description.get("json", {}).items()}
+    for key, name in description.get("arrays", {}).items():
+        values[key] = np.asarray(member("array", name))
+    for key, saved in description.get("sparse", {}).items():
+        row, col, data = (np.asarray(member("array", saved[p])) for p in ("row", "col", "data"))
+        coo = (sp.coo_matrix if saved.get("matrix", True) else sp.coo_array)(
+            (data, (row, col)), shape=tuple(saved["shape"])
+        )
+        values[key] = coo.asformat(saved.get("format", "csr"))
+    for key, saved in description.get("tables", {}).items():
+        table = member("table", saved["name"])
+        index = saved.get("index")
+        if index:
+            table = table.set_index([column for column, _ in index])
+            table.index.names = [original for _, original in index]
+        values[key] = table
+    return values
+
+
+def _free_name(bundle: ResultsBundle, prefix: str, key: str) -> str:
+    """A member name ``<prefix>.<key>`` (key made safe) not yet used by ``bundle``."""
+    safe = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in key) or "value"
+    base = f"{prefix}.{safe}"
+    taken = set(bundle.arrays) | set(bundle.tables)
+    name, number = base, 1
+    while name in taken or any(t.startswith(f"{name}.") for t in taken):
+        number += 1
+        name = f"{base}_{number}"
+    return name
+
+
+def _table_with_index(table: pd.DataFrame) -> tuple[pd.DataFrame, list[list[Any]]] | None:
+    """``table`` with a non-default index moved into columns, and how to move it back."""
+    if isinstance(table.index, pd.RangeIndex) and table.index.equals(pd.RangeIndex(len(table))):
+        plain = table.reset_index(drop=True)
+        return (plain, []) if _parquet_ready(plain) else None
+    originals = list(table.index.names)
+    columns = [f"__index_{level}__" for level in range(len(originals))]
+    if set(columns) & set(table.columns):
+        return None
+    moved = table.copy()
+    moved.index = moved.index.set_names(columns)
+    moved = moved.reset_index()
+    if not _parquet_ready(moved):
+        return None
+    return moved, [[c, o] for c, o in zip(columns, originals, strict=True)]
+
+
+def _parquet_ready(table: pd.DataFrame) -> bool:
+    """Whether ``table`` writes as Parquet (object columns of mixed types do not)."""
+    import io
+
+    try:
+        table.to_parquet(io.BytesIO(), index=False)
+    except Exception:  # TypeError, ValueError and pyarrow's own (ArrowInvalid, ArrowTypeError)
+        return False
+    return True
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON (tuples marked, to come back as tuples); TypeError if it is not plain."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.number | np.bool_ | np.str_):
+        return value.item()
+    if isinstance(value, tuple):
+        return {_TUPLE_MARK: [_plain(v) for v in value]}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        if _TUPLE_MARK in value:
+            raise TypeError(f"a dictionary with the key {_TUPLE_MARK!r} cannot be stored")
+        return {k: _plain(v) for k, v in value.items()}
+    raise TypeError(f"{type(value).__name__} is not a plain value")
+
+
+def _unplain(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_unplain(v) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {_TUPLE_MARK}:
+            return tuple(_unplain(v) for v in value[_TUPLE_MARK])
+        return {k: _unplain(v) for k, v in value.items()}
+    return value

@@ -20,7 +20,8 @@ Who writes what:
 Who reads what: *Fit* reads ``activity``, ``connectome`` / ``adjacency``, ``stimulus`` and
 ``roi_labels``; *Build connectome* reads ``activity``; *Score predictions* reads ``trials`` or
 ``activity`` and ``predicted``; *Detect point sources* reads ``frame_rate_hz``; the bundle writer
-keeps every array field and the bundle reader restores them.
+keeps every field and note it can store (arrays, sparse matrices, tables, plain values; not
+``fit`` or a ``connectome`` object, which it names) and the bundle reader restores them.
 
 Keys not declared here (display counts such as ``n_shown``, file provenance) are kept in
 :attr:`LayerMetadata.notes`: informative for the user, read by no widget.
@@ -45,7 +46,7 @@ __all__ = [
     "write",
 ]
 
-#: Fields saved into a results bundle beside their Points layer (plain numeric arrays).
+#: The numeric array fields (a results bundle now keeps every storable field, these included).
 ARRAY_FIELDS = ("activity", "stimulus", "predicted", "trials")
 
 

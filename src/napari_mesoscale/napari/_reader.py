@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_mesoscale.io import is_bundle, load_bundle, read_volume
+from napari_mesoscale.io import is_bundle, load_bundle, read_volume, restore_values
 from napari_mesoscale.napari._contract import metadata_dict
 from napari_mesoscale.napari._layers import LayerDataTuple, points_layer, volume_layer
 
@@ -104,17 +104,15 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
             kwargs.pop("colormap")
         if kind == "volumes":
             volume = bundle.volumes[source]
-            layers.append(volume_layer(volume, spec["name"], layer_type=spec["type"], **kwargs))
+            layer = volume_layer(volume, spec["name"], layer_type=spec["type"], **kwargs)
+            layer[1]["metadata"] = _layer_metadata(bundle, spec, layer[1]["metadata"])
+            layers.append(layer)
         elif kind == "tables":
             table = bundle.tables[source]
             features = table.drop(columns=["z", "y", "x"])
             if "face_color" in kwargs:
                 kwargs["face_color"] = np.asarray(kwargs["face_color"])
-            arrays = spec.get("metadata_arrays", {})
-            kwargs["metadata"] = metadata_dict(
-                **{name: bundle.arrays[key] for name, key in arrays.items()},
-                **_adjacency(bundle, spec.get("adjacency")),
-            )
+            kwargs["metadata"] = _layer_metadata(bundle, spec, {})
             layers.append(
                 points_layer(
                     table[["z", "y", "x"]].to_numpy(), spec["name"], features=features, **kwargs
@@ -124,10 +122,22 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
             data = bundle.arrays[source]
             if "edge_color" in kwargs:
                 kwargs["edge_color"] = np.asarray(kwargs["edge_color"])
+            kwargs["metadata"] = _layer_metadata(bundle, spec, {})
             layers.append((data, {"name": spec["name"], **kwargs}, spec["type"]))
         elif kind == "paint":
             layers.extend(_painted_layers(bundle, spec, source))
     return layers
+
+
+def _layer_metadata(bundle: Any, spec: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:
+    """The layer's ``metadata`` as it was saved (``default`` for bundles that did not save it),
+    with the arrays and connectome adjacency that older writers kept beside Points layers."""
+    saved = spec.get("metadata")
+    metadata = dict(default) if saved is None else restore_values(bundle, saved)
+    for name, key in spec.get("metadata_arrays", {}).items():
+        metadata[name] = bundle.arrays[key]
+    metadata.update(_adjacency(bundle, spec.get("adjacency")))
+    return metadata_dict(**metadata)
 
 
 def _adjacency(bundle: Any, saved: dict[str, Any] | None) -> dict[str, Any]:

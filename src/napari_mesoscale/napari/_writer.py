@@ -55,14 +55,19 @@ _KEPT_ATTRIBUTES = ("opacity", "visible", "blending", "size", "edge_width", "con
 def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -> list[str]:
     """Write every given layer into one results bundle; opening it restores them.
 
-    Images and labels become OME-Zarr volumes with the layer's voxel size, points a table in
-    µm with their features, vectors an array; arrays in a Points layer's ``metadata``
-    (activity, predictions, stimulus) are kept beside it.
+    Images and labels become OME-Zarr volumes with the layer's voxel size (and a movie's frame
+    rate), points a table in µm with their features, vectors an array. Every layer's
+    ``metadata`` is kept beside it (:func:`napari_mesoscale.io.store_values`): arrays (activity,
+    predictions, stimulus) as arrays, sparse matrices (adjacency) as their COO arrays, data
+    frames as tables, plain values (``roi_labels``, ``voxel_size_um``, ``frame_rate_hz``, ...)
+    as JSON. Values it cannot store (a fit, a connectome object) are named in one warning
+    notification and in the bundle; a connectome's adjacency is kept in the cells' order.
     """
     from napari_mesoscale.io import ResultsBundle, Volume
 
     bundle = ResultsBundle(metadata={"layers": []})
     used: set[str] = set()
+    left_out: list[str] = []
     for data, meta, layer_type in layer_data:
         key = _unique_key(meta.get("name", layer_type), used)
         spec: dict[str, Any] = {
@@ -81,7 +86,8 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
             axes = "TZYX"[-ndim:] if ndim <= 4 else None
             if axes is None:
                 raise ValueError(f"Layer {spec['name']!r} has {ndim} dimensions; at most 4.")
-            bundle.volumes[key] = Volume(data, axes, scale[-3:])
+            frame_rate = _frame_rate(meta) if axes.startswith("T") else None
+            bundle.volumes[key] = Volume(data, axes, scale[-3:], frame_rate=frame_rate)
             spec["source"] = f"volumes/{key}"
         elif layer_type == "points":
             write_points = np.asarray(data, dtype=float)
@@ -102,12 +108,8 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
             bundle.tables[key] = table
             spec["source"] = f"tables/{key}"
             spec["kwargs"]["face_color"] = np.asarray(meta.get("face_color", "white")).tolist()
-            spec["metadata_arrays"] = {}
-            for name, value in _contract.read(meta).arrays().items():
-                if value.dtype != object:
-                    bundle.arrays[f"{key}.{name}"] = value
-                    spec["metadata_arrays"][name] = f"{key}.{name}"
-            _save_adjacency(bundle, spec, key, meta, len(table))
+            if "adjacency" not in (meta.get("metadata") or {}):
+                _save_adjacency(bundle, spec, key, meta, len(table))
         elif layer_type == "vectors":
             bundle.arrays[key] = np.asarray(data, dtype=float)
             spec["source"] = f"arrays/{key}"
@@ -121,8 +123,40 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
                 spec["kwargs"]["edge_color"] = np.asarray(edge_color, dtype=float).tolist()
         else:
             continue
+        missing = _save_metadata(bundle, spec, key, meta)
+        if missing:
+            left_out.append(f"{spec['name']!r}: {', '.join(missing)}")
         bundle.metadata["layers"].append(spec)
-    return [str(bundle.save(path))]
+    saved = bundle.save(path)
+    if left_out:
+        from napari.utils.notifications import show_warning
+
+        show_warning(
+            f"napari-mesoscale: {saved.name} left out layer metadata it cannot store "
+            f"(Python objects): {'; '.join(left_out)}."
+        )
+    return [str(saved)]
+
+
+def _save_metadata(bundle: Any, spec: dict[str, Any], key: str, meta: dict[str, Any]) -> list[str]:
+    """Store the layer's ``metadata`` in the bundle; the keys left out, as the user reads them."""
+    from napari_mesoscale.io import store_values
+
+    description, missing = store_values(bundle, f"{key}.metadata", meta.get("metadata") or {})
+    spec["metadata"] = description
+    if missing:
+        spec["metadata_left_out"] = missing
+    if "adjacency" in spec:  # written by _save_adjacency from the layer's connectome
+        missing = [f"{m} (its adjacency kept)" if m == "connectome" else m for m in missing]
+    return missing
+
+
+def _frame_rate(meta: dict[str, Any]) -> float | None:
+    value = (meta.get("metadata") or {}).get("frame_rate_hz")
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _unique_key(name: str, used: set[str]) -> str:
@@ -156,8 +190,8 @@ def _display_attributes(meta: dict[str, Any]) -> dict[str, Any]:
 def _save_adjacency(
     bundle: Any, spec: dict[str, Any], key: str, meta: dict[str, Any], n_points: int
 ) -> None:
-    """Keep a Points layer's adjacency (or its connectome's, in the same point order) as the
-    three arrays of a sparse COO matrix, so that a reopened layer can drive a new fit."""
+    """Keep a Points layer's connectome's adjacency (in the same point order) as the three
+    arrays of a sparse COO matrix, so that a reopened layer can drive a new fit."""
     import scipy.sparse as sp
 
     fields = _contract.read(meta)

@@ -14,6 +14,8 @@ from napari_mesoscale.io import (
     load_bundle,
     read_table,
     read_volume,
+    restore_values,
+    store_values,
     write_ome_zarr,
     write_table,
     write_tiff,
@@ -137,6 +139,69 @@ def test_bundle_round_trip_and_atomic_replacement(tmp_path, movie):
     bundle.save(path)
     assert load_bundle(path).metadata["seed"] == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.mesoscale"]
+
+
+def test_bundle_keeps_each_kind_of_metadata_value(tmp_path):
+    """Layer metadata round trip: arrays as .npy (not JSON lists), sparse as COO arrays, frames
+    as tables with their index, plain values as JSON; objects are named, not dropped silently."""
+    import json
+
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    activity = rng.standard_normal((200, 100)).astype(np.float32)
+    by_domain = pd.DataFrame(
+        {"median": [0.5, 0.7], "sem": [0.1, 0.2]}, index=pd.Index([3, 5], name="domain")
+    )
+    values = {
+        "activity": activity,
+        "labels": np.array(["a", "bc"]),
+        "scalar_array": np.array(2.5),
+        "adjacency": sp.csr_matrix(rng.poisson(0.1, (30, 30))),
+        "coo_array": sp.coo_array(np.eye(4, dtype=np.int8)),
+        "by_domain": by_domain,
+        "plain_table": pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}),
+        "roi_labels": "somata (truth)",
+        "voxel_size_um": (3.0, 1.5, 1.5),
+        "frame_rate_hz": 5.0,
+        "seed": np.int64(7),
+        "flag": np.bool_(True),
+        "missing": None,
+        "nan": float("nan"),
+        "colored_by": {"column": "motif", "limits": (0.0, 1.0)},
+        "shape": [20, 48, 48],
+        "odd key / with spaces": 1,
+        "fit": object(),
+        "objects": np.array([object()], dtype=object),
+        "nested_array": {"x": np.zeros(3)},
+        "mixed_table": pd.DataFrame({"a": [1, "x"]}),  # Parquet cannot write mixed objects
+        5: "non-string key",
+    }
+    bundle = ResultsBundle()
+    description, left_out = store_values(bundle, "cells.metadata", values)
+    assert left_out == ["fit", "objects", "nested_array", "mixed_table", "5"]
+    bundle.metadata["cells"] = description
+    path = bundle.save(tmp_path / "run")
+    assert len(json.dumps(json.loads((path / "bundle.json").read_text()))) < 5_000
+    restored = restore_values(load_bundle(path), load_bundle(path).metadata["cells"])
+
+    assert set(restored) == set(values) - {"fit", "objects", "nested_array", "mixed_table", 5}
+    for key in ("activity", "labels", "scalar_array"):
+        np.testing.assert_array_equal(restored[key], values[key])
+        assert restored[key].dtype == values[key].dtype
+    assert restored["adjacency"].format == "csr" and sp.isspmatrix(restored["adjacency"])
+    assert (restored["adjacency"] != values["adjacency"]).nnz == 0
+    assert restored["coo_array"].format == "coo" and not sp.isspmatrix(restored["coo_array"])
+    np.testing.assert_array_equal(restored["coo_array"].toarray(), np.eye(4))
+    pd.testing.assert_frame_equal(restored["by_domain"], by_domain)
+    pd.testing.assert_frame_equal(restored["plain_table"], values["plain_table"])
+    assert np.isnan(restored.pop("nan"))
+    plain = ("roi_labels", "voxel_size_um", "frame_rate_hz", "seed", "flag", "missing",
+             "colored_by", "shape", "odd key / with spaces")
+    assert {k: restored[k] for k in plain} == {k: values[k] for k in plain}
+    assert isinstance(restored["voxel_size_um"], tuple)
+    assert isinstance(restored["colored_by"]["limits"], tuple)
+    assert type(restored["seed"]) is int and type(restored["flag"]) is bool
 
 
 def test_failed_bundle_write_leaves_the_old_bundle(tmp_path):
