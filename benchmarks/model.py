@@ -382,11 +382,18 @@ def accuracy_over_seeds(
 
 
 def _cost_child(
-    n: int, frames: int, steps: int, batch: int, range_off: int = 0, probe_share: float = 0.0
+    n: int,
+    frames: int,
+    steps: int,
+    batch: int,
+    range_off: int = 0,
+    probe_share: float = 0.0,
+    input_lags: int = 1,
 ) -> dict:
     """Runs in a subprocess: time `steps` training steps at N neurons (``range_off``: with
     ``lambda_range=0`` instead of the default; ``probe_share`` > 0: that
-    ``range_probe_share``, else the default)."""
+    ``range_probe_share``, else the default; ``input_lags``: 2 adds x[t-1] to the filters'
+    inputs)."""
     _setup_threads()
     from napari_mesoscale.model import fit_mesoscale
 
@@ -416,6 +423,7 @@ def _cost_child(
         device="cpu",
         **({"lambda_range": 0.0} if range_off else {}),
         **({"range_probe_share": probe_share} if probe_share > 0 else {}),
+        input_lags=input_lags,
     )
     total = time.perf_counter() - t0
     step = float(np.median(np.diff(stamps))) if len(stamps) > 1 else float("nan")
@@ -430,11 +438,11 @@ def _cost_child(
 
 
 def _run_cost_child(
-    n: int, steps: int, batch: int, range_off: bool, probe_share: float = 0.0
+    n: int, steps: int, batch: int, range_off: bool, probe_share: float = 0.0, input_lags: int = 1
 ) -> dict:
     frames = max(100, batch * (steps + 3) * 2)
     cmd = [sys.executable, __file__, "--cost-child", str(n), str(frames), str(steps), str(batch)]
-    cmd += [str(int(range_off)), str(probe_share)]
+    cmd += [str(int(range_off)), str(probe_share), str(input_lags)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3000)
     if out.returncode != 0:
@@ -449,13 +457,20 @@ def cost(
     batch: int,
     compare_range_off: bool = False,
     probe_share: float | None = None,
+    compare_input_lags: bool = False,
 ) -> dict:
     """Step time per N; ``compare_range_off``: also, right after each, the same step with
     ``lambda_range=0`` (the out-of-range penalty's share, side by side) and, with
-    ``probe_share``, with ``range_probe_share=probe_share``."""
+    ``probe_share``, with ``range_probe_share=probe_share``; ``compare_input_lags``: also the
+    same step with ``input_lags=2`` (the second lag's share, side by side)."""
     rows = []
     for n in sizes:
         row = _run_cost_child(n, steps, batch, range_off=False)
+        if compare_input_lags and "median_step_s" in row:
+            lag2 = _run_cost_child(n, steps, batch, False, input_lags=2)
+            row["input_lags2_median_step_s"] = lag2.get("median_step_s")
+            lag2_s = lag2.get("median_step_s", float("nan"))
+            row["input_lags2_cost_ratio"] = lag2_s / row["median_step_s"]
         if compare_range_off and "median_step_s" in row:
             off = _run_cost_child(n, steps, batch, range_off=True)
             if "median_step_s" in off:
@@ -599,11 +614,16 @@ def main() -> None:
     parser.add_argument(
         "--cost-batch", type=int, default=2, help="with --cost-only: frames a step (default 2)"
     )
-    parser.add_argument("--cost-child", nargs=6, type=float, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cost-input-lags",
+        action="store_true",
+        help="with --cost-only: also time each N with input_lags=2, side by side",
+    )
+    parser.add_argument("--cost-child", nargs=7, type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cost_child:
-        *sizes, share = args.cost_child
-        print(json.dumps(_cost_child(*(int(v) for v in sizes), share)))
+        *sizes, share, lags = args.cost_child
+        print(json.dumps(_cost_child(*(int(v) for v in sizes), share, int(lags))))
         return
     if (args.seeds or args.ablations) and not args.accuracy_only:
         parser.error("--seeds and --ablations go with --accuracy-only (the full run is one seed)")
@@ -631,9 +651,11 @@ def main() -> None:
         result = json.loads(RESULTS.read_text())
         sizes = [1000, 10000] if args.quick else [1000, 10000, 100000]
         share, batch = args.range_probe_share, args.cost_batch
-        measured = cost(sizes, 4, batch, args.cost_range_off, share)
-        # a share < 1 or another batch is a side study: its own key, the cost table stays
+        measured = cost(sizes, 4, batch, args.cost_range_off, share, args.cost_input_lags)
+        # a share < 1, another batch or the second lag is a side study: its own key, the cost
+        # table stays
         key = "cost" if share is None and batch == 2 else "cost_probe_share"
+        key = "cost_input_lags" if args.cost_input_lags else key
         key += "" if batch == 2 else f"_batch{batch}"
         who = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
         own, children = (resource.getrusage(w) for w in who)
