@@ -7,6 +7,8 @@ adjacency, the user's layers surviving a widget run, the layout, and input that 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -416,3 +418,35 @@ def test_fit_refuses_a_one_point_layer(make_napari_viewer):
     widget.start()
     assert not widget.is_running
     assert "at least 2" in widget.last_error
+
+
+@pytest.mark.parametrize("width", [260, 900])
+def test_trace_plot_legend_leaves_the_curves_uncovered(qtbot, width):
+    """The traces' legend sat inside the axes, over the recorded and predicted curves; it now
+    sits above them, within the canvas, in a narrow and in a wide dock."""
+    from napari_mesoscale.napari._plots import TracePlot
+
+    plot = TracePlot()
+    qtbot.addWidget(plot)
+    plot.resize(width, 300)
+    plot.show()
+    qtbot.waitExposed(plot)
+    rng = np.random.default_rng(0)
+    recorded = rng.random((200, 3))
+    predicted = {name: rng.random((200, 3)) for name in
+                 ("mesoscale model", "connectome only", "shuffled connectome", "mean")}
+    title = "cell 1: domain 3, motif 2, confidence 0.87"  # as the fit widget titles it
+    plot.show_cell(1, recorded, predicted, frame=10, title=title)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a layout that cannot fit the legend warns
+        plot.canvas.draw()
+    renderer = plot.canvas.get_renderer()
+    legend = plot._legend.get_window_extent(renderer)
+    data_area = plot.axes.get_window_extent(renderer)
+    figure = plot.figure.bbox
+    assert not legend.overlaps(data_area), (legend, data_area)
+    assert figure.x0 - 1 <= legend.x0 and legend.x1 <= figure.x1 + 1, (legend, figure)
+    assert legend.y1 <= figure.y1 + 1, (legend, figure)
+    assert data_area.height > 0.3 * figure.height  # the curves keep room
+    assert len(plot._legend.get_texts()) == 5
+    assert plot.axes.get_legend() is None  # nothing left inside the axes
