@@ -291,10 +291,39 @@ def test_build_connectome_keeps_the_users_synapses_layer(make_napari_viewer, qtb
     assert widget.last_error is None, widget.last_error
     assert users in viewer.layers and viewer.layers["synapses"] is users
     first = {layer.name for layer in widget._added["connectome"]}
-    assert "synapses_2" in first
     _run(widget, qtbot)  # a rerun replaces its own layers only
     assert users in viewer.layers
     assert {layer.name for layer in widget._added["connectome"]} == first
+
+
+def test_build_on_the_connectome_sample_adds_no_second_copy_of_its_synapses(
+    make_napari_viewer, qtbot
+):
+    """Driving the viewer by hand: Build connectome on the connectome sample added
+    ``synapses_2``, a copy of the sample's ``synapses`` it was built from. The sample's four
+    layers stay, the build adds its neurons (graph features, the connectome), edges and
+    transmission (no receptive fields at the default diameter 0), a rebuild replaces those
+    three, and Fit still finds its cells."""
+    from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
+    from napari_mesoscale.napari._fit_widget import FitWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "connectome")
+    sample = [layer.name for layer in viewer.layers]
+    widget = ConnectomeWidget(viewer)  # its pickers choose the sample's layers by themselves
+    widget._view_3d.value = False
+    for _ in range(2):  # build, then rebuild
+        _run(widget, qtbot)
+        assert widget.last_error is None, widget.last_error
+        names = [layer.name for layer in viewer.layers]
+        assert not any(name.startswith("synapses") for name in names if name != "synapses")
+        assert names[: len(sample)] == sample and len(names) == len(sample) + 3 == 7
+        added = sorted(name.split(" ")[0] for name in names[len(sample):])
+        assert added == ["edges", "neurons", "transmission"]
+        assert "'synapses': not added again" in widget._status.value
+    fit = FitWidget(viewer)
+    assert fit.cells.value == "neurons (truth)"
+    assert fit.connectome.value in ("neurons (truth)", "neurons")
 
 
 def test_em_methods_keep_each_others_results(make_napari_viewer, qtbot):
