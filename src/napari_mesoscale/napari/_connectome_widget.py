@@ -4,7 +4,8 @@ It runs :func:`napari_mesoscale.connectome.build_connectome` in a worker and add
 
 - ``neurons``: Points with node features (degree, weighted degree, information flow,
   neighbourhood size, type, motif, …), coloured by motif or type when known;
-- ``synapses``: small Points (subsampled beyond a limit, the count in the name);
+- ``synapses``: small Points (subsampled beyond a limit, the count in the name), unless the
+  Points layer they were built from still shows exactly them (the connectome sample's);
 - ``edges``: Vectors of the strongest k out-edges per neuron (subsampled, counts in the name
   and ``metadata``), orange excitatory, blue inhibitory;
 - ``receptive fields``: the grid centres as Points of the field diameter, hidden by default;
