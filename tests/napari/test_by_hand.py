@@ -119,7 +119,8 @@ def test_build_connectome_as_docked_on_the_sample(make_napari_viewer, qtbot):
     assert build._status.value == (
         f"{connectome.n_neurons} neurons, {connectome.n_synapses:,} synapses, "
         f"{adjacency.nnz:,} edges, {transmitted:,} edges transmitted in "
-        f"{built.transmission.n_bins} bins of 10 frames."
+        f"{built.transmission.n_bins} bins of 10 frames. Its synapses are those of 'synapses': "
+        "not added again."
     ), build._status.value
 
 

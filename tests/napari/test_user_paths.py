@@ -7,6 +7,8 @@ adjacency, the user's layers surviving a widget run, the layout, and input that 
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -289,10 +291,39 @@ def test_build_connectome_keeps_the_users_synapses_layer(make_napari_viewer, qtb
     assert widget.last_error is None, widget.last_error
     assert users in viewer.layers and viewer.layers["synapses"] is users
     first = {layer.name for layer in widget._added["connectome"]}
-    assert "synapses_2" in first
     _run(widget, qtbot)  # a rerun replaces its own layers only
     assert users in viewer.layers
     assert {layer.name for layer in widget._added["connectome"]} == first
+
+
+def test_build_on_the_connectome_sample_adds_no_second_copy_of_its_synapses(
+    make_napari_viewer, qtbot
+):
+    """Driving the viewer by hand: Build connectome on the connectome sample added
+    ``synapses_2``, a copy of the sample's ``synapses`` it was built from. The sample's four
+    layers stay, the build adds its neurons (graph features, the connectome), edges and
+    transmission (no receptive fields at the default diameter 0), a rebuild replaces those
+    three, and Fit still finds its cells."""
+    from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
+    from napari_mesoscale.napari._fit_widget import FitWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "connectome")
+    sample = [layer.name for layer in viewer.layers]
+    widget = ConnectomeWidget(viewer)  # its pickers choose the sample's layers by themselves
+    widget._view_3d.value = False
+    for _ in range(2):  # build, then rebuild
+        _run(widget, qtbot)
+        assert widget.last_error is None, widget.last_error
+        names = [layer.name for layer in viewer.layers]
+        assert not any(name.startswith("synapses") for name in names if name != "synapses")
+        assert names[: len(sample)] == sample and len(names) == len(sample) + 3 == 7
+        added = sorted(name.split(" ")[0] for name in names[len(sample):])
+        assert added == ["edges", "neurons", "transmission"]
+        assert "'synapses': not added again" in widget._status.value
+    fit = FitWidget(viewer)
+    assert fit.cells.value == "neurons (truth)"
+    assert fit.connectome.value in ("neurons (truth)", "neurons")
 
 
 def test_em_methods_keep_each_others_results(make_napari_viewer, qtbot):
@@ -416,3 +447,35 @@ def test_fit_refuses_a_one_point_layer(make_napari_viewer):
     widget.start()
     assert not widget.is_running
     assert "at least 2" in widget.last_error
+
+
+@pytest.mark.parametrize("width", [260, 900])
+def test_trace_plot_legend_leaves_the_curves_uncovered(qtbot, width):
+    """The traces' legend sat inside the axes, over the recorded and predicted curves; it now
+    sits above them, within the canvas, in a narrow and in a wide dock."""
+    from napari_mesoscale.napari._plots import TracePlot
+
+    plot = TracePlot()
+    qtbot.addWidget(plot)
+    plot.resize(width, 300)
+    plot.show()
+    qtbot.waitExposed(plot)
+    rng = np.random.default_rng(0)
+    recorded = rng.random((200, 3))
+    predicted = {name: rng.random((200, 3)) for name in
+                 ("mesoscale model", "connectome only", "shuffled connectome", "mean")}
+    title = "cell 1: domain 3, motif 2, confidence 0.87"  # as the fit widget titles it
+    plot.show_cell(1, recorded, predicted, frame=10, title=title)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a layout that cannot fit the legend warns
+        plot.canvas.draw()
+    renderer = plot.canvas.get_renderer()
+    legend = plot._legend.get_window_extent(renderer)
+    data_area = plot.axes.get_window_extent(renderer)
+    figure = plot.figure.bbox
+    assert not legend.overlaps(data_area), (legend, data_area)
+    assert figure.x0 - 1 <= legend.x0 and legend.x1 <= figure.x1 + 1, (legend, figure)
+    assert legend.y1 <= figure.y1 + 1, (legend, figure)
+    assert data_area.height > 0.3 * figure.height  # the curves keep room
+    assert len(plot._legend.get_texts()) == 5
+    assert plot.axes.get_legend() is None  # nothing left inside the axes

@@ -215,11 +215,16 @@ def connectome_layers(
     max_edges: int = 20_000,
     max_synapses: int = 200_000,
     max_per_bin: int = 2_000,
+    synapses: bool = True,
 ) -> list[LayerDataTuple]:
-    """All layers of a :class:`~napari_mesoscale.connectome.ConnectomeBuild`."""
+    """All layers of a :class:`~napari_mesoscale.connectome.ConnectomeBuild`.
+
+    ``synapses=False`` leaves out the synapses layer (the build widget does when a layer of the
+    viewer already shows exactly the built synapses, e.g. the sample it was built from).
+    """
     connectome = build.connectome
     layers = []
-    if connectome.n_synapses:
+    if synapses and connectome.n_synapses:
         layers.append(synapse_points(connectome, max_points=max_synapses))
     if connectome.n_edges:
         layers.append(edge_vectors(connectome, per_neuron=per_neuron, max_edges=max_edges))

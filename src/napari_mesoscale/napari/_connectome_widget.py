@@ -4,7 +4,8 @@ It runs :func:`napari_mesoscale.connectome.build_connectome` in a worker and add
 
 - ``neurons``: Points with node features (degree, weighted degree, information flow,
   neighbourhood size, type, motif, …), coloured by motif or type when known;
-- ``synapses``: small Points (subsampled beyond a limit, the count in the name);
+- ``synapses``: small Points (subsampled beyond a limit, the count in the name), unless the
+  Points layer they were built from still shows exactly them (the connectome sample's);
 - ``edges``: Vectors of the strongest k out-edges per neuron (subsampled, counts in the name
   and ``metadata``), orange excitatory, blue inhibitory;
 - ``receptive fields``: the grid centres as Points of the field diameter, hidden by default;
@@ -216,6 +217,7 @@ class ConnectomeWidget(CoreTaskWidget):
     # -- running -------------------------------------------------------------------------
     def prepare(self) -> CoreCall:
         self._note = ""  # what the status adds about the inputs the build took or left out
+        self._synapse_input: Any = None  # the Points layer the synapses came from, if any
         activity = None
         python_activity = ""
         activity_path = _path(self._activity_file.value)
@@ -282,6 +284,7 @@ class ConnectomeWidget(CoreTaskWidget):
                         f"features (neuron ids); it lacks {missing}."
                     )
                 python_synapses = "synapse_table"
+                self._synapse_input = synapse_layer
             python_tables = f"neuron_table, {python_synapses}"
             names = {"neuron_table": neurons, "synapse_table": synapses}
         options = self.params()
@@ -314,14 +317,19 @@ class ConnectomeWidget(CoreTaskWidget):
         return values
 
     def on_result(self, result: Any) -> None:
+        shown_in = self._synapses_shown_in(result.connectome)
         layers = connectome_layers(
             result,
             per_neuron=int(self._per_neuron.value),
             max_edges=int(self._max_edges.value),
             max_per_bin=int(self._per_bin.value),
+            synapses=shown_in is None,
         )
         self.replace_layers(layers, key="connectome")
-        self._status.value = build_summary(result) + getattr(self, "_note", "")
+        note = getattr(self, "_note", "")
+        if shown_in is not None:
+            note += f" Its synapses are those of {shown_in!r}: not added again."
+        self._status.value = build_summary(result) + note
         if self._view_3d.value:
             self._viewer.dims.ndisplay = 3
         try:
@@ -330,6 +338,32 @@ class ConnectomeWidget(CoreTaskWidget):
             )
         except Exception:  # noqa: BLE001 - the console is optional (headless viewers)
             pass
+
+    def _synapses_shown_in(self, connectome: Any) -> str | None:
+        """The name of the viewer's layer that already shows exactly the built synapses.
+
+        Built from the connectome sample's ``synapses`` layer, the build added a copy of it
+        (``synapses_2``) beside it. When the synapses came from a Points layer still in the
+        viewer, with the same count, positions (world µm) and ``pre``/``post`` in the same order,
+        that layer is their view and the build adds none.
+        """
+        layer = getattr(self, "_synapse_input", None)
+        if layer is None or layer not in self._viewer.layers:
+            return None
+        built = connectome.synapses
+        if len(layer.data) != len(built):
+            return None
+        features = getattr(layer, "features", None)
+        try:
+            same_ids = np.array_equal(
+                np.asarray(features[["pre", "post"]]), built[["pre", "post"]].to_numpy()
+            )
+        except (KeyError, TypeError):
+            return None
+        positions = world_positions(layer)
+        if not same_ids or not np.allclose(positions, connectome.synapse_positions):
+            return None
+        return layer.name
 
 
 def adjacency_synapses(ids: Any, adjacency: Any) -> pd.DataFrame:

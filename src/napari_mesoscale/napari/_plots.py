@@ -144,6 +144,11 @@ class TracePlot(_PlotDock):
         self.frame_rate: float | None = None
         self.shown: list[int] = []
         self._marker = None
+        self._legend_title = ""
+        self._legend: Any = None  # a figure legend: clearing the axes leaves it
+        self.figure.set_layout_engine("constrained")
+        self._legend_width = 0
+        self.canvas.mpl_connect("resize_event", self._on_resize)
 
     def follow(
         self,
@@ -179,6 +184,9 @@ class TracePlot(_PlotDock):
     def show_cells(self, indices: list[int], frame: int | None = None, title: str = "") -> None:
         """Draw the given cells (at most ``max_traces``); predictions when one cell is shown."""
         self.axes.clear()
+        if self._legend is not None:
+            self._legend.remove()
+            self._legend = None
         self._marker = None
         n_cells = 0 if self.activity is None else self.activity.shape[1]
         self.shown = [int(i) for i in indices if 0 <= int(i) < n_cells][: self.max_traces]
@@ -197,14 +205,51 @@ class TracePlot(_PlotDock):
             self._plot_predictions(time, self.shown[0])
         self.axes.set_xlabel("frame" if not self.frame_rate else "time (s)")
         self.axes.set_ylabel("activity")
-        self.axes.set_title(title or ", ".join(map(self._cell_name, self.shown)), fontsize=9)
-        self.axes.legend(fontsize=7, frameon=False)
+        self._legend_above(title or ", ".join(map(self._cell_name, self.shown)))
         if frame is not None:
             self._marker = self.axes.axvline(
                 self._to_time(frame), color="grey", lw=0.8, ls="--"
             )
         self.label.setText(f"{len(self.shown)} trace(s) shown")
         self.canvas.draw_idle()
+
+    def _legend_above(self, title: str) -> None:
+        """The legend, titled, above the axes: inside them it covered the curves.
+
+        A figure legend placed "outside upper center" by the constrained layout, which shrinks
+        the axes to leave it room. It takes the most columns (at most six) whose measured
+        width fits the canvas; a narrow dock stacks the entries in more rows, and breaks a title
+        too wide for it at its commas.
+        """
+        self._legend_title = title
+        self._legend_width = self.canvas.width()
+        handles, labels = self.axes.get_legend_handles_labels()
+        renderer = self.canvas.get_renderer()
+        for text in (title, title.replace(", ", ",\n")):
+            for columns in range(max(1, min(len(handles), 6)), 0, -1):
+                if self._legend is not None:
+                    self._legend.remove()
+                self._legend = self.figure.legend(
+                    handles,
+                    labels,
+                    title=text,
+                    loc="outside upper center",
+                    ncols=columns,
+                    fontsize=7,
+                    title_fontsize=9,
+                    frameon=False,
+                    handlelength=1.2,
+                    columnspacing=0.8,
+                    labelspacing=0.2,
+                )
+                if self._legend.get_window_extent(renderer).width <= self.figure.bbox.width:
+                    return
+
+    def _on_resize(self, _event: Any = None) -> None:
+        """Re-lay the legend when the dock is resized after drawing."""
+        if self._legend is not None and self.canvas.width() != self._legend_width:
+            self._legend_above(self._legend_title)
+            self.canvas.draw_idle()
 
     def mark_frame(self, frame: int) -> None:
         """Move the current-frame marker (follows napari's time slider)."""
