@@ -16,9 +16,10 @@ _LABEL_HINTS = ("label", "somata", "roi", "domain", "motif", "mask")
 
 PLUGIN_NAME = "napari-mesoscale"
 #: napari reader preferences (``settings.plugins.extension2reader``) for the plugin's formats:
-#: bundles (folders match with a trailing separator), OME-TIFF with voxel size, tables
-READER_PATTERNS = ("*.mesoscale", "*.mesoscale/", "*.ome.tif", "*.ome.tiff", "*.csv", "*.tsv",
-                   "*.parquet", "*.pq")
+#: bundles and OME-Zarr (folders match with a trailing separator), OME-TIFF with voxel size,
+#: tables
+READER_PATTERNS = ("*.mesoscale", "*.mesoscale/", "*.ome.tif", "*.ome.tiff", "*.ome.zarr",
+                   "*.ome.zarr/", "*.csv", "*.tsv", "*.parquet", "*.pq")
 
 
 def prefer_mesoscale_readers(*, overwrite: bool = False) -> dict[str, str]:
