@@ -42,3 +42,38 @@ def test_ome_zarr_opens_without_plugin_argument_after_preferring_the_plugin(
     np.testing.assert_allclose(layer.scale, (1.0, 3.0, 1.5, 1.5))
     np.testing.assert_array_equal(np.asarray(layer.data), movie)
     assert layer.metadata["frame_rate_hz"] == 5.0
+
+
+def test_build_connectome_takes_the_neuron_table_opened_from_a_file(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Cells detected in a movie, then neurons.csv and synapses.csv opened: the neurons picker
+    stayed on the detected cells (the opened table carries no activity or adjacency) and the
+    build failed ("synapses table refers to neuron ids that are not in the neurons table")."""
+    import pandas as pd
+
+    from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
+
+    rng = np.random.default_rng(0)
+    neurons = pd.DataFrame({"id": np.arange(5)})
+    neurons[["z", "y", "x"]] = rng.uniform(0, 40, (5, 3))
+    synapses = pd.DataFrame({"pre": [0, 1, 2, 3], "post": [1, 2, 3, 4]})
+    synapses[["z", "y", "x"]] = rng.uniform(0, 40, (4, 3))
+    neurons.to_csv(tmp_path / "neurons.csv", index=False)
+    synapses.to_csv(tmp_path / "synapses.csv", index=False)
+    viewer = make_napari_viewer()
+    viewer.add_points(
+        rng.uniform(0, 40, (7, 3)), name="movie points",
+        features=pd.DataFrame({"id": np.arange(1, 8)}),
+        metadata={"activity": rng.normal(size=(50, 7))},
+    )
+    build = ConnectomeWidget(viewer)
+    viewer.open(tmp_path / "neurons.csv", plugin="napari-mesoscale")
+    viewer.open(tmp_path / "synapses.csv", plugin="napari-mesoscale")
+    assert build._synapses_layer.value == "synapses"
+    assert build._neurons_layer.value == "neurons"
+    build._view_3d.value = False
+    build.start()
+    qtbot.waitUntil(lambda: not build.is_running, timeout=30_000)
+    assert build.last_error is None, build.last_error
+    assert build.last_result.connectome.adjacency.sum() == 4
