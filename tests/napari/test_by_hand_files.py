@@ -77,3 +77,22 @@ def test_build_connectome_takes_the_neuron_table_opened_from_a_file(
     qtbot.waitUntil(lambda: not build.is_running, timeout=30_000)
     assert build.last_error is None, build.last_error
     assert build.last_result.connectome.adjacency.sum() == 4
+
+
+def test_segment_bundle_from_the_shell_opens_cells_that_fit_takes(make_napari_viewer, tmp_path):
+    """``napari-mesoscale segment movie --out seg.mesoscale`` then File ▸ Open: only the ROI
+    labels opened (the cells' table has no z, y, x columns), so there was nothing to fit."""
+    from napari_mesoscale.cli import main
+    from napari_mesoscale.napari._fit_widget import FitWidget
+    from napari_mesoscale.napari._sample_data import sample_path
+
+    bundle = tmp_path / "seg.mesoscale"
+    assert main(["segment", str(sample_path("calcium")), "--out", str(bundle), "--quiet"]) == 0
+    viewer = make_napari_viewer()
+    layers = viewer.open(str(bundle), plugin="napari-mesoscale")
+    assert [layer.name for layer in layers] == ["seg ROIs", "seg points"]
+    rois, cells = layers
+    np.testing.assert_allclose(rois.scale, (3.0, 1.5, 1.5))
+    assert cells.metadata["activity"].shape == (200, len(cells.data))
+    fit = FitWidget(viewer)
+    assert (fit.cells.value, fit.rois.value) == ("seg points", "seg ROIs")
