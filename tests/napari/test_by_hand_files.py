@@ -96,3 +96,23 @@ def test_segment_bundle_from_the_shell_opens_cells_that_fit_takes(make_napari_vi
     assert cells.metadata["activity"].shape == (200, len(cells.data))
     fit = FitWidget(viewer)
     assert (fit.cells.value, fit.rois.value) == ("seg points", "seg ROIs")
+
+
+def test_fit_from_the_shell_writes_neurons_napari_opens(make_napari_viewer, tmp_path):
+    """``napari-mesoscale fit`` wrote neurons.csv without ids or positions: napari could not
+    open the fitted domains and motifs ("refused the file")."""
+    import pandas as pd
+
+    from napari_mesoscale.cli import main
+    from napari_mesoscale.napari._sample_data import sample_path
+
+    out = tmp_path / "fit"
+    args = ["fit", str(sample_path("activity")), "--neurons", str(sample_path("neurons")),
+            "--epochs", "1", "-o", str(out), "--quiet"]
+    assert main(args) == 0
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(out / "neurons.csv"), plugin="napari-mesoscale")
+    truth = pd.read_csv(sample_path("neurons"))
+    np.testing.assert_allclose(layer.data, truth[["z", "y", "x"]].to_numpy())
+    assert list(layer.features["id"]) == list(truth["id"])
+    assert {"domain", "motif", "confidence"} <= set(layer.features.columns)
