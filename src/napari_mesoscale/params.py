@@ -202,7 +202,8 @@ class Params:
             kind = cls.field_type(name)
             default = cls.defaults()[name]
             unit = f" [{spec.unit}]" if spec.unit else ""
-            text = f"{spec.help}{unit} (default: {default})"
+            # argparse %-formats help strings: a literal "5 %" would break ``--help``
+            text = f"{spec.help}{unit} (default: {default})".replace("%", "%%")
             flag = "--" + name.replace("_", "-")
             if kind is bool:
                 parser.add_argument(

@@ -42,6 +42,9 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         handle, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
         os.close(handle)
         temporary = Path(name)
+    # mkstemp / mkdtemp create 0600 / 0700: give the result the mode an ordinary write gives
+    # (umask applied), else colleagues (or napari run as another user) cannot read it
+    os.chmod(temporary, (0o777 if directory else 0o666) & ~_umask())
     try:
         yield temporary
         if directory:
@@ -54,6 +57,20 @@ def atomic_path(path: str | os.PathLike, *, directory: bool = False) -> Iterator
         elif temporary.exists():
             temporary.unlink()
         raise
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system tells it (Linux)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:

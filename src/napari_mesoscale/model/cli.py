@@ -1,7 +1,8 @@
 """``napari-mesoscale fit``: fit the mesoscale model from files and write the results.
 
 Writes into ``--output``: ``fit.pt`` (+ ``fit.pt.json``: parameters, seed, package versions),
-``neurons.csv`` (neuron, domain, motif, field, confidence), ``domains.csv``, ``filters.csv``,
+``neurons.csv`` (neuron, domain, motif, field, confidence, id, z, y, x: it opens in napari as
+Points), ``domains.csv``, ``filters.csv``,
 ``history.csv`` and ``predicted.npy`` (one-step predictions, (T, N), first row NaN).
 The results are written into a temporary sibling folder and swapped with ``--output`` as a
 set (a crash leaves the old results or the new ones, never a mix); an existing non-empty
@@ -108,8 +109,9 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
     )
     pred = fit.predict(activity, stimulus=stimulus)
+    ids = _neuron_ids(args.neurons if args.positions is None else args.positions, len(positions))
     with output_folder(out, inputs, overwrite=True, carry=("checkpoints",)) as staging:
-        _write_results(fit, pred, staging)
+        _write_results(fit, pred, staging, positions=positions, ids=ids)
     if not args.quiet:
         print(
             f"{fit!r}\n{fit.domains.shape[0]} domains, test one-step MSE "
@@ -118,8 +120,30 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_results(fit: Any, pred: np.ndarray, folder: Path) -> None:
-    """Every result file of a fit, into ``folder`` (a staging folder swapped in afterwards)."""
+def _neuron_ids(table: Path | None, n: int) -> np.ndarray:
+    """The neurons' ids: the ``id`` column of the positions / neurons table, else 0 … N-1."""
+    if table is not None and table.suffix.lower() != ".npy":
+        from napari_mesoscale.io.tables import read_table
+
+        ids = read_table(table, "positions")
+        if "id" in ids.columns and len(ids) == n:
+            return ids["id"].to_numpy()
+    return np.arange(n)
+
+
+def _write_results(
+    fit: Any,
+    pred: np.ndarray,
+    folder: Path,
+    *,
+    positions: np.ndarray | None = None,
+    ids: np.ndarray | None = None,
+) -> None:
+    """Every result file of a fit, into ``folder`` (a staging folder swapped in afterwards).
+
+    ``neurons.csv`` holds each neuron's ``id`` and ``z, y, x`` (µm) beside its labels, so that
+    napari opens it as Points coloured by domain or motif.
+    """
     fit.save(folder / "fit.pt")
     table = pd.DataFrame(
         {
@@ -130,6 +154,9 @@ def _write_results(fit: Any, pred: np.ndarray, folder: Path) -> None:
             "confidence": fit.confidence,
         }
     )
+    if positions is not None and len(positions) == fit.n_neurons:
+        table["id"] = np.arange(fit.n_neurons) if ids is None else ids
+        table[["z", "y", "x"]] = np.asarray(positions, dtype=float)
     _write_csv(table, folder / "neurons.csv")
     _write_csv(fit.domains, folder / "domains.csv")
     _write_csv(fit.filters, folder / "filters.csv")

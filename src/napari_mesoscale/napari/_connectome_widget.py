@@ -178,7 +178,9 @@ class ConnectomeWidget(CoreTaskWidget):
         picker stayed on the detected cells (they carry activity, and came first): the build
         failed on synapse ids missing from them. Among the layers carrying activity or an
         adjacency, one holding every ``pre`` and ``post`` id of the synapses comes first, and
-        of those one carrying an adjacency (the connectome's own neurons).
+        of those one carrying an adjacency (the connectome's own neurons). A neurons table
+        opened from a file carries neither but holds the ids: it is a candidate too (the picker
+        stayed on the detected cells and the build failed).
         """
         synapse_name = self._synapses_layer.value
         layers = self._viewer.layers
@@ -196,10 +198,16 @@ class ConnectomeWidget(CoreTaskWidget):
             ids = np.arange(len(layer.data)) if ids is None else np.asarray(ids)
             return wanted <= set(ids.tolist()), _contract.read(layer).adjacency is not None
 
+        def is_table_of_them(name: str) -> bool:
+            # a neurons table opened from a file (ids, no activity): the synapses' own neurons
+            ids = getattr(layers[name], "features", {}).get("id")
+            return ids is not None and wanted <= set(np.asarray(ids).tolist())
+
         picker = self._neurons_layer
         candidates = [
             name for name in picker.choices
-            if name in layers and name != synapse_name and _contract.has_any(layers[name], _NEURONS)
+            if name in layers and name != synapse_name
+            and (_contract.has_any(layers[name], _NEURONS) or is_table_of_them(name))
         ]
         if not candidates:
             return

@@ -16,9 +16,10 @@ _LABEL_HINTS = ("label", "somata", "roi", "domain", "motif", "mask")
 
 PLUGIN_NAME = "napari-mesoscale"
 #: napari reader preferences (``settings.plugins.extension2reader``) for the plugin's formats:
-#: bundles (folders match with a trailing separator), OME-TIFF with voxel size, tables
-READER_PATTERNS = ("*.mesoscale", "*.mesoscale/", "*.ome.tif", "*.ome.tiff", "*.csv", "*.tsv",
-                   "*.parquet", "*.pq")
+#: bundles and OME-Zarr (folders match with a trailing separator), OME-TIFF with voxel size,
+#: tables
+READER_PATTERNS = ("*.mesoscale", "*.mesoscale/", "*.ome.tif", "*.ome.tiff", "*.ome.zarr",
+                   "*.ome.zarr/", "*.csv", "*.tsv", "*.parquet", "*.pq")
 
 
 def prefer_mesoscale_readers(*, overwrite: bool = False) -> dict[str, str]:
@@ -92,6 +93,8 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
     """
     bundle = load_bundle(path)
     specs = bundle.metadata.get("layers")
+    if specs is None and bundle.metadata.get("kind") == "PointSources":
+        return _point_source_layers(path)
     if specs is None:
         specs = _default_specs(bundle)
     layers: list[LayerDataTuple] = []
@@ -127,6 +130,20 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
         elif kind == "paint":
             layers.extend(_painted_layers(bundle, spec, source))
     return layers
+
+
+def _point_source_layers(path: str) -> list[LayerDataTuple]:
+    """The cells (Points with their activity) and ROIs of ``napari-mesoscale segment --out``.
+
+    Such a bundle has no saved layer list, and its sources table has no z, y, x columns (the
+    positions are an array), so only the ROI labels opened: no cells to build or fit from.
+    """
+    from napari_mesoscale.napari._detect_widgets import source_layers
+    from napari_mesoscale.segment.sources import PointSources
+
+    sources = PointSources.load(path)
+    name = Path(str(path).rstrip("/")).name.split(".")[0]
+    return source_layers(sources, name=name, plane=np.ndim(sources.labels) == 2)
 
 
 def _layer_metadata(bundle: Any, spec: dict[str, Any], default: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import dask.array as da
 import numpy as np
 import pandas as pd
@@ -251,3 +254,24 @@ def test_wrong_dimensions_are_refused(tmp_path, movie):
         write_tiff(tmp_path / "m.tif", movie, voxel_size=(1, 1, 1), axes="ZYX")
     with pytest.raises(ValueError, match="voxel_size must have 3 values"):
         write_ome_zarr(tmp_path / "m.zarr", movie, voxel_size=(1, 1), axes="TZYX")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_written_files_and_folders_get_the_usual_modes(tmp_path):
+    """Files written atomically were 0600 and folders 0700 (mkstemp / mkdtemp modes): a CSV,
+    an OME-TIFF or a results folder written on a shared server was unreadable to colleagues."""
+    from napari_mesoscale.io import write_ome_zarr, write_table, write_tiff
+
+    previous = os.umask(0o022)
+    try:
+        table = write_table(pd.DataFrame({"id": [1], "z": [0.0], "y": [0.0], "x": [0.0]}),
+                            tmp_path / "cells.csv")
+        tiff = write_tiff(tmp_path / "m.ome.tif", np.zeros((2, 4, 4), "uint8"),
+                          voxel_size=(1.0, 1.0, 1.0))
+        store = write_ome_zarr(tmp_path / "m.ome.zarr", np.zeros((2, 4, 4), "uint8"),
+                               voxel_size=(1.0, 1.0, 1.0))
+    finally:
+        os.umask(previous)
+    for path in (table, tiff):
+        assert (Path(path).stat().st_mode & 0o777) == 0o644, path
+    assert (Path(store).stat().st_mode & 0o777) == 0o755
