@@ -111,12 +111,10 @@ def _drive_matrix(connectome: Any, n: int) -> sp.csr_matrix | None:
     """(N, N) post x pre weights, each row's magnitudes summing to 1 (None: no connectome)."""
     if connectome is None:
         return None
+    from napari_mesoscale.forecasters.graph_kernel import connectome_kernels
     from napari_mesoscale.model.initial_model import as_adjacency
 
-    post_pre = sp.csr_matrix(as_adjacency(connectome, n).T, dtype=np.float64)
-    norm = np.asarray(abs(post_pre).sum(1)).ravel()
-    scale = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)
-    return sp.diags(scale) @ post_pre
+    return connectome_kernels(as_adjacency(connectome, n), orientation="in", normalise="l1")
 
 
 def _neighbour_matrix(positions: np.ndarray, k: int) -> sp.csr_matrix | None:
