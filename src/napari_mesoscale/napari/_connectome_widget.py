@@ -192,27 +192,24 @@ class ConnectomeWidget(CoreTaskWidget):
         except (KeyError, TypeError):
             return
 
-        def rank(name: str) -> tuple[bool, bool]:
+        picker = self._neurons_layer
+        rank: dict[str, tuple[bool, bool]] = {}  # (holds every synapse id, has an adjacency)
+        for name in picker.choices:
+            if name not in layers or name == synapse_name:
+                continue
             layer = layers[name]
             ids = getattr(layer, "features", {}).get("id")
+            # a neurons table opened from a file (ids, no activity) is the synapses' own neurons
+            if ids is None and not _contract.has_any(layer, _NEURONS):
+                continue
             ids = np.arange(len(layer.data)) if ids is None else np.asarray(ids)
-            return wanted <= set(ids.tolist()), _contract.read(layer).adjacency is not None
-
-        def is_table_of_them(name: str) -> bool:
-            # a neurons table opened from a file (ids, no activity): the synapses' own neurons
-            ids = getattr(layers[name], "features", {}).get("id")
-            return ids is not None and wanted <= set(np.asarray(ids).tolist())
-
-        picker = self._neurons_layer
-        candidates = [
-            name for name in picker.choices
-            if name in layers and name != synapse_name
-            and (_contract.has_any(layers[name], _NEURONS) or is_table_of_them(name))
-        ]
-        if not candidates:
+            holds = wanted <= set(ids.tolist())
+            if holds or _contract.has_any(layer, _NEURONS):
+                rank[name] = (holds, _contract.read(layer).adjacency is not None)
+        if not rank:
             return
-        best = max(candidates, key=rank)  # the first of the best, in the picker's order
-        if picker.value not in candidates or rank(picker.value) < rank(best):
+        best = max(rank, key=rank.__getitem__)  # the first of the best, in the picker's order
+        if picker.value not in rank or rank[picker.value] < rank[best]:
             picker.value = best
 
     def _update_visibility(self, *_: Any) -> None:
