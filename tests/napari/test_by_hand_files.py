@@ -7,23 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.settings import get_settings
 
 pytestmark = pytest.mark.viewer
-
-
-@pytest.fixture
-def reader_preferences():
-    """:func:`prefer_mesoscale_readers` applied in memory only (never the user's settings file)."""
-    from napari_mesoscale.napari import prefer_mesoscale_readers
-
-    settings = get_settings()
-    saving, preferences = settings._save_on_change, dict(settings.plugins.extension2reader)
-    settings._save_on_change = False
-    prefer_mesoscale_readers()
-    yield settings
-    settings.plugins.extension2reader = preferences
-    settings._save_on_change = saving
 
 
 def test_ome_zarr_opens_without_plugin_argument_after_preferring_the_plugin(

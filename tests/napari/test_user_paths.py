@@ -12,32 +12,11 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from napari.settings import get_settings
 from qtpy.QtWidgets import QLabel
 
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 
 pytestmark = pytest.mark.viewer
-
-
-@pytest.fixture
-def unsaved_settings():
-    """napari's settings, changed in memory only (never the user's settings file)."""
-    settings = get_settings()
-    saving, preferences = settings._save_on_change, dict(settings.plugins.extension2reader)
-    settings._save_on_change = False
-    yield settings
-    settings.plugins.extension2reader = preferences
-    settings._save_on_change = saving
-
-
-@pytest.fixture
-def reader_preferences(unsaved_settings):
-    """The plugin's reader preferences, as :func:`prefer_mesoscale_readers` sets them."""
-    from napari_mesoscale.napari._reader import prefer_mesoscale_readers
-
-    prefer_mesoscale_readers()
-    return unsaved_settings
 
 
 def _run(widget, qtbot, timeout=120_000):

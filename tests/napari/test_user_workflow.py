@@ -13,23 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.settings import get_settings
 
 pytestmark = pytest.mark.viewer
-
-
-@pytest.fixture
-def reader_preferences():
-    """The plugin's reader preferences, in memory only (never the user's settings file)."""
-    from napari_mesoscale.napari._reader import prefer_mesoscale_readers
-
-    settings = get_settings()
-    saving, preferences = settings._save_on_change, dict(settings.plugins.extension2reader)
-    settings._save_on_change = False
-    prefer_mesoscale_readers()
-    yield
-    settings.plugins.extension2reader = preferences
-    settings._save_on_change = saving
 
 
 def _run(widget, qtbot, timeout=600_000):
