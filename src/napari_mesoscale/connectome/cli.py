@@ -108,8 +108,13 @@ def _write_outputs(build: Any, folder: Path) -> dict[str, Any]:
             edge_ids=result.edge_ids,
             counts=result.counts,
             opportunities=result.opportunities,
+            event_counts=result.event_counts,
             bin_size=result.bin_size,
             delay=result.delay,
+            n_frames=result.n_frames,
+            threshold=result.threshold,
+            zscore=result.zscore,
+            n_neurons=result.n_neurons,
         )
         write_table(result.summary(), out / "transmission_summary.csv")
         summary["bins"] = result.n_bins

@@ -2,9 +2,11 @@
 
 A table with ``id, z, y, x`` columns opens as a Points layer of neurons, one with
 ``pre, post, z, y, x`` as a Points layer of synapses; every other column becomes a feature.
-Other CSV files are read as napari's own reader reads them (its Points / Shapes CSV), so that
-preferring this reader for ``*.csv`` (``_reader.prefer_mesoscale_readers``) takes nothing
-away; other tables are left to other readers (the reader returns None).
+The plugin's tables without positions (domains, per-neuron scores and features, training
+history …) are placed by :mod:`._placed_tables` (or, with nothing to draw, explained in a
+notification). Other CSV files are read as napari's own reader reads them (its Points / Shapes
+CSV), so that preferring this reader for ``*.csv`` (``_reader.prefer_mesoscale_readers``) takes
+nothing away; other tables are left to other readers (the reader returns None).
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ import pandas as pd
 
 from napari_mesoscale.napari._contract import metadata_dict
 from napari_mesoscale.napari._layers import LayerDataTuple, points_layer
+from napari_mesoscale.napari._placed_tables import (
+    NOTHING_TO_SHOW,
+    is_placeable_kind,
+    read_placed_table,
+)
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 NEURON_COLUMNS = {"id", "z", "y", "x"}
@@ -32,8 +39,12 @@ def _columns(path: Path) -> list[str]:
     return list(pd.read_csv(path, nrows=0, sep="\t" if suffix == ".tsv" else ",").columns)
 
 
-def table_kind(path: str | Path) -> str | None:
-    """ "neurons", "synapses" or None, from a table's column names (read cheaply)."""
+def table_kind(path: str | Path, *, placed: bool = False) -> str | None:
+    """ "neurons", "synapses" or None, from a table's column names (read cheaply).
+
+    With ``placed``, the plugin's tables without positions (see :mod:`._placed_tables`) are
+    "placed" instead of None.
+    """
     path = Path(path)
     if path.suffix.lower() not in TABLE_SUFFIXES or not path.is_file():
         return None
@@ -45,6 +56,8 @@ def table_kind(path: str | Path) -> str | None:
         return "synapses"
     if NEURON_COLUMNS <= columns:
         return "neurons"
+    if placed and is_placeable_kind(path, columns):
+        return "placed"
     return None
 
 
@@ -57,6 +70,8 @@ def get_table_reader(path: str | list[str]) -> Callable[[Any], list[LayerDataTup
         return read_tables
     if all(str(p).lower().endswith(".csv") and _napari_csv(p) is not None for p in paths):
         return read_napari_csv
+    if all(table_kind(p, placed=True) is not None for p in paths):
+        return read_any_tables
     return None
 
 
@@ -70,6 +85,18 @@ def _napari_csv(path: str | Path) -> Any:
         return csv_to_layer_data(str(path), require_type=None)
     except Exception:  # noqa: BLE001 - not napari's format either
         return None
+
+
+def read_any_tables(path: str | list[str]) -> list[LayerDataTuple]:
+    """Neuron / synapse tables and the plugin's positionless tables (placed or explained)."""
+    paths = path if isinstance(path, list) else [path]
+    layers: list[LayerDataTuple] = []
+    for item in paths:
+        if table_kind(item) is not None:
+            layers.extend(read_tables(item))
+        else:
+            layers.extend(layer for layer in read_placed_table(item) if layer[0] is not None)
+    return layers or NOTHING_TO_SHOW
 
 
 def read_napari_csv(path: str | list[str]) -> list[LayerDataTuple]:
