@@ -91,6 +91,7 @@ __all__ = [
     "reassign",
     "reassign_after_epoch",
     "unit_errors",
+    "wiring_motif_groups",
 ]
 
 
@@ -102,10 +103,14 @@ class AssignmentUnits:
     ----------
     unit : (N,) int64, the unit (community) of every neuron.
     slot : (N,) int64, the candidate slot of the field every neuron's unit uses.
+    wiring : (U, 5) float, optional, every unit's own sub-circuit wiring signature
+        (:func:`napari_mesoscale.model.initialise.community_wiring_features`; None without a
+        connectome): the second view of ``discover_motif_count="wiring_cut"``.
     """
 
     unit: np.ndarray
     slot: np.ndarray
+    wiring: np.ndarray | None = None
 
     @property
     def n_units(self) -> int:
@@ -712,6 +717,105 @@ def loss_motif_count(cost: np.ndarray, max_motifs: int, cut: float) -> int:
     return int(min(max_motifs, int((heights > cut).sum()) + 1))
 
 
+def _wiring_scale(
+    wiring: np.ndarray, labels: np.ndarray, use: np.ndarray, floor: float
+) -> np.ndarray:
+    """(Q,) spread of one motif's community signatures: per feature, the median over the
+    ``labels`` groups (two or more ``use`` members) of the signatures' standard deviation
+    inside the group, at least ``floor`` (the median keeps a group that mixes two wirings
+    from setting the scale)."""
+    spreads = [
+        wiring[m].std(0, ddof=1)
+        for g in np.unique(labels)
+        if (m := np.flatnonzero((labels == g) & use)).size >= 2
+    ]
+    scale = np.median(spreads, axis=0) if spreads else np.zeros(wiring.shape[1])
+    return np.maximum(scale, floor)
+
+
+def wiring_motif_groups(
+    cost: np.ndarray,
+    wiring: np.ndarray,
+    size: np.ndarray,
+    max_motifs: int,
+    cut_distance: float = 0.1,
+    merge_distance: float = 0.5,
+    tolerance: float = 5.0,
+    min_size: int = 3,
+    floor: float = 0.02,
+) -> np.ndarray:
+    """Motif groups of the units from both views: dynamics profiles and sub-circuit wiring.
+
+    Instances of one family share the rule that wires them, and unlike the dynamics their
+    wiring does not change with a neuron's speed or gain. Units with ``min_size`` members or
+    more are *wired* (a synapse inside the unit: ``wiring`` row not all zero) or *unwired*;
+    smaller ones are unknown (too few members for a signature) and agree with any unit.
+
+    1. Veto: two known units disagree when one is wired and the other not, or when both are
+       wired and some signature feature differs by more than ``tolerance`` x sqrt(2) x its
+       scale (:func:`_wiring_scale` over the plain profile cut's groups, at least
+       ``floor``). Their profile distance (:func:`_profile_linkage`) is set to 2 (the
+       largest), so the complete-linkage tree cut at ``cut_distance`` never joins them.
+    2. Merge: two groups whose known units are all wired merge, closest first, while their
+       complete-linkage profile distance is below ``merge_distance`` (a looser cut) and their
+       mean signatures differ by at most ``tolerance`` standard errors (scale x sqrt(1 / n_a
+       + 1 / n_b), n the groups' known units) on every feature. Unwired groups never merge
+       here: their empty signatures say nothing, the dynamics alone separate them.
+
+    More groups than ``max_motifs``: the vetoed tree is cut into ``max_motifs`` instead.
+    ``cost`` is the (U, U) cross-prediction cost of the units, ``wiring`` (U, Q) their
+    signatures, ``size`` (U,) their member counts. Returns (U,) labels 0..G-1.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist, squareform
+
+    u = cost.shape[0]
+    if u <= 1:
+        return np.zeros(u, dtype=np.int64)
+    rel = cost - np.diag(cost)[:, None]
+    dist = squareform(np.nan_to_num(pdist(np.hstack([rel, rel.T]), metric="correlation"), nan=1.0))
+    wiring = np.asarray(wiring, dtype=np.float64)
+    wired = np.abs(wiring).sum(1) > 0
+    known = np.asarray(size) >= min_size
+    plain = fcluster(linkage(squareform(dist, checks=False), "complete"), cut_distance,
+                     "distance")
+    scale = _wiring_scale(wiring, plain, wired & known, floor)
+    differ = (np.abs(wiring[:, None] - wiring[None]) / (scale * np.sqrt(2.0))).max(-1) > tolerance
+    both = known[:, None] & known[None]
+    veto = both & ((wired[:, None] != wired[None]) | (wired[:, None] & wired[None] & differ))
+    dist = np.where(veto, 2.0, dist)
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), "complete")
+    labels = fcluster(tree, cut_distance, "distance") - 1
+    groups = [np.flatnonzero(labels == g) for g in range(int(labels.max()) + 1)]
+    while len(groups) > 1:
+        best = (merge_distance, -1, -1)
+        for a in range(len(groups)):
+            ka = groups[a][known[groups[a]]]
+            if not ka.size or not wired[ka].all():
+                continue
+            for b in range(a + 1, len(groups)):
+                kb = groups[b][known[groups[b]]]
+                if not kb.size or not wired[kb].all():
+                    continue
+                d = float(dist[np.ix_(groups[a], groups[b])].max())
+                if d >= best[0]:
+                    continue
+                gap = np.abs(wiring[ka].mean(0) - wiring[kb].mean(0))
+                if (gap / (scale * np.sqrt(1 / ka.size + 1 / kb.size))).max() <= tolerance:
+                    best = (d, a, b)
+        if best[1] < 0:
+            break
+        _, a, b = best
+        groups[a] = np.concatenate([groups[a], groups.pop(b)])
+    labels = np.zeros(u, dtype=np.int64)
+    for g, members in enumerate(groups):
+        labels[members] = g
+    if len(groups) > max_motifs:
+        labels = fcluster(tree, max_motifs, "maxclust") - 1
+    return labels
+
+
 def _group_ridge_em(
     phi: torch.Tensor,
     data: _EmData,
@@ -800,7 +904,19 @@ def discover_assignment(
     elif cfg.discover_motif_count == "affine_cut":
         affine = _unit_cost(_affine_cross_errors(phi, data, rows[1], coef), units)[candidates]
         k = profile_motif_count(affine, cfg.n_filters, cfg.discover_affine_cut_distance)
-    if cfg.discover_grouping == "profile":
+    wiring_start = None
+    if cfg.discover_motif_count == "wiring_cut" and units.wiring is None:
+        k = profile_motif_count(square, cfg.n_filters, cfg.discover_cut_distance)
+    elif cfg.discover_motif_count == "wiring_cut":
+        wiring_start = wiring_motif_groups(
+            square, units.wiring[candidates], size[candidates], cfg.n_filters,
+            cfg.discover_cut_distance, cfg.discover_wiring_merge_distance,
+            cfg.discover_wiring_tolerance,
+        )
+        k = int(wiring_start.max()) + 1
+    if wiring_start is not None:
+        starts = [wiring_start]
+    elif cfg.discover_grouping == "profile":
         starts = [_profile_groups(square, k)]
     else:
         starts = [_linkage_groups(square, k)]
