@@ -754,8 +754,8 @@ def wiring_motif_groups(
     1. Veto: two known units disagree when one is wired and the other not, or when both are
        wired and some signature feature differs by more than ``tolerance`` x sqrt(2) x its
        scale (:func:`_wiring_scale` over the plain profile cut's groups, at least
-       ``floor``). Their profile distance (:func:`_profile_linkage`) is set to 2 (the
-       largest), so the complete-linkage tree cut at ``cut_distance`` never joins them.
+       ``floor``). Their profile distance (:func:`_profile_linkage`, at most 2) gets 2
+       added, so the complete-linkage tree cut at ``cut_distance`` never joins them.
     2. Merge: two groups whose known units are all wired merge, closest first, while their
        complete-linkage profile distance is below ``merge_distance`` (a looser cut) and their
        mean signatures differ by at most ``tolerance`` standard errors (scale x sqrt(1 / n_a
@@ -783,7 +783,7 @@ def wiring_motif_groups(
     differ = (np.abs(wiring[:, None] - wiring[None]) / (scale * np.sqrt(2.0))).max(-1) > tolerance
     both = known[:, None] & known[None]
     veto = both & ((wired[:, None] != wired[None]) | (wired[:, None] & wired[None] & differ))
-    dist = np.where(veto, 2.0, dist)
+    dist = np.where(veto, 2.0 + dist, dist)  # above any profile distance, ties kept apart
     np.fill_diagonal(dist, 0.0)
     tree = linkage(squareform(dist, checks=False), "complete")
     labels = fcluster(tree, cut_distance, "distance") - 1
