@@ -787,33 +787,55 @@ def wiring_motif_groups(
     np.fill_diagonal(dist, 0.0)
     tree = linkage(squareform(dist, checks=False), "complete")
     labels = fcluster(tree, cut_distance, "distance") - 1
-    groups = [np.flatnonzero(labels == g) for g in range(int(labels.max()) + 1)]
-    while len(groups) > 1:
-        best = (merge_distance, -1, -1)
-        for a in range(len(groups)):
-            ka = groups[a][known[groups[a]]]
-            if not ka.size or not wired[ka].all():
-                continue
-            for b in range(a + 1, len(groups)):
-                kb = groups[b][known[groups[b]]]
-                if not kb.size or not wired[kb].all():
-                    continue
-                d = float(dist[np.ix_(groups[a], groups[b])].max())
-                if d >= best[0]:
-                    continue
-                gap = np.abs(wiring[ka].mean(0) - wiring[kb].mean(0))
-                if (gap / (scale * np.sqrt(1 / ka.size + 1 / kb.size))).max() <= tolerance:
-                    best = (d, a, b)
-        if best[1] < 0:
-            break
-        _, a, b = best
-        groups[a] = np.concatenate([groups[a], groups.pop(b)])
-    labels = np.zeros(u, dtype=np.int64)
-    for g, members in enumerate(groups):
-        labels[members] = g
-    if len(groups) > max_motifs:
+    labels = _merge_wired_groups(
+        dist, labels, wiring, known, wired, scale, merge_distance, tolerance
+    )
+    if int(labels.max()) + 1 > max_motifs:
         labels = fcluster(tree, max_motifs, "maxclust") - 1
     return labels
+
+
+def _merge_wired_groups(
+    dist: np.ndarray,
+    labels: np.ndarray,
+    wiring: np.ndarray,
+    known: np.ndarray,
+    wired: np.ndarray,
+    scale: np.ndarray,
+    merge_distance: float,
+    tolerance: float,
+) -> np.ndarray:
+    """Step 2 of :func:`wiring_motif_groups`: merge the closest pair of all-wired groups with
+    one wiring while their complete-linkage distance is below ``merge_distance``. The group
+    distances follow the Lance-Williams update of complete linkage (the larger of the two),
+    so every step costs O(G^2 Q) for G groups and Q signature features."""
+    n_groups = int(labels.max()) + 1
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], np.arange(n_groups))
+    sub = dist[np.ix_(order, order)]
+    gd = np.maximum.reduceat(np.maximum.reduceat(sub, starts, axis=0), starts, axis=1)
+    use = known.astype(float)
+    count = np.bincount(labels, use, n_groups)
+    mean = np.stack(
+        [np.bincount(labels, use * wiring[:, q], n_groups) for q in range(wiring.shape[1])], 1
+    ) / np.maximum(count, 1)[:, None]
+    ok = (count > 0) & (np.bincount(labels, known & ~wired, n_groups) == 0)
+    ids = np.arange(n_groups)  # the label each remaining group carries
+    while ids.size > 1:
+        err = scale * np.sqrt(1 / np.maximum(count, 1)[:, None, None]
+                              + 1 / np.maximum(count, 1)[None, :, None])
+        same = (np.abs(mean[:, None] - mean[None]) / err).max(-1) <= tolerance
+        allowed = np.triu(ok[:, None] & ok[None] & same & (gd < merge_distance), 1)
+        if not allowed.any():
+            break
+        a, b = np.unravel_index(np.argmin(np.where(allowed, gd, np.inf)), gd.shape)
+        labels = np.where(labels == ids[b], ids[a], labels)
+        mean[a] = (count[a] * mean[a] + count[b] * mean[b]) / (count[a] + count[b])
+        count[a] += count[b]
+        gd[a] = gd[:, a] = np.maximum(gd[a], gd[b])
+        keep = np.arange(ids.size) != b
+        gd, mean, count, ok, ids = gd[keep][:, keep], mean[keep], count[keep], ok[keep], ids[keep]
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
 
 
 def _group_ridge_em(
