@@ -58,6 +58,12 @@ of the brain's own between-motif penalty rather than a profile correlation; ``"a
 is the profile cut after refitting every neuron's prediction on [prediction, own state, 1]
 (:func:`_affine_cross_errors`), invariant to per-neuron speed and gain but measured worse (a
 free own-state term lets any near-linear filter predict the other near-linear families).
+``"wiring_cut"`` adds the connectome as a second view (:func:`wiring_motif_groups`): every
+community's own sub-circuit signature vetoes profile merges of communities wired
+differently, and wired groups with one wiring merge up to a looser profile distance. Not
+adopted (benchmarks/results/motif_count_wiring_check*.json, dev check brains 1020-1039): it
+finds the true count on 4 instead of 2 of 20 heterogeneous brains but on 10 instead of 12
+plain ones; it raises the median motif ARI (0.71 -> 0.83 heterogeneous, 0.92 -> 0.93 plain).
 Cost: O(N P^2 T) once for the per-community Gram matrices (a group's are sums of its
 communities', so the EM iterations cost O(U P^2) for the fits), O(N V P T) for scoring under
 at most V = 256 candidate communities' filters and linkage on those V: linear in N.
@@ -902,7 +908,9 @@ def discover_assignment(
     ``discover_restarts`` draws of k-means++ seeds on it start the EM, and the start ending
     with the lowest held-in loss wins. The number of groups is ``n_filters``, or with
     ``discover_motif_count="profile_cut"`` the count of :func:`profile_motif_count` (at most
-    ``n_filters``). The groups become the assignment logits. With ``input_lags=2`` the
+    ``n_filters``); with ``"wiring_cut"`` the groups of :func:`wiring_motif_groups` start the
+    EM (``units.wiring`` None, i.e. no connectome: the profile cut). The groups become the
+    assignment logits. With ``input_lags=2`` the
     linearised filters still see the one-step features only (see :func:`_em_data`).
     """
     rng = np.random.default_rng(seed)
