@@ -45,6 +45,9 @@ are wired differently stay apart, groups with one wiring merge up to the merge d
     python benchmarks/motif_count.py --families dev --brains 20 --cut-distances 0.1 \
         --wiring-merge-distances 0.3 0.5 0.7 --wiring-tolerances 3 5 \
         --out benchmarks/results/motif_count_wiring_design.json
+
+``--wiring-veto-tolerances`` sets the veto's own tolerance (1000: only communities with and
+without synapses inside are kept apart; names ``wiring_cut_D_T_veto_V``).
 """
 
 from __future__ import annotations
@@ -87,6 +90,11 @@ def discover(captured: tuple, motif: np.ndarray, **changes) -> dict:
     }
 
 
+def _wiring_name(distance: float, tolerance: float, veto: float | None) -> str:
+    name = f"wiring_cut_{distance:g}_{tolerance:g}"
+    return name if veto is None else f"{name}_veto_{veto:g}"
+
+
 def summarise(rows: list[dict], names: list[str]) -> dict:
     out = {}
     for name in names:
@@ -124,6 +132,11 @@ def main() -> None:
         "--wiring-tolerances", type=float, nargs="+", default=[5.0],
         help="discover_wiring_tolerance values crossed with --wiring-merge-distances",
     )
+    parser.add_argument(
+        "--wiring-veto-tolerances", type=float, nargs="*", default=[],
+        help="discover_wiring_veto_tolerance values crossed with the above (default: each "
+        "tolerance itself)",
+    )
     parser.add_argument("--first-brain", type=int, default=0)
     parser.add_argument("--neurons", type=int, default=240)
     parser.add_argument("--frames", type=int, default=1500)
@@ -143,8 +156,12 @@ def main() -> None:
     names += [f"affine_cut_{d:g}" for d in args.affine_cut_distances]
     names += [f"merge_{m:g}" for m in args.merge_tolerances]
     names += [f"merge_t_{m:g}" for m in args.merge_t]
-    wiring = [(d, t) for d in args.wiring_merge_distances for t in args.wiring_tolerances]
-    names += [f"wiring_cut_{d:g}_{t:g}" for d, t in wiring]
+    vetoes = args.wiring_veto_tolerances or [None]
+    wiring = [
+        (d, t, v)
+        for d in args.wiring_merge_distances for t in args.wiring_tolerances for v in vetoes
+    ]
+    names += [_wiring_name(*w) for w in wiring]
     rows, t0, load_before = [], time.perf_counter(), os.getloadavg()
     for i in range(args.first_brain, args.first_brain + args.brains):
         seed = FIRST_SEED[args.families] + i
@@ -182,10 +199,11 @@ def main() -> None:
             row[f"merge_t_{m:g}"] = discover(
                 captured, brain.motif, discover_motif_count="merge_t", discover_merge_t=m
             )
-        for d, t in wiring:
-            row[f"wiring_cut_{d:g}_{t:g}"] = discover(
+        for d, t, v in wiring:
+            row[_wiring_name(d, t, v)] = discover(
                 captured, brain.motif, discover_motif_count="wiring_cut",
                 discover_wiring_merge_distance=d, discover_wiring_tolerance=t,
+                discover_wiring_veto_tolerance=t if v is None else v,
             )
         row["given_true_k"] = discover(captured, brain.motif, n_filters=true_k)
         rows.append(row)

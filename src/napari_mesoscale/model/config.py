@@ -458,6 +458,15 @@ class ModelConfig(Params):
         maximum=1000.0,
         gui=False,
     )
+    discover_wiring_veto_tolerance: float = param(
+        5.0,
+        "standard errors of a signature feature beyond which two communities' profiles may "
+        "not join ('em' with discover_motif_count='wiring_cut'; 1000: only communities with "
+        "and without synapses inside are kept apart)",
+        minimum=0.0,
+        maximum=1000.0,
+        gui=False,
+    )
     discover_affine_cut_distance: float = param(
         0.1,
         "profile correlation distance at which the discovery cuts the tree of the "

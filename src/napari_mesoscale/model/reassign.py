@@ -749,6 +749,7 @@ def wiring_motif_groups(
     tolerance: float = 5.0,
     min_size: int = 3,
     floor: float = 0.02,
+    veto_tolerance: float | None = None,
 ) -> np.ndarray:
     """Motif groups of the units from both views: dynamics profiles and sub-circuit wiring.
 
@@ -758,7 +759,8 @@ def wiring_motif_groups(
     smaller ones are unknown (too few members for a signature) and agree with any unit.
 
     1. Veto: two known units disagree when one is wired and the other not, or when both are
-       wired and some signature feature differs by more than ``tolerance`` x sqrt(2) x its
+       wired and some signature feature differs by more than ``veto_tolerance`` (None:
+       ``tolerance``; a large value keeps only the wired / unwired veto) x sqrt(2) x its
        scale (:func:`_wiring_scale` over the plain profile cut's groups, at least
        ``floor``). Their profile distance (:func:`_profile_linkage`, at most 2) gets 2
        added, so the complete-linkage tree cut at ``cut_distance`` never joins them.
@@ -786,7 +788,8 @@ def wiring_motif_groups(
     plain = fcluster(linkage(squareform(dist, checks=False), "complete"), cut_distance,
                      "distance")
     scale = _wiring_scale(wiring, plain, wired & known, floor)
-    differ = (np.abs(wiring[:, None] - wiring[None]) / (scale * np.sqrt(2.0))).max(-1) > tolerance
+    veto_at = tolerance if veto_tolerance is None else veto_tolerance
+    differ = (np.abs(wiring[:, None] - wiring[None]) / (scale * np.sqrt(2.0))).max(-1) > veto_at
     both = known[:, None] & known[None]
     veto = both & ((wired[:, None] != wired[None]) | (wired[:, None] & wired[None] & differ))
     dist = np.where(veto, 2.0 + dist, dist)  # above any profile distance, ties kept apart
@@ -941,7 +944,7 @@ def discover_assignment(
         wiring_start = wiring_motif_groups(
             square, units.wiring[candidates], size[candidates], cfg.n_filters,
             cfg.discover_cut_distance, cfg.discover_wiring_merge_distance,
-            cfg.discover_wiring_tolerance,
+            cfg.discover_wiring_tolerance, veto_tolerance=cfg.discover_wiring_veto_tolerance,
         )
         k = int(wiring_start.max()) + 1
     if wiring_start is not None:

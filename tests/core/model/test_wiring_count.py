@@ -107,3 +107,19 @@ def test_wiring_cut_without_a_connectome_is_the_profile_cut(dev_brain):
         for c in ("wiring_cut", "profile_cut")
     ]
     assert np.array_equal(fits[0].motif_labels, fits[1].motif_labels)
+
+
+def test_veto_tolerance_only_keeps_wired_and_unwired_apart_when_large():
+    """B and C share their dynamics; with C wired (excitatory) the signature veto keeps them
+    apart at veto_tolerance 5, a veto tolerance of 1000 lets the profile tree join them,
+    and an unwired C stays apart at any veto tolerance."""
+    cost, motif, wiring = _case()
+    size = np.full(8, 12)
+    wiring[6:] = EXCITATORY
+    apart = wiring_motif_groups(cost, wiring, size, 8, 0.1, 0.5, 5.0, veto_tolerance=5.0)
+    assert adjusted_rand_score(motif, apart) == 1.0, apart
+    joined = wiring_motif_groups(cost, wiring, size, 8, 0.1, 0.5, 5.0, veto_tolerance=1000.0)
+    assert joined[4] == joined[6] and np.unique(joined).size == 2, joined
+    wiring[6:] = UNWIRED
+    kept = wiring_motif_groups(cost, wiring, size, 8, 0.1, 0.5, 5.0, veto_tolerance=1000.0)
+    assert adjusted_rand_score(motif, kept) == 1.0, kept
