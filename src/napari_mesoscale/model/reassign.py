@@ -63,7 +63,9 @@ community's own sub-circuit signature vetoes profile merges of communities wired
 differently, and wired groups with one wiring merge up to a looser profile distance. Not
 adopted (benchmarks/results/motif_count_wiring_check*.json, dev check brains 1020-1039): it
 finds the true count on 4 instead of 2 of 20 heterogeneous brains but on 10 instead of 12
-plain ones; it raises the median motif ARI (0.71 -> 0.83 heterogeneous, 0.92 -> 0.93 plain).
+plain ones, and on fresh dev brains 1040-1059 as many as the profile cut (3 and 2 of 20); it
+raises the median motif ARI on every set (0.71 -> 0.83 heterogeneous, 0.92 -> 0.93 plain on
+the check brains; docs/results/motifs.md).
 Cost: O(N P^2 T) once for the per-community Gram matrices (a group's are sums of its
 communities', so the EM iterations cost O(U P^2) for the fits), O(N V P T) for scoring under
 at most V = 256 candidate communities' filters and linkage on those V: linear in N.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from napari_mesoscale.evaluate import recovery_scores
-from napari_mesoscale.model import fit_mesoscale
+from napari_mesoscale.model import fit_mesoscale, reassign
 from napari_mesoscale.model.reassign import (
     _profile_groups,
     profile_motif_count,
@@ -98,6 +100,24 @@ def test_em_with_wiring_cut_finds_the_motifs(dev_brain):
     scores = recovery_scores(fit, dev_brain.motif, dev_brain.instance)
     assert scores["n_motifs"] == k, scores
     assert scores["motif_ari"] > 0.8, scores
+
+
+def test_fit_hands_the_communities_wiring_to_the_discovery(dev_brain):
+    """The fit computes every community's sub-circuit signature from the connectome and the
+    discovery reads it (a fit that dropped it would silently fall back to the profile cut)."""
+    seen = []
+
+    def spy(cost, wiring, size, *args, **kwargs):
+        seen.append((cost.shape, np.array(wiring), np.array(size)))
+        return wiring_motif_groups(cost, wiring, size, *args, **kwargs)
+
+    k = len(dev_brain.motif_names)
+    with mock.patch.object(reassign, "wiring_motif_groups", spy):
+        _fit(dev_brain, discover_motif_count="wiring_cut", n_filters=2 * k)
+    assert len(seen) == 1
+    shape, wiring, size = seen[0]
+    assert wiring.shape == (shape[0], 5) and size.shape == (shape[0],)
+    assert (wiring.sum(1) > 0).any() and size.sum() == dev_brain.n_neurons
 
 
 def test_wiring_cut_without_a_connectome_is_the_profile_cut(dev_brain):
