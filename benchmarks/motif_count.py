@@ -36,6 +36,18 @@ refit):
     python benchmarks/motif_count.py --families dev --brains 16 --cut-distances 0.1 \
         --merge-tolerances 0.005 0.01 --merge-t 2 5 10 20 \
         --out benchmarks/results/motif_count_merge_dev.json
+
+``--wiring-merge-distances`` (crossed with ``--wiring-tolerances``) adds
+``discover_motif_count="wiring_cut"``: the profile cut with the connectome's wiring as a
+second view (model/reassign.py ``wiring_motif_groups``: communities whose own sub-circuits
+are wired differently stay apart, groups with one wiring merge up to the merge distance):
+
+    python benchmarks/motif_count.py --families dev --brains 20 --cut-distances 0.1 \
+        --wiring-merge-distances 0.3 0.5 0.7 --wiring-tolerances 3 5 \
+        --out benchmarks/results/motif_count_wiring_design.json
+
+``--wiring-veto-tolerances`` sets the veto's own tolerance (1000: only communities with and
+without synapses inside are kept apart; names ``wiring_cut_D_T_veto_V``).
 """
 
 from __future__ import annotations
@@ -78,6 +90,11 @@ def discover(captured: tuple, motif: np.ndarray, **changes) -> dict:
     }
 
 
+def _wiring_name(distance: float, tolerance: float, veto: float | None) -> str:
+    name = f"wiring_cut_{distance:g}_{tolerance:g}"
+    return name if veto is None else f"{name}_veto_{veto:g}"
+
+
 def summarise(rows: list[dict], names: list[str]) -> dict:
     out = {}
     for name in names:
@@ -107,6 +124,19 @@ def main() -> None:
     parser.add_argument("--affine-cut-distances", type=float, nargs="*", default=[])
     parser.add_argument("--merge-tolerances", type=float, nargs="*", default=[])
     parser.add_argument("--merge-t", type=float, nargs="*", default=[])
+    parser.add_argument(
+        "--wiring-merge-distances", type=float, nargs="*", default=[],
+        help="discover_motif_count='wiring_cut' with each discover_wiring_merge_distance",
+    )
+    parser.add_argument(
+        "--wiring-tolerances", type=float, nargs="+", default=[5.0],
+        help="discover_wiring_tolerance values crossed with --wiring-merge-distances",
+    )
+    parser.add_argument(
+        "--wiring-veto-tolerances", type=float, nargs="*", default=[],
+        help="discover_wiring_veto_tolerance values crossed with the above (default: each "
+        "tolerance itself)",
+    )
     parser.add_argument("--first-brain", type=int, default=0)
     parser.add_argument("--neurons", type=int, default=240)
     parser.add_argument("--frames", type=int, default=1500)
@@ -126,6 +156,12 @@ def main() -> None:
     names += [f"affine_cut_{d:g}" for d in args.affine_cut_distances]
     names += [f"merge_{m:g}" for m in args.merge_tolerances]
     names += [f"merge_t_{m:g}" for m in args.merge_t]
+    vetoes = args.wiring_veto_tolerances or [None]
+    wiring = [
+        (d, t, v)
+        for d in args.wiring_merge_distances for t in args.wiring_tolerances for v in vetoes
+    ]
+    names += [_wiring_name(*w) for w in wiring]
     rows, t0, load_before = [], time.perf_counter(), os.getloadavg()
     for i in range(args.first_brain, args.first_brain + args.brains):
         seed = FIRST_SEED[args.families] + i
@@ -162,6 +198,12 @@ def main() -> None:
         for m in args.merge_t:
             row[f"merge_t_{m:g}"] = discover(
                 captured, brain.motif, discover_motif_count="merge_t", discover_merge_t=m
+            )
+        for d, t, v in wiring:
+            row[_wiring_name(d, t, v)] = discover(
+                captured, brain.motif, discover_motif_count="wiring_cut",
+                discover_wiring_merge_distance=d, discover_wiring_tolerance=t,
+                discover_wiring_veto_tolerance=t if v is None else v,
             )
         row["given_true_k"] = discover(captured, brain.motif, n_filters=true_k)
         rows.append(row)

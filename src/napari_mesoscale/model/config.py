@@ -424,8 +424,14 @@ class ModelConfig(Params):
         "the neurons' paired t statistic below discover_merge_t; 'affine_cut': the profile "
         "cut on cross-prediction after a per-neuron affine refit (discover_affine_cut_distance"
         "); 'loss_cut': complete linkage of the symmetric cross-prediction loss scaled by its "
-        "90th percentile, cut at discover_loss_cut",
-        choices=("n_filters", "profile_cut", "merge_test", "merge_t", "affine_cut", "loss_cut"),
+        "90th percentile, cut at discover_loss_cut; 'wiring_cut': the profile cut with the "
+        "connectome's wiring as a second view (communities whose own sub-circuits are wired "
+        "differently stay apart, wired groups with one wiring merge up to "
+        "discover_wiring_merge_distance; the profile cut without a connectome)",
+        choices=(
+            "n_filters", "profile_cut", "merge_test", "merge_t", "affine_cut", "loss_cut",
+            "wiring_cut",
+        ),
         gui=False,
     )
     discover_cut_distance: float = param(
@@ -434,6 +440,31 @@ class ModelConfig(Params):
         "groups of communities apart ('em' with discover_motif_count='profile_cut')",
         minimum=0.0,
         maximum=2.0,
+        gui=False,
+    )
+    discover_wiring_merge_distance: float = param(
+        0.5,
+        "profile correlation distance below which two groups of communities with the same "
+        "sub-circuit wiring merge ('em' with discover_motif_count='wiring_cut')",
+        minimum=0.0,
+        maximum=2.0,
+        gui=False,
+    )
+    discover_wiring_tolerance: float = param(
+        5.0,
+        "standard errors of a wiring signature feature beyond which two communities (or two "
+        "groups) count as wired differently ('em' with discover_motif_count='wiring_cut')",
+        minimum=0.0,
+        maximum=1000.0,
+        gui=False,
+    )
+    discover_wiring_veto_tolerance: float = param(
+        5.0,
+        "standard errors of a signature feature beyond which two communities' profiles may "
+        "not join ('em' with discover_motif_count='wiring_cut'; 1000: only communities with "
+        "and without synapses inside are kept apart)",
+        minimum=0.0,
+        maximum=1000.0,
         gui=False,
     )
     discover_affine_cut_distance: float = param(

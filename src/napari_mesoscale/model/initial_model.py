@@ -143,6 +143,11 @@ def initialise_model(
     partners = edges if connectome is not None else None  # connectome edges smooth features
     if cfg.assignment != "gradient":
         logits0, groups, units = community_units(data, cfg, grid, edges, seed, partners)
+        if connectome is not None:  # each community's own sub-circuit: the wiring view of
+            # discover_motif_count="wiring_cut" (O(E))
+            units.wiring = community_wiring_features(
+                as_adjacency(connectome, data.n_neurons), units.unit
+            )
     else:
         step = progress.stage(0.3, 0.8, "assignment")
         centres = _centre_neurons(cfg, connectome, edges, data.n_neurons)

@@ -58,6 +58,14 @@ of the brain's own between-motif penalty rather than a profile correlation; ``"a
 is the profile cut after refitting every neuron's prediction on [prediction, own state, 1]
 (:func:`_affine_cross_errors`), invariant to per-neuron speed and gain but measured worse (a
 free own-state term lets any near-linear filter predict the other near-linear families).
+``"wiring_cut"`` adds the connectome as a second view (:func:`wiring_motif_groups`): every
+community's own sub-circuit signature vetoes profile merges of communities wired
+differently, and wired groups with one wiring merge up to a looser profile distance. Not
+adopted (benchmarks/results/motif_count_wiring_check*.json, dev check brains 1020-1039): it
+finds the true count on 4 instead of 2 of 20 heterogeneous brains but on 10 instead of 12
+plain ones, and on fresh dev brains 1040-1059 as many as the profile cut (3 and 2 of 20); it
+raises the median motif ARI on every set (0.71 -> 0.83 heterogeneous, 0.92 -> 0.93 plain on
+the check brains; docs/results/motifs.md).
 Cost: O(N P^2 T) once for the per-community Gram matrices (a group's are sums of its
 communities', so the EM iterations cost O(U P^2) for the fits), O(N V P T) for scoring under
 at most V = 256 candidate communities' filters and linkage on those V: linear in N.
@@ -91,6 +99,7 @@ __all__ = [
     "reassign",
     "reassign_after_epoch",
     "unit_errors",
+    "wiring_motif_groups",
 ]
 
 
@@ -102,10 +111,14 @@ class AssignmentUnits:
     ----------
     unit : (N,) int64, the unit (community) of every neuron.
     slot : (N,) int64, the candidate slot of the field every neuron's unit uses.
+    wiring : (U, 5) float, optional, every unit's own sub-circuit wiring signature
+        (:func:`napari_mesoscale.model.initialise.community_wiring_features`; None without a
+        connectome): the second view of ``discover_motif_count="wiring_cut"``.
     """
 
     unit: np.ndarray
     slot: np.ndarray
+    wiring: np.ndarray | None = None
 
     @property
     def n_units(self) -> int:
@@ -712,6 +725,130 @@ def loss_motif_count(cost: np.ndarray, max_motifs: int, cut: float) -> int:
     return int(min(max_motifs, int((heights > cut).sum()) + 1))
 
 
+def _wiring_scale(
+    wiring: np.ndarray, labels: np.ndarray, use: np.ndarray, floor: float
+) -> np.ndarray:
+    """(Q,) spread of one motif's community signatures: per feature, the median over the
+    ``labels`` groups (two or more ``use`` members) of the signatures' standard deviation
+    inside the group, at least ``floor`` (the median keeps a group that mixes two wirings
+    from setting the scale)."""
+    spreads = [
+        wiring[m].std(0, ddof=1)
+        for g in np.unique(labels)
+        if (m := np.flatnonzero((labels == g) & use)).size >= 2
+    ]
+    scale = np.median(spreads, axis=0) if spreads else np.zeros(wiring.shape[1])
+    return np.maximum(scale, floor)
+
+
+def wiring_motif_groups(
+    cost: np.ndarray,
+    wiring: np.ndarray,
+    size: np.ndarray,
+    max_motifs: int,
+    cut_distance: float = 0.1,
+    merge_distance: float = 0.5,
+    tolerance: float = 5.0,
+    min_size: int = 3,
+    floor: float = 0.02,
+    veto_tolerance: float | None = None,
+) -> np.ndarray:
+    """Motif groups of the units from both views: dynamics profiles and sub-circuit wiring.
+
+    Instances of one family share the rule that wires them, and unlike the dynamics their
+    wiring does not change with a neuron's speed or gain. Units with ``min_size`` members or
+    more are *wired* (a synapse inside the unit: ``wiring`` row not all zero) or *unwired*;
+    smaller ones are unknown (too few members for a signature) and agree with any unit.
+
+    1. Veto: two known units disagree when one is wired and the other not, or when both are
+       wired and some signature feature differs by more than ``veto_tolerance`` (None:
+       ``tolerance``; a large value keeps only the wired / unwired veto) x sqrt(2) x its
+       scale (:func:`_wiring_scale` over the plain profile cut's groups, at least
+       ``floor``). Their profile distance (:func:`_profile_linkage`, at most 2) gets 2
+       added, so the complete-linkage tree cut at ``cut_distance`` never joins them.
+    2. Merge: two groups whose known units are all wired merge, closest first, while their
+       complete-linkage profile distance is below ``merge_distance`` (a looser cut) and their
+       mean signatures differ by at most ``tolerance`` standard errors (scale x sqrt(1 / n_a
+       + 1 / n_b), n the groups' known units) on every feature. Unwired groups never merge
+       here: their empty signatures say nothing, the dynamics alone separate them.
+
+    More groups than ``max_motifs``: the vetoed tree is cut into ``max_motifs`` instead.
+    ``cost`` is the (U, U) cross-prediction cost of the units, ``wiring`` (U, Q) their
+    signatures, ``size`` (U,) their member counts. Returns (U,) labels 0..G-1.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist, squareform
+
+    u = cost.shape[0]
+    if u <= 1:
+        return np.zeros(u, dtype=np.int64)
+    rel = cost - np.diag(cost)[:, None]
+    dist = squareform(np.nan_to_num(pdist(np.hstack([rel, rel.T]), metric="correlation"), nan=1.0))
+    wiring = np.asarray(wiring, dtype=np.float64)
+    wired = np.abs(wiring).sum(1) > 0
+    known = np.asarray(size) >= min_size
+    plain = fcluster(linkage(squareform(dist, checks=False), "complete"), cut_distance,
+                     "distance")
+    scale = _wiring_scale(wiring, plain, wired & known, floor)
+    veto_at = tolerance if veto_tolerance is None else veto_tolerance
+    differ = (np.abs(wiring[:, None] - wiring[None]) / (scale * np.sqrt(2.0))).max(-1) > veto_at
+    both = known[:, None] & known[None]
+    veto = both & ((wired[:, None] != wired[None]) | (wired[:, None] & wired[None] & differ))
+    dist = np.where(veto, 2.0 + dist, dist)  # above any profile distance, ties kept apart
+    np.fill_diagonal(dist, 0.0)
+    tree = linkage(squareform(dist, checks=False), "complete")
+    labels = fcluster(tree, cut_distance, "distance") - 1
+    labels = _merge_wired_groups(
+        dist, labels, wiring, known, wired, scale, merge_distance, tolerance
+    )
+    if int(labels.max()) + 1 > max_motifs:
+        labels = fcluster(tree, max_motifs, "maxclust") - 1
+    return labels
+
+
+def _merge_wired_groups(
+    dist: np.ndarray,
+    labels: np.ndarray,
+    wiring: np.ndarray,
+    known: np.ndarray,
+    wired: np.ndarray,
+    scale: np.ndarray,
+    merge_distance: float,
+    tolerance: float,
+) -> np.ndarray:
+    """Step 2 of :func:`wiring_motif_groups`: merge the closest pair of all-wired groups with
+    one wiring while their complete-linkage distance is below ``merge_distance``. The group
+    distances follow the Lance-Williams update of complete linkage (the larger of the two),
+    so every step costs O(G^2 Q) for G groups and Q signature features."""
+    n_groups = int(labels.max()) + 1
+    order = np.argsort(labels, kind="stable")
+    starts = np.searchsorted(labels[order], np.arange(n_groups))
+    sub = dist[np.ix_(order, order)]
+    gd = np.maximum.reduceat(np.maximum.reduceat(sub, starts, axis=0), starts, axis=1)
+    use = known.astype(float)
+    count = np.bincount(labels, use, n_groups)
+    mean = np.stack(
+        [np.bincount(labels, use * wiring[:, q], n_groups) for q in range(wiring.shape[1])], 1
+    ) / np.maximum(count, 1)[:, None]
+    ok = (count > 0) & (np.bincount(labels, known & ~wired, n_groups) == 0)
+    ids = np.arange(n_groups)  # the label each remaining group carries
+    while ids.size > 1:
+        err = scale * np.sqrt(1 / np.maximum(count, 1)[:, None, None]
+                              + 1 / np.maximum(count, 1)[None, :, None])
+        same = (np.abs(mean[:, None] - mean[None]) / err).max(-1) <= tolerance
+        allowed = np.triu(ok[:, None] & ok[None] & same & (gd < merge_distance), 1)
+        if not allowed.any():
+            break
+        a, b = np.unravel_index(np.argmin(np.where(allowed, gd, np.inf)), gd.shape)
+        labels = np.where(labels == ids[b], ids[a], labels)
+        mean[a] = (count[a] * mean[a] + count[b] * mean[b]) / (count[a] + count[b])
+        count[a] += count[b]
+        gd[a] = gd[:, a] = np.maximum(gd[a], gd[b])
+        keep = np.arange(ids.size) != b
+        gd, mean, count, ok, ids = gd[keep][:, keep], mean[keep], count[keep], ok[keep], ids[keep]
+    return np.unique(labels, return_inverse=True)[1].astype(np.int64)
+
+
 def _group_ridge_em(
     phi: torch.Tensor,
     data: _EmData,
@@ -776,7 +913,9 @@ def discover_assignment(
     ``discover_restarts`` draws of k-means++ seeds on it start the EM, and the start ending
     with the lowest held-in loss wins. The number of groups is ``n_filters``, or with
     ``discover_motif_count="profile_cut"`` the count of :func:`profile_motif_count` (at most
-    ``n_filters``). The groups become the assignment logits. With ``input_lags=2`` the
+    ``n_filters``); with ``"wiring_cut"`` the groups of :func:`wiring_motif_groups` start the
+    EM (``units.wiring`` None, i.e. no connectome: the profile cut). The groups become the
+    assignment logits. With ``input_lags=2`` the
     linearised filters still see the one-step features only (see :func:`_em_data`).
     """
     rng = np.random.default_rng(seed)
@@ -800,7 +939,19 @@ def discover_assignment(
     elif cfg.discover_motif_count == "affine_cut":
         affine = _unit_cost(_affine_cross_errors(phi, data, rows[1], coef), units)[candidates]
         k = profile_motif_count(affine, cfg.n_filters, cfg.discover_affine_cut_distance)
-    if cfg.discover_grouping == "profile":
+    wiring_start = None
+    if cfg.discover_motif_count == "wiring_cut" and units.wiring is None:
+        k = profile_motif_count(square, cfg.n_filters, cfg.discover_cut_distance)
+    elif cfg.discover_motif_count == "wiring_cut":
+        wiring_start = wiring_motif_groups(
+            square, units.wiring[candidates], size[candidates], cfg.n_filters,
+            cfg.discover_cut_distance, cfg.discover_wiring_merge_distance,
+            cfg.discover_wiring_tolerance, veto_tolerance=cfg.discover_wiring_veto_tolerance,
+        )
+        k = int(wiring_start.max()) + 1
+    if wiring_start is not None:
+        starts = [wiring_start]
+    elif cfg.discover_grouping == "profile":
         starts = [_profile_groups(square, k)]
     else:
         starts = [_linkage_groups(square, k)]
