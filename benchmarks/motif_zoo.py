@@ -262,6 +262,18 @@ def _above_every_peer(brains: list[dict], name: str) -> list[int]:
     return [int(wins), int(ties), len(rows)]
 
 
+def _above_peers_not_below_init(brains: list[dict], name: str) -> list[int]:
+    """[brains where ``name``'s motif ARI is strictly above every naive peer's and not below
+    the initialisation's, brains that have all of them] (for ``init``: above every peer)."""
+    rows = [b for b in brains if name in b and all(r in b for r in (*PEERS, "init"))]
+    wins = sum(
+        b[name]["motif_ari"] > max(b[p]["motif_ari"] for p in PEERS)
+        and b[name]["motif_ari"] >= b["init"]["motif_ari"] - 1e-9
+        for b in rows
+    )
+    return [int(wins), len(rows)]
+
+
 def summarise(brains: list[dict]) -> dict:
     summary = {}
     for name in (*FITS, *PEERS, *BASELINES, "noise_floor"):
@@ -277,11 +289,45 @@ def summarise(brains: list[dict]) -> dict:
             summary[name]["above_every_peer"] = _above_every_peer(brains, name)
         if name in FITS:
             summary[name].update(_below_baselines(brains, name))
+            summary[name]["above_peers_not_below_init"] = _above_peers_not_below_init(brains, name)
         if "n_motifs" in rows[0]:
             summary[name]["motifs_found_vs_true"] = [
                 [r["n_motifs"], r["n_true_motifs"]] for r in rows
             ]
     return summary
+
+
+def report(result: dict) -> str:
+    """A markdown table of a result's per-fit figures (``--report``): median motif / domain
+    ARI, brains with motif ARI >= 0.9, strictly above every peer and not below ``init``,
+    held-out MSE below each baseline and below all of them, median MSE over persistence's."""
+    brains = result["brains"]
+    summary = summarise(brains)  # the counts of this version, whatever wrote the file
+    fits = [f for f in FITS if f in summary]
+    names = [b for b in BASELINES if b in summary]
+    head = ["fit", "motif ARI", "domain ARI", "motif >= 0.9", "> peers, >= init"]
+    head += [f"MSE < {b}" for b in names] + ["MSE < all", "MSE / persistence"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+
+    def ratio(name: str) -> str:  # median over brains of MSE / persistence's MSE
+        r = [b[name]["mse"] / b["persistence"]["mse"] for b in brains if name in b]
+        return f"{np.median(r):.3f}"
+
+    for f in fits:
+        row, n = summary[f], sum(f in b for b in brains)
+        good = sum(b[f]["motif_ari"] >= 0.9 for b in brains if f in b)
+        peers = row["above_peers_not_below_init"]
+        cells = [f, f"{row['median_motif_ari']:.3f}", f"{row['median_domain_ari']:.3f}"]
+        cells += [f"{good} / {n}", f"{peers[0]} / {peers[1]}"]
+        cells += [f"{row['below_baseline'][b][0]} / {row['below_baseline'][b][1]}" for b in names]
+        every = row["below_every_baseline"]
+        cells += [f"{every[0]} / {every[1]}", ratio(f)]
+        lines.append("| " + " | ".join(cells) + " |")
+    others = [b for b in (*names, "noise_floor") if b in summary and b != "persistence"]
+    ratios = [f"{b} {ratio(b)}" for b in others]
+    lines.append("")
+    lines.append("median MSE / persistence's: " + ", ".join(ratios))
+    return "\n".join(lines)
 
 
 def merge(results: list[dict]) -> dict:
@@ -450,9 +496,15 @@ def main() -> None:
         help="with --update: add only the baseline rows the brains in --out lack (no fits)",
     )
     parser.add_argument("--no-gru", dest="gru", action="store_false", help="no GRU baseline")
+    parser.add_argument(
+        "--report", action="store_true", help="only print the table of the figures in --out"
+    )
     args = parser.parse_args()
     from _results import write_json
 
+    if args.report:
+        print(report(json.loads(Path(args.out).read_text())))
+        return
     if args.rename:
         result = json.loads(Path(args.out).read_text())
         old, new = args.rename

@@ -57,3 +57,28 @@ def test_merge_refuses_different_seed_bases():
     with pytest.raises(ValueError, match="different settings"):
         motif_zoo.merge([a, old])
     np.testing.assert_equal(merged["summary"]["model"]["below_every_baseline"][:2], [2, 2])
+
+
+def test_above_peers_not_below_init_and_the_report():
+    def brain(seed, fit, init, peer, em):
+        row = _brain(seed, 1.0, persistence=2.0, ridge_var=1.5)
+        row["model"]["motif_ari"], row["model"]["domain_ari"] = fit, 0.9
+        row["init"] = {"motif_ari": init, "domain_ari": 0.9, "mse": 3.0}
+        row["em_random"] = {"motif_ari": em, "domain_ari": 0.9, "mse": 1.6}
+        row.update({p: {"motif_ari": peer, "domain_ari": 0.5} for p in motif_zoo.PEERS})
+        return row
+
+    brains = [
+        brain(0, 1.0, 1.0, 0.5, 1.0),  # tied with init, above the peers: counts
+        brain(1, 0.8, 0.9, 0.5, 0.9),  # below init
+        brain(2, 0.5, 0.5, 0.5, 0.95),  # tied with a peer: not strictly above
+    ]
+    assert motif_zoo._above_peers_not_below_init(brains, "model") == [1, 3]
+    assert motif_zoo._above_peers_not_below_init(brains, "em_random") == [3, 3]
+    assert motif_zoo._above_peers_not_below_init(brains, "init") == [2, 3]
+    table = motif_zoo.report({"brains": brains}).splitlines()
+    model = next(line for line in table if line.startswith("| model "))
+    # motif ARI >= 0.9 on 1 of 3, 1 of 3 above peers, MSE below both baselines on 3 of 3
+    assert model.split(" | ")[3:6] == ["1 / 3", "1 / 3", "3 / 3"]
+    em = next(line for line in table if line.startswith("| em_random "))
+    assert em.split(" | ")[-3:-1] == ["0 / 3", "0 / 3"]  # 1.6 > ridge VAR's 1.5 everywhere
