@@ -344,7 +344,8 @@ def merge(results: list[dict]) -> dict:
     merged = dict(results[0])
     merged["args"] = dict(results[0]["args"], brains=len(brains), start=0)
     merged["runs"] = [
-        {k: r[k] for k in ("seconds", "load_before", "load_after", "args")} for r in results
+        {k: r[k] for k in ("seconds", "cpu_seconds", "load_before", "load_after", "args") if k in r}
+        for r in results
     ]
     merged["seconds"] = sum(r["seconds"] for r in results)
     merged["summary"], merged["brains"] = summarise(brains), brains
