@@ -54,8 +54,9 @@ none tuned here):
 ``gru``
     ``GRUBaseline`` (a GRU over all neurons, 64 hidden units, early-stopped on the end of the
     training block); ``--no-gru`` leaves it out. Kept because it cost 12 s on dev brain 1000 at
-    240 neurons / 1,500 frames, under the 30 s a brain set for it beforehand
-    (benchmarks/results/motif_zoo_gru_cost.json).
+    240 neurons / 1,500 frames (load 1), under the 30 s a brain set for it beforehand
+    (benchmarks/results/motif_zoo_gru_cost.json); at load 5-7 it took 7-85 s a brain (median
+    19 s, benchmarks/results/motif_zoo_fresh_4000.json).
 
 ``noise_floor`` is the MSE of the generator's own pre-noise update (not a baseline). The
 summary counts, per fit, the brains where its MSE is below every baseline (``below_every_
