@@ -37,9 +37,37 @@ nothing tuned per brain). Methods:
 K (``n_filters`` and the peers' given k) is the true number of families in the brain unless
 ``--n-filters`` fixes it. Domains of the peers are their labels split into spatially connected
 pieces (``spatial_domains``). Held-out one-step MSE is on the fit's test block (last 15 % of the
-frames), in activity units, for the fitted models and the baselines (persistence, ridge VAR,
-both fitted on the training block); ``noise_floor`` is the MSE of the generator's own pre-noise
-update. Figures per brain and medians per method go to benchmarks/results/motif_zoo.json.
+frames), in activity units, for the fitted models and the baselines, every baseline fitted on
+the fit's training block (first 70 %) with the brain's stimulus (``napari_mesoscale.baselines``,
+none tuned here):
+
+``persistence``, ``mean``, ``ridge_var``
+    x(t+1) = x(t); the neuron's training mean; ridge VAR over all neurons (x(t), stimulus,
+    intercept; its ridge strength chosen on the end of the training block).
+``connectome_linear``
+    One ridge regression per neuron on the states of its presynaptic partners in the brain's
+    connectome (the one the fits get) and its own, the stimulus and an intercept (as in
+    benchmarks/model.py).
+``ar2_neuron``
+    ``NeuronAR2``: one ridge regression per neuron on its own x[t] and x[t-1], the stimulus and
+    an intercept (no other neuron): the naive forecaster for second-order units (resonators).
+``gru``
+    ``GRUBaseline`` (a GRU over all neurons, 64 hidden units, early-stopped on the end of the
+    training block); ``--no-gru`` leaves it out. Kept because it cost 12 s on dev brain 1000 at
+    240 neurons / 1,500 frames (load 1), under the 30 s a brain set for it beforehand
+    (benchmarks/results/motif_zoo_gru_cost.json); at load 5-7 it took 7-85 s a brain (median
+    19 s, benchmarks/results/motif_zoo_fresh_4000.json).
+
+``noise_floor`` is the MSE of the generator's own pre-noise update (not a baseline). The
+summary counts, per fit, the brains where its MSE is below every baseline (``below_every_
+baseline``: [brains, brains with every baseline row, those baselines]) and below each one
+(``below_baseline``). Figures per brain and medians per method go to
+benchmarks/results/motif_zoo.json.
+
+Seeds: brain b is ``--seed-base`` + b (default 2000 for the test families, 1000 for dev).
+``--update --baselines-only`` adds the baseline rows (and nothing else) to the brains already in
+``--out``, after checking that the recomputed persistence and ridge VAR rows equal the stored
+ones (same brain, same blocks).
 
 Usage::
 
@@ -48,6 +76,11 @@ Usage::
         --fits em_random em_random_lag2 --out dev.json   # development brains (seeds 1000 + b)
     OMP_NUM_THREADS=1 python benchmarks/motif_zoo.py --brains 5 --neurons 240 --frames 1500 \\
         --epochs 10
+    OMP_NUM_THREADS=1 python benchmarks/motif_zoo.py --neurons 240 --frames 1500 --epochs 5 \\
+        --update --baselines-only --out benchmarks/results/motif_zoo_lags_auto.json
+    OMP_NUM_THREADS=1 python benchmarks/motif_zoo.py --seed-base 4000 --neurons 240 \\
+        --frames 1500 --epochs 5 --fits model init em_random model_auto em_random_auto \\
+        --brains 10 --out fresh_a.json   # fresh test-family brains 4000-4009
 """
 
 from __future__ import annotations
@@ -68,11 +101,15 @@ from napari_mesoscale.evaluate.motif_peers import (
     correlation_labels,
     spatial_domains,
 )
+from napari_mesoscale.model.config import ModelConfig
+from napari_mesoscale.model.prepare import split_blocks
 from napari_mesoscale.synth.motif_zoo import DEV_FAMILIES, TEST_FAMILIES, make_zoo_brain
 
 HERE = Path(__file__).resolve().parent
 SEED0 = 2000
 DEV_SEED0 = 1000  # --families dev: the development brains of benchmarks/motif_discovery_dev.py
+# every baseline row (GRU not with --no-gru); "below every baseline" counts those all brains have
+BASELINES = ("persistence", "mean", "ridge_var", "connectome_linear", "ar2_neuron", "gru")
 PEERS = ("ar_kmeans", "ar_kmeans_k", "corr_spectral_k", "corr_hierarchical")
 FITS = (
     "model",
@@ -121,6 +158,39 @@ def _peer_labels(name: str, brain, k: int) -> np.ndarray:
     return correlation_labels(brain.activity, method="hierarchical")
 
 
+def _blocks(n_frames: int) -> dict:
+    """The train / val / test frame ranges of a default fit (what ``fit.blocks`` holds)."""
+    cfg = ModelConfig()
+    return split_blocks(n_frames, cfg.split, max(1, cfg.rollout))
+
+
+def _baseline_models(brain, gru: bool) -> dict:
+    out = {
+        "persistence": baselines.Persistence(),
+        "mean": baselines.MeanBaseline(),
+        "ridge_var": baselines.RidgeVAR(),
+        "connectome_linear": baselines.ConnectomeLinear(brain.connectome()),
+        "ar2_neuron": baselines.NeuronAR2(),
+    }
+    if gru:
+        out["gru"] = baselines.GRUBaseline(seed=0)
+    return out
+
+
+def baseline_rows(brain, blocks: dict, gru: bool = False) -> dict:
+    """Held-out one-step MSE (and fit seconds) of every baseline, fitted on the training block."""
+    act, stim = brain.activity, brain.stimulus
+    tr0, tr1 = blocks["train"]
+    te0, te1 = blocks["test"]
+    out = {}
+    for name, model in _baseline_models(brain, gru).items():
+        t0 = time.perf_counter()
+        model.fit(act[tr0:tr1], stimulus=stim[tr0:tr1])
+        mse = _mse(model.predict(act, stimulus=stim), act, te0, te1)
+        out[name] = {"mse": mse, "seconds": time.perf_counter() - t0}
+    return out
+
+
 def run_brain(seed: int, args: argparse.Namespace) -> dict:
     brain = make_zoo_brain(
         args.neurons, args.frames, args.families, n_families=args.families_per_brain, seed=seed
@@ -129,13 +199,14 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     act, stim = brain.activity, brain.stimulus
     out: dict = {"seed": seed, "families": list(brain.motif_names), "k": k}
     common = {"connectome": brain.connectome(), "stimulus": stim, "n_filters": k, "seed": 0}
-    blocks = None
+    blocks = _blocks(act.shape[0])
+    te0, te1 = blocks["test"]
     for name in args.fits:
         options = {"epochs": args.epochs, **FIT_OPTIONS.get(name, {})}
         t0 = time.perf_counter()
         fit = fit_mesoscale(act, brain.positions, device="cpu", **{**common, **options})
-        blocks = fit.blocks
-        te0, te1 = blocks["test"]
+        if fit.blocks != blocks:
+            raise RuntimeError(f"fit {name} split the frames as {fit.blocks}, not {blocks}")
         scores = recovery_scores(fit, brain.motif, brain.instance)
         scores["mse"] = _mse(fit.predict(act, stimulus=stim), act, te0, te1)
         scores["seconds"] = time.perf_counter() - t0
@@ -144,18 +215,9 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
             scores.update(input_lags=probe["lags"], lag_probe_gain=probe["gain"])
             scores["lag_probe_share"] = probe["share"]
         out[name] = scores
-    tr0, tr1 = blocks["train"]
-    te0, te1 = blocks["test"]
-    for name, model in (
-        ("persistence", baselines.Persistence()),
-        ("ridge_var", baselines.RidgeVAR()),
-    ):
-        model.fit(act[tr0:tr1], stimulus=stim[tr0:tr1])
-        out[name] = {"mse": _mse(model.predict(act, stimulus=stim), act, te0, te1)}
+    out.update(baseline_rows(brain, blocks, gru=args.gru))
     out["noise_floor"] = {"mse": _mse(brain.expected, act, te0, te1)}
-    persistence = out["persistence"]["mse"]
-    for name in (*args.fits, "ridge_var", "noise_floor"):
-        out[name]["mse_ratio_persistence"] = out[name]["mse"] / persistence
+    _ratios(out)
     if args.update:
         return out
     for name in PEERS:
@@ -165,6 +227,29 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
         out[name] = recovery_scores(labels, brain.motif, brain.instance, domain_labels=domains)
         out[name]["seconds"] = time.perf_counter() - t0
     return out
+
+
+def _ratios(brain: dict) -> None:
+    """``mse_ratio_persistence`` on every row with an MSE but persistence's."""
+    persistence = brain["persistence"]["mse"]
+    for name, row in brain.items():
+        if name != "persistence" and isinstance(row, dict) and "mse" in row:
+            row["mse_ratio_persistence"] = row["mse"] / persistence
+
+
+def _below_baselines(brains: list[dict], name: str) -> dict:
+    """Brains where fit ``name``'s held-out MSE is strictly below every baseline (of those all
+    its brains have: [count, brains, baselines]) and below each one ({baseline: [count,
+    brains]})."""
+    rows = [b for b in brains if name in b]
+    present = [n for n in BASELINES if rows and all(n in b for b in rows)]
+    every = sum(all(b[name]["mse"] < b[n]["mse"] for n in present) for b in rows)
+    each = {}
+    for n in BASELINES:
+        have = [b for b in rows if n in b]
+        if have:
+            each[n] = [int(sum(b[name]["mse"] < b[n]["mse"] for b in have)), len(have)]
+    return {"below_every_baseline": [int(every), len(rows), present], "below_baseline": each}
 
 
 def _above_every_peer(brains: list[dict], name: str) -> list[int]:
@@ -178,19 +263,34 @@ def _above_every_peer(brains: list[dict], name: str) -> list[int]:
     return [int(wins), int(ties), len(rows)]
 
 
+def _above_peers_not_below_init(brains: list[dict], name: str) -> list[int]:
+    """[brains where ``name``'s motif ARI is strictly above every naive peer's and not below
+    the initialisation's, brains that have all of them] (for ``init``: above every peer)."""
+    rows = [b for b in brains if name in b and all(r in b for r in (*PEERS, "init"))]
+    wins = sum(
+        b[name]["motif_ari"] > max(b[p]["motif_ari"] for p in PEERS)
+        and b[name]["motif_ari"] >= b["init"]["motif_ari"] - 1e-9
+        for b in rows
+    )
+    return [int(wins), len(rows)]
+
+
 def summarise(brains: list[dict]) -> dict:
     summary = {}
-    for name in (*FITS, *PEERS, "persistence", "ridge_var", "noise_floor"):
+    for name in (*FITS, *PEERS, *BASELINES, "noise_floor"):
         rows = [b[name] for b in brains if name in b]
         if not rows:
             continue
         summary[name] = {
-            f"median_{key}": float(np.median([r[key] for r in rows]))
+            f"median_{key}": float(np.median([r[key] for r in rows if key in r]))
             for key in rows[0]
             if isinstance(rows[0][key], (int, float))
         }
         if name in FITS and name != "init":
             summary[name]["above_every_peer"] = _above_every_peer(brains, name)
+        if name in FITS:
+            summary[name].update(_below_baselines(brains, name))
+            summary[name]["above_peers_not_below_init"] = _above_peers_not_below_init(brains, name)
         if "n_motifs" in rows[0]:
             summary[name]["motifs_found_vs_true"] = [
                 [r["n_motifs"], r["n_true_motifs"]] for r in rows
@@ -198,10 +298,43 @@ def summarise(brains: list[dict]) -> dict:
     return summary
 
 
+def report(result: dict) -> str:
+    """A markdown table of a result's per-fit figures (``--report``): median motif / domain
+    ARI, brains with motif ARI >= 0.9, strictly above every peer and not below ``init``,
+    held-out MSE below each baseline and below all of them, median MSE over persistence's."""
+    brains = result["brains"]
+    summary = summarise(brains)  # the counts of this version, whatever wrote the file
+    fits = [f for f in FITS if f in summary]
+    names = [b for b in BASELINES if b in summary]
+    head = ["fit", "motif ARI", "domain ARI", "motif >= 0.9", "> peers, >= init"]
+    head += [f"MSE < {b}" for b in names] + ["MSE < all", "MSE / persistence"]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+
+    def ratio(name: str) -> str:  # median over brains of MSE / persistence's MSE
+        r = [b[name]["mse"] / b["persistence"]["mse"] for b in brains if name in b]
+        return f"{np.median(r):.3f}"
+
+    for f in fits:
+        row, n = summary[f], sum(f in b for b in brains)
+        good = sum(b[f]["motif_ari"] >= 0.9 for b in brains if f in b)
+        peers = row["above_peers_not_below_init"]
+        cells = [f, f"{row['median_motif_ari']:.3f}", f"{row['median_domain_ari']:.3f}"]
+        cells += [f"{good} / {n}", f"{peers[0]} / {peers[1]}"]
+        cells += [f"{row['below_baseline'][b][0]} / {row['below_baseline'][b][1]}" for b in names]
+        every = row["below_every_baseline"]
+        cells += [f"{every[0]} / {every[1]}", ratio(f)]
+        lines.append("| " + " | ".join(cells) + " |")
+    others = [b for b in (*names, "noise_floor") if b in summary and b != "persistence"]
+    ratios = [f"{b} {ratio(b)}" for b in others]
+    lines.append("")
+    lines.append("median MSE / persistence's: " + ", ".join(ratios))
+    return "\n".join(lines)
+
+
 def merge(results: list[dict]) -> dict:
     """One result from runs over different brains or fits with the same settings."""
     keys = ("neurons", "frames", "epochs", "families_per_brain", "n_filters", "families")
-    settings = {tuple(r["args"].get(k, "test") for k in keys) for r in results}
+    settings = {(*(r["args"].get(k, "test") for k in keys), _seed0(r["args"])) for r in results}
     if len(settings) != 1:
         raise ValueError(f"results have different settings {sorted(settings)}; cannot merge")
     by_seed: dict[int, dict] = {}
@@ -212,7 +345,8 @@ def merge(results: list[dict]) -> dict:
     merged = dict(results[0])
     merged["args"] = dict(results[0]["args"], brains=len(brains), start=0)
     merged["runs"] = [
-        {k: r[k] for k in ("seconds", "load_before", "load_after", "args")} for r in results
+        {k: r[k] for k in ("seconds", "cpu_seconds", "load_before", "load_after", "args") if k in r}
+        for r in results
     ]
     merged["seconds"] = sum(r["seconds"] for r in results)
     merged["summary"], merged["brains"] = summarise(brains), brains
@@ -224,29 +358,35 @@ def update(result: dict, args: argparse.Namespace) -> dict:
     from _results import write_json
 
     keys = ("neurons", "frames", "epochs", "families_per_brain", "n_filters", "families")
-    if any(result["args"].get(k, "test") != getattr(args, k) for k in keys):
+    if any(result["args"].get(k, "test") != getattr(args, k) for k in keys) or _seed0(
+        result["args"]
+    ) != _seed0(vars(args)):
         raise ValueError(f"--update needs the settings of {args.out}: {result['args']}")
     done = {b["seed"]: b for b in result["brains"]}
     t0, load_before = time.perf_counter(), os.getloadavg()
     cpu0 = time.process_time()
-    seed0 = _seed0(args)
+    seed0 = _seed0(vars(args))
     for b in range(args.start, args.start + args.brains):
         if seed0 + b not in done:
             continue
-        new = run_brain(seed0 + b, args)
-        done[seed0 + b].update({name: new[name] for name in args.fits})
+        if args.baselines_only:
+            _add_baselines(done[seed0 + b], args)
+            print(f"brain {b}: baselines", flush=True)
+        else:
+            new = run_brain(seed0 + b, args)
+            done[seed0 + b].update({name: new[name] for name in args.fits})
+            print(
+                f"brain {b}: "
+                + ", ".join(
+                    f"{m} {new[m]['motif_ari']:.2f}/{new[m]['domain_ari']:.2f}" for m in args.fits
+                ),
+                flush=True,
+            )
         result["summary"] = summarise(result["brains"])
         write_json(args.out, result)  # after every brain: a long run keeps what it measured
-        print(
-            f"brain {b}: "
-            + ", ".join(
-                f"{m} {new[m]['motif_ari']:.2f}/{new[m]['domain_ari']:.2f}" for m in args.fits
-            ),
-            flush=True,
-        )
     result.setdefault("updates", []).append(
         {
-            "fits": list(args.fits),
+            "fits": ["baselines"] if args.baselines_only else list(args.fits),
             "seconds": time.perf_counter() - t0,
             "cpu_seconds": time.process_time() - cpu0,
             "load_before": load_before,
@@ -258,8 +398,39 @@ def update(result: dict, args: argparse.Namespace) -> dict:
     return result
 
 
-def _seed0(args: argparse.Namespace) -> int:
-    return DEV_SEED0 if args.families == "dev" else SEED0
+def _add_baselines(row: dict, args: argparse.Namespace) -> None:
+    """Add the baseline rows a brain of a stored result lacks (``--baselines-only``).
+
+    The brain is generated again from its seed; the recomputed persistence and ridge VAR MSE
+    must equal the stored ones (same brain, same blocks) or nothing is written. Stored rows
+    are kept as they are.
+    """
+    brain = make_zoo_brain(
+        args.neurons,
+        args.frames,
+        args.families,
+        n_families=args.families_per_brain,
+        seed=row["seed"],
+    )
+    if list(brain.motif_names) != row["families"]:
+        raise RuntimeError(f"brain {row['seed']} has families {brain.motif_names}, not {row}")
+    new = baseline_rows(brain, _blocks(brain.n_frames), gru=args.gru)
+    for name in ("persistence", "ridge_var"):
+        if name in row and not np.isclose(new[name]["mse"], row[name]["mse"], rtol=1e-6):
+            raise RuntimeError(
+                f"brain {row['seed']}: {name} MSE {new[name]['mse']} differs from the stored "
+                f"{row[name]['mse']}: not the same brain or blocks"
+            )
+    for name, values in new.items():
+        row.setdefault(name, values)
+    _ratios(row)
+
+
+def _seed0(args: dict) -> int:
+    """Seed of brain 0: ``seed_base``, else 1000 for the dev families and 2000 for test."""
+    if args.get("seed_base") is not None:
+        return int(args["seed_base"])
+    return DEV_SEED0 if args.get("families", "test") == "dev" else SEED0
 
 
 def _result(args: argparse.Namespace, brains: list[dict], t0: float, load_before) -> dict:
@@ -282,7 +453,15 @@ def _result(args: argparse.Namespace, brains: list[dict], t0: float, load_before
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--brains", type=int, default=20)
-    parser.add_argument("--start", type=int, default=0, help="first brain (seed SEED0 + start)")
+    parser.add_argument(
+        "--start", type=int, default=0, help="first brain (seed --seed-base + start)"
+    )
+    parser.add_argument(
+        "--seed-base",
+        type=int,
+        default=None,
+        help="seed of brain 0 (default: 2000 for the test families, 1000 for dev)",
+    )
     parser.add_argument(
         "--merge", nargs="+", default=None, help="only combine these result files into --out"
     )
@@ -313,9 +492,21 @@ def main() -> None:
         action="store_true",
         help="add the --fits rows to the brains of the same seeds already in --out",
     )
+    parser.add_argument(
+        "--baselines-only",
+        action="store_true",
+        help="with --update: add only the baseline rows the brains in --out lack (no fits)",
+    )
+    parser.add_argument("--no-gru", dest="gru", action="store_false", help="no GRU baseline")
+    parser.add_argument(
+        "--report", action="store_true", help="only print the table of the figures in --out"
+    )
     args = parser.parse_args()
     from _results import write_json
 
+    if args.report:
+        print(report(json.loads(Path(args.out).read_text())))
+        return
     if args.rename:
         result = json.loads(Path(args.out).read_text())
         old, new = args.rename
@@ -328,6 +519,8 @@ def main() -> None:
     if args.merge:
         write_json(args.out, merge([json.loads(Path(p).read_text()) for p in args.merge]))
         return
+    if args.baselines_only and not args.update:
+        parser.error("--baselines-only needs --update (it adds rows to the brains in --out)")
     if args.update:
         write_json(args.out, update(json.loads(Path(args.out).read_text()), args))
         return
@@ -335,7 +528,7 @@ def main() -> None:
     t0 = time.perf_counter()
     brains: list[dict] = []
     for b in range(args.start, args.start + args.brains):
-        brains.append(run_brain(_seed0(args) + b, args))
+        brains.append(run_brain(_seed0(vars(args)) + b, args))
         # after every brain: a run cut short keeps what it measured
         write_json(args.out, _result(args, brains, t0, load_before))
         print(

@@ -1,4 +1,5 @@
-"""Forecast baselines (public module): persistence, mean, ridge VAR, connectome-linear, GRU.
+"""Forecast baselines (public module): persistence, mean, ridge VAR, connectome-linear, GRU,
+per-neuron AR(2).
 
 See :mod:`napari_mesoscale.forecasters.baselines` for the common ``fit`` / ``predict`` interface.
 """
@@ -8,6 +9,7 @@ from napari_mesoscale.forecasters.baselines import (
     ConnectomeLinear,
     GRUBaseline,
     MeanBaseline,
+    NeuronAR2,
     Persistence,
     RidgeVAR,
     default_baselines,
@@ -18,6 +20,7 @@ __all__ = [
     "ConnectomeLinear",
     "GRUBaseline",
     "MeanBaseline",
+    "NeuronAR2",
     "Persistence",
     "RidgeVAR",
     "default_baselines",

@@ -1,7 +1,7 @@
 """Forecasters the mesoscale model is compared with, on one shared Adam loop.
 
 * :mod:`~napari_mesoscale.forecasters.baselines` — persistence, training mean, ridge VAR,
-  connectome-linear and GRU forecasters with one ``fit`` / ``predict`` interface;
+  connectome-linear, GRU and per-neuron AR(2) forecasters with one ``fit`` / ``predict`` interface;
 * :mod:`~napari_mesoscale.forecasters.graph_kernel` — connectome kernels (Chu et al. 2022)
   and the graph-kernel forecaster of the connectome ablation;
 * :mod:`~napari_mesoscale.forecasters.training` — :func:`adam_loop`, the training loop both
@@ -13,6 +13,7 @@ from napari_mesoscale.forecasters.baselines import (
     ConnectomeLinear,
     GRUBaseline,
     MeanBaseline,
+    NeuronAR2,
     Persistence,
     RidgeVAR,
     default_baselines,
@@ -40,6 +41,7 @@ __all__ = [
     "GRUBaseline",
     "GraphKernelForecaster",
     "MeanBaseline",
+    "NeuronAR2",
     "Persistence",
     "RidgeVAR",
     "adam_loop",

@@ -27,6 +27,7 @@ __all__ = [
     "ConnectomeLinear",
     "GRUBaseline",
     "MeanBaseline",
+    "NeuronAR2",
     "Persistence",
     "RidgeVAR",
     "default_baselines",
@@ -225,6 +226,57 @@ class RidgeVAR(Baseline):
     def n_params(self) -> int:  # noqa: D102
         extra = 0 if self.self_ is None else self.self_.size
         return int(self.w_.size + extra)
+
+
+class NeuronAR2(Baseline):
+    """Per-neuron AR(2): x_i(t+1) = a_i x_i(t) + b_i x_i(t-1) + d_i u(t) + c_i.
+
+    One ridge regression per neuron on its own two last states, the stimulus and an intercept
+    (no other neuron enters), all solved at once; the naive forecaster for second-order units
+    such as damped oscillators. Row 0 stands in for its own previous frame (as in
+    :meth:`napari_mesoscale.model.MesoscaleFit.predict` with ``input_lags=2``).
+    """
+
+    name = "ar2_neuron"
+
+    def __init__(self, alpha: float = 1e-2) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    @staticmethod
+    def _design(cur: np.ndarray, prev: np.ndarray, u: np.ndarray | None) -> np.ndarray:
+        cols = [cur[..., None], prev[..., None]]
+        if u is not None:
+            cols.append(np.broadcast_to(u[:, None, :], (*cur.shape, u.shape[1])))
+        cols.append(np.ones((*cur.shape, 1)))
+        return np.concatenate(cols, axis=-1)
+
+    def _fit(self, z, u, finite):  # noqa: D102
+        prev = np.concatenate([z[:1], z[:-2]])  # x(t-1) for t = 0..T-2
+        design = self._design(z[:-1], prev, None if u is None else u[:-1])
+        w_ok = finite[1:]
+        y = np.where(w_ok, z[1:], 0.0)
+        design = design * w_ok[..., None]  # frames whose target is missing drop out
+        p = design.shape[-1]
+        gram = np.einsum("tnp,tnq->npq", design, design)
+        rhs = np.einsum("tnp,tn->np", design, y)
+        reg = self.alpha * design.shape[0] * np.eye(p)
+        reg[-1, -1] = 1e-9  # intercept (last column) unpenalised
+        self.coef_ = np.linalg.solve(gram + reg[None], rhs[..., None])[..., 0]  # (N, p)
+
+    def _rollout(self, z, u, steps):  # noqa: D102
+        t = z.shape[0]
+        cur = z[: t - steps]
+        prev = np.concatenate([z[:1], z[: t - steps - 1]])
+        for k in range(steps):
+            uk = None if u is None else u[k : t - steps + k]
+            new = np.einsum("tnp,np->tn", self._design(cur, prev, uk), self.coef_)
+            cur, prev = new, cur
+        return cur
+
+    @property
+    def n_params(self) -> int:  # noqa: D102
+        return int(self.coef_.size)
 
 
 class ConnectomeLinear(Baseline):

@@ -10,6 +10,7 @@ from napari_mesoscale.baselines import (
     ConnectomeLinear,
     GRUBaseline,
     MeanBaseline,
+    NeuronAR2,
     Persistence,
     RidgeVAR,
     default_baselines,
@@ -64,6 +65,41 @@ def test_ridge_recovers_a_known_linear_system():
     low = RidgeVAR(max_dense=5, rank=12, alphas=(1e-6,)).fit(x)
     assert np.nanstd(x[1:] - low.predict(x)[1:]) < 0.11
     assert low.n_params > 0
+
+
+def test_neuron_ar2_recovers_damped_oscillators_that_ar1_cannot():
+    rng = np.random.default_rng(1)
+    n, t = 6, 4000
+    period = rng.uniform(8, 12, n)
+    r = 0.9
+    a, b = 2 * r * np.cos(2 * np.pi / period), -(r**2)  # x(t+1) = a x(t) + b x(t-1) + noise
+    u = rng.normal(size=(t, 1))
+    x = np.zeros((t, n))
+    for k in range(1, t - 1):
+        x[k + 1] = a * x[k] + b * x[k - 1] + 0.3 * u[k, 0] + 0.1 * rng.normal(size=n) + 1.0
+    fit, test = slice(0, 3000), slice(3001, t)
+    ar2 = NeuronAR2(alpha=1e-6).fit(x[fit], stimulus=u[fit])
+    pred = ar2.predict(x, stimulus=u)
+    assert pred.shape == x.shape and np.isnan(pred[0]).all() and np.isfinite(pred[1:]).all()
+    assert abs(np.std(x[test] - pred[test]) - 0.1) < 0.01  # reaches the noise floor
+    assert ar2.n_params == n * 4  # x(t), x(t-1), one stimulus column, intercept
+    # a first-order linear forecaster, even one that sees every neuron, stays far above it
+    var = RidgeVAR(alphas=(1e-6,)).fit(x[fit], stimulus=u[fit])
+    assert np.std(x[test] - var.predict(x, stimulus=u)[test]) > 0.15
+    # k steps: the one-step map applied k times from (x(s), x(s-1))
+    p2 = ar2.predict(x, steps=2, stimulus=u)
+    assert np.isnan(p2[:2]).all()
+    s = 100
+    z = (x - ar2.mean_) / ar2.std_
+    uz = (u - ar2.u_mean_) / ar2.u_std_
+    c = ar2.coef_
+    one = c[:, 0] * z[s] + c[:, 1] * z[s - 1] + c[:, 2] * uz[s, 0] + c[:, 3]
+    two = c[:, 0] * one + c[:, 1] * z[s] + c[:, 2] * uz[s + 1, 0] + c[:, 3]
+    np.testing.assert_allclose(p2[s + 2], two * ar2.std_ + ar2.mean_, rtol=1e-9)
+    np.testing.assert_allclose(pred[s + 1], one * ar2.std_ + ar2.mean_, rtol=1e-9)
+    # row 1 is predicted with row 0 standing in for its own previous frame
+    first = (c[:, 0] + c[:, 1]) * z[0] + c[:, 2] * uz[0, 0] + c[:, 3]
+    np.testing.assert_allclose(pred[1], first * ar2.std_ + ar2.mean_, rtol=1e-9)
 
 
 def test_connectome_linear_sparsity(brain):
