@@ -58,7 +58,7 @@ CALCIUM_EPOCHS = 60  # pipeline_calcium.py's default
 TOY_EPOCHS = 30  # model.py's
 POPULATION = {"duration": 30.0, "epochs": 30, "rf_diameter": 250.0, "seeds": (0, 1)}
 ZOO_TEST = tuple(range(2000, 2020))
-ZEBRAFISH_SHAPE = (10_000, 2_000)  # a reduced instance of the zebrafish-scale generator
+ZEBRAFISH_SHAPE = (71_721, 7_879)  # ZAPBench's shape, zebrafish_scale.py's default
 
 
 class _Stop(Exception):
@@ -73,7 +73,14 @@ def probe_as_fit(call: Callable[..., Any]) -> dict:
     seen: dict = {}
 
     def spy(*args: Any, **kwargs: Any):
-        seen["probe"] = real(*args, **kwargs)
+        import tracemalloc
+
+        tracemalloc.start()  # numpy reports its arrays to tracemalloc: the probe's own peak
+        try:
+            seen["probe"] = real(*args, **kwargs)
+            seen["alloc_peak_gib"] = tracemalloc.get_traced_memory()[1] / 2**30
+        finally:
+            tracemalloc.stop()
         raise _Stop
 
     lag_probe.probe_input_lags = spy
@@ -85,7 +92,7 @@ def probe_as_fit(call: Callable[..., Any]) -> dict:
         lag_probe.probe_input_lags = real
     if "probe" not in seen:
         raise RuntimeError("the entry point never ran the probe")
-    return seen["probe"].to_dict()
+    return {**seen["probe"].to_dict(), "alloc_peak_gib": seen["alloc_peak_gib"]}
 
 
 # -- datasets: name -> (split, maker); a maker returns call(**options) -> MesoscaleFit --------
@@ -297,6 +304,14 @@ def datasets(which: str) -> dict[str, tuple[str, Callable[[], Callable[..., Any]
     return out
 
 
+def _peak_rss_gib() -> float | None:
+    """The process's peak resident memory so far (VmHWM), GiB."""
+    from zebrafish_scale import peak_rss_bytes
+
+    peak = peak_rss_bytes()
+    return None if peak is None else peak / 2**30
+
+
 def _fit_row(call: Callable[..., Any], **options: Any) -> dict:
     t0, cpu0 = time.perf_counter(), time.process_time()
     fit = call(**options)
@@ -309,6 +324,31 @@ def _fit_row(call: Callable[..., Any], **options: Any) -> dict:
         "cpu_seconds": time.process_time() - cpu0,
         "load": os.getloadavg(),
     }
+
+
+def probe_memory(n_neurons: int, n_frames: int) -> dict:
+    """The probe's own peak allocation (tracemalloc) and time on zebrafish-scale data, with
+    the default ``max_values`` and without it."""
+    import tracemalloc
+
+    from napari_mesoscale.model.config import ModelConfig
+    from napari_mesoscale.model.lag_probe import probe_input_lags
+    from napari_mesoscale.model.prepare import prepare_data
+    from napari_mesoscale.synth.zebrafish import zebrafish_scale_activity
+
+    gen = zebrafish_scale_activity(n_neurons, n_frames, seed=0)
+    data = prepare_data(gen.activity, gen.positions, None, ModelConfig())
+    out: dict = {"neurons": n_neurons, "frames": n_frames}
+    for label, options in (("default", {}), ("no_max_values", {"max_values": None})):
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        probe = probe_input_lags(data, gen.connectome, **options)
+        out[label] = {"alloc_peak_gib": tracemalloc.get_traced_memory()[1] / 2**30,
+                      "seconds": time.perf_counter() - t0, "fit_frames": probe.fit_frames,
+                      "lags": probe.lags, "gain": probe.gain, "share": probe.share}
+        tracemalloc.stop()
+        print(f"probe memory {n_neurons} x {n_frames} {label}: {out[label]}", flush=True)
+    return out
 
 
 def decide(result: dict) -> dict:
@@ -342,11 +382,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--survey", choices=("dev", "heldout"), nargs="*", default=[])
     parser.add_argument("--only", nargs="*", default=None,
-                        help="survey only the datasets whose name starts with one of these")
+                        help="survey (and fit) only the datasets whose names start with these")
     parser.add_argument("--fits", action="store_true",
                         help="lag 1 and lag 2 side by side on the dev cases that picked 2")
     parser.add_argument("--identity", nargs="*", default=[],
                         help="dev datasets (picked 1) fitted with 'auto' and with 1")
+    parser.add_argument("--probe-memory", type=int, nargs=2, default=None,
+                        metavar=("NEURONS", "FRAMES"),
+                        help="the probe's own peak allocation with and without max_values on "
+                             "zebrafish-scale data of this shape")
+    parser.add_argument("--merge", nargs="*", default=[],
+                        help="JSON files of other runs whose entries (and runs) join --out")
     parser.add_argument("--out", default=str(HERE / "results" / "input_lags_default.json"))
     args = parser.parse_args()
     out_path = Path(args.out)
@@ -356,6 +402,12 @@ def main() -> None:
     result.setdefault("fits", {})
     result.setdefault("identity", {})
     result.setdefault("runs", [])
+    for other in args.merge:
+        extra = json.loads(Path(other).read_text())
+        for key in ("survey", "fits", "identity"):
+            for name, entry in extra.get(key, {}).items():
+                result[key].setdefault(name, entry)
+        result["runs"] += extra.get("runs", [])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=HERE).stdout.strip()
     run = {"argv": sys.argv[1:], "commit": commit, "load_before": os.getloadavg(),
@@ -371,10 +423,12 @@ def main() -> None:
             t1 = time.perf_counter()
             call = maker()
             made = time.perf_counter() - t1
+            rss_before = _peak_rss_gib()
             probe = probe_as_fit(call)
             result["survey"][name] = {
                 "split": split, "probe": probe, "data_seconds": made,
                 "probe_seconds": probe["seconds"], "load": os.getloadavg(),
+                "peak_rss_gib_before_probe": rss_before, "peak_rss_gib_after": _peak_rss_gib(),
             }
             print(f"{split} {name}: pick {probe['lags']} gain {probe['gain']:+.4f} share "
                   f"{probe['share']:.3f} ({probe['seconds']:.2f} s)", flush=True)
@@ -385,6 +439,8 @@ def main() -> None:
         for name, case in result["survey"].items():
             if case["split"] != "dev" or case["probe"]["lags"] != 2 or name in result["fits"]:
                 continue
+            if args.only is not None and not any(name.startswith(o) for o in args.only):
+                continue
             call = makers[name][1]()
             side = {f"lag{k}": _fit_row(call, input_lags=k) for k in (1, 2)}
             side["auto_over_lag1"] = side["lag2"]["test_mse"] / side["lag1"]["test_mse"]
@@ -393,6 +449,9 @@ def main() -> None:
                   f"{side['lag2']['test_mse']:.5g} (x{side['auto_over_lag1']:.3f})", flush=True)
             result["decision"] = decide(result)
             write_json(out_path, result)
+    if args.probe_memory:
+        result.setdefault("probe_memory", []).append(probe_memory(*args.probe_memory))
+        write_json(out_path, result)
     if args.identity:
         makers = datasets("dev")
         for name in args.identity:
