@@ -391,6 +391,9 @@ def main() -> None:
                         metavar=("NEURONS", "FRAMES"),
                         help="the probe's own peak allocation with and without max_values on "
                              "zebrafish-scale data of this shape")
+    parser.add_argument("--seed-spread", nargs="*", default=[], metavar="NAME:LAGS:SEED",
+                        help="one more fit of a dev case with this input_lags and fit seed "
+                             "(information on the fits' seed noise; decides nothing)")
     parser.add_argument("--merge", nargs="*", default=[],
                         help="JSON files of other runs whose entries (and runs) join --out")
     parser.add_argument("--out", default=str(HERE / "results" / "input_lags_default.json"))
@@ -404,10 +407,14 @@ def main() -> None:
     result.setdefault("runs", [])
     for other in args.merge:
         extra = json.loads(Path(other).read_text())
-        for key in ("survey", "fits", "identity"):
+        for key in ("survey", "fits", "identity", "seed_spread"):
             for name, entry in extra.get(key, {}).items():
-                result[key].setdefault(name, entry)
-        result["runs"] += extra.get("runs", [])
+                result.setdefault(key, {}).setdefault(name, {})
+                if key == "seed_spread":
+                    result[key][name].update(entry)
+                else:
+                    result[key][name] = result[key][name] or entry
+        result["runs"] += [r for r in extra.get("runs", []) if r not in result["runs"]]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=HERE).stdout.strip()
     run = {"argv": sys.argv[1:], "commit": commit, "load_before": os.getloadavg(),
@@ -451,6 +458,13 @@ def main() -> None:
             write_json(out_path, result)
     if args.probe_memory:
         result.setdefault("probe_memory", []).append(probe_memory(*args.probe_memory))
+        write_json(out_path, result)
+    for spec in args.seed_spread:
+        name, lags, seed = spec.rsplit(":", 2)
+        call = datasets("dev")[name][1]()
+        row = _fit_row(call, input_lags=int(lags), seed=int(seed))
+        result.setdefault("seed_spread", {}).setdefault(name, {})[f"lag{lags} seed {seed}"] = row
+        print(f"{name}: input_lags {lags}, fit seed {seed}: {row['test_mse']:.5g}", flush=True)
         write_json(out_path, result)
     if args.identity:
         makers = datasets("dev")
