@@ -26,7 +26,9 @@ Usage::
         --out benchmarks/results/input_lags_default.json
     ... --survey heldout          # picks only, after the decision is committed
     ... --fits                    # lag 1 / lag 2 side by side on the dev cases that picked 2
-    ... --identity toy:4          # auto fit vs input_lags=1 fit where the probe picks 1
+    ... --identity "sample pipeline"  # auto fit vs input_lags=1 fit where the probe picks 1
+    ... --seed-spread "calcium realistic 2000 1 oracle:1:1"  # NAME:LAGS:FIT_SEED, information
+    ... --probe-memory 30000 7879  # the probe's own peak allocation with and without its bound
 
 Results accumulate in ``--out`` (cases already there are skipped).
 """
@@ -415,6 +417,10 @@ def main() -> None:
                 else:
                     result[key][name] = result[key][name] or entry
         result["runs"] += [r for r in extra.get("runs", []) if r not in result["runs"]]
+        result.setdefault("probe_memory", [])
+        result["probe_memory"] += [
+            r for r in extra.get("probe_memory", []) if r not in result["probe_memory"]
+        ]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=HERE).stdout.strip()
     run = {"argv": sys.argv[1:], "commit": commit, "load_before": os.getloadavg(),
