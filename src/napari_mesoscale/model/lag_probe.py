@@ -35,11 +35,14 @@ import scipy.sparse as sp
 from napari_mesoscale.model.prepare import PreparedData
 
 __all__ = [
+    "LAG_PROBE_MAX_VALUES",
+    "LAG_PROBE_MIN_FRAMES",
     "LAG_PROBE_NEURON_GAIN",
     "LAG_PROBE_SHARE",
     "LAG_PROBE_THRESHOLD",
     "LagProbe",
     "probe_errors",
+    "probe_frames",
     "probe_input_lags",
 ]
 
@@ -50,6 +53,11 @@ LAG_PROBE_THRESHOLD = 0.05
 LAG_PROBE_NEURON_GAIN = 0.5
 #: ... and "auto" also picks 2 when at least this share of the neurons are.
 LAG_PROBE_SHARE = 0.05
+#: At most this many (frame, neuron) values of the training block are read (the probe's
+#: memory: three float64 arrays of that size, 512 MiB each) ...
+LAG_PROBE_MAX_VALUES = 2**26
+#: ... but never fewer than this many frames.
+LAG_PROBE_MIN_FRAMES = 256
 
 
 @dataclass(frozen=True)
@@ -131,11 +139,28 @@ def _neighbour_matrix(positions: np.ndarray, k: int) -> sp.csr_matrix | None:
     return sp.csr_matrix((np.full(n * k, 1.0 / k), (rows, idx.ravel())), shape=(n, n))
 
 
+def probe_frames(
+    n_neurons: int, max_frames: int = 4096, max_values: int | None = LAG_PROBE_MAX_VALUES
+) -> int:
+    """Training frames the probe reads at most: ``max_frames``, cut so that frames x neurons
+    stays within ``max_values`` (but never below :data:`LAG_PROBE_MIN_FRAMES`; None: no cut).
+
+    The probe holds three float64 (frames, N) arrays (the state, its connectome input and its
+    neighbours' mean): 4,096 frames of 71,721 neurons would be 6.6 GiB on top of the fit's
+    own arrays; with the cut they are at most 1.5 GiB.
+    """
+    frames = int(max_frames)
+    if max_values is not None and n_neurons > 0:
+        frames = min(frames, max(LAG_PROBE_MIN_FRAMES, int(max_values) // int(n_neurons)))
+    return frames
+
+
 def probe_errors(
     data: PreparedData,
     connectome: Any = None,
     *,
     max_frames: int = 4096,
+    max_values: int | None = LAG_PROBE_MAX_VALUES,
     val_share: float = 0.25,
     alpha: float = 1e-3,
     neighbours: int = 8,
@@ -147,7 +172,7 @@ def probe_errors(
     score_frames)`` with ``mse`` (2, N): row 0 without x[t-1], row 1 with it.
     """
     tr0, tr1 = data.blocks["train"]
-    tr1 = min(tr1, tr0 + int(max_frames))
+    tr1 = min(tr1, tr0 + probe_frames(data.n_neurons, max_frames, max_values))
     z = np.asarray(data.z[tr0:tr1], dtype=np.float64)
     finite = np.asarray(data.finite[tr0:tr1])
     n_frames, n = z.shape
@@ -206,6 +231,7 @@ def probe_input_lags(
     neuron_gain: float = LAG_PROBE_NEURON_GAIN,
     share_threshold: float = LAG_PROBE_SHARE,
     max_frames: int = 4096,
+    max_values: int | None = LAG_PROBE_MAX_VALUES,
     val_share: float = 0.25,
     alpha: float = 1e-3,
     neighbours: int = 8,
@@ -217,7 +243,7 @@ def probe_input_lags(
     ----------
     data : PreparedData
         The prepared recording (:func:`napari_mesoscale.model.prepare.prepare_data`); only
-        its training block is read (at most its first ``max_frames`` frames).
+        its training block is read (at most its first :func:`probe_frames` frames).
     connectome : Connectome or (N, N) matrix, optional
         Pre -> post adjacency: its weighted presynaptic input is one of the features.
     threshold : float
@@ -227,6 +253,9 @@ def probe_input_lags(
         relative gain >= ``neuron_gain`` (a minority of second-order units).
     max_frames : int
         Frames of the training block read at most (the probe's cost is linear in them).
+    max_values : int or None
+        Frames x neurons read at most (:func:`probe_frames`: the probe's memory; None: no
+        bound beyond ``max_frames``).
     val_share : float
         Last share of those frames the predictors are scored on (not fitted on).
     alpha : float
@@ -245,6 +274,7 @@ def probe_input_lags(
         data,
         connectome,
         max_frames=max_frames,
+        max_values=max_values,
         val_share=val_share,
         alpha=alpha,
         neighbours=neighbours,

@@ -247,3 +247,30 @@ def test_input_lags_on_the_command_line():
         assert ModelConfig.from_namespace(namespace).input_lags == value
     with pytest.raises(SystemExit):
         parser.parse_args(["--input-lags", "3"])
+
+
+def test_auto_probe_memory_is_bounded():
+    """The probe reads at most max_values (frame, neuron) values of the training block (its
+    memory: three float64 arrays of that size), never fewer than LAG_PROBE_MIN_FRAMES frames;
+    small recordings are read up to max_frames as before."""
+    from napari_mesoscale.model.lag_probe import (
+        LAG_PROBE_MAX_VALUES,
+        LAG_PROBE_MIN_FRAMES,
+        probe_frames,
+    )
+
+    assert probe_frames(300) == 4096
+    assert probe_frames(71_721) == LAG_PROBE_MAX_VALUES // 71_721 == 935
+    assert probe_frames(10**7) == LAG_PROBE_MIN_FRAMES
+    assert probe_frames(10**7, max_values=None) == 4096
+    x, positions, u = _resonators(n=16, t=400, seed=4)
+    full = _probe(x, positions, u)
+    from napari_mesoscale.model.config import ModelConfig
+    from napari_mesoscale.model.lag_probe import probe_input_lags
+    from napari_mesoscale.model.prepare import prepare_data
+
+    data = prepare_data(x, positions, u, ModelConfig())
+    capped = probe_input_lags(data, max_values=16 * 100)  # 100 frames, raised to the floor
+    assert capped.fit_frames + capped.score_frames == LAG_PROBE_MIN_FRAMES - 2
+    assert full.fit_frames + full.score_frames > LAG_PROBE_MIN_FRAMES - 2
+    assert capped.lags == full.lags == 2
