@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from motif_zoo import _blocks
 
+from motif_zoo import _blocks
 from napari_mesoscale import baselines, fit_mesoscale
 from napari_mesoscale.synth.motif_zoo import make_zoo_brain
 
