@@ -40,8 +40,9 @@ from napari_mesoscale import baselines, fit_mesoscale
 from napari_mesoscale.synth.motif_zoo import make_zoo_brain
 
 HERE = Path(__file__).resolve().parent
+ZOO_JSON = "motif_zoo_dev_every_baseline.json"  # the benchmark run these brains come from
 FIT_OPTIONS = {"model": {}, "model_auto": {"input_lags": "auto"}}
-BASES = ("persistence", "ridge_var", "connectome_linear", "ar2_neuron")
+BASELINES_ALL = ("persistence", "mean", "ridge_var", "connectome_linear", "ar2_neuron", "gru")
 
 
 def _sq(pred: np.ndarray, act: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -123,9 +124,44 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     }
 
 
+def summarise(paths: list[str], zoo: str) -> dict:
+    """Per fit row (``start``, ``epochs_E``): brains whose test MSE is below every baseline of
+    the ``motif_zoo.py`` result ``zoo`` (same brains and blocks: its connectome-linear MSE must
+    equal this file's), and the fit's MSE over the best baseline's on every brain."""
+    import json
+
+    stored = {b["seed"]: b for b in json.loads(Path(zoo).read_text())["brains"]}
+    brains = [b for p in paths for b in json.loads(Path(p).read_text())["brains"]]
+    out: dict = {}
+    for b in sorted(brains, key=lambda b: b["seed"]):
+        ref = stored[b["seed"]]
+        cl = b["rows"]["connectome_linear"]["mse"]
+        if not np.isclose(cl, ref["connectome_linear"]["mse"], rtol=1e-6):
+            raise RuntimeError(f"brain {b['seed']}: not the brain of {zoo}")
+        rows = {**{k: v for k, v in ref.items() if k in BASELINES_ALL}, **b["rows"]}
+        best = min(BASELINES_ALL, key=lambda n: rows[n]["mse"])
+        for name, row in b["rows"].items():
+            if "stopped" not in row:
+                continue
+            entry = out.setdefault(name, {"below_every_baseline": 0, "brains": 0, "ratio": {}})
+            entry["brains"] += 1
+            entry["below_every_baseline"] += int(row["mse"] < rows[best]["mse"])
+            entry["ratio"][b["seed"]] = [row["mse"] / rows[best]["mse"], best]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[])
+    parser.add_argument(
+        "--summarise",
+        nargs="+",
+        default=None,
+        help="only summarise these result files against the motif_zoo.py result --zoo",
+    )
+    parser.add_argument(
+        "--zoo", default=str(HERE / "results" / "motif_zoo_dev_every_baseline.json")
+    )
     parser.add_argument("--families", default="dev", choices=("dev",), help="dev brains only")
     parser.add_argument("--fit", default="model", choices=tuple(FIT_OPTIONS))
     parser.add_argument("--epochs", type=int, nargs="+", default=[5, 10, 20])
@@ -135,6 +171,12 @@ def main() -> None:
     args = parser.parse_args()
     from _results import write_json
 
+    if args.summarise:
+        write_json(args.out, summarise(args.summarise, args.zoo))
+        print(Path(args.out).read_text())
+        return
+    if not args.seeds:
+        parser.error("--seeds is required")
     if any(s < 1000 for s in args.seeds):
         parser.error("dev brains are seeds 1000+")
     commit = subprocess.run(
