@@ -131,9 +131,12 @@ def summarise(paths: list[str], zoo: str) -> dict:
     import json
 
     stored = {b["seed"]: b for b in json.loads(Path(zoo).read_text())["brains"]}
-    brains = [b for p in paths for b in json.loads(Path(p).read_text())["brains"]]
+    by_seed: dict[int, dict] = {}  # a brain in several files: the union of its rows
+    for p in paths:
+        for b in json.loads(Path(p).read_text())["brains"]:
+            by_seed.setdefault(b["seed"], {"seed": b["seed"], "rows": {}})["rows"].update(b["rows"])
     out: dict = {}
-    for b in sorted(brains, key=lambda b: b["seed"]):
+    for b in (by_seed[s] for s in sorted(by_seed)):
         ref = stored[b["seed"]]
         cl = b["rows"]["connectome_linear"]["mse"]
         if not np.isclose(cl, ref["connectome_linear"]["mse"], rtol=1e-6):
