@@ -2,7 +2,8 @@
 
 For each given brain (``make_zoo_brain(N, T, families, seed=SEED)``, the brains of
 ``benchmarks/motif_zoo.py``) and one fit of that benchmark (``model``: the defaults,
-``model_auto``: ``input_lags="auto"``), side by side on the same brain and blocks:
+``model_auto``: ``input_lags="auto"``; or ``model_lag2``: ``input_lags=2``), side by side on
+the same brain and blocks:
 
 ``start``
     The fit's initial model, untrained: ``epochs=1`` with ``lr=0`` and ``lr_assignment=0``
@@ -41,7 +42,7 @@ from napari_mesoscale.synth.motif_zoo import make_zoo_brain
 
 HERE = Path(__file__).resolve().parent
 ZOO_JSON = "motif_zoo_dev_every_baseline.json"  # the benchmark run these brains come from
-FIT_OPTIONS = {"model": {}, "model_auto": {"input_lags": "auto"}}
+FIT_OPTIONS = {"model": {}, "model_auto": {"input_lags": "auto"}, "model_lag2": {"input_lags": 2}}
 BASELINES_ALL = ("persistence", "mean", "ridge_var", "connectome_linear", "ar2_neuron", "gru")
 
 
@@ -142,7 +143,7 @@ def summarise(paths: list[str], zoo: str) -> dict:
         if not np.isclose(cl, ref["connectome_linear"]["mse"], rtol=1e-6):
             raise RuntimeError(f"brain {b['seed']}: not the brain of {zoo}")
         rows = {**{k: v for k, v in ref.items() if k in BASELINES_ALL}, **b["rows"]}
-        best = min(BASELINES_ALL, key=lambda n: rows[n]["mse"])
+        best = min((n for n in BASELINES_ALL if n in rows), key=lambda n: rows[n]["mse"])
         for name, row in b["rows"].items():
             if "stopped" not in row:
                 continue
