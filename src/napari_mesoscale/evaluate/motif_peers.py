@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_mesoscale.forecasters.per_neuron_ridge import solve_per_neuron_ridge
+
 __all__ = [
     "ar_kmeans_labels",
     "ar_stimulus_features",
@@ -76,10 +78,7 @@ def ar_stimulus_features(
         [lags, np.broadcast_to(shared_x[:, None], (rows, n, shared_x.shape[1]))], -1
     )
     target = z[order:]
-    gram = np.einsum("tnp,tnq->npq", design, design)
-    gram += ridge * rows * np.eye(gram.shape[-1])
-    rhs = np.einsum("tnp,tn->np", design, target)
-    coef = np.linalg.solve(gram, rhs[..., None])[..., 0]
+    coef = solve_per_neuron_ridge(design, target, ridge * rows * np.eye(design.shape[-1]))
     return coef[:, :-1]
 
 

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from napari_mesoscale.forecasters.per_neuron_ridge import solve_per_neuron_ridge
 from napari_mesoscale.forecasters.training import adam_loop
 
 __all__ = [
@@ -257,12 +258,9 @@ class NeuronAR2(Baseline):
         w_ok = finite[1:]
         y = np.where(w_ok, z[1:], 0.0)
         design = design * w_ok[..., None]  # frames whose target is missing drop out
-        p = design.shape[-1]
-        gram = np.einsum("tnp,tnq->npq", design, design)
-        rhs = np.einsum("tnp,tn->np", design, y)
-        reg = self.alpha * design.shape[0] * np.eye(p)
+        reg = self.alpha * design.shape[0] * np.eye(design.shape[-1])
         reg[-1, -1] = 1e-9  # intercept (last column) unpenalised
-        self.coef_ = np.linalg.solve(gram + reg[None], rhs[..., None])[..., 0]  # (N, p)
+        self.coef_ = solve_per_neuron_ridge(design, y, reg)  # (N, p)
 
     def _rollout(self, z, u, steps):  # noqa: D102
         t = z.shape[0]

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from napari_mesoscale.forecasters.per_neuron_ridge import solve_per_neuron_ridge
 from napari_mesoscale.model.prepare import PreparedData
 
 __all__ = [
@@ -212,13 +213,12 @@ def probe_errors(
         w = weight[:, cols]
         for k, x in enumerate((one[1:-1], two[:-1])):
             xf, yf, wf = x[fit_rows - 1], target[fit_rows - 1], w[fit_rows - 1]
-            gram = np.einsum("tmp,tmq,tm->mpq", xf, xf, wf)
-            rhs = np.einsum("tmp,tm,tm->mp", xf, yf, wf)
             penalty = alpha * max(1, len(fit_rows)) * np.eye(x.shape[2])
             penalty[0, 0] = 0.0  # the intercept is not shrunk
-            coef = np.linalg.solve(gram + penalty + 1e-9 * np.eye(x.shape[2]), rhs[..., None])
+            penalty += 1e-9 * np.eye(x.shape[2])
+            coef = solve_per_neuron_ridge(xf, yf, penalty, weight=wf)
             xs, ys, ws = x[score_rows - 1], target[score_rows - 1], w[score_rows - 1]
-            pred = np.einsum("tmp,mp->tm", xs, coef[..., 0])
+            pred = np.einsum("tmp,mp->tm", xs, coef)
             mse[k, cols] = np.sum(ws * (pred - ys) ** 2, 0) / np.maximum(ws.sum(0), 1.0)
     return mse, tuple(names), int(len(fit_rows)), int(len(score_rows))
 

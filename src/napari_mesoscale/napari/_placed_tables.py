@@ -112,7 +112,7 @@ def nothing_to_show_message(path: Path, table: pd.DataFrame) -> str:
     stem = path.name.split(".")[0]
     columns = ", ".join(map(str, table.columns[:6]))
     holds = OUTPUT_TABLES.get(stem, f"{len(table)} rows of {columns}")
-    if "neuron" in table.columns or "id" in table.columns or stem in ("node_features",):
+    if "neuron" in table.columns or "id" in table.columns or stem == "node_features":
         where = (
             "Put it in the folder of a neurons table (neurons.csv or neurons.parquet with "
             "id, z, y, x in µm) to see it on the cells"
