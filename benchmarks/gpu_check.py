@@ -23,7 +23,7 @@ zebrafish_fit ZAPBench's shape (71,721 x 7,879), ``fit_mesoscale`` end to end wi
               device, ``epochs=ZEBRAFISH_FIT_EPOCHS`` (training stopped earlier at the
               section's deadline, leaving time to package): seconds of every stage (prepare,
               each initialisation step, every epoch, packaging) and the whole fit.
-throughput    training steps at N = 10k, 100k (zebrafish-like synthetic activity, local
+throughput    training steps at N = 1k, 10k, 100k (zebrafish-like synthetic activity, local
               connectome drive): neuron-steps per second, peak GPU memory. Cheap
               initialisation (random assignment, connectome drive start, no ridge) and no
               packaging: the figures are training alone.
@@ -70,7 +70,7 @@ GIB = 2**30
 #: Sizes of every section: full run and ``--tiny`` (CPU, CI).
 FULL = {
     "toy_epochs": 8,
-    "throughput_neurons": (10_000, 100_000),
+    "throughput_neurons": (1_000, 10_000, 100_000),
     "throughput_frames": 256,
     "batch_frames": 32,
     "throughput_1m": {"neurons": 1_000_000, "frames": 64, "batch_frames": 8},
@@ -93,7 +93,7 @@ FULL = {
 }
 TINY = {
     "toy_epochs": 1,
-    "throughput_neurons": (200, 400),
+    "throughput_neurons": (100, 200, 400),
     "throughput_frames": 64,
     "batch_frames": 16,
     "throughput_1m": {"neurons": 400, "frames": 48, "batch_frames": 8},

@@ -204,7 +204,7 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     for name in args.fits:
         options = {"epochs": args.epochs, **FIT_OPTIONS.get(name, {})}
         t0 = time.perf_counter()
-        fit = fit_mesoscale(act, brain.positions, device="cpu", **{**common, **options})
+        fit = fit_mesoscale(act, brain.positions, device=args.device, **{**common, **options})
         if fit.blocks != blocks:
             raise RuntimeError(f"fit {name} split the frames as {fit.blocks}, not {blocks}")
         scores = recovery_scores(fit, brain.motif, brain.instance)
@@ -498,6 +498,11 @@ def main() -> None:
         help="with --update: add only the baseline rows the brains in --out lack (no fits)",
     )
     parser.add_argument("--no-gru", dest="gru", action="store_false", help="no GRU baseline")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where the fits train (cpu, cuda, auto); the baselines run on the CPU",
+    )
     parser.add_argument(
         "--report", action="store_true", help="only print the table of the figures in --out"
     )
