@@ -174,15 +174,39 @@ def head_on_canvas(viewer, layer) -> int:
     return int((inside & head).sum())
 
 
+def names_cut(viewer, layer, names, boxes) -> np.ndarray:
+    """Per drawn name, whether the disc of a point nearer the camera than the name's own point
+    meets its box (the point is drawn over the name): points mapped to the canvas by the
+    text node's transform, discs of the point diameter times the zoom, depth along the
+    camera's view direction."""
+    node = viewer.window._qt_viewer.canvas.layer_to_visual[layer].node.text
+    data = np.asarray(layer.data, dtype=float)
+    mapped = np.asarray(node.get_transform("visual", "canvas").map(data[:, ::-1]), dtype=float)
+    discs = mapped[:, :2] / mapped[:, 3:4]
+    camera = viewer.scene.camera
+    radius = float(np.median(layer.size)) * camera.zoom / 2
+    depth = (data - np.asarray(camera.center)) @ np.asarray(camera.view_direction)
+    row_of = {name: row for row, name in enumerate(layer.features["id"].astype(str))}
+    rows = np.array([row_of[name] for name in names], dtype=int)
+    nearest = np.clip(discs[None, :, :], boxes[:, None, :2], boxes[:, None, 2:])
+    meets = ((nearest - discs[None, :, :]) ** 2).sum(axis=2) < radius**2
+    meets &= depth[None, :] < depth[rows][:, None]
+    meets[np.arange(len(rows)), rows] = False
+    return meets.any(axis=1)
+
+
 def name_overlaps(viewer, layer) -> dict:
-    """How the names written on the canvas overlap: the names whose box lies (partly) on the
-    canvas, the pairs of them whose boxes intersect, and the names in at least one such
-    pair; the head's (within PART_UM of the nose) counted apart, with the share of the head's
-    neurons on the canvas that are named."""
+    """How the names written on the canvas overlap: the names whose centre lies on the
+    canvas, the pairs of them whose boxes intersect, the names in at least one such pair, and
+    the names a point nearer the camera is drawn over (:func:`names_cut`); the head's (within
+    PART_UM of the nose) counted apart, with the share of the head's neurons on the canvas
+    that are named."""
     names, boxes = name_boxes(viewer, layer)
+    cut = names_cut(viewer, layer, names, boxes)
     native = viewer.window._qt_viewer.canvas.native
     width, height = float(native.width()), float(native.height())
-    on = (boxes[:, 2] > 0) & (boxes[:, 0] < width) & (boxes[:, 3] > 0) & (boxes[:, 1] < height)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2  # on the canvas: the name's centre is
+    on = ((centre >= 0) & (centre <= (width, height))).all(axis=1)
     names = [n for n, o in zip(names, on, strict=True) if o]
     boxes = boxes[on]
     meets = ((boxes[:, None, 0] < boxes[None, :, 2]) & (boxes[None, :, 0] < boxes[:, None, 2])
@@ -195,6 +219,7 @@ def name_overlaps(viewer, layer) -> dict:
     head_meets = meets[np.ix_(in_head, in_head)] if in_head.any() else np.zeros((0, 0), bool)
     head_points = head_on_canvas(viewer, layer)
     return {
+        "names_cut_by_a_nearer_point": int(cut[on].sum()),
         "head_points_on_canvas": head_points,
         "head_named_share": float(in_head.sum() / head_points) if head_points > 0 else None,
         "names_on_canvas": len(names),

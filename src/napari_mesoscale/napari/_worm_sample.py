@@ -452,24 +452,46 @@ def names_with_room(viewer: Any, layer: Any, names: np.ndarray) -> np.ndarray:
     another in the viewer's current 3D view (a boolean mask): each name's box is projected
     where napari writes it (a point diameter above its point, centred), sized by Qt's metrics
     of napari's text font, and :func:`uncrowded_labels` keeps them front neurons first."""
-    world = np.asarray(layer.data, dtype=float) * np.asarray(layer.scale) + np.asarray(
+    points = np.asarray(layer.data, dtype=float) * np.asarray(layer.scale) + np.asarray(
         layer.translate
     )
-    world = world[:, -3:] + np.array([float(np.median(layer.size)), 0.0, 0.0])
+    points = points[:, -3:]
+    diameter = float(np.median(layer.size))
     camera = getattr(viewer, "scene", viewer).camera
     view = np.asarray(camera.view_direction, dtype=float)
     up = np.asarray(camera.up_direction, dtype=float)
     right = np.cross(view, up)
     height, width = viewer.canvas.viewbox_size(viewer.layers)
-    offset = world - np.asarray(camera.center, dtype=float)
-    centres = np.stack(
-        [offset @ right * camera.zoom + width / 2, -(offset @ up) * camera.zoom + height / 2],
-        axis=1,
-    )
+
+    def on_screen(world: np.ndarray) -> np.ndarray:
+        offset = world - np.asarray(camera.center, dtype=float)
+        return np.stack(
+            [offset @ right * camera.zoom + width / 2, -(offset @ up) * camera.zoom + height / 2],
+            axis=1,
+        )
+
+    centres = on_screen(points + np.array([diameter, 0.0, 0.0]))
     widths, name_height = name_extent_px(names, NAME_SIZE)
     sizes = np.stack([widths, np.full(len(widths), name_height)], axis=1)
-    # in 3D napari draws every point: the names of those nearest the camera come first
-    return uncrowded_labels(centres, sizes, offset @ view, bounds=(width, height))
+    # in 3D napari draws every point: the names of those nearest the camera come first, and
+    # a name is not written where a point nearer the camera than its own would cover it
+    depth = (points - np.asarray(camera.center, dtype=float)) @ view
+    discs = (on_screen(points), diameter * camera.zoom / 2, depth)
+    return uncrowded_labels(centres, sizes, depth, bounds=(width, height), obstacles=discs)
+
+
+def _covered(
+    low: np.ndarray, high: np.ndarray, discs: np.ndarray, radius: float, depth: np.ndarray
+) -> np.ndarray:
+    """Whether box i (corners ``low``, ``high``) meets the disc of some j != i with a smaller
+    ``depth`` (nearest point of the box to the disc's centre within ``radius``)."""
+    discs = np.asarray(discs, dtype=float)
+    depth = np.asarray(depth, dtype=float)
+    nearest = np.clip(discs[None, :, :], low[:, None, :], high[:, None, :])
+    meets = ((nearest - discs[None, :, :]) ** 2).sum(axis=2) < float(radius) ** 2
+    meets &= depth[None, :] < depth[:, None]
+    np.fill_diagonal(meets, False)
+    return meets.any(axis=1)
 
 
 def name_extent_px(names: Any, size: float) -> tuple[np.ndarray, float]:
@@ -490,10 +512,11 @@ def uncrowded_labels(
     *,
     bounds: tuple[float, float] | None = None,
     gap: float = NAME_GAP_PX,
+    obstacles: tuple[np.ndarray, float, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Which labels to write so that no two overlap: greedily, in order of ``priority``
     (smallest first), a label is kept when its box, ``gap`` pixels wider on each side, meets
-    no kept label's box.
+    no kept label's box (nor an obstacle in front of it).
 
     Parameters
     ----------
@@ -508,16 +531,23 @@ def uncrowded_labels(
         room).
     gap : float
         Pixels kept free between two boxes.
+    obstacles : (centres, radius, priority), optional
+        Discs, one per label (its point: (N, 2) centres in pixels, a radius, (N,) priorities):
+        label i is not kept where its box meets the disc of a point j != i whose priority is
+        smaller than i's (a point nearer the camera, drawn over the name).
 
     Returns
     -------
     ndarray of bool, shape (N,)
     """
     centres = np.asarray(centres, dtype=float).reshape(-1, 2)
+    priority = np.asarray(priority, dtype=float)
     half = np.asarray(sizes, dtype=float).reshape(-1, 2) / 2 + gap / 2
     low, high = centres - half, centres + half
     keep = np.zeros(len(centres), dtype=bool)
     candidates = np.isfinite(priority) & np.isfinite(centres).all(axis=1)
+    if obstacles is not None:
+        candidates &= ~_covered(low, high, *obstacles)
     if bounds is not None:
         candidates &= ((centres >= 0) & (centres <= np.asarray(bounds, dtype=float))).all(axis=1)
     kept: list[int] = []
