@@ -14,12 +14,13 @@ def test_uncrowded_labels_keeps_the_first_of_overlapping_boxes():
     from napari_mesoscale.napari._worm_sample import uncrowded_labels
 
     centres = np.array([[10.0, 10.0], [14.0, 10.0], [40.0, 10.0], [10.0, 30.0], [500.0, 5.0],
-                        [40.0, 13.0]])
-    sizes = np.array([[10.0, 8.0]] * 6)
-    priority = np.array([1.0, 0.0, 2.0, 3.0, 0.5, np.inf])
+                        [40.0, 13.0], [97.0, 50.0]])
+    sizes = np.array([[10.0, 8.0]] * 7)
+    priority = np.array([1.0, 0.0, 2.0, 3.0, 0.5, np.inf, 0.1])
     keep = uncrowded_labels(centres, sizes, priority, bounds=(100.0, 100.0), gap=2.0)
-    # 1 (first) hides 0; 2 and 3 are clear of it; 4 lies off the canvas; 5 is never drawn
-    assert keep.tolist() == [False, True, True, True, False, False]
+    # 1 (first) hides 0; 2 and 3 are clear of it; 4 lies off the canvas; 5 is never drawn;
+    # 6 has its centre on the canvas but its right end beyond it
+    assert keep.tolist() == [False, True, True, True, False, False, False]
     # boxes 11 px apart by their centres, 10 wide: 1 px apart, closer than a 2 px gap
     near = uncrowded_labels(np.array([[0.0, 0.0], [11.0, 0.0]]), np.array([[10.0, 8.0]] * 2),
                             np.array([0.0, 1.0]), gap=2.0)

@@ -527,8 +527,8 @@ def uncrowded_labels(
     priority : ndarray, shape (N,)
         Smaller first; ``inf`` never kept (e.g. a point not drawn).
     bounds : (width, height), optional
-        Labels whose centre lies outside [0, width] × [0, height] are not kept (and take no
-        room).
+        Labels whose box does not lie wholly inside [0, width] × [0, height] are not kept
+        (and take no room): a name cut by the canvas's edge is left to the next view.
     gap : float
         Pixels kept free between two boxes.
     obstacles : (centres, radius, priority), optional
@@ -549,7 +549,9 @@ def uncrowded_labels(
     if obstacles is not None:
         candidates &= ~_covered(low, high, *obstacles)
     if bounds is not None:
-        candidates &= ((centres >= 0) & (centres <= np.asarray(bounds, dtype=float))).all(axis=1)
+        edge = np.asarray(sizes, dtype=float).reshape(-1, 2) / 2
+        inside = (centres - edge >= 0) & (centres + edge <= np.asarray(bounds, dtype=float))
+        candidates &= inside.all(axis=1)
     kept: list[int] = []
     for i in np.flatnonzero(candidates)[np.argsort(priority[candidates], kind="stable")]:
         if kept:
