@@ -104,3 +104,35 @@ def test_build_from_points_in_voxels_keeps_their_scale(make_napari_viewer, qtbot
         layer.metadata["connectome"].positions, neurons[["z", "y", "x"]].to_numpy()
     )
     assert layer.features["degree"].sum() == 2 * len(synapses)
+
+
+def test_rebuild_from_the_layers_an_earlier_build_added(make_napari_viewer, qtbot, tmp_path):
+    """Built from table files, then rebuilt from the neurons and synapses layers that build
+    added: both stay (the rebuild's inputs; the synapses layer was removed as the earlier
+    build's output while the status said the build's synapses were those of 'synapses'), the
+    neurons get the new node features; a build from the files again replaces them."""
+    from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
+
+    _tables(tmp_path)
+    viewer = make_napari_viewer()
+    widget = ConnectomeWidget(viewer)
+    widget._view_3d.value = False
+    widget._neurons_file.value = tmp_path / "neurons.csv"
+    widget._synapses_file.value = tmp_path / "synapses.csv"
+    _build(widget, qtbot)
+    first = {layer.name: layer for layer in viewer.layers}
+    assert {"neurons", "synapses"} <= set(first)
+    widget._source.value = "Points layer"
+    widget._neurons_layer.value = "neurons"
+    widget._synapses_layer.value = "synapses"
+    widget._hops.value = 3
+    _build(widget, qtbot)
+    names = [layer.name for layer in viewer.layers]
+    assert viewer.layers["neurons"] is first["neurons"], names
+    assert viewer.layers["synapses"] is first["synapses"], names
+    assert len(names) == len(first) and "neighbourhood_3" in first["neurons"].features
+    assert "'synapses': not added again" in widget._status.value
+    widget._source.value = "table files"
+    _build(widget, qtbot)
+    assert first["neurons"] not in viewer.layers and first["synapses"] not in viewer.layers
+    assert sorted(layer.name for layer in viewer.layers) == sorted(names)

@@ -229,6 +229,7 @@ class ConnectomeWidget(CoreTaskWidget):
         self._note = ""  # what the status adds about the inputs the build took or left out
         self._synapse_input: Any = None  # the Points layer the synapses came from, if any
         self._neurons_input: Any = None  # the Points layer the neurons came from, if any
+        self._input_columns: set[str] = set()  # that layer's own feature columns
         activity = None
         python_activity = ""
         activity_path = _path(self._activity_file.value)
@@ -340,15 +341,19 @@ class ConnectomeWidget(CoreTaskWidget):
         # layer of the same points was added (``neurons_2`` beside a user's ``neurons``)
         target = self._neurons_target(result)
         note = getattr(self, "_note", "")
-        own = self._added.get("connectome", [])
-        was_own = target is not None and target in own
         if target is not None:
             written = write_build_into(target, result, self._node_columns.get(id(target), ()))
-            own_columns = getattr(self, "_input_columns", set())
+            own_columns = self._input_columns
             self._node_columns[id(target)] = [c for c in written if c not in own_columns]
             note += f" Node features and the connectome written into {target.name!r}."
-            if was_own:  # the neurons an earlier build from tables added: kept, not replaced
-                own.remove(target)
+        # layers an earlier build added that this build ran on (its neurons, the synapses it
+        # shows): kept, not replaced, and still this widget's, so a build from tables replaces
+        # them later
+        inputs = [target, self._synapse_input if shown_in is not None else None]
+        own = self._added.get("connectome", [])
+        kept = [layer for layer in own if any(layer is used for used in inputs)]
+        for layer in kept:
+            own.remove(layer)
         layers = connectome_layers(
             result,
             per_neuron=int(self._per_neuron.value),
@@ -358,8 +363,7 @@ class ConnectomeWidget(CoreTaskWidget):
             neurons=target is None,
         )
         self.replace_layers(layers, key="connectome")
-        if was_own:  # still this widget's layer: a later build from tables replaces it
-            self._added["connectome"].append(target)
+        self._added["connectome"].extend(kept)
         if shown_in is not None:
             note += f" Its synapses are those of {shown_in!r}: not added again."
         self._status.value = build_summary(result) + note
