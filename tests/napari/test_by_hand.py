@@ -109,7 +109,7 @@ def test_build_connectome_as_docked_on_the_sample(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: not build.is_running, timeout=120_000)
     assert build.last_error is None, build.last_error
     adjacency = viewer.layers["neurons (truth)"].metadata["adjacency"]
-    connectome = viewer.layers["neurons"].metadata["connectome"]
+    connectome = viewer.layers["neurons (truth)"].metadata["connectome"]  # built from it
     assert connectome.adjacency.nnz == adjacency.nnz
     [transmission] = [layer for layer in viewer.layers if layer.name.startswith("transmission")]
     assert len(transmission.data) > 0
@@ -119,8 +119,8 @@ def test_build_connectome_as_docked_on_the_sample(make_napari_viewer, qtbot):
     assert build._status.value == (
         f"{connectome.n_neurons} neurons, {connectome.n_synapses:,} synapses, "
         f"{adjacency.nnz:,} edges, {transmitted:,} edges transmitted in "
-        f"{built.transmission.n_bins} bins of 10 frames. Its synapses are those of 'synapses': "
-        "not added again."
+        f"{built.transmission.n_bins} bins of 10 frames. Node features and the connectome "
+        "written into 'neurons (truth)'. Its synapses are those of 'synapses': not added again."
     ), build._status.value
 
 

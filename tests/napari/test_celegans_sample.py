@@ -400,12 +400,15 @@ def test_head_view_in_one_click_names_the_neurons(make_napari_viewer, qtbot):
     assert np.mean(named) >= 0.75, np.mean(named)  # the rest hide behind a nearer neighbour
     row = rows[int(np.argmax(named))]
     assert _named_at_cursor(viewer, layer, row)[1].startswith(f"id: {names[row]}\n")
-    # ticked, Names writes every neuron's name a point diameter above it; unticked, the text
-    # shown before (here none) comes back
+    # ticked, Names writes the neurons' names a point diameter above them, those that fit
+    # without overlapping (tests/napari/test_worm_names.py); unticked, the text shown before
+    # (here none) comes back
     control = viewer.window.dock_widgets[VIEW_DOCK]._worm_view_control
     before = layer.text.string  # the encoding of the text shown (here: none)
     control.names.setChecked(True)
-    assert list(layer.text.values) == list(names) and layer.text.visible
+    written = np.asarray(layer.text.values, dtype=str)
+    assert ((written == names) | (written == "")).all() and layer.text.visible
+    assert (written[head] != "").sum() >= 40
     assert layer.text.translation[0] == pytest.approx(np.median(layer.size))
     buttons["tail"].click()
     qtbot.wait(50)

@@ -280,15 +280,19 @@ def test_build_on_the_connectome_sample_adds_no_second_copy_of_its_synapses(
 ):
     """Driving the viewer by hand: Build connectome on the connectome sample added
     ``synapses_2``, a copy of the sample's ``synapses`` it was built from. The sample's four
-    layers stay, the build adds its neurons (graph features, the connectome), edges and
-    transmission (no receptive fields at the default diameter 0), a rebuild replaces those
-    three, and Fit still finds its cells."""
+    layers stay, the build writes its node features and the connectome into ``neurons
+    (truth)``, the layer it was built from (their own columns unchanged), and adds edges and
+    transmission (no receptive fields at the default diameter 0; it added a second ``neurons``
+    layer of the same points until viewer-r), a rebuild replaces those two, and Fit still finds
+    its cells."""
     from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
     from napari_mesoscale.napari._fit_widget import FitWidget
 
     viewer = make_napari_viewer()
     viewer.open_sample("napari-mesoscale", "connectome")
     sample = [layer.name for layer in viewer.layers]
+    truth = viewer.layers["neurons (truth)"]
+    own = truth.features.copy()
     widget = ConnectomeWidget(viewer)  # its pickers choose the sample's layers by themselves
     widget._view_3d.value = False
     for _ in range(2):  # build, then rebuild
@@ -296,13 +300,17 @@ def test_build_on_the_connectome_sample_adds_no_second_copy_of_its_synapses(
         assert widget.last_error is None, widget.last_error
         names = [layer.name for layer in viewer.layers]
         assert not any(name.startswith("synapses") for name in names if name != "synapses")
-        assert names[: len(sample)] == sample and len(names) == len(sample) + 3 == 7
+        assert names[: len(sample)] == sample and len(names) == len(sample) + 2 == 6
         added = sorted(name.split(" ")[0] for name in names[len(sample):])
-        assert added == ["edges", "neurons", "transmission"]
+        assert added == ["edges", "transmission"]
         assert "'synapses': not added again" in widget._status.value
+        assert "written into 'neurons (truth)'" in widget._status.value
+        assert truth.metadata["connectome"] is widget.last_result.connectome
+        pd.testing.assert_frame_equal(truth.features[own.columns], own)
+        assert {"degree", "information_flow"} <= set(truth.features.columns)
     fit = FitWidget(viewer)
     assert fit.cells.value == "neurons (truth)"
-    assert fit.connectome.value in ("neurons (truth)", "neurons")
+    assert fit.connectome.value == "neurons (truth)"
 
 
 def test_em_methods_keep_each_others_results(make_napari_viewer, qtbot):

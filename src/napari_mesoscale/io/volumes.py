@@ -309,7 +309,11 @@ def _read_zarr(path: Path, lazy: bool | None) -> Volume:
             voxel_size = tuple(float(v) for v in attributes["voxel_size"])
         frame_rate = attributes.get("frame_rate")
         axes = attributes.get("axes")
-        metadata = attributes
+        # read into the volume's own fields, not kept twice (napari's layer for the volume
+        # failed on 'axes' given twice)
+        metadata = {
+            k: v for k, v in attributes.items() if k not in ("voxel_size", "frame_rate", "axes")
+        }
     axes = _check_axes(axes or "TZYX"[-array.ndim :], array.ndim)
     nbytes = int(np.prod(array.shape)) * np.dtype(array.dtype).itemsize
     source = _ZarrChunks(path, array)

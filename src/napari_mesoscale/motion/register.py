@@ -214,6 +214,7 @@ def correct_motion(
     output: str | os.PathLike | None = None,
     reference: np.ndarray | None = None,
     callback: ProgressCallback | Progress | None = None,
+    frame_rate: float | None = None,
     **overrides: Any,
 ) -> MotionCorrection:
     """Register a calcium movie: rigid and piecewise non-rigid, to a refined reference.
@@ -228,13 +229,17 @@ def correct_motion(
         All options; keyword ``overrides`` (e.g. ``nonrigid=False``) replace single fields.
     output : path, optional
         Write the registered movie to this Zarr folder (float32, one uncompressed chunk per
-        frame). By default NumPy movies are registered in memory; other (lazy) movies need
-        ``output``.
+        frame), its ``voxel_size`` (µm), ``axes`` and ``frame_rate`` (if given) in the array's
+        attributes, which :func:`napari_mesoscale.io.read_volume` reads back (napari opens it
+        at the movie's scale). By default NumPy movies are registered in memory; other (lazy)
+        movies need ``output``.
     reference : numpy.ndarray, optional
         A reference frame to use instead of building one.
     callback : callable, optional
         Progress / cancel (:mod:`napari_mesoscale.progress`); cancelling raises
         :class:`MotionCancelled`.
+    frame_rate : float, optional
+        Frames per second of the movie, written with ``output`` (nothing else uses it).
 
     Returns
     -------
@@ -259,7 +264,12 @@ def correct_motion(
             registered = np.empty(movie.shape, dtype=np.float32)
             results = _register_all(movie, registrar, registered, params, stage)
         else:
-            results, registered = _register_to_zarr(movie, registrar, Path(output), params, stage)
+            attributes = {"voxel_size": list(vs), "axes": "TZYX"[-movie.ndim :]}
+            if frame_rate is not None:
+                attributes["frame_rate"] = float(frame_rate)
+            results, registered = _register_to_zarr(
+                movie, registrar, Path(output), params, stage, attributes
+            )
     return _result(results, registrar, registered, vs, params, lazy)
 
 
@@ -307,7 +317,7 @@ def _register_all(movie, registrar, sink, params, progress) -> dict[str, list]:
     return results
 
 
-def _register_to_zarr(movie, registrar, path: Path, params, progress):
+def _register_to_zarr(movie, registrar, path: Path, params, progress, attributes=None):
     import dask.array as da
     import zarr
 
@@ -324,6 +334,9 @@ def _register_to_zarr(movie, registrar, path: Path, params, progress):
             # registered float32 frames hardly compress, and Zstd tripled the writes' CPU time
             compressor=None,
         )
+        # the movie's voxel size (and frame rate) with it: opened in napari, a registered
+        # movie without them came back at 1 µm per voxel, off the cells detected on it
+        sink.attrs.update(attributes or {})
         results = _register_all(movie, registrar, sink, params, progress)
     return results, da.from_zarr(str(path))
 

@@ -216,11 +216,14 @@ def connectome_layers(
     max_synapses: int = 200_000,
     max_per_bin: int = 2_000,
     synapses: bool = True,
+    neurons: bool = True,
 ) -> list[LayerDataTuple]:
     """All layers of a :class:`~napari_mesoscale.connectome.ConnectomeBuild`.
 
     ``synapses=False`` leaves out the synapses layer (the build widget does when a layer of the
-    viewer already shows exactly the built synapses, e.g. the sample it was built from).
+    viewer already shows exactly the built synapses, e.g. the sample it was built from);
+    ``neurons=False`` the neurons layer (the widget writes the build into the Points layer the
+    neurons came from, :func:`write_build_into`).
     """
     connectome = build.connectome
     layers = []
@@ -232,5 +235,59 @@ def connectome_layers(
         layers.append(grid_points(build.grid))
     if build.transmission is not None:
         layers.append(transmission_vectors(build.transmission, connectome, max_per_bin=max_per_bin))
-    layers.append(neuron_points(build))
+    if neurons:
+        layers.append(neuron_points(build))
     return layers
+
+
+def built_neuron_features(build: Any) -> pd.DataFrame:
+    """The build's per-neuron table, one row per neuron in the connectome's order: the node
+    features (degree, information flow, …) and the neuron table's own columns but positions."""
+    _, attributes, _ = neuron_points(build)
+    return attributes["features"]
+
+
+def write_build_into(layer: Any, build: Any, replaced: Any = ()) -> list[str]:
+    """Write a build into the Points layer its neurons came from, as *Fit* and *Score* write
+    their results into the cells they ran on: the node features join the layer's ``features``
+    (a column of the same name takes the build's values) and the connectome its ``metadata``;
+    the points, their scale, size and colours stay (the build keeps the layer's rows in order,
+    at the same world positions).
+
+    Parameters
+    ----------
+    layer : napari Points layer
+        The layer the build's neuron table was read from (one row per point, in order).
+    build : ConnectomeBuild
+    replaced : iterable of str
+        Columns an earlier build wrote into this layer: those this build does not write
+        again (e.g. ``neighbourhood_2`` after a rebuild with 3 hops) are dropped.
+
+    Returns
+    -------
+    list of str
+        The columns written.
+
+    Raises
+    ------
+    ValueError
+        The layer no longer has one point per neuron of the build.
+    """
+    from napari_mesoscale.napari import _contract
+
+    table = built_neuron_features(build)
+    if len(layer.data) != len(table):
+        raise ValueError(
+            f"layer {layer.name!r} has {len(layer.data)} points; the build has {len(table)} "
+            "neurons."
+        )
+    features = layer.features.reset_index(drop=True).copy()
+    if len(features) != len(table):
+        features = pd.DataFrame(index=range(len(table)))
+    stale = [c for c in replaced if c in features.columns and c not in table.columns]
+    features = features.drop(columns=stale)
+    for column in table.columns:
+        features[column] = table[column].to_numpy()
+    layer.features = features
+    _contract.write(layer, connectome=build.connectome)
+    return [str(c) for c in table.columns]

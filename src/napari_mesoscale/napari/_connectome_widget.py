@@ -3,7 +3,10 @@
 It runs :func:`napari_mesoscale.connectome.build_connectome` in a worker and adds:
 
 - ``neurons``: Points with node features (degree, weighted degree, information flow,
-  neighbourhood size, type, motif, …), coloured by motif or type when known;
+  neighbourhood size, type, motif, …), coloured by motif or type when known; built from a
+  Points layer, that layer is the neurons: the node features join its ``features`` and the
+  connectome its ``metadata`` (points, scale and colours stay), where a second layer of the
+  same points was added (``neurons_2`` beside a user's ``neurons``);
 - ``synapses``: small Points (subsampled beyond a limit, the count in the name), unless the
   Points layer they were built from still shows exactly them (the connectome sample's);
 - ``edges``: Vectors of the strongest k out-edges per neuron (subsampled, counts in the name
@@ -30,7 +33,7 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit, SpinBox
 from napari_mesoscale.connectome.build import build_connectome
 from napari_mesoscale.connectome.params import ConnectomeParams
 from napari_mesoscale.napari import _contract
-from napari_mesoscale.napari._connectome_layers import connectome_layers
+from napari_mesoscale.napari._connectome_layers import connectome_layers, write_build_into
 from napari_mesoscale.napari._layers import world_positions
 from napari_mesoscale.napari._param_controls import param_control
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
@@ -97,6 +100,8 @@ class ConnectomeWidget(CoreTaskWidget):
         self._threshold = param_control(ConnectomeParams, "threshold")
         self._per_bin = SpinBox(label="TRG edges per bin shown", value=2_000, min=10, max=10**6)
         self._view_3d = CheckBox(label="switch to 3D view", value=True)
+        #: per neurons layer (by id), the columns the last build wrote into it
+        self._node_columns: dict[int, list[str]] = {}
         self._source.changed.connect(self._update_visibility)
         self.add_controls(
             self._source,
@@ -223,6 +228,8 @@ class ConnectomeWidget(CoreTaskWidget):
     def prepare(self) -> CoreCall:
         self._note = ""  # what the status adds about the inputs the build took or left out
         self._synapse_input: Any = None  # the Points layer the synapses came from, if any
+        self._neurons_input: Any = None  # the Points layer the neurons came from, if any
+        self._input_columns: set[str] = set()  # that layer's own feature columns
         activity = None
         python_activity = ""
         activity_path = _path(self._activity_file.value)
@@ -256,7 +263,13 @@ class ConnectomeWidget(CoreTaskWidget):
             if name is None:
                 raise ValueError("add a Points layer of neurons (3D, µm) or choose table files.")
             layer = self._viewer.layers[name]
+            self._neurons_input = layer
             neurons = points_to_table(layer)
+            # what an earlier build wrote into this layer is no input of this one
+            earlier = self._node_columns.get(id(layer), ())
+            neurons = neurons.drop(columns=[c for c in earlier if c not in ("z", "y", "x")],
+                                   errors="ignore")
+            self._input_columns = set(neurons.columns)
             if "id" not in neurons.columns:
                 neurons.insert(0, "id", np.arange(len(neurons)))
             if activity is None and _contract.read(layer).activity is not None:
@@ -323,15 +336,34 @@ class ConnectomeWidget(CoreTaskWidget):
 
     def on_result(self, result: Any) -> None:
         shown_in = self._synapses_shown_in(result.connectome)
+        # built from a Points layer, the neurons are that layer: it gets the node features and
+        # the connectome (as Fit and Score write into the cells they ran on), where a second
+        # layer of the same points was added (``neurons_2`` beside a user's ``neurons``)
+        target = self._neurons_target(result)
+        note = getattr(self, "_note", "")
+        if target is not None:
+            written = write_build_into(target, result, self._node_columns.get(id(target), ()))
+            own_columns = self._input_columns
+            self._node_columns[id(target)] = [c for c in written if c not in own_columns]
+            note += f" Node features and the connectome written into {target.name!r}."
+        # layers an earlier build added that this build ran on (its neurons, the synapses it
+        # shows): kept, not replaced, and still this widget's, so a build from tables replaces
+        # them later
+        inputs = [target, self._synapse_input if shown_in is not None else None]
+        own = self._added.get("connectome", [])
+        kept = [layer for layer in own if any(layer is used for used in inputs)]
+        for layer in kept:
+            own.remove(layer)
         layers = connectome_layers(
             result,
             per_neuron=int(self._per_neuron.value),
             max_edges=int(self._max_edges.value),
             max_per_bin=int(self._per_bin.value),
             synapses=shown_in is None,
+            neurons=target is None,
         )
         self.replace_layers(layers, key="connectome")
-        note = getattr(self, "_note", "")
+        self._added["connectome"].extend(kept)
         if shown_in is not None:
             note += f" Its synapses are those of {shown_in!r}: not added again."
         self._status.value = build_summary(result) + note
@@ -343,6 +375,16 @@ class ConnectomeWidget(CoreTaskWidget):
             )
         except Exception:  # noqa: BLE001 - the console is optional (headless viewers)
             pass
+
+    def _neurons_target(self, build: Any) -> Any:
+        """The Points layer the neurons came from, when it is still in the viewer with one point
+        per built neuron (else None: the build's neurons are added as a layer)."""
+        layer = getattr(self, "_neurons_input", None)
+        if layer is None or layer not in self._viewer.layers:
+            return None
+        if len(layer.data) != build.connectome.n_neurons:
+            return None
+        return layer
 
     def _synapses_shown_in(self, connectome: Any) -> str | None:
         """The name of the viewer's layer that already shows exactly the built synapses.

@@ -12,7 +12,8 @@ Who writes what:
 - Sample data "connectome" → neurons Points layer: ``activity``, ``stimulus``, ``adjacency``.
 - Sample data "calcium", volume reader → Image layer: ``voxel_size_um``, ``frame_rate_hz``,
   ``axes``, ``stimulus`` (sample only).
-- *Build connectome* → nodes Points layer: ``connectome``.
+- *Build connectome* → the neurons Points layer it adds, or the one it was built from:
+  ``connectome``.
 - *Fit* → the cells layer: ``predicted`` (T, N), ``fit``.
 - *Score predictions* → the cells layer: ``colored_by``, ``predictivity_summary``,
   ``predictivity_by_domain``.

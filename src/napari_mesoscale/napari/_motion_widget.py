@@ -17,6 +17,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit
 
 from napari_mesoscale.motion.params import MotionParams
+from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._detect_widgets import _layer_data, _layer_names, _LayerWidget, _path
 from napari_mesoscale.napari._docks import add_plugin_dock
 from napari_mesoscale.napari._param_controls import param_control
@@ -103,6 +104,9 @@ class CorrectMotionWidget(_LayerWidget):
         kwargs: dict[str, Any] = {"voxel_size": voxel_size, **options}
         if output is not None:
             kwargs["output"] = str(output)
+            frame_rate = _contract.read(layer).frame_rate_hz
+            if frame_rate is not None:  # written with the Zarr, beside the voxel size
+                kwargs["frame_rate"] = frame_rate
         self._context = {"name": name, "layer": layer}
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         return CoreCall(

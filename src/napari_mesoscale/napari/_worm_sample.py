@@ -7,9 +7,11 @@ layer carries the same ``metadata`` as the toy brain's ``neurons (truth)`` (``ac
 Opened, the worm is shown whole in 3D from its left side (:func:`show_worm` restores that
 view), points a soma wide; the chemical synapses layer is hidden (tick its eye to show it).
 A *C. elegans view* dock under the layer list frames the whole worm, its head or its tail in
-one click (``show_worm(viewer, part="head")``) and, ticked, writes every neuron's name above it
-(:func:`show_names`); the neuron under the cursor is named in a tooltip (napari's layer
-tooltip, switched on for that viewer) and in the status bar.
+one click (``show_worm(viewer, part="head")``) and, ticked, writes the neurons' names above
+them where they fit without overlapping another name, front neurons first, again each time
+the camera moves (:func:`show_names`; zoom in for more of the nerve ring's names); the neuron
+under the cursor is named in a tooltip (napari's layer tooltip, switched on for that viewer)
+and in the status bar.
 
 Colour the neurons by their measured response to one stimulated neuron from the console::
 
@@ -317,10 +319,11 @@ class WormViewControl:
         #: writes every neuron's name beside it (:func:`show_names`)
         self.names = QCheckBox("Names")
         self.names.setToolTip(
-            "Write each neuron's name above it (readable in the head and tail views); the "
-            "cursor's tooltip names the neuron under it either way."
+            "Write the neurons' names above them where they fit without overlapping, nearest "
+            "first (zoom in for more of the nerve ring's); the cursor's tooltip names the "
+            "neuron under it either way."
         )
-        self.names.toggled.connect(lambda on: show_names(self.layer, on))
+        self.names.toggled.connect(lambda on: show_names(self.layer, on, self.viewer))
         row.addWidget(self.names)
 
     def show(self, part: str) -> None:
@@ -331,36 +334,234 @@ class WormViewControl:
 
 #: per neurons layer (by id), the text it showed before :func:`show_names` wrote the names
 _TEXT_BEFORE_NAMES: dict[int, dict] = {}
+#: per neurons layer (by id), the names :func:`show_names` last wrote ("" where left out)
+_NAMES_WRITTEN: dict[int, np.ndarray] = {}
+#: per neurons layer (by id), the viewer whose camera places its names and the hook on it
+_NAMES_FOLLOW: dict[int, tuple[Any, Any]] = {}
 #: size (points) of the names :func:`show_names` writes
 NAME_SIZE = 8
+#: pixels kept free between two names (:func:`uncrowded_labels`)
+NAME_GAP_PX = 2.0
+#: napari draws text at 96/72 of Qt's font metrics for its size in points (napari's own
+#: ``Text.get_width_height``; the rendered names' ink measured within a few pixels of it,
+#: ``benchmarks/worm_view.py``)
+TEXT_PX_PER_QT_PX = 96 / 72
+#: milliseconds the names wait for the camera to rest before they are placed again
+NAMES_DELAY_MS = 120
 
 
-def show_names(layer: Any, on: bool = True) -> None:
-    """Write every neuron's name (feature ``id``) above its point, or (``on=False``) bring
+def show_names(layer: Any, on: bool = True, viewer: Any = None) -> None:
+    """Write the neurons' names (feature ``id``) above their points, or (``on=False``) bring
     back the text the layer showed before (e.g. the stimulated neuron's name written by
-    :func:`colour_by_response`). The names follow the point size :func:`show_worm` sets."""
+    :func:`colour_by_response`). The names follow the point size :func:`show_worm` sets.
+
+    Parameters
+    ----------
+    layer : napari Points layer
+        The worm's neurons.
+    on : bool
+        Write the names (True) or take them away (False).
+    viewer : napari.Viewer, optional
+        Where the names are seen. Given (the *C. elegans view* dock passes it) and in 3D,
+        only names that fit are written: front neurons first, each name where it overlaps no
+        name already written (:func:`uncrowded_labels`), placed again whenever the camera
+        rests after a move or the canvas changes size, so that zooming in names more of the
+        nerve ring; the others are named by the cursor's tooltip. Without a viewer (or in 2D)
+        every name is written.
+    """
+    _stop_following(layer)
     if on:
         if id(layer) not in _TEXT_BEFORE_NAMES:
             text = layer.text
             _TEXT_BEFORE_NAMES[id(layer)] = (
                 text.model_dump() if hasattr(text, "model_dump") else text.dict()
             )
+        if viewer is not None:
+            _follow_camera(viewer, layer)
         _write_names(layer)
         return
     before = _TEXT_BEFORE_NAMES.pop(id(layer), None)
-    names = layer.features["id"].astype(str).to_numpy()
-    if before is not None and np.array_equal(np.asarray(layer.text.values, dtype=str), names):
+    written = _NAMES_WRITTEN.pop(id(layer), None)
+    if before is not None and written is not None and _text_is(layer, written):
         layer.text = before  # unless something else wrote the text since
 
 
+def _text_is(layer: Any, strings: np.ndarray) -> bool:
+    return np.array_equal(np.asarray(layer.text.values, dtype=str), np.asarray(strings, dtype=str))
+
+
 def _write_names(layer: Any) -> None:
+    names = layer.features["id"].astype(str).to_numpy()
+    follow = _NAMES_FOLLOW.get(id(layer))
+    if follow is not None and follow[0].dims.ndisplay == 3:
+        shown = np.where(names_with_room(follow[0], layer, names), names, "")
+    else:
+        shown = names
+    _NAMES_WRITTEN[id(layer)] = shown
     # napari centres 3D text on its point: raised dorsally (+z) by a point diameter
     layer.text = {
-        "string": "{id}",
+        "string": {"array": shown, "default": ""},
         "color": "white",
         "size": NAME_SIZE,
         "translation": [float(np.median(layer.size)), 0.0, 0.0],
     }
+
+
+def _follow_camera(viewer: Any, layer: Any) -> None:
+    """Place the names again once the camera rests after a move (or the canvas or the points
+    change size); stops when the names are taken away, the layer leaves the viewer or
+    something else writes the layer's text."""
+    from qtpy.QtCore import QTimer
+
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.setInterval(NAMES_DELAY_MS)
+
+    def place() -> None:
+        written = _NAMES_WRITTEN.get(id(layer))
+        if layer not in viewer.layers or written is None or not _text_is(layer, written):
+            _stop_following(layer)
+            return
+        _write_names(layer)
+
+    timer.timeout.connect(place)
+    camera = getattr(viewer, "scene", viewer).camera
+    emitters = [camera.events.center, camera.events.zoom, camera.events.angles,
+                viewer.canvas.events.size, viewer.dims.events.ndisplay, layer.events.size]
+
+    def moved(*_: Any) -> None:
+        timer.start()
+
+    for emitter in emitters:
+        emitter.connect(moved)
+    _NAMES_FOLLOW[id(layer)] = (viewer, (timer, moved, emitters))
+
+
+def _stop_following(layer: Any) -> None:
+    follow = _NAMES_FOLLOW.pop(id(layer), None)
+    if follow is None:
+        return
+    timer, moved, emitters = follow[1]
+    timer.stop()
+    for emitter in emitters:
+        emitter.disconnect(moved)
+
+
+def names_with_room(viewer: Any, layer: Any, names: np.ndarray) -> np.ndarray:
+    """Which of ``layer``'s names (one per point) fit on the canvas without overlapping one
+    another in the viewer's current 3D view (a boolean mask): each name's box is projected
+    where napari writes it (a point diameter above its point, centred), sized by Qt's metrics
+    of napari's text font, and :func:`uncrowded_labels` keeps them front neurons first."""
+    points = np.asarray(layer.data, dtype=float) * np.asarray(layer.scale) + np.asarray(
+        layer.translate
+    )
+    points = points[:, -3:]
+    diameter = float(np.median(layer.size))
+    camera = getattr(viewer, "scene", viewer).camera
+    view = np.asarray(camera.view_direction, dtype=float)
+    up = np.asarray(camera.up_direction, dtype=float)
+    right = np.cross(view, up)
+    height, width = viewer.canvas.viewbox_size(viewer.layers)
+
+    def on_screen(world: np.ndarray) -> np.ndarray:
+        offset = world - np.asarray(camera.center, dtype=float)
+        return np.stack(
+            [offset @ right * camera.zoom + width / 2, -(offset @ up) * camera.zoom + height / 2],
+            axis=1,
+        )
+
+    centres = on_screen(points + np.array([diameter, 0.0, 0.0]))
+    widths, name_height = name_extent_px(names, NAME_SIZE)
+    sizes = np.stack([widths, np.full(len(widths), name_height)], axis=1)
+    # in 3D napari draws every point: the names of those nearest the camera come first, and
+    # a name is not written where a point nearer the camera than its own would cover it
+    depth = (points - np.asarray(camera.center, dtype=float)) @ view
+    discs = (on_screen(points), diameter * camera.zoom / 2, depth)
+    return uncrowded_labels(centres, sizes, depth, bounds=(width, height), obstacles=discs)
+
+
+def _covered(
+    low: np.ndarray, high: np.ndarray, discs: np.ndarray, radius: float, depth: np.ndarray
+) -> np.ndarray:
+    """Whether box i (corners ``low``, ``high``) meets the disc of some j != i with a smaller
+    ``depth`` (nearest point of the box to the disc's centre within ``radius``)."""
+    discs = np.asarray(discs, dtype=float)
+    depth = np.asarray(depth, dtype=float)
+    nearest = np.clip(discs[None, :, :], low[:, None, :], high[:, None, :])
+    meets = ((nearest - discs[None, :, :]) ** 2).sum(axis=2) < float(radius) ** 2
+    meets &= depth[None, :] < depth[:, None]
+    np.fill_diagonal(meets, False)
+    return meets.any(axis=1)
+
+
+def name_extent_px(names: Any, size: float) -> tuple[np.ndarray, float]:
+    """Widths (px) of ``names`` and the height of their capitals as napari writes text of
+    ``size`` points: Qt's metrics of the application font, times
+    :data:`TEXT_PX_PER_QT_PX`."""
+    from qtpy.QtGui import QFont, QFontMetricsF, QGuiApplication
+
+    metrics = QFontMetricsF(QFont(QGuiApplication.font().family(), int(size)))
+    widths = np.array([metrics.horizontalAdvance(str(name)) for name in names], dtype=float)
+    return widths * TEXT_PX_PER_QT_PX, float(metrics.capHeight()) * TEXT_PX_PER_QT_PX
+
+
+def uncrowded_labels(
+    centres: np.ndarray,
+    sizes: np.ndarray,
+    priority: np.ndarray,
+    *,
+    bounds: tuple[float, float] | None = None,
+    gap: float = NAME_GAP_PX,
+    obstacles: tuple[np.ndarray, float, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Which labels to write so that no two overlap: greedily, in order of ``priority``
+    (smallest first), a label is kept when its box, ``gap`` pixels wider on each side, meets
+    no kept label's box (nor an obstacle in front of it).
+
+    Parameters
+    ----------
+    centres : ndarray, shape (N, 2)
+        Box centres (x, y) in pixels.
+    sizes : ndarray, shape (N, 2)
+        Box widths and heights in pixels.
+    priority : ndarray, shape (N,)
+        Smaller first; ``inf`` never kept (e.g. a point not drawn).
+    bounds : (width, height), optional
+        Labels whose box does not lie wholly inside [0, width] × [0, height] are not kept
+        (and take no room): a name cut by the canvas's edge is left to the next view.
+    gap : float
+        Pixels kept free between two boxes.
+    obstacles : (centres, radius, priority), optional
+        Discs, one per label (its point: (N, 2) centres in pixels, a radius, (N,) priorities):
+        label i is not kept where its box meets the disc of a point j != i whose priority is
+        smaller than i's (a point nearer the camera, drawn over the name).
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    centres = np.asarray(centres, dtype=float).reshape(-1, 2)
+    priority = np.asarray(priority, dtype=float)
+    half = np.asarray(sizes, dtype=float).reshape(-1, 2) / 2 + gap / 2
+    low, high = centres - half, centres + half
+    keep = np.zeros(len(centres), dtype=bool)
+    candidates = np.isfinite(priority) & np.isfinite(centres).all(axis=1)
+    if obstacles is not None:
+        candidates &= ~_covered(low, high, *obstacles)
+    if bounds is not None:
+        edge = np.asarray(sizes, dtype=float).reshape(-1, 2) / 2
+        inside = (centres - edge >= 0) & (centres + edge <= np.asarray(bounds, dtype=float))
+        candidates &= inside.all(axis=1)
+    kept: list[int] = []
+    for i in np.flatnonzero(candidates)[np.argsort(priority[candidates], kind="stable")]:
+        if kept:
+            others = np.asarray(kept)
+            meets = ((low[others] < high[i]) & (high[others] > low[i])).all(axis=1)
+            if meets.any():
+                continue
+        kept.append(int(i))
+        keep[i] = True
+    return keep
 
 
 _PART_TIPS = {
@@ -544,6 +745,6 @@ def _predict_in_background(layer: Any, stimulated: str, strain: str) -> Any:
 
 
 __all__ = [
-    "WormViewControl", "colour_by_response", "dock_view_control", "show_names", "show_worm",
-    "worm_part", "worm_sample",
+    "WormViewControl", "colour_by_response", "dock_view_control", "names_with_room",
+    "show_names", "show_worm", "uncrowded_labels", "worm_part", "worm_sample",
 ]

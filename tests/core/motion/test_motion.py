@@ -502,3 +502,22 @@ def test_block_extraction_cuts_the_patches_at_their_starts():
         for i, corner in enumerate(itertools.product(*grid.starts)):
             index = tuple(slice(int(c), int(c) + b) for c, b in zip(corner, grid.size, strict=True))
             assert torch.equal(pieces[:, i], frames[(slice(None), *index)])
+
+
+def test_registered_zarr_keeps_the_voxel_size_and_frame_rate(tmp_path):
+    """The Zarr written by ``output=`` held no voxel size: read back (napari's File ▸ Open),
+    the registered movie was at 1 µm per voxel, off the cells detected on the movie."""
+    from napari_mesoscale.io import read_volume
+
+    reference = _texture((8, 32, 32))
+    movie = _shifted(reference, np.random.default_rng(3).uniform(-2, 2, (4, 3)))
+    path = tmp_path / "registered.zarr"
+    correct_motion(movie, voxel_size=(2.0, 0.5, 0.5), output=path, frame_rate=5.0,
+                   block_size_um=16.0)
+    volume = read_volume(path)
+    assert volume.voxel_size == (2.0, 0.5, 0.5)
+    assert volume.frame_rate == 5.0 and volume.axes == "TZYX"
+    flat = correct_motion(movie[:, 0], voxel_size=(0.5, 0.5), output=tmp_path / "flat.zarr",
+                          block_size_um=16.0)
+    assert flat.registered.shape == movie[:, 0].shape
+    assert read_volume(tmp_path / "flat.zarr").voxel_size == (0.5, 0.5)
