@@ -3,7 +3,9 @@
 For each given brain (``make_zoo_brain(N, T, families, seed=SEED)``, the brains of
 ``benchmarks/motif_zoo.py``) and one fit of that benchmark (``model``: the defaults,
 ``model_auto``: ``input_lags="auto"``; ``model_lag2``: ``input_lags=2``; or ``model_skip``:
-``linear_skip="ridge"``, whose ``start`` is the linear per-neuron ridge), side by side on
+``linear_skip="ridge"``, whose ``start`` is the linear per-neuron ridge; ``model_skip_neuron``
+with ``normalise="neuron"``; ``model_skip_one_step`` without the rollout and range terms),
+side by side on
 the same brain and blocks:
 
 ``start``
@@ -48,6 +50,10 @@ FIT_OPTIONS = {
     "model_auto": {"input_lags": "auto"},
     "model_lag2": {"input_lags": 2},
     "model_skip": {"linear_skip": "ridge"},
+    # diagnosis of model_skip's misses (dev only): its ridge start on per-neuron z-scores (the
+    # baselines' normalisation), and its training without the rollout and range terms
+    "model_skip_neuron": {"linear_skip": "ridge", "normalise": "neuron"},
+    "model_skip_one_step": {"linear_skip": "ridge", "lambda_rollout": 0.0, "lambda_range": 0.0},
 }
 BASELINES_ALL = ("persistence", "mean", "ridge_var", "connectome_linear", "ar2_neuron", "gru")
 
