@@ -25,6 +25,12 @@ nothing tuned per brain). Methods:
     The same with the number of motifs from the data: ``discover_motif_count="profile_cut"``
     with ``n_filters`` = 8 as the upper bound (the cut distance was chosen on dev brains,
     ``benchmarks/motif_count.py``); the peers still get the true k.
+``model_skip``
+    ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
+    stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
+    ridge with the filters' output at zero (the untrained fit is that ridge's prediction);
+    the untrained state is the first best-validation candidate (``start_kept``: no later
+    epoch validated better).
 ``em_random_lag2``
     ``em_random`` with ``input_lags=2``: the filters (and the discovery's linearised filters)
     also see the neuron's previous state x[t-1] (second-order units such as resonators).
@@ -123,6 +129,7 @@ FITS = (
     "em_random_lag2",
     "model_auto",
     "em_random_auto",
+    "model_skip",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -141,11 +148,40 @@ FIT_OPTIONS = {
     "em_random_lag2": {"assignment": "em", "init": "random", "input_lags": 2},
     "model_auto": {"input_lags": "auto"},
     "em_random_auto": {"assignment": "em", "init": "random", "input_lags": "auto"},
+    "model_skip": {"linear_skip": "ridge"},
 }
 
 
 def _mse(pred: np.ndarray, activity: np.ndarray, start: int, stop: int) -> float:
     return float(np.nanmean((pred[start + 1 : stop] - activity[start + 1 : stop]) ** 2))
+
+
+def _family_mse(pred: np.ndarray, brain, start: int, stop: int) -> dict[str, float]:
+    """Held-out one-step MSE over each family's neurons (frames start+1 .. stop-1)."""
+    act = brain.activity
+    per_neuron = np.nanmean((pred[start + 1 : stop] - act[start + 1 : stop]) ** 2, axis=0)
+    return {
+        name: float(per_neuron[brain.motif == f].mean())
+        for f, name in enumerate(brain.motif_names)
+        if (brain.motif == f).any()
+    }
+
+
+def _start_kept(fit) -> bool | None:
+    """With ``linear_skip``: whether the fit returned its untrained (linear) start, i.e. no
+    epoch eligible for the best state validated better (None without the linear path)."""
+    from napari_mesoscale.model.training import _hard_start
+
+    start = fit._p.get("start_val_loss")
+    if start is None:
+        return None
+    cfg, hist = fit.config, fit.history
+    eligible = [
+        v
+        for e, v in zip(hist["epoch"], hist["val_loss"], strict=True)
+        if e >= _hard_start(cfg) - 1 or e + 1 >= cfg.epochs
+    ]
+    return not any(v < start - 1e-6 for v in eligible)
 
 
 def _peer_labels(name: str, brain, k: int) -> np.ndarray:
@@ -186,8 +222,10 @@ def baseline_rows(brain, blocks: dict, gru: bool = False) -> dict:
     for name, model in _baseline_models(brain, gru).items():
         t0 = time.perf_counter()
         model.fit(act[tr0:tr1], stimulus=stim[tr0:tr1])
-        mse = _mse(model.predict(act, stimulus=stim), act, te0, te1)
+        pred = model.predict(act, stimulus=stim)
+        mse = _mse(pred, act, te0, te1)
         out[name] = {"mse": mse, "seconds": time.perf_counter() - t0}
+        out[name]["family_mse"] = _family_mse(pred, brain, te0, te1)
     return out
 
 
@@ -208,15 +246,23 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
         if fit.blocks != blocks:
             raise RuntimeError(f"fit {name} split the frames as {fit.blocks}, not {blocks}")
         scores = recovery_scores(fit, brain.motif, brain.instance)
-        scores["mse"] = _mse(fit.predict(act, stimulus=stim), act, te0, te1)
+        pred = fit.predict(act, stimulus=stim)
+        scores["mse"] = _mse(pred, act, te0, te1)
         scores["seconds"] = time.perf_counter() - t0
+        scores["family_mse"] = _family_mse(pred, brain, te0, te1)
+        if fit._p.get("start_val_loss") is not None:  # linear_skip: did training beat the start?
+            scores["start_val_loss"] = float(fit._p["start_val_loss"])
+            scores["start_kept"] = _start_kept(fit)
         if fit.lag_probe is not None:  # input_lags="auto": what the probe picked, and why
             probe = fit.lag_probe
             scores.update(input_lags=probe["lags"], lag_probe_gain=probe["gain"])
             scores["lag_probe_share"] = probe["share"]
         out[name] = scores
     out.update(baseline_rows(brain, blocks, gru=args.gru))
-    out["noise_floor"] = {"mse": _mse(brain.expected, act, te0, te1)}
+    out["noise_floor"] = {
+        "mse": _mse(brain.expected, act, te0, te1),
+        "family_mse": _family_mse(brain.expected, brain, te0, te1),
+    }
     _ratios(out)
     if args.update:
         return out

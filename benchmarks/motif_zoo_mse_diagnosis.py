@@ -2,7 +2,10 @@
 
 For each given brain (``make_zoo_brain(N, T, families, seed=SEED)``, the brains of
 ``benchmarks/motif_zoo.py``) and one fit of that benchmark (``model``: the defaults,
-``model_auto``: ``input_lags="auto"``; or ``model_lag2``: ``input_lags=2``), side by side on
+``model_auto``: ``input_lags="auto"``; ``model_lag2``: ``input_lags=2``; or ``model_skip``:
+``linear_skip="ridge"``, whose ``start`` is the linear per-neuron ridge; ``model_skip_neuron``
+with ``normalise="neuron"``; ``model_skip_one_step`` without the rollout and range terms),
+side by side on
 the same brain and blocks:
 
 ``start``
@@ -42,7 +45,16 @@ from napari_mesoscale.synth.motif_zoo import make_zoo_brain
 
 HERE = Path(__file__).resolve().parent
 ZOO_JSON = "motif_zoo_dev_every_baseline.json"  # the benchmark run these brains come from
-FIT_OPTIONS = {"model": {}, "model_auto": {"input_lags": "auto"}, "model_lag2": {"input_lags": 2}}
+FIT_OPTIONS = {
+    "model": {},
+    "model_auto": {"input_lags": "auto"},
+    "model_lag2": {"input_lags": 2},
+    "model_skip": {"linear_skip": "ridge"},
+    # diagnosis of model_skip's misses (dev only): its ridge start on per-neuron z-scores (the
+    # baselines' normalisation), and its training without the rollout and range terms
+    "model_skip_neuron": {"linear_skip": "ridge", "normalise": "neuron"},
+    "model_skip_one_step": {"linear_skip": "ridge", "lambda_rollout": 0.0, "lambda_range": 0.0},
+}
 BASELINES_ALL = ("persistence", "mean", "ridge_var", "connectome_linear", "ar2_neuron", "gru")
 
 

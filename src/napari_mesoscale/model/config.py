@@ -142,6 +142,20 @@ class ModelConfig(Params):
         choices=("random", "zero"),
         gui=False,
     )
+    linear_skip: str = param(
+        "none",
+        "a per-neuron linear path added to the filters' prediction: 'none', or 'ridge' — "
+        "every neuron's next state gets a_i x_i[t] (+ a2_i x_i[t-1] with input_lags=2) + "
+        "d_i (its linear drive, sum_k w_ki x_k) + e_i (its stimulus drive) + c_i, coefficients "
+        "trainable and initialised from a linear per-neuron ridge on the training block (which "
+        "also starts the drive and stimulus weights), the configurable filters' output layer "
+        "starting at zero, so the untrained model is that ridge's prediction and the filters "
+        "learn what it leaves; the untrained state is also the first candidate of the "
+        "best-validation state, so a fit never returns a state that validates worse than its "
+        "linear start. Needs edge_init='ridge' and population_filters=0",
+        choices=("none", "ridge"),
+        gui=False,
+    )
     init_radius: float | None = param(
         None,
         f"neighbourhood radius of the assignment initialisation ({_NOT_SET}: rf_diameter / 4)",
@@ -639,6 +653,12 @@ class ModelConfig(Params):
                 "output_init='zero' zeroes the configurable filters' output layer; population "
                 f"filters have none (population_filters={self.population_filters}): set "
                 "population_filters=0 or output_init='random'."
+            )
+        if self.linear_skip != "none" and (self.population_filters or self.edge_init != "ridge"):
+            raise ValueError(
+                f"linear_skip={self.linear_skip!r} starts the model at a per-neuron ridge with "
+                "the configurable filters' output at zero; it needs population_filters=0 (got "
+                f"{self.population_filters}) and edge_init='ridge' (got {self.edge_init!r})."
             )
         if self.edge_init == "connectome" and not has_connectome:
             raise ValueError(

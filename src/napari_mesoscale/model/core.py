@@ -64,6 +64,14 @@ POPULATION_FEATURES: tuple[str, ...] = (
 )
 
 
+def skip_names(input_lags: int = 1, n_stimulus: int = 0) -> tuple[str, ...]:
+    """Columns of the per-neuron linear path (``linear_skip``), in the order of
+    ``MesoscaleNet.skip_weight``: own state, previous state (``input_lags=2``), linear drive
+    (sum_k w_ki x_k), stimulus drive (with a stimulus) and a constant."""
+    names = ("self",) + (("self_prev",) if input_lags == 2 else ()) + ("drive",)
+    return names + (("stimulus_drive",) if n_stimulus else ()) + ("bias",)
+
+
 def feature_names(input_lags: int = 1) -> tuple[str, ...]:
     """Names of the filters' input features with ``input_lags`` frames of the own state."""
     if input_lags not in (1, 2):
@@ -174,6 +182,11 @@ class MesoscaleNet(nn.Module):
     input_lags : int
         1: the filters see the neuron's state x[t]; 2: also x[t-1] (feature ``self_prev``,
         :func:`feature_names`); :meth:`evaluate` then needs ``z_prev``.
+    linear_skip : bool
+        Add a per-neuron linear path to every pair's output (:meth:`linear_path`): one
+        trainable coefficient per neuron and column of :func:`skip_names`.
+    skip_init : Tensor (N, P), optional
+        Initial coefficients of the linear path (default zeros).
     generator : torch.Generator, optional
         Source of randomness for the initialisation.
     """
@@ -196,6 +209,8 @@ class MesoscaleNet(nn.Module):
         shared_field_logits: bool = False,
         population_filters: int = 0,
         input_lags: int = 1,
+        linear_skip: bool = False,
+        skip_init: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -238,6 +253,14 @@ class MesoscaleNet(nn.Module):
         self.bank = _filter_bank(
             b, population_filters, hidden, depth, activations, generator, self.feature_names
         )
+        self.linear_skip = bool(linear_skip)
+        self.skip_names = skip_names(self.input_lags, n_stimulus) if linear_skip else ()
+        if self.linear_skip:  # no parameter without it: older fits' state dicts still load
+            shape = (n, len(self.skip_names))
+            init = torch.zeros(shape) if skip_init is None else skip_init
+            if tuple(init.shape) != shape:
+                raise ValueError(f"skip_init has shape {tuple(init.shape)}; expected {shape}")
+            self.skip_weight = nn.Parameter(init.float().clone())
 
     # ------------------------------------------------------------------ assignment
     def assignment_logits(self) -> torch.Tensor:
@@ -359,14 +382,14 @@ class MesoscaleNet(nn.Module):
         else:
             s_drive = torch.zeros_like(z)
         ctx = self.context(z, pi, q)
+        prev = self.lagged(z, z_prev) if self.input_lags == 2 else None
         neuron = torch.cat([z[..., None], drive, s_drive[..., None]], dim=-1)  # (T, N, 5)
         parts = [
             neuron[:, :, None, None, :].expand(t, n, k, b, 5),
             ctx,
             relpos[None].expand(t, n, k, b, 3),
         ]
-        if self.input_lags == 2:
-            prev = self.lagged(z, z_prev)
+        if prev is not None:
             parts.append(prev[:, :, None, None, None].expand(t, n, k, b, 1))
         f = torch.cat(parts, dim=-1)  # (T, N, K, B, F)
         nf = self.n_features
@@ -376,8 +399,35 @@ class MesoscaleNet(nn.Module):
         post_gain, post_offset = self.post_gain.reshape(-1), self.post_offset.reshape(-1)
         out = out * (1.0 + _rows(post_gain, q)) + _rows(post_offset, q)
         out = out + self.neuron_bias[:, None, None]
+        if self.linear_skip:  # the same for every pair of a neuron: O(N) per frame
+            out = out + self.linear_path(z, drive[..., 0], s_drive, prev)[:, :, None, None]
         pred = (out * pi).sum(dim=(-1, -2))
         return out, pred
+
+    def linear_path(
+        self,
+        z: torch.Tensor,
+        drive: torch.Tensor,
+        s_drive: torch.Tensor,
+        z_prev: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The per-neuron linear path (T, N) of ``linear_skip`` (zeros without it).
+
+        a_i z_i[t] (+ a2_i z_i[t-1]) + d_i drive_i[t] + e_i s_i[t] + c_i, with ``drive`` (T, N)
+        the linear drive channel sum_k w_ki z_k[t] and ``s_drive`` (T, N) the stimulus drive
+        G_i . u[t] (the inputs the filters see too); coefficients in ``skip_weight``, columns
+        :func:`skip_names`.
+        """
+        if not self.linear_skip:
+            return torch.zeros_like(z)
+        w = self.skip_weight
+        cols = [z] + ([self.lagged(z, z_prev)] if self.input_lags == 2 else []) + [drive]
+        if self.n_stimulus:
+            cols.append(s_drive)
+        out = w[:, -1].expand_as(z)
+        for j, col in enumerate(cols):
+            out = out + w[:, j] * col
+        return out
 
     def lagged(self, z: torch.Tensor, z_prev: torch.Tensor | None) -> torch.Tensor:
         """``z_prev`` checked against ``z`` (the x[t-1] the filters of ``input_lags=2`` need)."""

@@ -136,7 +136,7 @@ def initialise_model(
     cfg = cfg.replace(rf_diameter=d, stride=float(grid.stride))
     edges, edge_struct, edge_kernel = _drive_edges(data, cfg, connectome)
     progress.report(0.2, "grid and edges", n_fields=int(grid.n_fields))
-    ridge_model = _drive_ridge(data, edges, edge_kernel, device)
+    ridge_model = _drive_ridge(data, edges, edge_kernel, device, cfg)
     progress.report(0.3, "drive ridge")
     gen = torch.Generator().manual_seed(int(seed))
     units = None
@@ -166,15 +166,43 @@ def _drive_ridge(
     edges: np.ndarray,
     edge_kernel: np.ndarray | None,
     device: torch.device,
+    cfg: ModelConfig | None = None,
 ) -> dict | None:
     """Per-neuron ridge for the drive (and stimulus) weights; None when nothing needs it.
 
     With ``edge_init="connectome"`` and no stimulus the drive starts from the kernels and the
-    ridge (minutes at zebrafish scale) would only be thrown away.
+    ridge (minutes at zebrafish scale) would only be thrown away. With
+    ``linear_skip="ridge"`` the ridge is linear (own state, x[t-1] with ``input_lags=2``,
+    stimulus, in-neighbours, intercept): it starts the linear path as well.
     """
     if edge_kernel is not None and data.u is None:
         return None
+    if cfg is not None and cfg.linear_skip == "ridge":
+        return per_neuron_ridge(
+            data.z[data.init],
+            edges,
+            _u_init(data),
+            device=device,
+            degree=1,
+            previous=cfg.input_lags == 2,
+        )
     return per_neuron_ridge(data.z[data.init], edges, _u_init(data), device=device)
+
+
+def skip_start(ridge: dict, input_lags: int, n_stimulus: int) -> torch.Tensor:
+    """(N, P) initial coefficients of the linear path (columns of
+    :func:`~napari_mesoscale.model.core.skip_names`) from a linear per-neuron ridge: its own
+    and previous-state coefficients and intercept, gain 1 on the drive and stimulus drive
+    (whose weights start at the ridge's edge and stimulus coefficients)."""
+    n = ridge["intercept"].shape[0]
+    cols = [ridge["self"][:, 0]]
+    if input_lags == 2:
+        cols.append(ridge["previous"])
+    cols.append(np.ones(n))
+    if n_stimulus:
+        cols.append(np.ones(n))
+    cols.append(ridge["intercept"])
+    return torch.as_tensor(np.stack(cols, axis=1), dtype=torch.float32)
 
 
 def _u_init(data: PreparedData) -> np.ndarray | None:
@@ -433,13 +461,15 @@ def _build_net(
         0.0,
     )
     edge_init = ridge_model["edge"] if edge_kernel is None else edge_kernel
+    n_stimulus = 0 if data.u is None else data.u.shape[1]
+    skip = cfg.linear_skip == "ridge"
     net = MesoscaleNet(
         torch.as_tensor(cand),
         torch.as_tensor(relpos, dtype=torch.float32),
         grid.n_fields,
         torch.as_tensor(edges),
         n_filters=cfg.n_filters,
-        n_stimulus=0 if data.u is None else data.u.shape[1],
+        n_stimulus=n_stimulus,
         hidden=cfg.hidden,
         depth=cfg.depth,
         activations=tuple(cfg.activations),
@@ -451,11 +481,13 @@ def _build_net(
         shared_field_logits=cfg.shared_field_logits,
         population_filters=cfg.population_filters,
         input_lags=cfg.input_lags,
+        linear_skip=skip,
+        skip_init=skip_start(ridge_model, cfg.input_lags, n_stimulus) if skip else None,
         generator=gen,
     )
     if cfg.freeze_edges:
         net.edge_weight.requires_grad_(False)
-    if cfg.output_init == "zero":
+    if cfg.output_init == "zero" or skip:  # with the linear path: the start is the ridge
         with torch.no_grad():
             net.bank.w_out.zero_()
             net.bank.c_out.zero_()

@@ -80,6 +80,8 @@ def per_neuron_ridge(
     max_in: int = 64,
     chunk_elements: int = 20_000_000,
     device: str | torch.device = "cpu",
+    degree: int = 3,
+    previous: bool = False,
 ) -> dict[str, np.ndarray]:
     """Ridge regression of z_i(t+1) for every neuron at once (batched normal equations).
 
@@ -100,19 +102,31 @@ def per_neuron_ridge(
     device : str or torch.device
         Where the normal equations are built and solved (float64 batched matrix products;
         a GPU fit passes its device: seconds instead of minutes at zebrafish scale).
+    degree : {3, 1}
+        Powers of the neuron's own state: 3 (the Hermite terms z, z^2 - 1, z^3 - 3z) or 1 (z
+        only: a linear model, the start of ``ModelConfig.linear_skip="ridge"``).
+    previous : bool
+        Also regress on the neuron's previous state z_i(t-1) (the first frame stands in for its
+        own predecessor, as in :func:`napari_mesoscale.model.core.previous_frames`).
 
     Returns
     -------
-    dict with ``self`` (N, 3) coefficients of z, z^2, z^3; ``stimulus`` (N, S); ``edge`` (E,)
-    coefficients of each edge; ``r2`` (N,).
+    dict with ``self`` (N, degree) coefficients of z (z^2, z^3); ``stimulus`` (N, S); ``edge``
+    (E,) coefficients of each edge; ``intercept`` (N,); ``previous`` (N,) the coefficient of
+    z(t-1) (zeros unless ``previous``); ``r2`` (N,).
     """
+    if degree not in (1, 3):
+        raise ValueError(f"degree must be 1 or 3; got {degree!r}")
     t, n = z.shape
     s = 0 if stimulus is None else stimulus.shape[1]
     table, tmask, _ = _padded_in_edges(edges, n)
     table, tmask = table[:, :max_in], tmask[:, :max_in]
     kin = table.shape[1]
-    p = 4 + s + kin
-    coef_self = np.zeros((n, 3))
+    own = 1 + degree + int(previous)  # intercept, powers, previous state
+    p = own + s + kin
+    coef_self = np.zeros((n, degree))
+    coef_prev = np.zeros(n)
+    intercept = np.zeros(n)
     coef_stim = np.zeros((n, s))
     coef_edge = np.zeros(edges.shape[1])
     r2 = np.zeros(n)
@@ -128,7 +142,7 @@ def per_neuron_ridge(
     for start in range(0, n, chunk):  # chunks of neurons only bound memory
         sl = slice(start, min(n, start + chunk))
         pre = np.where(tmask[sl], src[np.clip(table[sl], 0, None)], 0)
-        design = _ridge_design(zt, sl, pre, tmask[sl], stim)  # (m, T-1, p)
+        design = _ridge_design(zt, sl, pre, tmask[sl], stim, degree, previous)  # (m, T-1, p)
         y = zt[sl, 1:].double()  # (m, T-1)
         gram = design.transpose(1, 2) @ design
         rhs = design.transpose(1, 2) @ y[..., None]
@@ -136,11 +150,21 @@ def per_neuron_ridge(
         resid = y - (design @ beta)[..., 0]
         r2[sl] = (1 - resid.var(1, correction=0) / (y.var(1, correction=0) + 1e-12)).cpu()
         beta = beta[..., 0].cpu().numpy()
-        coef_self[sl] = beta[:, 1:4]
-        coef_stim[sl] = beta[:, 4 : 4 + s]
+        intercept[sl] = beta[:, 0]
+        coef_self[sl] = beta[:, 1 : 1 + degree]
+        if previous:
+            coef_prev[sl] = beta[:, 1 + degree]
+        coef_stim[sl] = beta[:, own : own + s]
         valid = tmask[sl]
-        coef_edge[table[sl][valid]] = beta[:, 4 + s :][valid]
-    return {"self": coef_self, "stimulus": coef_stim, "edge": coef_edge, "r2": r2}
+        coef_edge[table[sl][valid]] = beta[:, own + s :][valid]
+    return {
+        "self": coef_self,
+        "stimulus": coef_stim,
+        "edge": coef_edge,
+        "intercept": intercept,
+        "previous": coef_prev,
+        "r2": r2,
+    }
 
 
 def _ridge_design(
@@ -149,14 +173,21 @@ def _ridge_design(
     pre: np.ndarray,
     valid: np.ndarray,
     stim: torch.Tensor | None,
+    degree: int = 3,
+    previous: bool = False,
 ) -> torch.Tensor:
-    """Design (m, T-1, p) of a chunk of neurons: 1, x, x^2-1, x^3-3x, stimulus, in-neighbours.
+    """Design (m, T-1, p) of a chunk of neurons: 1, x, x^2-1, x^3-3x (``degree=3``; x alone
+    with 1), x[t-1] (``previous``), stimulus, in-neighbours.
 
     ``zt`` is (N, T), neurons as rows (contiguous gathers).
     """
     dev = zt.device
     xi = zt[sl, :-1]  # (m, T-1), the powers in z's precision (as the numpy version was)
-    cols = [torch.ones_like(xi), xi, xi**2 - 1.0, xi**3 - 3 * xi]
+    cols = [torch.ones_like(xi), xi]
+    if degree == 3:
+        cols += [xi**2 - 1.0, xi**3 - 3 * xi]
+    if previous:  # x[t-1]; frame 0 stands in for its own predecessor
+        cols.append(torch.cat([xi[:, :1], xi[:, :-1]], dim=1))
     own = torch.stack(cols, dim=-1).double()
     if stim is not None:
         own = torch.cat([own, stim[None].expand(xi.shape[0], -1, -1)], dim=-1)

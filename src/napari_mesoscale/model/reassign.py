@@ -233,14 +233,18 @@ def _outputs(
 
     The features are those of :meth:`MesoscaleNet.evaluate`, except that the context is the
     neuron's unit mean for every filter: an untried filter sees the same inputs as the current
-    one (its own domain pool would be empty or hold other neurons).
+    one (its own domain pool would be empty or hold other neurons). With ``linear_skip`` the
+    per-neuron linear path is added (the same for every filter).
     """
     if net.input_lags == 2:
         z_prev = net.lagged(z, z_prev)
     f = _features(net, z, u, slot, unit, n_units, z_prev)
     t, n, width = f.shape
     out = net.bank(f[:, :, None, :].expand(t, n, net.n_filters, width))
-    return out + net.neuron_bias[:, None]
+    out = out + net.neuron_bias[:, None]
+    if net.linear_skip:  # columns 0, 1 and 4 of the features: z, linear drive, stimulus drive
+        out = out + net.linear_path(z, f[..., 1], f[..., 4], z_prev)[..., None]
+    return out
 
 
 @torch.no_grad()
@@ -494,6 +498,8 @@ def _em_data(
     # sees it): in them it lowered the motif ARI of dev-family brain 1000 from 1.00 to 0.80
     # and left brains 1001-1002 unchanged (benchmarks/results/motif_zoo_dev.json).
     feats = _features(net, z[t], None if u is None else u[t], slot, unit, units.n_units)
+    # the whole next state, not what a linear_skip path leaves of it: the discovery groups
+    # neurons by their dynamics, and a linear path's residual of linear families is noise
     target = z[t + 1] - net.neuron_bias.detach()[None]
     mk = m[t + 1] * m[t]
     mean = (target * mk).sum(0) / mk.sum(0).clamp(min=1)

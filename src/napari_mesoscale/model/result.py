@@ -360,6 +360,9 @@ class MesoscaleFit:
             "device": device,
             "n_edges": int(init.edges.shape[1]),
             "uses_connectome": init.edge_weight_struct is not None,
+            # linear_skip: the untrained (linear) state's validation loss, the first candidate
+            # of the best state (None without the linear path)
+            "start_val_loss": training.start_val,
         }
         fit = cls(payload)
         fit._net = net
@@ -389,6 +392,7 @@ class MesoscaleFit:
                 shared_field_logits=cfg.shared_field_logits,
                 population_filters=cfg.population_filters,
                 input_lags=cfg.input_lags,
+                linear_skip=cfg.linear_skip != "none",
             )
             net.load_state_dict(st)
             net.eval()

@@ -73,6 +73,8 @@ class TrainingState:
     bad_epochs: int = 0
     history: list[dict] = field(default_factory=list)
     stopped: str = "completed"
+    #: ``linear_skip``: validation loss of the untrained state (the linear start), else None
+    start_val: float | None = None
 
 
 @dataclass
@@ -320,6 +322,8 @@ def train_model(
         _resume(state, net, ckpt_path, data, run, cfg)
     if units is not None and cfg.assignment == "em" and state.start_epoch == 0:
         _discover(net, units, tensors, cfg, run, progress)
+    if net.linear_skip and state.start_epoch == 0:
+        _linear_start(net, tensors, state)
     for epoch in range(state.start_epoch, cfg.epochs):
         t_epoch = time.perf_counter()
         sums = _train_epoch(module, net, tensors, state, cfg, run, epoch, progress)
@@ -344,6 +348,20 @@ def train_model(
     if state.best_state is not None and state.stopped != "cancelled":
         net.load_state_dict(state.best_state)
     return state
+
+
+def _linear_start(net: MesoscaleNet, tensors: _Tensors, state: TrainingState) -> None:
+    """With ``linear_skip``: the untrained state (its linear path's ridge prediction) is the
+    first candidate of the best state, so that training keeps a later state only when it
+    validates better (one validation pass)."""
+    v0, v1 = tensors.val
+    if v1 <= v0:
+        return
+    val = _validation_loss(net, tensors.z, tensors.mask, tensors.u, v0, v1)
+    state.start_val = val
+    if not math.isnan(val):
+        state.best_val = val
+        state.best_state = copy.deepcopy({k: v.cpu() for k, v in net.state_dict().items()})
 
 
 def _discover(
@@ -432,6 +450,7 @@ def _resume(
     state.start_epoch = ck["epoch"] + 1
     state.best_val, state.bad_epochs = ck["best_val"], ck["bad_epochs"]
     state.best_state = ck["best_state"]
+    state.start_val = ck.get("start_val")
     state.history.extend(ck["history"])
 
 
@@ -673,6 +692,7 @@ def _save_checkpoint(
         "best_val": state.best_val,
         "bad_epochs": state.bad_epochs,
         "best_state": state.best_state,
+        "start_val": state.start_val,
         "history": state.history,
         "shape": list(shape),
         "seed": run.seed,
