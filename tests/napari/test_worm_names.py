@@ -6,8 +6,14 @@ written over one another. The viewer test failed on the code before.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+worm_view = pytest.importorskip("worm_view")  # the benchmark's own measure of the names
 
 
 def test_uncrowded_labels_keeps_the_first_of_overlapping_boxes():
@@ -43,63 +49,6 @@ def test_uncrowded_labels_leaves_out_names_a_nearer_point_covers():
     assert uncrowded_labels(centres, sizes, depth).all()
 
 
-def _drawn_boxes(viewer, layer):
-    """The names the renderer draws, their boxes on the canvas (x0, y0, x1, y1) and the share
-    of the head's neurons on the canvas that are named, as
-    ``benchmarks/worm_view.py`` reads them: napari's vispy text node, its transform, Qt's
-    metrics of its font times 96/72 (napari's own text measure), capital height."""
-    from qtpy.QtGui import QFont, QFontMetricsF
-
-    from napari_mesoscale.napari._worm_sample import worm_part
-
-    node = viewer.window._qt_viewer.canvas.layer_to_visual[layer].node.text
-    strings = [str(t) for t in np.atleast_1d(np.asarray(node.text, dtype=object))]
-    mapped = np.asarray(
-        node.get_transform("visual", "canvas").map(np.atleast_2d(node.pos)), dtype=float
-    )
-    anchors = mapped[:, :2] / mapped[:, 3:4]
-    metrics = QFontMetricsF(QFont(node.face, int(node.font_size)))
-    keep = [i for i, t in enumerate(strings) if t]
-    width = np.array([metrics.horizontalAdvance(strings[i]) for i in keep]) * 96 / 72
-    height = metrics.capHeight() * 96 / 72
-    centre = anchors[keep]
-    boxes = np.stack([centre[:, 0] - width / 2, centre[:, 1] - height / 2,
-                      centre[:, 0] + width / 2, centre[:, 1] + height / 2], axis=1)
-    native = viewer.window._qt_viewer.canvas.native
-    on = ((centre >= 0) & (centre <= (native.width(), native.height()))).all(axis=1)
-    head = worm_part(np.asarray(layer.data), "head")
-    inside = ((anchors >= 0) & (anchors <= (native.width(), native.height()))).all(axis=1)
-    named = [strings[i] for i, o in zip(keep, on, strict=True) if o]
-    head_names = set(layer.features["id"].astype(str)[head])
-    share = sum(name in head_names for name in named) / max(int((inside & head).sum()), 1)
-    return named, boxes[on], share
-
-
-def _cut(viewer, layer, names, boxes):
-    """How many drawn names a point nearer the camera than their own is drawn over."""
-    node = viewer.window._qt_viewer.canvas.layer_to_visual[layer].node.text
-    data = np.asarray(layer.data, dtype=float)
-    mapped = np.asarray(node.get_transform("visual", "canvas").map(data[:, ::-1]), dtype=float)
-    discs = mapped[:, :2] / mapped[:, 3:4]
-    camera = viewer.scene.camera
-    radius = float(np.median(layer.size)) * camera.zoom / 2
-    depth = (data - np.asarray(camera.center)) @ np.asarray(camera.view_direction)
-    ids = list(layer.features["id"].astype(str))
-    rows = np.array([ids.index(name) for name in names], dtype=int)
-    nearest = np.clip(discs[None, :, :], boxes[:, None, :2], boxes[:, None, 2:])
-    meets = ((nearest - discs[None, :, :]) ** 2).sum(axis=2) < radius**2
-    meets &= depth[None, :] < depth[rows][:, None]
-    meets[np.arange(len(rows)), rows] = False
-    return int(meets.any(axis=1).sum())
-
-
-def _overlapping_pairs(boxes):
-    meets = ((boxes[:, None, 0] < boxes[None, :, 2]) & (boxes[None, :, 0] < boxes[:, None, 2])
-             & (boxes[:, None, 1] < boxes[None, :, 3]) & (boxes[None, :, 1] < boxes[:, None, 3]))
-    np.fill_diagonal(meets, False)
-    return int(np.triu(meets).sum())
-
-
 @pytest.mark.viewer
 def test_head_view_names_do_not_overlap_and_zooming_in_names_more(make_napari_viewer, qtbot):
     """Head view, Names ticked: every name on the canvas is clear of the others and of the
@@ -108,7 +57,7 @@ def test_head_view_names_do_not_overlap_and_zooming_in_names_more(make_napari_vi
     zoomed in 2x a larger share of the head's neurons in view is named, still none
     overlapping; unticked, the text before is back
     and the camera no longer rewrites it."""
-    from napari_mesoscale.napari._worm_sample import VIEW_DOCK, worm_part
+    from napari_mesoscale.napari._worm_sample import VIEW_DOCK
 
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1200, 800)
@@ -121,10 +70,9 @@ def test_head_view_names_do_not_overlap_and_zooming_in_names_more(make_napari_vi
     before = layer.text.string
     control.names.setChecked(True)
     qtbot.wait(400)  # the names are placed once the camera rests
-    names, boxes, share = _drawn_boxes(viewer, layer)
-    head = set(layer.features["id"].astype(str)[worm_part(np.asarray(layer.data), "head")])
-    assert _overlapping_pairs(boxes) == 0 and _cut(viewer, layer, names, boxes) == 0
-    assert sum(name in head for name in names) >= 40, len(names)
+    drawn = worm_view.name_overlaps(viewer, layer)
+    assert drawn["overlapping_pairs"] == 0 and drawn["names_cut_by_a_nearer_point"] == 0, drawn
+    assert drawn["head_names_on_canvas"] >= 40, drawn
     written = np.asarray(layer.text.values, dtype=str)
     ids = layer.features["id"].astype(str).to_numpy()
     assert ((written == ids) | (written == "")).all()  # each name at its own neuron
@@ -132,9 +80,10 @@ def test_head_view_names_do_not_overlap_and_zooming_in_names_more(make_napari_vi
     camera = viewer.scene.camera
     camera.zoom = camera.zoom * 2
     qtbot.wait(400)
-    zoomed, boxes, zoomed_share = _drawn_boxes(viewer, layer)
-    assert _overlapping_pairs(boxes) == 0 and _cut(viewer, layer, zoomed, boxes) == 0
-    assert zoomed_share > share  # more of the head's neurons in view are named
+    zoomed = worm_view.name_overlaps(viewer, layer)
+    assert zoomed["overlapping_pairs"] == 0 and zoomed["names_cut_by_a_nearer_point"] == 0
+    # more of the head's neurons in view are named
+    assert zoomed["head_named_share"] > drawn["head_named_share"], (drawn, zoomed)
 
     control.names.setChecked(False)
     assert layer.text.string == before
