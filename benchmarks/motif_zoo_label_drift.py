@@ -251,7 +251,46 @@ def summarise(paths: list[str]) -> dict:
             "promising": bool(
                 name != "model" and med >= ref_ari - 0.01 and within >= len(seeds) - 1
             ),
+            "per_epoch": _per_epoch(brains, seeds, name),
+            "moves_by_family": _moves_by_family(brains, seeds, name),
         }
+    return out
+
+
+def _per_epoch(brains: dict, seeds: list[int], name: str) -> list[dict]:
+    """Medians over brains after every epoch (the net then, not the returned state): motif /
+    domain ARI, fraction moved, held-out MSE (normalised) and its ratio to ``freeze``'s at the
+    same epoch (what moving the labels gained), where ``freeze`` was run."""
+    rows = []
+    n_epochs = min(len(brains[s]["fits"][name]["epochs"]) for s in seeds)
+    for e in range(n_epochs):
+        at = [brains[s]["fits"][name]["epochs"][e] for s in seeds]
+        row = {"epoch": e + 1}
+        for key in ("motif_ari", "domain_ari", "moved_since_init", "test_mse_z"):
+            row[f"median_{key}"] = float(np.median([r[key] for r in at]))
+        if all("freeze" in brains[s]["fits"] for s in seeds):
+            ratio = [
+                r["test_mse_z"] / brains[s]["fits"]["freeze"]["epochs"][e]["test_mse_z"]
+                for s, r in zip(seeds, at, strict=True)
+            ]
+            row["test_mse_z_over_freeze"] = [float(v) for v in ratio]
+        rows.append(row)
+    return rows
+
+
+def _moves_by_family(brains: dict, seeds: list[int], name: str) -> dict:
+    """The returned labels' moves from the initialisation's, summed over brains per family."""
+    out: dict = {}
+    for s in seeds:
+        for fam, row in brains[s]["fits"][name]["moves_final_vs_init"]["families"].items():
+            acc = out.setdefault(fam, {"neurons": 0, "moved": 0, "own": 0, "unused_filter": 0})
+            acc["neurons"] += row["neurons"]
+            acc["moved"] += int(round(row["moved"] * row["neurons"]))
+            acc["own"] += row["to"]["own"]
+            acc["unused_filter"] += row["to"]["unused_filter"]
+            for other, n in row["to"]["other_family"].items():
+                acc.setdefault("other_family", {})
+                acc["other_family"][other] = acc["other_family"].get(other, 0) + n
     return out
 
 
