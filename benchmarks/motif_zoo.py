@@ -25,6 +25,9 @@ nothing tuned per brain). Methods:
     The same with the number of motifs from the data: ``discover_motif_count="profile_cut"``
     with ``n_filters`` = 8 as the upper bound (the cut distance was chosen on dev brains,
     ``benchmarks/motif_count.py``); the peers still get the true k.
+``model_frozen``
+    The default fit with the initialisation's assignment kept for the whole fit
+    (``freeze_assignment_epochs`` = ``--epochs``; the default frees it after 5 epochs).
 ``model_skip``
     ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
     stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
@@ -130,6 +133,7 @@ FITS = (
     "model_auto",
     "em_random_auto",
     "model_skip",
+    "model_frozen",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -149,6 +153,7 @@ FIT_OPTIONS = {
     "model_auto": {"input_lags": "auto"},
     "em_random_auto": {"assignment": "em", "init": "random", "input_lags": "auto"},
     "model_skip": {"linear_skip": "ridge"},
+    "model_frozen": {"freeze_assignment_epochs": None},  # None: every epoch of the fit
 }
 
 
@@ -241,6 +246,8 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     te0, te1 = blocks["test"]
     for name in args.fits:
         options = {"epochs": args.epochs, **FIT_OPTIONS.get(name, {})}
+        if "freeze_assignment_epochs" in options and options["freeze_assignment_epochs"] is None:
+            options["freeze_assignment_epochs"] = args.epochs
         t0 = time.perf_counter()
         fit = fit_mesoscale(act, brain.positions, device=args.device, **{**common, **options})
         if fit.blocks != blocks:
