@@ -17,8 +17,14 @@ def test_registered_zarr_reopens_at_the_movies_scale(make_napari_viewer, qtbot, 
     from napari_mesoscale.napari._motion_widget import CorrectMotionWidget
 
     viewer = make_napari_viewer()
-    [movie] = viewer.open_sample("napari-mesoscale", "calcium")
+    # a short movie with the calcium sample's voxel size and frame rate (opening the sample
+    # itself took 24 s of this test's 45)
+    frames = np.random.default_rng(0).random((12, 6, 32, 32)).astype(np.float32)
+    movie = viewer.add_image(
+        frames, scale=(1.0, 3.0, 1.5, 1.5), metadata={"frame_rate_hz": 5.0}, name="movie"
+    )
     widget = CorrectMotionWidget(viewer)
+    widget._movie.value = movie.name
     path = tmp_path / "registered.zarr"
     widget._output.value = path
     widget._plot_dock.value = False
