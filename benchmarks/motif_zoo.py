@@ -28,6 +28,7 @@ nothing tuned per brain). Methods:
 ``model_frozen``
     The default fit with the initialisation's assignment kept for the whole fit
     (``freeze_assignment_epochs`` = ``--epochs``; the default frees it after 5 epochs).
+    ``model_frozen_auto``: the same with ``input_lags="auto"``.
 ``model_skip``
     ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
     stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
@@ -134,6 +135,7 @@ FITS = (
     "em_random_auto",
     "model_skip",
     "model_frozen",
+    "model_frozen_auto",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -154,6 +156,7 @@ FIT_OPTIONS = {
     "em_random_auto": {"assignment": "em", "init": "random", "input_lags": "auto"},
     "model_skip": {"linear_skip": "ridge"},
     "model_frozen": {"freeze_assignment_epochs": None},  # None: every epoch of the fit
+    "model_frozen_auto": {"freeze_assignment_epochs": None, "input_lags": "auto"},
 }
 
 
