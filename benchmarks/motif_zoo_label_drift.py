@@ -304,7 +304,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1500)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    from _results import write_json
+    from _results import run_record, write_json
 
     if args.summarise:
         write_json(args.out, summarise(args.summarise))
@@ -330,13 +330,7 @@ def main() -> None:
             if name == "model":
                 ref = np.asarray(row["fits"]["model"]["labels_init"])
         out["brains"].append(row)
-        out.update(
-            seconds=time.perf_counter() - t0,
-            cpu_seconds=time.process_time() - cpu0,
-            load_before=load_before,
-            load_after=os.getloadavg(),
-            omp_num_threads=os.environ.get("OMP_NUM_THREADS"),
-        )
+        out.update(run_record(t0, cpu0, load_before))
         write_json(args.out, out)
 
 
