@@ -327,12 +327,14 @@ def accuracy_over_seeds(
     freeze_assignment: bool = False,
     lambda_range: float = 0.0,
     probe_share: float | None = None,
+    every_fit_lags: int | str | None = None,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each.
 
     ``only``: keep just these variants; ``freeze_assignment``: every fit keeps its initial
     assignment (``freeze_assignment_epochs=epochs``); ``probe_share``: every fit's
-    ``range_probe_share`` (None: the default)."""
+    ``range_probe_share`` (None: the default); ``every_fit_lags``: every fit's ``input_lags``
+    (None: the default)."""
     t0 = time.perf_counter()
     result: dict = {
         "quick": quick,
@@ -347,6 +349,7 @@ def accuracy_over_seeds(
         "freeze_assignment": freeze_assignment,
         "lambda_range_variant": lambda_range,
         "range_probe_share": probe_share or _default("range_probe_share"),
+        "input_lags": every_fit_lags or _default("input_lags"),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
@@ -370,6 +373,9 @@ def accuracy_over_seeds(
         if probe_share is not None:
             shared = {"range_probe_share": probe_share}
             variants = {name: (c, {**o, **shared}) for name, (c, o) in variants.items()}
+        if every_fit_lags is not None:
+            lags = {"input_lags": every_fit_lags}
+            variants = {name: (c, {**o, **lags}) for name, (c, o) in variants.items()}
         result["per_seed"].append(accuracy(seed, epochs, variants, quick))
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
@@ -535,6 +541,11 @@ def large_brain(n: int, frames: int, epochs: int, seed: int) -> dict:
     }
 
 
+def _lags_argument(value: str | None) -> int | str | None:
+    """``--input-lags``: an integer, 'auto' or None."""
+    return int(value) if value is not None and value != "auto" else value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -592,6 +603,12 @@ def main() -> None:
         help="with --accuracy-only: every fit keeps its initial assignment",
     )
     parser.add_argument(
+        "--input-lags",
+        default=None,
+        help="with --accuracy-only: every fit's ModelConfig.input_lags (1, 2 or 'auto'; "
+        "default: the ModelConfig default)",
+    )
+    parser.add_argument(
         "--connectome-only",
         action="store_true",
         help="with --accuracy-only: leave out the fits without connectome",
@@ -645,6 +662,7 @@ def main() -> None:
             args.freeze_assignment,
             args.lambda_range,
             args.range_probe_share,
+            _lags_argument(args.input_lags),
         )
         return
     if args.cost_only:
