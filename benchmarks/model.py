@@ -328,13 +328,14 @@ def accuracy_over_seeds(
     lambda_range: float = 0.0,
     probe_share: float | None = None,
     every_fit_lags: int | str | None = None,
+    activity_assignment: str | None = None,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each.
 
     ``only``: keep just these variants; ``freeze_assignment``: every fit keeps its initial
     assignment (``freeze_assignment_epochs=epochs``); ``probe_share``: every fit's
     ``range_probe_share`` (None: the default); ``every_fit_lags``: every fit's ``input_lags``
-    (None: the default)."""
+    (None: the default); ``activity_assignment``: every fit's (None: the default)."""
     t0 = time.perf_counter()
     result: dict = {
         "quick": quick,
@@ -350,6 +351,7 @@ def accuracy_over_seeds(
         "lambda_range_variant": lambda_range,
         "range_probe_share": probe_share or _default("range_probe_share"),
         "input_lags": every_fit_lags or _default("input_lags"),
+        "activity_assignment": activity_assignment or _default("activity_assignment"),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
@@ -376,6 +378,9 @@ def accuracy_over_seeds(
         if every_fit_lags is not None:
             lags = {"input_lags": every_fit_lags}
             variants = {name: (c, {**o, **lags}) for name, (c, o) in variants.items()}
+        if activity_assignment is not None:
+            kept = {"activity_assignment": activity_assignment}
+            variants = {name: (c, {**o, **kept}) for name, (c, o) in variants.items()}
         result["per_seed"].append(accuracy(seed, epochs, variants, quick))
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
@@ -609,6 +614,12 @@ def main() -> None:
         "default: the ModelConfig default)",
     )
     parser.add_argument(
+        "--activity-assignment",
+        choices=("trained", "initial"),
+        default=None,
+        help="with --accuracy-only: every fit's ModelConfig.activity_assignment",
+    )
+    parser.add_argument(
         "--connectome-only",
         action="store_true",
         help="with --accuracy-only: leave out the fits without connectome",
@@ -663,6 +674,7 @@ def main() -> None:
             args.lambda_range,
             args.range_probe_share,
             _lags_argument(args.input_lags),
+            args.activity_assignment,
         )
         return
     if args.cost_only:

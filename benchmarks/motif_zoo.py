@@ -29,6 +29,10 @@ nothing tuned per brain). Methods:
     The default fit with the initialisation's assignment kept for the whole fit
     (``freeze_assignment_epochs`` = ``--epochs``; the default frees it after 5 epochs).
     ``model_frozen_auto``: the same with ``input_lags="auto"``.
+``model_kept_auto``
+    ``activity_assignment="initial"`` (the assignment logits kept at the initialisation while
+    the temperature anneals as in the default, so the filters train against the hard labels
+    the fit ends with) and ``input_lags="auto"``.
 ``model_skip``
     ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
     stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
@@ -136,6 +140,7 @@ FITS = (
     "model_skip",
     "model_frozen",
     "model_frozen_auto",
+    "model_kept_auto",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -157,6 +162,7 @@ FIT_OPTIONS = {
     "model_skip": {"linear_skip": "ridge"},
     "model_frozen": {"freeze_assignment_epochs": None},  # None: every epoch of the fit
     "model_frozen_auto": {"freeze_assignment_epochs": None, "input_lags": "auto"},
+    "model_kept_auto": {"activity_assignment": "initial", "input_lags": "auto"},
 }
 
 

@@ -267,8 +267,15 @@ def _schedule(cfg: ModelConfig, epoch: int) -> tuple[float, str, float, bool]:
     hard_start = cfg.epochs - int(round(cfg.hard_fraction * cfg.epochs))
     mode = "straight_through" if epoch >= max(hard_start, anneal_epochs) else "soft"
     balance_w = 1.0 - frac
-    frozen = epoch < cfg.freeze_assignment_epochs
+    frozen = epoch < cfg.freeze_assignment_epochs or keeps_initial_assignment(cfg)
     return tau, mode, balance_w, frozen
+
+
+def keeps_initial_assignment(cfg: ModelConfig) -> bool:
+    """Whether the assignment logits stay at their initialisation for the whole fit
+    (``activity_assignment="initial"`` on activity; the calcium path freezes them through
+    ``freeze_assignment_epochs`` instead, see ``observation.calcium_config``)."""
+    return cfg.observation == "activity" and cfg.activity_assignment == "initial"
 
 
 def _hard_start(cfg: ModelConfig) -> int:

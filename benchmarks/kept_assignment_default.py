@@ -1,0 +1,138 @@
+"""Should "the initialisation's assignment kept + ``input_lags="auto"``" be the default? The
+rule of commit ea7532f applied to its development measurements, written to JSON.
+
+Candidate C (``--candidate``: the ``motif_zoo.py`` fit, ``model_frozen_auto`` for the first
+candidate, i.e. ``--freeze-assignment --input-lags auto`` of ``model.py``;
+``model_kept_auto`` for the second, ``--activity-assignment initial --input-lags auto``)
+becomes the default iff both hold:
+
+1. zoo dev brains 1060-1067 at the default 60 epochs: (a) C's median motif ARI >= the default
+   fit's and >= the initialisation's - 0.01; (b) C's held-out one-step MSE strictly below every
+   baseline on >= 7 of 8; (c) C's held-out MSE <= 1.02 x the default's on >= 7 of 8;
+2. toy-brain dev seeds 4-11 (``model.py``'s fit with connectome, 30 epochs): C's held-out
+   one-step MSE <= 1.02 x the default's on >= 7 of 8 and <= 1.10 x on all 8; C's median motif
+   ARI >= the default's - 0.01.
+
+Usage::
+
+    python benchmarks/kept_assignment_default.py --zoo ZOO.json --toy-default A.json \
+        --toy-candidate B.json --out benchmarks/results/kept_assignment_default.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+DEFAULT, INIT = "model", "init"
+TOY_FIT = "default_connectome"
+BAR, CEILING, NEEDED, MOTIF_SLACK = 1.02, 1.10, 7, 0.01
+
+
+def joined_brains(paths: list[Path]) -> list[dict]:
+    """The brains of several ``motif_zoo.py`` files, the rows of one seed joined (a brain is
+    generated from its seed alone, so its baselines and peers agree across files)."""
+    by_seed: dict[int, dict] = {}
+    for path in paths:
+        for brain in json.loads(path.read_text())["brains"]:
+            by_seed.setdefault(brain["seed"], {}).update(brain)
+    return [by_seed[s] for s in sorted(by_seed)]
+
+
+def judge_zoo(brains: list[dict], candidate: str) -> dict:
+    """Part 1 of the rule on the zoo dev brains (``motif_zoo.py`` rows)."""
+    from motif_zoo import _below_baselines
+
+    motif = {n: float(np.median([b[n]["motif_ari"] for b in brains])) for n in
+             (candidate, DEFAULT, INIT)}
+    ratios = [b[candidate]["mse"] / b[DEFAULT]["mse"] for b in brains]
+    below = _below_baselines(brains, candidate)["below_every_baseline"]
+    within = int(sum(r <= BAR for r in ratios))
+    checks = {
+        "a_motif_ari": motif[candidate] >= motif[DEFAULT]
+        and motif[candidate] >= motif[INIT] - MOTIF_SLACK,
+        "b_below_every_baseline": below[0] >= NEEDED,
+        "c_mse_within_bar": within >= NEEDED,
+    }
+    return {
+        "seeds": [b["seed"] for b in brains],
+        "median_motif_ari": motif,
+        "median_domain_ari": {n: float(np.median([b[n]["domain_ari"] for b in brains]))
+                              for n in (candidate, DEFAULT, INIT)},
+        "candidate_below_every_baseline": below,
+        "default_below_every_baseline": _below_baselines(brains, DEFAULT)["below_every_baseline"],
+        "mse_ratio_candidate_default": ratios,
+        "within_bar": within,
+        "input_lags_picked": [b[candidate].get("input_lags") for b in brains],
+        "checks": checks,
+        "passes": all(checks.values()),
+    }
+
+
+def judge_toy(default: dict, candidate: dict) -> dict:
+    """Part 2 of the rule on the toy dev seeds (two ``model.py --accuracy-only`` runs)."""
+    rows = {s["brain"]["seed"]: s["model"][TOY_FIT] for s in default["per_seed"]}
+    cand = {s["brain"]["seed"]: s["model"][TOY_FIT] for s in candidate["per_seed"]}
+    seeds = sorted(set(rows) & set(cand))
+    ratios = [cand[s]["mse_1"] / rows[s]["mse_1"] for s in seeds]
+    motif = {
+        "default": float(np.median([rows[s]["motif_ari"] for s in seeds])),
+        "candidate": float(np.median([cand[s]["motif_ari"] for s in seeds])),
+    }
+    within = int(sum(r <= BAR for r in ratios))
+    checks = {
+        "mse_within_bar": within >= NEEDED,
+        "mse_under_ceiling": all(r <= CEILING for r in ratios),
+        "motif_ari": motif["candidate"] >= motif["default"] - MOTIF_SLACK,
+    }
+    return {
+        "seeds": seeds,
+        "mse_ratio_candidate_default": ratios,
+        "within_bar": within,
+        "motif_ari_per_seed": {
+            "default": [rows[s]["motif_ari"] for s in seeds],
+            "candidate": [cand[s]["motif_ari"] for s in seeds],
+        },
+        "median_motif_ari": motif,
+        "checks": checks,
+        "passes": len(seeds) == 8 and all(checks.values()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--zoo", type=Path, nargs="+", required=True,
+                        help="motif_zoo.py JSON files; the rows of a seed are joined")
+    parser.add_argument("--candidate", default="model_frozen_auto",
+                        help="the motif_zoo.py fit judged")
+    parser.add_argument("--rule-commit", default="ea7532f")
+    parser.add_argument("--toy-default", type=Path, required=True)
+    parser.add_argument("--toy-candidate", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    from _results import write_json
+
+    zoo = judge_zoo(joined_brains(args.zoo), args.candidate)
+    toy = judge_toy(json.loads(args.toy_default.read_text()),
+                    json.loads(args.toy_candidate.read_text()))
+    result = {
+        "candidate": args.candidate,
+        "rule_commit": args.rule_commit,
+        "zoo_dev": zoo,
+        "toy_dev": toy,
+        "adopt": bool(zoo["passes"] and toy["passes"]),
+        "inputs": [str(p) for p in (*args.zoo, args.toy_default, args.toy_candidate)],
+    }
+    write_json(args.out, result)
+    print(json.dumps({"zoo": zoo["checks"], "toy": toy["checks"], "adopt": result["adopt"]}))
+
+
+if __name__ == "__main__":
+    main()
