@@ -3,7 +3,8 @@ rule of commit ea7532f applied to its development measurements, written to JSON.
 
 Candidate C (``--candidate``: the ``motif_zoo.py`` fit, ``model_frozen_auto`` for the first
 candidate, i.e. ``--freeze-assignment --input-lags auto`` of ``model.py``;
-``model_kept_auto`` for the second, ``--activity-assignment initial --input-lags auto``)
+``model_kept_auto`` for the second, ``--activity-assignment initial --input-lags auto``;
+``model_motifs_auto`` for the third, ``--activity-assignment motifs --input-lags auto``)
 becomes the default iff both hold:
 
 1. zoo dev brains 1060-1067 at the default 60 epochs: (a) C's median motif ARI >= the default

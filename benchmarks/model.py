@@ -615,7 +615,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--activity-assignment",
-        choices=("trained", "initial"),
+        choices=("trained", "motifs", "initial"),
         default=None,
         help="with --accuracy-only: every fit's ModelConfig.activity_assignment",
     )

@@ -32,7 +32,8 @@ nothing tuned per brain). Methods:
 ``model_kept_auto``
     ``activity_assignment="initial"`` (the assignment logits kept at the initialisation while
     the temperature anneals as in the default, so the filters train against the hard labels
-    the fit ends with) and ``input_lags="auto"``.
+    the fit ends with) and ``input_lags="auto"``. ``model_motifs_auto``: the same with
+    ``activity_assignment="motifs"`` (each neuron keeps its initial filter, its field learns).
 ``model_skip``
     ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
     stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
@@ -141,6 +142,7 @@ FITS = (
     "model_frozen",
     "model_frozen_auto",
     "model_kept_auto",
+    "model_motifs_auto",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -163,6 +165,7 @@ FIT_OPTIONS = {
     "model_frozen": {"freeze_assignment_epochs": None},  # None: every epoch of the fit
     "model_frozen_auto": {"freeze_assignment_epochs": None, "input_lags": "auto"},
     "model_kept_auto": {"activity_assignment": "initial", "input_lags": "auto"},
+    "model_motifs_auto": {"activity_assignment": "motifs", "input_lags": "auto"},
 }
 
 

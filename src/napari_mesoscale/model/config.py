@@ -226,13 +226,15 @@ class ModelConfig(Params):
     )
     activity_assignment: str = param(
         "trained",
-        "with observation='activity' and assignment='gradient': 'trained' lets the "
-        "assignment logits learn after freeze_assignment_epochs; 'initial' keeps them at the "
-        "initialisation for the whole fit (the temperature still anneals, so the fit ends on "
-        "the initialisation's motifs and domains) while the filters and interfaces learn "
-        "(measured on zoo brains: training moved 3-20 % of the neurons to another family's "
-        "filter with no gain in held-out error)",
-        choices=("trained", "initial"),
+        "with observation='activity', assignment='gradient' and the dynamics init: 'trained' "
+        "lets the assignment logits learn after freeze_assignment_epochs; 'motifs' keeps "
+        "every neuron's filter (its motif) at the initialisation's and lets the logits learn "
+        "which of that filter's candidate fields (its domain) it joins; 'initial' keeps the "
+        "logits at the initialisation for the whole fit (motifs and domains). The temperature "
+        "anneals as with 'trained', so the filters train against the labels the fit ends "
+        "with (measured on zoo brains: training moved 3-20 % of the neurons to another "
+        "family's filter with no gain in held-out error)",
+        choices=("trained", "motifs", "initial"),
         gui=False,
     )
     calcium_assignment: str = param(

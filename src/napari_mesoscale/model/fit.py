@@ -215,7 +215,9 @@ def _train(init: InitialModel, data: PreparedData, run: RunOptions, progress: Pr
     """Train on this process (and its torchrun peers); the net ends on the CPU in float32."""
     run.rank, run.world, dist_here = dist_info()
     try:
-        training = train_model(init.net, data, init.config, run, progress, init.units)
+        training = train_model(
+            init.net, data, init.config, run, progress, init.units, init.init_groups
+        )
     finally:
         if dist_here:
             import torch.distributed as dist

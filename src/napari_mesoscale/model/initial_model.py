@@ -38,6 +38,7 @@ from napari_mesoscale.model.initialise import (
 )
 from napari_mesoscale.model.prepare import PreparedData
 from napari_mesoscale.model.reassign import AssignmentUnits, community_units
+from napari_mesoscale.model.training import keeps_initial_motifs
 from napari_mesoscale.progress import Progress
 
 __all__ = ["InitialModel", "auto_diameter", "initialise_model"]
@@ -155,6 +156,8 @@ def initialise_model(
         logits0, groups = _initial_logits(
             data, cfg, grid, edges, seed, gen, (device, step), centres, partners, wiring, connectome
         )
+        if keeps_initial_motifs(cfg):
+            logits0 = lock_motif_logits(logits0, groups)
     progress.report(0.8, "assignment")
     net = _build_net(data, cfg, grid, edges, logits0, ridge_model, edge_kernel, gen)
     progress.report(1.0, "network")
@@ -274,6 +277,19 @@ def spectral_radius(adjacency: sp.spmatrix) -> float:
 
         radius = float(np.abs(eigs(matrix, k=1, which="LM", return_eigenvectors=False))[0])
     return radius if radius > 0 else 1.0
+
+
+#: how far below the rest the logits of a neuron's other filters start when its motif is kept
+MOTIF_LOCK = 30.0
+
+
+def lock_motif_logits(logits0: torch.Tensor, groups: np.ndarray) -> torch.Tensor:
+    """``logits0`` (N, Lm, B) with every filter but the neuron's own (``groups``) lowered by
+    ``MOTIF_LOCK``: at any temperature its weight is below e^-30 and its argmax never wins
+    (``activity_assignment="motifs"``; training zeroes their gradient)."""
+    other = torch.ones(logits0.shape[-1], dtype=torch.bool)[None, :].repeat(len(groups), 1)
+    other[np.arange(len(groups)), np.asarray(groups)] = False
+    return logits0 - MOTIF_LOCK * other[:, None, :].to(logits0.dtype)
 
 
 def _initial_logits(

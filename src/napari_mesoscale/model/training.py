@@ -273,9 +273,31 @@ def _schedule(cfg: ModelConfig, epoch: int) -> tuple[float, str, float, bool]:
 
 def keeps_initial_assignment(cfg: ModelConfig) -> bool:
     """Whether the assignment logits stay at their initialisation for the whole fit
-    (``activity_assignment="initial"`` on activity; the calcium path freezes them through
-    ``freeze_assignment_epochs`` instead, see ``observation.calcium_config``)."""
-    return cfg.observation == "activity" and cfg.activity_assignment == "initial"
+    (``activity_assignment="initial"`` on activity from the dynamics start; a random start has
+    nothing to keep, and the calcium path freezes them through ``freeze_assignment_epochs``
+    instead, see ``observation.calcium_config``)."""
+    return _kept_on_activity(cfg) and cfg.activity_assignment == "initial"
+
+
+def keeps_initial_motifs(cfg: ModelConfig) -> bool:
+    """Whether every neuron's filter stays the initialisation's while its field learns
+    (``activity_assignment="motifs"`` on activity from the dynamics start)."""
+    return _kept_on_activity(cfg) and cfg.activity_assignment == "motifs"
+
+
+def _kept_on_activity(cfg: ModelConfig) -> bool:
+    return cfg.observation == "activity" and cfg.init == "dynamics" and cfg.assignment == "gradient"
+
+
+def lock_motifs(net: MesoscaleNet, groups: np.ndarray) -> torch.Tensor:
+    """Mask (N, Lm, B) of the logits of every filter but the neuron's own (``groups``); their
+    gradient is zeroed during training, and ``initial_model.lock_motif_logits`` has set them
+    ``MOTIF_LOCK`` below the rest, so no neuron's filter can change."""
+    own = torch.as_tensor(np.asarray(groups), dtype=torch.long, device=net.logits.device)
+    locked = torch.ones_like(net.logits, dtype=torch.bool)
+    locked[torch.arange(len(own), device=own.device), :, own] = False
+    net.logits.register_hook(lambda grad: grad.masked_fill(locked, 0.0))
+    return locked
 
 
 def _hard_start(cfg: ModelConfig) -> int:
@@ -305,10 +327,13 @@ def train_model(
     run: RunOptions,
     progress: Progress,
     units: AssignmentUnits | None = None,
+    kept_motifs: np.ndarray | None = None,
 ) -> TrainingState:
     """Train ``net`` in place; return the state (history, ``stopped``).
 
     ``units`` (``assignment="alternating"``): the communities reassigned between epochs.
+    ``kept_motifs`` (``activity_assignment="motifs"``): every neuron's initial motif group,
+    whose filter it keeps.
 
     ``progress`` covers the whole of training: epoch ``e``, step ``s`` of ``steps`` reports
     the fraction ``(e + (s + 1) / steps) / epochs``. A cancel (callback returned False or
@@ -327,6 +352,8 @@ def train_model(
         remove_stale_temporaries(ckpt_path)  # a killed run's partial writes, even if none follows
     if run.resume and ckpt_path is not None and ckpt_path.exists():
         _resume(state, net, ckpt_path, data, run, cfg)
+    if kept_motifs is not None and keeps_initial_motifs(cfg):
+        lock_motifs(net, kept_motifs)
     if units is not None and cfg.assignment == "em" and state.start_epoch == 0:
         _discover(net, units, tensors, cfg, run, progress)
     if net.linear_skip and state.start_epoch == 0:
