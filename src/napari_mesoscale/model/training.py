@@ -289,15 +289,14 @@ def _kept_on_activity(cfg: ModelConfig) -> bool:
     return cfg.observation == "activity" and cfg.init == "dynamics" and cfg.assignment == "gradient"
 
 
-def lock_motifs(net: MesoscaleNet, groups: np.ndarray) -> torch.Tensor:
-    """Mask (N, Lm, B) of the logits of every filter but the neuron's own (``groups``); their
-    gradient is zeroed during training, and ``initial_model.lock_motif_logits`` has set them
-    ``MOTIF_LOCK`` below the rest, so no neuron's filter can change."""
+def lock_motifs(net: MesoscaleNet, groups: np.ndarray) -> Any:
+    """Zero the gradient of the logits of every filter but the neuron's own (``groups``) while
+    training (``initial_model.lock_motif_logits`` has set them ``MOTIF_LOCK`` below the rest),
+    so no neuron's filter can change; returns the hook's handle (``.remove()`` ends it)."""
     own = torch.as_tensor(np.asarray(groups), dtype=torch.long, device=net.logits.device)
     locked = torch.ones_like(net.logits, dtype=torch.bool)
     locked[torch.arange(len(own), device=own.device), :, own] = False
-    net.logits.register_hook(lambda grad: grad.masked_fill(locked, 0.0))
-    return locked
+    return net.logits.register_hook(lambda grad: grad.masked_fill(locked, 0.0))
 
 
 def _hard_start(cfg: ModelConfig) -> int:
@@ -352,33 +351,40 @@ def train_model(
         remove_stale_temporaries(ckpt_path)  # a killed run's partial writes, even if none follows
     if run.resume and ckpt_path is not None and ckpt_path.exists():
         _resume(state, net, ckpt_path, data, run, cfg)
-    if kept_motifs is not None and keeps_initial_motifs(cfg):
+    lock = (
         lock_motifs(net, kept_motifs)
-    if units is not None and cfg.assignment == "em" and state.start_epoch == 0:
-        _discover(net, units, tensors, cfg, run, progress)
-    if net.linear_skip and state.start_epoch == 0:
-        _linear_start(net, tensors, state)
-    for epoch in range(state.start_epoch, cfg.epochs):
-        t_epoch = time.perf_counter()
-        sums = _train_epoch(module, net, tensors, state, cfg, run, epoch, progress)
-        if state.stopped == "cancelled":
-            break
-        moves = (
-            {}
-            if units is None or cfg.assignment != "alternating"
-            else reassign_after_epoch(net, units, tensors, cfg, epoch, run.seed)
-        )
-        _end_epoch(net, tensors, state, cfg, epoch, sums, time.perf_counter() - t_epoch)
-        state.history[-1].update(moves)
-        if ckpt_path is not None and run.rank == 0:
-            _save_checkpoint(net, state, cfg, run, epoch, data.z.shape, ckpt_path)
-        info = _epoch_info(state, cfg, epoch, sums, tensors.steps)
-        if _stop_requested(progress, (epoch + 1) / cfg.epochs, info, run):
-            state.stopped = "cancelled"
-            break
-        if state.bad_epochs >= cfg.patience:
-            state.stopped = "early_stopping"
-            break
+        if kept_motifs is not None and keeps_initial_motifs(cfg)
+        else None
+    )
+    try:
+        if units is not None and cfg.assignment == "em" and state.start_epoch == 0:
+            _discover(net, units, tensors, cfg, run, progress)
+        if net.linear_skip and state.start_epoch == 0:
+            _linear_start(net, tensors, state)
+        for epoch in range(state.start_epoch, cfg.epochs):
+            t_epoch = time.perf_counter()
+            sums = _train_epoch(module, net, tensors, state, cfg, run, epoch, progress)
+            if state.stopped == "cancelled":
+                break
+            moves = (
+                {}
+                if units is None or cfg.assignment != "alternating"
+                else reassign_after_epoch(net, units, tensors, cfg, epoch, run.seed)
+            )
+            _end_epoch(net, tensors, state, cfg, epoch, sums, time.perf_counter() - t_epoch)
+            state.history[-1].update(moves)
+            if ckpt_path is not None and run.rank == 0:
+                _save_checkpoint(net, state, cfg, run, epoch, data.z.shape, ckpt_path)
+            info = _epoch_info(state, cfg, epoch, sums, tensors.steps)
+            if _stop_requested(progress, (epoch + 1) / cfg.epochs, info, run):
+                state.stopped = "cancelled"
+                break
+            if state.bad_epochs >= cfg.patience:
+                state.stopped = "early_stopping"
+                break
+    finally:
+        if lock is not None:  # the mask lives on the training device
+            lock.remove()
     if state.best_state is not None and state.stopped != "cancelled":
         net.load_state_dict(state.best_state)
     return state

@@ -86,6 +86,12 @@ def test_kept_motifs_keep_every_filter_and_let_the_fields_learn(kept_and_trained
     # the own filter's logits (which field) learned
     assert not torch.allclose(logits[own], logits0[own])
     assert np.allclose(motifs.history["tau"], fits["trained"].history["tau"])
+    # the gradient mask ends with training: the returned net's logits are plain parameters
+    net = motifs.net
+    net.logits.grad = None
+    net.logits.sum().backward()
+    assert torch.equal(net.logits.grad, torch.ones_like(net.logits))
+    net.logits.grad = None
 
 
 def test_motif_keeping_applies_to_the_dynamics_start_on_activity_only() -> None:
