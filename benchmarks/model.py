@@ -200,6 +200,8 @@ def accuracy(seed: int, epochs: int, variants: dict, quick: bool) -> dict:
             n_params=fit.n_params,
             seconds=seconds,
             epochs_run=int(len(fit.history)),
+            val_mse=float(fit.scores["val_mse"]),
+            input_lags=fit.config.input_lags,
             stopped=fit.stopped,
             mse_ratio_vs={k: sc["mse_1"] / v["mse_1"] for k, v in baselines.items()},
             beats_every_baseline=bool(all(sc["mse_1"] < v["mse_1"] for v in comparable.values())),
