@@ -38,7 +38,7 @@ from napari_mesoscale.model.initialise import (
 )
 from napari_mesoscale.model.prepare import PreparedData
 from napari_mesoscale.model.reassign import AssignmentUnits, community_units
-from napari_mesoscale.model.training import keeps_initial_motifs
+from napari_mesoscale.model.training import keeps_initial_motifs, other_filters
 from napari_mesoscale.progress import Progress
 
 __all__ = ["InitialModel", "auto_diameter", "initialise_model"]
@@ -287,9 +287,7 @@ def lock_motif_logits(logits0: torch.Tensor, groups: np.ndarray) -> torch.Tensor
     """``logits0`` (N, Lm, B) with every filter but the neuron's own (``groups``) lowered by
     ``MOTIF_LOCK``: at any temperature its weight is below e^-30 and its argmax never wins
     (``activity_assignment="motifs"``; training zeroes their gradient)."""
-    other = torch.ones(logits0.shape[-1], dtype=torch.bool)[None, :].repeat(len(groups), 1)
-    other[np.arange(len(groups)), np.asarray(groups)] = False
-    return logits0 - MOTIF_LOCK * other[:, None, :].to(logits0.dtype)
+    return logits0 - MOTIF_LOCK * other_filters(groups, logits0.shape[-1]).to(logits0.dtype)
 
 
 def _initial_logits(

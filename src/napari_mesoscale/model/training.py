@@ -289,13 +289,18 @@ def _kept_on_activity(cfg: ModelConfig) -> bool:
     return cfg.observation == "activity" and cfg.init == "dynamics" and cfg.assignment == "gradient"
 
 
+def other_filters(groups: np.ndarray, n_filters: int) -> torch.Tensor:
+    """(N, 1, B) bool: every filter but the neuron's own (``groups``), for every field."""
+    other = torch.ones(len(groups), 1, n_filters, dtype=torch.bool)
+    other[np.arange(len(groups)), :, np.asarray(groups)] = False
+    return other
+
+
 def lock_motifs(net: MesoscaleNet, groups: np.ndarray) -> Any:
     """Zero the gradient of the logits of every filter but the neuron's own (``groups``) while
     training (``initial_model.lock_motif_logits`` has set them ``MOTIF_LOCK`` below the rest),
     so no neuron's filter can change; returns the hook's handle (``.remove()`` ends it)."""
-    own = torch.as_tensor(np.asarray(groups), dtype=torch.long, device=net.logits.device)
-    locked = torch.ones_like(net.logits, dtype=torch.bool)
-    locked[torch.arange(len(own), device=own.device), :, own] = False
+    locked = other_filters(groups, net.logits.shape[-1]).to(net.logits.device)
     return net.logits.register_hook(lambda grad: grad.masked_fill(locked, 0.0))
 
 
