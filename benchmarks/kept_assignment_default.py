@@ -4,10 +4,12 @@ rule of commit ea7532f applied to its development measurements, written to JSON.
 Candidate C (``--candidate``: the ``motif_zoo.py`` fit, ``model_frozen_auto`` for the first
 candidate, i.e. ``--freeze-assignment --input-lags auto`` of ``model.py``;
 ``model_kept_auto`` for the second, ``--activity-assignment initial --input-lags auto``;
-``model_motifs_auto`` for the third, ``--activity-assignment motifs --input-lags auto``)
-becomes the default iff both hold:
+``model_motifs_auto`` for the third, ``--activity-assignment motifs --input-lags auto``;
+``model_validated_auto`` for the fourth, ``--activity-assignment validated --input-lags
+auto``) becomes the default iff both hold:
 
-1. zoo dev brains 1060-1067 at the default 60 epochs: (a) C's median motif ARI >= the default
+1. zoo dev brains 1060-1067 at the default 60 epochs (the fourth candidate: fresh dev brains
+   1068-1075 and toy dev seeds 12-19, as the first three had used 1060-1067 and 4-11): (a) C's median motif ARI >= the default
    fit's and >= the initialisation's - 0.01; (b) C's held-out one-step MSE strictly below every
    baseline on >= 7 of 8; (c) C's held-out MSE <= 1.02 x the default's on >= 7 of 8;
 2. toy-brain dev seeds 4-11 (``model.py``'s fit with connectome, 30 epochs): C's held-out

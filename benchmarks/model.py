@@ -202,6 +202,7 @@ def accuracy(seed: int, epochs: int, variants: dict, quick: bool) -> dict:
             epochs_run=int(len(fit.history)),
             val_mse=float(fit.scores["val_mse"]),
             input_lags=fit.config.input_lags,
+            assignment_chosen=(fit.assignment_choice or {}).get("chosen"),
             stopped=fit.stopped,
             mse_ratio_vs={k: sc["mse_1"] / v["mse_1"] for k, v in baselines.items()},
             beats_every_baseline=bool(all(sc["mse_1"] < v["mse_1"] for v in comparable.values())),
@@ -617,7 +618,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--activity-assignment",
-        choices=("trained", "motifs", "initial"),
+        choices=("trained", "motifs", "initial", "validated"),
         default=None,
         help="with --accuracy-only: every fit's ModelConfig.activity_assignment",
     )

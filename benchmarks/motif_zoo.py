@@ -34,6 +34,9 @@ nothing tuned per brain). Methods:
     the temperature anneals as in the default, so the filters train against the hard labels
     the fit ends with) and ``input_lags="auto"``. ``model_motifs_auto``: the same with
     ``activity_assignment="motifs"`` (each neuron keeps its initial filter, its field learns).
+    ``model_validated_auto``: ``activity_assignment="validated"`` (both the trained and the
+    kept-motif fit; the trained one is kept only when its validation error is more than 5 %
+    lower; ``assignment_chosen`` and ``assignment_val_ratio`` record the choice).
 ``model_skip``
     ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
     stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
@@ -143,6 +146,7 @@ FITS = (
     "model_frozen_auto",
     "model_kept_auto",
     "model_motifs_auto",
+    "model_validated_auto",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -166,6 +170,7 @@ FIT_OPTIONS = {
     "model_frozen_auto": {"freeze_assignment_epochs": None, "input_lags": "auto"},
     "model_kept_auto": {"activity_assignment": "initial", "input_lags": "auto"},
     "model_motifs_auto": {"activity_assignment": "motifs", "input_lags": "auto"},
+    "model_validated_auto": {"activity_assignment": "validated", "input_lags": "auto"},
 }
 
 
@@ -276,6 +281,9 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
             probe = fit.lag_probe
             scores.update(input_lags=probe["lags"], lag_probe_gain=probe["gain"])
             scores["lag_probe_share"] = probe["share"]
+        if fit.assignment_choice is not None:  # "validated": which fit was kept, and why
+            scores["assignment_chosen"] = fit.assignment_choice["chosen"]
+            scores["assignment_val_ratio"] = fit.assignment_choice["ratio"]
         out[name] = scores
     out.update(baseline_rows(brain, blocks, gru=args.gru))
     out["noise_floor"] = {

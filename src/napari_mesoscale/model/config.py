@@ -233,8 +233,11 @@ class ModelConfig(Params):
         "logits at the initialisation for the whole fit (motifs and domains). The temperature "
         "anneals as with 'trained', so the filters train against the labels the fit ends "
         "with (measured on zoo brains: training moved 3-20 % of the neurons to another "
-        "family's filter with no gain in held-out error)",
-        choices=("trained", "motifs", "initial"),
+        "family's filter with no gain in held-out error); 'validated' trains twice, "
+        "'motifs' and 'trained', and keeps the trained fit only when its validation one-step "
+        "error is more than 5 % below the kept fit's (fit.assignment_choice says which and "
+        "why; twice the training time)",
+        choices=("trained", "motifs", "initial", "validated"),
         gui=False,
     )
     calcium_assignment: str = param(

@@ -40,6 +40,7 @@ from napari_mesoscale.model.training import (
     RunOptions,
     dist_info,
     train_model,
+    validates_assignment,
 )
 from napari_mesoscale.progress import Cancelled, Progress, ProgressCallback
 
@@ -187,8 +188,13 @@ def fit_mesoscale(
     stage["prepare"].report(1.0, message)
     run = RunOptions(resolve_device(device), seed, checkpoint_dir, resume)
     init = initialise_model(data, cfg, connectome, seed, stage["initialise"], run.device)
-    training = _train(init, data, run, stage["train"])
+    if validates_assignment(init.config):
+        init, training, choice = _train_validated(init, data, run, stage["train"])
+    else:
+        training, choice = _train(init, data, run, stage["train"]), None
     fit = _package(init, data, training, run, package_versions())
+    if choice is not None:
+        fit.assignment_choice = fit._p["assignment_choice"] = choice
     if lag_probe is not None:
         fit.lag_probe = fit._p["lag_probe"] = lag_probe.to_dict()
     if calcium is not None:
@@ -225,6 +231,32 @@ def _train(init: InitialModel, data: PreparedData, run: RunOptions, progress: Pr
             dist.destroy_process_group()
     init.net.to("cpu").float()
     return training
+
+
+def _train_validated(
+    init: InitialModel, data: PreparedData, run: RunOptions, progress: Progress
+) -> tuple[InitialModel, Any, dict]:
+    """``activity_assignment="validated"``: train the trained and the kept-motif assignment
+    from the same initial network, each over half of ``progress``; keep the one that
+    :func:`~napari_mesoscale.model.validated_assignment.choose_assignment` picks. A cancel
+    during the first returns it as the (partial) fit."""
+    from napari_mesoscale.model.validated_assignment import (
+        ARMS,
+        arm_run,
+        arm_start,
+        choose_assignment,
+    )
+
+    arms: dict[str, tuple[InitialModel, Any]] = {}
+    for i, arm in enumerate(ARMS):
+        start = arm_start(init, arm)
+        part = progress.stage(i / len(ARMS), (i + 1) / len(ARMS))
+        arms[arm] = (start, _train(start, data, arm_run(run, arm), part))
+        if arms[arm][1].stopped == "cancelled":
+            return (*arms[arm], {"chosen": arm, "cancelled": True})
+    choice = choose_assignment(arms["trained"][1], arms["motifs"][1])
+    chosen, training = arms[choice["chosen"]]
+    return replace(chosen, config=init.config), training, choice
 
 
 def _package(init: Any, data: Any, training: Any, run: RunOptions, versions: dict) -> Any:

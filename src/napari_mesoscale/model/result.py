@@ -260,6 +260,10 @@ class MesoscaleFit:
     lag_probe : dict or None
         With ``input_lags="auto"``: what the probe measured and picked
         (:class:`napari_mesoscale.model.lag_probe.LagProbe` as a dict); else None.
+    assignment_choice : dict or None
+        With ``activity_assignment="validated"``: which of the two fits was kept
+        (``chosen``: ``"trained"`` or ``"motifs"``) and both validation errors
+        (:func:`napari_mesoscale.model.validated_assignment.choose_assignment`); else None.
     stopped : str
         ``"completed"``, ``"early_stopping"`` or ``"cancelled"``.
     cancelled : bool
@@ -290,6 +294,8 @@ class MesoscaleFit:
         self.indicator = indicator_table(payload.get("observation"))
         #: What ``input_lags="auto"``'s probe measured and picked (None: input_lags was given).
         self.lag_probe: dict | None = payload.get("lag_probe")
+        #: Which fit ``activity_assignment="validated"`` kept, and why (else None).
+        self.assignment_choice: dict | None = payload.get("assignment_choice")
 
     @property
     def cancelled(self) -> bool:
@@ -506,6 +512,7 @@ class MesoscaleFit:
             "n_domains": int(self.domains.shape[0]),
             "device": self._p.get("device"),
             "lag_probe": self._p.get("lag_probe"),
+            "assignment_choice": self._p.get("assignment_choice"),
         }
         side = path.with_suffix(path.suffix + ".json")
         with atomic_path(side) as temporary:

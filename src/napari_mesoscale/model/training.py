@@ -285,6 +285,13 @@ def keeps_initial_motifs(cfg: ModelConfig) -> bool:
     return _kept_on_activity(cfg) and cfg.activity_assignment == "motifs"
 
 
+def validates_assignment(cfg: ModelConfig) -> bool:
+    """Whether the fit trains twice, keeping the initial motifs and training the assignment,
+    and keeps one by validation error (``activity_assignment="validated"`` on activity from
+    the dynamics start; see :mod:`napari_mesoscale.model.validated_assignment`)."""
+    return _kept_on_activity(cfg) and cfg.activity_assignment == "validated"
+
+
 def _kept_on_activity(cfg: ModelConfig) -> bool:
     return cfg.observation == "activity" and cfg.init == "dynamics" and cfg.assignment == "gradient"
 
