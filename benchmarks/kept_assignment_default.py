@@ -8,10 +8,12 @@ candidate, i.e. ``--freeze-assignment --input-lags auto`` of ``model.py``;
 ``model_validated_auto`` for the fourth, ``--activity-assignment validated --input-lags
 auto``) becomes the default iff both hold:
 
-1. zoo dev brains 1060-1067 at the default 60 epochs (the fourth candidate: fresh dev brains
-   1068-1075 and toy dev seeds 12-19, as the first three had used 1060-1067 and 4-11): (a) C's median motif ARI >= the default
-   fit's and >= the initialisation's - 0.01; (b) C's held-out one-step MSE strictly below every
-   baseline on >= 7 of 8; (c) C's held-out MSE <= 1.02 x the default's on >= 7 of 8;
+1. zoo dev brains 1060-1067 at the default 60 epochs (later candidates on fresh dev data: the
+   fourth, ``model_validated_auto``, on brains 1068-1075 and toy seeds 12-19; the fifth,
+   ``model_validated_skip_auto``, on 1076-1083 and toy seeds 20-27): (a) C's median motif ARI
+   >= the default fit's and >= the initialisation's - 0.01; (b) C's held-out one-step MSE
+   strictly below every baseline on >= 7 of 8; (c) C's held-out MSE <= 1.02 x the default's
+   on >= 7 of 8;
 2. toy-brain dev seeds 4-11 (``model.py``'s fit with connectome, 30 epochs): C's held-out
    one-step MSE <= 1.02 x the default's on >= 7 of 8 and <= 1.10 x on all 8; C's median motif
    ARI >= the default's - 0.01.

@@ -332,13 +332,15 @@ def accuracy_over_seeds(
     probe_share: float | None = None,
     every_fit_lags: int | str | None = None,
     activity_assignment: str | None = None,
+    linear_skip: str | None = None,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each.
 
     ``only``: keep just these variants; ``freeze_assignment``: every fit keeps its initial
     assignment (``freeze_assignment_epochs=epochs``); ``probe_share``: every fit's
     ``range_probe_share`` (None: the default); ``every_fit_lags``: every fit's ``input_lags``
-    (None: the default); ``activity_assignment``: every fit's (None: the default)."""
+    (None: the default); ``activity_assignment``, ``linear_skip``: every fit's (None: the
+    default)."""
     t0 = time.perf_counter()
     result: dict = {
         "quick": quick,
@@ -355,6 +357,7 @@ def accuracy_over_seeds(
         "range_probe_share": probe_share or _default("range_probe_share"),
         "input_lags": every_fit_lags or _default("input_lags"),
         "activity_assignment": activity_assignment or _default("activity_assignment"),
+        "linear_skip": linear_skip or _default("linear_skip"),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
@@ -384,6 +387,9 @@ def accuracy_over_seeds(
         if activity_assignment is not None:
             kept = {"activity_assignment": activity_assignment}
             variants = {name: (c, {**o, **kept}) for name, (c, o) in variants.items()}
+        if linear_skip is not None:
+            path = {"linear_skip": linear_skip}
+            variants = {name: (c, {**o, **path}) for name, (c, o) in variants.items()}
         result["per_seed"].append(accuracy(seed, epochs, variants, quick))
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0
@@ -617,6 +623,12 @@ def main() -> None:
         "default: the ModelConfig default)",
     )
     parser.add_argument(
+        "--linear-skip",
+        choices=("none", "ridge"),
+        default=None,
+        help="with --accuracy-only: every fit's ModelConfig.linear_skip",
+    )
+    parser.add_argument(
         "--activity-assignment",
         choices=("trained", "motifs", "initial", "validated"),
         default=None,
@@ -678,6 +690,7 @@ def main() -> None:
             args.range_probe_share,
             _lags_argument(args.input_lags),
             args.activity_assignment,
+            args.linear_skip,
         )
         return
     if args.cost_only:

@@ -37,6 +37,7 @@ nothing tuned per brain). Methods:
     ``model_validated_auto``: ``activity_assignment="validated"`` (both the trained and the
     kept-motif fit; the trained one is kept only when its validation error is more than 5 %
     lower; ``assignment_chosen`` and ``assignment_val_ratio`` record the choice).
+    ``model_validated_skip_auto``: the same with ``linear_skip="ridge"``.
 ``model_skip``
     ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
     stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
@@ -147,6 +148,7 @@ FITS = (
     "model_kept_auto",
     "model_motifs_auto",
     "model_validated_auto",
+    "model_validated_skip_auto",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -171,6 +173,11 @@ FIT_OPTIONS = {
     "model_kept_auto": {"activity_assignment": "initial", "input_lags": "auto"},
     "model_motifs_auto": {"activity_assignment": "motifs", "input_lags": "auto"},
     "model_validated_auto": {"activity_assignment": "validated", "input_lags": "auto"},
+    "model_validated_skip_auto": {
+        "activity_assignment": "validated",
+        "input_lags": "auto",
+        "linear_skip": "ridge",
+    },
 }
 
 
