@@ -122,6 +122,9 @@ def initialise_model(
 ) -> InitialModel:
     """Grid, edges, initial assignment and drive weights: the network ready to train.
 
+    ``cfg.input_lags="auto"`` is decided here by the lag probe (``model/lag_probe.py``) when
+    the caller has not resolved it.
+
     ``device`` (default CPU) is where the heavy parts of the dynamics initialisation run
     (ridge fits, neighbour correlations); the network is built on the CPU. Progress reports
     name each part ("ridge", "correlations", "features", "k-means", "communities") so that
@@ -131,6 +134,11 @@ def initialise_model(
 
     progress = progress or Progress()
     device = torch.device("cpu" if device is None else device)
+    if cfg.input_lags == "auto":  # a direct call; fit_mesoscale resolves it first, keeping
+        # the probe's figures for the fit
+        from napari_mesoscale.model.lag_probe import probe_input_lags
+
+        cfg = cfg.replace(input_lags=probe_input_lags(data, connectome).lags)
     d = float(cfg.rf_diameter) if cfg.rf_diameter else auto_diameter(data.positions)
     stride = float(cfg.stride) if cfg.stride else d * float(cfg.stride_fraction)
     grid = receptive_field_grid(data.positions, diameter=d, stride=stride)

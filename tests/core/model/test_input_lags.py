@@ -274,3 +274,19 @@ def test_auto_probe_memory_is_bounded():
     assert capped.fit_frames + capped.score_frames == LAG_PROBE_MIN_FRAMES - 2
     assert full.fit_frames + full.score_frames > LAG_PROBE_MIN_FRAMES - 2
     assert capped.lags == full.lags == 2
+
+
+def test_initialise_model_resolves_auto_itself():
+    """A direct ``initialise_model`` call with ``input_lags="auto"`` runs the probe (as
+    ``fit_mesoscale`` does first) instead of failing in the network's constructor."""
+    from napari_mesoscale.model.config import ModelConfig
+    from napari_mesoscale.model.initial_model import initialise_model
+    from napari_mesoscale.model.prepare import prepare_data
+
+    x, positions, u = _resonators(n=16, t=300, seed=5)
+    cfg = ModelConfig().merged(n_filters=1, input_lags="auto", **FAST)
+    init = initialise_model(prepare_data(x, positions, u, cfg), cfg, None, 0)
+    assert init.config.input_lags == 2 and init.net.input_lags == 2
+    first_order = _first_order()
+    data = prepare_data(*first_order, cfg)
+    assert initialise_model(data, cfg, None, 0).net.input_lags == 1
