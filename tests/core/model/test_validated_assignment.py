@@ -8,6 +8,8 @@ validated fit must be one of them exactly, chosen by their validation errors.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -120,5 +122,9 @@ def test_cancel_in_the_first_arm_returns_it_marked(brain_and_options) -> None:
 
 def test_choice_survives_save_and_load(arms_and_validated, tmp_path) -> None:
     fit = arms_and_validated["validated"]
-    loaded = MesoscaleFit.load(fit.save(tmp_path / "validated.pt"))
+    path = fit.save(tmp_path / "validated.pt")
+    loaded = MesoscaleFit.load(path)
     assert loaded.assignment_choice == fit.assignment_choice
+    # the side file a user reads without torch says it too
+    side = json.loads(path.with_suffix(".pt.json").read_text())
+    assert side["assignment_choice"] == fit.assignment_choice
