@@ -375,21 +375,18 @@ def accuracy_over_seeds(
         )
         if only:
             variants = {name: run for name, run in variants.items() if name in only}
-        if freeze_assignment:
-            frozen = {"freeze_assignment_epochs": epochs}
-            variants = {name: (c, {**o, **frozen}) for name, (c, o) in variants.items()}
-        if probe_share is not None:
-            shared = {"range_probe_share": probe_share}
-            variants = {name: (c, {**o, **shared}) for name, (c, o) in variants.items()}
-        if every_fit_lags is not None:
-            lags = {"input_lags": every_fit_lags}
-            variants = {name: (c, {**o, **lags}) for name, (c, o) in variants.items()}
-        if activity_assignment is not None:
-            kept = {"activity_assignment": activity_assignment}
-            variants = {name: (c, {**o, **kept}) for name, (c, o) in variants.items()}
-        if linear_skip is not None:
-            path = {"linear_skip": linear_skip}
-            variants = {name: (c, {**o, **path}) for name, (c, o) in variants.items()}
+        every_fit = {
+            key: value
+            for key, value in (
+                ("freeze_assignment_epochs", epochs if freeze_assignment else None),
+                ("range_probe_share", probe_share),
+                ("input_lags", every_fit_lags),
+                ("activity_assignment", activity_assignment),
+                ("linear_skip", linear_skip),
+            )
+            if value is not None
+        }
+        variants = {name: (c, {**o, **every_fit}) for name, (c, o) in variants.items()}
         result["per_seed"].append(accuracy(seed, epochs, variants, quick))
         result["summary"] = seeds_summary(result["per_seed"])
         result["total_seconds"] = time.perf_counter() - t0

@@ -243,13 +243,14 @@ def _train_validated(
     from napari_mesoscale.model.validated_assignment import (
         ARMS,
         arm_run,
-        arm_start,
+        arm_starts,
         choose_assignment,
     )
 
+    starts = arm_starts(init)
     arms: dict[str, tuple[InitialModel, Any]] = {}
     for i, arm in enumerate(ARMS):
-        start = arm_start(init, arm)
+        start = starts[arm]
         part = progress.stage(i / len(ARMS), (i + 1) / len(ARMS))
         arms[arm] = (start, _train(start, data, arm_run(run, arm), part))
         if arms[arm][1].stopped == "cancelled":

@@ -20,7 +20,7 @@ import torch
 from napari_mesoscale.model.initial_model import InitialModel, lock_motif_logits
 from napari_mesoscale.model.training import RunOptions, TrainingState
 
-__all__ = ["TRAINED_MARGIN", "arm_run", "arm_start", "choose_assignment", "kept_motif_start"]
+__all__ = ["TRAINED_MARGIN", "arm_run", "arm_starts", "choose_assignment", "kept_motif_start"]
 
 #: the trained fit is kept only when its validation error is below (1 - margin) x the kept
 #: fit's; set on toy dev seeds 4-11, where the kept fit's validation error was 1.130 x the
@@ -32,14 +32,12 @@ TRAINED_MARGIN = 0.05
 ARMS = ("trained", "motifs")
 
 
-def arm_start(init: InitialModel, arm: str) -> InitialModel:
-    """The initial model of one arm: ``"trained"`` a copy of ``init`` that trains its
-    assignment, ``"motifs"`` one whose neurons keep their initial filter
-    (:func:`kept_motif_start`)."""
-    if arm == "motifs":
-        return kept_motif_start(init)
-    net = copy.deepcopy(init.net)
-    return replace(init, net=net, config=init.config.replace(activity_assignment="trained"))
+def arm_starts(init: InitialModel) -> dict[str, InitialModel]:
+    """The initial model of each arm, built before either trains: ``"trained"`` is ``init``
+    itself (its net trains in place), ``"motifs"`` a copy whose neurons keep their initial
+    filter (:func:`kept_motif_start`)."""
+    trained = replace(init, config=init.config.replace(activity_assignment="trained"))
+    return {"trained": trained, "motifs": kept_motif_start(init)}
 
 
 def kept_motif_start(init: InitialModel) -> InitialModel:
