@@ -203,6 +203,7 @@ def accuracy(seed: int, epochs: int, variants: dict, quick: bool) -> dict:
             val_mse=float(fit.scores["val_mse"]),
             input_lags=fit.config.input_lags,
             assignment_chosen=(fit.assignment_choice or {}).get("chosen"),
+            assignment_restored=(fit.assignment_choice or {}).get("restored"),
             stopped=fit.stopped,
             mse_ratio_vs={k: sc["mse_1"] / v["mse_1"] for k, v in baselines.items()},
             beats_every_baseline=bool(all(sc["mse_1"] < v["mse_1"] for v in comparable.values())),
@@ -627,7 +628,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--activity-assignment",
-        choices=("trained", "motifs", "initial", "validated"),
+        choices=("trained", "motifs", "initial", "validated", "restored"),
         default=None,
         help="with --accuracy-only: every fit's ModelConfig.activity_assignment",
     )

@@ -38,6 +38,10 @@ nothing tuned per brain). Methods:
     kept-motif fit; the trained one is kept only when its validation error is more than 5 %
     lower; ``assignment_chosen`` and ``assignment_val_ratio`` record the choice).
     ``model_validated_skip_auto``: the same with ``linear_skip="ridge"``.
+``model_restored``
+    ``activity_assignment="restored"``: the default fit, then every neuron training moved off
+    its initial filter gets it back where its validation error rises by at most 5 %
+    (``moved``, ``restored``, ``restore_undone`` and ``restore_val_ratio`` record it).
 ``model_skip``
     ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
     stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
@@ -149,6 +153,7 @@ FITS = (
     "model_motifs_auto",
     "model_validated_auto",
     "model_validated_skip_auto",
+    "model_restored",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -173,6 +178,7 @@ FIT_OPTIONS = {
     "model_kept_auto": {"activity_assignment": "initial", "input_lags": "auto"},
     "model_motifs_auto": {"activity_assignment": "motifs", "input_lags": "auto"},
     "model_validated_auto": {"activity_assignment": "validated", "input_lags": "auto"},
+    "model_restored": {"activity_assignment": "restored"},
     "model_validated_skip_auto": {
         "activity_assignment": "validated",
         "input_lags": "auto",
@@ -288,9 +294,14 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
             probe = fit.lag_probe
             scores.update(input_lags=probe["lags"], lag_probe_gain=probe["gain"])
             scores["lag_probe_share"] = probe["share"]
-        if fit.assignment_choice is not None:  # "validated": which fit was kept, and why
-            scores["assignment_chosen"] = fit.assignment_choice["chosen"]
-            scores["assignment_val_ratio"] = fit.assignment_choice["ratio"]
+        choice = fit.assignment_choice
+        if choice is not None and "chosen" in choice:  # "validated": which fit was kept, and why
+            scores["assignment_chosen"] = choice["chosen"]
+            scores["assignment_val_ratio"] = choice["ratio"]
+        if choice is not None and "restored" in choice:  # "restored": what was given back
+            scores.update(moved=choice["moved"], restored=choice["restored"])
+            scores["restore_undone"] = choice["undone"]
+            scores["restore_val_ratio"] = choice["val_after"] / max(choice["val_before"], 1e-30)
         out[name] = scores
     out.update(baseline_rows(brain, blocks, gru=args.gru))
     out["noise_floor"] = {

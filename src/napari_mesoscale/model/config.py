@@ -236,8 +236,11 @@ class ModelConfig(Params):
         "family's filter with no gain in held-out error); 'validated' trains twice, "
         "'motifs' and 'trained', and keeps the trained fit only when its validation one-step "
         "error is more than 5 % below the kept fit's (fit.assignment_choice says which and "
-        "why; twice the training time)",
-        choices=("trained", "motifs", "initial", "validated"),
+        "why; twice the training time); 'restored' trains as 'trained', then gives every "
+        "neuron that training moved off its initial filter that filter back when its "
+        "validation one-step error rises by at most 5 % (undone if the fit's rises by more "
+        "than 1 %; fit.assignment_choice says how many; one extra validation pass)",
+        choices=("trained", "motifs", "initial", "validated", "restored"),
         gui=False,
     )
     calcium_assignment: str = param(

@@ -39,6 +39,7 @@ from napari_mesoscale.model.training import (
     CHECKPOINT_NAME,
     RunOptions,
     dist_info,
+    restores_assignment,
     train_model,
     validates_assignment,
 )
@@ -192,6 +193,10 @@ def fit_mesoscale(
         init, training, choice = _train_validated(init, data, run, stage["train"])
     else:
         training, choice = _train(init, data, run, stage["train"]), None
+        if restores_assignment(init.config) and training.stopped != "cancelled":
+            from napari_mesoscale.model.restored_assignment import restore_initial_motifs
+
+            choice = restore_initial_motifs(init.net, data, init.init_groups)
     fit = _package(init, data, training, run, package_versions())
     if choice is not None:
         fit.assignment_choice = fit._p["assignment_choice"] = choice

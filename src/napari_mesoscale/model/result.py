@@ -263,7 +263,10 @@ class MesoscaleFit:
     assignment_choice : dict or None
         With ``activity_assignment="validated"``: which of the two fits was kept
         (``chosen``: ``"trained"`` or ``"motifs"``) and both validation errors
-        (:func:`napari_mesoscale.model.validated_assignment.choose_assignment`); else None.
+        (:func:`napari_mesoscale.model.validated_assignment.choose_assignment`); with
+        ``"restored"``: how many neurons training moved off their initial filter and how many
+        got it back, with the validation errors before and after
+        (:func:`napari_mesoscale.model.restored_assignment.restore_initial_motifs`); else None.
     stopped : str
         ``"completed"``, ``"early_stopping"`` or ``"cancelled"``.
     cancelled : bool
@@ -294,7 +297,8 @@ class MesoscaleFit:
         self.indicator = indicator_table(payload.get("observation"))
         #: What ``input_lags="auto"``'s probe measured and picked (None: input_lags was given).
         self.lag_probe: dict | None = payload.get("lag_probe")
-        #: Which fit ``activity_assignment="validated"`` kept, and why (else None).
+        #: Which fit ``activity_assignment="validated"`` kept, and why; what ``"restored"``
+        #: gave back (else None).
         self.assignment_choice: dict | None = payload.get("assignment_choice")
 
     @property

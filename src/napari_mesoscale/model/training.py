@@ -292,6 +292,13 @@ def validates_assignment(cfg: ModelConfig) -> bool:
     return _kept_on_activity(cfg) and cfg.activity_assignment == "validated"
 
 
+def restores_assignment(cfg: ModelConfig) -> bool:
+    """Whether the trained assignment's moves that did not lower a neuron's validation error
+    go back to the initial filter after training (``activity_assignment="restored"`` on
+    activity from the dynamics start; see :mod:`napari_mesoscale.model.restored_assignment`)."""
+    return _kept_on_activity(cfg) and cfg.activity_assignment == "restored"
+
+
 def _kept_on_activity(cfg: ModelConfig) -> bool:
     return cfg.observation == "activity" and cfg.init == "dynamics" and cfg.assignment == "gradient"
 

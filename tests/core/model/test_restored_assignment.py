@@ -1,0 +1,145 @@
+"""``ModelConfig.activity_assignment="restored"``: after the usual (trained) fit, every neuron
+that training moved off its initial filter gets that filter back when its validation one-step
+error rises by at most ``NEURON_TOLERANCE``, and the whole restoration is undone when the fit's
+rises by more than ``FIT_TOLERANCE``.
+
+Ground truth: the trained fit of the same seed, and the validation errors recomputed from the
+network with each neuron's choice set by hand.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from napari_mesoscale.model import MesoscaleFit, fit_mesoscale
+from napari_mesoscale.model import restored_assignment as ra
+from napari_mesoscale.model.prepare import prepare_data
+from napari_mesoscale.synth.motif_zoo import make_zoo_brain
+
+FAST = {"hidden": 8, "depth": 1, "batch_frames": 64, "rollout": 2, "rollout_frames": 4}
+
+
+@pytest.fixture(scope="module")
+def brain_and_options():
+    torch.set_num_threads(1)
+    brain = make_zoo_brain(96, 500, "dev", seed=7, n_families=2)
+    common = dict(
+        connectome=brain.connectome(), stimulus=brain.stimulus, n_filters=2, epochs=6,
+        freeze_assignment_epochs=2, input_lags=1, seed=0, **FAST,
+    )
+    return brain, common
+
+
+@pytest.fixture(scope="module")
+def trained_and_restored(brain_and_options):
+    brain, common = brain_and_options
+    return {
+        mode: fit_mesoscale(brain.activity, brain.positions, activity_assignment=mode, **common)
+        for mode in ("trained", "restored")
+    }
+
+
+@pytest.fixture()
+def net_and_data(trained_and_restored, brain_and_options):
+    """A copy of the trained fit's network and its prepared data."""
+    brain, _ = brain_and_options
+    fit = trained_and_restored["trained"]
+    data = prepare_data(brain.activity, brain.positions, brain.stimulus, fit.config)
+    return copy.deepcopy(fit.net), data
+
+
+def _filters(net) -> np.ndarray:
+    return net.choice()[2].cpu().numpy()
+
+
+def _moved_groups(net, n_moved: int) -> tuple[np.ndarray, np.ndarray]:
+    """Initial groups that differ from the trained choice on ``n_moved`` neurons (every
+    third), as if training had moved them: (groups, moved neurons)."""
+    groups = _filters(net).copy()
+    moved = np.arange(0, 3 * n_moved, 3)
+    groups[moved] = (groups[moved] + 1) % net.n_filters
+    return groups, moved
+
+
+def test_validation_errors_are_the_fits_own(trained_and_restored, net_and_data) -> None:
+    net, data = net_and_data
+    per_neuron, overall = ra.neuron_validation_errors(net, data)
+    assert per_neuron.shape == (data.n_neurons,)
+    assert overall == pytest.approx(trained_and_restored["trained"].scores["val_mse"], rel=1e-6)
+
+
+def test_neurons_get_their_initial_filter_back_where_their_error_allows(net_and_data) -> None:
+    net, data = net_and_data
+    groups, moved = _moved_groups(net, 10)
+    trained_filters = _filters(net)
+    per_neuron, before = ra.neuron_validation_errors(net, data)
+    # ground truth: every moved neuron given back by hand, errors recomputed
+    by_hand = copy.deepcopy(net)
+    ra._give_back(by_hand, moved, groups[moved])
+    assert np.array_equal(_filters(by_hand)[moved], groups[moved])
+    back, _ = ra.neuron_validation_errors(by_hand, data)
+    allowed = moved[back[moved] <= 1.05 * per_neuron[moved]]
+
+    report = ra.restore_initial_motifs(net, data, groups, fit_tolerance=np.inf)
+    filters = _filters(net)
+    assert report["moved"] == 10 and report["restored"] == allowed.size
+    assert np.array_equal(filters[allowed], groups[allowed])
+    kept = np.setdiff1d(np.arange(data.n_neurons), allowed)
+    assert np.array_equal(filters[kept], trained_filters[kept])
+    assert report["val_before"] == pytest.approx(before)
+    assert report["val_after"] == pytest.approx(ra.neuron_validation_errors(net, data)[1])
+
+
+def test_tolerances_decide_and_a_costly_restoration_is_undone(net_and_data) -> None:
+    net, data = net_and_data
+    groups, moved = _moved_groups(net, 10)
+    trained_logits = net.logits.detach().clone()
+    every = ra.restore_initial_motifs(
+        copy.deepcopy(net), data, groups, neuron_tolerance=np.inf, fit_tolerance=np.inf
+    )
+    assert every["restored"] == moved.size
+    # the fit's error must not rise at all: a restoration that raises it is undone
+    undone = ra.restore_initial_motifs(
+        net, data, groups, neuron_tolerance=np.inf, fit_tolerance=-1.0
+    )
+    assert undone["undone"] and undone["restored"] == 0
+    assert torch.equal(net.logits.detach(), trained_logits)
+    assert undone["val_after"] == undone["val_before"]
+
+
+def test_nothing_moved_changes_nothing(net_and_data) -> None:
+    net, data = net_and_data
+    logits = net.logits.detach().clone()
+    report = ra.restore_initial_motifs(net, data, _filters(net))
+    assert report["moved"] == 0 and report["restored"] == 0
+    assert torch.equal(net.logits.detach(), logits)
+
+
+def test_restored_fit_is_the_trained_fit_given_back(trained_and_restored, net_and_data) -> None:
+    trained, restored = trained_and_restored["trained"], trained_and_restored["restored"]
+    net, data = net_and_data
+    choice = restored.assignment_choice
+    assert restored.config.activity_assignment == "restored"
+    assert choice["mode"] == "restored" and choice["val_before"] == pytest.approx(
+        trained.scores["val_mse"], rel=1e-6
+    )
+    # the same training; only the moved neurons' choices can differ
+    changed = np.flatnonzero(restored.motif_labels != trained.motif_labels)
+    assert changed.size <= choice["restored"]
+    assert restored.scores["val_mse"] == pytest.approx(choice["val_after"], rel=1e-6)
+    for name, p in trained.net.named_parameters():
+        if name != "logits":
+            assert torch.equal(p, dict(restored.net.named_parameters())[name]), name
+
+
+def test_restore_info_is_saved(trained_and_restored, tmp_path) -> None:
+    fit = trained_and_restored["restored"]
+    path = fit.save(tmp_path / "fit.pt")
+    assert MesoscaleFit.load(path).assignment_choice == fit.assignment_choice
+    side = json.loads(path.with_suffix(".pt.json").read_text())
+    assert side["assignment_choice"] == fit.assignment_choice
