@@ -25,6 +25,10 @@ which the default itself misses on every dev set so far (4 of 8 on each); a chan
 judged on whether it does no worse than the default it replaces. Parts 1(a), 1(c) and 2 stand.
 Rule R was written after C4 (``model_validated_auto``) had been seen to meet it on 1068-1075 and
 toy seeds 12-19, hence the fresh data.
+Judged by rule R: C4 on zoo dev 1084-1091 and toy seeds 28-35; C6, ``model_restored``
+(``--activity-assignment restored``, ``input_lags`` left at the default; its tolerances 5 % per
+neuron and 1 % per fit set before any measurement), on fresh zoo dev 1092-1099 and toy seeds
+36-43, rule and data sets committed before either was generated.
 
 Usage::
 
