@@ -196,7 +196,8 @@ def fit_mesoscale(
         if restores_assignment(init.config) and training.stopped != "cancelled":
             from napari_mesoscale.model.restored_assignment import restore_initial_motifs
 
-            choice = restore_initial_motifs(init.net, data, init.init_groups)
+            choice = restore_initial_motifs(init.net.to(run.device), data, init.init_groups)
+            init.net.to("cpu")
     fit = _package(init, data, training, run, package_versions())
     if choice is not None:
         fit.assignment_choice = fit._p["assignment_choice"] = choice

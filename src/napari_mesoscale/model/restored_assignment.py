@@ -43,7 +43,7 @@ def neuron_validation_errors(net: MesoscaleNet, data: PreparedData) -> tuple[np.
 
 def _give_back(net: MesoscaleNet, neurons: np.ndarray, filters: np.ndarray) -> None:
     """Make each neuron's best pair for its given filter its choice, by swapping that pair's
-    logit with the current winner's (so the confidence stays what it was)."""
+    logit with the current winner's (the neuron's logits keep their values, reordered)."""
     if neurons.size == 0:
         return
     a = net.assignment_logits().detach()
