@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -135,6 +136,44 @@ def test_restored_fit_is_the_trained_fit_given_back(trained_and_restored, net_an
     for name, p in trained.net.named_parameters():
         if name != "logits":
             assert torch.equal(p, dict(restored.net.named_parameters())[name]), name
+
+
+def test_fit_gives_back_the_moves_its_validation_errors_allow(
+    trained_and_restored, brain_and_options, monkeypatch
+) -> None:
+    """End to end, with moves: the initialisation is made to have put every third of the first
+    30 neurons with the other filter (training is unchanged by it), so those neurons are
+    'moved'; the restored fit must be the trained fit with exactly the allowed ones given back."""
+    from napari_mesoscale.model import fit as fit_module
+
+    brain, common = brain_and_options
+    trained = trained_and_restored["trained"]
+    groups, moved = _moved_groups(copy.deepcopy(trained.net), 10)
+    real = fit_module.initialise_model
+
+    def initialise_elsewhere(*args, **kwargs):
+        init = real(*args, **kwargs)
+        return replace(init, init_groups=groups.copy())
+
+    monkeypatch.setattr(fit_module, "initialise_model", initialise_elsewhere)
+    restored = fit_mesoscale(
+        brain.activity, brain.positions, activity_assignment="restored", **common
+    )
+    # ground truth from the trained fit's own network
+    data = prepare_data(brain.activity, brain.positions, brain.stimulus, trained.config)
+    net = copy.deepcopy(trained.net)
+    per_neuron, _ = ra.neuron_validation_errors(net, data)
+    ra._give_back(net, moved, groups[moved])
+    back, _ = ra.neuron_validation_errors(net, data)
+    allowed = moved[back[moved] <= 1.05 * per_neuron[moved]]
+    assert 0 < allowed.size < moved.size  # the tolerance decides something here
+    choice = restored.assignment_choice
+    assert choice["moved"] == moved.size
+    assert choice["restored"] == allowed.size and not choice["undone"]
+    filters = _filters(restored.net)
+    assert np.array_equal(filters[allowed], groups[allowed])
+    others = np.setdiff1d(np.arange(brain.activity.shape[1]), allowed)
+    assert np.array_equal(filters[others], _filters(trained.net)[others])
 
 
 def test_restore_info_is_saved(trained_and_restored, tmp_path) -> None:
