@@ -17,20 +17,6 @@ import torch
 from napari_mesoscale.model import MesoscaleFit, fit_mesoscale
 from napari_mesoscale.model import validated_assignment as va
 from napari_mesoscale.model.training import TrainingState
-from napari_mesoscale.synth.motif_zoo import make_zoo_brain
-
-FAST = {"hidden": 8, "depth": 1, "batch_frames": 64, "rollout": 2, "rollout_frames": 4}
-
-
-@pytest.fixture(scope="module")
-def brain_and_options():
-    torch.set_num_threads(1)
-    brain = make_zoo_brain(96, 500, "dev", seed=7, n_families=2)
-    common = dict(
-        connectome=brain.connectome(), stimulus=brain.stimulus, n_filters=2, epochs=6,
-        freeze_assignment_epochs=2, input_lags=1, seed=0, **FAST,
-    )
-    return brain, common
 
 
 @pytest.fixture(scope="module")
