@@ -203,6 +203,7 @@ def accuracy(seed: int, epochs: int, variants: dict, quick: bool) -> dict:
             val_mse=float(fit.scores["val_mse"]),
             input_lags=fit.config.input_lags,
             assignment_chosen=(fit.assignment_choice or {}).get("chosen"),
+            assignment_val_ratio=(fit.assignment_choice or {}).get("ratio"),
             assignment_restored=(fit.assignment_choice or {}).get("restored"),
             stopped=fit.stopped,
             mse_ratio_vs={k: sc["mse_1"] / v["mse_1"] for k, v in baselines.items()},
