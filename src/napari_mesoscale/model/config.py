@@ -239,7 +239,7 @@ class ModelConfig(Params):
         "why; twice the training time); 'restored' trains as 'trained', then gives every "
         "neuron that training moved off its initial filter that filter back when its "
         "validation one-step error rises by at most 5 % (undone if the fit's rises by more "
-        "than 1 %; fit.assignment_choice says how many; one extra validation pass)",
+        "than 1 %; fit.assignment_choice says how many; three validation passes)",
         choices=("trained", "motifs", "initial", "validated", "restored"),
         gui=False,
     )

@@ -7,7 +7,7 @@ another family's filter with no gain in held-out error, and they cost motif labe
 usual training this mode looks at each neuron whose filter is no longer its initial one and
 gives it back that filter (in its best field for it) when its validation one-step error rises
 by at most ``NEURON_TOLERANCE``; the whole restoration is undone if the fit's validation error
-rises by more than ``FIT_TOLERANCE``. One extra pass over the validation block, no second
+rises by more than ``FIT_TOLERANCE``. Three passes over the validation block, no second
 training. The test block plays no part.
 """
 
