@@ -30,6 +30,14 @@ Judged by rule R: C4 on zoo dev 1084-1091 and toy seeds 28-35; C6, ``model_resto
 neuron and 1 % per fit set before any measurement), on fresh zoo dev 1092-1099 and toy seeds
 36-43, rule and data sets committed before either was generated.
 
+``--label-rule issue`` (rule R2, committed before zoo dev brains 1100-1107 and toy seeds 44-51
+were generated): rule R with part 1(a) replaced by #13's own label target: C's median motif
+ARI >= 0.9 and >= the default's + 0.01 (R's "the initialisation's - 0.01" asks a restoration
+after free training for labels that prediction error does not identify on some brains; see
+``restore_tolerance.py``). Judged by R2: C7, ``model_restored_wide``
+(``--activity-assignment restored --restore-tolerance 0.25``; 0.25 read off the tolerance
+table of dev brains 1092-1098, hence the fresh data).
+
 Usage::
 
     python benchmarks/kept_assignment_default.py --zoo ZOO.json --toy-default A.json \
@@ -51,6 +59,7 @@ sys.path.insert(0, str(HERE))
 DEFAULT, INIT = "model", "init"
 TOY_FIT = "default_connectome"
 BAR, CEILING, NEEDED, MOTIF_SLACK = 1.02, 1.10, 7, 0.01
+ISSUE_MOTIF_ARI = 0.9  # #13's median motif ARI target
 
 
 def joined_brains(paths: list[Path]) -> list[dict]:
@@ -63,9 +72,12 @@ def joined_brains(paths: list[Path]) -> list[dict]:
     return [by_seed[s] for s in sorted(by_seed)]
 
 
-def judge_zoo(brains: list[dict], candidate: str, relative: bool = False) -> dict:
+def judge_zoo(
+    brains: list[dict], candidate: str, relative: bool = False, label_rule: str = "init"
+) -> dict:
     """Part 1 of the rule on the zoo dev brains (``motif_zoo.py`` rows); ``relative``: 1(b)
-    against the default's count instead of 7 of 8."""
+    against the default's count instead of 7 of 8; ``label_rule="issue"``: 1(a) is #13's
+    target (median motif ARI >= 0.9 and >= the default's + 0.01)."""
     from motif_zoo import _below_baselines
 
     motif = {n: float(np.median([b[n]["motif_ari"] for b in brains])) for n in
@@ -74,9 +86,14 @@ def judge_zoo(brains: list[dict], candidate: str, relative: bool = False) -> dic
     below = _below_baselines(brains, candidate)["below_every_baseline"]
     default_below = _below_baselines(brains, DEFAULT)["below_every_baseline"]
     within = int(sum(r <= BAR for r in ratios))
+    if label_rule == "issue":
+        labels_pass = (motif[candidate] >= ISSUE_MOTIF_ARI
+                       and motif[candidate] >= motif[DEFAULT] + MOTIF_SLACK)
+    else:
+        labels_pass = (motif[candidate] >= motif[DEFAULT]
+                       and motif[candidate] >= motif[INIT] - MOTIF_SLACK)
     checks = {
-        "a_motif_ari": motif[candidate] >= motif[DEFAULT]
-        and motif[candidate] >= motif[INIT] - MOTIF_SLACK,
+        "a_motif_ari": labels_pass,
         "b_below_every_baseline": below[0] >= (default_below[0] if relative else NEEDED),
         "c_mse_within_bar": within >= NEEDED,
     }
@@ -135,13 +152,17 @@ def main() -> None:
     parser.add_argument("--rule-commit", default="ea7532f")
     parser.add_argument("--relative", action="store_true",
                         help="rule R: 1(b) against the default's count of brains")
+    parser.add_argument("--label-rule", choices=("init", "issue"), default="init",
+                        help="1(a): 'init' (>= the default's and the initialisation's - "
+                        "0.01) or 'issue' (rule R2: >= 0.9 and >= the default's + 0.01)")
     parser.add_argument("--toy-default", type=Path, required=True)
     parser.add_argument("--toy-candidate", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     from _results import write_json
 
-    zoo = (judge_zoo(joined_brains(args.zoo), args.candidate, args.relative) if args.zoo
+    zoo = (judge_zoo(joined_brains(args.zoo), args.candidate, args.relative, args.label_rule)
+           if args.zoo
            else {"checks": "not measured", "passes": False})
     toy = judge_toy(json.loads(args.toy_default.read_text()),
                     json.loads(args.toy_candidate.read_text()))
@@ -149,6 +170,7 @@ def main() -> None:
         "candidate": args.candidate,
         "rule_commit": args.rule_commit,
         "rule": "R (1b relative to the default)" if args.relative else "absolute",
+        "label_rule": args.label_rule,
         "zoo_dev": zoo,
         "toy_dev": toy,
         "adopt": bool(zoo["passes"] and toy["passes"]),

@@ -335,14 +335,15 @@ def accuracy_over_seeds(
     every_fit_lags: int | str | None = None,
     activity_assignment: str | None = None,
     linear_skip: str | None = None,
+    restore_tolerance: float | None = None,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each.
 
     ``only``: keep just these variants; ``freeze_assignment``: every fit keeps its initial
     assignment (``freeze_assignment_epochs=epochs``); ``probe_share``: every fit's
     ``range_probe_share`` (None: the default); ``every_fit_lags``: every fit's ``input_lags``
-    (None: the default); ``activity_assignment``, ``linear_skip``: every fit's (None: the
-    default)."""
+    (None: the default); ``activity_assignment``, ``linear_skip``, ``restore_tolerance``:
+    every fit's (None: the default)."""
     t0 = time.perf_counter()
     result: dict = {
         "quick": quick,
@@ -360,6 +361,9 @@ def accuracy_over_seeds(
         "input_lags": every_fit_lags or _default("input_lags"),
         "activity_assignment": activity_assignment or _default("activity_assignment"),
         "linear_skip": linear_skip or _default("linear_skip"),
+        "restore_tolerance": (
+            _default("restore_tolerance") if restore_tolerance is None else restore_tolerance
+        ),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
@@ -385,6 +389,7 @@ def accuracy_over_seeds(
                 ("input_lags", every_fit_lags),
                 ("activity_assignment", activity_assignment),
                 ("linear_skip", linear_skip),
+                ("restore_tolerance", restore_tolerance),
             )
             if value is not None
         }
@@ -634,6 +639,12 @@ def main() -> None:
         help="with --accuracy-only: every fit's ModelConfig.activity_assignment",
     )
     parser.add_argument(
+        "--restore-tolerance",
+        type=float,
+        default=None,
+        help="with --accuracy-only: every fit's ModelConfig.restore_tolerance",
+    )
+    parser.add_argument(
         "--connectome-only",
         action="store_true",
         help="with --accuracy-only: leave out the fits without connectome",
@@ -690,6 +701,7 @@ def main() -> None:
             _lags_argument(args.input_lags),
             args.activity_assignment,
             args.linear_skip,
+            args.restore_tolerance,
         )
         return
     if args.cost_only:

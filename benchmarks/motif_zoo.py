@@ -42,6 +42,7 @@ nothing tuned per brain). Methods:
     ``activity_assignment="restored"``: the default fit, then every neuron training moved off
     its initial filter gets it back where its validation error rises by at most 5 %
     (``moved``, ``restored``, ``restore_undone`` and ``restore_val_ratio`` record it).
+    ``model_restored_wide``: the same at ``restore_tolerance=0.25`` (25 % per neuron).
 ``model_skip``
     ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
     stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
@@ -154,6 +155,7 @@ FITS = (
     "model_validated_auto",
     "model_validated_skip_auto",
     "model_restored",
+    "model_restored_wide",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -179,6 +181,7 @@ FIT_OPTIONS = {
     "model_motifs_auto": {"activity_assignment": "motifs", "input_lags": "auto"},
     "model_validated_auto": {"activity_assignment": "validated", "input_lags": "auto"},
     "model_restored": {"activity_assignment": "restored"},
+    "model_restored_wide": {"activity_assignment": "restored", "restore_tolerance": 0.25},
     "model_validated_skip_auto": {
         "activity_assignment": "validated",
         "input_lags": "auto",

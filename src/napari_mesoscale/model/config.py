@@ -238,9 +238,17 @@ class ModelConfig(Params):
         "error is more than 5 % below the kept fit's (fit.assignment_choice says which and "
         "why; twice the training time); 'restored' trains as 'trained', then gives every "
         "neuron that training moved off its initial filter that filter back when its "
-        "validation one-step error rises by at most 5 % (undone if the fit's rises by more "
-        "than 1 %; fit.assignment_choice says how many; three validation passes)",
+        "validation one-step error rises by at most restore_tolerance (undone if the fit's "
+        "rises by more than 1 %; fit.assignment_choice says how many; three validation passes)",
         choices=("trained", "motifs", "initial", "validated", "restored"),
+        gui=False,
+    )
+    restore_tolerance: float = param(
+        0.05,
+        "with activity_assignment='restored': a moved neuron gets its initial filter back when "
+        "its validation one-step error is at most (1 + this) x its error with the trained "
+        "filter",
+        minimum=0.0,
         gui=False,
     )
     calcium_assignment: str = param(

@@ -197,7 +197,9 @@ def fit_mesoscale(
             from napari_mesoscale.model.restored_assignment import restore_initial_motifs
 
             # on the training device; _package scores there too and leaves the net on the CPU
-            choice = restore_initial_motifs(init.net.to(run.device), data, init.init_groups)
+            choice = restore_initial_motifs(
+                init.net.to(run.device), data, init.init_groups, init.config.restore_tolerance
+            )
     fit = _package(init, data, training, run, package_versions())
     if choice is not None:
         fit.assignment_choice = fit._p["assignment_choice"] = choice

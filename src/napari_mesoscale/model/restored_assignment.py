@@ -6,9 +6,9 @@ fix a neuron the initialisation put with the wrong filter; on the zoo brains mos
 another family's filter with no gain in held-out error, and they cost motif labels. After the
 usual training this mode looks at each neuron whose filter is no longer its initial one and
 gives it back that filter (in its best field for it) when its validation one-step error rises
-by at most ``NEURON_TOLERANCE``; the whole restoration is undone if the fit's validation error
-rises by more than ``FIT_TOLERANCE``. Three passes over the validation block, no second
-training. The test block plays no part.
+by at most ``ModelConfig.restore_tolerance``; the whole restoration is undone if the fit's
+validation error rises by more than ``FIT_TOLERANCE``. Three passes over the validation block,
+no second training. The test block plays no part.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ __all__ = [
 ]
 
 #: a moved neuron gets its initial filter back when its validation error is at most
-#: (1 + tolerance) x its error with the trained filter; set before any measurement
+#: (1 + tolerance) x its error with the trained filter; set before any measurement (the fit's
+#: is ``ModelConfig.restore_tolerance``, whose default this is)
 NEURON_TOLERANCE = 0.05
 #: ... and the restoration stands only if the fit's validation error rises by at most this
 FIT_TOLERANCE = 0.01

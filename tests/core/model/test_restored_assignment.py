@@ -1,7 +1,7 @@
 """``ModelConfig.activity_assignment="restored"``: after the usual (trained) fit, every neuron
 that training moved off its initial filter gets that filter back when its validation one-step
-error rises by at most ``NEURON_TOLERANCE``, and the whole restoration is undone when the fit's
-rises by more than ``FIT_TOLERANCE``.
+error rises by at most ``ModelConfig.restore_tolerance`` (default ``NEURON_TOLERANCE``), and
+the whole restoration is undone when the fit's rises by more than ``FIT_TOLERANCE``.
 
 Ground truth: the trained fit of the same seed, and the validation errors recomputed from the
 network with each neuron's choice set by hand.
@@ -124,12 +124,15 @@ def test_restored_fit_is_the_trained_fit_given_back(trained_and_restored, net_an
             assert torch.equal(p, dict(restored.net.named_parameters())[name]), name
 
 
+@pytest.mark.parametrize("tolerance", [None, 0.25])
 def test_fit_gives_back_the_moves_its_validation_errors_allow(
-    trained_and_restored, brain_and_options, monkeypatch
+    trained_and_restored, brain_and_options, monkeypatch, tolerance
 ) -> None:
     """End to end, with moves: the initialisation is made to have put every third of the first
     30 neurons with the other filter (training is unchanged by it), so those neurons are
-    'moved'; the restored fit must be the trained fit with exactly the allowed ones given back."""
+    'moved'; the restored fit must be the trained fit with exactly the allowed ones given back,
+    at the default tolerance and at the one ``restore_tolerance`` sets (a 1.22 x neuron
+    is allowed at 0.25 only)."""
     from napari_mesoscale.model import fit as fit_module
 
     brain, common = brain_and_options
@@ -142,18 +145,23 @@ def test_fit_gives_back_the_moves_its_validation_errors_allow(
         return replace(init, init_groups=groups.copy())
 
     monkeypatch.setattr(fit_module, "initialise_model", initialise_elsewhere)
+    chosen = {} if tolerance is None else {"restore_tolerance": tolerance}
     restored = fit_mesoscale(
-        brain.activity, brain.positions, activity_assignment="restored", **common
+        brain.activity, brain.positions, activity_assignment="restored", **chosen, **common
     )
+    tolerance = ra.NEURON_TOLERANCE if tolerance is None else tolerance
     # ground truth from the trained fit's own network
     data = prepare_data(brain.activity, brain.positions, brain.stimulus, trained.config)
     net = copy.deepcopy(trained.net)
     per_neuron, _ = ra.neuron_validation_errors(net, data)
     ra._give_back(net, moved, groups[moved])
     back, _ = ra.neuron_validation_errors(net, data)
-    allowed = moved[back[moved] <= 1.05 * per_neuron[moved]]
+    allowed = moved[back[moved] <= (1.0 + tolerance) * per_neuron[moved]]
     assert 0 < allowed.size < moved.size  # the tolerance decides something here
+    default_allowed = moved[back[moved] <= (1.0 + ra.NEURON_TOLERANCE) * per_neuron[moved]]
+    assert (allowed.size > default_allowed.size) == (tolerance > ra.NEURON_TOLERANCE)
     choice = restored.assignment_choice
+    assert choice["neuron_tolerance"] == tolerance
     assert choice["moved"] == moved.size
     assert choice["restored"] == allowed.size and not choice["undone"]
     filters = _filters(restored.net)
@@ -168,3 +176,9 @@ def test_restore_info_is_saved(trained_and_restored, tmp_path) -> None:
     assert MesoscaleFit.load(path).assignment_choice == fit.assignment_choice
     side = json.loads(path.with_suffix(".pt.json").read_text())
     assert side["assignment_choice"] == fit.assignment_choice
+
+
+def test_config_default_tolerance_is_the_modules() -> None:
+    from napari_mesoscale.model.config import ModelConfig
+
+    assert ModelConfig().restore_tolerance == ra.NEURON_TOLERANCE
