@@ -205,6 +205,7 @@ def accuracy(seed: int, epochs: int, variants: dict, quick: bool) -> dict:
             assignment_chosen=(fit.assignment_choice or {}).get("chosen"),
             assignment_val_ratio=(fit.assignment_choice or {}).get("ratio"),
             assignment_restored=(fit.assignment_choice or {}).get("restored"),
+            assignment_moved=(fit.assignment_choice or {}).get("moved"),
             stopped=fit.stopped,
             mse_ratio_vs={k: sc["mse_1"] / v["mse_1"] for k, v in baselines.items()},
             beats_every_baseline=bool(all(sc["mse_1"] < v["mse_1"] for v in comparable.values())),
@@ -634,7 +635,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--activity-assignment",
-        choices=("trained", "motifs", "initial", "validated", "restored"),
+        choices=("trained", "motifs", "initial", "validated", "restored", "motifs_moved"),
         default=None,
         help="with --accuracy-only: every fit's ModelConfig.activity_assignment",
     )

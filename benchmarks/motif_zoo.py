@@ -43,6 +43,10 @@ nothing tuned per brain). Methods:
     its initial filter gets it back where its validation error rises by at most 5 %
     (``moved``, ``restored``, ``restore_undone`` and ``restore_val_ratio`` record it).
     ``model_restored_wide``: the same at ``restore_tolerance=0.25`` (25 % per neuron).
+``model_motifs_moved``
+    ``activity_assignment="motifs_moved"``: trained with every neuron's initial filter kept,
+    then a neuron moves to another filter where its validation error falls by more than 25 %
+    (``moved``, ``move_undone`` and ``move_val_ratio`` record it).
 ``model_skip``
     ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
     stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
@@ -156,6 +160,7 @@ FITS = (
     "model_validated_skip_auto",
     "model_restored",
     "model_restored_wide",
+    "model_motifs_moved",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -182,6 +187,7 @@ FIT_OPTIONS = {
     "model_validated_auto": {"activity_assignment": "validated", "input_lags": "auto"},
     "model_restored": {"activity_assignment": "restored"},
     "model_restored_wide": {"activity_assignment": "restored", "restore_tolerance": 0.25},
+    "model_motifs_moved": {"activity_assignment": "motifs_moved"},
     "model_validated_skip_auto": {
         "activity_assignment": "validated",
         "input_lags": "auto",
@@ -305,6 +311,9 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
             scores.update(moved=choice["moved"], restored=choice["restored"])
             scores["restore_undone"] = choice["undone"]
             scores["restore_val_ratio"] = choice["val_after"] / max(choice["val_before"], 1e-30)
+        if choice is not None and choice.get("mode") == "motifs_moved":  # the moves that paid
+            scores.update(moved=choice["moved"], move_undone=choice["undone"])
+            scores["move_val_ratio"] = choice["val_after"] / max(choice["val_before"], 1e-30)
         out[name] = scores
     out.update(baseline_rows(brain, blocks, gru=args.gru))
     out["noise_floor"] = {

@@ -239,8 +239,11 @@ class ModelConfig(Params):
         "why; twice the training time); 'restored' trains as 'trained', then gives every "
         "neuron that training moved off its initial filter that filter back when its "
         "validation one-step error rises by at most restore_tolerance (undone if the fit's "
-        "rises by more than 1 %; fit.assignment_choice says how many; three validation passes)",
-        choices=("trained", "motifs", "initial", "validated", "restored"),
+        "rises by more than 1 %; fit.assignment_choice says how many; three validation passes); "
+        "'motifs_moved' trains as 'motifs', then moves each neuron to another filter's best "
+        "pair where that pair's validation one-step error is more than move_margin below its "
+        "own (undone if the fit's rises; two validation passes and one over every pair)",
+        choices=("trained", "motifs", "initial", "validated", "restored", "motifs_moved"),
         gui=False,
     )
     restore_tolerance: float = param(
@@ -248,6 +251,13 @@ class ModelConfig(Params):
         "with activity_assignment='restored': a moved neuron gets its initial filter back when "
         "its validation one-step error is at most (1 + this) x its error with the trained "
         "filter",
+        minimum=0.0,
+        gui=False,
+    )
+    move_margin: float = param(
+        0.25,
+        "with activity_assignment='motifs_moved': a neuron moves to another filter's best "
+        "pair when that pair's validation one-step error x (1 + this) is below its own pair's",
         minimum=0.0,
         gui=False,
     )

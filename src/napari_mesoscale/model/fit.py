@@ -39,6 +39,7 @@ from napari_mesoscale.model.training import (
     CHECKPOINT_NAME,
     RunOptions,
     dist_info,
+    moves_assignment,
     restores_assignment,
     train_model,
     validates_assignment,
@@ -200,6 +201,10 @@ def fit_mesoscale(
             choice = restore_initial_motifs(
                 init.net.to(run.device), data, init.init_groups, init.config.restore_tolerance
             )
+        if moves_assignment(init.config) and training.stopped != "cancelled":
+            from napari_mesoscale.model.moved_assignment import move_where_it_pays
+
+            choice = move_where_it_pays(init.net.to(run.device), data, init.config.move_margin)
     fit = _package(init, data, training, run, package_versions())
     if choice is not None:
         fit.assignment_choice = fit._p["assignment_choice"] = choice

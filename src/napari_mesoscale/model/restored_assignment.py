@@ -42,16 +42,22 @@ def neuron_validation_errors(net: MesoscaleNet, data: PreparedData) -> tuple[np.
     return _block_errors(net, _CpuTensors.of(data), *data.blocks["val"])
 
 
-def _give_back(net: MesoscaleNet, neurons: np.ndarray, filters: np.ndarray) -> None:
-    """Make each neuron's best pair for its given filter its choice, by swapping that pair's
-    logit with the current winner's (the neuron's logits keep their values, reordered)."""
+def _give_back(
+    net: MesoscaleNet, neurons: np.ndarray, filters: np.ndarray, slots: np.ndarray | None = None
+) -> None:
+    """Make each neuron's pair (``slots``; None: its best by logit) for its given filter its
+    choice, by swapping that pair's logit with the current winner's (the neuron's logits keep
+    their values, reordered)."""
     if neurons.size == 0:
         return
     a = net.assignment_logits().detach()
     idx = torch.as_tensor(neurons, device=a.device)
     filt = torch.as_tensor(filters, device=a.device)
     slot, _, old_filter = net.choice()
-    best_slot = a[idx, :, filt].argmax(dim=1)
+    if slots is None:
+        best_slot = a[idx, :, filt].argmax(dim=1)
+    else:
+        best_slot = torch.as_tensor(slots, device=a.device)
     gap = a[idx, slot[idx], old_filter[idx]] - a[idx, best_slot, filt]
     net.logits.data[idx, best_slot, filt] += gap
     net.logits.data[idx, slot[idx], old_filter[idx]] -= gap

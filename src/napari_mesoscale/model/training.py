@@ -281,8 +281,9 @@ def keeps_initial_assignment(cfg: ModelConfig) -> bool:
 
 def keeps_initial_motifs(cfg: ModelConfig) -> bool:
     """Whether every neuron's filter stays the initialisation's while its field learns
-    (``activity_assignment="motifs"`` on activity from the dynamics start)."""
-    return _kept_on_activity(cfg) and cfg.activity_assignment == "motifs"
+    (``activity_assignment="motifs"``, and ``"motifs_moved"`` until training ends, on activity
+    from the dynamics start)."""
+    return _kept_on_activity(cfg) and cfg.activity_assignment in ("motifs", "motifs_moved")
 
 
 def validates_assignment(cfg: ModelConfig) -> bool:
@@ -297,6 +298,13 @@ def restores_assignment(cfg: ModelConfig) -> bool:
     go back to the initial filter after training (``activity_assignment="restored"`` on
     activity from the dynamics start; see :mod:`napari_mesoscale.model.restored_assignment`)."""
     return _kept_on_activity(cfg) and cfg.activity_assignment == "restored"
+
+
+def moves_assignment(cfg: ModelConfig) -> bool:
+    """Whether neurons move to another filter after the kept-motif training where it lowers
+    their validation error by more than ``move_margin`` (``activity_assignment="motifs_moved"``
+    on activity from the dynamics start; see :mod:`napari_mesoscale.model.moved_assignment`)."""
+    return _kept_on_activity(cfg) and cfg.activity_assignment == "motifs_moved"
 
 
 def _kept_on_activity(cfg: ModelConfig) -> bool:

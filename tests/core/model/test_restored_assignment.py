@@ -159,7 +159,7 @@ def test_fit_gives_back_the_moves_its_validation_errors_allow(
     allowed = moved[back[moved] <= (1.0 + tolerance) * per_neuron[moved]]
     assert 0 < allowed.size < moved.size  # the tolerance decides something here
     default_allowed = moved[back[moved] <= (1.0 + ra.NEURON_TOLERANCE) * per_neuron[moved]]
-    assert (allowed.size > default_allowed.size) == (tolerance > ra.NEURON_TOLERANCE)
+    assert (allowed.size != default_allowed.size) == (tolerance != ra.NEURON_TOLERANCE)
     choice = restored.assignment_choice
     assert choice["neuron_tolerance"] == tolerance
     assert choice["moved"] == moved.size
