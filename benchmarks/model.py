@@ -635,7 +635,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--activity-assignment",
-        choices=("trained", "motifs", "initial", "validated", "restored", "motifs_moved"),
+        choices=(
+            "trained", "motifs", "initial", "validated", "restored", "motifs_moved", "reverted"
+        ),
         default=None,
         help="with --accuracy-only: every fit's ModelConfig.activity_assignment",
     )

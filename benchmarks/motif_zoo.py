@@ -47,6 +47,11 @@ nothing tuned per brain). Methods:
     ``activity_assignment="motifs_moved"``: trained with every neuron's initial filter kept,
     then a neuron moves to another filter where its validation error falls by more than 25 %
     (``moved``, ``move_undone`` and ``move_val_ratio`` record it).
+``model_reverted``
+    ``activity_assignment="reverted"``: the default fit; if it moved neurons off their initial
+    filter, every one gets it back and the filters train 10 more epochs with the motifs kept,
+    that fit kept when its validation error is at most 1 % above the default fit's
+    (``moved``, ``assignment_chosen`` and ``assignment_val_ratio``, reverted / trained).
 ``model_skip``
     ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
     stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
@@ -161,6 +166,7 @@ FITS = (
     "model_restored",
     "model_restored_wide",
     "model_motifs_moved",
+    "model_reverted",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -188,6 +194,7 @@ FIT_OPTIONS = {
     "model_restored": {"activity_assignment": "restored"},
     "model_restored_wide": {"activity_assignment": "restored", "restore_tolerance": 0.25},
     "model_motifs_moved": {"activity_assignment": "motifs_moved"},
+    "model_reverted": {"activity_assignment": "reverted"},
     "model_validated_skip_auto": {
         "activity_assignment": "validated",
         "input_lags": "auto",
@@ -306,11 +313,13 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
         choice = fit.assignment_choice
         if choice is not None and "chosen" in choice:  # "validated": which fit was kept, and why
             scores["assignment_chosen"] = choice["chosen"]
-            scores["assignment_val_ratio"] = choice["ratio"]
+            scores["assignment_val_ratio"] = choice.get("ratio")
         if choice is not None and "restored" in choice:  # "restored": what was given back
             scores.update(moved=choice["moved"], restored=choice["restored"])
             scores["restore_undone"] = choice["undone"]
             scores["restore_val_ratio"] = choice["val_after"] / max(choice["val_before"], 1e-30)
+        if choice is not None and choice.get("mode") == "reverted":  # what training had moved
+            scores["moved"] = choice["moved"]
         if choice is not None and choice.get("mode") == "motifs_moved":  # the moves that paid
             scores.update(moved=choice["moved"], move_undone=choice["undone"])
             scores["move_val_ratio"] = choice["val_after"] / max(choice["val_before"], 1e-30)

@@ -242,8 +242,14 @@ class ModelConfig(Params):
         "rises by more than 1 %; fit.assignment_choice says how many; three validation passes); "
         "'motifs_moved' trains as 'motifs', then moves each neuron to another filter's best "
         "pair where that pair's validation one-step error is more than move_margin below its "
-        "own (undone if the fit's rises; two validation passes and one over every pair)",
-        choices=("trained", "motifs", "initial", "validated", "restored", "motifs_moved"),
+        "own (undone if the fit's rises; two validation passes and one over every pair); "
+        "'reverted' trains as 'trained', then, if any neuron moved off its initial filter, "
+        "gives every such neuron that filter back and trains revert_epochs more with every "
+        "filter kept, keeping that fit if its validation one-step error is at most 1 % above "
+        "the trained fit's (fit.assignment_choice says which)",
+        choices=(
+            "trained", "motifs", "initial", "validated", "restored", "motifs_moved", "reverted"
+        ),
         gui=False,
     )
     restore_tolerance: float = param(
@@ -259,6 +265,13 @@ class ModelConfig(Params):
         "with activity_assignment='motifs_moved': a neuron moves to another filter's best "
         "pair when that pair's validation one-step error x (1 + this) is below its own pair's",
         minimum=0.0,
+        gui=False,
+    )
+    revert_epochs: int = param(
+        10,
+        "with activity_assignment='reverted': epochs trained after the moves are reverted",
+        unit="epochs",
+        minimum=0,
         gui=False,
     )
     calcium_assignment: str = param(

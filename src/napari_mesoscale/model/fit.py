@@ -41,6 +41,7 @@ from napari_mesoscale.model.training import (
     dist_info,
     moves_assignment,
     restores_assignment,
+    reverts_assignment,
     train_model,
     validates_assignment,
 )
@@ -192,6 +193,8 @@ def fit_mesoscale(
     init = initialise_model(data, cfg, connectome, seed, stage["initialise"], run.device)
     if validates_assignment(init.config):
         init, training, choice = _train_validated(init, data, run, stage["train"])
+    elif reverts_assignment(init.config):
+        init, training, choice = _train_reverted(init, data, run, stage["train"])
     else:
         training, choice = _train(init, data, run, stage["train"]), None
         if restores_assignment(init.config) and training.stopped != "cancelled":
@@ -271,6 +274,45 @@ def _train_validated(
     choice = choose_assignment(arms["trained"][1], arms["motifs"][1])
     chosen, training = arms[choice["chosen"]]
     return replace(chosen, config=init.config), training, choice
+
+
+def _train_reverted(
+    init: InitialModel, data: PreparedData, run: RunOptions, progress: Progress
+) -> tuple[InitialModel, Any, dict]:
+    """``activity_assignment="reverted"``: train as ``"trained"``; if neurons moved off their
+    initial filter, retrain a copy with the moves reverted and keep the one that
+    :func:`~napari_mesoscale.model.reverted_assignment.choose_reverted` picks. The retraining
+    checkpoints in its own subfolder; a cancel during it returns it as the (partial) fit."""
+    from napari_mesoscale.model.reverted_assignment import (
+        choose_reverted,
+        moved_neurons,
+        reverted_start,
+    )
+    from napari_mesoscale.model.validated_assignment import arm_run
+
+    cfg = init.config
+    share = cfg.epochs / max(1, cfg.epochs + cfg.revert_epochs)
+    training = _train(init, data, run, progress.stage(0.0, share))
+    moved = moved_neurons(init)
+    choice = {"mode": "reverted", "chosen": "trained", "moved": int(moved.size)}
+    if training.stopped == "cancelled" or moved.size == 0 or cfg.revert_epochs == 0:
+        return init, training, choice
+    start = reverted_start(init, cfg.revert_epochs)
+    retraining = _train(start, data, arm_run(run, "reverted"), progress.stage(share, 1.0))
+    retraining.history = training.history + [  # the epochs after the reversion, numbered on
+        {**row, "epoch": row["epoch"] + len(training.history), "reverted": True}
+        for row in retraining.history
+    ]
+    if retraining.stopped == "cancelled":
+        return replace(start, config=cfg), retraining, {**choice, "chosen": "reverted"}
+    init.net.to(run.device)
+    start.net.to(run.device)
+    choice = choose_reverted(init, start, data, moved.size)
+    init.net.to("cpu")
+    start.net.to("cpu")
+    if choice["chosen"] == "reverted":
+        return replace(start, config=cfg), retraining, choice
+    return init, training, choice
 
 
 def _package(init: Any, data: Any, training: Any, run: RunOptions, versions: dict) -> Any:

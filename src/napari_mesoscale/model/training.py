@@ -300,6 +300,13 @@ def restores_assignment(cfg: ModelConfig) -> bool:
     return _kept_on_activity(cfg) and cfg.activity_assignment == "restored"
 
 
+def reverts_assignment(cfg: ModelConfig) -> bool:
+    """Whether the trained fit's moves off the initial filters are reverted and the filters
+    retrained around the initial motifs (``activity_assignment="reverted"`` on activity from
+    the dynamics start; see :mod:`napari_mesoscale.model.reverted_assignment`)."""
+    return _kept_on_activity(cfg) and cfg.activity_assignment == "reverted"
+
+
 def moves_assignment(cfg: ModelConfig) -> bool:
     """Whether neurons move to another filter after the kept-motif training where it lowers
     their validation error by more than ``move_margin`` (``activity_assignment="motifs_moved"``

@@ -1,0 +1,114 @@
+"""``ModelConfig.activity_assignment="reverted"``: the trained fit; if training moved neurons
+off their initial filter, a copy with every such neuron given its filter back is trained
+``revert_epochs`` more with every filter kept, and kept when its validation one-step error is
+at most ``FIT_TOLERANCE`` above the trained fit's.
+
+Ground truth: the trained fit of the same seed, and the initial groups (made to differ from
+the trained choice on ten neurons, so that the reversion has something to do).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from napari_mesoscale.model import MesoscaleFit, fit_mesoscale
+from napari_mesoscale.model import fit as fit_module
+from napari_mesoscale.model import reverted_assignment as rv
+from napari_mesoscale.model.prepare import prepare_data
+
+REVERT_EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def trained_fit(brain_and_options):
+    brain, common = brain_and_options
+    return fit_mesoscale(brain.activity, brain.positions, **common)
+
+
+def _filters(net) -> np.ndarray:
+    return net.choice()[2].cpu().numpy()
+
+
+@pytest.fixture(scope="module")
+def moved_groups(trained_fit) -> np.ndarray:
+    """Initial groups that differ from the trained choice on every third of the first 30
+    neurons, as if training had moved them."""
+    groups = _filters(trained_fit.net).copy()
+    moved = np.arange(0, 30, 3)
+    groups[moved] = (groups[moved] + 1) % trained_fit.net.n_filters
+    return groups
+
+
+@pytest.fixture(scope="module")
+def reverted_fit(brain_and_options, moved_groups):
+    """The reverted fit of the same brain and seed, its initialisation's groups patched."""
+    brain, common = brain_and_options
+    real = fit_module.initialise_model
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            fit_module,
+            "initialise_model",
+            lambda *a, **k: replace(real(*a, **k), init_groups=moved_groups.copy()),
+        )
+        return fit_mesoscale(
+            brain.activity, brain.positions, activity_assignment="reverted",
+            revert_epochs=REVERT_EPOCHS, **common,
+        )
+
+
+def test_nothing_moved_is_the_trained_fit(brain_and_options, trained_fit) -> None:
+    brain, common = brain_and_options
+    fit = fit_mesoscale(brain.activity, brain.positions, activity_assignment="reverted", **common)
+    assert fit.assignment_choice == {"mode": "reverted", "chosen": "trained", "moved": 0}
+    assert np.array_equal(fit.motif_labels, trained_fit.motif_labels)
+    for name, p in trained_fit.net.named_parameters():
+        assert torch.equal(p, dict(fit.net.named_parameters())[name]), name
+
+
+def test_moves_are_reverted_and_the_filters_retrained(reverted_fit, trained_fit, moved_groups):
+    choice = reverted_fit.assignment_choice
+    assert choice["moved"] == 10 and choice["chosen"] == "reverted"  # ratio < 1.01 here
+    assert choice["ratio"] <= 1.0 + rv.FIT_TOLERANCE
+    assert np.array_equal(_filters(reverted_fit.net), moved_groups)  # every neuron's own
+    assert reverted_fit.scores["val_mse"] == pytest.approx(choice["val_reverted"], rel=1e-6)
+    assert choice["val_trained"] == pytest.approx(trained_fit.scores["val_mse"], rel=1e-6)
+    history = reverted_fit.history
+    assert len(history) == trained_fit.config.epochs + REVERT_EPOCHS
+    assert list(history["epoch"]) == list(range(len(history)))
+    assert reverted_fit.config.activity_assignment == "reverted"
+    changed = [n for n, p in trained_fit.net.named_parameters()
+               if not torch.equal(p, dict(reverted_fit.net.named_parameters())[n])]
+    assert "bank" in " ".join(changed)  # the filters trained on after the reversion
+
+
+def test_reverted_start_and_the_choice(trained_fit, moved_groups, brain_and_options) -> None:
+    from napari_mesoscale.model.initial_model import InitialModel
+
+    brain, _ = brain_and_options
+    data = prepare_data(brain.activity, brain.positions, brain.stimulus, trained_fit.config)
+    trained = InitialModel(trained_fit.net, trained_fit.config, None, None, None,
+                           moved_groups, None)
+    logits = trained_fit.net.logits.detach().clone()
+    start = rv.reverted_start(trained, epochs=4)
+    assert torch.equal(trained_fit.net.logits.detach(), logits)  # the trained fit untouched
+    assert np.array_equal(_filters(start.net), moved_groups)
+    assert np.array_equal(rv.moved_neurons(trained), np.arange(0, 30, 3))
+    cfg = start.config
+    assert (cfg.epochs, cfg.freeze_assignment_epochs, cfg.activity_assignment) == (4, 0, "motifs")
+    assert cfg.tau_start == trained_fit.config.tau_end
+    both = rv.choose_reverted(trained, start, data, moved=10, tolerance=np.inf)
+    assert both["chosen"] == "reverted"
+    assert both["ratio"] == pytest.approx(both["val_reverted"] / both["val_trained"])
+    assert rv.choose_reverted(trained, start, data, 10, tolerance=-1.0)["chosen"] == "trained"
+
+
+def test_revert_info_is_saved(reverted_fit, tmp_path) -> None:
+    path = reverted_fit.save(tmp_path / "fit.pt")
+    assert MesoscaleFit.load(path).assignment_choice == reverted_fit.assignment_choice
+    side = json.loads(path.with_suffix(".pt.json").read_text())
+    assert side["assignment_choice"] == reverted_fit.assignment_choice
