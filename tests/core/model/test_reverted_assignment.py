@@ -27,7 +27,7 @@ REVERT_EPOCHS = 3
 @pytest.fixture(scope="module")
 def trained_fit(brain_and_options):
     brain, common = brain_and_options
-    return fit_mesoscale(brain.activity, brain.positions, **common)
+    return fit_mesoscale(brain.activity, brain.positions, activity_assignment="trained", **common)
 
 
 def _filters(net) -> np.ndarray:
