@@ -52,6 +52,7 @@ nothing tuned per brain). Methods:
     filter, every one gets it back and the filters train 10 more epochs with the motifs kept,
     that fit kept when its validation error is at most 1 % above the default fit's
     (``moved``, ``assignment_chosen`` and ``assignment_val_ratio``, reverted / trained).
+    ``model_reverted_long``: the same with 20 epochs after the reversion.
 ``model_skip``
     ``model`` with ``linear_skip="ridge"``: a per-neuron linear path (own state, linear drive,
     stimulus drive, constant) added to the filters' prediction, started at a linear per-neuron
@@ -167,6 +168,7 @@ FITS = (
     "model_restored_wide",
     "model_motifs_moved",
     "model_reverted",
+    "model_reverted_long",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -195,6 +197,7 @@ FIT_OPTIONS = {
     "model_restored_wide": {"activity_assignment": "restored", "restore_tolerance": 0.25},
     "model_motifs_moved": {"activity_assignment": "motifs_moved"},
     "model_reverted": {"activity_assignment": "reverted"},
+    "model_reverted_long": {"activity_assignment": "reverted", "revert_epochs": 20},
     "model_validated_skip_auto": {
         "activity_assignment": "validated",
         "input_lags": "auto",
