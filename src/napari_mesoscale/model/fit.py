@@ -295,7 +295,9 @@ def _train_reverted(
     training = _train(init, data, run, progress.stage(0.0, share))
     moved = moved_neurons(init)
     choice = {"mode": "reverted", "chosen": "trained", "moved": int(moved.size)}
-    if training.stopped == "cancelled" or moved.size == 0 or cfg.revert_epochs == 0:
+    if training.stopped == "cancelled":
+        return init, training, {**choice, "cancelled": True}
+    if moved.size == 0 or cfg.revert_epochs == 0:
         return init, training, choice
     start = reverted_start(init, cfg.revert_epochs)
     retraining = _train(start, data, arm_run(run, "reverted"), progress.stage(share, 1.0))
@@ -304,7 +306,8 @@ def _train_reverted(
         for row in retraining.history
     ]
     if retraining.stopped == "cancelled":
-        return replace(start, config=cfg), retraining, {**choice, "chosen": "reverted"}
+        cancelled = {**choice, "chosen": "reverted", "cancelled": True}
+        return replace(start, config=cfg), retraining, cancelled
     init.net.to(run.device)
     start.net.to(run.device)
     choice = choose_reverted(init, start, data, moved.size)

@@ -44,9 +44,8 @@ def moved_groups(trained_fit) -> np.ndarray:
     return groups
 
 
-@pytest.fixture(scope="module")
-def reverted_fit(brain_and_options, moved_groups):
-    """The reverted fit of the same brain and seed, its initialisation's groups patched."""
+def _reverted(brain_and_options, moved_groups, **options):
+    """The reverted fit of the brain, its initialisation's groups patched to ``moved_groups``."""
     brain, common = brain_and_options
     real = fit_module.initialise_model
     with pytest.MonkeyPatch.context() as patch:
@@ -57,8 +56,13 @@ def reverted_fit(brain_and_options, moved_groups):
         )
         return fit_mesoscale(
             brain.activity, brain.positions, activity_assignment="reverted",
-            revert_epochs=REVERT_EPOCHS, **common,
+            revert_epochs=REVERT_EPOCHS, **common, **options,
         )
+
+
+@pytest.fixture(scope="module")
+def reverted_fit(brain_and_options, moved_groups):
+    return _reverted(brain_and_options, moved_groups)
 
 
 def test_nothing_moved_is_the_trained_fit(brain_and_options, trained_fit) -> None:
@@ -112,3 +116,26 @@ def test_revert_info_is_saved(reverted_fit, tmp_path) -> None:
     assert MesoscaleFit.load(path).assignment_choice == reverted_fit.assignment_choice
     side = json.loads(path.with_suffix(".pt.json").read_text())
     assert side["assignment_choice"] == reverted_fit.assignment_choice
+
+
+def test_cancel_in_the_retraining_returns_it_marked(brain_and_options, moved_groups) -> None:
+    in_retraining = {"stage": "epoch", "epochs": REVERT_EPOCHS}
+    fit = _reverted(
+        brain_and_options, moved_groups,
+        callback=lambda info: {k: info.get(k) for k in in_retraining} != in_retraining,
+    )
+    assert fit.cancelled
+    assert fit.assignment_choice == {
+        "mode": "reverted", "chosen": "reverted", "moved": 10, "cancelled": True
+    }
+    assert np.array_equal(_filters(fit.net), moved_groups)
+
+
+def test_resumed_reverted_fit_is_the_same(reverted_fit, brain_and_options, moved_groups,
+                                          tmp_path) -> None:
+    first = _reverted(brain_and_options, moved_groups, checkpoint_dir=tmp_path)
+    assert (tmp_path / "reverted" / "checkpoint.pt").exists()
+    again = _reverted(brain_and_options, moved_groups, checkpoint_dir=tmp_path, resume=True)
+    assert again.assignment_choice == first.assignment_choice == reverted_fit.assignment_choice
+    for name, p in first.net.named_parameters():
+        assert torch.equal(p, dict(again.net.named_parameters())[name]), name
