@@ -19,25 +19,17 @@ import torch
 from napari_mesoscale.model import MesoscaleFit, fit_mesoscale
 from napari_mesoscale.model import moved_assignment as ma
 from napari_mesoscale.model import restored_assignment as ra
-from napari_mesoscale.model.prepare import prepare_data
 
 
 @pytest.fixture(scope="module")
-def kept_and_moved(brain_and_options):
-    brain, common = brain_and_options
-    return {
-        mode: fit_mesoscale(brain.activity, brain.positions, activity_assignment=mode, **common)
-        for mode in ("motifs", "motifs_moved")
-    }
+def kept_and_moved(fits_by_mode):
+    return fits_by_mode("motifs", "motifs_moved")
 
 
 @pytest.fixture()
-def net_and_data(kept_and_moved, brain_and_options):
+def net_and_data(kept_and_moved, copy_with_data):
     """A copy of the kept-motif fit's network and its prepared data."""
-    brain, _ = brain_and_options
-    fit = kept_and_moved["motifs"]
-    data = prepare_data(brain.activity, brain.positions, brain.stimulus, fit.config)
-    return copy.deepcopy(fit.net), data
+    return copy_with_data(kept_and_moved["motifs"])
 
 
 def _filters(net) -> np.ndarray:

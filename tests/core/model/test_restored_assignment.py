@@ -23,21 +23,14 @@ from napari_mesoscale.model.prepare import prepare_data
 
 
 @pytest.fixture(scope="module")
-def trained_and_restored(brain_and_options):
-    brain, common = brain_and_options
-    return {
-        mode: fit_mesoscale(brain.activity, brain.positions, activity_assignment=mode, **common)
-        for mode in ("trained", "restored")
-    }
+def trained_and_restored(fits_by_mode):
+    return fits_by_mode("trained", "restored")
 
 
 @pytest.fixture()
-def net_and_data(trained_and_restored, brain_and_options):
+def net_and_data(trained_and_restored, copy_with_data):
     """A copy of the trained fit's network and its prepared data."""
-    brain, _ = brain_and_options
-    fit = trained_and_restored["trained"]
-    data = prepare_data(brain.activity, brain.positions, brain.stimulus, fit.config)
-    return copy.deepcopy(fit.net), data
+    return copy_with_data(trained_and_restored["trained"])
 
 
 def _filters(net) -> np.ndarray:
