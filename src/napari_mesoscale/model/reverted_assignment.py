@@ -44,9 +44,9 @@ def reverted_start(init: InitialModel, epochs: int) -> InitialModel:
     if init.init_groups is None:
         raise ValueError("reverting to the initial motifs needs the dynamics initialisation")
     groups = np.asarray(init.init_groups)
+    moved = moved_neurons(init)
     net = copy.deepcopy(init.net)
     with torch.no_grad():
-        moved = np.flatnonzero(net.choice()[2].cpu().numpy() != groups)
         _give_back(net, moved, groups[moved])
         net.logits.copy_(lock_motif_logits(net.logits, groups))
     cfg = init.config.replace(
