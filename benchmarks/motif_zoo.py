@@ -38,8 +38,11 @@ nothing tuned per brain). Methods:
     kept-motif fit; the trained one is kept only when its validation error is more than 5 %
     lower; ``assignment_chosen`` and ``assignment_val_ratio`` record the choice).
     ``model_validated_skip_auto``: the same with ``linear_skip="ridge"``.
+``model_trained``
+    ``activity_assignment="trained"``: the former default (until the reverted mode was
+    adopted), the assignment logits free after the frozen epochs.
 ``model_restored``
-    ``activity_assignment="restored"``: the default fit, then every neuron training moved off
+    ``activity_assignment="restored"``: the trained fit, then every neuron training moved off
     its initial filter gets it back where its validation error rises by at most 5 %
     (``moved``, ``restored``, ``restore_undone`` and ``restore_val_ratio`` record it).
     ``model_restored_wide``: the same at ``restore_tolerance=0.25`` (25 % per neuron).
@@ -48,9 +51,10 @@ nothing tuned per brain). Methods:
     then a neuron moves to another filter where its validation error falls by more than 25 %
     (``moved``, ``move_undone`` and ``move_val_ratio`` record it).
 ``model_reverted``
-    ``activity_assignment="reverted"``: the default fit; if it moved neurons off their initial
-    filter, every one gets it back and the filters train 10 more epochs with the motifs kept,
-    that fit kept when its validation error is at most 1 % above the default fit's
+    ``activity_assignment="reverted"`` (the default, as ``model``): the trained fit; if it
+    moved neurons off their initial filter, every one gets it back and the filters train 10
+    more epochs with the motifs kept, that fit kept when its validation error is at most 1 %
+    above the trained fit's
     (``moved``, ``assignment_chosen`` and ``assignment_val_ratio``, reverted / trained).
     ``model_reverted_long``: the same with 20 epochs after the reversion.
 ``model_skip``
@@ -164,6 +168,7 @@ FITS = (
     "model_motifs_auto",
     "model_validated_auto",
     "model_validated_skip_auto",
+    "model_trained",
     "model_restored",
     "model_restored_wide",
     "model_motifs_moved",
@@ -193,6 +198,7 @@ FIT_OPTIONS = {
     "model_kept_auto": {"activity_assignment": "initial", "input_lags": "auto"},
     "model_motifs_auto": {"activity_assignment": "motifs", "input_lags": "auto"},
     "model_validated_auto": {"activity_assignment": "validated", "input_lags": "auto"},
+    "model_trained": {"activity_assignment": "trained"},
     "model_restored": {"activity_assignment": "restored"},
     "model_restored_wide": {"activity_assignment": "restored", "restore_tolerance": 0.25},
     "model_motifs_moved": {"activity_assignment": "motifs_moved"},
