@@ -33,7 +33,7 @@ from typing import Any
 
 ProgressCallback = Callable[[dict[str, Any]], Any]
 
-__all__ = ["Cancelled", "Progress", "ProgressCallback"]
+__all__ = ["Cancelled", "EpochsNumberedOn", "Progress", "ProgressCallback"]
 
 
 class Cancelled(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -122,3 +122,21 @@ class Progress:
         answer = self.callback(info)
         if answer is False:
             raise self.cancel_type(f"cancelled during: {text or 'work'}")
+
+
+class EpochsNumberedOn(Progress):
+    """A stage whose reports number their ``epoch`` after ``offset`` earlier ones.
+
+    For a training that continues another (the default fit's retraining after its moves are
+    reverted), so that a loss plot keyed by epoch shows it after the first instead of
+    dropping it as a repeat of epochs already drawn.
+    """
+
+    def __init__(self, stage: Progress, offset: int) -> None:
+        super().__init__(stage.callback, stage.start, stage.end, stage.prefix, stage.cancel_type)
+        self.offset = int(offset)
+
+    def report(self, fraction: float = 0.0, message: str = "", **figures: Any) -> None:
+        if figures.get("epoch") is not None:
+            figures["epoch"] = figures["epoch"] + self.offset
+        super().report(fraction, message, **figures)

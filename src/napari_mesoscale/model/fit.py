@@ -45,7 +45,7 @@ from napari_mesoscale.model.training import (
     train_model,
     validates_assignment,
 )
-from napari_mesoscale.progress import Cancelled, Progress, ProgressCallback
+from napari_mesoscale.progress import Cancelled, EpochsNumberedOn, Progress, ProgressCallback
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -300,7 +300,8 @@ def _train_reverted(
     if moved.size == 0 or cfg.revert_epochs == 0:
         return init, training, choice
     start = reverted_start(init, cfg.revert_epochs)
-    retraining = _train(start, data, arm_run(run, "reverted"), progress.stage(share, 1.0))
+    after = EpochsNumberedOn(progress.stage(share, 1.0, "moves reverted"), len(training.history))
+    retraining = _train(start, data, arm_run(run, "reverted"), after)
     retraining.history = training.history + [  # the epochs after the reversion, numbered on
         {**row, "epoch": row["epoch"] + len(training.history), "reverted": True}
         for row in retraining.history

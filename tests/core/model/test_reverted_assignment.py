@@ -139,3 +139,20 @@ def test_resumed_reverted_fit_is_the_same(reverted_fit, brain_and_options, moved
     assert again.assignment_choice == first.assignment_choice == reverted_fit.assignment_choice
     for name, p in first.net.named_parameters():
         assert torch.equal(p, dict(again.net.named_parameters())[name]), name
+
+
+def test_retraining_reports_epochs_numbered_on(brain_and_options, moved_groups) -> None:
+    """A loss plot keyed by epoch draws the retraining after the first training (it drops an
+    epoch it has already drawn), and the status line says which training runs."""
+    reports: list[dict] = []
+    fit = _reverted(brain_and_options, moved_groups, callback=lambda info: reports.append(info))
+    ends = [r for r in reports if r.get("epoch") is not None and r.get("stage") == "epoch"]
+    epochs = [r["epoch"] for r in ends]
+    assert epochs == sorted(set(epochs))  # one report per epoch, never numbered back
+    first = fit.config.epochs
+    after = [r for r in ends if r["epoch"] >= first]
+    assert [r["epoch"] for r in after] == list(range(first, first + REVERT_EPOCHS))
+    assert all("moves reverted: epoch" in r["message"] for r in after)
+    assert not any("moves reverted" in r["message"] for r in ends if r["epoch"] < first)
+    fractions = [r["fraction"] for r in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
