@@ -156,3 +156,61 @@ def test_fit_widget_reports_the_lag_probe(sample_viewer, qtbot, monkeypatch):
     fit = widget.report.fit
     assert fit.lag_probe is not None and fit.config.input_lags == fit.lag_probe["lags"]
     assert f"input lags {fit.lag_probe['lags']} (auto:" in widget.summary.value
+
+
+def _moves_to_revert(monkeypatch):
+    """Initial groups that differ from the initialisation's on every third of the first 30
+    cells, so that the trained fit has moved them and the default reverts them."""
+    from dataclasses import replace
+
+    from napari_mesoscale.model import fit as fit_module
+
+    real = fit_module.initialise_model
+
+    def moved(*args, **kwargs):
+        init = real(*args, **kwargs)
+        groups = np.asarray(init.net.choice()[2].cpu().numpy()).copy()
+        every_third = np.arange(0, 30, 3)
+        groups[every_third] = (groups[every_third] + 1) % init.net.n_filters
+        return replace(init, init_groups=groups)
+
+    monkeypatch.setattr(fit_module, "initialise_model", moved)
+
+
+@pytest.mark.viewer
+def test_fit_widget_says_what_the_reversion_did(sample_viewer, qtbot, monkeypatch):
+    """The default gives moved cells their initial motif back and retrains: the summary says
+    how many moved and which fit was kept, the loss plot draws the retraining's epochs after
+    the first training's, and a cancel inside the retraining says so."""
+    from napari_mesoscale.napari import _fit_widget
+
+    _moves_to_revert(monkeypatch)
+    widget = FitWidget(sample_viewer)
+    widget.cells.value = "neurons (truth)"
+    widget.connectome.value = "neurons (truth)"
+    widget.epochs.value = 2
+    _run(widget, qtbot)
+    fit = widget.report.fit
+    choice = fit.assignment_choice
+    assert choice["mode"] == "reverted" and choice["moved"] == 10
+    assert "training moved 10 cells off their initial motif, " in widget.summary.value
+    assert ("given back" if choice["chosen"] == "reverted" else "kept") in widget.summary.value
+    revert_epochs = fit.config.revert_epochs
+    assert widget.loss_plot.epochs == list(range(2 + revert_epochs))
+
+    real = _fit_widget.fit_and_score
+    monkeypatch.setattr(
+        _fit_widget, "fit_and_score", lambda *a, **k: real(*a, revert_epochs=500, **k)
+    )
+    widget._run_button.native.click()
+    qtbot.waitUntil(lambda: len(widget.loss_plot.epochs) > 3, timeout=120_000)
+    widget._cancel_button.native.click()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
+    assert widget.last_error == "cancelled"
+    partial = widget.last_result.fit
+    after = len(partial.history) - 2
+    assert partial.assignment_choice["cancelled"] and 1 <= after < 500
+    assert (
+        f"fit stopped after {after} of 500 epochs of the retraining after the moves were "
+        "reverted (2 trained before)" in widget._status.value
+    )

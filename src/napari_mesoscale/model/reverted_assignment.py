@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,14 @@ from napari_mesoscale.model.initial_model import InitialModel, lock_motif_logits
 from napari_mesoscale.model.prepare import PreparedData
 from napari_mesoscale.model.restored_assignment import _give_back, neuron_validation_errors
 
-__all__ = ["FIT_TOLERANCE", "choose_reverted", "moved_neurons", "reverted_start"]
+__all__ = [
+    "FIT_TOLERANCE",
+    "choose_reverted",
+    "describe_choice",
+    "moved_neurons",
+    "retraining_epochs",
+    "reverted_start",
+]
 
 #: the retrained fit is kept when its validation error is at most (1 + this) x the trained
 #: fit's; set before any measurement
@@ -89,3 +97,34 @@ def choose_reverted(
         "ratio": float(ratio),
         "tolerance": float(tolerance),
     }
+
+
+def describe_choice(choice: dict | None) -> str:
+    """One line for a user on what the reversion did, ``""`` when there was nothing to do.
+
+    Parameters
+    ----------
+    choice : dict or None
+        A fit's ``assignment_choice`` (only ``mode == "reverted"`` is described).
+    """
+    if not choice or choice.get("mode") != "reverted" or not choice.get("moved"):
+        return ""
+    moved = f"training moved {choice['moved']} cells off their initial motif"
+    if choice.get("cancelled"):
+        return f"{moved}; cancelled before the fits were compared"
+    ratio = choice["ratio"]
+    if choice["chosen"] == "reverted":
+        return (
+            f"{moved}, given back: the fit retrained around the initial motifs has "
+            f"{ratio:.3f} x the validation error with the moves"
+        )
+    return (
+        f"{moved}, kept: retrained without the moves the validation error is {ratio:.3f} x, "
+        f"over the {100 * choice['tolerance']:.0f} % bar"
+    )
+
+
+def retraining_epochs(history: Any) -> int:
+    """How many epochs of a fit's history (a table or list of rows) ran after the reversion."""
+    rows = history.to_dict("records") if hasattr(history, "to_dict") else list(history)
+    return sum(1 for row in rows if row.get("reverted") in (True,))  # NaN, numpy bools

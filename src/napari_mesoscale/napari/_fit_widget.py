@@ -365,6 +365,11 @@ class FitWidget(CoreTaskWidget):
             f"{len(np.unique(fit.domain_labels))} domains, "
             f"{len(np.unique(fit.motif_labels))} motifs; best held-out one-step: {best}; {stopped}"
         )
+        from napari_mesoscale.model.reverted_assignment import describe_choice
+
+        reversion = describe_choice(getattr(fit, "assignment_choice", None))
+        if reversion:
+            self.summary.value += f"; {reversion}"
         probe = getattr(fit, "lag_probe", None)
         if probe:  # input_lags="auto": what the probe measured and picked
             self.summary.value += (
@@ -378,9 +383,18 @@ class FitWidget(CoreTaskWidget):
         The walk on the worm read "partial result shown" and found no new layer: without ROI
         masks a fit only recolours the cells, and no checkpoint folder meant no resume.
         """
+        from napari_mesoscale.model.reverted_assignment import retraining_epochs
+
         done = len(fit.history)
+        after = retraining_epochs(fit.history)
+        stage = (
+            f"{after} of {fit.config.revert_epochs} epochs of the retraining after the moves "
+            f"were reverted ({done - after} trained before)"
+            if after
+            else f"{done} of {fit.config.epochs} epochs"
+        )
         shown = (
-            f"fit stopped after {done} of {fit.config.epochs} epochs; its weights at the cancel "
+            f"fit stopped after {stage}; its weights at the cancel "
             f"(not the best epoch) colour {cells!r} by motif, with domain, motif and "
             "confidence in its features and the predictions in the trace dock"
         )

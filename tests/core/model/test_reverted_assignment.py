@@ -156,3 +156,22 @@ def test_retraining_reports_epochs_numbered_on(brain_and_options, moved_groups) 
     assert not any("moves reverted" in r["message"] for r in ends if r["epoch"] < first)
     fractions = [r["fraction"] for r in reports]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+
+
+def test_describe_choice_and_retraining_epochs(reverted_fit, trained_fit) -> None:
+    choice = reverted_fit.assignment_choice
+    assert rv.describe_choice(choice) == (
+        "training moved 10 cells off their initial motif, given back: the fit retrained around "
+        f"the initial motifs has {choice['ratio']:.3f} x the validation error with the moves"
+    )
+    refused = {**choice, "chosen": "trained", "ratio": 1.0535}
+    assert rv.describe_choice(refused).endswith(
+        "kept: retrained without the moves the validation error is 1.054 x, over the 1 % bar"
+    )
+    assert rv.describe_choice({**choice, "cancelled": True}).endswith("cancelled before the "
+                                                                      "fits were compared")
+    assert rv.describe_choice({"mode": "reverted", "chosen": "trained", "moved": 0}) == ""
+    assert rv.describe_choice(None) == rv.describe_choice({"chosen": "motifs"}) == ""
+    assert rv.retraining_epochs(reverted_fit.history) == REVERT_EPOCHS
+    assert rv.retraining_epochs(trained_fit.history) == 0
+    assert rv.retraining_epochs(reverted_fit.history.to_dict("records")) == REVERT_EPOCHS
