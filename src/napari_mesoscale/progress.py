@@ -136,6 +136,9 @@ class EpochsNumberedOn(Progress):
         super().__init__(stage.callback, stage.start, stage.end, stage.prefix, stage.cancel_type)
         self.offset = int(offset)
 
+    def stage(self, start: float, end: float, name: str = "") -> Progress:
+        return EpochsNumberedOn(super().stage(start, end, name), self.offset)
+
     def report(self, fraction: float = 0.0, message: str = "", **figures: Any) -> None:
         if figures.get("epoch") is not None:
             figures["epoch"] = figures["epoch"] + self.offset
