@@ -403,9 +403,10 @@ def summarise(brains: list[dict]) -> dict:
         if not rows:
             continue
         summary[name] = {
-            f"median_{key}": float(np.median([r[key] for r in rows if key in r]))
+            f"median_{key}": float(np.median(values))
             for key in rows[0]
-            if isinstance(rows[0][key], (int, float))
+            # a figure some fits lack (None: e.g. no validation ratio where nothing moved)
+            if (values := [r[key] for r in rows if isinstance(r.get(key), (int, float))])
         }
         if name in FITS and name != "init":
             summary[name]["above_every_peer"] = _above_every_peer(brains, name)
