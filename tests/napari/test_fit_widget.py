@@ -16,6 +16,15 @@ def sample_viewer(make_napari_viewer):
     return viewer
 
 
+def _cells_and_connectome(viewer, epochs):
+    """The Fit widget on the sample's cells with their connectome, for ``epochs`` epochs."""
+    widget = FitWidget(viewer)
+    widget.cells.value = "neurons (truth)"
+    widget.connectome.value = "neurons (truth)"
+    widget.epochs.value = epochs
+    return widget
+
+
 def _run(widget, qtbot, timeout=240_000):
     widget.start()
     qtbot.waitUntil(lambda: not widget.is_running, timeout=timeout)
@@ -148,10 +157,7 @@ def test_fit_widget_reports_the_lag_probe(sample_viewer, qtbot, monkeypatch):
     monkeypatch.setattr(
         _fit_widget, "fit_and_score", lambda *a, **k: real(*a, input_lags="auto", **k)
     )
-    widget = FitWidget(sample_viewer)
-    widget.cells.value = "neurons (truth)"
-    widget.connectome.value = "neurons (truth)"
-    widget.epochs.value = 1
+    widget = _cells_and_connectome(sample_viewer, epochs=1)
     _run(widget, qtbot)
     fit = widget.report.fit
     assert fit.lag_probe is not None and fit.config.input_lags == fit.lag_probe["lags"]
@@ -185,10 +191,7 @@ def test_fit_widget_says_what_the_reversion_did(sample_viewer, qtbot, monkeypatc
     from napari_mesoscale.napari import _fit_widget
 
     _moves_to_revert(monkeypatch)
-    widget = FitWidget(sample_viewer)
-    widget.cells.value = "neurons (truth)"
-    widget.connectome.value = "neurons (truth)"
-    widget.epochs.value = 2
+    widget = _cells_and_connectome(sample_viewer, epochs=2)
     _run(widget, qtbot)
     fit = widget.report.fit
     choice = fit.assignment_choice
