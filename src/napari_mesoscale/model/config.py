@@ -94,7 +94,7 @@ class ModelConfig(Params):
         "x[t-1] (second-order units such as resonators: a one-step filter cannot see their "
         "phase); 'auto' = a linear probe on the training block decides before training "
         "(2 when x[t-1] lowers per-neuron ridge predictors' pooled held-in one-step MSE by at "
-        "least 5 %, or that of at least 5 % of the neurons by half: second-order units; "
+        "least 10 %, or that of at least 5 % of the neurons by half: second-order units; "
         "model/lag_probe.py; the fit's config then holds the integer and fit.lag_probe the "
         "probe's figures). The prediction "
         "target stays x[t+1]; free-running forecasts carry x[t-1]",
