@@ -35,7 +35,8 @@ first rule failed on one case of 125, the realistic preset's 2,000-frame oracle 
     are development data never made before: zoo dev brains 1124-1131, zoo_osc 1124-1126,
     resonators 12 and 13 (input_lags_auto_dev.py's cases and fits), toy dev seeds 68-91, and
     the calcium ``classic`` and ``realistic`` presets of seeds 3 and 4 at 200 / 600 / 2,000
-    frames (dF/F, calcium and oracle fits). If it passes, the zoo's test-family brains
+    frames (dF/F, calcium and oracle fits; seed 4 cannot be laid out by the generator, seed 5
+    stands in for it, a change made after the first run stopped on it, before any seed-5 data). If it passes, the zoo's test-family brains
     8000-8019 are fitted once with the new defaults (``benchmarks/motif_zoo.py``).
 
 Usage::
@@ -83,7 +84,9 @@ ZOO_TEST = tuple(range(2000, 2020))
 ZEBRAFISH_SHAPE = (71_721, 7_879)  # ZAPBench's shape, zebrafish_scale.py's default
 FRESH = {  # rule R4's fresh development data
     "zoo_dev": tuple(range(1124, 1132)), "zoo_osc": (1124, 1125, 1126), "resonators": (12, 13),
-    "toy": tuple(range(68, 92)), "calcium_seeds": (3, 4),
+    # seed 4 was named in the rule, but the generator cannot lay out the sample's volume for
+    # it ("could not place 6 non-overlapping somata"): the next seed that it can make stands in
+    "toy": tuple(range(68, 92)), "calcium_seeds": (3, 5),
 }
 
 
