@@ -149,14 +149,8 @@ def test_fit_widget_defaults_are_model_config_defaults(make_napari_viewer):
 
 
 @pytest.mark.viewer
-def test_fit_widget_reports_the_lag_probe(sample_viewer, qtbot, monkeypatch):
-    """With input_lags="auto" the summary says what the probe picked and why."""
-    from napari_mesoscale.napari import _fit_widget
-
-    real = _fit_widget.fit_and_score
-    monkeypatch.setattr(
-        _fit_widget, "fit_and_score", lambda *a, **k: real(*a, input_lags="auto", **k)
-    )
+def test_fit_widget_reports_the_lag_probe(sample_viewer, qtbot):
+    """With the default input_lags="auto" the summary says what the probe picked and why."""
     widget = _cells_and_connectome(sample_viewer, epochs=1)
     _run(widget, qtbot)
     fit = widget.report.fit

@@ -26,6 +26,7 @@ FORMER_DEFAULTS: dict[str, Any] = {
     "lambda_range": 0.0,
     "range_probe_share": 1.0,
     "activity_assignment": "trained",
+    "input_lags": 1,
 }
 
 
@@ -89,7 +90,7 @@ class ModelConfig(Params):
         label="population filters",
     )
     input_lags: int | str = param(
-        1,
+        "auto",
         "frames of the neuron's own state the filters see: 1 = x[t] only; 2 = x[t] and "
         "x[t-1] (second-order units such as resonators: a one-step filter cannot see their "
         "phase); 'auto' = a linear probe on the training block decides before training "

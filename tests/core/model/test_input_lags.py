@@ -235,6 +235,26 @@ def test_auto_fit_resolves_and_reloads(tmp_path):
     assert given.lag_probe is None and given.config.input_lags == 1
 
 
+def test_auto_is_the_default_and_a_former_fit_loads_with_one_lag():
+    """A fit with the defaults runs the probe; a saved fit whose configuration predates the
+    field was made with one lag and loads so."""
+    from napari_mesoscale.model.config import FORMER_DEFAULTS, ModelConfig
+
+    assert ModelConfig().input_lags == "auto" and FORMER_DEFAULTS["input_lags"] == 1
+    x, positions, u = _resonators(n=16, t=400, seed=5)
+    default = fit_mesoscale(x, positions, stimulus=u, n_filters=1, epochs=1, seed=0,
+                            device="cpu", **FAST)
+    assert default.lag_probe is not None and default.config.input_lags == 2
+    one = fit_mesoscale(x, positions, stimulus=u, n_filters=1, epochs=1, seed=0, device="cpu",
+                        input_lags=1, **FAST)
+    payload = dict(one._p)
+    payload["config"] = {k: v for k, v in payload["config"].items() if k != "input_lags"}
+    former = MesoscaleFit(payload)
+    assert former.config.input_lags == 1
+    np.testing.assert_allclose(former.predict(x, stimulus=u), one.predict(x, stimulus=u),
+                               equal_nan=True)
+
+
 def test_input_lags_on_the_command_line():
     import argparse
 
