@@ -36,8 +36,9 @@ first rule failed on one case of 125, the realistic preset's 2,000-frame oracle 
     resonators 12 and 13 (input_lags_auto_dev.py's cases and fits), toy dev seeds 68-91, and
     the calcium ``classic`` and ``realistic`` presets of seeds 3 and 4 at 200 / 600 / 2,000
     frames (dF/F, calcium and oracle fits; seed 4 cannot be laid out by the generator, seed 5
-    stands in for it, a change made after the first run stopped on it, before any seed-5 data). If it passes, the zoo's test-family brains
-    8000-8019 are fitted once with the new defaults (``benchmarks/motif_zoo.py``).
+    stands in for it, a change made after the first run stopped on it, before any seed-5
+    data). If it passes, the zoo's test-family brains 8000-8019 are fitted once with the new
+    defaults (``benchmarks/motif_zoo.py``).
 
 Usage::
 

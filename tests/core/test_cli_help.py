@@ -17,4 +17,4 @@ def test_every_subcommand_prints_its_help(command, capsys):
     assert out.startswith(f"usage: napari-mesoscale {command}")
     assert "--overwrite" in out
     if command == "fit":
-        assert "by at least 5 %, or" in out  # the literal percent sign survives formatting
+        assert "by at least 10 %, or" in out  # the literal percent sign survives formatting
