@@ -47,6 +47,7 @@ __all__ = [
     "LAG_PROBE_SHARE",
     "LAG_PROBE_THRESHOLD",
     "LagProbe",
+    "describe_probe",
     "probe_errors",
     "probe_frames",
     "probe_input_lags",
@@ -119,6 +120,20 @@ class LagProbe:
             f"by >= {100 * self.neuron_gain:.0f} % on {100 * self.share:.1f} % of neurons, "
             f"threshold {100 * self.share_threshold:.0f} %)"
         )
+
+
+def describe_probe(probe: dict[str, Any]) -> str:
+    """What ``fit.lag_probe`` (:meth:`LagProbe.to_dict`) picked and why, in one phrase.
+
+    Both figures are given against the level that picks 2, so a pick of 1 with a gain of
+    7 % reads as what it is (below the 10 %), not as a probe that ignored a gain.
+    """
+    return (
+        f"input lags {probe['lags']} (auto: x[t-1] lowers the linear probe's held-in error by "
+        f"{100 * probe['gain']:.1f} %, 2 from {100 * probe['threshold']:.0f} %; "
+        f"{100 * probe['share']:.1f} % of the cells gain half, 2 from "
+        f"{100 * probe['share_threshold']:.0f} %)"
+    )
 
 
 def _drive_matrix(connectome: Any, n: int) -> sp.csr_matrix | None:

@@ -372,10 +372,9 @@ class FitWidget(CoreTaskWidget):
             self.summary.value += f"; {reversion}"
         probe = getattr(fit, "lag_probe", None)
         if probe:  # input_lags="auto": what the probe measured and picked
-            self.summary.value += (
-                f"; input lags {probe['lags']} (auto: x[t-1] lowers the linear probe's "
-                f"held-in error by {100 * probe['gain']:.1f} %)"
-            )
+            from napari_mesoscale.model.lag_probe import describe_probe
+
+            self.summary.value += f"; {describe_probe(probe)}"
 
     def cancelled_note(self, fit: Any, cells: str, painted: bool) -> str:
         """What a cancelled fit left in the viewer, and whether and how it can be resumed.
