@@ -143,6 +143,8 @@ def test_fit_widget_defaults_are_model_config_defaults(make_napari_viewer):
         assert control.min == spec.minimum and control.max == spec.maximum, name
         assert spec.help in control.tooltip
     assert widget.rf_diameter.value == 0.0  # 0 = None = derived from the positions
+    assert widget.input_lags.value == defaults.input_lags
+    assert ModelConfig.specs()["input_lags"].help in widget.input_lags.tooltip
     drive = {"edge_init": "ridge", "freeze_edges": False, **DRIVE_CHOICES[widget.drive.value]}
     pipeline = pipeline_config()
     assert drive == {"edge_init": pipeline.edge_init, "freeze_edges": pipeline.freeze_edges}
@@ -156,6 +158,11 @@ def test_fit_widget_reports_the_lag_probe(sample_viewer, qtbot):
     fit = widget.report.fit
     assert fit.lag_probe is not None and fit.config.input_lags == fit.lag_probe["lags"]
     assert f"input lags {fit.lag_probe['lags']} (auto:" in widget.summary.value
+    widget.input_lags.value = 2  # the user overrides the probe
+    _run(widget, qtbot)
+    forced = widget.report.fit
+    assert forced.lag_probe is None and forced.config.input_lags == 2
+    assert "input lags" not in widget.summary.value
 
 
 def _moves_to_revert(monkeypatch):

@@ -72,6 +72,26 @@ def default_drive() -> str:
     return next(iter(DRIVE_CHOICES))
 
 
+#: The filters' view of each cell's own past (``ModelConfig.input_lags``): label -> value.
+INPUT_LAG_CHOICES = [
+    ("auto (a probe decides)", "auto"),
+    ("1: x[t]", 1),
+    ("2: x[t] and x[t-1]", 2),
+]
+
+
+def _model_default(name: str) -> Any:
+    from napari_mesoscale.model import ModelConfig
+
+    return getattr(ModelConfig(), name)
+
+
+def _model_help(name: str) -> str:
+    from napari_mesoscale.model import ModelConfig
+
+    return ModelConfig.specs()[name].help
+
+
 def _config_control(name: str, **overrides: Any) -> Any:
     """A magicgui control for a :class:`ModelConfig` field: value, range and tooltip from it."""
     from napari_mesoscale.model import ModelConfig
@@ -135,6 +155,12 @@ class FitWidget(CoreTaskWidget):
             options={"max": 10_000.0, "step": 5.0},
         )
         self.epochs = _config_control("epochs")
+        self.input_lags = ComboBox(
+            label="input lags",
+            choices=INPUT_LAG_CHOICES,
+            value=_model_default("input_lags"),
+            tooltip=_model_help("input_lags"),
+        )
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.device = ComboBox(label="device", choices=available_devices())
         self.checkpoints = FileEdit(label="checkpoint folder", mode="d", value="")
@@ -150,6 +176,7 @@ class FitWidget(CoreTaskWidget):
             self.drive,
             self.rf_diameter,
             self.epochs,
+            self.input_lags,
             self.seed,
             self.device,
             self.checkpoints,
@@ -239,6 +266,7 @@ class FitWidget(CoreTaskWidget):
         kwargs: dict[str, Any] = {
             "n_filters": self.n_filters.value,
             "epochs": self.epochs.value,
+            "input_lags": self.input_lags.value,
             "seed": self.seed.value,
             "device": self.device.value.split(" ")[0],
             "rf_diameter": self.rf_diameter.value or None,
