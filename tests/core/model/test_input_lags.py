@@ -255,6 +255,27 @@ def test_auto_is_the_default_and_a_former_fit_loads_with_one_lag():
                                equal_nan=True)
 
 
+@pytest.mark.parametrize(
+    ("gains", "lags"),
+    [
+        ([0.07] * 100, 1),  # a first-order recording's gain under the former 0.05 threshold
+        ([0.12] * 100, 2),  # pooled gain over 0.10
+        ([0.0] * 94 + [0.6] * 6, 2),  # 6 % of the cells second-order: the share rule
+        ([0.0] * 96 + [0.6] * 4, 1),  # 4 %: neither
+    ],
+)
+def test_auto_picks_two_from_a_pooled_gain_of_ten_percent(monkeypatch, gains, lags):
+    """Rule R4's levels: pooled gain >= 0.10, or >= 5 % of the cells gaining half."""
+    import napari_mesoscale.model.lag_probe as lag_probe
+
+    gains = np.asarray(gains)
+    mse = np.stack([np.ones_like(gains), 1.0 - gains])
+    monkeypatch.setattr(lag_probe, "probe_errors", lambda *a, **k: (mse, ("self",), 10, 5))
+    probe = lag_probe.probe_input_lags(None)
+    assert probe.lags == lags, probe
+    assert probe.threshold == lag_probe.LAG_PROBE_THRESHOLD == 0.10
+
+
 def test_describe_probe_says_the_levels_that_pick_two():
     from napari_mesoscale.model.lag_probe import describe_probe
 
