@@ -80,18 +80,6 @@ INPUT_LAG_CHOICES = [
 ]
 
 
-def _model_default(name: str) -> Any:
-    from napari_mesoscale.model import ModelConfig
-
-    return getattr(ModelConfig(), name)
-
-
-def _model_help(name: str) -> str:
-    from napari_mesoscale.model import ModelConfig
-
-    return ModelConfig.specs()[name].help
-
-
 def _config_control(name: str, **overrides: Any) -> Any:
     """A magicgui control for a :class:`ModelConfig` field: value, range and tooltip from it."""
     from napari_mesoscale.model import ModelConfig
@@ -155,11 +143,8 @@ class FitWidget(CoreTaskWidget):
             options={"max": 10_000.0, "step": 5.0},
         )
         self.epochs = _config_control("epochs")
-        self.input_lags = ComboBox(
-            label="input lags",
-            choices=INPUT_LAG_CHOICES,
-            value=_model_default("input_lags"),
-            tooltip=_model_help("input_lags"),
+        self.input_lags = _config_control(
+            "input_lags", label="input lags", options={"choices": INPUT_LAG_CHOICES}
         )
         self.seed = SpinBox(label="seed", value=0, min=0, max=2**31 - 1)
         self.device = ComboBox(label="device", choices=available_devices())
