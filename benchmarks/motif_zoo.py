@@ -174,6 +174,7 @@ FITS = (
     "model_motifs_moved",
     "model_reverted",
     "model_reverted_long",
+    "model_revert_always",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -204,6 +205,7 @@ FIT_OPTIONS = {
     "model_motifs_moved": {"activity_assignment": "motifs_moved"},
     "model_reverted": {"activity_assignment": "reverted"},
     "model_reverted_long": {"activity_assignment": "reverted", "revert_epochs": 20},
+    "model_revert_always": {"revert_tolerance": 1e6},  # the reverted fit whatever it costs
     "model_validated_skip_auto": {
         "activity_assignment": "validated",
         "input_lags": "auto",
@@ -289,10 +291,20 @@ def baseline_rows(brain, blocks: dict, gru: bool = False) -> dict:
     return out
 
 
-def run_brain(seed: int, args: argparse.Namespace) -> dict:
+def _make_brain(seed: int, args: argparse.Namespace):
+    """Brain ``seed``; with ``--oscillators``, instance 0 replaced by damped oscillators."""
     brain = make_zoo_brain(
         args.neurons, args.frames, args.families, n_families=args.families_per_brain, seed=seed
     )
+    if getattr(args, "oscillators", False):
+        from _zoo_osc import with_oscillators
+
+        brain = with_oscillators(brain, seed)
+    return brain
+
+
+def run_brain(seed: int, args: argparse.Namespace) -> dict:
+    brain = _make_brain(seed, args)
     k = args.n_filters or len(brain.motif_names)
     act, stim = brain.activity, brain.stimulus
     out: dict = {"seed": seed, "families": list(brain.motif_names), "k": k}
@@ -527,13 +539,7 @@ def _add_baselines(row: dict, args: argparse.Namespace) -> None:
     must equal the stored ones (same brain, same blocks) or nothing is written. Stored rows
     are kept as they are.
     """
-    brain = make_zoo_brain(
-        args.neurons,
-        args.frames,
-        args.families,
-        n_families=args.families_per_brain,
-        seed=row["seed"],
-    )
+    brain = _make_brain(row["seed"], args)
     if list(brain.motif_names) != row["families"]:
         raise RuntimeError(f"brain {row['seed']} has families {brain.motif_names}, not {row}")
     new = baseline_rows(brain, _blocks(brain.n_frames), gru=args.gru)
@@ -603,6 +609,12 @@ def main() -> None:
         default="test",
         choices=("test", "dev"),
         help="test-only families (seeds 2000 + b) or development families (seeds 1000 + b)",
+    )
+    parser.add_argument(
+        "--oscillators",
+        action="store_true",
+        help="with --families dev: instance 0 of every brain replaced by damped oscillators, "
+        "a second-order family of its own (benchmarks/_zoo_osc.py)",
     )
     parser.add_argument("--n-filters", type=int, default=None, help="fixed K (default: true)")
     parser.add_argument(

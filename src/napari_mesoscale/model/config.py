@@ -247,8 +247,9 @@ class ModelConfig(Params):
         "own (undone if the fit's rises; two validation passes and one over every pair); "
         "'reverted' trains as 'trained', then, if any neuron moved off its initial filter, "
         "gives every such neuron that filter back and trains revert_epochs more with every "
-        "filter kept, keeping that fit if its validation one-step error is at most 1 % above "
-        "the trained fit's (fit.assignment_choice says which); the default since it was "
+        "filter kept, keeping that fit if its validation one-step error is at most "
+        "revert_tolerance above the trained fit's (fit.assignment_choice says which); the "
+        "default since it was "
         "adopted on zoo and toy dev data under a rule fixed before the data",
         choices=(
             "trained", "motifs", "initial", "validated", "restored", "motifs_moved", "reverted"
@@ -275,6 +276,13 @@ class ModelConfig(Params):
         "with activity_assignment='reverted': epochs trained after the moves are reverted",
         unit="epochs",
         minimum=0,
+        gui=False,
+    )
+    revert_tolerance: float = param(
+        0.01,
+        "with activity_assignment='reverted': the retrained fit (the initial motifs) is kept "
+        "when its validation one-step error is at most (1 + this) x the trained fit's",
+        minimum=0.0,
         gui=False,
     )
     calcium_assignment: str = param(

@@ -311,7 +311,7 @@ def _train_reverted(
         return replace(start, config=cfg), retraining, cancelled
     init.net.to(run.device)
     start.net.to(run.device)
-    choice = choose_reverted(init, start, data, moved.size)
+    choice = choose_reverted(init, start, data, moved.size, cfg.revert_tolerance)
     init.net.to("cpu")
     start.net.to("cpu")
     if choice["chosen"] == "reverted":

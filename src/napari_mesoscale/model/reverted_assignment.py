@@ -8,9 +8,9 @@ This mode trains as ``"trained"``; if any neuron ended off its initial filter, e
 neuron gets that filter back (in its best field for it) and training goes on for
 ``ModelConfig.revert_epochs`` more epochs with every neuron's filter kept (``"motifs"``, at the
 final temperature), so the filters adapt to the initial motifs. The retrained fit is kept when
-its validation one-step error is at most ``FIT_TOLERANCE`` above the trained fit's; otherwise
-the trained fit stands. A fit in which nothing moved is the trained fit. The test block plays
-no part.
+its validation one-step error is at most ``ModelConfig.revert_tolerance`` (by default
+``FIT_TOLERANCE``) above the trained fit's; otherwise the trained fit stands. A fit in which
+nothing moved is the trained fit. The test block plays no part.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: the retrained fit is kept when its validation error is at most (1 + this) x the trained
-#: fit's; set before any measurement
+#: fit's; set before any measurement (``ModelConfig.revert_tolerance``'s default)
 FIT_TOLERANCE = 0.01
 
 

@@ -1,0 +1,73 @@
+"""Dev zoo brains with a second-order family built here (not the zoo's test families).
+
+``with_oscillators(brain)`` replaces the neurons of instance 0 by damped oscillators kicked by
+the brain's first stimulus channel, exactly as ``input_lags_auto_dev.py``'s ``zoo_osc`` cases
+do (the same activity to the last digit), and gives them their own motif label
+(``oscillator_dev``) so that motif and domain recovery can be scored; their synapses are
+removed. The families are renumbered over the ones still present.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from input_lags_auto_dev import oscillators
+
+OSCILLATOR_FAMILY = "oscillator_dev"
+C2 = -0.81  # oscillators()'s second-lag coefficient (r = 0.9)
+
+
+def _oscillator_expected(x: np.ndarray, kicks: np.ndarray, seed: int) -> np.ndarray:
+    """Row t: the oscillators' update before noise (row 0 = x[0]), as ``oscillators`` draws it."""
+    rng = np.random.default_rng(seed)
+    c1 = 1.8 * np.cos(2 * np.pi / rng.uniform(9.0, 11.0, x.shape[1]))
+    expected = x.copy()
+    expected[2:] = c1 * x[1:-1] + C2 * x[:-2] + kicks[1:-1, None]
+    return expected
+
+
+def with_oscillators(brain, seed: int):
+    """The zoo brain with instance 0's neurons replaced by damped oscillators (see module)."""
+    members = np.flatnonzero(brain.instance == 0)
+    activity = np.array(brain.activity, dtype=np.float64)
+    stim = np.asarray(brain.stimulus, dtype=np.float64)[:, 0]
+    kicks = 0.3 * (stim - stim.mean()) / max(stim.std(), 1e-12)
+    osc = oscillators(len(members), activity.shape[0], kicks, seed)
+    scale = np.median(activity.std(0)) / max(osc.std(), 1e-12)
+    mean = activity[:, members].mean(0)
+    activity[:, members] = mean + scale * osc
+    expected = np.array(brain.expected, dtype=np.float64)
+    expected[:, members] = mean + scale * _oscillator_expected(osc, kicks, seed)
+
+    motif = np.array(brain.motif)
+    motif[members] = len(brain.motif_names)
+    names = (*brain.motif_names, OSCILLATOR_FAMILY)
+    present, motif = np.unique(motif, return_inverse=True)
+    names = tuple(names[f] for f in present)
+    renumber = {int(f): i for i, f in enumerate(present)}
+    instance_motif = np.array(brain.instance_motif)
+    instance_motif[0] = len(brain.motif_names)
+    instance_motif = np.array([renumber[int(f)] for f in instance_motif])
+
+    neurons = brain.neurons.copy()
+    neurons["motif"] = motif
+    neurons["motif_name"] = [names[f] for f in motif]
+    ids = set(neurons["id"].to_numpy()[members].tolist())
+    synapses = brain.synapses[~(brain.synapses["pre"].isin(ids) | brain.synapses["post"].isin(ids))]
+    adjacency = brain.adjacency.tolil(copy=True)
+    adjacency[members, :] = 0
+    adjacency[:, members] = 0
+    return replace(
+        brain,
+        activity=activity.astype(np.float32),
+        expected=expected.astype(np.float32),
+        motif=motif,
+        motif_names=names,
+        neurons=neurons,
+        synapses=synapses.reset_index(drop=True),
+        adjacency=adjacency.tocsr(),
+        instance_motif=instance_motif,
+        params={**brain.params, "oscillators": {"instance": 0, "neurons": int(members.size)}},
+    )
