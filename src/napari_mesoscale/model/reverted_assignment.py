@@ -36,8 +36,9 @@ __all__ = [
 ]
 
 #: the retrained fit is kept when its validation error is at most (1 + this) x the trained
-#: fit's; set before any measurement (``ModelConfig.revert_tolerance``'s default)
-FIT_TOLERANCE = 0.01
+#: fit's (``ModelConfig.revert_tolerance``'s default): 0.01 set before any measurement, 0.02
+#: since rule R5 (benchmarks/revert_tolerance_rule.py, dev data only)
+FIT_TOLERANCE = 0.02
 
 
 def moved_neurons(init: InitialModel) -> np.ndarray:

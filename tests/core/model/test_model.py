@@ -101,6 +101,7 @@ def test_a_fit_saved_before_a_default_changed_loads_with_its_former_value(fitted
     old = MesoscaleFit(payload)
     assert old.config.wiring_features == 0.0 and old.config.wiring_scope == "neuron"
     assert old.config.lambda_range == 0.0
+    assert old.config.revert_tolerance == 0.01 and fitted.config.revert_tolerance == 0.02
     assert MesoscaleFit(dict(fitted._p)).config == fitted.config  # a new file keeps its own
 
 

@@ -1,7 +1,7 @@
 """``ModelConfig.activity_assignment="reverted"``: the trained fit; if training moved neurons
 off their initial filter, a copy with every such neuron given its filter back is trained
 ``revert_epochs`` more with every filter kept, and kept when its validation one-step error is
-at most ``FIT_TOLERANCE`` above the trained fit's.
+at most ``ModelConfig.revert_tolerance`` (``FIT_TOLERANCE``) above the trained fit's.
 
 Ground truth: the trained fit of the same seed, and the initial groups (made to differ from
 the trained choice on ten neurons, so that the reversion has something to do).
@@ -166,7 +166,7 @@ def test_describe_choice_and_retraining_epochs(reverted_fit, trained_fit) -> Non
     )
     refused = {**choice, "chosen": "trained", "ratio": 1.0535}
     assert rv.describe_choice(refused).endswith(
-        "kept: retrained without the moves the validation error is 1.054 x, over the 1 % bar"
+        "kept: retrained without the moves the validation error is 1.054 x, over the 2 % bar"
     )
     assert rv.describe_choice({**choice, "cancelled": True}).endswith("cancelled before the "
                                                                       "fits were compared")
@@ -175,3 +175,14 @@ def test_describe_choice_and_retraining_epochs(reverted_fit, trained_fit) -> Non
     assert rv.retraining_epochs(reverted_fit.history) == REVERT_EPOCHS
     assert rv.retraining_epochs(trained_fit.history) == 0
     assert rv.retraining_epochs(reverted_fit.history.to_dict("records")) == REVERT_EPOCHS
+
+
+def test_the_bar_is_the_configs_revert_tolerance(brain_and_options, moved_groups) -> None:
+    from napari_mesoscale.model import ModelConfig
+
+    wide = _reverted(brain_and_options, moved_groups, revert_tolerance=0.5).assignment_choice
+    assert wide["tolerance"] == 0.5
+    assert wide["chosen"] == ("reverted" if wide["ratio"] <= 1.5 else "trained")
+    assert ModelConfig().revert_tolerance == rv.FIT_TOLERANCE
+    with pytest.raises(ValueError, match="revert_tolerance"):
+        ModelConfig(revert_tolerance=-0.1).validate()
