@@ -462,7 +462,8 @@ def zebrafish_fit_section(sec: Section) -> None:
     out.update(clock.figures(), stopped=fit.stopped)
     out.update(test_mse=float(fit.scores["test_mse"]), val_mse=float(fit.scores["val_mse"]))
     out["n_domains"] = int(fit.domains.shape[0])
-    out["epoch_s"] = [float(x) for x in fit.history["seconds"]]
+    # a clock that stops training inside the first epoch leaves no epoch row
+    out["epoch_s"] = [float(x) for x in fit.history.get("seconds", [])]
     out["peak_gpu_memory_gib"] = sec.gpu_peak()
     out["target_whole_fit_s"] = 600.0
     if out["epoch_s"] and "whole_fit_s" in out:
