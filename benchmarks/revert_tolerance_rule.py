@@ -133,10 +133,7 @@ def main() -> None:
     parser.add_argument("parts", nargs="+", help="motif_zoo.py result files (the dev brains)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from _results import write_json
+    from _results import write_json  # benchmarks/ is on the path when run as a script
 
     brains = [b for p in args.parts for b in json.loads(Path(p).read_text())["brains"]]
     result = decide(sorted(brains, key=lambda b: b["seed"]))
