@@ -13,18 +13,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from input_lags_auto_dev import oscillators
+from input_lags_auto_dev import OSCILLATOR_C2, oscillator_c1, oscillators
 
 OSCILLATOR_FAMILY = "oscillator_dev"
-C2 = -0.81  # oscillators()'s second-lag coefficient (r = 0.9)
 
 
 def _oscillator_expected(x: np.ndarray, kicks: np.ndarray, seed: int) -> np.ndarray:
     """Row t: the oscillators' update before noise (row 0 = x[0]), as ``oscillators`` draws it."""
-    rng = np.random.default_rng(seed)
-    c1 = 1.8 * np.cos(2 * np.pi / rng.uniform(9.0, 11.0, x.shape[1]))
+    c1 = oscillator_c1(np.random.default_rng(seed), x.shape[1])
     expected = x.copy()
-    expected[2:] = c1 * x[1:-1] + C2 * x[:-2] + kicks[1:-1, None]
+    expected[2:] = c1 * x[1:-1] + OSCILLATOR_C2 * x[:-2] + kicks[1:-1, None]
     return expected
 
 

@@ -55,13 +55,21 @@ NEURON_GAINS = (0.1, 0.25, 0.5)
 SHARES = (0.01, 0.02, 0.05, 0.1, float("inf"))
 
 
+OSCILLATOR_C2 = -0.81  # the oscillators' second-lag coefficient (radius 0.9)
+
+
+def oscillator_c1(rng: np.random.Generator, n: int) -> np.ndarray:
+    """First-lag coefficients of ``n`` oscillators of periods 9-11 frames (the first draw
+    :func:`oscillators` makes from its generator)."""
+    return 1.8 * np.cos(2 * np.pi / rng.uniform(9.0, 11.0, n))
+
+
 def oscillators(
     n: int, t: int, kicks: np.ndarray, seed: int, burn: int = 100
 ) -> np.ndarray:
     """Damped oscillators of per-neuron periods 9-11 frames kicked by ``kicks`` (t,)."""
     rng = np.random.default_rng(seed)
-    omega = 2 * np.pi / rng.uniform(9.0, 11.0, n)
-    c1, c2 = 1.8 * np.cos(omega), -0.81
+    c1, c2 = oscillator_c1(rng, n), OSCILLATOR_C2
     pulses = np.r_[np.zeros(burn), kicks]
     x = np.zeros((t + burn, n))
     for k in range(2, t + burn):

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.initial_model import InitialModel, lock_motif_logits
 from napari_mesoscale.model.prepare import PreparedData
 from napari_mesoscale.model.restored_assignment import _give_back, neuron_validation_errors
@@ -36,9 +37,8 @@ __all__ = [
 ]
 
 #: the retrained fit is kept when its validation error is at most (1 + this) x the trained
-#: fit's (``ModelConfig.revert_tolerance``'s default): 0.01 set before any measurement, 0.02
-#: since rule R5 (benchmarks/revert_tolerance_rule.py, dev data only)
-FIT_TOLERANCE = 0.02
+#: fit's: ``ModelConfig.revert_tolerance``'s default, written once, there
+FIT_TOLERANCE: float = ModelConfig.defaults()["revert_tolerance"]
 
 
 def moved_neurons(init: InitialModel) -> np.ndarray:
