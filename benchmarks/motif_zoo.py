@@ -53,8 +53,8 @@ nothing tuned per brain). Methods:
 ``model_reverted``
     ``activity_assignment="reverted"`` (the default, as ``model``): the trained fit; if it
     moved neurons off their initial filter, every one gets it back and the filters train 10
-    more epochs with the motifs kept, that fit kept when its validation error is at most 1 %
-    above the trained fit's
+    more epochs with the motifs kept, that fit kept when its validation error is at most
+    ``revert_tolerance`` (2 %; 1 % before rule R5) above the trained fit's
     (``moved``, ``assignment_chosen`` and ``assignment_val_ratio``, reverted / trained).
     ``model_reverted_long``: the same with 20 epochs after the reversion.
 ``model_skip``
