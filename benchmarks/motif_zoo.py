@@ -66,6 +66,10 @@ nothing tuned per brain). Methods:
 ``em_random_lag2``
     ``em_random`` with ``input_lags=2``: the filters (and the discovery's linearised filters)
     also see the neuron's previous state x[t-1] (second-order units such as resonators).
+``em_init_start``
+    ``assignment="em"`` from the dynamics initialisation with ``discover_initial_start``: the
+    discovery's EM also starts from the initialisation's grouping, lowest held-in loss wins
+    (``discover_from_initial`` records whether that start won).
 ``ar_kmeans`` / ``ar_kmeans_k``
     Per-neuron AR(2) + stimulus coefficients, k-means, k by silhouette / k = K.
 ``corr_spectral_k`` / ``corr_hierarchical``
@@ -159,6 +163,7 @@ FITS = (
     "em_random_loss",
     "em_random_count",
     "em_random_lag2",
+    "em_init_start",
     "model_auto",
     "em_random_auto",
     "model_skip",
@@ -191,6 +196,7 @@ FIT_OPTIONS = {
         "n_filters": COUNT_UPPER_BOUND,
     },
     "em_random_lag2": {"assignment": "em", "init": "random", "input_lags": 2},
+    "em_init_start": {"assignment": "em", "discover_initial_start": True},
     "model_auto": {"input_lags": "auto"},
     "em_random_auto": {"assignment": "em", "init": "random", "input_lags": "auto"},
     "model_skip": {"linear_skip": "ridge"},
@@ -303,6 +309,17 @@ def _make_brain(seed: int, args: argparse.Namespace):
     return brain
 
 
+def _keep_discovery(into: dict):
+    """A progress callback that keeps the discovery's figures (never cancels)."""
+
+    def callback(info: dict) -> bool:
+        if "discover_loss" in info:
+            into.update(info)
+        return True
+
+    return callback
+
+
 def run_brain(seed: int, args: argparse.Namespace) -> dict:
     brain = _make_brain(seed, args)
     k = args.n_filters or len(brain.motif_names)
@@ -316,12 +333,17 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
         if "freeze_assignment_epochs" in options and options["freeze_assignment_epochs"] is None:
             options["freeze_assignment_epochs"] = args.epochs
         t0 = time.perf_counter()
-        fit = fit_mesoscale(act, brain.positions, device=args.device, **{**common, **options})
+        discovered: dict = {}  # the discovery's figures ("em"), from its progress report
+        fit = fit_mesoscale(
+            act, brain.positions, device=args.device, callback=_keep_discovery(discovered),
+            **{**common, **options},
+        )
         if fit.blocks != blocks:
             raise RuntimeError(f"fit {name} split the frames as {fit.blocks}, not {blocks}")
         scores = recovery_scores(fit, brain.motif, brain.instance)
         pred = fit.predict(act, stimulus=stim)
         scores["mse"] = _mse(pred, act, te0, te1)
+        scores["val_mse"] = float(fit.scores["val_mse"])  # the fit's own validation block
         scores["seconds"] = time.perf_counter() - t0
         scores["family_mse"] = _family_mse(pred, brain, te0, te1)
         if fit._p.get("start_val_loss") is not None:  # linear_skip: did training beat the start?
@@ -331,6 +353,8 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
             probe = fit.lag_probe
             scores.update(input_lags=probe["lags"], lag_probe_gain=probe["gain"])
             scores["lag_probe_share"] = probe["share"]
+        if "discover_from_initial" in discovered:
+            scores["discover_from_initial"] = bool(discovered["discover_from_initial"])
         choice = fit.assignment_choice
         if choice is not None and "chosen" in choice:  # "validated": which fit was kept, and why
             scores["assignment_chosen"] = choice["chosen"]

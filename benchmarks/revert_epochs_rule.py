@@ -41,13 +41,7 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
-import numpy as np
-
-from revert_tolerance_rule import _below_every
+from revert_tolerance_rule import compare, run_cli, verdict
 
 CANDIDATE = 20
 DEFAULT = 10
@@ -58,36 +52,12 @@ def judge(brains: list[dict]) -> dict:
     """Criteria (a)-(e) of the rule for the candidate against the default."""
     base = [b["model"] for b in brains]
     cand = [b["model_reverted_long"] for b in brains]
-    motif_b = np.array([r["motif_ari"] for r in base])
-    motif_c = np.array([r["motif_ari"] for r in cand])
-    domain_b = np.median([r["domain_ari"] for r in base])
-    domain_c = np.median([r["domain_ari"] for r in cand])
-    below_b = sum(_below_every(b, r) for b, r in zip(brains, base, strict=True))
-    below_c = sum(_below_every(b, r) for b, r in zip(brains, cand, strict=True))
-    mse = np.array([c["mse"] / d["mse"] for c, d in zip(cand, base, strict=True)])
     changed = [
         b["seed"]
         for b, c, d in zip(brains, cand, base, strict=True)
         if c.get("assignment_chosen") != d.get("assignment_chosen")
     ]
-    parts = {
-        "a": bool(np.median(motif_c) >= np.median(motif_b) and (motif_b - motif_c).max() <= 0.02),
-        "b": bool(domain_c >= domain_b - 0.01),
-        "c": bool(below_c >= below_b),
-        "d": bool(mse.max() <= 1.03),
-        "e": bool(changed),
-    }
-    return {
-        "revert_epochs": CANDIDATE,
-        "passes": all(parts.values()),
-        "parts": parts,
-        "median_motif_ari": [float(np.median(motif_b)), float(np.median(motif_c))],
-        "worst_motif_ari_drop": float((motif_b - motif_c).max()),
-        "median_domain_ari": [float(domain_b), float(domain_c)],
-        "below_every_baseline": [int(below_b), int(below_c), len(brains)],
-        "mse_ratio_max": float(mse.max()),
-        "changed": changed,
-    }
+    return verdict("revert_epochs", CANDIDATE, compare(brains, base, cand), changed)
 
 
 def decide(brains: list[dict]) -> dict:
@@ -114,18 +84,7 @@ def decide(brains: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("parts", nargs="+", help="motif_zoo.py result files (the dev brains)")
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    from _results import write_json  # benchmarks/ is on the path when run as a script
-
-    brains = [b for p in args.parts for b in json.loads(Path(p).read_text())["brains"]]
-    result = decide(sorted(brains, key=lambda b: b["seed"]))
-    write_json(args.out, result)
-    v = result["candidate"]
-    print(v["revert_epochs"], v["passes"], v["parts"], v["changed"])
-    print("adopted:", result["adopted"])
+    run_cli(__doc__, decide, "candidate", "revert_epochs")
 
 
 if __name__ == "__main__":

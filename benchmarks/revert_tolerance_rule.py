@@ -73,10 +73,10 @@ def _consistent(brain: dict) -> None:
         raise RuntimeError(f"brain {brain['seed']}: ratios {a} and {b} differ")
 
 
-def judge(brains: list[dict], tolerance: float) -> dict:
-    """Criteria (a)-(e) of the rule for one candidate bar."""
-    base = [_chosen(b, DEFAULT) for b in brains]
-    cand = [_chosen(b, tolerance) for b in brains]
+def compare(brains: list[dict], base: list[dict], cand: list[dict]) -> dict:
+    """Parts (a)-(d) of the rule (and their figures) for the candidate's rows ``cand``
+    against the default's ``base``, one row per brain; ``changed``: the seeds where the
+    candidate keeps another fit than the default."""
     motif_b = np.array([r["motif_ari"] for r in base])
     motif_c = np.array([r["motif_ari"] for r in cand])
     domain_b = np.median([r["domain_ari"] for r in base])
@@ -84,25 +84,36 @@ def judge(brains: list[dict], tolerance: float) -> dict:
     below_b = sum(_below_every(b, r) for b, r in zip(brains, base, strict=True))
     below_c = sum(_below_every(b, r) for b, r in zip(brains, cand, strict=True))
     mse = np.array([c["mse"] / d["mse"] for c, d in zip(cand, base, strict=True)])
-    changed = [b["seed"] for b, c, d in zip(brains, cand, base, strict=True) if c is not d]
     parts = {
         "a": bool(np.median(motif_c) >= np.median(motif_b) and (motif_b - motif_c).max() <= 0.02),
         "b": bool(domain_c >= domain_b - 0.01),
         "c": bool(below_c >= below_b),
         "d": bool(mse.max() <= 1.03),
-        "e": bool(changed),
     }
     return {
-        "tolerance": tolerance,
-        "passes": all(parts.values()),
         "parts": parts,
         "median_motif_ari": [float(np.median(motif_b)), float(np.median(motif_c))],
         "worst_motif_ari_drop": float((motif_b - motif_c).max()),
         "median_domain_ari": [float(domain_b), float(domain_c)],
         "below_every_baseline": [int(below_b), int(below_c), len(brains)],
         "mse_ratio_max": float(mse.max()),
-        "changed": changed,
     }
+
+
+def verdict(key: str, value: float, figures: dict, changed: list[int]) -> dict:
+    """The candidate's verdict: parts (a)-(d) of ``figures`` and (e) ``changed`` not empty."""
+    parts = {**figures["parts"], "e": bool(changed)}
+    rest = {k: v for k, v in figures.items() if k != "parts"}
+    return {key: value, "passes": all(parts.values()), "parts": parts, **rest,
+            "changed": changed}
+
+
+def judge(brains: list[dict], tolerance: float) -> dict:
+    """Criteria (a)-(e) of the rule for one candidate bar."""
+    base = [_chosen(b, DEFAULT) for b in brains]
+    cand = [_chosen(b, tolerance) for b in brains]
+    changed = [b["seed"] for b, c, d in zip(brains, cand, base, strict=True) if c is not d]
+    return verdict("tolerance", tolerance, compare(brains, base, cand), changed)
 
 
 def decide(brains: list[dict]) -> dict:
@@ -128,8 +139,10 @@ def decide(brains: list[dict]) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def run_cli(doc: str, decide, verdicts: str, key: str) -> None:
+    """Command line of a rule's judge: read the dev brains of the given motif_zoo.py files,
+    ``decide`` on them, write the decision and print ``result[verdicts]``' every ``key``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("parts", nargs="+", help="motif_zoo.py result files (the dev brains)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -138,9 +151,14 @@ def main() -> None:
     brains = [b for p in args.parts for b in json.loads(Path(p).read_text())["brains"]]
     result = decide(sorted(brains, key=lambda b: b["seed"]))
     write_json(args.out, result)
-    for v in result["candidates"]:
-        print(v["tolerance"], v["passes"], v["parts"], v["changed"])
+    found = result[verdicts]
+    for v in found if isinstance(found, list) else [found]:
+        print(v[key], v["passes"], v["parts"], v["changed"])
     print("adopted:", result["adopted"])
+
+
+def main() -> None:
+    run_cli(__doc__, decide, "candidates", "tolerance")
 
 
 if __name__ == "__main__":

@@ -920,8 +920,10 @@ def discover_assignment(
     with the lowest held-in loss wins. The number of groups is ``n_filters``, or with
     ``discover_motif_count="profile_cut"`` the count of :func:`profile_motif_count` (at most
     ``n_filters``); with ``"wiring_cut"`` the groups of :func:`wiring_motif_groups` start the
-    EM (``units.wiring`` None, i.e. no connectome: the profile cut). The groups become the
-    assignment logits. With ``input_lags=2`` the
+    EM (``units.wiring`` None, i.e. no connectome: the profile cut). With
+    ``discover_initial_start`` the initialisation's own grouping (:func:`initial_unit_groups`)
+    starts one more EM and the start ending with the lowest held-in loss wins. The groups
+    become the assignment logits. With ``input_lags=2`` the
     linearised filters still see the one-step features only (see :func:`_em_data`).
     """
     rng = np.random.default_rng(seed)
@@ -965,12 +967,14 @@ def discover_assignment(
             _plus_plus_labels(square, size[candidates], k, rng)
             for _ in range(cfg.discover_restarts)
         ]
-    best_loss, best = np.inf, None
-    for labels in starts:
-        full = _extend_labels(cost, candidates, labels, k)
+    full_starts = [_extend_labels(cost, candidates, labels, k) for labels in starts]
+    if cfg.discover_initial_start:
+        full_starts.append(initial_unit_groups(net, units))
+    best_loss, best, best_start = np.inf, None, 0
+    for i, full in enumerate(full_starts):
         labels, loss = _group_ridge_em(phi, data, rows, normal, units, full, k, alpha, iters)
         if loss < best_loss:
-            best_loss, best = loss, labels
+            best_loss, best, best_start = loss, labels, i
     if cfg.discover_motif_count in ("merge_test", "merge_t"):
         statistic = "t" if cfg.discover_motif_count == "merge_t" else "mean"
         threshold = cfg.discover_merge_t if statistic == "t" else cfg.discover_merge_tolerance
@@ -984,7 +988,17 @@ def discover_assignment(
         "discover_loss": best_loss,
         "n_motifs": float(len(np.unique(best))),
         "discover_k": float(k),
+        "discover_from_initial": float(cfg.discover_initial_start and best_start == len(starts)),
     }
+
+
+def initial_unit_groups(net: MesoscaleNet, units: AssignmentUnits) -> np.ndarray:
+    """(U,) every unit's group under the net's assignment before the discovery (the
+    initialisation's): the filter most of its neurons use, numbered 0.. in order of use."""
+    filt = net.logits.detach().sum(1).argmax(-1).cpu().numpy()
+    votes = np.zeros((units.n_units, net.logits.shape[-1]))
+    np.add.at(votes, (units.unit, filt), 1)
+    return np.unique(votes.argmax(1), return_inverse=True)[1].astype(np.int64)
 
 
 def merge_indistinct_groups(

@@ -236,3 +236,33 @@ def test_affine_refit_absorbs_each_neurons_speed_and_gain():
     plain = _cross_errors(phi, data, rows, coef)[:, 0].numpy()
     assert np.all(refit < 2e-4), refit  # the noise variance is 1e-4
     assert plain[0] > 100 * refit[0]  # s = 0.5, g = 1: far off without the refit
+
+
+def test_initial_unit_groups_take_each_communitys_most_common_filter():
+    from types import SimpleNamespace
+
+    from napari_mesoscale.model.reassign import initial_unit_groups
+
+    filt = np.array([3, 3, 1, 1, 1, 3, 3, 3])  # filters 1 and 3 of 4 in use
+    logits = torch.zeros(8, 2, 4)
+    logits[torch.arange(8), 0, torch.as_tensor(filt)] = 5.0
+    units = AssignmentUnits(unit=np.array([0, 0, 0, 1, 1, 1, 2, 2]), slot=np.zeros(8, int))
+    groups = initial_unit_groups(SimpleNamespace(logits=logits), units)
+    np.testing.assert_array_equal(groups, [1, 0, 1])  # numbered 0.. in filter order
+
+
+def test_em_from_the_initial_grouping_too_reports_which_start_won(dev_brain):
+    """discover_initial_start: the discovery also runs its EM from the initialisation's
+    grouping; the progress report says whether that start won (the lower held-in loss)."""
+    reports: dict[str, dict] = {}
+    for option in (False, True):
+        def keep(info, option=option):
+            if "discover_loss" in info:
+                reports[str(option)] = info
+            return True
+
+        _fit(dev_brain, epochs=1, assignment="em", discover_initial_start=option, callback=keep)
+    assert reports["False"]["discover_from_initial"] == 0.0
+    assert reports["True"]["discover_from_initial"] in (0.0, 1.0)
+    # a second start can only lower the kept held-in loss
+    assert reports["True"]["discover_loss"] <= reports["False"]["discover_loss"] + 1e-9
