@@ -46,7 +46,9 @@ def recorded_em(log: list[dict]):
     def em(phi, data, rows, normal, units, labels, k, alpha, iterations):
         out, loss = original(phi, data, rows, normal, units, labels, k, alpha, iterations)
         log.append({"start": labels[units.unit], "end": out[units.unit],
-                    "start_loss": _own_loss(phi, data, rows, normal, units, labels, k, alpha),
+                    "start_loss": reassign.pooled_loss(
+                        reassign.group_costs(phi, data, rows, normal, units, labels, k, alpha),
+                        labels, units),
                     "loss": loss})
         return out, loss
 
@@ -55,18 +57,6 @@ def recorded_em(log: list[dict]):
         yield log
     finally:
         reassign._group_ridge_em = original
-
-
-def _own_loss(phi, data, rows, normal, units, labels, k, alpha) -> float:
-    """Pooled held-in loss of ``labels`` as they are (each unit under its own group's filter)."""
-    import torch
-
-    size = np.bincount(units.unit, minlength=units.n_units).astype(float)
-    coef = reassign._ridge_solve(normal, labels, alpha)
-    if coef.shape[0] < k:
-        coef = torch.cat([coef, coef[:1].expand(k - coef.shape[0], -1)], 0)
-    cost = reassign._unit_cost(reassign._cross_errors(phi, data, rows[1], coef), units)
-    return float((cost[np.arange(len(labels)), labels] * size).sum() / size.sum())
 
 
 def run_brain(seed: int, args: argparse.Namespace) -> dict:

@@ -75,8 +75,7 @@ def _consistent(brain: dict) -> None:
 
 def compare(brains: list[dict], base: list[dict], cand: list[dict]) -> dict:
     """Parts (a)-(d) of the rule (and their figures) for the candidate's rows ``cand``
-    against the default's ``base``, one row per brain; ``changed``: the seeds where the
-    candidate keeps another fit than the default."""
+    against the default's ``base``, one row per brain."""
     motif_b = np.array([r["motif_ari"] for r in base])
     motif_c = np.array([r["motif_ari"] for r in cand])
     domain_b = np.median([r["domain_ari"] for r in base])

@@ -94,7 +94,10 @@ __all__ = [
     "AssignmentUnits",
     "community_units",
     "discover_assignment",
+    "group_costs",
+    "initial_unit_groups",
     "loss_motif_count",
+    "pooled_loss",
     "profile_motif_count",
     "reassign",
     "reassign_after_epoch",
@@ -868,19 +871,39 @@ def _group_ridge_em(
 ) -> tuple[np.ndarray, float]:
     """Hard EM with one pooled (linearised) filter per group: fit on ``rows[0]``, move every
     unit to the group whose filter predicts it best on ``rows[1]``. Returns labels, loss."""
-    size = np.bincount(units.unit, minlength=units.n_units).astype(float)
     loss = np.inf
     for _ in range(iterations):
-        coef = _ridge_solve(normal, labels, alpha)
-        if coef.shape[0] < k:
-            coef = torch.cat([coef, coef[:1].expand(k - coef.shape[0], -1)], 0)
-        cost = _unit_cost(_cross_errors(phi, data, rows[1], coef), units)
+        cost = group_costs(phi, data, rows, normal, units, labels, k, alpha)
         new = cost.argmin(1)
-        loss = float((cost[np.arange(len(new)), new] * size).sum() / size.sum())
+        loss = pooled_loss(cost, new, units)
         if np.array_equal(new, labels):
             break
         labels = new
     return labels, loss
+
+
+def group_costs(
+    phi: torch.Tensor,
+    data: _EmData,
+    rows: tuple[torch.Tensor, torch.Tensor],
+    normal: tuple[torch.Tensor, torch.Tensor],
+    units: AssignmentUnits,
+    labels: np.ndarray,
+    k: int,
+    alpha: float,
+) -> np.ndarray:
+    """(U, >= k) held-in cost of every unit under the pooled filter of every group of
+    ``labels`` (fitted on ``rows[0]``, scored on ``rows[1]``)."""
+    coef = _ridge_solve(normal, labels, alpha)
+    if coef.shape[0] < k:
+        coef = torch.cat([coef, coef[:1].expand(k - coef.shape[0], -1)], 0)
+    return _unit_cost(_cross_errors(phi, data, rows[1], coef), units)
+
+
+def pooled_loss(cost: np.ndarray, labels: np.ndarray, units: AssignmentUnits) -> float:
+    """Held-in loss of ``labels`` under ``cost``, averaged over neurons (units by size)."""
+    size = np.bincount(units.unit, minlength=units.n_units).astype(float)
+    return float((cost[np.arange(len(labels)), labels] * size).sum() / size.sum())
 
 
 def _plus_plus_labels(cost: np.ndarray, size: np.ndarray, k: int, rng) -> np.ndarray:
