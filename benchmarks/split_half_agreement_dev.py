@@ -1,0 +1,171 @@
+"""Does split-half agreement tell whether the initialisation's motifs or the discovery's are
+right on a brain? (Rule R7; issue #13; **dev families only**.)
+
+Why it is asked: on the test brains 9000-9019 the default fit (the initialisation's motifs)
+and ``assignment="em"`` (the discovery's, from a random start) fail on different brains, and on
+fresh dev brains neither the discovery's held-in loss nor the fits' validation error chose
+the better of the two (``discovery_starts_dev.py``; ``motif_zoo.py --fits model em_random``):
+wrong groupings predict within 1-2 %. This asks a criterion that is not prediction error: how
+well each method's labels agree with themselves when it runs on the first and on the second
+half of the recording (neuron-level ARI between the two halves' labels). A method whose
+answer on a brain follows the brain's dynamics should give the same grouping on both halves;
+one that lands on an arbitrary grouping should not.
+
+For every brain and every part of the recording (all frames, the first half, the second half)
+a real ``fit_mesoscale`` runs up to its discovery twice: with the default initialisation
+(``init="dynamics"``; its motif labels are the assignment before the discovery) and with
+``init="random"`` (the discovery's labels, as ``assignment="em"`` from a random start gives
+them). Nothing is trained: these are the labels both fits start training from.
+
+Rule R7, committed with this script before any of its data were generated: on each brain take
+the discovery's labels when their split-half agreement is strictly higher than the
+initialisation's, else the initialisation's (the default). R7 passes on a set of brains when
+(a) on the brains where the two methods' full-recording motif ARIs differ by more than 0.05 it
+picks the better one on at least 75 % (and there are at least 5 such brains), and (b) the
+median motif ARI of the picked labels is at least the higher of the two methods' medians. It
+is judged on fresh dev brains 1184-1203 (plain) and 1204-1223 (instance heterogeneity 0.5),
+both sets must pass; only then would a fit option be built and measured once on the unused
+test brains 10000-10019.
+
+Usage::
+
+    python benchmarks/split_half_agreement_dev.py --seed-base 1184 --brains 40 \
+        --out benchmarks/results/split_half_agreement_dev.json
+    python benchmarks/split_half_agreement_dev.py --seed-base 1224 --brains 40 \
+        --heterogeneity 0.5 --out benchmarks/results/split_half_agreement_dev_heterogeneous.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from unittest import mock
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from napari_mesoscale import fit_mesoscale
+from napari_mesoscale.model import reassign, training
+from napari_mesoscale.synth.motif_zoo import make_zoo_brain
+
+METHODS = ("initial", "discovery")
+PARTS = ("all", "first_half", "second_half")
+
+
+class _Stop(Exception):
+    """Raised inside the fit once the labels are held."""
+
+
+def labels_before_training(brain, frames: slice, init: str) -> np.ndarray:
+    """(N,) motif labels a fit on ``frames`` starts training from: the initialisation's
+    (``init="dynamics"``) or the discovery's (``init="random"``, then the discovery)."""
+    held: dict = {}
+
+    def discover(net, *args, **kwargs):
+        if init == "random":
+            reassign.discover_assignment(net, *args, **kwargs)
+        held["labels"] = net.logits.detach().sum(1).argmax(-1).cpu().numpy()
+        raise _Stop
+
+    stimulus = None if brain.stimulus is None else brain.stimulus[frames]
+    with mock.patch.object(training, "discover_assignment", discover):
+        try:
+            fit_mesoscale(brain.activity[frames], brain.positions,
+                          connectome=brain.connectome(), stimulus=stimulus,
+                          n_filters=len(brain.motif_names), epochs=1, seed=0, device="cpu",
+                          assignment="em", init=init)
+        except _Stop:
+            pass
+    if "labels" not in held:
+        raise RuntimeError("the fit never reached the discovery")
+    return held["labels"]
+
+
+def run_brain(seed: int, args: argparse.Namespace) -> dict:
+    brain = make_zoo_brain(args.neurons, args.frames, "dev", seed=seed, n_families=4,
+                           heterogeneity=args.heterogeneity)
+    half = args.frames // 2
+    parts = {"all": slice(None), "first_half": slice(0, half),
+             "second_half": slice(half, None)}
+    row: dict = {"seed": seed}
+    for method, init in zip(METHODS, ("dynamics", "random"), strict=True):
+        labels = {p: labels_before_training(brain, parts[p], init) for p in PARTS}
+        row[method] = {
+            "motif_ari": float(adjusted_rand_score(brain.motif, labels["all"])),
+            "half_aris": [float(adjusted_rand_score(brain.motif, labels[p])) for p in PARTS[1:]],
+            "agreement": float(adjusted_rand_score(labels["first_half"],
+                                                   labels["second_half"])),
+        }
+    row["picked"] = pick(row)
+    return row
+
+
+def pick(row: dict) -> str:
+    """Rule R7's choice on one brain: the discovery's labels when their split-half agreement
+    is strictly higher than the initialisation's, else the initialisation's."""
+    return "discovery" if row["discovery"]["agreement"] > row["initial"]["agreement"] else "initial"
+
+
+def _spearman(rows: list[dict], method: str) -> float | None:
+    """Rank correlation of split-half agreement and motif ARI over the brains (descriptive)."""
+    from scipy.stats import spearmanr
+
+    agree = [r[method]["agreement"] for r in rows]
+    ari = [r[method]["motif_ari"] for r in rows]
+    if len(rows) < 3 or np.ptp(agree) == 0 or np.ptp(ari) == 0:
+        return None
+    return float(spearmanr(agree, ari).statistic)
+
+
+def judge(rows: list[dict], gap: float = 0.05, share: float = 0.75, least: int = 5) -> dict:
+    """Rule R7's verdict on one set of brains (see the module docstring)."""
+    ari = {m: np.array([r[m]["motif_ari"] for r in rows]) for m in METHODS}
+    picked = np.array([r[r["picked"]]["motif_ari"] for r in rows])
+    differ = np.abs(ari["initial"] - ari["discovery"]) > gap
+    better = np.maximum(ari["initial"], ari["discovery"])
+    right = int((picked[differ] >= better[differ]).sum())
+    medians = {m: float(np.median(v)) for m, v in ari.items()}
+    part_a = bool(differ.sum() >= least and right >= share * differ.sum())
+    part_b = bool(np.median(picked) >= max(medians.values()))
+    return {
+        "brains": len(rows),
+        "median_motif_ari": {**medians, "picked": float(np.median(picked))},
+        "differ_by_more_than_gap": int(differ.sum()),
+        "picked_the_better_where_they_differ": right,
+        "discovery_picked": int(sum(r["picked"] == "discovery" for r in rows)),
+        "median_agreement": {m: float(np.median([r[m]["agreement"] for r in rows]))
+                             for m in METHODS},
+        "agreement_vs_ari_spearman": {m: _spearman(rows, m) for m in METHODS},
+        "part_a": part_a,
+        "part_b": part_b,
+        "passes": part_a and part_b,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed-base", type=int, default=1184)
+    parser.add_argument("--brains", type=int, default=40)
+    parser.add_argument("--neurons", type=int, default=240)
+    parser.add_argument("--frames", type=int, default=1500)
+    parser.add_argument("--heterogeneity", type=float, default=0.0)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    from _results import run_record, write_json  # benchmarks/ is on the path as a script
+
+    t0, cpu0, load = time.perf_counter(), time.process_time(), os.getloadavg()
+    rows = []
+    for b in range(args.brains):
+        rows.append(run_brain(args.seed_base + b, args))
+        r = rows[-1]
+        print(r["seed"], *(f"{m} ari {r[m]['motif_ari']:.3f} agree {r[m]['agreement']:.3f}"
+                           for m in METHODS), "picked", r["picked"], flush=True)
+    result = {"args": vars(args), "rule_R7": judge(rows), "brains": rows,
+              **run_record(t0, cpu0, load)}
+    write_json(args.out, result)
+    print(result["rule_R7"])
+
+
+if __name__ == "__main__":
+    main()
