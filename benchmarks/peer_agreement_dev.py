@@ -17,7 +17,8 @@ initialisation's (``init="dynamics"``), else the initialisation's. Judged as R7
 (:func:`split_half_agreement_dev.judge`: on the brains where the two full-recording motif ARIs
 differ by more than 0.05 it picks the better on at least 75 % of at least 5, and the picked
 labels' median motif ARI is at least the higher of the two methods' medians) on fresh dev
-brains 1264-1303 (40, plain) and 1304-1343 (40, instance heterogeneity 0.5); both sets must
+brains 1264-1303 (40, plain) and 1304-1343 (40, per-neuron heterogeneity 0.5,
+``make_zoo_brain``'s default scope); both sets must
 pass before a fit option is built and measured once on the unused test brains 10000-10019.
 Reported beside the verdict, not part of it: the same with the correlation-clustering peer
 (spectral, true k) and the peers' own motif ARIs.
