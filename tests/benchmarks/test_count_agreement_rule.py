@@ -33,3 +33,13 @@ def test_more_exact_counts_at_no_loss_of_motifs_pass_and_otherwise_fail():
     assert not rule.judge(costly)["part_b"]
     same = [_row(3, 2, 0.9, 3, 0.9)]
     assert not rule.judge(same)["part_a"]
+
+
+def test_rule_r10_judges_the_smaller_count():
+    rows = [{**_row(3, 5, 0.7, 4, 0.8), "smaller_count": 3, "smaller_count_ari": 0.95},
+            {**_row(4, 4, 0.9, 6, 0.8), "smaller_count": 4, "smaller_count_ari": 0.9}]
+    verdict = rule.judge_smaller(rows)
+    assert verdict["counts"]["smaller"]["exact"] == 2
+    assert verdict["counts"]["profile_cut"]["over"] == 2
+    assert verdict["median_motif_ari"]["smaller"] == pytest.approx(0.925)
+    assert verdict["passes"]
