@@ -73,11 +73,11 @@ def run_brain(index: int, args: argparse.Namespace) -> dict:
     truth, every = brain.motif, slice(None)
     initial, discovery, agreement = {}, {}, {}
     for k in range(2, args.max_motifs + 1):
-        initial[k] = labels_before_training(brain, every, "dynamics", n_filters=k)
-        discovery[k] = labels_before_training(brain, every, "random", n_filters=k)
+        initial[k] = labels_before_training(brain, every, "em_start", n_filters=k)
+        discovery[k] = labels_before_training(brain, every, "discovery", n_filters=k)
         agreement[k] = float(adjusted_rand_score(initial[k], discovery[k]))
     count = agreement_count(agreement)
-    cut = labels_before_training(brain, every, "random", n_filters=args.max_motifs,
+    cut = labels_before_training(brain, every, "discovery", n_filters=args.max_motifs,
                                  discover_motif_count="profile_cut")
     true_k = len(brain.motif_names)
     smaller = min(count, int(np.unique(cut).size))

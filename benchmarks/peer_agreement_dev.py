@@ -54,8 +54,8 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     row: dict = {"seed": seed, "peer_motif_ari": {
         name: float(adjusted_rand_score(brain.motif, labels)) for name, labels in peers.items()
     }}
-    for method, init in zip(METHODS, ("dynamics", "random"), strict=True):
-        labels = labels_before_training(brain, slice(None), init)
+    for method in METHODS:
+        labels = labels_before_training(brain, slice(None), method)
         row[method] = {
             "motif_ari": float(adjusted_rand_score(brain.motif, labels)),
             "agreement": float(adjusted_rand_score(peers["ar_kmeans_k"], labels)),

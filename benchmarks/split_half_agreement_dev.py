@@ -49,6 +49,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from napari_mesoscale import fit_mesoscale
+from napari_mesoscale.model import fit as fit_module
 from napari_mesoscale.model import reassign, training
 from napari_mesoscale.synth.motif_zoo import make_zoo_brain
 
@@ -61,30 +62,43 @@ class _Stop(Exception):
 
 
 def labels_before_training(
-    brain, frames: slice, init: str, n_filters: int | None = None, **fit_options
+    brain, frames: slice, method: str, n_filters: int | None = None, **fit_options
 ) -> np.ndarray:
-    """(N,) motif labels a fit on ``frames`` starts training from: the initialisation's
-    (``init="dynamics"``) or the discovery's (``init="random"``, then the discovery), with
-    ``n_filters`` filters (None: the brain's true number of motifs) and ``fit_options``."""
+    """(N,) motif labels a fit on ``frames`` starts training from, with ``n_filters`` filters
+    (None: the brain's true number of motifs) and ``fit_options``.
+
+    ``method``: ``"initial"``, the default fit's initialisation (what ``motif_zoo.py``'s
+    ``init`` row keeps); ``"em_start"``, the dynamics start of the ``assignment="em"`` path
+    (k-means of per-neuron dynamics features over correlation communities, without the
+    default's wiring features and sub-circuit scope: ``reassign._start_groups``); or
+    ``"discovery"``, the discovery's labels (``assignment="em", init="random"``).
+    """
     held: dict = {}
 
-    def discover(net, *args, **kwargs):
-        if init == "random":
+    def hold(net, *args, **kwargs):
+        if method == "discovery":
             reassign.discover_assignment(net, *args, **kwargs)
-        held["labels"] = net.logits.detach().sum(1).argmax(-1).cpu().numpy()
+        held["labels"] = net.choice()[2].cpu().numpy()
         raise _Stop
 
+    if method == "initial":
+        target, options = (fit_module, "train_model"), {}
+    elif method in ("em_start", "discovery"):
+        init = "dynamics" if method == "em_start" else "random"
+        target, options = (training, "discover_assignment"), {"assignment": "em", "init": init}
+    else:
+        raise ValueError(f"method must be 'initial', 'em_start' or 'discovery'; got {method!r}")
     stimulus = None if brain.stimulus is None else brain.stimulus[frames]
-    with mock.patch.object(training, "discover_assignment", discover):
+    with mock.patch.object(*target, hold):
         try:
             fit_mesoscale(brain.activity[frames], brain.positions,
                           connectome=brain.connectome(), stimulus=stimulus,
                           n_filters=n_filters or len(brain.motif_names), epochs=1, seed=0,
-                          device="cpu", assignment="em", init=init, **fit_options)
+                          device="cpu", **options, **fit_options)
         except _Stop:
             pass
     if "labels" not in held:
-        raise RuntimeError("the fit never reached the discovery")
+        raise RuntimeError(f"the fit never reached the point where {method!r} labels are held")
     return held["labels"]
 
 
@@ -95,8 +109,8 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     parts = {"all": slice(None), "first_half": slice(0, half),
              "second_half": slice(half, None)}
     row: dict = {"seed": seed}
-    for method, init in zip(METHODS, ("dynamics", "random"), strict=True):
-        labels = {p: labels_before_training(brain, parts[p], init) for p in PARTS}
+    for method in METHODS:
+        labels = {p: labels_before_training(brain, parts[p], method) for p in PARTS}
         row[method] = {
             "motif_ari": float(adjusted_rand_score(brain.motif, labels["all"])),
             "half_aris": [float(adjusted_rand_score(brain.motif, labels[p])) for p in PARTS[1:]],
