@@ -30,12 +30,22 @@ those too); both sets must pass; only then would a fit option be built and measu
 the unused test brains 10000-10019. Reported beside the verdict, not part of it: the rank
 correlation, within each method, between a brain's split-half agreement and its motif ARI.
 
+The fit option ``ModelConfig.motif_choice="split_half"`` (model/split_half_choice.py) was
+built after R7 passed; it measures the agreement on the two halves of the *training block*
+(each half all training frames for the untrained starts), not of the whole recording, so that
+no validation or test frame enters the choice. ``--implemented`` judges that option by R7's
+unchanged rule, on R7's brains and on fresh check brains 1504-1543 (plain) and 1544-1583
+(per-neuron heterogeneity 0.5); both must pass before it is measured on the unused test brains
+10000-10019 (``motif_zoo.py --fits model model_split_half init``).
+
 Usage::
 
     python benchmarks/split_half_agreement_dev.py --seed-base 1184 --brains 40 \
         --out benchmarks/results/split_half_agreement_dev.json
     python benchmarks/split_half_agreement_dev.py --seed-base 1224 --brains 40 \
         --heterogeneity 0.5 --out benchmarks/results/split_half_agreement_dev_heterogeneous.json
+    python benchmarks/split_half_agreement_dev.py --implemented --seed-base 1184 ... (R7's
+        brains, both sets) and --seed-base 1504 / 1544 --heterogeneity 0.5 (check brains)
 """
 
 from __future__ import annotations
@@ -109,6 +119,8 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     parts = {"all": slice(None), "first_half": slice(0, half),
              "second_half": slice(half, None)}
     row: dict = {"seed": seed}
+    if args.implemented:
+        return _implemented_row(brain, row)
     for method in METHODS:
         labels = {p: labels_before_training(brain, parts[p], method) for p in PARTS}
         row[method] = {
@@ -118,6 +130,24 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
                                                    labels["second_half"])),
         }
     row["picked"] = pick(row)
+    return row
+
+
+def _implemented_row(brain, row: dict) -> dict:
+    """``--implemented``: the agreements ``motif_choice="split_half"`` measures inside the fit
+    (halves of the training block; model/split_half_choice.py), the motif ARIs of both methods'
+    labels on the whole recording, and the fit's own choice (which must be R7's)."""
+    fit = fit_mesoscale(brain.activity, brain.positions, connectome=brain.connectome(),
+                        stimulus=brain.stimulus, n_filters=len(brain.motif_names), epochs=1,
+                        seed=0, device="cpu", motif_choice="split_half")
+    for method in METHODS:
+        labels = labels_before_training(brain, slice(None), method)
+        row[method] = {"motif_ari": float(adjusted_rand_score(brain.motif, labels)),
+                       "agreement": fit.motif_choice[f"agreement_{method}"]}
+    row["picked"] = pick(row)
+    if row["picked"] != fit.motif_choice["chosen"]:
+        raise RuntimeError(f"brain {row['seed']}: the fit chose {fit.motif_choice['chosen']}, "
+                           f"R7 picks {row['picked']}")
     return row
 
 
@@ -170,6 +200,10 @@ def main() -> None:
     parser.add_argument("--neurons", type=int, default=240)
     parser.add_argument("--frames", type=int, default=1500)
     parser.add_argument("--heterogeneity", type=float, default=0.0)
+    parser.add_argument(
+        "--implemented", action="store_true",
+        help="the agreements of the fit option motif_choice='split_half' (halves of the "
+        "training block) instead of this script's halves of the whole recording")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     from _results import run_record, write_json  # benchmarks/ is on the path as a script

@@ -590,11 +590,23 @@ class ModelConfig(Params):
     )
     discover_initial_start: bool = param(
         False,
-        "the discovery ('em') also runs its EM from the initialisation's grouping of the "
-        "communities (their neurons' most common initial filter); the start ending with the "
+        "the discovery ('em') also runs its EM from the em path's dynamics start (the "
+        "communities' most common initial filter; not the default fit's initialisation, "
+        "which also reads the wiring); the start ending with the "
         "lowest held-in loss wins (init='dynamics'; from a random init it is one more random "
         "start); measured on 20 dev brains: the lower loss kept the better grouping on 12, "
         "on 10 with per-neuron heterogeneity, so not a default",
+        gui=False,
+    )
+    motif_choice: str = param(
+        "initialisation",
+        "which motifs the fit starts from: 'initialisation' (the dynamics initialisation, or "
+        "what assignment and init say); 'split_half': the initialisation and the discovery "
+        "(assignment='em' from a random start) each run untrained on both halves of the "
+        "training block, and the fit starts from the discovery when its halves agree "
+        "better (ARI) than the initialisation's (model/split_half_choice.py; rule R7 on dev "
+        "brains); not a default",
+        choices=("initialisation", "split_half"),
         gui=False,
     )
     reassign_every: int = param(
@@ -731,6 +743,16 @@ class ModelConfig(Params):
                 f"linear_skip={self.linear_skip!r} starts the model at a per-neuron ridge with "
                 "the configurable filters' output at zero; it needs population_filters=0 (got "
                 f"{self.population_filters}) and edge_init='ridge' (got {self.edge_init!r})."
+            )
+        if self.motif_choice == "split_half" and (
+            self.assignment != "gradient" or self.init != "dynamics"
+            or self.observation != "activity"
+        ):
+            raise ValueError(
+                "motif_choice='split_half' chooses between the default start and "
+                "assignment='em' from a random start on activity; leave assignment='gradient' "
+                f"(got {self.assignment!r}), init='dynamics' (got {self.init!r}) and "
+                f"observation='activity' (got {self.observation!r})."
             )
         if self.edge_init == "connectome" and not has_connectome:
             raise ValueError(

@@ -188,6 +188,17 @@ def fit_mesoscale(
         lag_probe = probe_input_lags(data, connectome)
         cfg = cfg.replace(input_lags=lag_probe.lags)
         message += f"; {lag_probe.summary()}"
+    motif_choice = None
+    if cfg.motif_choice == "split_half":
+        from napari_mesoscale.model.split_half_choice import choose_motif_start
+
+        motif_choice = choose_motif_start(
+            data, connectome, cfg, seed, stage["prepare"].stage(0.5, 1.0, "motif choice")
+        )
+        cfg = cfg.replace(motif_choice="initialisation")  # resolved, as input_lags is
+        if motif_choice.chosen == "discovery":
+            cfg = cfg.replace(assignment="em", init="random")
+        message += f"; {motif_choice.summary()}"
     stage["prepare"].report(1.0, message)
     run = RunOptions(resolve_device(device), seed, checkpoint_dir, resume)
     init = initialise_model(data, cfg, connectome, seed, stage["initialise"], run.device)
@@ -213,6 +224,8 @@ def fit_mesoscale(
         fit.assignment_choice = fit._p["assignment_choice"] = choice
     if lag_probe is not None:
         fit.lag_probe = fit._p["lag_probe"] = lag_probe.to_dict()
+    if motif_choice is not None:
+        fit.motif_choice = fit._p["motif_choice"] = motif_choice.to_dict()
     if calcium is not None:
         from napari_mesoscale.model.observation import attach_readout
 

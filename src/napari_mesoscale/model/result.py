@@ -260,6 +260,10 @@ class MesoscaleFit:
     lag_probe : dict or None
         With ``input_lags="auto"``: what the probe measured and picked
         (:class:`napari_mesoscale.model.lag_probe.LagProbe` as a dict); else None.
+    motif_choice : dict or None
+        With ``motif_choice="split_half"``: which start the fit took (``chosen``:
+        ``"initial"`` or ``"discovery"``) and both split-half agreements
+        (:func:`napari_mesoscale.model.split_half_choice.choose_motif_start`); else None.
     assignment_choice : dict or None
         With ``activity_assignment="validated"``: which of the two fits was kept
         (``chosen``: ``"trained"`` or ``"motifs"``) and both validation errors
@@ -297,6 +301,8 @@ class MesoscaleFit:
         self.indicator = indicator_table(payload.get("observation"))
         #: What ``input_lags="auto"``'s probe measured and picked (None: input_lags was given).
         self.lag_probe: dict | None = payload.get("lag_probe")
+        #: With ``motif_choice="split_half"``: the start chosen and both split-half agreements.
+        self.motif_choice: dict | None = payload.get("motif_choice")
         #: Which fit ``activity_assignment="validated"`` kept, and why; what ``"restored"``
         #: gave back (else None).
         self.assignment_choice: dict | None = payload.get("assignment_choice")
@@ -517,6 +523,7 @@ class MesoscaleFit:
             "device": self._p.get("device"),
             "lag_probe": self._p.get("lag_probe"),
             "assignment_choice": self._p.get("assignment_choice"),
+            "motif_choice": self._p.get("motif_choice"),
         }
         side = path.with_suffix(path.suffix + ".json")
         with atomic_path(side) as temporary:

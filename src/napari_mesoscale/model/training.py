@@ -457,6 +457,17 @@ def _discover(
         progress.report(0.0, "motifs discovered", **figures)
 
 
+def run_discovery(
+    net: MesoscaleNet, units: AssignmentUnits, data: PreparedData, cfg: ModelConfig, seed: int
+) -> dict[str, float]:
+    """The discovery of ``assignment="em"`` alone, on the CPU and nothing trained: sets
+    ``net``'s assignment logits to the motifs it finds and returns its figures."""
+    tensors = _to_device(data, cfg, torch.device("cpu"))
+    frames = (int(tensors.starts[0]), int(tensors.starts[-1]) + 2)
+    return discover_assignment(net, units, (tensors.z, tensors.mask, tensors.u), frames, cfg,
+                               seed)
+
+
 def _to_device(data: PreparedData, cfg: ModelConfig, dev: torch.device) -> _Tensors:
     zt = torch.as_tensor(data.z32, device=dev)
     u32 = data.u32

@@ -1,0 +1,115 @@
+"""Choose the fit's motif start by split-half agreement (``ModelConfig.motif_choice="split_half"``).
+
+The default fit keeps the dynamics initialisation's motifs; ``assignment="em"`` from a random
+start takes the discovery's (model/reassign.py). On some brains one is right and the other
+wrong, and neither their held-in loss nor the fits' validation error tells which (wrong
+groupings predict within 1-2 %, docs/results/motifs.md). This asks how well each method agrees
+with itself: both run, untrained, on the first and on the second half of the training block
+(each half a recording of its own, all of it the initialisation's frames), and the fit starts
+from the discovery only when the discovery's two halves agree better (ARI of their motif
+labels) than the initialisation's; ties keep the default.
+
+Rule R7 (benchmarks/split_half_agreement_dev.py, committed before its data): on fresh dev
+brains where the two methods' motif ARIs differ by more than 0.05 the choice picked the better
+on 28 of 32 (plain) and 26 of 32 (per-neuron heterogeneity) brains.
+
+Cost: four untrained starts (two methods, two halves) before the fit, each an initialisation
+on half of the training block (and the discovery for the em start): about 2-4 initialisations'
+time, nothing trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from napari_mesoscale.model.config import ModelConfig
+from napari_mesoscale.progress import Progress
+
+if TYPE_CHECKING:
+    from napari_mesoscale.model.prepare import PreparedData
+
+__all__ = ["MotifChoice", "choose_motif_start", "start_labels"]
+
+METHODS = ("initial", "discovery")
+
+
+@dataclass
+class MotifChoice:
+    """What :func:`choose_motif_start` measured: the chosen start (``"initial"`` or
+    ``"discovery"``) and each method's split-half agreement (ARI)."""
+
+    chosen: str
+    agreement_initial: float
+    agreement_discovery: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": "split_half", "chosen": self.chosen,
+                "agreement_initial": self.agreement_initial,
+                "agreement_discovery": self.agreement_discovery}
+
+    def summary(self) -> str:
+        start = "the discovery's motifs" if self.chosen == "discovery" else "the initialisation's"
+        return (f"motifs: {start} (split-half agreement {self.agreement_initial:.2f} "
+                f"initialisation, {self.agreement_discovery:.2f} discovery)")
+
+
+def start_labels(
+    activity: np.ndarray,
+    positions: np.ndarray,
+    stimulus: np.ndarray | None,
+    connectome: Any,
+    cfg: ModelConfig,
+    method: str,
+    seed: int = 0,
+) -> np.ndarray:
+    """(N,) motif labels an untrained fit of this recording starts from, all of it the
+    training block: ``method="initial"`` the dynamics initialisation's (the default fit's),
+    ``"discovery"`` the discovery's (``assignment="em"`` from a random start)."""
+    from napari_mesoscale.model.initial_model import initialise_model
+    from napari_mesoscale.model.prepare import prepare_data
+    from napari_mesoscale.model.training import run_discovery
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    cfg = cfg.replace(split=(1.0, 0.0, 0.0), motif_choice="initialisation")
+    if method == "discovery":
+        cfg = cfg.replace(assignment="em", init="random")
+    data = prepare_data(activity, positions, stimulus, cfg)
+    init = initialise_model(data, cfg, connectome, seed)
+    if method == "discovery":
+        run_discovery(init.net, init.units, data, init.config, seed)
+    return init.net.choice()[2].cpu().numpy()
+
+
+def choose_motif_start(
+    data: PreparedData,
+    connectome: Any,
+    cfg: ModelConfig,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> MotifChoice:
+    """Which start the fit of ``data`` takes: both methods on the two halves of its training
+    block, the discovery when its halves agree strictly better than the initialisation's.
+    ``progress`` hears of each of the four starts (and may cancel between them)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    progress = progress or Progress()
+    t0, t1 = data.blocks["train"]
+    mid = (t0 + t1) // 2
+    agreement = {}
+    for i, method in enumerate(METHODS):
+        halves = []
+        for j, (a, b) in enumerate(((t0, mid), (mid, t1))):
+            progress.report((2 * i + j) / 4, f"motif choice: {method}, half {j + 1}")
+            half = np.where(data.finite[a:b], data.z[a:b], np.nan)
+            stimulus = None if data.u is None else data.u[a:b]
+            halves.append(start_labels(half, data.positions, stimulus, connectome, cfg,
+                                       method, seed))
+        agreement[method] = float(adjusted_rand_score(*halves))
+    chosen = "discovery" if agreement["discovery"] > agreement["initial"] else "initial"
+    choice = MotifChoice(chosen, agreement["initial"], agreement["discovery"])
+    progress.report(1.0, choice.summary())
+    return choice
