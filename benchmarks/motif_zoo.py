@@ -70,6 +70,12 @@ nothing tuned per brain). Methods:
     ``assignment="em"`` from the dynamics initialisation with ``discover_initial_start``: the
     discovery's EM also starts from the initialisation's grouping, lowest held-in loss wins
     (``discover_from_initial`` records whether that start won).
+``model_split_half``
+    ``model`` with ``motif_choice="split_half"``: the default fit, or ``em_random`` where the
+    discovery's labels agree better between the two halves of the training block than the
+    initialisation's (``motif_choice`` records both agreements). Where it keeps the
+    initialisation it is the default fit bit for bit, so with ``model`` in ``--fits`` before it
+    its row is ``model``'s (``reused``), read after a one-epoch fit that makes the choice.
 ``ar_kmeans`` / ``ar_kmeans_k``
     Per-neuron AR(2) + stimulus coefficients, k-means, k by silhouette / k = K.
 ``corr_spectral_k`` / ``corr_hierarchical``
@@ -180,6 +186,7 @@ FITS = (
     "model_reverted",
     "model_reverted_long",
     "model_revert_always",
+    "model_split_half",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -212,6 +219,7 @@ FIT_OPTIONS = {
     "model_reverted": {"activity_assignment": "reverted"},
     "model_reverted_long": {"activity_assignment": "reverted", "revert_epochs": 20},
     "model_revert_always": {"revert_tolerance": 1e6},  # the reverted fit whatever it costs
+    "model_split_half": {"motif_choice": "split_half"},
     "model_validated_skip_auto": {
         "activity_assignment": "validated",
         "input_lags": "auto",
@@ -320,6 +328,19 @@ def _keep_discovery(into: dict):
     return callback
 
 
+def _split_half_as_model(brain, common: dict, model_row: dict, device: str) -> dict | None:
+    """``model_split_half`` where it keeps the initialisation: that fit *is* the default fit
+    (bit for bit, tests/core/model/test_split_half_choice.py), so its row is ``model``'s with
+    the choice added, not a second training; None where it takes the discovery (then it runs).
+    The choice is read from a one-epoch fit with the option (the choice comes before
+    training)."""
+    probe = fit_mesoscale(brain.activity, brain.positions, device=device, epochs=1,
+                          motif_choice="split_half", **common)
+    if probe.motif_choice["chosen"] != "initial":
+        return None
+    return {**model_row, "motif_choice": dict(probe.motif_choice), "reused": "model"}
+
+
 def run_brain(seed: int, args: argparse.Namespace) -> dict:
     brain = _make_brain(seed, args)
     k = args.n_filters or len(brain.motif_names)
@@ -330,6 +351,11 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
     te0, te1 = blocks["test"]
     for name in args.fits:
         options = {"epochs": args.epochs, **FIT_OPTIONS.get(name, {})}
+        if name == "model_split_half" and "model" in out:
+            reused = _split_half_as_model(brain, common, out["model"], args.device)
+            if reused is not None:
+                out[name] = reused
+                continue
         if "freeze_assignment_epochs" in options and options["freeze_assignment_epochs"] is None:
             options["freeze_assignment_epochs"] = args.epochs
         t0 = time.perf_counter()
@@ -353,6 +379,8 @@ def run_brain(seed: int, args: argparse.Namespace) -> dict:
             probe = fit.lag_probe
             scores.update(input_lags=probe["lags"], lag_probe_gain=probe["gain"])
             scores["lag_probe_share"] = probe["share"]
+        if fit.motif_choice is not None:  # motif_choice="split_half": the start it took
+            scores["motif_choice"] = dict(fit.motif_choice)
         if "discover_from_initial" in discovered:
             scores["discover_from_initial"] = bool(discovered["discover_from_initial"])
         choice = fit.assignment_choice
