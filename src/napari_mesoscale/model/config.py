@@ -604,8 +604,8 @@ class ModelConfig(Params):
         "what assignment and init say); 'split_half': the initialisation and the discovery "
         "(assignment='em' from a random start) each run untrained on both halves of the "
         "training block, and the fit starts from the discovery when its halves agree "
-        "better (ARI) than the initialisation's (model/split_half_choice.py; rule R7 on dev "
-        "brains); not a default",
+        "better (ARI) than the initialisation's (model/split_half_choice.py); it failed its "
+        "rule (R7) on three of four dev sets, so not a default",
         choices=("initialisation", "split_half"),
         gui=False,
     )

@@ -9,9 +9,13 @@ with itself: both run, untrained, on the first and on the second half of the tra
 from the discovery only when the discovery's two halves agree better (ARI of their motif
 labels) than the initialisation's; ties keep the default.
 
-Rule R7 (benchmarks/split_half_agreement_dev.py, committed before its data): on fresh dev
-brains where the two methods' motif ARIs differ by more than 0.05 the choice picked the better
-on 28 of 32 (plain) and 26 of 32 (per-neuron heterogeneity) brains.
+Measured (benchmarks/split_half_agreement_dev.py, rule R7 committed before its data; dev
+families only): with halves of the whole recording the choice picked the better of the two on
+28 and 26 of 32 dev brains where their motif ARIs differ, and R7 passed; this option, which
+uses halves of the training block only, picked the better on 24, 24, 18 and 22 of 32, 32, 25
+and 25 (R7's brains and fresh check brains, plain and heterogeneous) and failed R7 on three
+of the four sets: where it takes the discovery it is worse than the initialisation on 19 brains
+and better on 2. So it is not a default (docs/results/motifs.md).
 
 Cost: four untrained starts (two methods, two halves) before the fit, each an initialisation
 on half of the training block (and the discovery for the em start): about 2-4 initialisations'
