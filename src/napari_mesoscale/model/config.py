@@ -598,6 +598,15 @@ class ModelConfig(Params):
         "on 10 with per-neuron heterogeneity, so not a default",
         gui=False,
     )
+    stimulus_features: str = param(
+        "channels",
+        "the initialisation's stimulus features of a neuron: 'channels', one per stimulus "
+        "channel; 'sorted', the same values sorted, largest first (how strongly it follows "
+        "its strongest input, not which channel: instances of one motif that follow "
+        "different channels look alike); not a default",
+        choices=("channels", "sorted"),
+        gui=False,
+    )
     motif_choice: str = param(
         "initialisation",
         "which motifs the fit starts from: 'initialisation' (the dynamics initialisation, or "

@@ -259,6 +259,7 @@ def dynamics_features(
     smooth_weights: np.ndarray | None = None,
     max_lag: int = 10,
     smooth_passes: int = 1,
+    stimulus_channels: str = "channels",
 ) -> np.ndarray:
     """Per-neuron description of its dynamics, standardised, shape (N, P).
 
@@ -270,14 +271,23 @@ def dynamics_features(
     these features against 0.60 / 0.69 with signed coefficients. With ``smooth_pairs``
     (2, P) and their ``smooth_weights``, each of ``smooth_passes`` passes replaces a neuron's
     features by their weighted mean with its partners' (the neuron itself has weight 1).
+    With ``stimulus_channels="sorted"`` the stimulus features of every neuron are sorted
+    (largest first) instead of kept per channel: how strongly a neuron follows its strongest
+    input, not which channel it is, so that instances of one motif that follow different
+    channels look alike (``ModelConfig.stimulus_features``).
     """
+    if stimulus_channels not in ("channels", "sorted"):
+        raise ValueError(
+            f"stimulus_channels must be 'channels' or 'sorted'; got {stimulus_channels!r}"
+        )
+    order = (lambda v: -np.sort(-v, axis=1)) if stimulus_channels == "sorted" else (lambda v: v)
     n = z.shape[1]
     t = z.shape[0]
     post = edges[1]
     wabs = np.bincount(post, weights=np.abs(ridge["edge"]), minlength=n)
     cols = [
         _autocorr(z, tuple(range(1, min(max_lag, t - 2) + 1))),
-        np.abs(ridge["stimulus"]),
+        order(np.abs(ridge["stimulus"])),
         ridge["self"],
         wabs[:, None],
         ridge["r2"][:, None],
@@ -286,7 +296,7 @@ def dynamics_features(
     ]
     if stimulus is not None and stimulus.shape[1]:
         u = (stimulus - stimulus.mean(0)) / (stimulus.std(0) + 1e-9)
-        cols.append(np.abs(u[:-1].T @ z[1:] / (t - 1)).T)
+        cols.append(order(np.abs(u[:-1].T @ z[1:] / (t - 1)).T))
     feats = np.concatenate(cols, axis=1)
     feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-9)
     feats = np.clip(feats, -5, 5)
@@ -325,7 +335,7 @@ def motif_features(
     connectome partners (either direction, each with that weight).
     """
     smooth = bool(cfg.smooth_features)
-    feats = dynamics_features(z, ridge, edges, u)
+    feats = dynamics_features(z, ridge, edges, u, stimulus_channels=cfg.stimulus_features)
     scale = float(cfg.wiring_features)
     if wiring is not None and scale > 0:
         feats = np.concatenate([feats, scale * _wiring_block(wiring, cfg, partners)], axis=1)
