@@ -280,7 +280,10 @@ def dynamics_features(
         raise ValueError(
             f"stimulus_channels must be 'channels' or 'sorted'; got {stimulus_channels!r}"
         )
-    order = (lambda v: -np.sort(-v, axis=1)) if stimulus_channels == "sorted" else (lambda v: v)
+
+    def order(per_channel: np.ndarray) -> np.ndarray:  # (N, S), every row largest first
+        return -np.sort(-per_channel, axis=1) if stimulus_channels == "sorted" else per_channel
+
     n = z.shape[1]
     t = z.shape[0]
     post = edges[1]
