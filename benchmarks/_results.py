@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +32,37 @@ def run_record(t0: float, cpu0: float, load_before: tuple[float, ...]) -> dict:
         "load_after": os.getloadavg(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
     }
+
+
+def dev_brain_parser(doc: str, seed_base: int, brains: int = 40) -> argparse.ArgumentParser:
+    """The options of a study over dev zoo brains: ``--seed-base``, ``--brains``,
+    ``--neurons``, ``--frames``, ``--heterogeneity`` and ``--out`` (add the study's own)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--seed-base", type=int, default=seed_base)
+    parser.add_argument("--brains", type=int, default=brains)
+    parser.add_argument("--neurons", type=int, default=240)
+    parser.add_argument("--frames", type=int, default=1500)
+    parser.add_argument("--heterogeneity", type=float, default=0.0)
+    parser.add_argument("--out", required=True)
+    return parser
+
+
+def run_brains(
+    args: argparse.Namespace,
+    run_one: Callable[[int], dict],
+    describe: Callable[[dict], str],
+    summarise: Callable[[list[dict]], dict],
+) -> dict:
+    """``run_one(b)`` for b = 0 .. ``args.brains`` - 1, one printed line per brain; the JSON
+    ``{"args", **summarise(rows), "brains", run record}`` written to ``args.out``; the summary
+    printed. Returns the result."""
+    t0, cpu0, load = time.perf_counter(), time.process_time(), os.getloadavg()
+    rows = []
+    for b in range(args.brains):
+        rows.append(run_one(b))
+        print(describe(rows[-1]), flush=True)
+    summary = summarise(rows)
+    result = {"args": vars(args), **summary, "brains": rows, **run_record(t0, cpu0, load)}
+    write_json(args.out, result)
+    print(*summary.values(), sep="\n")
+    return result

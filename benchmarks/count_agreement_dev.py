@@ -49,8 +49,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import time
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
@@ -126,32 +124,22 @@ def _verdict(rows: list[dict], rule: str) -> dict:
             "part_a": bool(part_a), "part_b": bool(part_b), "passes": bool(part_a and part_b)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed-base", type=int, default=1344)
-    parser.add_argument("--brains", type=int, default=40)
-    parser.add_argument("--neurons", type=int, default=240)
-    parser.add_argument("--frames", type=int, default=1500)
-    parser.add_argument("--max-motifs", type=int, default=8)
-    parser.add_argument("--heterogeneity", type=float, default=0.0)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    from _results import run_record, write_json  # benchmarks/ is on the path as a script
+def describe(r: dict) -> str:
+    """One printed line per brain: the true count and each rule's count and motif ARI."""
+    return (f"{r['seed']} true {r['true_count']} agreement {r['agreement_count']} "
+            f"{r['agreement_count_ari']:.3f} cut {r['profile_cut_count']} "
+            f"{r['profile_cut_ari']:.3f} smaller {r['smaller_count']} "
+            f"{r['smaller_count_ari']:.3f}")
 
-    t0, cpu0, load = time.perf_counter(), time.process_time(), os.getloadavg()
-    rows = []
-    for b in range(args.brains):
-        rows.append(run_brain(b, args))
-        r = rows[-1]
-        print(r["seed"], "true", r["true_count"], "agreement", r["agreement_count"],
-              f"{r['agreement_count_ari']:.3f}", "cut", r["profile_cut_count"],
-              f"{r['profile_cut_ari']:.3f}", "smaller", r["smaller_count"],
-              f"{r['smaller_count_ari']:.3f}", flush=True)
-    result = {"args": vars(args), "rule_R9": judge(rows), "rule_R10": judge_smaller(rows),
-              "brains": rows,
-              **run_record(t0, cpu0, load)}
-    write_json(args.out, result)
-    print(result["rule_R9"], result["rule_R10"], sep="\n")
+
+def main() -> None:
+    from _results import dev_brain_parser, run_brains  # benchmarks/ is on the path
+
+    parser = dev_brain_parser(__doc__, seed_base=1344)
+    parser.add_argument("--max-motifs", type=int, default=8)
+    args = parser.parse_args()
+    run_brains(args, lambda b: run_brain(b, args), describe,
+               lambda rows: {"rule_R9": judge(rows), "rule_R10": judge_smaller(rows)})
 
 
 if __name__ == "__main__":

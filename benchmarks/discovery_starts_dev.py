@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import time
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
@@ -105,28 +103,14 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed-base", type=int, default=1148)
-    parser.add_argument("--brains", type=int, default=20)
-    parser.add_argument("--neurons", type=int, default=240)
-    parser.add_argument("--frames", type=int, default=1500)
-    parser.add_argument("--heterogeneity", type=float, default=0.0)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    from _results import run_record, write_json  # benchmarks/ is on the path as a script
+    from _results import dev_brain_parser, run_brains  # benchmarks/ is on the path
 
-    t0, cpu0, load = time.perf_counter(), time.process_time(), os.getloadavg()
-    rows = []
-    for b in range(args.brains):
-        rows.append(run_brain(args.seed_base + b, args))
-        r = rows[-1]
-        print(r["seed"], *(f"{s} {r[s]['start_ari']:.3f}->{r[s]['end_ari']:.3f} "
-                           f"loss {r[s]['loss']:.4f}" for s in STARTS), "kept", r["kept"],
-              flush=True)
-    result = {"args": vars(args), "summary": summarise(rows), "brains": rows,
-              **run_record(t0, cpu0, load)}
-    write_json(args.out, result)
-    print(result["summary"])
+    args = dev_brain_parser(__doc__, seed_base=1148, brains=20).parse_args()
+    run_brains(args, lambda b: run_brain(args.seed_base + b, args),
+               lambda r: " ".join([str(r["seed"]), *(
+                   f"{s} {r[s]['start_ari']:.3f}->{r[s]['end_ari']:.3f} loss {r[s]['loss']:.4f}"
+                   for s in STARTS), "kept", r["kept"]]),
+               lambda rows: {"summary": summarise(rows)})
 
 
 if __name__ == "__main__":

@@ -34,8 +34,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import time
 
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
@@ -75,32 +73,23 @@ def with_correlation_peer(rows: list[dict]) -> dict:
     return judge(swapped)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed-base", type=int, default=1264)
-    parser.add_argument("--brains", type=int, default=40)
-    parser.add_argument("--neurons", type=int, default=240)
-    parser.add_argument("--frames", type=int, default=1500)
-    parser.add_argument("--heterogeneity", type=float, default=0.0)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    from _results import run_record, write_json  # benchmarks/ is on the path as a script
-
-    t0, cpu0, load = time.perf_counter(), time.process_time(), os.getloadavg()
-    rows = []
-    for b in range(args.brains):
-        rows.append(run_brain(args.seed_base + b, args))
-        r = rows[-1]
-        print(r["seed"], *(f"{m} ari {r[m]['motif_ari']:.3f} peer {r[m]['agreement']:.3f}"
-                           for m in METHODS), "picked", r["picked"], flush=True)
+def summarise(rows: list[dict]) -> dict:
+    """R8's verdict, the same with the correlation peer, the peers' own median motif ARIs."""
     peers = {name: float(np.median([r["peer_motif_ari"][name] for r in rows]))
              for name in rows[0]["peer_motif_ari"]}
-    result = {"args": vars(args), "rule_R8": judge(rows),
-              "with_correlation_peer": with_correlation_peer(rows),
-              "median_peer_motif_ari": peers, "brains": rows,
-              **run_record(t0, cpu0, load)}
-    write_json(args.out, result)
-    print(result["rule_R8"])
+    return {"rule_R8": judge(rows), "with_correlation_peer": with_correlation_peer(rows),
+            "median_peer_motif_ari": peers}
+
+
+def main() -> None:
+    from _results import dev_brain_parser, run_brains  # benchmarks/ is on the path
+
+    args = dev_brain_parser(__doc__, seed_base=1264).parse_args()
+    run_brains(args, lambda b: run_brain(args.seed_base + b, args),
+               lambda r: " ".join([str(r["seed"]), *(
+                   f"{m} ari {r[m]['motif_ari']:.3f} peer {r[m]['agreement']:.3f}"
+                   for m in METHODS), "picked", r["picked"]]),
+               summarise)
 
 
 if __name__ == "__main__":

@@ -51,8 +51,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import time
 from unittest import mock
 
 import numpy as np
@@ -194,31 +192,23 @@ def judge(rows: list[dict], gap: float = 0.05, share: float = 0.75, least: int =
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed-base", type=int, default=1184)
-    parser.add_argument("--brains", type=int, default=40)
-    parser.add_argument("--neurons", type=int, default=240)
-    parser.add_argument("--frames", type=int, default=1500)
-    parser.add_argument("--heterogeneity", type=float, default=0.0)
+    from _results import dev_brain_parser, run_brains  # benchmarks/ is on the path
+
+    parser = dev_brain_parser(__doc__, seed_base=1184)
     parser.add_argument(
         "--implemented", action="store_true",
         help="the agreements of the fit option motif_choice='split_half' (halves of the "
         "training block) instead of this script's halves of the whole recording")
-    parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    from _results import run_record, write_json  # benchmarks/ is on the path as a script
+    run_brains(args, lambda b: run_brain(args.seed_base + b, args), describe,
+               lambda rows: {"rule_R7": judge(rows)})
 
-    t0, cpu0, load = time.perf_counter(), time.process_time(), os.getloadavg()
-    rows = []
-    for b in range(args.brains):
-        rows.append(run_brain(args.seed_base + b, args))
-        r = rows[-1]
-        print(r["seed"], *(f"{m} ari {r[m]['motif_ari']:.3f} agree {r[m]['agreement']:.3f}"
-                           for m in METHODS), "picked", r["picked"], flush=True)
-    result = {"args": vars(args), "rule_R7": judge(rows), "brains": rows,
-              **run_record(t0, cpu0, load)}
-    write_json(args.out, result)
-    print(result["rule_R7"])
+
+def describe(row: dict) -> str:
+    """One printed line per brain: both methods' motif ARI and agreement, the pick."""
+    parts = (f"{m} ari {row[m]['motif_ari']:.3f} agree {row[m]['agreement']:.3f}"
+             for m in METHODS)
+    return " ".join([str(row["seed"]), *parts, "picked", row["picked"]])
 
 
 if __name__ == "__main__":
