@@ -306,10 +306,15 @@ def baseline_rows(brain, blocks: dict, gru: bool = False) -> dict:
 
 
 def _make_brain(seed: int, args: argparse.Namespace):
-    """Brain ``seed``; with ``--oscillators``, instance 0 replaced by damped oscillators."""
-    brain = make_zoo_brain(
-        args.neurons, args.frames, args.families, n_families=args.families_per_brain, seed=seed
-    )
+    """Brain ``seed``; with ``--oscillators``, instance 0 replaced by damped oscillators;
+    with ``--chain-delay3``, a dev chain of 3 frames per link and three other dev families."""
+    families, n_families = args.families, args.families_per_brain
+    if getattr(args, "chain_delay3", False):
+        from _zoo_chain import chain3_families, register_chain3
+
+        register_chain3()
+        families, n_families = chain3_families(seed), None
+    brain = make_zoo_brain(args.neurons, args.frames, families, n_families=n_families, seed=seed)
     if getattr(args, "oscillators", False):
         from _zoo_osc import with_oscillators
 
@@ -661,6 +666,12 @@ def main() -> None:
         default="test",
         choices=("test", "dev"),
         help="test-only families (seeds 2000 + b) or development families (seeds 1000 + b)",
+    )
+    parser.add_argument(
+        "--chain-delay3",
+        action="store_true",
+        help="with --families dev: every brain holds a dev chain of 3 frames per link and three "
+        "other dev families (benchmarks/_zoo_chain.py; a construction for the refusals)",
     )
     parser.add_argument(
         "--oscillators",
