@@ -249,6 +249,9 @@ def neighbour_correlation(
     return _pair_products(z, pairs, False, device)[0]
 
 
+STIMULUS_CHANNELS = ("channels", "sorted", "both")
+
+
 def dynamics_features(
     z: np.ndarray,
     ridge: dict[str, np.ndarray],
@@ -274,15 +277,18 @@ def dynamics_features(
     With ``stimulus_channels="sorted"`` the stimulus features of every neuron are sorted
     (largest first) instead of kept per channel: how strongly a neuron follows its strongest
     input, not which channel it is, so that instances of one motif that follow different
-    channels look alike (``ModelConfig.stimulus_features``).
+    channels look alike; ``"both"`` keeps the per-channel values and appends the sorted ones
+    (``ModelConfig.stimulus_features``).
     """
-    if stimulus_channels not in ("channels", "sorted"):
+    if stimulus_channels not in STIMULUS_CHANNELS:
         raise ValueError(
-            f"stimulus_channels must be 'channels' or 'sorted'; got {stimulus_channels!r}"
+            f"stimulus_channels must be one of {STIMULUS_CHANNELS}; got {stimulus_channels!r}"
         )
 
-    def order(per_channel: np.ndarray) -> np.ndarray:  # (N, S), every row largest first
-        return -np.sort(-per_channel, axis=1) if stimulus_channels == "sorted" else per_channel
+    def order(per_channel: np.ndarray) -> np.ndarray:  # (N, S) as asked
+        ranked = -np.sort(-per_channel, axis=1)  # every row largest first
+        return {"channels": per_channel, "sorted": ranked,
+                "both": np.concatenate([per_channel, ranked], axis=1)}[stimulus_channels]
 
     n = z.shape[1]
     t = z.shape[0]

@@ -49,5 +49,16 @@ def test_sorted_stimulus_features_describe_followers_of_either_channel_alike():
 
 def test_an_unknown_stimulus_description_is_refused():
     z, u, edges, ridge = _neurons()
-    with pytest.raises(ValueError, match="stimulus_channels must be 'channels' or 'sorted'"):
+    with pytest.raises(ValueError, match="stimulus_channels must be one of"):
         dynamics_features(z, ridge, edges, u, stimulus_channels="max")
+
+
+def test_both_keeps_the_channels_and_adds_the_sorted_values():
+    z, u, edges, ridge = _neurons()
+    per_channel = dynamics_features(z, ridge, edges, u)
+    sorted_ = dynamics_features(z, ridge, edges, u, stimulus_channels="sorted")
+    both = dynamics_features(z, ridge, edges, u, stimulus_channels="both")
+    assert both.shape[1] == per_channel.shape[1] + 2 * u.shape[1]
+    # the |ridge coefficient| block: per channel (2 columns), then sorted (2 columns)
+    np.testing.assert_allclose(both[:, 10:12], per_channel[:, 10:12])
+    np.testing.assert_allclose(both[:, 12:14], sorted_[:, 10:12])
