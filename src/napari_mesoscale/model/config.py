@@ -605,7 +605,8 @@ class ModelConfig(Params):
         "its strongest input, not which channel: instances of one motif that follow "
         "different channels look alike); rule R11 on dev data: better on dev zoo brains "
         "(median motif ARI 0.973 -> 0.990), worse on toy dev seeds (one 1.00 -> 0.91), so "
-        "not a default; 'both': the per-channel values and the sorted ones",
+        "not a default; 'both': the per-channel values and the sorted ones (rule R12: fewer "
+        "dev brains at motif ARI >= 0.9, toy dev seeds slightly lower; not a default)",
         choices=("channels", "sorted", "both"),
         gui=False,
     )
