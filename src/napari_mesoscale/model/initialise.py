@@ -286,9 +286,10 @@ def dynamics_features(
         )
 
     def order(per_channel: np.ndarray) -> np.ndarray:  # (N, S) as asked
+        if stimulus_channels == "channels":
+            return per_channel
         ranked = -np.sort(-per_channel, axis=1)  # every row largest first
-        return {"channels": per_channel, "sorted": ranked,
-                "both": np.concatenate([per_channel, ranked], axis=1)}[stimulus_channels]
+        return ranked if stimulus_channels == "sorted" else np.hstack([per_channel, ranked])
 
     n = z.shape[1]
     t = z.shape[0]

@@ -20,8 +20,8 @@ and better on 2. So it is not a default (docs/results/motifs.md).
 Cost: four untrained starts (two methods, two halves) before the fit, each an initialisation
 on half of the training block (and the discovery for the em start), nothing trained. Measured
 beside one default initialisation of the whole recording (benchmarks/split_half_choice_cost.py,
-dev zoo brains of 1,500 frames, one thread): 0.78 against 0.79 CPU s at 240 neurons (0.99 x),
-8.4 against 4.2 at 2,000 (2.0 x).
+dev zoo brains of 1,500 frames, one thread): 0.82 against 0.85 CPU s at 240 neurons (0.97 x),
+8.6 against 4.2 at 2,000 (2.1 x).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from napari_mesoscale.progress import Progress
 if TYPE_CHECKING:
     from napari_mesoscale.model.prepare import PreparedData
 
-__all__ = ["MotifChoice", "choose_motif_start", "start_labels"]
+__all__ = ["MotifChoice", "choose_motif_start", "half_recording", "start_labels"]
 
 METHODS = ("initial", "discovery")
 
@@ -63,31 +63,38 @@ class MotifChoice:
 
 
 def start_labels(
-    activity: np.ndarray,
-    positions: np.ndarray,
-    stimulus: np.ndarray | None,
-    connectome: Any,
-    cfg: ModelConfig,
-    method: str,
-    seed: int = 0,
+    half: PreparedData, connectome: Any, cfg: ModelConfig, method: str, seed: int = 0
 ) -> np.ndarray:
-    """(N,) motif labels an untrained fit of this recording starts from, all of it the
-    training block: ``method="initial"`` the dynamics initialisation's (the default fit's),
+    """(N,) motif labels an untrained fit of ``half`` (prepared by :func:`half_recording`)
+    starts from: ``method="initial"`` the dynamics initialisation's (the default fit's),
     ``"discovery"`` the discovery's (``assignment="em"`` from a random start)."""
     from napari_mesoscale.model.initial_model import initialise_model
-    from napari_mesoscale.model.prepare import prepare_data
     from napari_mesoscale.model.training import run_discovery
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
-    cfg = cfg.replace(split=(1.0, 0.0, 0.0), motif_choice="initialisation")
+    cfg = _whole_training(cfg)
     if method == "discovery":
         cfg = cfg.replace(assignment="em", init="random")
-    data = prepare_data(activity, positions, stimulus, cfg)
-    init = initialise_model(data, cfg, connectome, seed)
+    init = initialise_model(half, cfg, connectome, seed)
     if method == "discovery":
-        run_discovery(init.net, init.units, data, init.config, seed)
+        run_discovery(init.net, init.units, half, init.config, seed)
     return init.net.choice()[2].cpu().numpy()
+
+
+def half_recording(data: PreparedData, frames: tuple[int, int], cfg: ModelConfig) -> PreparedData:
+    """Frames ``frames`` of ``data`` prepared as a recording of their own, all of it the
+    training block (what both methods' untrained starts read)."""
+    from napari_mesoscale.model.prepare import prepare_data
+
+    a, b = frames
+    activity = np.where(data.finite[a:b], data.z[a:b], np.nan)
+    stimulus = None if data.u is None else data.u[a:b]
+    return prepare_data(activity, data.positions, stimulus, _whole_training(cfg))
+
+
+def _whole_training(cfg: ModelConfig) -> ModelConfig:
+    return cfg.replace(split=(1.0, 0.0, 0.0), motif_choice="initialisation")
 
 
 def choose_motif_start(
@@ -105,16 +112,14 @@ def choose_motif_start(
     progress = progress or Progress()
     t0, t1 = data.blocks["train"]
     mid = (t0 + t1) // 2
+    halves = [half_recording(data, frames, cfg) for frames in ((t0, mid), (mid, t1))]
     agreement = {}
     for i, method in enumerate(METHODS):
-        halves = []
-        for j, (a, b) in enumerate(((t0, mid), (mid, t1))):
+        labels = []
+        for j, half in enumerate(halves):
             progress.report((2 * i + j) / 4, f"motif choice: {method}, half {j + 1}")
-            half = np.where(data.finite[a:b], data.z[a:b], np.nan)
-            stimulus = None if data.u is None else data.u[a:b]
-            halves.append(start_labels(half, data.positions, stimulus, connectome, cfg,
-                                       method, seed))
-        agreement[method] = float(adjusted_rand_score(*halves))
+            labels.append(start_labels(half, connectome, cfg, method, seed))
+        agreement[method] = float(adjusted_rand_score(*labels))
     chosen = "discovery" if agreement["discovery"] > agreement["initial"] else "initial"
     choice = MotifChoice(chosen, agreement["initial"], agreement["discovery"])
     progress.report(1.0, choice.summary())

@@ -448,10 +448,7 @@ def _discover(
 ) -> None:
     """The discovery EM of ``assignment="em"`` on the training block (same on every rank)."""
     t_start = time.perf_counter()
-    frames = (int(tensors.starts[0]), int(tensors.starts[-1]) + 2)
-    figures = discover_assignment(
-        net, units, (tensors.z, tensors.mask, tensors.u), frames, cfg, run.seed
-    )
+    figures = _discovery(net, units, tensors, cfg, run.seed)
     figures["discover_seconds"] = time.perf_counter() - t_start
     if run.rank == 0:
         progress.report(0.0, "motifs discovered", **figures)
@@ -462,7 +459,14 @@ def run_discovery(
 ) -> dict[str, float]:
     """The discovery of ``assignment="em"`` alone, on the CPU and nothing trained: sets
     ``net``'s assignment logits to the motifs it finds and returns its figures."""
-    tensors = _to_device(data, cfg, torch.device("cpu"))
+    return _discovery(net, units, _to_device(data, cfg, torch.device("cpu")), cfg, seed)
+
+
+def _discovery(
+    net: MesoscaleNet, units: AssignmentUnits, tensors: _Tensors, cfg: ModelConfig, seed: int
+) -> dict[str, float]:
+    """:func:`~napari_mesoscale.model.reassign.discover_assignment` over the training
+    windows of ``tensors``; its figures."""
     frames = (int(tensors.starts[0]), int(tensors.starts[-1]) + 2)
     return discover_assignment(net, units, (tensors.z, tensors.mask, tensors.u), frames, cfg,
                                seed)
