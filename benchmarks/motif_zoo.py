@@ -76,6 +76,9 @@ nothing tuned per brain). Methods:
     initialisation's (``motif_choice`` records both agreements). Where it keeps the
     initialisation it is the default fit bit for bit, so with ``model`` in ``--fits`` before it
     its row is ``model``'s (``reused``), read after a one-epoch fit that makes the choice.
+``model_gains``
+    ``model`` with ``neuron_gains=True``: every neuron scales its own past (x[t], x[t-1]) into
+    its filter by a trainable gain (rule R13, ``benchmarks/neuron_gains_rule.py``).
 ``ar_kmeans`` / ``ar_kmeans_k``
     Per-neuron AR(2) + stimulus coefficients, k-means, k by silhouette / k = K.
 ``corr_spectral_k`` / ``corr_hierarchical``
@@ -187,6 +190,7 @@ FITS = (
     "model_reverted_long",
     "model_revert_always",
     "model_split_half",
+    "model_gains",
 )
 COUNT_UPPER_BOUND = 8  # n_filters of em_random_count: the number of motifs is found below it
 FIT_OPTIONS = {
@@ -220,6 +224,7 @@ FIT_OPTIONS = {
     "model_reverted_long": {"activity_assignment": "reverted", "revert_epochs": 20},
     "model_revert_always": {"revert_tolerance": 1e6},  # the reverted fit whatever it costs
     "model_split_half": {"motif_choice": "split_half"},
+    "model_gains": {"neuron_gains": True},
     "model_validated_skip_auto": {
         "activity_assignment": "validated",
         "input_lags": "auto",
@@ -314,7 +319,10 @@ def _make_brain(seed: int, args: argparse.Namespace):
 
         register_chain3()
         families, n_families = chain3_families(seed), None
-    brain = make_zoo_brain(args.neurons, args.frames, families, n_families=n_families, seed=seed)
+    brain = make_zoo_brain(
+        args.neurons, args.frames, families, n_families=n_families, seed=seed,
+        heterogeneity=getattr(args, "heterogeneity", 0.0),
+    )
     if getattr(args, "oscillators", False):
         from _zoo_osc import with_oscillators
 
@@ -678,6 +686,12 @@ def main() -> None:
         action="store_true",
         help="with --families dev: instance 0 of every brain replaced by damped oscillators, "
         "a second-order family of its own (benchmarks/_zoo_osc.py)",
+    )
+    parser.add_argument(
+        "--heterogeneity",
+        type=float,
+        default=0.0,
+        help="every neuron's own speed and gain (make_zoo_brain's heterogeneity, neuron scope)",
     )
     parser.add_argument("--n-filters", type=int, default=None, help="fixed K (default: true)")
     parser.add_argument(

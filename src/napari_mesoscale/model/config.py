@@ -159,6 +159,14 @@ class ModelConfig(Params):
         choices=("none", "ridge"),
         gui=False,
     )
+    neuron_gains: bool = param(
+        False,
+        "give every neuron a trainable gain on its own-state inputs (x[t], and x[t-1] with "
+        "input_lags=2) into whichever filter it uses, penalised towards 1 with the local "
+        "interfaces (lambda_interface): one shared motif filter then serves neurons of the same "
+        "motif whose own time constants or periods differ",
+        gui=False,
+    )
     init_radius: float | None = param(
         None,
         f"neighbourhood radius of the assignment initialisation ({_NOT_SET}: rf_diameter / 4)",

@@ -47,6 +47,9 @@ FEATURES: tuple[str, ...] = (
     "rel_x",
 )
 
+#: The inputs that carry a neuron's own past, scaled by its gain with ``neuron_gains``.
+OWN_STATE: tuple[str, ...] = ("self", "self_prev")
+
 #: Features added by ``input_lags=2``: the neuron's own previous state x[t-1], appended after
 #: :data:`FEATURES` (a second-order unit's phase is invisible in x[t] alone).
 LAG_FEATURES: tuple[str, ...] = ("self_prev",)
@@ -187,6 +190,10 @@ class MesoscaleNet(nn.Module):
         trainable coefficient per neuron and column of :func:`skip_names`.
     skip_init : Tensor (N, P), optional
         Initial coefficients of the linear path (default zeros).
+    neuron_gains : bool
+        Give every neuron a trainable gain on its own-state inputs (``self``, and
+        ``self_prev`` with ``input_lags=2``), shared by all its pairs (:meth:`own_state_gain`):
+        the filters stay shared functions while each neuron scales its own past into them.
     generator : torch.Generator, optional
         Source of randomness for the initialisation.
     """
@@ -211,6 +218,7 @@ class MesoscaleNet(nn.Module):
         input_lags: int = 1,
         linear_skip: bool = False,
         skip_init: torch.Tensor | None = None,
+        neuron_gains: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
@@ -261,6 +269,20 @@ class MesoscaleNet(nn.Module):
             if tuple(init.shape) != shape:
                 raise ValueError(f"skip_init has shape {tuple(init.shape)}; expected {shape}")
             self.skip_weight = nn.Parameter(init.float().clone())
+        self.neuron_gains = bool(neuron_gains)
+        own = [self.feature_names.index(name) for name in OWN_STATE if name in self.feature_names]
+        own_columns = torch.tensor(own, dtype=torch.long)
+        self.register_buffer("own_columns", own_columns, persistent=False)
+        if self.neuron_gains:  # no parameter without it: older fits' state dicts still load
+            self.neuron_gain = nn.Parameter(torch.zeros(n, len(own)))  # gain = 1 + this
+
+    def own_state_gain(self) -> torch.Tensor:
+        """(N, F) factor on every input feature of a neuron's pairs: ``1 + neuron_gain`` on its
+        own-state columns (:data:`OWN_STATE`), 1 elsewhere; all ones without ``neuron_gains``."""
+        gain = torch.ones(self.n_neurons, self.n_features, device=self.own_columns.device)
+        if self.neuron_gains:
+            gain = gain.index_add(1, self.own_columns, self.neuron_gain.to(gain.dtype))
+        return gain
 
     # ------------------------------------------------------------------ assignment
     def assignment_logits(self) -> torch.Tensor:
@@ -394,6 +416,8 @@ class MesoscaleNet(nn.Module):
         f = torch.cat(parts, dim=-1)  # (T, N, K, B, F)
         nf = self.n_features
         gain = 1.0 + _rows(self.pre_gain.reshape(-1, nf), q)  # (N, K, B, F)
+        if self.neuron_gains:
+            gain = gain * self.own_state_gain().to(gain.dtype)[:, None, None, :]
         off = _rows(self.pre_offset.reshape(-1, nf), q)
         out = self.bank(f * gain + off)  # (T, N, K, B)
         post_gain, post_offset = self.post_gain.reshape(-1), self.post_offset.reshape(-1)
@@ -457,13 +481,17 @@ class MesoscaleNet(nn.Module):
 
     # ------------------------------------------------------------------ penalties
     def interface_penalty(self) -> torch.Tensor:
-        """Mean squared distance of the local interfaces from identity."""
-        return (
+        """Mean squared distance of the local interfaces (and, with ``neuron_gains``, of the
+        neurons' own-state gains) from identity."""
+        penalty = (
             self.pre_gain.pow(2).mean()
             + self.pre_offset.pow(2).mean()
             + self.post_gain.pow(2).mean()
             + self.post_offset.pow(2).mean()
         )
+        if self.neuron_gains:
+            penalty = penalty + self.neuron_gain.pow(2).mean()
+        return penalty
 
     def n_trainable(self) -> int:
         """Number of trainable scalars (padding logits excluded)."""

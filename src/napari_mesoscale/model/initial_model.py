@@ -505,6 +505,7 @@ def _build_net(
         input_lags=cfg.input_lags,
         linear_skip=skip,
         skip_init=skip_start(ridge_model, cfg.input_lags, n_stimulus) if skip else None,
+        neuron_gains=cfg.neuron_gains,
         generator=gen,
     )
     if cfg.freeze_edges:

@@ -409,6 +409,7 @@ class MesoscaleFit:
                 population_filters=cfg.population_filters,
                 input_lags=cfg.input_lags,
                 linear_skip=cfg.linear_skip != "none",
+                neuron_gains=cfg.neuron_gains,
             )
             net.load_state_dict(st)
             net.eval()
