@@ -337,6 +337,7 @@ def accuracy_over_seeds(
     activity_assignment: str | None = None,
     linear_skip: str | None = None,
     restore_tolerance: float | None = None,
+    neuron_gains: bool = False,
 ) -> dict:
     """Run :func:`accuracy` for each toy-brain seed; write ``out`` after each.
 
@@ -344,7 +345,7 @@ def accuracy_over_seeds(
     assignment (``freeze_assignment_epochs=epochs``); ``probe_share``: every fit's
     ``range_probe_share`` (None: the default); ``every_fit_lags``: every fit's ``input_lags``
     (None: the default); ``activity_assignment``, ``linear_skip``, ``restore_tolerance``:
-    every fit's (None: the default)."""
+    every fit's (None: the default); ``neuron_gains``: every fit with ``neuron_gains=True``."""
     t0 = time.perf_counter()
     result: dict = {
         "quick": quick,
@@ -365,6 +366,7 @@ def accuracy_over_seeds(
         "restore_tolerance": (
             _default("restore_tolerance") if restore_tolerance is None else restore_tolerance
         ),
+        "neuron_gains": neuron_gains or _default("neuron_gains"),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": 1},
         "load_before": os.getloadavg(),
         "per_seed": [],
@@ -391,6 +393,7 @@ def accuracy_over_seeds(
                 ("activity_assignment", activity_assignment),
                 ("linear_skip", linear_skip),
                 ("restore_tolerance", restore_tolerance),
+                ("neuron_gains", True if neuron_gains else None),
             )
             if value is not None
         }
@@ -648,6 +651,11 @@ def main() -> None:
         help="with --accuracy-only: every fit's ModelConfig.restore_tolerance",
     )
     parser.add_argument(
+        "--neuron-gains",
+        action="store_true",
+        help="with --accuracy-only: every fit with ModelConfig.neuron_gains=True",
+    )
+    parser.add_argument(
         "--connectome-only",
         action="store_true",
         help="with --accuracy-only: leave out the fits without connectome",
@@ -705,6 +713,7 @@ def main() -> None:
             args.activity_assignment,
             args.linear_skip,
             args.restore_tolerance,
+            args.neuron_gains,
         )
         return
     if args.cost_only:

@@ -40,9 +40,22 @@ Candidate: neuron_gains = True. It passes when, over the 12 brains,
 If it passes, the toy seeds 0-3 are fitted with it next (their figures must be kept) before
 it can become the default; if not, ``neuron_gains`` stays off.
 
+Toy part (written after the dev verdict, before the toy fits): the default fit and the fit
+with ``neuron_gains=True`` of toy seeds 0-3, side by side in one run::
+
+    python benchmarks/model.py --accuracy-only --seeds 0 1 | 2 3 --connectome-only \
+        --only default_connectome [--neuron-gains] --out TOY.json
+
+It passes when, with neuron gains, (t1) every seed meets the toy targets (motif ARI >= 0.9,
+domain ARI >= 0.8, one-step MSE below every baseline's, fewer parameters than ridge VAR),
+(t2) every seed's motif ARI is >= 0.95 (issue #13's toy target) and at most 0.02 below the
+default's, and (t3) the median one-step MSE is at most the default's.
+
 Usage::
 
     python benchmarks/neuron_gains_rule.py PART.json ... --out OUT.json
+    python benchmarks/neuron_gains_rule.py --toy DEFAULT.json ... --gains GAINS.json ... \
+        --out OUT.json
 """
 
 from __future__ import annotations
@@ -120,7 +133,54 @@ def decide(brains: list[dict]) -> dict:
     }
 
 
+def toy_part(default: list[dict], gains: list[dict]) -> dict:
+    """Parts (t1)-(t3) on the ``per_seed`` rows of ``benchmarks/model.py`` (variant
+    ``default_connectome``) of the default fits and of the fits with neuron gains."""
+    def rows(per_seed: list[dict]) -> dict[int, dict]:
+        return {s["brain"]["seed"]: s["model"]["default_connectome"] for s in per_seed}
+
+    base, cand = rows(default), rows(gains)
+    if sorted(base) != sorted(cand):
+        raise ValueError(f"seeds differ: {sorted(base)} and {sorted(cand)}")
+    seeds = sorted(base)
+    motif = {s: (base[s]["motif_ari"], cand[s]["motif_ari"]) for s in seeds}
+    mse = {s: (base[s]["mse_1"], cand[s]["mse_1"]) for s in seeds}
+    parts = {
+        "t1": all(cand[s]["targets"]["all"] for s in seeds),
+        "t2": all(c >= 0.95 and c >= b - 0.02 for b, c in motif.values()),
+        "t3": bool(np.median([c for _, c in mse.values()])
+                   <= np.median([b for b, _ in mse.values()])),
+    }
+    return {"passes": all(parts.values()), "parts": parts, "motif_ari": motif, "mse_1": mse}
+
+
+def _toy_cli() -> None:
+    import argparse
+    import json
+    from pathlib import Path
+
+    from _results import write_json
+
+    parser = argparse.ArgumentParser(description="rule R13, toy part")
+    parser.add_argument("--toy", nargs="+", required=True, help="model.py JSON, default fits")
+    parser.add_argument("--gains", nargs="+", required=True, help="the same, --neuron-gains")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    def per_seed(paths: list[str]) -> list[dict]:
+        return [s for p in paths for s in json.loads(Path(p).read_text())["per_seed"]]
+
+    result = {"rule": RULE, "toy": toy_part(per_seed(args.toy), per_seed(args.gains))}
+    write_json(args.out, result)
+    print(result["toy"])
+
+
 def main() -> None:
+    import sys
+
+    if "--toy" in sys.argv:
+        _toy_cli()
+        return
     run_cli(__doc__, decide, "candidate", "neuron_gains")
 
 

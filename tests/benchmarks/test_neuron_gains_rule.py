@@ -60,3 +60,19 @@ def test_prediction_worse_on_the_median_fails_part_d():
     verdict = rule.decide(brains)["candidate"]
     assert verdict["parts"]["e"] and not verdict["parts"]["d"]
     assert verdict["mse_ratio_median"] == pytest.approx(1.015)
+
+
+def _toy(seed, motif, mse, targets=True):
+    row = {"motif_ari": motif, "mse_1": mse, "targets": {"all": targets}}
+    return {"brain": {"seed": seed}, "model": {"default_connectome": row}}
+
+
+def test_toy_part_keeps_every_seed_at_its_target_and_the_median_error():
+    default = [_toy(0, 1.0, 1.0), _toy(1, 0.97, 1.0)]
+    assert rule.toy_part(default, [_toy(0, 1.0, 0.9), _toy(1, 0.96, 1.0)])["passes"]
+    below_target = rule.toy_part(default, [_toy(0, 1.0, 0.9), _toy(1, 0.94, 0.9)])
+    assert below_target["parts"] == {"t1": True, "t2": False, "t3": True}
+    worse = rule.toy_part(default, [_toy(0, 1.0, 1.1), _toy(1, 0.97, 1.1, targets=False)])
+    assert worse["parts"] == {"t1": False, "t2": True, "t3": False}
+    with pytest.raises(ValueError, match="seeds differ"):
+        rule.toy_part(default, [_toy(0, 1.0, 1.0)])
