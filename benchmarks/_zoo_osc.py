@@ -2,7 +2,8 @@
 
 ``with_oscillators(brain)`` replaces the neurons of instance 0 by damped oscillators kicked by
 the brain's first stimulus channel, exactly as ``input_lags_auto_dev.py``'s ``zoo_osc`` cases
-do (the same activity to the last digit), and gives them their own motif label
+do (the same activity to the last digit; with ``instances`` > 1 instances 1, 2, ... too, each
+its own draw of periods and noise), and gives them their own motif label
 (``oscillator_dev``) so that motif and domain recovery can be scored; their synapses are
 removed. The families are renumbered over the ones still present.
 """
@@ -26,18 +27,24 @@ def _oscillator_expected(x: np.ndarray, kicks: np.ndarray, seed: int) -> np.ndar
     return expected
 
 
-def with_oscillators(brain, seed: int):
-    """The zoo brain with instance 0's neurons replaced by damped oscillators (see module)."""
-    members = np.flatnonzero(brain.instance == 0)
+def with_oscillators(brain, seed: int, instances: int = 1):
+    """The zoo brain with the neurons of instances 0 .. ``instances`` - 1 replaced by damped
+    oscillators (see module)."""
+    replaced = range(min(instances, len(brain.instance_motif)))
+    members = np.flatnonzero(np.isin(brain.instance, list(replaced)))
     activity = np.array(brain.activity, dtype=np.float64)
+    expected = np.array(brain.expected, dtype=np.float64)
     stim = np.asarray(brain.stimulus, dtype=np.float64)[:, 0]
     kicks = 0.3 * (stim - stim.mean()) / max(stim.std(), 1e-12)
-    osc = oscillators(len(members), activity.shape[0], kicks, seed)
-    scale = np.median(activity.std(0)) / max(osc.std(), 1e-12)
-    mean = activity[:, members].mean(0)
-    activity[:, members] = mean + scale * osc
-    expected = np.array(brain.expected, dtype=np.float64)
-    expected[:, members] = mean + scale * _oscillator_expected(osc, kicks, seed)
+    scale_to = np.median(activity.std(0))
+    for i in replaced:
+        own = np.flatnonzero(brain.instance == i)
+        draw = seed + 100_003 * i  # instance 0: the zoo_osc cases' own draw
+        osc = oscillators(len(own), activity.shape[0], kicks, draw)
+        scale = scale_to / max(osc.std(), 1e-12)
+        mean = activity[:, own].mean(0)
+        activity[:, own] = mean + scale * osc
+        expected[:, own] = mean + scale * _oscillator_expected(osc, kicks, draw)
 
     motif = np.array(brain.motif)
     motif[members] = len(brain.motif_names)
@@ -46,7 +53,7 @@ def with_oscillators(brain, seed: int):
     names = tuple(names[f] for f in present)
     renumber = {int(f): i for i, f in enumerate(present)}
     instance_motif = np.array(brain.instance_motif)
-    instance_motif[0] = len(brain.motif_names)
+    instance_motif[list(replaced)] = len(brain.motif_names)
     instance_motif = np.array([renumber[int(f)] for f in instance_motif])
 
     neurons = brain.neurons.copy()
@@ -67,5 +74,10 @@ def with_oscillators(brain, seed: int):
         synapses=synapses.reset_index(drop=True),
         adjacency=adjacency.tocsr(),
         instance_motif=instance_motif,
-        params={**brain.params, "oscillators": {"instance": 0, "neurons": int(members.size)}},
+        params={
+            **brain.params,
+            "oscillators": {
+                "instance": 0, "instances": list(replaced), "neurons": int(members.size)
+            },
+        },
     )

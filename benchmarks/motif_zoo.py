@@ -311,7 +311,8 @@ def baseline_rows(brain, blocks: dict, gru: bool = False) -> dict:
 
 
 def _make_brain(seed: int, args: argparse.Namespace):
-    """Brain ``seed``; with ``--oscillators``, instance 0 replaced by damped oscillators;
+    """Brain ``seed``; with ``--oscillators``, instance 0 (or ``--oscillator-instances``)
+    replaced by damped oscillators;
     with ``--chain-delay3``, a dev chain of 3 frames per link and three other dev families."""
     families, n_families = args.families, args.families_per_brain
     if getattr(args, "chain_delay3", False):
@@ -326,7 +327,7 @@ def _make_brain(seed: int, args: argparse.Namespace):
     if getattr(args, "oscillators", False):
         from _zoo_osc import with_oscillators
 
-        brain = with_oscillators(brain, seed)
+        brain = with_oscillators(brain, seed, getattr(args, "oscillator_instances", 1))
     return brain
 
 
@@ -686,6 +687,12 @@ def main() -> None:
         action="store_true",
         help="with --families dev: instance 0 of every brain replaced by damped oscillators, "
         "a second-order family of its own (benchmarks/_zoo_osc.py)",
+    )
+    parser.add_argument(
+        "--oscillator-instances",
+        type=int,
+        default=1,
+        help="with --oscillators: how many instances (0, 1, ...) become damped oscillators",
     )
     parser.add_argument(
         "--heterogeneity",
