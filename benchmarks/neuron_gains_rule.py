@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from revert_tolerance_rule import compare, run_cli
+from revert_tolerance_rule import compare, decision, run_cli
 
 CANDIDATE = True
 DEFAULT = False
@@ -112,25 +112,8 @@ def judge(brains: list[dict]) -> dict:
 
 def decide(brains: list[dict]) -> dict:
     verdict = judge(brains)
-    keys = ("model", "model_gains", "init")
-    per_brain = [
-        {
-            "seed": b["seed"],
-            "moved": [b[k].get("moved", 0) for k in keys[:2]],
-            "ratio": [b[k].get("assignment_val_ratio") for k in keys[:2]],
-            "chosen": [b[k].get("assignment_chosen") for k in keys[:2]],
-            "motif_ari": {k: b[k]["motif_ari"] for k in keys},
-            "domain_ari": {k: b[k]["domain_ari"] for k in keys},
-            "mse_ratio": b["model_gains"]["mse"] / b["model"]["mse"],
-        }
-        for b in brains
-    ]
-    return {
-        "rule": RULE,
-        "candidate": verdict,
-        "adopted": CANDIDATE if verdict["passes"] else DEFAULT,
-        "brains": per_brain,
-    }
+    adopted = CANDIDATE if verdict["passes"] else DEFAULT
+    return decision(RULE, brains, verdict, "model_gains", adopted)
 
 
 def toy_part(default: list[dict], gains: list[dict]) -> dict:

@@ -41,7 +41,7 @@ Usage::
 
 from __future__ import annotations
 
-from revert_tolerance_rule import compare, run_cli, verdict
+from revert_tolerance_rule import compare, decision, run_cli, verdict
 
 CANDIDATE = 20
 DEFAULT = 10
@@ -62,25 +62,8 @@ def judge(brains: list[dict]) -> dict:
 
 def decide(brains: list[dict]) -> dict:
     verdict = judge(brains)
-    keys = ("model", "model_reverted_long", "init")
-    per_brain = [
-        {
-            "seed": b["seed"],
-            "moved": b["model"].get("moved", 0),
-            "ratio": [b[k].get("assignment_val_ratio") for k in keys[:2]],
-            "chosen": [b[k].get("assignment_chosen") for k in keys[:2]],
-            "motif_ari": {k: b[k]["motif_ari"] for k in keys},
-            "domain_ari": {k: b[k]["domain_ari"] for k in keys},
-            "mse_ratio": b["model_reverted_long"]["mse"] / b["model"]["mse"],
-        }
-        for b in brains
-    ]
-    return {
-        "rule": RULE,
-        "candidate": verdict,
-        "adopted": CANDIDATE if verdict["passes"] else DEFAULT,
-        "brains": per_brain,
-    }
+    adopted = CANDIDATE if verdict["passes"] else DEFAULT
+    return decision(RULE, brains, verdict, "model_reverted_long", adopted)
 
 
 def main() -> None:

@@ -107,6 +107,26 @@ def verdict(key: str, value: float, figures: dict, changed: list[int]) -> dict:
             "changed": changed}
 
 
+def decision(rule: str, brains: list[dict], verdict: dict, candidate: str, adopted) -> dict:
+    """A one-candidate rule's result: its text, its verdict, what is adopted, and every brain's
+    figures
+    for the default fit (``model``), the candidate's fit (row ``candidate``) and ``init``."""
+    keys = ("model", candidate, "init")
+    per_brain = [
+        {
+            "seed": b["seed"],
+            "moved": [b[k].get("moved", 0) for k in keys[:2]],
+            "ratio": [b[k].get("assignment_val_ratio") for k in keys[:2]],
+            "chosen": [b[k].get("assignment_chosen") for k in keys[:2]],
+            "motif_ari": {k: b[k]["motif_ari"] for k in keys},
+            "domain_ari": {k: b[k]["domain_ari"] for k in keys},
+            "mse_ratio": b[candidate]["mse"] / b["model"]["mse"],
+        }
+        for b in brains
+    ]
+    return {"rule": rule, "candidate": verdict, "adopted": adopted, "brains": per_brain}
+
+
 def judge(brains: list[dict], tolerance: float) -> dict:
     """Criteria (a)-(e) of the rule for one candidate bar."""
     base = [_chosen(b, DEFAULT) for b in brains]
