@@ -384,6 +384,32 @@ class ModelConfig(Params):
         choices=("neuron", "community", "subcircuit"),
         gui=False,
     )
+    init_motif_count: str = param(
+        "n_filters",
+        "how many motifs the dynamics initialisation looks for: 'n_filters': exactly "
+        "n_filters; 'silhouette': the number from the data, at most n_filters — the "
+        "communities are clustered for every count from 2 and the smallest count whose "
+        "size-weighted silhouette is within init_count_parsimony of the best is kept, "
+        "counting only those where every motif holds init_count_min_share of the neurons "
+        "(rule R14 on dev zoo brains; filters beyond the count start unused)",
+        choices=("n_filters", "silhouette"),
+        gui=False,
+    )
+    init_count_min_share: float = param(
+        0.08,
+        "with init_motif_count='silhouette': the smallest share of the neurons a motif may "
+        "hold",
+        minimum=0.0,
+        maximum=0.5,
+        gui=False,
+    )
+    init_count_parsimony: float = param(
+        0.02,
+        "with init_motif_count='silhouette': a smaller count is kept when its silhouette is "
+        "within this of the best count's",
+        minimum=0.0,
+        gui=False,
+    )
     subcircuit_min_size: int = param(
         3,
         "with wiring_scope='subcircuit': fewest members of a community's part for it to count "

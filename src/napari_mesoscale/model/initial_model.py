@@ -19,6 +19,7 @@ import torch
 from napari_mesoscale.model.config import ModelConfig
 from napari_mesoscale.model.core import MesoscaleNet
 from napari_mesoscale.model.initialise import (
+    community_motif_count,
     community_motifs,
     community_wiring_features,
     connectome_edges,
@@ -407,7 +408,7 @@ def _community_motifs(
         parent, communities = _subcircuits(cfg, connectome, communities, seed)
     label = np.zeros(communities.max() + 1, dtype=np.int64)
     label[communities] = vote(communities, groups, cfg.n_filters)
-    if scope in ("community", "subcircuit"):
+    if scope in ("community", "subcircuit") or cfg.init_motif_count == "silhouette":
         label = _community_labels(cfg, connectome, communities, feats, label, seed)
     if scope != "subcircuit":
         return communities, label
@@ -458,11 +459,18 @@ def _community_labels(
     at any usable weight (dev toy brain seed 28: initial motif ARI 0.899 with
     ``wiring_features=2``); its whole sub-circuit's signature is unambiguous (1.000).
     """
-    adjacency = as_adjacency(connectome, communities.size)
-    signature = community_wiring_features(adjacency, communities)
-    relabelled = community_motifs(
-        feats, communities, signature, cfg.wiring_features, cfg.n_filters, seed=seed
-    )
+    if connectome is None:  # init_motif_count="silhouette" without one: dynamics alone
+        signature, weight = np.zeros((int(communities.max()) + 1, 1)), 0.0
+    else:
+        adjacency = as_adjacency(connectome, communities.size)
+        signature = community_wiring_features(adjacency, communities)
+        weight = cfg.wiring_features
+    if cfg.init_motif_count == "silhouette":
+        return community_motif_count(
+            feats, communities, signature, weight, cfg.n_filters,
+            cfg.init_count_min_share, cfg.init_count_parsimony, seed=seed,
+        )[1]
+    relabelled = community_motifs(feats, communities, signature, weight, cfg.n_filters, seed=seed)
     return label if relabelled is None else relabelled
 
 
