@@ -554,7 +554,9 @@ def community_motif_count(
     families, 1000-1039: median motif ARI 0.99 against 0.82), so the count is read where the
     motifs are separated best; ``min_share`` and ``parsimony`` keep a few odd communities
     or a split heterogeneous motif from counting as motifs of their own (chosen on those dev
-    brains; docs/results/motifs.md, rule R14).
+    brains). On fresh dev brains it finds the true count on 21 and 24 of 40 (plain, instance
+    heterogeneity) and under-counts 14 of each, merging two motifs: better than the profile
+    cut, far from the count given (rule R14 failed; docs/results/motifs.md).
     """
     feats, size = community_descriptors(features, communities, signature, weight)
     top = min(int(max_motifs), feats.shape[0] - 1)
