@@ -804,6 +804,15 @@ class ModelConfig(Params):
                 f"(got {self.assignment!r}), init='dynamics' (got {self.init!r}) and "
                 f"observation='activity' (got {self.observation!r})."
             )
+        if self.init_motif_count == "silhouette" and (
+            self.init != "dynamics" or not self.group_init
+        ):
+            raise ValueError(
+                "init_motif_count='silhouette' reads the number of motifs from the dynamics "
+                "initialisation's communities; it needs init='dynamics' (got "
+                f"{self.init!r}) and group_init=True (got {self.group_init!r}). From a random "
+                "start, assignment='em' with discover_motif_count='profile_cut' counts instead."
+            )
         if self.edge_init == "connectome" and not has_connectome:
             raise ValueError(
                 "edge_init='connectome' needs connectome= (the drive weights start from its "

@@ -119,3 +119,25 @@ def test_the_fit_option_counts_below_n_filters_and_the_default_keeps_n_filters()
     assert len(np.unique(counted.init_groups)) == 2  # its two families, found
     assert adjusted_rand_score(brain.motif, counted.init_groups) == pytest.approx(1.0)
     assert len(np.unique(default.init_groups)) == 6
+
+
+def test_without_a_connectome_the_count_reads_the_dynamics_alone():
+    from napari_mesoscale import fit_mesoscale
+    from napari_mesoscale.synth.motif_zoo import make_zoo_brain
+
+    brain = make_zoo_brain(120, 500, "dev", n_families=2, seed=1000)
+    fit = fit_mesoscale(brain.activity, brain.positions, stimulus=brain.stimulus, n_filters=6,
+                        epochs=1, seed=0, device="cpu", init_motif_count="silhouette")
+    from sklearn.metrics import adjusted_rand_score
+
+    assert len(np.unique(fit.init_groups)) == 2
+    assert adjusted_rand_score(brain.motif, fit.init_groups) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("options", [{"init": "random"}, {"group_init": False}])
+def test_the_count_without_the_dynamics_communities_is_refused(options):
+    from napari_mesoscale.model.config import ModelConfig
+
+    cfg = ModelConfig(init_motif_count="silhouette", **options)
+    with pytest.raises(ValueError, match="init_motif_count='silhouette' reads the number"):
+        cfg.check(has_connectome=False)
