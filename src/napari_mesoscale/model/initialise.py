@@ -513,12 +513,15 @@ def size_weighted_silhouette(x: np.ndarray, labels: np.ndarray, size: np.ndarray
     its group (0 when it is alone there, and then its value is 0), b the same to the nearest
     other group, its value (b - a) / max(a, b); the mean over communities weighs each by its
     size (a community of 30 neurons counts as 30). With sizes of one it is the usual
-    silhouette. -1 for a single group.
+    silhouette. -1 for a single group. Memory and time grow as C squared (the communities,
+    not the neurons).
     """
+    from scipy.spatial.distance import cdist
+
     groups = np.unique(labels)
     if groups.size < 2:
         return -1.0
-    dist = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
+    dist = cdist(x, x)
     mass = np.stack([size * (labels == g) for g in groups], 1)  # (C, G)
     total = dist @ mass  # (C, G): size-weighted distance sums to every group
     own = np.searchsorted(groups, labels)
