@@ -270,18 +270,18 @@ class MesoscaleNet(nn.Module):
                 raise ValueError(f"skip_init has shape {tuple(init.shape)}; expected {shape}")
             self.skip_weight = nn.Parameter(init.float().clone())
         self.neuron_gains = bool(neuron_gains)
-        self.own_columns = [i for i, name in enumerate(self.feature_names) if name in OWN_STATE]
         if self.neuron_gains:  # no parameter without it: older fits' state dicts still load
-            shape = (n, len(self.own_columns))
-            self.neuron_gain = nn.Parameter(torch.zeros(shape))  # gain = 1 + this
+            own = [i for i, name in enumerate(self.feature_names) if name in OWN_STATE]
+            # the columns' index, made once: own_state_gain runs in every forward pass
+            self.register_buffer("own_columns", torch.tensor(own), persistent=False)
+            self.neuron_gain = nn.Parameter(torch.zeros(n, len(own)))  # gain = 1 + this
 
     def own_state_gain(self) -> torch.Tensor:
         """(N, F) factor on every input feature of a neuron's pairs (``neuron_gains``):
         ``1 + neuron_gain`` on its own-state columns (:data:`OWN_STATE`), 1 elsewhere."""
         g = self.neuron_gain
-        columns = torch.tensor(self.own_columns, device=g.device)
         ones = torch.ones(self.n_neurons, self.n_features, dtype=g.dtype, device=g.device)
-        return ones.index_add(1, columns, g)
+        return ones.index_add(1, self.own_columns, g)
 
     # ------------------------------------------------------------------ assignment
     def assignment_logits(self) -> torch.Tensor:
