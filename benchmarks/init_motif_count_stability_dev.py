@@ -108,10 +108,10 @@ def score_brain(seed: int, index: int, heterogeneity: float) -> dict:
 
 def stable_count(row: dict, share: float, bar: float) -> tuple[int, float]:
     """(count, motif ARI) of the largest k that is stable and keeps every motif's share."""
-    ok = [int(k) for k, v in row["k"].items() if v["share"] >= share and v["stability"] >= bar]
+    ok = {int(k): v for k, v in row["k"].items() if v["share"] >= share and v["stability"] >= bar}
     if not ok:
         return 1, 0.0
-    return max(ok), row["k"][max(ok)]["motif_ari"]
+    return max(ok), ok[max(ok)]["motif_ari"]
 
 
 def tally(found: list[int], true: list[int], aris: list[float]) -> dict:
