@@ -47,6 +47,18 @@ def dev_brain_parser(doc: str, seed_base: int, brains: int = 40) -> argparse.Arg
     return parser
 
 
+def seeded_study_parser(
+    doc: str, first_seed: int = 1000, brains: int = 40
+) -> argparse.ArgumentParser:
+    """The options of a study over sets of dev zoo brains: ``--first-seed``, ``--brains`` (per
+    set) and ``--out``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--first-seed", type=int, default=first_seed)
+    parser.add_argument("--brains", type=int, default=brains)
+    parser.add_argument("--out", required=True)
+    return parser
+
+
 def run_brains(
     args: argparse.Namespace,
     run_one: Callable[[int], dict],

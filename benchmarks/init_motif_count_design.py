@@ -22,7 +22,6 @@ picked by hand from the plateau of this grid (47 exact counts, median motif ARI 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -103,12 +102,9 @@ def most_exact(summary: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--first-seed", type=int, default=1000)
-    parser.add_argument("--brains", type=int, default=40)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    from _results import run_record, write_json  # benchmarks/ is on the path as a script
+    from _results import run_record, seeded_study_parser, write_json  # benchmarks/ on the path
+
+    args = seeded_study_parser(__doc__).parse_args()
 
     t0, cpu0, load = time.perf_counter(), time.process_time(), os.getloadavg()
     rows: dict[str, list[dict]] = {}

@@ -20,7 +20,6 @@ grid of (share, bar) is summarised beside R14's count on the same brains.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -135,12 +134,9 @@ def summarise(rows: dict[str, list[dict]]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--first-seed", type=int, default=1000)
-    parser.add_argument("--brains", type=int, default=40)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    from _results import run_record, write_json  # benchmarks/ is on the path as a script
+    from _results import run_record, seeded_study_parser, write_json  # benchmarks/ on the path
+
+    args = seeded_study_parser(__doc__).parse_args()
 
     t0, cpu0, load = time.perf_counter(), time.process_time(), os.getloadavg()
     rows = {name: [score_brain(args.first_seed + i, i, het) for i in range(args.brains)]
