@@ -27,8 +27,10 @@ def check_output(
     *,
     overwrite: bool = False,
     option: str = "-o",
+    overwrite_hint: str = "pass --overwrite",
 ) -> Path:
-    """Refuse an output that is or holds an input, or that exists without ``overwrite``.
+    """Refuse an output that is or holds an input, or that exists without ``overwrite``
+    (the message says to ``overwrite_hint`` to replace it).
 
     Raises
     ------
@@ -48,7 +50,7 @@ def check_output(
             )
     if _has_content(output) and not overwrite:
         raise ValueError(
-            f"{option} {output} already exists; pass --overwrite to replace it, or choose "
+            f"{option} {output} already exists; {overwrite_hint} to replace it, or choose "
             "another path."
         )
     return output

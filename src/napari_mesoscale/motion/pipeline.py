@@ -106,6 +106,7 @@ def register_if_moving(
     output: str | os.PathLike | None = None,
     params: MotionParams | None = None,
     callback: ProgressCallback | Progress | None = None,
+    overwrite: bool = False,
 ) -> tuple[Any, MotionCorrection | None, MotionEstimate | None]:
     """The movie to detect on: registered when asked, or (``"auto"``) when it moves.
 
@@ -119,6 +120,8 @@ def register_if_moving(
         ``threshold_voxels`` of motion.
     output : path, optional
         Zarr folder for the registered movie (required for lazy movies).
+    overwrite : bool
+        Replace an existing ``output`` Zarr store (see :func:`correct_motion`).
 
     Returns
     -------
@@ -153,5 +156,6 @@ def register_if_moving(
         params=params,
         output=output,
         callback=progress.stage(start, 1.0, "correcting motion"),
+        overwrite=overwrite,
     )
     return correction.registered, correction, estimate

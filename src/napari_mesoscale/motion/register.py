@@ -215,6 +215,7 @@ def correct_motion(
     reference: np.ndarray | None = None,
     callback: ProgressCallback | Progress | None = None,
     frame_rate: float | None = None,
+    overwrite: bool = False,
     **overrides: Any,
 ) -> MotionCorrection:
     """Register a calcium movie: rigid and piecewise non-rigid, to a refined reference.
@@ -240,6 +241,9 @@ def correct_motion(
         :class:`MotionCancelled`.
     frame_rate : float, optional
         Frames per second of the movie, written with ``output`` (nothing else uses it).
+    overwrite : bool
+        Replace an existing ``output``; only a Zarr store is ever replaced, and never the
+        movie's own store. Without it an existing, non-empty ``output`` is refused.
 
     Returns
     -------
@@ -253,6 +257,8 @@ def correct_motion(
         raise ValueError(
             "a lazy (dask / Zarr) movie is registered to disk: pass output='registered.zarr'."
         )
+    if output is not None:
+        output = check_registered_output(output, movie, overwrite)
     device = pick_device(params.device)
     with torch.inference_mode():
         ref = _reference(
@@ -264,13 +270,53 @@ def correct_motion(
             registered = np.empty(movie.shape, dtype=np.float32)
             results = _register_all(movie, registrar, registered, params, stage)
         else:
-            attributes = {"voxel_size": list(vs), "axes": "TZYX"[-movie.ndim :]}
+            attributes = {"voxel_size": list(vs), "axes": "T" + "ZYX"[-len(vs) :]}
             if frame_rate is not None:
                 attributes["frame_rate"] = float(frame_rate)
             results, registered = _register_to_zarr(
                 movie, registrar, Path(output), params, stage, attributes
             )
     return _result(results, registrar, registered, vs, params, lazy)
+
+
+def check_registered_output(
+    output: str | os.PathLike,
+    movie: Any,
+    overwrite: bool,
+    sources: tuple[str | os.PathLike | None, ...] = (),
+) -> Path:
+    """Refuse an ``output`` that is the movie's own store (or holds one of ``sources``, e.g.
+    the file a layer was opened from), that exists without ``overwrite``, or that exists and
+    is not a Zarr store (what is not ours is never replaced). Returns it as a Path.
+
+    Raises
+    ------
+    ValueError
+        Naming the path and what to do instead.
+    """
+    from napari_mesoscale.io.outputs import check_output
+
+    inputs = [_store_root(movie), *sources]
+    output = check_output(output, inputs, overwrite=overwrite, option="output",
+                          overwrite_hint="pass overwrite=True")
+    if output.exists() and not _is_zarr_store(output):
+        raise ValueError(
+            f"output {output} exists and is not a Zarr store; it is never replaced. Choose a "
+            "new path for the registered movie, e.g. registered.zarr."
+        )
+    return output
+
+
+def _store_root(movie: Any) -> str | None:
+    """The folder of a Zarr-backed movie (None for others)."""
+    root = getattr(getattr(movie, "store", None), "root", None)
+    return None if root is None else str(root)
+
+
+def _is_zarr_store(path: Path) -> bool:
+    return path.is_dir() and any(
+        (path / name).exists() for name in (".zarray", ".zgroup", "zarr.json")
+    )
 
 
 def _reference(movie, vs, params, given, device, progress) -> torch.Tensor:

@@ -18,12 +18,24 @@ from magicgui.widgets import CheckBox, ComboBox, FileEdit
 
 from napari_mesoscale.motion.params import MotionParams
 from napari_mesoscale.napari import _contract
-from napari_mesoscale.napari._detect_widgets import _layer_data, _layer_names, _LayerWidget, _path
+from napari_mesoscale.napari._detect_widgets import (
+    _check_movie_axes,
+    _layer_data,
+    _layer_names,
+    _LayerWidget,
+    _path,
+)
 from napari_mesoscale.napari._docks import add_plugin_dock
 from napari_mesoscale.napari._param_controls import param_control
 from napari_mesoscale.napari._plots import _PlotDock
 
 _FIELDS = ("nonrigid", "max_shift_um", "block_size_um", "max_block_shift_um", "batch_frames")
+
+
+def _source_path(layer: Any) -> str | None:
+    """The file or folder the layer was opened from, if napari knows it."""
+    path = getattr(getattr(layer, "source", None), "path", None)
+    return None if path in (None, "") else str(path)
 
 
 class MotionPlot(_PlotDock):
@@ -77,10 +89,13 @@ class CorrectMotionWidget(_LayerWidget):
             name: param_control(MotionParams, name) for name in _FIELDS
         }
         self._output = FileEdit(label="registered Zarr (empty = memory)", mode="w")
+        self._overwrite = CheckBox(label="replace an existing registered Zarr", value=False)
         self._plot_dock = CheckBox(label="show shift plot", value=True)
         self._pickers = [self._movie]
         self.plot: MotionPlot | None = None
-        self.add_controls(self._movie, *self._params.values(), self._output, self._plot_dock)
+        self.add_controls(
+            self._movie, *self._params.values(), self._output, self._overwrite, self._plot_dock
+        )
         viewer.dims.events.current_step.connect(self._follow_time)
 
     def _movie_choices(self, *_: Any) -> list[str]:
@@ -88,6 +103,7 @@ class CorrectMotionWidget(_LayerWidget):
 
     def prepare(self) -> Any:
         from napari_mesoscale.motion import correct_motion
+        from napari_mesoscale.motion.register import check_registered_output
         from napari_mesoscale.napari._runner import CoreCall
 
         name = self._movie.value
@@ -95,6 +111,7 @@ class CorrectMotionWidget(_LayerWidget):
             raise ValueError("add a calcium movie: an Image layer (T, Z, Y, X) or (T, Y, X).")
         layer = self._viewer.layers[name]
         data = _layer_data(layer)
+        _check_movie_axes(layer, data)
         n_spatial = data.ndim - 1
         voxel_size = tuple(float(s) for s in np.asarray(layer.scale)[-n_spatial:])
         options = {key: widget.value for key, widget in self._params.items()}
@@ -103,7 +120,11 @@ class CorrectMotionWidget(_LayerWidget):
             output = tempfile.mkdtemp(prefix="registered-") + "/registered.zarr"
         kwargs: dict[str, Any] = {"voxel_size": voxel_size, **options}
         if output is not None:
+            overwrite = bool(self._overwrite.value)
+            check_registered_output(output, data, overwrite, sources=(_source_path(layer),))
             kwargs["output"] = str(output)
+            if overwrite:
+                kwargs["overwrite"] = True
             frame_rate = _contract.read(layer).frame_rate_hz
             if frame_rate is not None:  # written with the Zarr, beside the voxel size
                 kwargs["frame_rate"] = frame_rate

@@ -83,9 +83,9 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
             if ndim < 3:
                 raise ValueError(f"Layer {spec['name']!r} is {ndim}D; bundles hold 3D or 4D data.")
             scale = tuple(float(s) for s in meta.get("scale", (1.0,) * ndim))
-            axes = "TZYX"[-ndim:] if ndim <= 4 else None
-            if axes is None:
+            if ndim > 4:
                 raise ValueError(f"Layer {spec['name']!r} has {ndim} dimensions; at most 4.")
+            axes = _layer_axes(meta, ndim)
             frame_rate = _frame_rate(meta) if axes.startswith("T") else None
             bundle.volumes[key] = Volume(data, axes, scale[-3:], frame_rate=frame_rate)
             spec["source"] = f"volumes/{key}"
@@ -149,6 +149,15 @@ def _save_metadata(bundle: Any, spec: dict[str, Any], key: str, meta: dict[str, 
     if "adjacency" in spec:  # written by _save_adjacency from the layer's connectome
         missing = [f"{m} (its adjacency kept)" if m == "connectome" else m for m in missing]
     return missing
+
+
+def _layer_axes(meta: dict[str, Any], ndim: int) -> str:
+    """The axes the layer's metadata names (a (T, Y, X) movie says "TYX"), else the usual
+    ones for its dimensions: (Z, Y, X) or (T, Z, Y, X)."""
+    named = str((meta.get("metadata") or {}).get("axes") or "").upper()
+    if len(named) == ndim and named.endswith("YX") and set(named) <= set("TZYX"):
+        return named
+    return "TZYX"[-ndim:]
 
 
 def _frame_rate(meta: dict[str, Any]) -> float | None:
