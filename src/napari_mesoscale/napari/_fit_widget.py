@@ -322,13 +322,15 @@ class FitWidget(CoreTaskWidget):
         labels = self._viewer.layers[name]
         data = np.asarray(labels.data)
         n_cells = len(layer.data)
-        if data.ndim != 3 or int(data.max(initial=0)) > n_cells:
+        ndim = 2 if np.ndim(layer.data) == 2 and np.shape(layer.data)[1] == 2 else 3
+        if data.ndim != ndim or int(data.max(initial=0)) > n_cells:
+            shape = "3D Labels layer (Z, Y, X)" if ndim == 3 else "2D Labels layer (Y, X)"
             raise ValueError(
-                f"ROI masks {name!r} must be a 3D Labels layer (Z, Y, X) whose label i + 1 is "
+                f"ROI masks {name!r} must be a {shape} whose label i + 1 is "
                 f"cell i of {layer.name!r} (labels 1..{n_cells}); got shape {data.shape} with "
                 f"labels up to {int(data.max(initial=0))}. Choose '(none)' or the cells' ROIs."
             )
-        return data, tuple(float(s) for s in labels.scale[-3:])
+        return data, tuple(float(s) for s in labels.scale[-ndim:])
 
     def on_progress(self, info: dict[str, Any]) -> None:
         self.loss_plot.add(info)

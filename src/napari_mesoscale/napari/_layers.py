@@ -110,17 +110,24 @@ def edge_vectors_layer(
 
 
 def world_positions(layer: Any) -> np.ndarray:
-    """World coordinates (µm) of a Points layer's last three axes.
+    """World coordinates (µm) of a Points layer's last three axes, (N, 3) as (z, y, x).
 
     Uses the layer's whole data-to-world transform (scale, translate, rotation, affine): it is
     linear, so it is read off once from the origin and the unit vectors and applied to all
-    points together.
+    points together. Points (y, x) of one imaging plane (what *Detect point sources* gives
+    for a (T, Y, X) movie) lie at z = 0 µm.
     """
     data = np.asarray(layer.data, dtype=float)
-    if data.ndim != 2 or data.shape[1] < 3:
-        raise ValueError(f"Layer {layer.name!r} must hold 3D points (z, y, x); got {data.shape}.")
+    if data.ndim != 2 or data.shape[1] < 2:
+        raise ValueError(
+            f"Layer {layer.name!r} must hold 3D points (z, y, x), or (y, x) points of one "
+            f"plane; got {data.shape}."
+        )
     ndim = data.shape[1]
     origin = np.asarray(layer.data_to_world(np.zeros(ndim)), dtype=float)
     axes = np.stack([np.asarray(layer.data_to_world(unit), dtype=float) - origin
                      for unit in np.eye(ndim)])
-    return (data @ axes + origin)[:, -3:]
+    world = data @ axes + origin
+    if ndim == 2:  # one plane: its cells at z = 0
+        return np.column_stack([np.zeros(len(world)), world])
+    return world[:, -3:]

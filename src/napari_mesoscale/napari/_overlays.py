@@ -41,7 +41,8 @@ def paint_rois(roi_labels: np.ndarray, values: np.ndarray, *, background: float 
 
 
 def paint_activity(roi_labels: np.ndarray, activity: np.ndarray) -> da.Array:
-    """A lazy (T, Z, Y, X) movie with each ROI filled by its neuron's activity at each frame.
+    """A lazy (T, Z, Y, X) movie with each ROI filled by its neuron's activity at each frame
+    ((T, Y, X) for the (Y, X) ROIs of one plane).
 
     ``activity`` is (T, N). Frames are painted on demand, so a long prediction costs no
     memory until napari shows a frame.
@@ -53,12 +54,14 @@ def paint_activity(roi_labels: np.ndarray, activity: np.ndarray) -> da.Array:
     lookup[:, 1:] = activity
     frames = da.arange(n_frames, chunks=1)
 
+    spatial = roi_labels.ndim
+
     def paint(block: np.ndarray) -> np.ndarray:
-        return lookup[block[:, None, None, None], roi_labels[None]]
+        return lookup[block.reshape(-1, *(1,) * spatial), roi_labels[None]]
 
     return frames.map_blocks(
         paint,
-        new_axis=[1, 2, 3],
+        new_axis=list(range(1, spatial + 1)),
         chunks=((1,) * n_frames, *((s,) for s in roi_labels.shape)),
         dtype=np.float32,
     )
@@ -94,7 +97,7 @@ def domain_layers(
 
     domains = np.asarray(domains, dtype=np.int64)
     motifs = np.asarray(motifs, dtype=np.int64)
-    scale = layer_scale(voxel_size, 3)
+    scale = layer_scale(voxel_size, np.ndim(roi_labels))  # (Z, Y, X), or (Y, X): one plane
     domain_volume = paint_rois(roi_labels, domains + 1).astype(np.int32)
     motif_volume = paint_rois(roi_labels, motifs + 1).astype(np.int32)
     features = domain_table if domain_table is not None else _domain_features(domains, motifs)
@@ -174,7 +177,7 @@ def activity_layers(
             f"recorded {recorded.shape} and predicted {predicted.shape} activity differ in "
             "shape; both must be (T, N) for the same neurons."
         )
-    scale = layer_scale(voxel_size, 4)
+    scale = layer_scale(voxel_size, np.ndim(roi_labels) + 1)
     limits = [float(np.nanpercentile(recorded, 1)), float(np.nanpercentile(recorded, 99.5))]
     if limits[1] <= limits[0]:
         limits[1] = limits[0] + 1.0
