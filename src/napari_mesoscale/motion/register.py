@@ -195,9 +195,18 @@ def _read(movie: Any, index: Any, device: torch.device) -> torch.Tensor:
     # runs when the sum is not finite, which a huge but finite movie could also give
     if not torch.isfinite(frames.sum()) and not torch.isfinite(frames).all():
         raise ValueError(
-            f"movie frames {index} contain NaN or infinite values; fill or drop them first."
+            f"movie {_frames_text(index, movie.shape[0])} contain(s) NaN or infinite values; "
+            "fill or drop them first."
         )
     return frames
+
+
+def _frames_text(index: Any, n_frames: int) -> str:
+    """"frame 3" or "frames 32-63" for a frame index or slice."""
+    if isinstance(index, slice):
+        start, stop, _ = index.indices(n_frames)
+        return f"frames {start}-{stop - 1}" if stop - start > 1 else f"frame {start}"
+    return f"frame {int(index)}"
 
 
 def _flag_outliers(quality: np.ndarray, n_mad: float) -> np.ndarray:

@@ -69,3 +69,10 @@ def test_a_plane_movie_is_written_as_time_y_x(tmp_path):
     volume = read_volume(path)
     assert volume.axes == "TYX"
     assert volume.frame_rate == 4.0
+
+
+def test_nan_frames_are_named_in_the_message():  # read "movie frames slice(4, 6, None)"
+    movie = _movie(8)
+    movie[5, 3, 3] = np.nan
+    with pytest.raises(ValueError, match=r"movie frames 4-5 contain\(s\) NaN"):
+        correct_motion(movie, reference=_movie(1)[0], batch_frames=2, **OPTIONS)
