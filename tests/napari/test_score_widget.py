@@ -139,3 +139,28 @@ def test_score_widget_defaults_are_the_scoring_params(make_napari_viewer):
         defaults.pop(hidden)
     assert widget.params() == defaults
     assert widget._estimator.choices == ScoringParams.specs()["estimator"].choices
+
+
+@pytest.mark.viewer
+def test_score_widget_says_when_there_is_nothing_to_colour(make_napari_viewer, qtbot):
+    """Found by hand on the worm sample: every predictivity NaN, yet the status read "points
+    coloured by predictivity"."""
+    from napari_mesoscale.napari._score_widget import ScorePredictionsWidget
+
+    viewer = make_napari_viewer()
+    truth, rng = _population(150, 20)
+    trials = np.ones((4, *truth.shape))  # flat traces: no variance to explain
+    positions = rng.uniform(0, 100, size=(20, 3))
+    viewer.add_points(positions, name="cells", metadata={"trials": trials})
+    viewer.add_points(positions, name="model", metadata={"predicted": truth.copy()})
+    widget = ScorePredictionsWidget(viewer)
+    widget._points.value = "cells"
+    widget._pred_layer.value = "model"
+    widget._n_splits.value = 5
+    widget._n_eig.value = 4
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
+    assert widget.last_error is None, widget.last_error
+    assert "no neuron could be scored" in widget._status.value
+    assert "nothing to colour the points by" in widget._status.value
+    assert "points coloured by" not in widget._status.value

@@ -285,7 +285,12 @@ class ScorePredictionsWidget(CoreTaskWidget):
             )
         _contract.write(layer, predictivity_summary=self.last_summary)
         # the figure the run was for, where the user looks ("Done." alone said nothing)
-        self._status.value = f"{self.last_summary}; points coloured by {self._color_by.value}."
+        column = self._color_by.value
+        shown = np.asarray(result[column], dtype=float) if column in result.columns else None
+        if shown is not None and not np.isfinite(shown).any():
+            self._status.value = f"{self.last_summary}; nothing to colour the points by."
+        else:
+            self._status.value = f"{self.last_summary}; points coloured by {column}."
 
     def _recolor(self, *_: Any) -> None:
         layer = self._selected_points()
