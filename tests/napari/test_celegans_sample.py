@@ -209,6 +209,30 @@ def test_opened_worm_is_shown_whole_from_its_side(make_napari_viewer, qtbot):
     )
 
 
+def test_worm_opened_beside_a_movie_is_framed_with_its_dock(make_napari_viewer, qtbot):
+    """Opened while a 4D layer (the calcium movie: t, z, y, x) was open, napari's fit_to_view
+    raised IndexError on the 3D neurons: no C. elegans view dock, the worm not framed."""
+    from napari_mesoscale.napari._worm_sample import VIEW_DOCK
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1200, 800)
+    qtbot.wait(50)
+    viewer.add_image(np.zeros((3, 4, 4, 4), np.float32), name="movie")  # t, z, y, x
+    viewer.open_sample("napari-mesoscale", "celegans")
+    qtbot.wait(50)
+    assert viewer.dims.ndim == 4 and viewer.dims.ndisplay == 3
+    assert VIEW_DOCK in viewer.window.dock_widgets
+    layer = viewer.layers["C. elegans neurons"]
+    camera = viewer.scene.camera
+    right = np.cross(camera.view_direction, camera.up_direction)
+    positions = np.asarray(layer.data, dtype=float)
+    across = np.ptp(positions @ right) * camera.zoom / _canvas_width(viewer)
+    assert 0.8 < across <= 1.0, across  # the whole worm fills the canvas's width
+    along = positions @ right
+    centre = (along.min() + along.max()) / 2  # the worm's middle at the canvas's middle
+    assert abs(np.asarray(camera.center) @ right - centre) < 0.05 * np.ptp(along)
+
+
 def test_home_button_brings_back_the_side_view_of_the_worm(make_napari_viewer, qtbot):
     """napari's Home (reset view) zeroed the camera angles: the opened worm became an end-on
     sliver again. While the worm sample is all the viewer shows, Home frames it from its side;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from napari_mesoscale.napari._fit_widget import FitWidget
@@ -218,3 +219,40 @@ def test_fit_widget_says_what_the_reversion_did(sample_viewer, qtbot, monkeypatc
         f"fit stopped after {after} of 500 epochs of the retraining after the moves were "
         "reverted (2 trained before)" in widget._status.value
     )
+
+
+@pytest.mark.viewer
+def test_fit_keeps_the_samples_true_motif(sample_viewer, qtbot):
+    """Fit wrote its motif labels over the sample's true ``motif`` (60 of 100 cells changed,
+    ``motif_name`` left as it was): the truth was lost. The fitted motif now goes beside it, to
+    ``fitted_motif``, which a second fit overwrites; the cells are coloured by it as before."""
+    from napari_mesoscale.napari._overlays import motif_point_colors
+
+    cells = sample_viewer.layers["neurons (truth)"]
+    truth = cells.features[["motif", "motif_name", "instance"]].copy()
+    widget = _cells_and_connectome(sample_viewer, epochs=3)
+    widget.seed.value = 0
+    for epochs in (3, 2):  # a second fit replaces the first one's columns
+        widget.epochs.value = epochs
+        _run(widget, qtbot)
+        fit = widget.report.fit
+        features = cells.features
+        assert not any(str(c).startswith("fitted_fitted") for c in features.columns)
+        assert {"domain", "fitted_motif", "confidence"} <= set(features.columns)
+        np.testing.assert_array_equal(features["fitted_motif"], fit.motif_labels)
+        np.testing.assert_array_equal(features["domain"], fit.domain_labels)
+        np.testing.assert_allclose(features["confidence"], fit.confidence)
+        pd.testing.assert_frame_equal(features[truth.columns], truth)
+        np.testing.assert_allclose(
+            cells.face_color, motif_point_colors(fit.motif_labels, fit.confidence)
+        )
+
+
+def test_fitted_columns_go_beside_the_layers_own():
+    from napari_mesoscale.napari._overlays import fitted_column
+
+    assert fitted_column([], "motif", fitted_before=False) == "motif"
+    assert fitted_column(["motif"], "motif", fitted_before=False) == "fitted_motif"  # truth
+    assert fitted_column(["motif"], "motif", fitted_before=True) == "motif"  # the fit's own
+    assert fitted_column(["motif", "fitted_motif"], "motif") == "fitted_motif"
+    assert fitted_column(["domain", "fitted_domain"], "domain") == "fitted_domain"  # Score

@@ -140,6 +140,25 @@ def test_somata_from_labels_widget(make_napari_viewer, qtbot, brain):
     assert match_points(points.data, brain.positions, 2.0).f1 >= 0.95
 
 
+def test_somata_from_an_empty_labels_layer_say_so(make_napari_viewer, qtbot):
+    """An empty Labels layer gave an internal IndexError; now 0 somata, an empty points layer
+    with the features' columns, and a status that says the segmentation looks empty."""
+    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_labels(np.zeros((20, 40, 40), np.uint8), name="empty", scale=(1.5, 0.75, 0.75))
+    widget = DetectSomataWidget(viewer)
+    widget._method.value = "from a labels layer"
+    widget._segmentation.value = "empty"
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
+    assert widget.last_error is None, widget.last_error
+    points = viewer.layers["empty somata points"]
+    assert len(points.data) == 0 and "diameter_um" in points.features.columns
+    assert widget._status.value.startswith("0 somata: 'empty' holds no segment")
+    assert "empty?" in widget._status.value
+
+
 def test_widget_controls_default_to_the_parameter_dataclasses(make_napari_viewer):
     from napari_mesoscale.napari._detect_widgets import (
         DetectPointSourcesWidget,

@@ -440,6 +440,20 @@ class DetectSomataWidget(_LayerWidget):
             key=(context["name"], method),
         )
         self._status.value = f"{len(result)} somata."
+        if len(result) == 0 and method == _FROM_LABELS:
+            self._status.value = _no_somata_in_labels(context["name"], result)
+
+
+def _no_somata_in_labels(name: str, result: Any) -> str:
+    """Why a segmentation gave no somata: no segment thick enough (an empty one), or none of
+    a soma's size and shape."""
+    measured = int(result.parameters.get("n_labels", 0))
+    if measured == 0:
+        return (
+            f"0 somata: {name!r} holds no segment thick enough for a soma "
+            "(is the segmentation empty?)."
+        )
+    return f"0 somata: none of the {measured} segments of {name!r} has a soma's size and shape."
 
 
 _NEW_ANNOTATIONS = "New annotation layer for the EM volume"

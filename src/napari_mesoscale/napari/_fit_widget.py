@@ -12,7 +12,8 @@ Inputs are read from layers:
 
 The fit runs :func:`napari_mesoscale.workflow.fit_and_score` in a worker (every stage named on
 the progress bar). Results: the
-cells coloured by motif with confidence as opacity (``features``: domain, motif, confidence),
+cells coloured by motif with confidence as opacity (``features``: domain, motif, confidence;
+``fitted_motif`` etc. where the layer already had such a column, as the toy sample's true motif),
 functional domains and motifs as Labels, predicted activity and residual as (T, Z, Y, X) images
 painted into the ROIs, a domain table whose rows select their cells, a trace dock (recorded vs
 predicted and baselines for the selected cell, following the time slider) and live loss curves.
@@ -37,7 +38,13 @@ from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._docks import add_plugin_dock
 from napari_mesoscale.napari._layers import world_positions
-from napari_mesoscale.napari._overlays import activity_layers, domain_layers, motif_point_colors
+from napari_mesoscale.napari._overlays import (
+    FIT_COLUMNS,
+    activity_layers,
+    domain_layers,
+    fitted_column,
+    motif_point_colors,
+)
 from napari_mesoscale.napari._plots import LossPlot, TracePlot
 from napari_mesoscale.napari._runner import (
     CoreCall,
@@ -109,6 +116,23 @@ def layer_activity(layer: Any) -> np.ndarray:
         f"Layer {layer.name!r} carries no activity. Detect point sources first (their layer "
         "holds the traces), or set layer.metadata['activity'] = activity  # (T, N)."
     )
+
+
+def _write_fit_features(layer: Any, fit: Any) -> None:
+    """Write the fitted domain, motif and confidence of each cell into ``layer.features``:
+    beside the layer's own columns, never over them (the toy sample's true ``motif`` stays;
+    the fitted one goes to ``fitted_motif``, see :func:`fitted_column`)."""
+    n_cells = len(fit.domain_labels)
+    features = (
+        layer.features.copy()
+        if len(layer.features) == n_cells
+        else pd.DataFrame(index=range(n_cells))
+    )
+    fitted_before = _contract.read(layer).fit is not None
+    values = (fit.domain_labels, fit.motif_labels, fit.confidence)
+    for name, column in zip(FIT_COLUMNS, values, strict=True):
+        features[fitted_column(features.columns, name, fitted_before)] = column
+    layer.features = features.reset_index(drop=True)
 
 
 class FitWidget(CoreTaskWidget):
@@ -340,15 +364,7 @@ class FitWidget(CoreTaskWidget):
         self.report = report
         fit = report.fit
         layer = self._inputs["layer"]
-        features = (
-            layer.features.copy()
-            if len(layer.features) == len(fit.domain_labels)
-            else pd.DataFrame(index=range(len(fit.domain_labels)))
-        )
-        features["domain"] = fit.domain_labels
-        features["motif"] = fit.motif_labels
-        features["confidence"] = fit.confidence
-        layer.features = features.reset_index(drop=True)
+        _write_fit_features(layer, fit)
         layer.face_color = motif_point_colors(fit.motif_labels, fit.confidence)
         _contract.write(layer, predicted=report.predicted, fit=fit)
         rois = self._inputs["rois"]

@@ -159,6 +159,38 @@ def motif_point_colors(motifs: np.ndarray, confidence: np.ndarray) -> np.ndarray
     return colors
 
 
+#: what a fit writes on its cells layer, per cell: fitted domain, motif and confidence
+FIT_COLUMNS = ("domain", "motif", "confidence")
+#: prefix of a fit column whose plain name already held other data (the sample's true motif)
+FITTED_PREFIX = "fitted_"
+
+
+def fitted_column(columns: Any, name: str, fitted_before: bool = True) -> str:
+    """The feature column that holds (or is to hold) a fit's ``name`` values (of
+    :data:`FIT_COLUMNS`).
+
+    Parameters
+    ----------
+    columns : iterable of str
+        The cells layer's feature columns.
+    name : str
+        ``"domain"``, ``"motif"`` or ``"confidence"``.
+    fitted_before : bool
+        Whether a fit already wrote on the layer (its plain columns are then the fit's own).
+
+    Returns
+    -------
+    str
+        ``fitted_<name>`` when a fit already wrote there, or when ``name`` holds data no fit
+        wrote (the toy sample's ground-truth ``motif``, kept); else ``name``.
+    """
+    columns = set(columns)
+    renamed = FITTED_PREFIX + name
+    if renamed in columns or (name in columns and not fitted_before):
+        return renamed
+    return name
+
+
 def activity_layers(
     roi_labels: np.ndarray,
     voxel_size: Any,

@@ -39,6 +39,7 @@ from napari_mesoscale.evaluate import (
     summarize_scores,
 )
 from napari_mesoscale.napari import _contract
+from napari_mesoscale.napari._overlays import fitted_column
 from napari_mesoscale.napari._param_controls import param_control
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 
@@ -266,9 +267,10 @@ class ScorePredictionsWidget(CoreTaskWidget):
             self.last_summary = f"{result.shape[1]} eigenvector features added"
             self._status.value = f"{self.last_summary}."
             return
-        if "domain" in features.columns:
+        domain = fitted_column(features.columns, "domain")  # the fit's, not a true domain
+        if domain in features.columns:
             by_domain = summarize_scores(
-                result["predictivity"], features["domain"], mask=result["reliable"]
+                result["predictivity"], features[domain], mask=result["reliable"]
             )
             _contract.write(layer, predictivity_by_domain=by_domain)
         reliable = result["reliable"].to_numpy(dtype=bool)

@@ -192,15 +192,24 @@ def _fit_part(viewer: Any, layer: Any, part: str) -> None:
         layer.size = size
         if id(layer) in _TEXT_BEFORE_NAMES:  # the names stay a point diameter above
             _write_names(layer)
-    if part == "whole":
+    if part == "whole" and layer.ndim == viewer.dims.ndim:
         viewer.fit_to_view(layers=[layer])
         return
+    # a part, or the worm in a viewer with more dims (a movie open): napari's fit_to_view
+    # reads a thinner layer's extent at the viewer's displayed axes (IndexError in napari 0.9)
+    diameter = float(np.max(layer.size)) if len(layer.size) else 0.0
+    _fit_positions(viewer, positions, diameter)
+
+
+def _fit_positions(viewer: Any, positions: np.ndarray, diameter: float) -> None:
+    """Centre and zoom the 3D camera on ``positions`` ((N, 3) world z, y, x) as napari's
+    ``fit_to_view`` does: their projection, points ``diameter`` wide, fills the canvas less a
+    :data:`FIT_MARGIN` margin."""
     camera = getattr(viewer, "scene", viewer).camera
     view = np.asarray(camera.view_direction, dtype=float)
     up = np.asarray(camera.up_direction, dtype=float)
     right = np.cross(view, up)
     across, upward = positions @ right, positions @ up
-    diameter = float(np.max(layer.size)) if len(layer.size) else 0.0
     height, width = viewer.canvas.viewbox_size(viewer.layers)
     camera.center = tuple(
         right * (across.min() + across.max()) / 2

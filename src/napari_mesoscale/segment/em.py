@@ -199,19 +199,10 @@ def _label_measures(labels: np.ndarray, voxel_size: tuple[float, ...]) -> pd.Dat
     flat = labels.reshape(-1).astype(np.int64)
     ids = np.unique(flat)
     ids = ids[ids > 0]
-    if len(ids) == 0:
-        return pd.DataFrame(
-            columns=[
-                "label",
-                "size",
-                "z",
-                "y",
-                "x",
-                "volume_um3",
-                "diameter_um",
-                "elongation",
-            ]
-        )
+    if len(ids) == 0:  # typed columns: the labels still index arrays (an empty segmentation)
+        measures = ("z", "y", "x", "volume_um3", "diameter_um", "elongation")
+        dtypes = {"label": np.int64, "size": np.int64} | dict.fromkeys(measures, float)
+        return pd.DataFrame({column: np.zeros(0, dtype) for column, dtype in dtypes.items()})
     lookup = np.zeros(int(ids.max()) + 1, dtype=np.int64)
     lookup[ids] = np.arange(len(ids))
     inside = flat > 0

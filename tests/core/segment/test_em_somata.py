@@ -69,6 +69,23 @@ def test_from_labels_tells_somata_from_fragments():
     assert np.allclose(table[table["label"] == 1]["diameter_um"], 8.0, atol=0.5)
 
 
+@pytest.mark.parametrize("thin", [False, True], ids=["all zero", "only thin segments"])
+def test_from_labels_without_a_soma_sized_segment_gives_no_somata(thin):
+    """An empty segmentation (or one of neurites only) failed with IndexError: its empty
+    table's label column was not integer."""
+    labels = np.zeros((20, 40, 40), dtype=np.uint8)
+    if thin:
+        labels[5:7, 2:38, 10:12] = 3  # a neurite: no voxel 1.6 µm inside it
+    result = somata_from_labels(labels, voxel_size=(1.5, 0.75, 0.75), cell_diameter=8.0)
+    assert len(result) == 0
+    assert result.positions.shape == (0, 3)
+    assert not result.labels.any() and result.labels.shape == labels.shape
+    assert {"label", "diameter_um", "has_nucleus"} <= set(result.features.columns)
+    assert result.parameters["n_labels"] == 0
+    table = label_table(np.zeros_like(labels), voxel_size=(1.5, 0.75, 0.75))
+    assert len(table) == 0 and table["label"].dtype == np.int64
+
+
 def test_from_labels_on_toy_brain(brain):
     result = somata_from_labels(brain.em_labels, voxel_size=brain.em_voxel_size)
     match = match_points(result.positions, brain.positions, max_distance=2.0)
