@@ -139,3 +139,22 @@ def test_score_widget_defaults_are_the_scoring_params(make_napari_viewer):
         defaults.pop(hidden)
     assert widget.params() == defaults
     assert widget._estimator.choices == ScoringParams.specs()["estimator"].choices
+
+
+@pytest.mark.viewer
+def test_score_widget_reports_an_empty_predictions_file(make_napari_viewer, tmp_path):
+    from napari_mesoscale.napari._score_widget import ScorePredictionsWidget
+
+    viewer = make_napari_viewer()
+    truth, rng = _population(60, 10)
+    trials = truth[None] + rng.standard_normal((4, *truth.shape))
+    viewer.add_points(rng.uniform(0, 50, (10, 3)), name="cells", metadata={"trials": trials})
+    empty = tmp_path / "predicted.npy"
+    empty.write_bytes(b"")  # a save that never finished
+    widget = ScorePredictionsWidget(viewer)
+    widget._points.value = "cells"
+    widget._pred_file.value = empty
+    widget._run_button.native.click()  # the user's click: no traceback out of the slot
+    assert not widget.is_running
+    assert str(empty) in widget.last_error and "empty" in widget.last_error
+    assert widget._status.value.startswith("Error: predictions file")

@@ -9,7 +9,13 @@ from napari_mesoscale.io.bundle import (
     save_bundle,
     store_values,
 )
-from napari_mesoscale.io.tables import read_matrix, read_positions, read_table, write_table
+from napari_mesoscale.io.tables import (
+    read_matrix,
+    read_npy,
+    read_positions,
+    read_table,
+    write_table,
+)
 from napari_mesoscale.io.volumes import (
     Volume,
     check_voxel_size,
@@ -28,6 +34,7 @@ __all__ = [
     "is_bundle",
     "load_bundle",
     "read_matrix",
+    "read_npy",
     "read_positions",
     "read_table",
     "read_volume",
