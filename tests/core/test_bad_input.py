@@ -151,6 +151,30 @@ def _bundle_no_contents(tmp):
     load_bundle(_bundle(tmp, None))
 
 
+def _bundle_empty_folder(tmp):
+    (tmp / "run.mesoscale").mkdir()
+    load_bundle(tmp / "run.mesoscale")
+
+
+def _bundle_json_not_json(tmp):
+    (tmp / "run.mesoscale").mkdir()
+    (tmp / "run.mesoscale" / "bundle.json").write_text("{not json")
+    load_bundle(tmp / "run.mesoscale")
+
+
+def _bundle_array_truncated(tmp):
+    path = ResultsBundle(arrays={"activity": np.ones((50, 4))}).save(tmp / "run")
+    array = path / "arrays" / "activity.npy"
+    array.write_bytes(array.read_bytes()[:200])
+    load_bundle(path)
+
+
+def _bundle_table_missing(tmp):
+    path = ResultsBundle(tables={"cells": pd.DataFrame({"z": [1.0]})}).save(tmp / "run")
+    (path / "tables" / "cells.parquet").unlink()
+    load_bundle(path)
+
+
 def _bundle_bad_version(tmp):
     folder = _bundle(tmp, {})
     (folder / "bundle.json").write_text(
@@ -358,6 +382,12 @@ CASES = [
     ("bundle-save-escaping-link", _bundle_save_escaping_link, ValueError, "outside"),
     ("bundle-without-contents", _bundle_no_contents, ValueError, "no 'contents'"),
     ("bundle-version-not-int", _bundle_bad_version, ValueError, "integer versions"),
+    ("bundle-empty-folder", _bundle_empty_folder, ValueError, "it has no bundle.json"),
+    ("bundle-json-not-json", _bundle_json_not_json, ValueError, "bundle.json is damaged"),
+    ("bundle-array-truncated", _bundle_array_truncated, ValueError,
+     "arrays/activity.npy, listed in its bundle.json, is damaged"),
+    ("bundle-table-missing", _bundle_table_missing, ValueError,
+     "tables/cells.parquet, listed in its bundle.json, is missing"),
     ("bundle-metadata-names-missing-array", _bundle_metadata_names_missing_array, ValueError,
      "holds no such member"),
     ("rf-diameter-tiny", _rf_tiny, ValueError, "rf_diameter"),
