@@ -150,6 +150,8 @@ def _spec_layers(bundle: Any, spec: dict[str, Any]) -> list[LayerDataTuple]:
         if "edge_color" in kwargs:
             kwargs["edge_color"] = np.asarray(kwargs["edge_color"])
         kwargs["metadata"] = _layer_metadata(bundle, spec, {})
+        if spec.get("features") is not None:  # bundles before vector features had none
+            kwargs["features"] = bundle.tables[spec["features"]]
         return [(data, {"name": spec["name"], **kwargs}, spec["type"])]
     if kind == "paint":
         return _painted_layers(bundle, spec, source)
