@@ -151,6 +151,30 @@ def _bundle_no_contents(tmp):
     load_bundle(_bundle(tmp, None))
 
 
+def _bundle_empty_folder(tmp):
+    (tmp / "run.mesoscale").mkdir()
+    load_bundle(tmp / "run.mesoscale")
+
+
+def _bundle_json_not_json(tmp):
+    (tmp / "run.mesoscale").mkdir()
+    (tmp / "run.mesoscale" / "bundle.json").write_text("{not json")
+    load_bundle(tmp / "run.mesoscale")
+
+
+def _bundle_array_truncated(tmp):
+    path = ResultsBundle(arrays={"activity": np.ones((50, 4))}).save(tmp / "run")
+    array = path / "arrays" / "activity.npy"
+    array.write_bytes(array.read_bytes()[:200])
+    load_bundle(path)
+
+
+def _bundle_table_missing(tmp):
+    path = ResultsBundle(tables={"cells": pd.DataFrame({"z": [1.0]})}).save(tmp / "run")
+    (path / "tables" / "cells.parquet").unlink()
+    load_bundle(path)
+
+
 def _bundle_bad_version(tmp):
     folder = _bundle(tmp, {})
     (folder / "bundle.json").write_text(
@@ -266,6 +290,41 @@ def _tiff_truncated(tmp):
     np.asarray(read_volume(path, lazy=False).data)
 
 
+def _tiff_header_only(tmp):
+    (tmp / "v.tif").write_bytes(b"II*\x00garbage")  # a TIFF signature, then no image
+    read_volume(tmp / "v.tif")
+
+
+def _tiff_empty(tmp):
+    (tmp / "v.tif").write_bytes(b"")
+    read_volume(tmp / "v.tif")
+
+
+def _zarr_array_metadata_empty(tmp):
+    (tmp / "v.zarr").mkdir()
+    (tmp / "v.zarr" / ".zarray").write_text("{}")
+    read_volume(tmp / "v.zarr")
+
+
+def _zarr_metadata_not_json(tmp):
+    (tmp / "v.zarr").mkdir()
+    (tmp / "v.zarr" / "zarr.json").write_text("{not json")
+    read_volume(tmp / "v.zarr")
+
+
+def _zarr_empty_folder(tmp):
+    (tmp / "v.zarr").mkdir()
+    read_volume(tmp / "v.zarr")
+
+
+def _ome_datasets_empty(tmp):
+    path = _ome(tmp)
+    attributes = json.loads((path / ".zattrs").read_text())
+    attributes["multiscales"][0]["datasets"] = []
+    (path / ".zattrs").write_text(json.dumps(attributes))
+    read_volume(path)
+
+
 def _zarr_corrupt_chunk(tmp, lazy=True):
     path = _ome(tmp)
     chunk = next(p for p in sorted((path / "0").rglob("*")) if p.is_file() and p.name[0] != ".")
@@ -323,6 +382,12 @@ CASES = [
     ("bundle-save-escaping-link", _bundle_save_escaping_link, ValueError, "outside"),
     ("bundle-without-contents", _bundle_no_contents, ValueError, "no 'contents'"),
     ("bundle-version-not-int", _bundle_bad_version, ValueError, "integer versions"),
+    ("bundle-empty-folder", _bundle_empty_folder, ValueError, "it has no bundle.json"),
+    ("bundle-json-not-json", _bundle_json_not_json, ValueError, "bundle.json is damaged"),
+    ("bundle-array-truncated", _bundle_array_truncated, ValueError,
+     "arrays/activity.npy, listed in its bundle.json, is damaged"),
+    ("bundle-table-missing", _bundle_table_missing, ValueError,
+     "tables/cells.parquet, listed in its bundle.json, is missing"),
     ("bundle-metadata-names-missing-array", _bundle_metadata_names_missing_array, ValueError,
      "holds no such member"),
     ("rf-diameter-tiny", _rf_tiny, ValueError, "rf_diameter"),
@@ -338,6 +403,12 @@ CASES = [
     ("npy-object-pickle", _npy_pickled, ValueError, "not a readable .npy"),
     ("npy-5d", _npy_5d, ValueError, "5-D arrays"),
     ("tiff-truncated", _tiff_truncated, ValueError, "damaged"),
+    ("tiff-header-only", _tiff_header_only, ValueError, "v.tif is damaged"),
+    ("tiff-empty", _tiff_empty, ValueError, "v.tif is damaged"),
+    ("zarr-array-metadata-empty", _zarr_array_metadata_empty, ValueError, "v.zarr is damaged"),
+    ("zarr-metadata-not-json", _zarr_metadata_not_json, ValueError, "v.zarr is damaged"),
+    ("zarr-empty-folder", _zarr_empty_folder, ValueError, "v.zarr is damaged"),
+    ("ome-datasets-empty", _ome_datasets_empty, ValueError, "'datasets' metadata"),
     ("zarr-corrupt-chunk-lazy", _zarr_corrupt_chunk, ValueError, "cannot be decoded"),
     (
         "zarr-corrupt-chunk-eager",

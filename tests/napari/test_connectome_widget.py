@@ -198,3 +198,23 @@ def test_widget_defaults_are_the_connectome_params(make_napari_viewer):
     defaults.pop("grid_stride")  # not a control: half the diameter unless given in code
     assert widget.params() == defaults
     assert widget._hops.max == ConnectomeParams.specs()["hops"].maximum
+
+
+@pytest.mark.viewer
+def test_widget_reports_a_truncated_activity_file(make_napari_viewer, brain, tmp_path):
+    from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
+
+    brain.neurons.to_csv(tmp_path / "neurons.csv", index=False)
+    np.save(tmp_path / "whole.npy", brain.activity)
+    viewer = make_napari_viewer()
+    widget = ConnectomeWidget(viewer)
+    widget._neurons_file.value = tmp_path / "neurons.csv"
+    for name, content in (("empty", b""), ("cut", (tmp_path / "whole.npy").read_bytes()[:500])):
+        activity = tmp_path / f"{name}.npy"
+        activity.write_bytes(content)
+        widget._activity_file.value = activity
+        widget._run_button.native.click()  # the user's click: no traceback out of the slot
+        assert not widget.is_running
+        assert str(activity) in widget.last_error, widget.last_error
+        assert ("empty" if name == "empty" else "truncated") in widget.last_error
+        assert widget._status.value.startswith("Error: activity file")

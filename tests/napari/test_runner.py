@@ -100,6 +100,35 @@ def test_bad_parameters_and_core_errors_reach_the_user_not_a_traceback(make_napa
     assert failing._run_button.enabled
 
 
+class UnreadableFileWidget(CountWidget):
+    """Reads a chosen file in ``prepare`` and meets what a damaged or locked file raises."""
+
+    def __init__(self, viewer, error):
+        super().__init__(viewer)
+        self.error = error
+
+    def prepare(self) -> CoreCall:
+        raise self.error
+
+
+@pytest.mark.viewer
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (EOFError("No data left in file"), "EOFError: No data left in file"),
+        (PermissionError(13, "Permission denied", "/data/a.npy"), "PermissionError: "),
+        (IsADirectoryError(21, "Is a directory", "/data"), "IsADirectoryError: "),
+    ],
+)
+def test_file_errors_in_prepare_reach_the_user_not_a_traceback(make_napari_viewer, error, shown):
+    widget = UnreadableFileWidget(make_napari_viewer(), error)
+    widget._run_button.native.click()  # the user's click: nothing may escape the slot
+    assert not widget.is_running
+    assert widget.last_error.startswith(shown)
+    assert widget._status.value == f"Error: {widget.last_error}"
+    assert widget._run_button.enabled
+
+
 @pytest.mark.viewer
 def test_cancel_stops_the_core_loop(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()

@@ -164,3 +164,22 @@ def test_score_widget_says_when_there_is_nothing_to_colour(make_napari_viewer, q
     assert "no neuron could be scored" in widget._status.value
     assert "nothing to colour the points by" in widget._status.value
     assert "points coloured by" not in widget._status.value
+
+
+@pytest.mark.viewer
+def test_score_widget_reports_an_empty_predictions_file(make_napari_viewer, tmp_path):
+    from napari_mesoscale.napari._score_widget import ScorePredictionsWidget
+
+    viewer = make_napari_viewer()
+    truth, rng = _population(60, 10)
+    trials = truth[None] + rng.standard_normal((4, *truth.shape))
+    viewer.add_points(rng.uniform(0, 50, (10, 3)), name="cells", metadata={"trials": trials})
+    empty = tmp_path / "predicted.npy"
+    empty.write_bytes(b"")  # a save that never finished
+    widget = ScorePredictionsWidget(viewer)
+    widget._points.value = "cells"
+    widget._pred_file.value = empty
+    widget._run_button.native.click()  # the user's click: no traceback out of the slot
+    assert not widget.is_running
+    assert str(empty) in widget.last_error and "empty" in widget.last_error
+    assert widget._status.value.startswith("Error: predictions file")

@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from napari_mesoscale.connectome.params import ConnectomeParams
-from napari_mesoscale.io import atomic_path, read_table, write_table
+from napari_mesoscale.io import atomic_path, read_npy, read_table, write_table
 from napari_mesoscale.io.outputs import check_output, output_folder
 
 
@@ -47,7 +47,7 @@ def read_activity(path: Path) -> np.ndarray:
         raise FileNotFoundError(f"activity file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return np.load(path, mmap_mode="r")
+        return read_npy(path, "activity", mmap=True)
     if suffix in (".csv", ".parquet", ".pq"):
         return read_table(path, "activity").to_numpy(dtype=np.float32)
     raise ValueError(f"activity {path.name}: unknown file type; use .npy, .csv or .parquet.")

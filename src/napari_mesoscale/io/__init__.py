@@ -5,11 +5,18 @@ from napari_mesoscale.io.bundle import (
     ResultsBundle,
     is_bundle,
     load_bundle,
+    looks_like_bundle,
     restore_values,
     save_bundle,
     store_values,
 )
-from napari_mesoscale.io.tables import read_matrix, read_positions, read_table, write_table
+from napari_mesoscale.io.tables import (
+    read_matrix,
+    read_npy,
+    read_positions,
+    read_table,
+    write_table,
+)
 from napari_mesoscale.io.volumes import (
     Volume,
     check_voxel_size,
@@ -27,7 +34,9 @@ __all__ = [
     "is_lazy",
     "is_bundle",
     "load_bundle",
+    "looks_like_bundle",
     "read_matrix",
+    "read_npy",
     "read_positions",
     "read_table",
     "read_volume",

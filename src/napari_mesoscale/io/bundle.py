@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from napari_mesoscale.io.atomic import atomic_path
+from napari_mesoscale.io.tables import read_npy
 from napari_mesoscale.io.volumes import Volume, read_volume, write_ome_zarr
 
 BUNDLE_FORMAT = "napari-mesoscale-bundle"
@@ -141,13 +142,50 @@ def save_bundle(path: str | os.PathLike, bundle: ResultsBundle) -> Path:
 
 def is_bundle(path: str | os.PathLike) -> bool:
     """True when ``path`` is a folder holding a napari-mesoscale ``bundle.json``."""
-    header = Path(path) / "bundle.json"
-    if not header.is_file():
-        return False
     try:
-        return json.loads(header.read_text()).get("format") == BUNDLE_FORMAT
-    except (OSError, json.JSONDecodeError):
+        read_bundle_header(path)
+    except ValueError:
         return False
+    return True
+
+
+def looks_like_bundle(path: str | os.PathLike) -> bool:
+    """True for a folder named ``*.mesoscale`` or holding a bundle: one to open as a bundle,
+    even when damaged (so that opening it says what is wrong)."""
+    path = Path(path)
+    return (path.is_dir() and path.name.lower().endswith(BUNDLE_SUFFIX)) or is_bundle(path)
+
+
+def read_bundle_header(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``bundle.json`` of the bundle at ``path``.
+
+    Raises
+    ------
+    ValueError
+        Saying what is wrong: no ``bundle.json`` (an empty or incomplete folder), one that
+        cannot be read or is not JSON (damaged), or one of another format.
+    """
+    path = Path(path)
+    header_path = path / "bundle.json"
+    if not header_path.is_file():
+        raise ValueError(
+            f"{path} is not a napari-mesoscale results bundle: it has no bundle.json (an empty "
+            "or incomplete folder; a bundle is written whole, so copy or save it again)."
+        )
+    try:
+        header = json.loads(header_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{header_path} is damaged ({error}); the bundle cannot be opened: copy it again "
+            "from the source or save it again."
+        ) from None
+    if not isinstance(header, dict) or header.get("format") != BUNDLE_FORMAT:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise ValueError(
+            f"{header_path} is not a napari-mesoscale bundle header (format {found!r}, "
+            f"expected {BUNDLE_FORMAT!r})."
+        )
+    return header
 
 
 def load_bundle(path: str | os.PathLike, *, lazy: bool = True) -> ResultsBundle:
@@ -158,14 +196,13 @@ def load_bundle(path: str | os.PathLike, *, lazy: bool = True) -> ResultsBundle:
     FileNotFoundError
         When ``path`` does not exist.
     ValueError
-        When it is not a bundle, or one written by a newer version of the format.
+        When it is not a bundle, a damaged one (the message says what is damaged), or one
+        written by a newer version of the format.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No such results bundle: {path}")
-    if not is_bundle(path):
-        raise ValueError(f"{path} is not a napari-mesoscale results bundle (no valid bundle.json).")
-    header = json.loads((path / "bundle.json").read_text())
+    header = read_bundle_header(path)
     if not isinstance(header.get("version"), int) or header["version"] > BUNDLE_VERSION:
         raise ValueError(
             f"{path.name} was written with bundle format version {header.get('version')!r}; "
@@ -174,13 +211,31 @@ def load_bundle(path: str | os.PathLike, *, lazy: bool = True) -> ResultsBundle:
         )
     contents = _checked_contents(path, header.get("contents"))
     member = {kind: _members(path, kind, names) for kind, names in contents.items()}
-    return ResultsBundle(
-        tables={n: pd.read_parquet(p) for n, p in member["tables"].items()},
-        arrays={n: np.load(p, allow_pickle=False) for n, p in member["arrays"].items()},
-        volumes={n: read_volume(p, lazy=lazy) for n, p in member["volumes"].items()},
-        metadata=header.get("metadata", {}),
-        files=member["files"],
-    )
+    readers = {
+        "tables": pd.read_parquet,
+        "arrays": lambda p: read_npy(p, "bundle array"),
+        "volumes": lambda p: read_volume(p, lazy=lazy),
+    }
+    read = {kind: _read_members(path, member[kind], reader) for kind, reader in readers.items()}
+    return ResultsBundle(**read, metadata=header.get("metadata", {}), files=member["files"])
+
+
+def _read_members(path: Path, members: dict[str, Path], reader: Any) -> dict[str, Any]:
+    """Each member read with ``reader``; a missing or damaged one named in a ValueError."""
+    out = {}
+    for name, member in members.items():
+        try:
+            out[name] = reader(member)
+        except MemoryError:
+            raise
+        except Exception as error:  # pyarrow, numpy and zarr raise their own types
+            where = member.relative_to(path)
+            problem = "is missing" if not member.exists() else f"is damaged ({error})"
+            raise ValueError(
+                f"{path.name}: {where}, listed in its bundle.json, {problem}; the bundle is "
+                "incomplete: copy it again from the source or save it again."
+            ) from error
+    return out
 
 
 _MEMBER_LAYOUT = {

@@ -73,6 +73,60 @@ def _read_table_file(path: Path, what: str) -> pd.DataFrame:
     )
 
 
+def read_npy(path: str | os.PathLike, what: str = "array", *, mmap: bool = False) -> np.ndarray:
+    """One array from a ``.npy`` file, with a clear error for a file that is not one.
+
+    Parameters
+    ----------
+    path : path-like
+        A file written by ``numpy.save``.
+    what : str
+        What the array is, for messages (``"activity"``, ``"predictions"``…).
+    mmap : bool
+        Memory-map the file (read-only) instead of loading it.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file does not exist.
+    ValueError
+        When the file is empty, truncated, holds pickled Python objects, is a ``.npz``
+        archive or is no NumPy file at all; the message names the file and the problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    fix = "choose a file written by numpy.save(path, array) with numbers in it."
+    if path.stat().st_size == 0:
+        raise ValueError(f"{what} file {path} is empty (0 bytes); {fix}")
+    try:
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(f"{what} file {path} {_npy_problem(error)}; {fix}") from None
+    if not isinstance(array, np.ndarray):  # np.load opens a .npz archive whatever its name
+        array.close()
+        raise ValueError(f"{what} file {path} is a .npz archive, not a single .npy array; {fix}")
+    return array
+
+
+def _npy_problem(error: BaseException) -> str:
+    """What is wrong with a file ``np.load`` refused, in the user's words."""
+    text = str(error)
+    if isinstance(error, EOFError) or any(
+        mark in text for mark in ("EOF", "Failed to read all data", "mmap length")
+    ):
+        return "is truncated (it ends before its data does)"
+    if "pickled" in text:
+        return "is not a NumPy array file (or holds pickled Python data, which is never loaded)"
+    if "Object arrays" in text or "Python objects" in text:
+        return "holds Python objects, not numbers"
+    return f"is not a readable .npy array ({text})"
+
+
 def read_matrix(path: str | os.PathLike, what: str = "activity") -> np.ndarray:
     """A (T, N) matrix from .npy, .csv or .parquet (columns = neurons; a ``time``, ``frame``
     or ``t`` column is dropped)."""
@@ -81,7 +135,7 @@ def read_matrix(path: str | os.PathLike, what: str = "activity") -> np.ndarray:
         raise FileNotFoundError(f"{what} file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npy":
-        return np.asarray(np.load(path), dtype=float)
+        return np.asarray(read_npy(path, what), dtype=float)
     if suffix in (".csv", ".parquet", ".pq"):
         table = _read_table_file(path, what)
         table = table.drop(columns=[c for c in ("time", "frame", "t") if c in table.columns])
@@ -97,9 +151,7 @@ def read_positions(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if path.suffix.lower() == ".npy":
-        if not path.exists():
-            raise FileNotFoundError(f"positions file not found: {path}")
-        return np.asarray(np.load(path), dtype=float)
+        return np.asarray(read_npy(path, "positions"), dtype=float)
     table = read_table(path, "positions")
     if not {"z", "y", "x"} <= set(table.columns) and {"z_um", "y_um", "x_um"} <= set(table.columns):
         table = table.rename(columns={"z_um": "z", "y_um": "y", "x_um": "x"})

@@ -194,21 +194,38 @@ class _TiffErrors:
         logging.getLogger("tifffile").removeHandler(self.handler)
 
 
+#: errors passed on as they are: they already say what is wrong, and with which file
+_KEPT_ERRORS = (MemoryError, PermissionError, IsADirectoryError)
+
+
 def _read_tiff(path: Path, lazy: bool | None) -> Volume:
     with _TiffErrors() as errors:
-        volume = _read_tiff_file(path, lazy)
+        try:
+            volume = _read_tiff_file(path, lazy)
+        except _KEPT_ERRORS:
+            raise
+        except Exception as error:  # tifffile meets a damaged file with IndexError, KeyError…
+            raise _damaged_tiff(path, [*errors, str(error) or type(error).__name__]) from error
     if errors:
-        raise ValueError(
-            f"{path} is damaged (truncated or corrupt TIFF): {errors[0]}"
-            + (f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else "")
-        )
+        raise _damaged_tiff(path, errors)
     return volume
+
+
+def _damaged_tiff(path: Path, problems: list[str]) -> ValueError:
+    """The one-line error for a TIFF that cannot be read whole."""
+    return ValueError(
+        f"{path} is damaged (truncated or corrupt TIFF): {problems[0]}"
+        + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else "")
+        + "; copy it again from the source."
+    )
 
 
 def _read_tiff_file(path: Path, lazy: bool | None) -> Volume:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise ValueError("it holds no readable image")
         series = tif.series[0]
         axes = series.axes.upper().replace("Q", "T").replace("I", "T").replace("S", "C")
         nbytes = int(np.prod(series.shape)) * series.dtype.itemsize
@@ -266,7 +283,7 @@ def _read_zarr(path: Path, lazy: bool | None) -> Volume:
     import dask.array as da
     import zarr
 
-    node = zarr.open(str(path), mode="r")
+    node = _open_zarr(path)
     voxel_size = frame_rate = None
     axes = None
     metadata: dict[str, Any] = {}
@@ -281,8 +298,7 @@ def _read_zarr(path: Path, lazy: bool | None) -> Volume:
             )
         image = multiscales[0]
         axes = _ome_axes(path, image)
-        level = image["datasets"][0]
-        array = node[level["path"]]
+        level, array = _full_resolution(path, node, image)
         if len(axes) != array.ndim:
             raise ValueError(
                 f"{path.name}: the OME-Zarr metadata names {len(axes)} axes ({axes!r}) for an "
@@ -326,6 +342,38 @@ def _read_zarr(path: Path, lazy: bool | None) -> Volume:
     else:
         data = source[...]
     return Volume(data, axes, voxel_size, frame_rate, metadata)
+
+
+def _open_zarr(path: Path) -> Any:
+    """The Zarr array or group at ``path``; a ValueError naming it when it is damaged."""
+    import zarr
+
+    try:
+        return zarr.open(str(path), mode="r")
+    except _KEPT_ERRORS:
+        raise
+    except Exception as error:  # a broken .zarray: KeyError 'zarr_format', JSONDecodeError…
+        problem = str(error) or type(error).__name__
+        if isinstance(error, KeyError):
+            problem = f"its metadata lacks {problem}"
+        raise ValueError(
+            f"{path} is damaged (not a readable Zarr array or OME-Zarr image: {problem}); "
+            "copy it again from the source."
+        ) from error
+
+
+def _full_resolution(path: Path, node: Any, image: dict[str, Any]) -> tuple[Any, Any]:
+    """The first ``datasets`` entry of an OME-Zarr multiscale image and its array."""
+    try:
+        level = image["datasets"][0]
+        return level, node[level["path"]]
+    except _KEPT_ERRORS:
+        raise
+    except Exception as error:  # KeyError, IndexError, TypeError or zarr's own
+        raise ValueError(
+            f"{path} is damaged: its OME-Zarr 'datasets' metadata does not lead to an array "
+            f"({type(error).__name__}: {error}); copy it again from the source."
+        ) from error
 
 
 class _ZarrChunks:

@@ -8,7 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from napari_mesoscale.io import is_bundle, load_bundle, read_volume, restore_values
+from napari_mesoscale.io import (
+    is_bundle,
+    load_bundle,
+    looks_like_bundle,
+    read_volume,
+    restore_values,
+)
 from napari_mesoscale.napari._contract import metadata_dict
 from napari_mesoscale.napari._layers import LayerDataTuple, points_layer, volume_layer
 
@@ -50,8 +56,13 @@ def prefer_mesoscale_readers(*, overwrite: bool = False) -> dict[str, str]:
 
 
 def get_bundle_reader(path: str | list[str]) -> Callable[[Any], list[LayerDataTuple]] | None:
-    """Return a reader for a ``.mesoscale`` results bundle, or None for other paths."""
-    if isinstance(path, list) or not is_bundle(path):
+    """Return a reader for a ``.mesoscale`` results bundle, or None for other paths.
+
+    A ``*.mesoscale`` folder is claimed even when it is empty or its ``bundle.json`` is
+    damaged: reading it then raises a ``ValueError`` saying what is wrong, where returning
+    None left napari's bare "refused the file".
+    """
+    if isinstance(path, list) or not looks_like_bundle(path):
         return None
     return read_bundle_layers
 
@@ -99,37 +110,52 @@ def read_bundle_layers(path: str) -> list[LayerDataTuple]:
         specs = _default_specs(bundle)
     layers: list[LayerDataTuple] = []
     for spec in specs:
-        kind, source = spec["source"].split("/", 1)
-        kwargs = dict(spec.get("kwargs", {}))
-        if spec.get("colormap") is not None:
-            kwargs["colormap"] = colormap_from_spec(spec["colormap"])
-        elif "colormap" in kwargs and not isinstance(kwargs["colormap"], str):
-            kwargs.pop("colormap")
-        if kind == "volumes":
-            volume = bundle.volumes[source]
-            layer = volume_layer(volume, spec["name"], layer_type=spec["type"], **kwargs)
-            layer[1]["metadata"] = _layer_metadata(bundle, spec, layer[1]["metadata"])
-            layers.append(layer)
-        elif kind == "tables":
-            table = bundle.tables[source]
-            features = table.drop(columns=["z", "y", "x"])
-            if "face_color" in kwargs:
-                kwargs["face_color"] = np.asarray(kwargs["face_color"])
-            kwargs["metadata"] = _layer_metadata(bundle, spec, {})
-            layers.append(
-                points_layer(
-                    table[["z", "y", "x"]].to_numpy(), spec["name"], features=features, **kwargs
-                )
-            )
-        elif kind == "arrays":
-            data = bundle.arrays[source]
-            if "edge_color" in kwargs:
-                kwargs["edge_color"] = np.asarray(kwargs["edge_color"])
-            kwargs["metadata"] = _layer_metadata(bundle, spec, {})
-            layers.append((data, {"name": spec["name"], **kwargs}, spec["type"]))
-        elif kind == "paint":
-            layers.extend(_painted_layers(bundle, spec, source))
+        try:
+            layers.extend(_spec_layers(bundle, spec))
+        except (KeyError, TypeError, AttributeError, IndexError) as error:
+            raise ValueError(
+                f"{path}: the bundle.json entry of layer {_spec_name(spec)!r} is damaged "
+                f"({type(error).__name__}: {error}); copy the bundle again or save it again."
+            ) from error
     return layers
+
+
+def _spec_name(spec: Any) -> Any:
+    return spec.get("name") if isinstance(spec, dict) else spec
+
+
+def _spec_layers(bundle: Any, spec: dict[str, Any]) -> list[LayerDataTuple]:
+    """The layers one entry of a bundle's ``metadata["layers"]`` describes."""
+    kind, source = spec["source"].split("/", 1)
+    kwargs = dict(spec.get("kwargs", {}))
+    if spec.get("colormap") is not None:
+        kwargs["colormap"] = colormap_from_spec(spec["colormap"])
+    elif "colormap" in kwargs and not isinstance(kwargs["colormap"], str):
+        kwargs.pop("colormap")
+    if kind == "volumes":
+        volume = bundle.volumes[source]
+        layer = volume_layer(volume, spec["name"], layer_type=spec["type"], **kwargs)
+        layer[1]["metadata"] = _layer_metadata(bundle, spec, layer[1]["metadata"])
+        return [layer]
+    if kind == "tables":
+        table = bundle.tables[source]
+        features = table.drop(columns=["z", "y", "x"])
+        if "face_color" in kwargs:
+            kwargs["face_color"] = np.asarray(kwargs["face_color"])
+        kwargs["metadata"] = _layer_metadata(bundle, spec, {})
+        positions = table[["z", "y", "x"]].to_numpy()
+        return [points_layer(positions, spec["name"], features=features, **kwargs)]
+    if kind == "arrays":
+        data = bundle.arrays[source]
+        if "edge_color" in kwargs:
+            kwargs["edge_color"] = np.asarray(kwargs["edge_color"])
+        kwargs["metadata"] = _layer_metadata(bundle, spec, {})
+        if spec.get("features") is not None:  # bundles before vector features had none
+            kwargs["features"] = bundle.tables[spec["features"]]
+        return [(data, {"name": spec["name"], **kwargs}, spec["type"])]
+    if kind == "paint":
+        return _painted_layers(bundle, spec, source)
+    return []
 
 
 def _point_source_layers(path: str) -> list[LayerDataTuple]:

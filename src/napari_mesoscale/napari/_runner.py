@@ -246,8 +246,9 @@ class CoreTaskWidget(Container):
             return
         try:
             call = self.prepare()
-        except (ValueError, TypeError, FileNotFoundError) as error:
-            self._fail(str(error))
+        except (ValueError, TypeError, OSError, EOFError) as error:
+            # OSError / EOFError: a chosen file that cannot be read (unreadable, cut short)
+            self._fail(error_message(error))
             return
         self.last_call = call.python
         self.last_error = None
@@ -338,10 +339,7 @@ class CoreTaskWidget(Container):
             self.last_error = "cancelled"
             show_info("napari-mesoscale: run cancelled; no layers were changed.")
             return
-        message = str(error) or type(error).__name__
-        if not isinstance(error, ValueError | FileNotFoundError | MemoryError):
-            message = f"{type(error).__name__}: {message}"
-        self._fail(message)
+        self._fail(error_message(error))
 
     def _fail(self, message: str) -> None:
         self.last_error = message
@@ -352,6 +350,18 @@ class CoreTaskWidget(Container):
         self._worker = None
         if not self._closed.is_set():
             self._set_running(False)
+
+
+def error_message(error: BaseException) -> str:
+    """The message shown for ``error``: its text, led by its type unless that says nothing.
+
+    The package's own errors (``ValueError``, ``FileNotFoundError``) carry a message written
+    for the user; others (``EOFError: No data left in file``) need their type to be read.
+    """
+    message = str(error) or type(error).__name__
+    if not isinstance(error, ValueError | FileNotFoundError | MemoryError):
+        message = f"{type(error).__name__}: {message}"
+    return message
 
 
 def wrapping_label() -> Label:

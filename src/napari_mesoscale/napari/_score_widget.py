@@ -38,6 +38,7 @@ from napari_mesoscale.evaluate import (
     score_predictions,
     summarize_scores,
 )
+from napari_mesoscale.io import read_npy
 from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._overlays import fitted_column
 from napari_mesoscale.napari._param_controls import param_control
@@ -171,7 +172,7 @@ class ScorePredictionsWidget(CoreTaskWidget):
     def _predicted(self) -> tuple[np.ndarray, str]:
         path = self._pred_file.value
         if path is not None and str(path) not in ("", ".") and Path(path).is_file():
-            return np.load(path), f"np.load({str(path)!r})"
+            return read_npy(path, "predictions"), f"np.load({str(path)!r})"
         name = self._pred_layer.value
         if name in (None, _NONE):
             raise ValueError(

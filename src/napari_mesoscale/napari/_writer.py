@@ -56,7 +56,8 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
     """Write every given layer into one results bundle; opening it restores them.
 
     Images and labels become OME-Zarr volumes with the layer's voxel size (and a movie's frame
-    rate), points a table in µm with their features, vectors an array. Every layer's
+    rate), points a table in µm with their features, vectors an array with a table of their
+    features (pre, post, synapses, bin …). Every layer's
     ``metadata`` is kept beside it (:func:`napari_mesoscale.io.store_values`): arrays (activity,
     predictions, stimulus) as arrays, sparse matrices (adjacency) as their COO arrays, data
     frames as tables, plain values (``roi_labels``, ``voxel_size_um``, ``frame_rate_hz``, ...)
@@ -94,17 +95,10 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
             scale = np.asarray(meta.get("scale", np.ones(write_points.shape[1])), dtype=float)
             world = write_points * scale + np.asarray(meta.get("translate", 0.0))
             table = pd.DataFrame(world[:, -3:], columns=["z", "y", "x"])
-            features = meta.get("features")
-            if features is not None and len(features) == len(table):
-                simple = pd.DataFrame(features).reset_index(drop=True)
-                simple = simple[
-                    [
-                        c
-                        for c in simple.columns
-                        if c not in ("z", "y", "x") and simple[c].dtype != object
-                    ]
-                ]
-                table = pd.concat([table, simple], axis=1)
+            features = _storable_features(meta, len(table))
+            if features is not None:
+                features = features.drop(columns=[c for c in ("z", "y", "x") if c in features])
+                table = pd.concat([table, features], axis=1)
             bundle.tables[key] = table
             spec["source"] = f"tables/{key}"
             spec["kwargs"]["face_color"] = np.asarray(meta.get("face_color", "white")).tolist()
@@ -113,6 +107,10 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
         elif layer_type == "vectors":
             bundle.arrays[key] = np.asarray(data, dtype=float)
             spec["source"] = f"arrays/{key}"
+            features = _storable_features(meta, len(bundle.arrays[key]))
+            if features is not None and len(features.columns):
+                bundle.tables[f"{key}.features"] = features  # pre, post, synapses, bin …
+                spec["features"] = f"{key}.features"
             # the transmission over time has a time axis of bins (scale e.g. 10 frames): at
             # scale 1 a reopened bundle showed bin k's edges at frame k
             for attribute in ("scale", "translate"):
@@ -158,6 +156,27 @@ def _layer_axes(meta: dict[str, Any], ndim: int) -> str:
     if len(named) == ndim and named.endswith("YX") and set(named) <= set("TZYX"):
         return named
     return "TZYX"[-ndim:]
+
+
+def _storable_features(meta: dict[str, Any], n_rows: int) -> pd.DataFrame | None:
+    """The layer's ``features`` a bundle table can hold: one row per point or vector.
+
+    Kept: columns with string names holding numbers, booleans, categories or only strings
+    (neuron ids); other Python objects are left out. None when there are no features or
+    their length does not match the layer's data.
+    """
+    features = meta.get("features")
+    if features is None or len(features) != n_rows:
+        return None
+    table = pd.DataFrame(features).reset_index(drop=True)
+    kept = [c for c in table.columns if isinstance(c, str) and _storable_column(table[c])]
+    return table[kept]
+
+
+def _storable_column(column: pd.Series) -> bool:
+    if column.dtype != object:
+        return True
+    return bool(column.map(lambda value: isinstance(value, str)).all())
 
 
 def _frame_rate(meta: dict[str, Any]) -> float | None:
