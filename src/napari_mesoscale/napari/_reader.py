@@ -139,11 +139,12 @@ def _spec_layers(bundle: Any, spec: dict[str, Any]) -> list[LayerDataTuple]:
         return [layer]
     if kind == "tables":
         table = bundle.tables[source]
-        features = table.drop(columns=["z", "y", "x"])
+        axes = [c for c in ("z", "y", "x") if c in table.columns]  # y, x: cells of one plane
+        features = table.drop(columns=axes)
         if "face_color" in kwargs:
             kwargs["face_color"] = np.asarray(kwargs["face_color"])
         kwargs["metadata"] = _layer_metadata(bundle, spec, {})
-        positions = table[["z", "y", "x"]].to_numpy()
+        positions = table[axes].to_numpy()
         return [points_layer(positions, spec["name"], features=features, **kwargs)]
     if kind == "arrays":
         data = bundle.arrays[source]

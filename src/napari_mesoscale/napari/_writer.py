@@ -11,18 +11,28 @@ from napari_mesoscale.io import write_table, write_tiff
 from napari_mesoscale.napari import _contract
 
 
-def write_points_csv(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write a Points layer as CSV: z, y, x in µm (world coordinates) and its features."""
+def _world_table(data: Any, meta: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray]:
+    """World coordinates (µm) of a Points layer as a table: z, y, x, or y, x for the points
+    of one plane (a (T, Y, X) movie's cells); and all world coordinates (N, D)."""
     points = np.asarray(data, dtype=float)
-    if points.ndim != 2 or points.shape[1] < 3:
-        raise ValueError(f"Point sources need 3D coordinates (z, y, x); got shape {points.shape}.")
+    if points.ndim != 2 or points.shape[1] < 2:
+        raise ValueError(
+            f"Point sources need (z, y, x) or, in one plane, (y, x) coordinates; got shape "
+            f"{points.shape}."
+        )
     scale = np.asarray(meta.get("scale", np.ones(points.shape[1])), dtype=float)
     translate = np.asarray(meta.get("translate", np.zeros(points.shape[1])), dtype=float)
     world = points * scale + translate
-    table = pd.DataFrame(world[:, -3:], columns=["z", "y", "x"])
-    if points.shape[1] > 3:
-        for index in range(points.shape[1] - 3):
-            table.insert(index, f"axis{index}", world[:, index])
+    columns = ["z", "y", "x"] if points.shape[1] >= 3 else ["y", "x"]
+    return pd.DataFrame(world[:, -len(columns) :], columns=columns), world
+
+
+def write_points_csv(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Write a Points layer as CSV: z, y, x in µm (world coordinates; y, x for the points of
+    one plane) and its features."""
+    table, world = _world_table(data, meta)
+    for index in range(world.shape[1] - 3):  # leading axes (time, ...) before z, y, x
+        table.insert(index, f"axis{index}", world[:, index])
     features = meta.get("features")
     if features is not None and len(features) == len(table):
         features = pd.DataFrame(features).reset_index(drop=True)
@@ -91,10 +101,7 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
             bundle.volumes[key] = Volume(data, axes, scale[-3:], frame_rate=frame_rate)
             spec["source"] = f"volumes/{key}"
         elif layer_type == "points":
-            write_points = np.asarray(data, dtype=float)
-            scale = np.asarray(meta.get("scale", np.ones(write_points.shape[1])), dtype=float)
-            world = write_points * scale + np.asarray(meta.get("translate", 0.0))
-            table = pd.DataFrame(world[:, -3:], columns=["z", "y", "x"])
+            table, _ = _world_table(data, meta)
             features = _storable_features(meta, len(table))
             if features is not None:
                 features = features.drop(columns=[c for c in ("z", "y", "x") if c in features])
