@@ -33,8 +33,7 @@ def test_an_existing_folder_is_refused_before_the_run(make_napari_viewer, tmp_pa
     widget._output.value = folder
     widget.start()
     assert not widget.is_running
-    assert "already exists" in widget.last_error
-    assert "overwrite" in widget.last_error
+    assert "already exists; tick 'replace an existing registered Zarr'" in widget.last_error
     assert (folder / "notes.txt").read_text() == "field notes"
     widget._overwrite.value = True  # asked to replace: still never a folder that is not Zarr
     widget.start()

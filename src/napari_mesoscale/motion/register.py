@@ -293,10 +293,12 @@ def check_registered_output(
     movie: Any,
     overwrite: bool,
     sources: tuple[str | os.PathLike | None, ...] = (),
+    overwrite_hint: str = "pass overwrite=True",
 ) -> Path:
     """Refuse an ``output`` that is the movie's own store (or holds one of ``sources``, e.g.
-    the file a layer was opened from), that exists without ``overwrite``, or that exists and
-    is not a Zarr store (what is not ours is never replaced). Returns it as a Path.
+    the file a layer was opened from), that exists without ``overwrite`` (the message says to
+    ``overwrite_hint``), or that exists and is not a Zarr store (what is not ours is never
+    replaced). Returns it as a Path.
 
     Raises
     ------
@@ -307,7 +309,7 @@ def check_registered_output(
 
     inputs = [_store_root(movie), *sources]
     output = check_output(output, inputs, overwrite=overwrite, option="output",
-                          overwrite_hint="pass overwrite=True")
+                          overwrite_hint=overwrite_hint)
     if output.exists() and not _is_zarr_store(output):
         raise ValueError(
             f"output {output} exists and is not a Zarr store; it is never replaced. Choose a "

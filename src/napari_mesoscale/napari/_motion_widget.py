@@ -121,7 +121,10 @@ class CorrectMotionWidget(_LayerWidget):
         kwargs: dict[str, Any] = {"voxel_size": voxel_size, **options}
         if output is not None:
             overwrite = bool(self._overwrite.value)
-            check_registered_output(output, data, overwrite, sources=(_source_path(layer),))
+            check_registered_output(
+                output, data, overwrite, sources=(_source_path(layer),),
+                overwrite_hint=f"tick '{self._overwrite.label}'",
+            )
             kwargs["output"] = str(output)
             if overwrite:
                 kwargs["overwrite"] = True
