@@ -63,6 +63,8 @@ def test_cells_of_one_plane_are_fitted_and_painted_in_the_plane(make_napari_view
     predicted = viewer.layers["predicted activity"]
     assert predicted.data.shape == (240, 64, 64)
     np.testing.assert_allclose(predicted.scale, (1.0, 1.5, 1.5))
+    assert predicted.axis_labels == ("t", "y", "x")  # the slider said "z" for time
+    assert domains.axis_labels == ("y", "x")
     viewer.dims.ndisplay = 3  # the plane's layers in the 3D view
     viewer.dims.ndisplay = 2
 

@@ -98,6 +98,7 @@ def domain_layers(
     domains = np.asarray(domains, dtype=np.int64)
     motifs = np.asarray(motifs, dtype=np.int64)
     scale = layer_scale(voxel_size, np.ndim(roi_labels))  # (Z, Y, X), or (Y, X): one plane
+    labels = tuple("zyx"[-np.ndim(roi_labels) :])
     domain_volume = paint_rois(roi_labels, domains + 1).astype(np.int32)
     motif_volume = paint_rois(roi_labels, motifs + 1).astype(np.int32)
     features = domain_table if domain_table is not None else _domain_features(domains, motifs)
@@ -110,6 +111,7 @@ def domain_layers(
             {
                 "name": "functional domains",
                 "scale": scale,
+                "axis_labels": labels,
                 "colormap": DirectLabelColormap(color_dict=domain_colors(domains, motifs)),
                 "features": _label_features(features, "domain"),
                 "opacity": 0.7,
@@ -121,6 +123,7 @@ def domain_layers(
             {
                 "name": "motifs",
                 "scale": scale,
+                "axis_labels": labels,
                 "colormap": DirectLabelColormap(color_dict=motif_colors),
                 "opacity": 0.7,
                 "visible": False,
@@ -210,6 +213,7 @@ def activity_layers(
             "shape; both must be (T, N) for the same neurons."
         )
     scale = layer_scale(voxel_size, np.ndim(roi_labels) + 1)
+    labels = tuple("t" + "zyx"[-np.ndim(roi_labels) :])  # the slider reads t, not z
     limits = [float(np.nanpercentile(recorded, 1)), float(np.nanpercentile(recorded, 99.5))]
     if limits[1] <= limits[0]:
         limits[1] = limits[0] + 1.0
@@ -220,6 +224,7 @@ def activity_layers(
             {
                 "name": "predicted activity",
                 "scale": scale,
+                "axis_labels": labels,
                 "colormap": "magma",
                 "contrast_limits": limits,
                 "blending": "additive",
@@ -231,6 +236,7 @@ def activity_layers(
             {
                 "name": "residual",
                 "scale": scale,
+                "axis_labels": labels,
                 "colormap": "PiYG",
                 "contrast_limits": [-spread, spread],
                 "visible": False,
