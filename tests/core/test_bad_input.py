@@ -75,6 +75,13 @@ def _fit_junk(tmp):
     MesoscaleFit.load(tmp / "fit.pt")
 
 
+def _detector_text_file(tmp):  # was refused as holding objects that "could run code"
+    from napari_mesoscale.segment import SomaDetector
+
+    (tmp / "det.pt").write_text("a text file, not a detector\n" * 20)
+    SomaDetector.load(tmp / "det.pt")
+
+
 def _fit_truncated(tmp):
     torch.save({"x": torch.zeros(10_000)}, tmp / "fit.pt")
     raw = (tmp / "fit.pt").read_bytes()
@@ -372,6 +379,7 @@ CASES = [
     ("detector-pickle-runs-code", _detector_evil, ValueError, "could run code"),
     ("fit-empty-file", _fit_empty, ValueError, "is empty"),
     ("fit-junk-bytes", _fit_junk, ValueError, "not a readable saved fit"),
+    ("detector-text-file", _detector_text_file, ValueError, "no file written by torch.save"),
     ("fit-truncated", _fit_truncated, ValueError, "not a readable saved fit"),
     ("fit-holds-a-list", _fit_list, ValueError, "holds a list"),
     ("fit-missing-keys", _fit_missing_keys, ValueError, "not a complete"),

@@ -54,6 +54,11 @@ def load_torch_file(
         raise FileNotFoundError(f"no {what} at {path}")
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty; it is not a {what}.")
+    if not _looks_like_torch_file(path):
+        raise ValueError(
+            f"{path} is not a readable {what}: it is no file written by torch.save (neither "
+            "its zip archive nor its older pickle format)."
+        )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -76,6 +81,14 @@ def load_torch_file(
     if missing:
         raise ValueError(f"{path} is not a complete {what}: missing {', '.join(missing)}.")
     return payload
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """A torch.save zip archive, or the older format: a pickle (protocol 2+ opens with 0x80)."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(1) == b"\x80"
 
 
 def _reason(error: BaseException) -> str:
