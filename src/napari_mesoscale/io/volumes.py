@@ -32,7 +32,8 @@ class Volume:
     axes : str
         One letter per dimension, e.g. ``"TZYX"`` or ``"ZYX"``.
     voxel_size : tuple of float or None
-        (z, y, x) voxel size in µm, or None when the file does not say.
+        (z, y, x) voxel size in µm ((y, x) for an image without a z axis, e.g. a (T, Y, X)
+        movie), or None when the file does not say.
     frame_rate : float or None
         Frames per second for movies, when known.
     metadata : dict
@@ -311,8 +312,8 @@ def _read_zarr(path: Path, lazy: bool | None) -> Volume:
         if scale is not None:
             _check_ome_scale(path, axes, scale)
             per_axis = dict(zip(axes, scale, strict=True))
-            if all(axis in per_axis for axis in "ZYX"):
-                voxel_size = tuple(float(per_axis[axis]) for axis in "ZYX")
+            if "Y" in per_axis and "X" in per_axis:  # (z,) y, x: a movie of one plane has no z
+                voxel_size = tuple(float(per_axis[axis]) for axis in "ZYX" if axis in per_axis)
             if per_axis.get("T"):
                 frame_rate = 1.0 / float(per_axis["T"])
         _check_chunks_present(path, array, attributes)
@@ -540,13 +541,17 @@ def write_ome_zarr(
     frame_rate: float | None = None,
     chunks: tuple[int, ...] | None = None,
 ) -> Path:
-    """Write a single-scale OME-Zarr (v0.4 layout) image, chunk by chunk and atomically."""
+    """Write a single-scale OME-Zarr (v0.4 layout) image, chunk by chunk and atomically.
+
+    ``voxel_size`` is (z, y, x) µm, or (y, x) for an image without a z axis (a movie of one
+    plane, as :func:`read_volume` gives it back).
+    """
     import dask.array as da
     import zarr
 
-    voxel_size = check_voxel_size(voxel_size)
     axes = _check_axes(axes, np.ndim(data))
-    per_axis = {"Z": voxel_size[0], "Y": voxel_size[1], "X": voxel_size[2]}
+    spatial = "YX" if np.size(voxel_size) == 2 and "Z" not in axes else "ZYX"
+    per_axis = dict(zip(spatial, check_voxel_size(voxel_size, len(spatial)), strict=True))
     if frame_rate:
         per_axis["T"] = 1.0 / float(frame_rate)
     scale = [per_axis.get(axis, 1.0) for axis in axes]

@@ -76,3 +76,18 @@ def test_nan_frames_are_named_in_the_message():  # read "movie frames slice(4, 6
     movie[5, 3, 3] = np.nan
     with pytest.raises(ValueError, match=r"movie frames 4-5 contain\(s\) NaN"):
         correct_motion(movie, reference=_movie(1)[0], batch_frames=2, **OPTIONS)
+
+
+def test_a_plane_movie_keeps_its_voxel_size_through_bundles(tmp_path):
+    """Saved as TYX, a plane movie came back from a bundle at scale 1 (its y, x voxel size was
+    read only where the image had a z axis), and could not be saved again."""
+    from napari_mesoscale.io.bundle import ResultsBundle, load_bundle, save_bundle
+    from napari_mesoscale.io.volumes import Volume
+
+    movie = Volume(_movie(), "TYX", (1.0, 2.0, 2.0), frame_rate=4.0)
+    save_bundle(tmp_path / "a.mesoscale", ResultsBundle(volumes={"movie": movie}))
+    [first] = load_bundle(tmp_path / "a.mesoscale").volumes.values()
+    assert first.axes == "TYX" and first.voxel_size == (2.0, 2.0)
+    save_bundle(tmp_path / "b.mesoscale", ResultsBundle(volumes={"movie": first}))
+    [second] = load_bundle(tmp_path / "b.mesoscale").volumes.values()
+    assert second.voxel_size == (2.0, 2.0) and second.frame_rate == 4.0
