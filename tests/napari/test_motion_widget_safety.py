@@ -58,6 +58,11 @@ def test_a_rerun_into_its_own_zarr_asks_then_replaces(make_napari_viewer, qtbot,
     qtbot.waitUntil(lambda: not widget.is_running, timeout=120_000)
     assert widget.last_error is None, widget.last_error
     assert "overwrite=True" in widget.last_call
+    from napari_mesoscale.motion import correct_motion  # the console line, as typed there
+
+    namespace = {"viewer": viewer, "correct_motion": correct_motion}
+    exec(widget.last_call, namespace)
+    assert namespace["motion"].registered.shape == movie.shape
 
 
 def test_a_volume_is_refused_as_a_movie(make_napari_viewer):
