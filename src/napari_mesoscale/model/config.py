@@ -393,22 +393,23 @@ class ModelConfig(Params):
         "counting only those where every motif holds init_count_min_share of the neurons "
         "(filters beyond the count start unused; on fresh dev zoo brains more exact counts "
         "and a higher motif ARI than the discovery's profile_cut, but well below the count "
-        "given: rule R14 failed, not a default)",
-        choices=("n_filters", "silhouette"),
+        "given: rule R14 failed, not a default); 'consensus': the median of that count, "
+        "Calinski-Harabasz's and Hartigan's on the same clusterings (rule R15)",
+        choices=("n_filters", "silhouette", "consensus"),
         gui=False,
     )
     init_count_min_share: float = param(
         0.08,
-        "with init_motif_count='silhouette': the smallest share of the neurons a motif may "
-        "hold",
+        "with init_motif_count='silhouette' or 'consensus': the smallest share of the "
+        "neurons a motif may hold",
         minimum=0.0,
         maximum=0.5,
         gui=False,
     )
     init_count_parsimony: float = param(
         0.02,
-        "with init_motif_count='silhouette': a smaller count is kept when its silhouette is "
-        "within this of the best count's",
+        "with init_motif_count='silhouette' or 'consensus': a smaller count is kept when "
+        "its silhouette is within this of the best count's",
         minimum=0.0,
         gui=False,
     )
@@ -804,12 +805,12 @@ class ModelConfig(Params):
                 f"(got {self.assignment!r}), init='dynamics' (got {self.init!r}) and "
                 f"observation='activity' (got {self.observation!r})."
             )
-        if self.init_motif_count == "silhouette" and (
+        if self.init_motif_count != "n_filters" and (
             self.init != "dynamics" or not self.group_init
         ):
             raise ValueError(
-                "init_motif_count='silhouette' reads the number of motifs from the dynamics "
-                "initialisation's communities; it needs init='dynamics' (got "
+                f"init_motif_count={self.init_motif_count!r} reads the number of motifs from "
+                "the dynamics initialisation's communities; it needs init='dynamics' (got "
                 f"{self.init!r}) and group_init=True (got {self.group_init!r}). From a random "
                 "start, assignment='em' with discover_motif_count='profile_cut' counts instead."
             )

@@ -408,7 +408,7 @@ def _community_motifs(
         parent, communities = _subcircuits(cfg, connectome, communities, seed)
     label = np.zeros(communities.max() + 1, dtype=np.int64)
     label[communities] = vote(communities, groups, cfg.n_filters)
-    if scope in ("community", "subcircuit") or cfg.init_motif_count == "silhouette":
+    if scope in ("community", "subcircuit") or cfg.init_motif_count != "n_filters":
         label = _community_labels(cfg, connectome, communities, feats, label, seed)
     if scope != "subcircuit":
         return communities, label
@@ -459,16 +459,17 @@ def _community_labels(
     at any usable weight (dev toy brain seed 28: initial motif ARI 0.899 with
     ``wiring_features=2``); its whole sub-circuit's signature is unambiguous (1.000).
     """
-    if connectome is None:  # init_motif_count="silhouette" without one: dynamics alone
+    if connectome is None:  # a count from the data without one: dynamics alone
         signature, weight = np.zeros((int(communities.max()) + 1, 1)), 0.0
     else:
         adjacency = as_adjacency(connectome, communities.size)
         signature = community_wiring_features(adjacency, communities)
         weight = cfg.wiring_features
-    if cfg.init_motif_count == "silhouette":
+    if cfg.init_motif_count != "n_filters":
         return community_motif_count(
             feats, communities, signature, weight, cfg.n_filters,
             cfg.init_count_min_share, cfg.init_count_parsimony, seed=seed,
+            criterion=cfg.init_motif_count,
         )[1]
     relabelled = community_motifs(feats, communities, signature, weight, cfg.n_filters, seed=seed)
     return label if relabelled is None else relabelled

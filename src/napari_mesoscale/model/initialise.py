@@ -543,6 +543,7 @@ def community_motif_count(
     min_share: float,
     parsimony: float,
     seed: int = 0,
+    criterion: str = "silhouette",
 ) -> tuple[int, np.ndarray]:
     """The number of motifs from the data and the motif of every community (C,).
 
@@ -560,21 +561,60 @@ def community_motif_count(
     brains). On fresh dev brains it finds the true count on 21 and 24 of 40 (plain, instance
     heterogeneity) and under-counts 14 of each, merging two motifs: better than the profile
     cut, far from the count given (rule R14 failed; docs/results/motifs.md).
+
+    ``criterion="consensus"``: the median of three counts over the same clusterings and
+    share guard — the silhouette's above, Calinski-Harabasz's (the k of the largest ratio of
+    between- to within-motif spread) and Hartigan's (the first k whose next split lowers the
+    within-motif spread by a factor of at most 1 + 10 / (C - k - 1)); each one alone counts
+    no better on dev brains, their median under-counts less (rule R15, docs/results/motifs.md).
     """
     feats, size = community_descriptors(features, communities, signature, weight)
     top = min(int(max_motifs), feats.shape[0] - 1)
     scores: dict[int, float] = {}
-    labels: dict[int, np.ndarray] = {}
+    labels: dict[int, np.ndarray] = {1: np.zeros(feats.shape[0], dtype=np.int64)}
     for k in range(2, top + 1):
         labels[k] = _weighted_kmeans(feats, size, k, seed)
         share = np.bincount(labels[k], weights=size, minlength=k).min() / size.sum()
         if share >= min_share:
             scores[k] = size_weighted_silhouette(feats, labels[k], size)
     if not scores:
-        return 1, np.zeros(feats.shape[0], dtype=np.int64)
+        return 1, labels[1]
     best = max(scores.values())
     k = min(k for k, score in scores.items() if score >= best - parsimony)
+    if criterion == "consensus":
+        within = {j: _within_sum(feats, labels[j], size) for j in (1, *sorted(scores))}
+        counts = sorted((k, _calinski_harabasz_count(within, feats.shape[0]),
+                         _hartigan_count(within, feats.shape[0])))
+        k = counts[1]
     return k, labels[k]
+
+
+def _within_sum(x: np.ndarray, labels: np.ndarray, size: np.ndarray) -> float:
+    """Size-weighted sum of squares of the communities around their group's weighted mean."""
+    total = 0.0
+    for group in np.unique(labels):
+        inside = labels == group
+        centre = np.average(x[inside], axis=0, weights=size[inside])
+        total += float((size[inside, None] * (x[inside] - centre) ** 2).sum())
+    return total
+
+
+def _calinski_harabasz_count(within: dict[int, float], communities: int) -> int:
+    """The k > 1 of ``within`` (k: within-motif sum, 1 the total) with the largest
+    Calinski-Harabasz ratio over ``communities`` items."""
+    ratio = {k: ((within[1] - w) / (k - 1)) / (w / max(communities - k, 1))
+             for k, w in within.items() if k > 1}
+    return max(ratio, key=ratio.get)
+
+
+def _hartigan_count(within: dict[int, float], communities: int, bar: float = 10.0) -> int:
+    """The first k of ``within`` whose next allowed k lowers the within-motif sum by too
+    little: (W_k / W_next - 1) (C - k - 1) <= ``bar``; the last k when every split pays."""
+    ks = sorted(within)
+    for k, after in zip(ks, ks[1:], strict=False):
+        if (within[k] / max(within[after], 1e-300) - 1) * (communities - k - 1) <= bar:
+            return k
+    return ks[-1]
 
 
 def _neighbour_mean(feats: np.ndarray, pairs: np.ndarray, weights: np.ndarray) -> np.ndarray:
