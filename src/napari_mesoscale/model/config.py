@@ -394,7 +394,9 @@ class ModelConfig(Params):
         "(filters beyond the count start unused; on fresh dev zoo brains more exact counts "
         "and a higher motif ARI than the discovery's profile_cut, but well below the count "
         "given: rule R14 failed, not a default); 'consensus': the median of that count, "
-        "Calinski-Harabasz's and Hartigan's on the same clusterings (rule R15)",
+        "Calinski-Harabasz's and Hartigan's on the same clusterings (fewer under-counts than "
+        "'silhouette' on fresh dev brains, median motif ARI still below 0.9: rule R15 "
+        "failed, not a default)",
         choices=("n_filters", "silhouette", "consensus"),
         gui=False,
     )
