@@ -38,6 +38,7 @@ from napari_mesoscale.model.initialise import (
     community_descriptors,
     size_weighted_silhouette,
 )
+from napari_mesoscale.model.initialise import _within_sum as within_sum
 from napari_mesoscale.synth.motif_zoo import make_zoo_brain
 
 #: name: (first seed, instance heterogeneity); brain i has 2 + i % 5 dev families
@@ -46,16 +47,6 @@ SETS = {"design_plain": (1000, 0.0), "design_heterogeneous": (1000, 0.5),
 MAX_MOTIFS = 8
 SHARE = 0.08
 REFERENCE_DRAWS = 10
-
-
-def within_sum(x: np.ndarray, labels: np.ndarray, size: np.ndarray) -> float:
-    """Size-weighted within-group sum of squares around each group's weighted mean."""
-    total = 0.0
-    for group in np.unique(labels):
-        inside = labels == group
-        centre = np.average(x[inside], axis=0, weights=size[inside])
-        total += float((size[inside, None] * (x[inside] - centre) ** 2).sum())
-    return total
 
 
 def clusterings(x: np.ndarray, size: np.ndarray) -> dict[int, np.ndarray]:

@@ -54,10 +54,9 @@ import time
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from napari_mesoscale.synth import make_toy_brain
-from napari_mesoscale.synth.motif_zoo import make_zoo_brain
+from init_motif_count_rule import make_brain
+from init_motif_count_rule import summarise as summarise_methods
 from split_half_agreement_dev import labels_before_training
-from stimulus_features_dev import _ToyAsZoo
 
 METHODS = ("candidate", "r14", "given")
 MAX_MOTIFS = 8
@@ -80,19 +79,8 @@ def method_labels(brain, method: str, true_k: int) -> np.ndarray:
                                   init_motif_count=count)
 
 
-def make_brain(name: str, index: int):
-    """Brain ``index`` of set ``name``."""
-    first, families, heterogeneity = SETS[name]
-    if families == "toy":
-        toy = make_toy_brain(render=None, em=False, seed=first + index)
-        return _ToyAsZoo(toy), toy.motif
-    brain = make_zoo_brain(240, 1500, families, n_families=2 + index % 5, seed=first + index,
-                           heterogeneity=heterogeneity, heterogeneity_scope="instance")
-    return brain, brain.motif
-
-
 def score_brain(name: str, index: int) -> dict:
-    brain, motif = make_brain(name, index)
+    brain, motif = make_brain(name, index, SETS)
     true_k = len(brain.motif_names)
     row: dict = {"seed": SETS[name][0] + index, "true_k": true_k,
                  "families": list(brain.motif_names)}
@@ -104,18 +92,7 @@ def score_brain(name: str, index: int) -> dict:
 
 
 def summarise(rows: list[dict]) -> dict:
-    out = {}
-    true = np.array([r["true_k"] for r in rows])
-    for method in METHODS:
-        found = np.array([r[method]["n_motifs"] for r in rows])
-        out[method] = {
-            "exact": int((found == true).sum()), "over": int((found > true).sum()),
-            "under": int((found < true).sum()),
-            "within_one": int((np.abs(found - true) <= 1).sum()),
-            "median_motif_ari": float(np.median([r[method]["motif_ari"] for r in rows])),
-            "brains": len(rows),
-        }
-    return out
+    return summarise_methods(rows, METHODS)
 
 
 def judge(sets: dict[str, list[dict]]) -> dict:

@@ -88,9 +88,10 @@ def method_labels(brain, method: str, true_k: int) -> np.ndarray:
     return labels_before_training(brain, slice(None), "initial", n_filters=true_k)
 
 
-def make_brain(name: str, index: int):
-    """Brain ``index`` of set ``name`` and its true motifs."""
-    first, families, heterogeneity = SETS[name]
+def make_brain(name: str, index: int, sets: dict | None = None):
+    """Brain ``index`` of set ``name`` (of ``sets``, default this rule's) and its true
+    motifs."""
+    first, families, heterogeneity = (SETS if sets is None else sets)[name]
     if families == "toy":
         toy = make_toy_brain(render=None, em=False, seed=first + index)
         return _ToyAsZoo(toy), toy.motif
@@ -111,9 +112,10 @@ def score_brain(name: str, index: int) -> dict:
     return row
 
 
-def summarise(rows: list[dict]) -> dict:
+def summarise(rows: list[dict], methods: tuple[str, ...] = METHODS) -> dict:
+    """Exact / over / under / within-one counts and the median motif ARI of every method."""
     out = {}
-    for method in METHODS:
+    for method in methods:
         found = np.array([r[method]["n_motifs"] for r in rows])
         true = np.array([r["true_k"] for r in rows])
         out[method] = {
