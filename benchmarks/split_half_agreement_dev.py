@@ -70,10 +70,11 @@ class _Stop(Exception):
 
 
 def labels_before_training(
-    brain, frames: slice, method: str, n_filters: int | None = None, **fit_options
+    brain, frames: slice, method: str, n_filters: int | None = None, seed: int = 0,
+    **fit_options,
 ) -> np.ndarray:
-    """(N,) motif labels a fit on ``frames`` starts training from, with ``n_filters`` filters
-    (None: the brain's true number of motifs) and ``fit_options``.
+    """(N,) motif labels a fit on ``frames`` with ``seed`` starts training from, with
+    ``n_filters`` filters (None: the brain's true number of motifs) and ``fit_options``.
 
     ``method``: ``"initial"``, the default fit's initialisation (what ``motif_zoo.py``'s
     ``init`` row keeps); ``"em_start"``, the dynamics start of the ``assignment="em"`` path
@@ -101,7 +102,7 @@ def labels_before_training(
         try:
             fit_mesoscale(brain.activity[frames], brain.positions,
                           connectome=brain.connectome(), stimulus=stimulus,
-                          n_filters=n_filters or len(brain.motif_names), epochs=1, seed=0,
+                          n_filters=n_filters or len(brain.motif_names), epochs=1, seed=seed,
                           device="cpu", **options, **fit_options)
         except _Stop:
             pass
