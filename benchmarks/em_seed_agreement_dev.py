@@ -30,7 +30,6 @@ import itertools
 import os
 import time
 
-import numpy as np
 from sklearn.metrics import adjusted_rand_score as ari
 
 from motif_zoo import PEERS, _peer_labels
