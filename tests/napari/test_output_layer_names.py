@@ -20,6 +20,8 @@ from napari_mesoscale.napari._layers import output_name
         ("X somata (U-Net) ROIs", " somata points", "X somata points"),
         ("X somata ROIs", " somata (U-Net) points", "X somata (U-Net) points"),
         ("movie registered", " registered", "movie registered"),
+        ("movie registered", " points", "movie registered points"),
+        ("movie registered points", " ROIs", "movie registered ROIs"),
         ("X somata points_2", " somata points", "X somata points"),
         # the user's own qualifiers and numbers are part of the name
         ("EM somata (truth)", " somata points", "EM somata (truth) somata points"),

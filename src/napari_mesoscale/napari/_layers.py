@@ -29,12 +29,15 @@ MOTIF_COLORS = np.array(
 
 
 #: what the plugin's steps append to the name of the layer they ran on (longest first, so that
-#: " somata (U-Net)" is taken whole; a user's own " (…)" qualifier is no suffix of ours)
-OUTPUT_SUFFIXES = (" somata (U-Net)", " annotations", " registered", " somata", " points", " ROIs")
-# one of them at the end of a name, with the ``_2``, ``_3``… a taken name gets
-_OUTPUT_TAIL = re.compile(
-    "(?:" + "|".join(re.escape(suffix) for suffix in OUTPUT_SUFFIXES) + r")(?:_\d+)?$"
-)
+#: " somata (U-Net)" is taken whole; a user's own " (…)" qualifier is no suffix of ours).
+#: " registered" is not among them: cells found in a registered movie keep that in their name.
+OUTPUT_SUFFIXES = (" somata (U-Net)", " annotations", " somata", " points", " ROIs")
+
+
+def _tail_pattern(suffixes: tuple[str, ...]) -> re.Pattern[str]:
+    """One of ``suffixes`` at the end of a name, with the ``_2``, ``_3``… a taken name gets."""
+    alternatives = "|".join(re.escape(suffix) for suffix in sorted(suffixes, key=len, reverse=True))
+    return re.compile(f"(?:{alternatives})(?:_\\d+)?$")
 
 
 def output_name(source_name: str, suffix: str) -> str:
@@ -53,10 +56,13 @@ def output_name(source_name: str, suffix: str) -> str:
     str
         E.g. ``"X somata points"`` for ``"X somata ROIs"`` and ``" somata points"`` (not
         ``"X somata ROIs somata points"``); ``"EM somata (truth) somata points"`` for
-        ``"EM somata (truth)"``, whose ``" (truth)"`` is the user's.
+        ``"EM somata (truth)"``, whose ``" (truth)"`` is the user's; ``"movie registered"``
+        for ``"movie registered"`` and ``" registered"`` (a step's own suffix is not repeated)
+        but ``"movie registered points"`` for ``" points"``.
     """
+    tail_pattern = _tail_pattern(tuple({*OUTPUT_SUFFIXES, suffix.rstrip()} - {""}))
     base = source_name
-    while (tail := _OUTPUT_TAIL.search(base)) is not None and tail.start() > 0:
+    while (tail := tail_pattern.search(base)) is not None and tail.start() > 0:
         base = base[: tail.start()]
     return base + suffix
 
