@@ -64,6 +64,11 @@ def load_torch_file(
     except pickle.UnpicklingError as error:
         if "Weights only load failed" not in str(error):
             raise ValueError(f"{path} is not a readable {what} ({_reason(error)}).") from error
+        if "Unsupported operand" in str(error):  # damaged bytes, not an object it would build
+            raise ValueError(
+                f"{path} is not a readable {what} (damaged, or in a pickle format the safe "
+                f"loader does not read: {_reason(error)})."
+            ) from error
         raise ValueError(
             f"{path} is refused as a {what}: it holds objects other than tensors and plain "
             f"values, which could run code when loaded ({_reason(error)})."
@@ -83,12 +88,21 @@ def load_torch_file(
     return payload
 
 
+#: what torch.save's older format pickles first: its magic number, as a 10-byte LONG1
+_LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+
+
 def _looks_like_torch_file(path: Path) -> bool:
-    """A torch.save zip archive, or the older format: a pickle (protocol 2+ opens with 0x80)."""
+    """A torch.save zip archive, or the older format: a pickle (0x80) of torch's magic number.
+
+    Random bytes that happen to open with 0x80, and pickles not written by torch.save, fail
+    the weights-only unpickler as if they held objects that could run code.
+    """
     if zipfile.is_zipfile(path):
         return True
     with open(path, "rb") as handle:
-        return handle.read(1) == b"\x80"
+        head = handle.read(32)  # protocol, an optional frame header, then the magic number
+    return head.startswith(b"\x80") and _LEGACY_MAGIC in head
 
 
 def _reason(error: BaseException) -> str:

@@ -258,6 +258,9 @@ class ConnectomeWidget(CoreTaskWidget):
                 f"{str(synapses_path)!r}" if synapses_path else "None"
             )
             names = {}
+            self._note = " Built from " + " and ".join(
+                path.name for path in (neurons_path, synapses_path) if path is not None
+            ) + "."
         else:
             name = self._neurons_layer.value
             if name is None:

@@ -19,6 +19,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton, Widget
 
 from napari_mesoscale.napari import _contract
+from napari_mesoscale.napari._layers import output_name, points_layer
 from napari_mesoscale.napari._param_controls import param_control
 from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
 from napari_mesoscale.params import Params
@@ -81,17 +82,18 @@ def source_layers(
     sources: Any,
     *,
     name: str,
+    step: str = "",
     translate: np.ndarray | None = None,
     plane: bool = False,
     stimulus: np.ndarray | None = None,
 ) -> list[tuple[Any, dict[str, Any], str]]:
     """Points (µm, features) and Labels (voxel-size scale) layer tuples of point sources.
 
-    ``stimulus`` (the movie's, one row per frame) goes into the Points' metadata with the
-    activity, so that *Fit* takes it with the cells.
+    They are named after ``name``, the layer (or file) they came from, with ``step`` (e.g.
+    ``" somata"``) and " points" / " ROIs" (see :func:`._layers.output_name`). ``stimulus``
+    (the movie's, one row per frame) goes into the Points' metadata with the activity, so that
+    *Fit* takes it with the cells.
     """
-    from napari_mesoscale.napari._layers import points_layer
-
     positions = np.asarray(sources.positions, dtype=float).reshape(-1, 3)
     ndim = 2 if plane else 3
     shift = np.zeros(ndim) if translate is None else np.asarray(translate, dtype=float)[-ndim:]
@@ -100,7 +102,8 @@ def source_layers(
     diameter = float(
         sources.parameters.get("cell_diameter", sources.parameters.get("soma_diameter", 8.0))
     )
-    fields: dict[str, Any] = {"voxel_size_um": sources.voxel_size, "roi_labels": f"{name} ROIs"}
+    rois_name = output_name(name, f"{step} ROIs")
+    fields: dict[str, Any] = {"voxel_size_um": sources.voxel_size, "roi_labels": rois_name}
     if sources.dff is not None:
         fields["activity"] = sources.activity  # (T, N), read by the connectome and fit widgets
         fields["frame_rate_hz"] = sources.parameters.get("frame_rate")
@@ -109,7 +112,7 @@ def source_layers(
     metadata = _contract.metadata_dict(**fields)
     points = points_layer(
         coords,
-        f"{name} points",
+        output_name(name, f"{step} points"),
         features=features,
         size=0.6 * diameter,
         face_color="transparent",
@@ -119,7 +122,7 @@ def source_layers(
     labels = (
         sources.labels,
         {
-            "name": f"{name} ROIs",
+            "name": rois_name,
             "scale": tuple(sources.voxel_size)[-ndim:],
             "translate": tuple(shift),
             "opacity": 0.4,
@@ -435,7 +438,10 @@ class DetectSomataWidget(_LayerWidget):
         suffix = {_UNET: " (U-Net)"}.get(method, "")  # classical keeps the plain name
         self.replace_layers(
             source_layers(
-                result, name=f"{context['name']} somata{suffix}", translate=context["translate"]
+                result,
+                name=context["name"],
+                step=f" somata{suffix}",
+                translate=context["translate"],
             ),
             key=(context["name"], method),
         )
@@ -551,7 +557,7 @@ class TrainSomaDetectorWidget(_LayerWidget):
         layer = self._viewer.layers[name]
         annotations = self._viewer.add_labels(
             np.zeros(_layer_data(layer).shape, dtype=np.uint8),
-            name=f"{name} annotations",
+            name=output_name(name, " annotations"),
             scale=layer.scale,
             translate=layer.translate,
         )

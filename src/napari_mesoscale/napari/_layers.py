@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,45 @@ MOTIF_COLORS = np.array(
         [0.60, 0.60, 0.60, 1.0],
     ]
 )
+
+
+#: what the plugin's steps append to the name of the layer they ran on (longest first, so that
+#: " somata (U-Net)" is taken whole; a user's own " (…)" qualifier is no suffix of ours).
+#: " registered" is not among them: cells found in a registered movie keep that in their name.
+OUTPUT_SUFFIXES = (" somata (U-Net)", " annotations", " somata", " points", " ROIs")
+
+
+def _tail_pattern(suffixes: tuple[str, ...]) -> re.Pattern[str]:
+    """One of ``suffixes`` at the end of a name, with the ``_2``, ``_3``… a taken name gets."""
+    alternatives = "|".join(re.escape(suffix) for suffix in sorted(suffixes, key=len, reverse=True))
+    return re.compile(f"(?:{alternatives})(?:_\\d+)?$")
+
+
+def output_name(source_name: str, suffix: str) -> str:
+    """The name of a step's output layer: ``source_name`` without the suffixes the plugin's
+    steps appended to it, then ``suffix``.
+
+    Parameters
+    ----------
+    source_name : str
+        The name of the layer the step ran on (itself maybe an output of a step).
+    suffix : str
+        What this step appends, e.g. ``" somata points"``.
+
+    Returns
+    -------
+    str
+        E.g. ``"X somata points"`` for ``"X somata ROIs"`` and ``" somata points"`` (not
+        ``"X somata ROIs somata points"``); ``"EM somata (truth) somata points"`` for
+        ``"EM somata (truth)"``, whose ``" (truth)"`` is the user's; ``"movie registered"``
+        for ``"movie registered"`` and ``" registered"`` (a step's own suffix is not repeated)
+        but ``"movie registered points"`` for ``" points"``.
+    """
+    tail_pattern = _tail_pattern(tuple({*OUTPUT_SUFFIXES, suffix.rstrip()} - {""}))
+    base = source_name
+    while (tail := tail_pattern.search(base)) is not None and tail.start() > 0:
+        base = base[: tail.start()]
+    return base + suffix
 
 
 def layer_scale(voxel_size: Any, ndim: int) -> tuple[float, ...]:

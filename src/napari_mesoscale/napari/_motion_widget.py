@@ -26,6 +26,7 @@ from napari_mesoscale.napari._detect_widgets import (
     _path,
 )
 from napari_mesoscale.napari._docks import add_plugin_dock
+from napari_mesoscale.napari._layers import output_name
 from napari_mesoscale.napari._param_controls import param_control
 from napari_mesoscale.napari._plots import _PlotDock
 
@@ -143,7 +144,7 @@ class CorrectMotionWidget(_LayerWidget):
     def on_result(self, result: Any) -> None:
         layer = self._context["layer"]
         attributes = {
-            "name": f"{self._context['name']} registered",
+            "name": output_name(self._context["name"], " registered"),
             "scale": tuple(layer.scale),
             "translate": tuple(layer.translate),
             "metadata": {**layer.metadata, "motion_shifts_um": result.shifts_um},

@@ -270,9 +270,17 @@ class SomaDetector:
         """Load a detector written by :meth:`save`."""
         from napari_mesoscale.io.torch_files import load_torch_file
 
-        state = load_torch_file(path, "soma detector", required=("state_dict", "config"))
-        if not isinstance(state, dict) or state.get("format") != "napari-mesoscale-soma-detector":
-            raise ValueError(f"{path} is not a saved soma detector.")
+        state = load_torch_file(path, "soma detector")
+        if state.get("format") != "napari-mesoscale-soma-detector":
+            raise ValueError(
+                f"{path} is not a saved soma detector (a file written by SomaDetector.save or "
+                "by 'Train soma detector (EM)')."
+            )
+        missing = [key for key in ("state_dict", "config") if key not in state]
+        if missing:
+            raise ValueError(
+                f"{path} is not a complete soma detector: missing {', '.join(missing)}."
+            )
         config = dict(state["config"])
         model = build_unet(config.get("base_channels", 8), config.get("depth", 2))
         model.load_state_dict(state["state_dict"])
