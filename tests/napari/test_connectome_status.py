@@ -57,3 +57,17 @@ def test_build_from_a_neurons_table_alone_names_it(make_napari_viewer, qtbot):
     assert widget._status.value.endswith(" edges. Built from toy_neurons.csv."), (
         widget._status.value
     )
+
+
+def test_a_folder_as_synapses_table_says_it_is_a_folder(make_napari_viewer, qtbot, tmp_path):
+    """'synapses table not found: <folder>' before, for a folder that exists."""
+    from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
+
+    viewer = make_napari_viewer()
+    widget = ConnectomeWidget(viewer)
+    widget._neurons_file.value = sample_path("neurons")
+    widget._synapses_file.value = tmp_path
+    _run(widget, qtbot)
+    assert widget.last_error is not None
+    assert "is a folder" in str(widget.last_error), widget.last_error
+    assert widget._status.value == f"Error: {widget.last_error}"

@@ -250,6 +250,11 @@ class ConnectomeWidget(CoreTaskWidget):
             if neurons_path is None or not neurons_path.is_file():
                 raise ValueError("choose a neurons table (CSV or Parquet with id, z, y, x in µm).")
             synapses_path = _path(self._synapses_file.value)
+            if synapses_path is not None and synapses_path.is_dir():
+                raise ValueError(
+                    f"the synapses table {str(synapses_path)!r} is a folder: choose a CSV or "
+                    "Parquet file with pre and post, or clear the field to build without synapses."
+                )
             if synapses_path is not None and not synapses_path.is_file():
                 raise FileNotFoundError(f"synapses table not found: {synapses_path}")
             neurons: Any = neurons_path
