@@ -97,3 +97,85 @@ def test_a_result_that_cannot_be_shown_reaches_the_console_with_one_clear_error(
     assert widget._status.value == f"Error: {widget.last_error}"
     assert notifications == [("error", f"napari-mesoscale: {widget.last_error}")]
     assert "Traceback" not in capsys.readouterr().err
+
+
+def _held_until(released, function):
+    """``function``, made to wait in the worker until ``released`` is set."""
+
+    def held(*args, **kwargs):
+        assert released.wait(60), "the test never released the worker"
+        return function(*args, **kwargs)
+
+    return held
+
+
+def _delete_during_the_run(viewer, widget, name, released, qtbot):
+    widget.start()
+    assert widget.is_running
+    viewer.layers.remove(name)  # the user deletes the input while the worker runs
+    released.set()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=240_000)
+
+
+def test_fit_keeps_its_result_when_the_cells_are_deleted_during_the_run(
+    make_napari_viewer, qtbot, monkeypatch, capsys, notifications
+):
+    """Deleting the cells layer while the fit ran ended in a KeyError traceback, and the fit
+    was lost with it."""
+    import threading
+
+    from napari_mesoscale.napari import _fit_widget
+
+    released = threading.Event()
+    monkeypatch.setattr(
+        _fit_widget, "fit_and_score", _held_until(released, _fit_widget.fit_and_score)
+    )
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "connectome")
+    console = _console_of(viewer, monkeypatch)
+    widget = _fit_widget.FitWidget(viewer)
+    widget.cells.value = "neurons (truth)"
+    widget.epochs.value = 1
+    _delete_during_the_run(viewer, widget, "neurons (truth)", released, qtbot)
+    message = (
+        "layer 'neurons (truth)' was removed during the run; the result is in the console as "
+        "`report`"
+    )
+    assert message in widget.last_error
+    assert console["report"] is widget.last_result and widget.last_result.fit is not None
+    assert [severity for severity, _ in notifications] == ["error"]
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_score_keeps_its_result_when_the_points_are_deleted_during_the_run(
+    make_napari_viewer, qtbot, monkeypatch, capsys, notifications
+):
+    """Deleting the scored points while the worker ran ended in ``KeyError: "'cells' not
+    found"`` with a traceback, and the scores were lost."""
+    import threading
+
+    from napari_mesoscale.napari import _score_widget
+
+    released = threading.Event()
+    monkeypatch.setattr(
+        _score_widget,
+        "score_predictions",
+        _held_until(released, _score_widget.score_predictions),
+    )
+    rng = np.random.default_rng(0)
+    truth = rng.standard_normal((60, 12))
+    trials = truth[None] + 0.5 * rng.standard_normal((4, 60, 12))
+    viewer = make_napari_viewer()
+    viewer.add_points(
+        rng.uniform(0, 50, (12, 3)), name="cells", metadata={"trials": trials, "predicted": truth}
+    )
+    console = _console_of(viewer, monkeypatch)
+    widget = _score_widget.ScorePredictionsWidget(viewer)
+    assert widget._points.value == widget._pred_layer.value == "cells"
+    _delete_during_the_run(viewer, widget, "cells", released, qtbot)
+    message = "layer 'cells' was removed during the run; the result is in the console as `scores`"
+    assert message in widget.last_error
+    assert console["scores"] is widget.last_result
+    assert len(widget.last_result) == 12 and "predictivity" in widget.last_result
+    assert [severity for severity, _ in notifications] == ["error"]
+    assert "Traceback" not in capsys.readouterr().err

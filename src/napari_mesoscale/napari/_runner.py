@@ -377,6 +377,17 @@ def error_message(error: BaseException) -> str:
     return message
 
 
+def layer_removed(name: str, result_name: str) -> ValueError:
+    """The error of an ``on_result`` whose input layer ``name`` was deleted during the run.
+
+    The runner pushes the result into the console all the same, as ``result_name``.
+    """
+    return ValueError(
+        f"layer {name!r} was removed during the run; the result is in the console as "
+        f"`{result_name}`."
+    )
+
+
 def wrapping_label() -> Label:
     """A Label whose long text wraps instead of widening the dock past the window's edge.
 
