@@ -91,9 +91,7 @@ def test_a_result_that_cannot_be_shown_reaches_the_console_with_one_clear_error(
     widget = _FailsToShow(viewer, ValueError("layer 'cells' was removed during the run"))
     _run(widget, qtbot)
     assert console["answer"] == 42 and console["last_call"] == "answer = 42"
-    assert widget.last_error == (
-        "Could not show the result: layer 'cells' was removed during the run"
-    )
+    assert widget.last_error == "layer 'cells' was removed during the run"
     assert widget._status.value == f"Error: {widget.last_error}"
     assert notifications == [("error", f"napari-mesoscale: {widget.last_error}")]
     assert "Traceback" not in capsys.readouterr().err

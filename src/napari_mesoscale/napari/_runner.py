@@ -318,8 +318,10 @@ class CoreTaskWidget(Container):
         except Exception as error:  # a failure building layers must reach the user too
             # the run's work is not lost: the result stays reachable from the console
             self._push_console(call, result)
-            self._fail(f"Could not show the result: {error_message(error)}")
-            if not isinstance(error, ValueError):  # a ValueError says what happened; a bug not
+            if isinstance(error, ValueError):  # written for the user: what happened, what to do
+                self._fail(str(error))
+            else:
+                self._fail(f"Could not show the result: {error_message(error)}")
                 traceback.print_exc()
             return
         if is_partial(result):
