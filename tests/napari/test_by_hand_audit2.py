@@ -177,3 +177,64 @@ def test_score_keeps_its_result_when_the_points_are_deleted_during_the_run(
     assert len(widget.last_result) == 12 and "predictivity" in widget.last_result
     assert [severity for severity, _ in notifications] == ["error"]
     assert "Traceback" not in capsys.readouterr().err
+
+
+def _train_widget(viewer, save_to):
+    """The training widget on a small EM volume painted with somata and background."""
+    from napari_mesoscale.napari._detect_widgets import TrainSomaDetectorWidget
+
+    viewer.add_image(np.zeros((8, 16, 16), np.float32), name="em", scale=(1.0, 0.5, 0.5))
+    train = TrainSomaDetectorWidget(viewer)
+    train._volume.value = "em"
+    annotations = train.add_annotation_layer()
+    data = np.zeros((8, 16, 16), np.uint8)
+    data[2:5, 4:8, 4:8], data[:, 12:, 12:] = 2, 1
+    annotations.data = data
+    train._epochs.value, train._steps.value = 1, 1
+    train._save.value = save_to
+    return train
+
+
+def test_training_refuses_a_folder_to_save_to_before_it_starts(
+    make_napari_viewer, tmp_path, notifications
+):
+    """A folder chosen as 'save detector to' failed only after the whole training
+    (IsADirectoryError), with a traceback."""
+    train = _train_widget(make_napari_viewer(), tmp_path)
+    train.start()
+    assert not train.is_running  # refused before the worker started
+    assert train.last_error == (
+        f"'save detector to' is a folder ({tmp_path}); choose a file in it, e.g. "
+        f"{tmp_path / 'detector.pt'}, or leave it empty."
+    )
+    assert [severity for severity, _ in notifications] == ["error"]
+
+
+def test_a_detector_that_cannot_be_saved_is_kept_with_one_clear_error(
+    make_napari_viewer, qtbot, tmp_path, monkeypatch, capsys, notifications
+):
+    """Saving after training failed (a full disk): the error came as a traceback plus a second
+    error, and the user was not told that the trained detector is still there."""
+    import torch
+
+    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
+    from napari_mesoscale.segment import SomaDetector
+
+    torch.set_num_threads(1)
+
+    def full_disk(self, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SomaDetector, "save", full_disk)
+    viewer = make_napari_viewer()
+    console = _console_of(viewer, monkeypatch)
+    train = _train_widget(viewer, tmp_path / "detector.pt")
+    _run(train, qtbot)
+    assert train.detector is train.last_result is console["detector"]
+    assert DetectSomataWidget(viewer).trained_detector() is train.detector
+    assert train.last_error.startswith(
+        f"the detector was trained but could not be saved to {tmp_path / 'detector.pt'} "
+        "([Errno 28] No space left on device). It is kept: 'Detect somata (EM)' uses it"
+    )
+    assert notifications == [("error", f"napari-mesoscale: {train.last_error}")]
+    assert "Traceback" not in capsys.readouterr().err
