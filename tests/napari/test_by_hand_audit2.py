@@ -238,3 +238,22 @@ def test_a_detector_that_cannot_be_saved_is_kept_with_one_clear_error(
     )
     assert notifications == [("error", f"napari-mesoscale: {train.last_error}")]
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_build_connectome_refuses_one_layer_as_both_neurons_and_synapses(
+    make_napari_viewer, notifications
+):
+    """Picking the sample's ``synapses`` layer as the neurons too built a connectome of
+    synapses, every synapse a neuron."""
+    from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-mesoscale", "connectome")
+    build = ConnectomeWidget(viewer)
+    build._neurons_layer.value = build._synapses_layer.value = "synapses"
+    build.start()
+    assert not build.is_running  # refused before the worker started
+    assert build.last_error.startswith(
+        "'synapses' is chosen as both the neurons and the synapses layer"
+    )
+    assert [severity for severity, _ in notifications] == ["error"]

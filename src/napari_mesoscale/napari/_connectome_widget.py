@@ -285,6 +285,12 @@ class ConnectomeWidget(CoreTaskWidget):
             synapses = None
             python_synapses = "None"
             synapse_name = self._synapses_layer.value
+            if synapse_name == name:  # every synapse would become a neuron of its own
+                raise ValueError(
+                    f"{name!r} is chosen as both the neurons and the synapses layer; choose the "
+                    "layer of synapses (features 'pre' and 'post') as synapses and the layer of "
+                    "neurons as neurons."
+                )
             adjacency = _contract.read(layer).adjacency
             if synapse_name in (None, _NONE) and adjacency is not None:
                 synapses = adjacency_synapses(neurons["id"], adjacency)
