@@ -285,12 +285,6 @@ class ConnectomeWidget(CoreTaskWidget):
             synapses = None
             python_synapses = "None"
             synapse_name = self._synapses_layer.value
-            if synapse_name == name:  # every synapse would become a neuron of its own
-                raise ValueError(
-                    f"{name!r} is chosen as both the neurons and the synapses layer; choose the "
-                    "layer of synapses (features 'pre' and 'post') as synapses and the layer of "
-                    "neurons as neurons."
-                )
             adjacency = _contract.read(layer).adjacency
             if synapse_name in (None, _NONE) and adjacency is not None:
                 synapses = adjacency_synapses(neurons["id"], adjacency)
@@ -306,6 +300,12 @@ class ConnectomeWidget(CoreTaskWidget):
                     raise ValueError(
                         f"synapses layer {synapse_name!r} needs 'pre' and 'post' columns in its "
                         f"features (neuron ids); it lacks {missing}."
+                    )
+                if synapse_name == name:  # every synapse would become a neuron of its own
+                    raise ValueError(
+                        f"{name!r} is chosen as both the neurons and the synapses layer; choose "
+                        "the layer of synapses (features 'pre' and 'post') as synapses and the "
+                        "layer of neurons as neurons."
                     )
                 python_synapses = "synapse_table"
                 self._synapse_input = synapse_layer
