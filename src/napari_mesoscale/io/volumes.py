@@ -42,7 +42,7 @@ class Volume:
 
     data: Any
     axes: str
-    voxel_size: tuple[float, float, float] | None = None
+    voxel_size: tuple[float, ...] | None = None
     frame_rate: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -230,7 +230,7 @@ def _read_tiff_file(path: Path, lazy: bool | None) -> Volume:
         series = tif.series[0]
         axes = series.axes.upper().replace("Q", "T").replace("I", "T").replace("S", "C")
         nbytes = int(np.prod(series.shape)) * series.dtype.itemsize
-        voxel_size, frame_rate, metadata = _tiff_physical_metadata(tif)
+        voxel_size, frame_rate, metadata = _tiff_physical_metadata(tif, axes)
         if lazy or (lazy is None and nbytes > _EAGER_LIMIT_BYTES):
             import dask.array as da
             import zarr
@@ -242,14 +242,20 @@ def _read_tiff_file(path: Path, lazy: bool | None) -> Volume:
     return Volume(data, axes, voxel_size, frame_rate, metadata)
 
 
-def _tiff_physical_metadata(tif: Any) -> tuple[Any, Any, dict[str, Any]]:
+def _tiff_physical_metadata(tif: Any, axes: str) -> tuple[Any, Any, dict[str, Any]]:
+    """Voxel size, frame rate and other metadata of a TIFF whose first series has ``axes``.
+
+    The voxel size is (z, y, x), or (y, x) for an image without a z axis (a plane or a
+    (T, Y, X) movie of one plane), as :func:`read_volume` gives Zarr images back.
+    """
     import tifffile
 
     if tif.is_ome and tif.ome_metadata:
         ome = tifffile.xml2dict(tif.ome_metadata)["OME"]
         image = ome["Image"][0] if isinstance(ome["Image"], list) else ome["Image"]
         pixels = image["Pixels"]
-        sizes = [pixels.get(f"PhysicalSize{axis}") for axis in "ZYX"]
+        spatial = "ZYX" if "Z" in axes else "YX"
+        sizes = [pixels.get(f"PhysicalSize{axis}") for axis in spatial]
         voxel_size = tuple(float(s) for s in sizes) if all(sizes) else None
         increment = pixels.get("TimeIncrement")
         frame_rate = 1.0 / float(increment) if increment else None
@@ -484,24 +490,21 @@ def write_tiff(
 ) -> Path:
     """Write an OME-TIFF with physical voxel sizes (µm) and frame interval, atomically.
 
+    ``voxel_size`` is (z, y, x) µm, or (y, x) for an image without a z axis (a (Y, X) plane
+    or a (T, Y, X) movie of one plane), as :func:`read_volume` gives it back.
     ``metadata`` (JSON-serialisable) is stored as an OME XML annotation and comes back in
     :attr:`Volume.metadata`. Pass ``uuid`` for byte-identical files across runs. Dask arrays
     are written plane by plane, never loaded whole.
     """
     import tifffile
 
-    voxel_size = check_voxel_size(voxel_size)
     axes = _check_axes(axes, np.ndim(data))
-    ome: dict[str, Any] = {
-        "axes": axes,
-        "PhysicalSizeZ": voxel_size[0],
-        "PhysicalSizeY": voxel_size[1],
-        "PhysicalSizeX": voxel_size[2],
-        "PhysicalSizeZUnit": "µm",
-        "PhysicalSizeYUnit": "µm",
-        "PhysicalSizeXUnit": "µm",
-        "Creator": "napari-mesoscale",
-    }
+    spatial = "YX" if np.size(voxel_size) == 2 and "Z" not in axes else "ZYX"
+    sizes = check_voxel_size(voxel_size, len(spatial))
+    ome: dict[str, Any] = {"axes": axes, "Creator": "napari-mesoscale"}
+    for axis, size in zip(spatial, sizes, strict=True):
+        ome[f"PhysicalSize{axis}"] = size
+        ome[f"PhysicalSize{axis}Unit"] = "µm"
     if uuid is not None:
         ome["UUID"] = uuid
     if frame_rate:

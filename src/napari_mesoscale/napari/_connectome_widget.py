@@ -309,6 +309,12 @@ class ConnectomeWidget(CoreTaskWidget):
                         f"synapses layer {synapse_name!r} needs 'pre' and 'post' columns in its "
                         f"features (neuron ids); it lacks {missing}."
                     )
+                if synapse_name == name:  # every synapse would become a neuron of its own
+                    raise ValueError(
+                        f"{name!r} is chosen as both the neurons and the synapses layer; choose "
+                        "the layer of synapses (features 'pre' and 'post') as synapses and the "
+                        "layer of neurons as neurons."
+                    )
                 python_synapses = "synapse_table"
                 self._synapse_input = synapse_layer
             python_tables = f"neuron_table, {python_synapses}"

@@ -587,7 +587,7 @@ class TrainSomaDetectorWidget(_LayerWidget):
             "self_training": bool(self._self_training.value),
             "cell_diameter": float(self._diameter.value),
         }
-        self._save_path = _path(self._save.value)
+        self._save_path = self._checked_save_path()
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         if self._continue.value and self.detector is not None:
             # the first round starts from the shipped prior; later rounds from the last one
@@ -603,6 +603,17 @@ class TrainSomaDetectorWidget(_LayerWidget):
             ),
             result_name="detector",
         )
+
+    def _checked_save_path(self) -> Path | None:
+        """The chosen 'save detector to' file, refused before training when it is a folder
+        (saving into it failed only after the whole training)."""
+        path = _path(self._save.value)
+        if path is not None and path.is_dir():
+            raise ValueError(
+                f"'save detector to' is a folder ({path}); choose a file in it, e.g. "
+                f"{path / 'detector.pt'}, or leave it empty."
+            )
+        return path
 
     def on_progress(self, info: dict[str, Any]) -> None:
         if "loss" in info:
@@ -629,6 +640,17 @@ class TrainSomaDetectorWidget(_LayerWidget):
         self._trained_count = max((w._trained_count for w in self._instances), default=0) + 1
         message = f"trained: loss {result.history[-1]['loss']:.4f}"
         if self._save_path is not None:
-            result.save(self._save_path)
+            self._save_detector(result, self._save_path)
             message += f", saved to {self._save_path}"
         self._status.value = message + ". Use 'Detect somata (EM)' with the U-Net method."
+
+    def _save_detector(self, detector: Any, path: Path) -> None:
+        """Save ``detector``; when that fails, a ValueError saying that it is kept all the same."""
+        try:
+            detector.save(path)
+        except (OSError, RuntimeError) as error:  # torch.save reports a failed write as Runtime…
+            raise ValueError(
+                f"the detector was trained but could not be saved to {path} ({error}). It is "
+                "kept: 'Detect somata (EM)' uses it, and in the console "
+                f"`{self.result_name}.save(path)` saves it."
+            ) from error

@@ -49,6 +49,7 @@ from napari_mesoscale.napari._plots import LossPlot, TracePlot
 from napari_mesoscale.napari._runner import (
     CoreCall,
     CoreTaskWidget,
+    layer_removed,
     span_dock_width,
     wrapping_label,
 )
@@ -361,9 +362,11 @@ class FitWidget(CoreTaskWidget):
 
     # -- results --------------------------------------------------------------------------
     def on_result(self, report: Any) -> None:
+        layer = self._inputs["layer"]
+        if layer not in self._viewer.layers:  # the fit would colour a layer no longer shown
+            raise layer_removed(layer.name, self.result_name)
         self.report = report
         fit = report.fit
-        layer = self._inputs["layer"]
         _write_fit_features(layer, fit)
         layer.face_color = motif_point_colors(fit.motif_labels, fit.confidence)
         _contract.write(layer, predicted=report.predicted, fit=fit)

@@ -29,7 +29,9 @@ to quit emits no ``returned``, so a partial result would be lost and the status 
 After a run, the result objects are pushed into napari's console under short names
 (``CoreCall.console_names``) together with ``last_call``, the one-line Python equivalent, and
 every name that line uses (``viewer``, ``napari_mesoscale``, the core function), so that
-``exec(last_call)`` in the console repeats what was clicked.
+``exec(last_call)`` in the console repeats what was clicked. When ``on_result`` fails (e.g. an
+input layer was deleted during the run) the result is pushed all the same and the error shown
+once, without a traceback when it is a ``ValueError`` (a message written for the user).
 
 Output layers are named after their input (``<input> <what>``); a rerun replaces only the
 layers the same widget made from the same input with the same method
@@ -126,6 +128,8 @@ class CoreTaskWidget(Container):
         self._run_button.changed.connect(self.start)
         self._cancel_button.changed.connect(self.cancel)
         self.last_result: Any = None
+        #: the console name of the last run's result (``CoreCall.result_name``)
+        self.result_name = "result"
         self.last_error: str | None = None
         self.last_call: str = ""
         #: layers this widget added, by (input, method) key: the only ones a rerun replaces
@@ -308,11 +312,17 @@ class CoreTaskWidget(Container):
         if self._closed.is_set():
             return
         self._status.value = "Done."  # on_result may replace it with a summary of the result
+        self.result_name = call.result_name
         try:
             self.on_result(result)
         except Exception as error:  # a failure building layers must reach the user too
-            self._fail(f"Could not show the result: {error}")
-            traceback.print_exc()
+            # the run's work is not lost: the result stays reachable from the console
+            self._push_console(call, result)
+            if isinstance(error, ValueError):  # written for the user: what happened, what to do
+                self._fail(str(error))
+            else:
+                self._fail(f"Could not show the result: {error_message(error)}")
+                traceback.print_exc()
             return
         if is_partial(result):
             self.last_error = "cancelled"
@@ -320,15 +330,20 @@ class CoreTaskWidget(Container):
             self._status.value = "Cancelled: partial result shown" + (
                 f"; {summary}" if summary not in ("", "Done.") else "."
             )
+        self._push_console(call, result)
+        if self.last_error == "cancelled":  # "done" read as if the whole run had finished
+            show_info(f"napari-mesoscale: {self._status.value}")
+        elif call.python:
+            show_info(f"napari-mesoscale: done. Python equivalent: {call.python}")
+
+    def _push_console(self, call: CoreCall, result: Any) -> None:
+        """Put ``result`` (as ``call.result_name``) and the names ``call.python`` uses into
+        napari's console."""
         names = {**console_namespace(self._viewer, call), call.result_name: result}
         try:
             self._viewer.update_console(names)
         except Exception:  # noqa: BLE001 - the console is optional (headless viewers)
             pass
-        if self.last_error == "cancelled":  # "done" read as if the whole run had finished
-            show_info(f"napari-mesoscale: {self._status.value}")
-        elif call.python:
-            show_info(f"napari-mesoscale: done. Python equivalent: {call.python}")
 
     def _handle_error(self, error: BaseException) -> None:
         if self._closed.is_set():
@@ -362,6 +377,17 @@ def error_message(error: BaseException) -> str:
     if not isinstance(error, ValueError | FileNotFoundError | MemoryError):
         message = f"{type(error).__name__}: {message}"
     return message
+
+
+def layer_removed(name: str, result_name: str) -> ValueError:
+    """The error of an ``on_result`` whose input layer ``name`` was deleted during the run.
+
+    The runner pushes the result into the console all the same, as ``result_name``.
+    """
+    return ValueError(
+        f"layer {name!r} was removed during the run; the result is in the console as "
+        f"`{result_name}`."
+    )
 
 
 def wrapping_label() -> Label:

@@ -42,7 +42,7 @@ from napari_mesoscale.io import read_npy
 from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._overlays import fitted_column
 from napari_mesoscale.napari._param_controls import param_control
-from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget
+from napari_mesoscale.napari._runner import CoreCall, CoreTaskWidget, layer_removed
 
 RECORDED_KEYS = ("trials", "activity")
 PREDICTED_KEYS = ("predicted",)
@@ -189,7 +189,7 @@ class ScorePredictionsWidget(CoreTaskWidget):
         source = f"viewer.layers[{layer.name!r}].metadata[{rec_key!r}]"
         if recorded.ndim == 3:
             source += f".reshape(-1, {recorded.shape[-1]})"
-        self._target = layer.name
+        self._target = layer
         return CoreCall(
             function=eigenvector_features_frame,
             kwargs={"activity": activity, "n_eigenvectors": n_eig},
@@ -226,7 +226,7 @@ class ScorePredictionsWidget(CoreTaskWidget):
             )
             + ")"
         )
-        self._target = layer.name
+        self._target = layer
         return CoreCall(
             function=score_predictions,
             kwargs=kwargs,
@@ -251,7 +251,9 @@ class ScorePredictionsWidget(CoreTaskWidget):
         return values
 
     def on_result(self, result: pd.DataFrame) -> None:
-        layer = self._viewer.layers[self._target]
+        layer = self._target
+        if layer not in self._viewer.layers:
+            raise layer_removed(layer.name, self.result_name)
         features = layer.features.copy()
         if len(features) != len(result):
             features = pd.DataFrame(index=range(len(result)))

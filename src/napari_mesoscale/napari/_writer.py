@@ -43,20 +43,31 @@ def write_points_csv(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
 
 
 def write_labels_tiff(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write a Labels layer as an OME-TIFF whose voxel size is the layer's scale (µm)."""
+    """Write a Labels layer as an OME-TIFF whose voxel size is the layer's scale (µm).
+
+    Labels of one plane (Y, X), e.g. ROIs detected in a (T, Y, X) movie, keep their (y, x)
+    pixel size.
+    """
     ndim = np.ndim(data)
-    if ndim not in (3, 4):
-        raise ValueError(f"Labels must be 3D (z, y, x) or 4D (t, z, y, x); got {ndim}D.")
-    scale = tuple(meta.get("scale", (1.0,) * ndim))
-    axes = "ZYX" if ndim == 3 else "TZYX"
+    if ndim not in (2, 3, 4):
+        raise ValueError(
+            f"Labels must be 2D (y, x), 3D (z, y, x) or 4D (t, z, y, x); got {ndim}D."
+        )
+    axes = _layer_axes(meta, ndim)
     write_tiff(
         path,
         np.asarray(data),
-        voxel_size=scale[-3:],
+        voxel_size=_spatial_scale(meta, axes),
         axes=axes,
         metadata={"name": meta.get("name", "labels")},
     )
     return [path]
+
+
+def _spatial_scale(meta: dict[str, Any], axes: str) -> tuple[float, ...]:
+    """The layer's scale on its spatial axes (µm): (z, y, x), or (y, x) without a z axis."""
+    scale = tuple(float(s) for s in meta.get("scale", (1.0,) * len(axes)))
+    return scale[-len(axes.replace("T", "")) :]
 
 
 _KEPT_ATTRIBUTES = ("opacity", "visible", "blending", "size", "edge_width", "contrast_limits")
@@ -91,14 +102,14 @@ def write_bundle(path: str, layer_data: list[tuple[Any, dict[str, Any], str]]) -
             spec["colormap"] = colormap
         if layer_type in ("image", "labels"):
             ndim = np.ndim(data)
-            if ndim < 3:
-                raise ValueError(f"Layer {spec['name']!r} is {ndim}D; bundles hold 3D or 4D data.")
-            scale = tuple(float(s) for s in meta.get("scale", (1.0,) * ndim))
-            if ndim > 4:
-                raise ValueError(f"Layer {spec['name']!r} has {ndim} dimensions; at most 4.")
+            if not 2 <= ndim <= 4:
+                raise ValueError(
+                    f"Layer {spec['name']!r} is {ndim}D; bundles hold 2D (y, x), 3D or 4D data."
+                )
             axes = _layer_axes(meta, ndim)
             frame_rate = _frame_rate(meta) if axes.startswith("T") else None
-            bundle.volumes[key] = Volume(data, axes, scale[-3:], frame_rate=frame_rate)
+            voxel_size = _spatial_scale(meta, axes)
+            bundle.volumes[key] = Volume(data, axes, voxel_size, frame_rate=frame_rate)
             spec["source"] = f"volumes/{key}"
         elif layer_type == "points":
             table, _ = _world_table(data, meta)

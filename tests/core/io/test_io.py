@@ -67,6 +67,24 @@ def test_tiff_writes_dask_arrays_without_loading_them(tmp_path, movie):
     np.testing.assert_array_equal(read_volume(path).data, movie)
 
 
+@pytest.mark.parametrize(("axes", "shape"), [("YX", (12, 14)), ("TYX", (5, 12, 14))])
+def test_tiff_of_a_plane_keeps_its_yx_pixel_size(tmp_path, axes, shape):
+    """A (Y, X) plane or (T, Y, X) plane movie has no z: write_tiff refused its (y, x) pixel
+    size ("must have 3 values") and the reader dropped one written without a z size."""
+    data = np.arange(np.prod(shape), dtype=np.uint16).reshape(shape)
+    frame_rate = 4.0 if "T" in axes else None
+    path = write_tiff(
+        tmp_path / "plane.ome.tif", data, voxel_size=(0.8, 0.7), axes=axes, frame_rate=frame_rate
+    )
+    volume = read_volume(path)
+    assert volume.axes == axes
+    assert volume.voxel_size == (0.8, 0.7)
+    assert volume.frame_rate == (pytest.approx(4.0) if frame_rate else None)
+    np.testing.assert_array_equal(volume.data, data)
+    with pytest.raises(ValueError, match="voxel_size must have 3 values"):
+        write_tiff(tmp_path / "v.tif", data[None], voxel_size=(0.8, 0.7), axes="Z" + axes)
+
+
 def test_ome_zarr_round_trip_is_lazy(tmp_path, movie):
     path = write_ome_zarr(
         tmp_path / "m.zarr", movie, voxel_size=(3, 1, 1), axes="TZYX", frame_rate=2.0
