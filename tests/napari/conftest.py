@@ -24,3 +24,15 @@ def reader_preferences(unsaved_settings):
 
     prefer_mesoscale_readers()
     return unsaved_settings
+
+
+@pytest.fixture
+def console_names(monkeypatch) -> dict:
+    """What the widgets push into napari's console (``viewer.update_console``), in one dict."""
+    import napari
+
+    namespace: dict = {}
+    monkeypatch.setattr(
+        napari.Viewer, "update_console", lambda _viewer, names: namespace.update(names)
+    )
+    return namespace

@@ -18,15 +18,6 @@ def _run(widget, qtbot, timeout=120_000):
     qtbot.waitUntil(lambda: not widget.is_running, timeout=timeout)
 
 
-def _console_of(viewer, monkeypatch) -> dict:
-    """What the widgets push into napari's console, collected into one namespace."""
-    namespace: dict = {}
-    monkeypatch.setattr(
-        type(viewer), "update_console", lambda _viewer, names: namespace.update(names)
-    )
-    return namespace
-
-
 @pytest.fixture
 def notifications():
     """The (severity, message) of every napari notification during the test."""
@@ -74,23 +65,23 @@ class _FailsToShow(CoreTaskWidget):
         self.add_controls()
 
     def prepare(self):
-        return CoreCall(function=lambda callback=None: 41 + 1, python="answer = 42",
-                        result_name="answer")
+        return CoreCall(
+            function=lambda callback=None: 41 + 1, python="answer = 42", result_name="answer"
+        )
 
     def on_result(self, result):
         raise self.error
 
 
 def test_a_result_that_cannot_be_shown_reaches_the_console_with_one_clear_error(
-    make_napari_viewer, qtbot, monkeypatch, capsys, notifications
+    make_napari_viewer, qtbot, console_names, capsys, notifications
 ):
     """A failing ``on_result`` lost the result (never pushed to the console) and printed a
     traceback under the error, even for a ValueError written for the user."""
     viewer = make_napari_viewer()
-    console = _console_of(viewer, monkeypatch)
     widget = _FailsToShow(viewer, ValueError("layer 'cells' was removed during the run"))
     _run(widget, qtbot)
-    assert console["answer"] == 42 and console["last_call"] == "answer = 42"
+    assert console_names["answer"] == 42 and console_names["last_call"] == "answer = 42"
     assert widget.last_error == "layer 'cells' was removed during the run"
     assert widget._status.value == f"Error: {widget.last_error}"
     assert notifications == [("error", f"napari-mesoscale: {widget.last_error}")]
@@ -116,7 +107,7 @@ def _delete_during_the_run(viewer, widget, name, released, qtbot):
 
 
 def test_fit_keeps_its_result_when_the_cells_are_deleted_during_the_run(
-    make_napari_viewer, qtbot, monkeypatch, capsys, notifications
+    make_napari_viewer, qtbot, monkeypatch, console_names, capsys, notifications
 ):
     """Deleting the cells layer while the fit ran ended in a KeyError traceback, and the fit
     was lost with it."""
@@ -130,7 +121,6 @@ def test_fit_keeps_its_result_when_the_cells_are_deleted_during_the_run(
     )
     viewer = make_napari_viewer()
     viewer.open_sample("napari-mesoscale", "connectome")
-    console = _console_of(viewer, monkeypatch)
     widget = _fit_widget.FitWidget(viewer)
     widget.cells.value = "neurons (truth)"
     widget.epochs.value = 1
@@ -140,13 +130,13 @@ def test_fit_keeps_its_result_when_the_cells_are_deleted_during_the_run(
         "`report`"
     )
     assert message in widget.last_error
-    assert console["report"] is widget.last_result and widget.last_result.fit is not None
+    assert console_names["report"] is widget.last_result and widget.last_result.fit is not None
     assert [severity for severity, _ in notifications] == ["error"]
     assert "Traceback" not in capsys.readouterr().err
 
 
 def test_score_keeps_its_result_when_the_points_are_deleted_during_the_run(
-    make_napari_viewer, qtbot, monkeypatch, capsys, notifications
+    make_napari_viewer, qtbot, monkeypatch, console_names, capsys, notifications
 ):
     """Deleting the scored points while the worker ran ended in ``KeyError: "'cells' not
     found"`` with a traceback, and the scores were lost."""
@@ -167,13 +157,12 @@ def test_score_keeps_its_result_when_the_points_are_deleted_during_the_run(
     viewer.add_points(
         rng.uniform(0, 50, (12, 3)), name="cells", metadata={"trials": trials, "predicted": truth}
     )
-    console = _console_of(viewer, monkeypatch)
     widget = _score_widget.ScorePredictionsWidget(viewer)
     assert widget._points.value == widget._pred_layer.value == "cells"
     _delete_during_the_run(viewer, widget, "cells", released, qtbot)
     message = "layer 'cells' was removed during the run; the result is in the console as `scores`"
     assert message in widget.last_error
-    assert console["scores"] is widget.last_result
+    assert console_names["scores"] is widget.last_result
     assert len(widget.last_result) == 12 and "predictivity" in widget.last_result
     assert [severity for severity, _ in notifications] == ["error"]
     assert "Traceback" not in capsys.readouterr().err
@@ -211,7 +200,7 @@ def test_training_refuses_a_folder_to_save_to_before_it_starts(
 
 
 def test_a_detector_that_cannot_be_saved_is_kept_with_one_clear_error(
-    make_napari_viewer, qtbot, tmp_path, monkeypatch, capsys, notifications
+    make_napari_viewer, qtbot, tmp_path, monkeypatch, console_names, capsys, notifications
 ):
     """Saving after training failed (a full disk): the error came as a traceback plus a second
     error, and the user was not told that the trained detector is still there."""
@@ -227,10 +216,9 @@ def test_a_detector_that_cannot_be_saved_is_kept_with_one_clear_error(
 
     monkeypatch.setattr(SomaDetector, "save", full_disk)
     viewer = make_napari_viewer()
-    console = _console_of(viewer, monkeypatch)
     train = _train_widget(viewer, tmp_path / "detector.pt")
     _run(train, qtbot)
-    assert train.detector is train.last_result is console["detector"]
+    assert train.detector is train.last_result is console_names["detector"]
     assert DetectSomataWidget(viewer).trained_detector() is train.detector
     assert train.last_error.startswith(
         f"the detector was trained but could not be saved to {tmp_path / 'detector.pt'} "

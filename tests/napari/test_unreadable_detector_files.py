@@ -39,21 +39,26 @@ def _plain_pickle(folder):
     return path
 
 
+def _detect_with(viewer, detector_path):
+    """'Detect somata (EM)' started with the U-Net method and ``detector_path`` picked."""
+    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
+
+    viewer.add_image(np.zeros((8, 16, 16), dtype=np.float32), name="EM volume")
+    widget = DetectSomataWidget(viewer)
+    widget._method.value = "U-Net (trained detector)"
+    widget._detector_file.value = detector_path
+    widget.start()
+    return widget
+
+
 @pytest.mark.parametrize(
     "make",
     [_text, _random_bytes, _random_bytes_like_a_pickle, _plain_pickle],
     ids=["text", "random-bytes", "random-bytes-from-0x80", "plain-pickle"],
 )
 def test_detect_somata_says_the_file_is_no_detector(make_napari_viewer, tmp_path, make):
-    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
-
     path = make(tmp_path)
-    viewer = make_napari_viewer()
-    viewer.add_image(np.zeros((8, 16, 16), dtype=np.float32), name="EM volume")
-    widget = DetectSomataWidget(viewer)
-    widget._method.value = "U-Net (trained detector)"
-    widget._detector_file.value = path
-    widget.start()
+    widget = _detect_with(make_napari_viewer(), path)
     assert not widget.is_running
     message = widget.last_error
     assert message is not None
@@ -65,15 +70,8 @@ def test_detect_somata_says_the_file_is_no_detector(make_napari_viewer, tmp_path
 
 def test_a_torch_file_of_something_else_is_no_saved_detector(make_napari_viewer, tmp_path):
     """Another torch.save dictionary (here a fit's) was "not a complete soma detector"."""
-    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
-
     path = tmp_path / "fit.pt"
     torch.save({"format": "napari-mesoscale-fit", "weights": torch.zeros(3)}, path)
-    viewer = make_napari_viewer()
-    viewer.add_image(np.zeros((8, 16, 16), dtype=np.float32), name="EM volume")
-    widget = DetectSomataWidget(viewer)
-    widget._method.value = "U-Net (trained detector)"
-    widget._detector_file.value = path
-    widget.start()
+    widget = _detect_with(make_napari_viewer(), path)
     assert widget.last_error is not None
     assert "is not a saved soma detector" in widget.last_error, widget.last_error

@@ -24,15 +24,6 @@ def _run(widget, qtbot, timeout=120_000):
     qtbot.waitUntil(lambda: not widget.is_running, timeout=timeout)
 
 
-def _console_of(viewer, monkeypatch) -> dict:
-    """What the widgets push into napari's console, collected into one namespace."""
-    namespace: dict = {}
-    monkeypatch.setattr(
-        type(viewer), "update_console", lambda _viewer, names: namespace.update(names)
-    )
-    return namespace
-
-
 # -- 3: opening files without naming the plugin ------------------------------------------------
 def test_open_without_plugin_argument_reads_bundles_ome_tiff_and_tables(
     make_napari_viewer, tmp_path, reader_preferences
@@ -89,14 +80,13 @@ def test_without_preferences_napari_offers_the_plugin(
 
 # -- 4: the console line runs --------------------------------------------------------------------
 def test_console_line_reproduces_detection_connectome_and_somata(
-    make_napari_viewer, qtbot, monkeypatch
+    make_napari_viewer, qtbot, console_names
 ):
     from napari_mesoscale.napari._connectome_widget import ConnectomeWidget
     from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
 
     viewer = make_napari_viewer()
     viewer.open_sample("napari-mesoscale", "connectome")
-    namespace = _console_of(viewer, monkeypatch)
 
     build = ConnectomeWidget(viewer)
     build._source.value = "Points layer"
@@ -105,7 +95,7 @@ def test_console_line_reproduces_detection_connectome_and_somata(
     build._view_3d.value = False
     _run(build, qtbot)
     assert build.last_error is None, build.last_error
-    console = dict(namespace)
+    console = dict(console_names)
     exec(console["last_call"], console)
     np.testing.assert_allclose(
         console["build"].connectome.adjacency.toarray(),
@@ -117,7 +107,7 @@ def test_console_line_reproduces_detection_connectome_and_somata(
     somata._segmentation.value = "somata (truth)"
     _run(somata, qtbot)
     assert somata.last_error is None, somata.last_error
-    console = dict(namespace)
+    console = dict(console_names)
     exec(console["last_call"], console)
     np.testing.assert_allclose(console["somata"].positions, somata.last_result.positions)
 
@@ -176,7 +166,10 @@ def test_bundle_keeps_colormaps_opacity_and_adjacency(
     somata = np.asarray(viewer.layers["somata (truth)"].data)
     viewer.add_image(
         np.random.default_rng(0).random((3, *somata.shape)).astype("float32"),
-        name="predicted", colormap="magma", contrast_limits=(0.1, 0.9), opacity=0.5,
+        name="predicted",
+        colormap="magma",
+        contrast_limits=(0.1, 0.9),
+        opacity=0.5,
         blending="additive",
     )
     viewer.add_image(somata.astype("float32"), name="residual", colormap="PiYG")
@@ -301,7 +294,7 @@ def test_build_on_the_connectome_sample_adds_no_second_copy_of_its_synapses(
         names = [layer.name for layer in viewer.layers]
         assert not any(name.startswith("synapses") for name in names if name != "synapses")
         assert names[: len(sample)] == sample and len(names) == len(sample) + 2 == 6
-        added = sorted(name.split(" ")[0] for name in names[len(sample):])
+        added = sorted(name.split(" ")[0] for name in names[len(sample) :])
         assert added == ["edges", "transmission"]
         assert "'synapses': not added again" in widget._status.value
         assert "written into 'neurons (truth)'" in widget._status.value
@@ -367,8 +360,13 @@ def test_loss_plot_axis_spans_the_real_losses(qtbot):
     plot = LossPlot()
     assert not plot.axes.axison  # a placeholder, not bare 0-1 axes
     for epoch, total in enumerate([2.0, 1.0, 0.5]):
-        plot.add({"epoch": epoch, "losses": {"total": total, "entropy": 1e-21 * (epoch > 0)},
-                  "val_loss": total * 1.1})
+        plot.add(
+            {
+                "epoch": epoch,
+                "losses": {"total": total, "entropy": 1e-21 * (epoch > 0)},
+                "val_loss": total * 1.1,
+            }
+        )
     low, high = plot.axes.get_ylim()
     assert 0.1 < low < 0.5 and 2.2 <= high < 10
 
@@ -380,8 +378,15 @@ def test_loss_plot_shows_epoch_means_not_the_first_step(qtbot):
 
     plot = LossPlot()
     for epoch, (first_step, mean, val) in enumerate([(9.0, 2.0, 2.2), (8.0, 1.0, 1.1)]):
-        plot.add({"stage": "train", "epoch": epoch, "step": 0, "losses": {"total": first_step},
-                  "val_loss": None if epoch == 0 else 2.2})
+        plot.add(
+            {
+                "stage": "train",
+                "epoch": epoch,
+                "step": 0,
+                "losses": {"total": first_step},
+                "val_loss": None if epoch == 0 else 2.2,
+            }
+        )
         plot.add({"stage": "epoch", "epoch": epoch, "losses": {"total": mean}, "val_loss": val})
     assert plot.epochs == [0.0, 1.0]
     assert plot.curves["total"] == [2.0, 1.0]
@@ -426,9 +431,7 @@ def test_fit_refuses_a_one_point_layer(make_napari_viewer):
     from napari_mesoscale.napari._fit_widget import FitWidget
 
     viewer = make_napari_viewer()
-    viewer.add_points(
-        np.zeros((1, 3)), name="one", metadata={"activity": np.ones((100, 1))}
-    )
+    viewer.add_points(np.zeros((1, 3)), name="one", metadata={"activity": np.ones((100, 1))})
     widget = FitWidget(viewer)
     widget.cells.value = "one"
     widget.start()
@@ -449,8 +452,10 @@ def test_trace_plot_legend_leaves_the_curves_uncovered(qtbot, width):
     qtbot.waitExposed(plot)
     rng = np.random.default_rng(0)
     recorded = rng.random((200, 3))
-    predicted = {name: rng.random((200, 3)) for name in
-                 ("mesoscale model", "connectome only", "shuffled connectome", "mean")}
+    predicted = {
+        name: rng.random((200, 3))
+        for name in ("mesoscale model", "connectome only", "shuffled connectome", "mean")
+    }
     title = "cell 1: domain 3, motif 2, confidence 0.87"  # as the fit widget titles it
     plot.show_cell(1, recorded, predicted, frame=10, title=title)
     with warnings.catch_warnings():

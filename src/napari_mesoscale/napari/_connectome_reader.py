@@ -31,9 +31,7 @@ from napari_mesoscale.napari._placed_tables import (
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 NEURON_COLUMNS = {"id", "z", "y", "x"}
 SYNAPSE_COLUMNS = {"pre", "post", "z", "y", "x"}
-_NEEDED = (
-    "A neurons table has the columns id, z, y, x (µm), a synapses table pre, post, z, y, x."
-)
+_NEEDED = "A neurons table has the columns id, z, y, x (µm), a synapses table pre, post, z, y, x."
 
 
 def _columns(path: Path) -> list[str]:
@@ -163,8 +161,8 @@ def _column_problem(columns: list[str]) -> str | None:
     lower = {str(column).strip().lower() for column in columns}
     if NEURON_COLUMNS <= lower or SYNAPSE_COLUMNS <= lower:
         return f"names its columns {listed}: the reader needs them in lower case, unpadded"
-    kind, wanted = ("synapses", SYNAPSE_COLUMNS) if {"pre", "post"} & names else (
-        "neurons", NEURON_COLUMNS
+    kind, wanted = (
+        ("synapses", SYNAPSE_COLUMNS) if {"pre", "post"} & names else ("neurons", NEURON_COLUMNS)
     )
     order = ["id", "pre", "post", "z", "y", "x"]
     missing = ", ".join(sorted(wanted - names, key=order.index))
