@@ -55,6 +55,7 @@ from init_motif_count_design import community_inputs
 from napari_mesoscale.model.initialise import (
     _weighted_kmeans,
     community_descriptors,
+    silhouette_count,
     size_weighted_silhouette,
 )
 from napari_mesoscale.synth.motif_zoo import make_zoo_brain
@@ -74,19 +75,10 @@ PARSIMONY = 0.02
 AUTOCORRELATION_LAGS = 10  # dynamics_features' max_lag: its first columns
 
 
-def silhouette_count(x: np.ndarray, size: np.ndarray, seed: int) -> tuple[int, dict]:
+def r14_count(x: np.ndarray, size: np.ndarray, seed: int) -> tuple[int, dict]:
     """R14's count on descriptions ``x`` and the k-means labels of every k tried."""
-    top = min(MAX_MOTIFS, x.shape[0] - 1)
-    labels = {1: np.zeros(x.shape[0], dtype=np.int64)}
-    scores = {}
-    for k in range(2, top + 1):
-        labels[k] = _weighted_kmeans(x, size, k, seed)
-        if np.bincount(labels[k], weights=size, minlength=k).min() >= SHARE * size.sum():
-            scores[k] = size_weighted_silhouette(x, labels[k], size)
-    if not scores:
-        return 1, labels
-    best = max(scores.values())
-    return min(k for k, s in scores.items() if s >= best - PARSIMONY), labels
+    k, labels, _ = silhouette_count(x, size, MAX_MOTIFS, SHARE, PARSIMONY, seed)
+    return k, labels
 
 
 def restandardised(x: np.ndarray, size: np.ndarray) -> np.ndarray:
@@ -217,9 +209,9 @@ def score_brain(seed: int, index: int, heterogeneity: float) -> dict:
             "motif_ari": float(adjusted_rand_score(brain.motif, labels[comm])),
         }
 
-    k14, labels14 = silhouette_count(x, size, kseed)
+    k14, labels14 = r14_count(x, size, kseed)
     for name, view in views(held["features"].shape[1]).items():
-        k, _ = silhouette_count(view(x, size), size, kseed)
+        k, _ = r14_count(view(x, size), size, kseed)
         record(name, labels14[k])  # the default descriptions' k-means at that count
     for restd, bar in SPLITS:
         record(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import faulthandler
 import gc
+import itertools
 import os
 import sys
 
@@ -99,12 +100,11 @@ def _close_qt_leftovers(before: set[int]) -> None:
     _collect_garbage()
 
 
-_CLEANUPS = [0]
+_cleanups = itertools.count(1)
 #: a full collection every this many viewer tests: one costs 0.6-1 s late in the suite, and the
 #: young generations (collected after every test, milliseconds) hold what a test just dropped
 _FULL_COLLECTION_EVERY = 25
 
 
 def _collect_garbage() -> None:
-    _CLEANUPS[0] += 1
-    gc.collect(2 if _CLEANUPS[0] % _FULL_COLLECTION_EVERY == 0 else 1)
+    gc.collect(2 if next(_cleanups) % _FULL_COLLECTION_EVERY == 0 else 1)

@@ -571,24 +571,38 @@ def community_motif_count(
     0.90; docs/results/motifs.md).
     """
     feats, size = community_descriptors(features, communities, signature, weight)
-    top = min(int(max_motifs), feats.shape[0] - 1)
-    scores: dict[int, float] = {}
-    labels: dict[int, np.ndarray] = {1: np.zeros(feats.shape[0], dtype=np.int64)}
-    for k in range(2, top + 1):
-        labels[k] = _weighted_kmeans(feats, size, k, seed)
-        share = np.bincount(labels[k], weights=size, minlength=k).min() / size.sum()
-        if share >= min_share:
-            scores[k] = size_weighted_silhouette(feats, labels[k], size)
-    if not scores:
-        return 1, labels[1]
-    best = max(scores.values())
-    k = min(k for k, score in scores.items() if score >= best - parsimony)
-    if criterion == "consensus":
+    k, labels, scores = silhouette_count(feats, size, max_motifs, min_share, parsimony, seed)
+    if scores and criterion == "consensus":
         within = {j: _within_sum(feats, labels[j], size) for j in (1, *sorted(scores))}
         counts = sorted((k, _calinski_harabasz_count(within, feats.shape[0]),
                          _hartigan_count(within, feats.shape[0])))
         k = counts[1]
     return k, labels[k]
+
+
+def silhouette_count(
+    x: np.ndarray, size: np.ndarray, max_motifs: int, min_share: float, parsimony: float,
+    seed: int = 0,
+) -> tuple[int, dict[int, np.ndarray], dict[int, float]]:
+    """Rule R14's count on community descriptions ``x`` (C, P) of ``size`` (C,) neurons.
+
+    Returns the count, the size-weighted k-means labels of every k tried (1 to ``max_motifs``,
+    at most C - 1) and the size-weighted silhouette of every k whose motifs all hold
+    ``min_share`` of the neurons; the count is the smallest such k within ``parsimony`` of the
+    best, 1 when no k qualifies (see :func:`community_motif_count`).
+    """
+    top = min(int(max_motifs), x.shape[0] - 1)
+    scores: dict[int, float] = {}
+    labels: dict[int, np.ndarray] = {1: np.zeros(x.shape[0], dtype=np.int64)}
+    for k in range(2, top + 1):
+        labels[k] = _weighted_kmeans(x, size, k, seed)
+        share = np.bincount(labels[k], weights=size, minlength=k).min() / size.sum()
+        if share >= min_share:
+            scores[k] = size_weighted_silhouette(x, labels[k], size)
+    if not scores:
+        return 1, labels, scores
+    best = max(scores.values())
+    return min(k for k, score in scores.items() if score >= best - parsimony), labels, scores
 
 
 def _within_sum(x: np.ndarray, labels: np.ndarray, size: np.ndarray) -> float:
