@@ -8,6 +8,7 @@ Usage::
     PYTHONPATH=src PYTHONUNBUFFERED=1 timeout 560 python3 benchmarks/gpu_check.py \
         --budget-s 480 --output $OUT/gpu_check.json
     PYTHONPATH=src python3 benchmarks/gpu_check.py --tiny      # every section, CPU, tiny
+    PYTHONPATH=src python3 benchmarks/gpu_check.py --tiny --jobs 2  # two sections at once
     bash benchmarks/gpu_check.sh --budget-s 470 --only zebrafish_fit throughput_1m  # #19
 
 Every section runs in its own subprocess under a hard wall-clock cap (its share of
@@ -56,6 +57,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +187,7 @@ def _run_child(name: str, args: argparse.Namespace, cap: float, device: str) -> 
         part = Path(tmp) / f"{name}.json"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--section", name]
         cmd += ["--cap-s", f"{cap:.1f}", "--device", device, "--output", str(part)]
-        cmd += ["--tiny"] if args.tiny else []
+        cmd += ["--tiny", "--jobs", str(args.jobs)] if args.tiny else []
         proc = subprocess.Popen(cmd, start_new_session=True)
         try:
             rc = proc.wait(timeout=cap)
@@ -233,27 +235,48 @@ def orchestrate(args: argparse.Namespace) -> dict:
 
     log(f"device: {info}")
     save()
-    for name in chosen:
+    lock = threading.Lock()
+    done: dict[str, dict] = {}
+
+    def run(name: str) -> None:
         left = args.budget_s - (time.perf_counter() - start)
         cap = min(CAPS[name] * scale, left - 2.0)
         if cap < 5.0:
-            results["sections"][name] = {"status": "skipped", "skipped": f"{left:.0f} s left"}
+            figures: dict = {"status": "skipped", "skipped": f"{left:.0f} s left"}
             log(f"{name}: skipped ({left:.0f} s of the budget left)")
+        else:
+            log(f"{name}: start (cap {cap:.0f} s, {left:.0f} s left)")
+            t0 = time.perf_counter()
+            figures = _run_child(name, args, cap, device)
+            figures["section_s"] = time.perf_counter() - t0
+            figures["cap_s"] = cap
+            log(f"{name}: {figures.get('status')} in {figures['section_s']:.1f} s: "
+                f"{_short(figures)}")
+        with lock:
+            done[name] = figures
+            _in_order(results, done, chosen)
             save()
-            continue
-        log(f"{name}: start (cap {cap:.0f} s, {left:.0f} s left)")
-        t0 = time.perf_counter()
-        figures = _run_child(name, args, cap, device)
-        figures["section_s"] = time.perf_counter() - t0
-        figures["cap_s"] = cap
-        results["sections"][name] = figures
-        results["section_wall_s"][name] = figures["section_s"]
-        log(f"{name}: {figures.get('status')} in {figures['section_s']:.1f} s: {_short(figures)}")
-        save()
+
+    if args.jobs > 1:  # CPU checks only: sections beside each other would share one GPU
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            list(pool.map(run, chosen))
+    else:
+        for name in chosen:
+            run(name)
     results["finished"] = True
     save()
     log(f"done in {time.perf_counter() - start:.0f} s -> {args.output}")
     return results
+
+
+def _in_order(results: dict, done: dict[str, dict], chosen: list[str]) -> None:
+    """Put the finished sections into ``results`` in the order they were chosen."""
+    sections = {"device": results["sections"]["device"]}
+    sections.update({name: done[name] for name in chosen if name in done})
+    results["sections"] = sections
+    results["section_wall_s"] = {
+        name: done[name]["section_s"] for name in chosen if "section_s" in done.get(name, {})
+    }
 
 
 def _short(figures: dict) -> str:
@@ -311,7 +334,8 @@ def run_section(args: argparse.Namespace) -> None:
     import torch
 
     if not torch.cuda.is_available():
-        torch.set_num_threads(min(4, os.cpu_count() or 1))
+        # sections run beside each other (--jobs) share the cores
+        torch.set_num_threads(max(1, min(4, os.cpu_count() or 1) // args.jobs))
     sec = Section(args)
     sec.save()
     try:
@@ -747,6 +771,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     parser.add_argument("--tiny", action="store_true", help="every section, tiny, CPU (CI)")
     parser.add_argument("--device", default="auto")
     parser.add_argument(
+        "--jobs", type=int, default=1,
+        help="sections run at once (only with --tiny: on a GPU they would share the device)",
+    )
+    parser.add_argument(
         "--only", nargs="*", default=None, help="run only these sections (spaces or commas)"
     )
     parser.add_argument("--section", default=None, help=argparse.SUPPRESS)  # child process
@@ -760,6 +788,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     if args.section:
         run_section(args)
         return None
+    if args.jobs > 1 and not args.tiny:
+        parser.error("--jobs above 1 is for --tiny (CPU) checks: on a GPU the sections "
+                     "would share the device and their figures would mean nothing")
     if args.tiny:  # CI: every section must run, whatever the machine's load
         args.budget_s = max(args.budget_s, 1800.0)
     return orchestrate(args)
