@@ -1,7 +1,8 @@
 """The device check runs end to end on CPU at tiny size, so that it cannot rot before a GPU run.
 
 The GPU machine has neither dask nor zarr: the run here makes both unimportable. It is part of
-the default suite (about 70 s on the 2-core machine when quiet) so that CI runs it.
+the default suite (about 35 s on the 2-core machine when quiet, two sections at a time) so
+that CI runs it.
 """
 
 import json
@@ -70,3 +71,18 @@ def test_gpu_check_tiny_writes_every_section(tmp_path):
     worker = sections["worker"]
     assert all(worker[k]["steps_per_s"] > 0 for k in ("main_thread", "thread", "subprocess"))
     assert sections["unet"]["steps_per_s"] > 0
+
+
+def test_sections_side_by_side_are_refused_on_a_gpu_run(capsys):
+    """``--jobs`` above 1 would put sections on one GPU together: only CPU checks take it."""
+    import pytest
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import gpu_check
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    with pytest.raises(SystemExit):
+        # were it not refused, the tiny budget skips every section and no SystemExit comes
+        gpu_check.main(["--jobs", "2", "--only", "oom", "--budget-s", "6", "--output", os.devnull])
+    assert "--jobs above 1 is for --tiny" in capsys.readouterr().err
