@@ -52,6 +52,14 @@ def is_lazy(array: Any) -> bool:
     return hasattr(array, "dask") and hasattr(array, "compute")
 
 
+def non_finite_frames_error(first_frame: int) -> ValueError:
+    """The error for a movie with NaN or infinite values, naming the first such frame."""
+    return ValueError(
+        f"movie contains NaN or infinite values (first in frame {first_frame}). Replace them "
+        "first, e.g. np.nan_to_num(movie, nan=np.nanmedian(movie))."
+    )
+
+
 def check_voxel_size(voxel_size: Any, ndim: int = 3) -> tuple[float, ...]:
     """Validate a voxel size: ``ndim`` positive finite numbers in µm, (z, y, x) order.
 

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from napari_mesoscale.io.volumes import non_finite_frames_error
 from napari_mesoscale.motion._device import pick_device, to_tensor
 from napari_mesoscale.motion._registrar import Registrar, batch_size
 from napari_mesoscale.motion.params import MotionParams
@@ -194,19 +195,17 @@ def _read(movie: Any, index: Any, device: torch.device) -> torch.Tensor:
     # a finite sum means finite frames (NaN and inf propagate); the elementwise test only
     # runs when the sum is not finite, which a huge but finite movie could also give
     if not torch.isfinite(frames.sum()) and not torch.isfinite(frames).all():
-        raise ValueError(
-            f"movie {_frames_text(index, movie.shape[0])} contain(s) NaN or infinite values; "
-            "fill or drop them first."
-        )
+        raise non_finite_frames_error(_first_non_finite_frame(frames, index, movie.shape[0]))
     return frames
 
 
-def _frames_text(index: Any, n_frames: int) -> str:
-    """"frame 3" or "frames 32-63" for a frame index or slice."""
-    if isinstance(index, slice):
-        start, stop, _ = index.indices(n_frames)
-        return f"frames {start}-{stop - 1}" if stop - start > 1 else f"frame {start}"
-    return f"frame {int(index)}"
+def _first_non_finite_frame(frames: torch.Tensor, index: Any, n_frames: int) -> int:
+    """The movie's index of the first frame read by ``movie[index]`` that is not all finite."""
+    if not isinstance(index, slice):
+        return int(index)
+    start, _, step = index.indices(n_frames)
+    finite = torch.isfinite(frames.reshape(frames.shape[0], -1)).all(dim=1)
+    return start + step * int(torch.nonzero(~finite)[0, 0])
 
 
 def _flag_outliers(quality: np.ndarray, n_mad: float) -> np.ndarray:

@@ -19,6 +19,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from napari_mesoscale.io import check_voxel_size, is_lazy
+from napari_mesoscale.io.volumes import non_finite_frames_error
 from napari_mesoscale.progress import Progress
 from napari_mesoscale.segment.deconvolve import deconvolve_traces
 from napari_mesoscale.segment.params import DetectionParams, renamed_keyword
@@ -129,10 +130,7 @@ def _read_slab(movie: Any, t0: int, t1: int) -> np.ndarray:
 def _check_finite(block: np.ndarray, t0: int) -> None:
     if np.issubdtype(block.dtype, np.floating) and not np.isfinite(block).all():
         bad = int(np.argwhere(~np.isfinite(block).reshape(len(block), -1).all(axis=1))[0, 0])
-        raise ValueError(
-            f"movie contains NaN or infinite values (first in frame {t0 + bad}). Replace them "
-            "first, e.g. np.nan_to_num(movie, nan=np.nanmedian(movie))."
-        )
+        raise non_finite_frames_error(t0 + bad)
 
 
 # -- summary images ----------------------------------------------------------------------

@@ -71,11 +71,17 @@ def test_a_plane_movie_is_written_as_time_y_x(tmp_path):
     assert volume.frame_rate == 4.0
 
 
-def test_nan_frames_are_named_in_the_message():  # read "movie frames slice(4, 6, None)"
+def test_the_first_nan_frame_is_named_in_the_message():
+    """Read in batches, the message named the batch ("frames 4-5"), not the frame, and its
+    advice differed from detection's for the same movie."""
     movie = _movie(8)
     movie[5, 3, 3] = np.nan
-    with pytest.raises(ValueError, match=r"movie frames 4-5 contain\(s\) NaN"):
+    movie[6, 0, 0] = np.inf
+    expected = r"movie contains NaN or infinite values \(first in frame 5\)\. Replace them"
+    with pytest.raises(ValueError, match=expected):
         correct_motion(movie, reference=_movie(1)[0], batch_frames=2, **OPTIONS)
+    with pytest.raises(ValueError, match=expected):
+        correct_motion(movie, reference=_movie(1)[0], batch_frames=4, **OPTIONS)
 
 
 def test_a_plane_movie_keeps_its_voxel_size_through_bundles(tmp_path):
