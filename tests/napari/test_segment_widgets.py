@@ -244,3 +244,34 @@ def test_train_widget_passes_cell_diameter_and_self_training(make_napari_viewer)
     assert "self_training=True" in call.python and "cell_diameter=11.5" in call.python
     train._self_training.value = False
     assert train.prepare().kwargs["self_training"] is False
+
+
+def test_a_movie_without_cells_says_what_to_check(make_napari_viewer, qtbot):
+    """On a noise movie the widget said only "0 point sources." beside "done": nothing told
+    the user which of their settings (scale, cell diameter, threshold) to look at."""
+    from napari.utils.notifications import notification_manager
+
+    viewer = make_napari_viewer()
+    noise = np.random.default_rng(0).poisson(100, size=(30, 4, 24, 24)).astype(np.float32)
+    viewer.add_image(noise, name="noise", scale=(1.0, 3.0, 1.5, 1.5))
+    _, widget = viewer.window.add_plugin_dock_widget(
+        "napari-mesoscale", "Detect point sources (calcium)"
+    )
+    widget._movie.value = "noise"
+    widget._motion.value = "no"
+    widget._diameter.value = 6.0
+    warnings = []
+    notification_manager.notification_ready.connect(
+        lambda n: warnings.append(n.message) if n.severity == "warning" else None
+    )
+    widget.start()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=120_000)
+    assert widget.last_error is None and len(widget.last_result) == 0
+    status = widget._status.value
+    threshold = widget.last_result.parameters["threshold_used"]
+    assert status == (
+        f"0 point sources: no cell-sized object above the threshold ({threshold:.3g} noise "
+        "units, chosen automatically); lower the threshold or check the cell diameter (6 µm) "
+        "and the voxel size. The voxel size is the layer's scale (now 3 × 1.5 × 1.5 µm)."
+    )
+    assert warnings == [f"napari-mesoscale: {status}"], status

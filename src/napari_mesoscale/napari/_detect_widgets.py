@@ -17,6 +17,7 @@ from typing import Any
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton, Widget
+from napari.utils.notifications import show_warning
 
 from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._layers import output_name, points_layer
@@ -134,6 +135,14 @@ def source_layers(
 
 
 # -- calcium ----------------------------------------------------------------------------------
+def _no_sources_text(parameters: dict) -> str:
+    """Why a movie gave no point sources (the core's reason) and where the voxel size is set."""
+    reason = parameters.get("no_sources_reason", "nothing in the movie stood out from its noise.")
+    size = " × ".join(f"{v:g}" for v in parameters.get("voxel_size", []))
+    scale = f" (now {size} µm)" if size else ""
+    return f"0 point sources: {reason} The voxel size is the layer's scale{scale}."
+
+
 def _check_movie_axes(layer: Any, data: Any) -> None:
     """Refuse a volume offered as a movie: its first axis must be time."""
     axes = _contract.read(layer).axes
@@ -271,7 +280,11 @@ class DetectPointSourcesWidget(_LayerWidget):
             ),
             key=context["name"],
         )
-        self._status.value = f"{len(result)} point sources."
+        if len(result):
+            self._status.value = f"{len(result)} point sources."
+        else:
+            self._status.value = _no_sources_text(result.parameters)
+            show_warning(f"napari-mesoscale: {self._status.value}")
         if self._trace_dock.value and len(result):
             self.show_traces(layers[-1], result)
 

@@ -959,6 +959,7 @@ def _prepare_run(movie: Any, voxel_size: Any, p: DetectionParams) -> _Run:
 def _no_sources(
     run: _Run, progress: Progress, reason: str, images: dict[str, np.ndarray] | None = None
 ) -> PointSources:
+    run.record["no_sources_reason"] = reason
     warnings.warn(f"No point sources: {reason}", stacklevel=3)
     progress.report(1.0, f"no point sources: {reason}")
     empty_series = np.zeros((run.n_frames, 0), np.float32)
@@ -1006,9 +1007,11 @@ def _find_cells(
         )
     run.record["threshold_used"] = used_threshold
     if len(peaks) == 0:
+        chosen = ", chosen automatically" if isinstance(p.threshold, str) else ""
         return (
-            f"no cell-sized object above the threshold ({p.threshold} noise units); lower "
-            "`threshold` or check cell_diameter and voxel_size."
+            f"no cell-sized object above the threshold ({used_threshold:.3g} noise units"
+            f"{chosen}); lower the threshold or check the cell diameter "
+            f"({p.cell_diameter:g} µm) and the voxel size."
         )
     activity = _activity_z(run, images["correlation"], peaks, background)
     if p.min_activity is not None:
