@@ -257,12 +257,9 @@ def orchestrate(args: argparse.Namespace) -> dict:
             _in_order(results, done, chosen)
             save()
 
-    if args.jobs > 1:  # CPU checks only: sections beside each other would share one GPU
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(run, chosen))
-    else:
-        for name in chosen:
-            run(name)
+    # one worker (the GPU run) takes the sections one after the other, in the order chosen
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(run, chosen))
     results["finished"] = True
     save()
     log(f"done in {time.perf_counter() - start:.0f} s -> {args.output}")
