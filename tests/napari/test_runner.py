@@ -201,3 +201,34 @@ def partial_steps(total: int) -> int:
     while k * (k - 1) // 2 < total:
         k += 1
     return k
+
+
+class WarningWidget(CountWidget):
+    """Warns about an odd result (an odd number of steps), as detection does about 0 cells."""
+
+    def on_result(self, result):
+        super().on_result(result)
+        if self.n.value % 2:
+            self.warn_about_result(f"an odd number of steps ({self.n.value}).")
+
+
+@pytest.mark.viewer
+def test_a_warning_about_the_result_is_the_runs_only_toast(make_napari_viewer, qtbot):
+    """The "done" toast came after the widget's warning and, stacked over it, hid it."""
+    from napari.utils.notifications import notification_manager
+
+    viewer = make_napari_viewer()
+    widget = WarningWidget(viewer)
+    shown = []
+    notification_manager.notification_ready.connect(
+        lambda n: shown.append((str(n.severity), n.message))
+    )
+    for steps in (5, 4):  # the second run has nothing to warn about: "done" again
+        widget.n.value = steps
+        widget._run_button.native.click()
+        qtbot.waitUntil(lambda: not widget.is_running, timeout=10_000)
+    assert shown == [
+        ("warning", "napari-mesoscale: an odd number of steps (5)."),
+        ("info", "napari-mesoscale: done. Python equivalent: count_up(4)"),
+    ]
+    assert widget._status.value == "Done."

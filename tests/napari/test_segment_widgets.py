@@ -260,11 +260,8 @@ def test_a_movie_without_cells_says_what_to_check(make_napari_viewer, qtbot):
     widget._movie.value = "noise"
     widget._motion.value = "no"
     widget._diameter.value = 6.0
-    warnings = []
-    notification_manager.notification_ready.connect(
-        lambda n: warnings.append(n.message) if n.severity == "warning" else None
-    )
-    widget.start()
+    toasts = _record_notifications(notification_manager)
+    widget._run_button.native.click()
     qtbot.waitUntil(lambda: not widget.is_running, timeout=120_000)
     assert widget.last_error is None and len(widget.last_result) == 0
     status = widget._status.value
@@ -274,4 +271,37 @@ def test_a_movie_without_cells_says_what_to_check(make_napari_viewer, qtbot):
         "units, chosen automatically); lower the threshold or check the cell diameter (6 µm) "
         "and the voxel size. The voxel size is the layer's scale (now 3 × 1.5 × 1.5 µm)."
     )
-    assert warnings == [f"napari-mesoscale: {status}"], status
+    # the run's only toast: a "done" after it stacked over the warning and hid it
+    assert toasts == [("warning", f"napari-mesoscale: {status}")], toasts
+
+
+def _record_notifications(manager) -> list[tuple[str, str]]:
+    """The (severity, message) of every notification from now on, in order."""
+    shown: list[tuple[str, str]] = []
+    manager.notification_ready.connect(lambda n: shown.append((str(n.severity), n.message)))
+    return shown
+
+
+def test_an_em_volume_without_somata_says_what_to_check(make_napari_viewer, qtbot):
+    """A featureless EM volume said only "0 somata." under a "done" toast."""
+    from napari.utils.notifications import notification_manager
+
+    from napari_mesoscale.napari._detect_widgets import DetectSomataWidget
+
+    viewer = make_napari_viewer()
+    flat = np.random.default_rng(0).normal(128, 2, size=(16, 48, 48)).astype(np.float32)
+    viewer.add_image(flat, name="flat", scale=(0.5, 0.25, 0.25))
+    widget = DetectSomataWidget(viewer)
+    widget._volume.value = "flat"
+    toasts = _record_notifications(notification_manager)
+    widget._run_button.native.click()
+    qtbot.waitUntil(lambda: not widget.is_running, timeout=60_000)
+    assert widget.last_error is None and len(widget.last_result) == 0
+    status = widget._status.value
+    diameter = widget.last_result.parameters["cell_diameter"]
+    assert status == (
+        "0 somata: no body of a soma's size and shape above the threshold (chosen "
+        f"automatically); lower the threshold or check the cell diameter ({diameter:g} µm) and "
+        "the voxel size. The voxel size is the layer's scale (now 0.5 × 0.25 × 0.25 µm)."
+    )
+    assert toasts == [("warning", f"napari-mesoscale: {status}")], toasts

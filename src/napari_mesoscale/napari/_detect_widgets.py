@@ -17,7 +17,6 @@ from typing import Any
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, FileEdit, PushButton, Widget
-from napari.utils.notifications import show_warning
 
 from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._layers import output_name, points_layer
@@ -138,9 +137,19 @@ def source_layers(
 def _no_sources_text(parameters: dict) -> str:
     """Why a movie gave no point sources (the core's reason) and where the voxel size is set."""
     reason = parameters.get("no_sources_reason", "nothing in the movie stood out from its noise.")
+    return f"0 point sources: {reason}{_voxel_size_note(parameters)}"
+
+
+def _no_somata_text(parameters: dict) -> str:
+    """Why an EM volume gave no somata (the core's reason) and where the voxel size is set."""
+    reason = parameters.get("no_somata_reason", "no body of a soma's size and shape was found.")
+    return f"0 somata: {reason}{_voxel_size_note(parameters)}"
+
+
+def _voxel_size_note(parameters: dict) -> str:
     size = " × ".join(f"{v:g}" for v in parameters.get("voxel_size", []))
     scale = f" (now {size} µm)" if size else ""
-    return f"0 point sources: {reason} The voxel size is the layer's scale{scale}."
+    return f" The voxel size is the layer's scale{scale}."
 
 
 def _check_movie_axes(layer: Any, data: Any) -> None:
@@ -283,8 +292,7 @@ class DetectPointSourcesWidget(_LayerWidget):
         if len(result):
             self._status.value = f"{len(result)} point sources."
         else:
-            self._status.value = _no_sources_text(result.parameters)
-            show_warning(f"napari-mesoscale: {self._status.value}")
+            self.warn_about_result(_no_sources_text(result.parameters))
         if self._trace_dock.value and len(result):
             self.show_traces(layers[-1], result)
 
@@ -460,7 +468,9 @@ class DetectSomataWidget(_LayerWidget):
         )
         self._status.value = f"{len(result)} somata."
         if len(result) == 0 and method == _FROM_LABELS:
-            self._status.value = _no_somata_in_labels(context["name"], result)
+            self.warn_about_result(_no_somata_in_labels(context["name"], result))
+        elif len(result) == 0:
+            self.warn_about_result(_no_somata_text(result.parameters))
 
 
 def _no_somata_in_labels(name: str, result: Any) -> str:

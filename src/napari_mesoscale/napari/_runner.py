@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QCoreApplication, QObject, Signal
 from qtpy.QtWidgets import QSizePolicy
 
@@ -132,6 +132,8 @@ class CoreTaskWidget(Container):
         self.result_name = "result"
         self.last_error: str | None = None
         self.last_call: str = ""
+        #: what :meth:`warn_about_result` said about the current run's result, if anything
+        self._result_warning: str | None = None
         #: layers this widget added, by (input, method) key: the only ones a rerun replaces
         self._added: dict[Any, list[Any]] = {}
         # a widget closed mid-run stops its worker rather than leave it running at exit, and
@@ -170,6 +172,16 @@ class CoreTaskWidget(Container):
 
     def on_progress(self, info: dict[str, Any]) -> None:
         """Hook for subclasses: called in the GUI thread with each progress dictionary."""
+
+    def warn_about_result(self, message: str) -> None:
+        """From :meth:`on_result`: say that the result needs the user's attention (e.g. it is
+        empty, and why), in the status line and as the run's one notification.
+
+        It replaces the run's "done" notification: napari stacks a later toast over an earlier
+        one, so a "done" shown after the warning hid it.
+        """
+        self._status.value = message
+        self._result_warning = message
 
     def replace_layers(
         self, layers: list[tuple[Any, dict[str, Any], str]], key: Any = None
@@ -313,6 +325,7 @@ class CoreTaskWidget(Container):
             return
         self._status.value = "Done."  # on_result may replace it with a summary of the result
         self.result_name = call.result_name
+        self._result_warning = None
         try:
             self.on_result(result)
         except Exception as error:  # a failure building layers must reach the user too
@@ -331,7 +344,9 @@ class CoreTaskWidget(Container):
                 f"; {summary}" if summary not in ("", "Done.") else "."
             )
         self._push_console(call, result)
-        if self.last_error == "cancelled":  # "done" read as if the whole run had finished
+        if self._result_warning is not None:  # the status holds it (after "Cancelled: …")
+            show_warning(f"napari-mesoscale: {self._status.value}")
+        elif self.last_error == "cancelled":  # "done" read as if the whole run had finished
             show_info(f"napari-mesoscale: {self._status.value}")
         elif call.python:
             show_info(f"napari-mesoscale: done. Python equivalent: {call.python}")

@@ -434,14 +434,25 @@ anisotropic_shell, section_thickness_um, test_time_augmentation, fused_shell_pas
         bodies = _bodies(run, mask, detector is not None)
     progress.report(0.85, "measuring bodies")
     result = _measure_somata(run, image, bodies, images)
-    if result is None:
-        return _no_somata(run, progress, "no body of soma size above the threshold.", images)
+    if result is None or len(result) == 0:
+        reason = _no_body_reason(run["params"], detector is not None)
+        return _no_somata(run, progress, reason, images)
     progress.report(1.0, f"{len(result)} somata")
-    if len(result) == 0:
-        warnings.warn(
-            "No somata: no body of soma size; check cell_diameter and voxel_size.", stacklevel=2
-        )
     return result
+
+
+def _no_body_reason(p: SomaDetectionParams, unet: bool) -> str:
+    """Why no soma was kept: the threshold the run used and the sizes to check."""
+    if unet:
+        threshold = f"probability threshold ({p.probability_threshold:g})"
+    elif p.threshold == "auto":
+        threshold = "threshold (chosen automatically)"
+    else:
+        threshold = f"threshold ({float(p.threshold):g})"
+    return (
+        f"no body of a soma's size and shape above the {threshold}; lower the threshold or "
+        f"check the cell diameter ({p.cell_diameter:g} µm) and the voxel size."
+    )
 
 
 def _prepare_em_run(
@@ -508,6 +519,7 @@ def _no_somata(
     images: dict[str, np.ndarray] | None = None,
 ) -> PointSources:
     warnings.warn(f"No somata: {reason}", stacklevel=3)
+    run["record"]["no_somata_reason"] = reason
     progress.report(1.0, f"no somata: {reason}")
     full = run["params"].full_resolution_labels
     shape, factors = run["shape"], run["factors"]
