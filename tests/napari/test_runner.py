@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 from magicgui.widgets import SpinBox
 
@@ -232,3 +233,64 @@ def test_a_warning_about_the_result_is_the_runs_only_toast(make_napari_viewer, q
         ("info", "napari-mesoscale: done. Python equivalent: count_up(4)"),
     ]
     assert widget._status.value == "Done."
+
+
+class LayerWidget(CountWidget):
+    """Adds a points and a labels layer per run, as detection does."""
+
+    def on_result(self, result):
+        super().on_result(result)
+        points = np.arange(9, dtype=float).reshape(3, 3) + result
+        self.replace_layers(
+            [(points, {"name": "cells", "metadata": {"roi_labels": "ROIs"}}, "points"),
+             (np.zeros((4, 8, 8), np.int32), {"name": "ROIs"}, "labels")],
+            key="count",
+        )
+
+
+@pytest.mark.viewer
+@pytest.mark.parametrize("edit", ["delete a point", "paint", "rename"])
+def test_a_rerun_keeps_the_layers_the_user_edited(make_napari_viewer, qtbot, edit):
+    """A rerun removed the last run's layers even after the user had curated them."""
+    viewer = make_napari_viewer()
+    widget = LayerWidget(viewer)
+
+    def run():
+        widget._run_button.native.click()
+        qtbot.waitUntil(lambda: not widget.is_running, timeout=10_000)
+
+    run()
+    run()  # nothing edited: replaced, not doubled
+    assert [layer.name for layer in viewer.layers] == ["cells", "ROIs"]
+    cells, rois = viewer.layers["cells"], viewer.layers["ROIs"]
+    if edit == "delete a point":
+        cells.selected_data = {0}
+        cells.remove_selected()
+    elif edit == "paint":
+        rois.paint((1, 4, 4), 7)
+    else:
+        rois.name = "my ROIs"
+    run()
+    names = [layer.name for layer in viewer.layers]
+    edited = cells if edit == "delete a point" else rois
+    assert edited in viewer.layers
+    # curated cells keep their ROIs (named in their metadata): the new run's get a new name
+    # and the new cells point to them
+    assert names == {
+        "delete a point": ["cells", "ROIs", "cells_2", "ROIs_2"],
+        "paint": ["ROIs", "cells", "ROIs_2"],
+        "rename": ["my ROIs", "cells", "ROIs"],
+    }[edit]
+    assert viewer.layers[-2 if edit == "delete a point" else 1].metadata["roi_labels"] == (
+        "ROIs_2" if edit != "rename" else "ROIs"
+    )
+    if edit == "delete a point":
+        assert len(cells.data) == 2
+    if edit == "paint":
+        assert rois.data[1, 4, 4] == 7
+    rois = " and its ROIs 'ROIs'" if edit == "delete a point" else ""
+    assert widget._status.value.endswith(
+        f"Kept {edited.name!r} of the last run (you edited or renamed it){rois}."
+    )
+    run()  # the kept layers are the user's now; only the new result is replaced
+    assert edited in viewer.layers and len(viewer.layers) == len(names)

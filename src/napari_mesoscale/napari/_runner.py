@@ -36,19 +36,24 @@ once, without a traceback when it is a ``ValueError`` (a message written for the
 Output layers are named after their input (``<input> <what>``); a rerun replaces only the
 layers the same widget made from the same input with the same method
 (:meth:`CoreTaskWidget.replace_layers`' ``key``), never a layer the user made or loaded: a
-name already taken by such a layer gets a ``_2``, ``_3``… suffix.
+name already taken by such a layer gets a ``_2``, ``_3``… suffix. A layer of an earlier run
+that the user has since renamed or edited (points curated, labels painted) is theirs: it is
+kept, and the new result comes beside it.
 """
 
 from __future__ import annotations
 
 import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from magicgui.widgets import Container, Label, ProgressBar, PushButton
+from napari.layers import Image
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QCoreApplication, QObject, Signal
@@ -136,6 +141,10 @@ class CoreTaskWidget(Container):
         self._result_warning: str | None = None
         #: layers this widget added, by (input, method) key: the only ones a rerun replaces
         self._added: dict[Any, list[Any]] = {}
+        self._user_edits = UserEdits()
+        #: (name, changed by the user) of the layers of an earlier run this run kept: those
+        #: the user changed and the ROIs they name
+        self._kept_layers: list[tuple[str, bool]] = []
         # a widget closed mid-run stops its worker rather than leave it running at exit, and
         # ignores what the worker still delivers: its Qt widgets are gone (the slot holds the
         # run's event and the flag, not ``self``, which may be half torn down by then)
@@ -192,8 +201,11 @@ class CoreTaskWidget(Container):
         and layers the widget did not add, are never removed: a name they hold is made unique
         with a ``_2``, ``_3``… suffix (and references to it in ``roi_labels`` follow).
         """
-        for layer in self._added.pop(key, []):
-            if layer in self._viewer.layers:
+        earlier = [layer for layer in self._added.pop(key, []) if layer in self._viewer.layers]
+        kept = self._user_edits.kept(earlier)  # the user's now: a rerun must not discard them
+        self._kept_layers += [(layer.name, self._user_edits.changed(layer)) for layer in kept]
+        for layer in earlier:
+            if layer not in kept:
                 self._viewer.layers.remove(layer)
         renamed = self._unique_names([attributes.get("name") for _, attributes, _ in layers])
         ensure_cursor_view_direction(self._viewer)
@@ -205,6 +217,8 @@ class CoreTaskWidget(Container):
                 metadata = {**metadata, "roi_labels": renamed[metadata["roi_labels"]]}
                 attributes["metadata"] = metadata
             added.append(getattr(self._viewer, f"add_{layer_type}")(data, **attributes))
+        for layer in added:
+            self._user_edits.watch(layer)
         self._added[key] = added
         set_axis_labels(self._viewer)
         return added
@@ -326,6 +340,7 @@ class CoreTaskWidget(Container):
         self._status.value = "Done."  # on_result may replace it with a summary of the result
         self.result_name = call.result_name
         self._result_warning = None
+        self._kept_layers = []
         try:
             self.on_result(result)
         except Exception as error:  # a failure building layers must reach the user too
@@ -343,13 +358,17 @@ class CoreTaskWidget(Container):
             self._status.value = "Cancelled: partial result shown" + (
                 f"; {summary}" if summary not in ("", "Done.") else "."
             )
+        kept = kept_layers_note(self._kept_layers)
+        if kept:
+            self._status.value += f" Kept {kept}."
         self._push_console(call, result)
         if self._result_warning is not None:  # the status holds it (after "Cancelled: …")
             show_warning(f"napari-mesoscale: {self._status.value}")
         elif self.last_error == "cancelled":  # "done" read as if the whole run had finished
             show_info(f"napari-mesoscale: {self._status.value}")
         elif call.python:
-            show_info(f"napari-mesoscale: done. Python equivalent: {call.python}")
+            note = f" (kept {kept}; the new result is beside it)" if kept else ""
+            show_info(f"napari-mesoscale: done{note}. Python equivalent: {call.python}")
 
     def _push_console(self, call: CoreCall, result: Any) -> None:
         """Put ``result`` (as ``call.result_name``) and the names ``call.python`` uses into
@@ -380,6 +399,54 @@ class CoreTaskWidget(Container):
         self._worker = None
         if not self._closed.is_set():
             self._set_running(False)
+
+
+class UserEdits:
+    """Which layers a widget added the user has since renamed or edited (points added,
+    moved or deleted, labels painted): a rerun keeps those rather than replace them."""
+
+    def __init__(self) -> None:
+        self._names: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._edited: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def watch(self, layer: Any) -> None:
+        """Start watching ``layer``, as it is now (just added)."""
+        self._names[layer] = layer.name
+        edited = self._edited
+        if isinstance(layer, Image):  # an image output is never edited by hand
+            return
+        for name in ("data", "paint"):
+            emitter = getattr(layer.events, name, None)
+            if emitter is not None:
+                emitter.connect(partial(_mark_edited, edited, weakref.ref(layer)))
+
+    def changed(self, layer: Any) -> bool:
+        """Whether the user renamed or edited ``layer`` since :meth:`watch`."""
+        return layer in self._edited or self._names.get(layer, layer.name) != layer.name
+
+    def kept(self, layers: list[Any]) -> list[Any]:
+        """Those of one run's ``layers`` to keep: the changed ones, with the ROI layer that a
+        kept points layer names (``metadata["roi_labels"]``), so that they still match."""
+        changed = [layer for layer in layers if self.changed(layer)]
+        named = {layer.metadata.get("roi_labels") for layer in changed}
+        return [layer for layer in layers if layer in changed or layer.name in named]
+
+
+def kept_layers_note(kept: list[tuple[str, bool]]) -> str:
+    """"'cells' of the last run (you edited or renamed it) and its ROIs 'ROIs'"; "" if none."""
+    changed = [repr(name) for name, by_user in kept if by_user]
+    if not changed:
+        return ""
+    one = len(changed) == 1
+    note = f"{', '.join(changed)} of the last run (you edited or renamed {'it' if one else 'them'})"
+    rois = [repr(name) for name, by_user in kept if not by_user]
+    return note + (f" and {'its' if one else 'their'} ROIs {', '.join(rois)}" if rois else "")
+
+
+def _mark_edited(edited: weakref.WeakSet, layer_ref: weakref.ref, _event: Any = None) -> None:
+    layer = layer_ref()
+    if layer is not None:
+        edited.add(layer)
 
 
 def error_message(error: BaseException) -> str:
