@@ -27,6 +27,7 @@ from napari_mesoscale.napari._placed_tables import (
     is_placeable_kind,
     read_placed_table,
 )
+from napari_mesoscale.napari._units import in_micrometres
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 NEURON_COLUMNS = {"id", "z", "y", "x"}
@@ -257,6 +258,7 @@ def read_napari_csv(path: str | list[str]) -> list[LayerDataTuple]:
     return [_napari_csv(item) for item in paths]
 
 
+@in_micrometres
 def read_tables(path: str | list[str]) -> list[LayerDataTuple]:
     """Neuron tables as Points (size 6 µm), synapse tables as small Points; µm, scale 1."""
     paths = path if isinstance(path, list) else [path]

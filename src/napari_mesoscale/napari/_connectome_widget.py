@@ -376,7 +376,8 @@ class ConnectomeWidget(CoreTaskWidget):
             synapses=shown_in is None,
             neurons=target is None,
         )
-        self.replace_layers(layers, key="connectome")
+        source = getattr(self, "_neurons_input", None)  # None: built from tables, in µm
+        self.replace_layers(layers, key="connectome", like=getattr(source, "name", None))
         self._added["connectome"].extend(kept)
         if shown_in is not None:
             note += f" Its synapses are those of {shown_in!r}: not added again."

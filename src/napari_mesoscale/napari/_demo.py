@@ -106,6 +106,7 @@ def run_demo(
     from napari_mesoscale.io import atomic_path
     from napari_mesoscale.napari._layers import axis_labels
     from napari_mesoscale.napari._reader import read_bundle_layers
+    from napari_mesoscale.napari._units import with_units
 
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
@@ -114,19 +115,21 @@ def run_demo(
         bundle_path = result.to_bundle(model_folder=scratch).save(output / "results.mesoscale")
 
     viewer = napari.Viewer(show=True)  # a hidden canvas renders black screenshots
-    viewer.add_image(
-        movie.data,
-        name="calcium movie",
-        scale=(1.0, *movie.voxel_size),
-        colormap="gray",
-        opacity=0.6,
-        axis_labels=axis_labels(movie.data.ndim, getattr(movie, "axes", None)),
-    )
+    [(data, attributes, _)] = with_units([(movie.data, {
+        "name": "calcium movie",
+        "scale": (1.0, *movie.voxel_size),
+        "colormap": "gray",
+        "opacity": 0.6,
+        "axis_labels": axis_labels(movie.data.ndim, getattr(movie, "axes", None)),
+    }, "image")])
+    viewer.add_image(data, **attributes)
     for data, attributes, layer_type in read_bundle_layers(str(bundle_path)):
         getattr(viewer, f"add_{layer_type}")(data, **attributes)
     viewer.layers["predicted activity"].visible = False
     viewer.layers["functional domains"].opacity = 0.5
     viewer.dims.ndisplay = 3
+    canvas = getattr(viewer, "canvas", None)  # napari ≥ 0.9; viewer.scale_bar before
+    (canvas.overlays if canvas is not None else viewer).scale_bar.visible = True  # in µm
     viewer.dims.set_current_step(0, movie.data.shape[0] // 2)
     viewer.reset_view()
     # napari >= 0.9 keeps the camera on viewer.scene (viewer.camera is deprecated there)

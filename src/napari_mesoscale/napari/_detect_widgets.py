@@ -288,11 +288,13 @@ class DetectPointSourcesWidget(_LayerWidget):
                 plane=context["plane"], stimulus=context["stimulus"],
             ),
             key=context["name"],
+            like=context["name"],
         )
         if len(result):
             self._status.value = f"{len(result)} point sources."
         else:
             self.warn_about_result(_no_sources_text(result.parameters))
+        self.note_unset_voxel_size(context["name"])
         if self._trace_dock.value and len(result):
             self.show_traces(layers[-1], result)
 
@@ -465,12 +467,14 @@ class DetectSomataWidget(_LayerWidget):
                 translate=context["translate"],
             ),
             key=(context["name"], method),
+            like=context["name"],
         )
         self._status.value = f"{len(result)} somata."
         if len(result) == 0 and method == _FROM_LABELS:
             self.warn_about_result(_no_somata_in_labels(context["name"], result))
         elif len(result) == 0:
             self.warn_about_result(_no_somata_text(result.parameters))
+        self.note_unset_voxel_size(context["name"])
 
 
 def _no_somata_in_labels(name: str, result: Any) -> str:
@@ -583,6 +587,7 @@ class TrainSomaDetectorWidget(_LayerWidget):
             name=output_name(name, " annotations"),
             scale=layer.scale,
             translate=layer.translate,
+            units=layer.units,
         )
         annotations.selected_label = 2
         self._annotations.value = annotations.name

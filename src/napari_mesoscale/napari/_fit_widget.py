@@ -385,6 +385,7 @@ class FitWidget(CoreTaskWidget):
                     *activity_layers(labels, voxel_size, report.activity, report.predicted),
                 ],
                 key=layer.name,
+                like=layer.name,
             )
         self._fill_domain_table(fit.domains)
         layer.selected_data.events.items_changed.connect(self._show_selected_trace)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from napari_mesoscale.napari._layers import LayerDataTuple
+from napari_mesoscale.napari._units import in_micrometres
 
 #: files that identify an output folder, by command
 FOLDER_FILES = {
@@ -49,6 +50,7 @@ def get_output_folder_reader(
     return read_output_folder
 
 
+@in_micrometres
 def read_output_folder(path: str | list[str]) -> list[LayerDataTuple]:
     """The layers of a ``connect``, ``fit`` or ``evaluate`` output folder."""
     folder = Path(path[0] if isinstance(path, list) else path)

@@ -102,6 +102,8 @@ def volume_layer(
         "metadata": metadata,
         **kwargs,
     }
+    if volume.voxel_size is None:  # read without one: its scale is 1 pixel, not 1 µm
+        attributes["units"] = ("pixel",) * volume.data.ndim
     return volume.data, attributes, layer_type
 
 

@@ -147,6 +147,7 @@ class CorrectMotionWidget(_LayerWidget):
             "name": output_name(self._context["name"], " registered"),
             "scale": tuple(layer.scale),
             "translate": tuple(layer.translate),
+            "units": tuple(str(unit) for unit in layer.units),
             "metadata": {**layer.metadata, "motion_shifts_um": result.shifts_um},
             "colormap": layer.colormap.name,
         }
@@ -155,6 +156,7 @@ class CorrectMotionWidget(_LayerWidget):
             f"largest shift {np.abs(result.shifts_um).max():.2f} µm; "
             f"{int(result.outliers.sum())} outlier frame(s)."
         )
+        self.note_unset_voxel_size(self._context["name"])
         if self._plot_dock.value:
             self.show_plot(result)
 

@@ -17,6 +17,7 @@ from napari_mesoscale.io import (
 )
 from napari_mesoscale.napari._contract import metadata_dict
 from napari_mesoscale.napari._layers import LayerDataTuple, points_layer, volume_layer
+from napari_mesoscale.napari._units import in_micrometres
 
 _LABEL_HINTS = ("label", "somata", "roi", "domain", "motif", "mask")
 
@@ -77,6 +78,7 @@ def get_volume_reader(path: str | list[str]) -> Callable[[Any], list[LayerDataTu
     return read_volume_layers
 
 
+@in_micrometres
 def read_volume_layers(path: str | list[str]) -> list[LayerDataTuple]:
     """Read each volume as an Image (or Labels, for integer label volumes) with its scale."""
     paths = path if isinstance(path, list) else [path]
@@ -95,6 +97,7 @@ def _guess_layer_type(name: str, data: Any) -> str:
     return "image"
 
 
+@in_micrometres
 def read_bundle_layers(path: str) -> list[LayerDataTuple]:
     """Restore the layers saved in a results bundle.
 

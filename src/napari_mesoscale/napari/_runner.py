@@ -61,6 +61,12 @@ from qtpy.QtWidgets import QSizePolicy
 
 from napari_mesoscale.napari import _contract
 from napari_mesoscale.napari._docks import tab_when_docked, unproxied
+from napari_mesoscale.napari._units import (
+    MICROMETRE,
+    has_voxel_size,
+    spatial_unit,
+    with_units,
+)
 from napari_mesoscale.progress import Cancelled
 
 if TYPE_CHECKING:
@@ -192,15 +198,33 @@ class CoreTaskWidget(Container):
         self._status.value = message
         self._result_warning = message
 
+    def note_unset_voxel_size(self, name: str) -> None:
+        """Add to the status that layer ``name`` has no voxel size, when it has none (scale 1
+        and no unit, as a TIFF opened with napari's own reader): the run read it as 1 µm."""
+        layer = self._viewer.layers[name] if name in self._viewer.layers else None
+        if layer is None or has_voxel_size(layer):
+            return
+        self._status.value += (
+            f" {name!r} has no voxel size (scale 1, no unit), so its voxels were taken as 1 µm; "
+            f"if they are not, set its scale in µm (console: viewer.layers[{name!r}].scale = …) "
+            "and run again."
+        )
+
     def replace_layers(
-        self, layers: list[tuple[Any, dict[str, Any], str]], key: Any = None
+        self, layers: list[tuple[Any, dict[str, Any], str]], key: Any = None,
+        *, like: str | None = None,
     ) -> list[Any]:
         """Add layer-data tuples, replacing what this widget added before under the same key.
 
         ``key`` names the input and method (e.g. ``("em", "classical")``); layers of other keys,
         and layers the widget did not add, are never removed: a name they hold is made unique
-        with a ``_2``, ``_3``… suffix (and references to it in ``roi_labels`` follow).
+        with a ``_2``, ``_3``… suffix (and references to it in ``roi_labels`` follow). The new
+        layers' spatial axes are in µm, or in the unit of the layer named ``like`` (the input).
         """
+        unit = MICROMETRE
+        if like is not None and like in self._viewer.layers:
+            unit = spatial_unit(self._viewer.layers[like])
+        layers = with_units(layers, unit)
         earlier = [layer for layer in self._added.pop(key, []) if layer in self._viewer.layers]
         kept = self._user_edits.kept(earlier)  # the user's now: a rerun must not discard them
         self._kept_layers += [(layer.name, self._user_edits.changed(layer)) for layer in kept]

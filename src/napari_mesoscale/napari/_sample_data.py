@@ -17,6 +17,7 @@ from napari_mesoscale.napari._layers import (
     points_layer,
     volume_layer,
 )
+from napari_mesoscale.napari._units import in_micrometres
 
 SAMPLE_FILES = {
     "calcium": "toy_calcium.ome.tif",
@@ -41,6 +42,7 @@ def sample_path(key: str) -> Path:
     return path
 
 
+@in_micrometres
 def calcium_sample() -> list[LayerDataTuple]:
     """The toy brain's calcium movie (T, Z, Y, X) with its voxel size in µm."""
     movie = read_volume(sample_path("calcium"))
@@ -50,6 +52,7 @@ def calcium_sample() -> list[LayerDataTuple]:
     return [layer]
 
 
+@in_micrometres
 def em_sample() -> list[LayerDataTuple]:
     """The toy brain's EM-like volume with its ground-truth somata."""
     em = read_volume(sample_path("em"))
@@ -60,6 +63,7 @@ def em_sample() -> list[LayerDataTuple]:
     ]
 
 
+@in_micrometres
 def connectome_sample() -> list[LayerDataTuple]:
     """Neurons (coloured by motif), synapses, connections and true somata of the toy brain.
 

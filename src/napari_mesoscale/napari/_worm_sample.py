@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from napari_mesoscale.napari._layers import LayerDataTuple, edge_vectors_layer, points_layer
+from napari_mesoscale.napari._units import in_micrometres
 
 NEURONS_LAYER = "C. elegans neurons"
 SYNAPSES_LAYER = "C. elegans chemical synapses"
@@ -66,6 +67,7 @@ VIEW_DOCK = "C. elegans view"
 FIT_MARGIN = 0.05
 
 
+@in_micrometres
 def worm_sample(source: str = "white_1986", strain: str = "wt") -> list[LayerDataTuple]:
     """Worm neurons (Points coloured by class), chemical synapses (Vectors, hidden), atlas as
     features; the viewer that opens it shows the whole worm from its left side in 3D
