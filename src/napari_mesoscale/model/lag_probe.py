@@ -129,10 +129,10 @@ def describe_probe(probe: dict[str, Any]) -> str:
     7 % reads as what it is (below the 10 %), not as a probe that ignored a gain.
     """
     return (
-        f"input lags {probe['lags']} (auto: x[t-1] lowers the linear probe's held-in error by "
-        f"{100 * probe['gain']:.1f} %, 2 from {100 * probe['threshold']:.0f} %; "
-        f"{100 * probe['share']:.1f} % of the cells gain half, 2 from "
-        f"{100 * probe['share_threshold']:.0f} %)"
+        f"input lags {probe['lags']} (auto: adding x[t-1] lowers the linear probe's held-in "
+        f"error by {100 * probe['gain']:.1f} % (2 lags from {100 * probe['threshold']:.0f} %) "
+        f"and at least halves it for {100 * probe['share']:.1f} % of the cells (2 lags from "
+        f"{100 * probe['share_threshold']:.0f} %))"
     )
 
 

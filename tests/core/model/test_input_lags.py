@@ -281,8 +281,8 @@ def test_describe_probe_says_the_levels_that_pick_two():
 
     probe = {"lags": 1, "gain": 0.072, "threshold": 0.1, "share": 0.03, "share_threshold": 0.05}
     assert describe_probe(probe) == (
-        "input lags 1 (auto: x[t-1] lowers the linear probe's held-in error by 7.2 %, 2 from "
-        "10 %; 3.0 % of the cells gain half, 2 from 5 %)"
+        "input lags 1 (auto: adding x[t-1] lowers the linear probe's held-in error by 7.2 % "
+        "(2 lags from 10 %) and at least halves it for 3.0 % of the cells (2 lags from 5 %))"
     )
 
 
