@@ -38,6 +38,17 @@ def test_correct_motion_widget_adds_layer_and_plot(make_napari_viewer, qtbot):
     assert "correct_motion(" in widget.last_call
     plot = widget.plot
     assert plot is not None and len(plot.axes.get_lines()) >= 3
+    # one legend, above the axes: two legends inside them hid the curves' jumps
+    legend = plot.axes.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "shift z", "shift y", "shift x", "max patch", "quality", "outlier"
+    ]
+    assert plot.quality_axes.get_legend() is None
+    plot.canvas.draw()
+    renderer = plot.figure.canvas.get_renderer()
+    legend_box = legend.get_window_extent(renderer)
+    assert legend_box.y0 >= plot.axes.get_window_extent(renderer).y1 - 1
+    assert legend_box.x0 >= 0 and legend_box.x1 <= plot.figure.bbox.width + 1  # not cut off
     viewer.dims.set_current_step(0, 7)
     qtbot.waitUntil(lambda: plot.frame == 7, timeout=5_000)
 

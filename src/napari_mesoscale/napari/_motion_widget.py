@@ -39,6 +39,10 @@ def _source_path(layer: Any) -> str | None:
     return None if path in (None, "") else str(path)
 
 
+#: plot width (pixels) from which the legend's six entries fit in one row
+_ONE_ROW_LEGEND_WIDTH = 480
+
+
 class MotionPlot(_PlotDock):
     """Rigid shifts and quality per frame; a marker follows the current frame."""
 
@@ -59,7 +63,6 @@ class MotionPlot(_PlotDock):
             self.axes.plot(frames, table["max_block_shift_um"], ":", lw=1, label="max patch")
         self.axes.set_xlabel("frame")
         self.axes.set_ylabel("shift (µm)")
-        self.axes.legend(fontsize=7, loc="upper left")
         self.quality_axes.plot(frames, result.quality, color="black", lw=0.8, label="quality")
         bad = np.flatnonzero(result.outliers)
         self.quality_axes.plot(bad, result.quality[bad], "rx", label="outlier")
@@ -67,7 +70,17 @@ class MotionPlot(_PlotDock):
         self.quality_axes.yaxis.tick_right()
         self.quality_axes.yaxis.set_label_position("right")
         self.quality_axes.set_ylabel("quality (r)")
-        self.quality_axes.legend(fontsize=7, loc="upper right")
+        # one legend in a row above the axes: two inside them hid the curves' jumps
+        shifts, quality = self.axes.get_legend_handles_labels(), (
+            self.quality_axes.get_legend_handles_labels()
+        )
+        entries = len(shifts[0]) + len(quality[0])
+        one_row = self.canvas.width() >= _ONE_ROW_LEGEND_WIDTH
+        self.axes.legend(
+            shifts[0] + quality[0], shifts[1] + quality[1], fontsize=7, frameon=False,
+            ncol=entries if one_row else (entries + 1) // 2, loc="lower center",
+            bbox_to_anchor=(0.5, 1.0), handlelength=1.5, columnspacing=1.0,
+        )
         self._marker = self.axes.axvline(0, color="grey", lw=0.8, ls="--")
         self.canvas.draw_idle()
 
