@@ -56,6 +56,16 @@ def test_calcium_widget_adds_points_labels_and_traces(make_napari_viewer, qtbot,
     qtbot.waitUntil(lambda: plot.shown == [2], timeout=5_000)
     line = plot.axes.get_lines()[0]
     np.testing.assert_allclose(line.get_ydata(), result.dff[:, 2])
+    assert plot.axes.get_ylabel() == "dF/F"
+    # a dashed line marks the time slider's frame, as in Fit's trace dock
+    viewer.dims.set_current_step(0, 40)
+    qtbot.waitUntil(lambda: plot.frame == 40, timeout=5_000)
+    marker = plot.axes.get_lines()[-1]
+    frame_rate = widget.last_result.parameters.get("frame_rate") or 1.0
+    assert marker.get_linestyle() == "--" and marker.get_xdata()[0] == 40 / frame_rate
+    points.selected_data = {3}  # a new selection keeps the marker where the slider is
+    qtbot.waitUntil(lambda: plot.shown == [3], timeout=5_000)
+    assert plot.axes.get_lines()[-1].get_xdata()[0] == 40 / frame_rate
     # a second run replaces the layers
     widget.start()
     qtbot.waitUntil(lambda: not widget.is_running, timeout=120_000)

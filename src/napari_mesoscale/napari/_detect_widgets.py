@@ -211,6 +211,7 @@ class DetectPointSourcesWidget(_LayerWidget):
             self._motion,
             self._trace_dock,
         )
+        viewer.dims.events.current_step.connect(self._follow_time)
         self._prefer_registered()  # docked after Correct motion ran
 
     def _movie_choices(self, *_: Any) -> list[str]:
@@ -310,8 +311,21 @@ class DetectPointSourcesWidget(_LayerWidget):
             except Exception:  # noqa: BLE001 - headless viewers without a window
                 pass
         frame_rate = result.parameters.get("frame_rate")
-        self._plot.follow(points, result.activity, frame_rate=frame_rate)
+        self._plot.follow(
+            points, result.activity, frame_rate=frame_rate, frame=self._current_frame(),
+            ylabel="dF/F",
+        )
         return self._plot
+
+    def _current_frame(self) -> int | None:
+        """The time slider's frame, when the viewer's first axis is time."""
+        dims = self._viewer.dims
+        return int(dims.current_step[0]) if dims.axis_labels[:1] == ("t",) else None
+
+    def _follow_time(self, *_: Any) -> None:
+        frame = self._current_frame()
+        if self._plot is not None and frame is not None:
+            self._plot.mark_frame(frame)
 
 
 # -- EM ---------------------------------------------------------------------------------------

@@ -142,6 +142,10 @@ class TracePlot(_PlotDock):
         self.activity: np.ndarray | None = None
         self.predicted: dict[str, np.ndarray] = {}
         self.frame_rate: float | None = None
+        #: the frame marked by a dashed line (napari's time slider), None for no marker
+        self.frame: int | None = None
+        #: the y-axis label, e.g. "dF/F"
+        self.ylabel = "activity"
         self.shown: list[int] = []
         self._marker = None
         self._legend_title = ""
@@ -157,16 +161,21 @@ class TracePlot(_PlotDock):
         *,
         predicted: dict[str, np.ndarray] | None = None,
         frame_rate: float | None = None,
+        frame: int | None = None,
+        ylabel: str = "activity",
     ) -> None:
         """Show the cells selected in ``layer``, a Points layer whose rows are the columns of
-        ``activity`` (T, N); follows later selections."""
+        ``activity`` (T, N); follows later selections. ``frame`` is marked (see
+        :meth:`mark_frame`)."""
         self._disconnect()
         self.layer = layer
         self.activity = np.asarray(activity)
         self.predicted = dict(predicted or {})
         self.frame_rate = frame_rate
+        self.frame = frame
+        self.ylabel = ylabel
         layer.selected_data.events.items_changed.connect(self._on_selection)
-        self.show_cells(sorted(layer.selected_data))
+        self.show_cells(sorted(layer.selected_data), frame=frame)
 
     def show_cell(
         self,
@@ -204,7 +213,7 @@ class TracePlot(_PlotDock):
         if single:
             self._plot_predictions(time, self.shown[0])
         self.axes.set_xlabel("frame" if not self.frame_rate else "time (s)")
-        self.axes.set_ylabel("activity")
+        self.axes.set_ylabel(self.ylabel)
         self._legend_above(title or ", ".join(map(self._cell_name, self.shown)))
         if frame is not None:
             self._marker = self.axes.axvline(
@@ -253,6 +262,7 @@ class TracePlot(_PlotDock):
 
     def mark_frame(self, frame: int) -> None:
         """Move the current-frame marker (follows napari's time slider)."""
+        self.frame = int(frame)
         if self._marker is not None:
             position = self._to_time(frame)
             self._marker.set_xdata([position, position])
@@ -278,7 +288,7 @@ class TracePlot(_PlotDock):
 
     def _on_selection(self, *_: Any) -> None:
         if self.layer is not None:
-            self.show_cells(sorted(self.layer.selected_data))
+            self.show_cells(sorted(self.layer.selected_data), frame=self.frame)
 
     def _disconnect(self) -> None:
         if self.layer is None:
