@@ -80,6 +80,16 @@ def test_fit_widget_paints_domains_motifs_and_predictions(sample_viewer, qtbot, 
     widget.select_domain_row(0)
     chosen = fit.domains.iloc[0]["domain"]
     assert cells.selected_data == set(np.flatnonzero(fit.domain_labels == chosen).tolist())
+    # a click on the "size" header sorts the rows by size (as numbers), and a sorted row
+    # still selects its own domain's cells
+    _click_header(qtbot, widget.domain_table, "size")
+    _click_header(qtbot, widget.domain_table, "size")  # the second click: largest first
+    sizes = [float(widget.domain_table.item(r, 2).text()) for r in range(len(fit.domains))]
+    assert sizes == sorted(fit.domains["size"].astype(float), reverse=True)
+    widget.select_domain_row(0)
+    largest = int(widget.domain_table.item(0, 0).text())
+    assert cells.selected_data == set(np.flatnonzero(fit.domain_labels == largest).tolist())
+    assert len(cells.selected_data) == sizes[0]
     # the trace dock shows the selected cell and follows the time slider
     assert set(widget.trace_plot.shown) <= cells.selected_data
     viewer.dims.set_current_step(0, 120)
@@ -93,6 +103,15 @@ def test_fit_widget_paints_domains_motifs_and_predictions(sample_viewer, qtbot, 
     paths = widget.save_plots(tmp_path)
     assert all(p.stat().st_size > 1000 for p in paths)
     assert n == activity.shape[1]
+
+
+def _click_header(qtbot, table, name: str) -> None:
+    from qtpy.QtCore import QPoint, Qt
+
+    header = table.horizontalHeader()
+    column = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())].index(name)
+    x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
+    qtbot.mouseClick(header.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 5))
 
 
 @pytest.mark.viewer

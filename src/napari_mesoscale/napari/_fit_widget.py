@@ -33,6 +33,7 @@ from magicgui.widgets import (
     FileEdit,
     SpinBox,
 )
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem
 
 from napari_mesoscale.napari import _contract
@@ -466,16 +467,22 @@ class FitWidget(CoreTaskWidget):
         self._docks_added = True
 
     def _fill_domain_table(self, domains: pd.DataFrame) -> None:
+        """One row per domain; a click on a column's header sorts by it (numbers as numbers),
+        and each row keeps its domain's id, so a sorted row still selects its own cells."""
         columns = [c for c in ("domain", "motif", "size", "local_loss") if c in domains]
         columns += [c for c in domains.columns if c not in columns and c != "centre"][:3]
-        self.domain_table.clear()
-        self.domain_table.setColumnCount(len(columns))
-        self.domain_table.setRowCount(len(domains))
-        self.domain_table.setHorizontalHeaderLabels(columns)
-        for row, record in enumerate(domains[columns].itertuples(index=False)):
+        table = self.domain_table
+        table.setSortingEnabled(False)  # sorting while filling would move rows under the loop
+        table.clear()
+        table.setColumnCount(len(columns))
+        table.setRowCount(len(domains))
+        table.setHorizontalHeaderLabels(columns)
+        for row, (domain, record) in enumerate(
+            zip(domains["domain"], domains[columns].itertuples(index=False), strict=True)
+        ):
             for column, value in enumerate(record):
-                text = f"{value:.4g}" if isinstance(value, float) else str(value)
-                self.domain_table.setItem(row, column, QTableWidgetItem(text))
+                table.setItem(row, column, _TableValue(value, domain))
+        table.setSortingEnabled(True)
 
     def _select_domain_cells(self) -> None:
         if self.report is None:
@@ -483,7 +490,7 @@ class FitWidget(CoreTaskWidget):
         rows = sorted({index.row() for index in self.domain_table.selectedIndexes()})
         if not rows:
             return
-        chosen = self.report.fit.domains.iloc[rows]["domain"].to_numpy()
+        chosen = [self.domain_table.item(row, 0).data(_DOMAIN_ROLE) for row in rows]
         cells = np.flatnonzero(np.isin(self.report.fit.domain_labels, chosen))
         layer = self._inputs["layer"]
         layer.selected_data = set(cells.tolist())
@@ -527,3 +534,26 @@ class FitWidget(CoreTaskWidget):
         self.loss_plot.save(str(paths[0]))
         self.trace_plot.save(str(paths[1]))
         return paths
+
+
+#: where a domain table's item keeps the id of its row's domain
+_DOMAIN_ROLE = Qt.ItemDataRole.UserRole
+_VALUE_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class _TableValue(QTableWidgetItem):
+    """A cell of the domain table: shown to 4 digits, sorted by its number (as text, "10"
+    came before "9"), and carrying its row's domain id."""
+
+    def __init__(self, value: Any, domain: Any) -> None:
+        number = isinstance(value, int | float | np.integer | np.floating)
+        text = f"{value:.4g}" if isinstance(value, float | np.floating) else str(value)
+        super().__init__(text)
+        self.setData(_VALUE_ROLE, float(value) if number else None)
+        self.setData(_DOMAIN_ROLE, int(domain))
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine, theirs = self.data(_VALUE_ROLE), other.data(_VALUE_ROLE)
+        if mine is not None and theirs is not None:
+            return bool(mine < theirs)
+        return super().__lt__(other)
