@@ -436,13 +436,12 @@ class UserEdits:
     def watch(self, layer: Any) -> None:
         """Start watching ``layer``, as it is now (just added)."""
         self._names[layer] = layer.name
-        edited = self._edited
         if isinstance(layer, Image):  # an image output is never edited by hand
             return
         for name in ("data", "paint"):
             emitter = getattr(layer.events, name, None)
             if emitter is not None:
-                emitter.connect(partial(_mark_edited, edited, weakref.ref(layer)))
+                emitter.connect(partial(_mark_edited, self._edited, weakref.ref(layer)))
 
     def changed(self, layer: Any) -> bool:
         """Whether the user renamed or edited ``layer`` since :meth:`watch`."""

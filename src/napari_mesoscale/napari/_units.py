@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from napari_mesoscale.napari._layers import LayerDataTuple
+
 MICROMETRE = "micrometer"
 #: napari's unit of an axis without one (here: time, counted in frames)
 NO_UNIT = "pixel"
 SPATIAL_AXES = ("z", "y", "x")
-
-LayerDataTuple = tuple[Any, dict[str, Any], str]
 
 
 def with_units(layers: list[LayerDataTuple], spatial: str = MICROMETRE) -> list[LayerDataTuple]:
